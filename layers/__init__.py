@@ -1,0 +1,39 @@
+"""layers: the OCI image model and everything pybuild keeps on local disk.
+
+The bottom of the import graph: imports only the standard library and zstandard/isal.
+Public names are re-exported here; submodules are private in spirit.
+"""
+
+from .descriptor import Descriptor, Platform
+from .digest import Digest, VerifyingReader
+from .errors import (
+    AlreadyExists,
+    IntegrityError,
+    InvalidDigest,
+    InvalidDocument,
+    InvalidInput,
+    InvalidReference,
+    LayerError,
+    NotFound,
+    PybuildError,
+    StoreError,
+)
+from .mediatype import MediaType
+
+__all__ = [
+    "AlreadyExists",
+    "Descriptor",
+    "Digest",
+    "IntegrityError",
+    "InvalidDigest",
+    "InvalidDocument",
+    "InvalidInput",
+    "InvalidReference",
+    "LayerError",
+    "MediaType",
+    "NotFound",
+    "Platform",
+    "PybuildError",
+    "StoreError",
+    "VerifyingReader",
+]

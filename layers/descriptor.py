@@ -1,0 +1,165 @@
+"""Content descriptors and platforms (OCI image-spec ``descriptor.md``, ``image-index.md``)."""
+
+from __future__ import annotations
+
+import platform as _platform
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .digest import Digest
+from .errors import InvalidDigest, InvalidDocument
+
+__all__ = ["Descriptor", "Platform", "frozen_map", "require"]
+
+
+def frozen_map(value: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """A mapping as a sorted tuple of pairs, so it can live in a frozen, hashable value."""
+    return tuple(sorted((value or {}).items()))
+
+
+def require(obj: Mapping[str, Any], key: str, kind: str, where: str, typ: type | tuple[type, ...]) -> Any:
+    """``obj[key]`` checked for presence and type, else :class:`InvalidDocument` naming ``where.key``."""
+    path = f"{where}.{key}" if where else key
+    if key not in obj:
+        raise InvalidDocument(kind, path, "is required")
+    value = obj[key]
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        name = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise InvalidDocument(kind, path, f"must be {name}, got {type(value).__name__}")
+    return value
+
+
+def _optional_str_map(obj: Mapping[str, Any], key: str, kind: str, where: str) -> dict[str, str]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    path = f"{where}.{key}" if where else key
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidDocument(kind, path, "must be an object of strings")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """``os/architecture[/variant]`` plus optional os.version and os.features."""
+
+    os: str
+    architecture: str
+    variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "Platform":
+        """Parse ``os/arch[/variant]`` as given to ``--platform``."""
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            from .errors import InvalidInput
+
+            raise InvalidInput(f"invalid platform {text!r}: want os/arch[/variant]")
+        return cls(parts[0], _normalize_arch(parts[1]), parts[2] if len(parts) == 3 else "")
+
+    @classmethod
+    def host(cls) -> "Platform":
+        """The platform of this machine."""
+        return cls("linux", _normalize_arch(_platform.machine()))
+
+    @classmethod
+    def from_dict(cls, obj: Any, kind: str = "descriptor", where: str = "platform") -> "Platform":
+        if not isinstance(obj, dict):
+            raise InvalidDocument(kind, where, "must be an object")
+        feats = obj.get("os.features") or []
+        if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
+            raise InvalidDocument(kind, f"{where}.os.features", "must be a list of strings")
+        return cls(
+            os=require(obj, "os", kind, where, str),
+            architecture=require(obj, "architecture", kind, where, str),
+            variant=obj.get("variant") or "",
+            os_version=obj.get("os.version") or "",
+            os_features=tuple(feats),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
+        if self.os_version:
+            out["os.version"] = self.os_version
+        if self.os_features:
+            out["os.features"] = list(self.os_features)
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
+    def matches(self, want: "Platform") -> bool:
+        """True when this platform satisfies ``want`` (an empty variant in ``want`` matches any)."""
+        if self.os != want.os or _normalize_arch(self.architecture) != want.architecture:
+            return False
+        return not want.variant or self.variant == want.variant
+
+    def __str__(self) -> str:
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+
+def _normalize_arch(arch: str) -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}.get(arch, arch)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A typed pointer to content: media type, digest, size (+ urls, annotations, platform)."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    urls: tuple[str, ...] = ()
+    annotations: tuple[tuple[str, str], ...] = field(default=())
+    platform: Platform | None = None
+    artifact_type: str = ""
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError("descriptor size must be >= 0")
+
+    @property
+    def annotation_map(self) -> dict[str, str]:
+        return dict(self.annotations)
+
+    @classmethod
+    def from_dict(cls, obj: Any, kind: str = "descriptor", where: str = "") -> "Descriptor":
+        """Parse a descriptor object; errors name ``where`` (e.g. ``layers[1]``) and the field."""
+        if not isinstance(obj, dict):
+            raise InvalidDocument(kind, where, "must be an object")
+        media_type = require(obj, "mediaType", kind, where, str)
+        raw_digest = require(obj, "digest", kind, where, str)
+        try:
+            digest = Digest.parse(raw_digest)
+        except InvalidDigest as exc:
+            raise InvalidDocument(kind, f"{where}.digest" if where else "digest", str(exc)) from None
+        size = require(obj, "size", kind, where, int)
+        if size < 0:
+            raise InvalidDocument(kind, f"{where}.size" if where else "size", "must be >= 0")
+        urls = obj.get("urls") or []
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise InvalidDocument(kind, f"{where}.urls", "must be a list of strings")
+        plat = obj.get("platform")
+        return cls(
+            media_type=media_type,
+            digest=digest,
+            size=size,
+            urls=tuple(urls),
+            annotations=frozen_map(_optional_str_map(obj, "annotations", kind, where)),
+            platform=Platform.from_dict(plat, kind, f"{where}.platform") if plat is not None else None,
+            artifact_type=obj.get("artifactType") or "",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        if self.urls:
+            out["urls"] = list(self.urls)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.platform is not None:
+            out["platform"] = self.platform.to_dict()
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        return out
