@@ -87,21 +87,19 @@ class VerifyingReader:
         self._done = False
 
     def read(self, n: int = -1) -> bytes:
-        if self._done:
+        if self._done or n == 0:
             return b""
         if self._size is not None:
             # Never read more than size + 1 bytes from the source (SECURITY.md case 14).
             left = self._size + 1 - self._count
             n = left if n is None or n < 0 else min(n, left)
-        chunk = self._raw.read(n) if n != 0 else b""
+        chunk = self._raw.read(n)
         if chunk:
             self._count += len(chunk)
             if self._size is not None and self._count > self._size:
                 raise IntegrityError(f"{self._what} {self._digest}: more than the expected {self._size} bytes")
             self._hash.update(chunk)
             return chunk
-        if n == 0 and self._size is not None and self._count < self._size + 1:
-            return b""
         self._finish()
         return b""
 
