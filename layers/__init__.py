@@ -37,3 +37,21 @@ __all__ = [
     "StoreError",
     "VerifyingReader",
 ]
+
+# -- image model (manifest, index, config, reference) -------------------------------------------
+from .config import ContainerConfig, Healthcheck, History, ImageConfig, RootFS  # noqa: E402
+from .index import Index  # noqa: E402
+from .manifest import Manifest, parse_document  # noqa: E402
+from .reference import Reference  # noqa: E402
+
+__all__ += [
+    "ContainerConfig",
+    "Healthcheck",
+    "History",
+    "ImageConfig",
+    "Index",
+    "Manifest",
+    "Reference",
+    "RootFS",
+    "parse_document",
+]

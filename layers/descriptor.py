@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .digest import Digest
 from .errors import InvalidDigest, InvalidDocument
 
-__all__ = ["Descriptor", "Platform", "frozen_map", "require"]
+__all__ = ["Descriptor", "Platform", "frozen_map", "require", "valid_media_type"]
+
+# RFC 6838 type/subtype, as image-spec's defs-descriptor.json writes it.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
+
+
+def valid_media_type(value: str) -> bool:
+    """True when ``value`` is an RFC 6838 ``type/subtype`` (no parameters, no whitespace)."""
+    return bool(_MEDIA_TYPE.fullmatch(value))
+
+
+def _path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _optional_str(obj: Mapping[str, Any], key: str, kind: str, where: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidDocument(kind, _path(where, key), f"must be a string, got {type(value).__name__}")
+    return value
 
 
 def frozen_map(value: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
@@ -33,7 +55,7 @@ def _optional_str_map(obj: Mapping[str, Any], key: str, kind: str, where: str) -
     value = obj.get(key)
     if value is None:
         return {}
-    path = f"{where}.{key}" if where else key
+    path = _path(where, key)
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise InvalidDocument(kind, path, "must be an object of strings")
     return value
@@ -70,12 +92,12 @@ class Platform:
             raise InvalidDocument(kind, where, "must be an object")
         feats = obj.get("os.features") or []
         if not isinstance(feats, list) or not all(isinstance(f, str) for f in feats):
-            raise InvalidDocument(kind, f"{where}.os.features", "must be a list of strings")
+            raise InvalidDocument(kind, _path(where, "os.features"), "must be a list of strings")
         return cls(
             os=require(obj, "os", kind, where, str),
             architecture=require(obj, "architecture", kind, where, str),
-            variant=obj.get("variant") or "",
-            os_version=obj.get("os.version") or "",
+            variant=_optional_str(obj, "variant", kind, where),
+            os_version=_optional_str(obj, "os.version", kind, where),
             os_features=tuple(feats),
         )
 
@@ -130,26 +152,31 @@ class Descriptor:
         if not isinstance(obj, dict):
             raise InvalidDocument(kind, where, "must be an object")
         media_type = require(obj, "mediaType", kind, where, str)
+        if not valid_media_type(media_type):
+            raise InvalidDocument(kind, _path(where, "mediaType"), f"{media_type[:80]!r} is not a media type")
         raw_digest = require(obj, "digest", kind, where, str)
         try:
             digest = Digest.parse(raw_digest)
         except InvalidDigest as exc:
-            raise InvalidDocument(kind, f"{where}.digest" if where else "digest", str(exc)) from None
+            raise InvalidDocument(kind, _path(where, "digest"), str(exc)) from None
         size = require(obj, "size", kind, where, int)
-        if size < 0:
-            raise InvalidDocument(kind, f"{where}.size" if where else "size", "must be >= 0")
+        if not 0 <= size < 1 << 63:
+            raise InvalidDocument(kind, _path(where, "size"), f"must be between 0 and 2**63-1, got {size}")
         urls = obj.get("urls") or []
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise InvalidDocument(kind, f"{where}.urls", "must be a list of strings")
+            raise InvalidDocument(kind, _path(where, "urls"), "must be a list of strings")
         plat = obj.get("platform")
+        artifact_type = _optional_str(obj, "artifactType", kind, where)
+        if artifact_type and not valid_media_type(artifact_type):
+            raise InvalidDocument(kind, _path(where, "artifactType"), f"{artifact_type[:80]!r} is not a media type")
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
             urls=tuple(urls),
             annotations=frozen_map(_optional_str_map(obj, "annotations", kind, where)),
-            platform=Platform.from_dict(plat, kind, f"{where}.platform") if plat is not None else None,
-            artifact_type=obj.get("artifactType") or "",
+            platform=Platform.from_dict(plat, kind, _path(where, "platform")) if plat is not None else None,
+            artifact_type=artifact_type,
         )
 
     def to_dict(self) -> dict[str, Any]:
