@@ -1,0 +1,560 @@
+"""Container lifecycle operations: the library under ``pybuild run -d``, ``ps``, ``stop``, ``rm``...
+
+Every function takes a :class:`runner.state.ContainerStore` and a container reference (name, full
+id or unique id prefix). State moves go through the state machine in :mod:`runner.state`; an
+operation that does not fit the current state raises :class:`runner.state.InvalidState` with a
+message such as ``container web1 is not running``.
+
+Signals go to the container's PID 1 as seen from the host (``state.pid``, recorded by the shim).
+``stop`` writes the ``stop-requested`` marker first so the shim does not restart what the user
+stopped, sends the stop signal, waits, then SIGKILLs; the shim records the exit. Pause and unpause
+use the freezer cgroup of PID 1 (v1 ``freezer.state``, v2 ``cgroup.freeze``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+import time
+from dataclasses import dataclass, replace
+
+from layers.errors import InvalidInput, PybuildError
+
+from . import state as st
+from .state import ContainerConfig, ContainerState, ContainerStore, InvalidState
+
+__all__ = [
+    "create", "start", "stop", "kill", "remove", "pause", "unpause", "restart", "wait", "inspect",
+    "list_containers", "top", "stats", "rename", "prune", "parse_signal", "release_resources",
+    "ContainerInfo", "Stats",
+]
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    config: ContainerConfig
+    state: ContainerState
+
+
+def parse_signal(text: str | int) -> int:
+    """``SIGTERM``, ``TERM``, ``term`` or ``15`` -> 15; raise InvalidInput for anything else."""
+    if isinstance(text, int):
+        return text
+    t = str(text).strip().upper()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n < 65:
+            return n
+    else:
+        name = t if t.startswith("SIG") else "SIG" + t
+        sig = getattr(_signal.Signals, name, None) if name in _signal.Signals.__members__ else None
+        if sig is not None:
+            return int(sig)
+    raise InvalidInput(f"invalid signal {text!r}: use a name such as SIGTERM or a number")
+
+
+def _name(cfg: ContainerConfig) -> str:
+    return cfg.name
+
+
+# ---------------------------------------------------------------------------------------------
+# create / start
+
+def create(store: ContainerStore, config: ContainerConfig) -> ContainerConfig:
+    """Record a new container in state ``created``. ``config.id`` must be fresh (see :func:`state.new_id`)."""
+    from .shim import parse_restart_policy
+
+    parse_restart_policy(config.restart_policy)      # reject a bad policy before anything is written
+    if config.auto_remove and config.restart_policy not in ("no", ""):
+        raise InvalidInput("--rm and --restart cannot be combined: a removed container cannot restart")
+    return store.create(config)
+
+
+def start(store: ContainerStore, ref: str) -> ContainerInfo:
+    """Start a created or exited container under a fresh shim; return once its process runs."""
+    from .shim import spawn
+
+    cfg = store.resolve(ref)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.status in (st.RUNNING, st.PAUSED):
+            raise InvalidState(f"container {cfg.name} is already {cur.status}", current=cur.status,
+                               wanted=st.RUNNING)
+        if cur.restarting or store.shim_pid(cfg.id) is not None:
+            raise InvalidState(f"container {cfg.name} is restarting: stop it first", current=cur.status,
+                               wanted=st.RUNNING)
+        st.check_transition(cfg.name, cur.status, st.RUNNING)
+        # a record left 'running' by a lost shim (reboot) is settled as exited before the new run
+        store.write_state(cfg.id, replace(cur, restarting=False, error=""))
+        store.request_stop(cfg.id, False)
+    spawn(store.root, store.state_dir, cfg.id)
+    return ContainerInfo(cfg, store.status(cfg.id))
+
+
+# ---------------------------------------------------------------------------------------------
+# signals, stop, wait
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> ContainerConfig:
+    """Send ``sig`` to the container's PID 1. The shim will not restart a container killed this way."""
+    signum = parse_signal(sig)
+    cfg = store.resolve(ref)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.status not in (st.RUNNING, st.PAUSED) or cur.pid <= 0:
+            raise InvalidState(f"container {cfg.name} is not running", current=cur.status)
+        if signum in (_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
+            store.request_stop(cfg.id)
+        _signal_pid(cur.pid, signum)
+        if cur.status == st.PAUSED:
+            _freeze(cur.pid, False)       # a frozen task only takes the signal once thawed
+    return cfg
+
+
+def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll: float = 0.05,
+         for_shim: bool = True) -> int:
+    """Block until the container is not running (and its shim is done); return its exit code."""
+    cfg = store.resolve(ref)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            cur = store.status(cfg.id)
+        except st.ContainerNotFound:
+            return 0 if not for_shim else _removed_code(cfg)
+        shim_alive = store.shim_pid(cfg.id) is not None
+        if cur.status in (st.EXITED, st.CREATED, st.DEAD) and not cur.restarting and \
+                (not for_shim or not shim_alive):
+            return cur.exit_code
+        if deadline is not None and time.monotonic() >= deadline:
+            raise PybuildError(f"container {cfg.name}: still {cur.status} after {timeout:.0f}s")
+        time.sleep(poll)
+
+
+def _removed_code(cfg: ContainerConfig) -> int:
+    return 0
+
+
+def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerConfig:
+    """Send the stop signal, wait up to ``timeout`` (default: the container's), then SIGKILL; wait for exit.
+
+    Stopping a container that is not running is not an error (Docker's behaviour); a restart in
+    back-off is cancelled.
+    """
+    cfg = store.resolve(ref)
+    t = cfg.stop_timeout if timeout is None else timeout
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        store.request_stop(cfg.id)
+        if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
+            _signal_pid(cur.pid, parse_signal(cfg.stop_signal))
+            if cur.status == st.PAUSED:
+                _freeze(cur.pid, False)
+    if cur.status not in (st.RUNNING, st.PAUSED) and not cur.restarting:
+        return cfg
+    try:
+        wait(store, cfg.id, timeout=t, for_shim=False)
+    except PybuildError:
+        cur = store.status(cfg.id)
+        if cur.pid > 0:
+            _signal_pid(cur.pid, _signal.SIGKILL)
+    wait(store, cfg.id, timeout=max(30.0, t))
+    return cfg
+
+
+def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerInfo:
+    stop(store, ref, timeout)
+    return start(store, ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# pause / unpause (freezer)
+
+def _cgroup_paths(pid: int) -> dict[str, str]:
+    """controller -> absolute cgroup directory of ``pid`` (v1 controllers and ``""`` for v2)."""
+    out: dict[str, str] = {}
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise PybuildError(f"process {pid} is gone") from None
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        if ctrls == "":
+            base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+            out[""] = base + path
+        for c in ctrls.split(","):
+            if c.startswith("name="):
+                continue
+            if c:
+                d = os.path.join("/sys/fs/cgroup", c)
+                if not os.path.isdir(d):
+                    d = os.path.join("/sys/fs/cgroup", ctrls)
+                out[c] = d + path
+    return out
+
+
+def _freeze(pid: int, frozen: bool) -> None:
+    paths = _cgroup_paths(pid)
+    if "freezer" in paths and os.path.exists(os.path.join(paths["freezer"], "freezer.state")):
+        target = os.path.join(paths["freezer"], "freezer.state")
+        want = b"FROZEN" if frozen else b"THAWED"
+        with open(target, "wb") as f:
+            f.write(want)
+        for _ in range(200):                  # FREEZING -> FROZEN is asynchronous
+            with open(target, "rb") as f:
+                if f.read().strip() == want:
+                    return
+            time.sleep(0.01)
+        raise PybuildError(f"{target}: did not reach {want.decode()}")
+    v2 = paths.get("")
+    if v2 and os.path.exists(os.path.join(v2, "cgroup.freeze")) and v2.rstrip("/") not in (
+            "/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        with open(os.path.join(v2, "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
+        return
+    raise PybuildError(f"process {pid}: no freezer cgroup to {'pause' if frozen else 'unpause'} it with")
+
+
+def pause(store: ContainerStore, ref: str) -> ContainerConfig:
+    cfg = store.resolve(ref)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.status == st.PAUSED:
+            raise InvalidState(f"container {cfg.name} is already paused", current=cur.status)
+        if cur.status != st.RUNNING:
+            raise InvalidState(f"container {cfg.name} is not running", current=cur.status)
+        _freeze(cur.pid, True)
+        store.move(cfg.id, cfg.name, st.PAUSED)
+    return cfg
+
+
+def unpause(store: ContainerStore, ref: str) -> ContainerConfig:
+    cfg = store.resolve(ref)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.status != st.PAUSED:
+            raise InvalidState(f"container {cfg.name} is not paused", current=cur.status)
+        _freeze(cur.pid, False)
+        store.move(cfg.id, cfg.name, st.RUNNING)
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# remove, prune, rename
+
+def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """Free what a container holds outside its record: network attachment. Idempotent."""
+    if cfg.network:
+        from . import network
+
+        teardown = getattr(network, "teardown_container", None)
+        if teardown is not None:
+            teardown(store.root, store.state_dir, cfg)
+
+
+def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: bool = False) -> ContainerConfig:
+    """Remove a container; with ``force`` a running one is killed first. ``volumes``: anonymous
+    volumes (pybuild creates none yet, so there is nothing more to remove)."""
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    if cur.status in (st.RUNNING, st.PAUSED) or cur.restarting:
+        if not force:
+            raise InvalidState(f"container {cfg.name} is {cur.status}: stop it first or use rm -f",
+                               current=cur.status)
+        store.request_stop(cfg.id)
+        if cur.pid > 0:
+            _signal_pid(cur.pid, _signal.SIGKILL)
+            if cur.status == st.PAUSED:
+                _freeze(cur.pid, False)
+    wait(store, cfg.id, timeout=30.0)
+    with store.lock(cfg.id):
+        if store.shim_pid(cfg.id) is not None:
+            raise InvalidState(f"container {cfg.name}: its shim is still running", current=cur.status)
+        release_resources(store, cfg)
+        _cleanup_sandbox(store, cfg)
+    store.remove(cfg.id)
+    return cfg
+
+
+def _cleanup_sandbox(store: ContainerStore, cfg: ContainerConfig) -> None:
+    if cfg.extra.get("launcher") == "host":
+        return
+    try:
+        from . import sandbox
+    except ImportError:
+        return
+    sandbox.cleanup(cfg.id, store.state_dir)
+
+
+def prune(store: ContainerStore) -> list[ContainerConfig]:
+    """Remove every container that is not running; return what was removed."""
+    gone = []
+    for cfg in store.configs():
+        cur = store.status(cfg.id)
+        if cur.status in (st.CREATED, st.EXITED, st.DEAD) and not cur.restarting \
+                and store.shim_pid(cfg.id) is None:
+            gone.append(remove(store, cfg.id))
+    return gone
+
+
+def rename(store: ContainerStore, ref: str, new_name: str) -> ContainerConfig:
+    cfg = store.resolve(ref)
+    return store.rename(cfg.id, new_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# listing, inspect, top, stats
+
+def list_containers(store: ContainerStore, *, all: bool = False,
+                    filters: tuple[str, ...] = ()) -> list[ContainerInfo]:
+    """Containers newest first; only running/paused ones unless ``all``. Filters: ``key=value`` with
+    keys id, name, status, label, ancestor, exited."""
+    parsed = []
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or key not in ("id", "name", "status", "label", "ancestor", "exited"):
+            raise InvalidInput(f"invalid filter {f!r}: use id=, name=, status=, label=, ancestor= or exited=")
+        parsed.append((key, value))
+    out = []
+    for cfg in store.configs():
+        try:
+            cur = store.status(cfg.id)
+        except st.ContainerNotFound:
+            continue
+        if not all and cur.status not in (st.RUNNING, st.PAUSED) and not cur.restarting \
+                and not any(k in ("status", "exited") for k, _ in parsed):
+            continue
+        if all_match(cfg, cur, parsed):
+            out.append(ContainerInfo(cfg, cur))
+    out.sort(key=lambda i: i.config.created, reverse=True)
+    return out
+
+
+def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str, str]]) -> bool:
+    for key, value in filters:
+        if key == "id" and not cfg.id.startswith(value):
+            return False
+        if key == "name" and value not in cfg.name:
+            return False
+        if key == "status" and display_status(cur) != value and cur.status != value:
+            return False
+        if key == "exited" and (cur.status != st.EXITED or str(cur.exit_code) != value):
+            return False
+        if key == "ancestor" and value not in (cfg.image, cfg.image_id):
+            return False
+        if key == "label":
+            k, _, v = value.partition("=")
+            if k not in cfg.labels or (v and cfg.labels[k] != v):
+                return False
+    return True
+
+
+def display_status(cur: ContainerState) -> str:
+    return "restarting" if cur.restarting else cur.status
+
+
+def human_status(cur: ContainerState, now: float | None = None) -> str:
+    """``Up 3 minutes``, ``Exited (1) 2 seconds ago``, ``Created``... as ``docker ps`` shows."""
+    now = time.time() if now is None else now
+
+    def ago(t: float | None) -> str:
+        d = max(0, int(now - (t or now)))
+        for unit, secs in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if d >= secs:
+                n = d // secs
+                return f"{n} {unit}{'s' if n != 1 else ''}"
+        return f"{d} second{'s' if d != 1 else ''}"
+
+    if cur.restarting:
+        return f"Restarting ({cur.exit_code}) {ago(cur.finished_at)} ago"
+    if cur.status == st.RUNNING:
+        return f"Up {ago(cur.started_at)}"
+    if cur.status == st.PAUSED:
+        return f"Up {ago(cur.started_at)} (Paused)"
+    if cur.status == st.EXITED:
+        return f"Exited ({cur.exit_code}) {ago(cur.finished_at)} ago"
+    return cur.status.capitalize()
+
+
+def inspect(store: ContainerStore, ref: str) -> dict:
+    """Docker-like ``inspect`` document for one container."""
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    spec = cfg.spec or {}
+    proc = spec.get("process", {})
+    mounts = [
+        {"Type": m.get("type", "bind"), "Source": m.get("source", ""), "Destination": m.get("destination", ""),
+         "Options": m.get("options", []),
+         "RW": "ro" not in (m.get("options") or [])}
+        for m in spec.get("mounts", []) if m.get("type") == "bind" or "bind" in (m.get("options") or [])
+    ]
+    net = dict(cfg.network)
+    ports = {}
+    for p in cfg.ports:
+        key = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
+        ports.setdefault(key, []).append({"HostIp": p.get("host_ip", "0.0.0.0"),
+                                          "HostPort": str(p.get("host_port"))})
+    return {
+        "Id": cfg.id,
+        "Name": "/" + cfg.name,
+        "Created": st.rfc3339(cfg.created),
+        "Path": (proc.get("args") or [""])[0],
+        "Args": (proc.get("args") or [])[1:],
+        "Image": cfg.image_id,
+        "ImageName": cfg.image,
+        "State": {
+            "Status": display_status(cur),
+            "Running": cur.status in (st.RUNNING, st.PAUSED),
+            "Paused": cur.status == st.PAUSED,
+            "Restarting": cur.restarting,
+            "OOMKilled": cur.oom_killed,
+            "Dead": cur.status == st.DEAD,
+            "Pid": cur.pid if cur.status in (st.RUNNING, st.PAUSED) else 0,
+            "ExitCode": cur.exit_code,
+            "Error": cur.error,
+            "StartedAt": st.rfc3339(cur.started_at),
+            "FinishedAt": st.rfc3339(cur.finished_at),
+        },
+        "RestartCount": cur.restart_count,
+        "LogPath": store.log_path(cfg.id),
+        "HostConfig": {
+            "RestartPolicy": {"Name": cfg.restart_policy.partition(":")[0],
+                              "MaximumRetryCount": int(cfg.restart_policy.partition(":")[2] or 0)},
+            "AutoRemove": cfg.auto_remove,
+            "Init": cfg.init,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": str(cfg.log_max_size),
+                                                          "max-file": str(cfg.log_max_files)}},
+            "PortBindings": ports,
+        },
+        "Config": {
+            "Hostname": spec.get("hostname", ""),
+            "User": f"{proc.get('user', {}).get('uid', 0)}:{proc.get('user', {}).get('gid', 0)}",
+            "Env": proc.get("env", []),
+            "Cmd": proc.get("args", []),
+            "WorkingDir": proc.get("cwd", "/"),
+            "Tty": bool(proc.get("terminal")),
+            "Image": cfg.image,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+            "StopTimeout": cfg.stop_timeout,
+        },
+        "Mounts": mounts,
+        "NetworkSettings": {
+            "IPAddress": net.get("ip", ""),
+            "Gateway": net.get("gateway", ""),
+            "MacAddress": net.get("mac", ""),
+            "Networks": {net["network"]: net} if net.get("network") else {},
+            "Ports": ports,
+            "SandboxKey": net.get("netns_path", ""),
+        },
+    }
+
+
+def container_pids(pid: int) -> list[int]:
+    """Host pids of every process in the cgroup of ``pid`` (pids controller, else v2, else just ``pid``)."""
+    paths = _cgroup_paths(pid)
+    for key in ("pids", "memory", ""):
+        d = paths.get(key)
+        if d and os.path.exists(os.path.join(d, "cgroup.procs")) and \
+                d.rstrip("/") not in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"):
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                return sorted(int(x) for x in f.read().split())
+    return [pid]
+
+
+def top(store: ContainerStore, ref: str) -> list[dict]:
+    """The container's processes: host PID, PPID, user id, state and command line."""
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    if cur.status not in (st.RUNNING, st.PAUSED):
+        raise InvalidState(f"container {cfg.name} is not running", current=cur.status)
+    rows = []
+    for pid in container_pids(cur.pid):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except FileNotFoundError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        rows.append({"PID": pid, "PPID": int(fields[1]), "UID": uid, "STAT": fields[0].decode(),
+                     "CMD": cmd or stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")})
+    return rows
+
+
+@dataclass(frozen=True)
+class Stats:
+    id: str
+    name: str
+    cpu_percent: float
+    memory_usage: int
+    memory_limit: int
+    pids: int
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            raw = f.read().strip()
+    except (FileNotFoundError, OSError):
+        return None
+    if raw == "max":
+        return None
+    try:
+        return int(raw.split()[0]) if raw else None
+    except ValueError:
+        return None
+
+
+def _cpu_ns(paths: dict[str, str]) -> int:
+    for key in ("cpuacct", "cpu"):
+        if key in paths:
+            v = _read_int(os.path.join(paths[key], "cpuacct.usage"))
+            if v is not None:
+                return v
+    if "" in paths:
+        try:
+            with open(os.path.join(paths[""], "cpu.stat")) as f:
+                for line in f:
+                    k, v = line.split()
+                    if k == "usage_usec":
+                        return int(v) * 1000
+        except FileNotFoundError:
+            pass
+    return 0
+
+
+def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
+    """CPU % over ``interval`` (100% = one core), memory usage and limit, pid count, from cgroups."""
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    if cur.status not in (st.RUNNING, st.PAUSED):
+        return Stats(cfg.id, cfg.name, 0.0, 0, 0, 0)
+    paths = _cgroup_paths(cur.pid)
+    c0, t0 = _cpu_ns(paths), time.monotonic()
+    time.sleep(interval)
+    c1, t1 = _cpu_ns(paths), time.monotonic()
+    cpu = max(0.0, (c1 - c0) / ((t1 - t0) * 1e9) * 100.0)
+    mem = lim = 0
+    if "memory" in paths:
+        mem = _read_int(os.path.join(paths["memory"], "memory.usage_in_bytes")) or 0
+        lim = _read_int(os.path.join(paths["memory"], "memory.limit_in_bytes")) or 0
+    elif "" in paths:
+        mem = _read_int(os.path.join(paths[""], "memory.current")) or 0
+        lim = _read_int(os.path.join(paths[""], "memory.max")) or 0
+    if lim >= 1 << 60:
+        lim = 0
+    pids = None
+    if "pids" in paths:
+        pids = _read_int(os.path.join(paths["pids"], "pids.current"))
+    if pids is None:
+        pids = len(container_pids(cur.pid))
+    return Stats(cfg.id, cfg.name, round(cpu, 2), mem, lim, pids)

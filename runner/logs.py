@@ -1,0 +1,218 @@
+"""Container logs: Docker's ``json-file`` format, size-capped with rotation.
+
+Each line is ``{"log": "<text incl. newline>", "stream": "stdout"|"stderr", "time": "<RFC3339 nanos>"}``.
+The writer (run by the shim) splits output at newlines and cuts very long lines at 16 KiB, as Docker
+does; when the file would pass ``max_size`` it is renamed to ``container.log.1`` (older files shift up,
+at most ``max_files`` files in all) and a new one is started. The reader merges the rotated files in
+order and can follow the live one across rotations. Stdlib only (the shim imports it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from .state import rfc3339
+
+__all__ = ["LogWriter", "LogEntry", "read_logs", "parse_since"]
+
+MAX_LINE = 16 * 1024
+
+
+class LogWriter:
+    """Append JSON-lines records for one container; rotate at ``max_size`` keeping ``max_files`` files."""
+
+    def __init__(self, path: str, *, max_size: int = 10 * 1024 * 1024, max_files: int = 2) -> None:
+        self.path = path
+        self.max_size = max(max_size, 1024) if max_size > 0 else 0
+        self.max_files = max(1, max_files)
+        self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self._fd = -1
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        if self.max_files == 1:
+            os.truncate(self.path, 0)
+        else:
+            for i in range(self.max_files - 1, 0, -1):
+                src = self.path if i == 1 else f"{self.path}.{i - 1}"
+                if os.path.exists(src):
+                    os.replace(src, f"{self.path}.{i}")
+        self._open()
+
+    def _emit(self, stream: str, chunk: bytes, ts: float) -> None:
+        rec = json.dumps({"log": chunk.decode("utf-8", "replace"), "stream": stream,
+                          "time": rfc3339(ts)}, ensure_ascii=False).encode() + b"\n"
+        if self.max_size and self._size and self._size + len(rec) > self.max_size:
+            self._rotate()
+        view = memoryview(rec)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self._size += len(rec)
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Record ``data`` read from ``stream``; complete lines are written now, a partial line waits."""
+        ts = time.time()
+        buf = self._partial[stream] + data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0 or nl >= MAX_LINE:
+                if len(buf) >= MAX_LINE:
+                    self._emit(stream, buf[:MAX_LINE], ts)
+                    buf = buf[MAX_LINE:]
+                    continue
+                break
+            self._emit(stream, buf[:nl + 1], ts)
+            buf = buf[nl + 1:]
+        self._partial[stream] = buf
+
+    def flush(self) -> None:
+        """Write out partial lines (at container exit)."""
+        ts = time.time()
+        for stream, buf in self._partial.items():
+            if buf:
+                self._emit(stream, buf, ts)
+        self._partial = {"stdout": b"", "stderr": b""}
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self.flush()
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    stream: str
+    text: str
+    time: str
+
+    @property
+    def timestamp(self) -> float:
+        return parse_rfc3339(self.time)
+
+
+def parse_rfc3339(text: str) -> float:
+    """Seconds since the epoch for ``YYYY-MM-DDTHH:MM:SS[.frac]Z``."""
+    import calendar
+
+    base, _, frac = text.rstrip("Z").partition(".")
+    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return secs + (float("0." + frac) if frac else 0.0)
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``--since``: a Unix timestamp, an RFC3339 time, or a relative duration such as ``10m``/``1h30m``/``42s``."""
+    from layers.errors import InvalidInput
+
+    now = time.time() if now is None else now
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    units = {"s": 1, "m": 60, "h": 3600}
+    total, num = 0.0, ""
+    for ch in text:
+        if ch.isdigit() or ch == ".":
+            num += ch
+        elif ch in units and num:
+            total += float(num) * units[ch]
+            num = ""
+        else:
+            total = -1
+            break
+    if total > 0 and not num:
+        return now - total
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise InvalidInput(f"invalid --since value {text!r}: use a duration (10m), "
+                           f"a Unix time or an RFC3339 time") from None
+
+
+def _files(path: str) -> list[str]:
+    """Rotated files oldest first, then the live file."""
+    older = []
+    i = 1
+    while os.path.exists(f"{path}.{i}"):
+        older.append(f"{path}.{i}")
+        i += 1
+    return list(reversed(older)) + ([path] if os.path.exists(path) else [])
+
+
+def _parse(line: bytes) -> LogEntry | None:
+    try:
+        doc = json.loads(line)
+        return LogEntry(doc["stream"], doc["log"], doc["time"])
+    except (ValueError, KeyError, TypeError):
+        return None          # a torn last line while the shim writes: skip it
+
+
+def read_logs(path: str, *, tail: int | None = None, since: float | None = None,
+              until: float | None = None, follow: bool = False,
+              alive=lambda: False, poll: float = 0.1) -> Iterator[LogEntry]:
+    """Yield entries from the log files. With ``follow``, keep yielding new lines while ``alive()``."""
+    entries: list[LogEntry] = []
+    for fname in _files(path):
+        with open(fname, "rb") as f:
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break
+                e = _parse(line)
+                if e is not None:
+                    entries.append(e)
+    if since is not None:
+        entries = [e for e in entries if e.timestamp >= since]
+    if until is not None:
+        entries = [e for e in entries if e.timestamp <= until]
+    if tail is not None and tail >= 0:
+        entries = entries[-tail:] if tail else []
+    yield from entries
+    if not follow:
+        return
+    # follow the live file from its current end; reopen when rotation replaces it
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    try:
+        f.seek(0, os.SEEK_END)
+        ino = os.fstat(f.fileno()).st_ino
+        pending = b""
+        idle_after_exit = 0
+        while True:
+            chunk = f.read()
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    e = _parse(line)
+                    if e is not None:
+                        yield e
+                continue
+            try:
+                if os.stat(path).st_ino != ino:
+                    f.close()
+                    f = open(path, "rb")
+                    ino = os.fstat(f.fileno()).st_ino
+                    continue
+            except FileNotFoundError:
+                return
+            if not alive():
+                idle_after_exit += 1
+                if idle_after_exit > 2:       # one more read after the writer is gone
+                    return
+            time.sleep(poll)
+    finally:
+        f.close()

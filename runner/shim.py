@@ -1,0 +1,442 @@
+"""The per-container shim: what conmon is to Podman and containerd-shim to Docker.
+
+``pybuild run -d`` / ``start`` spawn ``python -m runner.shim ROOT STATE_DIR ID READY_FD``. The shim:
+
+1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
+   CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
+2. sets ``PR_SET_CHILD_SUBREAPER`` so every process the sandbox leaves behind is re-parented to it
+   and reaped here, never by the host's init;
+3. starts the container through ``runner.sandbox.start`` with pipes as stdout/stderr (stdin is
+   ``/dev/null``), writes what arrives to the JSON-lines log (:mod:`runner.logs`), and reports
+   ``ok <pid>`` or ``error <message>`` on READY_FD, then closes it: the CLI returns at once;
+4. records the exit code and time, then carries out the restart policy
+   (``no | on-failure[:N] | always | unless-stopped``) with exponential backoff (100 ms doubling, at
+   most 60 s, reset after 10 s of running). A ``stop-requested`` marker (written by ``stop``/``kill``
+   /``rm -f``) means no restart;
+5. with ``--rm``, removes the container when it ends for good; then exits.
+
+Port proxies (``runner.network``) run in the shim's selector loop, so they die with the container
+and never outlive it holding the port (moby#7856): before the first start the shim calls
+``runner.network.start_proxies(config)`` if that exists, and expects objects with
+``register(selector)`` (adding fds whose ``key.data`` is a callable ``(fileobj, mask) -> None``) and
+``close()``. A busy port is reported on READY_FD before the container starts.
+
+Imports are the stdlib plus :mod:`runner.state` and :mod:`runner.logs`; the sandbox is imported when
+the first container process starts. The shim's RSS is measured in ``bench/lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import sys
+import time
+from dataclasses import replace
+
+from layers.errors import PybuildError
+
+from . import state as st
+from .logs import LogWriter
+
+__all__ = ["main", "parse_restart_policy", "RestartPolicy", "spawn"]
+
+BACKOFF_START = 0.1
+BACKOFF_MAX = 60.0
+BACKOFF_RESET_AFTER = 10.0
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class RestartPolicy:
+    """A parsed ``--restart`` value."""
+
+    __slots__ = ("name", "max_retries")
+
+    def __init__(self, name: str, max_retries: int = 0) -> None:
+        self.name = name
+        self.max_retries = max_retries
+
+    def should_restart(self, exit_code: int, restarts_so_far: int, stopped_by_user: bool) -> bool:
+        if stopped_by_user or self.name == "no":
+            return False
+        if self.name == "on-failure":
+            return exit_code != 0 and (self.max_retries == 0 or restarts_so_far < self.max_retries)
+        return True        # always, unless-stopped
+
+
+def parse_restart_policy(text: str) -> RestartPolicy:
+    """Parse ``no``, ``on-failure[:N]``, ``always``, ``unless-stopped``; raise InvalidInput otherwise."""
+    from layers.errors import InvalidInput
+
+    name, _, count = (text or "no").partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped"):
+        raise InvalidInput(f"invalid restart policy {text!r}: use no, on-failure[:N], always or unless-stopped")
+    if count:
+        if name != "on-failure" or not count.isdigit():
+            raise InvalidInput(f"invalid restart policy {text!r}: only on-failure takes a count (on-failure:3)")
+        return RestartPolicy(name, int(count))
+    return RestartPolicy(name)
+
+
+def _set_subreaper() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+# ---------------------------------------------------------------------------------------------
+# launching a container process
+
+class _HostProcess:
+    """Test-only launcher: runs ``spec.process`` directly on the host, no isolation.
+
+    Selected by ``config.extra["launcher"] == "host"``, which only library callers (tests of the shim
+    mechanics) can set; the CLI never does.
+    """
+
+    def __init__(self, spec: dict, stdout: int, stderr: int) -> None:
+        proc = spec["process"]
+        env = dict(e.split("=", 1) for e in proc.get("env", ()))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                os.dup2(stdout, 1)
+                os.dup2(stderr, 2)
+                os.closerange(3, 65536)
+                os.chdir(proc.get("cwd") or "/")
+                os.execvpe(proc["args"][0], proc["args"], env)
+            finally:
+                os._exit(127)
+        self.pid = pid
+
+    def cleanup(self) -> None:
+        pass
+
+
+class _SandboxProcess:
+    def __init__(self, spec: dict, cid: str, state_dir: str, stdout: int, stderr: int) -> None:
+        from . import sandbox
+
+        self._sandbox = sandbox
+        self._cid = cid
+        self._state_dir = state_dir
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._proc = sandbox.start(spec, container_id=cid, state_dir=state_dir,
+                                       stdin=devnull, stdout=stdout, stderr=stderr)
+        finally:
+            os.close(devnull)
+        self.pid = self._proc.pid
+
+    def cleanup(self) -> None:
+        self._sandbox.cleanup(self._cid, self._state_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Shim:
+    """One container's supervisor. Runs in the double-forked shim process."""
+
+    def __init__(self, store: st.ContainerStore, cid: str, ready_fd: int) -> None:
+        self.store = store
+        self.cid = cid
+        self.ready_fd = ready_fd
+        self.config = store.load_config(cid)
+        self.policy = parse_restart_policy(self.config.restart_policy)
+        self.sel = selectors.DefaultSelector()
+        self.proxies: list = []
+        self.children_exited: dict[int, int] = {}
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.log = LogWriter(store.log_path(cid), max_size=self.config.log_max_size,
+                             max_files=self.config.log_max_files)
+
+    # -- readiness
+    def _ready(self, message: str) -> None:
+        if self.ready_fd >= 0:
+            try:
+                os.write(self.ready_fd, message.encode() + b"\n")
+            except OSError:
+                pass            # the CLI is gone (killed): nobody to tell
+            os.close(self.ready_fd)
+            self.ready_fd = -1
+
+    # -- signals: SIGCHLD wakes the selector; the others a shim should not die of are ignored
+    def _install_signals(self) -> None:
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for s in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
+            signal.signal(s, signal.SIG_IGN)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
+
+    def _on_wake(self, fd: int, mask: int) -> None:
+        try:
+            while os.read(fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+        self._reap()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children_exited[pid] = _exit_code(status)
+
+    # -- proxies (runner.network)
+    def _start_proxies(self) -> None:
+        if not self.config.ports:
+            return
+        from . import network
+
+        self.proxies = list(network.start_proxies(self.config))
+        for p in self.proxies:
+            p.register(self.sel)
+
+    def _close_proxies(self) -> None:
+        for p in self.proxies:
+            p.close()
+        self.proxies = []
+
+    # -- one run of the container
+    def _launch(self, out_w: int, err_w: int):
+        if self.config.extra.get("launcher") == "host":
+            return _HostProcess(self.config.spec, out_w, err_w)
+        return _SandboxProcess(self.config.spec, self.cid, self.store.state_dir, out_w, err_w)
+
+    def _pump(self, stream: str):
+        def on_read(fd: int, mask: int) -> None:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            if data:
+                self.log.write(stream, data)
+            else:
+                self.sel.unregister(fd)
+                os.close(fd)
+                self._open_pipes.discard(fd)
+        return on_read
+
+    def run_once(self, first: bool) -> int | None:
+        """Start the container, pump its output until it exits; return its exit code (None: start failed)."""
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            proc = self._launch(out_w, err_w)
+        except (PybuildError, OSError) as exc:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            msg = str(exc) or exc.__class__.__name__
+            with self.store.lock(self.cid):
+                self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=127,
+                                finished_at=time.time(), error=msg, restarting=False)
+            if first:
+                self._ready(f"error {msg}")
+            return None
+        os.close(out_w)
+        os.close(err_w)
+        for fd in (out_r, err_r):
+            os.set_blocking(fd, False)
+        self._open_pipes = {out_r, err_r}
+        self.sel.register(out_r, selectors.EVENT_READ, self._pump("stdout"))
+        self.sel.register(err_r, selectors.EVENT_READ, self._pump("stderr"))
+        started = time.time()
+        with self.store.lock(self.cid):
+            cur = self.store.read_state(self.cid)
+            self.store.move(self.cid, self.config.name, st.RUNNING, pid=proc.pid, started_at=started,
+                            finished_at=None, exit_code=0, error="", restarting=False,
+                            shim_pid=os.getpid(), restart_count=cur.restart_count)
+        if first:
+            self._ready(f"ok {proc.pid}")
+        code = self._loop_until_exit(proc.pid)
+        self.log.flush()
+        try:
+            proc.cleanup()
+        except (PybuildError, OSError) as exc:
+            print(f"shim {self.cid[:12]}: cleanup: {exc}", file=sys.stderr)
+        finished = time.time()
+        with self.store.lock(self.cid):
+            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
+                            finished_at=finished)
+        self._last_run = finished - started
+        return code
+
+    def _loop_until_exit(self, pid: int) -> int:
+        self._reap()
+        while pid not in self.children_exited:
+            for key, mask in self.sel.select(timeout=1.0):
+                key.data(key.fileobj, mask)
+            self._reap()
+        code = self.children_exited.pop(pid)
+        # the rest of the container's processes die with its PID 1; drain what they wrote, briefly
+        deadline = time.monotonic() + 1.0
+        while self._open_pipes and time.monotonic() < deadline:
+            for key, mask in self.sel.select(timeout=0.1):
+                key.data(key.fileobj, mask)
+        for fd in list(self._open_pipes):
+            self.sel.unregister(fd)
+            os.close(fd)
+        self._open_pipes = set()
+        self.children_exited.clear()
+        return code
+
+    def _sleep_unless_stopped(self, delay: float) -> bool:
+        """Back off for ``delay`` seconds, serving proxies; False if a stop was requested meanwhile."""
+        end = time.monotonic() + delay
+        while (left := end - time.monotonic()) > 0:
+            if self.store.stop_requested(self.cid):
+                return False
+            for key, mask in self.sel.select(timeout=min(left, 0.05)):
+                key.data(key.fileobj, mask)
+            self._reap()
+        return not self.store.stop_requested(self.cid)
+
+    def run(self) -> None:
+        self._install_signals()
+        try:
+            self._start_proxies()
+        except (PybuildError, OSError) as exc:
+            msg = str(exc) or exc.__class__.__name__
+            with self.store.lock(self.cid):
+                self.store.move(self.cid, self.config.name, st.EXITED, error=msg, exit_code=127,
+                                finished_at=time.time())
+            self._ready(f"error {msg}")
+            self._finish()
+            return
+        delay = BACKOFF_START
+        first = True
+        while True:
+            code = self.run_once(first)
+            first = False
+            if code is None:
+                break
+            cur = self.store.read_state(self.cid)
+            stopped = self.store.stop_requested(self.cid)
+            if not self.policy.should_restart(code, cur.restart_count, stopped):
+                break
+            if self._last_run >= BACKOFF_RESET_AFTER:
+                delay = BACKOFF_START
+            with self.store.lock(self.cid):
+                self.store.write_state(self.cid, replace(self.store.read_state(self.cid), restarting=True,
+                                                            restart_count=cur.restart_count + 1))
+            if not self._sleep_unless_stopped(delay):
+                break
+            delay = min(delay * 2, BACKOFF_MAX)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._close_proxies()
+        self.log.close()
+        with self.store.lock(self.cid):
+            cur = self.store.read_state(self.cid)
+            if cur.restarting:
+                self.store.write_state(self.cid, replace(cur, restarting=False))
+        if self.config.auto_remove:
+            from .containers import release_resources
+
+            release_resources(self.store, self.config)
+            self.store.remove(self.cid)
+        else:
+            try:
+                os.unlink(os.path.join(self.store.live_dir(self.cid), "shim.json"))
+            except FileNotFoundError:
+                pass
+
+
+def _daemonize() -> None:
+    """Classic double fork: the first child calls setsid, the grandchild carries on; both parents exit."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    os.umask(0o022)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m runner.shim ROOT STATE_DIR ID READY_FD`` (started by :func:`spawn`)."""
+    root, state_dir, cid, ready = argv
+    ready_fd = int(ready)
+    _daemonize()
+    store = st.ContainerStore(root, state_dir)
+    live = store.live_dir(cid)
+    os.makedirs(live, mode=0o700, exist_ok=True)
+    # our own stderr goes to a file in the live dir: the CLI's terminal is not ours to keep
+    errfd = os.open(os.path.join(live, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    nullfd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(nullfd, 0)
+    os.dup2(nullfd, 1)
+    os.dup2(errfd, 2)
+    os.close(nullfd)
+    os.close(errfd)
+    try:
+        _set_subreaper()
+        store.write_shim(cid, os.getpid())
+        shim = Shim(store, cid, ready_fd)
+    except (PybuildError, OSError) as exc:
+        try:
+            os.write(ready_fd, f"error shim: {exc}\n".encode())
+        except OSError:
+            pass
+        raise SystemExit(1)
+    shim.run()
+
+
+def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
+    """Start the shim for container ``cid`` and wait until the container runs; return its pid.
+
+    Raises RuntimeFailure-like :class:`~layers.errors.PybuildError` with the shim's message when the
+    container could not start.
+    """
+    import subprocess
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        env = dict(os.environ)
+        env.pop("PYTHONSTARTUP", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.shim", root, state_dir, cid, str(w)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
+            pass_fds=(w,), close_fds=True, cwd="/", env=env)
+    finally:
+        os.close(w)
+    proc.wait()            # the first fork's parent exits at once; the shim lives on, re-parented
+    deadline = time.monotonic() + timeout
+    buf = b""
+    with os.fdopen(r, "rb", buffering=0) as f:
+        sel = selectors.DefaultSelector()
+        sel.register(f, selectors.EVENT_READ)
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(timeout=left):
+                raise PybuildError(f"container {cid[:12]}: the shim did not report within {timeout:.0f}s")
+            chunk = f.read(4096)
+            if not chunk:
+                break
+            buf += chunk
+    line = buf.decode(errors="replace").strip()
+    if line.startswith("ok "):
+        return int(line[3:])
+    if line.startswith("error "):
+        raise PybuildError(line[6:])
+    raise PybuildError(f"container {cid[:12]}: the shim exited without starting it "
+                       f"(see {os.path.join(state_dir, cid, 'shim.log')})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

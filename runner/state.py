@@ -1,0 +1,417 @@
+"""Container records, live state and the container state machine.
+
+Layout (ARCHITECTURE.md "On-disk layout")::
+
+    <root>/containers/.lock              global lock: name uniqueness, create, rename, remove
+    <root>/containers/<id>/config.json   ContainerConfig (immutable after create, except the name)
+    <root>/containers/<id>/image-ref     the image's manifest digest (the store's GC keeps the image)
+    <root>/containers/<id>/state.json    persistent status (status, pid, exit code, times, restarts)
+    <root>/containers/<id>/lock          per-container lock around every state move
+    <root>/containers/<id>/container.log JSON-lines log (+ container.log.1 ... after rotation)
+    <state_dir>/<id>/shim.json           live state: shim pid + start time (lost on reboot)
+    <state_dir>/<id>/stop-requested      marker: the user stopped it, the shim must not restart it
+
+The persistent status survives a reboot; the live state does not. :func:`ContainerStore.status`
+reconciles the two: a record that says ``running``/``paused`` but whose shim is gone reads as
+``exited`` (with the recorded exit code, or 255 when none was recorded), the way Docker shows
+containers after a host restart.
+
+Every write is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only:
+the shim imports this module and lives as long as its container.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import Iterator
+
+from layers.errors import AlreadyExists, InvalidInput, NotFound, PybuildError
+
+__all__ = [
+    "CREATED", "RUNNING", "PAUSED", "EXITED", "DEAD", "STATUSES",
+    "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState",
+    "ContainerConfig", "ContainerState", "ContainerStore", "check_transition",
+    "new_id", "rfc3339", "validate_name",
+]
+
+CREATED, RUNNING, PAUSED, EXITED, DEAD = "created", "running", "paused", "exited", "dead"
+STATUSES = (CREATED, RUNNING, PAUSED, EXITED, DEAD)
+
+# from -> allowed destinations. A restart is exited -> running; a failed start is created -> exited.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    CREATED: frozenset({RUNNING, EXITED, DEAD}),
+    RUNNING: frozenset({RUNNING, PAUSED, EXITED, DEAD}),
+    PAUSED: frozenset({RUNNING, EXITED, DEAD}),
+    EXITED: frozenset({RUNNING, EXITED, DEAD}),
+    DEAD: frozenset(),
+}
+
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+
+class ContainerNotFound(NotFound):
+    """No container has this name, id or id prefix."""
+
+
+class NameInUse(AlreadyExists):
+    """Another container already has this name."""
+
+
+class AmbiguousId(InvalidInput):
+    """An id prefix matches more than one container."""
+
+
+class InvalidState(PybuildError):
+    """The requested operation is not valid in the container's current state."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, current: str = "", wanted: str = "") -> None:
+        self.current = current
+        self.wanted = wanted
+        super().__init__(message)
+
+
+def check_transition(name: str, current: str, wanted: str) -> None:
+    """Raise :class:`InvalidState` naming the container, from and to, if ``current -> wanted`` is not allowed."""
+    if wanted not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidState(f"container {name}: cannot move from {current} to {wanted}",
+                           current=current, wanted=wanted)
+
+
+def new_id() -> str:
+    """A fresh 64-hex container id (256 random bits, like Docker's)."""
+    return secrets.token_hex(32)
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid container name (Docker's grammar), else raise InvalidInput."""
+    if not _NAME_RE.match(name) or _ID_RE.match(name):
+        raise InvalidInput(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
+                           f"at most 128 characters, not a 64-hex id")
+    return name
+
+
+def rfc3339(ts: float | None) -> str:
+    """``2026-11-24T10:57:14.123456789Z`` (UTC, nanosecond field as Docker prints it), or Docker's zero time."""
+    if ts is None:
+        return "0001-01-01T00:00:00Z"
+    secs = int(ts)
+    nanos = int(round((ts - secs) * 1e9))
+    if nanos >= 1_000_000_000:
+        secs, nanos = secs + 1, nanos - 1_000_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What a container was created with. ``spec`` is the OCI runtime spec the sandbox starts."""
+
+    id: str
+    name: str
+    image: str                      # the reference the user gave, for display
+    image_id: str                   # manifest digest, also written to ``image-ref``
+    spec: dict
+    created: float
+    restart_policy: str = "no"      # no | on-failure[:N] | always | unless-stopped
+    auto_remove: bool = False
+    init: bool = False
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10
+    log_max_size: int = 10 * 1024 * 1024
+    log_max_files: int = 2
+    tty: bool = False
+    ports: tuple = ()               # published ports as plain dicts (runner.network's PortMapping fields)
+    network: dict = field(default_factory=dict)   # runner.network attachment, when any
+    labels: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)     # room-specific data (e.g. snapshot lowerdirs)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> "ContainerConfig":
+        try:
+            doc = json.loads(raw)
+            doc["ports"] = tuple(doc.get("ports") or ())
+            return cls(**doc)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PybuildError(f"{where}: corrupt container config: {exc}") from None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """The persistent status of a container (``state.json``)."""
+
+    status: str = CREATED
+    pid: int = 0
+    exit_code: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    restart_count: int = 0
+    restarting: bool = False
+    oom_killed: bool = False
+    error: str = ""
+    shim_pid: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> "ContainerState":
+        try:
+            doc = json.loads(raw)
+            return cls(**doc)
+        except (ValueError, TypeError) as exc:
+            raise PybuildError(f"{where}: corrupt container state: {exc}") from None
+
+    @property
+    def live(self) -> bool:
+        return self.status in (RUNNING, PAUSED)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same dir, fsync, rename, fsync the dir."""
+    d = os.path.dirname(path)
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+@contextmanager
+def flock(path: str, *, shared: bool = False) -> Iterator[None]:
+    """Hold an ``flock`` on ``path`` (created if missing) for the duration of the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks), or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # the command name is in parentheses and may contain spaces: split after the last ')'
+    fields = raw[raw.rindex(b")") + 2:].split()
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
+class ContainerStore:
+    """Container records under ``<root>/containers`` and live state under ``<state_dir>``."""
+
+    def __init__(self, root: str, state_dir: str) -> None:
+        self.root = os.path.abspath(root)
+        self.state_dir = os.path.abspath(state_dir)
+        self.base = os.path.join(self.root, "containers")
+
+    # ---- paths
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.base, cid)
+
+    def live_dir(self, cid: str) -> str:
+        return os.path.join(self.state_dir, cid)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.dir(cid), "container.log")
+
+    def _ensure_base(self) -> None:
+        os.makedirs(self.base, mode=0o700, exist_ok=True)
+
+    @contextmanager
+    def global_lock(self) -> Iterator[None]:
+        self._ensure_base()
+        with flock(os.path.join(self.base, ".lock")):
+            yield
+
+    @contextmanager
+    def lock(self, cid: str) -> Iterator[None]:
+        """Serialise state moves of one container (held briefly; never across a wait)."""
+        with flock(os.path.join(self.dir(cid), "lock")):
+            yield
+
+    # ---- listing and lookup
+    def ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.base)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if _ID_RE.match(n)
+                      and os.path.exists(os.path.join(self.base, n, "config.json")))
+
+    def load_config(self, cid: str) -> ContainerConfig:
+        path = os.path.join(self.dir(cid), "config.json")
+        try:
+            with open(path, "rb") as f:
+                return ContainerConfig.from_json(f.read(), path)
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {cid}") from None
+
+    def configs(self) -> list[ContainerConfig]:
+        out = []
+        for cid in self.ids():
+            try:
+                out.append(self.load_config(cid))
+            except ContainerNotFound:
+                continue            # removed while we listed
+        return out
+
+    def resolve(self, ref: str) -> ContainerConfig:
+        """Find a container by exact name, full id, or unique id prefix (Docker's order)."""
+        if not ref:
+            raise InvalidInput("container name or id must not be empty")
+        configs = self.configs()
+        for c in configs:
+            if c.name == ref or c.id == ref:
+                return c
+        if _PREFIX_RE.match(ref):
+            hits = [c for c in configs if c.id.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise AmbiguousId(f"container id prefix {ref!r} matches {len(hits)} containers: "
+                                  f"give more characters")
+        raise ContainerNotFound(f"no such container: {ref}")
+
+    # ---- create / rename / remove
+    def create(self, config: ContainerConfig) -> ContainerConfig:
+        """Write a new record atomically; the name must be unused. Returns the config."""
+        validate_name(config.name)
+        with self.global_lock():
+            for other in self.configs():
+                if other.name == config.name:
+                    raise NameInUse(f"container name {config.name!r} is already in use by container "
+                                    f"{other.short_id}: remove or rename it first")
+            tmp = os.path.join(self.base, f".{config.id}.creating")
+            os.makedirs(tmp, mode=0o700)
+            try:
+                atomic_write(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
+                atomic_write(os.path.join(tmp, "state.json"), ContainerState().to_json())
+                atomic_write(os.path.join(tmp, "config.json"), config.to_json())
+                os.rename(tmp, self.dir(config.id))
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return config
+
+    def rename(self, cid: str, new_name: str) -> ContainerConfig:
+        validate_name(new_name)
+        with self.global_lock():
+            for other in self.configs():
+                if other.name == new_name and other.id != cid:
+                    raise NameInUse(f"container name {new_name!r} is already in use by container "
+                                    f"{other.short_id}")
+            cfg = replace(self.load_config(cid), name=new_name)
+            atomic_write(os.path.join(self.dir(cid), "config.json"), cfg.to_json())
+            return cfg
+
+    def remove(self, cid: str) -> None:
+        """Delete the record and the live dir. The caller has made sure nothing runs."""
+        with self.global_lock():
+            d = self.dir(cid)
+            if not os.path.isdir(d):
+                return
+            # rename first so a half-removed record is never listed
+            gone = os.path.join(self.base, f".{cid}.removing")
+            os.rename(d, gone)
+            shutil.rmtree(gone, ignore_errors=False)
+            shutil.rmtree(self.live_dir(cid), ignore_errors=True)
+
+    # ---- state
+    def read_state(self, cid: str) -> ContainerState:
+        path = os.path.join(self.dir(cid), "state.json")
+        try:
+            with open(path, "rb") as f:
+                return ContainerState.from_json(f.read(), path)
+        except FileNotFoundError:
+            raise ContainerNotFound(f"no such container: {cid}") from None
+
+    def write_state(self, cid: str, state: ContainerState) -> None:
+        atomic_write(os.path.join(self.dir(cid), "state.json"), state.to_json())
+
+    def move(self, cid: str, name: str, wanted: str, **changes) -> ContainerState:
+        """Apply ``current -> wanted`` (checked by the state machine) plus ``changes``; caller holds the lock."""
+        cur = self.read_state(cid)
+        check_transition(name, cur.status, wanted)
+        new = replace(cur, status=wanted, **changes)
+        self.write_state(cid, new)
+        return new
+
+    # ---- live state (the shim)
+    def write_shim(self, cid: str, pid: int) -> None:
+        d = self.live_dir(cid)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        atomic_write(os.path.join(d, "shim.json"),
+                     json.dumps({"pid": pid, "start": process_start_time(pid)}).encode())
+
+    def shim_pid(self, cid: str) -> int | None:
+        """The pid of this container's shim if it is alive (pid and start time both match), else None."""
+        try:
+            with open(os.path.join(self.live_dir(cid), "shim.json"), "rb") as f:
+                doc = json.loads(f.read())
+        except (FileNotFoundError, ValueError):
+            return None
+        pid = int(doc.get("pid", 0))
+        if pid <= 0 or process_start_time(pid) != doc.get("start"):
+            return None
+        return pid
+
+    def stop_requested(self, cid: str) -> bool:
+        return os.path.exists(os.path.join(self.live_dir(cid), "stop-requested"))
+
+    def request_stop(self, cid: str, flag: bool = True) -> None:
+        d = self.live_dir(cid)
+        path = os.path.join(d, "stop-requested")
+        if flag:
+            os.makedirs(d, mode=0o700, exist_ok=True)
+            atomic_write(path, b"1\n")
+        else:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def status(self, cid: str) -> ContainerState:
+        """The persistent state, reconciled with reality: live statuses need a live shim."""
+        st = self.read_state(cid)
+        if st.live or st.restarting:
+            if self.shim_pid(cid) is None:
+                code = st.exit_code if st.finished_at and st.status == EXITED else 255
+                st = replace(st, status=EXITED, pid=0, restarting=False, exit_code=code,
+                             finished_at=st.finished_at or time.time(), shim_pid=0)
+        return st
