@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from layers.errors import InvalidInput, PybuildError
 
 from . import state as st
-from .state import ContainerConfig, ContainerState, ContainerStore, InvalidState
+from .state import ContainerConfig, ContainerState, ContainerStore, StateConflict
 
 __all__ = [
     "create", "start", "stop", "kill", "remove", "pause", "unpause", "restart", "wait", "inspect",
@@ -78,11 +78,11 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.status in (st.RUNNING, st.PAUSED):
-            raise InvalidState(f"container {cfg.name} is already {cur.status}", current=cur.status,
-                               wanted=st.RUNNING)
+            raise StateConflict(f"container {cfg.name} is already {cur.status}", container=cfg.name,
+                               current=cur.status, wanted=st.RUNNING)
         if cur.restarting or store.shim_pid(cfg.id) is not None:
-            raise InvalidState(f"container {cfg.name} is restarting: stop it first", current=cur.status,
-                               wanted=st.RUNNING)
+            raise StateConflict(f"container {cfg.name} is restarting: stop it first", container=cfg.name,
+                               current=cur.status, wanted=st.RUNNING)
         st.check_transition(cfg.name, cur.status, st.RUNNING)
         # a record left 'running' by a lost shim (reboot) is settled as exited before the new run
         store.write_state(cfg.id, replace(cur, restarting=False, error=""))
@@ -108,7 +108,7 @@ def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> Contain
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.status not in (st.RUNNING, st.PAUSED) or cur.pid <= 0:
-            raise InvalidState(f"container {cfg.name} is not running", current=cur.status)
+            raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
         if signum in (_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
             store.request_stop(cfg.id)
         _signal_pid(cur.pid, signum)
@@ -226,9 +226,9 @@ def pause(store: ContainerStore, ref: str) -> ContainerConfig:
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.status == st.PAUSED:
-            raise InvalidState(f"container {cfg.name} is already paused", current=cur.status)
+            raise StateConflict(f"container {cfg.name} is already paused", current=cur.status)
         if cur.status != st.RUNNING:
-            raise InvalidState(f"container {cfg.name} is not running", current=cur.status)
+            raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
         _freeze(cur.pid, True)
         store.move(cfg.id, cfg.name, st.PAUSED)
     return cfg
@@ -239,7 +239,7 @@ def unpause(store: ContainerStore, ref: str) -> ContainerConfig:
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.status != st.PAUSED:
-            raise InvalidState(f"container {cfg.name} is not paused", current=cur.status)
+            raise StateConflict(f"container {cfg.name} is not paused", current=cur.status)
         _freeze(cur.pid, False)
         store.move(cfg.id, cfg.name, st.RUNNING)
     return cfg
@@ -265,7 +265,7 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
     cur = store.status(cfg.id)
     if cur.status in (st.RUNNING, st.PAUSED) or cur.restarting:
         if not force:
-            raise InvalidState(f"container {cfg.name} is {cur.status}: stop it first or use rm -f",
+            raise StateConflict(f"container {cfg.name} is {cur.status}: stop it first or use rm -f",
                                current=cur.status)
         store.request_stop(cfg.id)
         if cur.pid > 0:
@@ -275,7 +275,7 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
     wait(store, cfg.id, timeout=30.0)
     with store.lock(cfg.id):
         if store.shim_pid(cfg.id) is not None:
-            raise InvalidState(f"container {cfg.name}: its shim is still running", current=cur.status)
+            raise StateConflict(f"container {cfg.name}: its shim is still running", current=cur.status)
         release_resources(store, cfg)
         _cleanup_sandbox(store, cfg)
     store.remove(cfg.id)
@@ -473,7 +473,7 @@ def top(store: ContainerStore, ref: str) -> list[dict]:
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status not in (st.RUNNING, st.PAUSED):
-        raise InvalidState(f"container {cfg.name} is not running", current=cur.status)
+        raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
     rows = []
     for pid in container_pids(cur.pid):
         try:

@@ -44,7 +44,6 @@ __all__ = ["main", "parse_restart_policy", "RestartPolicy", "spawn"]
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
-PR_SET_CHILD_SUBREAPER = 36
 
 
 class RestartPolicy:
@@ -76,14 +75,6 @@ def parse_restart_policy(text: str) -> RestartPolicy:
             raise InvalidInput(f"invalid restart policy {text!r}: only on-failure takes a count (on-failure:3)")
         return RestartPolicy(name, int(count))
     return RestartPolicy(name)
-
-
-def _set_subreaper() -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def _exit_code(status: int) -> int:
@@ -385,7 +376,9 @@ def main(argv: list[str]) -> None:
     os.close(nullfd)
     os.close(errfd)
     try:
-        _set_subreaper()
+        from .syscalls import set_child_subreaper
+
+        set_child_subreaper()
         store.write_shim(cid, os.getpid())
         shim = Shim(store, cid, ready_fd)
     except (PybuildError, OSError) as exc:

@@ -33,11 +33,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
-from layers.errors import AlreadyExists, InvalidInput, NotFound, PybuildError
+from layers.errors import AlreadyExists, InvalidInput, PybuildError
+
+from .errors import ContainerNotFound, InvalidState, RuntimeFailure
 
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "DEAD", "STATUSES",
-    "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState",
+    "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState", "StateConflict",
     "ContainerConfig", "ContainerState", "ContainerStore", "check_transition",
     "new_id", "rfc3339", "validate_name",
 ]
@@ -59,10 +61,6 @@ _PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
 
-class ContainerNotFound(NotFound):
-    """No container has this name, id or id prefix."""
-
-
 class NameInUse(AlreadyExists):
     """Another container already has this name."""
 
@@ -71,22 +69,18 @@ class AmbiguousId(InvalidInput):
     """An id prefix matches more than one container."""
 
 
-class InvalidState(PybuildError):
-    """The requested operation is not valid in the container's current state."""
+class StateConflict(InvalidState):
+    """An operation does not fit the container's state (``container web1 is not running``)."""
 
-    exit_code = 1
-
-    def __init__(self, message: str, *, current: str = "", wanted: str = "") -> None:
-        self.current = current
-        self.wanted = wanted
-        super().__init__(message)
+    def __init__(self, message: str, *, container: str = "", current: str = "", wanted: str = "") -> None:
+        self.container, self.current, self.wanted = container, current, wanted
+        RuntimeFailure.__init__(self, message)
 
 
 def check_transition(name: str, current: str, wanted: str) -> None:
     """Raise :class:`InvalidState` naming the container, from and to, if ``current -> wanted`` is not allowed."""
     if wanted not in TRANSITIONS.get(current, frozenset()):
-        raise InvalidState(f"container {name}: cannot move from {current} to {wanted}",
-                           current=current, wanted=wanted)
+        raise InvalidState(name, current, wanted)
 
 
 def new_id() -> str:
