@@ -1,0 +1,66 @@
+"""Container networking: bridge networks, veth pairs, addresses, /etc files and port publishing.
+
+Public API (see docs/INTERFACES.md, runner section)::
+
+    att = setup(root=..., state_dir=..., container_id=..., etc_dir=..., mode="bridge", name="web")
+    spec["linux"]["namespaces"].append(att.spec_namespace())      # unless mode is host
+    proxy = PortProxy.bind(parse_publish("127.0.0.1:8080:80"), att.ip)   # in the shim, before start
+    proxy.start() ... proxy.close()
+    teardown(root=..., state_dir=..., container_id=...)
+
+Networks: ``create_network``/``remove_network``/``list_networks``/``inspect_network``.
+"""
+
+from __future__ import annotations
+
+from .attach import Attachment, NetworkMode, inspect_network, parse_mode, remove_network, setup, teardown
+from .config import DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET, NetworkConfig
+from .config import list_networks
+from .errors import (
+    AddressExhausted,
+    InvalidNetworkSpec,
+    NetworkError,
+    NetworkExists,
+    NetworkInUse,
+    NetworkNotFound,
+    PortInUse,
+)
+from .proxy import PortProxy
+from .publish import PortMapping, parse_publish, publish_all
+
+__all__ = [
+    "Attachment",
+    "NetworkMode",
+    "NetworkConfig",
+    "PortMapping",
+    "PortProxy",
+    "setup",
+    "teardown",
+    "parse_mode",
+    "parse_publish",
+    "publish_all",
+    "create_network",
+    "remove_network",
+    "list_networks",
+    "inspect_network",
+    "DEFAULT_NETWORK",
+    "DEFAULT_BRIDGE",
+    "DEFAULT_SUBNET",
+    "NetworkError",
+    "PortInUse",
+    "AddressExhausted",
+    "NetworkNotFound",
+    "NetworkExists",
+    "NetworkInUse",
+    "InvalidNetworkSpec",
+]
+
+
+def create_network(root: str, name: str, *, subnet: str | None = None, gateway: str | None = None,
+                   bridge: str | None = None, internal: bool = False) -> NetworkConfig:
+    """Record a new bridge network (the bridge itself appears with its first container)."""
+    from . import bridge as bridge_mod
+    from . import config
+
+    return config.create(root, name, subnet=subnet, gateway=gateway, bridge=bridge, internal=internal,
+                         overlaps=bridge_mod.route_overlaps)

@@ -1,0 +1,363 @@
+"""Attaching a container to a network and detaching it: the orchestration over the other modules.
+
+Order of setup (bridge mode): lock the network's endpoint table -> (host lock) make sure the bridge
+exists, with NAT when allowed -> allocate an address -> create the netns -> veth pair into it ->
+write hosts/hostname/resolv.conf -> record the endpoint -> refresh peers' hosts files. Any failure
+undoes what was done. Teardown is idempotent and also cleans up after a crash half-way through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from dataclasses import asdict, dataclass, field, replace
+
+from . import bridge as bridge_mod
+from . import config, files, ipam, nat, netns, veth
+from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
+
+__all__ = ["Attachment", "NetworkMode", "parse_mode", "setup", "teardown", "remove_network", "inspect_network"]
+
+
+@dataclass(frozen=True)
+class NetworkMode:
+    """``--network`` value: kind is bridge, host, none or container; ``target`` names the network or container."""
+
+    kind: str
+    target: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.target}" if self.kind == "container" else (self.target or self.kind)
+
+
+def parse_mode(text: str | None) -> NetworkMode:
+    """``bridge``/``default``/empty -> default network; ``host``; ``none``; ``container:<x>``; else a network name."""
+    text = (text or "bridge").strip()
+    if text in ("bridge", "default", config.DEFAULT_NETWORK):
+        return NetworkMode("bridge", config.DEFAULT_NETWORK)
+    if text in ("host", "none"):
+        return NetworkMode(text)
+    if text.startswith("container:"):
+        target = text.split(":", 1)[1]
+        if not target:
+            raise InvalidNetworkSpec("--network container:<name|id>: the container is missing")
+        return NetworkMode("container", target)
+    config.validate_name(text)
+    return NetworkMode("bridge", text)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """How a container is networked. ``netns_path`` None means the host's namespace (mode host).
+
+    The lifecycle stores :meth:`to_dict` with the container and hands ``netns_path`` to the sandbox as
+    ``linux.namespaces[{"type": "network", "path": netns_path}]`` (see :meth:`spec_namespace`).
+    """
+
+    mode: str
+    container_id: str
+    netns_path: str | None
+    hostname: str
+    etc_files: dict = field(default_factory=dict)   # {"hosts": path, "hostname": path, "resolv.conf": path}
+    network: str | None = None
+    ip: str | None = None
+    prefixlen: int | None = None
+    gateway: str | None = None
+    mac: str | None = None
+    bridge: str | None = None
+    host_veth: str | None = None
+    nat: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def spec_namespace(self) -> dict | None:
+        """The OCI ``linux.namespaces`` entry to join, or None for the host network."""
+        return None if self.netns_path is None else {"type": "network", "path": self.netns_path}
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Attachment":
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["notes"] = tuple(fields.get("notes", ()))
+        return cls(**fields)
+
+
+def _ifnames(container_id: str) -> tuple[str, str]:
+    h = hashlib.sha256(container_id.encode()).hexdigest()[:12]
+    return "pb" + h, "pc" + h
+
+
+def _mac(ip: ipaddress.IPv4Address) -> str:
+    return "02:50:" + ":".join(f"{b:02x}" for b in ip.packed)
+
+
+def _own_names(hostname: str, name: str | None, container_id: str, aliases) -> list[str]:
+    names = [hostname]
+    for n in (name, container_id[:12], *aliases):
+        if n and n not in names:
+            names.append(n)
+    return names
+
+
+def _peer_entries(alloc: ipam.Allocations, exclude: str | None) -> list[tuple[str, list[str]]]:
+    out = []
+    for ep in sorted(alloc.endpoints.values(), key=lambda e: ipaddress.IPv4Address(e.ip)):
+        if ep.container_id != exclude:
+            out.append((ep.ip, _own_names(ep.hostname, ep.name, ep.container_id, ep.aliases)))
+    return out
+
+
+def _refresh_peers(alloc: ipam.Allocations, extra_by_id: dict | None = None) -> None:
+    """Rewrite the hosts file of every endpoint on a user network so it lists the current peers."""
+    if alloc.cfg.default:
+        return
+    for ep in alloc.endpoints.values():
+        if not ep.etc_dir:
+            continue
+        text = files.hosts_text(
+            (ep.ip, _own_names(ep.hostname, ep.name, ep.container_id, ep.aliases)),
+            _peer_entries(alloc, ep.container_id),
+            _read_extra(ep.etc_dir),
+        )
+        files.rewrite_hosts(os.path.join(ep.etc_dir, "hosts"), text)
+
+
+def _extra_path(etc_dir: str) -> str:
+    return os.path.join(etc_dir, ".extra-hosts")
+
+
+def _read_extra(etc_dir: str) -> list[tuple[str, str]]:
+    try:
+        with open(_extra_path(etc_dir), encoding="utf-8") as f:
+            return [tuple(line.split("\t", 1)) for line in f.read().splitlines() if "\t" in line]
+    except FileNotFoundError:
+        return []
+
+
+def _parse_extra_hosts(extra_hosts) -> list[tuple[str, str]]:
+    out = []
+    for item in extra_hosts:
+        name, sep, ip = item.partition(":")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise InvalidNetworkSpec(f"--add-host {item!r}: expected NAME:IP")
+        out.append((name, ip))
+    return out
+
+
+def _ensure_bridge(root: str, alloc: ipam.Allocations) -> tuple[config.NetworkConfig, str, list[str]]:
+    """Under the host lock: make the bridge of ``alloc.cfg`` exist (relocating an idle default network
+    whose bridge or subnet is taken), set up NAT on first creation. Returns (cfg, nat detail, notes)."""
+    cfg = alloc.cfg
+    notes: list[str] = []
+    with config.host_lock():
+        owner = bridge_mod.owner_tag(root, cfg.name)
+        if cfg.default and not alloc.endpoints:
+            def taken(name: str, net: ipaddress.IPv4Network) -> str | None:
+                state = bridge_mod.lookup(name)
+                if state is not None and state.owner != owner:
+                    return f"bridge {name} belongs to {state.owner or 'another program'}"
+                clash = bridge_mod.route_overlaps(net, ignore_dev=name if state is not None else None)
+                return f"{net} overlaps {clash}" if clash else None
+
+            moved = config.relocate_default(cfg, taken)
+            if (moved.subnet, moved.bridge) != (cfg.subnet, cfg.bridge) or moved.note != cfg.note:
+                config.save(root, moved)
+                cfg = moved
+                alloc.cfg = moved
+        existing = bridge_mod.lookup(cfg.bridge)
+        if existing is None or existing.owner != owner:
+            clash = bridge_mod.route_overlaps(cfg.network, ignore_dev=cfg.bridge if existing else None)
+            if clash:
+                raise NetworkError(f"network {cfg.name}: subnet {cfg.subnet} overlaps host {clash}")
+        bridge_mod.ensure(cfg.bridge, cfg.gateway, cfg.network.prefixlen, owner)
+        if cfg.internal:
+            detail = "no NAT: internal network"
+        elif existing is None:
+            detail = nat.enable(cfg.bridge, cfg.subnet).detail
+        else:
+            detail = nat.status(cfg.bridge, cfg.subnet).detail
+    if cfg.note:
+        notes.append(cfg.note)
+    return cfg, detail, notes
+
+
+def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: str | NetworkMode = "bridge",
+          name: str | None = None, hostname: str | None = None, ip: str | None = None,
+          aliases: tuple[str, ...] = (), extra_hosts: tuple[str, ...] = (), dns: tuple[str, ...] = (),
+          dns_search: tuple[str, ...] = ()) -> Attachment:
+    """Give ``container_id`` its network: a namespace (except ``host``), an address and /etc files.
+
+    ``etc_dir`` receives ``hosts``, ``hostname`` and ``resolv.conf`` for the sandbox to bind-mount.
+    ``name`` is the container name peers resolve on a user network. Undo with :func:`teardown`.
+    """
+    m = mode if isinstance(mode, NetworkMode) else parse_mode(mode)
+    hostname = hostname or container_id[:12]
+    extra = _parse_extra_hosts(extra_hosts)
+    os.makedirs(etc_dir, mode=0o755, exist_ok=True)
+    if extra:
+        config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in extra).encode())
+    own = _own_names(hostname, name, container_id, aliases)
+    if m.kind == "host":
+        paths = files.write_all(etc_dir, hostname=hostname,
+                                hosts=files.hosts_text(None, (), extra),
+                                resolv=files.resolv_text(dns=dns, search=dns_search, keep_loopback=True))
+        return Attachment("host", container_id, None, hostname, paths)
+    if m.kind == "container":
+        return _join_container(root, state_dir, container_id, m.target, etc_dir, hostname, extra, dns, dns_search)
+    path = netns.netns_path(state_dir, container_id)
+    if m.kind == "none":
+        netns.create(path)
+        try:
+            veth.setup_loopback(path)
+            paths = files.write_all(etc_dir, hostname=hostname,
+                                    hosts=files.hosts_text(None, (), extra),
+                                    resolv=files.resolv_text(dns=dns, search=dns_search))
+        except BaseException:
+            netns.remove(path)
+            raise
+        return Attachment("none", container_id, path, hostname, paths)
+    return _setup_bridge(root, path, container_id, m.target, etc_dir, hostname, name, ip, tuple(aliases),
+                         own, extra, dns, dns_search)
+
+
+def _setup_bridge(root, path, container_id, network, etc_dir, hostname, name, ip, aliases, own, extra,
+                  dns, dns_search) -> Attachment:
+    cfg = config.load(root, network)
+    host_if, peer_if = _ifnames(container_id)
+    with ipam.locked(root, cfg) as alloc:
+        cfg, nat_detail, notes = _ensure_bridge(root, alloc)
+        addr = alloc.reserve(ip) if ip else alloc.allocate()
+        mac = _mac(addr)
+        created_ns = False
+        try:
+            netns.create(path)
+            created_ns = True
+            veth.attach(veth.VethPlan(host_if, peer_if, cfg.bridge, path, str(addr), cfg.network.prefixlen,
+                                      cfg.gateway, mac))
+            peers = _peer_entries(alloc, container_id) if not cfg.default else []
+            paths = files.write_all(etc_dir, hostname=hostname,
+                                    hosts=files.hosts_text((str(addr), own), peers, extra),
+                                    resolv=files.resolv_text(dns=dns, search=dns_search))
+            alloc.add(ipam.Endpoint(container_id, name or container_id[:12], str(addr), mac, host_if, hostname,
+                                    etc_dir, aliases))
+            alloc.save()
+        except BaseException:
+            veth.detach(host_if)
+            if created_ns:
+                netns.remove(path)
+            if not alloc.endpoints:
+                _drop_bridge(root, alloc.cfg)
+            raise
+        _refresh_peers(alloc)
+    return Attachment("bridge", container_id, path, hostname, paths, network=cfg.name, ip=str(addr),
+                      prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
+                      host_veth=host_if, nat=nat_detail, notes=tuple(notes))
+
+
+def _find_endpoint(root: str, ref: str) -> tuple[config.NetworkConfig, ipam.Endpoint] | None:
+    for cfg in _existing_networks(root):
+        with ipam.locked(root, cfg) as alloc:
+            for ep in alloc.endpoints.values():
+                if ref in (ep.container_id, ep.name) or (len(ref) >= 4 and ep.container_id.startswith(ref)):
+                    return cfg, ep
+    return None
+
+
+def _join_container(root, state_dir, container_id, target, etc_dir, hostname, extra, dns, dns_search):
+    found = _find_endpoint(root, target)
+    target_id = found[1].container_id if found else target
+    path = netns.netns_path(state_dir, target_id)
+    if not netns.is_netns(path):
+        raise NetworkNotFound(f"--network container:{target}: no running container network namespace found")
+    if found:
+        cfg, ep = found
+        own_ip, hostname = ep.ip, ep.hostname
+        paths = files.write_all(etc_dir, hostname=hostname,
+                                hosts=files.hosts_text((own_ip, [hostname, ep.name]), (), extra),
+                                resolv=files.resolv_text(dns=dns, search=dns_search))
+        return Attachment("container", container_id, path, hostname, paths, network=cfg.name, ip=ep.ip,
+                          prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=ep.mac, bridge=cfg.bridge)
+    paths = files.write_all(etc_dir, hostname=hostname, hosts=files.hosts_text(None, (), extra),
+                            resolv=files.resolv_text(dns=dns, search=dns_search))
+    return Attachment("container", container_id, path, hostname, paths)
+
+
+def _existing_networks(root: str) -> list[config.NetworkConfig]:
+    d = config.networks_dir(root)
+    try:
+        names = sorted(os.listdir(d))
+    except FileNotFoundError:
+        return []
+    return [config.load(root, n) for n in names
+            if not n.startswith(".") and os.path.exists(os.path.join(d, n, "network.json"))]
+
+
+def _drop_bridge(root: str, cfg: config.NetworkConfig) -> None:
+    """Remove an idle network's bridge and NAT (called with the network's endpoint table locked)."""
+    with config.host_lock():
+        if bridge_mod.delete(cfg.bridge, bridge_mod.owner_tag(root, cfg.name)) and not cfg.internal:
+            nat.disable(cfg.bridge, cfg.subnet)
+
+
+def teardown(*, root: str, state_dir: str, container_id: str) -> None:
+    """Undo :func:`setup` for ``container_id``: veth, address, peers' hosts entries, netns, and the
+    bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup."""
+    host_if, _ = _ifnames(container_id)
+    for cfg in _existing_networks(root):
+        with ipam.locked(root, cfg) as alloc:
+            ep = alloc.pop(container_id)
+            if ep is None:
+                continue
+            veth.detach(ep.host_veth)
+            alloc.save()
+            _refresh_peers(alloc)
+            if not alloc.endpoints:
+                _drop_bridge(root, alloc.cfg)
+    veth.detach(host_if)
+    netns.remove(netns.netns_path(state_dir, container_id))
+
+
+def remove_network(root: str, name: str) -> None:
+    """Delete network ``name``; refused while containers are attached."""
+    cfg = config.load(root, name)
+    if cfg.default:
+        raise InvalidNetworkSpec(f"network {name!r}: the default network cannot be removed")
+    with ipam.locked(root, cfg) as alloc:
+        if alloc.endpoints:
+            names = ", ".join(sorted(e.name for e in alloc.endpoints.values()))
+            raise NetworkInUse(f"network {name!r}: still has containers attached: {names}")
+        _drop_bridge(root, cfg)
+        config.remove(root, name)
+
+
+def inspect_network(root: str, name: str) -> dict:
+    """The record, the live bridge, NAT status and endpoints of network ``name`` as a JSON-able dict."""
+    cfg = config.load(root, name)
+    with ipam.locked(root, cfg) as alloc:
+        eps = {k: {"name": e.name, "ip": f"{e.ip}/{cfg.network.prefixlen}", "mac": e.mac,
+                   "host_veth": e.host_veth, "hostname": e.hostname}
+               for k, e in sorted(alloc.endpoints.items())}
+    state = bridge_mod.lookup(cfg.bridge)
+    owner = bridge_mod.owner_tag(root, cfg.name)
+    if cfg.internal:
+        nat_detail = "no NAT: internal network"
+    elif state is None or state.owner != owner:
+        nat_detail = nat.NO_NAT if nat.available() is None else "no NAT rule installed (bridge is down)"
+    else:
+        nat_detail = nat.status(cfg.bridge, cfg.subnet).detail
+    out = cfg.to_dict()
+    out["bridge_state"] = (
+        {"present": True, "up": state.up, "addresses": list(state.addresses), "owned": state.owner == owner}
+        if state is not None else {"present": False}
+    )
+    out["nat"] = nat_detail
+    out["endpoints"] = eps
+    return out

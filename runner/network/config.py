@@ -1,0 +1,313 @@
+"""Network records under ``<root>/networks/<name>/network.json``.
+
+A record names the subnet, gateway and bridge of a network. The default network ``pybuild`` is
+made on first use on bridge ``pybuild0`` with 10.90.0.0/16, or, if that overlaps a host route or
+another store's bridge, the next free /16 (10.91, 10.92, ...) and bridge (``pybuild1``...); the
+record's ``note`` says so. Records are written atomically (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import Iterator
+
+from .errors import InvalidNetworkSpec, NetworkExists, NetworkNotFound
+
+__all__ = [
+    "NetworkConfig",
+    "DEFAULT_NETWORK",
+    "DEFAULT_BRIDGE",
+    "DEFAULT_SUBNET",
+    "networks_dir",
+    "create",
+    "load",
+    "list_networks",
+    "remove",
+    "save",
+    "default",
+    "host_lock",
+    "atomic_write",
+]
+
+DEFAULT_NETWORK = "pybuild"
+DEFAULT_BRIDGE = "pybuild0"
+DEFAULT_SUBNET = "10.90.0.0/16"
+HOST_LOCK = "/run/lock/pybuild-network.lock"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+RESERVED = frozenset({"bridge", "host", "none", "default"})
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """One network: a bridge and an IPv4 subnet; ``internal`` networks get no outbound NAT."""
+
+    name: str
+    id: str
+    subnet: str
+    gateway: str
+    bridge: str
+    internal: bool = False
+    default: bool = False
+    created: str = ""
+    note: str | None = None
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NetworkConfig":
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**fields)
+
+
+def networks_dir(root: str) -> str:
+    return os.path.join(root, "networks")
+
+
+def _dir(root: str, name: str) -> str:
+    return os.path.join(networks_dir(root), name)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename."""
+    d = os.path.dirname(path)
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+@contextmanager
+def _flock(path: str) -> Iterator[None]:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def root_lock(root: str) -> Iterator[None]:
+    """Serialise creation and removal of network records in one store."""
+    with _flock(os.path.join(networks_dir(root), ".lock")):
+        yield
+
+
+@contextmanager
+def host_lock() -> Iterator[None]:
+    """Serialise bridge creation/deletion between every pybuild process on the host (bridges are global)."""
+    with _flock(HOST_LOCK):
+        yield
+
+
+def validate_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise InvalidNetworkSpec(f"network name {name!r}: must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}")
+
+
+def _parse_subnet(subnet: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError as exc:
+        raise InvalidNetworkSpec(f"subnet {subnet!r}: {exc}") from None
+    if net.prefixlen > 29:
+        raise InvalidNetworkSpec(f"subnet {subnet!r}: too small, need at least a /29")
+    return net
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def load(root: str, name: str) -> NetworkConfig:
+    """The record of network ``name``; the default network is created on first use."""
+    path = os.path.join(_dir(root, name), "network.json")
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except FileNotFoundError:
+        if name == DEFAULT_NETWORK:
+            return default(root)
+        raise NetworkNotFound(f"network {name!r}: not found") from None
+    except ValueError as exc:
+        raise InvalidNetworkSpec(f"network record {path}: {exc}") from None
+    return NetworkConfig.from_dict(data)
+
+
+def save(root: str, cfg: NetworkConfig) -> None:
+    d = _dir(root, cfg.name)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    atomic_write(os.path.join(d, "network.json"), json.dumps(cfg.to_dict(), indent=2).encode())
+
+
+def list_networks(root: str) -> list[NetworkConfig]:
+    """Every network record in the store, the default network first (created if missing)."""
+    out = [load(root, DEFAULT_NETWORK)]
+    try:
+        names = sorted(os.listdir(networks_dir(root)))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        if name.startswith(".") or name == DEFAULT_NETWORK:
+            continue
+        if os.path.exists(os.path.join(_dir(root, name), "network.json")):
+            out.append(load(root, name))
+    return out
+
+
+def _subnets_in_use(root: str, exclude: str | None = None) -> list[ipaddress.IPv4Network]:
+    try:
+        names = os.listdir(networks_dir(root))
+    except FileNotFoundError:
+        return []
+    nets = []
+    for name in names:
+        if name.startswith(".") or name == exclude:
+            continue
+        try:
+            with open(os.path.join(_dir(root, name), "network.json"), "rb") as f:
+                nets.append(ipaddress.IPv4Network(json.loads(f.read())["subnet"]))
+        except (FileNotFoundError, ValueError, KeyError):
+            continue
+    return nets
+
+
+def default(root: str) -> NetworkConfig:
+    """Load or create the default network record (no kernel objects are made here)."""
+    with root_lock(root):
+        path = os.path.join(_dir(root, DEFAULT_NETWORK), "network.json")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                return NetworkConfig.from_dict(json.loads(f.read()))
+        net = ipaddress.IPv4Network(DEFAULT_SUBNET)
+        cfg = NetworkConfig(
+            name=DEFAULT_NETWORK,
+            id=hashlib.sha256(f"{root}:{DEFAULT_NETWORK}".encode()).hexdigest(),
+            subnet=str(net),
+            gateway=str(net.network_address + 1),
+            bridge=DEFAULT_BRIDGE,
+            default=True,
+            created=_now(),
+        )
+        save(root, cfg)
+        return cfg
+
+
+def relocate_default(cfg: NetworkConfig, taken: "callable") -> NetworkConfig:
+    """The default network moved to the first (bridge, /16) pair ``taken(bridge, subnet)`` accepts.
+
+    ``taken`` returns a reason string when a candidate is unusable, else None. Used only while the
+    default network has no endpoints, so moving it cannot strand an address.
+    """
+    base = ipaddress.IPv4Network(DEFAULT_SUBNET)
+    reasons = []
+    for i in range(0, 165):
+        net = ipaddress.IPv4Network((int(base.network_address) + (i << 16), 16))
+        bridge = f"pybuild{i}"
+        why = taken(bridge, net)
+        if why is None:
+            if i == 0:
+                return replace(cfg, subnet=str(net), gateway=str(net.network_address + 1), bridge=bridge, note=None)
+            note = f"{DEFAULT_SUBNET} on {DEFAULT_BRIDGE} is unavailable ({reasons[0]}); using {net} on {bridge}"
+            return replace(cfg, subnet=str(net), gateway=str(net.network_address + 1), bridge=bridge, note=note)
+        reasons.append(why)
+    raise InvalidNetworkSpec(f"default network: no free /16 in 10.90.0.0-10.254.0.0 ({reasons[0]})")
+
+
+def create(root: str, name: str, *, subnet: str | None = None, gateway: str | None = None,
+           bridge: str | None = None, internal: bool = False,
+           overlaps: "callable | None" = None) -> NetworkConfig:
+    """Write a new network record. ``subnet`` defaults to the first free /24 in 10.91.0.0/16.
+
+    ``overlaps(net) -> str | None`` reports a host route clash; a given subnet that clashes is an
+    error, a chosen one is skipped.
+    """
+    validate_name(name)
+    if name in RESERVED or name == DEFAULT_NETWORK:
+        raise InvalidNetworkSpec(f"network name {name!r}: reserved")
+    if bridge is not None and not _IFNAME.match(bridge):
+        raise InvalidNetworkSpec(f"bridge name {bridge!r}: must be 1-15 of [A-Za-z0-9_.-]")
+    with root_lock(root):
+        if os.path.exists(os.path.join(_dir(root, name), "network.json")):
+            raise NetworkExists(f"network {name!r}: already exists")
+        used = _subnets_in_use(root) + [ipaddress.IPv4Network(DEFAULT_SUBNET)]
+        if subnet is not None:
+            net = _parse_subnet(subnet)
+            for other in used:
+                if other.overlaps(net):
+                    raise InvalidNetworkSpec(f"subnet {net}: overlaps network subnet {other} in this store")
+            clash = overlaps(net) if overlaps else None
+            if clash:
+                raise InvalidNetworkSpec(f"subnet {net}: overlaps host {clash}")
+        else:
+            net = None
+            for cand in ipaddress.IPv4Network("10.91.0.0/16").subnets(new_prefix=24):
+                if any(o.overlaps(cand) for o in used) or (overlaps and overlaps(cand)):
+                    continue
+                net = cand
+                break
+            if net is None:
+                raise InvalidNetworkSpec(f"network {name!r}: no free /24 left in 10.91.0.0/16; pass --subnet")
+        if gateway is None:
+            gw = net.network_address + 1
+        else:
+            try:
+                gw = ipaddress.IPv4Address(gateway)
+            except ValueError as exc:
+                raise InvalidNetworkSpec(f"gateway {gateway!r}: {exc}") from None
+            if gw not in net or gw in (net.network_address, net.broadcast_address):
+                raise InvalidNetworkSpec(f"gateway {gw}: not a host address of {net}")
+        cfg = NetworkConfig(
+            name=name,
+            id=secrets.token_hex(32),
+            subnet=str(net),
+            gateway=str(gw),
+            bridge=bridge or ("pbr-" + hashlib.sha256(name.encode()).hexdigest()[:10]),
+            internal=internal,
+            created=_now(),
+        )
+        save(root, cfg)
+        return cfg
+
+
+def remove(root: str, name: str) -> None:
+    """Delete the record directory of ``name`` (the caller checks that it has no endpoints)."""
+    if name == DEFAULT_NETWORK:
+        raise InvalidNetworkSpec(f"network {name!r}: the default network cannot be removed")
+    with root_lock(root):
+        d = _dir(root, name)
+        if not os.path.exists(os.path.join(d, "network.json")):
+            raise NetworkNotFound(f"network {name!r}: not found")
+        shutil.rmtree(d)

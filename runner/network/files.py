@@ -1,0 +1,106 @@
+"""Per-container ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``.
+
+The files live in the container's ``etc_dir``; the sandbox bind-mounts them over the image's. On a
+user network every container's hosts file lists all its peers by name, and is rewritten in place
+whenever a peer joins or leaves (in place, not by rename, because a bind mount pins the inode).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Iterable
+
+from .config import atomic_write
+
+__all__ = ["hosts_text", "resolv_text", "write_all", "rewrite_hosts", "HOST_RESOLV"]
+
+HOST_RESOLV = "/etc/resolv.conf"
+FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
+
+_BASE_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+
+def hosts_text(own: tuple[str, Iterable[str]] | None, peers: Iterable[tuple[str, Iterable[str]]] = (),
+               extra: Iterable[tuple[str, str]] = ()) -> str:
+    """Hosts file: localhost lines, then ``own`` (ip, names), then ``peers``, then ``--add-host`` pairs."""
+    lines = [_BASE_HOSTS]
+    if own is not None:
+        lines.append(f"{own[0]}\t{' '.join(own[1])}\n")
+    for ip, names in peers:
+        lines.append(f"{ip}\t{' '.join(names)}\n")
+    for name, ip in extra:
+        lines.append(f"{ip}\t{name}\n")
+    return "".join(lines)
+
+
+def resolv_text(host_resolv: str = HOST_RESOLV, dns: Iterable[str] = (), search: Iterable[str] = (),
+                keep_loopback: bool = False) -> str:
+    """A resolv.conf for a container: the host's, minus loopback nameservers (unreachable from a
+    separate namespace), falling back to public resolvers when none remain; ``dns``/``search`` override.
+    """
+    try:
+        with open(host_resolv, encoding="utf-8", errors="replace") as f:
+            host = f.read().splitlines()
+    except FileNotFoundError:
+        host = []
+    servers, other = [], []
+    for line in host:
+        parts = line.split()
+        if parts[:1] == ["nameserver"] and len(parts) >= 2:
+            try:
+                if not keep_loopback and ipaddress.ip_address(parts[1].split("%")[0]).is_loopback:
+                    continue
+            except ValueError:
+                continue
+            servers.append(parts[1])
+        elif parts[:1] == ["search"] and search:
+            continue
+        elif parts and not parts[0].startswith(("#", ";")):
+            other.append(line)
+    servers = list(dns) or servers or list(FALLBACK_DNS)
+    out = [f"nameserver {s}" for s in servers]
+    if search:
+        out.append("search " + " ".join(search))
+    out.extend(other)
+    return "\n".join(out) + "\n"
+
+
+def write_all(etc_dir: str, *, hostname: str, hosts: str, resolv: str) -> dict[str, str]:
+    """Write the three files into ``etc_dir`` atomically; return their paths by name."""
+    os.makedirs(etc_dir, mode=0o755, exist_ok=True)
+    paths = {
+        "hostname": os.path.join(etc_dir, "hostname"),
+        "hosts": os.path.join(etc_dir, "hosts"),
+        "resolv.conf": os.path.join(etc_dir, "resolv.conf"),
+    }
+    atomic_write(paths["hostname"], (hostname + "\n").encode(), 0o644)
+    atomic_write(paths["hosts"], hosts.encode(), 0o644)
+    atomic_write(paths["resolv.conf"], resolv.encode(), 0o644)
+    return paths
+
+
+def rewrite_hosts(path: str, text: str) -> bool:
+    """Replace the contents of an existing hosts file in place (keeps the inode a bind mount pins).
+
+    Returns False when the file is gone (its container was removed meanwhile).
+    """
+    data = text.encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True

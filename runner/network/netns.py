@@ -1,0 +1,144 @@
+"""Named network namespaces kept alive by a bind mount at ``<state_dir>/netns/<id>``.
+
+The namespace is created on a short-lived thread: ``unshare(CLONE_NEWNET)`` and ``setns`` act on the
+calling thread only, so the process' own namespace never changes. The same trick runs a function
+inside a namespace (:func:`run_in`): sockets it opens stay in that namespace after it returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import threading
+from typing import Callable, TypeVar
+
+from .errors import NetworkError
+
+__all__ = ["create", "remove", "run_in", "enter", "netns_path", "is_netns"]
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MNT_DETACH = 2
+NSFS_MAGIC = 0x6E736673
+
+T = TypeVar("T")
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def netns_path(state_dir: str, container_id: str) -> str:
+    """Where the namespace of ``container_id`` is bind-mounted."""
+    return os.path.join(state_dir, "netns", container_id)
+
+
+def is_netns(path: str) -> bool:
+    """True when ``path`` is a mounted network namespace (an nsfs bind mount)."""
+    libc = _libc()
+
+    class _StatFs(ctypes.Structure):
+        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_char * 120)]
+
+    buf = _StatFs()
+    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        return False
+    return buf.f_type == NSFS_MAGIC
+
+
+def _on_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on a fresh thread (whose namespaces may change) and return or raise its result."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # re-raised on the caller's thread below
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="pybuild-netns")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def create(path: str) -> str:
+    """Create a new network namespace with loopback down, bind-mounted at ``path``; return ``path``.
+
+    Fails with :class:`NetworkError` if ``path`` is already a namespace.
+    """
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if is_netns(path):
+        raise NetworkError(f"network namespace {path}: already exists")
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444)
+    os.close(fd)
+
+    def make() -> None:
+        libc = _libc()
+        _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        src = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
+        _check(libc.mount(src, os.fsencode(path), b"none", MS_BIND, None), f"bind-mount netns on {path}")
+
+    try:
+        _on_thread(make)
+    except OSError as exc:
+        _unlink_quiet(path)
+        raise NetworkError(f"create network namespace {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def remove(path: str) -> bool:
+    """Unmount and delete the namespace file at ``path``; True if something was removed. Idempotent."""
+    removed = False
+    libc = _libc()
+    while is_netns(path):
+        if libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            raise NetworkError(f"unmount network namespace {path}: {os.strerror(err)}")
+        removed = True
+    return _unlink_quiet(path) or removed
+
+
+def _unlink_quiet(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def enter(path: str) -> None:
+    """``setns`` the calling thread (or a freshly forked child) into the namespace at ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc().setns(fd, CLONE_NEWNET), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def run_in(path: str, fn: Callable[[], T]) -> T:
+    """Call ``fn`` on a thread that has joined the namespace at ``path``; return its result.
+
+    File descriptors ``fn`` opens (sockets, netlink) stay bound to that namespace.
+    """
+    if not is_netns(path):
+        raise NetworkError(f"network namespace {path}: not found")
+
+    def inner() -> T:
+        try:
+            enter(path)
+        except OSError as exc:
+            raise NetworkError(f"join network namespace {path}: {exc.strerror or exc}") from exc
+        return fn()
+
+    return _on_thread(inner)

@@ -1,0 +1,372 @@
+"""Userspace port publishing: what ``docker-proxy`` does, for TCP and UDP, in one epoll loop.
+
+``PortProxy.bind(mappings, target_ip)`` binds every host port up front (so a busy port is an error
+before the container starts), then ``serve()``/``start()`` forwards:
+
+- TCP: each accepted connection gets a non-blocking connect to ``target_ip:container_port`` and two
+  pipes; bytes move socket -> pipe -> socket with ``splice(2)`` and never enter Python. Half-close is
+  propagated with ``shutdown(SHUT_WR)``.
+- UDP: one connected upstream socket per client address; replies go back from the published port.
+  Flows idle for ``udp_timeout`` seconds are dropped.
+
+``close()`` stops the loop and closes every socket, so the host ports are free when it returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import selectors
+import socket
+import threading
+import time
+from dataclasses import replace
+from typing import Iterable
+
+from .errors import NetworkError, PortInUse
+from .publish import PortMapping
+
+__all__ = ["PortProxy"]
+
+PIPE_SIZE = 1 << 20
+CHUNK = 1 << 20
+SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+_GONE = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ECONNREFUSED, errno.ETIMEDOUT,
+         errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNABORTED)
+
+
+def _family(ip: str) -> int:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def _pipe() -> tuple[int, int, int]:
+    """A non-blocking pipe, enlarged when allowed; returns (read fd, write fd, capacity)."""
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:  # capped by /proc/sys/fs/pipe-max-size for unprivileged callers; default size works
+        pass
+    return r, w, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+
+
+class _Pump:
+    """One direction of a TCP flow: src socket -> pipe -> dst socket."""
+
+    __slots__ = ("src", "dst", "r", "w", "cap", "pending", "eof", "done")
+
+    def __init__(self, src: socket.socket, dst: socket.socket) -> None:
+        self.src, self.dst = src, dst
+        self.r, self.w, self.cap = _pipe()
+        self.pending = 0
+        self.eof = False
+        self.done = False
+
+    def step(self) -> None:
+        """Move as much as possible without blocking; raises OSError when a side is gone."""
+        for _ in range(16):  # bounded so one busy flow cannot starve the others
+            moved = False
+            if not self.eof and self.pending < self.cap:
+                try:
+                    n = os.splice(self.src.fileno(), self.w, CHUNK, flags=SPLICE_FLAGS)
+                except BlockingIOError:
+                    n = -1
+                if n == 0:
+                    self.eof = True
+                elif n > 0:
+                    self.pending += n
+                    moved = True
+            if self.pending:
+                try:
+                    n = os.splice(self.r, self.dst.fileno(), self.pending, flags=SPLICE_FLAGS)
+                except BlockingIOError:
+                    n = 0
+                if n > 0:
+                    self.pending -= n
+                    moved = True
+            if not moved:
+                break
+        if self.eof and not self.pending and not self.done:
+            self.done = True
+            try:
+                self.dst.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                if exc.errno != errno.ENOTCONN:
+                    raise
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+class _TcpFlow:
+    __slots__ = ("client", "upstream", "up", "down", "connected")
+
+    def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.client, self.upstream = client, upstream
+        self.up = self.down = None
+        self.connected = False
+
+    def start_pumps(self) -> None:
+        self.up = _Pump(self.client, self.upstream)
+        self.down = _Pump(self.upstream, self.client)
+        self.connected = True
+
+    def interest(self, sock: socket.socket) -> int:
+        if not self.connected:
+            return selectors.EVENT_WRITE if sock is self.upstream else 0
+        ev = 0
+        src_pump, dst_pump = (self.up, self.down) if sock is self.client else (self.down, self.up)
+        if not src_pump.eof and src_pump.pending < src_pump.cap:
+            ev |= selectors.EVENT_READ
+        if dst_pump.pending:
+            ev |= selectors.EVENT_WRITE
+        return ev
+
+    @property
+    def finished(self) -> bool:
+        return self.connected and self.up.done and self.down.done
+
+    def close(self) -> None:
+        for pump in (self.up, self.down):
+            if pump is not None:
+                pump.close()
+        self.client.close()
+        self.upstream.close()
+
+
+class _UdpFlow:
+    __slots__ = ("listener", "client", "upstream", "last")
+
+    def __init__(self, listener: socket.socket, client: tuple, upstream: socket.socket) -> None:
+        self.listener, self.client, self.upstream = listener, client, upstream
+        self.last = time.monotonic()
+
+
+class PortProxy:
+    """Forwards published host ports to ``target_ip``. Use :meth:`bind`, then :meth:`serve` or
+    :meth:`start`, and :meth:`close` (also a context manager)."""
+
+    def __init__(self, target_ip: str, listeners: list[tuple[PortMapping, socket.socket]],
+                 udp_timeout: float = 60.0) -> None:
+        self.target_ip = target_ip
+        self._listeners = listeners
+        self.udp_timeout = udp_timeout
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def bind(cls, mappings: Iterable[PortMapping], target_ip: str, *, udp_timeout: float = 60.0) -> "PortProxy":
+        """Bind every host port now; raise :class:`PortInUse` naming the first busy one (nothing stays bound)."""
+        bound: list[tuple[PortMapping, socket.socket]] = []
+        try:
+            for m in mappings:
+                kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
+                sock = socket.socket(_family(m.host_ip), kind | socket.SOCK_CLOEXEC)
+                try:
+                    if kind == socket.SOCK_STREAM:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if _family(m.host_ip) == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind((m.host_ip, m.host_port))
+                    if kind == socket.SOCK_STREAM:
+                        sock.listen(1024)
+                    sock.setblocking(False)
+                except OSError as exc:
+                    sock.close()
+                    if exc.errno == errno.EADDRINUSE:
+                        raise PortInUse(f"host port {m.host_ip}:{m.host_port}/{m.protocol} is already in use") from None
+                    if exc.errno == errno.EADDRNOTAVAIL:
+                        raise NetworkError(f"host address {m.host_ip} for port {m.host_port}/{m.protocol}: not an address of this host") from None
+                    raise NetworkError(f"bind {m.host_ip}:{m.host_port}/{m.protocol}: {exc.strerror}") from None
+                port = sock.getsockname()[1]
+                bound.append((replace(m, host_port=port), sock))
+        except BaseException:
+            for _, s in bound:
+                s.close()
+            raise
+        return cls(target_ip, bound, udp_timeout)
+
+    @property
+    def mappings(self) -> tuple[PortMapping, ...]:
+        """The mappings with the host ports actually bound."""
+        return tuple(m for m, _ in self._listeners)
+
+    # -- running ------------------------------------------------------------------------------
+    def start(self) -> "PortProxy":
+        """Serve on a daemon thread."""
+        self._thread = threading.Thread(target=self.serve, name="pybuild-port-proxy", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve(self) -> None:
+        """Run the forwarding loop until :meth:`close`."""
+        sel = selectors.DefaultSelector()
+        tcp: dict[socket.socket, _TcpFlow] = {}
+        udp: dict[tuple, _UdpFlow] = {}
+        upstream_udp: dict[socket.socket, _UdpFlow] = {}
+        sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+        for m, sock in self._listeners:
+            sel.register(sock, selectors.EVENT_READ, ("tcp-listen" if m.protocol == "tcp" else "udp-listen", m))
+        next_sweep = time.monotonic() + 1.0
+        try:
+            while not self._closing:
+                for key, events in sel.select(timeout=1.0):
+                    kind, m = key.data
+                    if kind == "wake":
+                        continue
+                    if kind == "tcp-listen":
+                        self._accept(sel, key.fileobj, m, tcp)
+                    elif kind == "tcp":
+                        self._tcp_event(sel, key.fileobj, tcp)
+                    elif kind == "udp-listen":
+                        self._udp_in(sel, key.fileobj, m, udp, upstream_udp)
+                    elif kind == "udp-up":
+                        self._udp_back(key.fileobj, upstream_udp)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + 1.0
+                    for flow in [f for f in udp.values() if now - f.last > self.udp_timeout]:
+                        self._udp_drop(sel, flow, udp, upstream_udp)
+        finally:
+            for flow in {id(f): f for f in tcp.values()}.values():
+                flow.close()
+            for flow in list(udp.values()):
+                flow.upstream.close()
+            sel.close()
+
+    def _accept(self, sel, listener: socket.socket, m: PortMapping, tcp: dict) -> None:
+        for _ in range(64):
+            try:
+                client, _addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
+                    return
+                raise
+            client.setblocking(False)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            up = socket.socket(_family(self.target_ip), socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+            up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = up.connect_ex((self.target_ip, m.container_port))
+            if err not in (0, errno.EINPROGRESS):
+                client.close()
+                up.close()
+                continue
+            flow = _TcpFlow(client, up)
+            tcp[client] = tcp[up] = flow
+            sel.register(up, selectors.EVENT_WRITE, ("tcp", None))
+
+    def _tcp_event(self, sel, sock: socket.socket, tcp: dict) -> None:
+        flow = tcp.get(sock)
+        if flow is None:
+            return
+        try:
+            if not flow.connected:
+                err = flow.upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                flow.start_pumps()
+                sel.register(flow.client, selectors.EVENT_READ, ("tcp", None))
+            flow.up.step()
+            flow.down.step()
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                raise
+            self._tcp_drop(sel, flow, tcp)
+            return
+        if flow.finished:
+            self._tcp_drop(sel, flow, tcp)
+            return
+        for s in (flow.client, flow.upstream):
+            ev = flow.interest(s)
+            key = sel.get_map().get(s)
+            if key is None:
+                if ev:
+                    sel.register(s, ev, ("tcp", None))
+            elif ev == 0:
+                sel.unregister(s)
+            elif key.events != ev:
+                sel.modify(s, ev, ("tcp", None))
+
+    @staticmethod
+    def _tcp_drop(sel, flow: _TcpFlow, tcp: dict) -> None:
+        for s in (flow.client, flow.upstream):
+            if s in sel.get_map():
+                sel.unregister(s)
+            tcp.pop(s, None)
+        flow.close()
+
+    def _udp_in(self, sel, listener: socket.socket, m: PortMapping, udp: dict, upstream_udp: dict) -> None:
+        for _ in range(256):
+            try:
+                data, client = listener.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            key = (listener.fileno(), client)
+            flow = udp.get(key)
+            if flow is None:
+                up = socket.socket(_family(self.target_ip), socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+                up.connect((self.target_ip, m.container_port))
+                flow = _UdpFlow(listener, client, up)
+                udp[key] = flow
+                upstream_udp[up] = flow
+                sel.register(up, selectors.EVENT_READ, ("udp-up", None))
+            flow.last = time.monotonic()
+            try:
+                flow.upstream.send(data)
+            except OSError as exc:  # ICMP unreachable from an earlier datagram: drop, like the kernel would
+                if exc.errno not in _GONE:
+                    raise
+
+    @staticmethod
+    def _udp_back(up: socket.socket, upstream_udp: dict) -> None:
+        flow = upstream_udp.get(up)
+        if flow is None:
+            return
+        for _ in range(256):
+            try:
+                data = up.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _GONE:
+                    return
+                raise
+            flow.last = time.monotonic()
+            try:
+                flow.listener.sendto(data, flow.client)
+            except BlockingIOError:
+                return
+
+    @staticmethod
+    def _udp_drop(sel, flow: _UdpFlow, udp: dict, upstream_udp: dict) -> None:
+        sel.unregister(flow.upstream)
+        upstream_udp.pop(flow.upstream, None)
+        udp.pop((flow.listener.fileno(), flow.client), None)
+        flow.upstream.close()
+
+    # -- stopping -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop serving and close every socket; the host ports are free when this returns."""
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+        os.write(self._wake_w, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        for _, sock in self._listeners:
+            sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def __enter__(self) -> "PortProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,102 @@
+"""``-p``/``-P`` specs -> :class:`PortMapping` values.
+
+Grammar (Docker's): ``[IP:][HOST[-HOST]:]CTR[-CTR][/tcp|/udp]``; IPv6 host addresses in brackets.
+A missing or empty host port is 0: the proxy binds a free port and reports which.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from .errors import InvalidNetworkSpec
+
+__all__ = ["PortMapping", "parse_publish", "publish_all"]
+
+_SPEC = re.compile(
+    r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+):)?"
+    r"(?:(?P<host>\d*(?:-\d+)?):)?"
+    r"(?P<ctr>\d+(?:-\d+)?)"
+    r"(?:/(?P<proto>[A-Za-z]+))?$"
+)
+
+
+@dataclass(frozen=True, order=True)
+class PortMapping:
+    """Host ``host_ip:host_port`` forwards to container port ``container_port`` over ``protocol``.
+
+    ``host_port`` 0 means "any free port"; the bound proxy reports the real one.
+    """
+
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = "0.0.0.0"
+    host_port: int = 0
+
+    def __str__(self) -> str:
+        ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+        return f"{self.container_port}/{self.protocol} -> {ip}:{self.host_port}"
+
+    def to_dict(self) -> dict:
+        return {"container_port": self.container_port, "protocol": self.protocol,
+                "host_ip": self.host_ip, "host_port": self.host_port}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PortMapping":
+        return cls(int(d["container_port"]), d.get("protocol", "tcp"), d.get("host_ip", "0.0.0.0"),
+                   int(d.get("host_port", 0)))
+
+
+def _range(text: str, spec: str, what: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    a, b = int(lo), int(hi or lo)
+    for p in (a, b):
+        if not 1 <= p <= 65535:
+            raise InvalidNetworkSpec(f"-p {spec!r}: {what} port {p} out of range 1-65535")
+    if b < a:
+        raise InvalidNetworkSpec(f"-p {spec!r}: {what} port range {text} is reversed")
+    return a, b
+
+
+def parse_publish(spec: str) -> tuple[PortMapping, ...]:
+    """Parse one ``-p`` value into one mapping per port (ranges expand)."""
+    m = _SPEC.match(spec.strip())
+    if not m:
+        raise InvalidNetworkSpec(f"-p {spec!r}: expected [IP:][HOST:]CONTAINER[/tcp|udp]")
+    proto = (m["proto"] or "tcp").lower()
+    if proto not in ("tcp", "udp"):
+        raise InvalidNetworkSpec(f"-p {spec!r}: protocol {proto!r} is not tcp or udp")
+    ip = "0.0.0.0"
+    if m["ip"]:
+        raw = m["ip"].strip("[]")
+        try:
+            ip = str(ipaddress.ip_address(raw))
+        except ValueError:
+            raise InvalidNetworkSpec(f"-p {spec!r}: {raw!r} is not an IP address") from None
+    c_lo, c_hi = _range(m["ctr"], spec, "container")
+    count = c_hi - c_lo + 1
+    if m["host"]:
+        h_lo, h_hi = _range(m["host"], spec, "host")
+        if h_hi - h_lo + 1 != count:
+            if count == 1:
+                # Docker: "8000-8010:80" means "one free port from that range"; we take the first.
+                h_hi = h_lo
+            else:
+                raise InvalidNetworkSpec(
+                    f"-p {spec!r}: host range has {h_hi - h_lo + 1} ports, container range has {count}")
+        hosts = list(range(h_lo, h_lo + count))
+    else:
+        hosts = [0] * count
+    return tuple(PortMapping(c, proto, ip, h) for c, h in zip(range(c_lo, c_hi + 1), hosts))
+
+
+def publish_all(exposed: Iterable[str], host_ip: str = "0.0.0.0") -> tuple[PortMapping, ...]:
+    """``-P``: every EXPOSEd port (``"80/tcp"``, ``"53/udp"``, ``"8080"``) to a free host port."""
+    out = []
+    for item in exposed:
+        port, _, proto = str(item).partition("/")
+        for m in parse_publish(f"{port}/{proto or 'tcp'}"):
+            out.append(PortMapping(m.container_port, m.protocol, host_ip, 0))
+    return tuple(sorted(set(out)))
