@@ -1,0 +1,388 @@
+"""Container commands: ps, logs, exec, start, stop, restart, kill, rm, pause, unpause, wait, attach,
+top, stats, port, rename, container prune. Each is a few lines over :mod:`runner.containers`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .context import Settings, pass_settings
+
+__all__ = ["inspect_container"]
+
+
+def _store(settings: Settings):
+    from runner.state import ContainerStore
+
+    return ContainerStore(settings.root, settings.state_dir)
+
+
+def inspect_container(settings: Settings, name: str) -> dict:
+    """Docker-like inspect document of one container (used by ``pybuild inspect``)."""
+    from runner import containers
+
+    return containers.inspect(_store(settings), name)
+
+
+def _each(refs: tuple[str, ...], fn) -> None:
+    """Apply ``fn`` to every ref, print each ref done; report failures and exit 1 after trying all."""
+    from layers.errors import PybuildError
+
+    failed = 0
+    for ref in refs:
+        try:
+            fn(ref)
+        except PybuildError as exc:
+            click.echo(f"pybuild: {exc}", err=True)
+            failed += 1
+            continue
+        click.echo(ref)
+    if failed:
+        raise SystemExit(1)
+
+
+def _ports_text(ports) -> str:
+    return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/"
+                     f"{p.get('protocol', 'tcp')}" for p in ports)
+
+
+@click.command("ps")
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running only).")
+@click.option("-q", "--quiet", is_flag=True, help="Only show container ids.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate ids and commands.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter: id=, name=, status=, label=, ancestor=, exited=.")
+@pass_settings
+def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str,
+           filters: tuple[str, ...]) -> None:
+    """List containers."""
+    from runner import containers as C
+
+    infos = C.list_containers(_store(settings), all=show_all, filters=filters)
+    if quiet:
+        for i in infos:
+            click.echo(i.config.id if no_trunc else i.config.short_id)
+        return
+    if fmt == "json":
+        for i in infos:
+            click.echo(json.dumps({
+                "ID": i.config.id, "Names": i.config.name, "Image": i.config.image,
+                "Command": " ".join(i.config.spec.get("process", {}).get("args", [])),
+                "CreatedAt": C.st.rfc3339(i.config.created), "State": C.display_status(i.state),
+                "Status": C.human_status(i.state), "ExitCode": i.state.exit_code, "Pid": i.state.pid,
+                "Ports": _ports_text(i.config.ports), "RestartCount": i.state.restart_count,
+            }))
+        return
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PORTS", "NAMES")]
+    for i in infos:
+        cmd = " ".join(i.config.spec.get("process", {}).get("args", []))
+        if not no_trunc and len(cmd) > 20:
+            cmd = cmd[:19] + "…"
+        rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
+                     C.human_status(i.state), _ports_text(i.config.ports), i.config.name))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for r in rows:
+        click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+@click.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("-n", "--tail", default="all", help="Number of lines to show from the end (default all).")
+@click.option("--since", default=None, help="Show logs since a time (RFC3339, Unix time) or duration (10m).")
+@click.option("--until", default=None, help="Show logs before a time or duration.")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.argument("container")
+@pass_settings
+def logs_cmd(settings: Settings, follow: bool, tail: str, since: str | None, until: str | None,
+             timestamps: bool, container: str) -> None:
+    """Fetch the logs of a container (stdout to stdout, stderr to stderr)."""
+    from layers.errors import InvalidInput
+    from runner import state as st
+    from runner.logs import parse_since, read_logs
+
+    store = _store(settings)
+    cfg = store.resolve(container)
+    if tail != "all" and not tail.lstrip("-").isdigit():
+        raise InvalidInput(f"--tail {tail!r}: expected a number or 'all'")
+    n = None if tail == "all" or int(tail) < 0 else int(tail)
+
+    def alive() -> bool:
+        try:
+            s = store.status(cfg.id)
+        except st.ContainerNotFound:
+            return False
+        return s.live or s.restarting
+
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for e in read_logs(store.log_path(cfg.id), tail=n, follow=follow, alive=alive,
+                       since=parse_since(since) if since else None,
+                       until=parse_since(until) if until else None):
+        stream = err if e.stream == "stderr" else out
+        stream.write(((e.time + " ") if timestamps else "").encode() + e.text.encode())
+        if follow:
+            stream.flush()
+    out.flush()
+
+
+@click.command("start")
+@click.option("-a", "--attach", is_flag=True, help="Attach to output and wait; exit with the container's code.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    from runner import containers as C
+
+    store = _store(settings)
+    if attach:
+        if len(containers) != 1:
+            raise click.UsageError("start -a takes exactly one container")
+        info = C.start(store, containers[0])
+        raise SystemExit(_attach(store, info.config.id, since=info.state.started_at))
+    _each(containers, lambda ref: C.start(store, ref))
+
+
+def _attach(store, cid: str, since: float | None = None) -> int:
+    """Stream the container's output from ``since`` until it exits; return its exit code."""
+    from runner import containers as C
+    from runner.logs import read_logs
+
+    def alive() -> bool:
+        try:
+            s = store.status(cid)
+        except C.st.ContainerNotFound:
+            return False
+        return s.live or s.restarting
+
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for e in read_logs(store.log_path(cid), since=since, follow=True, alive=alive):
+        stream = err if e.stream == "stderr" else out
+        stream.write(e.text.encode())
+        stream.flush()
+    return C.wait(store, cid)
+
+
+@click.command("attach")
+@click.argument("container")
+@pass_settings
+def attach_cmd(settings: Settings, container: str) -> None:
+    """Attach to a running container's output (read-only; stdin is not forwarded) until it exits."""
+    import time
+
+    from runner import containers as C
+
+    store = _store(settings)
+    cfg = store.resolve(container)
+    s = store.status(cfg.id)
+    if not s.live:
+        raise C.StateConflict(f"container {cfg.name} is not running", current=s.status)
+    raise SystemExit(_attach(store, cfg.id, since=time.time()))
+
+
+@click.command("stop")
+@click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def stop_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Stop containers: their stop signal, then SIGKILL after the timeout."""
+    from runner import containers as C
+
+    store = _store(settings)
+    _each(containers, lambda ref: C.stop(store, ref, timeout))
+
+
+@click.command("restart")
+@click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def restart_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Restart containers."""
+    from runner import containers as C
+
+    store = _store(settings)
+    _each(containers, lambda ref: C.restart(store, ref, timeout))
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "sig", default="SIGKILL", help="Signal to send (default SIGKILL).")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> None:
+    """Send a signal to containers."""
+    from runner import containers as C
+
+    store = _store(settings)
+    C.parse_signal(sig)
+    _each(containers, lambda ref: C.kill(store, ref, sig))
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="Also remove anonymous volumes.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def rm_cmd(settings: Settings, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove containers."""
+    from runner import containers as C
+
+    store = _store(settings)
+    _each(containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes))
+
+
+@click.command("pause")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def pause_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
+    """Pause all processes in containers (freezer cgroup)."""
+    from runner import containers as C
+
+    store = _store(settings)
+    _each(containers, lambda ref: C.pause(store, ref))
+
+
+@click.command("unpause")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def unpause_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
+    """Unpause containers."""
+    from runner import containers as C
+
+    store = _store(settings)
+    _each(containers, lambda ref: C.unpause(store, ref))
+
+
+@click.command("wait")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def wait_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
+    """Wait until containers stop; print their exit codes."""
+    from runner import containers as C
+
+    store = _store(settings)
+    for ref in containers:
+        click.echo(C.wait(store, ref))
+
+
+@click.command("top")
+@click.argument("container")
+@pass_settings
+def top_cmd(settings: Settings, container: str) -> None:
+    """Show the processes of a container (host PIDs)."""
+    from runner import containers as C
+
+    rows = C.top(_store(settings), container)
+    click.echo(f"{'UID':<6} {'PID':>8} {'PPID':>8} {'STAT':<4} CMD")
+    for r in rows:
+        click.echo(f"{r['UID']:<6} {r['PID']:>8} {r['PPID']:>8} {r['STAT']:<4} {r['CMD']}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.4g}{unit}" if unit != "B" else f"{n}B"
+        n /= 1024
+    return str(n)
+
+
+@click.command("stats")
+@click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("containers", nargs=-1)
+@pass_settings
+def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[str, ...]) -> None:
+    """Show CPU %, memory and pids of running containers (from cgroups)."""
+    from runner import containers as C
+
+    store = _store(settings)
+    refs = containers or tuple(i.config.id for i in C.list_containers(store))
+    while True:
+        samples = [C.stats(store, ref) for ref in refs]
+        if fmt == "json":
+            for s in samples:
+                click.echo(json.dumps({"ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent,
+                                       "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids}))
+        else:
+            click.echo(f"{'CONTAINER ID':<14}{'NAME':<20}{'CPU %':>8}  {'MEM USAGE / LIMIT':<24}{'PIDS':>6}")
+            for s in samples:
+                lim = _size(s.memory_limit) if s.memory_limit else "-"
+                click.echo(f"{s.id[:12]:<14}{s.name[:19]:<20}{s.cpu_percent:>7.2f}%  "
+                           f"{_size(s.memory_usage) + ' / ' + lim:<24}{s.pids:>6}")
+        if no_stream:
+            return
+        sys.stdout.flush()
+
+
+@click.command("port")
+@click.argument("container")
+@pass_settings
+def port_cmd(settings: Settings, container: str) -> None:
+    """List port mappings of a container."""
+    cfg = _store(settings).resolve(container)
+    for p in cfg.ports:
+        click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> "
+                   f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}")
+
+
+@click.command("rename")
+@click.argument("container")
+@click.argument("new_name")
+@pass_settings
+def rename_cmd(settings: Settings, container: str, new_name: str) -> None:
+    """Rename a container."""
+    from runner import containers as C
+
+    C.rename(_store(settings), container, new_name)
+
+
+@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
+@click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")
+@click.option("-u", "--user", default=None, help="uid[:gid] to run as.")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container.")
+@click.option("-d", "--detach", is_flag=True, help="Run in the background.")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_settings
+def exec_cmd(settings: Settings, interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
+             workdir: str | None, detach: bool, container: str, command: tuple[str, ...]) -> None:
+    """Run a command in a running container (joins its namespaces and cgroup)."""
+    from runner.exec import ExecOptions, exec_in
+
+    code = exec_in(_store(settings), container, ExecOptions(
+        args=command, env=env, user=user, workdir=workdir, tty=tty, interactive=interactive, detach=detach))
+    raise SystemExit(code)
+
+
+@click.group("container")
+def container_group() -> None:
+    """Manage containers."""
+
+
+@container_group.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (there is no prompt).")
+@pass_settings
+def container_prune(settings: Settings, force: bool) -> None:
+    """Remove all stopped containers."""
+    from runner import containers as C
+
+    for cfg in C.prune(_store(settings)):
+        click.echo(cfg.id)
+
+
+container_group.add_command(ps_cmd, "ls")
+container_group.add_command(logs_cmd, "logs")
+container_group.add_command(stop_cmd, "stop")
+container_group.add_command(start_cmd, "start")
+container_group.add_command(rm_cmd, "rm")
+container_group.add_command(kill_cmd, "kill")
+
+
+@container_group.command("inspect")
+@click.argument("containers", nargs=-1, required=True)
+@pass_settings
+def container_inspect(settings: Settings, containers: tuple[str, ...]) -> None:
+    """Show low-level information on containers (JSON)."""
+    click.echo(json.dumps([inspect_container(settings, c) for c in containers], indent=4))

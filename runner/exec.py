@@ -1,0 +1,207 @@
+"""``pybuild exec``: run another process inside a running container.
+
+The new process joins the container's cgroups (its pid is written to every ``cgroup.procs`` of the
+container's PID 1) and namespaces (``setns`` on ``/proc/<pid1>/ns/{ipc,uts,net,pid,cgroup,mnt}``,
+mount last), then forks once more so it is really inside the PID namespace, and the grandchild
+applies the container's process settings (``user``, capabilities from the spec's bounding set,
+no_new_privs) and ``exec``s the command at once: no Python is left running inside the container
+(CVE-2019-5736), and every fd above 2 is closed first (CVE-2024-21626).
+
+The intermediate child waits for the grandchild and exits with its code, so the CLI's exit code
+is the command's. With ``tty`` a pseudo-terminal is allocated and relayed by the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+
+from layers.errors import InvalidInput
+
+from . import state as st
+from .state import ContainerStore, StateConflict
+
+__all__ = ["ExecOptions", "exec_in"]
+
+_NS_ORDER = ("ipc", "uts", "net", "pid", "cgroup", "mnt")
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    user: str | None = None
+    workdir: str | None = None
+    tty: bool = False
+    interactive: bool = False
+    detach: bool = False
+
+
+def _parse_user(user: str | None, spec_user: dict) -> tuple[int, int, list[int]]:
+    if user is None:
+        return int(spec_user.get("uid", 0)), int(spec_user.get("gid", 0)), list(spec_user.get("additionalGids", []))
+    u, _, g = user.partition(":")
+    if not u.isdigit() or (g and not g.isdigit()):
+        raise InvalidInput(f"exec -u {user!r}: give a numeric uid[:gid] (names are not resolved for exec yet)")
+    return int(u), int(g) if g else 0, []
+
+
+def _merge_env(base: list[str], extra: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in list(base) + list(extra):
+        k, sep, v = item.partition("=")
+        if not k:
+            raise InvalidInput(f"exec -e {item!r}: empty variable name")
+        if sep:
+            env[k] = v
+        elif k in os.environ:
+            env[k] = os.environ[k]
+    return env
+
+
+def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]) -> None:
+    """Runs in the forked child; never returns."""
+    # everything is imported before setns/chroot: the host's library files are out of reach after
+    import fcntl
+    import termios
+
+    from . import caps as capmod
+    from . import syscalls
+    from .containers import _cgroup_paths
+
+    code = 125
+    try:
+        for ctrl, path in _cgroup_paths(pid1).items():
+            procs = os.path.join(path, "cgroup.procs")
+            if os.path.exists(procs) and path.rstrip("/") not in (
+                    "/sys/fs/cgroup/unified", "/sys/fs/cgroup/" + ctrl):
+                try:
+                    with open(procs, "w") as f:
+                        f.write(str(os.getpid()))
+                except OSError:
+                    pass          # v1 named/empty hierarchies may refuse; the rest still hold
+        fds = []
+        for ns in _NS_ORDER:
+            target = f"/proc/{pid1}/ns/{ns}"
+            if os.readlink(target) == os.readlink(f"/proc/self/ns/{ns}"):
+                continue
+            fds.append(os.open(target, os.O_RDONLY | os.O_CLOEXEC))
+        root_fd = os.open(f"/proc/{pid1}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        for fd in fds:
+            syscalls.setns(fd, 0)
+            os.close(fd)
+        os.fchdir(root_fd)
+        os.chroot(".")
+        os.close(root_fd)
+        proc = spec.get("process", {})
+        uid, gid, groups = _parse_user(opts.user, proc.get("user", {}))
+        env = _merge_env(proc.get("env", []), opts.env)
+        cwd = opts.workdir or proc.get("cwd") or "/"
+        caps = proc.get("capabilities", {}).get("bounding", [])
+        gchild = os.fork()
+        if gchild == 0:
+            code = 126
+            os.setsid()
+            os.dup2(stdio[0], 0)
+            os.dup2(stdio[1], 1)
+            os.dup2(stdio[2], 2)
+            if opts.tty:
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            os.closerange(3, 65536)
+            os.chdir(cwd)
+            keep = capmod.mask(caps)
+            for c in range(syscalls.cap_last_cap() + 1):
+                if not keep & (1 << c):
+                    syscalls.capbset_drop(c)
+            os.setgroups(groups)
+            os.setgid(gid)
+            os.setuid(uid)
+            eff = keep if uid == 0 else 0
+            syscalls.capset(eff, eff, 0)
+            if proc.get("noNewPrivileges", True):
+                syscalls.set_no_new_privs()
+            for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ):
+                signal.signal(s, signal.SIG_DFL)
+            code = 127
+            os.execvpe(opts.args[0], list(opts.args), env)
+        if opts.detach:
+            os._exit(0)
+        _, status = os.waitpid(gchild, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+    except FileNotFoundError as exc:
+        os.write(2, f"pybuild: exec {opts.args[0]}: {exc.strerror}\n".encode())
+    except OSError as exc:
+        os.write(2, f"pybuild: exec in container: {exc}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def exec_in(store: ContainerStore, ref: str, opts: ExecOptions) -> int:
+    """Run ``opts.args`` in the running container ``ref``; return its exit code (0 at once if detached)."""
+    if not opts.args:
+        raise InvalidInput("exec: no command given")
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    if cur.status == st.PAUSED:
+        raise StateConflict(f"container {cfg.name} is paused: unpause it first", current=cur.status)
+    if cur.status != st.RUNNING or cur.pid <= 0:
+        raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
+    master = -1
+    if opts.tty:
+        master, slave = os.openpty()
+        stdio = (slave, slave, slave)
+    else:
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        stdio = (0 if opts.interactive else devnull, 1, 2)
+    if opts.detach:
+        null = os.open(os.devnull, os.O_RDWR)
+        stdio = (null, null, null)
+    pid = os.fork()
+    if pid == 0:
+        _child(cur.pid, cfg.spec, opts, stdio)
+    for fd in set(stdio) - {0, 1, 2}:
+        os.close(fd)
+    if master >= 0:
+        _relay_tty(master, pid, opts.interactive)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _relay_tty(master: int, pid: int, interactive: bool) -> None:
+    """Copy stdin -> pty and pty -> stdout until the pty closes; raw mode while stdin is a terminal."""
+    import selectors
+    import termios
+    import tty
+
+    old = None
+    if interactive and os.isatty(0):
+        old = termios.tcgetattr(0)
+        tty.setraw(0)
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ)
+    if interactive:
+        sel.register(0, selectors.EVENT_READ)
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.fd == master:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        return
+                    os.write(1, data)
+                else:
+                    data = os.read(0, 65536)
+                    if not data:
+                        sel.unregister(0)
+                        continue
+                    os.write(master, data)
+    finally:
+        if old is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, old)
+        os.close(master)
