@@ -40,6 +40,8 @@ __all__ = [
     "parse_publish",
     "publish_all",
     "create_network",
+    "start_proxies",
+    "teardown_container",
     "remove_network",
     "list_networks",
     "inspect_network",
@@ -64,3 +66,28 @@ def create_network(root: str, name: str, *, subnet: str | None = None, gateway: 
 
     return config.create(root, name, subnet=subnet, gateway=gateway, bridge=bridge, internal=internal,
                          overlaps=bridge_mod.route_overlaps)
+
+
+def start_proxies(config) -> list[PortProxy]:
+    """Shim hook: bind ``config.ports`` (dicts of :class:`PortMapping` fields) towards the container's
+    address in ``config.network``; raises :class:`PortInUse` before the container starts.
+
+    Returns one proxy for all ports; the shim calls ``register(selector)`` and later ``close()``.
+    The bound ports (``-P`` picks free ones) are in ``proxy.mappings``.
+    """
+    mappings = [PortMapping.from_dict(p) for p in config.ports]
+    if not mappings:
+        return []
+    net = dict(config.network or {})
+    ip = net.get("ip")
+    if not ip:
+        if net.get("mode") == "host":
+            return []   # Docker ignores published ports in host mode: the ports are the host's already
+        raise NetworkError(f"container {config.name}: ports are published but it has no network address "
+                           f"(network mode {net.get('mode') or 'unknown'})")
+    return [PortProxy.bind(mappings, ip)]
+
+
+def teardown_container(root: str, state_dir: str, config) -> None:
+    """Lifecycle hook: :func:`teardown` for a container record (idempotent)."""
+    teardown(root=root, state_dir=state_dir, container_id=config.id)

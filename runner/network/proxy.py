@@ -144,14 +144,23 @@ class _UdpFlow:
 
 
 class PortProxy:
-    """Forwards published host ports to ``target_ip``. Use :meth:`bind`, then :meth:`serve` or
-    :meth:`start`, and :meth:`close` (also a context manager)."""
+    """Forwards published host ports to ``target_ip``.
+
+    Use :meth:`bind`, then either :meth:`register` into a caller's selector loop (every fd's
+    ``key.data`` is a callable ``(fileobj, mask) -> None``, as the shim dispatches) or :meth:`serve` /
+    :meth:`start` for a loop of its own; :meth:`close` frees the ports (also a context manager).
+    """
 
     def __init__(self, target_ip: str, listeners: list[tuple[PortMapping, socket.socket]],
                  udp_timeout: float = 60.0) -> None:
         self.target_ip = target_ip
         self._listeners = listeners
         self.udp_timeout = udp_timeout
+        self._sel: selectors.BaseSelector | None = None
+        self._tcp: dict[socket.socket, _TcpFlow] = {}
+        self._udp: dict[tuple, _UdpFlow] = {}
+        self._udp_up: dict[socket.socket, _UdpFlow] = {}
+        self._next_sweep = 0.0
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -180,7 +189,8 @@ class PortProxy:
                     if exc.errno == errno.EADDRINUSE:
                         raise PortInUse(f"host port {m.host_ip}:{m.host_port}/{m.protocol} is already in use") from None
                     if exc.errno == errno.EADDRNOTAVAIL:
-                        raise NetworkError(f"host address {m.host_ip} for port {m.host_port}/{m.protocol}: not an address of this host") from None
+                        raise NetworkError(f"host address {m.host_ip} for port {m.host_port}/{m.protocol}: "
+                                           "not an address of this host") from None
                     raise NetworkError(f"bind {m.host_ip}:{m.host_port}/{m.protocol}: {exc.strerror}") from None
                 port = sock.getsockname()[1]
                 bound.append((replace(m, host_port=port), sock))
@@ -196,49 +206,39 @@ class PortProxy:
         return tuple(m for m, _ in self._listeners)
 
     # -- running ------------------------------------------------------------------------------
+    def register(self, sel: selectors.BaseSelector) -> None:
+        """Add the listening sockets to ``sel``; flows register themselves as they come and go."""
+        self._sel = sel
+        for m, sock in self._listeners:
+            if m.protocol == "tcp":
+                sel.register(sock, selectors.EVENT_READ, lambda s, mask, m=m: self._accept(s, m))
+            else:
+                sel.register(sock, selectors.EVENT_READ, lambda s, mask, m=m: self._udp_in(s, m))
+
     def start(self) -> "PortProxy":
-        """Serve on a daemon thread."""
+        """Serve on a daemon thread of its own."""
         self._thread = threading.Thread(target=self.serve, name="pybuild-port-proxy", daemon=True)
         self._thread.start()
         return self
 
     def serve(self) -> None:
-        """Run the forwarding loop until :meth:`close`."""
+        """Run a private selector loop until :meth:`close`."""
         sel = selectors.DefaultSelector()
-        tcp: dict[socket.socket, _TcpFlow] = {}
-        udp: dict[tuple, _UdpFlow] = {}
-        upstream_udp: dict[socket.socket, _UdpFlow] = {}
-        sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        for m, sock in self._listeners:
-            sel.register(sock, selectors.EVENT_READ, ("tcp-listen" if m.protocol == "tcp" else "udp-listen", m))
-        next_sweep = time.monotonic() + 1.0
+        sel.register(self._wake_r, selectors.EVENT_READ, lambda fd, mask: None)
+        self.register(sel)
         try:
             while not self._closing:
-                for key, events in sel.select(timeout=1.0):
-                    kind, m = key.data
-                    if kind == "wake":
-                        continue
-                    if kind == "tcp-listen":
-                        self._accept(sel, key.fileobj, m, tcp)
-                    elif kind == "tcp":
-                        self._tcp_event(sel, key.fileobj, tcp)
-                    elif kind == "udp-listen":
-                        self._udp_in(sel, key.fileobj, m, udp, upstream_udp)
-                    elif kind == "udp-up":
-                        self._udp_back(key.fileobj, upstream_udp)
-                now = time.monotonic()
-                if now >= next_sweep:
-                    next_sweep = now + 1.0
-                    for flow in [f for f in udp.values() if now - f.last > self.udp_timeout]:
-                        self._udp_drop(sel, flow, udp, upstream_udp)
+                for key, mask in sel.select(timeout=1.0):
+                    if self._closing:
+                        break
+                    key.data(key.fileobj, mask)
+                self._sweep_udp()
         finally:
-            for flow in {id(f): f for f in tcp.values()}.values():
-                flow.close()
-            for flow in list(udp.values()):
-                flow.upstream.close()
+            self._release()
             sel.close()
 
-    def _accept(self, sel, listener: socket.socket, m: PortMapping, tcp: dict) -> None:
+    # -- TCP ----------------------------------------------------------------------------------
+    def _accept(self, listener: socket.socket, m: PortMapping) -> None:
         for _ in range(64):
             try:
                 client, _addr = listener.accept()
@@ -250,7 +250,8 @@ class PortProxy:
                 raise
             client.setblocking(False)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            up = socket.socket(_family(self.target_ip), socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+            up = socket.socket(_family(self.target_ip),
+                               socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             err = up.connect_ex((self.target_ip, m.container_port))
             if err not in (0, errno.EINPROGRESS):
@@ -258,11 +259,11 @@ class PortProxy:
                 up.close()
                 continue
             flow = _TcpFlow(client, up)
-            tcp[client] = tcp[up] = flow
-            sel.register(up, selectors.EVENT_WRITE, ("tcp", None))
+            self._tcp[client] = self._tcp[up] = flow
+            self._sel.register(up, selectors.EVENT_WRITE, self._tcp_event)
 
-    def _tcp_event(self, sel, sock: socket.socket, tcp: dict) -> None:
-        flow = tcp.get(sock)
+    def _tcp_event(self, sock: socket.socket, mask: int) -> None:
+        flow = self._tcp.get(sock)
         if flow is None:
             return
         try:
@@ -271,61 +272,62 @@ class PortProxy:
                 if err:
                     raise OSError(err, os.strerror(err))
                 flow.start_pumps()
-                sel.register(flow.client, selectors.EVENT_READ, ("tcp", None))
             flow.up.step()
             flow.down.step()
         except OSError as exc:
             if exc.errno not in _GONE:
                 raise
-            self._tcp_drop(sel, flow, tcp)
+            self._tcp_drop(flow)
             return
         if flow.finished:
-            self._tcp_drop(sel, flow, tcp)
+            self._tcp_drop(flow)
             return
+        sel = self._sel
         for s in (flow.client, flow.upstream):
             ev = flow.interest(s)
             key = sel.get_map().get(s)
             if key is None:
                 if ev:
-                    sel.register(s, ev, ("tcp", None))
+                    sel.register(s, ev, self._tcp_event)
             elif ev == 0:
                 sel.unregister(s)
             elif key.events != ev:
-                sel.modify(s, ev, ("tcp", None))
+                sel.modify(s, ev, self._tcp_event)
 
-    @staticmethod
-    def _tcp_drop(sel, flow: _TcpFlow, tcp: dict) -> None:
+    def _tcp_drop(self, flow: _TcpFlow) -> None:
         for s in (flow.client, flow.upstream):
-            if s in sel.get_map():
-                sel.unregister(s)
-            tcp.pop(s, None)
+            if self._sel is not None and s in self._sel.get_map():
+                self._sel.unregister(s)
+            self._tcp.pop(s, None)
         flow.close()
 
-    def _udp_in(self, sel, listener: socket.socket, m: PortMapping, udp: dict, upstream_udp: dict) -> None:
+    # -- UDP ----------------------------------------------------------------------------------
+    def _udp_in(self, listener: socket.socket, m: PortMapping) -> None:
         for _ in range(256):
             try:
                 data, client = listener.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             key = (listener.fileno(), client)
-            flow = udp.get(key)
+            flow = self._udp.get(key)
             if flow is None:
-                up = socket.socket(_family(self.target_ip), socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+                up = socket.socket(_family(self.target_ip),
+                                   socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
                 up.connect((self.target_ip, m.container_port))
                 flow = _UdpFlow(listener, client, up)
-                udp[key] = flow
-                upstream_udp[up] = flow
-                sel.register(up, selectors.EVENT_READ, ("udp-up", None))
+                self._udp[key] = flow
+                self._udp_up[up] = flow
+                self._sel.register(up, selectors.EVENT_READ, self._udp_back)
             flow.last = time.monotonic()
             try:
                 flow.upstream.send(data)
-            except OSError as exc:  # ICMP unreachable from an earlier datagram: drop, like the kernel would
+            except OSError as exc:  # ICMP unreachable from an earlier datagram: drop, as the kernel would
                 if exc.errno not in _GONE:
                     raise
+        self._sweep_udp()
 
-    @staticmethod
-    def _udp_back(up: socket.socket, upstream_udp: dict) -> None:
-        flow = upstream_udp.get(up)
+    def _udp_back(self, up: socket.socket, mask: int) -> None:
+        flow = self._udp_up.get(up)
         if flow is None:
             return
         for _ in range(256):
@@ -343,25 +345,45 @@ class PortProxy:
             except BlockingIOError:
                 return
 
-    @staticmethod
-    def _udp_drop(sel, flow: _UdpFlow, udp: dict, upstream_udp: dict) -> None:
-        sel.unregister(flow.upstream)
-        upstream_udp.pop(flow.upstream, None)
-        udp.pop((flow.listener.fileno(), flow.client), None)
+    def _sweep_udp(self) -> None:
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 1.0
+        for flow in [f for f in self._udp.values() if now - f.last > self.udp_timeout]:
+            self._udp_drop(flow)
+
+    def _udp_drop(self, flow: _UdpFlow) -> None:
+        if self._sel is not None and flow.upstream in self._sel.get_map():
+            self._sel.unregister(flow.upstream)
+        self._udp_up.pop(flow.upstream, None)
+        self._udp.pop((flow.listener.fileno(), flow.client), None)
         flow.upstream.close()
 
     # -- stopping -----------------------------------------------------------------------------
+    def _release(self) -> None:
+        """Close every flow and listener (on the serving thread, or the caller's when registered)."""
+        for flow in {id(f): f for f in self._tcp.values()}.values():
+            self._tcp_drop(flow)
+        for flow in list(self._udp.values()):
+            self._udp_drop(flow)
+        for _, sock in self._listeners:
+            if self._sel is not None and sock in self._sel.get_map():
+                self._sel.unregister(sock)
+            sock.close()
+
     def close(self) -> None:
-        """Stop serving and close every socket; the host ports are free when this returns."""
+        """Stop forwarding and close every socket; the host ports are free when this returns."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-        os.write(self._wake_w, b"x")
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
-        for _, sock in self._listeners:
-            sock.close()
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=10)
+        else:
+            self._release()
         os.close(self._wake_r)
         os.close(self._wake_w)
 
