@@ -87,7 +87,14 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
         # a record left 'running' by a lost shim (reboot) is settled as exited before the new run
         store.write_state(cfg.id, replace(cur, restarting=False, error=""))
         store.request_stop(cfg.id, False)
-    spawn(store.root, store.state_dir, cfg.id)
+        release_resources(store, cfg)            # a stale attachment from a lost shim (reboot)
+        cfg = setup_network(store, cfg)
+    try:
+        spawn(store.root, store.state_dir, cfg.id)
+    except PybuildError:
+        if store.shim_pid(cfg.id) is None:
+            release_resources(store, cfg)
+        raise
     return ContainerInfo(cfg, store.status(cfg.id))
 
 
@@ -249,13 +256,18 @@ def unpause(store: ContainerStore, ref: str) -> ContainerConfig:
 # remove, prune, rename
 
 def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
-    """Free what a container holds outside its record: network attachment. Idempotent."""
-    if cfg.network:
+    """Free what a container holds outside its record: network attachment, overlay mount. Idempotent."""
+    if cfg.extra.get("launcher") == "host":
+        return
+    if (cfg.network or {}).get("mode", "bridge") != "host":
         from . import network
 
-        teardown = getattr(network, "teardown_container", None)
-        if teardown is not None:
-            teardown(store.root, store.state_dir, cfg)
+        network.teardown(root=store.root, state_dir=store.state_dir, container_id=cfg.id)
+    rootfs = rootfs_paths(store, cfg.id)["rootfs"]
+    if os.path.ismount(rootfs):
+        from .syscalls import MNT_DETACH, umount2
+
+        umount2(rootfs, MNT_DETACH)
 
 
 def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: bool = False) -> ContainerConfig:
@@ -558,3 +570,130 @@ def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
     if pids is None:
         pids = len(container_pids(cur.pid))
     return Stats(cfg.id, cfg.name, round(cpu, 2), mem, lim, pids)
+
+
+# ---------------------------------------------------------------------------------------------
+# from an image: create (+ start) — the library under `pybuild create` and `pybuild run -d`
+
+_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+               "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zealous")
+_NOUNS = ("babbage", "curie", "darwin", "euler", "fermat", "gauss", "hopper", "knuth", "lovelace",
+          "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak")
+
+
+def random_name(store: ContainerStore) -> str:
+    """A free ``adjective_noun`` name, as Docker picks."""
+    import secrets
+
+    taken = {c.name for c in store.configs()}
+    for i in range(100):
+        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}" + (str(i) if i > 10 else "")
+        if name not in taken:
+            return name
+    return "ctr_" + secrets.token_hex(4)
+
+
+def rootfs_paths(store: ContainerStore, cid: str) -> dict[str, str]:
+    """Where a container's overlay lives: ``upper``, ``work``, ``rootfs`` (mount point), ``etc`` (network files)."""
+    d = store.dir(cid)
+    return {k: os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc")}
+
+
+def create_from_image(store: ContainerStore, images, image_ref: str, opts,
+                      *, log_max_size: int | None = None, log_max_files: int | None = None) -> ContainerConfig:
+    """Resolve ``image_ref`` in the image store ``images`` (a ``layers.store.Store``), build the runtime
+    spec from the image config and ``opts`` (a ``runner.options.RunOptions``), and record the container
+    in state ``created``. The image's manifest digest goes to ``image-ref`` so GC keeps the image."""
+    from .spec import make_spec
+
+    record = images.images.resolve(image_ref)
+    image = images.images.load(record)
+    lowerdirs = [str(p) for p in images.snapshots.lowerdirs(image)]
+    cid = st.new_id()
+    name = opts.name or random_name(store)
+    st.validate_name(name)
+    paths = rootfs_paths(store, cid)
+    etc_dir = next((os.path.join(d, "etc") for d in lowerdirs if os.path.exists(os.path.join(d, "etc", "passwd"))),
+                   None)
+    image_config = getattr(image, "config", image)
+    spec = make_spec(image_config, opts, rootfs=paths["rootfs"], etc_dir=etc_dir, container_id=cid)
+    ann = spec.setdefault("annotations", {})
+    if opts.init:
+        ann["org.pybuild.init"] = "true"
+    stop_signal = ann.get("org.opencontainers.image.stopSignal", "SIGTERM")
+    ports = _port_dicts(opts, image_config)
+    network_mode = opts.network or "bridge"
+    if network_mode != "host":
+        # /etc/hosts, /etc/hostname and /etc/resolv.conf come from runner.network at start
+        for fname in ("hosts", "hostname", "resolv.conf"):
+            spec.setdefault("mounts", []).append({
+                "destination": f"/etc/{fname}", "type": "bind", "source": os.path.join(paths["etc"], fname),
+                "options": ["rbind", "rprivate"]})
+    manifest_digest = str(getattr(record, "digest", None) or getattr(record, "manifest_digest", None)
+                          or getattr(image, "digest", ""))
+    cfg = ContainerConfig(
+        id=cid, name=name, image=image_ref, image_id=manifest_digest, spec=spec, created=time.time(),
+        restart_policy=opts.restart or "no", auto_remove=bool(opts.rm), init=bool(opts.init),
+        stop_signal=stop_signal, tty=bool(opts.tty), ports=ports,
+        network={"mode": network_mode},
+        labels=dict(opts.labels),
+        log_max_size=log_max_size or ContainerConfig.log_max_size,
+        log_max_files=log_max_files or ContainerConfig.log_max_files,
+        extra={"lowerdirs": lowerdirs},
+    )
+    return create(store, cfg)
+
+
+def _port_dicts(opts, image_config) -> tuple:
+    out = []
+    for p in getattr(opts, "publish", ()):
+        out.append({"container_port": p.container_port, "protocol": p.protocol,
+                    "host_ip": p.host_ip or "0.0.0.0", "host_port": p.host_port})
+    if getattr(opts, "publish_all", False):
+        from .network import publish_all
+        from .spec import image_runtime_config
+
+        exposed = (image_runtime_config(image_config).get("ExposedPorts") or {})
+        out += [m.to_dict() for m in publish_all(exposed)]
+    return tuple(out)
+
+
+def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfig:
+    """Attach the container to its network before a start; record the attachment and the netns in the spec."""
+    mode = (cfg.network or {}).get("mode", "bridge")
+    if cfg.extra.get("launcher") == "host" or mode == "host":
+        return cfg
+    from . import network
+
+    att = network.setup(root=store.root, state_dir=store.state_dir, container_id=cfg.id,
+                        etc_dir=rootfs_paths(store, cfg.id)["etc"], mode=mode, name=cfg.name,
+                        hostname=cfg.spec.get("hostname"))
+    spec = json_copy(cfg.spec)
+    ns = [n for n in spec["linux"]["namespaces"] if n.get("type") != "network"]
+    entry = att.spec_namespace()
+    if entry is not None:
+        ns.insert(1, entry)
+    spec["linux"]["namespaces"] = ns
+    net = dict(att.to_dict(), mode=mode)
+    return store.update_config(replace(cfg, spec=spec, network=net))
+
+
+def json_copy(doc: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(doc))
+
+
+def run_detached(store: ContainerStore, images, image_ref: str, opts) -> ContainerInfo:
+    """``pybuild run -d``: create, then start under a shim; on a failed start the container stays
+    ``exited`` with the error recorded (``--rm``: it is removed), and the error is raised."""
+    cfg = create_from_image(store, images, image_ref, opts)
+    try:
+        return start(store, cfg.id)
+    except PybuildError:
+        if cfg.auto_remove:
+            try:
+                remove(store, cfg.id, force=True)
+            except PybuildError:
+                pass          # the start error is what the user needs to see
+        raise

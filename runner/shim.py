@@ -115,22 +115,39 @@ class _HostProcess:
 
 
 class _SandboxProcess:
-    def __init__(self, spec: dict, cid: str, state_dir: str, stdout: int, stderr: int) -> None:
+    """The real launcher: mount the overlay rootfs (host side), then ``runner.sandbox.start``."""
+
+    def __init__(self, config: st.ContainerConfig, store: st.ContainerStore, stdout: int, stderr: int) -> None:
         from . import sandbox
+        from .containers import rootfs_paths
+        from .rootfs import OverlayMount
 
         self._sandbox = sandbox
-        self._cid = cid
-        self._state_dir = state_dir
+        self._cid = config.id
+        self._state_dir = store.state_dir
+        paths = rootfs_paths(store, config.id)
+        self._overlay = None
+        if not os.path.ismount(paths["rootfs"]):
+            self._overlay = OverlayMount(config.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
+            self._overlay.mount()
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            self._proc = sandbox.start(spec, container_id=cid, state_dir=state_dir,
+            self._proc = sandbox.start(config.spec, container_id=config.id, state_dir=store.state_dir,
                                        stdin=devnull, stdout=stdout, stderr=stderr)
+        except BaseException:
+            if self._overlay is not None:
+                self._overlay.unmount()
+            raise
         finally:
             os.close(devnull)
         self.pid = self._proc.pid
 
     def cleanup(self) -> None:
-        self._sandbox.cleanup(self._cid, self._state_dir)
+        try:
+            self._sandbox.cleanup(self._cid, self._state_dir)
+        finally:
+            if self._overlay is not None:
+                self._overlay.unmount()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,15 +204,18 @@ class Shim:
                 return
             self.children_exited[pid] = _exit_code(status)
 
-    # -- proxies (runner.network)
+    # -- proxies (runner.network): bound before the first start, closed when the shim ends
     def _start_proxies(self) -> None:
         if not self.config.ports:
             return
-        from . import network
+        from .network import PortMapping, PortProxy
 
-        self.proxies = list(network.start_proxies(self.config))
-        for p in self.proxies:
-            p.register(self.sel)
+        target = (self.config.network or {}).get("ip") or "127.0.0.1"
+        proxy = PortProxy.bind([PortMapping(**p) for p in self.config.ports], target).start()
+        self.proxies.append(proxy)
+        bound = tuple(m.to_dict() for m in proxy.mappings)
+        if bound != tuple(self.config.ports):      # host port 0 became a real port: record it
+            self.config = self.store.update_config(replace(self.config, ports=bound))
 
     def _close_proxies(self) -> None:
         for p in self.proxies:
@@ -206,7 +226,7 @@ class Shim:
     def _launch(self, out_w: int, err_w: int):
         if self.config.extra.get("launcher") == "host":
             return _HostProcess(self.config.spec, out_w, err_w)
-        return _SandboxProcess(self.config.spec, self.cid, self.store.state_dir, out_w, err_w)
+        return _SandboxProcess(self.config, self.store, out_w, err_w)
 
     def _pump(self, stream: str):
         def on_read(fd: int, mask: int) -> None:
@@ -336,10 +356,13 @@ class Shim:
             cur = self.store.read_state(self.cid)
             if cur.restarting:
                 self.store.write_state(self.cid, replace(cur, restarting=False))
-        if self.config.auto_remove:
-            from .containers import release_resources
+        from .containers import release_resources
 
+        try:
             release_resources(self.store, self.config)
+        except (PybuildError, OSError) as exc:
+            print(f"shim {self.cid[:12]}: release resources: {exc}", file=sys.stderr)
+        if self.config.auto_remove:
             self.store.remove(self.cid)
         else:
             try:

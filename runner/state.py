@@ -334,6 +334,14 @@ class ContainerStore:
             atomic_write(os.path.join(self.dir(cid), "config.json"), cfg.to_json())
             return cfg
 
+    def update_config(self, config: ContainerConfig) -> ContainerConfig:
+        """Rewrite a record's config (after network setup); the name is kept as on disk."""
+        with self.global_lock():
+            cur = self.load_config(config.id)
+            config = replace(config, name=cur.name)
+            atomic_write(os.path.join(self.dir(config.id), "config.json"), config.to_json())
+        return config
+
     def remove(self, cid: str) -> None:
         """Delete the record and the live dir. The caller has made sure nothing runs."""
         with self.global_lock():
