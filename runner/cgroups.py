@@ -1,0 +1,227 @@
+"""Container cgroups on cgroup v1 (one directory per controller hierarchy) and pure v2 (one directory).
+
+A container's cgroup is ``<caller's cgroup>/pybuild/<container_id>`` in each hierarchy, so pybuild
+stays inside whatever limits its caller lives under (runc's relative ``cgroupsPath``). Limits come
+from the spec's ``linux.resources``: ``memory.limit`` (swap disabled: ``memory.swap`` equal to the
+limit), ``cpu.quota``/``period``, ``pids.limit``, and the device allow-list (v1 only; v2 needs an eBPF
+program, which pybuild does not attach). Hybrid hosts (v1 controllers with an empty v2 tree at
+``/sys/fs/cgroup/unified``) use the v1 path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from .errors import CgroupError
+
+__all__ = ["Cgroup", "detect_version", "create", "open_existing", "CGROUP_ROOT"]
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+_V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio")
+
+
+def detect_version(root: str = CGROUP_ROOT) -> str:
+    """``v2`` on a pure cgroup v2 host (``cgroup.controllers`` at the root), else ``v1``."""
+    return "v2" if os.path.exists(os.path.join(root, "cgroup.controllers")) else "v1"
+
+
+def _own_paths() -> dict[str, str]:
+    """hierarchy (``memory``, ``cpu,cpuacct`` ... or ``""`` for v2) -> this process's cgroup path."""
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise CgroupError(f"write {value!r} to {path}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """A container's cgroup: ``paths`` holds one directory per hierarchy (one on v2)."""
+
+    version: str
+    paths: tuple[str, ...]
+
+    def path_for(self, controller: str) -> str | None:
+        if self.version == "v2":
+            return self.paths[0]
+        for p in self.paths:
+            if controller in os.path.relpath(p, CGROUP_ROOT).split("/")[0].split(","):
+                return p
+        return None
+
+    def join(self, pid: int = 0) -> None:
+        """Move ``pid`` (0: the caller) into every hierarchy of this cgroup."""
+        for p in self.paths:
+            _write(os.path.join(p, "cgroup.procs"), str(pid))
+
+    def pids(self) -> list[int]:
+        try:
+            with open(os.path.join(self.paths[0], "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def kill_all(self) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer acted in this cgroup."""
+        path = self.path_for("memory")
+        if path is None:
+            return False
+        name = "memory.events" if self.version == "v2" else "memory.oom_control"
+        try:
+            with open(os.path.join(path, name)) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key in ("oom_kill",) and int(value) > 0:
+                        return True
+        except FileNotFoundError:
+            return False
+        return False
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Kill what is left, then remove every directory; retries while the kernel lets go of them."""
+        deadline = time.monotonic() + timeout
+        for p in self.paths:
+            while True:
+                try:
+                    os.rmdir(p)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise CgroupError(f"remove cgroup {p}: {exc.strerror}") from None
+                    self.kill_all()
+                    time.sleep(0.005)
+
+
+def _apply_v1(paths: dict[str, str], resources: dict) -> None:
+    mem = resources.get("memory") or {}
+    if "memory" in paths and mem.get("limit") is not None:
+        base = paths["memory"]
+        _write(os.path.join(base, "memory.limit_in_bytes"), str(mem["limit"]))
+        if mem.get("swap") is not None and os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
+            _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem["swap"]))
+    pids = resources.get("pids") or {}
+    if "pids" in paths and pids.get("limit"):
+        _write(os.path.join(paths["pids"], "pids.max"), str(pids["limit"]) if pids["limit"] > 0 else "max")
+    cpu = resources.get("cpu") or {}
+    if "cpu" in paths and cpu.get("quota"):
+        _write(os.path.join(paths["cpu"], "cpu.cfs_period_us"), str(cpu.get("period") or 100000))
+        _write(os.path.join(paths["cpu"], "cpu.cfs_quota_us"), str(cpu["quota"]))
+    devices = resources.get("devices")
+    if "devices" in paths and devices:
+        for rule in devices:
+            kind = rule.get("type", "a")
+            major = "*" if rule.get("major") is None else str(rule["major"])
+            minor = "*" if rule.get("minor") is None else str(rule["minor"])
+            text = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
+            _write(os.path.join(paths["devices"], "devices.allow" if rule.get("allow") else "devices.deny"), text)
+
+
+def _apply_v2(path: str, resources: dict) -> None:
+    mem = resources.get("memory") or {}
+    if mem.get("limit") is not None:
+        _write(os.path.join(path, "memory.max"), str(mem["limit"]))
+        if mem.get("swap") is not None and os.path.exists(os.path.join(path, "memory.swap.max")):
+            _write(os.path.join(path, "memory.swap.max"), str(max(0, mem["swap"] - mem["limit"])))
+    pids = resources.get("pids") or {}
+    if pids.get("limit"):
+        _write(os.path.join(path, "pids.max"), str(pids["limit"]) if pids["limit"] > 0 else "max")
+    cpu = resources.get("cpu") or {}
+    if cpu.get("quota"):
+        _write(os.path.join(path, "cpu.max"), f"{cpu['quota']} {cpu.get('period') or 100000}")
+
+
+def _v1_paths(container_id: str) -> dict[str, str]:
+    """controller -> directory (co-mounted controllers share one directory)."""
+    out: dict[str, str] = {}
+    for ctrls, own in _own_paths().items():
+        if not ctrls or ctrls.startswith("name="):
+            continue
+        mount = os.path.join(CGROUP_ROOT, ctrls)
+        if not os.path.isdir(mount):
+            continue
+        names = ctrls.split(",")
+        if not any(n in _V1_CONTROLLERS for n in names):
+            continue
+        path = os.path.join(mount, own.lstrip("/"), "pybuild", container_id)
+        for n in names:
+            out[n] = path
+    return out
+
+
+def create(container_id: str, resources: dict | None = None) -> Cgroup:
+    """Create the container's cgroup with the spec's ``linux.resources`` applied."""
+    resources = resources or {}
+    version = detect_version()
+    if version == "v2":
+        own = _own_paths().get("", "/")
+        parent = os.path.join(CGROUP_ROOT, own.lstrip("/"), "pybuild")
+        path = os.path.join(parent, container_id)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise CgroupError(f"create cgroup {parent}: {exc.strerror}") from None
+        wanted = [c for c in ("memory", "pids", "cpu") if c in open(os.path.join(parent, "cgroup.controllers")).read().split()]
+        if wanted:
+            _write(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
+        cg = Cgroup("v2", (path,))
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            raise CgroupError(f"create cgroup {path}: already exists") from None
+        except OSError as exc:
+            raise CgroupError(f"create cgroup {path}: {exc.strerror}") from None
+        try:
+            _apply_v2(path, resources)
+        except CgroupError:
+            cg.destroy()
+            raise
+        return cg
+    by_ctrl = _v1_paths(container_id)
+    if "memory" not in by_ctrl or "pids" not in by_ctrl:
+        raise CgroupError("cgroup v1: the memory and pids controllers are not mounted under /sys/fs/cgroup")
+    unique = tuple(dict.fromkeys(by_ctrl.values()))
+    cg = Cgroup("v1", unique)
+    try:
+        for p in unique:
+            try:
+                os.makedirs(p)
+            except FileExistsError:
+                raise CgroupError(f"create cgroup {p}: already exists") from None
+            except OSError as exc:
+                raise CgroupError(f"create cgroup {p}: {exc.strerror}") from None
+        _apply_v1(by_ctrl, resources)
+    except CgroupError:
+        cg.destroy()
+        raise
+    return cg
+
+
+def open_existing(container_id: str) -> Cgroup | None:
+    """The cgroup of ``container_id`` if any of its directories exist (for cleanup after a crash)."""
+    if detect_version() == "v2":
+        path = os.path.join(CGROUP_ROOT, _own_paths().get("", "/").lstrip("/"), "pybuild", container_id)
+        return Cgroup("v2", (path,)) if os.path.isdir(path) else None
+    paths = tuple(p for p in dict.fromkeys(_v1_paths(container_id).values()) if os.path.isdir(p))
+    return Cgroup("v1", paths) if paths else None

@@ -1,0 +1,471 @@
+"""Launch an OCI runtime spec in a fresh set of namespaces: pybuild's runc.
+
+Process shape (``pybuild`` -> *stage1* -> *init*)::
+
+    caller        creates the cgroup, forks stage1, reads the sync socket, later waits for stage1
+    stage1        (host pid ns) dies with the caller; joins a given netns; unshares mount, uts, ipc,
+                  net and pid; forks init; is the subreaper of the namespace; waits for init, reaps
+                  every orphan, exits with init's status (128+N when killed by signal N)
+    init          (PID 1 in the new pid ns) joins the cgroup, unshares the cgroup ns, prepares the
+                  rootfs and pivots into it, sets hostname, rlimits (never above the caller's hard
+                  limits), terminal, user and groups, capabilities, no_new_privs, seccomp; closes every
+                  fd but 0-2 (runc CVE-2024-21626) and execs the target at once. It is non-dumpable
+                  until exec, so the container never sees the Python interpreter (CVE-2019-5736).
+
+The sync socket (``SOCK_SEQPACKET``, close-on-exec) carries small JSON messages: stage1 sends
+``{"pid": N}``; init sends ``{"tty": true}`` with the pty master fd attached, or ``{"error": ...,
+"code": N}`` on failure. EOF after the pid means the target was executed.
+
+Every module init needs after ``pivot_root`` is imported before the fork.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import resource
+import select
+import signal
+import socket
+import struct
+import sys
+import termios
+from dataclasses import dataclass, field
+
+from . import cgroups, rootfs, seccomp
+from . import syscalls as sc
+from .caps import mask as caps_mask
+from .errors import ExecFailed, SandboxError
+
+__all__ = ["ContainerProcess", "start", "execute", "cleanup", "FORWARDED_SIGNALS"]
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                     signal.SIGUSR2)
+
+_NS_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
+             "network": sc.CLONE_NEWNET, "pid": sc.CLONE_NEWPID}
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTN = 0x80045430
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+@dataclass
+class ContainerProcess:
+    """A started container. ``pid`` is init's host pid; ``pty_master`` is set when the spec asks for a terminal."""
+
+    pid: int
+    container_id: str
+    cgroup: cgroups.Cgroup
+    stage1: int
+    pty_master: int | None = None
+    exit_code: int | None = field(default=None)
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the container's PID 1 (ignored when it has already exited)."""
+        if self.exit_code is not None:
+            return
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self) -> int:
+        """Wait for the container to exit and remove its cgroup; the exit code (128+N for signal N)."""
+        if self.exit_code is None:
+            self.exit_code = _wait_status(self.stage1)
+            self.cgroup.destroy()
+            if self.pty_master is not None:
+                os.close(self.pty_master)
+                self.pty_master = None
+        return self.exit_code
+
+    def oom_killed(self) -> bool:
+        return self.cgroup.oom_killed()
+
+
+def _wait_status(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255
+        except InterruptedError:
+            continue
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
+
+
+def _send(sock: socket.socket, msg: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(msg).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def _fail(sock: socket.socket, message: str, code: int = 125) -> None:
+    """Report a setup failure to the caller and leave without running any Python cleanup."""
+    try:
+        _send(sock, {"error": message, "code": code})
+    finally:
+        os._exit(code)
+
+
+def _validate(spec: dict) -> None:
+    for key in ("process", "root", "linux"):
+        if not isinstance(spec.get(key), dict):
+            raise SandboxError(f"runtime spec: missing object {key!r}")
+    args = spec["process"].get("args")
+    if not args or not all(isinstance(a, str) for a in args):
+        raise SandboxError("runtime spec: process.args must be a non-empty list of strings")
+    if not os.path.isdir(spec["root"].get("path", "")):
+        raise SandboxError(f"runtime spec: root.path {spec['root'].get('path')!r} is not a directory")
+    for ns in spec["linux"].get("namespaces", []):
+        if ns.get("type") not in (*_NS_FLAGS, "cgroup", "user"):
+            raise SandboxError(f"runtime spec: unknown namespace type {ns.get('type')!r}")
+        if ns.get("type") == "user":
+            raise SandboxError("runtime spec: user namespaces are not supported")
+        if ns.get("path") and ns["type"] != "network":
+            raise SandboxError(f"runtime spec: joining a {ns['type']} namespace by path is not supported")
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifr))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+
+
+def _open_pty() -> tuple[int, int]:
+    """A pty pair from the container's own ``/dev/pts`` instance (after pivot_root)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, struct.pack("I", 0)))[0]
+    slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+    return master, slave
+
+
+def _set_rlimits(rlimits: list[dict]) -> None:
+    for rl in rlimits:
+        number = getattr(resource, rl["type"], None)
+        if number is None:
+            raise SandboxError(f"process.rlimits: unknown rlimit {rl['type']!r}")
+        _, caller_hard = resource.getrlimit(number)
+        hard = rl["hard"] if caller_hard == resource.RLIM_INFINITY else min(rl["hard"], caller_hard)
+        soft = min(rl["soft"], hard)
+        resource.setrlimit(number, (soft, hard))
+
+
+def _set_identity(process: dict, last_cap: int) -> None:
+    user = process.get("user", {})
+    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
+    caps = process.get("capabilities", {})
+    bounding = caps_mask(caps.get("bounding", []), last_cap)
+    for cap in range(last_cap + 1):
+        if not bounding & (1 << cap):
+            sc.capbset_drop(cap)
+    sc.set_keepcaps(True)
+    os.setgroups([int(g) for g in user.get("additionalGids", [])])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    sc.set_keepcaps(False)
+    sc.capset(caps_mask(caps.get("effective", []), last_cap), caps_mask(caps.get("permitted", []), last_cap),
+              caps_mask(caps.get("inheritable", []), last_cap))
+    sc.ambient_clear()
+    for name in caps.get("ambient", []):
+        sc.ambient_raise(caps_mask([name], last_cap).bit_length() - 1)
+
+
+def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
+          new_cgroupns: bool, new_netns: bool, filter_program) -> None:
+    """PID 1 of the container up to exec. Never returns."""
+    step = "start"
+    try:
+        step = "make non-dumpable"
+        sc.set_dumpable(False)
+        step = "join cgroup"
+        cg.join(0)
+        if new_cgroupns:
+            step = "unshare cgroup namespace"
+            sc.unshare(sc.CLONE_NEWCGROUP)
+        process = spec["process"]
+        rootfs.prepare_rootfs(spec, cg.version)
+        if spec.get("hostname"):
+            step = "set hostname"
+            sc.sethostname(spec["hostname"])
+        if new_netns:
+            step = "bring up loopback"
+            _loopback_up()
+        step = "set rlimits"
+        _set_rlimits(process.get("rlimits", []))
+        step = "set up stdio"
+        os.setsid()
+        if process.get("terminal"):
+            master, slave = _open_pty()
+            _send(sock, {"tty": True}, [master])
+            os.close(master)
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            if slave > 2:
+                os.close(slave)
+        else:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
+        cwd = process.get("cwd", "/")
+        step = f"create working directory {cwd}"
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+        step = "set user and capabilities"
+        _set_identity(process, sc.cap_last_cap())
+        if process.get("noNewPrivileges"):
+            step = "set no_new_privs"
+            sc.set_no_new_privs()
+        step = f"change to working directory {cwd}"
+        os.chdir(cwd)
+        if filter_program is not None:
+            step = "load seccomp filter"
+            filter_program.load()
+        step = "close inherited file descriptors"
+        keep = sock.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
+        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env", []))
+        args = process["args"]
+    except SandboxError as exc:
+        _fail(sock, str(exc))
+    except OSError as exc:
+        _fail(sock, f"container init: {step}: {exc.strerror or exc}")
+    except BaseException as exc:  # a bug; still report it as one line and leave
+        _fail(sock, f"container init: {step}: {type(exc).__name__}: {exc}")
+    try:
+        os.execvpe(args[0], args, env)
+    except OSError as exc:
+        code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+        _fail(sock, f"exec {args[0]!r}: {exc.strerror}", code)
+    os._exit(127)
+
+
+def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
+            die_with_parent: bool, parent: int, filter_program) -> None:
+    """The namespace parent. Never returns."""
+    try:
+        if die_with_parent:
+            sc.set_pdeathsig(signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        sc.set_dumpable(False)
+        flags, new_cgroupns, new_netns = 0, False, False
+        for ns in spec["linux"].get("namespaces", []):
+            kind = ns["type"]
+            if kind == "cgroup":
+                new_cgroupns = True
+            elif kind == "network" and ns.get("path"):
+                fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+                sc.setns(fd, sc.CLONE_NEWNET)
+                os.close(fd)
+            else:
+                flags |= _NS_FLAGS[kind]
+                new_netns = new_netns or kind == "network"
+        sc.unshare(flags)
+        sc.set_child_subreaper()
+        pid = os.fork()
+    except OSError as exc:
+        _fail(sock, f"container stage1: {exc.strerror or exc}")
+    except BaseException as exc:
+        _fail(sock, f"container stage1: {type(exc).__name__}: {exc}")
+    if pid == 0:
+        if die_with_parent:
+            sc.set_pdeathsig(signal.SIGKILL)
+        _init(spec, sock, cg, stdio, new_cgroupns, new_netns, filter_program)
+    code = 255
+    try:
+        _send(sock, {"pid": pid})
+        sock.close()
+        for fd in {*stdio}:
+            if fd > 2:
+                os.close(fd)
+        code = _wait_status(pid)
+        while True:  # reap the orphans the kernel hands to this subreaper as the namespace dies
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+    finally:
+        os._exit(code)
+
+
+def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, 65536, 4)
+            break
+        except InterruptedError:
+            continue
+    if not data:
+        return None, []
+    return json.loads(data), list(fds)
+
+
+def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
+          stderr=None, die_with_parent: bool = True) -> ContainerProcess:
+    """Create the container's cgroup and namespaces and exec ``spec.process`` in them.
+
+    ``stdin``/``stdout``/``stderr`` are file objects or fds (default: the caller's own); they are
+    ignored when ``process.terminal`` is set (read ``pty_master`` instead). Returns once the target
+    has been executed; setup errors raise :class:`SandboxError` (exec errors :class:`ExecFailed`
+    with exit code 127/126) with nothing left behind. ``die_with_parent`` kills the container if
+    the calling process dies (foreground runs; a shim passes False only if it outlives itself).
+    ``state_dir`` is accepted for the contract; the foreground path keeps no files there.
+    """
+    _validate(spec)
+    stdio = tuple(_fileno(s, i) for i, s in enumerate((stdin, stdout, stderr)))
+    filter_program = seccomp.compile_profile(spec["linux"].get("seccomp"))
+    try:
+        cg = cgroups.create(container_id, spec["linux"].get("resources"))
+    except BaseException:
+        if filter_program is not None:
+            filter_program.release()
+        raise
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stage1 = os.fork()
+        if stage1 == 0:
+            parent_sock.close()
+            _stage1(spec, child_sock, cg, stdio, die_with_parent, os.getppid(), filter_program)
+        child_sock.close()
+        proc: ContainerProcess | None = None
+        error: dict | None = None
+        while True:
+            msg, fds = _recv(parent_sock)
+            if msg is None:
+                break
+            if "pid" in msg:
+                proc = ContainerProcess(msg["pid"], container_id, cg, stage1)
+            elif msg.get("tty") and fds and proc is not None:
+                proc.pty_master = fds[0]
+            elif "error" in msg:
+                error = msg
+                for fd in fds:
+                    os.close(fd)
+    except BaseException:
+        cg.kill_all()
+        cg.destroy()
+        raise
+    finally:
+        parent_sock.close()
+        if filter_program is not None:
+            filter_program.release()
+    if error is not None or proc is None:
+        _wait_status(stage1)
+        cg.destroy()
+        if error is None:
+            raise SandboxError(f"container {container_id}: the sandbox exited before starting the process")
+        if error.get("code") in (126, 127):
+            raise ExecFailed(error["error"], error["code"])
+        raise SandboxError(error["error"])
+    return proc
+
+
+def _fileno(stream, default: int) -> int:
+    if stream is None:
+        return default
+    if isinstance(stream, int):
+        return stream
+    return stream.fileno()
+
+
+def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int) -> None:
+    """Copy between the caller's terminal and the container's pty until the container side closes."""
+    master = proc.pty_master
+    assert master is not None
+    saved = None
+    if os.isatty(stdin_fd):
+        saved = termios.tcgetattr(stdin_fd)
+        import tty
+
+        tty.setraw(stdin_fd)
+        _copy_winsize(stdin_fd, master)
+    watch = [master, stdin_fd]
+    try:
+        while True:
+            try:
+                ready, _, _ = select.select(watch, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError as exc:
+                    if exc.errno == errno.EIO:
+                        return
+                    raise
+                if not data:
+                    return
+                os.write(stdout_fd, data)
+            if stdin_fd in ready:
+                data = os.read(stdin_fd, 65536)
+                if not data:
+                    watch.remove(stdin_fd)
+                    os.write(master, b"\x04")
+                else:
+                    os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+
+
+def _copy_winsize(src: int, dst: int) -> None:
+    try:
+        size = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, size)
+    except OSError:
+        pass
+
+
+def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
+            stderr=None, forward_signals: bool = True) -> int:
+    """Run ``spec`` in the foreground: start, forward signals, relay a terminal, wait, clean up.
+
+    Returns the container's exit code. The builder's RUN steps call this with a spec whose
+    namespaces omit ``network`` (host networking) and whose root is an :class:`OverlayMount`.
+    ``forward_signals`` installs handlers in the calling (main) thread for SIGINT, SIGTERM,
+    SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH, and restores the previous ones on return.
+    """
+    proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
+    previous: dict[int, object] = {}
+    try:
+        if forward_signals:
+            for sig in FORWARDED_SIGNALS:
+                previous[sig] = signal.signal(sig, lambda s, _f: proc.signal(s))
+            if proc.pty_master is not None:
+                in_fd = _fileno(stdin, 0)
+                previous[signal.SIGWINCH] = signal.signal(
+                    signal.SIGWINCH, lambda s, _f: _copy_winsize(in_fd, proc.pty_master) if proc.pty_master else None)
+        if proc.pty_master is not None:
+            _relay_pty(proc, _fileno(stdin, 0), _fileno(stdout, 1))
+        return proc.wait()
+    finally:
+        if proc.exit_code is None:
+            proc.signal(signal.SIGKILL)
+            proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cleanup(container_id: str, state_dir: str | None = None) -> None:
+    """Remove what a crashed run of ``container_id`` may have left: its cgroup and processes."""
+    cg = cgroups.open_existing(container_id)
+    if cg is not None:
+        cg.kill_all()
+        cg.destroy()

@@ -1,0 +1,294 @@
+"""Image config + :class:`RunOptions` -> OCI runtime spec (``config.json``), as a pure function.
+
+Follows the image-spec "conversion" rules (``conversion.md``): ``Entrypoint``/``Cmd`` with the run
+overrides (an ``--entrypoint`` drops the image's ``Cmd``), ``Env`` merged key by key with run ``-e``
+winning, ``WorkingDir`` (``/`` when empty), ``User`` resolved against the image's ``/etc/passwd`` and
+``/etc/group``, ``Labels`` / ``StopSignal`` / ``ExposedPorts`` as annotations. ``Volumes`` are not
+mounted (data stays in the container's upper dir); the caller may add binds for them.
+
+Security defaults are Docker's: the 14 capabilities, ``noNewPrivileges``, the masked and read-only
+``/proc`` and ``/sys`` paths, the device cgroup allow-list, ``pids.max`` 4096, and ``RLIMIT_NOFILE``
+1048576 (the sandbox clamps rlimits to the caller's hard limits; :func:`clamp_rlimits` does the same
+for a bundle handed to another runtime). ``--privileged`` lifts masks, read-only paths and the
+capability set.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+
+from .caps import resolve_caps
+from .errors import InvalidRunOption
+from .options import RunOptions
+from .seccomp import default_profile
+
+__all__ = ["make_spec", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
+           "DEFAULT_PATH", "MASKED_PATHS", "READONLY_PATHS", "OCI_VERSION"]
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# moby oci/defaults.go
+MASKED_PATHS: tuple[str, ...] = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS: tuple[str, ...] = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+_BASE_MOUNTS: tuple[dict, ...] = (
+    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+     "options": ["ro", "nosuid", "noexec", "nodev", "relatime"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+)
+
+# the device cgroup allow-list (runc's AllowedDevices as Docker uses it)
+_DEVICE_RULES: tuple[dict, ...] = (
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # null
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # random
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},   # full
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # tty
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # zero
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # urandom
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},             # /dev/pts/*
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},   # ptmx
+    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
+)
+
+
+def image_runtime_config(image_config) -> dict:
+    """The ``config`` section of an image config given as ``ImageConfig`` (its ``raw``), bytes or a dict."""
+    if image_config is None:
+        return {}
+    raw = getattr(image_config, "raw", image_config)
+    doc = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    if not isinstance(doc, dict):
+        raise InvalidRunOption("image config: not a JSON object")
+    section = doc.get("config", doc if "config" not in doc and ("Cmd" in doc or "Env" in doc) else {})
+    return section or {}
+
+
+class ResolvedUser(tuple):
+    """``(uid, gid, additional_gids, home)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, uid: int, gid: int, additional_gids: tuple[int, ...] = (), home: str = "/"):
+        return super().__new__(cls, (uid, gid, additional_gids, home))
+
+    uid = property(lambda self: self[0])
+    gid = property(lambda self: self[1])
+    additional_gids = property(lambda self: self[2])
+    home = property(lambda self: self[3])
+
+
+def _read_db(etc_dir: str | None, name: str) -> list[list[str]]:
+    """Lines of ``etc_dir/name`` split on ``:``; a symlink there is refused (it could point at the host)."""
+    if etc_dir is None:
+        return []
+    try:
+        fd = os.open(os.path.join(etc_dir, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidRunOption(f"image /etc/{name} is a symlink; refusing to follow it") from None
+        raise InvalidRunOption(f"image /etc/{name}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(4 * 1024 * 1024)
+    return [line.split(":") for line in data.decode("utf-8", "replace").splitlines()
+            if line and not line.startswith("#")]
+
+
+def _is_id(text: str) -> bool:
+    return text.isdigit() and int(text) < 2**32 - 1
+
+
+def resolve_user(user: str | None, etc_dir: str | None) -> ResolvedUser:
+    """Resolve ``name``, ``uid``, ``uid:gid``, ``name:group`` (and mixes) as Docker/runc do.
+
+    A numeric uid need not exist in ``/etc/passwd`` (gid then 0, home ``/``); a name must.
+    Supplementary groups are those of ``/etc/group`` listing the user's name.
+    """
+    user = (user or "").strip()
+    name, _, group = user.partition(":")
+    passwd = _read_db(etc_dir, "passwd")
+    groups = _read_db(etc_dir, "group")
+    uid, gid, home, user_name = 0, 0, "/", "root"
+    entry = None
+    if not name:
+        entry = next((p for p in passwd if len(p) >= 7 and p[2] == "0"), None)
+    elif _is_id(name):
+        uid = int(name)
+        entry = next((p for p in passwd if len(p) >= 7 and p[2] == name), None)
+    else:
+        entry = next((p for p in passwd if len(p) >= 7 and p[0] == name), None)
+        if entry is None:
+            raise InvalidRunOption(f"unable to find user {name}: no matching entries in passwd file")
+    if entry is not None:
+        if not (_is_id(entry[2]) and _is_id(entry[3])):
+            raise InvalidRunOption(f"image /etc/passwd: bad uid/gid for user {entry[0]!r}")
+        user_name, uid, gid, home = entry[0], int(entry[2]), int(entry[3]), entry[5] or "/"
+    elif name:
+        user_name = ""
+    if group:
+        if _is_id(group):
+            gid = int(group)
+        else:
+            match = next((g for g in groups if len(g) >= 3 and g[0] == group), None)
+            if match is None or not _is_id(match[2]):
+                raise InvalidRunOption(f"unable to find group {group}: no matching entries in group file")
+            gid = int(match[2])
+    extra: list[int] = []
+    if user_name and not group:
+        for g in groups:
+            if len(g) >= 4 and user_name in g[3].split(",") and _is_id(g[2]) and int(g[2]) != gid:
+                if int(g[2]) not in extra:
+                    extra.append(int(g[2]))
+    return ResolvedUser(uid, gid, tuple(extra), home)
+
+
+def _merge_env(*lists) -> list[str]:
+    merged: dict[str, str] = {}
+    for items in lists:
+        for item in items or ():
+            key, eq, value = item.partition("=")
+            if not key:
+                raise InvalidRunOption(f"environment variable {item!r}: empty name")
+            merged[key] = value if eq else ""
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _args(cfg: dict, opts: RunOptions) -> list[str]:
+    entrypoint = list(opts.entrypoint) if opts.entrypoint is not None else list(cfg.get("Entrypoint") or [])
+    if opts.command:
+        cmd = list(opts.command)
+    elif opts.entrypoint is not None:
+        cmd = []
+    else:
+        cmd = list(cfg.get("Cmd") or [])
+    args = entrypoint + cmd
+    if not args:
+        raise InvalidRunOption("no command specified: the image has no Entrypoint or Cmd and none was given")
+    return args
+
+
+def _user_mounts(opts: RunOptions) -> list[dict]:
+    mounts: list[dict] = []
+    for b in opts.mounts:
+        mounts.append({"destination": os.path.normpath(b.target), "type": "bind", "source": b.source,
+                       "options": ["rbind", "ro" if b.readonly else "rw"]})
+    for t in opts.tmpfs:
+        extra = [o for o in t.options.split(",") if o]
+        mounts.append({"destination": os.path.normpath(t.target), "type": "tmpfs", "source": "tmpfs",
+                       "options": ["nosuid", "nodev", "noexec"] + extra})
+    mounts.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
+    return mounts
+
+
+def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | None = None,
+              container_id: str | None = None, seccomp_profile: dict | None = None) -> dict:
+    """The OCI runtime spec for running ``image_config`` with ``opts`` on ``rootfs``.
+
+    Pure apart from reading ``etc_dir/passwd`` and ``etc_dir/group`` (the image's, never followed
+    through a symlink). ``container_id`` gives the default hostname (its first 12 characters).
+    """
+    cfg = image_runtime_config(image_config)
+    user = resolve_user(opts.user if opts.user is not None else cfg.get("User"), etc_dir)
+    hostname = opts.hostname or (container_id[:12] if container_id else "pybuild")
+    env = _merge_env(
+        [f"PATH={DEFAULT_PATH}"], cfg.get("Env"), [f"HOSTNAME={hostname}"],
+        ["TERM=xterm"] if opts.tty else [], opts.env,
+    )
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home}")
+    cwd = opts.workdir or cfg.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise InvalidRunOption(f"image config WorkingDir {cwd!r}: must be absolute")
+    caps = resolve_caps(opts.cap_add, opts.cap_drop, opts.privileged)
+    effective = caps if user.uid == 0 else []
+    process = {
+        "terminal": bool(opts.tty),
+        "user": {"uid": user.uid, "gid": user.gid, **({"additionalGids": list(user.additional_gids)}
+                                                      if user.additional_gids else {})},
+        "args": _args(cfg, opts),
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": caps, "effective": effective, "permitted": effective},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": opts.nofile, "soft": opts.nofile}],
+        "noNewPrivileges": not opts.privileged,
+    }
+    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
+    if opts.netns_path:
+        namespaces.insert(1, {"type": "network", "path": opts.netns_path})
+    elif opts.network != "host":
+        namespaces.insert(1, {"type": "network"})
+    mounts = [dict(m, options=list(m["options"])) for m in _BASE_MOUNTS]
+    if opts.privileged:
+        for m in mounts:
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    mounts += _user_mounts(opts)
+    resources: dict = {"devices": [dict(r) for r in (_DEVICE_RULES if not opts.privileged
+                                                     else ({"allow": True, "access": "rwm"},))]}
+    if opts.memory is not None:
+        resources["memory"] = {"limit": opts.memory, "swap": opts.memory}
+    if opts.cpus is not None:
+        resources["cpu"] = {"quota": int(opts.cpus * 100000), "period": 100000}
+    if opts.pids_limit is not None and opts.pids_limit > 0:
+        resources["pids"] = {"limit": opts.pids_limit}
+    linux: dict = {"namespaces": namespaces, "resources": resources}
+    if not opts.privileged:
+        linux["seccomp"] = seccomp_profile if seccomp_profile is not None else default_profile()
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+    annotations: dict[str, str] = {}
+    for key, value in sorted((cfg.get("Labels") or {}).items()):
+        annotations[key] = str(value)
+    for key, value in opts.labels:
+        annotations[key] = value
+    if cfg.get("StopSignal"):
+        annotations["org.opencontainers.image.stopSignal"] = str(cfg["StopSignal"])
+    if cfg.get("ExposedPorts"):
+        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted(cfg["ExposedPorts"]))
+    spec = {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": rootfs, "readonly": bool(opts.read_only)},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }
+    if annotations:
+        spec["annotations"] = annotations
+    return spec
+
+
+def clamp_rlimits(spec: dict, hard_limits: dict[str, int] | None = None) -> dict:
+    """A copy of ``spec`` whose rlimits never exceed ``hard_limits`` (default: this process's own)."""
+    out = json.loads(json.dumps(spec))
+    for rl in out.get("process", {}).get("rlimits", []):
+        if hard_limits is not None and rl["type"] in hard_limits:
+            cap = hard_limits[rl["type"]]
+        else:
+            number = getattr(resource, rl["type"], None)
+            if number is None:
+                raise InvalidRunOption(f"process.rlimits: unknown rlimit {rl['type']!r}")
+            cap = resource.getrlimit(number)[1]
+        if cap != resource.RLIM_INFINITY:
+            rl["hard"] = min(rl["hard"], cap)
+            rl["soft"] = min(rl["soft"], rl["hard"])
+    return out
