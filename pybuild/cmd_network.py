@@ -1,0 +1,83 @@
+"""``pybuild network create|ls|rm|inspect``: a few lines each over :mod:`runner.network`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .context import Settings, pass_settings
+
+__all__ = ["network_group"]
+
+
+@click.group("network")
+def network_group() -> None:
+    """Manage bridge networks."""
+
+
+@network_group.command("create")
+@click.option("--subnet", default=None, help="IPv4 subnet in CIDR form (default: first free /24 in 10.91.0.0/16).")
+@click.option("--gateway", default=None, help="Gateway address (default: first address of the subnet).")
+@click.option("--bridge", "bridge", default=None, help="Bridge interface name (default: pbr-<hash of name>).")
+@click.option("--internal", is_flag=True, help="No outbound NAT for this network.")
+@click.argument("name")
+@pass_settings
+def create_cmd(settings: Settings, subnet: str | None, gateway: str | None, bridge: str | None,
+               internal: bool, name: str) -> None:
+    """Create a network; containers on it reach each other by name."""
+    from runner import network
+
+    cfg = network.create_network(settings.root, name, subnet=subnet, gateway=gateway, bridge=bridge,
+                                 internal=internal)
+    click.echo(cfg.id)
+
+
+@network_group.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only names.")
+@pass_settings
+def ls_cmd(settings: Settings, quiet: bool) -> None:
+    """List networks."""
+    from runner import network
+
+    nets = network.list_networks(settings.root)
+    if quiet:
+        for n in nets:
+            click.echo(n.name)
+        return
+    rows = [("NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE")]
+    rows += [(n.id[:12], n.name, "bridge", n.subnet, n.bridge) for n in nets]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@network_group.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@pass_settings
+def rm_cmd(settings: Settings, names: tuple[str, ...]) -> None:
+    """Remove networks (refused while containers are attached)."""
+    from layers.errors import PybuildError
+    from runner import network
+
+    failed = None
+    for name in names:
+        try:
+            network.remove_network(settings.root, name)
+        except PybuildError as exc:
+            click.echo(f"pybuild: {exc}", err=True)
+            failed = exc
+            continue
+        click.echo(name)
+    if failed is not None:
+        raise click.exceptions.Exit(failed.exit_code)
+
+
+@network_group.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@pass_settings
+def inspect_cmd(settings: Settings, names: tuple[str, ...]) -> None:
+    """Show networks as JSON: record, bridge state, NAT status, endpoints."""
+    from runner import network
+
+    click.echo(json.dumps([network.inspect_network(settings.root, n) for n in names], indent=2))
