@@ -208,14 +208,15 @@ class Shim:
     def _start_proxies(self) -> None:
         if not self.config.ports:
             return
-        from .network import PortMapping, PortProxy
+        from . import network
 
-        target = (self.config.network or {}).get("ip") or "127.0.0.1"
-        proxy = PortProxy.bind([PortMapping(**p) for p in self.config.ports], target).start()
-        self.proxies.append(proxy)
-        bound = tuple(m.to_dict() for m in proxy.mappings)
-        if bound != tuple(self.config.ports):      # host port 0 became a real port: record it
-            self.config = self.store.update_config(replace(self.config, ports=bound))
+        self.proxies = list(network.start_proxies(self.config))
+        bound: list[dict] = []
+        for p in self.proxies:
+            p.register(self.sel)
+            bound += [m.to_dict() for m in p.mappings]
+        if bound and tuple(bound) != tuple(self.config.ports):   # host port 0 became a real port
+            self.config = self.store.update_config(replace(self.config, ports=tuple(bound)))
 
     def _close_proxies(self) -> None:
         for p in self.proxies:
