@@ -70,7 +70,7 @@ def rm_cmd(settings: Settings, names: tuple[str, ...]) -> None:
             continue
         click.echo(name)
     if failed is not None:
-        raise click.exceptions.Exit(failed.exit_code)
+        raise SystemExit(failed.exit_code)
 
 
 @network_group.command("inspect")
