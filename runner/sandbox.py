@@ -5,7 +5,10 @@ Process shape (``pybuild`` -> *stage1* -> *init*)::
     caller        creates the cgroup, forks stage1, reads the sync socket, later waits for stage1
     stage1        (host pid ns) dies with the caller; joins a given netns; unshares mount, uts, ipc,
                   net and pid; forks init; is the subreaper of the namespace; waits for init, reaps
-                  every orphan, exits with init's status (128+N when killed by signal N)
+                  every orphan, exits with init's status (128+N when killed by signal N).
+                  When the caller is itself a child subreaper (the shim), stage1 exits at once
+                  instead: init is re-parented to the caller, which waits for ``pid`` and reaps
+                  the orphans itself ("direct" mode; nothing then dies with the caller).
     init          (PID 1 in the new pid ns) joins the cgroup, unshares the cgroup ns, prepares the
                   rootfs and pivots into it, sets hostname, rlimits (never above the caller's hard
                   limits), terminal, user and groups, capabilities, no_new_privs, seccomp; closes every
@@ -35,6 +38,7 @@ import termios
 from dataclasses import dataclass, field
 
 from . import cgroups, rootfs, seccomp
+from . import init as _pyinit
 from . import syscalls as sc
 from .caps import mask as caps_mask
 from .errors import ExecFailed, SandboxError
@@ -60,7 +64,7 @@ class ContainerProcess:
     pid: int
     container_id: str
     cgroup: cgroups.Cgroup
-    stage1: int
+    waiter: int
     pty_master: int | None = None
     exit_code: int | None = field(default=None)
 
@@ -76,7 +80,7 @@ class ContainerProcess:
     def wait(self) -> int:
         """Wait for the container to exit and remove its cgroup; the exit code (128+N for signal N)."""
         if self.exit_code is None:
-            self.exit_code = _wait_status(self.stage1)
+            self.exit_code = _wait_status(self.waiter)
             self.cgroup.destroy()
             if self.pty_master is not None:
                 os.close(self.pty_master)
@@ -236,25 +240,47 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
         os.closerange(keep + 1, 1 << 20)
         env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env", []))
         args = process["args"]
+        step = f"exec {args[0]!r}"
+        path = _find_executable(args[0], env.get("PATH", ""))
+        with_init = spec.get("annotations", {}).get("org.pybuild.init") == "true"
     except SandboxError as exc:
-        _fail(sock, str(exc))
+        _fail(sock, str(exc), getattr(exc, "exit_code", 125))
     except OSError as exc:
         _fail(sock, f"container init: {step}: {exc.strerror or exc}")
     except BaseException as exc:  # a bug; still report it as one line and leave
         _fail(sock, f"container init: {step}: {type(exc).__name__}: {exc}")
+    if with_init:
+        _pyinit.run(lambda: os.execve(path, args, env), prctl=sc.prctl)
     try:
-        os.execvpe(args[0], args, env)
+        os.execve(path, args, env)
     except OSError as exc:
         code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
         _fail(sock, f"exec {args[0]!r}: {exc.strerror}", code)
     os._exit(127)
 
 
+def _find_executable(name: str, path_var: str) -> str:
+    """``name`` looked up as execvp would (``PATH`` when it has no slash); ExecFailed with 127/126."""
+    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path_var.split(":")]
+    denied = False
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            denied = True
+    if denied:
+        raise ExecFailed(f"exec {name!r}: permission denied", 126)
+    if "/" in name and os.path.isdir(name):
+        raise ExecFailed(f"exec {name!r}: is a directory", 126)
+    raise ExecFailed(f"exec {name!r}: executable file not found in $PATH" if "/" not in name
+                     else f"exec {name!r}: no such file or directory", 127)
+
+
 def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
-            die_with_parent: bool, parent: int, filter_program) -> None:
+            die_with_parent: bool, parent: int, filter_program, direct: bool) -> None:
     """The namespace parent. Never returns."""
     try:
-        if die_with_parent:
+        if die_with_parent and not direct:
             sc.set_pdeathsig(signal.SIGKILL)
             if os.getppid() != parent:
                 os._exit(1)
@@ -281,13 +307,15 @@ def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[in
     except BaseException as exc:
         _fail(sock, f"container stage1: {type(exc).__name__}: {exc}")
     if pid == 0:
-        if die_with_parent:
+        if die_with_parent and not direct:
             sc.set_pdeathsig(signal.SIGKILL)
         _init(spec, sock, cg, stdio, new_cgroupns, new_netns, filter_program)
     code = 255
     try:
         _send(sock, {"pid": pid})
         sock.close()
+        if direct:
+            os._exit(0)
         for fd in {*stdio}:
             if fd > 2:
                 os.close(fd)
@@ -339,10 +367,11 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
     try:
         sys.stdout.flush()
         sys.stderr.flush()
+        direct = sc.is_child_subreaper()
         stage1 = os.fork()
         if stage1 == 0:
             parent_sock.close()
-            _stage1(spec, child_sock, cg, stdio, die_with_parent, os.getppid(), filter_program)
+            _stage1(spec, child_sock, cg, stdio, die_with_parent, os.getppid(), filter_program, direct)
         child_sock.close()
         proc: ContainerProcess | None = None
         error: dict | None = None
@@ -351,7 +380,9 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
             if msg is None:
                 break
             if "pid" in msg:
-                proc = ContainerProcess(msg["pid"], container_id, cg, stage1)
+                proc = ContainerProcess(msg["pid"], container_id, cg, msg["pid"] if direct else stage1)
+                if direct:  # stage1 has exited: init is our child from now on
+                    _wait_status(stage1)
             elif msg.get("tty") and fds and proc is not None:
                 proc.pty_master = fds[0]
             elif "error" in msg:
@@ -367,7 +398,7 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
         if filter_program is not None:
             filter_program.release()
     if error is not None or proc is None:
-        _wait_status(stage1)
+        _wait_status(proc.waiter if proc is not None else stage1)
         cg.destroy()
         if error is None:
             raise SandboxError(f"container {container_id}: the sandbox exited before starting the process")

@@ -15,7 +15,7 @@ import platform
 __all__ = [
     "mount", "umount2", "pivot_root", "unshare", "setns", "sethostname", "prctl",
     "capget_bounding", "capset", "set_no_new_privs", "set_dumpable", "set_child_subreaper",
-    "set_keepcaps", "set_pdeathsig", "cap_last_cap",
+    "set_keepcaps", "set_pdeathsig", "is_child_subreaper", "cap_last_cap",
     "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND", "MS_REC",
     "MS_PRIVATE", "MS_SLAVE", "MS_STRICTATIME", "MS_RELATIME", "MS_NOATIME", "MS_NODIRATIME",
     "MS_SYNCHRONOUS", "MS_DIRSYNC", "MS_MANDLOCK", "MS_SHARED", "MS_UNBINDABLE", "MNT_DETACH",
@@ -135,6 +135,13 @@ def set_dumpable(on: bool) -> None:
 
 def set_child_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def is_child_subreaper() -> bool:
+    """Whether the calling process is a child subreaper (``PR_GET_CHILD_SUBREAPER``)."""
+    value = ctypes.c_int(0)
+    _check(_libc.prctl(37, ctypes.addressof(value), 0, 0, 0), "prctl PR_GET_CHILD_SUBREAPER")
+    return bool(value.value)
 
 
 def set_keepcaps(on: bool) -> None:
