@@ -15,12 +15,7 @@ from .errors import InvalidNetworkSpec
 
 __all__ = ["PortMapping", "parse_publish", "publish_all"]
 
-_SPEC = re.compile(
-    r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+):)?"
-    r"(?:(?P<host>\d*(?:-\d+)?):)?"
-    r"(?P<ctr>\d+(?:-\d+)?)"
-    r"(?:/(?P<proto>[A-Za-z]+))?$"
-)
+_PORTS = re.compile(r"^\d+(?:-\d+)?$")
 
 
 @dataclass(frozen=True, order=True)
@@ -62,23 +57,41 @@ def _range(text: str, spec: str, what: str) -> tuple[int, int]:
 
 def parse_publish(spec: str) -> tuple[PortMapping, ...]:
     """Parse one ``-p`` value into one mapping per port (ranges expand)."""
-    m = _SPEC.match(spec.strip())
-    if not m:
-        raise InvalidNetworkSpec(f"-p {spec!r}: expected [IP:][HOST:]CONTAINER[/tcp|udp]")
-    proto = (m["proto"] or "tcp").lower()
+    text, _, proto = spec.strip().partition("/")
+    proto = (proto or "tcp").lower()
     if proto not in ("tcp", "udp"):
         raise InvalidNetworkSpec(f"-p {spec!r}: protocol {proto!r} is not tcp or udp")
+    ip_text = None
+    if text.startswith("["):
+        ip_text, sep, rest = text[1:].partition("]:")
+        if not sep:
+            raise InvalidNetworkSpec(f"-p {spec!r}: expected [IP:][HOST:]CONTAINER[/tcp|udp]")
+        parts = rest.split(":")
+        if len(parts) != 2:
+            raise InvalidNetworkSpec(f"-p {spec!r}: expected [IP:][HOST:]CONTAINER[/tcp|udp]")
+        host_text, ctr_text = parts
+    else:
+        parts = text.split(":")
+        if len(parts) == 1:
+            host_text, ctr_text = "", parts[0]
+        elif len(parts) == 2:
+            host_text, ctr_text = parts
+        elif len(parts) == 3:
+            ip_text, host_text, ctr_text = parts
+        else:
+            raise InvalidNetworkSpec(f"-p {spec!r}: expected [IP:][HOST:]CONTAINER[/tcp|udp]")
+    if not _PORTS.match(ctr_text) or (host_text and not _PORTS.match(host_text)):
+        raise InvalidNetworkSpec(f"-p {spec!r}: expected [IP:][HOST:]CONTAINER[/tcp|udp]")
     ip = "0.0.0.0"
-    if m["ip"]:
-        raw = m["ip"].strip("[]")
+    if ip_text:
         try:
-            ip = str(ipaddress.ip_address(raw))
+            ip = str(ipaddress.ip_address(ip_text))
         except ValueError:
-            raise InvalidNetworkSpec(f"-p {spec!r}: {raw!r} is not an IP address") from None
-    c_lo, c_hi = _range(m["ctr"], spec, "container")
+            raise InvalidNetworkSpec(f"-p {spec!r}: {ip_text!r} is not an IP address") from None
+    c_lo, c_hi = _range(ctr_text, spec, "container")
     count = c_hi - c_lo + 1
-    if m["host"]:
-        h_lo, h_hi = _range(m["host"], spec, "host")
+    if host_text:
+        h_lo, h_hi = _range(host_text, spec, "host")
         if h_hi - h_lo + 1 != count:
             if count == 1:
                 # Docker: "8000-8010:80" means "one free port from that range"; we take the first.

@@ -1,0 +1,52 @@
+"""-p / -P parsing (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner.network import InvalidNetworkSpec, PortMapping, parse_publish, publish_all
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("80", [PortMapping(80, "tcp", "0.0.0.0", 0)]),
+    ("8080:80", [PortMapping(80, "tcp", "0.0.0.0", 8080)]),
+    ("127.0.0.1:8080:80", [PortMapping(80, "tcp", "127.0.0.1", 8080)]),
+    ("127.0.0.1::80/udp", [PortMapping(80, "udp", "127.0.0.1", 0)]),
+    ("[::1]:8080:80/tcp", [PortMapping(80, "tcp", "::1", 8080)]),
+    ("53:53/UDP", [PortMapping(53, "udp", "0.0.0.0", 53)]),
+    ("8000-8002:80-82", [PortMapping(80, "tcp", "0.0.0.0", 8000), PortMapping(81, "tcp", "0.0.0.0", 8001),
+                         PortMapping(82, "tcp", "0.0.0.0", 8002)]),
+    ("8000-8010:80", [PortMapping(80, "tcp", "0.0.0.0", 8000)]),
+    ("1000-1001", [PortMapping(1000, "tcp", "0.0.0.0", 0), PortMapping(1001, "tcp", "0.0.0.0", 0)]),
+])
+def test_parse_publish(spec, want):
+    assert list(parse_publish(spec)) == want
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("", "expected"),
+    ("abc", "expected"),
+    ("8080:80/sctp", "sctp"),
+    ("8080:0", "out of range"),
+    ("70000:80", "out of range"),
+    ("8002-8000:80", "reversed"),
+    ("8000-8001:80-82", "host range has 2 ports"),
+    ("999.1.1.1:80:80", "not an IP address"),
+    ("1.2.3.4:5:6:7", "expected"),
+])
+def test_parse_publish_rejects(spec, needle):
+    with pytest.raises(InvalidNetworkSpec) as err:
+        parse_publish(spec)
+    assert needle in str(err.value) and repr(spec) in str(err.value)
+
+
+def test_publish_all_maps_every_exposed_port_to_a_free_host_port():
+    got = publish_all(["80/tcp", "53/udp", "8080", "80/tcp"], host_ip="127.0.0.1")
+    assert got == (PortMapping(53, "udp", "127.0.0.1", 0), PortMapping(80, "tcp", "127.0.0.1", 0),
+                   PortMapping(8080, "tcp", "127.0.0.1", 0))
+
+
+def test_mapping_round_trips_through_dict():
+    m = PortMapping(80, "udp", "127.0.0.1", 8080)
+    assert PortMapping.from_dict(m.to_dict()) == m
+    assert str(m) == "80/udp -> 127.0.0.1:8080"

@@ -1,0 +1,151 @@
+"""Network records, address allocation and /etc files: no kernel objects are made here."""
+
+from __future__ import annotations
+
+import ipaddress
+import multiprocessing
+import os
+
+import pytest
+
+from runner.network import config, files, ipam
+from runner.network.attach import parse_mode
+from runner.network.errors import AddressExhausted, InvalidNetworkSpec, NetworkExists, NetworkNotFound
+
+
+def _no_overlap(net):
+    return None
+
+
+def test_default_network_record_is_created_on_first_use(tmp_path):
+    cfg = config.load(str(tmp_path), "pybuild")
+    assert (cfg.name, cfg.bridge, cfg.subnet, cfg.gateway, cfg.default) == (
+        "pybuild", "pybuild0", "10.90.0.0/16", "10.90.0.1", True)
+    assert config.load(str(tmp_path), "pybuild") == cfg
+    assert [n.name for n in config.list_networks(str(tmp_path))] == ["pybuild"]
+
+
+def test_default_network_moves_to_next_free_16_and_says_so(tmp_path):
+    cfg = config.load(str(tmp_path), "pybuild")
+
+    def taken(bridge, net):
+        if net.overlaps(ipaddress.ip_network("10.90.0.0/15")):
+            return f"{net} overlaps route 10.90.0.0/15 dev eth9"
+        return None
+
+    moved = config.relocate_default(cfg, taken)
+    assert (moved.subnet, moved.gateway, moved.bridge) == ("10.92.0.0/16", "10.92.0.1", "pybuild2")
+    assert "10.90.0.0/16 on pybuild0 is unavailable" in moved.note and "10.92.0.0/16 on pybuild2" in moved.note
+
+
+def test_create_user_network_picks_free_24_and_refuses_clashes(tmp_path):
+    root = str(tmp_path)
+    a = config.create(root, "a", overlaps=_no_overlap)
+    b = config.create(root, "b", overlaps=lambda n: "route x" if n == ipaddress.ip_network("10.91.1.0/24") else None)
+    assert (a.subnet, b.subnet) == ("10.91.0.0/24", "10.91.2.0/24")
+    assert a.bridge.startswith("pbr-") and len(a.bridge) <= 15 and a.bridge != b.bridge
+    with pytest.raises(NetworkExists):
+        config.create(root, "a", overlaps=_no_overlap)
+    with pytest.raises(InvalidNetworkSpec, match=r"overlaps network subnet 10\.91\."):
+        config.create(root, "c", subnet="10.91.0.0/16", overlaps=_no_overlap)
+    with pytest.raises(InvalidNetworkSpec, match="overlaps host route 1"):
+        config.create(root, "c", subnet="10.213.0.0/24", overlaps=lambda n: "route 1")
+    with pytest.raises(InvalidNetworkSpec, match="not a host address"):
+        config.create(root, "c", subnet="10.213.0.0/24", gateway="10.213.1.1", overlaps=_no_overlap)
+    for bad in ("", "-x", "a/b", "x" * 65, "host", "bridge", "pybuild"):
+        with pytest.raises(InvalidNetworkSpec):
+            config.create(root, bad, overlaps=_no_overlap)
+    config.remove(root, "a")
+    with pytest.raises(NetworkNotFound):
+        config.load(root, "a")
+
+
+def test_parse_mode():
+    assert (parse_mode(None).kind, parse_mode(None).target) == ("bridge", "pybuild")
+    assert parse_mode("bridge").target == "pybuild"
+    assert parse_mode("host").kind == "host" and parse_mode("none").kind == "none"
+    assert (parse_mode("container:web").kind, parse_mode("container:web").target) == ("container", "web")
+    assert parse_mode("mynet").target == "mynet"
+    with pytest.raises(InvalidNetworkSpec):
+        parse_mode("container:")
+    with pytest.raises(InvalidNetworkSpec):
+        parse_mode("bad/name")
+
+
+def _ep(cid, ip):
+    return ipam.Endpoint(cid, cid, str(ip), "02:00:00:00:00:00", "pbx", cid)
+
+
+def test_allocation_survives_restart_and_does_not_reuse_at_once(tmp_path):
+    root = str(tmp_path)
+    cfg = config.create(root, "n", subnet="10.213.250.0/29", overlaps=_no_overlap)   # hosts .1-.6, .1 gateway
+    got = []
+    for i in range(5):
+        with ipam.locked(root, cfg) as alloc:       # a fresh load each time: a "restart"
+            ip = alloc.allocate()
+            alloc.add(_ep(f"c{i}", ip))
+            alloc.save()
+            got.append(str(ip))
+    assert got == [f"10.213.250.{i}" for i in range(2, 7)]
+    with ipam.locked(root, cfg) as alloc:
+        with pytest.raises(AddressExhausted, match="10.213.250.0/29"):
+            alloc.allocate()
+        alloc.pop("c1")                             # frees .3
+        alloc.pop("c3")                             # frees .5
+        alloc.save()
+    with ipam.locked(root, cfg) as alloc:
+        assert str(alloc.allocate()) == "10.213.250.3"   # wraps around after .6
+        assert str(alloc.allocate()) == "10.213.250.5"
+        with pytest.raises(Exception, match="already in use"):
+            alloc.reserve("10.213.250.2")
+        with pytest.raises(InvalidNetworkSpec):
+            alloc.reserve("10.213.250.1")            # the gateway
+
+
+def _grab(root, cfg, prefix, n, out):
+    for i in range(n):
+        with ipam.locked(root, cfg) as alloc:
+            ip = alloc.allocate()
+            alloc.add(_ep(f"{prefix}-{i}", ip))
+            alloc.save()
+    out.put(prefix)
+
+
+def test_concurrent_processes_never_get_the_same_address(tmp_path):
+    root = str(tmp_path)
+    cfg = config.create(root, "n", subnet="10.213.251.0/24", overlaps=_no_overlap)
+    q = multiprocessing.get_context("fork").Queue()
+    procs = [multiprocessing.get_context("fork").Process(target=_grab, args=(root, cfg, f"p{k}", 25, q))
+             for k in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    with ipam.locked(root, cfg) as alloc:
+        ips = [e.ip for e in alloc.endpoints.values()]
+    assert len(ips) == 100 and len(set(ips)) == 100
+
+
+def test_resolv_conf_drops_loopback_servers(tmp_path):
+    host = tmp_path / "resolv.conf"
+    host.write_text("# c\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.com\noptions ndots:2\n")
+    assert files.resolv_text(str(host)) == "nameserver 10.0.0.2\nsearch example.com\noptions ndots:2\n"
+    host.write_text("nameserver 127.0.0.53\n")
+    assert files.resolv_text(str(host)) == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+    assert files.resolv_text(str(host), keep_loopback=True) == "nameserver 127.0.0.53\n"
+    assert files.resolv_text(str(host), dns=["1.1.1.1"], search=["a.b"]) == "nameserver 1.1.1.1\nsearch a.b\n"
+
+
+def test_hosts_rewrite_keeps_the_inode(tmp_path):
+    paths = files.write_all(str(tmp_path), hostname="h", hosts=files.hosts_text(("10.0.0.2", ["h", "web"])),
+                            resolv="nameserver 10.0.0.1\n")
+    ino = os.stat(paths["hosts"]).st_ino
+    text = files.hosts_text(("10.0.0.2", ["h", "web"]), [("10.0.0.3", ["db"])], [("extra", "1.2.3.4")])
+    assert files.rewrite_hosts(paths["hosts"], text)
+    assert os.stat(paths["hosts"]).st_ino == ino
+    content = open(paths["hosts"]).read()
+    assert content.endswith("10.0.0.2\th web\n10.0.0.3\tdb\n1.2.3.4\textra\n")
+    assert content.startswith("127.0.0.1\tlocalhost\n")
+    assert open(paths["hostname"]).read() == "h\n"
+    assert not files.rewrite_hosts(str(tmp_path / "gone"), text)
