@@ -1,0 +1,624 @@
+"""OCI image layouts and docker-archive tarballs, in and out.
+
+Writing (:func:`write_archive`, :func:`write_layout_dir`) produces an OCI image layout
+(``oci-layout``, ``index.json``, ``blobs/<alg>/<hex>``); the tar form also carries Docker's
+``manifest.json`` and ``repositories`` so ``docker load`` and ``podman load`` read it, as
+``docker save`` has written since Docker 25. Every blob is read through the source's verifying
+reader, so a corrupt store blob fails the save instead of being copied.
+
+Reading (:func:`read_archive`, :func:`read_layout_dir`) accepts an OCI layout (a directory or a
+tar of one) and a docker-archive tar (``manifest.json`` + config + layer tars, legacy
+``<id>/layer.tar`` names and symlinks included). A tar is read once, as a stream (stdin works):
+each blob goes to the sink while it is hashed; blobs named by digest are verified against the
+name, the others are named by their content. Nothing is trusted until the whole archive is in:
+then every document is parsed and every referenced blob must be present. Docker-archive layers
+are kept as they are (an uncompressed layer becomes an ``application/vnd.oci.image.layer.v1.tar``
+blob) and each layer's uncompressed digest must equal the config's ``rootfs.diff_ids`` entry.
+
+The functions speak to a blob store through :class:`BlobSource` / :class:`BlobStore` (the
+``store.blobs`` contract of ``docs/INTERFACES.md``), never to the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import posixpath
+import re
+import tarfile
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Mapping, Protocol, Sequence
+
+from .descriptor import Descriptor, Platform
+from .config import ImageConfig
+from .digest import Digest, VerifyingReader
+from .errors import IntegrityError, InvalidDigest, InvalidDocument, InvalidReference, LayerError, NotFound
+from .index import Index
+from .jsonutil import MAX_DOCUMENT_SIZE, canonical, load_object
+from .manifest import Manifest, parse_document
+from .mediatype import INDEX_TYPES, MANIFEST_TYPES, MediaType
+from .reference import Reference
+
+__all__ = [
+    "ArchiveImage",
+    "BlobSource",
+    "BlobStore",
+    "LoadedImage",
+    "REF_NAME",
+    "IMAGE_NAME",
+    "read_archive",
+    "read_layout_dir",
+    "read_path",
+    "write_archive",
+    "write_layout_dir",
+]
+
+#: OCI annotation: the reference (pybuild writes the tag) an index entry stands for.
+REF_NAME = "org.opencontainers.image.ref.name"
+#: containerd's annotation: the full image name, as ``docker save`` writes it beside REF_NAME.
+IMAGE_NAME = "io.containerd.image.name"
+LAYOUT_VERSION = "1.0.0"
+_KIND = "image archive"
+_BLOB_PATH = re.compile(r"blobs/([a-z0-9]+)/([a-f0-9]+)")
+_META = frozenset({"oci-layout", "index.json", "manifest.json", "repositories"})
+_COPY_CHUNK = 1 << 20
+#: Upper bound on an uncompressed docker-archive layer while its diff_id is checked (a bomb stops here).
+MAX_LAYER_SIZE = 1 << 40
+
+
+class BlobSource(Protocol):
+    """Where blobs are read from: ``open`` returns a reader that fails at EOF on a digest/size mismatch."""
+
+    def open(self, digest: Digest, size: int | None = None) -> BinaryIO: ...
+
+
+class BlobStore(BlobSource, Protocol):
+    """A content-addressed sink. ``put_stream`` computes the digest itself and checks ``expected``/``size``."""
+
+    def has(self, digest: Digest) -> bool: ...
+
+    def put_stream(
+        self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None
+    ) -> tuple[Digest, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveImage:
+    """One image to save: its manifest and the names to record (none: saved untagged)."""
+
+    manifest: Manifest
+    names: tuple[Reference, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    """An image read from an archive; every blob it references is in the store and verified.
+
+    ``names`` are full references (``docker.io/library/busybox:latest``) when the archive says
+    which; ``ref_names`` are bare ``org.opencontainers.image.ref.name`` values (often only a
+    tag, as ``skopeo copy ... oci:DIR:TAG`` writes) that the caller may turn into names.
+    """
+
+    manifest: Manifest
+    config: ImageConfig
+    names: tuple[str, ...] = ()
+    ref_names: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------------------------------------
+# writing
+# ------------------------------------------------------------------------------------------------
+
+
+def _blob_name(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+def _plan(images: Sequence[ArchiveImage]) -> tuple[list[Descriptor], Index, list[dict]]:
+    """The blobs to write (each once, manifests last), ``index.json`` and ``manifest.json``'s entries."""
+    blobs: dict[Digest, Descriptor] = {}
+    entries: list[Descriptor] = []
+    docker: list[dict] = []
+    for image in images:
+        m = image.manifest
+        for desc in (m.config, *m.layers):
+            blobs.setdefault(desc.digest, desc)
+        tags = [ref for ref in image.names if ref.tag is not None]
+        if image.names:
+            for ref in image.names:
+                ann = {IMAGE_NAME: str(ref)}
+                if ref.tag is not None:
+                    ann[REF_NAME] = ref.tag
+                entries.append(m.descriptor(annotations=ann))
+        else:
+            entries.append(m.descriptor())
+        docker.append(
+            {
+                "Config": _blob_name(m.config.digest),
+                "RepoTags": [ref.familiar for ref in tags],
+                "Layers": [_blob_name(layer.digest) for layer in m.layers],
+            }
+        )
+    manifests = {image.manifest.digest: image.manifest for image in images}
+    ordered = list(blobs.values()) + [m.descriptor() for m in manifests.values() if m.digest not in blobs]
+    return ordered, Index.build(entries), docker
+
+
+def _repositories(images: Sequence[ArchiveImage]) -> dict[str, dict[str, str]]:
+    """Docker's legacy ``repositories`` file: familiar name -> tag -> top layer id."""
+    out: dict[str, dict[str, str]] = {}
+    for image in images:
+        if not image.manifest.layers:
+            continue
+        top = image.manifest.layers[-1].digest.hex
+        for ref in image.names:
+            if ref.tag is not None:
+                out.setdefault(ref.familiar_name, {})[ref.tag] = top
+    return out
+
+
+def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if directory:
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o755
+    else:
+        info.mode = 0o644
+    return info
+
+
+def _blob_reader(source: BlobSource, desc: Descriptor, manifests: Mapping[Digest, Manifest]) -> BinaryIO:
+    known = manifests.get(desc.digest)
+    if known is not None:
+        return io.BytesIO(known.raw)
+    return source.open(desc.digest, desc.size)
+
+
+def write_archive(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSource) -> None:
+    """Write ``images`` as a tar of an OCI layout plus ``manifest.json``/``repositories`` to ``out``.
+
+    Deterministic: the same images give the same bytes. On any error the stream is incomplete;
+    the caller writes to a temporary file and renames it only after success.
+    """
+    if not images:
+        raise InvalidDocument(_KIND, "", "nothing to save: no images given")
+    blobs, index, docker = _plan(images)
+    manifests = {image.manifest.digest: image.manifest for image in images}
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+        layout = canonical({"imageLayoutVersion": LAYOUT_VERSION})
+        tar.addfile(_tar_info("oci-layout", len(layout)), io.BytesIO(layout))
+        tar.addfile(_tar_info("blobs", directory=True))
+        for alg in sorted({d.digest.algorithm for d in blobs}):
+            tar.addfile(_tar_info(f"blobs/{alg}", directory=True))
+        for desc in blobs:
+            reader = _blob_reader(source, desc, manifests)
+            try:
+                tar.addfile(_tar_info(_blob_name(desc.digest), desc.size), reader)
+                if isinstance(reader, VerifyingReader):
+                    reader.verify_rest()
+            finally:
+                reader.close()
+        for name, data in (
+            ("index.json", index.raw),
+            ("manifest.json", canonical(docker)),
+            ("repositories", canonical(_repositories(images))),
+        ):
+            tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
+
+
+def _atomic_write(path: Path, data: bytes | None = None, stream: BinaryIO | None = None) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if data is not None:
+                f.write(data)
+            else:
+                assert stream is not None
+                while chunk := stream.read(_COPY_CHUNK):
+                    f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _file_matches(path: Path, desc: Descriptor) -> bool:
+    """True when ``path`` holds exactly the bytes of ``desc`` (re-hashed, never trusted by size)."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            VerifyingReader(f, desc.digest, desc.size, f"blob {path}").verify_rest()
+        return True
+    except (FileNotFoundError, IntegrityError):
+        return False
+
+
+def write_layout_dir(path: str | os.PathLike[str], images: Sequence[ArchiveImage], source: BlobSource) -> None:
+    """Write or extend the OCI layout directory at ``path`` (what ``skopeo copy ... oci:DIR`` makes).
+
+    Blobs already there are re-hashed and rewritten if they do not match. ``index.json`` is
+    replaced atomically, last; earlier entries whose ``ref.name`` is not reused are kept.
+    """
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    previous: list[Descriptor] = []
+    if (root / "index.json").exists():
+        _check_layout_version((root / "oci-layout").read_bytes() if (root / "oci-layout").exists() else None)
+        previous = list(Index.parse((root / "index.json").read_bytes()).manifests)
+    blobs, index, _ = _plan(images)
+    manifests = {image.manifest.digest: image.manifest for image in images}
+    for desc in blobs:
+        target = root / _blob_name(desc.digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if _file_matches(target, desc):
+            continue
+        reader = _blob_reader(source, desc, manifests)
+        try:
+            _atomic_write(target, stream=reader)
+        finally:
+            reader.close()
+    taken = {d.annotation_map.get(REF_NAME) for d in index.manifests} - {None}
+    kept = [d for d in previous if d.annotation_map.get(REF_NAME) not in taken or REF_NAME not in d.annotation_map]
+    kept = [d for d in kept if d not in index.manifests]
+    _atomic_write(root / "oci-layout", canonical({"imageLayoutVersion": LAYOUT_VERSION}))
+    _atomic_write(root / "index.json", Index.build(kept + list(index.manifests)).raw)
+
+
+# ------------------------------------------------------------------------------------------------
+# reading
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ingested:
+    """What one pass over a tar left behind: metadata documents and where each file's blob went."""
+
+    meta: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, tuple[Digest, int]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+    def blob(self, name: str, what: str) -> tuple[Digest, int]:
+        """The blob stored for archive path ``name``, following symlinks and hardlinks inside the archive."""
+        seen: set[str] = set()
+        current = _clean_name(name, what)
+        while current in self.links:
+            if current in seen:
+                raise InvalidDocument(_KIND, what, f"{name!r} is a link loop")
+            seen.add(current)
+            current = self.links[current]
+        try:
+            return self.files[current]
+        except KeyError:
+            raise InvalidDocument(_KIND, what, f"names {name!r}, which is not a file in the archive") from None
+
+
+def _clean_name(name: str, what: str = "") -> str:
+    """An archive member name as a relative, normalised path; ``..`` or absolute names are refused."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts:
+        raise InvalidDocument(_KIND, what or name, f"path {name[:200]!r} leaves the archive")
+    return "/".join(parts)
+
+
+def _link_target(name: str, member: tarfile.TarInfo) -> str:
+    """Where a symlink or hardlink member points, as an archive path; links out of the archive are refused."""
+    target = member.linkname
+    if member.issym() and not target.startswith("/"):
+        target = posixpath.join(posixpath.dirname(name), target)
+    normal = posixpath.normpath(target) if target else ""
+    if not target or target.startswith("/") or normal == ".." or normal.startswith("../"):
+        raise InvalidDocument(_KIND, name, f"link to {member.linkname[:200]!r} leaves the archive")
+    return normal
+
+
+def _ingest_tar(stream: BinaryIO, store: BlobStore) -> _Ingested:
+    got = _Ingested()
+    try:
+        tar = tarfile.open(fileobj=stream, mode="r|")
+    except tarfile.ReadError as exc:
+        raise InvalidDocument(_KIND, "", f"is not a tar archive: {exc}") from None
+    try:
+        for member in tar:
+            name = _clean_name(member.name)
+            if member.isdir() or not name:
+                continue
+            if member.issym() or member.islnk():
+                got.links[name] = _link_target(name, member)
+                continue
+            if not member.isreg():
+                raise InvalidDocument(_KIND, name, "is neither a file, a directory nor a link")
+            if name in got.files or name in got.meta:
+                raise InvalidDocument(_KIND, name, "appears twice in the archive")
+            data = tar.extractfile(member)
+            assert data is not None
+            if name in _META:
+                if member.size > MAX_DOCUMENT_SIZE:
+                    raise InvalidDocument(_KIND, name, f"is {member.size} bytes, more than {MAX_DOCUMENT_SIZE}")
+                got.meta[name] = data.read()
+                continue
+            if posixpath.basename(name) in ("json", "VERSION"):
+                continue  # legacy docker-archive per-layer metadata: superseded by manifest.json
+            got.files[name] = _put(store, name, data, member.size)
+    except tarfile.TarError as exc:
+        raise InvalidDocument(_KIND, "", f"is a broken tar: {exc}") from None
+    except EOFError:
+        raise InvalidDocument(_KIND, "", "ends in the middle of an entry (truncated)") from None
+    finally:
+        tar.close()
+    return got
+
+
+def _put(store: BlobStore, name: str, data: BinaryIO, size: int) -> tuple[Digest, int]:
+    """Store one archive file; one named ``blobs/<alg>/<hex>`` must hash to its name."""
+    expected = None
+    m = _BLOB_PATH.fullmatch(name)
+    if m:
+        try:
+            expected = Digest(m.group(1), m.group(2))
+        except InvalidDigest:
+            expected = None  # not a digest name: stored by content like any other file
+    if expected is not None and store.has(expected):
+        return expected, size
+    try:
+        return store.put_stream(data, expected=expected, size=size)
+    except IntegrityError as exc:
+        raise IntegrityError(f"archive member {name}: {exc}") from None
+
+
+def _check_layout_version(raw: bytes | None) -> None:
+    if raw is None:
+        raise InvalidDocument("oci-layout", "", "file is missing")
+    body = load_object(raw, "oci-layout")
+    version = body.get("imageLayoutVersion")
+    if not isinstance(version, str) or not version.startswith("1."):
+        raise InvalidDocument("oci-layout", "imageLayoutVersion", f"must be 1.x, got {version!r}")
+
+
+def _read_blob(store: BlobSource, desc: Descriptor, limit: int = MAX_DOCUMENT_SIZE) -> bytes:
+    if desc.size > limit:
+        raise InvalidDocument(_KIND, str(desc.digest), f"document of {desc.size} bytes is larger than {limit}")
+    with store.open(desc.digest, desc.size) as reader:
+        data = reader.read(desc.size)
+        reader.verify_rest()
+    return data
+
+
+def _require_blob(store: BlobStore, desc: Descriptor, what: str) -> None:
+    if not store.has(desc.digest):
+        raise NotFound(f"{what} {desc.digest} is not in the archive")
+
+
+def _resolve_image(store: BlobStore, desc: Descriptor, platform: Platform, depth: int = 0) -> tuple[Manifest, ImageConfig]:
+    """Manifest and config for an index entry; a nested index is narrowed to ``platform``."""
+    if depth > 4:
+        raise InvalidDocument(_KIND, "index.json", "indexes nest more than 4 deep")
+    _require_blob(store, desc, "manifest")
+    doc = parse_document(_read_blob(store, desc), desc.media_type)
+    if isinstance(doc, Index):
+        return _resolve_image(store, doc.select(platform), platform, depth + 1)
+    _require_blob(store, doc.config, f"config of manifest {doc.digest}:")
+    config = ImageConfig.parse(_read_blob(store, doc.config))
+    for i, layer in enumerate(doc.layers):
+        if layer.urls and not store.has(layer.digest):
+            continue  # a foreign (non-distributable) layer fetched from its urls on use
+        _require_blob(store, layer, f"layer {i} of manifest {doc.digest}:")
+    if len(config.diff_ids) != len(doc.layers):
+        raise InvalidDocument(
+            "manifest", "layers", f"has {len(doc.layers)} entries but config {doc.config.digest} has "
+            f"{len(config.diff_ids)} diff_ids"
+        )
+    return doc, config
+
+
+def _from_oci_index(raw_index: bytes, store: BlobStore, platform: Platform) -> list[LoadedImage]:
+    index = Index.parse(raw_index)
+    found: dict[Digest, tuple[Manifest, ImageConfig, list[str], list[str]]] = {}
+    for i, desc in enumerate(index.manifests):
+        if desc.media_type not in MANIFEST_TYPES and desc.media_type not in INDEX_TYPES:
+            continue  # artifacts and other content the layout may hold
+        manifest, config = _resolve_image(store, desc, platform)
+        entry = found.setdefault(manifest.digest, (manifest, config, [], []))
+        ann = desc.annotation_map
+        name = ann.get(IMAGE_NAME)
+        ref_name = ann.get(REF_NAME)
+        if name is None and ref_name and ("/" in ref_name or ":" in ref_name):
+            name = ref_name  # a full reference written into ref.name
+        if name is not None:
+            try:
+                ref = Reference.parse(name)
+            except InvalidReference as exc:
+                raise InvalidDocument("index", f"manifests[{i}].annotations", str(exc)) from None
+            if str(ref) not in entry[2]:
+                entry[2].append(str(ref))
+        if ref_name and ref_name not in entry[3]:
+            entry[3].append(ref_name)
+    return [LoadedImage(m, c, tuple(n), tuple(r)) for m, c, n, r in found.values()]
+
+
+def _sniff(store: BlobSource, digest: Digest, size: int) -> str | None:
+    """``"gzip"``, ``"zstd"`` or ``None`` from a blob's first bytes."""
+    reader = store.open(digest, size)
+    try:
+        head = reader.read(4)
+    finally:
+        reader.close()
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
+
+
+def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compression: str) -> Digest:
+    """The digest of a compressed blob's content, decompressed as a stream; stops at MAX_LAYER_SIZE."""
+    import gzip
+
+    import zstandard
+
+    hasher = digest.hasher()
+    total = 0
+    reader = store.open(digest, size)
+    try:
+        if compression == "gzip":
+            plain: BinaryIO = gzip.GzipFile(fileobj=reader, mode="rb")  # type: ignore[assignment]
+        else:
+            plain = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(reader, read_across_frames=True)
+        with plain:
+            while block := plain.read(_COPY_CHUNK):
+                total += len(block)
+                if total > MAX_LAYER_SIZE:
+                    raise LayerError(f"layer {digest}: decompresses to more than {MAX_LAYER_SIZE} bytes")
+                hasher.update(block)
+        if isinstance(reader, VerifyingReader):
+            reader.verify_rest()
+    except (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError) as exc:
+        raise LayerError(f"layer {digest}: broken {compression} data: {exc or 'truncated'}") from None
+    finally:
+        reader.close()
+    return Digest(digest.algorithm, hasher.hexdigest())
+
+
+def _from_docker_manifest(got: _Ingested, store: BlobStore) -> list[LoadedImage]:
+    raw = got.meta["manifest.json"]
+    try:
+        entries = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidDocument("manifest.json", "", f"is not JSON: {exc}") from None
+    if not isinstance(entries, list) or not entries:
+        raise InvalidDocument("manifest.json", "", "must be a non-empty list")
+    out: list[LoadedImage] = []
+    for i, entry in enumerate(entries):
+        where = f"[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
+            raise InvalidDocument("manifest.json", f"{where}.Config", "must be a string path")
+        layers = entry.get("Layers")
+        if not isinstance(layers, list) or not all(isinstance(p, str) for p in layers):
+            raise InvalidDocument("manifest.json", f"{where}.Layers", "must be a list of paths")
+        tags = entry.get("RepoTags") or []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidDocument("manifest.json", f"{where}.RepoTags", "must be a list of strings")
+        cfg_digest, cfg_size = got.blob(entry["Config"], f"manifest.json{where}.Config")
+        config_desc = Descriptor(MediaType.OCI_CONFIG, cfg_digest, cfg_size)
+        config = ImageConfig.parse(_read_blob(store, config_desc))
+        if len(layers) != len(config.diff_ids):
+            raise InvalidDocument(
+                "manifest.json", f"{where}.Layers",
+                f"lists {len(layers)} layers but config {cfg_digest} has {len(config.diff_ids)} diff_ids",
+            )
+        descs = []
+        for j, (path, diff_id) in enumerate(zip(layers, config.diff_ids)):
+            digest, size = got.blob(path, f"manifest.json{where}.Layers[{j}]")
+            compression = _sniff(store, digest, size)
+            content = digest if compression is None else _uncompressed_digest(store, digest, size, compression)
+            if content != diff_id:
+                raise IntegrityError(
+                    f"docker archive layer {path}: content hashes to {content}, config {cfg_digest} says {diff_id}"
+                )
+            descs.append(Descriptor(MediaType.layer_type(compression), digest, size))
+        manifest = Manifest.build(config_desc, descs)
+        store.put_stream(io.BytesIO(manifest.raw), expected=manifest.digest, size=len(manifest.raw))
+        names = []
+        for tag in tags:
+            try:
+                names.append(str(Reference.parse(tag)))
+            except InvalidReference as exc:
+                raise InvalidDocument("manifest.json", f"{where}.RepoTags", str(exc)) from None
+        out.append(LoadedImage(manifest, config, tuple(names)))
+    return out
+
+
+def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | None = None) -> list[LoadedImage]:
+    """Load an OCI-layout tar or a docker-archive tar from ``stream`` (read once, front to back).
+
+    Blobs land in ``store`` as they stream by (verified); the images are returned only when
+    every one of them resolves. An OCI layout is preferred when the tar is both. Nested indexes
+    are narrowed to ``platform`` (default: this machine's).
+    """
+    got = _ingest_tar(stream, store)
+    want = platform or Platform.host()
+    if "index.json" in got.meta:
+        _check_layout_version(got.meta.get("oci-layout"))
+        images = _from_oci_index(got.meta["index.json"], store, want)
+    elif "manifest.json" in got.meta:
+        images = _from_docker_manifest(got, store)
+    else:
+        raise InvalidDocument(_KIND, "", "has neither an OCI index.json nor a docker manifest.json")
+    if not images:
+        raise InvalidDocument(_KIND, "index.json", "lists no images")
+    return images
+
+
+def read_layout_dir(path: str | os.PathLike[str], store: BlobStore, *,
+                    platform: Platform | None = None) -> list[LoadedImage]:
+    """Load every image of the OCI layout directory at ``path``; only referenced blobs are copied."""
+    root = Path(path)
+    try:
+        _check_layout_version((root / "oci-layout").read_bytes())
+    except FileNotFoundError:
+        raise NotFound(f"{root} is not an OCI image layout: oci-layout is missing") from None
+    try:
+        raw_index = (root / "index.json").read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{root} is not an OCI image layout: index.json is missing") from None
+    want = platform or Platform.host()
+    dir_store = _DirImporter(root, store)
+    return _from_oci_index(raw_index, dir_store, want)
+
+
+class _DirImporter:
+    """A :class:`BlobStore` view that copies a layout directory's blobs into ``store`` on first use."""
+
+    def __init__(self, root: Path, store: BlobStore) -> None:
+        self._root = root
+        self._store = store
+
+    def _fetch(self, digest: Digest, size: int | None) -> None:
+        if self._store.has(digest):
+            return
+        source = self._root / _blob_name(digest)
+        try:
+            f = open(source, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            try:
+                self._store.put_stream(f, expected=digest, size=size)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{source}: {exc}") from None
+
+    def has(self, digest: Digest) -> bool:
+        self._fetch(digest, None)
+        return self._store.has(digest)
+
+    def open(self, digest: Digest, size: int | None = None) -> BinaryIO:
+        self._fetch(digest, size)
+        return self._store.open(digest, size)
+
+    def put_stream(self, stream: BinaryIO, expected: Digest | None = None,
+                   size: int | None = None) -> tuple[Digest, int]:
+        return self._store.put_stream(stream, expected=expected, size=size)
+
+
+def read_path(path: str | os.PathLike[str], store: BlobStore, *,
+              platform: Platform | None = None) -> list[LoadedImage]:
+    """Load from a layout directory or an archive file, whichever ``path`` is."""
+    if os.path.isdir(path):
+        return read_layout_dir(path, store, platform=platform)
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file or directory") from None
+    with f:
+        return read_archive(f, store, platform=platform)
