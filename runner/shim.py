@@ -77,6 +77,10 @@ def parse_restart_policy(text: str) -> RestartPolicy:
     return RestartPolicy(name)
 
 
+def _noop(signum, frame) -> None:
+    pass
+
+
 def _exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
@@ -109,6 +113,10 @@ class _HostProcess:
             finally:
                 os._exit(127)
         self.pid = pid
+        self.wait_pid = pid
+
+    def oom_killed(self) -> bool:
+        return False
 
     def cleanup(self) -> None:
         pass
@@ -140,7 +148,15 @@ class _SandboxProcess:
             raise
         finally:
             os.close(devnull)
-        self.pid = self._proc.pid
+        self.pid = self._proc.pid              # the container's PID 1 (signals go here)
+        # our child (stage1 or a waiter): exits with PID 1's status
+        self.wait_pid = getattr(self._proc, "waiter", None) or getattr(self._proc, "stage1")
+
+    def oom_killed(self) -> bool:
+        try:
+            return self._proc.oom_killed()
+        except OSError:
+            return False
 
     def cleanup(self) -> None:
         try:
@@ -182,8 +198,9 @@ class Shim:
     def _install_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        # no-op handlers, not SIG_IGN: an ignored disposition would survive the container's execve
         for s in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
-            signal.signal(s, signal.SIG_IGN)
+            signal.signal(s, _noop)
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
 
     def _on_wake(self, fd: int, mask: int) -> None:
@@ -274,8 +291,9 @@ class Shim:
                             shim_pid=os.getpid(), restart_count=cur.restart_count)
         if first:
             self._ready(f"ok {proc.pid}")
-        code = self._loop_until_exit(proc.pid)
+        code = self._loop_until_exit(proc.wait_pid)
         self.log.flush()
+        oom = proc.oom_killed()
         try:
             proc.cleanup()
         except (PybuildError, OSError) as exc:
@@ -283,7 +301,7 @@ class Shim:
         finished = time.time()
         with self.store.lock(self.cid):
             self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
-                            finished_at=finished)
+                            finished_at=finished, oom_killed=oom)
         self._last_run = finished - started
         return code
 
