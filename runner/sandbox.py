@@ -43,7 +43,7 @@ from . import syscalls as sc
 from .caps import mask as caps_mask
 from .errors import ExecFailed, SandboxError
 
-__all__ = ["ContainerProcess", "start", "execute", "cleanup", "FORWARDED_SIGNALS"]
+__all__ = ["ContainerProcess", "start", "foreground", "execute", "cleanup", "FORWARDED_SIGNALS"]
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2)
@@ -464,27 +464,26 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
-            stderr=None, forward_signals: bool = True) -> int:
-    """Run ``spec`` in the foreground: start, forward signals, relay a terminal, wait, clean up.
+def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1,
+               forward_signals: bool = True) -> int:
+    """Wait for a started container in the foreground; the exit code. Kills it if interrupted.
 
-    Returns the container's exit code. The builder's RUN steps call this with a spec whose
-    namespaces omit ``network`` (host networking) and whose root is an :class:`OverlayMount`.
-    ``forward_signals`` installs handlers in the calling (main) thread for SIGINT, SIGTERM,
-    SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH, and restores the previous ones on return.
+    ``forward_signals`` installs handlers in the calling (main) thread for SIGINT, SIGTERM, SIGHUP,
+    SIGQUIT, SIGUSR1, SIGUSR2 (sent on to the container's PID 1) and SIGWINCH (terminal size), and
+    restores the previous handlers on return. With a pty, copies between the caller's
+    ``stdin_fd``/``stdout_fd`` and the container's terminal.
     """
-    proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
     previous: dict[int, object] = {}
     try:
         if forward_signals:
             for sig in FORWARDED_SIGNALS:
                 previous[sig] = signal.signal(sig, lambda s, _f: proc.signal(s))
             if proc.pty_master is not None:
-                in_fd = _fileno(stdin, 0)
                 previous[signal.SIGWINCH] = signal.signal(
-                    signal.SIGWINCH, lambda s, _f: _copy_winsize(in_fd, proc.pty_master) if proc.pty_master else None)
+                    signal.SIGWINCH,
+                    lambda s, _f: _copy_winsize(stdin_fd, proc.pty_master) if proc.pty_master is not None else None)
         if proc.pty_master is not None:
-            _relay_pty(proc, _fileno(stdin, 0), _fileno(stdout, 1))
+            _relay_pty(proc, stdin_fd, stdout_fd)
         return proc.wait()
     finally:
         if proc.exit_code is None:
@@ -492,6 +491,21 @@ def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdi
             proc.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
+            stderr=None, forward_signals: bool = True) -> int:
+    """Run ``spec`` in the foreground: :func:`start`, then :func:`foreground`; the exit code.
+
+    This is the builder's entry for RUN steps: give a spec whose root is an :class:`OverlayMount`
+    target and whose ``linux.namespaces`` has no ``network`` entry (host networking), e.g.
+    ``make_spec(cfg, RunOptions(network="host", ...), rootfs=target, etc_dir=...)``. The cgroup is
+    removed before it returns; nothing of the container is left but the overlay's upper dir.
+    Call it from the main thread when ``forward_signals`` is True (Python's signal rule).
+    """
+    proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
+    return foreground(proc, stdin_fd=_fileno(stdin, 0), stdout_fd=_fileno(stdout, 1),
+                      forward_signals=forward_signals)
 
 
 def cleanup(container_id: str, state_dir: str | None = None) -> None:
