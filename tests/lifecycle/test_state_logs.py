@@ -1,0 +1,142 @@
+"""State machine, records, names and ids, reconciliation after losing the state dir; the log format."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from layers.errors import AlreadyExists, InvalidInput, NotFound
+from runner import state as st
+from runner.errors import InvalidState
+from runner.logs import LogWriter, parse_since, read_logs
+
+
+def _cfg(name: str, cid: str | None = None) -> st.ContainerConfig:
+    return st.ContainerConfig(id=cid or st.new_id(), name=name, image="busybox", image_id="sha256:" + "a" * 64,
+                              spec={"process": {"args": ["true"]}}, created=time.time())
+
+
+@pytest.fixture
+def store(tmp_path):
+    return st.ContainerStore(str(tmp_path / "root"), str(tmp_path / "state"))
+
+
+def test_transitions_name_from_and_to():
+    st.check_transition("web1", st.CREATED, st.RUNNING)
+    st.check_transition("web1", st.RUNNING, st.PAUSED)
+    st.check_transition("web1", st.EXITED, st.RUNNING)
+    with pytest.raises(InvalidState, match="container web1: cannot go from exited to paused"):
+        st.check_transition("web1", st.EXITED, st.PAUSED)
+    with pytest.raises(InvalidState, match="from dead to running"):
+        st.check_transition("web1", st.DEAD, st.RUNNING)
+    with pytest.raises(InvalidState):
+        st.check_transition("web1", st.CREATED, st.PAUSED)
+
+
+def test_record_layout_and_image_ref(store):
+    cfg = store.create(_cfg("web"))
+    d = store.dir(cfg.id)
+    assert sorted(os.listdir(d)) == ["config.json", "image-ref", "state.json"]
+    assert open(os.path.join(d, "image-ref")).read().strip() == cfg.image_id
+    assert oct(os.stat(d).st_mode & 0o777) == "0o700"
+    assert store.read_state(cfg.id).status == st.CREATED
+    assert len(cfg.id) == 64 and all(c in "0123456789abcdef" for c in cfg.id)
+
+
+def test_names_unique_and_rename(store):
+    a = store.create(_cfg("web"))
+    with pytest.raises(AlreadyExists, match="'web' is already in use"):
+        store.create(_cfg("web"))
+    store.create(_cfg("db"))
+    with pytest.raises(AlreadyExists):
+        store.rename(a.id, "db")
+    store.rename(a.id, "front")
+    assert store.resolve("front").id == a.id
+    with pytest.raises(NotFound):
+        store.resolve("web")
+    for bad in ("", "-x", "a/b", "x" * 200, "a" * 64):
+        with pytest.raises(InvalidInput):
+            st.validate_name(bad)
+
+
+def test_ids_prefixes_and_ambiguity(store):
+    a = store.create(_cfg("x", "ab" + "0" * 62))
+    b = store.create(_cfg("y", "ac" + "0" * 62))
+    assert store.resolve("ab").id == a.id
+    assert store.resolve(b.id).id == b.id
+    assert store.resolve(b.id[:12]).id == b.id
+    with pytest.raises(InvalidInput, match="matches 2 containers"):
+        store.resolve("a")
+    with pytest.raises(NotFound, match="no such container: ff"):
+        store.resolve("ff")
+
+
+def test_lost_state_dir_reads_as_exited(store):
+    cfg = store.create(_cfg("web"))
+    store.write_state(cfg.id, st.ContainerState(status=st.RUNNING, pid=os.getpid(), started_at=time.time()))
+    store.write_shim(cfg.id, os.getpid())          # a live "shim"
+    assert store.status(cfg.id).status == st.RUNNING
+    shutil.rmtree(store.state_dir)                 # reboot: /run is gone
+    s = store.status(cfg.id)
+    assert s.status == st.EXITED and s.exit_code == 255 and s.pid == 0
+
+
+def test_dead_shim_pid_reused_is_not_alive(store):
+    cfg = store.create(_cfg("web"))
+    store.write_state(cfg.id, st.ContainerState(status=st.RUNNING, pid=1))
+    os.makedirs(store.live_dir(cfg.id))
+    with open(os.path.join(store.live_dir(cfg.id), "shim.json"), "w") as f:
+        json.dump({"pid": 1, "start": 12345}, f)   # pid 1 exists, but started at another time
+    assert store.shim_pid(cfg.id) is None
+    assert store.status(cfg.id).status == st.EXITED
+
+
+def test_log_lines_streams_and_time(tmp_path):
+    path = str(tmp_path / "c.log")
+    w = LogWriter(path)
+    w.write("stdout", b"hel")
+    w.write("stdout", b"lo\nwor")
+    w.write("stderr", b"oops\n")
+    w.close()
+    lines = [json.loads(x) for x in open(path, "rb")]
+    assert [(x["stream"], x["log"]) for x in lines] == [("stdout", "hello\n"), ("stderr", "oops\n"), ("stdout", "wor")]
+    assert all(x["time"].endswith("Z") and len(x["time"]) == 30 for x in lines)
+
+
+def test_log_long_line_is_cut(tmp_path):
+    path = str(tmp_path / "c.log")
+    w = LogWriter(path)
+    w.write("stdout", b"x" * 40000 + b"\n")
+    w.close()
+    sizes = [len(json.loads(x)["log"]) for x in open(path, "rb")]
+    assert sizes == [16384, 16384, 40000 - 32768 + 1]
+
+
+def test_log_rotation_caps_size(tmp_path):
+    path = str(tmp_path / "c.log")
+    w = LogWriter(path, max_size=4096, max_files=3)
+    for i in range(1000):
+        w.write("stdout", f"line {i}\n".encode())
+    w.close()
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["c.log", "c.log.1", "c.log.2"]
+    assert all(os.path.getsize(tmp_path / f) <= 4096 for f in files)
+    texts = [e.text for e in read_logs(path)]
+    assert texts[-1] == "line 999\n"
+    nums = [int(t.split()[1]) for t in texts]
+    assert nums == list(range(nums[0], 1000))      # contiguous across the rotated files, oldest first
+    assert [e.text for e in read_logs(path, tail=2)] == ["line 998\n", "line 999\n"]
+
+
+def test_since_parsing():
+    now = 1_000_000.0
+    assert parse_since("10m", now) == now - 600
+    assert parse_since("1h30m", now) == now - 5400
+    assert parse_since("1500000000", now) == 1500000000.0
+    assert parse_since("2026-01-01T00:00:00Z", now) == 1767225600.0
+    with pytest.raises(InvalidInput, match="--since"):
+        parse_since("yesterday", now)
