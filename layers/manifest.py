@@ -39,6 +39,10 @@ def _strip_parameters(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+def _is_int(value: Any, want: int) -> bool:
+    return type(value) is int and value == want
+
+
 def document_type(body: Mapping[str, Any], content_type: str | None, kind: str = "manifest") -> str:
     """The media type of a parsed document: a manifest or index type, or :class:`InvalidDocument`.
 
@@ -53,7 +57,7 @@ def document_type(body: Mapping[str, Any], content_type: str | None, kind: str =
             kind, "manifests", "appears beside 'layers'/'config': a document cannot be both an index and a manifest"
         )
     given = _strip_parameters(content_type or "")
-    if given in _SCHEMA1_TYPES or declared in _SCHEMA1_TYPES or body.get("schemaVersion") == 1:
+    if given in _SCHEMA1_TYPES or declared in _SCHEMA1_TYPES or _is_int(body.get("schemaVersion"), 1):
         raise InvalidDocument(kind, "schemaVersion", "Docker schema 1 manifests are not supported; re-push the image")
     if given not in _GENERIC_TYPES:
         if declared and declared != given:
