@@ -306,6 +306,8 @@ def test_outbound_nat_rule_follows_the_bridge(kernel, tmp_path):
 
     if nat.available() is None:
         pytest.skip("neither nft nor iptables is installed")
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forward = f.read()
     env = NetEnv(tmp_path, f"nat{os.getpid()}", free_subnet(), internal=False)
     try:
         att = env.attach("8" * 64)
@@ -314,4 +316,6 @@ def test_outbound_nat_rule_follows_the_bridge(kernel, tmp_path):
         assert nat.status(att.bridge, env.cfg.subnet).active
     finally:
         env.close()
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:   # leave the shared host as we found it
+            f.write(forward)
     assert not nat.status(env.cfg.bridge, env.cfg.subnet).active

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Port publishing benchmark: 1 GiB through pybuild's PortProxy vs. straight to the container address.
+
+Sets up a throwaway internal network (10.213.X.0/24) and namespace with ``runner.network``, runs a
+sink/echo server inside it, runs the proxy in its own process (as the shim does), then measures in
+one run: bulk throughput (client -> server, 1 GiB, N times) and connection latency (connect + 1-byte
+round trip + close, median and p99). Traffic stays on loopback and the test bridge.
+
+    .venv/bin/python bench/proxy.py [--gib 1] [--rounds 3] [--conns 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from runner import network  # noqa: E402
+from runner.network import netns  # noqa: E402
+
+CHUNK = 1 << 20
+
+
+def server(path: str, ready) -> None:
+    netns.enter(path)
+    srv = socket.create_server(("0.0.0.0", 9000), backlog=512)
+    ready.send(True)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    while True:
+        conn, _ = srv.accept()
+        mode = conn.recv(1)
+        if mode == b"P":
+            conn.sendall(b"p")
+        elif mode == b"S":
+            total = 0
+            while True:
+                n = conn.recv_into(view)
+                if not n:
+                    break
+                total += n
+            conn.sendall(str(total).encode())
+        conn.close()
+
+
+def proxy(ip: str, ready) -> None:
+    p = network.PortProxy.bind(network.parse_publish("127.0.0.1::9000"), ip)
+    ready.send(p.mappings[0].host_port)
+    p.serve()
+
+
+def bulk(addr, nbytes: int) -> float:
+    payload = memoryview(os.urandom(CHUNK))
+    with socket.create_connection(addr) as s:
+        s.sendall(b"S")
+        t0 = time.perf_counter()
+        left = nbytes
+        while left:
+            n = min(left, CHUNK)
+            s.sendall(payload[:n])
+            left -= n
+        s.shutdown(socket.SHUT_WR)
+        reply = s.recv(64)
+        dt = time.perf_counter() - t0
+    if int(reply) != nbytes:
+        raise SystemExit(f"server saw {reply!r} bytes, sent {nbytes}")
+    return nbytes / dt
+
+
+def latency(addr, count: int) -> list[float]:
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        with socket.create_connection(addr) as s:
+            s.sendall(b"P")
+            if s.recv(1) != b"p":
+                raise SystemExit("bad ping reply")
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gib", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--conns", type=int, default=500)
+    args = ap.parse_args()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from network.conftest import free_subnet
+
+    tmp = tempfile.mkdtemp(prefix="pybuild-bench-proxy-")
+    root, state = os.path.join(tmp, "root"), os.path.join(tmp, "state")
+    os.makedirs(root)
+    os.makedirs(state)
+    name = f"bench{os.getpid()}"
+    network.create_network(root, name, subnet=free_subnet(), internal=True)
+    cid = f"{os.getpid():064x}"
+    ctx = multiprocessing.get_context("fork")
+    procs = []
+    try:
+        att = network.setup(root=root, state_dir=state, container_id=cid, etc_dir=os.path.join(tmp, "etc"), mode=name)
+        r, w = ctx.Pipe(False)
+        procs.append(ctx.Process(target=server, args=(att.netns_path, w), daemon=True))
+        procs[-1].start()
+        r.recv()
+        r, w = ctx.Pipe(False)
+        procs.append(ctx.Process(target=proxy, args=(att.ip, w), daemon=True))
+        procs[-1].start()
+        port = r.recv()
+        direct, proxied = (att.ip, 9000), ("127.0.0.1", port)
+        nbytes = int(args.gib * (1 << 30))
+        latency(direct, 20), latency(proxied, 20)           # warm up
+        res = {"direct": [], "proxy": []}
+        for _ in range(args.rounds):                         # interleave to share the machine's noise
+            res["direct"].append(bulk(direct, nbytes))
+            res["proxy"].append(bulk(proxied, nbytes))
+        lat = {"direct": latency(direct, args.conns), "proxy": latency(proxied, args.conns)}
+        print(f"{args.gib:g} GiB x {args.rounds} rounds, {args.conns} connections; "
+              f"direct = {att.ip}:9000 over the bridge, proxy = 127.0.0.1:{port} -> PortProxy (splice)")
+        print(f"{'path':8} {'best GB/s':>10} {'median GB/s':>12} {'conn p50 ms':>12} {'conn p99 ms':>12}")
+        for k in ("direct", "proxy"):
+            tp = res[k]
+            ls = sorted(lat[k])
+            print(f"{k:8} {max(tp) / 1e9:10.2f} {statistics.median(tp) / 1e9:12.2f} "
+                  f"{statistics.median(ls) * 1e3:12.3f} {ls[int(len(ls) * 0.99) - 1] * 1e3:12.3f}")
+        ratio = statistics.median(res["proxy"]) / statistics.median(res["direct"])
+        print(f"proxy/direct throughput: {ratio:.2f} (target >= 0.50)")
+    finally:
+        for p in procs:
+            p.kill()
+            p.join()
+        network.teardown(root=root, state_dir=state, container_id=cid)
+        network.remove_network(root, name)
+
+
+if __name__ == "__main__":
+    main()
