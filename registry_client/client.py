@@ -1,0 +1,506 @@
+"""The OCI distribution API (spec v1.1, Docker registry v2): one :class:`Registry` per host, one
+:class:`Repository` per repository name.
+
+Contracts kept here:
+
+- every request goes through :meth:`Registry.send`: retries with exponential backoff on connection
+  errors, 429 and 5xx (``Retry-After`` honoured up to a cap); registry error JSON becomes a typed
+  :class:`~registry_client.errors.RegistryError` with the registry's code and message;
+- manifests are read to at most :data:`MANIFEST_MAX` bytes, error bodies to :data:`ERROR_BODY_MAX`;
+- a manifest fetched by digest must hash to it, one fetched by tag must hash to the
+  ``Docker-Content-Digest`` the registry sent (when it sent one);
+- blob bodies are streamed into a caller's sink and never read past ``size + 1`` bytes;
+- redirects are followed for blobs only, never from https to http, and a hop to another host is
+  sent without ``Authorization``.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+import httpx
+
+from layers.descriptor import Descriptor
+from layers.digest import Digest
+from layers.errors import IntegrityError, InvalidDigest
+from layers.mediatype import ACCEPT_MANIFESTS
+
+from .auth import RegistryAuth
+from .credentials import Credentials
+from .errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    ErrorDetail,
+    RegistryError,
+    RegistryUnavailable,
+    RemoteNotFound,
+    ResponseTooLarge,
+    UnsafeRedirect,
+)
+from .transport import TransportConfig
+
+__all__ = ["Registry", "Repository", "Document", "MANIFEST_MAX", "ERROR_BODY_MAX", "CHUNK_SIZE"]
+
+MANIFEST_MAX = 4 << 20
+ERROR_BODY_MAX = 64 << 10
+#: blobs up to this size go up in one PUT; bigger ones in PATCH chunks of this size
+CHUNK_SIZE = 32 << 20
+_READ = 1 << 20
+_MAX_REDIRECTS = 5
+_RETRY_AFTER_MAX = 10.0
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_OCTET = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Raw manifest or index bytes as served, their content type, and their verified digest."""
+
+    raw: bytes
+    media_type: str
+    digest: Digest
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
+def _strip_params(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip()
+
+
+def read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
+    """The body of a streamed ``response``, refusing more than ``cap`` bytes without reading on."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        response.close()
+        raise ResponseTooLarge(f"{what}: response of {declared} bytes is larger than the {cap}-byte limit")
+    out = bytearray()
+    for chunk in response.iter_raw(64 << 10):
+        out += chunk
+        if len(out) > cap:
+            response.close()
+            raise ResponseTooLarge(f"{what}: response is larger than the {cap}-byte limit")
+    return bytes(out)
+
+
+def parse_errors(body: bytes) -> tuple[ErrorDetail, ...]:
+    """The ``errors`` list of a registry error body; empty when the body is not that JSON."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ()
+    items = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return ()
+    out = []
+    for item in items[:8]:
+        if isinstance(item, dict):
+            code, message = item.get("code"), item.get("message")
+            out.append(ErrorDetail(str(code or "UNKNOWN")[:64], str(message or "")[:300]))
+    return tuple(out)
+
+
+def error_for(response: httpx.Response, what: str) -> RegistryError:
+    """The typed error for a failed ``response`` (its body read up to :data:`ERROR_BODY_MAX`)."""
+    status = response.status_code
+    try:
+        body = read_capped(response, ERROR_BODY_MAX, what)
+    except (ResponseTooLarge, httpx.HTTPError):
+        body = b""
+    errors = parse_errors(body)
+    if errors:
+        detail = "; ".join(f"{e.message or e.code.lower()} ({e.code})" for e in errors[:3])
+    else:
+        detail = f"HTTP {status} {response.reason_phrase}".strip()
+    message = f"{what}: {detail}"
+    if status == 401:
+        cls: type[RegistryError] = AuthenticationRequired
+        message += " (log in with 'pybuild login')" if "UNAUTHORIZED" in {e.code for e in errors} or not errors else ""
+    elif status == 403:
+        cls = AccessDenied
+    elif status == 404:
+        cls = RemoteNotFound
+    elif status in _RETRY_STATUS:
+        cls = RegistryUnavailable
+    else:
+        cls = RegistryError
+    return cls(message, status=status, errors=errors)
+
+
+class Registry:
+    """A connection to one registry host (``host[:port]`` as the API is reached).
+
+    Thread-safe: transfers of one pull or push share it. Use as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(self, host: str, *, config: TransportConfig | None = None, credentials: Credentials | None = None):
+        self.host = host
+        self.config = config or TransportConfig()
+        self.credentials = credentials
+        self._lock = threading.Lock()
+        self._scheme = ""
+        self._client: httpx.Client | None = None
+        self._plain: httpx.Client | None = None
+        self.auth: RegistryAuth | None = None
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for client in (self._client, self._plain):
+            if client is not None:
+                client.close()
+        if self.auth is not None:
+            self.auth.close()
+
+    def repository(self, name: str) -> "Repository":
+        return Repository(self, name)
+
+    # -- connection --------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        self._connect()
+        return f"{self._scheme}://{self.host}"
+
+    def _connect(self) -> httpx.Client:
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            choices = self.config.schemes(self.host)
+            last: Exception | None = None
+            for scheme, verify in choices:
+                client = self.config.client(verify)
+                if len(choices) > 1:
+                    try:  # probe: an insecure registry may speak https (unverified) or plain http
+                        client.get(f"{scheme}://{self.host}/v2/").close()
+                    except httpx.TransportError as exc:
+                        client.close()
+                        last = exc
+                        continue
+                self._scheme = scheme
+                self.auth = RegistryAuth(self.host, scheme, self.credentials, self.config)
+                client.auth = self.auth
+                self._client = client
+                self._plain = self.config.client(verify)
+                return client
+            raise RegistryUnavailable(f"registry {self.host}: cannot connect over https or http "
+                                      f"({type(last).__name__})")
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        ok: tuple[int, ...] = (200,),
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+        authorized: bool = True,
+    ) -> httpx.Response:
+        """Send with retries; return the streamed response when its status is in ``ok`` or ``allow``.
+
+        The caller must read or close the response. Other statuses raise the mapped error.
+        """
+        client = self._connect()
+        if not authorized:
+            assert self._plain is not None
+            client = self._plain
+        attempts = max(1, self.config.retries)
+        for attempt in range(attempts):
+            last_try = attempt == attempts - 1
+            try:
+                request = client.build_request(method, url, headers=headers, content=content, params=params)
+                response = client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if last_try:
+                    raise RegistryUnavailable(f"{what}: {type(exc).__name__}: {str(exc)[:200] or 'connection failed'}") from None
+                self._sleep(attempt, None)
+                continue
+            if response.status_code in ok or response.status_code in allow:
+                return response
+            if response.status_code in _RETRY_STATUS and not last_try:
+                retry_after = response.headers.get("retry-after")
+                response.close()
+                self._sleep(attempt, retry_after)
+                continue
+            raise error_for(response, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = self.config.backoff * (2 ** attempt) * (1 + random.random() / 4)
+        if retry_after and retry_after.strip().isdigit():
+            delay = max(delay, min(float(retry_after), _RETRY_AFTER_MAX))
+        time.sleep(delay)
+
+    def ping(self) -> None:
+        """Check that the host speaks the v2 API and that our credentials work (``GET /v2/``)."""
+        response = self.send("GET", self.url("/v2/"), what=f"registry {self.host}", ok=(200,))
+        response.close()
+
+    def login_check(self, repository_hint: str | None = None) -> None:
+        """Verify credentials: ``GET /v2/``; with a Bearer challenge, fetch a token (as ``docker login`` does)."""
+        self.ping()
+
+    # -- redirects ---------------------------------------------------------------------------------
+
+    def follow(self, response: httpx.Response, what: str, headers: dict[str, str]) -> httpx.Response:
+        """Follow ``response``'s redirects for a blob GET; no credentials to other hosts, no downgrade."""
+        origin = httpx.URL(self.base_url)
+        hops = 0
+        while response.status_code in (301, 302, 303, 307, 308):
+            location = response.headers.get("location", "")
+            current = response.request.url
+            response.close()
+            hops += 1
+            if hops > _MAX_REDIRECTS:
+                raise UnsafeRedirect(f"{what}: more than {_MAX_REDIRECTS} redirects")
+            if not location:
+                raise RegistryError(f"{what}: redirect without a Location header")
+            target = current.join(location)
+            if target.scheme not in ("http", "https"):
+                raise UnsafeRedirect(f"{what}: redirect to a {target.scheme!r} URL refused")
+            if current.scheme == "https" and target.scheme == "http":
+                raise UnsafeRedirect(f"{what}: redirect from https to plain http ({target.host}) refused")
+            same = (target.scheme, target.host, target.port) == (origin.scheme, origin.host, origin.port)
+            response = self.send("GET", str(target), what=what, ok=(200, 206), headers=headers,
+                                 allow=(301, 302, 303, 307, 308, 416), authorized=same)
+        return response
+
+
+class Repository:
+    """Operations on ``<registry>/<name>``."""
+
+    def __init__(self, registry: Registry, name: str) -> None:
+        self.registry = registry
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Repository({self.registry.host}/{self.name})"
+
+    def _url(self, suffix: str) -> str:
+        return self.registry.url(f"/v2/{self.name}/{suffix}")
+
+    def want_push(self) -> None:
+        """Declare that we will write here, so the first token asks for ``pull,push``."""
+        self.registry._connect()
+        assert self.registry.auth is not None
+        self.registry.auth.want_push(self.name)
+
+    # -- manifests ---------------------------------------------------------------------------------
+
+    def get_manifest(self, identifier: str, *, accept: str = ACCEPT_MANIFESTS) -> Document:
+        """Fetch a manifest or index by tag or digest and verify its digest (see module docstring)."""
+        what = f"manifest {self.registry.host}/{self.name}:{identifier}" if ":" not in identifier else \
+            f"manifest {self.registry.host}/{self.name}@{identifier}"
+        expected = Digest.parse(identifier) if ":" in identifier else None
+        response = self.registry.send("GET", self._url(f"manifests/{identifier}"), what=what,
+                                      headers={"Accept": accept})
+        with closing(response):
+            media_type = _strip_params(response.headers.get("content-type", ""))
+            header = response.headers.get("docker-content-digest", "").strip()
+            raw = read_capped(response, MANIFEST_MAX, what)
+        if expected is None and header:
+            try:
+                expected = Digest.parse(header)
+            except InvalidDigest as exc:
+                raise RegistryError(f"{what}: Docker-Content-Digest header: {exc}") from None
+        if expected is not None:
+            if not expected.matches(raw):
+                got = Digest.from_bytes(raw, expected.algorithm)
+                raise IntegrityError(f"{what}: content hashes to {got}, expected {expected}")
+            digest = expected if expected.algorithm == "sha256" else Digest.from_bytes(raw)
+        else:
+            digest = Digest.from_bytes(raw)
+        return Document(raw, media_type, digest)
+
+    def head_manifest(self, identifier: str, *, accept: str = ACCEPT_MANIFESTS) -> Descriptor | None:
+        """The descriptor of a remote manifest (from HEAD), or ``None`` when it does not exist."""
+        what = f"manifest {self.registry.host}/{self.name}:{identifier}"
+        response = self.registry.send("HEAD", self._url(f"manifests/{identifier}"), what=what,
+                                      headers={"Accept": accept}, allow=(404,))
+        response.close()
+        if response.status_code == 404:
+            return None
+        header = response.headers.get("docker-content-digest", "")
+        try:
+            digest = Digest.parse(header.strip())
+        except InvalidDigest as exc:
+            raise RegistryError(f"{what}: Docker-Content-Digest header: {exc}") from None
+        size = int(response.headers.get("content-length", "0") or 0)
+        return Descriptor(_strip_params(response.headers.get("content-type", "")), digest, size)
+
+    def put_manifest(self, identifier: str, raw: bytes, media_type: str) -> Digest:
+        """Upload manifest bytes under a tag or their digest; check the digest the registry reports."""
+        digest = Digest.from_bytes(raw)
+        what = f"push manifest {self.registry.host}/{self.name}:{identifier}"
+        response = self.registry.send("PUT", self._url(f"manifests/{identifier}"), what=what, ok=(200, 201, 202),
+                                      headers={"Content-Type": media_type}, content=raw)
+        response.close()
+        header = response.headers.get("docker-content-digest", "").strip()
+        if header and header != str(digest):
+            raise IntegrityError(f"{what}: registry reports digest {header[:80]}, we sent {digest}")
+        return digest
+
+    def tags(self) -> list[str]:
+        what = f"tags of {self.registry.host}/{self.name}"
+        response = self.registry.send("GET", self._url("tags/list"), what=what)
+        with closing(response):
+            body = read_capped(response, MANIFEST_MAX, what)
+        try:
+            tags = json.loads(body).get("tags") or []
+        except (ValueError, AttributeError):
+            raise RegistryError(f"{what}: malformed tag list") from None
+        return [t for t in tags if isinstance(t, str)]
+
+    # -- blobs -------------------------------------------------------------------------------------
+
+    def blob_exists(self, desc: Descriptor) -> bool:
+        """HEAD the blob: True when the registry has it with the expected size."""
+        what = f"blob {self.registry.host}/{self.name}@{desc.digest}"
+        response = self.registry.send("HEAD", self._url(f"blobs/{desc.digest}"), what=what, allow=(404,))
+        response.close()
+        if response.status_code == 404:
+            return False
+        size = response.headers.get("content-length")
+        return size is None or not size.isdigit() or int(size) == desc.size
+
+    def fetch_blob(self, desc: Descriptor, write: Callable[[bytes], object], *, offset: int = 0,
+                   on_bytes: Callable[[int], None] | None = None) -> int:
+        """Stream bytes ``[offset, size)`` of ``desc`` into ``write``; return the new offset.
+
+        Raises :class:`IntegrityError` as soon as the body runs past ``desc.size`` (nothing past
+        ``size + 1`` is read) or ends short. The digest is checked by the caller's sink (the store
+        ingest), which has hashed the first ``offset`` bytes already.
+        """
+        what = f"blob {self.registry.host}/{self.name}@{desc.digest}"
+        if offset >= desc.size:
+            return offset
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        response = self.registry.send("GET", self._url(f"blobs/{desc.digest}"), what=what, ok=(200, 206),
+                                      headers=headers, allow=(301, 302, 303, 307, 308))
+        response = self.registry.follow(response, what, headers)
+        with closing(response):
+            skip = offset if (offset and response.status_code == 200) else 0
+            position = offset
+            for chunk in response.iter_raw(_READ):
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = chunk[skip:]
+                    skip = 0
+                if position + len(chunk) > desc.size:
+                    raise IntegrityError(f"{what}: registry sent more than the {desc.size} bytes the descriptor says")
+                write(chunk)
+                position += len(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+        if position != desc.size:
+            raise IntegrityError(f"{what}: registry sent {position} bytes, the descriptor says {desc.size}")
+        return position
+
+    def read_blob(self, desc: Descriptor, cap: int) -> bytes:
+        """A small blob (a config) in memory, verified against digest and size."""
+        if desc.size > cap:
+            raise ResponseTooLarge(f"blob {desc.digest}: {desc.size} bytes is larger than the {cap}-byte limit")
+        buf = bytearray()
+        self.fetch_blob(desc, buf.extend)
+        if not desc.digest.matches(bytes(buf)):
+            raise IntegrityError(f"blob {self.registry.host}/{self.name}@{desc.digest}: content does not match its digest")
+        return bytes(buf)
+
+    def mount_blob(self, desc: Descriptor, source: str) -> bool:
+        """Cross-repository mount from ``source`` (same registry); False when the registry declines."""
+        what = f"mount {desc.digest} from {source} into {self.registry.host}/{self.name}"
+        response = self.registry.send("POST", self._url("blobs/uploads/"), what=what, ok=(201, 202),
+                                      params={"mount": str(desc.digest), "from": source}, allow=(401, 403, 404))
+        response.close()
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202:  # declined: an upload session was opened instead; cancel it
+            self._cancel(response)
+        return False
+
+    def _cancel(self, response: httpx.Response) -> None:
+        location = response.headers.get("location")
+        if not location:
+            return
+        try:
+            self.registry.send("DELETE", str(response.request.url.join(location)), what="cancel upload",
+                               ok=(200, 202, 204), allow=(404, 405)).close()
+        except RegistryError:
+            pass  # best effort: an abandoned upload session expires on the registry by itself
+
+    def upload_blob(self, desc: Descriptor, source: Callable[[], BinaryIO], *, chunk_size: int = CHUNK_SIZE,
+                    on_bytes: Callable[[int], None] | None = None) -> None:
+        """Upload a blob: one PUT when it fits ``chunk_size``, else PATCH chunks then a closing PUT."""
+        what = f"push blob {self.registry.host}/{self.name}@{desc.digest}"
+        response = self.registry.send("POST", self._url("blobs/uploads/"), what=what, ok=(202,))
+        response.close()
+        location = self._location(response, what)
+        with source() as stream:
+            if desc.size <= chunk_size:
+                data = _read_exact(stream, desc.size, what)
+                url = httpx.URL(location).copy_merge_params({"digest": str(desc.digest)})
+                self.registry.send("PUT", str(url), what=what, ok=(201, 204), content=data,
+                                   headers={"Content-Type": _OCTET}).close()
+                if on_bytes is not None:
+                    on_bytes(len(data))
+                return
+            sent = 0
+            while sent < desc.size:
+                data = _read_exact(stream, min(chunk_size, desc.size - sent), what)
+                response = self.registry.send(
+                    "PATCH", location, what=what, ok=(202, 204), content=data,
+                    headers={"Content-Type": _OCTET, "Content-Range": f"{sent}-{sent + len(data) - 1}"})
+                response.close()
+                location = self._location(response, what)
+                sent += len(data)
+                if on_bytes is not None:
+                    on_bytes(len(data))
+            if stream.read(1):
+                raise IntegrityError(f"{what}: local blob is longer than its {desc.size}-byte descriptor")
+            url = httpx.URL(location).copy_merge_params({"digest": str(desc.digest)})
+            self.registry.send("PUT", str(url), what=what, ok=(201, 204)).close()
+
+    @staticmethod
+    def _location(response: httpx.Response, what: str) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(f"{what}: registry sent no upload Location")
+        target = response.request.url.join(location)
+        if response.request.url.scheme == "https" and target.scheme != "https":
+            raise UnsafeRedirect(f"{what}: upload location downgrades to {target.scheme}")
+        return str(target)
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = stream.read(n - len(buf))
+        if not chunk:
+            raise IntegrityError(f"{what}: local blob ended after {len(buf)} of {n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def iter_chunks(stream: BinaryIO, size: int = _READ) -> Iterator[bytes]:
+    while chunk := stream.read(size):
+        yield chunk

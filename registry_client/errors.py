@@ -1,0 +1,83 @@
+"""Errors of the registry client, all under :class:`RegistryError` (a :class:`PybuildError`).
+
+::
+
+    RegistryError                 a registry answered with an error, or could not be talked to
+    ├── RegistryUnavailable       connection failures, 5xx and 429 after the retries ran out
+    ├── AuthenticationRequired    401: no or wrong credentials (never carries the password)
+    ├── AccessDenied              403 / DENIED
+    ├── RemoteNotFound            404 / *_UNKNOWN (also a :class:`layers.errors.NotFound`)
+    ├── ResponseTooLarge          a manifest or error body passed its cap
+    ├── UnsafeRedirect            a redirect that would downgrade https to http, or too many hops
+    └── CredentialsError          a credential helper or the auth file failed
+
+Digest and size mismatches of content are :class:`layers.errors.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from layers.errors import NotFound, PybuildError
+
+__all__ = [
+    "RegistryError",
+    "RegistryUnavailable",
+    "AuthenticationRequired",
+    "AccessDenied",
+    "RemoteNotFound",
+    "ResponseTooLarge",
+    "UnsafeRedirect",
+    "CredentialsError",
+    "ErrorDetail",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One entry of a registry's ``{"errors": [{"code", "message", "detail"}]}`` body."""
+
+    code: str
+    message: str
+
+
+class RegistryError(PybuildError):
+    """A registry operation failed. ``status`` is the HTTP status (0 when none), ``errors`` the parsed body."""
+
+    def __init__(self, message: str, *, status: int = 0, errors: tuple[ErrorDetail, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors
+
+    @property
+    def code(self) -> str:
+        """The first registry error code (``MANIFEST_UNKNOWN``...), or ``""``."""
+        return self.errors[0].code if self.errors else ""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be reached, or kept answering 5xx/429."""
+
+
+class AuthenticationRequired(RegistryError):
+    """The registry refused our credentials (or we had none)."""
+
+
+class AccessDenied(RegistryError):
+    """Authenticated, but not allowed to do this."""
+
+
+class RemoteNotFound(RegistryError, NotFound):
+    """The repository, manifest or blob does not exist on the registry."""
+
+
+class ResponseTooLarge(RegistryError):
+    """A response body was larger than the cap for its kind."""
+
+
+class UnsafeRedirect(RegistryError):
+    """A redirect was refused (https -> http downgrade, a non-http scheme, too many hops)."""
+
+
+class CredentialsError(RegistryError):
+    """Reading or writing credentials failed."""

@@ -1,0 +1,98 @@
+"""Which scheme and TLS settings to use for a registry host, and the httpx client factory.
+
+Rules (Docker's, narrowed):
+
+- ``localhost``, ``127.0.0.0/8`` and ``::1`` (any port) speak plain http by default.
+- A host listed as insecure (``--insecure-registry`` / ``PYBUILD_INSECURE_REGISTRIES``) is tried over
+  https without certificate verification first, then over plain http if the TLS handshake fails.
+- Every other host is https, verified against the system store or ``--tls-ca``.
+
+The httpx client never follows redirects itself: :mod:`registry_client.client` follows them for
+blobs only, so it can refuse downgrades and drop credentials on a host change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+__all__ = ["TransportConfig", "is_loopback", "host_of", "USER_AGENT"]
+
+USER_AGENT = "pybuild/0.1 (+OCI distribution client)"
+
+
+def host_of(hostport: str) -> str:
+    """The host part of ``host[:port]`` or ``[v6]:port``, lowercased."""
+    if hostport.startswith("["):
+        return hostport[1:hostport.index("]")].lower()
+    if hostport.count(":") == 1:
+        return hostport.split(":", 1)[0].lower()
+    return hostport.lower()
+
+
+def is_loopback(hostport: str) -> bool:
+    """True for ``localhost`` and loopback addresses, with or without a port."""
+    host = host_of(hostport)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """How to reach registries. ``transport`` lets tests plug an ``httpx.MockTransport`` in."""
+
+    insecure_registries: tuple[str, ...] = ()
+    tls_ca: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 4
+    backoff: float = 0.25
+    transport: Any = field(default=None, compare=False)
+    plain_http_loopback: bool = True
+
+    def is_insecure(self, hostport: str) -> bool:
+        wanted = {h.lower() for h in self.insecure_registries}
+        return hostport.lower() in wanted or host_of(hostport) in wanted
+
+    def schemes(self, hostport: str) -> tuple[tuple[str, bool], ...]:
+        """The (scheme, verify_tls) pairs to try for ``hostport``, in order."""
+        if self.plain_http_loopback and is_loopback(hostport):
+            return (("http", False),)
+        if self.is_insecure(hostport):
+            return (("https", False), ("http", False))
+        return (("https", True),)
+
+    def verify(self, verify_tls: bool) -> Any:
+        if not verify_tls:
+            return False
+        if self.tls_ca:
+            import ssl
+
+            return ssl.create_default_context(cafile=self.tls_ca)
+        return True
+
+    def client(self, verify_tls: bool = True, *, pool: int = 16) -> "httpx.Client":
+        """A fresh httpx client: no redirects, bounded pool, our User-Agent, identity encoding."""
+        import httpx
+
+        kwargs: dict[str, Any] = {}
+        if self.transport is not None:
+            kwargs["transport"] = self.transport
+        else:
+            kwargs["verify"] = self.verify(verify_tls)
+        return httpx.Client(
+            follow_redirects=False,
+            timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            trust_env=False,
+            **kwargs,
+        )
