@@ -36,7 +36,7 @@ from typing import BinaryIO, Mapping, Protocol, Sequence
 from .descriptor import Descriptor, Platform
 from .config import ImageConfig
 from .digest import Digest, VerifyingReader
-from .errors import IntegrityError, InvalidDigest, InvalidDocument, InvalidReference, LayerError, NotFound
+from .errors import IntegrityError, InvalidDigest, InvalidDocument, InvalidInput, InvalidReference, LayerError, NotFound
 from .index import Index
 from .jsonutil import MAX_DOCUMENT_SIZE, canonical, load_object
 from .manifest import Manifest, parse_document
@@ -189,7 +189,7 @@ def write_archive(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSou
     the caller writes to a temporary file and renames it only after success.
     """
     if not images:
-        raise InvalidDocument(_KIND, "", "nothing to save: no images given")
+        raise InvalidInput("nothing to save: no images given")
     blobs, index, docker = _plan(images)
     manifests = {image.manifest.digest: image.manifest for image in images}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
