@@ -1,0 +1,203 @@
+"""runner.spec: image config + RunOptions -> runtime spec (pure), schema-valid, golden files.
+
+Golden files live in ``testdata/runtime-spec/<case>.json``; regenerate with
+``PYBUILD_UPDATE_GOLDEN=1 .venv/bin/pytest tests/runner/test_spec.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from runner.caps import DEFAULT_CAPS, resolve_caps
+from runner.errors import InvalidRunOption
+from runner.options import BindMount, RunOptions, TmpfsMount, parse_bytes, parse_env_file, parse_volume
+from runner.spec import MASKED_PATHS, clamp_rlimits, make_spec, resolve_user
+
+TESTDATA = Path(__file__).resolve().parents[2] / "testdata"
+SCHEMAS = TESTDATA / "oci-schemas" / "runtime-spec"
+GOLDEN = TESTDATA / "runtime-spec"
+
+IMAGE = {
+    "architecture": "amd64", "os": "linux",
+    "config": {
+        "Entrypoint": ["/bin/entry"], "Cmd": ["--serve", "80"], "Env": ["PATH=/usr/bin:/bin", "A=image", "B=1"],
+        "WorkingDir": "/srv", "User": "www-data", "Labels": {"org.example.team": "core"},
+        "StopSignal": "SIGQUIT", "ExposedPorts": {"80/tcp": {}, "53/udp": {}}, "Volumes": {"/data": {}},
+    },
+    "rootfs": {"type": "layers", "diff_ids": []},
+}
+
+
+def validate(spec: dict) -> None:
+    def retrieve(uri: str) -> Resource:
+        return Resource.from_contents(json.loads((SCHEMAS / uri.rsplit("/", 1)[-1]).read_text()),
+                                      default_specification=DRAFT4)
+
+    schema = json.loads((SCHEMAS / "config-schema.json").read_text())
+    jsonschema.Draft4Validator(schema, registry=Registry(retrieve=retrieve)).validate(spec)
+
+
+@pytest.fixture
+def etc(tmp_path: Path) -> str:
+    d = tmp_path / "etc"
+    d.mkdir()
+    (d / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www:/var/www:/bin/false\n"
+                              "alice:x:1000:1000::/home/alice:/bin/sh\n")
+    (d / "group").write_text("root:x:0:\nwww-data:x:33:\nalice:x:1000:\nstaff:x:50:alice,bob\nvideo:x:44:alice\n")
+    return str(d)
+
+
+def golden(name: str, spec: dict) -> None:
+    path = GOLDEN / f"{name}.json"
+    text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+    if os.environ.get("PYBUILD_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"golden file {path} missing: run with PYBUILD_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"spec differs from {path}"
+
+
+def test_image_defaults_golden_and_schema(etc: str) -> None:
+    spec = make_spec(IMAGE, RunOptions(), rootfs="/r", etc_dir=etc, container_id="0123456789abcdef")
+    validate(spec)
+    golden("image-defaults", spec)
+    p = spec["process"]
+    assert p["args"] == ["/bin/entry", "--serve", "80"]
+    assert p["user"] == {"uid": 33, "gid": 33}
+    assert p["cwd"] == "/srv"
+    assert "PATH=/usr/bin:/bin" in p["env"] and "HOSTNAME=0123456789ab" in p["env"] and "HOME=/var/www" in p["env"]
+    assert spec["hostname"] == "0123456789ab"
+    assert p["capabilities"]["bounding"] == sorted(DEFAULT_CAPS, key=lambda c: resolve_caps().index(c))
+    assert p["capabilities"]["effective"] == []          # non-root user: no effective caps
+    assert p["noNewPrivileges"] is True
+    assert spec["linux"]["maskedPaths"] == list(MASKED_PATHS)
+    assert "/proc/sys" in spec["linux"]["readonlyPaths"]
+    assert spec["linux"]["resources"]["pids"] == {"limit": 4096}
+    assert spec["annotations"]["org.opencontainers.image.stopSignal"] == "SIGQUIT"
+    assert spec["annotations"]["org.opencontainers.image.exposedPorts"] == "53/udp,80/tcp"
+    assert spec["annotations"]["org.example.team"] == "core"
+    assert {"type": "network"} in spec["linux"]["namespaces"]
+
+
+def test_all_options_golden_and_schema(etc: str) -> None:
+    opts = RunOptions(
+        command=("sh", "-c", "true"), entrypoint=(), env=("A=run", "C=3"), user="alice:staff", workdir="/w",
+        hostname="box", mounts=(BindMount("/host/data", "/data", True),), tmpfs=(TmpfsMount("/t", "size=1m"),),
+        read_only=True, cap_add=("sys_admin",), cap_drop=("NET_RAW", "mknod"), memory=parse_bytes("64m"),
+        cpus=0.5, pids_limit=100, network="none", tty=True,
+    )
+    spec = make_spec(IMAGE, opts, rootfs="/r", etc_dir=etc)
+    validate(spec)
+    golden("all-options", spec)
+    p = spec["process"]
+    assert p["args"] == ["sh", "-c", "true"]               # --entrypoint "" drops entrypoint and image Cmd
+    assert p["user"] == {"uid": 1000, "gid": 50}
+    env = dict(e.split("=", 1) for e in p["env"])
+    assert env["A"] == "run" and env["B"] == "1" and env["C"] == "3" and env["TERM"] == "xterm"
+    assert spec["root"]["readonly"] is True and p["terminal"] is True
+    caps = p["capabilities"]["bounding"]
+    assert "CAP_SYS_ADMIN" in caps and "CAP_NET_RAW" not in caps and "CAP_MKNOD" not in caps
+    res = spec["linux"]["resources"]
+    assert res["memory"] == {"limit": 64 << 20, "swap": 64 << 20}
+    assert res["cpu"] == {"quota": 50000, "period": 100000}
+    assert res["pids"] == {"limit": 100}
+    mounts = {m["destination"]: m for m in spec["mounts"]}
+    assert mounts["/data"]["options"] == ["rbind", "ro"] and mounts["/t"]["type"] == "tmpfs"
+
+
+def test_privileged_and_host_network(etc: str) -> None:
+    spec = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(privileged=True, network="host"), rootfs="/r", etc_dir=etc)
+    validate(spec)
+    assert "maskedPaths" not in spec["linux"] and "seccomp" not in spec["linux"]
+    assert len(spec["process"]["capabilities"]["effective"]) >= 40
+    assert all(ns["type"] != "network" for ns in spec["linux"]["namespaces"])
+    joined = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(netns_path="/run/netns/x"), rootfs="/r")
+    assert {"type": "network", "path": "/run/netns/x"} in joined["linux"]["namespaces"]
+
+
+@pytest.mark.parametrize("entrypoint,cmd,opt_ep,opt_cmd,expected", [
+    (["/e"], ["c"], None, None, ["/e", "c"]),
+    (["/e"], ["c"], None, ("x",), ["/e", "x"]),
+    (["/e"], ["c"], ("/o",), None, ["/o"]),                 # --entrypoint drops the image Cmd
+    (["/e"], ["c"], ("/o",), ("y",), ["/o", "y"]),
+    (None, ["c", "d"], None, None, ["c", "d"]),
+    (["/e"], None, (), ("z",), ["z"]),
+])
+def test_entrypoint_cmd_rules(entrypoint, cmd, opt_ep, opt_cmd, expected) -> None:
+    cfg = {"config": {"Entrypoint": entrypoint, "Cmd": cmd}}
+    spec = make_spec(cfg, RunOptions(entrypoint=opt_ep, command=opt_cmd), rootfs="/r")
+    assert spec["process"]["args"] == expected
+
+
+def test_no_command_is_an_error() -> None:
+    with pytest.raises(InvalidRunOption, match="no command"):
+        make_spec({"config": {}}, RunOptions(), rootfs="/r")
+
+
+@pytest.mark.parametrize("user,expected", [
+    (None, (0, 0, (), "/root")),
+    ("", (0, 0, (), "/root")),
+    ("alice", (1000, 1000, (50, 44), "/home/alice")),
+    ("1000", (1000, 1000, (50, 44), "/home/alice")),
+    ("1000:44", (1000, 44, (), "/home/alice")),
+    ("alice:staff", (1000, 50, (), "/home/alice")),
+    ("4242", (4242, 0, (), "/")),
+    ("4242:4343", (4242, 4343, (), "/")),
+    ("www-data", (33, 33, (), "/var/www")),
+])
+def test_resolve_user(etc: str, user, expected) -> None:
+    assert tuple(resolve_user(user, etc)) == expected
+
+
+def test_resolve_user_errors(etc: str) -> None:
+    with pytest.raises(InvalidRunOption, match="unable to find user mallory"):
+        resolve_user("mallory", etc)
+    with pytest.raises(InvalidRunOption, match="unable to find group nope"):
+        resolve_user("alice:nope", etc)
+
+
+def test_passwd_symlink_is_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    secret = tmp_path / "host-passwd"
+    secret.write_text("root:x:0:0::/:/bin/sh\nhostuser:x:7:7::/:/bin/sh\n")
+    os.symlink(secret, tmp_path / "etc" / "passwd")
+    with pytest.raises(InvalidRunOption, match="symlink"):
+        resolve_user("hostuser", str(tmp_path / "etc"))
+
+
+def test_clamp_rlimits() -> None:
+    spec = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(), rootfs="/r")
+    assert clamp_rlimits(spec, {"RLIMIT_NOFILE": 1024})["process"]["rlimits"] == [
+        {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+    assert spec["process"]["rlimits"][0]["hard"] == 1048576      # the input is not changed
+
+
+def test_option_parsers(tmp_path: Path, monkeypatch) -> None:
+    assert parse_bytes("512m") == 512 << 20 and parse_bytes("1g") == 1 << 30 and parse_bytes("4096") == 4096
+    with pytest.raises(InvalidRunOption, match="--memory"):
+        parse_bytes("lots")
+    assert parse_volume("/a:/b:ro") == BindMount("/a", "/b", True)
+    with pytest.raises(InvalidRunOption, match="named volumes"):
+        parse_volume("vol:/b")
+    with pytest.raises(InvalidRunOption, match="absolute"):
+        RunOptions(mounts=(BindMount("/a", "rel"),))
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nA=1\n\nFROM_HOST\nMISSING_HERE\nB=x=y\n")
+    monkeypatch.setenv("FROM_HOST", "h")
+    monkeypatch.delenv("MISSING_HERE", raising=False)
+    assert parse_env_file(str(env_file)) == ("A=1", "FROM_HOST=h", "B=x=y")
+    with pytest.raises(InvalidRunOption, match="minimum memory"):
+        RunOptions(memory=1024)
+
+
+def test_caps_resolution() -> None:
+    assert resolve_caps(cap_drop=("ALL",), cap_add=("chown",)) == ["CAP_CHOWN"]
+    with pytest.raises(InvalidRunOption, match="unknown capability"):
+        resolve_caps(cap_add=("CAP_FLY",))
+    assert len(resolve_caps()) == 14
