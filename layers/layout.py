@@ -26,12 +26,15 @@ import json
 import os
 import posixpath
 import re
+import gzip
 import tarfile
 import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Mapping, Protocol, Sequence
+
+import zstandard
 
 from .descriptor import Descriptor, Platform
 from .config import ImageConfig
@@ -323,12 +326,43 @@ def _link_target(name: str, member: tarfile.TarInfo) -> str:
     return normal
 
 
+class _Prefixed:
+    """A read-only stream that first returns ``head`` (bytes already read to sniff it), then ``rest``."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data + self._rest.read(n - len(data)) if len(data) < n else data
+        return self._rest.read(n)
+
+
+def _open_tar(stream: BinaryIO) -> tarfile.TarFile:
+    """A streaming tar reader; a gzip, bzip2, xz or zstd compressed archive (``docker save | gzip``) is inflated."""
+    head = b""
+    while len(head) < 4:
+        chunk = stream.read(4 - len(head))
+        if not chunk:
+            break
+        head += chunk
+    source: BinaryIO = _Prefixed(head, stream)  # type: ignore[assignment]
+    if head == b"\x28\xb5\x2f\xfd":
+        source = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(source, read_across_frames=True)
+    try:
+        return tarfile.open(fileobj=source, mode="r|*")
+    except tarfile.TarError as exc:
+        raise InvalidDocument(_KIND, "", f"is not a tar archive: {exc}") from None
+
+
 def _ingest_tar(stream: BinaryIO, store: BlobStore) -> _Ingested:
     got = _Ingested()
-    try:
-        tar = tarfile.open(fileobj=stream, mode="r|")
-    except tarfile.ReadError as exc:
-        raise InvalidDocument(_KIND, "", f"is not a tar archive: {exc}") from None
+    tar = _open_tar(stream)
     try:
         for member in tar:
             name = _clean_name(member.name)
@@ -351,7 +385,7 @@ def _ingest_tar(stream: BinaryIO, store: BlobStore) -> _Ingested:
             if posixpath.basename(name) in ("json", "VERSION"):
                 continue  # legacy docker-archive per-layer metadata: superseded by manifest.json
             got.files[name] = _put(store, name, data, member.size)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, zlib.error, zstandard.ZstdError) as exc:
         raise InvalidDocument(_KIND, "", f"is a broken tar: {exc}") from None
     except EOFError:
         raise InvalidDocument(_KIND, "", "ends in the middle of an entry (truncated)") from None
@@ -463,10 +497,6 @@ def _sniff(store: BlobSource, digest: Digest, size: int) -> str | None:
 
 def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compression: str) -> Digest:
     """The digest of a compressed blob's content, decompressed as a stream; stops at MAX_LAYER_SIZE."""
-    import gzip
-
-    import zstandard
-
     hasher = digest.hasher()
     total = 0
     reader = store.open(digest, size)

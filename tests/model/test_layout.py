@@ -278,3 +278,20 @@ def test_bad_repo_tag_in_docker_archive(image):
     ])
     with pytest.raises(InvalidDocument, match="RepoTags.*lowercase"):
         read_archive(io.BytesIO(data), MemoryBlobs())
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zstd", "xz"])
+def test_compressed_archives_load(image, compress):
+    """`docker save | gzip` and friends: docker load and podman load accept them, so do we."""
+    import lzma
+
+    import zstandard
+
+    store, img = image
+    data = _save(store, ArchiveImage(img.manifest, (REF,)))
+    packed = {"gzip": lambda d: gzip.compress(d, compresslevel=1), "xz": lambda d: lzma.compress(d, preset=0),
+              "zstd": lambda d: zstandard.ZstdCompressor().compress(d)}[compress](data)
+    [loaded] = read_archive(io.BytesIO(packed), MemoryBlobs())
+    assert loaded.manifest.digest == img.manifest.digest
+    with pytest.raises(InvalidDocument, match="broken tar|truncated"):
+        read_archive(io.BytesIO(packed[: len(packed) // 2]), MemoryBlobs())
