@@ -26,6 +26,7 @@ def _in_pidns(use_init: bool) -> tuple[int, int]:
             pid1 = os.fork()
             if pid1 == 0:
                 os.close(w)
+                _drop_to_default_caps()        # as the sandbox does before it reaches init.run
                 argv = ["sh", "-c", ZOMBIE_MAKER]
                 if use_init:
                     init.run(lambda: os.execv("/bin/busybox", argv), prctl=syscalls.prctl)
@@ -108,15 +109,19 @@ def test_without_init_zombies_stay_and_sigterm_is_ignored():
         _kill(child, pid1)
 
 
+def _drop_to_default_caps() -> None:
+    from runner import caps
+
+    keep = caps.mask(list(caps.DEFAULT_CAPS))
+    syscalls.capset(keep, keep, 0)
+
+
 def _readable_without_ptrace(path: str) -> bool:
     """Can a process without CAP_SYS_PTRACE (like a container's) open ``path``?"""
     pid = os.fork()
     if pid == 0:
         try:
-            from runner import caps
-
-            keep = caps.mask([c for c in caps.DEFAULT_CAPS])
-            syscalls.capset(keep, keep, 0)
+            _drop_to_default_caps()
             fd = os.open(path, os.O_RDONLY)
             os.close(fd)
             os._exit(0)
