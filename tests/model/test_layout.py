@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from layers import Digest, IntegrityError, InvalidDocument, LayerError, NotFound, Reference
+from layers import Descriptor, Digest, IntegrityError, InvalidDocument, LayerError, MediaType, NotFound, Reference
 from layers.layout import ArchiveImage, read_archive, read_layout_dir, read_path, write_archive, write_layout_dir
 
 from . import schemas
@@ -295,3 +295,48 @@ def test_compressed_archives_load(image, compress):
     assert loaded.manifest.digest == img.manifest.digest
     with pytest.raises(InvalidDocument, match="broken tar|truncated"):
         read_archive(io.BytesIO(packed[: len(packed) // 2]), MemoryBlobs())
+
+
+def _layout_with_index(store, index_raw: bytes) -> bytes:
+    """An OCI archive whose index.json is ``index_raw`` and whose blobs are everything in ``store``."""
+    entries = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index_raw)]
+    entries += [(f"blobs/{d.algorithm}/{d.hex}", data) for d, data in store.blobs.items()]
+    return _tar(entries)
+
+
+def test_nested_index_is_narrowed_to_the_platform(image):
+    from layers import Index, Platform
+
+    store, img = image
+    other = Descriptor(MediaType.OCI_MANIFEST, Digest.from_bytes(b"not here"), 8, platform=Platform("linux", "s390x"))
+    inner = Index.build([other, img.manifest.descriptor(Platform.host())])
+    store.put_bytes(inner.raw)
+    outer = Index.build([inner.descriptor(annotations={"org.opencontainers.image.ref.name": "multi"})])
+    [loaded] = read_archive(io.BytesIO(_layout_with_index(store, outer.raw)), MemoryBlobs())
+    assert loaded.manifest.digest == img.manifest.digest and loaded.ref_names == ("multi",)
+    with pytest.raises(NotFound, match="no manifest for platform linux/riscv64"):
+        read_archive(io.BytesIO(_layout_with_index(store, outer.raw)), MemoryBlobs(),
+                     platform=Platform("linux", "riscv64"))
+
+
+def test_index_entry_that_lies_about_size_or_type(image):
+    from layers import Index
+
+    store, img = image
+    d = img.manifest.descriptor()
+    lying = Descriptor(d.media_type, d.digest, d.size - 1)
+    with pytest.raises(IntegrityError, match="expected"):
+        read_archive(io.BytesIO(_layout_with_index(store, Index.build([lying]).raw)), MemoryBlobs())
+    as_index = Descriptor(MediaType.OCI_INDEX, d.digest, d.size)
+    with pytest.raises(InvalidDocument, match="content type"):
+        read_archive(io.BytesIO(_layout_with_index(store, Index.build([as_index]).raw)), MemoryBlobs())
+
+
+def test_manifest_and_config_disagree_on_layer_count(image):
+    from layers import Index, Manifest
+
+    store, img = image
+    two = Manifest.build(img.manifest.config, list(img.manifest.layers) * 2)
+    store.put_bytes(two.raw)
+    with pytest.raises(InvalidDocument, match="2 entries but config .* has 1 diff_ids"):
+        read_archive(io.BytesIO(_layout_with_index(store, Index.build([two.descriptor()]).raw)), MemoryBlobs())
