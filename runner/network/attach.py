@@ -160,7 +160,12 @@ def _ensure_bridge(root: str, alloc: ipam.Allocations) -> tuple[config.NetworkCo
     with config.host_lock():
         owner = bridge_mod.owner_tag(root, cfg.name)
         if cfg.default and not alloc.endpoints:
+            others = config.subnets_in_use(root, exclude=cfg.name)
+
             def taken(name: str, net: ipaddress.IPv4Network) -> str | None:
+                for other in others:
+                    if other.overlaps(net):
+                        return f"{net} overlaps network {other} of this store"
                 state = bridge_mod.lookup(name)
                 if state is not None and state.owner != owner:
                     return f"bridge {name} belongs to {state.owner or 'another program'}"

@@ -3,7 +3,8 @@
 A record names the subnet, gateway and bridge of a network. The default network ``pybuild`` is
 made on first use on bridge ``pybuild0`` with 10.90.0.0/16, or, if that overlaps a host route or
 another store's bridge, the next free /16 (10.91, 10.92, ...) and bridge (``pybuild1``...); the
-record's ``note`` says so. Records are written atomically (temp file, fsync, rename).
+record's ``note`` says so. User networks without ``--subnet`` get the first free /24 of
+10.150.0.0/16 (clear of the default network's range, podman's 10.88/10.89 and Docker's 172.17+). Records are written atomically (temp file, fsync, rename).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
 DEFAULT_NETWORK = "pybuild"
 DEFAULT_BRIDGE = "pybuild0"
 DEFAULT_SUBNET = "10.90.0.0/16"
+USER_RANGE = "10.150.0.0/16"
 HOST_LOCK = "/run/lock/pybuild-network.lock"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -187,7 +189,7 @@ def list_networks(root: str) -> list[NetworkConfig]:
     return out
 
 
-def _subnets_in_use(root: str, exclude: str | None = None) -> list[ipaddress.IPv4Network]:
+def subnets_in_use(root: str, exclude: str | None = None) -> list[ipaddress.IPv4Network]:
     try:
         names = os.listdir(networks_dir(root))
     except FileNotFoundError:
@@ -233,7 +235,7 @@ def relocate_default(cfg: NetworkConfig, taken: "callable") -> NetworkConfig:
     """
     base = ipaddress.IPv4Network(DEFAULT_SUBNET)
     reasons = []
-    for i in range(0, 165):
+    for i in range(0, 60):
         net = ipaddress.IPv4Network((int(base.network_address) + (i << 16), 16))
         bridge = f"pybuild{i}"
         why = taken(bridge, net)
@@ -243,13 +245,13 @@ def relocate_default(cfg: NetworkConfig, taken: "callable") -> NetworkConfig:
             note = f"{DEFAULT_SUBNET} on {DEFAULT_BRIDGE} is unavailable ({reasons[0]}); using {net} on {bridge}"
             return replace(cfg, subnet=str(net), gateway=str(net.network_address + 1), bridge=bridge, note=note)
         reasons.append(why)
-    raise InvalidNetworkSpec(f"default network: no free /16 in 10.90.0.0-10.254.0.0 ({reasons[0]})")
+    raise InvalidNetworkSpec(f"default network: no free /16 in 10.90.0.0-10.149.0.0 ({reasons[0]})")
 
 
 def create(root: str, name: str, *, subnet: str | None = None, gateway: str | None = None,
            bridge: str | None = None, internal: bool = False,
            overlaps: "callable | None" = None) -> NetworkConfig:
-    """Write a new network record. ``subnet`` defaults to the first free /24 in 10.91.0.0/16.
+    """Write a new network record. ``subnet`` defaults to the first free /24 in 10.150.0.0/16.
 
     ``overlaps(net) -> str | None`` reports a host route clash; a given subnet that clashes is an
     error, a chosen one is skipped.
@@ -262,7 +264,7 @@ def create(root: str, name: str, *, subnet: str | None = None, gateway: str | No
     with root_lock(root):
         if os.path.exists(os.path.join(_dir(root, name), "network.json")):
             raise NetworkExists(f"network {name!r}: already exists")
-        used = _subnets_in_use(root) + [ipaddress.IPv4Network(DEFAULT_SUBNET)]
+        used = subnets_in_use(root) + [ipaddress.IPv4Network(DEFAULT_SUBNET)]
         if subnet is not None:
             net = _parse_subnet(subnet)
             for other in used:
@@ -273,13 +275,13 @@ def create(root: str, name: str, *, subnet: str | None = None, gateway: str | No
                 raise InvalidNetworkSpec(f"subnet {net}: overlaps host {clash}")
         else:
             net = None
-            for cand in ipaddress.IPv4Network("10.91.0.0/16").subnets(new_prefix=24):
+            for cand in ipaddress.IPv4Network(USER_RANGE).subnets(new_prefix=24):
                 if any(o.overlaps(cand) for o in used) or (overlaps and overlaps(cand)):
                     continue
                 net = cand
                 break
             if net is None:
-                raise InvalidNetworkSpec(f"network {name!r}: no free /24 left in 10.91.0.0/16; pass --subnet")
+                raise InvalidNetworkSpec(f"network {name!r}: no free /24 left in {USER_RANGE}; pass --subnet")
         if gateway is None:
             gw = net.network_address + 1
         else:

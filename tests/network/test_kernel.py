@@ -319,3 +319,36 @@ def test_outbound_nat_rule_follows_the_bridge(kernel, tmp_path):
         with open("/proc/sys/net/ipv4/ip_forward", "w") as f:   # leave the shared host as we found it
             f.write(forward)
     assert not nat.status(env.cfg.bridge, env.cfg.subnet).active
+
+
+def test_default_network_two_stores_get_separate_bridges(kernel, tmp_path):
+    """The default network (pybuild0, 10.90.0.0/16) is per store; a second store on the same host whose
+    bridge or subnet is taken moves to the next free /16 and bridge and says so, and both bridges go
+    away with their last container."""
+    roots = []
+    atts = []
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        forward = f.read()
+    try:
+        for k in range(2):
+            root, state = tmp_path / f"root{k}", tmp_path / f"state{k}"
+            root.mkdir()
+            state.mkdir()
+            roots.append((str(root), str(state)))
+            atts.append(network.setup(root=str(root), state_dir=str(state), container_id=f"{k}" * 64,
+                                      etc_dir=str(tmp_path / f"etc{k}")))
+        a, b = atts
+        assert a.network == b.network == "pybuild"
+        assert a.bridge != b.bridge and a.bridge.startswith("pybuild") and b.bridge.startswith("pybuild")
+        assert a.ip.split(".")[:2] != b.ip.split(".")[:2]
+        assert b.notes and "is unavailable" in b.notes[0] and b.bridge in b.notes[0]
+        assert a.nat and b.nat
+        for att in atts:
+            assert lookup(att.bridge) is not None
+    finally:
+        for k, (root, state) in enumerate(roots):
+            network.teardown(root=root, state_dir=state, container_id=f"{k}" * 64)
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:   # NAT turned forwarding on; restore
+            f.write(forward)
+    for att in atts:
+        assert lookup(att.bridge) is None

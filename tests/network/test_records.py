@@ -41,13 +41,15 @@ def test_default_network_moves_to_next_free_16_and_says_so(tmp_path):
 def test_create_user_network_picks_free_24_and_refuses_clashes(tmp_path):
     root = str(tmp_path)
     a = config.create(root, "a", overlaps=_no_overlap)
-    b = config.create(root, "b", overlaps=lambda n: "route x" if n == ipaddress.ip_network("10.91.1.0/24") else None)
-    assert (a.subnet, b.subnet) == ("10.91.0.0/24", "10.91.2.0/24")
+    b = config.create(root, "b", overlaps=lambda n: "route x" if n == ipaddress.ip_network("10.150.1.0/24") else None)
+    assert (a.subnet, b.subnet) == ("10.150.0.0/24", "10.150.2.0/24")
     assert a.bridge.startswith("pbr-") and len(a.bridge) <= 15 and a.bridge != b.bridge
     with pytest.raises(NetworkExists):
         config.create(root, "a", overlaps=_no_overlap)
-    with pytest.raises(InvalidNetworkSpec, match=r"overlaps network subnet 10\.91\."):
-        config.create(root, "c", subnet="10.91.0.0/16", overlaps=_no_overlap)
+    with pytest.raises(InvalidNetworkSpec, match=r"overlaps network subnet 10\.150\."):
+        config.create(root, "c", subnet="10.150.0.0/16", overlaps=_no_overlap)
+    with pytest.raises(InvalidNetworkSpec, match=r"overlaps network subnet 10\.90\.0\.0/16"):
+        config.create(root, "c", subnet="10.90.3.0/24", overlaps=_no_overlap)
     with pytest.raises(InvalidNetworkSpec, match="overlaps host route 1"):
         config.create(root, "c", subnet="10.213.0.0/24", overlaps=lambda n: "route 1")
     with pytest.raises(InvalidNetworkSpec, match="not a host address"):
