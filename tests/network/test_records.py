@@ -151,3 +151,35 @@ def test_hosts_rewrite_keeps_the_inode(tmp_path):
     assert content.startswith("127.0.0.1\tlocalhost\n")
     assert open(paths["hostname"]).read() == "h\n"
     assert not files.rewrite_hosts(str(tmp_path / "gone"), text)
+
+
+def test_listing_networks_does_not_import_pyroute2(tmp_path):
+    """``pybuild network ls`` and ``--help`` stay cheap: pyroute2 is imported only when touching the kernel."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from runner import network; network.list_networks(sys.argv[1]); "
+            "import pybuild.cmd_network; assert 'pyroute2' not in sys.modules, 'pyroute2 imported'")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_cli_network_commands(pybuild):
+    import json
+
+    assert pybuild("network", "create", "--internal", "--subnet", "10.213.252.0/24", "web", check=True).stdout.strip()
+    dup = pybuild("network", "create", "web")
+    assert dup.returncode != 0 and "pybuild: network 'web': already exists" in dup.stderr
+    bad = pybuild("network", "create", "--subnet", "10.213.252.0/33", "x")
+    assert bad.returncode == 2 and "subnet '10.213.252.0/33'" in bad.stderr
+    ls = pybuild("network", "ls", check=True).stdout.splitlines()
+    assert ls[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SUBNET", "BRIDGE"]
+    assert [line.split()[1] for line in ls[1:]] == ["pybuild", "web"]
+    assert pybuild("network", "ls", "-q", check=True).stdout.split() == ["pybuild", "web"]
+    doc = json.loads(pybuild("network", "inspect", "web", check=True).stdout)[0]
+    assert (doc["subnet"], doc["gateway"], doc["internal"], doc["endpoints"]) == ("10.213.252.0/24", "10.213.252.1", True, {})
+    assert doc["nat"] == "no NAT: internal network" and doc["bridge_state"] == {"present": False}
+    rm = pybuild("network", "rm", "web", "pybuild", "nosuch")
+    assert rm.returncode != 0 and rm.stdout.split() == ["web"]
+    assert "default network cannot be removed" in rm.stderr and "network 'nosuch': not found" in rm.stderr
+    assert pybuild("network", "ls", "-q", check=True).stdout.split() == ["pybuild"]
