@@ -140,29 +140,34 @@ class RegistryAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
         scopes = self.scopes_for(request)
         sent = self._authorize(request, scopes)
-        response = yield request
-        if response.status_code != 401:
-            return
-        challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-        if challenge is None:
-            return
-        if challenge.scheme == "bearer":
-            wanted = _merge_scopes(set(scopes) | set(challenge.scope))
-            with self._lock:
-                self._tokens.pop(scopes, None)
-            token = self._fetch_token(challenge, wanted)
-            with self._lock:
-                self._tokens[scopes] = token
-                self._tokens[wanted] = token
-            request.headers["Authorization"] = f"Bearer {token.value}"
-            yield request
-        elif challenge.scheme == "basic":
-            if self.creds is None or sent == "basic" or not self.creds.password:
+        fetched = False
+        for _ in range(3):  # at most: fresh token, then Harbor's Basic fallback
+            response = yield request
+            if response.status_code != 401:
                 return
-            with self._lock:
-                self._basic = True
-            request.headers["Authorization"] = basic_header(self.creds)
-            yield request
+            challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+            if challenge is None:
+                return
+            if challenge.scheme == "bearer":
+                if fetched:
+                    return  # a token fresh from the realm was refused: not allowed, report the 401
+                wanted = _merge_scopes(set(scopes) | set(challenge.scope))
+                token = self._fetch_token(challenge, wanted)
+                fetched = True
+                with self._lock:
+                    self._tokens[scopes] = token
+                    self._tokens[wanted] = token
+                request.headers["Authorization"] = f"Bearer {token.value}"
+                sent = "bearer"
+            elif challenge.scheme == "basic":
+                if self.creds is None or sent == "basic" or not self.creds.password:
+                    return  # no credentials, or these ones were just refused
+                with self._lock:
+                    self._basic = True
+                request.headers["Authorization"] = basic_header(self.creds)
+                sent = "basic"
+            else:
+                return
 
     def _authorize(self, request: httpx.Request, scopes: tuple[str, ...]) -> str:
         now = time.monotonic()

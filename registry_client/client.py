@@ -396,10 +396,10 @@ class Repository:
         response = self.registry.send("GET", self._url(f"blobs/{desc.digest}"), what=what, ok=(200, 206),
                                       headers=headers, allow=(301, 302, 303, 307, 308))
         response = self.registry.follow(response, what, headers)
+        position = offset
         with closing(response):
             skip = offset if (offset and response.status_code == 200) else 0
-            position = offset
-            for chunk in response.iter_raw(_READ):
+            for chunk in _iter_body(response, what, lambda: position):
                 if skip:
                     if len(chunk) <= skip:
                         skip -= len(chunk)
@@ -489,6 +489,14 @@ class Repository:
         if response.request.url.scheme == "https" and target.scheme != "https":
             raise UnsafeRedirect(f"{what}: upload location downgrades to {target.scheme}")
         return str(target)
+
+
+def _iter_body(response: httpx.Response, what: str, position: Callable[[], int]) -> Iterator[bytes]:
+    """``response.iter_raw`` with a dropped connection mapped to :class:`RegistryUnavailable`."""
+    try:
+        yield from response.iter_raw(_READ)
+    except httpx.TransportError as exc:
+        raise RegistryUnavailable(f"{what}: connection lost after {position()} bytes ({type(exc).__name__})") from None
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:

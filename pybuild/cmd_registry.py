@@ -1,0 +1,257 @@
+"""``pybuild pull|push|login|logout|manifest inspect``, and :func:`inspect_remote` for ``inspect --remote``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .context import Settings, pass_settings
+
+__all__ = ["pull_cmd", "push_cmd", "login_cmd", "logout_cmd", "manifest_group", "inspect_remote"]
+
+
+def _transport(settings: Settings):
+    from registry_client.transport import TransportConfig
+
+    return TransportConfig(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
+
+
+def _open_registry(settings: Settings, ref, credentials=None):
+    from registry_client.client import Registry
+    from registry_client.credentials import CredentialStore
+
+    creds = credentials if credentials is not None else CredentialStore().get(ref.registry)
+    return Registry(ref.api_host, config=_transport(settings), credentials=creds)
+
+
+def _progress(quiet: bool):
+    from registry_client.progress import make_progress
+
+    return make_progress(sys.stderr, quiet=quiet)
+
+
+def _parse_ref(text: str):
+    from layers.reference import Reference
+
+    return Reference.parse(text)
+
+
+def _local_document(store: Any, name: str):
+    """The manifest or index a local image name or id stands for, read from the store."""
+    from layers.digest import Digest
+    from layers.manifest import parse_document
+
+    record = store.images.resolve(name)
+    digest = None
+    for attr in ("manifest_digest", "digest", "manifest"):
+        value = getattr(record, attr, None)
+        if isinstance(value, Digest):
+            digest = value
+            break
+        if value is not None and isinstance(getattr(value, "digest", None), Digest) and hasattr(value, "raw"):
+            return value
+    if digest is None:
+        raise click.ClickException(f"cannot tell the manifest of local image {name!r}")
+    return parse_document(store.blobs.read_bytes(digest, 4 << 20))
+
+
+# -- pull ---------------------------------------------------------------------------------------
+
+
+@click.command("pull")
+@click.argument("reference")
+@click.option("--platform", "platform", default=None, help="os/arch[/variant] to pull from an index (default: this host).")
+@click.option("--all-platforms", "-a", is_flag=True, help="Pull every platform of an index.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the image reference.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 16), default=4, show_default=True, help="Blobs fetched at once.")
+@pass_settings
+def pull_cmd(settings: Settings, reference: str, platform: str | None, all_platforms: bool, quiet: bool,
+             jobs: int) -> None:
+    """Pull an image (or every platform of an index) from a registry into the local store."""
+    from layers.descriptor import Platform
+    from registry_client.pull import PullOptions, pull
+
+    ref = _parse_ref(reference)
+    options = PullOptions(platform=Platform.parse(platform) if platform else None, all_platforms=all_platforms,
+                          jobs=jobs)
+    progress = _progress(quiet)
+    store = settings.store()
+    with _open_registry(settings, ref) as registry:
+        if not quiet:
+            progress.note(f"Pulling {ref.familiar}")
+        result = pull(store, registry.repository(ref.repository), ref, options, progress)
+    if not quiet:
+        progress.note(f"Digest: {result.digest}")
+        status = "Downloaded newer image" if result.fetched else "Image is up to date"
+        progress.note(f"Status: {status} for {ref.familiar}")
+    click.echo(str(ref))
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+
+@click.command("push")
+@click.argument("local")
+@click.argument("remote", required=False)
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default=None,
+              help="Layer compression on the registry (default: as stored).")
+@click.option("--format", "fmt", type=click.Choice(["oci", "docker"]), default=None,
+              help="Manifest format on the registry (default: as stored).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the pushed digest.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 16), default=4, show_default=True, help="Blobs sent at once.")
+@click.option("--digestfile", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the manifest digest to this file.")
+@pass_settings
+def push_cmd(settings: Settings, local: str, remote: str | None, compression: str | None, fmt: str | None,
+             quiet: bool, jobs: int, digestfile: str | None) -> None:
+    """Push a local image to a registry (REMOTE defaults to LOCAL's name)."""
+    from registry_client.push import PushOptions, push
+
+    target = _parse_ref(remote or local)
+    store = settings.store()
+    document = _local_document(store, local)
+    progress = _progress(quiet)
+    options = PushOptions(compression=compression, format=fmt, jobs=jobs)
+    with _open_registry(settings, target) as registry:
+        if not quiet:
+            progress.note(f"Pushing {target.familiar}")
+        result = push(store, registry.repository(target.repository), document, target, options, progress)
+    if not quiet:
+        progress.note(f"{target.tag or 'digest'}: digest: {result.digest} size: {result.size}")
+    if digestfile:
+        with open(digestfile, "w") as fh:
+            fh.write(f"{result.digest}\n")
+    click.echo(str(result.digest))
+
+
+# -- login / logout -----------------------------------------------------------------------------
+
+
+def _registry_host(text: str) -> str:
+    from registry_client.credentials import normalize_host
+
+    host = normalize_host(text)
+    if not host:
+        raise click.BadParameter("registry host is empty", param_hint="REGISTRY")
+    return host
+
+
+@click.command("login")
+@click.argument("registry", required=False, default="docker.io")
+@click.option("--username", "-u", default=None, help="Username (Harbor robot names like robot$proj+ci work).")
+@click.option("--password", "-p", default=None, help="Password (insecure: visible in the process list; prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_settings
+def login_cmd(settings: Settings, registry: str, username: str | None, password: str | None,
+              password_stdin: bool) -> None:
+    """Check credentials against REGISTRY and store them (mode 0600) for pull and push."""
+    from layers.reference import Reference
+    from registry_client.credentials import CredentialStore, Credentials
+
+    host = _registry_host(registry)
+    if password is not None and password_stdin:
+        raise click.UsageError("--password and --password-stdin are mutually exclusive")
+    if password is not None:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
+    if password_stdin:
+        if not username:
+            raise click.UsageError("--password-stdin needs --username")
+        password = sys.stdin.read().rstrip("\r\n")
+    if not username:
+        username = click.prompt("Username")
+    if password is None:
+        password = click.prompt("Password", hide_input=True)
+    if not password:
+        raise click.UsageError("password is empty")
+    creds = Credentials(username, password)
+    ref = Reference(host, "library/login-check", "latest")
+    with _open_registry(settings, ref, credentials=creds) as reg:
+        reg.login_check()
+    path = CredentialStore().save(host, creds)
+    click.echo(f"Login Succeeded (credentials saved in {path})")
+
+
+@click.command("logout")
+@click.argument("registry", required=False, default="docker.io")
+def logout_cmd(registry: str) -> None:
+    """Forget the credentials pybuild stored for REGISTRY."""
+    from registry_client.credentials import CredentialStore
+
+    host = _registry_host(registry)
+    if CredentialStore().erase(host):
+        click.echo(f"Removed login credentials for {host}")
+    else:
+        click.echo(f"Not logged in to {host}")
+
+
+# -- manifest inspect / inspect --remote -------------------------------------------------------
+
+
+@click.group("manifest")
+def manifest_group() -> None:
+    """Inspect remote manifests and indexes."""
+
+
+@manifest_group.command("inspect")
+@click.argument("reference")
+@click.option("--raw", is_flag=True, help="Print the bytes exactly as the registry sent them.")
+@pass_settings
+def manifest_inspect_cmd(settings: Settings, reference: str, raw: bool) -> None:
+    """Print the manifest or index REFERENCE names on its registry."""
+    ref = _parse_ref(reference)
+    with _open_registry(settings, ref) as registry:
+        doc = registry.repository(ref.repository).get_manifest(ref.identifier)
+    if raw:
+        sys.stdout.buffer.write(doc.raw)
+        sys.stdout.buffer.flush()
+        return
+    click.echo(json.dumps(json.loads(doc.raw), indent=3))
+
+
+def inspect_remote(settings: Settings, reference: str) -> dict:
+    """What ``pybuild inspect --remote REF`` prints (the shape of ``skopeo inspect``), fetched without pulling.
+
+    For an index, the image for this host's platform is described and ``Platforms`` lists all.
+    """
+    from layers.config import ImageConfig
+    from layers.descriptor import Platform
+    from layers.errors import NotFound
+    from layers.index import Index
+    from layers.manifest import Manifest
+    from registry_client.pull import PullOptions, resolve, select_manifests
+
+    ref = _parse_ref(reference)
+    with _open_registry(settings, ref) as registry:
+        repo = registry.repository(ref.repository)
+        doc, top = resolve(repo, ref)
+        out: dict[str, Any] = {"Name": ref.name, "Digest": str(doc.digest), "MediaType": top.media_type}
+        manifest = top
+        if isinstance(top, Index):
+            out["Platforms"] = [str(d.platform) for d in top.images() if d.platform is not None]
+            try:
+                chosen = select_manifests(top, PullOptions(platform=Platform.host()))[0]
+            except NotFound:  # no image for this host: describe the index only
+                out["RawIndex"] = top.to_dict()
+                return out
+            child_doc = repo.get_manifest(str(chosen.digest))
+            manifest = Manifest.parse(child_doc.raw, child_doc.media_type or chosen.media_type)
+            out["ManifestDigest"] = str(manifest.digest)
+        config = ImageConfig.parse(repo.read_blob(manifest.config, 8 << 20))
+    cc = config.config
+    out.update({
+        "Created": config.created or None,
+        "Architecture": config.architecture,
+        "Os": config.os,
+        "Variant": config.variant or None,
+        "Labels": dict(cc.labels) if cc is not None else {},
+        "Env": list(cc.env) if cc is not None else [],
+        "Entrypoint": list(cc.entrypoint) if cc is not None and cc.entrypoint is not None else None,
+        "Cmd": list(cc.cmd) if cc is not None and cc.cmd is not None else None,
+        "Layers": [str(d.digest) for d in manifest.layers],
+        "LayersData": [{"MIMEType": d.media_type, "Digest": str(d.digest), "Size": d.size} for d in manifest.layers],
+        "Config": {"Digest": str(manifest.config.digest), "MediaType": manifest.config.media_type},
+    })
+    return out

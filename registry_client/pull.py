@@ -1,0 +1,172 @@
+"""Pull: reference -> verified manifests and blobs in the local store -> tag.
+
+Order of commits, so a killed pull never leaves a tag on missing content: config and layers
+first (in parallel, bounded), then each image manifest, then the index, then the tag. Blobs the
+store has are skipped; a blob whose ingest was interrupted resumes with ``Range`` from the
+store's ingest offset; a connection lost mid-blob is retried from where it stopped.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from layers.descriptor import Descriptor, Platform
+from layers.digest import Digest
+from layers.errors import InvalidInput
+from layers.index import Index
+from layers.manifest import Manifest, parse_document
+from layers.reference import Reference
+
+from .client import Document, Repository
+from .errors import RegistryUnavailable
+from .progress import Progress, QuietProgress
+from .sources import SourceIndex
+
+__all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
+
+_BLOB_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """``platform``: None means this host's. ``jobs``: blobs transferred at once."""
+
+    platform: Platform | None = None
+    all_platforms: bool = False
+    jobs: int = 4
+
+
+@dataclass(frozen=True)
+class PullResult:
+    reference: Reference
+    digest: Digest                     # what the reference resolved to on the registry (manifest or index)
+    image: Digest                      # what was tagged locally
+    manifests: tuple[Digest, ...]      # image manifests now in the store
+    fetched: int = 0                   # blobs downloaded
+    skipped: int = 0                   # blobs the store already had
+    bytes: int = 0                     # bytes downloaded (resumed parts excluded)
+    tagged: bool = True
+
+
+@dataclass
+class _Counters:
+    fetched: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def resolve(repo: Repository, ref: Reference) -> tuple[Document, Manifest | Index]:
+    """Fetch and parse what ``ref`` names (digest-verified; see :meth:`Repository.get_manifest`)."""
+    doc = repo.get_manifest(ref.identifier)
+    return doc, parse_document(doc.raw, doc.media_type or None)
+
+
+def select_manifests(index: Index, options: PullOptions) -> tuple[Descriptor, ...]:
+    """The index entries to pull: one for the wanted platform, or every runnable one."""
+    if options.all_platforms:
+        images = index.images()
+        if not images:
+            raise InvalidInput(f"index {index.digest} lists no runnable images")
+        return images
+    return (index.select(options.platform or Platform.host()),)
+
+
+def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None) -> bool:
+    """Make ``desc`` present in ``store``; True if it was downloaded, False if it was there already."""
+    if store.blobs.has(desc.digest):
+        progress.end(desc.digest.short, "Already exists")
+        if counters is not None:
+            counters.skipped += 1
+        return False
+    for attempt in range(_BLOB_ATTEMPTS):
+        with store.blobs.ingest(expected=desc.digest, size=desc.size) as ingest:
+            start = ingest.offset
+            progress.begin(desc.digest.short, desc.size, "Downloading", start)
+
+            def counted(n: int) -> None:
+                progress.advance(desc.digest.short, n)
+                if counters is not None:
+                    counters.bytes += n
+
+            try:
+                repo.fetch_blob(desc, ingest.write, offset=start, on_bytes=counted)
+            except RegistryUnavailable:
+                if attempt == _BLOB_ATTEMPTS - 1:
+                    raise
+                continue  # the ingest keeps what arrived; the next attempt resumes with Range
+            ingest.commit()
+        progress.end(desc.digest.short, "Pull complete")
+        if counters is not None:
+            counters.fetched += 1
+        return True
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, progress: Progress,
+                 counters: _Counters) -> None:
+    blobs = [manifest.config, *manifest.layers]
+    seen: set[Digest] = set()
+    unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pull") as pool:
+        futures = [pool.submit(fetch_blob, store, repo, d, progress, counters) for d in unique]
+        errors = []
+        for fut in futures:
+            try:
+                fut.result()
+            except BaseException as exc:  # collect, then raise the first: let the others finish or fail
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def _put_document(store: Any, raw: bytes, digest: Digest) -> None:
+    if not store.blobs.has(digest):
+        store.blobs.put_bytes(raw, expected=digest)
+
+
+def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = PullOptions(),
+         progress: Progress | None = None, *, tag: bool = True) -> PullResult:
+    """Pull ``ref`` from ``repo`` into ``store`` (the ``layers.store.Store`` contract) and tag it."""
+    progress = progress or QuietProgress()
+    counters = _Counters()
+    doc, top = resolve(repo, ref)
+    manifests: list[Manifest] = []
+    with store.lease():
+        if isinstance(top, Index):
+            for desc in select_manifests(top, options):
+                child_doc = repo.get_manifest(str(desc.digest))
+                child = parse_document(child_doc.raw, child_doc.media_type or desc.media_type)
+                if not isinstance(child, Manifest):
+                    raise InvalidInput(f"index {top.digest}: entry {desc.digest} is a nested index; not supported")
+                if child.size != desc.size:
+                    from layers.errors import IntegrityError
+
+                    raise IntegrityError(f"manifest {desc.digest}: {child.size} bytes, the index says {desc.size}")
+                manifests.append(child)
+        else:
+            manifests.append(top)
+        for manifest in manifests:
+            _fetch_image(store, repo, manifest, options.jobs, progress, counters)
+            _put_document(store, manifest.raw, manifest.digest)
+        if isinstance(top, Index):
+            _put_document(store, top.raw, top.digest)
+        image = top.digest if (isinstance(top, Index) and options.all_platforms) else manifests[0].digest
+        _record_sources(store, repo, manifests)
+        if tag:
+            target = ref if ref.tag is not None else ref
+            store.images.tag(target, image)
+    return PullResult(ref, doc.digest, image, tuple(m.digest for m in manifests), counters.fetched,
+                      counters.skipped, counters.bytes, tag)
+
+
+def _record_sources(store: Any, repo: Repository, manifests: list[Manifest]) -> None:
+    root = getattr(store, "root", None)
+    if root is None:
+        return
+    sources = SourceIndex(root)
+    for manifest in manifests:
+        for desc in (manifest.config, *manifest.layers):
+            sources.record(desc.digest, repo.registry.host, repo.name)

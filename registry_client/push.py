@@ -1,0 +1,173 @@
+"""Push: local manifest (or index) and its blobs -> a registry repository -> tag.
+
+For each blob (config and layers, in parallel, bounded): ``HEAD`` and skip when the registry has
+it; else a cross-repository mount from a repository of the same registry known to hold it
+(:mod:`registry_client.sources`); else an upload (one PUT up to ``chunk_size``, PATCH chunks
+beyond). The manifest goes last, so the tag never names missing content; for an index, each
+image manifest goes up by digest before the index. ``--format`` and ``--compression`` rewrite
+the manifest, re-encoding layers only when their compression must change.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from layers.descriptor import Descriptor
+from layers.digest import Digest
+from layers.errors import InvalidInput
+from layers.index import Index
+from layers.manifest import Manifest, parse_document
+from layers.mediatype import MediaType
+from layers.reference import Reference
+
+from .client import CHUNK_SIZE, Repository
+from .progress import Progress, QuietProgress
+from .sources import SourceIndex
+
+__all__ = ["PushOptions", "PushResult", "push", "convert_manifest"]
+
+_DOC_MAX = 4 << 20
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """``compression``: gzip/zstd/None (as stored); ``format``: oci/docker/None (as stored)."""
+
+    compression: str | None = None
+    format: str | None = None
+    jobs: int = 4
+    chunk_size: int = CHUNK_SIZE
+    mount: bool = True
+
+
+@dataclass(frozen=True)
+class PushResult:
+    reference: Reference
+    digest: Digest
+    size: int
+    uploaded: int = 0
+    mounted: int = 0
+    skipped: int = 0
+
+
+def _layer_type(desc: Descriptor, compression: str | None, docker: bool) -> str:
+    try:
+        current = MediaType.compression(desc.media_type)
+    except KeyError:
+        return desc.media_type  # not a layer type we know (foreign, artifact): leave alone
+    want = compression if compression is not None else current
+    if docker and want != "gzip":
+        raise InvalidInput(f"layer {desc.digest.short}: docker format needs gzip layers, this one is "
+                           f"{want or 'uncompressed'} (add --compression gzip)")
+    return MediaType.layer_type(want, docker)
+
+
+def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Manifest:
+    """``manifest`` in the requested format and compression; same object when nothing changes."""
+    if options.format is None and options.compression is None:
+        return manifest
+    docker = manifest.is_docker if options.format is None else options.format == "docker"
+    layers = []
+    for desc in manifest.layers:
+        current = MediaType.compression(desc.media_type) if MediaType.is_layer(desc.media_type) else None
+        want = options.compression if options.compression is not None else current
+        if MediaType.is_layer(desc.media_type) and want != current:
+            desc = _recompress(store, desc, want)
+        layers.append(replace(desc, media_type=_layer_type(desc, options.compression, docker),
+                              annotations=() if docker else desc.annotations))
+    config_type = MediaType.DOCKER_CONFIG if docker else MediaType.OCI_CONFIG
+    config = replace(manifest.config, media_type=config_type, annotations=() if docker else manifest.config.annotations)
+    if docker:
+        return Manifest.build(config, layers, docker=True)
+    return Manifest.build(config, layers, annotations=manifest.annotation_map or None, subject=manifest.subject,
+                          artifact_type=manifest.artifact_type)
+
+
+def _recompress(store: Any, desc: Descriptor, compression: str | None) -> Descriptor:
+    """Re-encode one stored layer (same diff_id) and put it in the store; needs ``layers.archive``."""
+    try:
+        from layers import archive
+        recode = archive.recompress
+    except (ImportError, AttributeError):
+        raise InvalidInput(
+            f"layer {desc.digest.short} is stored {MediaType.compression(desc.media_type) or 'uncompressed'}; "
+            f"pushing it {compression or 'uncompressed'} needs layers.archive.recompress, which this build lacks"
+        ) from None
+    with store.blobs.open(desc.digest, desc.size) as src:
+        digest, size = recode(src, store, MediaType.compression(desc.media_type), compression)
+    return Descriptor(MediaType.layer_type(compression), digest, size)
+
+
+def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOptions, sources: SourceIndex | None,
+               progress: Progress) -> str:
+    key = desc.digest.short
+    if repo.blob_exists(desc):
+        progress.end(key, "Layer already exists")
+        return "skipped"
+    if options.mount and sources is not None:
+        for source in sources.lookup(desc.digest, repo.registry.host):
+            if source != repo.name and repo.mount_blob(desc, source):
+                progress.end(key, f"Mounted from {source}")
+                return "mounted"
+    progress.begin(key, desc.size, "Pushing")
+    repo.upload_blob(desc, lambda: store.blobs.open(desc.digest, desc.size), chunk_size=options.chunk_size,
+                     on_bytes=lambda n: progress.advance(key, n))
+    progress.end(key, "Pushed")
+    return "uploaded"
+
+
+def _push_image(store: Any, repo: Repository, manifest: Manifest, options: PushOptions, sources: SourceIndex | None,
+                progress: Progress, counts: dict[str, int]) -> None:
+    blobs = [manifest.config, *manifest.layers]
+    seen: set[Digest] = set()
+    unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="push") as pool:
+        futures = [pool.submit(_push_blob, store, repo, d, options, sources, progress) for d in unique]
+        errors = []
+        for fut in futures:
+            try:
+                outcome = fut.result()
+                counts[outcome] = counts.get(outcome, 0) + 1
+            except BaseException as exc:  # let the other transfers finish, then raise the first error
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+    if sources is not None:
+        for desc in unique:
+            sources.record(desc.digest, repo.registry.host, repo.name)
+
+
+def _load(store: Any, desc_digest: Digest) -> Manifest | Index:
+    raw = store.blobs.read_bytes(desc_digest, _DOC_MAX)
+    return parse_document(raw)
+
+
+def push(store: Any, repo: Repository, document: Manifest | Index, target: Reference,
+         options: PushOptions = PushOptions(), progress: Progress | None = None) -> PushResult:
+    """Push ``document`` (already in ``store``) and everything it references to ``repo`` as ``target``."""
+    progress = progress or QuietProgress()
+    repo.want_push()
+    root = getattr(store, "root", None)
+    sources = SourceIndex(root) if root is not None else None
+    counts: dict[str, int] = {}
+    identifier = target.tag if target.tag is not None else None
+    if isinstance(document, Index):
+        if options.format is not None or options.compression is not None:
+            raise InvalidInput("--format/--compression apply to single images, not to an index")
+        for entry in document.manifests:
+            child = _load(store, entry.digest)
+            if not isinstance(child, Manifest):
+                raise InvalidInput(f"index {document.digest}: nested index {entry.digest} is not supported")
+            _push_image(store, repo, child, options, sources, progress, counts)
+            repo.put_manifest(str(child.digest), child.raw, child.media_type)
+        top: Manifest | Index = document
+    else:
+        top = convert_manifest(store, document, options)
+        _push_image(store, repo, top, options, sources, progress, counts)
+    if target.digest is not None and target.digest != top.digest:
+        raise InvalidInput(f"push target {target} names digest {target.digest}, but the content is {top.digest}")
+    repo.put_manifest(identifier or str(top.digest), top.raw, top.media_type)
+    return PushResult(target, top.digest, len(top.raw), counts.get("uploaded", 0), counts.get("mounted", 0),
+                      counts.get("skipped", 0))

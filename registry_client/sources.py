@@ -1,0 +1,65 @@
+"""Where a blob is known to exist remotely, for cross-repository mounts on push.
+
+containerd keeps this as ``containerd.io/distribution.source.<registry>`` labels on content; we
+keep one small JSON file per blob, ``<root>/registry/sources/<alg>/<hex>.json``, holding
+``{"registry/repository": true, ...}``. Entries are hints: a stale one only costs a mount that the
+registry declines, after which the blob is uploaded. Writes are atomic (temp + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from layers.digest import Digest
+
+__all__ = ["SourceIndex"]
+
+_MAX_ENTRIES = 32
+_MAX_FILE = 64 << 10
+
+
+class SourceIndex:
+    """Remember and look up ``registry/repository`` locations of blobs under a store root."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.dir = Path(root) / "registry" / "sources"
+
+    def _path(self, digest: Digest) -> Path:
+        return self.dir / digest.algorithm / f"{digest.hex}.json"
+
+    def lookup(self, digest: Digest, registry: str) -> list[str]:
+        """Repositories on ``registry`` that had ``digest``, most recent first."""
+        try:
+            with open(self._path(digest), "rb") as fh:
+                data = json.loads(fh.read(_MAX_FILE))
+        except (FileNotFoundError, ValueError):
+            return []
+        if not isinstance(data, list):
+            return []
+        prefix = registry + "/"
+        return [e[len(prefix):] for e in data if isinstance(e, str) and e.startswith(prefix)]
+
+    def record(self, digest: Digest, registry: str, repository: str) -> None:
+        """Note that ``registry/repository`` has ``digest`` (best effort: a hint, not a record of truth)."""
+        path = self._path(digest)
+        entry = f"{registry}/{repository}"
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read(_MAX_FILE))
+            if not isinstance(data, list):
+                data = []
+        except (FileNotFoundError, ValueError):
+            data = []
+        data = [entry] + [e for e in data if e != entry and isinstance(e, str)]
+        data = data[:_MAX_ENTRIES]
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".src-", dir=path.parent)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, path)
+        except OSError:
+            return  # a missing hint only costs an upload instead of a mount

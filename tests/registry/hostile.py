@@ -1,0 +1,90 @@
+"""A deliberately hostile registry, in process (http.server thread), for SECURITY.md cases 13-19.
+
+Each test installs ``routes``: ``(method, path) -> handler(req)``; a handler writes the whole
+answer itself, so it can lie about sizes, send other bytes, stream forever or redirect anywhere.
+Every request is logged with its headers so tests can check what the client sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict
+
+
+class HostileRegistry:
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], Callable] = {}
+        self.seen: list[Seen] = []
+        self.default_404 = True
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                path = urlsplit(self.path).path
+                server.seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                handler = server.routes.get((self.command, path))
+                if handler is None and path == "/v2/":
+                    return send(self, 200, b"{}", {"Content-Type": "application/json"})
+                if handler is None:
+                    return send(self, 404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"no such thing"}]}',
+                                {"Content-Type": "application/json"})
+                try:
+                    handler(self)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def requests(self, method: str, path_part: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == method and path_part in s.path]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def send(req: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict | None = None,
+         length: int | None = None) -> None:
+    req.send_response(status)
+    for k, v in (headers or {}).items():
+        req.send_header(k, v)
+    req.send_header("Content-Length", str(len(body) if length is None else length))
+    req.end_headers()
+    if req.command != "HEAD":
+        req.wfile.write(body)
+
+
+def endless(req: BaseHTTPRequestHandler, status: int = 200, headers: dict | None = None, limit: int = 1 << 34) -> None:
+    """Stream zeros with no Content-Length until the client hangs up (or ``limit`` bytes)."""
+    req.send_response(status)
+    for k, v in (headers or {}).items():
+        req.send_header(k, v)
+    req.send_header("Connection", "close")
+    req.end_headers()
+    chunk = b"\0" * 65536
+    sent = 0
+    while sent < limit:
+        req.wfile.write(chunk)
+        sent += len(chunk)
+    req.close_connection = True
