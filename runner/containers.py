@@ -87,7 +87,8 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
         # a record left 'running' by a lost shim (reboot) is settled as exited before the new run
         store.write_state(cfg.id, replace(cur, restarting=False, error=""))
         store.request_stop(cfg.id, False)
-        release_resources(store, cfg)            # a stale attachment from a lost shim (reboot)
+        release_resources(store, cfg)            # stale attachment/mount from a lost shim (crash, reboot)
+        _cleanup_sandbox(store, cfg)             # and its cgroup and processes
         cfg = setup_network(store, cfg)
     try:
         spawn(store.root, store.state_dir, cfg.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import subprocess
 import tarfile
 import time
@@ -57,6 +58,7 @@ class Lab:
         from runner.state import ContainerStore
 
         self.pybuild = pybuild
+        self.pybuild_exe = str(Path(sys.executable).with_name("pybuild"))
         self.lower = lower
         self.store = ContainerStore(str(pybuild.root), str(pybuild.state))
         self.names: list[str] = []

@@ -1,0 +1,180 @@
+"""Detached containers in the real sandbox, driven through the real ``pybuild`` command.
+
+Containers are recorded from a busybox root directory (see conftest ``Lab``) and then handled only
+with ``pybuild start/ps/logs/exec/stop/kill/pause/rm/...``; the store-backed ``run -d`` path has its
+own tests in test_run_detached.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from .conftest import free_port, process_alive, wait_for
+
+IGNORE_TERM = "trap '' TERM; echo ready; while true; do sleep 0.1; done"
+
+
+def _cgroup_dirs(cid: str) -> list[str]:
+    out = []
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        for dirpath, dirnames, _ in os.walk(base):
+            out += [os.path.join(dirpath, d) for d in dirnames if cid in d]
+            if dirpath.count("/") > 6:
+                dirnames[:] = []
+    return out
+
+
+def test_httpd_serves_after_cli_is_gone(lifecycle):
+    port = free_port()
+    cid = lifecycle.run("web", ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/etc"], network="host")
+    body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/passwd"), what="httpd")
+    assert b"root:" in body
+    # no pybuild process is left: only the shim (own session, not our child) and the container
+    shim = lifecycle.store.shim_pid(cid)
+    assert shim and os.getsid(shim) != os.getsid(0) and os.getsid(shim) != shim  # setsid, then forked again
+    ps = lifecycle.pybuild("ps", "--format", "json", check=True).stdout.splitlines()
+    row = json.loads(ps[0])
+    assert (row["Names"], row["State"]) == ("web", "running") and row["ID"] == cid
+    assert lifecycle.pybuild("ps", "-q", check=True).stdout.split() == [cid[:12]]
+    doc = lifecycle.inspect("web")
+    assert doc["State"]["Status"] == "running" and doc["State"]["Pid"] > 0
+    assert doc["State"]["StartedAt"].endswith("Z") and doc["Id"] == cid
+    top = lifecycle.pybuild("top", "web", check=True).stdout
+    assert "httpd" in top
+    stats = lifecycle.pybuild("stats", "--no-stream", "--format", "json", "web", check=True).stdout
+    assert json.loads(stats)["PIDs"] >= 1
+    t0 = time.monotonic()
+    lifecycle.pybuild("stop", "-t", "1", "web", check=True)
+    assert time.monotonic() - t0 < 4          # httpd as PID 1 has no SIGTERM handler: SIGKILL after 1 s
+    assert not _get(f"http://127.0.0.1:{port}/passwd")
+    assert lifecycle.pybuild("ps", "-q", check=True).stdout.strip() == ""
+    assert lifecycle.pybuild("ps", "-a", "-q", "--filter", "status=exited", check=True).stdout.split() == [cid[:12]]
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.read()
+    except OSError:
+        return None
+
+
+def test_stop_kills_pid1_that_ignores_sigterm(lifecycle):
+    cid = lifecycle.run("stubborn", ["sh", "-c", IGNORE_TERM])
+    wait_for(lambda: "ready" in lifecycle.pybuild("logs", "stubborn").stdout, what="ready")
+    pid = lifecycle.state(cid).pid
+    t0 = time.monotonic()
+    lifecycle.pybuild("stop", "-t", "1", "stubborn", check=True)
+    took = time.monotonic() - t0
+    assert 0.9 <= took < 4, took
+    s = lifecycle.state(cid)
+    assert s.status == "exited" and s.exit_code == 137 and not process_alive(pid)
+    r = lifecycle.pybuild("kill", "stubborn")
+    assert r.returncode != 0 and "container stubborn is not running" in r.stderr
+    r = lifecycle.pybuild("pause", "stubborn")
+    assert r.returncode != 0 and "is not running" in r.stderr
+
+
+def test_logs_follow_tail_timestamps(lifecycle):
+    lifecycle.run("talker", ["sh", "-c", "for i in 1 2 3; do echo line$i; done; echo oops >&2; "
+                                         "sleep 1; echo late; sleep 0.3"])
+    wait_for(lambda: "line3" in lifecycle.pybuild("logs", "talker").stdout, what="first lines")
+    follow = subprocess.Popen([lifecycle.pybuild_exe, "--root", str(lifecycle.pybuild.root), "--state-dir",
+                               str(lifecycle.pybuild.state), "logs", "-f", "talker"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = follow.communicate(timeout=20)      # ends by itself when the container exits
+    assert out.splitlines() == ["line1", "line2", "line3", "late"]
+    assert err == "oops\n"
+    r = lifecycle.pybuild("logs", "--tail", "1", "-t", "talker", check=True)
+    ts, text = r.stdout.strip().split(" ", 1)
+    assert text == "late" and ts.endswith("Z") and ts[4] == "-"
+    assert lifecycle.pybuild("logs", "--since", "1h", "talker", check=True).stdout.count("line") == 3
+    assert lifecycle.pybuild("wait", "talker", check=True).stdout.strip() == "0"
+
+
+def test_exec_pause_unpause_kill(lifecycle):
+    cid = lifecycle.run("box", ["sh", "-c", "echo $$ > /tmp/pid1; sleep 1000"])
+    wait_for(lambda: lifecycle.pybuild("exec", "box", "cat", "/tmp/pid1").stdout.strip() == "1", what="exec")
+    r = lifecycle.pybuild("exec", "-e", "X=42", "-w", "/etc", "box", "sh", "-c", "echo $X $(pwd) $(hostname); exit 3")
+    assert r.returncode == 3 and r.stdout.split() == ["42", "/etc", cid[:12]]
+    # same namespaces: the exec'd process sees the container's PID 1 as pid 1
+    assert lifecycle.pybuild("exec", "box", "cat", "/proc/1/cmdline").stdout.startswith("sleep")  # sh exec()s its last command
+    lifecycle.pybuild("pause", "box", check=True)
+    assert lifecycle.inspect("box")["State"]["Status"] == "paused"
+    r = lifecycle.pybuild("exec", "box", "true")
+    assert r.returncode != 0 and "paused" in r.stderr
+    lifecycle.pybuild("unpause", "box", check=True)
+    assert lifecycle.inspect("box")["State"]["Status"] == "running"
+    lifecycle.pybuild("kill", "-s", "KILL", "box", check=True)
+    assert lifecycle.pybuild("wait", "box", check=True).stdout.strip() == "137"
+    r = lifecycle.pybuild("kill", "-s", "NOPE", "box")
+    assert r.returncode != 0 and "invalid signal" in r.stderr
+
+
+def test_rename_start_restart_rm(lifecycle):
+    cid = lifecycle.create("one", ["sh", "-c", "echo started; sleep 1000"])
+    assert lifecycle.inspect("one")["State"]["Status"] == "created"
+    lifecycle.pybuild("rename", "one", "two", check=True)
+    r = lifecycle.pybuild("start", "one")
+    assert r.returncode != 0 and "no such container: one" in r.stderr
+    lifecycle.pybuild("start", cid[:8], check=True)
+    r = lifecycle.pybuild("start", "two")
+    assert r.returncode != 0 and "already running" in r.stderr
+    r = lifecycle.pybuild("rm", "two")
+    assert r.returncode != 0 and "stop it first or use rm -f" in r.stderr
+    pid = lifecycle.state(cid).pid
+    lifecycle.pybuild("restart", "-t", "1", "two", check=True)
+    s = lifecycle.state(cid)
+    assert s.status == "running" and s.pid != pid
+    lifecycle.pybuild("rm", "-f", "two", check=True)
+    assert lifecycle.pybuild("ps", "-a", "-q").stdout.strip() == ""
+    assert not os.path.exists(lifecycle.store.dir(cid))
+
+
+def test_many_containers_leave_nothing_behind(lifecycle):
+    ids = []
+    for i in range(12):
+        ids.append(lifecycle.run(f"c{i}", ["sleep", "1000"]))
+    pids = [lifecycle.state(c).pid for c in ids]
+    shims = [lifecycle.store.shim_pid(c) for c in ids]
+    assert all(process_alive(p) for p in pids + shims)
+    r = lifecycle.pybuild("rm", "-f", *[f"c{i}" for i in range(12)], check=True)
+    assert len(r.stdout.split()) == 12
+    wait_for(lambda: not any(process_alive(p) for p in pids + shims), what="processes gone")
+    with open("/proc/self/mounts") as f:
+        assert str(lifecycle.pybuild.root) not in f.read()
+    for c in ids:
+        assert _cgroup_dirs(c) == []
+    assert lifecycle.pybuild("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_lost_state_dir_then_rm_and_start(lifecycle):
+    import shutil
+
+    a = lifecycle.run("keep", ["sh", "-c", "echo run; sleep 1000"])
+    b = lifecycle.create("later", ["true"])
+    # a reboot-like loss: the processes and /run are gone, the records under the root stay
+    shim, pid = lifecycle.store.shim_pid(a), lifecycle.state(a).pid
+    os.kill(shim, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not process_alive(pid), what="container gone")
+    with open("/proc/self/mounts") as f:
+        mounted = [line.split()[1] for line in f
+                   if str(lifecycle.pybuild.root) in line or str(lifecycle.pybuild.state) in line]
+    for m in mounted:                       # a reboot unmounts everything
+        subprocess.run(["umount", "-l", m], check=False)
+    shutil.rmtree(lifecycle.pybuild.state)
+    out = lifecycle.pybuild("ps", "-a", "--format", "json", check=True).stdout.splitlines()
+    states = {json.loads(x)["Names"]: json.loads(x)["State"] for x in out}
+    assert states == {"keep": "exited", "later": "created"}
+    lifecycle.pybuild("start", "keep", check=True)
+    wait_for(lambda: lifecycle.pybuild("logs", "keep").stdout.count("run") == 2, what="second run")
+    lifecycle.pybuild("rm", "-f", "keep", "later", check=True)
+    assert lifecycle.pybuild("ps", "-a", "-q").stdout.strip() == ""
