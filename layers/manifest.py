@@ -27,6 +27,7 @@ __all__ = ["Manifest", "parse_document", "document_type"]
 
 #: Content types that say nothing about the document; the body's own ``mediaType`` decides.
 _GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream", "binary/octet-stream", "text/plain"})
+_DOCKER_LAYER_TYPES = frozenset({MediaType.DOCKER_LAYER_GZIP, MediaType.DOCKER_LAYER_FOREIGN})
 _SCHEMA1_TYPES = frozenset(
     {
         "application/vnd.docker.distribution.manifest.v1+json",
@@ -148,8 +149,16 @@ class Manifest:
     ) -> "Manifest":
         """A new manifest in canonical JSON. Docker schema2 has no annotations, subject or artifactType."""
         layers = tuple(layers)
-        if docker and (annotations or subject or artifact_type):
-            raise InvalidInput("a Docker schema2 manifest cannot carry annotations, a subject or an artifactType")
+        if docker:
+            if annotations or subject or artifact_type:
+                raise InvalidInput("a Docker schema2 manifest cannot carry annotations, a subject or an artifactType")
+            if config.media_type != MediaType.DOCKER_CONFIG:
+                raise InvalidInput(f"a Docker schema2 manifest needs a {MediaType.DOCKER_CONFIG} config, "
+                                   f"not {config.media_type}")
+            for i, layer in enumerate(layers):
+                if layer.media_type not in _DOCKER_LAYER_TYPES:
+                    raise InvalidInput(f"layer {i} of a Docker schema2 manifest has media type {layer.media_type}; "
+                                       "want a gzip Docker layer type (or build an OCI manifest)")
         media_type = MediaType.DOCKER_MANIFEST if docker else MediaType.OCI_MANIFEST
         body: dict[str, Any] = {
             "schemaVersion": 2,

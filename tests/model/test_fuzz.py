@@ -39,7 +39,7 @@ def rand_descriptor(rng: random.Random, media_type: str | None = None) -> Descri
 def rand_manifest(rng: random.Random) -> Manifest:
     docker = rng.random() < 0.3
     config = rand_descriptor(rng, MediaType.DOCKER_CONFIG if docker else MediaType.OCI_CONFIG)
-    layers = [rand_descriptor(rng) for _ in range(rng.randint(1, 5))]
+    layers = [rand_descriptor(rng, MediaType.DOCKER_LAYER_GZIP if docker else None) for _ in range(rng.randint(1, 5))]
     extra = {} if docker else {"annotations": {rand_text(rng) or "a": rand_text(rng)} if rng.random() < 0.5 else None,
                                "subject": rand_descriptor(rng, MediaType.OCI_MANIFEST) if rng.random() < 0.3 else None}
     return Manifest.build(config, layers, docker=docker, **extra)

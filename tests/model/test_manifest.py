@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from layers import Descriptor, Digest, Index, InvalidDocument, Manifest, MediaType, NotFound, Platform, parse_document
+from layers import Descriptor, Digest, Index, InvalidDocument, InvalidInput, Manifest, MediaType, NotFound, Platform, parse_document
 from layers.jsonutil import MAX_DOCUMENT_SIZE
 
 from . import schemas
@@ -56,8 +56,12 @@ def test_build_docker_schema2():
     assert body["mediaType"] == MediaType.DOCKER_MANIFEST and body["schemaVersion"] == 2
     assert m.is_docker and Manifest.parse(m.raw, MediaType.DOCKER_MANIFEST) == m
     schemas.validate(m.raw, schemas.MANIFEST)
-    with pytest.raises(Exception, match="Docker schema2"):
+    with pytest.raises(InvalidInput, match="Docker schema2"):
         Manifest.build(cfg, [layer], docker=True, annotations={"a": "b"})
+    with pytest.raises(InvalidInput, match="config"):
+        Manifest.build(CFG, [layer], docker=True)
+    with pytest.raises(InvalidInput, match="layer 0 .*tar\\+gzip"):
+        Manifest.build(cfg, [LAYER], docker=True)
 
 
 def test_build_index_and_docker_list():
