@@ -19,7 +19,7 @@ from typing import Iterator
 from .config import NetworkConfig, atomic_write
 from layers.errors import AlreadyExists
 
-from .errors import AddressExhausted, InvalidNetworkSpec
+from .errors import AddressExhausted, InvalidNetworkSpec, NetworkNotFound
 
 __all__ = ["Endpoint", "Allocations", "locked"]
 
@@ -102,10 +102,14 @@ class Allocations:
 def locked(root: str, cfg: NetworkConfig) -> Iterator[Allocations]:
     """Hold the network's lock and yield its :class:`Allocations` (call ``save`` to persist)."""
     d = os.path.join(root, "networks", cfg.name)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        raise NetworkNotFound(f"network {cfg.name!r}: not found") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(d, "network.json")):   # removed while we waited for the lock
+            raise NetworkNotFound(f"network {cfg.name!r}: not found")
         path = os.path.join(d, "endpoints.json")
         try:
             with open(path, "rb") as f:

@@ -352,3 +352,49 @@ def test_default_network_two_stores_get_separate_bridges(kernel, tmp_path):
             f.write(forward)
     for att in atts:
         assert lookup(att.bridge) is None
+
+
+def _attach_many(root, state, tmp, name, prefix, n, q):
+    try:
+        ips = []
+        for i in range(n):
+            att = network.setup(root=root, state_dir=state, container_id=f"{prefix}{i:062x}",
+                                etc_dir=f"{tmp}/etc-{prefix}{i}", mode=name, name=f"{prefix}{i}")
+            ips.append(att.ip)
+        q.put(("ok", ips))
+    except BaseException as exc:  # reported to the parent, which fails the test
+        q.put(("error", repr(exc)))
+
+
+def test_parallel_processes_attach_and_detach_cleanly(netenv, tmp_path):
+    import multiprocessing
+
+    before = _links()
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_attach_many, args=(netenv.root, netenv.state, str(tmp_path), netenv.name,
+                                                     f"p{k}", 5, q)) for k in range(4)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert all(kind == "ok" for kind, _ in results), results
+    ips = [ip for _, batch in results for ip in batch]
+    assert len(ips) == 20 and len(set(ips)) == 20
+    ids = [f"p{k}{i:062x}" for k in range(4) for i in range(5)]
+    netenv.ids.extend(ids)
+    eps = network.inspect_network(netenv.root, netenv.name)["endpoints"]
+    assert sorted(eps) == sorted(ids)
+    hosts = open(tmp_path / "etc-p00" / "hosts").read()
+    assert all(f"\tp{k}{i}\n" in hosts or f" p{k}{i}\n" in hosts for k in range(4) for i in range(5))
+    # tear down in parallel too
+    tprocs = [ctx.Process(target=lambda cid=cid: network.teardown(root=netenv.root, state_dir=netenv.state,
+                                                                   container_id=cid)) for cid in ids]
+    for p in tprocs:
+        p.start()
+    for p in tprocs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert _links() == before
+    assert _nsfs_mounts(netenv.state) == []
