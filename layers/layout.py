@@ -39,7 +39,16 @@ import zstandard
 from .descriptor import Descriptor, Platform
 from .config import ImageConfig
 from .digest import Digest, VerifyingReader
-from .errors import IntegrityError, InvalidDigest, InvalidDocument, InvalidInput, InvalidReference, LayerError, NotFound
+from .errors import (
+    IntegrityError,
+    InvalidDigest,
+    InvalidDocument,
+    InvalidInput,
+    InvalidReference,
+    LayerError,
+    NotFound,
+    StoreError,
+)
 from .index import Index
 from .jsonutil import MAX_DOCUMENT_SIZE, canonical, load_object
 from .manifest import Manifest, parse_document
@@ -193,6 +202,13 @@ def write_archive(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSou
     """
     if not images:
         raise InvalidInput("nothing to save: no images given")
+    try:
+        _write_tar(out, images, source)
+    except OSError as exc:
+        raise StoreError(f"write image archive: {exc.strerror or exc}") from None
+
+
+def _write_tar(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSource) -> None:
     blobs, index, docker = _plan(images)
     manifests = {image.manifest.digest: image.manifest for image in images}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
@@ -230,11 +246,13 @@ def _atomic_write(path: Path, data: bytes | None = None, stream: BinaryIO | None
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise StoreError(f"write {path}: {exc.strerror or exc}") from None
         raise
 
 
@@ -255,7 +273,11 @@ def write_layout_dir(path: str | os.PathLike[str], images: Sequence[ArchiveImage
     replaced atomically, last; earlier entries whose ``ref.name`` is not reused are kept.
     """
     root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "blobs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"create OCI layout {root}: {exc.strerror or exc}") from None
     previous: list[Descriptor] = []
     if (root / "index.json").exists():
         _check_layout_version((root / "oci-layout").read_bytes() if (root / "oci-layout").exists() else None)
@@ -264,7 +286,7 @@ def write_layout_dir(path: str | os.PathLike[str], images: Sequence[ArchiveImage
     manifests = {image.manifest.digest: image.manifest for image in images}
     for desc in blobs:
         target = root / _blob_name(desc.digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(exist_ok=True)
         if _file_matches(target, desc):
             continue
         reader = _blob_reader(source, desc, manifests)
@@ -576,7 +598,10 @@ def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | Non
     every one of them resolves. An OCI layout is preferred when the tar is both. Nested indexes
     are narrowed to ``platform`` (default: this machine's).
     """
-    got = _ingest_tar(stream, store)
+    try:
+        got = _ingest_tar(stream, store)
+    except OSError as exc:
+        raise InvalidInput(f"read image archive: {exc.strerror or exc}") from None
     want = platform or Platform.host()
     if "index.json" in got.meta:
         _check_layout_version(got.meta.get("oci-layout"))

@@ -340,3 +340,11 @@ def test_manifest_and_config_disagree_on_layer_count(image):
     store.put_bytes(two.raw)
     with pytest.raises(InvalidDocument, match="2 entries but config .* has 1 diff_ids"):
         read_archive(io.BytesIO(_layout_with_index(store, Index.build([two.descriptor()]).raw)), MemoryBlobs())
+
+
+def test_disk_full_while_saving_is_a_clean_error(image):
+    from layers import StoreError
+
+    store, img = image
+    with open("/dev/full", "wb") as out, pytest.raises(StoreError, match="write image archive: No space left"):
+        write_archive(out, [ArchiveImage(img.manifest, (REF,))], store)
