@@ -50,3 +50,20 @@ def test_mapping_round_trips_through_dict():
     m = PortMapping(80, "udp", "127.0.0.1", 8080)
     assert PortMapping.from_dict(m.to_dict()) == m
     assert str(m) == "80/udp -> 127.0.0.1:8080"
+
+
+def test_allocate_host_ports_fills_only_zero_ports_with_bindable_ones():
+    import socket
+
+    from runner.network import allocate_host_ports, check_host_ports
+
+    ports = ({"container_port": 80, "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 0},
+             {"container_port": 53, "protocol": "udp", "host_ip": "127.0.0.1", "host_port": 0},
+             {"container_port": 81, "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 1})
+    got = allocate_host_ports(ports)
+    assert [p["container_port"] for p in got] == [80, 53, 81] and got[2]["host_port"] == 1
+    assert all(p["host_port"] > 1024 for p in got[:2])
+    check_host_ports(got[:2])          # free: no error
+    with socket.create_server(("127.0.0.1", got[0]["host_port"])):
+        with pytest.raises(Exception, match=f"127.0.0.1:{got[0]['host_port']}/tcp is already in use"):
+            check_host_ports(got[:2])
