@@ -445,10 +445,11 @@ def _check_layout_version(raw: bytes | None) -> None:
 def _read_blob(store: BlobSource, desc: Descriptor, limit: int = MAX_DOCUMENT_SIZE) -> bytes:
     if desc.size > limit:
         raise InvalidDocument(_KIND, str(desc.digest), f"document of {desc.size} bytes is larger than {limit}")
+    parts = []
     with store.open(desc.digest, desc.size) as reader:
-        data = reader.read(desc.size)
-        reader.verify_rest()
-    return data
+        while chunk := reader.read(_COPY_CHUNK):  # to EOF, where the reader checks digest and size
+            parts.append(chunk)
+    return b"".join(parts)
 
 
 def _require_blob(store: BlobStore, desc: Descriptor, what: str) -> None:
