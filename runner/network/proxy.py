@@ -32,9 +32,6 @@ __all__ = ["PortProxy"]
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
 SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-_GONE = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ECONNREFUSED, errno.ETIMEDOUT,
-         errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNABORTED)
-
 
 def _family(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -249,9 +246,13 @@ class PortProxy:
                     return
                 raise
             client.setblocking(False)
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            up = socket.socket(_family(self.target_ip),
-                               socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+            try:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                up = socket.socket(_family(self.target_ip),
+                                   socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+            except OSError:     # out of fds or the client is gone: refuse this one, keep serving
+                client.close()
+                continue
             up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             err = up.connect_ex((self.target_ip, m.container_port))
             if err not in (0, errno.EINPROGRESS):
@@ -274,9 +275,9 @@ class PortProxy:
                 flow.start_pumps()
             flow.up.step()
             flow.down.step()
-        except OSError as exc:
-            if exc.errno not in _GONE:
-                raise
+        except OSError:
+            # a reset/refused peer, or no fds for the pipes: this flow ends, the others (and the
+            # shim whose loop runs us) carry on
             self._tcp_drop(flow)
             return
         if flow.finished:
@@ -311,9 +312,16 @@ class PortProxy:
             key = (listener.fileno(), client)
             flow = self._udp.get(key)
             if flow is None:
-                up = socket.socket(_family(self.target_ip),
-                                   socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-                up.connect((self.target_ip, m.container_port))
+                try:
+                    up = socket.socket(_family(self.target_ip),
+                                       socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+                except OSError:  # out of fds: drop the datagram, as a full queue would
+                    continue
+                try:
+                    up.connect((self.target_ip, m.container_port))
+                except OSError:
+                    up.close()
+                    continue
                 flow = _UdpFlow(listener, client, up)
                 self._udp[key] = flow
                 self._udp_up[up] = flow
@@ -321,9 +329,8 @@ class PortProxy:
             flow.last = time.monotonic()
             try:
                 flow.upstream.send(data)
-            except OSError as exc:  # ICMP unreachable from an earlier datagram: drop, as the kernel would
-                if exc.errno not in _GONE:
-                    raise
+            except OSError:  # ICMP unreachable from an earlier datagram, or a full buffer: drop it
+                pass
         self._sweep_udp()
 
     def _udp_back(self, up: socket.socket, mask: int) -> None:
@@ -333,16 +340,12 @@ class PortProxy:
         for _ in range(256):
             try:
                 data = up.recv(65535)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # nothing more queued, or ICMP unreachable reported on the upstream socket
                 return
-            except OSError as exc:
-                if exc.errno in _GONE:
-                    return
-                raise
             flow.last = time.monotonic()
             try:
                 flow.listener.sendto(data, flow.client)
-            except BlockingIOError:
+            except OSError:  # the client's buffer is full or it went away: UDP may drop
                 return
 
     def _sweep_udp(self) -> None:

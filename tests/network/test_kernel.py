@@ -398,3 +398,52 @@ def test_parallel_processes_attach_and_detach_cleanly(netenv, tmp_path):
         assert p.exitcode == 0
     assert _links() == before
     assert _nsfs_mounts(netenv.state) == []
+
+
+def test_proxy_in_a_foreign_selector_survives_refused_and_reset_peers(netenv, tmp_path):
+    """As the shim runs it: registered into the caller's selector, every key.data a callable."""
+    import selectors
+
+    att = netenv.attach("a1" * 32)
+    sel = selectors.DefaultSelector()
+    proxy = network.PortProxy.bind(network.parse_publish("127.0.0.1::80") + network.parse_publish("127.0.0.1::81"),
+                                   att.ip)
+    proxy.register(sel)
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            for key, mask in sel.select(timeout=0.05):
+                key.data(key.fileobj, mask)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    p80, p81 = (m.host_port for m in proxy.mappings)
+    try:
+        # nothing listens in the container yet: the client sees the connection closed, nothing crashes
+        with socket.create_connection(("127.0.0.1", p80), timeout=5) as c:
+            assert c.recv(10) == b""
+        www = tmp_path / "www"
+        www.mkdir()
+        (www / "index.html").write_text("still here\n")
+        httpd = _httpd(att, www)
+        try:
+            # a client that resets mid-transfer
+            s = socket.create_connection(("127.0.0.1", p80), timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.sendall(b"GET / HTTP/1.0\r\n")
+            s.close()
+            for _ in range(3):
+                assert _get("127.0.0.1", p80) == (200, b"still here\n")
+            with socket.create_connection(("127.0.0.1", p81), timeout=5) as c:   # refused port 81
+                assert c.recv(10) == b""
+        finally:
+            _stop(httpd)
+    finally:
+        stop.set()
+        t.join(5)
+        proxy.close()
+        sel.close()
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p80))
