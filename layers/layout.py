@@ -604,7 +604,7 @@ def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | Non
     except OSError as exc:
         raise InvalidInput(f"read image archive: {exc.strerror or exc}") from None
     want = platform or Platform.host()
-    if "index.json" in got.meta:
+    if "index.json" in got.meta and ("oci-layout" in got.meta or "manifest.json" not in got.meta):
         _check_layout_version(got.meta.get("oci-layout"))
         images = _from_oci_index(got.meta["index.json"], store, want)
     elif "manifest.json" in got.meta:

@@ -348,3 +348,12 @@ def test_disk_full_while_saving_is_a_clean_error(image):
     store, img = image
     with open("/dev/full", "wb") as out, pytest.raises(StoreError, match="write image archive: No space left"):
         write_archive(out, [ArchiveImage(img.manifest, (REF,))], store)
+
+
+def test_index_json_without_oci_layout(image):
+    """Without oci-layout a tar is not an OCI layout; its manifest.json, if any, is used instead."""
+    files = _oci_archive(image)
+    [loaded] = read_archive(io.BytesIO(_retar(files, drop={"oci-layout"})), MemoryBlobs())
+    assert loaded.names == (str(REF),)  # from manifest.json's RepoTags
+    with pytest.raises(InvalidDocument, match="oci-layout"):
+        read_archive(io.BytesIO(_retar(files, drop={"oci-layout", "manifest.json"})), MemoryBlobs())
