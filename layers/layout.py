@@ -78,8 +78,9 @@ _KIND = "image archive"
 _BLOB_PATH = re.compile(r"blobs/([a-z0-9]+)/([a-f0-9]+)")
 _META = frozenset({"oci-layout", "index.json", "manifest.json", "repositories"})
 _COPY_CHUNK = 1 << 20
-#: Upper bound on an uncompressed docker-archive layer while its diff_id is checked (a bomb stops here).
-MAX_LAYER_SIZE = 1 << 40
+#: Default upper bound on an uncompressed docker-archive layer while its diff_id is checked: a zstd
+#: frame of a few bytes can claim terabytes, and hashing stops here instead.
+MAX_LAYER_SIZE = 64 << 30
 
 
 class BlobSource(Protocol):
@@ -518,8 +519,8 @@ def _sniff(store: BlobSource, digest: Digest, size: int) -> str | None:
     return None
 
 
-def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compression: str) -> Digest:
-    """The digest of a compressed blob's content, decompressed as a stream; stops at MAX_LAYER_SIZE."""
+def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compression: str, limit: int) -> Digest:
+    """The digest of a compressed blob's content, decompressed as a stream; stops past ``limit`` bytes."""
     hasher = digest.hasher()
     total = 0
     reader = store.open(digest, size)
@@ -531,8 +532,8 @@ def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compressi
         with plain:
             while block := plain.read(_COPY_CHUNK):
                 total += len(block)
-                if total > MAX_LAYER_SIZE:
-                    raise LayerError(f"layer {digest}: decompresses to more than {MAX_LAYER_SIZE} bytes")
+                if total > limit:
+                    raise LayerError(f"layer {digest}: decompresses to more than {limit} bytes")
                 hasher.update(block)
         if isinstance(reader, VerifyingReader):
             reader.verify_rest()
@@ -543,7 +544,7 @@ def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compressi
     return Digest(digest.algorithm, hasher.hexdigest())
 
 
-def _from_docker_manifest(got: _Ingested, store: BlobStore) -> list[LoadedImage]:
+def _from_docker_manifest(got: _Ingested, store: BlobStore, max_layer_size: int) -> list[LoadedImage]:
     raw = got.meta["manifest.json"]
     try:
         entries = json.loads(raw)
@@ -574,7 +575,8 @@ def _from_docker_manifest(got: _Ingested, store: BlobStore) -> list[LoadedImage]
         for j, (path, diff_id) in enumerate(zip(layers, config.diff_ids)):
             digest, size = got.blob(path, f"manifest.json{where}.Layers[{j}]")
             compression = _sniff(store, digest, size)
-            content = digest if compression is None else _uncompressed_digest(store, digest, size, compression)
+            content = digest if compression is None else _uncompressed_digest(
+                store, digest, size, compression, max_layer_size)
             if content != diff_id:
                 raise IntegrityError(
                     f"docker archive layer {path}: content hashes to {content}, config {cfg_digest} says {diff_id}"
@@ -592,12 +594,14 @@ def _from_docker_manifest(got: _Ingested, store: BlobStore) -> list[LoadedImage]
     return out
 
 
-def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | None = None) -> list[LoadedImage]:
+def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | None = None,
+                 max_layer_size: int = MAX_LAYER_SIZE) -> list[LoadedImage]:
     """Load an OCI-layout tar or a docker-archive tar from ``stream`` (read once, front to back).
 
     Blobs land in ``store`` as they stream by (verified); the images are returned only when
     every one of them resolves. An OCI layout is preferred when the tar is both. Nested indexes
-    are narrowed to ``platform`` (default: this machine's).
+    are narrowed to ``platform`` (default: this machine's). A compressed docker-archive layer is
+    inflated to check its diff_id, up to ``max_layer_size`` bytes.
     """
     try:
         got = _ingest_tar(stream, store)
@@ -608,7 +612,7 @@ def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | Non
         _check_layout_version(got.meta.get("oci-layout"))
         images = _from_oci_index(got.meta["index.json"], store, want)
     elif "manifest.json" in got.meta:
-        images = _from_docker_manifest(got, store)
+        images = _from_docker_manifest(got, store, max_layer_size)
     else:
         raise InvalidDocument(_KIND, "", "has neither an OCI index.json nor a docker manifest.json")
     if not images:

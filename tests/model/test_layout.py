@@ -357,3 +357,19 @@ def test_index_json_without_oci_layout(image):
     assert loaded.names == (str(REF),)  # from manifest.json's RepoTags
     with pytest.raises(InvalidDocument, match="oci-layout"):
         read_archive(io.BytesIO(_retar(files, drop={"oci-layout", "manifest.json"})), MemoryBlobs())
+
+
+def test_zstd_bomb_layer_in_docker_archive_stops_at_the_cap(image):
+    """A few KiB of zstd that inflate to 256 MiB: hashing stops at the cap, no image is returned."""
+    import zstandard
+
+    store, img = image
+    bomb = zstandard.ZstdCompressor(level=3).compress(bytes(256 << 20))
+    assert len(bomb) < 64 << 10
+    data = _tar([
+        ("layer.tar.zst", bomb),
+        ("config.json", img.config.raw),
+        ("manifest.json", json.dumps([{"Config": "config.json", "Layers": ["layer.tar.zst"]}]).encode()),
+    ])
+    with pytest.raises(LayerError, match="decompresses to more than 16777216 bytes"):
+        read_archive(io.BytesIO(data), MemoryBlobs(), max_layer_size=16 << 20)
