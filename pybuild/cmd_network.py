@@ -19,7 +19,7 @@ def network_group() -> None:
 @network_group.command("create")
 @click.option("--subnet", default=None, help="IPv4 subnet in CIDR form (default: first free /24 in 10.150.0.0/16).")
 @click.option("--gateway", default=None, help="Gateway address (default: first address of the subnet).")
-@click.option("--bridge", "bridge", default=None, help="Bridge interface name (default: pbr-<hash of name>).")
+@click.option("--bridge", "bridge", default=None, help="Bridge interface name (default: pbr-<hash of store and name>).")
 @click.option("--internal", is_flag=True, help="No outbound NAT for this network.")
 @click.argument("name")
 @pass_settings

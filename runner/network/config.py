@@ -296,7 +296,7 @@ def create(root: str, name: str, *, subnet: str | None = None, gateway: str | No
             id=secrets.token_hex(32),
             subnet=str(net),
             gateway=str(gw),
-            bridge=bridge or ("pbr-" + hashlib.sha256(name.encode()).hexdigest()[:10]),
+            bridge=bridge or ("pbr-" + hashlib.sha256(f"{root}\0{name}".encode()).hexdigest()[:10]),
             internal=internal,
             created=_now(),
         )

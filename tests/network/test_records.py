@@ -183,3 +183,11 @@ def test_cli_network_commands(pybuild):
     assert rm.returncode != 0 and rm.stdout.split() == ["web"]
     assert "default network cannot be removed" in rm.stderr and "network 'nosuch': not found" in rm.stderr
     assert pybuild("network", "ls", "-q", check=True).stdout.split() == ["pybuild"]
+
+
+def test_same_network_name_in_two_stores_gets_two_bridges(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = config.create(str(tmp_path / "a"), "web", overlaps=_no_overlap)
+    b = config.create(str(tmp_path / "b"), "web", overlaps=_no_overlap)
+    assert a.bridge != b.bridge
