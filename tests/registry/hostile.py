@@ -88,3 +88,47 @@ def endless(req: BaseHTTPRequestHandler, status: int = 200, headers: dict | None
         req.wfile.write(chunk)
         sent += len(chunk)
     req.close_connection = True
+
+
+def serve_blob(data: bytes, *, stall_after: int | None = None, stalled: threading.Event | None = None,
+               release: threading.Event | None = None, ranges: list | None = None):
+    """A handler serving ``data`` with ``Range`` support; optionally stalls after ``stall_after`` bytes."""
+
+    def handler(req: BaseHTTPRequestHandler) -> None:
+        start = 0
+        rng = req.headers.get("Range", "")
+        if ranges is not None:
+            ranges.append(rng)
+        if rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[6:-1])
+        body = data[start:]
+        req.send_response(206 if start else 200)
+        req.send_header("Content-Length", str(len(body)))
+        if start:
+            req.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        req.end_headers()
+        if req.command == "HEAD":
+            return
+        if stall_after is None:
+            req.wfile.write(body)
+            return
+        req.wfile.write(body[:stall_after])
+        req.wfile.flush()
+        if stalled is not None:
+            stalled.set()
+        if release is not None:
+            release.wait(60)
+        req.close_connection = True
+
+    return handler
+
+
+def serve_image(server: "HostileRegistry", repo: str, tag: str, manifest, blobs: dict, **overrides) -> None:
+    """Route manifest (by tag and digest) and every blob of ``blobs`` (digest -> bytes)."""
+    headers = {"Content-Type": manifest.media_type, "Docker-Content-Digest": str(manifest.digest)}
+    for ident in (tag, str(manifest.digest)):
+        server.routes[("GET", f"/v2/{repo}/manifests/{ident}")] = lambda r: send(r, 200, manifest.raw, headers)
+        server.routes[("HEAD", f"/v2/{repo}/manifests/{ident}")] = lambda r: send(r, 200, manifest.raw, headers)
+    for digest, data in blobs.items():
+        handler = overrides.get(str(digest)) or serve_blob(data)
+        server.routes[("GET", f"/v2/{repo}/blobs/{digest}")] = handler

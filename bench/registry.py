@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Push and pull a ~500 MB image through a local registry: pybuild next to ``skopeo copy``, same run.
+
+Usage: ``.venv/bin/python bench/registry.py [--mb 500] [--layers 5]``
+
+Makes an OCI layout of random (incompressible) gzip layers, seeds registry A with it by
+``skopeo copy``, then times:
+
+- pull: ``pybuild pull A/bench:1`` into an empty root  vs  ``skopeo copy docker://A/bench:1 oci:DIR``
+- push: ``pybuild push`` of that image to registry B  vs  ``skopeo copy oci:DIR docker://C/bench:1``
+
+Registries are Debian's ``docker-registry`` on 127.0.0.1 (fresh storage each, so nothing is
+skipped or mounted). Prints seconds and MB/s for both tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.registry.servers import start_registry  # noqa: E402
+
+
+def make_layout(path: Path, total_mb: int, nlayers: int) -> int:
+    """An OCI layout with ``nlayers`` gzip layers of random data, ``total_mb`` MB in all."""
+    import hashlib
+
+    from isal import igzip
+
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+
+    layers, diff_ids, total = [], [], 0
+    per = total_mb * 1_000_000 // nlayers
+    for _ in range(nlayers):
+        raw = os.urandom(per)
+        diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+        blob = igzip.compress(raw, 0)
+        desc = put(blob)
+        total += desc["size"]
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **desc})
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **put(config)},
+                           "layers": layers}).encode()
+    mdesc = put(manifest)
+    (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **mdesc,
+         "annotations": {"org.opencontainers.image.ref.name": "1"}}]}))
+    return total
+
+
+def timed(argv: list[str], env: dict | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])}... failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=500)
+    parser.add_argument("--layers", type=int, default=5)
+    args = parser.parse_args()
+    skopeo = shutil.which("skopeo")
+    pybuild = str(Path(sys.executable).with_name("pybuild"))
+    with tempfile.TemporaryDirectory(prefix="bench-registry-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        size = make_layout(work / "layout", args.mb, args.layers)
+        regs = [start_registry("open", work / name) for name in ("a", "b", "c")]
+        try:
+            a, b, c = (r.host for r in regs)
+            tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+            if skopeo is None:
+                raise SystemExit("skopeo is not installed: nothing to compare with")
+            timed([skopeo, "copy", "-q", *tls, f"oci:{work / 'layout'}:1", f"docker://{a}/bench:1"])
+            root = work / "root"
+            base = [pybuild, "--root", str(root), "--state-dir", str(work / "state")]
+            rows = []
+            t_pull = timed([*base, "pull", "-q", f"{a}/bench:1"])
+            t_spull = timed([skopeo, "copy", "-q", *tls, f"docker://{a}/bench:1", f"oci:{work / 'pulled'}:1"])
+            rows.append(("pull", t_pull, t_spull))
+            t_push = timed([*base, "push", "-q", f"{a}/bench:1", f"{b}/bench:1"])
+            t_spush = timed([skopeo, "copy", "-q", *tls, f"oci:{work / 'pulled'}:1", f"docker://{c}/bench:1"])
+            rows.append(("push", t_push, t_spush))
+        finally:
+            for r in regs:
+                r.stop()
+    mb = size / 1e6
+    print(f"image: {args.layers} layers, {mb:.0f} MB compressed; local docker-registry on 127.0.0.1")
+    print(f"{'':6}{'pybuild s':>11}{'MB/s':>8}{'skopeo s':>11}{'MB/s':>8}")
+    for name, ours, theirs in rows:
+        print(f"{name:6}{ours:11.2f}{mb / ours:8.0f}{theirs:11.2f}{mb / theirs:8.0f}")
+
+
+if __name__ == "__main__":
+    main()

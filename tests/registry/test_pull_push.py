@@ -1,0 +1,247 @@
+"""pull/push through the real ``pybuild`` command, the real store and real registries.
+
+Round trips for every registry kind, multi-platform indexes, cross-repository mounts, format
+conversion, interop with skopeo, and the store-level hostile cases 13 and 19.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from layers.descriptor import Platform
+from layers.digest import Digest
+from layers.mediatype import MediaType
+from layers.reference import Reference
+from registry_client.client import Registry
+from registry_client.credentials import Credentials
+
+from .hostile import HostileRegistry, serve_blob, serve_image
+from .images import make_image, make_index
+
+SKOPEO = shutil.which("skopeo")
+
+
+def _env(tmp_path, server=None):
+    """Per-test credentials: a fresh pybuild auth file holding the server's user (if any)."""
+    from registry_client.credentials import CredentialStore
+
+    cfg = tmp_path / "pbconfig"
+    env = {"PYBUILD_CONFIG": str(cfg), "DOCKER_CONFIG": str(tmp_path / "docker"), "HOME": str(tmp_path)}
+    if server is not None and server.user:
+        CredentialStore(cfg / "auth.json", tmp_path / "none").save(server.host, Credentials(server.user, server.password))
+    return env
+
+
+def _store(pybuild):
+    from layers.store import Store
+
+    return Store(str(pybuild.root))
+
+
+def _local_manifest_digest(pybuild, name: str) -> Digest:
+    record = _store(pybuild).images.resolve(name)
+    for attr in ("manifest_digest", "digest"):
+        value = getattr(record, attr, None)
+        if isinstance(value, Digest):
+            return value
+    raise AssertionError(f"cannot read the manifest digest of {record!r}")
+
+
+def _import_busybox(pybuild, busybox_tar, name: str) -> None:
+    out = pybuild("import", str(busybox_tar), name)
+    assert out.returncode == 0, out.stderr
+
+
+def _push_library(server, repo: str, tag: str, manifest, blobs, children=()) -> None:
+    creds = Credentials(server.user, server.password) if server.user else None
+    import io
+
+    with Registry(server.host, credentials=creds) as reg:
+        r = reg.repository(repo)
+        for digest, data in blobs.items():
+            from layers.descriptor import Descriptor
+
+            desc = Descriptor(MediaType.OCI_LAYER_GZIP, digest, len(data))
+            if not r.blob_exists(desc):
+                r.upload_blob(desc, lambda data=data: io.BytesIO(data))
+        for child in children:
+            r.put_manifest(str(child.digest), child.raw, child.media_type)
+        r.put_manifest(tag, manifest.raw, manifest.media_type)
+
+
+@pytest.mark.parametrize("kind", ["open", "basic", "token"])
+def test_round_trip(registries, pybuild, busybox_tar, tmp_path, kind):
+    server = registries[kind]
+    env = _env(tmp_path, server)
+    local = "busybox:rt"
+    _import_busybox(pybuild, busybox_tar, local)
+    before = _local_manifest_digest(pybuild, local)
+    remote = f"{server.host}/rt/{kind}:1"
+    out = pybuild("push", local, remote, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(before)
+    assert "Pushed" in out.stderr
+    if server.password:
+        assert server.password not in out.stdout + out.stderr
+    assert pybuild("rmi", local, env=env).returncode == 0
+    out = pybuild("pull", remote, env=env)
+    assert out.returncode == 0, out.stderr
+    assert _local_manifest_digest(pybuild, remote) == before
+    # pulling again transfers nothing
+    again = pybuild("pull", remote, env=env)
+    assert again.returncode == 0 and "Image is up to date" in again.stderr
+    assert pybuild("fsck").returncode == 0
+
+
+def test_push_mounts_across_repositories_and_skips_existing(open_registry, pybuild, busybox_tar, tmp_path):
+    env = _env(tmp_path)
+    _import_busybox(pybuild, busybox_tar, "busybox:mnt")
+    host = open_registry.host
+    assert pybuild("push", "busybox:mnt", f"{host}/mnt/one:1", env=env).returncode == 0
+    out = pybuild("push", "busybox:mnt", f"{host}/mnt/two:1", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Mounted from mnt/one" in out.stderr and "Pushed" not in out.stderr
+    out = pybuild("push", "busybox:mnt", f"{host}/mnt/two:2", env=env)
+    assert "Layer already exists" in out.stderr and "Pushed" not in out.stderr
+
+
+def test_push_docker_format(open_registry, pybuild, busybox_tar, tmp_path):
+    env = _env(tmp_path)
+    _import_busybox(pybuild, busybox_tar, "busybox:fmt")
+    ref = f"{open_registry.host}/fmt/docker:1"
+    out = pybuild("push", "--format", "docker", "busybox:fmt", ref, env=env)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(pybuild("manifest", "inspect", ref, env=env).stdout)
+    assert body["mediaType"] == MediaType.DOCKER_MANIFEST
+    assert body["config"]["mediaType"] == MediaType.DOCKER_CONFIG
+    assert all(layer["mediaType"] == MediaType.DOCKER_LAYER_GZIP for layer in body["layers"])
+
+
+def test_multi_platform_index_pulls_the_right_platform(open_registry, pybuild, tmp_path):
+    env = _env(tmp_path)
+    plats = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8"), Platform("linux", "arm", "v7")]
+    index, manifests, blobs = make_index(plats)
+    blobs = {d: b for d, b in blobs.items() if d not in {m.digest for m in manifests.values()}}
+    _push_library(open_registry, "multi/app", "1", index, blobs, children=list(manifests.values()))
+    ref = f"{open_registry.host}/multi/app:1"
+    out = pybuild("pull", "--platform", "linux/arm64/v8", ref, env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"Digest: {index.digest}" in out.stderr
+    assert _local_manifest_digest(pybuild, ref) == manifests[plats[1]].digest
+    store = _store(pybuild)
+    arm7 = manifests[plats[2]]
+    assert not store.blobs.has(arm7.layers[0].digest)  # other platforms' layers were not fetched
+    out = pybuild("pull", "--platform", "linux/s390x", ref, env=env)
+    assert out.returncode != 0 and "linux/s390x" in out.stderr
+    out = pybuild("pull", "--all-platforms", ref, env=env)
+    assert out.returncode == 0, out.stderr
+    for manifest in manifests.values():
+        assert all(store.blobs.has(d.digest) for d in manifest.layers)
+
+
+def test_blob_with_other_bytes_leaves_nothing(pybuild, tmp_path):  # SECURITY case 13
+    manifest, blobs = make_image()
+    bad = manifest.layers[1]
+    server = HostileRegistry()
+    try:
+        evil = bytes(len(blobs[bad.digest]))  # right size, other bytes
+        serve_image(server, "evil/app", "1", manifest, blobs, **{str(bad.digest): serve_blob(evil)})
+        ref = f"{server.host}/evil/app:1"
+        out = pybuild("pull", ref, env=_env(tmp_path))
+        assert out.returncode != 0
+        assert str(bad.digest) in out.stderr or bad.digest.short in out.stderr
+        store = _store(pybuild)
+        assert not store.blobs.has(bad.digest)
+        assert not store.blobs.has(manifest.digest)
+        with pytest.raises(Exception):
+            store.images.resolve(ref)
+        assert pybuild("fsck").returncode == 0
+    finally:
+        server.stop()
+
+
+def test_pull_killed_half_way_resumes(pybuild, tmp_path):  # SECURITY case 19
+    from tests.conftest import pybuild_exe
+
+    manifest, blobs = make_image((300_000, 4_000_000))
+    big = max(manifest.layers, key=lambda d: d.size)
+    small = min(manifest.layers, key=lambda d: d.size)
+    stalled, release = threading.Event(), threading.Event()
+    server = HostileRegistry()
+    try:
+        half = big.size // 2
+        serve_image(server, "resume/app", "1", manifest, blobs,
+                    **{str(big.digest): serve_blob(blobs[big.digest], stall_after=half, stalled=stalled, release=release)})
+        ref = f"{server.host}/resume/app:1"
+        proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                                 "pull", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **_env(tmp_path)})
+        assert stalled.wait(60), "the pull never reached the big layer"
+        deadline = time.monotonic() + 20
+        store = _store(pybuild)
+        while not (store.blobs.has(small.digest) and store.blobs.has(manifest.config.digest)):
+            assert time.monotonic() < deadline, "small blobs never committed"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let the first half reach the ingest file
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        release.set()
+        ranges: list[str] = []
+        served_before = len(server.seen)
+        serve_image(server, "resume/app", "1", manifest, blobs,
+                    **{str(big.digest): serve_blob(blobs[big.digest], ranges=ranges)})
+        out = pybuild("pull", ref, env=_env(tmp_path))
+        assert out.returncode == 0, out.stderr
+        again = [s.path for s in server.seen[served_before:] if "/blobs/" in s.path]
+        assert all(str(small.digest) not in p and str(manifest.config.digest) not in p for p in again), again
+        assert len(ranges) == 1 and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-", ranges
+        assert int(ranges[0][6:-1]) > 0
+        assert _local_manifest_digest(pybuild, ref) == manifest.digest
+        assert pybuild("fsck").returncode == 0
+    finally:
+        release.set()
+        server.stop()
+
+
+@pytest.mark.skipif(SKOPEO is None, reason="skopeo is not installed")
+def test_interop_with_skopeo(open_registry, pybuild, busybox_tar, tmp_path):
+    env = _env(tmp_path)
+    host = open_registry.host
+    _import_busybox(pybuild, busybox_tar, "busybox:interop")
+    ours = f"{host}/interop/ours:1"
+    pushed = pybuild("push", "-q", "busybox:interop", ours, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    info = subprocess.run([SKOPEO, "inspect", "--tls-verify=false", f"docker://{ours}"], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(info.stdout)["Digest"] == pushed.stdout.strip()
+    layout = tmp_path / "layout"
+    subprocess.run([SKOPEO, "copy", "-q", "--src-tls-verify=false", f"docker://{ours}", f"oci:{layout}:1"],
+                   check=True, capture_output=True)
+    # and the other way: skopeo pushes from an OCI layout, pybuild pulls and lists it
+    theirs = f"{host}/interop/theirs:2"
+    subprocess.run([SKOPEO, "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{theirs}"],
+                   check=True, capture_output=True)
+    out = pybuild("pull", theirs, env=env)
+    assert out.returncode == 0, out.stderr
+    listed = pybuild("images")
+    assert "interop/theirs" in listed.stdout
+
+
+def test_inspect_remote_function(open_registry, tmp_path):
+    from pybuild.cmd_registry import inspect_remote
+    from pybuild.context import Settings
+
+    manifest, blobs = make_image((10_000,))
+    _push_library(open_registry, "remote/inspect", "1", manifest, blobs)
+    out = inspect_remote(Settings(root=str(tmp_path)), f"{open_registry.host}/remote/inspect:1")
+    assert out["Digest"] == str(manifest.digest)
+    assert out["Layers"] == [str(d.digest) for d in manifest.layers]
+    assert out["Os"] == "linux"
