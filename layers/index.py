@@ -39,7 +39,11 @@ class Index:
         """Parse index bytes; ``media_type`` is the content type they came with, if known."""
         raw = bytes(raw)
         body = load_object(raw, "index")
-        mt = document_type(body, media_type, "index")
+        return cls._from_body(raw, body, document_type(body, media_type, "index"))
+
+    @classmethod
+    def _from_body(cls, raw: bytes, body: dict[str, Any], mt: str) -> "Index":
+        """Build from already-loaded JSON (``body`` of ``raw``) whose media type is ``mt``."""
         if mt not in INDEX_TYPES:
             raise InvalidDocument("index", "mediaType", f"{mt} is an image manifest, not an index")
         for key in ("layers", "config"):

@@ -116,7 +116,11 @@ class Manifest:
         """Parse manifest bytes; ``media_type`` is the content type they came with, if known."""
         raw = bytes(raw)
         body = load_object(raw, "manifest")
-        mt = document_type(body, media_type, "manifest")
+        return cls._from_body(raw, body, document_type(body, media_type, "manifest"))
+
+    @classmethod
+    def _from_body(cls, raw: bytes, body: dict[str, Any], mt: str) -> "Manifest":
+        """Build from already-loaded JSON (``body`` of ``raw``) whose media type is ``mt``."""
         if mt not in MANIFEST_TYPES:
             raise InvalidDocument("manifest", "mediaType", f"{mt} is an index, not an image manifest")
         check_schema_version(body, "manifest")
@@ -210,8 +214,9 @@ def parse_document(raw: bytes, media_type: str | None = None) -> "Manifest | Ind
     """Parse a manifest or an index, whichever ``raw`` is (see :func:`document_type`)."""
     from .index import Index
 
-    body = load_object(bytes(raw), "manifest")
+    raw = bytes(raw)
+    body = load_object(raw, "manifest")
     mt = document_type(body, media_type, "manifest")
     if mt in INDEX_TYPES:
-        return Index.parse(raw, mt)
-    return Manifest.parse(raw, mt)
+        return Index._from_body(raw, body, mt)
+    return Manifest._from_body(raw, body, mt)
