@@ -112,14 +112,27 @@ class Platform:
         return out
 
     def matches(self, want: "Platform") -> bool:
-        """True when this platform satisfies ``want`` (an empty variant in ``want`` matches any)."""
-        if self.os != want.os or _normalize_arch(self.architecture) != want.architecture:
+        """True when this platform satisfies ``want`` (an empty variant in ``want`` matches any).
+
+        Variants compare as containerd normalises them: ``arm64`` and ``arm64/v8`` are the same
+        platform, as are ``arm`` and ``arm/v7``.
+        """
+        arch = _normalize_arch(self.architecture)
+        if self.os != want.os or arch != _normalize_arch(want.architecture):
             return False
-        return not want.variant or self.variant == want.variant
+        return not want.variant or _normalize_variant(arch, self.variant) == _normalize_variant(arch, want.variant)
 
     def __str__(self) -> str:
         base = f"{self.os}/{self.architecture}"
         return f"{base}/{self.variant}" if self.variant else base
+
+
+def _normalize_variant(arch: str, variant: str) -> str:
+    if arch == "arm64" and variant in ("", "v8"):
+        return "v8"
+    if arch == "arm" and variant in ("", "v7"):
+        return "v7"
+    return variant
 
 
 def _normalize_arch(arch: str) -> str:

@@ -277,3 +277,14 @@ def test_docker_manifest_list_requires_platforms():
     with pytest.raises(InvalidDocument) as err:
         Index.parse(dumps(body))
     assert err.value.field == "manifests[0].platform"
+
+
+def test_select_normalises_variants_as_containerd():
+    arm64 = _entry("arm64", Platform("linux", "arm64"))
+    arm = _entry("arm", Platform("linux", "arm"))
+    idx = Index.build([arm64, arm])
+    assert idx.select(Platform.parse("linux/arm64/v8")) == arm64
+    assert idx.select(Platform.parse("linux/aarch64")) == arm64
+    assert idx.select(Platform.parse("linux/arm/v7")) == arm
+    with pytest.raises(NotFound):
+        idx.select(Platform.parse("linux/arm/v6"))
