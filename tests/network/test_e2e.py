@@ -191,3 +191,33 @@ def test_kill_9_of_the_cli_keeps_container_and_frees_port_after_rm(net):
     net.pybuild("stop", "-t", "2", "web", check=True)
     net.pybuild("rm", "web", check=True)
     assert _port_free(port)
+
+
+def test_run_d_publish_get_stop_port_free(kernel, pybuild, busybox_tar):
+    """The issue's own check: ``pybuild run -d -p PORT:80 IMG httpd -f -p 80``, GET, ``stop``, port free."""
+    imp = pybuild("import", str(busybox_tar), "bbnet:1")
+    if imp.returncode != 0 and "not available in this build" in imp.stderr:
+        pytest.skip("pybuild import is not available in this build yet (layers.store)")
+    assert imp.returncode == 0, imp.stderr
+    name = f"e2erun{os.getpid()}"
+    pybuild("network", "create", "--internal", "--subnet", free_subnet(), name, check=True)
+    before = _links()
+    port = free_port()
+    try:
+        run = pybuild("run", "-d", "--network", name, "-p", f"127.0.0.1:{port}:80", "bbnet:1",
+                      "httpd", "-f", "-p", "80", "-h", "/", check=True)
+        cid = run.stdout.strip().splitlines()[-1]
+        status, body = _wait_get(port, "/etc/hostname")
+        assert status == 200 and body.strip() == cid[:12].encode()
+        assert f"127.0.0.1:{port}" in pybuild("port", cid, check=True).stdout
+        pybuild("stop", "-t", "2", cid, check=True)
+        end = time.monotonic() + 10
+        while not _port_free(port) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert _port_free(port)
+        pybuild("rm", cid, check=True)
+        assert _links() == before
+    finally:
+        for line in pybuild("ps", "-a", "-q").stdout.split():
+            pybuild("rm", "-f", line)
+        pybuild("network", "rm", name)
