@@ -458,6 +458,8 @@ class Repository:
         with source() as stream:
             if desc.size <= chunk_size:
                 data = _read_exact(stream, desc.size, what)
+                if stream.read(1):  # also makes a verifying reader check the digest at EOF
+                    raise IntegrityError(f"{what}: local blob is longer than its {desc.size}-byte descriptor")
                 url = httpx.URL(location).copy_merge_params({"digest": str(desc.digest)})
                 self.registry.send("PUT", str(url), what=what, ok=(201, 204), content=data,
                                    headers={"Content-Type": _OCTET}).close()
