@@ -228,6 +228,10 @@ class History:
     comment: str = ""
     empty_layer: bool = False
 
+    def __post_init__(self) -> None:
+        if self.created and not _RFC3339.fullmatch(self.created):
+            raise InvalidInput(f"history created {self.created[:40]!r} is not an RFC 3339 date-time")
+
     @classmethod
     def from_dict(cls, obj: Any, where: str) -> "History":
         if not isinstance(obj, dict):

@@ -139,6 +139,8 @@ def test_edit_errors():
         c.with_layer(D1, History(empty_layer=True))
     with pytest.raises(InvalidInput, match="RFC 3339"):
         c.with_fields(created="yesterday")
+    with pytest.raises(InvalidInput, match="history created"):
+        c.with_layer(D1, History(created="1 May 2024"))
 
 
 def test_format_time():
