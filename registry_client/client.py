@@ -81,6 +81,10 @@ def read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > cap:
         response.close()
         raise ResponseTooLarge(f"{what}: response of {declared} bytes is larger than the {cap}-byte limit")
+    if response.is_stream_consumed:  # already in memory (a response built from bytes, as in tests)
+        if len(response.content) > cap:
+            raise ResponseTooLarge(f"{what}: response is larger than the {cap}-byte limit")
+        return response.content
     out = bytearray()
     for chunk in response.iter_raw(64 << 10):
         out += chunk
