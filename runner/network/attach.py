@@ -194,6 +194,30 @@ def _ensure_bridge(root: str, alloc: ipam.Allocations) -> tuple[config.NetworkCo
     return cfg, detail, notes
 
 
+@dataclass(frozen=True)
+class _Request:
+    """Everything :func:`setup` was asked for, normalised, handed to the per-mode helpers."""
+
+    root: str
+    state_dir: str
+    container_id: str
+    etc_dir: str
+    hostname: str
+    name: str | None
+    ip: str | None
+    aliases: tuple[str, ...]
+    extra: tuple[tuple[str, str], ...]
+    dns: tuple[str, ...]
+    dns_search: tuple[str, ...]
+
+    @property
+    def own_names(self) -> list[str]:
+        return _own_names(self.hostname, self.name, self.container_id, self.aliases)
+
+    def resolv(self, keep_loopback: bool = False) -> str:
+        return files.resolv_text(dns=self.dns, search=self.dns_search, keep_loopback=keep_loopback)
+
+
 def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: str | NetworkMode = "bridge",
           name: str | None = None, hostname: str | None = None, ip: str | None = None,
           aliases: tuple[str, ...] = (), extra_hosts: tuple[str, ...] = (), dns: tuple[str, ...] = (),
@@ -204,42 +228,42 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
     ``name`` is the container name peers resolve on a user network. Undo with :func:`teardown`.
     """
     m = mode if isinstance(mode, NetworkMode) else parse_mode(mode)
-    hostname = hostname or container_id[:12]
-    extra = _parse_extra_hosts(extra_hosts)
+    req = _Request(root, state_dir, container_id, etc_dir, hostname or container_id[:12], name, ip,
+                   tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search))
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
-    if extra:
-        config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in extra).encode())
-    own = _own_names(hostname, name, container_id, aliases)
+    if req.extra:
+        config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode())
     if m.kind == "host":
-        paths = files.write_all(etc_dir, hostname=hostname,
-                                hosts=files.hosts_text(None, (), extra),
-                                resolv=files.resolv_text(dns=dns, search=dns_search, keep_loopback=True))
-        return Attachment("host", container_id, None, hostname, paths)
+        paths = files.write_all(etc_dir, hostname=req.hostname, hosts=files.hosts_text(None, (), req.extra),
+                                resolv=req.resolv(keep_loopback=True))
+        return Attachment("host", container_id, None, req.hostname, paths)
     if m.kind == "container":
-        return _join_container(root, state_dir, container_id, m.target, etc_dir, hostname, extra, dns, dns_search)
-    path = netns.netns_path(state_dir, container_id)
+        return _join_container(req, m.target)
     if m.kind == "none":
-        netns.create(path)
-        try:
-            veth.setup_loopback(path)
-            paths = files.write_all(etc_dir, hostname=hostname,
-                                    hosts=files.hosts_text(None, (), extra),
-                                    resolv=files.resolv_text(dns=dns, search=dns_search))
-        except BaseException:
-            netns.remove(path)
-            raise
-        return Attachment("none", container_id, path, hostname, paths)
-    return _setup_bridge(root, path, container_id, m.target, etc_dir, hostname, name, ip, tuple(aliases),
-                         own, extra, dns, dns_search)
+        return _setup_none(req)
+    return _setup_bridge(req, m.target)
 
 
-def _setup_bridge(root, path, container_id, network, etc_dir, hostname, name, ip, aliases, own, extra,
-                  dns, dns_search) -> Attachment:
-    cfg = config.load(root, network)
-    host_if, peer_if = _ifnames(container_id)
-    with ipam.locked(root, cfg) as alloc:
-        cfg, nat_detail, notes = _ensure_bridge(root, alloc)
-        addr = alloc.reserve(ip) if ip else alloc.allocate()
+def _setup_none(req: _Request) -> Attachment:
+    path = netns.netns_path(req.state_dir, req.container_id)
+    netns.create(path)
+    try:
+        veth.setup_loopback(path)
+        paths = files.write_all(req.etc_dir, hostname=req.hostname, hosts=files.hosts_text(None, (), req.extra),
+                                resolv=req.resolv())
+    except BaseException:
+        netns.remove(path)
+        raise
+    return Attachment("none", req.container_id, path, req.hostname, paths)
+
+
+def _setup_bridge(req: _Request, network: str) -> Attachment:
+    path = netns.netns_path(req.state_dir, req.container_id)
+    cfg = config.load(req.root, network)
+    host_if, peer_if = _ifnames(req.container_id)
+    with ipam.locked(req.root, cfg) as alloc:
+        cfg, nat_detail, notes = _ensure_bridge(req.root, alloc)
+        addr = alloc.reserve(req.ip) if req.ip else alloc.allocate()
         mac = _mac(addr)
         created_ns = False
         try:
@@ -247,22 +271,22 @@ def _setup_bridge(root, path, container_id, network, etc_dir, hostname, name, ip
             created_ns = True
             veth.attach(veth.VethPlan(host_if, peer_if, cfg.bridge, path, str(addr), cfg.network.prefixlen,
                                       cfg.gateway, mac))
-            peers = _peer_entries(alloc, container_id) if not cfg.default else []
-            paths = files.write_all(etc_dir, hostname=hostname,
-                                    hosts=files.hosts_text((str(addr), own), peers, extra),
-                                    resolv=files.resolv_text(dns=dns, search=dns_search))
-            alloc.add(ipam.Endpoint(container_id, name or container_id[:12], str(addr), mac, host_if, hostname,
-                                    etc_dir, aliases))
+            peers = _peer_entries(alloc, req.container_id) if not cfg.default else []
+            paths = files.write_all(req.etc_dir, hostname=req.hostname,
+                                    hosts=files.hosts_text((str(addr), req.own_names), peers, req.extra),
+                                    resolv=req.resolv())
+            alloc.add(ipam.Endpoint(req.container_id, req.name or req.container_id[:12], str(addr), mac, host_if,
+                                    req.hostname, req.etc_dir, req.aliases))
             alloc.save()
         except BaseException:
             veth.detach(host_if)
             if created_ns:
                 netns.remove(path)
             if not alloc.endpoints:
-                _drop_bridge(root, alloc.cfg)
+                _drop_bridge(req.root, alloc.cfg)
             raise
         _refresh_peers(alloc)
-    return Attachment("bridge", container_id, path, hostname, paths, network=cfg.name, ip=str(addr),
+    return Attachment("bridge", req.container_id, path, req.hostname, paths, network=cfg.name, ip=str(addr),
                       prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
                       host_veth=host_if, nat=nat_detail, notes=tuple(notes))
 
@@ -276,23 +300,23 @@ def _find_endpoint(root: str, ref: str) -> tuple[config.NetworkConfig, ipam.Endp
     return None
 
 
-def _join_container(root, state_dir, container_id, target, etc_dir, hostname, extra, dns, dns_search):
-    found = _find_endpoint(root, target)
+def _join_container(req: _Request, target: str) -> Attachment:
+    """``container:<x>``: share x's namespace; ``x`` is an endpoint name, id or id prefix, or a full id."""
+    found = _find_endpoint(req.root, target)
     target_id = found[1].container_id if found else target
-    path = netns.netns_path(state_dir, target_id)
+    path = netns.netns_path(req.state_dir, target_id)
     if not netns.is_netns(path):
         raise NetworkNotFound(f"--network container:{target}: no running container network namespace found")
-    if found:
-        cfg, ep = found
-        own_ip, hostname = ep.ip, ep.hostname
-        paths = files.write_all(etc_dir, hostname=hostname,
-                                hosts=files.hosts_text((own_ip, [hostname, ep.name]), (), extra),
-                                resolv=files.resolv_text(dns=dns, search=dns_search))
-        return Attachment("container", container_id, path, hostname, paths, network=cfg.name, ip=ep.ip,
-                          prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=ep.mac, bridge=cfg.bridge)
-    paths = files.write_all(etc_dir, hostname=hostname, hosts=files.hosts_text(None, (), extra),
-                            resolv=files.resolv_text(dns=dns, search=dns_search))
-    return Attachment("container", container_id, path, hostname, paths)
+    if found is None:
+        paths = files.write_all(req.etc_dir, hostname=req.hostname, hosts=files.hosts_text(None, (), req.extra),
+                                resolv=req.resolv())
+        return Attachment("container", req.container_id, path, req.hostname, paths)
+    cfg, ep = found
+    paths = files.write_all(req.etc_dir, hostname=ep.hostname,
+                            hosts=files.hosts_text((ep.ip, [ep.hostname, ep.name]), (), req.extra),
+                            resolv=req.resolv())
+    return Attachment("container", req.container_id, path, ep.hostname, paths, network=cfg.name, ip=ep.ip,
+                      prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=ep.mac, bridge=cfg.bridge)
 
 
 def _existing_networks(root: str) -> list[config.NetworkConfig]:
