@@ -168,8 +168,14 @@ def login_cmd(settings: Settings, registry: str, username: str | None, password:
         raise click.UsageError("password is empty")
     creds = Credentials(username, password)
     ref = Reference(host, "library/login-check", "latest")
+    from registry_client.errors import AuthenticationRequired
+
     with _open_registry(settings, ref, credentials=creds) as reg:
-        reg.login_check()
+        try:
+            reg.login_check()
+        except AuthenticationRequired as exc:
+            raise AuthenticationRequired(f"login to {host} as {username!r} failed: the registry refused the "
+                                         f"credentials (HTTP {exc.status or 401})", status=exc.status) from None
     path = CredentialStore().save(host, creds)
     click.echo(f"Login Succeeded (credentials saved in {path})")
 

@@ -258,8 +258,8 @@ class Registry:
         response = self.send("GET", self.url("/v2/"), what=f"registry {self.host}", ok=(200,))
         response.close()
 
-    def login_check(self, repository_hint: str | None = None) -> None:
-        """Verify credentials: ``GET /v2/``; with a Bearer challenge, fetch a token (as ``docker login`` does)."""
+    def login_check(self) -> None:
+        """Verify credentials as ``docker login`` does: ``GET /v2/``, answering its Basic or Bearer challenge."""
         self.ping()
 
     # -- redirects ---------------------------------------------------------------------------------

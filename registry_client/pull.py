@@ -9,7 +9,7 @@ store's ingest offset; a connection lost mid-blob is retried from where it stopp
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from layers.descriptor import Descriptor, Platform
@@ -52,10 +52,11 @@ class PullResult:
 
 @dataclass
 class _Counters:
+    """Mutable tallies of one pull (threads add to them; int += under the GIL is enough for a report)."""
+
     fetched: int = 0
     skipped: int = 0
     bytes: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def resolve(repo: Repository, ref: Reference) -> tuple[Document, Manifest | Index]:
@@ -156,8 +157,7 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
         image = top.digest if (isinstance(top, Index) and options.all_platforms) else manifests[0].digest
         _record_sources(store, repo, manifests)
         if tag:
-            target = ref if ref.tag is not None else ref
-            store.images.tag(target, image)
+            store.images.tag(ref, image)
     return PullResult(ref, doc.digest, image, tuple(m.digest for m in manifests), counters.fetched,
                       counters.skipped, counters.bytes, tag)
 
