@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from dataclasses import asdict, dataclass, field
 
 from . import bridge as bridge_mod
@@ -138,6 +139,22 @@ def _read_extra(etc_dir: str) -> list[tuple[str, str]]:
         return []
 
 
+_HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})$")
+
+
+def _check_names(hostname, name, aliases, dns, dns_search) -> None:
+    """Everything that ends up in hosts/resolv.conf lines: a name with a space or newline could add lines."""
+    for what, value in [("hostname", hostname), ("name", name)] + [("alias", a) for a in aliases] \
+            + [("dns search domain", d) for d in dns_search]:
+        if value is not None and not _HOSTNAME.match(value):
+            raise InvalidNetworkSpec(f"{what} {value!r}: must be letters, digits, '.', '_' or '-'")
+    for server in dns:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise InvalidNetworkSpec(f"dns server {server!r}: not an IP address") from None
+
+
 def _parse_extra_hosts(extra_hosts) -> list[tuple[str, str]]:
     out = []
     for item in extra_hosts:
@@ -146,7 +163,7 @@ def _parse_extra_hosts(extra_hosts) -> list[tuple[str, str]]:
             ipaddress.ip_address(ip)
         except ValueError:
             sep = ""
-        if not sep or not name:
+        if not sep or not _HOSTNAME.match(name):
             raise InvalidNetworkSpec(f"--add-host {item!r}: expected NAME:IP")
         out.append((name, ip))
     return out
@@ -228,13 +245,14 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
     ``name`` is the container name peers resolve on a user network. Undo with :func:`teardown`.
     """
     m = mode if isinstance(mode, NetworkMode) else parse_mode(mode)
+    _check_names(hostname, name, aliases, dns, dns_search)
     req = _Request(root, state_dir, container_id, etc_dir, hostname or container_id[:12], name, ip,
                    tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search))
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
     if req.extra:
         config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode())
     if m.kind == "host":
-        paths = files.write_all(etc_dir, hostname=req.hostname, hosts=files.hosts_text(None, (), req.extra),
+        paths = files.write_all(etc_dir, hostname=req.hostname, hosts=files.host_hosts_text(req.extra),
                                 resolv=req.resolv(keep_loopback=True))
         return Attachment("host", container_id, None, req.hostname, paths)
     if m.kind == "container":

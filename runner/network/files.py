@@ -13,7 +13,7 @@ from typing import Iterable
 
 from .config import atomic_write
 
-__all__ = ["hosts_text", "resolv_text", "write_all", "rewrite_hosts", "HOST_RESOLV"]
+__all__ = ["hosts_text", "host_hosts_text", "resolv_text", "write_all", "rewrite_hosts", "HOST_RESOLV"]
 
 HOST_RESOLV = "/etc/resolv.conf"
 FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
@@ -39,6 +39,18 @@ def hosts_text(own: tuple[str, Iterable[str]] | None, peers: Iterable[tuple[str,
     for name, ip in extra:
         lines.append(f"{ip}\t{name}\n")
     return "".join(lines)
+
+
+def host_hosts_text(extra: Iterable[tuple[str, str]] = (), host_hosts: str = "/etc/hosts") -> str:
+    """Hosts file for ``--network host``: the host's own, then ``--add-host`` pairs."""
+    try:
+        with open(host_hosts, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = _BASE_HOSTS
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "".join(f"{ip}\t{name}\n" for name, ip in extra)
 
 
 def resolv_text(host_resolv: str = HOST_RESOLV, dns: Iterable[str] = (), search: Iterable[str] = (),

@@ -191,3 +191,20 @@ def test_same_network_name_in_two_stores_gets_two_bridges(tmp_path):
     a = config.create(str(tmp_path / "a"), "web", overlaps=_no_overlap)
     b = config.create(str(tmp_path / "b"), "web", overlaps=_no_overlap)
     assert a.bridge != b.bridge
+
+
+def test_names_that_could_inject_hosts_lines_are_refused(tmp_path):
+    from runner.network import setup
+
+    base = dict(root=str(tmp_path / "r"), state_dir=str(tmp_path / "s"), container_id="c" * 64,
+                etc_dir=str(tmp_path / "etc"), mode="host")
+    for kw, needle in [({"hostname": "a\n1.2.3.4 bank"}, "hostname"), ({"name": "x y"}, "name"),
+                       ({"aliases": ("ok", "bad\tname")}, "alias"), ({"dns": ("8.8.8.8\nsearch evil",)}, "dns"),
+                       ({"dns_search": ("a b",)}, "search"), ({"extra_hosts": ("a\nb:1.2.3.4",)}, "--add-host"),
+                       ({"extra_hosts": ("name:notanip",)}, "--add-host")]:
+        with pytest.raises(InvalidNetworkSpec, match=needle):
+            setup(**base, **kw)
+    att = setup(**base, hostname="box", extra_hosts=("db:10.0.0.9",), dns=("10.0.0.53",))
+    assert att.netns_path is None
+    hosts = open(att.etc_files["hosts"]).read()
+    assert hosts.endswith("10.0.0.9\tdb\n") and open(att.etc_files["resolv.conf"]).read().startswith("nameserver 10.0.0.53\n")
