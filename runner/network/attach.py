@@ -318,10 +318,22 @@ def _find_endpoint(root: str, ref: str) -> tuple[config.NetworkConfig, ipam.Endp
     return None
 
 
+def _container_id(req: _Request, ref: str) -> str:
+    """The id of container ``ref`` (name, id or prefix) from the container records, else ``ref`` itself."""
+    from layers.errors import PybuildError
+
+    from ..state import ContainerStore
+
+    try:
+        return ContainerStore(req.root, req.state_dir).resolve(ref).id
+    except PybuildError:
+        return ref
+
+
 def _join_container(req: _Request, target: str) -> Attachment:
     """``container:<x>``: share x's namespace; ``x`` is an endpoint name, id or id prefix, or a full id."""
     found = _find_endpoint(req.root, target)
-    target_id = found[1].container_id if found else target
+    target_id = found[1].container_id if found else _container_id(req, target)
     path = netns.netns_path(req.state_dir, target_id)
     if not netns.is_netns(path):
         raise NetworkNotFound(f"--network container:{target}: no running container network namespace found")
