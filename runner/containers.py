@@ -75,6 +75,7 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
     from .shim import spawn
 
     cfg = store.resolve(ref)
+    _wait_shim_gone(store, cfg.id)
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.status in (st.RUNNING, st.PAUSED):
@@ -97,6 +98,16 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
             release_resources(store, cfg)
         raise
     return ContainerInfo(cfg, store.status(cfg.id))
+
+
+def _wait_shim_gone(store: ContainerStore, cid: str, timeout: float = 10.0) -> None:
+    """An exited container's shim may still be releasing its network and mounts: give it a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cur = store.status(cid)
+        if cur.live or cur.restarting or store.shim_pid(cid) is None:
+            return
+        time.sleep(0.02)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +136,7 @@ def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> Contain
     return cfg
 
 
-def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll: float = 0.05,
+def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll: float = 0.02,
          for_shim: bool = True) -> int:
     """Block until the container is not running (and its shim is done); return its exit code."""
     cfg = store.resolve(ref)
@@ -171,7 +182,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
         cur = store.status(cfg.id)
         if cur.pid > 0:
             _signal_pid(cur.pid, _signal.SIGKILL)
-    wait(store, cfg.id, timeout=max(30.0, t))
+    wait(store, cfg.id, timeout=max(30.0, t), for_shim=False)   # the shim tears down after this
     return cfg
 
 

@@ -168,8 +168,10 @@ def test_lost_state_dir_then_rm_and_start(lifecycle):
     with open("/proc/self/mounts") as f:
         mounted = [line.split()[1] for line in f
                    if str(lifecycle.pybuild.root) in line or str(lifecycle.pybuild.state) in line]
+    from runner.syscalls import MNT_DETACH, umount2
+
     for m in mounted:                       # a reboot unmounts everything
-        subprocess.run(["umount", "-l", m], check=False)
+        umount2(m, MNT_DETACH)
     shutil.rmtree(lifecycle.pybuild.state)
     out = lifecycle.pybuild("ps", "-a", "--format", "json", check=True).stdout.splitlines()
     states = {json.loads(x)["Names"]: json.loads(x)["State"] for x in out}

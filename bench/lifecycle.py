@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Detached container cycle: ``run -d`` + ``stop`` + ``rm`` with pybuild next to podman, same image.
+
+Usage: bench/lifecycle.py [-n 50]
+
+The busybox root filesystem (testdata/busybox/make_rootfs.py) is imported into both tools
+(``pybuild import`` / ``podman import``). Each cycle runs ``sleep 1000`` detached with no network,
+then ``stop -t 0`` (straight to SIGKILL for both tools, so the stop timeout is not what is measured),
+then ``rm``. Prints the median and p90 of each step and of the whole cycle, the RSS of pybuild's
+per-container shim, and checks that nothing is left (processes, mounts, cgroups). Uses temp roots
+only. If ``pybuild import`` is not available yet, the pybuild side records the container from the
+unpacked root directory through the library and measures ``start`` instead of ``run -d``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PYBUILD = str(Path(sys.executable).with_name("pybuild"))
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return dt, r.stdout.strip()
+
+
+def summary(name: str, xs: list[float]) -> str:
+    xs = sorted(xs)
+    return f"{name:<10} median {statistics.median(xs) * 1000:7.1f} ms   p90 {xs[int(len(xs) * 0.9) - 1] * 1000:7.1f} ms"
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
+    root, state = work / "root", work / "state"
+    base = [PYBUILD, "--root", str(root), "--state-dir", str(state)]
+    r = subprocess.run(base + ["import", str(tar), "bench/busybox:1"], capture_output=True, text=True)
+    use_run = r.returncode == 0
+    lab = None
+    if not use_run:
+        print(f"  (pybuild import unavailable: {r.stderr.strip()[:100]}; timing create-from-dir + start)")
+        sys.path.insert(0, str(ROOT))
+        lower = work / "lower"
+        lower.mkdir(parents=True)
+        with tarfile.open(tar) as t:
+            t.extractall(lower, filter="tar")
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("lifecycle_lab", ROOT / "tests/lifecycle/conftest.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        Lab = mod.Lab          # the tests' helper: a record straight from a root dir
+
+        class _P:
+            pass
+
+        p = _P()
+        p.root, p.state = root, state
+        lab = Lab(p, lower)
+    times = {"run -d": [], "stop": [], "rm": [], "cycle": []}
+    rss = []
+    for i in range(n):
+        if use_run:
+            t_run, cid = timed(base + ["run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"])
+        else:
+            lab.create(f"b{i}", ["sleep", "1000"])
+            t_run, _ = timed(base + ["start", f"b{i}"])
+            cid = f"b{i}"
+        if i % 10 == 0:
+            from runner.state import ContainerStore
+
+            cs = ContainerStore(str(root), str(state))
+            shim = cs.shim_pid(cs.resolve(cid).id)
+            if shim:
+                rss.append(rss_kib(shim))
+        t_stop, _ = timed(base + ["stop", "-t", "0", cid])
+        t_rm, _ = timed(base + ["rm", cid])
+        for k, v in (("run -d", t_run), ("stop", t_stop), ("rm", t_rm), ("cycle", t_run + t_stop + t_rm)):
+            times[k].append(v)
+    left = subprocess.run(base + ["ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
+    with open("/proc/self/mounts") as f:
+        mounts = [line for line in f if str(work) in line]
+    return {"times": times, "rss": rss, "left": left, "mounts": mounts}
+
+
+def bench_podman(n: int, tar: Path, work: Path) -> dict | None:
+    if not shutil.which("podman"):
+        return None
+    proot, prun = work / "podman-root", work / "podman-run"
+    base = ["podman", "--root", str(proot), "--runroot", str(prun), "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none"]
+    r = subprocess.run(base + ["import", str(tar), "bench-busybox"], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"  podman import failed: {r.stderr.strip()[:200]}")
+        return None
+    # podman's default rlimits (nofile 1048576, nproc 4194304) exceed what runc may set here
+    # (no CAP_SYS_RESOURCE, see ENVIRONMENT.md): give it limits it can apply
+    ulimits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+    times = {"run -d": [], "stop": [], "rm": [], "cycle": []}
+    for _ in range(n):
+        t_run, cid = timed(base + ["run", "-d", "--network", "none", *ulimits, "bench-busybox", "sleep", "1000"])
+        t_stop, _ = timed(base + ["stop", "-t", "0", cid])
+        t_rm, _ = timed(base + ["rm", cid])
+        for k, v in (("run -d", t_run), ("stop", t_stop), ("rm", t_rm), ("cycle", t_run + t_stop + t_rm)):
+            times[k].append(v)
+    subprocess.run(base + ["rmi", "-a", "-f"], capture_output=True)
+    subprocess.run(base + ["system", "reset", "-f"], capture_output=True)
+    return {"times": times}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=50)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pybuild-bench-") as d:
+        work = Path(d)
+        tar = work / "busybox.tar"
+        subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), str(tar),
+                        shutil.which("busybox") or "/bin/busybox"], check=True)
+        print(f"{args.n} cycles of run -d sleep 1000 / stop -t 0 / rm, busybox, --network none")
+        pb = bench_pybuild(args.n, tar, work / "pb")
+        print("pybuild:")
+        for k, v in pb["times"].items():
+            print("  " + summary(k, v))
+        if pb["rss"]:
+            print(f"  shim RSS   median {statistics.median(pb['rss']) / 1024:.1f} MiB (n={len(pb['rss'])})")
+        print(f"  left after the loop: {len(pb['left'])} containers, {len(pb['mounts'])} mounts")
+        try:
+            pm = bench_podman(args.n, tar, work / "pm")
+            if pm:
+                print("podman:")
+                for k, v in pm["times"].items():
+                    print("  " + summary(k, v))
+            else:
+                print("podman: not available")
+        finally:
+            from runner.syscalls import MNT_DETACH, umount2
+
+            with open("/proc/self/mounts") as f:
+                for line in reversed(f.readlines()):
+                    if d in line:
+                        umount2(line.split()[1], MNT_DETACH)
+
+
+if __name__ == "__main__":
+    main()
