@@ -447,3 +447,24 @@ def test_proxy_in_a_foreign_selector_survives_refused_and_reset_peers(netenv, tm
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", p80))
+
+
+def test_publish_on_ipv6_loopback_forwards_to_the_ipv4_container(netenv):
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback on this host")
+    att = netenv.attach("b1" * 32)
+    server = netns.run_in(att.netns_path, lambda: socket.create_server(("0.0.0.0", 8000)))
+    try:
+        with network.PortProxy.bind(network.parse_publish("[::1]::8000"), att.ip) as proxy:
+            proxy.start()
+            port = proxy.mappings[0].host_port
+            assert proxy.mappings[0].host_ip == "::1"
+            with socket.create_connection(("::1", port), timeout=5) as c:
+                s, peer = server.accept()
+                with s:
+                    c.sendall(b"v6")
+                    assert s.recv(2) == b"v6" and peer[0] == att.gateway
+    finally:
+        server.close()
