@@ -131,6 +131,11 @@ def test_published_port_serves_page_from_httpd(netenv, tmp_path):
             for t in ts:
                 t.join(30)
             assert results == [200] * 8
+            fds = len(os.listdir("/proc/self/fd"))
+            for _ in range(50):
+                assert _get("127.0.0.1", port)[0] == 200
+            time.sleep(0.2)
+            assert len(os.listdir("/proc/self/fd")) <= fds      # flows close their sockets and pipes
         with socket.socket() as s:   # released at close(): another server can bind it
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))
