@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Port publishing benchmark: 1 GiB through pybuild's PortProxy vs. straight to the container address.
+"""Port publishing benchmark: 1 GiB through pybuild's PortProxy vs. straight to the container address
+(and vs. ``socat``, the classic userspace forwarder, when it is installed: the peer docker-proxy is
+not packaged without the Docker engine).
 
 Sets up a throwaway internal network (10.213.X.0/24) and namespace with ``runner.network``, runs a
 sink/echo server inside it, runs the proxy in its own process (as the shim does), then measures in
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,18 +118,34 @@ def main() -> None:
         procs.append(ctx.Process(target=proxy, args=(att.ip, w), daemon=True))
         procs[-1].start()
         port = r.recv()
-        direct, proxied = (att.ip, 9000), ("127.0.0.1", port)
+        targets = {"direct": (att.ip, 9000), "proxy": ("127.0.0.1", port)}
+        socat = shutil.which("socat")
+        if socat:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                sport = s.getsockname()[1]
+            procs.append(subprocess.Popen([socat, f"TCP-LISTEN:{sport},bind=127.0.0.1,fork,reuseaddr",
+                                           f"TCP:{att.ip}:9000"]))
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", sport), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+            targets["socat"] = ("127.0.0.1", sport)
         nbytes = int(args.gib * (1 << 30))
-        latency(direct, 20), latency(proxied, 20)           # warm up
-        res = {"direct": [], "proxy": []}
+        for addr in targets.values():
+            latency(addr, 20)                                # warm up
+        res = {k: [] for k in targets}
         for _ in range(args.rounds):                         # interleave to share the machine's noise
-            res["direct"].append(bulk(direct, nbytes))
-            res["proxy"].append(bulk(proxied, nbytes))
-        lat = {"direct": latency(direct, args.conns), "proxy": latency(proxied, args.conns)}
+            for k, addr in targets.items():
+                res[k].append(bulk(addr, nbytes))
+        lat = {k: latency(addr, args.conns) for k, addr in targets.items()}
         print(f"{args.gib:g} GiB x {args.rounds} rounds, {args.conns} connections; "
-              f"direct = {att.ip}:9000 over the bridge, proxy = 127.0.0.1:{port} -> PortProxy (splice)")
+              f"direct = {att.ip}:9000 over the bridge, proxy = 127.0.0.1:{port} -> PortProxy (splice)"
+              + (", socat = socat TCP-LISTEN,fork" if socat else " (socat not installed)"))
         print(f"{'path':8} {'best GB/s':>10} {'median GB/s':>12} {'conn p50 ms':>12} {'conn p99 ms':>12}")
-        for k in ("direct", "proxy"):
+        for k in targets:
             tp = res[k]
             ls = sorted(lat[k])
             print(f"{k:8} {max(tp) / 1e9:10.2f} {statistics.median(tp) / 1e9:12.2f} "
@@ -135,7 +155,10 @@ def main() -> None:
     finally:
         for p in procs:
             p.kill()
-            p.join()
+            if isinstance(p, subprocess.Popen):
+                p.wait()
+            else:
+                p.join()
         network.teardown(root=root, state_dir=state, container_id=cid)
         network.remove_network(root, name)
 
