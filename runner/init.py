@@ -60,13 +60,18 @@ def run(exec_child, *, prctl=None, close_fds: bool = True) -> "None":
     if close_fds:
         os.closerange(3, _max_fd())
     sigset = set(FORWARDED) | {signal.SIGCHLD}
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigset)
+    signal.pthread_sigmask(signal.SIG_BLOCK, sigset)
+    # every disposition back to default: an inherited SIG_IGN (Python ignores SIGPIPE and SIGXFSZ,
+    # launchers often ignore SIGINT/SIGTERM) would survive execve and make the child deaf to it
+    for s in sigset:
+        try:
+            signal.signal(s, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
     child = os.fork()
     if child == 0:
         try:
-            for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ):
-                signal.signal(s, signal.SIG_DFL)   # Python ignores these; exec would keep SIG_IGN
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
             exec_child()
         finally:
             os._exit(127)
