@@ -1,6 +1,6 @@
 """Errors of the network room; all are :class:`layers.errors.PybuildError` subclasses.
 
-    NetworkError(PybuildError)        the kernel or the host refused a network operation
+    NetworkError(RuntimeFailure)      the kernel or the host refused a network operation
     ├── PortInUse                     a published host port is already bound by someone else
     └── AddressExhausted              a network has no free address left
     NetworkNotFound(NotFound)         no network of that name
@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
-from layers.errors import AlreadyExists, InvalidInput, NotFound, PybuildError
+from layers.errors import AlreadyExists, InvalidInput, NotFound
+
+from ..errors import RuntimeFailure
 
 __all__ = [
     "NetworkError",
@@ -24,7 +26,7 @@ __all__ = [
 ]
 
 
-class NetworkError(PybuildError):
+class NetworkError(RuntimeFailure):
     """A network operation failed (netlink, namespace, mount, proxy)."""
 
 
