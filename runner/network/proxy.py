@@ -33,6 +33,7 @@ PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
 SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 
+
 def _family(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
