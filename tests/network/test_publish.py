@@ -67,3 +67,22 @@ def test_allocate_host_ports_fills_only_zero_ports_with_bindable_ones():
     with socket.create_server(("127.0.0.1", got[0]["host_port"])):
         with pytest.raises(Exception, match=f"127.0.0.1:{got[0]['host_port']}/tcp is already in use"):
             check_host_ports(got[:2])
+
+
+def test_start_proxies_hook_binds_records_ports_and_refuses_no_address():
+    from types import SimpleNamespace
+
+    from runner.network import NetworkError, start_proxies
+
+    port = {"container_port": 80, "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 0}
+    cfg = SimpleNamespace(name="web", ports=(port,), network={"mode": "bridge", "ip": "127.0.0.1"})
+    proxies = start_proxies(cfg)
+    try:
+        assert len(proxies) == 1 and proxies[0].mappings[0].host_port > 0
+    finally:
+        for p in proxies:
+            p.close()
+    assert start_proxies(SimpleNamespace(name="h", ports=(port,), network={"mode": "host"})) == []
+    assert start_proxies(SimpleNamespace(name="x", ports=(), network={})) == []
+    with pytest.raises(NetworkError, match="container n: ports are published but it has no network address"):
+        start_proxies(SimpleNamespace(name="n", ports=(port,), network={"mode": "none"}))
