@@ -291,6 +291,7 @@ class Shim:
                             shim_pid=os.getpid(), restart_count=cur.restart_count)
         if first:
             self._ready(f"ok {proc.pid}")
+            self._warm_up()
         code = self._loop_until_exit(proc.wait_pid)
         self.log.flush()
         oom = proc.oom_killed()
@@ -304,6 +305,11 @@ class Shim:
                             finished_at=finished, oom_killed=oom)
         self._last_run = finished - started
         return code
+
+    def _warm_up(self) -> None:
+        """Import what the teardown needs while the container runs, so ``stop``/``rm`` do not wait for it."""
+        if (self.config.network or {}).get("mode", "bridge") != "host" and self.config.extra.get("launcher") != "host":
+            from . import network  # noqa: F401
 
     def _loop_until_exit(self, pid: int) -> int:
         self._reap()

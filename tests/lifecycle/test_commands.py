@@ -104,6 +104,14 @@ def test_exec_pause_unpause_kill(lifecycle):
     wait_for(lambda: lifecycle.pybuild("exec", "box", "cat", "/tmp/pid1").stdout.strip() == "1", what="exec")
     r = lifecycle.pybuild("exec", "-e", "X=42", "-w", "/etc", "box", "sh", "-c", "echo $X $(pwd) $(hostname); exit 3")
     assert r.returncode == 3 and r.stdout.split() == ["42", "/etc", cid[:12]]
+    r = lifecycle.pybuild("exec", "-i", "box", "sh", "-c", "tr a-z A-Z", input="piped\n")
+    assert r.returncode == 0 and r.stdout == "PIPED\n"
+    r = lifecycle.pybuild("exec", "-t", "box", "sh", "-c", "test -t 0 && echo tty")
+    assert r.returncode == 0 and r.stdout.strip() == "tty"
+    r = lifecycle.pybuild("exec", "-u", "65534:65534", "box", "id")
+    assert r.stdout.startswith("uid=65534") and "gid=65534" in r.stdout
+    r = lifecycle.pybuild("exec", "box", "/no/such/thing")
+    assert r.returncode == 127
     # same namespaces: the exec'd process sees the container's PID 1 as pid 1
     assert lifecycle.pybuild("exec", "box", "cat", "/proc/1/cmdline").stdout.startswith("sleep")  # sh exec()s its last command
     lifecycle.pybuild("pause", "box", check=True)
