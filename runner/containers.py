@@ -145,7 +145,7 @@ def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll:
         try:
             cur = store.status(cfg.id)
         except st.ContainerNotFound:
-            return 0 if not for_shim else _removed_code(cfg)
+            return 0             # removed meanwhile (--rm, or rm by someone else)
         shim_alive = store.shim_pid(cfg.id) is not None
         if cur.status in (st.EXITED, st.CREATED, st.DEAD) and not cur.restarting and \
                 (not for_shim or not shim_alive):
@@ -153,10 +153,6 @@ def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll:
         if deadline is not None and time.monotonic() >= deadline:
             raise PybuildError(f"container {cfg.name}: still {cur.status} after {timeout:.0f}s")
         time.sleep(poll)
-
-
-def _removed_code(cfg: ContainerConfig) -> int:
-    return 0
 
 
 def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerConfig:
@@ -300,8 +296,13 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
     with store.lock(cfg.id):
         if store.shim_pid(cfg.id) is not None:
             raise StateConflict(f"container {cfg.name}: its shim is still running", current=cur.status)
-        release_resources(store, cfg)
-        _cleanup_sandbox(store, cfg)
+        try:
+            release_resources(store, cfg)
+            _cleanup_sandbox(store, cfg)
+        except (PybuildError, OSError) as exc:
+            # Docker's "Dead": removal failed half-way; rm -f can be retried
+            store.write_state(cfg.id, replace(store.read_state(cfg.id), status=st.DEAD, error=str(exc)))
+            raise
     store.remove(cfg.id)
     return cfg
 

@@ -149,6 +149,7 @@ class _SandboxProcess:
         finally:
             os.close(devnull)
         self.pid = self._proc.pid              # the container's PID 1 (signals go here)
+        self.pty_master = self._proc.pty_master  # set with process.terminal (run -d -t)
         # our child (stage1 or a waiter): exits with PID 1's status
         self.wait_pid = getattr(self._proc, "waiter", None) or getattr(self._proc, "stage1")
 
@@ -252,6 +253,8 @@ class Shim:
                 data = os.read(fd, 65536)
             except BlockingIOError:
                 return
+            except OSError:          # EIO: the last holder of a pty's slave side is gone
+                data = b""
             if data:
                 self.log.write(stream, data)
             else:
@@ -278,11 +281,17 @@ class Shim:
             return None
         os.close(out_w)
         os.close(err_w)
-        for fd in (out_r, err_r):
+        self._open_pipes = set()
+        pty = getattr(proc, "pty_master", None)
+        streams = [(out_r, "stdout"), (err_r, "stderr")]
+        if pty is not None:          # -t: the terminal carries both streams; it is logged as stdout
+            for fd in (out_r, err_r):
+                os.close(fd)
+            streams = [(pty, "stdout")]
+        for fd, stream in streams:
             os.set_blocking(fd, False)
-        self._open_pipes = {out_r, err_r}
-        self.sel.register(out_r, selectors.EVENT_READ, self._pump("stdout"))
-        self.sel.register(err_r, selectors.EVENT_READ, self._pump("stderr"))
+            self._open_pipes.add(fd)
+            self.sel.register(fd, selectors.EVENT_READ, self._pump(stream))
         started = time.time()
         with self.store.lock(self.cid):
             cur = self.store.read_state(self.cid)

@@ -72,7 +72,8 @@ class Lab:
         from runner.spec import make_spec
 
         cid = st.new_id()
-        opts = RunOptions(command=tuple(args), network=network, init=kw.pop("init", False))
+        opts = RunOptions(command=tuple(args), network=network, init=kw.pop("init", False),
+                          tty=kw.get("tty", False))
         paths = C.rootfs_paths(self.store, cid)
         image_cfg = ImageConfig.parse(json.dumps({"architecture": "amd64", "os": "linux",
                                                   "rootfs": {"type": "layers", "diff_ids": []},

@@ -223,3 +223,10 @@ def test_start_killed_mid_way_leaves_a_usable_container(lifecycle):
     lifecycle.pybuild("stop", "-t", "1", "victim", check=True)
     lifecycle.pybuild("rm", "victim", check=True)
     assert lifecycle.pybuild("ps", "-a", "-q").stdout.strip() == ""
+
+
+def test_detached_tty_is_logged(lifecycle):
+    cid = lifecycle.run("term", ["sh", "-c", "test -t 1 && echo on-a-tty; sleep 0.2"], tty=True)
+    assert lifecycle.pybuild("wait", "term", check=True).stdout.strip() == "0"
+    assert lifecycle.pybuild("logs", "term", check=True).stdout.replace("\r", "") == "on-a-tty\n"
+    assert lifecycle.inspect("term")["Config"]["Tty"] is True
