@@ -52,6 +52,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def _still_ours(pid: int, cid: str) -> bool:
+    """Is ``pid`` still the shim (its argv names the id) or a process in the container's cgroup?"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if cid.encode() in f.read():
+                return True
+        with open(f"/proc/{pid}/cgroup") as f:
+            return cid in f.read()
+    except OSError:
+        return False
+
+
 def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
     root, state = work / "root", work / "state"
     base = [PYBUILD, "--root", str(root), "--state-dir", str(state)]
@@ -80,6 +92,7 @@ def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
         lab = Lab(p, lower)
     times = {"run -d": [], "stop": [], "rm": [], "cycle": []}
     rss = []
+    seen: list[tuple[str, int, int]] = []     # (id, container pid, shim pid)
     for i in range(n):
         if use_run:
             t_run, cid = timed(base + ["run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"])
@@ -87,13 +100,14 @@ def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
             lab.create(f"b{i}", ["sleep", "1000"])
             t_run, _ = timed(base + ["start", f"b{i}"])
             cid = f"b{i}"
-        if i % 10 == 0:
-            from runner.state import ContainerStore
+        from runner.state import ContainerStore
 
-            cs = ContainerStore(str(root), str(state))
-            shim = cs.shim_pid(cs.resolve(cid).id)
-            if shim:
-                rss.append(rss_kib(shim))
+        cs = ContainerStore(str(root), str(state))
+        full = cs.resolve(cid).id
+        shim = cs.shim_pid(full) or 0
+        seen.append((full, cs.status(full).pid, shim))
+        if i % 10 == 0 and shim:
+            rss.append(rss_kib(shim))
         t_stop, _ = timed(base + ["stop", "-t", "0", cid])
         t_rm, _ = timed(base + ["rm", cid])
         for k, v in (("run -d", t_run), ("stop", t_stop), ("rm", t_rm), ("cycle", t_run + t_stop + t_rm)):
@@ -101,7 +115,15 @@ def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
     left = subprocess.run(base + ["ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
     with open("/proc/self/mounts") as f:
         mounts = [line for line in f if str(work) in line]
-    return {"times": times, "rss": rss, "left": left, "mounts": mounts}
+    alive = [p for cid, pid, shim in seen for p in (pid, shim) if p and _still_ours(p, cid)]
+    ids = {cid for cid, _, _ in seen}
+    cgroups = []
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        for dirpath, dirnames, _ in os.walk(base):
+            cgroups += [d for d in dirnames if d in ids]
+            if dirpath.count("/") > 6:
+                dirnames[:] = []
+    return {"times": times, "rss": rss, "left": left, "mounts": mounts, "procs": alive, "cgroups": cgroups}
 
 
 def bench_podman(n: int, tar: Path, work: Path) -> dict | None:
@@ -145,7 +167,8 @@ def main() -> None:
             print("  " + summary(k, v))
         if pb["rss"]:
             print(f"  shim RSS   median {statistics.median(pb['rss']) / 1024:.1f} MiB (n={len(pb['rss'])})")
-        print(f"  left after the loop: {len(pb['left'])} containers, {len(pb['mounts'])} mounts")
+        print(f"  left after the loop: {len(pb['left'])} containers, {len(pb['mounts'])} mounts, "
+              f"{len(pb['procs'])} processes, {len(pb['cgroups'])} cgroups")
         try:
             pm = bench_podman(args.n, tar, work / "pm")
             if pm:
