@@ -642,8 +642,9 @@ def create_from_image(store: ContainerStore, images, image_ref: str, opts,
             spec.setdefault("mounts", []).append({
                 "destination": f"/etc/{fname}", "type": "bind", "source": os.path.join(paths["etc"], fname),
                 "options": ["rbind", "rprivate"]})
-    manifest_digest = str(getattr(record, "digest", None) or getattr(record, "manifest_digest", None)
-                          or getattr(image, "digest", ""))
+    manifest = getattr(image, "manifest", None)
+    manifest_digest = str(getattr(manifest, "digest", None) or getattr(record, "manifest_digest", None)
+                          or getattr(record, "digest", ""))
     cfg = ContainerConfig(
         id=cid, name=name, image=image_ref, image_id=manifest_digest, spec=spec, created=time.time(),
         restart_policy=opts.restart or "no", auto_remove=bool(opts.rm), init=bool(opts.init),
