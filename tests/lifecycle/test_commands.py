@@ -230,3 +230,27 @@ def test_detached_tty_is_logged(lifecycle):
     assert lifecycle.pybuild("wait", "term", check=True).stdout.strip() == "0"
     assert lifecycle.pybuild("logs", "term", check=True).stdout.replace("\r", "") == "on-a-tty\n"
     assert lifecycle.inspect("term")["Config"]["Tty"] is True
+
+
+def test_stop_paused_filters_attach_prune(lifecycle):
+    a = lifecycle.run("frozen", ["sleep", "1000"])
+    lifecycle.pybuild("pause", "frozen", check=True)
+    r = lifecycle.pybuild("pause", "frozen")
+    assert r.returncode != 0 and "already paused" in r.stderr
+    lifecycle.pybuild("stop", "-t", "1", "frozen", check=True)       # a frozen task is thawed to die
+    assert lifecycle.state(a).status == "exited"
+    b = lifecycle.run("chatty", ["sh", "-c", "sleep 0.5; echo from-attach; exit 5"])
+    r = lifecycle.pybuild("attach", "chatty")
+    assert r.returncode == 5 and r.stdout == "from-attach\n"
+    fresh = lifecycle.create("fresh", ["true"])
+    q = lambda *f: lifecycle.pybuild("ps", "-a", "-q", *f, check=True).stdout.split()  # noqa: E731
+    assert q("--filter", "name=chat") == [b[:12]]
+    assert q("--filter", "exited=5") == [b[:12]]
+    assert sorted(q("--filter", "status=exited")) == sorted([a[:12], b[:12]])
+    assert len(q("--filter", "status=created")) == 1
+    r = lifecycle.pybuild("ps", "--filter", "colour=red")
+    assert r.returncode != 0 and "invalid filter" in r.stderr
+    running = lifecycle.run("runner", ["sleep", "1000"])
+    pruned = lifecycle.pybuild("container", "prune", "-f", check=True).stdout.split()
+    assert sorted(pruned) == sorted([a, b, fresh])
+    assert lifecycle.pybuild("ps", "-a", "-q", check=True).stdout.split() == [running[:12]]
