@@ -195,7 +195,7 @@ class Shim:
             os.close(self.ready_fd)
             self.ready_fd = -1
 
-    # -- signals: SIGCHLD wakes the selector; the others a shim should not die of are ignored
+    # -- signals: SIGCHLD wakes the selector; those a shim must not die of get no-op handlers
     def _install_signals(self) -> None:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
