@@ -49,8 +49,11 @@ __all__ = ["Registry", "Repository", "Document", "MANIFEST_MAX", "ERROR_BODY_MAX
 
 MANIFEST_MAX = 4 << 20
 ERROR_BODY_MAX = 64 << 10
-#: blobs up to this size go up in one PUT; bigger ones in PATCH chunks of this size
-CHUNK_SIZE = 32 << 20
+#: blobs up to this size go up in one PUT with the bytes in memory
+MONOLITHIC_MAX = 8 << 20
+#: bigger blobs go up in streamed PATCH chunks of this size
+CHUNK_SIZE = 128 << 20
+_UPLOAD_ATTEMPTS = 3
 _READ = 1 << 20
 _MAX_REDIRECTS = 5
 _RETRY_AFTER_MAX = 10.0
@@ -217,21 +220,25 @@ class Registry:
         params: dict[str, str] | None = None,
         allow: tuple[int, ...] = (),
         authorized: bool = True,
+        attempts: int | None = None,
     ) -> httpx.Response:
         """Send with retries; return the streamed response when its status is in ``ok`` or ``allow``.
 
         The caller must read or close the response. Other statuses raise the mapped error.
+        ``attempts=1`` for a streamed body, which cannot be sent twice.
         """
         client = self._connect()
         if not authorized:
             assert self._plain is not None
             client = self._plain
-        attempts = max(1, self.config.retries)
+        attempts = max(1, self.config.retries if attempts is None else attempts)
         for attempt in range(attempts):
             last_try = attempt == attempts - 1
             try:
                 request = client.build_request(method, url, headers=headers, content=content, params=params)
                 response = client.send(request, stream=True)
+            except httpx.StreamError:  # a streamed body asked to be sent again (token expired mid-upload)
+                raise AuthenticationRequired(f"{what}: authorization expired while a streamed body was sent")
             except httpx.TransportError as exc:
                 if last_try:
                     raise RegistryUnavailable(f"{what}: {type(exc).__name__}: {str(exc)[:200] or 'connection failed'}") from None
@@ -454,13 +461,29 @@ class Repository:
 
     def upload_blob(self, desc: Descriptor, source: Callable[[], BinaryIO], *, chunk_size: int = CHUNK_SIZE,
                     on_bytes: Callable[[int], None] | None = None) -> None:
-        """Upload a blob: one PUT when it fits ``chunk_size``, else PATCH chunks then a closing PUT."""
+        """Upload a blob: one PUT up to :data:`MONOLITHIC_MAX`, else streamed PATCH chunks then a closing PUT.
+
+        ``source`` opens the local blob (a verifying reader: a local blob that does not match its
+        digest fails here, not on the registry). A streamed chunk cannot be replayed, so a chunk that
+        fails (connection lost, token expired while it was sent) restarts the blob in a new upload
+        session, at most :data:`_UPLOAD_ATTEMPTS` times.
+        """
         what = f"push blob {self.registry.host}/{self.name}@{desc.digest}"
+        for attempt in range(_UPLOAD_ATTEMPTS):
+            try:
+                self._upload_once(desc, source, chunk_size, on_bytes, what)
+                return
+            except (RegistryUnavailable, AuthenticationRequired):
+                if attempt == _UPLOAD_ATTEMPTS - 1:
+                    raise
+
+    def _upload_once(self, desc: Descriptor, source: Callable[[], BinaryIO], chunk_size: int,
+                     on_bytes: Callable[[int], None] | None, what: str) -> None:
         response = self.registry.send("POST", self._url("blobs/uploads/"), what=what, ok=(202,))
         response.close()
         location = self._location(response, what)
         with source() as stream:
-            if desc.size <= chunk_size:
+            if desc.size <= min(chunk_size, MONOLITHIC_MAX):
                 data = _read_exact(stream, desc.size, what)
                 if stream.read(1):  # also makes a verifying reader check the digest at EOF
                     raise IntegrityError(f"{what}: local blob is longer than its {desc.size}-byte descriptor")
@@ -472,15 +495,14 @@ class Repository:
                 return
             sent = 0
             while sent < desc.size:
-                data = _read_exact(stream, min(chunk_size, desc.size - sent), what)
+                n = min(chunk_size, desc.size - sent)
                 response = self.registry.send(
-                    "PATCH", location, what=what, ok=(202, 204), content=data,
-                    headers={"Content-Type": _OCTET, "Content-Range": f"{sent}-{sent + len(data) - 1}"})
+                    "PATCH", location, what=what, ok=(202, 204), content=_stream_part(stream, n, what, on_bytes),
+                    headers={"Content-Type": _OCTET, "Content-Length": str(n),
+                             "Content-Range": f"{sent}-{sent + n - 1}"}, attempts=1)
                 response.close()
                 location = self._location(response, what)
-                sent += len(data)
-                if on_bytes is not None:
-                    on_bytes(len(data))
+                sent += n
             if stream.read(1):
                 raise IntegrityError(f"{what}: local blob is longer than its {desc.size}-byte descriptor")
             url = httpx.URL(location).copy_merge_params({"digest": str(desc.digest)})
@@ -503,6 +525,19 @@ def _iter_body(response: httpx.Response, what: str, position: Callable[[], int])
         yield from response.iter_raw(_READ)
     except httpx.TransportError as exc:
         raise RegistryUnavailable(f"{what}: connection lost after {position()} bytes ({type(exc).__name__})") from None
+
+
+def _stream_part(stream: BinaryIO, n: int, what: str, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
+    """Exactly ``n`` bytes of ``stream`` as an iterator of pieces (a request body that is never all in memory)."""
+    left = n
+    while left:
+        chunk = stream.read(min(_READ, left))
+        if not chunk:
+            raise IntegrityError(f"{what}: local blob ended {left} bytes early")
+        left -= len(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+        yield chunk
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
