@@ -137,3 +137,29 @@ def test_lying_blob_size_refused(open_registry):
         longer = Descriptor(real.media_type, real.digest, real.size + 10)
         with pytest.raises(IntegrityError):
             repo.fetch_blob(longer, bytearray().extend)
+
+
+def test_token_expiring_during_streamed_upload_restarts_the_blob(token_registry):
+    """Harbor tokens can expire during a long push: the streamed chunk cannot be replayed, so the
+    blob restarts in a new session with a fresh token, and the push still succeeds."""
+    server = token_registry
+    data = os.urandom(12 << 20)  # over MONOLITHIC_MAX: streamed PATCH chunks
+    desc = _blob(data)
+    with Registry(server.host, credentials=Credentials(ROBOT_USER, ROBOT_PASSWORD)) as reg:
+        repo = reg.repository("client/expiry")
+        repo.want_push()
+        spoiled = []
+
+        def spoil(n):
+            if not spoiled:  # the first chunk is under way: make every cached token stale for the next one
+                spoiled.append(n)
+                for key, tok in list(reg.auth._tokens.items()):
+                    reg.auth._tokens[key] = type(tok)("expired-token", tok.expires)
+
+        before = reg.auth.token_requests
+        repo.upload_blob(desc, lambda: io.BytesIO(data), chunk_size=4 << 20, on_bytes=spoil)
+        assert repo.blob_exists(desc)
+        assert reg.auth.token_requests >= before + 2  # the first token, then a refresh
+        buf = bytearray()
+        repo.fetch_blob(desc, buf.extend)
+        assert bytes(buf) == data
