@@ -17,7 +17,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from layers.errors import InvalidInput
+from layers.errors import InvalidInput, PybuildError
 
 from . import state as st
 from .state import ContainerStore, StateConflict
@@ -38,13 +38,12 @@ class ExecOptions:
     detach: bool = False
 
 
-def _parse_user(user: str | None, spec_user: dict) -> tuple[int, int, list[int]]:
+def _user(user: str | None, spec_user: dict, resolve_user) -> tuple[int, int, list[int]]:
+    """``-u`` resolved against the container's own /etc (we are chrooted into it), else the spec's user."""
     if user is None:
         return int(spec_user.get("uid", 0)), int(spec_user.get("gid", 0)), list(spec_user.get("additionalGids", []))
-    u, _, g = user.partition(":")
-    if not u.isdigit() or (g and not g.isdigit()):
-        raise InvalidInput(f"exec -u {user!r}: give a numeric uid[:gid] (names are not resolved for exec yet)")
-    return int(u), int(g) if g else 0, []
+    r = resolve_user(user, "/etc")
+    return r[0], r[1], list(r[2])
 
 
 def _merge_env(base: list[str], extra: tuple[str, ...]) -> dict[str, str]:
@@ -69,6 +68,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
     from . import caps as capmod
     from . import syscalls
     from .containers import _cgroup_paths
+    from .spec import resolve_user
 
     code = 125
     try:
@@ -95,7 +95,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
         os.chroot(".")
         os.close(root_fd)
         proc = spec.get("process", {})
-        uid, gid, groups = _parse_user(opts.user, proc.get("user", {}))
+        uid, gid, groups = _user(opts.user, proc.get("user", {}), resolve_user)
         env = _merge_env(proc.get("env", []), opts.env)
         cwd = opts.workdir or proc.get("cwd") or "/"
         caps = proc.get("capabilities", {}).get("bounding", [])
@@ -132,6 +132,8 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
         code = 128 - code if code < 0 else code
     except FileNotFoundError as exc:
         os.write(2, f"pybuild: exec {opts.args[0]}: {exc.strerror}\n".encode())
+    except PybuildError as exc:
+        os.write(2, f"pybuild: exec: {exc}\n".encode())
     except OSError as exc:
         os.write(2, f"pybuild: exec in container: {exc}\n".encode())
     finally:

@@ -110,6 +110,10 @@ def test_exec_pause_unpause_kill(lifecycle):
     assert r.returncode == 0 and r.stdout.strip() == "tty"
     r = lifecycle.pybuild("exec", "-u", "65534:65534", "box", "id")
     assert r.stdout.startswith("uid=65534") and "gid=65534" in r.stdout
+    r = lifecycle.pybuild("exec", "-u", "nobody", "box", "id", "-u")
+    assert r.returncode == 0 and r.stdout.strip() == "65534"
+    r = lifecycle.pybuild("exec", "-u", "ghost", "box", "id")
+    assert r.returncode != 0 and "unable to find user ghost" in r.stderr
     r = lifecycle.pybuild("exec", "box", "/no/such/thing")
     assert r.returncode == 127
     # same namespaces: the exec'd process sees the container's PID 1 as pid 1
