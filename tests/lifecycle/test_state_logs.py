@@ -140,3 +140,21 @@ def test_since_parsing():
     assert parse_since("2026-01-01T00:00:00Z", now) == 1767225600.0
     with pytest.raises(InvalidInput, match="--since"):
         parse_since("yesterday", now)
+
+
+def test_ps_and_logs_stay_light(tmp_path):
+    """``pybuild ps``/``logs`` must not import pyroute2, httpx or cryptography (nor the sandbox)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pybuild.cli import cli\n"
+        f"cli.main(args=['--root', {str(tmp_path / 'r')!r}, '--state-dir', {str(tmp_path / 's')!r}, 'ps', '-a'],"
+        " standalone_mode=False)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'httpx', 'cryptography')"
+        " or m in ('runner.sandbox', 'runner.network'))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out, out
