@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,6 +144,7 @@ class RegistryServer:
     token: TokenServer | None = None
     user: str = ""
     password: str = ""
+    cert: Path | None = None
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -155,8 +157,33 @@ class RegistryServer:
             self.token.stop()
 
 
-def start_registry(kind: str, workdir: Path) -> RegistryServer:
-    """Start a registry: ``kind`` is ``open``, ``basic`` (htpasswd) or ``token``."""
+def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (IP SAN) and its key, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = workdir / "tls-cert.pem", workdir / "tls-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def start_registry(kind: str, workdir: Path, *, tls: bool = False) -> RegistryServer:
+    """Start a registry: ``kind`` is ``open``, ``basic`` (htpasswd) or ``token``; ``tls`` serves https."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     storage = workdir / "storage"
@@ -178,6 +205,10 @@ def start_registry(kind: str, workdir: Path) -> RegistryServer:
     ]
     token = None
     user = password = ""
+    cert = None
+    if tls:
+        cert, key = make_tls_cert(workdir)
+        lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
     if kind == "basic":
         user, password = BASIC_USER, BASIC_PASSWORD
         htpasswd = workdir / "htpasswd"
@@ -196,9 +227,13 @@ def start_registry(kind: str, workdir: Path) -> RegistryServer:
     log.close()
     host = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 15
+    scheme = "https" if tls else "http"
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cert)) if cert else None
     while True:
         try:
-            urllib.request.urlopen(f"http://{host}/v2/", timeout=1)
+            urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=1, context=ctx)
             break
         except urllib.error.HTTPError:
             break  # 401: up and asking for credentials
@@ -207,4 +242,4 @@ def start_registry(kind: str, workdir: Path) -> RegistryServer:
                 proc.kill()
                 raise RuntimeError(f"docker-registry did not start: {(workdir / 'registry.log').read_text()[-2000:]}")
             time.sleep(0.05)
-    return RegistryServer(kind, host, proc, workdir, token, user, password)
+    return RegistryServer(kind, host, proc, workdir, token, user, password, cert)
