@@ -141,15 +141,20 @@ def _run_foreground(cstore, images, image_ref: str, opts) -> int:
         overlay = OverlayMount(cfg.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
         overlay.mount()
         stdin = None if opts.interactive or opts.tty else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            proc = sandbox.start(cfg.spec, container_id=cfg.id, state_dir=cstore.state_dir, stdin=stdin)
-        finally:
-            if stdin is not None:
-                os.close(stdin)
-        with cstore.lock(cfg.id):
-            cstore.write_shim(cfg.id, os.getpid())
-            cstore.move(cfg.id, cfg.name, st.RUNNING, pid=proc.pid, started_at=time.time(), shim_pid=os.getpid())
-        code = sandbox.foreground(proc)
+        with sandbox.SignalForwarder() as forwarder:
+            try:
+                proc = sandbox.start(cfg.spec, container_id=cfg.id, state_dir=cstore.state_dir, stdin=stdin)
+            finally:
+                if stdin is not None:
+                    os.close(stdin)
+            forwarder.attach(proc)
+            try:
+                with cstore.lock(cfg.id):
+                    cstore.write_shim(cfg.id, os.getpid())
+                    cstore.move(cfg.id, cfg.name, st.RUNNING, pid=proc.pid, started_at=time.time(),
+                                shim_pid=os.getpid())
+            finally:
+                code = sandbox.foreground(proc)
         with cstore.lock(cfg.id):
             cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=code, finished_at=time.time(),
                         oom_killed=code == 137 and _oom(proc), shim_pid=0)

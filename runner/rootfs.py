@@ -86,17 +86,29 @@ def resolve_in_root(root: str, path: str) -> str:
 
 
 def _mkdirs_in_root(root: str, path: str, mode: int = 0o755) -> str:
-    """Create ``path`` (and parents) inside ``root``, each step resolved inside the root."""
-    current = "/"
-    for part in [p for p in path.split("/") if p]:
-        current = os.path.join(current, part)
-        host = resolve_in_root(root, current)
-        try:
-            os.mkdir(host, mode)
-        except FileExistsError:
-            if not os.path.isdir(host):
-                raise SandboxError(f"mount target {path}: {current} exists and is not a directory") from None
-    return resolve_in_root(root, path)
+    """Create ``path`` (and parents) inside ``root``; every step is resolved inside the root.
+
+    A symlink met on the way is followed as :func:`resolve_in_root` does (clamped to the root),
+    so the directories are made where the link points *inside* the root.
+    """
+    root = os.path.abspath(root)
+    for _ in range(_MAX_SYMLINKS):
+        host = resolve_in_root(root, path)
+        if os.path.isdir(host) and not os.path.islink(host):
+            return host
+        current = root
+        for part in os.path.relpath(host, root).split("/"):
+            if part == ".":
+                continue
+            current = os.path.join(current, part)
+            try:
+                os.mkdir(current, mode)
+            except FileExistsError:
+                if os.path.islink(current):
+                    break                      # resolve again through the new link
+                if not os.path.isdir(current):
+                    raise SandboxError(f"mount target {path}: {os.path.relpath(current, root)} is not a directory") from None
+    raise SandboxError(f"mount target {path}: too many levels of symbolic links")
 
 
 def _ensure_target(root: str, dest: str, want_dir: bool) -> str:

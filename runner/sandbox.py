@@ -43,7 +43,7 @@ from . import syscalls as sc
 from .caps import mask as caps_mask
 from .errors import ExecFailed, SandboxError
 
-__all__ = ["ContainerProcess", "start", "foreground", "execute", "cleanup", "FORWARDED_SIGNALS"]
+__all__ = ["ContainerProcess", "SignalForwarder", "start", "foreground", "execute", "cleanup", "FORWARDED_SIGNALS"]
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2)
@@ -67,6 +67,7 @@ class ContainerProcess:
     waiter: int
     pty_master: int | None = None
     exit_code: int | None = field(default=None)
+    oom: bool = field(default=False)
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the container's PID 1 (ignored when it has already exited)."""
@@ -81,6 +82,7 @@ class ContainerProcess:
         """Wait for the container to exit and remove its cgroup; the exit code (128+N for signal N)."""
         if self.exit_code is None:
             self.exit_code = _wait_status(self.waiter)
+            self.oom = self.cgroup.oom_killed()
             self.cgroup.destroy()
             if self.pty_master is not None:
                 os.close(self.pty_master)
@@ -88,7 +90,8 @@ class ContainerProcess:
         return self.exit_code
 
     def oom_killed(self) -> bool:
-        return self.cgroup.oom_killed()
+        """Whether the kernel's OOM killer acted in the container (recorded at exit)."""
+        return self.oom if self.exit_code is not None else self.cgroup.oom_killed()
 
 
 def _wait_status(pid: int) -> int:
@@ -169,17 +172,20 @@ def _set_identity(process: dict, last_cap: int) -> None:
     user = process.get("user", {})
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     caps = process.get("capabilities", {})
-    bounding = caps_mask(caps.get("bounding", []), last_cap)
+    # a capability the caller lacks cannot be granted; --privileged means "all the caller has"
+    have = sum(1 << cap for cap in range(last_cap + 1) if sc.capget_bounding(cap))
+    bounding = caps_mask(caps.get("bounding", []), last_cap) & have
     for cap in range(last_cap + 1):
-        if not bounding & (1 << cap):
+        if have & (1 << cap) and not bounding & (1 << cap):
             sc.capbset_drop(cap)
     sc.set_keepcaps(True)
     os.setgroups([int(g) for g in user.get("additionalGids", [])])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     sc.set_keepcaps(False)
-    sc.capset(caps_mask(caps.get("effective", []), last_cap), caps_mask(caps.get("permitted", []), last_cap),
-              caps_mask(caps.get("inheritable", []), last_cap))
+    sc.capset(caps_mask(caps.get("effective", []), last_cap) & bounding,
+              caps_mask(caps.get("permitted", []), last_cap) & bounding,
+              caps_mask(caps.get("inheritable", []), last_cap) & bounding)
     sc.ambient_clear()
     for name in caps.get("ambient", []):
         sc.ambient_raise(caps_mask([name], last_cap).bit_length() - 1)
@@ -190,6 +196,12 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
     """PID 1 of the container up to exec. Never returns."""
     step = "start"
     try:
+        step = "reset signal dispositions"
+        # Python ignores SIGPIPE/SIGXFSZ and stage1 ignores the forwarded ones; exec would keep SIG_IGN
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP) and sig < signal.SIGRTMIN:
+                signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
         step = "make non-dumpable"
         sc.set_dumpable(False)
         step = "join cgroup"
@@ -464,24 +476,52 @@ def _copy_winsize(src: int, dst: int) -> None:
         pass
 
 
-def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1,
-               forward_signals: bool = True) -> int:
+class SignalForwarder:
+    """``with SignalForwarder() as fwd:`` forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2.
+
+    Handlers are installed on entry (main thread only), *before* the container starts, so a signal
+    that arrives while it is being set up is queued and delivered by :meth:`attach`; the previous
+    handlers come back on exit. With a pty, SIGWINCH copies the terminal size from ``winsize_fd``.
+    """
+
+    def __init__(self, winsize_fd: int = 0) -> None:
+        self.proc: ContainerProcess | None = None
+        self.pending: list[int] = []
+        self.previous: dict[int, object] = {}
+        self.winsize_fd = winsize_fd
+
+    def _handle(self, sig: int, _frame) -> None:
+        if sig == signal.SIGWINCH:
+            if self.proc is not None and self.proc.pty_master is not None:
+                _copy_winsize(self.winsize_fd, self.proc.pty_master)
+        elif self.proc is None:
+            self.pending.append(sig)
+        else:
+            self.proc.signal(sig)
+
+    def attach(self, proc: ContainerProcess) -> None:
+        self.proc = proc
+        for sig in self.pending:
+            proc.signal(sig)
+        self.pending.clear()
+
+    def __enter__(self) -> "SignalForwarder":
+        for sig in (*FORWARDED_SIGNALS, signal.SIGWINCH):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
     """Wait for a started container in the foreground; the exit code. Kills it if interrupted.
 
-    ``forward_signals`` installs handlers in the calling (main) thread for SIGINT, SIGTERM, SIGHUP,
-    SIGQUIT, SIGUSR1, SIGUSR2 (sent on to the container's PID 1) and SIGWINCH (terminal size), and
-    restores the previous handlers on return. With a pty, copies between the caller's
-    ``stdin_fd``/``stdout_fd`` and the container's terminal.
+    With a pty, copies between the caller's ``stdin_fd``/``stdout_fd`` and the container's terminal.
+    Signals are the caller's business (:class:`SignalForwarder`).
     """
-    previous: dict[int, object] = {}
     try:
-        if forward_signals:
-            for sig in FORWARDED_SIGNALS:
-                previous[sig] = signal.signal(sig, lambda s, _f: proc.signal(s))
-            if proc.pty_master is not None:
-                previous[signal.SIGWINCH] = signal.signal(
-                    signal.SIGWINCH,
-                    lambda s, _f: _copy_winsize(stdin_fd, proc.pty_master) if proc.pty_master is not None else None)
         if proc.pty_master is not None:
             _relay_pty(proc, stdin_fd, stdout_fd)
         return proc.wait()
@@ -489,8 +529,6 @@ def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1,
         if proc.exit_code is None:
             proc.signal(signal.SIGKILL)
             proc.wait()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
@@ -501,11 +539,16 @@ def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdi
     target and whose ``linux.namespaces`` has no ``network`` entry (host networking), e.g.
     ``make_spec(cfg, RunOptions(network="host", ...), rootfs=target, etc_dir=...)``. The cgroup is
     removed before it returns; nothing of the container is left but the overlay's upper dir.
-    Call it from the main thread when ``forward_signals`` is True (Python's signal rule).
+    ``forward_signals`` (main thread only) forwards the caller's SIGINT/SIGTERM/... to the container.
     """
-    proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
-    return foreground(proc, stdin_fd=_fileno(stdin, 0), stdout_fd=_fileno(stdout, 1),
-                      forward_signals=forward_signals)
+    stdin_fd, stdout_fd = _fileno(stdin, 0), _fileno(stdout, 1)
+    if not forward_signals:
+        proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
+        return foreground(proc, stdin_fd=stdin_fd, stdout_fd=stdout_fd)
+    with SignalForwarder(stdin_fd) as fwd:
+        proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
+        fwd.attach(proc)
+        return foreground(proc, stdin_fd=stdin_fd, stdout_fd=stdout_fd)
 
 
 def cleanup(container_id: str, state_dir: str | None = None) -> None:

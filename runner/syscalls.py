@@ -78,9 +78,10 @@ _libc.syscall.restype = ctypes.c_long
 
 
 def _check(ret: int, what: str) -> int:
+    """Raise ``OSError(errno, strerror, what)`` for a failed call: ``strerror`` stays the bare reason."""
     if ret < 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+        raise OSError(err, os.strerror(err), what)
     return ret
 
 

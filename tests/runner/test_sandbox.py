@@ -1,0 +1,283 @@
+"""runner.sandbox on real namespaces, overlayfs and cgroups, over a busybox rootfs directory.
+
+These call the library (``OverlayMount`` + ``make_spec`` + ``sandbox.execute``), the path the builder
+uses; ``test_cli_run.py`` covers the same through the ``pybuild`` command. SECURITY.md case 20.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runner import cgroups, sandbox
+from runner.errors import ExecFailed, SandboxError
+from runner.options import BindMount, RunOptions, TmpfsMount
+from runner.rootfs import OverlayMount, resolve_in_root
+from runner.spec import make_spec
+
+DOCKER_CAPS = "00000000a80425fb"
+
+
+class Box:
+    """Runs one command in a fresh container over the shared busybox rootfs (as a read-only lower)."""
+
+    def __init__(self, lowers: list[Path], tmp: Path) -> None:
+        self.lowers = [str(p) for p in lowers]
+        self.tmp = tmp
+        self.ids: list[str] = []
+
+    def run(self, *cmd: str, opts: RunOptions | None = None, stdin: bytes = b"") -> tuple[int, str, str]:
+        opts = opts or RunOptions(network="none")
+        if cmd:
+            from dataclasses import replace
+
+            opts = replace(opts, command=cmd)
+        cid = "t" + secrets.token_hex(8)
+        self.ids.append(cid)
+        d = self.tmp / cid
+        d.mkdir()
+        out, err, inp = d / "out", d / "err", d / "in"
+        inp.write_bytes(stdin)
+        with OverlayMount(self.lowers, str(d / "upper"), str(d / "work"), str(d / "rootfs")) as root:
+            spec = make_spec({"config": {"Cmd": ["sh"]}}, opts, rootfs=root,
+                             etc_dir=resolve_in_root(root, "/etc"), container_id=cid)
+            with open(out, "wb") as o, open(err, "wb") as e, open(inp, "rb") as i:
+                code = sandbox.execute(spec, container_id=cid, stdin=i, stdout=o, stderr=e)
+        return code, out.read_text(), err.read_text()
+
+
+@pytest.fixture
+def box(busybox_rootfs: Path, tmp_path: Path) -> Box:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for namespaces, mounts and cgroups")
+    return Box([busybox_rootfs], tmp_path)
+
+
+def sh(box: Box, script: str, **kw) -> tuple[int, str, str]:
+    return box.run("sh", "-c", script, **kw)
+
+
+def test_echo_and_exit_code(box: Box) -> None:
+    assert box.run("echo", "hi")[:2] == (0, "hi\n")
+    assert sh(box, "exit 7")[0] == 7
+    assert sh(box, "kill -9 $$; exit 3")[0] == 3      # PID 1 cannot be killed from inside its namespace
+
+
+def test_pid1_hostname_and_namespaces(box: Box) -> None:
+    code, out, _ = sh(box, "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; readlink /proc/1/exe",
+                      opts=RunOptions(network="none", hostname="ctr-host"))
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "1" and lines[1] == "ctr-host"
+    assert lines[2].startswith("sh -c echo $$")
+    assert lines[3] == "/bin/busybox"               # PID 1 is the target, not the Python that set it up
+
+
+def test_security_case_20(box: Box) -> None:
+    script = ("grep CapEff /proc/self/status; grep CapBnd /proc/self/status; "
+              "echo keys=$(cat /proc/keys | wc -c) timers=$(cat /proc/timer_list | wc -c) fw=$(ls /sys/firmware | wc -l); "
+              "echo x > /proc/sys/kernel/hostname && echo WROTE-PROC-SYS; "
+              "mkdir -p /mnt; mount -t tmpfs t /mnt && echo MOUNTED; unshare -r true && echo UNSHARED; unshare -n true && echo NETNS; "
+              "touch /sys/pwn && echo SYS-WRITABLE; grep NoNewPrivs /proc/self/status; grep Seccomp: /proc/self/status; "
+              "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda > /dev/null && echo READ-DISK; true")
+    code, out, err = sh(box, script)
+    assert code == 0, err
+    assert f"CapEff:\t{DOCKER_CAPS}" in out and f"CapBnd:\t{DOCKER_CAPS}" in out
+    assert "keys=0 timers=0 fw=0" in out
+    for bad in ("WROTE-PROC-SYS", "MOUNTED", "UNSHARED", "NETNS", "SYS-WRITABLE", "READ-DISK"):
+        assert bad not in out
+    assert "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out
+
+
+def test_capabilities_options(box: Box) -> None:
+    out = sh(box, "grep CapEff /proc/self/status", opts=RunOptions(network="none", cap_drop=("ALL",), cap_add=("CHOWN",)))[1]
+    assert out.strip() == "CapEff:\t0000000000000001"
+    out = sh(box, "grep CapEff /proc/self/status; mkdir -p /mnt; mount -t tmpfs t /mnt && echo MOUNTED",
+             opts=RunOptions(network="none", privileged=True))[1]
+    assert "MOUNTED" in out and DOCKER_CAPS not in out
+
+
+def test_no_fd_leaks(box: Box) -> None:
+    leaked = os.open("/etc/hostname", os.O_RDONLY)
+    os.set_inheritable(leaked, True)
+    try:
+        out = sh(box, "ls /proc/self/fd | sort -n | tr '\\n' ' '")[1]
+    finally:
+        os.close(leaked)
+    assert out.split() == ["0", "1", "2", "3"]          # 3 is ls's own directory handle
+
+
+def test_user_workdir_env(box: Box) -> None:
+    code, out, err = sh(box, 'id -u; id -g; pwd; echo "$FOO $HOME"; grep CapEff /proc/self/status',
+                        opts=RunOptions(network="none", user="nobody", workdir="/made/here", env=("FOO=bar",)))
+    assert code == 0, err
+    assert out.splitlines() == ["65534", "65534", "/made/here", "bar /nonexistent", "CapEff:\t0000000000000000"]
+    assert sh(box, "id -u; id -G", opts=RunOptions(network="none", user="1234:33"))[1].split() == ["1234", "33"]
+
+
+def test_read_only_tmpfs_and_binds(box: Box, tmp_path: Path) -> None:
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "f").write_text("from host\n")
+    opts = RunOptions(network="none", read_only=True, tmpfs=(TmpfsMount("/scratch", "size=1m"),),
+                      mounts=(BindMount(str(host), "/ro", True), BindMount(str(host), "/rw")))
+    code, out, err = sh(box, "touch /x && echo ROOT-WRITABLE; touch /scratch/ok && echo TMPFS-OK; cat /ro/f; "
+                             "touch /ro/y && echo RO-WRITABLE; echo new > /rw/z && echo RW-OK", opts=opts)
+    assert code == 0, err
+    assert "ROOT-WRITABLE" not in out and "RO-WRITABLE" not in out
+    assert "TMPFS-OK" in out and "from host" in out and "RW-OK" in out
+    assert (host / "z").read_text() == "new\n"
+
+
+def test_symlink_mount_target_stays_in_root(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """A layer with ``/evil -> <host dir>`` and ``-v src:/evil``: the bind lands inside the root (CVE-2019-19921)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "canary").write_text("untouched\n")
+    layer = tmp_path / "evil-layer"
+    layer.mkdir()
+    os.symlink(str(victim), layer / "evil")
+    os.symlink("../../../../../../" + str(victim).lstrip("/"), layer / "climb")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "payload").write_text("payload\n")
+    box = Box([layer, busybox_rootfs], tmp_path)
+    code, out, err = sh(box, "ls /evil/ /climb/", opts=RunOptions(
+        network="none", mounts=(BindMount(str(src), "/evil"), BindMount(str(src), "/climb"))))
+    assert code == 0, err
+    assert "payload" in out
+    assert sorted(os.listdir(victim)) == ["canary"]
+    assert not os.path.ismount(victim)
+
+
+def test_pids_limit_stops_a_fork_bomb(box: Box) -> None:
+    script = "b() { b | b & }; b 2>/dev/null; sleep 1; ls /proc | grep -c '^[0-9]'"
+    code, out, _ = sh(box, script, opts=RunOptions(network="none", pids_limit=40))
+    assert code == 0
+    assert 1 < int(out.strip()) <= 40
+
+
+def test_memory_limit_oom_kills(box: Box) -> None:
+    code, _, _ = box.run("tail", "/dev/zero", opts=RunOptions(network="none", memory=32 << 20))
+    assert code == 137
+
+
+def test_rlimits_never_above_callers(box: Box) -> None:
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    out = sh(box, "ulimit -n; ulimit -Hn")[1].split()
+    assert int(out[1]) <= hard and int(out[0]) <= int(out[1])
+
+
+def test_exec_errors(box: Box) -> None:
+    with pytest.raises(ExecFailed, match="not found") as info:
+        box.run("no-such-command")
+    assert info.value.exit_code == 127
+    with pytest.raises(ExecFailed, match="permission denied") as info:
+        box.run("/etc/passwd")
+    assert info.value.exit_code == 126
+
+
+def test_setup_error_is_one_line_and_leaves_nothing(box: Box, tmp_path: Path) -> None:
+    with pytest.raises(SandboxError, match=r"^mount bind on /x: No such file or directory$"):
+        box.run("true", opts=RunOptions(network="none", mounts=(BindMount(str(tmp_path / "missing"), "/x"),)))
+    assert _leftover_cgroups(box.ids) == []
+
+
+def test_signals_are_forwarded(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """SIGTERM to a process running ``sandbox.execute`` reaches the container's PID 1 (its trap exits 42)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import sys
+    import textwrap
+
+    script = tmp_path / "fg.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from runner import sandbox
+        from runner.options import RunOptions
+        from runner.rootfs import OverlayMount
+        from runner.spec import make_spec
+        with OverlayMount([{str(busybox_rootfs)!r}], "{tmp_path}/u", "{tmp_path}/w", "{tmp_path}/r") as root:
+            opts = RunOptions(network="none", command=("sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"))
+            spec = make_spec(None, opts, rootfs=root)
+            sys.exit(sandbox.execute(spec, container_id="sig{os.getpid()}"))
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 42
+    finally:
+        if proc.poll() is None:
+            proc.kill()             # the container dies with it (pdeathsig)
+            proc.wait()
+        if os.path.ismount(tmp_path / "r"):     # a killed run leaves its overlay: not this test's subject
+            from runner.syscalls import MNT_DETACH, umount2
+
+            umount2(str(tmp_path / "r"), MNT_DETACH)
+
+
+def _leftover_cgroups(ids: list[str]) -> list[str]:
+    """Cgroup directories of these containers that still exist, in any v1 hierarchy (or v2)."""
+    found = []
+    for ctrl in ("memory", "pids", "cpu", "freezer", "devices", ""):
+        own = _own_cgroup(ctrl)
+        base = os.path.join(cgroups.CGROUP_ROOT, ctrl, own.lstrip("/"), "pybuild")
+        found += [os.path.join(base, i) for i in ids if os.path.isdir(os.path.join(base, i))]
+    return found
+
+
+def _own_cgroup(ctrl: str) -> str:
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if ctrl in ctrls.split(",") or (not ctrl and not ctrls):
+                return path
+    return "/"
+
+
+def _mounts(under: Path) -> list[str]:
+    """Mount points below ``under`` (other tests share this machine's mount table)."""
+    with open("/proc/self/mountinfo") as f:
+        return sorted(p for p in (line.split()[4] for line in f) if p.startswith(str(under)))
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[1] == me:
+                        out.append(int(pid))
+            except FileNotFoundError:
+                continue
+    return out
+
+
+def test_fifty_runs_leave_nothing(box: Box, tmp_path: Path) -> None:
+    for i in range(50):
+        code, out, _ = sh(box, f"sleep 100 & sleep 100 & echo {i}")
+        assert (code, out) == (0, f"{i}\n")
+    assert _mounts(tmp_path) == []
+    assert _leftover_cgroups(box.ids) == []
+    assert _children() == []
+    assert not any(_cmdline(p) == "sleep100" for p in os.listdir("/proc") if p.isdigit())
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b"").decode(errors="replace")
+    except OSError:
+        return ""
