@@ -221,3 +221,68 @@ def test_run_d_publish_get_stop_port_free(kernel, pybuild, busybox_tar):
         for line in pybuild("ps", "-a", "-q").stdout.split():
             pybuild("rm", "-f", line)
         pybuild("network", "rm", name)
+
+
+class _StandInImages:
+    """The ``layers.store.Store`` calls ``runner.containers`` makes (images.resolve/load, snapshots.lowerdirs),
+    over the busybox directory: stands in until the image store lands; the CLI test above covers the rest."""
+
+    def __init__(self, lower: str, exposed: dict) -> None:
+        from dataclasses import dataclass
+
+        from layers.config import ImageConfig
+
+        @dataclass(frozen=True)
+        class Manifest:
+            digest: str
+
+        @dataclass(frozen=True)
+        class Image:
+            manifest: Manifest
+            config: ImageConfig
+
+        cfg = ImageConfig.parse(json.dumps({
+            "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
+            "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"], "ExposedPorts": exposed}}).encode())
+        image = Image(Manifest("sha256:" + "2" * 64), cfg)
+
+        class images:
+            resolve = staticmethod(lambda ref: image)
+            load = staticmethod(lambda record: image)
+
+        class snapshots:
+            lowerdirs = staticmethod(lambda img: [lower])
+
+        self.images, self.snapshots = images, snapshots
+
+
+def test_run_detached_with_publish_and_publish_all(net):
+    """``runner.containers.run_detached`` (what ``run -d`` calls) with ``-p`` and ``-P`` on a test network."""
+    from runner import containers as C
+    from runner.options import PortSpec, RunOptions
+
+    before = _links()
+    images = _StandInImages(str(net.lower), {"80/tcp": {}})
+    port = free_port()
+    info = C.run_detached(net.store, images, "bb:1", RunOptions(
+        command=("httpd", "-f", "-p", "80", "-h", "/"), network=net.name, name="webp",
+        publish=(PortSpec(80, port, "127.0.0.1"),)))
+    cid = info.config.id
+    status, body = _wait_get(port, "/etc/hostname")
+    assert status == 200 and body == cid[:12].encode() + b"\n"
+    assert json.loads(net.pybuild("network", "inspect", net.name, check=True).stdout)[0]["endpoints"][cid]["name"] == "webp"
+    C.stop(net.store, "webp", timeout=2)
+    end = time.monotonic() + 10
+    while not _port_free(port) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _port_free(port)
+    C.remove(net.store, "webp")
+    # -P: every EXPOSEd port goes to a free host port
+    info = C.run_detached(net.store, images, "bb:1", RunOptions(
+        command=("httpd", "-f", "-p", "80", "-h", "/"), network=net.name, name="webP", publish_all=True))
+    assert [p["container_port"] for p in info.config.ports] == [80]
+    C.remove(net.store, "webP", force=True)
+    end = time.monotonic() + 10
+    while _links() != before and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _links() == before
