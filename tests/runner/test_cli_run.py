@@ -1,0 +1,178 @@
+"""``pybuild run`` (foreground, ``--rm`` and plain) and ``pybuild bundle`` through the real command.
+
+The image is the shared busybox rootfs imported with ``pybuild import``. Kernel features are real;
+``runc`` (Debian's) is the peer for the bundle interop test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+IMG = "rb/busybox:1"
+DOCKER_CAPS = "00000000a80425fb"
+
+
+def _exe() -> str:
+    return str(Path(sys.executable).with_name("pybuild"))
+
+
+@pytest.fixture
+def image(pybuild, busybox_tar):
+    if os.geteuid() != 0:
+        pytest.skip("needs root for namespaces, mounts and cgroups")
+    pybuild("import", str(busybox_tar), IMG, check=True)
+    yield IMG
+    for cid in pybuild("ps", "-a", "-q", "--no-trunc").stdout.split():
+        pybuild("rm", "-f", cid)
+
+
+def run(pybuild, *args: str, **kw) -> subprocess.CompletedProcess:
+    return pybuild("run", "--rm", "--network", "none", *args, **kw)
+
+
+def test_echo_hi_and_exit_codes(pybuild, image) -> None:
+    r = run(pybuild, image, "echo", "hi")
+    assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+    assert run(pybuild, image, "sh", "-c", "exit 7").returncode == 7
+    r = run(pybuild, image, "no-such-cmd")
+    assert r.returncode == 127 and r.stderr.startswith("pybuild: exec 'no-such-cmd'") and r.stderr.count("\n") == 1
+    assert pybuild("ps", "-a", "-q").stdout == ""          # --rm left no record
+
+
+def test_inside_the_container(pybuild, image) -> None:
+    script = ("echo pid=$$; hostname; grep CapEff /proc/self/status; "
+              "echo keys=$(cat /proc/keys | wc -c) timers=$(cat /proc/timer_list | wc -c); "
+              "echo x > /proc/sys/kernel/hostname && echo WROTE; mkdir -p /mnt; mount -t tmpfs t /mnt && echo MOUNTED; "
+              "unshare -r true && echo UNSHARED; true")
+    r = run(pybuild, "--hostname", "web-1", image, "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["pid=1", "web-1", f"CapEff:\t{DOCKER_CAPS}"]
+    assert "keys=0 timers=0" in r.stdout
+    assert not {"WROTE", "MOUNTED", "UNSHARED"} & set(lines)
+
+
+def test_options_reach_the_process(pybuild, image, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("FROM_FILE=1\n")
+    (tmp_path / "host").mkdir()
+    (tmp_path / "host" / "f").write_text("hostdata\n")
+    r = run(pybuild, "-e", "A=b", "--env-file", str(env_file), "-u", "nobody", "-w", "/work", "--read-only",
+            "--tmpfs", "/scratch", "-v", f"{tmp_path / 'host'}:/h:ro", "--cap-drop", "ALL", image,
+            "sh", "-c", "echo $A $FROM_FILE; id -u; pwd; cat /h/f; touch /x || echo RO; touch /scratch/y && echo TMP; "
+                        "grep CapBnd /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["b 1", "65534", "/work", "hostdata", "RO", "TMP", "CapBnd:\t0000000000000000"]
+
+
+def test_entrypoint_override(pybuild, image) -> None:
+    r = run(pybuild, "--entrypoint", "echo", image, "a", "b")
+    assert r.stdout == "a b\n"
+
+
+def test_pids_limit_and_memory(pybuild, image) -> None:
+    r = run(pybuild, "--pids-limit", "30", image, "sh", "-c",
+            "b() { b | b & }; b 2>/dev/null; sleep 1; ls /proc | grep -c '^[0-9]'")
+    assert r.returncode == 0 and 1 < int(r.stdout) <= 30
+    r = pybuild("run", "--network", "none", "--name", "hog", "--memory", "32m", image, "tail", "/dev/zero")
+    assert r.returncode == 137
+    state = json.loads(pybuild("inspect", "hog", check=True).stdout)
+    state = state[0] if isinstance(state, list) else state
+    assert state["State"]["OOMKilled"] is True and state["State"]["ExitCode"] == 137
+    assert pybuild("rm", "hog").returncode == 0
+
+
+def test_stdin_only_with_i(pybuild, image) -> None:
+    assert run(pybuild, "-i", image, "cat", input="piped\n").stdout == "piped\n"
+    assert run(pybuild, image, "cat", input="ignored\n").stdout == ""
+
+
+def test_tty_is_a_real_pty(pybuild, image) -> None:
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(_exe(), [_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "--rm",
+                          "-t", "--network", "none", image, "sh", "-c", "tty; echo term=$TERM; stty size"])
+    out = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "/dev/pts/0" in text and "term=xterm" in text
+
+
+def test_signals_reach_the_container(pybuild, image) -> None:
+    proc = subprocess.Popen([_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "--rm",
+                             "--network", "none", image, "sh", "-c",
+                             "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 42
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_plain_run_keeps_an_exited_record(pybuild, image) -> None:
+    r = pybuild("run", "--network", "none", "--name", "keep", image, "sh", "-c", "exit 3")
+    assert r.returncode == 3
+    assert "keep" in pybuild("ps", "-a").stdout
+    assert pybuild("rm", "keep").returncode == 0
+
+
+def _mounts_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [p for p in (line.split()[4] for line in f) if p.startswith(str(path))]
+
+
+def test_twenty_cli_runs_leave_nothing(pybuild, image, tmp_path: Path) -> None:
+    for i in range(20):
+        r = run(pybuild, image, "sh", "-c", f"sleep 100 & echo {i}")
+        assert r.stdout == f"{i}\n", r.stderr
+    assert _mounts_under(tmp_path) == []
+    assert pybuild("ps", "-a", "-q").stdout == ""
+    assert not os.listdir(pybuild.root / "containers") or os.listdir(pybuild.root / "containers") == [".lock"]
+
+
+def test_bundle_runs_under_runc(pybuild, image, tmp_path: Path) -> None:
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+    bundle = tmp_path / "bundle"
+    r = pybuild("bundle", image, str(bundle), "sh", "-c", "echo from-runc; grep CapEff /proc/self/status; hostname")
+    assert r.returncode == 0, r.stderr
+    spec = json.loads((bundle / "config.json").read_text())
+    assert spec["root"]["path"] == "rootfs" and (bundle / "rootfs" / "bin" / "busybox").exists()
+    cid = f"pybuild-bundle-{os.getpid()}"
+    state = tmp_path / "runc-state"
+    try:
+        out = subprocess.run([runc, "--root", str(state), "run", "--bundle", str(bundle), cid],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([runc, "--root", str(state), "delete", "-f", cid], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["from-runc", f"CapEff:\t{DOCKER_CAPS}", "bundle"]
