@@ -368,7 +368,8 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
     """
     _validate(spec)
     stdio = tuple(_fileno(s, i) for i, s in enumerate((stdin, stdout, stderr)))
-    filter_program = seccomp.compile_profile(spec["linux"].get("seccomp"))
+    # the filter is applied where libseccomp exists; seccomp.status() tells inspect when it does not
+    filter_program = seccomp.compile_profile(spec["linux"].get("seccomp")) if seccomp.available() else None
     try:
         cg = cgroups.create(container_id, spec["linux"].get("resources"))
     except BaseException:
