@@ -85,11 +85,13 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
             raise StateConflict(f"container {cfg.name} is restarting: stop it first", container=cfg.name,
                                current=cur.status, wanted=st.RUNNING)
         st.check_transition(cfg.name, cur.status, st.RUNNING)
-        # a record left 'running' by a lost shim (reboot) is settled as exited before the new run
+        raw = store.read_state(cfg.id)
+        if raw.live or raw.restarting:           # its shim died (crash, reboot): clear what it held
+            release_resources(store, cfg)
+            _cleanup_sandbox(store, cfg)
+        # a record left 'running' by a lost shim is settled as exited before the new run
         store.write_state(cfg.id, replace(cur, restarting=False, error=""))
         store.request_stop(cfg.id, False)
-        release_resources(store, cfg)            # stale attachment/mount from a lost shim (crash, reboot)
-        _cleanup_sandbox(store, cfg)             # and its cgroup and processes
         cfg = setup_network(store, cfg)
     try:
         spawn(store.root, store.state_dir, cfg.id)
@@ -267,7 +269,7 @@ def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
     """Free what a container holds outside its record: network attachment, overlay mount. Idempotent."""
     if cfg.extra.get("launcher") == "host":
         return
-    if (cfg.network or {}).get("mode", "bridge") != "host":
+    if (cfg.network or {}).get("mode", "bridge") not in ("host", "none"):
         from . import network
 
         network.teardown(root=store.root, state_dir=store.state_dir, container_id=cfg.id)
@@ -676,6 +678,15 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     """Attach the container to its network before a start; record the attachment and the netns in the spec."""
     mode = (cfg.network or {}).get("mode", "bridge")
     if cfg.extra.get("launcher") == "host" or mode == "host":
+        return cfg
+    if mode == "none":
+        # nothing on the host side: the sandbox makes a fresh namespace with only loopback, and it
+        # goes away with the container; only the /etc files are needed
+        from .network import files
+
+        hostname = cfg.spec.get("hostname") or cfg.id[:12]
+        files.write_all(rootfs_paths(store, cfg.id)["etc"], hostname=hostname,
+                        hosts=files.hosts_text(None), resolv=files.resolv_text())
         return cfg
     from . import network
 

@@ -317,7 +317,8 @@ class Shim:
 
     def _warm_up(self) -> None:
         """Import what the teardown needs while the container runs, so ``stop``/``rm`` do not wait for it."""
-        if (self.config.network or {}).get("mode", "bridge") != "host" and self.config.extra.get("launcher") != "host":
+        if (self.config.network or {}).get("mode", "bridge") not in ("host", "none") \
+                and self.config.extra.get("launcher") != "host":
             from . import network  # noqa: F401
 
     def _loop_until_exit(self, pid: int) -> int:
