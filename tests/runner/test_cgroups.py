@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import time
 
 import pytest
@@ -45,7 +46,9 @@ def test_v1_limits_join_and_destroy(cid: str) -> None:
     if pid == 0:
         try:
             cg.join(0)
-            os.pause()
+            signal.pause()
+        except BaseException as exc:
+            os.write(2, f"child: {exc}\n".encode())
         finally:
             os._exit(0)
     try:
