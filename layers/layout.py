@@ -32,7 +32,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Mapping, Protocol, Sequence
+from typing import BinaryIO, Protocol, Sequence
 
 import zstandard
 
@@ -101,9 +101,13 @@ class BlobStore(BlobSource, Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ArchiveImage:
-    """One image to save: its manifest and the names to record (none: saved untagged)."""
+    """One image to save: a manifest, or an index (multi-platform), and the names to record.
 
-    manifest: Manifest
+    An index is saved whole when every entry is in the source; otherwise a new index of the
+    runnable entries that are there is saved in its place (as after a one-platform pull).
+    """
+
+    manifest: Manifest | Index
     names: tuple[Reference, ...] = ()
 
 
@@ -131,47 +135,89 @@ def _blob_name(digest: Digest) -> str:
     return f"blobs/{digest.algorithm}/{digest.hex}"
 
 
-def _plan(images: Sequence[ArchiveImage]) -> tuple[list[Descriptor], Index, list[dict]]:
-    """The blobs to write (each once, manifests last), ``index.json`` and ``manifest.json``'s entries."""
-    blobs: dict[Digest, Descriptor] = {}
-    entries: list[Descriptor] = []
-    docker: list[dict] = []
+@dataclass
+class _Plan:
+    """What an archive of some images holds: store blobs, in-memory documents, index.json, manifest.json."""
+
+    blobs: dict[Digest, Descriptor] = field(default_factory=dict)
+    documents: dict[Digest, bytes] = field(default_factory=dict)
+    entries: list[Descriptor] = field(default_factory=list)
+    docker: list[dict] = field(default_factory=list)
+    repositories: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def add_manifest(self, manifest: Manifest) -> None:
+        for desc in (manifest.config, *manifest.layers):
+            self.blobs.setdefault(desc.digest, desc)
+        self.documents.setdefault(manifest.digest, manifest.raw)
+
+    def index_json(self) -> Index:
+        return Index.build(self.entries)
+
+
+def _read_child(source: BlobSource, desc: Descriptor) -> Manifest | None:
+    """The manifest an index entry points to, or ``None`` when the source does not have it."""
+    if desc.media_type not in MANIFEST_TYPES:
+        return None
+    try:
+        return Manifest.parse(_read_blob(source, desc), desc.media_type)
+    except NotFound:
+        return None
+
+
+def _expand_index(plan: _Plan, index: Index, source: BlobSource) -> tuple[Index, Manifest]:
+    """Add an index and its manifests to ``plan``; returns the index written and the child for manifest.json."""
+    children = [(desc, _read_child(source, desc)) for desc in index.manifests]
+    present = [(desc, child) for desc, child in children if child is not None]
+    if len(present) != len(children):
+        present = [(desc, child) for desc, child in present if desc in index.images()]
+        if not present:
+            raise NotFound(f"index {index.digest}: none of its manifests is in the store")
+        index = Index.build([desc for desc, _ in present], docker=index.media_type == MediaType.DOCKER_MANIFEST_LIST,
+                            annotations=None if index.media_type == MediaType.DOCKER_MANIFEST_LIST
+                            else index.annotation_map or None)
+    for _, child in present:
+        assert child is not None
+        plan.add_manifest(child)
+    plan.documents.setdefault(index.digest, index.raw)
+    host = Platform.host()
+    for desc, child in present:
+        if desc.platform is not None and desc.platform.matches(host):
+            return index, child  # type: ignore[return-value]
+    return index, present[0][1]  # type: ignore[return-value]
+
+
+def _plan(images: Sequence[ArchiveImage], source: BlobSource) -> _Plan:
+    """Every blob once (layers and configs from ``source``, then manifests, then indexes)."""
+    plan = _Plan()
     for image in images:
-        m = image.manifest
-        for desc in (m.config, *m.layers):
-            blobs.setdefault(desc.digest, desc)
-        tags = [ref for ref in image.names if ref.tag is not None]
+        top: Manifest | Index = image.manifest
+        if isinstance(top, Index):
+            top, runnable = _expand_index(plan, top, source)
+        else:
+            plan.add_manifest(top)
+            runnable = top
         if image.names:
             for ref in image.names:
                 ann = {IMAGE_NAME: str(ref)}
                 if ref.tag is not None:
                     ann[REF_NAME] = ref.tag
-                entries.append(m.descriptor(annotations=ann))
+                plan.entries.append(top.descriptor(annotations=ann))
         else:
-            entries.append(m.descriptor())
-        docker.append(
+            plan.entries.append(top.descriptor())
+        tags = [ref for ref in image.names if ref.tag is not None]
+        plan.docker.append(
             {
-                "Config": _blob_name(m.config.digest),
+                "Config": _blob_name(runnable.config.digest),
                 "RepoTags": [ref.familiar for ref in tags],
-                "Layers": [_blob_name(layer.digest) for layer in m.layers],
+                "Layers": [_blob_name(layer.digest) for layer in runnable.layers],
             }
         )
-    manifests = {image.manifest.digest: image.manifest for image in images}
-    ordered = list(blobs.values()) + [m.descriptor() for m in manifests.values() if m.digest not in blobs]
-    return ordered, Index.build(entries), docker
-
-
-def _repositories(images: Sequence[ArchiveImage]) -> dict[str, dict[str, str]]:
-    """Docker's legacy ``repositories`` file: familiar name -> tag -> top layer id."""
-    out: dict[str, dict[str, str]] = {}
-    for image in images:
-        if not image.manifest.layers:
-            continue
-        top = image.manifest.layers[-1].digest.hex
-        for ref in image.names:
-            if ref.tag is not None:
-                out.setdefault(ref.familiar_name, {})[ref.tag] = top
-    return out
+        if runnable.layers:
+            for ref in tags:  # Docker's legacy file: familiar name -> tag -> top layer id
+                plan.repositories.setdefault(ref.familiar_name, {})[ref.tag] = runnable.layers[-1].digest.hex
+    for digest in plan.blobs:
+        plan.documents.pop(digest, None)  # a manifest that is also a layer/config blob is copied once
+    return plan
 
 
 def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarInfo:
@@ -188,11 +234,14 @@ def _tar_info(name: str, size: int = 0, directory: bool = False) -> tarfile.TarI
     return info
 
 
-def _blob_reader(source: BlobSource, desc: Descriptor, manifests: Mapping[Digest, Manifest]) -> BinaryIO:
-    known = manifests.get(desc.digest)
-    if known is not None:
-        return io.BytesIO(known.raw)
-    return source.open(desc.digest, desc.size)
+def _copy_blob(tar: tarfile.TarFile, source: BlobSource, desc: Descriptor) -> None:
+    reader = source.open(desc.digest, desc.size)
+    try:
+        tar.addfile(_tar_info(_blob_name(desc.digest), desc.size), reader)
+        if isinstance(reader, VerifyingReader):
+            reader.verify_rest()  # reads to EOF: digest and size checked before the next entry
+    finally:
+        reader.close()
 
 
 def write_archive(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSource) -> None:
@@ -204,32 +253,27 @@ def write_archive(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSou
     if not images:
         raise InvalidInput("nothing to save: no images given")
     try:
-        _write_tar(out, images, source)
+        _write_tar(out, _plan(images, source), source)
     except OSError as exc:
         raise StoreError(f"write image archive: {exc.strerror or exc}") from None
 
 
-def _write_tar(out: BinaryIO, images: Sequence[ArchiveImage], source: BlobSource) -> None:
-    blobs, index, docker = _plan(images)
-    manifests = {image.manifest.digest: image.manifest for image in images}
+def _write_tar(out: BinaryIO, plan: _Plan, source: BlobSource) -> None:
+    digests = [*plan.blobs, *plan.documents]
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
         layout = canonical({"imageLayoutVersion": LAYOUT_VERSION})
         tar.addfile(_tar_info("oci-layout", len(layout)), io.BytesIO(layout))
         tar.addfile(_tar_info("blobs", directory=True))
-        for alg in sorted({d.digest.algorithm for d in blobs}):
+        for alg in sorted({d.algorithm for d in digests}):
             tar.addfile(_tar_info(f"blobs/{alg}", directory=True))
-        for desc in blobs:
-            reader = _blob_reader(source, desc, manifests)
-            try:
-                tar.addfile(_tar_info(_blob_name(desc.digest), desc.size), reader)
-                if isinstance(reader, VerifyingReader):
-                    reader.verify_rest()
-            finally:
-                reader.close()
+        for desc in plan.blobs.values():
+            _copy_blob(tar, source, desc)
+        for digest, raw in plan.documents.items():
+            tar.addfile(_tar_info(_blob_name(digest), len(raw)), io.BytesIO(raw))
         for name, data in (
-            ("index.json", index.raw),
-            ("manifest.json", canonical(docker)),
-            ("repositories", canonical(_repositories(images))),
+            ("index.json", plan.index_json().raw),
+            ("manifest.json", canonical(plan.docker)),
+            ("repositories", canonical(plan.repositories)),
         ):
             tar.addfile(_tar_info(name, len(data)), io.BytesIO(data))
 
@@ -283,18 +327,22 @@ def write_layout_dir(path: str | os.PathLike[str], images: Sequence[ArchiveImage
     if (root / "index.json").exists():
         _check_layout_version((root / "oci-layout").read_bytes() if (root / "oci-layout").exists() else None)
         previous = list(Index.parse((root / "index.json").read_bytes()).manifests)
-    blobs, index, _ = _plan(images)
-    manifests = {image.manifest.digest: image.manifest for image in images}
-    for desc in blobs:
+    plan = _plan(images, source)
+    index = plan.index_json()
+    for desc in plan.blobs.values():
         target = root / _blob_name(desc.digest)
         target.parent.mkdir(exist_ok=True)
-        if _file_matches(target, desc):
-            continue
-        reader = _blob_reader(source, desc, manifests)
-        try:
-            _atomic_write(target, stream=reader)
-        finally:
-            reader.close()
+        if not _file_matches(target, desc):
+            reader = source.open(desc.digest, desc.size)
+            try:
+                _atomic_write(target, stream=reader)
+            finally:
+                reader.close()
+    for digest, raw in plan.documents.items():
+        target = root / _blob_name(digest)
+        target.parent.mkdir(exist_ok=True)
+        if not _file_matches(target, Descriptor(MediaType.OCI_MANIFEST, digest, len(raw))):
+            _atomic_write(target, raw)
     taken = {d.annotation_map.get(REF_NAME) for d in index.manifests} - {None}
     kept = [d for d in previous if d.annotation_map.get(REF_NAME) not in taken or REF_NAME not in d.annotation_map]
     kept = [d for d in kept if d not in index.manifests]

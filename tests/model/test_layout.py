@@ -373,3 +373,42 @@ def test_zstd_bomb_layer_in_docker_archive_stops_at_the_cap(image):
     ])
     with pytest.raises(LayerError, match="decompresses to more than 16777216 bytes"):
         read_archive(io.BytesIO(data), MemoryBlobs(), max_layer_size=16 << 20)
+
+
+def test_save_multi_platform_index_whole(busybox_tar):
+    from layers import Index, Platform
+
+    store = MemoryBlobs()
+    host = make_image(store, busybox_tar)
+    other = make_image(store, busybox_tar, extra_layer=_tar([("arch", b"other\n")]))
+    index = Index.build([host.manifest.descriptor(Platform.host()),
+                         other.manifest.descriptor(Platform("linux", "s390x"))], annotations={"a": "b"})
+    store.put_bytes(index.raw)
+    data = _save(store, ArchiveImage(index, (REF,)))
+    files = _members(data)
+    assert json.loads(files["index.json"])["manifests"][0]["digest"] == str(index.digest)
+    assert f"blobs/sha256/{index.digest.hex}" in files and f"blobs/sha256/{other.manifest.digest.hex}" in files
+    assert json.loads(files["manifest.json"])[0]["Config"] == f"blobs/sha256/{host.manifest.config.digest.hex}"
+    [loaded] = read_archive(io.BytesIO(data), MemoryBlobs())
+    assert loaded.manifest.digest == host.manifest.digest and loaded.names == (str(REF),)
+    [s390x] = read_archive(io.BytesIO(data), MemoryBlobs(), platform=Platform("linux", "s390x"))
+    assert s390x.manifest.digest == other.manifest.digest
+
+
+def test_save_index_with_entries_missing_from_the_store(busybox_tar):
+    """After a one-platform pull the store lacks the other entries: a smaller index is saved."""
+    from layers import Index, Platform
+
+    store = MemoryBlobs()
+    host = make_image(store, busybox_tar)
+    absent = Descriptor(MediaType.OCI_MANIFEST, Digest.from_bytes(b"never pulled"), 12,
+                        platform=Platform("linux", "s390x"))
+    index = Index.build([host.manifest.descriptor(Platform.host()), absent])
+    files = _members(_save(store, ArchiveImage(index, (REF,))))
+    [entry] = json.loads(files["index.json"])["manifests"]
+    saved = Index.parse(files["blobs/sha256/" + entry["digest"].split(":")[1]])
+    assert [d.digest for d in saved.manifests] == [host.manifest.digest]
+    assert f"blobs/sha256/{index.digest.hex}" not in files
+    lonely = Index.build([absent])
+    with pytest.raises(NotFound, match="none of its manifests"):
+        _save(store, ArchiveImage(lonely, (REF,)))

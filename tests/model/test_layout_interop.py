@@ -145,3 +145,25 @@ def test_streamed_from_a_pipe(saved, busybox_tar):
         proc.stdout.close()
         proc.wait()
     assert loaded.manifest.digest == img.manifest.digest and loaded.names == (str(REF),)
+
+
+def test_skopeo_reads_a_saved_multi_platform_index(busybox_tar, tmp_path):
+    need("skopeo")
+    from layers import Index, Platform
+
+    from .test_layout import _tar
+
+    store = MemoryBlobs()
+    host = make_image(store, busybox_tar)
+    other = make_image(store, busybox_tar, extra_layer=_tar([("arch", b"other\n")]))
+    index = Index.build([host.manifest.descriptor(Platform.host()),
+                         other.manifest.descriptor(Platform("linux", "s390x"))])
+    archive = tmp_path / "multi.tar"
+    with open(archive, "wb") as f:
+        write_archive(f, [ArchiveImage(index, (REF,))], store)
+    info = json.loads(run("skopeo", "inspect", f"oci-archive:{archive}"))
+    assert info["Digest"] == str(index.digest)  # the top-level digest, as docker shows it
+    assert info["Layers"] == [str(d.digest) for d in host.manifest.layers]  # the host's entry
+    raw = json.loads(run("skopeo", "inspect", "--raw", f"oci-archive:{archive}"))
+    assert len(raw["manifests"]) == 2
+    run("skopeo", "copy", "-q", "--all", f"oci-archive:{archive}", f"oci:{tmp_path / 'all'}:x")
