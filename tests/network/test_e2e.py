@@ -133,6 +133,7 @@ def test_start_publish_fetch_stop_rm(net):
     assert status == 200 and body == cid[:12].encode() + b"\n"
     insp = json.loads(net.pybuild("network", "inspect", net.name, check=True).stdout)[0]
     assert [e["name"] for e in insp["endpoints"].values()] == ["web"]
+    assert net.pybuild("port", "web", check=True).stdout == f"80/tcp -> 127.0.0.1:{port}\n"
     net.pybuild("stop", "-t", "2", "web", check=True)
     end = time.monotonic() + 10
     while not _port_free(port) and time.monotonic() < end:
