@@ -281,3 +281,13 @@ def _cmdline(pid: str) -> str:
             return f.read().replace(b"\0", b"").decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.mark.slow
+def test_two_hundred_runs_leave_nothing(box: Box, tmp_path: Path) -> None:
+    for i in range(200):
+        code, out, _ = sh(box, f"sleep 100 & echo {i}")
+        assert (code, out) == (0, f"{i}\n")
+    assert _mounts(tmp_path) == []
+    assert _leftover_cgroups(box.ids) == []
+    assert _children() == []
