@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import termios
+import threading
 from dataclasses import dataclass, field
 
 from . import cgroups, rootfs, seccomp
@@ -540,10 +541,11 @@ def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdi
     target and whose ``linux.namespaces`` has no ``network`` entry (host networking), e.g.
     ``make_spec(cfg, RunOptions(network="host", ...), rootfs=target, etc_dir=...)``. The cgroup is
     removed before it returns; nothing of the container is left but the overlay's upper dir.
-    ``forward_signals`` (main thread only) forwards the caller's SIGINT/SIGTERM/... to the container.
+    ``forward_signals`` forwards the caller's SIGINT/SIGTERM/... to the container; Python allows signal
+    handlers only in the main thread, so from another thread (parallel build stages) it is skipped.
     """
     stdin_fd, stdout_fd = _fileno(stdin, 0), _fileno(stdout, 1)
-    if not forward_signals:
+    if not forward_signals or threading.current_thread() is not threading.main_thread():
         proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
         return foreground(proc, stdin_fd=stdin_fd, stdout_fd=stdout_fd)
     with SignalForwarder(stdin_fd) as fwd:
