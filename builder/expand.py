@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["ExpandError", "process_word", "process_words"]
+__all__ = ["ExpandError", "process_word", "process_words", "process_heredoc"]
 
 
 class ExpandError(ValueError):
@@ -152,3 +152,18 @@ def process_word(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
 def process_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[str]:
     """Expand ``text`` and split it into words on unquoted whitespace (COPY/EXPOSE/VOLUME arguments)."""
     return _Lexer(text, env, escape).words(split=True)
+
+
+def process_heredoc(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``$VAR``/``${VAR...}`` in a heredoc body; quotes and everything else stay as written."""
+    lexer = _Lexer(text, env, "\0")
+    out: list[str] = []
+    while lexer.pos < len(text):
+        ch = lexer.take()
+        if ch == "\\" and lexer.peek() == "$":
+            out.append(lexer.take())
+        elif ch == "$":
+            out.append(lexer.dollar())
+        else:
+            out.append(ch)
+    return "".join(out)

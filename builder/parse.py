@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .errors import DockerfileError
 from . import instructions as I
 
-__all__ = ["Dockerfile", "parse", "parse_file", "split_raw", "parse_duration"]
+__all__ = ["Dockerfile", "parse", "parse_file", "parse_instruction", "split_raw", "parse_duration"]
 
 _HEREDOC = re.compile(r"<<(-?)(?:\"([A-Za-z_][\w.-]*)\"|'([A-Za-z_][\w.-]*)'|([A-Za-z_][\w.-]*))")
 _FLAG = re.compile(r"\s*--([A-Za-z][\w-]*)(?:=(\"[^\"]*\"|'[^']*'|\S*))?(?=\s|$)")
@@ -502,3 +502,9 @@ _PARSERS = {
     "ONBUILD": _onbuild,
     "MAINTAINER": _single(I.Maintainer, "name"),
 }
+
+
+def parse_instruction(text: str, location: I.Location, escape: str = "\\") -> I.Instruction:
+    """Parse one instruction line (an ONBUILD trigger from a base image) as if it stood at ``location``."""
+    keyword, _, rest = text.strip().partition(" ")
+    return _instruction(keyword.upper(), rest, location, text.strip(), escape, ())
