@@ -154,6 +154,11 @@ def split_raw(text: str, escape: str = "\\") -> list[str]:
             if ch == quote:
                 quote = ""
             cur.append(ch)
+        elif ch == "$" and text.startswith("${", i) and "}" in text[i:]:
+            end = text.index("}", i)
+            cur.append(text[i : end + 1])
+            i = end + 1
+            continue
         elif ch in "\"'":
             quote = ch
             cur.append(ch)

@@ -1,0 +1,3 @@
+FROM busybox
+
+COPY ../../etc/shadow /x

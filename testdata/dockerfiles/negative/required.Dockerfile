@@ -1,0 +1,2 @@
+FROM busybox
+ENV X=${Y:?must be set}

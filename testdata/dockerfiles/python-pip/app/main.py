@@ -1,0 +1,2 @@
+import six
+print("python app ok, six", six.__version__)
