@@ -205,6 +205,7 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         step = "make non-dumpable"
         sc.set_dumpable(False)
+        os.umask(0o022)
         step = "join cgroup"
         cg.join(0)
         if new_cgroupns:
