@@ -203,12 +203,23 @@ def read_logs(path: str, *, tail: int | None = None, since: float | None = None,
                 continue
             try:
                 if os.stat(path).st_ino != ino:
+                    # rotated: what the writer appended before renaming is still in the old file
+                    pending += f.read()
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        e = _parse(line)
+                        if e is not None:
+                            yield e
+                    pending = b""
                     f.close()
                     f = open(path, "rb")
                     ino = os.fstat(f.fileno()).st_ino
                     continue
             except FileNotFoundError:
-                return
+                if not alive():          # removed with its container
+                    return
+                time.sleep(poll)         # mid-rotation: renamed away, the new one not yet created
+                continue
             if not alive():
                 idle_after_exit += 1
                 if idle_after_exit > 2:       # one more read after the writer is gone

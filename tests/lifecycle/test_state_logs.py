@@ -158,3 +158,27 @@ def test_ps_and_logs_stay_light(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out, out
+
+
+def test_follow_across_rotation(tmp_path):
+    import threading
+
+    path = str(tmp_path / "c.log")
+    w = LogWriter(path, max_size=2048, max_files=2)
+    w.write("stdout", b"before\n")
+    done = threading.Event()
+
+    def writer():
+        time.sleep(0.2)
+        for i in range(300):                 # several rotations while the reader follows
+            w.write("stdout", f"n{i}\n".encode())
+            time.sleep(0.001)
+        w.close()
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    got = [e.text for e in read_logs(path, follow=True, alive=lambda: not done.is_set(), poll=0.01)]
+    t.join()
+    assert got[0] == "before\n" and got[-1] == "n299\n"
+    assert [int(x[1:]) for x in got[1:]] == list(range(300))     # none lost, none twice
