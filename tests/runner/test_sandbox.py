@@ -291,3 +291,53 @@ def test_two_hundred_runs_leave_nothing(box: Box, tmp_path: Path) -> None:
     assert _mounts(tmp_path) == []
     assert _leftover_cgroups(box.ids) == []
     assert _children() == []
+
+
+def test_tty_gets_a_pty_from_the_containers_devpts(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """``process.terminal``: the container's stdio is a pty of its own /dev/pts; input and output relayed."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import pty
+    import select
+    import sys
+    import textwrap
+    import time
+
+    script = tmp_path / "tty.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from runner import sandbox
+        from runner.options import RunOptions
+        from runner.rootfs import OverlayMount
+        from runner.spec import make_spec
+        with OverlayMount([{str(busybox_rootfs)!r}], "{tmp_path}/u", "{tmp_path}/w", "{tmp_path}/r") as root:
+            opts = RunOptions(network="none", tty=True,
+                              command=("sh", "-c", "tty; echo term=$TERM; read x; echo got=$x; exit 4"))
+            sys.exit(sandbox.execute(make_spec(None, opts, rootfs=root), container_id="tty{os.getpid()}"))
+    """))
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, str(script)])
+    out = b""
+    sent = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not sent and b"term=" in out:
+            os.write(master, b"typed\r")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 4, text
+    assert "/dev/pts/0" in text and "term=xterm" in text and "got=typed" in text
