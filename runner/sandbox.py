@@ -36,6 +36,7 @@ import struct
 import sys
 import termios
 import threading
+import tty
 from dataclasses import dataclass, field
 
 from . import cgroups, rootfs, seccomp
@@ -438,8 +439,6 @@ def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int) -> None:
     saved = None
     if os.isatty(stdin_fd):
         saved = termios.tcgetattr(stdin_fd)
-        import tty
-
         tty.setraw(stdin_fd)
         _copy_winsize(stdin_fd, master)
     watch = [master, stdin_fd]

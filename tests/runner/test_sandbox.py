@@ -303,7 +303,7 @@ def test_tty_gets_a_pty_from_the_containers_devpts(busybox_rootfs: Path, tmp_pat
     import textwrap
     import time
 
-    script = tmp_path / "tty.py"
+    script = tmp_path / "ttyrun.py"
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
