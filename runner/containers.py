@@ -21,12 +21,13 @@ from dataclasses import dataclass, replace
 from layers.errors import InvalidInput, PybuildError
 
 from . import state as st
+from .errors import RuntimeFailure
 from .state import ContainerConfig, ContainerState, ContainerStore, StateConflict
 
 __all__ = [
     "create", "start", "stop", "kill", "remove", "pause", "unpause", "restart", "wait", "inspect",
     "list_containers", "top", "stats", "rename", "prune", "parse_signal", "release_resources",
-    "ContainerInfo", "Stats",
+    "ContainerInfo", "Stats", "WaitTimeout",
 ]
 
 
@@ -115,7 +116,20 @@ def _wait_shim_gone(store: ContainerStore, cid: str, timeout: float = 10.0) -> N
 # ---------------------------------------------------------------------------------------------
 # signals, stop, wait
 
-def _signal_pid(pid: int, sig: int) -> None:
+class WaitTimeout(RuntimeFailure):
+    """A container did not reach the wanted state in time."""
+
+
+def _send_signal(cfg: ContainerConfig, pid: int, sig: int) -> None:
+    """Signal the container's PID 1, but only if ``pid`` still is in the container's cgroup: a pid
+    recorded before an unnoticed exit may have been reused by an unrelated host process."""
+    if cfg.extra.get("launcher") != "host":
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                if cfg.id not in f.read():
+                    return
+        except FileNotFoundError:
+            return
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
@@ -132,7 +146,7 @@ def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> Contain
             raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
         if signum in (_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
             store.request_stop(cfg.id)
-        _signal_pid(cur.pid, signum)
+        _send_signal(cfg, cur.pid, signum)
         if cur.status == st.PAUSED:
             _freeze(cur.pid, False)       # a frozen task only takes the signal once thawed
     return cfg
@@ -153,7 +167,7 @@ def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll:
                 (not for_shim or not shim_alive):
             return cur.exit_code
         if deadline is not None and time.monotonic() >= deadline:
-            raise PybuildError(f"container {cfg.name}: still {cur.status} after {timeout:.0f}s")
+            raise WaitTimeout(f"container {cfg.name}: still {cur.status} after {timeout:.0f}s")
         time.sleep(poll)
 
 
@@ -169,17 +183,17 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
         cur = store.status(cfg.id)
         store.request_stop(cfg.id)
         if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
-            _signal_pid(cur.pid, parse_signal(cfg.stop_signal))
+            _send_signal(cfg, cur.pid, parse_signal(cfg.stop_signal))
             if cur.status == st.PAUSED:
                 _freeze(cur.pid, False)
     if cur.status not in (st.RUNNING, st.PAUSED) and not cur.restarting:
         return cfg
     try:
         wait(store, cfg.id, timeout=t, for_shim=False)
-    except PybuildError:
+    except WaitTimeout:
         cur = store.status(cfg.id)
         if cur.pid > 0:
-            _signal_pid(cur.pid, _signal.SIGKILL)
+            _send_signal(cfg, cur.pid, _signal.SIGKILL)
     wait(store, cfg.id, timeout=max(30.0, t), for_shim=False)   # the shim tears down after this
     return cfg
 
@@ -291,7 +305,7 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
                                current=cur.status)
         store.request_stop(cfg.id)
         if cur.pid > 0:
-            _signal_pid(cur.pid, _signal.SIGKILL)
+            _send_signal(cfg, cur.pid, _signal.SIGKILL)
             if cur.status == st.PAUSED:
                 _freeze(cur.pid, False)
     wait(store, cfg.id, timeout=30.0)
