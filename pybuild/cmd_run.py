@@ -154,7 +154,7 @@ def _run_foreground(cstore, images, image_ref: str, opts) -> int:
                     cstore.move(cfg.id, cfg.name, st.RUNNING, pid=proc.pid, started_at=time.time(),
                                 shim_pid=os.getpid())
             finally:
-                code = sandbox.foreground(proc)
+                code = sandbox.foreground(proc, forward_input=opts.interactive)
         with cstore.lock(cfg.id):
             cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=code, finished_at=time.time(),
                         oom_killed=code == 137 and _oom(proc), shim_pid=0)

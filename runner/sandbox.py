@@ -432,16 +432,17 @@ def _fileno(stream, default: int) -> int:
     return stream.fileno()
 
 
-def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int) -> None:
+def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int, forward_input: bool = True) -> None:
     """Copy between the caller's terminal and the container's pty until the container side closes."""
     master = proc.pty_master
     assert master is not None
     saved = None
     if os.isatty(stdin_fd):
-        saved = termios.tcgetattr(stdin_fd)
-        tty.setraw(stdin_fd)
         _copy_winsize(stdin_fd, master)
-    watch = [master, stdin_fd]
+        if forward_input:
+            saved = termios.tcgetattr(stdin_fd)
+            tty.setraw(stdin_fd)
+    watch = [master, stdin_fd] if forward_input else [master]
     try:
         while True:
             try:
@@ -517,15 +518,16 @@ class SignalForwarder:
             signal.signal(sig, handler)
 
 
-def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
+def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1, forward_input: bool = True) -> int:
     """Wait for a started container in the foreground; the exit code. Kills it if interrupted.
 
-    With a pty, copies between the caller's ``stdin_fd``/``stdout_fd`` and the container's terminal.
-    Signals are the caller's business (:class:`SignalForwarder`).
+    With a pty, copies the container's terminal to ``stdout_fd`` and, with ``forward_input``
+    (``-i``), ``stdin_fd`` to it (the caller's terminal then is raw). Signals are the caller's
+    business (:class:`SignalForwarder`).
     """
     try:
         if proc.pty_master is not None:
-            _relay_pty(proc, stdin_fd, stdout_fd)
+            _relay_pty(proc, stdin_fd, stdout_fd, forward_input)
         return proc.wait()
     finally:
         if proc.exit_code is None:

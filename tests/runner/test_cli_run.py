@@ -102,7 +102,8 @@ def test_tty_is_a_real_pty(pybuild, image) -> None:
     pid, master = pty.fork()
     if pid == 0:
         os.execv(_exe(), [_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "--rm",
-                          "-t", "--network", "none", image, "sh", "-c", "tty; echo term=$TERM; stty size"])
+                          "-it", "--network", "none", image, "sh", "-c", "tty; echo term=$TERM; read x; echo got=$x"])
+    os.write(master, b"typed\r")
     out = b""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -119,7 +120,7 @@ def test_tty_is_a_real_pty(pybuild, image) -> None:
     os.close(master)
     text = out.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
-    assert "/dev/pts/0" in text and "term=xterm" in text
+    assert "/dev/pts/0" in text and "term=xterm" in text and "got=typed" in text
 
 
 def test_signals_reach_the_container(pybuild, image) -> None:
