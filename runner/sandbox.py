@@ -441,7 +441,7 @@ def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int, forward_in
         _copy_winsize(stdin_fd, master)
         if forward_input:
             saved = termios.tcgetattr(stdin_fd)
-            tty.setraw(stdin_fd)
+            tty.setraw(stdin_fd, termios.TCSANOW)   # keep input typed before the container started
     watch = [master, stdin_fd] if forward_input else [master]
     try:
         while True:
