@@ -384,6 +384,18 @@ class Shim:
             delay = min(delay * 2, BACKOFF_MAX)
         self._finish()
 
+    def abort(self, message: str) -> None:
+        """Last resort after an unexpected error: kill the container, record why, tell a waiting CLI."""
+        self._ready(f"error {message}")
+        cur = self.store.read_state(self.cid)
+        if cur.pid > 0 and self.config.extra.get("launcher") != "host":
+            from . import sandbox
+
+            sandbox.cleanup(self.cid, self.store.state_dir)      # SIGKILLs everything in its cgroup
+        self.store.write_state(self.cid, replace(cur, status=st.EXITED, pid=0, exit_code=255,
+                                                 finished_at=time.time(), error=message, restarting=False))
+        self._finish()
+
     def _finish(self) -> None:
         self._close_proxies()
         self.log.close()
@@ -445,7 +457,15 @@ def main(argv: list[str]) -> None:
         except OSError:
             pass
         raise SystemExit(1)
-    shim.run()
+    try:
+        shim.run()
+    except BaseException as exc:
+        # a bug in the shim must not leave an unsupervised container behind
+        import traceback
+
+        traceback.print_exc()
+        shim.abort(f"shim failed: {type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None
 
 
 def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
