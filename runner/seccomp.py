@@ -60,6 +60,9 @@ def _lib():
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
+    lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
     return lib
 
 
@@ -133,6 +136,14 @@ def compile_profile(profile: dict | None) -> Filter | None:
         raise SandboxError("linux.seccomp: seccomp_init failed")
     filt = Filter(ctx)
     try:
+        # other ABIs of this CPU (x86 and x32 on x86_64) get the same rules; without them libseccomp
+        # kills any process that uses them, and with them the rules cannot be bypassed through them
+        for arch in profile.get("architectures", []):
+            token = lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
+            if token:
+                ret = lib.seccomp_arch_add(ctx, token)
+                if ret < 0 and -ret not in (errno.EEXIST, errno.EINVAL):
+                    raise SandboxError(f"linux.seccomp.architectures {arch}: {errno.errorcode.get(-ret, -ret)}")
         for i, rule in enumerate(profile.get("syscalls", [])):
             action = _action(rule["action"], rule.get("errnoRet"))
             args = rule.get("args") or []
