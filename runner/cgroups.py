@@ -182,7 +182,9 @@ def create(container_id: str, resources: dict | None = None) -> Cgroup:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
             raise CgroupError(f"create cgroup {parent}: {exc.strerror}") from None
-        wanted = [c for c in ("memory", "pids", "cpu") if c in open(os.path.join(parent, "cgroup.controllers")).read().split()]
+        with open(os.path.join(parent, "cgroup.controllers")) as f:
+            available = f.read().split()
+        wanted = [c for c in ("memory", "pids", "cpu") if c in available]
         if wanted:
             _write(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
         cg = Cgroup("v2", (path,))
