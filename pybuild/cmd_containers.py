@@ -139,8 +139,11 @@ def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> 
     if attach:
         if len(containers) != 1:
             raise click.UsageError("start -a takes exactly one container")
+        import time
+
+        begun = time.time()              # output of this run is logged after this instant
         info = C.start(store, containers[0])
-        raise SystemExit(_attach(store, info.config.id, since=info.state.started_at))
+        raise SystemExit(_attach(store, info.config.id, since=begun))
     _each(containers, lambda ref: C.start(store, ref))
 
 

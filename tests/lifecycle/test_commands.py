@@ -258,3 +258,11 @@ def test_stop_paused_filters_attach_prune(lifecycle):
     pruned = lifecycle.pybuild("container", "prune", "-f", check=True).stdout.split()
     assert sorted(pruned) == sorted([a, b, fresh])
     assert lifecycle.pybuild("ps", "-a", "-q", check=True).stdout.split() == [running[:12]]
+
+
+def test_start_attach_sees_the_first_line(lifecycle):
+    lifecycle.create("quick", ["sh", "-c", "echo first; echo second >&2; exit 4"])
+    r = lifecycle.pybuild("start", "-a", "quick")
+    assert (r.returncode, r.stdout, r.stderr) == (4, "first\n", "second\n")
+    r = lifecycle.pybuild("start", "-a", "quick")          # a second run shows only its own output
+    assert (r.returncode, r.stdout) == (4, "first\n")
