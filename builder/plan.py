@@ -397,8 +397,12 @@ def _plan_run(inst: I.Run, parent, state, df, context, build_args, stages, by_na
                 raise err(f"--mount from={m.from_!r}: only earlier stages can be bind sources")
             if src_stage is not None:
                 deps.add(src_stage)
+                m = replace(m, from_=str(src_stage))
                 extra.setdefault("mounts", []).append([m.target, stages[src_stage].key, m.source])
             elif context is not None:
+                clean = posixpath.normpath(m.source or ".")
+                if clean == ".." or clean.startswith("../"):
+                    raise err(f"--mount source {m.source} is outside the build context")
                 entries = _select(context, m.source or ".", (), err)
                 extra.setdefault("mounts", []).append([m.target, context.digest(entries)])
         if m.type == "cache" and not m.id:

@@ -1,0 +1,449 @@
+"""Walk a :class:`builder.plan.Plan`: each needed stage in its own thread (a stage waits only for the
+stages it reads), each vertex either a cache hit or run. Layers are packed from overlay upper dirs
+into the store; the result is an image (config + manifest) committed to the store.
+
+The store is the ``layers.store.Store`` contract (docs/INTERFACES.md); the runner does RUN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import tempfile
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+from layers.config import History, ImageConfig, format_time
+from layers.descriptor import Descriptor, Platform
+from layers.digest import Digest
+from layers.errors import PybuildError
+
+from . import instructions as I
+from .cache import BuildCache
+from .context import BuildContext
+from .errors import BuildError
+from .options import BuildOptions
+from .plan import BaseImage, Plan, Stage, Vertex
+from .progress import Progress
+from .steps.copy import CopyItem, Ownership, copy_items, select_in_root, write_file
+from .steps.meta import apply_meta
+
+__all__ = ["StageImage", "BuildResult", "StoreResolver", "Executor"]
+
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
+
+
+@dataclass(frozen=True)
+class StageImage:
+    """A stage's image so far: its config and layer descriptors (diff_ids are in the config)."""
+
+    config: ImageConfig
+    layers: tuple[Descriptor, ...]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    config: ImageConfig
+    manifest: object  # layers.manifest.Manifest
+    layers: tuple[Descriptor, ...]
+    cache_hits: int
+    steps: int
+
+    @property
+    def image_id(self) -> str:
+        return str(self.config.digest)
+
+
+class StoreResolver:
+    """Plan-time base image lookup in the local store (pulling when absent or with ``--pull``)."""
+
+    def __init__(self, store, settings=None, pull: bool = False, progress: Progress | None = None) -> None:
+        self.store, self.settings, self.pull, self.progress = store, settings, pull, progress
+        self.images: dict[tuple[str, str], object] = {}
+        self._lock = threading.Lock()
+
+    def load(self, image: str, platform: str):
+        with self._lock:
+            key = (image, platform)
+            if key not in self.images:
+                self.images[key] = self._load(image, platform)
+            return self.images[key]
+
+    def _load(self, image: str, platform: str):
+        from layers.errors import NotFound
+
+        if self.pull and self.settings is not None:
+            self._pull(image, platform)
+        try:
+            record = self.store.images.resolve(image)
+        except NotFound:
+            if self.settings is None:
+                raise
+            self._pull(image, platform)
+            record = self.store.images.resolve(image)
+        return self.store.images.load(record)
+
+    def _pull(self, image: str, platform: str) -> None:
+        from layers.reference import Reference
+        from registry_client.client import Registry
+        from registry_client.credentials import CredentialStore
+        from registry_client.pull import PullOptions, pull
+        from registry_client.transport import TransportConfig
+
+        ref = Reference.parse(image)
+        config = TransportConfig(insecure_registries=self.settings.insecure_registries, tls_ca=self.settings.tls_ca)
+        if self.progress:
+            self.progress.note(f"pulling {ref}")
+        with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
+            with self.store.lease():
+                pull(self.store, registry.repository(ref.repository), ref,
+                     PullOptions(platform=Platform.parse(platform)), None, tag=True)
+
+    def base(self, image: str, platform: str) -> BaseImage:
+        img = self.load(image, platform)
+        c = img.config.config
+        return BaseImage(key=str(img.manifest.digest), env=tuple(c.env), working_dir=c.working_dir,
+                         shell=tuple(c.shell) if c.shell else None, onbuild=tuple(c.on_build))
+
+
+class Executor:
+    """Runs one plan. Not a value: holds the store, cache, progress and the work directory."""
+
+    def __init__(self, store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
+                 progress: Progress, state_dir: str | None = None) -> None:
+        self.store, self.options, self.context, self.resolver = store, options, context, resolver
+        self.progress = progress
+        self.state_dir = state_dir
+        self.cache = BuildCache(store.root, store)
+        self.work = tempfile.mkdtemp(prefix="build-", dir=_ensure(os.path.join(store.root, "tmp")))
+        self.hits = 0
+        self.steps = 0
+        self._lock = threading.Lock()
+        self._stage_images: dict[int, StageImage] = {}
+        when = options.timestamp
+        self.created = format_time(when if when is not None else datetime.now(timezone.utc))
+
+    def close(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- whole build ------------------------------------------------------------------------------
+    def run(self, plan: Plan) -> BuildResult:
+        futures: dict[int, Future] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="stage") as pool:
+            for idx in plan.order:
+                stage = plan.stages[idx]
+                deps = {d: futures[d] for d in stage.deps}
+                futures[idx] = pool.submit(self._stage, stage, deps)
+            final = futures[plan.target].result()
+            for f in futures.values():
+                f.result()
+        return self._commit(final, plan)
+
+    def _stage(self, stage: Stage, deps: dict[int, Future]) -> StageImage:
+        for f in deps.values():
+            f.result()  # re-raises a dependency's failure
+        image = self._base(stage)
+        for vertex in stage.vertices:
+            image = self._vertex(stage, vertex, image)
+        with self._lock:
+            self._stage_images[stage.index] = image
+        return image
+
+    def _base(self, stage: Stage) -> StageImage:
+        if stage.base_stage is not None:
+            with self._lock:
+                return self._stage_images[stage.base_stage]
+        platform = Platform.parse(stage.platform)
+        if stage.base == "scratch":
+            return StageImage(ImageConfig.new(platform, created=self.created), ())
+        img = self.resolver.load(stage.base, stage.platform)
+        return StageImage(img.config, tuple(img.manifest.layers))
+
+    # -- one vertex -------------------------------------------------------------------------------
+    def _vertex(self, stage: Stage, v: Vertex, image: StageImage) -> StageImage:
+        inst = v.instruction
+        history = History(created=self.created, created_by=_created_by(inst), comment=HISTORY_COMMENT)
+        step = self.progress.step(stage.label, inst)
+        if not isinstance(inst, (I.Run, I.Copy)):
+            config = apply_meta(image.config, inst)
+            step.done(cached=False, meta=True)
+            return replace(image, config=config.with_history(history))
+        with self._lock:
+            self.steps += 1
+        entry = None if self.options.no_cache else self.cache.get(v.key)
+        if entry is not None:
+            with self._lock:
+                self.hits += 1
+            step.done(cached=True)
+            return _append(image, entry.layer, entry.diff_id, history)
+        upper = tempfile.mkdtemp(prefix="upper-", dir=self.work)
+        try:
+            self._run_or_copy(stage, v, image, upper, step)
+            layer, diff_id = self._pack(upper)
+        finally:
+            _rmtree(upper)
+        self.cache.put(v.key, layer, diff_id)
+        step.done(cached=False)
+        return _append(image, layer, diff_id, history)
+
+    def _lowerdirs(self, image: StageImage) -> list[str]:
+        dirs = [self.store.snapshots.ensure(layer, diff_id)
+                for layer, diff_id in zip(image.layers, image.config.diff_ids)]
+        dirs.reverse()  # top-most first
+        if not dirs:
+            dirs = [_ensure(os.path.join(self.work, "empty"))]
+        return dirs
+
+    @contextlib.contextmanager
+    def _mounted(self, lowers: list[str], upper: str | None):
+        from runner.rootfs import OverlayMount
+
+        base = tempfile.mkdtemp(prefix="mnt-", dir=self.work)
+        work = os.path.join(base, "work") if upper else None
+        target = os.path.join(base, "root")
+        try:
+            with OverlayMount(lowers, upper, work, target) as root:
+                yield root
+        finally:
+            _rmtree(base)
+
+    def _run_or_copy(self, stage: Stage, v: Vertex, image: StageImage, upper: str, step) -> None:
+        inst = v.instruction
+        lowers = self._lowerdirs(image) if not (isinstance(inst, I.Copy) and inst.link) else \
+            [_ensure(os.path.join(self.work, "empty"))]
+        with self._mounted(lowers, upper) as root:
+            if isinstance(inst, I.Copy):
+                self._copy(v, inst, image, root)
+            else:
+                self._run(stage, v, inst, image, root, upper, step)
+
+    def _copy(self, v: Vertex, inst: I.Copy, image: StageImage, root: str) -> None:
+        own = _ownership(inst, root)
+        docs = {f"<<{'-' if h.chomp else ''}{h.name}": h for h in inst.heredocs}
+        count = len(inst.sources)
+        for src in inst.sources:
+            if src in docs:
+                dest = inst.dest if not inst.dest.endswith("/") else inst.dest + docs[src].name
+                write_file(root, dest, docs[src].content.encode(), own)
+        if v.from_stage is not None or v.from_image is not None:
+            with self._source_root(v) as src_root:
+                for src in inst.sources:
+                    try:
+                        items = select_in_root(src_root, src)
+                    except FileNotFoundError:
+                        raise _copy_error(inst, f"{src}: not found in stage or image {inst.from_}") from None
+                    copy_items(root, items, inst.dest, own, sources=count)
+            return
+        inputs = dict(v.inputs)
+        for src in inst.sources:
+            if src in docs:
+                continue
+            if inst.add and src.startswith(("http://", "https://")):
+                self._add_url(inst, src, root, own)
+                continue
+            entries = inputs[src]
+            items = [CopyItem(self.context.abspath(e.path), e.target) for e in entries]
+            if inst.add and len(items) == 1 and items[0].target == "" and _is_archive(items[0].source):
+                self._add_archive(inst, items[0].source, root)
+                continue
+            copy_items(root, items, inst.dest, own, sources=count)
+
+    @contextlib.contextmanager
+    def _source_root(self, v: Vertex):
+        if v.from_stage is not None:
+            with self._lock:
+                src = self._stage_images[v.from_stage]
+        else:
+            img = self.resolver.load(v.from_image, self.options.platform)
+            src = StageImage(img.config, tuple(img.manifest.layers))
+        with self._mounted(self._lowerdirs(src), None) as root:
+            yield root
+
+    def _add_archive(self, inst: I.Copy, path: str, root: str) -> None:
+        from runner.rootfs import _mkdirs_in_root
+
+        from layers import archive
+
+        dest = _mkdirs_in_root(root, inst.dest)
+        compression = _compression_of(path)
+        with open(path, "rb") as f:
+            archive.extract(f, dest, compression=compression, mode="apply")
+
+    def _add_url(self, inst: I.Copy, url: str, root: str, own: Ownership) -> None:
+        import hashlib
+
+        import httpx
+
+        name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+        tmp = os.path.join(self.work, "download-" + uuid.uuid4().hex)
+        h = hashlib.sha256()
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as resp:
+            if resp.status_code != 200:
+                raise _copy_error(inst, f"{url}: HTTP {resp.status_code}")
+            with open(tmp, "wb") as f:
+                for chunk in resp.iter_bytes(1 << 20):
+                    h.update(chunk)
+                    f.write(chunk)
+        if inst.checksum and "sha256:" + h.hexdigest() != inst.checksum:
+            raise _copy_error(inst, f"{url}: checksum sha256:{h.hexdigest()} does not match {inst.checksum}")
+        os.chmod(tmp, 0o600)
+        dest = inst.dest + name if inst.dest.endswith("/") else inst.dest
+        copy_items(root, [CopyItem(tmp, "")], dest, own)
+
+    def _run(self, stage: Stage, v: Vertex, inst: I.Run, image: StageImage, root: str, upper: str, step) -> None:
+        from .steps.run import RunRequest, run_step, stage_file
+
+        binds: list[tuple[str, str, bool]] = []
+        tmpfs: list[str] = []
+        secrets = {s.id: s for s in self.options.secrets}
+        with contextlib.ExitStack() as stack:
+            for m in inst.mounts:
+                if m.type == "cache":
+                    binds.append((self.cache.mount_dir(m.id), m.target, False))
+                elif m.type == "tmpfs":
+                    tmpfs.append(m.target)
+                elif m.type == "secret":
+                    s = secrets.get(m.id)
+                    if s is None:
+                        if m.required:
+                            raise BuildError(f"secret {m.id!r} is required but was not given (--secret id={m.id},src=...)",
+                                             inst.location.file, inst.location.line, "RUN")
+                        continue
+                    sdir = os.path.join(self.work, "secrets-" + uuid.uuid4().hex)
+                    if s.env:
+                        path = os.path.join(sdir, m.id)
+                        os.makedirs(sdir, mode=0o700)
+                        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400), "w") as f:
+                            f.write(os.environ.get(s.env, ""))
+                    else:
+                        path = stage_file(s.src, sdir, m.id, m.mode if m.mode is not None else 0o400)
+                    stack.callback(_rmtree, sdir)
+                    binds.append((path, m.target, True))
+                elif m.type == "bind":
+                    if m.from_:
+                        # the planner replaced a stage name by its index
+                        src_root = stack.enter_context(self._source_root(
+                            replace(v, from_stage=int(m.from_), from_image=None)))
+                        from runner.rootfs import resolve_in_root
+
+                        binds.append((resolve_in_root(src_root, m.source or "/"), m.target, m.readonly))
+                    else:
+                        rel = posixpath.normpath("/" + (m.source or ".")).lstrip("/")
+                        binds.append((self.context.abspath(rel), m.target, m.readonly))
+            network = "none" if (inst.network == "none" or self.options.network == "none") else "host"
+            if network == "host":
+                for f in ("/etc/resolv.conf", "/etc/hosts"):
+                    if os.path.exists(f):
+                        binds.append((f, f, True))
+            req = RunRequest(instruction=inst, config=image.config, rootfs=root, upper=upper, env=v.run_env,
+                             shell=v.shell, workdir=v.workdir, user=v.user, network=network, binds=tuple(binds),
+                             tmpfs=tuple(tmpfs), container_id="build-" + uuid.uuid4().hex[:20],
+                             state_dir=self.state_dir)
+            run_step(req, step.stdout, step.stderr)
+
+    # -- layers and the final image -------------------------------------------------------------
+    def _pack(self, upper: str) -> tuple[Descriptor | None, Digest | None]:
+        """Pack an upper dir into a layer blob; ``(None, None)`` when the step changed nothing."""
+        from layers import archive
+
+        if not os.listdir(upper):
+            return None, None
+        with self.store.blobs.ingest() as ing:
+            res = archive.pack(upper, ing, overlay_upper=True, timestamp=self.options.timestamp,
+                               compression=self.options.compression)
+            digest = ing.commit()
+        if digest != res.digest:
+            raise BuildError(f"layer digest mismatch: packed {res.digest}, stored {digest}")
+        media_type = res.media_type
+        if self.options.format == "docker":
+            media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        return Descriptor(media_type=media_type, digest=res.digest, size=res.size), res.diff_id
+
+    def _commit(self, final: StageImage, plan: Plan) -> BuildResult:
+        from layers.manifest import Manifest
+        from layers.mediatype import MediaType
+
+        config = final.config
+        if self.options.labels:
+            labels = dict(config.config.labels)
+            labels.update(dict(self.options.labels))
+            config = config.with_config(labels=labels)
+        if self.options.format == "oci":
+            # OCI image configs have no Healthcheck/OnBuild/Shell: dropped, as buildah does
+            config = config.with_config(healthcheck=None, on_build=(), shell=None)
+        config = config.with_fields(created=self.created)
+        docker = self.options.format == "docker"
+        config_digest = self.store.blobs.put_bytes(config.raw)
+        config_desc = Descriptor(media_type=MediaType.DOCKER_CONFIG if docker else MediaType.OCI_CONFIG,
+                                 digest=config_digest, size=len(config.raw))
+        layers = final.layers
+        if docker:
+            layers = tuple(replace(l, media_type=MediaType.DOCKER_LAYER_GZIP) if "gzip" in l.media_type else l
+                           for l in layers)
+        manifest = Manifest.build(config_desc, layers, docker=docker)
+        self.store.blobs.put_bytes(manifest.raw)
+        return BuildResult(config=config, manifest=manifest, layers=layers, cache_hits=self.hits, steps=self.steps)
+
+
+def _append(image: StageImage, layer: Descriptor | None, diff_id: Digest | None, history: History) -> StageImage:
+    if layer is None:
+        return replace(image, config=image.config.with_history(history))
+    return StageImage(image.config.with_layer(diff_id, history), image.layers + (layer,))
+
+
+def _created_by(inst: I.Instruction) -> str:
+    """History text: the instruction as written (secrets are only ever referenced by id there)."""
+    return inst.source if len(inst.source) < 4096 else inst.source[:4093] + "..."
+
+
+def _copy_error(inst: I.Copy, reason: str) -> BuildError:
+    return BuildError(reason, inst.location.file, inst.location.line, inst.name)
+
+
+def _ownership(inst: I.Copy, root: str) -> Ownership:
+    mode = int(inst.chmod, 8) if inst.chmod else None
+    if not inst.chown:
+        return Ownership(mode=mode)
+    from runner.rootfs import resolve_in_root
+    from runner.spec import resolve_user
+
+    user, _, group = inst.chown.partition(":")
+    etc = resolve_in_root(root, "/etc")
+    try:
+        uid = resolve_user(user, etc).uid
+        gid = resolve_user(f"{user}:{group}" if group else user, etc).gid
+    except PybuildError as exc:
+        raise _copy_error(inst, f"--chown={inst.chown}: {exc}") from None
+    return Ownership(uid=uid, gid=gid, mode=mode)
+
+
+def _is_archive(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
+        return True
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _compression_of(path: str) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    return None
+
+
+def _ensure(path: str) -> str:
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _rmtree(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""Build progress: BuildKit-like step lines (``#3 [build 2/5] RUN make`` ... ``#3 DONE 1.2s``) and
+RUN output streamed, or nothing (``quiet``). The CLI passes the stream; the library never prints."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from typing import TextIO
+
+from . import instructions as I
+
+__all__ = ["Progress", "Step"]
+
+
+class Step:
+    def __init__(self, progress: "Progress", number: int, title: str) -> None:
+        self.progress, self.number, self.title = progress, number, title
+        self.started = time.monotonic()
+
+    @property
+    def stdout(self):
+        return self.progress.output
+
+    @property
+    def stderr(self):
+        return self.progress.output
+
+    def done(self, *, cached: bool, meta: bool = False) -> None:
+        if cached:
+            self.progress.line(f"#{self.number} CACHED")
+        elif not meta:
+            self.progress.line(f"#{self.number} DONE {time.monotonic() - self.started:.1f}s")
+
+
+class Progress:
+    """``mode`` is ``plain``, ``tty`` or ``quiet``. ``stream`` gets step lines; RUN output goes to its
+    file descriptor (so the sandbox writes straight to it) or to /dev/null when quiet."""
+
+    def __init__(self, stream: TextIO | None, mode: str = "plain") -> None:
+        self.mode = mode if stream is not None else "quiet"
+        self.stream = stream
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._devnull = None
+        self.started = time.monotonic()
+
+    @property
+    def output(self):
+        if self.mode == "quiet":
+            if self._devnull is None:
+                self._devnull = open(os.devnull, "wb")
+            return self._devnull
+        self.stream.flush()
+        return self.stream
+
+    def line(self, text: str) -> None:
+        if self.mode == "quiet":
+            return
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def note(self, text: str) -> None:
+        self.line(f"# {text}")
+
+    def step(self, stage: str, inst: I.Instruction) -> Step:
+        number = next(self._numbers)
+        title = f"[{stage}] {inst.source.splitlines()[0][:120]}" if inst.source else f"[{stage}] {inst.keyword}"
+        if not isinstance(inst, (I.Run, I.Copy)) and self.mode == "tty":
+            return Step(self, number, title)  # metadata steps are not worth a line on a terminal
+        self.line(f"#{number} {title}")
+        return Step(self, number, title)
+
+    def finish(self, text: str) -> None:
+        self.line(f"{text} in {time.monotonic() - self.started:.2f}s")
+
+    def close(self) -> None:
+        if self._devnull is not None:
+            self._devnull.close()
