@@ -1,7 +1,9 @@
 """Container cgroups on cgroup v1 (one directory per controller hierarchy) and pure v2 (one directory).
 
-A container's cgroup is ``<caller's cgroup>/pybuild/<container_id>`` in each hierarchy, so pybuild
-stays inside whatever limits its caller lives under (runc's relative ``cgroupsPath``). Limits come
+On v1 a container's cgroup is ``<caller's cgroup>/pybuild/<container_id>`` in each hierarchy, so
+pybuild stays inside whatever limits its caller lives under (runc's relative ``cgroupsPath``); on v2
+it is ``/sys/fs/cgroup/pybuild/<container_id>`` (v2 cannot delegate controllers below a cgroup that
+holds processes, which the caller's own usually does). Limits come
 from the spec's ``linux.resources``: ``memory.limit`` (swap disabled: ``memory.swap`` equal to the
 limit), ``cpu.quota``/``period``, ``pids.limit``, and the device allow-list (v1 only; v2 needs an eBPF
 program, which pybuild does not attach). Hybrid hosts (v1 controllers with an empty v2 tree at
@@ -175,18 +177,20 @@ def create(container_id: str, resources: dict | None = None) -> Cgroup:
     resources = resources or {}
     version = detect_version()
     if version == "v2":
-        own = _own_paths().get("", "/")
-        parent = os.path.join(CGROUP_ROOT, own.lstrip("/"), "pybuild")
+        # under the root, as Docker's cgroupfs driver does: a non-root cgroup that holds processes
+        # (our own, on a systemd host) cannot hand controllers down ("no internal processes")
+        parent = os.path.join(CGROUP_ROOT, "pybuild")
         path = os.path.join(parent, container_id)
         try:
             os.makedirs(parent, exist_ok=True)
         except OSError as exc:
             raise CgroupError(f"create cgroup {parent}: {exc.strerror}") from None
-        with open(os.path.join(parent, "cgroup.controllers")) as f:
-            available = f.read().split()
-        wanted = [c for c in ("memory", "pids", "cpu") if c in available]
-        if wanted:
-            _write(os.path.join(parent, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
+        for level in (CGROUP_ROOT, parent):
+            with open(os.path.join(level, "cgroup.controllers")) as f:
+                available = f.read().split()
+            wanted = [c for c in ("memory", "pids", "cpu") if c in available]
+            if wanted:
+                _write(os.path.join(level, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
         cg = Cgroup("v2", (path,))
         try:
             os.mkdir(path)
@@ -223,7 +227,7 @@ def create(container_id: str, resources: dict | None = None) -> Cgroup:
 def open_existing(container_id: str) -> Cgroup | None:
     """The cgroup of ``container_id`` if any of its directories exist (for cleanup after a crash)."""
     if detect_version() == "v2":
-        path = os.path.join(CGROUP_ROOT, _own_paths().get("", "/").lstrip("/"), "pybuild", container_id)
+        path = os.path.join(CGROUP_ROOT, "pybuild", container_id)
         return Cgroup("v2", (path,)) if os.path.isdir(path) else None
     paths = tuple(p for p in dict.fromkeys(_v1_paths(container_id).values()) if os.path.isdir(p))
     return Cgroup("v1", paths) if paths else None

@@ -372,7 +372,10 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
     _validate(spec)
     stdio = tuple(_fileno(s, i) for i, s in enumerate((stdin, stdout, stderr)))
     # the filter is applied where libseccomp exists; seccomp.status() tells inspect when it does not
-    filter_program = seccomp.compile_profile(spec["linux"].get("seccomp")) if seccomp.available() else None
+    filter_program = None
+    if seccomp.available():
+        filter_program = seccomp.compile_profile(spec["linux"].get("seccomp"),
+                                                 deny_device_nodes=cgroups.detect_version() == "v2")
     try:
         cg = cgroups.create(container_id, spec["linux"].get("resources"))
     except BaseException:

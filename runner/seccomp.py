@@ -120,8 +120,26 @@ class Filter:
             self._ctx = 0
 
 
-def compile_profile(profile: dict | None) -> Filter | None:
+def device_node_rules() -> list[dict]:
+    """Rules refusing ``mknod``/``mknodat`` of block and character devices (``EPERM``).
+
+    Added on cgroup v2 hosts, where pybuild attaches no device-cgroup eBPF program: without them
+    CAP_MKNOD would let a container make and open ``/dev/sda``. The standard nodes in ``/dev`` are
+    created before the filter is loaded.
+    """
+    rules = []
+    for kind in (0o060000, 0o020000):             # S_IFBLK, S_IFCHR
+        rules.append({"names": ["mknod"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM,
+                      "args": [{"index": 1, "value": 0o170000, "valueTwo": kind, "op": "SCMP_CMP_MASKED_EQ"}]})
+        rules.append({"names": ["mknodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM,
+                      "args": [{"index": 2, "value": 0o170000, "valueTwo": kind, "op": "SCMP_CMP_MASKED_EQ"}]})
+    return rules
+
+
+def compile_profile(profile: dict | None, *, deny_device_nodes: bool = False) -> Filter | None:
     """Compile a runtime-spec seccomp object for the native architecture; None if there is none.
+
+    ``deny_device_nodes`` adds :func:`device_node_rules` (the sandbox sets it on cgroup v2).
 
     Raises :class:`SandboxError` when the profile asks for a filter and libseccomp is missing, or
     a rule is malformed. Unknown syscall names are skipped (the kernel may not have them).
@@ -144,7 +162,8 @@ def compile_profile(profile: dict | None) -> Filter | None:
                 ret = lib.seccomp_arch_add(ctx, token)
                 if ret < 0 and -ret not in (errno.EEXIST, errno.EINVAL):
                     raise SandboxError(f"linux.seccomp.architectures {arch}: {errno.errorcode.get(-ret, -ret)}")
-        for i, rule in enumerate(profile.get("syscalls", [])):
+        rules = list(profile.get("syscalls", [])) + (device_node_rules() if deny_device_nodes else [])
+        for i, rule in enumerate(rules):
             action = _action(rule["action"], rule.get("errnoRet"))
             args = rule.get("args") or []
             arr = (_ArgCmp * max(1, len(args)))()

@@ -231,7 +231,7 @@ def _leftover_cgroups(ids: list[str]) -> list[str]:
     found = []
     for ctrl in ("memory", "pids", "cpu", "freezer", "devices", ""):
         own = _own_cgroup(ctrl)
-        base = os.path.join(cgroups.CGROUP_ROOT, ctrl, own.lstrip("/"), "pybuild")
+        base = os.path.join(cgroups.CGROUP_ROOT, ctrl, own.lstrip("/") if ctrl else "", "pybuild")
         found += [os.path.join(base, i) for i in ids if os.path.isdir(os.path.join(base, i))]
     return found
 
