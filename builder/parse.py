@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import posixpath
 import re
 from dataclasses import dataclass
 
@@ -383,6 +384,10 @@ def _copy_like(add: bool):
                 raise err(str(exc)) from None
         if len(words) < 2:
             raise err("needs at least one source and a destination")
+        for src in words[:-1]:
+            clean = posixpath.normpath(src.strip("\"'")) if "$" not in src else ""
+            if not flags.get("from") and (clean == ".." or clean.startswith("../")):
+                raise err(f"source {src} is outside the build context")
         if flags.get("parents"):
             raise err("--parents is not supported")
         return I.Copy(add=add, sources=tuple(words[:-1]), dest=words[-1], from_=_one(flags, "from", err),

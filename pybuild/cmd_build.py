@@ -1,0 +1,159 @@
+"""``pybuild build``: options -> :class:`builder.BuildOptions` -> :func:`builder.build`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from .context import Settings, pass_settings
+
+__all__ = ["build_cmd"]
+
+
+def _pairs(values: tuple[str, ...], option: str, from_env: bool = False) -> tuple[tuple[str, str], ...]:
+    out = []
+    for v in values:
+        key, eq, value = v.partition("=")
+        if not key:
+            raise click.BadParameter(f"{v!r}: expected KEY=VALUE", param_hint=option)
+        if not eq:
+            if not from_env:
+                raise click.BadParameter(f"{v!r}: expected KEY=VALUE", param_hint=option)
+            if key not in os.environ:
+                continue  # docker: --build-arg KEY takes KEY from the environment if set
+            value = os.environ[key]
+        out.append((key, value))
+    return tuple(out)
+
+
+def _secret(text: str):
+    from builder.options import Secret
+
+    fields = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        fields[k.strip()] = v.strip()
+    sid = fields.get("id")
+    src = fields.get("src") or fields.get("source")
+    env = fields.get("env")
+    if not sid or not (src or env):
+        raise click.BadParameter(f"{text!r}: expected id=NAME,src=PATH or id=NAME,env=VAR", param_hint="--secret")
+    if src and not os.path.isfile(src):
+        raise click.BadParameter(f"{text!r}: {src} is not a file", param_hint="--secret")
+    return Secret(id=sid, src=os.path.abspath(src) if src else "", env=env or "")
+
+
+def _timestamp(value: int | None) -> int | None:
+    if value is not None:
+        return value
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise click.BadParameter(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+    return None
+
+
+@click.command("build")
+@click.argument("context", default=".")
+@click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile path (default: CONTEXT/Dockerfile; '-' reads stdin).")
+@click.option("-t", "--tag", "tags", multiple=True, help="Name the image (repeatable).")
+@click.option("--target", default=None, help="Build this stage and only what it needs.")
+@click.option("--build-arg", "build_args", multiple=True, help="KEY=VALUE (or KEY from the environment).")
+@click.option("--label", "labels", multiple=True, help="KEY=VALUE label on the image.")
+@click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
+@click.option("--pull", is_flag=True, help="Pull base images even when they are present.")
+@click.option("--network", type=click.Choice(["host", "none", "default"]), default="host", show_default=True,
+              help="Network for RUN steps.")
+@click.option("--format", "fmt", type=click.Choice(["oci", "docker"]), default="oci", show_default=True)
+@click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True)
+@click.option("--timestamp", type=int, default=None, help="Seconds since the epoch for every created time and file "
+              "mtime (reproducible builds; default $SOURCE_DATE_EPOCH).")
+@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option("--secret", "secrets", multiple=True, help="id=NAME,src=PATH (or env=VAR) for RUN --mount=type=secret.")
+@click.option("--iidfile", type=click.Path(dir_okay=False), default=None, help="Write the image id to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
+@click.option("--push", is_flag=True, help="Push every -t name after the build.")
+@click.option("-o", "--output", "outputs", multiple=True, help="type=oci|docker,dest=PATH: also write an archive.")
+@pass_settings
+def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, target, build_args, labels,
+              no_cache: bool, pull: bool, network: str, fmt: str, compression: str, timestamp, platform: str,
+              secrets, iidfile, quiet: bool, progress_mode: str, push: bool, outputs) -> None:
+    """Build an image from a Dockerfile and a context directory ('-' reads a tar of the context from stdin)."""
+    import tempfile
+
+    from builder.build import build
+    from builder.options import BuildOptions
+    from builder.progress import Progress
+
+    dockerfile_text = None
+    with tempfile.TemporaryDirectory(prefix="pybuild-context-") as tmp:
+        if context == "-":
+            data = sys.stdin.buffer.read()
+            if dockerfile == "-":
+                raise click.BadParameter("context and Dockerfile cannot both come from stdin")
+            if _looks_like_tar(data):
+                _unpack_context(data, tmp)
+            else:
+                dockerfile_text = data  # `pybuild build - < Dockerfile`: no context
+            context_dir = tmp
+        else:
+            context_dir = context
+            if not os.path.isdir(context_dir):
+                raise click.BadParameter(f"{context}: not a directory", param_hint="CONTEXT")
+        if dockerfile == "-":
+            dockerfile_text, dockerfile = sys.stdin.buffer.read(), None
+        elif dockerfile is not None and context == "-" and not os.path.isabs(dockerfile):
+            dockerfile = os.path.join(context_dir, dockerfile)
+        options = BuildOptions(
+            context_dir=os.path.abspath(context_dir), dockerfile=os.path.abspath(dockerfile) if dockerfile else None,
+            dockerfile_text=dockerfile_text, tags=tuple(tags), target=target,
+            build_args=_pairs(build_args, "--build-arg", from_env=True), labels=_pairs(labels, "--label"),
+            platform=platform, no_cache=no_cache, pull=pull, network="none" if network == "none" else "host",
+            format=fmt, compression=compression, timestamp=_timestamp(timestamp),
+            secrets=tuple(_secret(s) for s in secrets), outputs=tuple(outputs), push=push,
+        )
+        mode = "quiet" if quiet or progress_mode == "quiet" else progress_mode
+        if mode == "auto":
+            mode = "tty" if sys.stderr.isatty() else "plain"
+        progress = Progress(sys.stderr if mode != "quiet" else None, mode)
+        try:
+            outcome = build(options, settings.store, settings=settings, progress=progress,
+                            state_dir=settings.state_dir)
+        finally:
+            progress.close()
+    result = outcome.result
+    image_id = result.image_id
+    if iidfile:
+        with open(iidfile, "w") as f:
+            f.write(image_id)
+    if quiet:
+        click.echo(image_id)
+        return
+    progress.line(f"# {result.cache_hits}/{result.steps} steps cached")
+    progress.finish(f"# built {image_id[:19]}")
+    for tag in outcome.tags:
+        click.echo(f"Successfully tagged {tag}", err=True)
+    for digest in outcome.pushed:
+        click.echo(f"Pushed {digest}", err=True)
+    click.echo(image_id)
+
+
+def _looks_like_tar(data: bytes) -> bool:
+    if data[:2] == b"\x1f\x8b" or data[:4] == b"\x28\xb5\x2f\xfd":
+        return True
+    return len(data) >= 262 and data[257:262] == b"ustar"
+
+
+def _unpack_context(data: bytes, dest: str) -> None:
+    """A context tar from stdin, through the store's safe extraction (no escapes, no devices trusted)."""
+    import io
+
+    from layers import archive
+
+    compression = "gzip" if data[:2] == b"\x1f\x8b" else "zstd" if data[:4] == b"\x28\xb5\x2f\xfd" else None
+    archive.extract(io.BytesIO(data), dest, compression=compression, mode="apply")
