@@ -76,13 +76,14 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
                 "Ports": _ports_text(i.config.ports), "RestartCount": i.state.restart_count,
             }))
         return
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "PORTS", "NAMES")]
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for i in infos:
         cmd = " ".join(i.config.spec.get("process", {}).get("args", []))
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
-                     C.human_status(i.state), _ports_text(i.config.ports), i.config.name))
+                     C.human_ago(i.config.created) + " ago", C.human_status(i.state),
+                     _ports_text(i.config.ports), i.config.name))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())

@@ -400,17 +400,23 @@ def display_status(cur: ContainerState) -> str:
     return "restarting" if cur.restarting else cur.status
 
 
+def human_ago(t: float | None, now: float | None = None) -> str:
+    """``3 minutes``, ``1 hour``: the time since ``t`` as ``docker ps`` words it."""
+    now = time.time() if now is None else now
+    d = max(0, int(now - (t or now)))
+    for unit, secs in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if d >= secs:
+            n = d // secs
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{d} second{'s' if d != 1 else ''}"
+
+
 def human_status(cur: ContainerState, now: float | None = None) -> str:
     """``Up 3 minutes``, ``Exited (1) 2 seconds ago``, ``Created``... as ``docker ps`` shows."""
     now = time.time() if now is None else now
 
     def ago(t: float | None) -> str:
-        d = max(0, int(now - (t or now)))
-        for unit, secs in (("day", 86400), ("hour", 3600), ("minute", 60)):
-            if d >= secs:
-                n = d // secs
-                return f"{n} {unit}{'s' if n != 1 else ''}"
-        return f"{d} second{'s' if d != 1 else ''}"
+        return human_ago(t, now)
 
     if cur.restarting:
         return f"Restarting ({cur.exit_code}) {ago(cur.finished_at)} ago"
