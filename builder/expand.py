@@ -51,7 +51,25 @@ class _Lexer:
                 cur.append(self.double_quoted())
             elif ch == "$":
                 self.take()
-                cur.append(self.dollar())
+                value = self.dollar()
+                if not split:
+                    cur.append(value)
+                    continue
+                # an unquoted expansion is split into words, as the shell (and Docker) does
+                pieces = value.split()
+                if value[:1].isspace() and started and cur:
+                    words.append("".join(cur))
+                    cur = []
+                for piece in pieces[:-1]:
+                    cur.append(piece)
+                    words.append("".join(cur))
+                    cur = []
+                if pieces:
+                    cur.append(pieces[-1])
+                if value[-1:].isspace() and cur:
+                    words.append("".join(cur))
+                    cur = []
+                started = bool(cur)
             elif ch == self.escape:
                 self.take()
                 nxt = self.take()

@@ -1,0 +1,134 @@
+"""Units over real files: word expansion, .dockerignore, context selection, COPY placement, config edits."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from builder import instructions as I
+from builder.context import BuildContext
+from builder.dockerignore import parse_ignore
+from builder.expand import ExpandError, process_heredoc, process_word, process_words
+from builder.parse import parse, parse_duration
+from builder.steps.copy import CopyItem, Ownership, copy_items, select_in_root, write_file
+from builder.steps.meta import apply_meta
+from layers.config import ImageConfig
+from layers.descriptor import Platform
+
+ENV = {"A": "x", "EMPTY": "", "SP": "a b"}
+
+
+@pytest.mark.parametrize("text,want", [
+    ("$A", "x"), ("${A}", "x"), ("pre${A}post", "prexpost"), ("${NOPE:-d}", "d"), ("${EMPTY:-d}", "d"),
+    ("${EMPTY-d}", ""), ("${A:+y}", "y"), ("${NOPE:+y}", ""), ("${EMPTY+y}", "y"), ("'$A'", "$A"),
+    ('"$A $SP"', "x a b"), ("\\$A", "$A"), ("${NOPE:-$A}", "x"), ("$", "$"), ("a\\ b", "a b"),
+])
+def test_process_word(text: str, want: str) -> None:
+    assert process_word(text, ENV) == want
+
+
+def test_process_words_and_errors() -> None:
+    assert process_words('a "b c" $SP', ENV) == ["a", "b c", "a", "b"]
+    assert process_word("`$A", ENV, escape="`") == "$A"
+    with pytest.raises(ExpandError, match="NOPE: needed"):
+        process_word("${NOPE:?needed}", ENV)
+    with pytest.raises(ExpandError):
+        process_word("${A", ENV)
+    assert process_heredoc("echo \"$A\" '${A}' \\$A\n", ENV) == "echo \"x\" 'x' $A\n"
+
+
+def test_dockerignore_rules() -> None:
+    rules = parse_ignore("# comment\n*.md\n!README.md\nbuild\n**/*.pyc\n/tmp\n!tmp/keep\n")
+    assert rules.excluded("a.md") and not rules.excluded("README.md") and not rules.excluded("x/a.md")
+    assert rules.excluded("build/x/y") and rules.excluded("src/deep/a.pyc") and rules.excluded("tmp/x")
+    assert not rules.excluded("tmp/keep") and not rules.excluded("src/main.py")
+
+
+def test_context_selection_and_digest(tmp_path: Path) -> None:
+    (tmp_path / "src" / "sub").mkdir(parents=True)
+    (tmp_path / "src" / "a.txt").write_text("a")
+    (tmp_path / "src" / "sub" / "b.txt").write_text("b")
+    (tmp_path / "src" / "skip.log").write_text("s")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    ctx = BuildContext(str(tmp_path), parse_ignore("**/*.log\n"))
+    entries = ctx.select("src")
+    assert [(e.path, e.target) for e in entries] == [("src/sub", "sub"), ("src/a.txt", "a.txt"),
+                                                    ("src/sub/b.txt", "sub/b.txt")]
+    assert [(e.path, e.target) for e in ctx.select("src/*.txt")] == [("src/a.txt", "a.txt")]
+    with pytest.raises(FileNotFoundError):
+        ctx.select("src/skip.log")
+    before = ctx.digest(entries)
+    (tmp_path / "src" / "a.txt").write_text("A")
+    assert BuildContext(str(tmp_path), parse_ignore("**/*.log\n")).digest(entries) != before
+    os.chmod(tmp_path / "src" / "a.txt", 0o600)
+    assert BuildContext(str(tmp_path)).digest(entries) != before
+
+
+def test_context_hash_memo(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 1000)
+    memo = str(tmp_path / "memo.json")
+    ctx = BuildContext(str(tmp_path), hash_cache_path=memo)
+    d1 = ctx.digest(ctx.select("f"))
+    ctx.save_hashes()
+    assert os.path.exists(memo)
+    ctx2 = BuildContext(str(tmp_path), hash_cache_path=memo)
+    assert ctx2.digest(ctx2.select("f")) == d1 and not ctx2._dirty
+
+
+def test_copy_into_root_follows_links_inside(tmp_path: Path) -> None:
+    """A ``/bin -> usr/bin`` link in the image is followed (inside the root); the file keeps its mode."""
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    os.symlink("usr/bin", root / "bin")
+    os.symlink("/etc/passwd", root / "evil")  # a link pointing at the host's file: never written through
+    src = tmp_path / "tool"
+    src.write_text("#!/bin/sh\n")
+    os.chmod(src, 0o751)
+    copy_items(str(root), [CopyItem(str(src), "")], "/bin/", Ownership())
+    placed = root / "usr" / "bin" / "tool"
+    assert placed.read_text() == "#!/bin/sh\n" and stat.S_IMODE(placed.stat().st_mode) == 0o751
+    assert os.path.islink(root / "bin")
+    passwd = Path("/etc/passwd").read_bytes()
+    copy_items(str(root), [CopyItem(str(src), "")], "/evil", Ownership())
+    assert Path("/etc/passwd").read_bytes() == passwd and not os.path.islink(root / "evil")
+    copy_items(str(root), [CopyItem(str(src), "")], "/evil/../../../../etc/x", Ownership(uid=5, gid=6, mode=0o600))
+    assert (root / "etc" / "x").stat().st_uid == 5 and stat.S_IMODE((root / "etc" / "x").stat().st_mode) == 0o600
+
+
+def test_copy_directory_contents_and_chmod(tmp_path: Path) -> None:
+    src = tmp_path / "ctx"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_text("f")
+    os.symlink("f", src / "d" / "l")
+    root = tmp_path / "root"
+    root.mkdir()
+    items = select_in_root(str(src), "/d")
+    copy_items(str(root), items, "/app", Ownership(mode=0o640))
+    assert (root / "app" / "f").read_text() == "f" and os.readlink(root / "app" / "l") == "f"
+    assert stat.S_IMODE((root / "app" / "f").stat().st_mode) == 0o640
+    write_file(str(root), "/app/h.txt", b"hello\n", Ownership())
+    assert (root / "app" / "h.txt").read_bytes() == b"hello\n"
+
+
+def test_meta_edits() -> None:
+    df = parse(b'FROM scratch\nENV A=1 B=2\nENV A=3\nLABEL l=v\nWORKDIR /w\nUSER u\nEXPOSE 80/tcp\n'
+               b'VOLUME /v\nCMD echo hi\nENTRYPOINT ["/e"]\nSTOPSIGNAL SIGINT\nSHELL ["/bin/bash", "-c"]\n'
+               b'CMD run me\nHEALTHCHECK --retries=3 CMD ["true"]\nONBUILD RUN x\n')
+    cfg = ImageConfig.new(Platform.parse("linux/amd64"))
+    for inst in df.instructions[1:]:
+        cfg = apply_meta(cfg, inst)
+    c = cfg.config
+    assert c.env == ("A=3", "B=2") and dict(c.labels) == {"l": "v"} and c.working_dir == "/w" and c.user == "u"
+    assert c.exposed_ports == ("80/tcp",) and c.volumes == ("/v",) and c.entrypoint == ("/e",)
+    assert c.cmd == ("/bin/bash", "-c", "run me") and c.stop_signal == "SIGINT"
+    assert c.healthcheck.test == ("CMD", "true") and c.healthcheck.retries == 3 and c.on_build == ("RUN x",)
+
+
+def test_durations_and_heredoc_parse() -> None:
+    assert parse_duration("1m30s") == 90 * 10**9 and parse_duration("500ms") == 5 * 10**8
+    df = parse("FROM a\nRUN <<EOF\necho one\nEOF\nRUN echo after\n")
+    run = df.instructions[1]
+    assert isinstance(run, I.Run) and run.command == ("echo one\n",) and df.instructions[2].location.line == 5
