@@ -1,0 +1,274 @@
+"""The content-addressed blob store: ``<root>/blobs/<alg>/<hex>``, written only through ingests.
+
+Contract (as umoci's CAS, without go-containerregistry's trust in the caller):
+
+* every write goes to ``<root>/ingest/`` while being hashed, is fsynced, checked against the
+  digest and size the caller expects (if any), made read-only and renamed into place;
+* a caller-given digest is a claim to check, never a name to trust;
+* every read goes through :class:`~layers.digest.VerifyingReader` (digest and size at EOF);
+* an ingest of an expected digest is resumable: the bytes an interrupted ingest left are kept,
+  re-hashed on the next attempt and reported as :attr:`Ingest.offset`; an exclusive lock per
+  digest keeps two processes from writing the same ingest file at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from typing import BinaryIO, Iterator
+
+from layers.atomic import fsync_dir
+from layers.digest import Digest, VerifyingReader
+from layers.errors import IntegrityError, InvalidInput, NotFound, StoreError
+
+from .locks import FileLock
+
+__all__ = ["BlobStore", "Ingest"]
+
+_CHUNK = 1 << 20
+
+
+class Ingest:
+    """One write into the store; a context manager. Use :meth:`write` then :meth:`commit`.
+
+    ``offset`` is how many bytes of an earlier interrupted ingest of the same expected digest
+    are already in the file (and hashed): write only the rest, or call :meth:`restart`.
+    Leaving the block without a commit keeps an expected-digest ingest for resume; a
+    verified-bad ingest (wrong digest or size) is always removed.
+    """
+
+    def __init__(self, blobs: "BlobStore", expected: Digest | None, size: int | None) -> None:
+        if size is not None and size < 0:
+            raise InvalidInput(f"ingest: negative size {size}")
+        self._blobs = blobs
+        self.expected = expected
+        self.size = size
+        self.offset = 0
+        self.written = 0
+        self._fd: int | None = None
+        self._hash = (expected.hasher() if expected else Digest.from_bytes(b"").hasher())
+        self._algorithm = expected.algorithm if expected else "sha256"
+        name = f"{expected.algorithm}-{expected.hex}" if expected else f"anon-{secrets.token_hex(8)}"
+        self.path = os.path.join(blobs.root, "ingest", name)
+        self._lock = FileLock(self.path + ".lock")
+        self._lease = blobs.lease_lock()
+        self._committed: Digest | None = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> "Ingest":
+        self._lease.acquire()
+        try:
+            self._lock.acquire()
+            self._open()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _open(self) -> None:
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            have = os.fstat(self._fd).st_size
+            if self.expected is None or (self.size is not None and have > self.size):
+                os.ftruncate(self._fd, 0)
+                have = 0
+            done = 0
+            while done < have:
+                chunk = os.pread(self._fd, min(_CHUNK, have - done), done)
+                if not chunk:
+                    break
+                self._hash.update(chunk)
+                done += len(chunk)
+            os.lseek(self._fd, done, os.SEEK_SET)
+            self.offset = self.written = done
+        except OSError as exc:
+            raise StoreError(f"open ingest {self.path}: {exc.strerror}") from None
+
+    def restart(self) -> None:
+        """Drop the bytes an earlier ingest left; write from byte 0."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        self._hash = (self.expected.hasher() if self.expected else Digest.from_bytes(b"").hasher())
+        self.offset = self.written = 0
+
+    def write(self, data: bytes) -> int:
+        """Append ``data``; more bytes than the expected size is an :class:`IntegrityError`."""
+        if self._fd is None:
+            raise StoreError(f"ingest {self.path}: write outside the context or after commit")
+        if self.size is not None and self.written + len(data) > self.size:
+            self._discard()
+            raise IntegrityError(f"blob {self.expected or 'ingest'}: more than the expected {self.size} bytes")
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except OSError as exc:
+                raise StoreError(f"write ingest {self.path}: {exc.strerror}") from None
+            view = view[n:]
+        self._hash.update(data)
+        self.written += len(data)
+        return len(data)
+
+    def commit(self) -> Digest:
+        """Check size and digest, fsync, make read-only and rename into ``blobs/``; the digest."""
+        if self._committed is not None:
+            return self._committed
+        if self._fd is None:
+            raise StoreError(f"ingest {self.path}: commit outside the context")
+        got = Digest(self._algorithm, self._hash.hexdigest())
+        if self.size is not None and self.written != self.size:
+            self._discard()
+            raise IntegrityError(f"blob {self.expected or got}: got {self.written} bytes, expected {self.size}")
+        if self.expected is not None and got != self.expected:
+            self._discard()
+            raise IntegrityError(f"blob {self.expected}: content hashes to {got}")
+        target = self._blobs.path(got)
+        try:
+            os.fsync(self._fd)
+            os.fchmod(self._fd, 0o444)
+            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+            if os.path.exists(target):
+                os.unlink(self.path)  # same bytes are already there
+            else:
+                from .pause import pause_point
+
+                pause_point("blob-rename")
+                os.rename(self.path, target)
+            fsync_dir(os.path.dirname(target))
+        except OSError as exc:
+            raise StoreError(f"rename ingest {self.path} to {target}: {exc.strerror}") from None
+        os.close(self._fd)
+        self._fd = None
+        self._committed = got
+        return got
+
+    def _discard(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def _release(self) -> None:
+        self._lock.release()
+        self._lease.release()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self._committed is None:
+                if self.expected is None or isinstance(exc, IntegrityError):
+                    self._discard()
+                elif self._fd is not None:
+                    try:
+                        os.fsync(self._fd)  # keep what we have for a resume
+                    finally:
+                        os.close(self._fd)
+                        self._fd = None
+        finally:
+            self._release()
+
+
+class BlobStore:
+    """``store.blobs``: has/path/open/read_bytes/put_bytes/put_stream/ingest over ``<root>/blobs``."""
+
+    def __init__(self, root: str, lease_lock) -> None:
+        self.root = root
+        self._lease_lock = lease_lock
+
+    def lease_lock(self) -> FileLock:
+        """A fresh shared lock that keeps GC away while held (see :meth:`Store.lease`)."""
+        return self._lease_lock()
+
+    def path(self, digest: Digest) -> str:
+        return os.path.join(self.root, "blobs", digest.algorithm, digest.hex)
+
+    def has(self, digest: Digest) -> bool:
+        return os.path.isfile(self.path(digest))
+
+    def size(self, digest: Digest) -> int:
+        try:
+            return os.stat(self.path(digest)).st_size
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest}: not in the store") from None
+
+    def open(self, digest: Digest, size: int | None = None) -> VerifyingReader:
+        """A reader that checks digest and size at EOF (size defaults to the file's size)."""
+        try:
+            f = open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest}: not in the store") from None
+        if size is None:
+            size = os.fstat(f.fileno()).st_size
+        return VerifyingReader(f, digest, size)
+
+    def read_bytes(self, digest: Digest, max_size: int) -> bytes:
+        """The whole blob, verified; refuse one larger than ``max_size``."""
+        actual = self.size(digest)
+        if actual > max_size:
+            raise IntegrityError(f"blob {digest}: {actual} bytes, more than the {max_size} allowed here")
+        with self.open(digest, actual) as r:
+            data = r.read(actual + 1)
+            while True:  # VerifyingReader checks at EOF
+                more = r.read(_CHUNK)
+                if not more:
+                    break
+                data += more
+        return data
+
+    def ingest(self, expected: Digest | None = None, size: int | None = None) -> Ingest:
+        return Ingest(self, expected, size)
+
+    def put_bytes(self, data: bytes, expected: Digest | None = None) -> Digest:
+        """Store ``data``; idempotent. A wrong ``expected`` is an :class:`IntegrityError`."""
+        got = Digest.from_bytes(data, expected.algorithm if expected else "sha256")
+        if expected is not None and got != expected:
+            raise IntegrityError(f"blob {expected}: content hashes to {got}")
+        if self.has(got):
+            return got
+        with self.ingest(got, len(data)) as ing:
+            ing.restart()
+            ing.write(data)
+            return ing.commit()
+
+    def put_stream(self, stream: BinaryIO, expected: Digest | None = None,
+                   size: int | None = None) -> tuple[Digest, int]:
+        """Copy ``stream`` to the end into the store; ``(digest, size)``."""
+        with self.ingest(expected, size) as ing:
+            ing.restart()
+            while True:
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                ing.write(chunk)
+            return ing.commit(), ing.written
+
+    def delete(self, digest: Digest) -> None:
+        try:
+            os.unlink(self.path(digest))
+        except FileNotFoundError:
+            pass
+
+    def digests(self) -> Iterator[Digest]:
+        """Every blob name on disk (names that are not digests are skipped; fsck reports them)."""
+        base = os.path.join(self.root, "blobs")
+        for alg in sorted(os.listdir(base)):
+            for name in sorted(os.listdir(os.path.join(base, alg))):
+                try:
+                    yield Digest(alg, name)
+                except InvalidInput:
+                    continue
+
+    def total_size(self) -> int:
+        total = 0
+        for d in self.digests():
+            try:
+                total += os.stat(self.path(d)).st_size
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+        return total

@@ -1,0 +1,284 @@
+"""Image records: reference -> manifest (or index) digest, in one atomic index file under a lock.
+
+``<root>/images/index.json`` maps full references (``docker.io/library/busybox:latest``, or
+``name@sha256:...``) to ``{"digest", "id", "created"}``. The image id is the config digest, as
+Docker prints it (short = 12 hex); an index record's id is its host-platform image's config.
+Every change is read-modify-write under ``<root>/locks/images.lock`` and lands by atomic rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from layers.atomic import write_atomic
+from layers.config import ImageConfig
+from layers.descriptor import Descriptor, Platform
+from layers.digest import Digest
+from layers.errors import InvalidDocument, InvalidInput, InvalidReference, NotFound, PybuildError
+from layers.index import Index
+from layers.manifest import Manifest, parse_document
+from layers.reference import Reference
+
+from .blobs import BlobStore
+from .locks import locked
+
+__all__ = ["ImageRecord", "Image", "ImageStore", "MAX_DOCUMENT"]
+
+MAX_DOCUMENT = 8 << 20
+_HEXPREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One name (or, for a lookup by id/digest, no name) pointing at a manifest or index."""
+
+    name: str | None
+    manifest_digest: Digest
+    id: Digest
+    created: float
+
+    @property
+    def digest(self) -> Digest:
+        return self.manifest_digest
+
+    @property
+    def reference(self) -> Reference | None:
+        return Reference.parse(self.name) if self.name else None
+
+    @property
+    def short_id(self) -> str:
+        return self.id.short
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A loaded, verified image: its manifest, config and (if it was tagged as one) the index."""
+
+    manifest: Manifest
+    config: ImageConfig
+    index: Index | None = None
+    record: ImageRecord | None = None
+
+    @property
+    def digest(self) -> Digest:
+        """The digest the image is known by: the index's if there is one, else the manifest's."""
+        return (self.index or self.manifest).digest
+
+    @property
+    def id(self) -> Digest:
+        return self.config.digest
+
+    @property
+    def layers(self) -> tuple[Descriptor, ...]:
+        return self.manifest.layers
+
+    @property
+    def size(self) -> int:
+        """Compressed size: manifest + config + layers, as ``docker images`` shows it."""
+        return self.manifest.size + self.manifest.config.size + sum(d.size for d in self.manifest.layers)
+
+
+def _read_document(blobs: BlobStore, digest: Digest) -> Manifest | Index:
+    try:
+        return parse_document(blobs.read_bytes(digest, MAX_DOCUMENT))
+    except NotFound:
+        raise NotFound(f"manifest {digest}: not in the store") from None
+
+
+class ImageStore:
+    """``store.images``: resolve, tag, untag, list, load."""
+
+    def __init__(self, root: str, blobs: BlobStore) -> None:
+        self.root = root
+        self.blobs = blobs
+        self._index_path = os.path.join(root, "images", "index.json")
+        self._lock_path = os.path.join(root, "locks", "images.lock")
+
+    # -- the index file --------------------------------------------------------------------------
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            with open(self._index_path, "rb") as f:
+                body = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise InvalidDocument("image index", self._index_path, f"is not JSON: {exc}") from None
+        images = body.get("images") if isinstance(body, dict) else None
+        if not isinstance(images, dict):
+            raise InvalidDocument("image index", "images", f"{self._index_path}: missing or not an object")
+        return images
+
+    def _write(self, images: dict[str, dict[str, Any]]) -> None:
+        data = json.dumps({"version": 1, "images": images}, indent=1, sort_keys=True).encode()
+        write_atomic(self._index_path, data + b"\n", 0o600)
+
+    def _mutate(self, change: Callable[[dict[str, dict[str, Any]]], Any]) -> Any:
+        with locked(self._lock_path, timeout=60, what="image index"):
+            images = self._read()
+            result = change(images)
+            self._write(images)
+            return result
+
+    @staticmethod
+    def _record(name: str | None, entry: dict[str, Any]) -> ImageRecord:
+        try:
+            return ImageRecord(name, Digest.parse(entry["digest"]), Digest.parse(entry["id"]),
+                               float(entry.get("created", 0)))
+        except (KeyError, TypeError, ValueError, PybuildError) as exc:
+            raise InvalidDocument("image index", f"images[{name!r}]", f"bad record: {exc}") from None
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def list(self) -> list[ImageRecord]:
+        """Every named record, newest first."""
+        out = [self._record(name, entry) for name, entry in self._read().items()]
+        out.sort(key=lambda r: (-r.created, r.name or ""))
+        return out
+
+    def names_for(self, digest: Digest) -> list[str]:
+        """Names whose record points at ``digest`` (manifest/index digest or image id)."""
+        return [r.name for r in self.list() if digest in (r.manifest_digest, r.id) and r.name]
+
+    def resolve(self, name_or_id: str) -> ImageRecord:
+        """A record for ``name[:tag]``, a full reference, ``name@digest``, ``sha256:...`` or a unique id prefix."""
+        text = name_or_id.strip()
+        if not text:
+            raise InvalidReference("empty image name")
+        records = self.list()
+        # a full digest: an image id or a manifest/index digest
+        if text.startswith(("sha256:", "sha512:")):
+            digest = Digest.parse(text) if len(text.split(":", 1)[1]) in (64, 128) else None
+            if digest is not None:
+                for r in records:
+                    if digest in (r.id, r.manifest_digest):
+                        return r
+                if self.blobs.has(digest):
+                    return self._unnamed(digest)
+                raise NotFound(f"no such image: {text}")
+        elif not re.fullmatch(r"[0-9a-f]{64}", text):
+            try:
+                ref = Reference.parse(text)
+            except InvalidInput:
+                ref = None
+            if ref is not None:
+                entry = self._read().get(str(ref))
+                if entry is not None:
+                    return self._record(str(ref), entry)
+                if ref.digest is not None:
+                    for r in records:
+                        if r.manifest_digest == ref.digest and r.reference and r.reference.name == ref.name:
+                            return r
+                    if self.blobs.has(ref.digest):
+                        return self._unnamed(ref.digest, str(ref))
+        if _HEXPREFIX.fullmatch(text):
+            prefix = text.removeprefix("sha256:")
+            ids = {r.id for r in records if r.id.hex.startswith(prefix)}
+            if len(ids) == 1:
+                want = ids.pop()
+                return next(r for r in records if r.id == want)
+            if len(ids) > 1:
+                raise InvalidInput(f"image id prefix {text!r} is ambiguous: {len(ids)} images match")
+        raise NotFound(f"no such image: {text}")
+
+    def _unnamed(self, digest: Digest, name: str | None = None) -> ImageRecord:
+        doc = _read_document(self.blobs, digest)
+        return ImageRecord(name, digest, self._image_id(doc), 0.0)
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def _image_id(self, doc: Manifest | Index) -> Digest:
+        if isinstance(doc, Index):
+            doc = self._select(doc)
+        return doc.config.digest
+
+    def _select(self, index: Index, platform: Platform | None = None) -> Manifest:
+        want = platform or Platform.host()
+        try:
+            desc = index.select(want)
+        except NotFound:
+            have = [d for d in index.images() if self.blobs.has(d.digest)]
+            if not have:
+                raise NotFound(f"index {index.digest}: no image for {want} in the store") from None
+            desc = have[0]
+        doc = _read_document(self.blobs, desc.digest)
+        if not isinstance(doc, Manifest):
+            raise InvalidDocument("index", "manifests", f"{desc.digest} is a nested index; not supported")
+        return doc
+
+    def load(self, record_or_digest: ImageRecord | Digest | str, *, platform: Platform | None = None) -> Image:
+        """The image's manifest and config, verified; every layer blob must be present with its size."""
+        if isinstance(record_or_digest, ImageRecord):
+            digest, record = record_or_digest.manifest_digest, record_or_digest
+        else:
+            digest = record_or_digest if isinstance(record_or_digest, Digest) else Digest.parse(record_or_digest)
+            record = None
+        doc = _read_document(self.blobs, digest)
+        index = doc if isinstance(doc, Index) else None
+        manifest = self._select(doc, platform) if isinstance(doc, Index) else doc
+        try:
+            raw = self.blobs.read_bytes(manifest.config.digest, MAX_DOCUMENT)
+        except NotFound:
+            raise NotFound(f"image {digest}: config {manifest.config.digest} is not in the store") from None
+        config = ImageConfig.parse(raw)
+        if len(config.diff_ids) != len(manifest.layers):
+            raise InvalidDocument("image", "rootfs.diff_ids",
+                                  f"{len(config.diff_ids)} diff_ids for {len(manifest.layers)} layers in {manifest.digest}")
+        for layer in manifest.layers:
+            try:
+                have = self.blobs.size(layer.digest)
+            except NotFound:
+                raise NotFound(f"image {digest}: layer {layer.digest} is not in the store") from None
+            if have != layer.size:
+                raise InvalidDocument("image", "layers", f"blob {layer.digest} is {have} bytes, the manifest says {layer.size}")
+        return Image(manifest, config, index, record)
+
+    # -- changes ---------------------------------------------------------------------------------
+
+    def tag(self, ref: Reference | str, manifest_digest: Digest | str | Manifest | Index) -> ImageRecord:
+        """Point ``ref`` at a manifest or index already in the store (checked); the new record."""
+        if isinstance(ref, str):
+            ref = Reference.parse(ref)
+        if isinstance(manifest_digest, (Manifest, Index)):
+            manifest_digest = manifest_digest.digest
+        elif isinstance(manifest_digest, str):
+            manifest_digest = Digest.parse(manifest_digest)
+        image_id = self.load(manifest_digest).id
+        name = str(ref)
+        entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
+
+        def change(images: dict[str, dict[str, Any]]) -> None:
+            images[name] = entry
+
+        self._mutate(change)
+        return self._record(name, entry)
+
+    def untag(self, ref: Reference | str) -> ImageRecord:
+        """Remove one name; the record it had. NotFound if the name is not there."""
+        name = str(Reference.parse(ref) if isinstance(ref, str) else ref)
+
+        def change(images: dict[str, dict[str, Any]]) -> ImageRecord:
+            entry = images.pop(name, None)
+            if entry is None:
+                raise NotFound(f"no such image: {name}")
+            return self._record(name, entry)
+
+        return self._mutate(change)
+
+    def remove_names(self, names: list[str]) -> None:
+        """Remove several names at once (missing ones are ignored)."""
+        def change(images: dict[str, dict[str, Any]]) -> None:
+            for n in names:
+                images.pop(n, None)
+
+        self._mutate(change)
+
+    def referenced(self) -> Iterator[Digest]:
+        """Every manifest/index digest a record points at."""
+        for r in self.list():
+            yield r.manifest_digest

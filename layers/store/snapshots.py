@@ -1,0 +1,113 @@
+"""Unpacked layers, one per diff_id, for overlay lowerdirs: ``<root>/snapshots/<hex>/{fs,ready}``.
+
+A snapshot is extracted by ``layers.archive.extract(mode="overlay")`` into a temporary
+directory under ``snapshots/``, its diff_id checked, renamed into place, and only then the
+``ready`` marker is written (atomically). A directory without the marker is debris from a
+crash: :meth:`SnapshotStore.ensure` rebuilds it and fsck reports it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import secrets
+
+from layers.atomic import fsync_dir, write_atomic
+from layers.descriptor import Descriptor
+from layers.digest import Digest
+from layers.errors import IntegrityError, LayerError
+from layers.mediatype import MediaType
+
+from .blobs import BlobStore
+from .locks import locked
+
+__all__ = ["SnapshotStore"]
+
+
+def remove_tree(path: str) -> None:
+    """Remove a snapshot tree: rename it aside first so a half-removed tree is never mistaken for one."""
+    if not os.path.lexists(path):
+        return
+    trash = os.path.join(os.path.dirname(path), f".trash-{secrets.token_hex(6)}")
+    os.rename(path, trash)
+    shutil.rmtree(trash)
+
+
+class SnapshotStore:
+    """``store.snapshots``: ensure, lowerdirs, list, remove."""
+
+    def __init__(self, root: str, blobs: BlobStore) -> None:
+        self.root = root
+        self.blobs = blobs
+        self.base = os.path.join(root, "snapshots")
+
+    def dir(self, diff_id: Digest) -> str:
+        return os.path.join(self.base, diff_id.hex)
+
+    def path(self, diff_id: Digest) -> str:
+        """The unpacked tree (the lowerdir) of ``diff_id``."""
+        return os.path.join(self.dir(diff_id), "fs")
+
+    def ready(self, diff_id: Digest) -> bool:
+        return os.path.isfile(os.path.join(self.dir(diff_id), "ready"))
+
+    def ensure(self, layer: Descriptor, diff_id: Digest) -> str:
+        """A ready unpacked dir for ``layer`` (whose uncompressed digest must be ``diff_id``)."""
+        if self.ready(diff_id):
+            return self.path(diff_id)
+        from layers import archive
+
+        lease = self.blobs.lease_lock()
+        lease.acquire()  # GC waits while we unpack
+        try:
+            return self._unpack(layer, diff_id, archive)
+        finally:
+            lease.release()
+
+    def _unpack(self, layer: Descriptor, diff_id: Digest, archive) -> str:
+        with locked(os.path.join(self.root, "locks", f"snapshot-{diff_id.hex}.lock"),
+                    timeout=600, what=f"snapshot {diff_id}"):
+            if self.ready(diff_id):
+                return self.path(diff_id)
+            final = self.dir(diff_id)
+            remove_tree(final)  # debris of an interrupted unpack
+            tmp = os.path.join(self.base, f".tmp-{diff_id.hex[:12]}-{secrets.token_hex(4)}")
+            os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
+            try:
+                os.chmod(os.path.join(tmp, "fs"), 0o755)
+                try:
+                    compression = MediaType.compression(layer.media_type)
+                except KeyError:
+                    raise LayerError(f"layer {layer.digest}: media type {layer.media_type!r} is not a layer") from None
+                with self.blobs.open(layer.digest, layer.size) as reader:
+                    got = archive.extract(reader, os.path.join(tmp, "fs"), compression=compression, mode="overlay")
+                    reader.verify_rest()
+                if got != diff_id:
+                    raise IntegrityError(f"layer {layer.digest}: uncompressed content is {got}, the config says {diff_id}")
+                os.rename(tmp, final)
+                fsync_dir(self.base)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            from .pause import pause_point
+
+            pause_point("snapshot-ready")
+            write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
+            return self.path(diff_id)
+
+    def lowerdirs(self, image) -> list[str]:
+        """The image's snapshots, top-most first, as overlayfs wants its lowerdirs."""
+        diff_ids = image.config.diff_ids
+        dirs = [self.ensure(layer, diff_id) for layer, diff_id in zip(image.manifest.layers, diff_ids)]
+        return dirs[::-1]
+
+    def list(self) -> list[tuple[str, bool]]:
+        """``(name, ready)`` for every entry under ``snapshots/`` (temporary ones included)."""
+        try:
+            names = sorted(os.listdir(self.base))
+        except FileNotFoundError:
+            return []
+        return [(n, os.path.isfile(os.path.join(self.base, n, "ready"))) for n in names]
+
+    def remove(self, name: str) -> None:
+        remove_tree(os.path.join(self.base, name))
