@@ -19,7 +19,7 @@ from typing import Protocol
 
 from . import instructions as I
 from .context import BuildContext, Entry
-from .errors import DockerfileError
+from .errors import BuildError, DockerfileError
 from .expand import ExpandError, process_heredoc, process_word, process_words
 from .parse import Dockerfile, parse_instruction
 
@@ -260,7 +260,7 @@ def _plan_stage(index, frm: I.From, body, df, options, resolver, context, meta_a
         base_key = src.key
         deps.add(base_stage)
     else:
-        base = resolver.base(image, platform)
+        base = _resolve(resolver, image, platform, df, frm)
         base_key = cache_key("", {"from": image, "digest": base.key, "platform": platform})
     state = _StageState(base)
     body = list(body)
@@ -278,6 +278,19 @@ def _plan_stage(index, frm: I.From, body, df, options, resolver, context, meta_a
     return Stage(index, name, image, base_stage, platform, base_key, frm_expanded, tuple(vertices),
                  frozenset(deps), env=tuple(f"{k}={v}" for k, v in state.env.items()),
                  workdir=state.workdir, shell=state.shell if state.shell != DEFAULT_SHELL else None)
+
+
+def _resolve(resolver, image: str, platform: str, df: Dockerfile, inst: I.Instruction) -> BaseImage:
+    """``resolver.base`` with the instruction's location added to a failure."""
+    from layers.errors import PybuildError
+
+    try:
+        return resolver.base(image, platform)
+    except DockerfileError:
+        raise
+    except PybuildError as exc:
+        keyword = inst.name if isinstance(inst, I.Copy) else inst.keyword
+        raise BuildError(f"{image}: {exc}", df.file, inst.location.line, keyword) from None
 
 
 def _stage_base(stage: Stage) -> BaseImage:
@@ -471,7 +484,7 @@ def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_na
             payload["source_key"] = stages[from_stage].key
         else:
             from_image = from_
-            payload["source_key"] = resolver.base(from_, platform).key
+            payload["source_key"] = _resolve(resolver, from_, platform, df, inst).key
     else:
         digests = {}
         for s in sources:

@@ -76,3 +76,41 @@ def test_golden_keys_follow_inputs(tmp_path: Path) -> None:
     assert before[:3] == after[:3] and before[3] != after[3]
     (tmp_path / "Dockerfile").write_text("FROM busybox\n\n\nRUN echo x\nCOPY a /a\nRUN echo y\nCOPY b /b\n")
     assert keys() == after  # line numbers are not part of a key
+
+
+def test_onbuild_triggers_of_a_base_image_run_first(tmp_path: Path) -> None:
+    class WithTriggers(FixedResolver):
+        def base(self, image: str, platform: str) -> BaseImage:
+            return BaseImage(key="sha256:" + "1" * 64, onbuild=("RUN echo triggered", "ENV T=1"))
+
+    (tmp_path / "Dockerfile").write_text("\nFROM parent\nRUN echo $T\n")
+    df = parse_file(str(tmp_path / "Dockerfile"))
+    vertices = plan(df, PlanOptions(), WithTriggers(), BuildContext(str(tmp_path))).stages[0].vertices
+    assert [v.instruction.source for v in vertices] == ["RUN echo triggered", "ENV T=1", "RUN echo $T"]
+    assert vertices[0].instruction.location.line == 2 and dict(vertices[2].run_env)["T"] == "1"
+
+
+def test_missing_base_image_is_located(tmp_path: Path) -> None:
+    from builder.errors import BuildError
+    from layers.errors import NotFound
+
+    class Empty:
+        def base(self, image: str, platform: str) -> BaseImage:
+            raise NotFound(f"image {image!r} not found")
+
+    (tmp_path / "Dockerfile").write_text("ARG V=3\nFROM alpine:$V\n")
+    with pytest.raises(BuildError, match=r"^Dockerfile:2: FROM: alpine:3: image 'alpine:3' not found"):
+        plan(parse_file(str(tmp_path / "Dockerfile")), PlanOptions(), Empty(), BuildContext(str(tmp_path)))
+
+
+def test_target_prunes_and_build_args_reach_run_env(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM a AS one\nFROM b AS two\nARG X\nARG Y=d\nRUN echo\nFROM one AS three\nCOPY --from=two / /\n")
+    df = parse_file(str(tmp_path / "Dockerfile"))
+    p = plan(df, PlanOptions(target="two", build_args=(("X", "1"), ("HTTP_PROXY", "p"))), FixedResolver(),
+             BuildContext(str(tmp_path)))
+    assert p.order == (1,) and p.target == 1
+    env = dict(p.stages[1].vertices[2].run_env)
+    assert env["X"] == "1" and env["Y"] == "d" and env["HTTP_PROXY"] == "p"
+    full = plan(df, PlanOptions(), FixedResolver(), BuildContext(str(tmp_path)))
+    assert full.order == (0, 1, 2) and full.stages[2].deps == frozenset({0, 1})
