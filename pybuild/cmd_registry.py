@@ -41,21 +41,10 @@ def _parse_ref(text: str):
 
 def _local_document(store: Any, name: str):
     """The manifest or index a local image name or id stands for, read from the store."""
-    from layers.digest import Digest
     from layers.manifest import parse_document
 
     record = store.images.resolve(name)
-    digest = None
-    for attr in ("manifest_digest", "digest", "manifest"):
-        value = getattr(record, attr, None)
-        if isinstance(value, Digest):
-            digest = value
-            break
-        if value is not None and isinstance(getattr(value, "digest", None), Digest) and hasattr(value, "raw"):
-            return value
-    if digest is None:
-        raise click.ClickException(f"cannot tell the manifest of local image {name!r}")
-    return parse_document(store.blobs.read_bytes(digest, 4 << 20))
+    return parse_document(store.blobs.read_bytes(record.manifest_digest, 4 << 20))
 
 
 # -- pull ---------------------------------------------------------------------------------------
