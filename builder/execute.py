@@ -182,6 +182,7 @@ class Executor:
             step.done(cached=True)
             return _append(image, entry.layer, entry.diff_id, history)
         upper = tempfile.mkdtemp(prefix="upper-", dir=self.work)
+        os.chmod(upper, 0o755)  # overlayfs gives the merged root the upper dir's mode
         try:
             self._run_or_copy(stage, v, image, upper, step)
             layer, diff_id = self._pack(upper)
