@@ -1,0 +1,143 @@
+"""Image records, resolve, load, GC roots (records, containers, leases) and fsck of records."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from layers.digest import Digest
+from layers.errors import InvalidInput, NotFound, StoreError
+from layers.store import Store
+
+from .helpers import make_image
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(str(tmp_path / "root"))
+
+
+def test_tag_resolve_load(store):
+    m = make_image(store, {"a": b"1"})
+    rec = store.images.tag("busybox", m.digest)
+    assert rec.name == "docker.io/library/busybox:latest"
+    config_digest = m.config.digest
+    assert rec.id == config_digest
+    for text in ("busybox", "busybox:latest", "docker.io/library/busybox:latest", str(config_digest),
+                 config_digest.hex, config_digest.hex[:12], str(m.digest), f"busybox@{m.digest}"):
+        assert store.images.resolve(text).manifest_digest == m.digest, text
+    image = store.images.load(rec)
+    assert image.manifest == m and image.id == config_digest
+    assert image.config.config.cmd == ("sh",)
+    with pytest.raises(NotFound):
+        store.images.resolve("nothere")
+    with pytest.raises(NotFound):
+        store.images.resolve("busybox:2")
+
+
+def test_tag_refuses_unknown_manifest(store):
+    with pytest.raises(NotFound):
+        store.images.tag("x", Digest.from_bytes(b"no such manifest"))
+    assert store.images.list() == []
+
+
+def test_ambiguous_prefix(store):
+    ids = set()
+    i = 0
+    while True:  # two images whose ids share a first hex digit
+        m = make_image(store, {"f": str(i).encode()})
+        store.images.tag(f"img{i}", m.digest)
+        ids.add(m.config.digest.hex[0])
+        i += 1
+        if len(ids) < i:
+            break
+    first = [r.id.hex[0] for r in store.images.list()]
+    dup = next(c for c in first if first.count(c) > 1)
+    with pytest.raises(InvalidInput, match="ambiguous"):
+        store.images.resolve(dup)
+
+
+def test_untag_and_gc(store):
+    keep = make_image(store, {"k": b"keep"})
+    drop = make_image(store, {"d": b"drop"})
+    store.images.tag("keep", keep.digest)
+    store.images.tag("drop", drop.digest)
+    store.images.untag("drop")
+    with pytest.raises(NotFound):
+        store.images.untag("drop")
+    result = store.gc()
+    assert drop.digest in result.blobs_removed
+    assert drop.layers[0].digest in result.blobs_removed
+    assert store.blobs.has(keep.digest) and store.blobs.has(keep.layers[0].digest)
+    assert store.images.load(store.images.resolve("keep"))
+    assert store.fsck().ok
+
+
+def test_gc_keeps_what_a_container_uses(store):
+    m = make_image(store, {"c": b"container"})
+    cdir = os.path.join(store.root, "containers", "abc123")
+    os.makedirs(cdir)
+    with open(os.path.join(cdir, "image-ref"), "w") as f:
+        f.write(str(m.digest) + "\n")
+    store.gc()
+    assert store.blobs.has(m.digest) and store.blobs.has(m.config.digest) and store.blobs.has(m.layers[0].digest)
+    os.unlink(os.path.join(cdir, "image-ref"))
+    with open(os.path.join(cdir, "config.json"), "w") as f:
+        json.dump({"id": "abc123", "image_id": str(m.digest)}, f)
+    store.gc()
+    assert store.blobs.has(m.layers[0].digest)
+    os.unlink(os.path.join(cdir, "config.json"))
+    store.gc()
+    assert not store.blobs.has(m.layers[0].digest)
+
+
+def _hold_lease(root: str, ready, release) -> None:
+    store = Store(root)
+    with store.lease():
+        store.blobs.put_bytes(b"work in progress")
+        ready.set()
+        release.wait(30)
+
+
+def test_gc_waits_for_a_lease_in_another_process(store):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lease, args=(store.root, ready, release))
+    p.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StoreError, match="in use"):
+            store.gc(timeout=0.3)
+        assert store.blobs.has(Digest.from_bytes(b"work in progress"))
+    finally:
+        release.set()
+        p.join(10)
+    assert Digest.from_bytes(b"work in progress") in store.gc().blobs_removed
+
+
+def test_fsck_reports_broken_record(store):
+    m = make_image(store, {"b": b"broken"})
+    store.images.tag("broken", m.digest)
+    store.blobs.delete(m.layers[0].digest)
+    report = store.fsck()
+    assert not report.ok
+    assert "docker.io/library/broken:latest" in report.problems[0]
+    assert "not in the store" in report.problems[0]
+    assert store.fsck(repair=True).ok
+    assert store.images.list() == []
+
+
+def test_concurrent_tagging_keeps_every_record(store):
+    ms = [make_image(store, {"n": str(i).encode()}) for i in range(8)]
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=lambda i=i: Store(store.root).images.tag(f"t{i}", ms[i].digest)) for i in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(20)
+        assert p.exitcode == 0
+    assert len(store.images.list()) == 8
