@@ -386,6 +386,9 @@ class Executor:
         if docker:
             layers = tuple(replace(l, media_type=MediaType.DOCKER_LAYER_GZIP) if "gzip" in l.media_type else l
                            for l in layers)
+        else:  # a docker-format base image's layers, named as OCI (same bytes)
+            layers = tuple(replace(l, media_type=MediaType.OCI_LAYER_GZIP)
+                           if l.media_type == MediaType.DOCKER_LAYER_GZIP else l for l in layers)
         manifest = Manifest.build(config_desc, layers, docker=docker)
         self.store.blobs.put_bytes(manifest.raw)
         return BuildResult(config=config, manifest=manifest, layers=layers, cache_hits=self.hits, steps=self.steps)
