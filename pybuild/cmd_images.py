@@ -217,7 +217,8 @@ def rmi_cmd(settings: Settings, images: tuple[str, ...], force: bool) -> None:
             if result is None or d in result.blobs_removed:
                 click.echo(f"Deleted: {d}")
     if failed:
-        raise click.exceptions.Exit(1)
+        # click's Exit is swallowed by standalone_mode=False in cli.main, so fail with our own error
+        raise PybuildError(f"{len(failed)} of {len(images)} images not removed: {', '.join(failed)}")
 
 
 def _is_name(text: str, name: str, Reference) -> bool:
@@ -513,4 +514,6 @@ def fsck_cmd(settings: Settings, repair: bool) -> None:
     state = "ok" if not report.problems else ("repaired" if report.ok else "BROKEN")
     click.echo(f"{report.blobs} blobs, {report.records} images, {report.snapshots} snapshots: {state}")
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        from layers.errors import IntegrityError
+
+        raise IntegrityError(f"store {store.root}: {len(report.problems)} problem(s) found (see above; --repair removes them)")

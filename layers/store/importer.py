@@ -66,6 +66,14 @@ class _Peek:
             return out
         return self._raw.read(n)
 
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
 
 def _decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
     peek = _Peek(stream)

@@ -1,0 +1,186 @@
+"""The image commands through the real ``pybuild`` command: import (the README main job), list,
+tag, rmi, inspect, history, save/load, system df/prune, fsck, bad inputs, a SIGKILL mid-import."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import pybuild_exe
+
+
+def _state(root: Path) -> dict[str, bytes]:
+    """Everything in the store that matters (lock files and empty dirs aside)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            if "locks" in p.relative_to(root).parts or name.endswith(".lock"):
+                continue
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
+
+
+def _import(pybuild, busybox_tar, name="busybox:1", *extra):
+    proc = pybuild("import", str(busybox_tar), name, *extra, check=True)
+    return proc.stdout.strip()
+
+
+def test_import_and_list_busybox(pybuild, busybox_tar):
+    image_id = _import(pybuild, busybox_tar, "busybox:1", "--change", 'CMD ["sh"]', "--change", "ENV A=b",
+                       "-m", "base")
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    out = pybuild("images", check=True).stdout.splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert out[1].split()[:3] == ["busybox", "1", image_id[7:19]]
+    assert pybuild("images", "-q", check=True).stdout.split() == [image_id[7:19]]
+    (row,) = [json.loads(line) for line in pybuild("images", "--format", "json", check=True).stdout.splitlines()]
+    assert row["ID"] == image_id and row["Repository"] == "busybox" and row["Tag"] == "1" and row["Size"] > 100_000
+    (doc,) = json.loads(pybuild("inspect", "busybox:1", check=True).stdout)
+    assert doc["Id"] == image_id
+    assert doc["Config"]["Cmd"] == ["sh"] and "A=b" in doc["Config"]["Env"]
+    assert doc["Comment"] == "base"
+    assert doc["Layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    hist = pybuild("history", "busybox:1", check=True).stdout
+    assert "pybuild import" in hist and image_id[7:19] in hist
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+
+
+def test_import_from_stdin_zstd_and_layer_digest_matches(pybuild, busybox_tar):
+    import zstandard
+
+    raw = busybox_tar.read_bytes()
+    image_id = pybuild("import", "-", "bb:zst", input=zstandard.ZstdCompressor().compress(raw), text=False,
+                       check=True).stdout.decode().strip()
+    image_id2 = pybuild("import", "-", "bb:gz", input=gzip.compress(raw), text=False, check=True).stdout.decode().strip()
+    (d1,) = json.loads(pybuild("inspect", "bb:zst", check=True).stdout)
+    (d2,) = json.loads(pybuild("inspect", "bb:gz", check=True).stdout)
+    import hashlib
+
+    assert d1["RootFS"]["Layers"] == d2["RootFS"]["Layers"] == ["sha256:" + hashlib.sha256(raw).hexdigest()]
+    assert image_id.startswith("sha256:") and image_id2.startswith("sha256:")
+
+
+def test_tag_rmi_df_prune(pybuild, busybox_tar):
+    image_id = _import(pybuild, busybox_tar, "busybox:1")
+    pybuild("tag", "busybox:1", "example.com/team/bb:v2", check=True)
+    pybuild("tag", image_id[7:15], "bb3", check=True)
+    names = {(r["Repository"], r["Tag"]) for r in map(json.loads, pybuild("images", "--format", "json").stdout.splitlines())}
+    assert names == {("busybox", "1"), ("example.com/team/bb", "v2"), ("bb3", "latest")}
+    # by id with several names: refused without -f
+    proc = pybuild("rmi", image_id[7:19])
+    assert proc.returncode != 0 and "referenced by 3 names" in proc.stderr
+    assert "Untagged: bb3:latest" in pybuild("rmi", "bb3", check=True).stdout
+    df = pybuild("system", "df", check=True).stdout
+    assert df.splitlines()[1].split()[:3] == ["Images", "1", "0"]
+    out = pybuild("rmi", "-f", image_id[7:19], check=True).stdout
+    assert "Untagged: busybox:1" in out and "Untagged: example.com/team/bb:v2" in out and f"Deleted: {image_id}" in out
+    assert pybuild("images", "-q", check=True).stdout == ""
+    assert os.listdir(pybuild.root / "blobs" / "sha256") == []
+    _import(pybuild, busybox_tar, "again")
+    assert "Untagged: again:latest" in pybuild("system", "prune", "-a", check=True).stdout
+    assert os.listdir(pybuild.root / "blobs" / "sha256") == []
+
+
+def test_prune_keeps_an_image_a_container_uses(pybuild, busybox_tar):
+    _import(pybuild, busybox_tar, "used")
+    (doc,) = json.loads(pybuild("inspect", "used", check=True).stdout)
+    cdir = pybuild.root / "containers" / "c1"
+    cdir.mkdir(parents=True)
+    (cdir / "image-ref").write_text(doc["Descriptor"]["digest"] + "\n")
+    pybuild("system", "prune", "-a", check=True)
+    assert pybuild("images", "-q", check=True).stdout.strip()
+    proc = pybuild("rmi", "used")
+    assert proc.returncode != 0 and "used by a container" in proc.stderr
+
+
+@pytest.mark.parametrize("case", ["missing-file", "bad-reference", "corrupt-tar", "corrupt-gzip", "empty",
+                                  "bad-change"])
+def test_bad_input_is_one_line_and_leaves_the_store_as_it_was(pybuild, busybox_tar, tmp_path, case):
+    _import(pybuild, busybox_tar, "base")
+    before = _state(pybuild.root)
+    junk = tmp_path / "junk"
+    args = ["import", str(junk), "x:1"]
+    if case == "missing-file":
+        args = ["import", str(tmp_path / "nope.tar"), "x:1"]
+    elif case == "bad-reference":
+        args = ["import", str(busybox_tar), "UPPER/Case:??"]
+    elif case == "corrupt-tar":
+        junk.write_bytes(b"this is not a tar archive at all" * 100)
+    elif case == "corrupt-gzip":
+        good = gzip.compress(busybox_tar.read_bytes())
+        junk.write_bytes(good[: len(good) // 2] + bytes(64) + good[len(good) // 2 + 64:])
+    elif case == "empty":
+        junk.write_bytes(b"")
+    elif case == "bad-change":
+        args = ["import", str(busybox_tar), "x:1", "--change", "RUN rm -rf /"]
+    proc = pybuild(*args)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pybuild: "), proc.stderr
+    assert _state(pybuild.root) == before
+
+
+def test_inspect_unknown_names_image_or_container(pybuild):
+    proc = pybuild("inspect", "nothing-here")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("pybuild: no such")
+
+
+def test_save_load_roundtrip(pybuild, busybox_tar, tmp_path):
+    image_id = _import(pybuild, busybox_tar, "busybox:1")
+    out = tmp_path / "out.tar"
+    pybuild("save", "busybox:1", "-o", str(out), check=True)
+    pybuild("rmi", "busybox:1", check=True)
+    assert "Loaded image: busybox:1" in pybuild("load", "-i", str(out), check=True).stdout
+    assert pybuild("images", "-q", check=True).stdout.strip() == image_id[7:19]
+    if shutil.which("skopeo"):
+        proc = subprocess.run(["skopeo", "inspect", f"oci-archive:{out}"], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["Layers"]
+
+
+def test_lazy_imports_for_images(pybuild):
+    code = ("import sys; from pybuild.cli import main; sys.argv=['pybuild','--root',sys.argv[1],'images'];\n"
+            "import atexit\n"
+            "atexit.register(lambda: print('HEAVY', sorted(m for m in ('httpx','cryptography','pyroute2') if m in sys.modules)))\n"
+            "main()")
+    proc = subprocess.run([sys.executable, "-c", code, str(pybuild.root)], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("step", ["import-layer-write", "blob-rename", "import-config", "import-tag"])
+def test_sigkill_mid_import_then_fsck_clean_and_reimport(pybuild, busybox_tar, tmp_path, step):
+    marker = tmp_path / "paused"
+    env = dict(os.environ, PYBUILD_TEST_PAUSE_AT=step, PYBUILD_TEST_PAUSE_FILE=str(marker))
+    env.pop("PYBUILD_DEBUG", None)
+    proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                             "import", str(busybox_tar), "crash:1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "import never reached the pause point"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    fsck = pybuild("fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert pybuild("images", "-q", check=True).stdout == ""
+    image_id = _import(pybuild, busybox_tar, "crash:1")
+    assert pybuild("images", "-q", check=True).stdout.strip() == image_id[7:19]
+    pybuild("system", "prune", check=True)
+    assert [n for n in os.listdir(pybuild.root / "ingest") if not n.endswith(".lock")] == []
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
