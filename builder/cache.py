@@ -31,6 +31,7 @@ class CacheEntry:
     key: str
     layer: Descriptor | None
     diff_id: Digest | None
+    created: str = ""  # when the step ran: a no-change rebuild reuses it, so the image id stays
 
 
 class BuildCache:
@@ -57,15 +58,16 @@ class BuildCache:
         try:
             if doc.get("key") != key:
                 return None
+            created = doc.get("created") if isinstance(doc.get("created"), str) else ""
             if doc.get("layer") is None:
-                return CacheEntry(key, None, None)
+                return CacheEntry(key, None, None, created)
             layer = Descriptor.from_dict(doc["layer"])
             diff_id = Digest.parse(doc["diff_id"])
         except (PybuildError, KeyError, TypeError, AttributeError, ValueError):
             return None  # a malformed entry is a miss; it is rewritten after the step runs
         if not self._intact(layer):
             return None
-        return CacheEntry(key, layer, diff_id)
+        return CacheEntry(key, layer, diff_id, created)
 
     def _intact(self, layer: Descriptor) -> bool:
         blobs = self.store.blobs
@@ -87,8 +89,9 @@ class BuildCache:
         self._verified.add(str(layer.digest))
         return True
 
-    def put(self, key: str, layer: Descriptor | None, diff_id: Digest | None) -> None:
-        doc = {"key": key, "layer": layer.to_dict() if layer else None, "diff_id": str(diff_id) if diff_id else None}
+    def put(self, key: str, layer: Descriptor | None, diff_id: Digest | None, created: str = "") -> None:
+        doc = {"key": key, "layer": layer.to_dict() if layer else None, "diff_id": str(diff_id) if diff_id else None,
+               "created": created}
         if layer is not None:
             self._verified.add(str(layer.digest))
         write_atomic(self._path(key), json.dumps(doc, sort_keys=True).encode())

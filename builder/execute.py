@@ -44,6 +44,7 @@ class StageImage:
 
     config: ImageConfig
     layers: tuple[Descriptor, ...]
+    base_history: int = 0  # history entries inherited from the base image (the rest are this build's)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Executor:
         self.steps = 0
         self._lock = threading.Lock()
         self._stage_images: dict[int, StageImage] = {}
+        self._hit_times: list[str] = []
         when = options.timestamp
         self.created = format_time(when if when is not None else datetime.now(timezone.utc))
 
@@ -162,7 +164,7 @@ class Executor:
         if stage.base == "scratch":
             return StageImage(ImageConfig.new(platform, created=self.created), ())
         img = self.resolver.load(stage.base, stage.platform)
-        return StageImage(img.config, tuple(img.manifest.layers))
+        return StageImage(img.config, tuple(img.manifest.layers), len(img.config.history))
 
     # -- one vertex -------------------------------------------------------------------------------
     def _vertex(self, stage: Stage, v: Vertex, image: StageImage) -> StageImage:
@@ -179,6 +181,8 @@ class Executor:
         if entry is not None:
             with self._lock:
                 self.hits += 1
+                if entry.created:
+                    self._hit_times.append(entry.created)
             step.done(cached=True)
             return _append(image, entry.layer, entry.diff_id, history)
         upper = tempfile.mkdtemp(prefix="upper-", dir=self.work)
@@ -188,7 +192,7 @@ class Executor:
             layer, diff_id = self._pack(upper)
         finally:
             _rmtree(upper)
-        self.cache.put(v.key, layer, diff_id)
+        self.cache.put(v.key, layer, diff_id, self.created)
         step.done(cached=False)
         return _append(image, layer, diff_id, history)
 
@@ -225,7 +229,7 @@ class Executor:
 
     def _copy(self, v: Vertex, inst: I.Copy, image: StageImage, root: str) -> None:
         own = _ownership(inst, root)
-        docs = {f"<<{'-' if h.chomp else ''}{h.name}": h for h in inst.heredocs}
+        docs = {"<<" + h.name: h for h in inst.heredocs}  # the planner names heredoc sources "<<NAME"
         count = len(inst.sources)
         for src in inst.sources:
             if src in docs:
@@ -365,11 +369,22 @@ class Executor:
             media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip"
         return Descriptor(media_type=media_type, digest=res.digest, size=res.size), res.diff_id
 
+    def _build_time(self) -> str:
+        """The created time of this build's history and config: ``--timestamp`` when given; when every
+        step was a cache hit, the time those steps ran (a no-change rebuild keeps its image id); else now."""
+        if self.options.timestamp is None and self.steps and self.hits == self.steps and self._hit_times:
+            return max(self._hit_times)
+        return self.created
+
     def _commit(self, final: StageImage, plan: Plan) -> BuildResult:
         from layers.manifest import Manifest
         from layers.mediatype import MediaType
 
-        config = final.config
+        created = self._build_time()
+        history = final.config.history
+        history = history[: final.base_history] + tuple(replace(h, created=created)
+                                                       for h in history[final.base_history:])
+        config = final.config.with_fields(history=history)
         if self.options.labels:
             labels = dict(config.config.labels)
             labels.update(dict(self.options.labels))
@@ -377,7 +392,7 @@ class Executor:
         if self.options.format == "oci":
             # OCI image configs have no Healthcheck/OnBuild/Shell: dropped, as buildah does
             config = config.with_config(healthcheck=None, on_build=(), shell=None)
-        config = config.with_fields(created=self.created)
+        config = config.with_fields(created=created)
         docker = self.options.format == "docker"
         config_digest = self.store.blobs.put_bytes(config.raw)
         config_desc = Descriptor(media_type=MediaType.DOCKER_CONFIG if docker else MediaType.OCI_CONFIG,
@@ -397,7 +412,7 @@ class Executor:
 def _append(image: StageImage, layer: Descriptor | None, diff_id: Digest | None, history: History) -> StageImage:
     if layer is None:
         return replace(image, config=image.config.with_history(history))
-    return StageImage(image.config.with_layer(diff_id, history), image.layers + (layer,))
+    return StageImage(image.config.with_layer(diff_id, history), image.layers + (layer,), image.base_history)
 
 
 def _created_by(inst: I.Instruction) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .errors import DockerfileError
 from . import instructions as I
 
-__all__ = ["Dockerfile", "parse", "parse_file", "parse_instruction", "split_raw", "parse_duration"]
+__all__ = ["Dockerfile", "parse", "parse_file", "parse_instruction", "heredoc_name", "split_raw", "parse_duration"]
 
 _HEREDOC = re.compile(r"<<(-?)(?:\"([A-Za-z_][\w.-]*)\"|'([A-Za-z_][\w.-]*)'|([A-Za-z_][\w.-]*))")
 _FLAG = re.compile(r"\s*--([A-Za-z][\w-]*)(?:=(\"[^\"]*\"|'[^']*'|\S*))?(?=\s|$)")
@@ -137,6 +137,12 @@ def _cut_heredocs(lines: list[str], escape: str, file: str):
         if docs:
             found[start] = tuple(docs)
     return cleaned, found
+
+
+def heredoc_name(token: str) -> str | None:
+    """The delimiter a ``<<EOF`` / ``<<-'EOF'`` source token names, or None for a plain source."""
+    m = _HEREDOC.fullmatch(token)
+    return (m.group(2) or m.group(3) or m.group(4)) if m else None
 
 
 def split_raw(text: str, escape: str = "\\") -> list[str]:

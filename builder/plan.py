@@ -21,7 +21,7 @@ from . import instructions as I
 from .context import BuildContext, Entry
 from .errors import BuildError, DockerfileError
 from .expand import ExpandError, process_heredoc, process_word, process_words
-from .parse import Dockerfile, parse_instruction
+from .parse import Dockerfile, heredoc_name, parse_instruction
 
 __all__ = ["BaseImage", "Resolver", "PlanOptions", "Vertex", "Stage", "Plan", "plan", "PROXY_ARGS", "cache_key"]
 
@@ -439,14 +439,15 @@ def _select(context: BuildContext, source: str, excludes, err):
 def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_name, deps, common, err,
                index, platform):
     env = state.lookup()
-    docs = {f"<<{'-' if h.chomp else ''}{h.name}": h for h in inst.heredocs}
+    docs = {h.name: h for h in inst.heredocs}
     sources, heredocs = [], []
     for s in inst.sources:
-        if s in docs:
-            h = docs[s]
+        name = heredoc_name(s)
+        if name in docs:
+            h = docs[name]
             content = process_heredoc(h.content, env) if h.expand else h.content
             heredocs.append(replace(h, content=content, expand=False))
-            sources.append(s)
+            sources.append("<<" + name)
             continue
         word = _word(s, env, df, inst)
         if inst.add and re.match(r"^(https?|git)://", word):
@@ -488,7 +489,7 @@ def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_na
     else:
         digests = {}
         for s in sources:
-            if s in docs or re.match(r"^(https?|git)://", s):
+            if heredoc_name(s) in docs or re.match(r"^(https?|git)://", s):
                 continue
             if context is None:
                 raise err("no build context")
