@@ -253,3 +253,68 @@ def test_inspect_remote_function(open_registry, tmp_path):
     assert out["Digest"] == str(manifest.digest)
     assert out["Layers"] == [str(d.digest) for d in manifest.layers]
     assert out["Os"] == "linux"
+
+
+def _store_image(pybuild, name: str, layer_sizes) -> "object":
+    """Put an image made in the test straight into the store and name it."""
+    manifest, blobs = make_image(layer_sizes, tag=name.replace(":", "-").replace("/", "-"))
+    store = _store(pybuild)
+    with store.lease():
+        for digest, data in blobs.items():
+            store.blobs.put_bytes(data, expected=digest)
+        store.blobs.put_bytes(manifest.raw, expected=manifest.digest)
+        store.images.tag(name, manifest.digest)
+    return manifest
+
+
+def test_push_killed_half_way_then_run_again(open_registry, pybuild, tmp_path):  # SECURITY case 19, push
+    from tests.conftest import pybuild_exe
+
+    manifest = _store_image(pybuild, "big:1", (200_000, 24_000_000))
+    remote = f"{open_registry.host}/killed/push:1"
+    proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                             "push", "-j", "1", "big:1", remote], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **_env(tmp_path)}, text=True)
+    big = max(manifest.layers, key=lambda d: d.size)
+    seen = ""
+    while True:
+        line = proc.stderr.readline()
+        assert line, f"push ended before the big layer: {seen}"
+        seen += line
+        if big.digest.short in line and "Pushing" in line:
+            break
+    time.sleep(0.05)
+    proc.kill()
+    proc.wait(10)
+    with Registry(open_registry.host) as reg:
+        assert not reg.repository("killed/push").blob_exists(big), "the kill came after the upload finished"
+    out = pybuild("push", "big:1", remote, env=_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(manifest.digest)
+    assert _fsck_ok(pybuild)
+    # what the registry holds is whole: pull it into a fresh root by digest
+    other = type(pybuild)(tmp_path / "root2", tmp_path / "state2")
+    (tmp_path / "root2").mkdir(mode=0o700)
+    (tmp_path / "state2").mkdir(mode=0o700)
+    by_digest = f"{open_registry.host}/killed/push@{manifest.digest}"
+    out = other("pull", by_digest, env=_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert _store(other).images.resolve(by_digest).manifest_digest == manifest.digest
+
+
+def test_parallel_pulls_sharing_layers(open_registry, pybuild, tmp_path):  # SECURITY case 23, registry side
+    from tests.conftest import pybuild_exe
+
+    base, blobs = make_image((400_000, 300_000), tag="shared")
+    _push_library(open_registry, "par/a", "1", base, blobs)
+    _push_library(open_registry, "par/b", "1", base, blobs)
+    refs = [f"{open_registry.host}/par/{r}:1" for r in ("a", "b", "a", "b")]
+    procs = [subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                               "pull", "-q", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, **_env(tmp_path)}) for ref in refs]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    for ref in set(refs):
+        assert _local_manifest_digest(pybuild, ref) == base.digest
+    assert _fsck_ok(pybuild)
