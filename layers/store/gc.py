@@ -80,13 +80,18 @@ def container_roots(root: str) -> set[Digest]:
 
 
 def cache_roots(root: str) -> set[Digest]:
+    """Digests named in the build cache index (``<root>/cache/**/*.json``; ``cache/mounts`` is user data)."""
     out: set[Digest] = set()
     base = os.path.join(root, "cache")
-    for dirpath, _dirs, files in os.walk(base):
+    for dirpath, dirs, files in os.walk(base):
+        if dirpath == base and "mounts" in dirs:
+            dirs.remove("mounts")
         for name in files:
+            if not name.endswith(".json"):
+                continue
             try:
                 with open(os.path.join(dirpath, name), "r", errors="replace") as f:
-                    out.update(Digest.parse(m) for m in _DIGEST.findall(f.read(16 << 20)))
+                    out.update(Digest.parse(m) for m in _DIGEST.findall(f.read(1 << 20)))
             except OSError:
                 continue
     return out
@@ -126,8 +131,10 @@ def _mark_config(store, digest: Digest, marks: _Marks) -> None:
 
 def mark(store) -> _Marks:
     marks = _Marks()
+    cached = cache_roots(store.root)
+    marks.diff_ids.update(cached)  # a cached layer's snapshot is what makes the cache hit fast
     roots = {r.manifest_digest for r in store.images.list()}
-    roots |= container_roots(store.root) | cache_roots(store.root)
+    roots |= container_roots(store.root) | cached
     for digest in roots:
         _mark_doc(store, digest, marks)
     return marks
