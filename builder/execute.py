@@ -221,11 +221,16 @@ class Executor:
         inst = v.instruction
         lowers = self._lowerdirs(image) if not (isinstance(inst, I.Copy) and inst.link) else \
             [_ensure(os.path.join(self.work, "empty"))]
+        stubs: list[str] = []
         with self._mounted(lowers, upper) as root:
             if isinstance(inst, I.Copy):
                 self._copy(v, inst, image, root)
             else:
-                self._run(stage, v, inst, image, root, upper, step)
+                stubs = self._run(stage, v, inst, image, root, upper, step)
+        if stubs:
+            from .steps.run import remove_stubs
+
+            remove_stubs(upper, stubs)  # after the unmount: never touch a live overlay's upper dir
 
     def _copy(self, v: Vertex, inst: I.Copy, image: StageImage, root: str) -> None:
         own = _ownership(inst, root)
@@ -300,7 +305,7 @@ class Executor:
         dest = inst.dest + name if inst.dest.endswith("/") else inst.dest
         copy_items(root, [CopyItem(tmp, "")], dest, own)
 
-    def _run(self, stage: Stage, v: Vertex, inst: I.Run, image: StageImage, root: str, upper: str, step) -> None:
+    def _run(self, stage: Stage, v: Vertex, inst: I.Run, image: StageImage, root: str, upper: str, step) -> list[str]:
         from .steps.run import RunRequest, run_step, stage_file
 
         binds: list[tuple[str, str, bool]] = []
@@ -349,7 +354,7 @@ class Executor:
                              shell=v.shell, workdir=v.workdir, user=v.user, network=network, binds=tuple(binds),
                              tmpfs=tuple(tmpfs), container_id="build-" + uuid.uuid4().hex[:20],
                              state_dir=self.state_dir)
-            run_step(req, step.stdout, step.stderr)
+            return run_step(req, step.stdout, step.stderr)
 
     # -- layers and the final image -------------------------------------------------------------
     def _pack(self, upper: str) -> tuple[Descriptor | None, Digest | None]:

@@ -16,7 +16,7 @@ from .. import instructions as I
 from ..errors import BuildError
 from .meta import shell_command
 
-__all__ = ["RunRequest", "run_step"]
+__all__ = ["RunRequest", "run_step", "remove_stubs", "stage_file"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,11 @@ class RunRequest:
     state_dir: str | None = None
 
 
-def run_step(req: RunRequest, stdout, stderr) -> None:
-    """Run ``req`` to completion; :class:`BuildError` (with the location) on a non-zero exit."""
+def run_step(req: RunRequest, stdout, stderr) -> list[str]:
+    """Run ``req`` to completion; :class:`BuildError` (with the location) on a non-zero exit.
+
+    Returns the mount stubs (paths the sandbox had to create as mount points); once the overlay is
+    unmounted, :func:`remove_stubs` takes them (and directories left empty by them) out of the upper dir."""
     from runner import sandbox
     from runner.options import BindMount, RunOptions, TmpfsMount
     from runner.rootfs import _mkdirs_in_root, resolve_in_root
@@ -60,15 +63,13 @@ def run_step(req: RunRequest, stdout, stderr) -> None:
     etc = resolve_in_root(req.rootfs, "/etc")
     spec = make_spec(req.config, opts, rootfs=req.rootfs, etc_dir=etc if os.path.isdir(etc) else None,
                      container_id=req.container_id)
-    try:
+    with open(os.devnull, "rb") as devnull:
         code = sandbox.execute(spec, container_id=req.container_id, state_dir=req.state_dir,
-                               stdin=open(os.devnull, "rb"), stdout=stdout, stderr=stderr,
-                               forward_signals=False)
-    finally:
-        _remove_mountpoints(req.upper, created)
+                               stdin=devnull, stdout=stdout, stderr=stderr, forward_signals=False)
     if code != 0:
         loc = inst.location
         raise BuildError(f"{inst.source[:200]!r} exited with status {code}", loc.file, loc.line, "RUN")
+    return created
 
 
 def _nofile_hard() -> int:
@@ -92,9 +93,11 @@ def _missing_targets(req: RunRequest, resolve_in_root) -> list[str]:
     return out
 
 
-def _remove_mountpoints(upper: str, created: list[str]) -> None:
-    # deepest first; only paths that are still empty placeholders in the upper dir
-    for path in sorted(set(created), key=lambda p: -p.count("/")):
+def remove_stubs(upper: str, stubs: list[str]) -> None:
+    """Remove mount stubs from an (unmounted) upper dir, deepest first, then their parent dirs when
+    the stubs were all they held (the lower's directory shows through again, as BuildKit leaves it)."""
+    parents: set[str] = set()
+    for path in sorted(set(stubs), key=lambda p: -p.count("/")):
         host = os.path.join(upper, path.lstrip("/"))
         try:
             if os.path.isdir(host) and not os.path.islink(host):
@@ -102,7 +105,26 @@ def _remove_mountpoints(upper: str, created: list[str]) -> None:
             elif os.path.isfile(host) and os.path.getsize(host) == 0:
                 os.unlink(host)
         except OSError:
-            continue  # something was written there by the command itself: it stays
+            continue  # the command wrote there itself: it stays
+        parent = posixpath.dirname(path)
+        while parent not in ("/", ""):
+            parents.add(parent)
+            parent = posixpath.dirname(parent)
+    for path in sorted(parents, key=lambda p: -p.count("/")):
+        host = os.path.join(upper, path.lstrip("/"))
+        try:
+            if os.path.isdir(host) and not os.path.islink(host) and not os.listdir(host) \
+                    and not _opaque(host):
+                os.rmdir(host)
+        except OSError:
+            continue
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def stage_file(src: str, directory: str, name: str, mode: int = 0o400) -> str:

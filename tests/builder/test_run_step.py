@@ -12,7 +12,7 @@ import pytest
 
 from builder.errors import BuildError
 from builder.parse import parse
-from builder.steps.run import RunRequest, run_step
+from builder.steps.run import RunRequest, remove_stubs, run_step
 from layers.config import ImageConfig
 from layers.descriptor import Platform
 
@@ -39,9 +39,10 @@ def _run(lower: Path, tmp_path: Path, dockerfile: str, *, binds=(), tmpfs=(), ne
                          workdir="/work/dir", user="", network=network, binds=tuple(binds), tmpfs=tuple(tmpfs),
                          container_id=f"bt-{os.getpid()}-{tmp_path.name[-8:]}")
         try:
-            run_step(req, log, log)
+            stubs = run_step(req, log, log)
         finally:
             log.flush()
+    remove_stubs(str(upper), stubs)
     return upper, out.read_text()
 
 
@@ -58,10 +59,12 @@ def test_mount_points_do_not_reach_the_layer(lower: Path, tmp_path: Path) -> Non
     secret.write_text("xyz")
     cache = tmp_path / "cache"
     cache.mkdir()
-    upper, log = _run(lower, tmp_path, "RUN cat /run/secrets/s && touch /cache/c /t/x && echo done > /made\n",
-                      binds=[(str(secret), "/run/secrets/s", True), (str(cache), "/cache", False)], tmpfs=["/t"])
+    upper, log = _run(lower, tmp_path, "RUN cat /run/secrets/s /etc/resolv.conf && touch /cache/c /t/x && "
+                      "echo done > /made\n",
+                      binds=[(str(secret), "/run/secrets/s", True), (str(cache), "/cache", False),
+                             ("/etc/resolv.conf", "/etc/resolv.conf", True)], tmpfs=["/t"])
     assert "xyz" in log and (cache / "c").exists() and (upper / "made").exists()
-    for gone in ("run", "cache", "t"):
+    for gone in ("run", "cache", "t", "etc"):  # /etc exists below: its stub file and the dir copy go
         assert not (upper / gone).exists(), gone
 
 
