@@ -168,6 +168,12 @@ def collect(store, *, timeout: float = 30.0) -> GCResult:
             freed += _tree_size(os.path.join(store.snapshots.base, name))
             store.snapshots.remove(name)
             snaps.append(name)
+            if not name.startswith("."):
+                # no unpack can be running (it would hold a lease), so its lock file can go too
+                try:
+                    os.unlink(os.path.join(store.root, "locks", f"snapshot-{name}.lock"))
+                except FileNotFoundError:
+                    pass
         ingests = _sweep_ingest(store.root)
         return GCResult(tuple(removed), tuple(snaps), tuple(ingests), freed)
     finally:

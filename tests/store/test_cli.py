@@ -184,3 +184,38 @@ def test_sigkill_mid_import_then_fsck_clean_and_reimport(pybuild, busybox_tar, t
     pybuild("system", "prune", check=True)
     assert [n for n in os.listdir(pybuild.root / "ingest") if not n.endswith(".lock")] == []
     assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+
+
+@pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is not installed")
+def test_layout_written_by_skopeo_loads(pybuild, busybox_tar, tmp_path):
+    image_id = _import(pybuild, busybox_tar, "busybox:1", "--change", "CMD [\"sh\"]")
+    out = tmp_path / "out.tar"
+    pybuild("save", "busybox:1", "-o", str(out), check=True)
+    layout = tmp_path / "layout"
+    proc = subprocess.run(["skopeo", "copy", f"oci-archive:{out}", f"oci:{layout}:example.com/bb:copied"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pybuild("system", "prune", "-a", check=True)
+    assert "Loaded image: example.com/bb:copied" in pybuild("load", "-i", str(layout), check=True).stdout
+    (doc,) = json.loads(pybuild("inspect", "example.com/bb:copied", check=True).stdout)
+    assert doc["Id"] == image_id and doc["Config"]["Cmd"] == ["sh"]
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+
+
+@pytest.mark.skipif(not shutil.which("umoci"), reason="umoci is not installed")
+def test_saved_archive_unpacks_with_umoci(pybuild, busybox_tar, tmp_path):
+    import tarfile
+
+    _import(pybuild, busybox_tar, "busybox:1")
+    out = tmp_path / "out.tar"
+    pybuild("save", "busybox:1", "-o", str(out), check=True)
+    layout = tmp_path / "layout"
+    with tarfile.open(out) as tf:
+        tf.extractall(layout, filter="data")
+    index = json.loads((layout / "index.json").read_text())
+    tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+    bundle = tmp_path / "bundle"
+    proc = subprocess.run(["umoci", "unpack", "--image", f"{layout}:{tag}", str(bundle)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (bundle / "rootfs" / "bin" / "busybox").exists()

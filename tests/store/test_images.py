@@ -141,3 +141,20 @@ def test_concurrent_tagging_keeps_every_record(store):
         p.join(20)
         assert p.exitcode == 0
     assert len(store.images.list()) == 8
+
+
+def test_index_record_loads_the_host_platform_and_keeps_children(store):
+    from layers.descriptor import Platform
+    from layers.index import Index
+
+    host = make_image(store, {"h": b"host"})
+    other = make_image(store, {"o": b"other"})
+    index = Index.build([host.descriptor(Platform.host()), other.descriptor(Platform.parse("linux/s390x"))])
+    store.blobs.put_bytes(index.raw)
+    rec = store.images.tag("multi", index.digest)
+    assert rec.id == host.config.digest
+    image = store.images.load(rec)
+    assert image.manifest == host and image.index == index and image.digest == index.digest
+    store.gc()
+    assert store.blobs.has(other.layers[0].digest) and store.blobs.has(host.layers[0].digest)
+    assert store.fsck().ok
