@@ -27,6 +27,7 @@ from .sources import SourceIndex
 __all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
 
 _BLOB_ATTEMPTS = 3
+_CONFIG_MAX = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,21 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _check_platform(store: Any, manifest: Manifest, want: Platform) -> None:
+    """A single (non-index) image pulled with an explicit ``--platform`` must be that platform."""
+    from layers.config import ImageConfig
+
+    config = ImageConfig.parse(store.blobs.read_bytes(manifest.config.digest, _CONFIG_MAX))
+    if not config.platform.matches(want):
+        raise InvalidInput(f"image {manifest.digest} is {config.platform}, not the requested {want}")
+
+
 def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, progress: Progress,
-                 counters: _Counters) -> None:
-    blobs = [manifest.config, *manifest.layers]
+                 counters: _Counters, platform: Platform | None = None) -> None:
+    if platform is not None:  # the config first: refuse a wrong platform before the layers come down
+        fetch_blob(store, repo, manifest.config, progress, counters)
+        _check_platform(store, manifest, platform)
+    blobs = [d for d in (manifest.config, *manifest.layers) if platform is None or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pull") as pool:
@@ -150,7 +163,8 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
         else:
             manifests.append(top)
         for manifest in manifests:
-            _fetch_image(store, repo, manifest, options.jobs, progress, counters)
+            explicit = options.platform if isinstance(top, Manifest) else None
+            _fetch_image(store, repo, manifest, options.jobs, progress, counters, explicit)
             _put_document(store, manifest.raw, manifest.digest)
         if isinstance(top, Index):
             _put_document(store, top.raw, top.digest)

@@ -323,3 +323,13 @@ def test_parallel_pulls_sharing_layers(open_registry, pybuild, tmp_path):  # SEC
     for ref in set(refs):
         assert _local_manifest_digest(pybuild, ref) == base.digest
     assert _fsck_ok(pybuild)
+
+
+def test_single_image_with_other_platform_is_refused(open_registry, pybuild, tmp_path):
+    manifest, blobs = make_image((10_000,), Platform("linux", "riscv64"), tag="riscv")
+    _push_library(open_registry, "plat/single", "1", manifest, blobs)
+    ref = f"{open_registry.host}/plat/single:1"
+    out = pybuild("pull", "--platform", "linux/arm64", ref, env=_env(tmp_path))
+    assert out.returncode != 0 and "linux/riscv64, not the requested linux/arm64" in out.stderr
+    assert not _store(pybuild).blobs.has(manifest.layers[0].digest)
+    assert pybuild("pull", "--platform", "linux/riscv64", ref, env=_env(tmp_path)).returncode == 0
