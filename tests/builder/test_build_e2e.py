@@ -194,3 +194,41 @@ def test_tampered_cache_blob_is_not_a_hit(bpybuild, tmp_path: Path) -> None:
     blob.write_bytes(bytes(data))
     proc = _build(bpybuild, ctx, "-t", "t:2", check=False)
     assert "CACHED" not in proc.stderr
+
+
+def test_add_local_tar_and_url_with_checksum(bpybuild, tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    ctx = tmp_path / "add"
+    ctx.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"from the tarball\n"
+        info = tarfile.TarInfo("pkg/readme.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (ctx / "pkg.tar.gz").write_bytes(buf.getvalue())
+    served = tmp_path / "www"
+    served.mkdir()
+    payload = b"downloaded bytes\n"
+    (served / "file.txt").write_bytes(payload)
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **kw)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/file.txt"
+        good = "sha256:" + hashlib.sha256(payload).hexdigest()
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD pkg.tar.gz /opt/\nADD --checksum={good} {url} /dl/\n")
+        _build(bpybuild, ctx, "-t", "add:1")
+        assert _run(bpybuild, "add:1", "cat", "/opt/pkg/readme.txt", "/dl/file.txt") == \
+            "from the tarball\ndownloaded bytes\n"
+        bad = "sha256:" + "0" * 64
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={bad} {url} /dl/\n")
+        proc = _build(bpybuild, ctx, "-t", "add:2", check=False)
+        assert proc.returncode != 0 and "Dockerfile:2: ADD:" in proc.stderr and "does not match" in proc.stderr
+    finally:
+        server.shutdown()
