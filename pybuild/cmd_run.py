@@ -183,7 +183,7 @@ def _clear_shim(cstore, cid: str) -> None:
         pass
 
 
-@click.command("create")
+@click.command("create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
 @_run_options
 @pass_settings
 def create_cmd(settings: Settings, **kw) -> None:
