@@ -16,7 +16,7 @@ import posixpath
 import stat
 from dataclasses import dataclass
 
-from .dockerignore import IgnoreRules, _compile
+from .dockerignore import IgnoreRules, compile_pattern
 
 __all__ = ["BuildContext", "Entry", "has_wildcards"]
 
@@ -85,7 +85,7 @@ class BuildContext:
         rel = posixpath.normpath("/" + source).lstrip("/")
         tree = self.tree()
         if has_wildcards(rel):
-            rx = _compile(rel)
+            rx = compile_pattern(rel)
             roots = [p for p in tree if rx.fullmatch(p)]
             if not roots:
                 raise FileNotFoundError(source)
@@ -93,7 +93,7 @@ class BuildContext:
             if rel and rel not in tree:
                 raise FileNotFoundError(source)
             roots = [rel]
-        excl = [_compile(posixpath.normpath(e).lstrip("/")) for e in excludes]
+        excl = [compile_pattern(posixpath.normpath(e).lstrip("/")) for e in excludes]
         out: list[Entry] = []
         multiple = has_wildcards(rel)
         for root in roots:

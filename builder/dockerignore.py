@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-__all__ = ["Pattern", "IgnoreRules", "load_ignore", "parse_ignore"]
+__all__ = ["Pattern", "IgnoreRules", "load_ignore", "parse_ignore", "compile_pattern"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Pattern:
 
     @cached_property
     def regex(self) -> re.Pattern:
-        return _compile(self.text)
+        return compile_pattern(self.text)
 
     @cached_property
     def parts(self) -> int:
@@ -40,7 +40,7 @@ class Pattern:
         return False
 
 
-def _compile(pattern: str) -> re.Pattern:
+def compile_pattern(pattern: str) -> re.Pattern:
     out = []
     i = 0
     while i < len(pattern):

@@ -134,8 +134,7 @@ def _place(source: str, host_dest: str, own: Ownership, follow: bool) -> None:
         os.symlink(os.readlink(source), host_dest)
     elif stat.S_ISREG(st.st_mode):
         tmp = host_dest + ".pybuild-tmp"
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        shutil.copyfile(source, tmp)  # sendfile/copy_file_range in the kernel
         os.replace(tmp, host_dest)
     else:
         return  # sockets, fifos, devices in a context are skipped, as Docker does
