@@ -14,6 +14,7 @@ Contract (as umoci's CAS, without go-containerregistry's trust in the caller):
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 from typing import BinaryIO, Iterator
@@ -47,8 +48,8 @@ class Ingest:
         self.offset = 0
         self.written = 0
         self._fd: int | None = None
-        self._hash = (expected.hasher() if expected else Digest.from_bytes(b"").hasher())
         self._algorithm = expected.algorithm if expected else "sha256"
+        self._hash = hashlib.new(self._algorithm)
         name = f"{expected.algorithm}-{expected.hex}" if expected else f"anon-{secrets.token_hex(8)}"
         self.path = os.path.join(blobs.root, "ingest", name)
         self._lock = FileLock(self.path + ".lock")
@@ -91,7 +92,7 @@ class Ingest:
         assert self._fd is not None
         os.ftruncate(self._fd, 0)
         os.lseek(self._fd, 0, os.SEEK_SET)
-        self._hash = (self.expected.hasher() if self.expected else Digest.from_bytes(b"").hasher())
+        self._hash = hashlib.new(self._algorithm)
         self.offset = self.written = 0
 
     def write(self, data: bytes) -> int:
@@ -211,14 +212,11 @@ class BlobStore:
         actual = self.size(digest)
         if actual > max_size:
             raise IntegrityError(f"blob {digest}: {actual} bytes, more than the {max_size} allowed here")
+        parts = []
         with self.open(digest, actual) as r:
-            data = r.read(actual + 1)
-            while True:  # VerifyingReader checks at EOF
-                more = r.read(_CHUNK)
-                if not more:
-                    break
-                data += more
-        return data
+            while chunk := r.read(_CHUNK):  # the reader checks digest and size at EOF
+                parts.append(chunk)
+        return b"".join(parts)
 
     def ingest(self, expected: Digest | None = None, size: int | None = None) -> Ingest:
         return Ingest(self, expected, size)

@@ -75,20 +75,25 @@ class _Peek:
         return True
 
 
-def _decompressed(stream: BinaryIO) -> tuple[BinaryIO, str | None]:
+def _decompressed(stream: BinaryIO) -> tuple[BinaryIO, tuple[type[BaseException], ...]]:
+    """The uncompressed view of ``stream`` (gzip/zstd by magic) and the errors its decoder raises."""
     peek = _Peek(stream)
     head = peek.peek(4)
     if head.startswith(_GZIP_MAGIC):
         try:
             from isal import igzip as gzmod
+            from isal.isal_zlib import error as isal_error
         except ImportError:  # pragma: no cover - isal is a dependency
             import gzip as gzmod
-        return gzmod.GzipFile(fileobj=peek, mode="rb"), "gzip"
+
+            isal_error = zlib.error
+        return gzmod.GzipFile(fileobj=peek, mode="rb"), (OSError, EOFError, zlib.error, isal_error)
     if head == _ZSTD_MAGIC:
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(peek, read_across_frames=True), "zstd"
-    return peek, None
+        return (zstandard.ZstdDecompressor().stream_reader(peek, read_across_frames=True),
+                (OSError, zstandard.ZstdError))
+    return peek, (OSError,)
 
 
 def _compressor(compression: str | None):
@@ -113,8 +118,10 @@ def _compressor(compression: str | None):
 class _Tee:
     """Reads uncompressed tar bytes; hashes them (diff_id) and feeds the compressed form to ``sink``."""
 
-    def __init__(self, src: BinaryIO, sink, compression: str | None) -> None:
+    def __init__(self, src: BinaryIO, errors: tuple[type[BaseException], ...], sink,
+                 compression: str | None) -> None:
         self._src = src
+        self._errors = errors
         self._sink = sink
         self._compress, self._flush = _compressor(compression)
         self.diff = hashlib.sha256()
@@ -124,12 +131,8 @@ class _Tee:
     def read(self, n: int = -1) -> bytes:
         try:
             data = self._src.read(n if n and n > 0 else _CHUNK)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LayerError(f"rootfs tarball: cannot decompress: {exc}") from None
-        except Exception as exc:  # zstandard.ZstdError and isal's error have no common base
-            if type(exc).__module__.split(".")[0] in ("zstandard", "isal", "_zstd"):
-                raise LayerError(f"rootfs tarball: cannot decompress: {exc}") from None
-            raise
+        except self._errors as exc:
+            raise LayerError(f"rootfs tarball: cannot read or decompress: {exc}") from None
         if data:
             self.diff.update(data)
             self.count += len(data)
@@ -255,8 +258,8 @@ def import_rootfs(store, stream: BinaryIO, ref: Reference | str, *, changes: Ite
     media_type = MediaType.layer_type(compression)
     with store.lease():
         with store.blobs.ingest() as ing:
-            src, _in_compression = _decompressed(stream)
-            tee = _Tee(src, ing.write, compression)
+            src, errors = _decompressed(stream)
+            tee = _Tee(src, errors, ing.write, compression)
             _check_tar(tee)
             layer_digest = ing.commit()
             layer_size = ing.written

@@ -104,7 +104,7 @@ def test_prune_keeps_an_image_a_container_uses(pybuild, busybox_tar):
 
 
 @pytest.mark.parametrize("case", ["missing-file", "bad-reference", "corrupt-tar", "corrupt-gzip", "empty",
-                                  "bad-change"])
+                                  "truncated-tar", "corrupt-zstd", "bad-change"])
 def test_bad_input_is_one_line_and_leaves_the_store_as_it_was(pybuild, busybox_tar, tmp_path, case):
     _import(pybuild, busybox_tar, "base")
     before = _state(pybuild.root)
@@ -119,6 +119,10 @@ def test_bad_input_is_one_line_and_leaves_the_store_as_it_was(pybuild, busybox_t
     elif case == "corrupt-gzip":
         good = gzip.compress(busybox_tar.read_bytes())
         junk.write_bytes(good[: len(good) // 2] + bytes(64) + good[len(good) // 2 + 64:])
+    elif case == "truncated-tar":
+        junk.write_bytes(busybox_tar.read_bytes()[:100_000])
+    elif case == "corrupt-zstd":
+        junk.write_bytes(b"\x28\xb5\x2f\xfd" + b"garbage" * 100)
     elif case == "empty":
         junk.write_bytes(b"")
     elif case == "bad-change":
