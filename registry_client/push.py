@@ -16,7 +16,7 @@ from typing import Any
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
-from layers.errors import InvalidInput
+from layers.errors import InvalidInput, NotFound
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.mediatype import MediaType
@@ -157,6 +157,9 @@ def push(store: Any, repo: Repository, document: Manifest | Index, target: Refer
         if options.format is not None or options.compression is not None:
             raise InvalidInput("--format/--compression apply to single images, not to an index")
         for entry in document.manifests:
+            if not store.blobs.has(entry.digest):
+                raise NotFound(f"index {document.digest}: manifest {entry.digest} ({entry.platform or 'no platform'}) "
+                               "is not in the local store; pull the index with --all-platforms first")
             child = _load(store, entry.digest)
             if not isinstance(child, Manifest):
                 raise InvalidInput(f"index {document.digest}: nested index {entry.digest} is not supported")

@@ -158,6 +158,15 @@ def test_multi_platform_index_pulls_the_right_platform(open_registry, pybuild, t
     assert out.returncode == 0, out.stderr
     for manifest in manifests.values():
         assert all(store.blobs.has(d.digest) for d in manifest.layers)
+    assert _local_manifest_digest(pybuild, ref) == index.digest
+    # the whole index goes up again, unchanged
+    copy = f"{open_registry.host}/multi/copy:1"
+    out = pybuild("push", ref, copy, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(index.digest)
+    with Registry(open_registry.host) as reg:
+        for manifest in manifests.values():
+            assert reg.repository("multi/copy").get_manifest(str(manifest.digest)).raw == manifest.raw
 
 
 def test_blob_with_other_bytes_leaves_nothing(pybuild, tmp_path):  # SECURITY case 13
