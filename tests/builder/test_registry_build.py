@@ -1,0 +1,48 @@
+"""``FROM`` of an image that is only in a registry (pulled at plan time), and ``build --push``,
+against a real ``docker-registry`` on 127.0.0.1 (plain http, allowed with PYBUILD_INSECURE_REGISTRIES)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PybuildRunner
+
+
+@pytest.fixture
+def registry(tmp_path: Path):
+    from tests.registry.servers import REGISTRY_BIN, start_registry
+
+    if REGISTRY_BIN is None:
+        pytest.skip("docker-registry is not installed")
+    server = start_registry("open", tmp_path / "registry")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_from_remote_image_and_push(bpybuild, registry, tmp_path: Path) -> None:
+    host = registry.host
+    env = {"PYBUILD_INSECURE_REGISTRIES": host}
+    bpybuild("push", "busybox:latest", f"{host}/base/busybox:1", env=env, check=True)
+    # a fresh store: the base image must come from the registry
+    root, state = tmp_path / "fresh-root", tmp_path / "fresh-state"
+    root.mkdir(mode=0o700)
+    state.mkdir(mode=0o700)
+    fresh = PybuildRunner(root, state)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {host}/base/busybox:1\nRUN echo pulled-and-built > /msg\n")
+    proc = fresh("build", "--progress", "plain", "-t", f"{host}/team/app:1", "--push", str(ctx), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Pushed sha256:" in proc.stderr
+    # a third store pulls the pushed result and runs it
+    root3, state3 = tmp_path / "r3", tmp_path / "s3"
+    root3.mkdir(mode=0o700)
+    state3.mkdir(mode=0o700)
+    third = PybuildRunner(root3, state3)
+    third("pull", f"{host}/team/app:1", env=env, check=True)
+    out = third("run", "--rm", "--network", "none", f"{host}/team/app:1", "cat", "/msg", env=env, check=True)
+    assert out.stdout == "pulled-and-built\n"
