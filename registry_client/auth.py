@@ -108,6 +108,7 @@ class RegistryAuth(httpx.Auth):
         self.creds = creds
         self.config = config
         self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._push: set[str] = set()
         self._basic = False
@@ -152,11 +153,19 @@ class RegistryAuth(httpx.Auth):
                 if fetched:
                     return  # a token fresh from the realm was refused: not allowed, report the 401
                 wanted = _merge_scopes(set(scopes) | set(challenge.scope))
-                token = self._fetch_token(challenge, wanted)
-                fetched = True
-                with self._lock:
-                    self._tokens[scopes] = token
-                    self._tokens[wanted] = token
+                refused = request.headers.get("Authorization", "")
+                with self._fetch_lock:  # parallel transfers share one token fetch per scope set
+                    with self._lock:
+                        cached = self._tokens.get(wanted)
+                    if cached is not None and cached.expires > time.monotonic() and \
+                            f"Bearer {cached.value}" != refused:
+                        token = cached  # another thread fetched it while this request was out
+                    else:
+                        token = self._fetch_token(challenge, wanted)
+                        fetched = True
+                    with self._lock:
+                        self._tokens[scopes] = token
+                        self._tokens[wanted] = token
                 request.headers["Authorization"] = f"Bearer {token.value}"
                 sent = "bearer"
             elif challenge.scheme == "basic":

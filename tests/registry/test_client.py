@@ -163,3 +163,16 @@ def test_token_expiring_during_streamed_upload_restarts_the_blob(token_registry)
         buf = bytearray()
         repo.fetch_blob(desc, buf.extend)
         assert bytes(buf) == data
+
+
+def test_parallel_requests_share_one_token(token_registry):
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = token_registry
+    with Registry(server.host, credentials=Credentials(ROBOT_USER, ROBOT_PASSWORD)) as reg:
+        repo = reg.repository("client/parallel")
+        repo.want_push()
+        descs = [_blob(os.urandom(100)) for _ in range(8)]
+        with ThreadPoolExecutor(8) as pool:
+            assert not any(pool.map(repo.blob_exists, descs))
+        assert reg.auth.token_requests == 1
