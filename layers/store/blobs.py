@@ -113,6 +113,16 @@ class Ingest:
         self.written += len(data)
         return len(data)
 
+    # file-like surface, so an Ingest can be the ``out`` of a packer or compressor
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        """Nothing is buffered here; durability comes from :meth:`commit`'s fsync."""
+
     def commit(self) -> Digest:
         """Check size and digest, fsync, make read-only and rename into ``blobs/``; the digest."""
         if self._committed is not None:
