@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from layers.digest import Digest
 from layers.errors import InvalidInput, PybuildError
 from layers.index import Index
-from layers.manifest import parse_document
 
 __all__ = ["FsckReport", "check"]
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 from layers.config import ImageConfig
 from layers.digest import Digest
-from layers.errors import InvalidInput, NotFound, PybuildError
+from layers.errors import PybuildError
 from layers.index import Index
-from layers.manifest import Manifest, parse_document
+from layers.manifest import parse_document
 
 from .locks import FileLock
 
