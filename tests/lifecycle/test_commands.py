@@ -151,8 +151,17 @@ def test_rename_start_restart_rm(lifecycle):
 
 
 def test_many_containers_leave_nothing_behind(lifecycle):
+    seen = []
+    for i in range(10):                      # one after the other: start, stop, rm
+        cid = lifecycle.run(f"loop{i}", ["sleep", "1000"])
+        seen += [cid, lifecycle.state(cid).pid, lifecycle.store.shim_pid(cid)]
+        lifecycle.pybuild("stop", "-t", "0", cid, check=True)
+        lifecycle.pybuild("rm", cid, check=True)
+    for cid, pid, shim in zip(seen[::3], seen[1::3], seen[2::3]):
+        wait_for(lambda: not process_alive(pid) and not process_alive(shim), what="loop processes gone")
+        assert _cgroup_dirs(cid) == []
     ids = []
-    for i in range(12):
+    for i in range(12):                      # and many at once
         ids.append(lifecycle.run(f"c{i}", ["sleep", "1000"]))
     pids = [lifecycle.state(c).pid for c in ids]
     shims = [lifecycle.store.shim_pid(c) for c in ids]
