@@ -73,15 +73,18 @@ def _split_name(name: str | None) -> tuple[str, str, str]:
               help="Dockerfile instruction to apply: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME.")
 @click.option("--message", "-m", default="", help="Commit message for the layer's history.")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
+@click.option("--platform", default=None, help="os/arch[/variant] to record in the config (default: this host).")
 @pass_settings
 def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, ...], message: str,
-               compression: str) -> None:
+               compression: str, platform: str | None) -> None:
     """Create an image NAME[:TAG] from a root filesystem tarball (SOURCE: .tar, .tar.gz, .tar.zst, or - for stdin)."""
+    from layers.descriptor import Platform
     from layers.errors import NotFound, StoreError
     from layers.reference import Reference
     from layers.store.importer import import_rootfs
 
     ref = Reference.parse(name)
+    plat = Platform.parse(platform) if platform else None
     if source == "-":
         stream = sys.stdin.buffer
     else:
@@ -94,7 +97,8 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
     store = settings.store()
     try:
         result = import_rootfs(store, stream, ref, changes=changes, message=message,
-                               compression=None if compression == "none" else compression, source=source)
+                               compression=None if compression == "none" else compression, source=source,
+                               platform=plat)
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()

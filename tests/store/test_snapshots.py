@@ -92,3 +92,34 @@ def test_concurrent_ensure_gives_one_snapshot(store):
     assert len(set(paths)) == 1
     assert [n for n, ready in store.snapshots.list()] == [diff_id.hex]
     assert len(os.listdir(paths[0])) == 50
+
+
+def test_sigkill_before_ready_marker_is_reported_and_rebuilt(store, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    desc, diff_id = _layer(store, {"bin/x": b"x" * 10_000})
+    marker = tmp_path / "paused"
+    code = ("import sys; from layers.store import Store; from layers.descriptor import Descriptor; "
+            "from layers.digest import Digest; s = Store(sys.argv[1]); "
+            "s.snapshots.ensure(Descriptor(sys.argv[2], Digest.parse(sys.argv[3]), int(sys.argv[4])), "
+            "Digest.parse(sys.argv[5]))")
+    env = dict(os.environ, PYBUILD_TEST_PAUSE_AT="snapshot-ready", PYBUILD_TEST_PAUSE_FILE=str(marker))
+    proc = subprocess.Popen([sys.executable, "-c", code, store.root, desc.media_type, str(desc.digest),
+                             str(desc.size), str(diff_id)], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert not store.snapshots.ready(diff_id)
+    report = store.fsck()
+    assert not report.ok and "no ready marker" in " ".join(report.problems)
+    path = store.snapshots.ensure(desc, diff_id)
+    assert os.path.getsize(os.path.join(path, "bin", "x")) == 10_000
+    assert store.fsck().ok
