@@ -45,6 +45,8 @@ def test_httpd_serves_after_cli_is_gone(lifecycle):
     assert lifecycle.pybuild("ps", "-q", check=True).stdout.split() == [cid[:12]]
     doc = lifecycle.inspect("web")
     assert doc["State"]["Status"] == "running" and doc["State"]["Pid"] > 0
+    # `pybuild inspect` (the image command) falls back to containers
+    assert json.loads(lifecycle.pybuild("inspect", "--type", "container", "web", check=True).stdout)[0]["Id"] == cid
     assert doc["State"]["StartedAt"].endswith("Z") and doc["Id"] == cid
     top = lifecycle.pybuild("top", "web", check=True).stdout
     assert "httpd" in top
