@@ -213,11 +213,11 @@ def rmi_cmd(settings: Settings, images: tuple[str, ...], force: bool) -> None:
         from layers.errors import StoreError
 
         try:
-            result = store.gc(timeout=0)
+            result = store.gc(timeout=0, ingests=False)  # partial pulls stay resumable
         except StoreError:
             result = None  # another process holds a lease: `system prune` frees the space later
         for d in sorted(removed_ids):
-            if result is None or d in result.blobs_removed:
+            if result is not None and d in result.blobs_removed:
                 click.echo(f"Deleted: {d}")
     if failed:
         # click's Exit is swallowed by standalone_mode=False in cli.main, so fail with our own error

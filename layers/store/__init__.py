@@ -55,10 +55,11 @@ class Store:
         finally:
             lock.release()
 
-    def gc(self, *, timeout: float = 30.0):
+    def gc(self, *, timeout: float = 30.0, ingests: bool = True):
+        """Garbage-collect (see :mod:`layers.store.gc`); a :class:`~layers.store.gc.GCResult`."""
         from .gc import collect
 
-        return collect(self, timeout=timeout)
+        return collect(self, timeout=timeout, ingests=ingests)
 
     def fsck(self, *, repair: bool = False):
         from .fsck import check

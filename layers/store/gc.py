@@ -140,8 +140,9 @@ def mark(store) -> _Marks:
     return marks
 
 
-def collect(store, *, timeout: float = 30.0) -> GCResult:
-    """Remove every blob and snapshot no root reaches. Waits for leases up to ``timeout`` seconds."""
+def collect(store, *, timeout: float = 30.0, ingests: bool = True) -> GCResult:
+    """Remove every blob and snapshot no root reaches (and, with ``ingests``, partial ingests kept for
+    resume). Waits for leases up to ``timeout`` seconds, then raises :class:`StoreError`."""
     from layers.errors import StoreError
 
     lock = FileLock(os.path.join(store.root, "locks", "gc.lock"))
@@ -174,8 +175,8 @@ def collect(store, *, timeout: float = 30.0) -> GCResult:
                     os.unlink(os.path.join(store.root, "locks", f"snapshot-{name}.lock"))
                 except FileNotFoundError:
                     pass
-        ingests = _sweep_ingest(store.root)
-        return GCResult(tuple(removed), tuple(snaps), tuple(ingests), freed)
+        swept = _sweep_ingest(store.root) if ingests else []
+        return GCResult(tuple(removed), tuple(snaps), tuple(swept), freed)
     finally:
         lock.release()
 
