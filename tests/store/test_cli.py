@@ -223,3 +223,24 @@ def test_saved_archive_unpacks_with_umoci(pybuild, busybox_tar, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (bundle / "rootfs" / "bin" / "busybox").exists()
+
+
+def test_concurrent_imports_and_prunes_leave_a_sound_store(pybuild, busybox_tar):
+    """Four imports and two `system prune -a`-free prunes at once: every tagged image stays whole."""
+    exe = [pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state)]
+    env = {k: v for k, v in os.environ.items() if k != "PYBUILD_DEBUG"}
+    procs = [subprocess.Popen(exe + ["import", str(busybox_tar), f"par:{i}", "--change", f"ENV N={i}"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(4)]
+    procs += [subprocess.Popen(exe + ["system", "prune"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+              for _ in range(2)]
+    for p in procs:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    tags = sorted(r["Tag"] for r in map(json.loads, pybuild("images", "--format", "json", check=True).stdout.splitlines()))
+    assert tags == ["0", "1", "2", "3"]
+    for i in range(4):
+        (doc,) = json.loads(pybuild("inspect", f"par:{i}", check=True).stdout)
+        assert f"N={i}" in doc["Config"]["Env"]
+    pybuild("system", "prune", check=True)
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+    assert len(set(pybuild("images", "-q", check=True).stdout.split())) == 4
