@@ -248,14 +248,19 @@ class ImageStore:
             manifest_digest = manifest_digest.digest
         elif isinstance(manifest_digest, str):
             manifest_digest = Digest.parse(manifest_digest)
-        image_id = self.load(manifest_digest).id
         name = str(ref)
-        entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
 
         def change(images: dict[str, dict[str, Any]]) -> None:
             images[name] = entry
 
-        self._mutate(change)
+        lease = self.blobs.lease_lock()  # GC must not sweep between our check and the record landing
+        lease.acquire()
+        try:
+            image_id = self.load(manifest_digest).id
+            entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
+            self._mutate(change)
+        finally:
+            lease.release()
         return self._record(name, entry)
 
     def untag(self, ref: Reference | str) -> ImageRecord:
