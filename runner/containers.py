@@ -5,10 +5,11 @@ id or unique id prefix). State moves go through the state machine in :mod:`runne
 operation that does not fit the current state raises :class:`runner.state.InvalidState` with a
 message such as ``container web1 is not running``.
 
-Signals go to the container's PID 1 as seen from the host (``state.pid``, recorded by the shim).
-``stop`` writes the ``stop-requested`` marker first so the shim does not restart what the user
-stopped, sends the stop signal, waits, then SIGKILLs; the shim records the exit. Pause and unpause
-use the freezer cgroup of PID 1 (v1 ``freezer.state``, v2 ``cgroup.freeze``).
+Signals go to the container's PID 1 as seen from the host (``state.pid``, recorded by the shim),
+and only while that pid is in the container's cgroup. ``stop`` writes the ``stop-requested`` marker
+first so the shim does not restart what the user stopped, sends the stop signal, waits, then
+SIGKILLs; the shim records the exit. Pause/unpause, ``top`` and ``stats`` read PID 1's cgroups
+(:mod:`runner.cgroupview`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from layers.errors import InvalidInput, PybuildError
 
+from . import cgroupview
 from . import state as st
 from .errors import RuntimeFailure
 from .state import ContainerConfig, ContainerState, ContainerStore, StateConflict
@@ -52,10 +54,6 @@ def parse_signal(text: str | int) -> int:
         if sig is not None:
             return int(sig)
     raise InvalidInput(f"invalid signal {text!r}: use a name such as SIGTERM or a number")
-
-
-def _name(cfg: ContainerConfig) -> str:
-    return cfg.name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +146,7 @@ def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> Contain
             store.request_stop(cfg.id)
         _send_signal(cfg, cur.pid, signum)
         if cur.status == st.PAUSED:
-            _freeze(cur.pid, False)       # a frozen task only takes the signal once thawed
+            cgroupview.freeze(cur.pid, False)       # a frozen task only takes the signal once thawed
     return cfg
 
 
@@ -185,7 +183,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
         if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
             _send_signal(cfg, cur.pid, parse_signal(cfg.stop_signal))
             if cur.status == st.PAUSED:
-                _freeze(cur.pid, False)
+                cgroupview.freeze(cur.pid, False)
     if cur.status not in (st.RUNNING, st.PAUSED) and not cur.restarting:
         return cfg
     try:
@@ -204,53 +202,7 @@ def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> Co
 
 
 # ---------------------------------------------------------------------------------------------
-# pause / unpause (freezer)
-
-def _cgroup_paths(pid: int) -> dict[str, str]:
-    """controller -> absolute cgroup directory of ``pid`` (v1 controllers and ``""`` for v2)."""
-    out: dict[str, str] = {}
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise PybuildError(f"process {pid} is gone") from None
-    for line in lines:
-        _, ctrls, path = line.split(":", 2)
-        if ctrls == "":
-            base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
-            out[""] = base + path
-        for c in ctrls.split(","):
-            if c.startswith("name="):
-                continue
-            if c:
-                d = os.path.join("/sys/fs/cgroup", c)
-                if not os.path.isdir(d):
-                    d = os.path.join("/sys/fs/cgroup", ctrls)
-                out[c] = d + path
-    return out
-
-
-def _freeze(pid: int, frozen: bool) -> None:
-    paths = _cgroup_paths(pid)
-    if "freezer" in paths and os.path.exists(os.path.join(paths["freezer"], "freezer.state")):
-        target = os.path.join(paths["freezer"], "freezer.state")
-        want = b"FROZEN" if frozen else b"THAWED"
-        with open(target, "wb") as f:
-            f.write(want)
-        for _ in range(200):                  # FREEZING -> FROZEN is asynchronous
-            with open(target, "rb") as f:
-                if f.read().strip() == want:
-                    return
-            time.sleep(0.01)
-        raise PybuildError(f"{target}: did not reach {want.decode()}")
-    v2 = paths.get("")
-    if v2 and os.path.exists(os.path.join(v2, "cgroup.freeze")) and v2.rstrip("/") not in (
-            "/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        with open(os.path.join(v2, "cgroup.freeze"), "w") as f:
-            f.write("1" if frozen else "0")
-        return
-    raise PybuildError(f"process {pid}: no freezer cgroup to {'pause' if frozen else 'unpause'} it with")
-
+# pause / unpause (freezer cgroup)
 
 def pause(store: ContainerStore, ref: str) -> ContainerConfig:
     cfg = store.resolve(ref)
@@ -260,7 +212,7 @@ def pause(store: ContainerStore, ref: str) -> ContainerConfig:
             raise StateConflict(f"container {cfg.name} is already paused", current=cur.status)
         if cur.status != st.RUNNING:
             raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
-        _freeze(cur.pid, True)
+        cgroupview.freeze(cur.pid, True)
         store.move(cfg.id, cfg.name, st.PAUSED)
     return cfg
 
@@ -271,7 +223,7 @@ def unpause(store: ContainerStore, ref: str) -> ContainerConfig:
         cur = store.status(cfg.id)
         if cur.status != st.PAUSED:
             raise StateConflict(f"container {cfg.name} is not paused", current=cur.status)
-        _freeze(cur.pid, False)
+        cgroupview.freeze(cur.pid, False)
         store.move(cfg.id, cfg.name, st.RUNNING)
     return cfg
 
@@ -307,7 +259,7 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
         if cur.pid > 0:
             _send_signal(cfg, cur.pid, _signal.SIGKILL)
             if cur.status == st.PAUSED:
-                _freeze(cur.pid, False)
+                cgroupview.freeze(cur.pid, False)
     wait(store, cfg.id, timeout=30.0)
     with store.lock(cfg.id):
         if store.shim_pid(cfg.id) is not None:
@@ -503,38 +455,13 @@ def inspect(store: ContainerStore, ref: str) -> dict:
     }
 
 
-def container_pids(pid: int) -> list[int]:
-    """Host pids of every process in the cgroup of ``pid`` (pids controller, else v2, else just ``pid``)."""
-    paths = _cgroup_paths(pid)
-    for key in ("pids", "memory", ""):
-        d = paths.get(key)
-        if d and os.path.exists(os.path.join(d, "cgroup.procs")) and \
-                d.rstrip("/") not in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"):
-            with open(os.path.join(d, "cgroup.procs")) as f:
-                return sorted(int(x) for x in f.read().split())
-    return [pid]
-
-
 def top(store: ContainerStore, ref: str) -> list[dict]:
     """The container's processes: host PID, PPID, user id, state and command line."""
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status not in (st.RUNNING, st.PAUSED):
         raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
-    rows = []
-    for pid in container_pids(cur.pid):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-            uid = os.stat(f"/proc/{pid}").st_uid
-        except FileNotFoundError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        rows.append({"PID": pid, "PPID": int(fields[1]), "UID": uid, "STAT": fields[0].decode(),
-                     "CMD": cmd or stat[stat.index(b"(") + 1:stat.rindex(b")")].decode(errors="replace")})
-    return rows
+    return cgroupview.processes(cur.pid)
 
 
 @dataclass(frozen=True)
@@ -547,64 +474,14 @@ class Stats:
     pids: int
 
 
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            raw = f.read().strip()
-    except (FileNotFoundError, OSError):
-        return None
-    if raw == "max":
-        return None
-    try:
-        return int(raw.split()[0]) if raw else None
-    except ValueError:
-        return None
-
-
-def _cpu_ns(paths: dict[str, str]) -> int:
-    for key in ("cpuacct", "cpu"):
-        if key in paths:
-            v = _read_int(os.path.join(paths[key], "cpuacct.usage"))
-            if v is not None:
-                return v
-    if "" in paths:
-        try:
-            with open(os.path.join(paths[""], "cpu.stat")) as f:
-                for line in f:
-                    k, v = line.split()
-                    if k == "usage_usec":
-                        return int(v) * 1000
-        except FileNotFoundError:
-            pass
-    return 0
-
-
 def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
     """CPU % over ``interval`` (100% = one core), memory usage and limit, pid count, from cgroups."""
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status not in (st.RUNNING, st.PAUSED):
         return Stats(cfg.id, cfg.name, 0.0, 0, 0, 0)
-    paths = _cgroup_paths(cur.pid)
-    c0, t0 = _cpu_ns(paths), time.monotonic()
-    time.sleep(interval)
-    c1, t1 = _cpu_ns(paths), time.monotonic()
-    cpu = max(0.0, (c1 - c0) / ((t1 - t0) * 1e9) * 100.0)
-    mem = lim = 0
-    if "memory" in paths:
-        mem = _read_int(os.path.join(paths["memory"], "memory.usage_in_bytes")) or 0
-        lim = _read_int(os.path.join(paths["memory"], "memory.limit_in_bytes")) or 0
-    elif "" in paths:
-        mem = _read_int(os.path.join(paths[""], "memory.current")) or 0
-        lim = _read_int(os.path.join(paths[""], "memory.max")) or 0
-    if lim >= 1 << 60:
-        lim = 0
-    pids = None
-    if "pids" in paths:
-        pids = _read_int(os.path.join(paths["pids"], "pids.current"))
-    if pids is None:
-        pids = len(container_pids(cur.pid))
-    return Stats(cfg.id, cfg.name, round(cpu, 2), mem, lim, pids)
+    u = cgroupview.usage(cur.pid, interval)
+    return Stats(cfg.id, cfg.name, u.cpu_percent, u.memory_usage, u.memory_limit, u.pids)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
 
     from . import caps as capmod
     from . import syscalls
-    from .containers import _cgroup_paths
+    from .cgroupview import cgroup_paths as _cgroup_paths
     from .spec import resolve_user
 
     code = 125

@@ -1,0 +1,163 @@
+"""A running container seen from the host through its PID 1's cgroups: freeze, processes, usage.
+
+Works from ``/proc/<pid>/cgroup`` alone, so it needs no record of how the sandbox named the
+cgroups: cgroup v1 controllers (``freezer``, ``pids``, ``memory``, ``cpuacct``), and the v2 unified
+hierarchy (mounted at ``/sys/fs/cgroup/unified`` on hybrid hosts, ``/sys/fs/cgroup`` on pure v2).
+The root of a hierarchy is never treated as the container's (that would act on the whole host).
+Stdlib only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from .errors import CgroupError
+
+__all__ = ["cgroup_paths", "freeze", "container_pids", "processes", "usage", "Usage"]
+
+_V2_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+
+
+def cgroup_paths(pid: int) -> dict[str, str]:
+    """controller -> absolute cgroup directory of ``pid`` (v1 controllers, and ``""`` for v2)."""
+    out: dict[str, str] = {}
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise CgroupError(f"process {pid} is gone") from None
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        if ctrls == "":
+            base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+            out[""] = base + path
+        for c in ctrls.split(","):
+            if not c or c.startswith("name="):
+                continue
+            d = os.path.join("/sys/fs/cgroup", c)
+            if not os.path.isdir(d):
+                d = os.path.join("/sys/fs/cgroup", ctrls)     # co-mounted, e.g. cpu,cpuacct
+            out[c] = d + path
+    return out
+
+
+def _is_root(path: str) -> bool:
+    p = path.rstrip("/")
+    return p in _V2_ROOTS or os.path.dirname(p) == "/sys/fs/cgroup"
+
+
+def freeze(pid: int, frozen: bool) -> None:
+    """Freeze or thaw every process in ``pid``'s cgroup; waits until v1 reports the new state."""
+    paths = cgroup_paths(pid)
+    v1 = paths.get("freezer")
+    if v1 and not _is_root(v1) and os.path.exists(os.path.join(v1, "freezer.state")):
+        target = os.path.join(v1, "freezer.state")
+        want = b"FROZEN" if frozen else b"THAWED"
+        with open(target, "wb") as f:
+            f.write(want)
+        for _ in range(500):                  # FREEZING -> FROZEN is asynchronous
+            with open(target, "rb") as f:
+                if f.read().strip() == want:
+                    return
+            time.sleep(0.01)
+        raise CgroupError(f"{target}: did not reach {want.decode()} within 5s")
+    v2 = paths.get("")
+    if v2 and not _is_root(v2) and os.path.exists(os.path.join(v2, "cgroup.freeze")):
+        with open(os.path.join(v2, "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
+        return
+    raise CgroupError(f"process {pid}: no freezer cgroup of its own to {'pause' if frozen else 'unpause'} it with")
+
+
+def container_pids(pid: int) -> list[int]:
+    """Host pids of every process in the cgroup of ``pid`` (pids, memory or v2 hierarchy; else ``[pid]``)."""
+    paths = cgroup_paths(pid)
+    for key in ("pids", "memory", ""):
+        d = paths.get(key)
+        if d and not _is_root(d) and os.path.exists(os.path.join(d, "cgroup.procs")):
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                return sorted(int(x) for x in f.read().split())
+    return [pid]
+
+
+def processes(pid: int) -> list[dict]:
+    """``ps``-like rows (PID, PPID, UID, STAT, CMD) for the processes of ``pid``'s cgroup."""
+    rows = []
+    for p in container_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            uid = os.stat(f"/proc/{p}").st_uid
+        except FileNotFoundError:
+            continue                            # exited while we looked
+        comm_end = stat.rindex(b")")
+        fields = stat[comm_end + 2:].split()
+        rows.append({"PID": p, "PPID": int(fields[1]), "UID": uid, "STAT": fields[0].decode(),
+                     "CMD": cmd or stat[stat.index(b"(") + 1:comm_end].decode(errors="replace")})
+    return rows
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_percent: float          # over the sampling interval; 100 = one core
+    memory_usage: int
+    memory_limit: int           # 0: unlimited
+    pids: int
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            raw = f.read().strip()
+    except OSError:
+        return None
+    if not raw or raw == "max":
+        return None
+    try:
+        return int(raw.split()[0])
+    except ValueError:
+        return None
+
+
+def _cpu_ns(paths: dict[str, str]) -> int:
+    for key in ("cpuacct", "cpu"):
+        if key in paths:
+            v = _read_int(os.path.join(paths[key], "cpuacct.usage"))
+            if v is not None:
+                return v
+    if "" in paths:
+        try:
+            with open(os.path.join(paths[""], "cpu.stat")) as f:
+                for line in f:
+                    k, v = line.split()
+                    if k == "usage_usec":
+                        return int(v) * 1000
+        except FileNotFoundError:
+            pass
+    return 0
+
+
+def usage(pid: int, interval: float = 0.5) -> Usage:
+    """Sample CPU over ``interval`` seconds, and read memory and pid counts now."""
+    paths = cgroup_paths(pid)
+    c0, t0 = _cpu_ns(paths), time.monotonic()
+    time.sleep(interval)
+    c1, t1 = _cpu_ns(paths), time.monotonic()
+    cpu = max(0.0, (c1 - c0) / ((t1 - t0) * 1e9) * 100.0)
+    mem = lim = 0
+    if "memory" in paths:
+        mem = _read_int(os.path.join(paths["memory"], "memory.usage_in_bytes")) or 0
+        lim = _read_int(os.path.join(paths["memory"], "memory.limit_in_bytes")) or 0
+    elif "" in paths:
+        mem = _read_int(os.path.join(paths[""], "memory.current")) or 0
+        lim = _read_int(os.path.join(paths[""], "memory.max")) or 0
+    if lim >= 1 << 60:                           # v1's "unlimited" is a huge page-aligned number
+        lim = 0
+    pids = _read_int(os.path.join(paths["pids"], "pids.current")) if "pids" in paths else None
+    if pids is None:
+        pids = len(container_pids(pid))
+    return Usage(round(cpu, 2), mem, lim, pids)
