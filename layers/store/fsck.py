@@ -62,7 +62,12 @@ def _check_blobs(store, report: FsckReport, repair: bool) -> set[Digest]:
 
 def _check_records(store, report: FsckReport, repair: bool) -> None:
     drop: list[str] = []
-    for record in store.images.list():
+    try:
+        records = store.images.list()
+    except PybuildError as exc:
+        report.problems.append(str(exc))  # an unreadable index is not repaired by guessing
+        return
+    for record in records:
         report.records += 1
         try:
             image = store.images.load(record)

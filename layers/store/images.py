@@ -19,7 +19,7 @@ from layers.atomic import write_atomic
 from layers.config import ImageConfig
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
-from layers.errors import InvalidDocument, InvalidInput, InvalidReference, NotFound, PybuildError
+from layers.errors import InvalidDocument, InvalidInput, InvalidReference, NotFound, PybuildError, StoreError
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
@@ -116,7 +116,10 @@ class ImageStore:
 
     def _write(self, images: dict[str, dict[str, Any]]) -> None:
         data = json.dumps({"version": 1, "images": images}, indent=1, sort_keys=True).encode()
-        write_atomic(self._index_path, data + b"\n", 0o600)
+        try:
+            write_atomic(self._index_path, data + b"\n", 0o600)
+        except OSError as exc:
+            raise StoreError(f"write image index {self._index_path}: {exc.strerror}") from None
 
     def _mutate(self, change: Callable[[dict[str, dict[str, Any]]], Any]) -> Any:
         with locked(self._lock_path, timeout=60, what="image index"):

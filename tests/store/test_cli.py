@@ -244,3 +244,42 @@ def test_concurrent_imports_and_prunes_leave_a_sound_store(pybuild, busybox_tar)
     pybuild("system", "prune", check=True)
     assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
     assert len(set(pybuild("images", "-q", check=True).stdout.split())) == 4
+
+
+def _mount_tmpfs(target: Path, size: str) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tmpfs", str(target).encode(), b"tmpfs", 0, f"size={size},mode=0700".encode()) != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {os.strerror(ctypes.get_errno())}")
+
+
+def _umount(target: Path) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(str(target).encode(), 2)  # MNT_DETACH
+
+
+def test_disk_full_keeps_committed_images(pybuild, busybox_tar, tmp_path):
+    import io
+    import tarfile
+
+    _mount_tmpfs(pybuild.root, "3m")
+    try:
+        image_id = _import(pybuild, busybox_tar, "busybox:1")
+        big = tmp_path / "big.tar"
+        with tarfile.open(big, "w") as tf:
+            data = os.urandom(6 << 20)  # incompressible: cannot fit
+            info = tarfile.TarInfo("noise")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        proc = pybuild("import", str(big), "big:1")
+        assert proc.returncode != 0
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "No space left on device" in lines[0], proc.stderr
+        assert pybuild("images", "-q", check=True).stdout.strip() == image_id[7:19]
+        assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+        assert [n for n in os.listdir(pybuild.root / "ingest") if not n.endswith(".lock")] == []
+    finally:
+        _umount(pybuild.root)
