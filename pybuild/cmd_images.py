@@ -463,9 +463,14 @@ def system_df_cmd(settings: Settings, fmt: str) -> None:
     ids = {r.id for r in records}
     active = {r.id for r in records if r.id in used or r.manifest_digest in used}
     ingest = _tree_size(os.path.join(store.root, "ingest"))
+    cdir = os.path.join(store.root, "containers")
+    containers = sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []
     rows = [
         ("Images", len(ids), len(active), blob_total, blob_reclaim),
-        ("Snapshots", len(snaps), 0, snap_total, snap_reclaim),
+        ("Snapshots", len(snaps), len(snaps) - len([n for n, _ in snaps if n not in keep]), snap_total, snap_reclaim),
+        ("Containers", len(containers), len(containers), _tree_size(cdir), 0),
+        ("Build cache", sum(len(f) for _d, _s, f in os.walk(os.path.join(store.root, "cache", "keys"))), 0,
+         _tree_size(os.path.join(store.root, "cache")), 0),
         ("Ingest", len([n for n in os.listdir(os.path.join(store.root, "ingest")) if not n.endswith(".lock")]),
          0, ingest, ingest),
     ]
