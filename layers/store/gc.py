@@ -182,26 +182,20 @@ def collect(store, *, timeout: float = 30.0, ingests: bool = True) -> GCResult:
 
 
 def _sweep_ingest(root: str) -> list[str]:
-    """Remove ingest files; called under the exclusive GC lock, so no ingest is live."""
+    """Remove partial ingests and their lock files.
+
+    Safe only under the exclusive GC lock: every ingest takes the shared lease lock before it
+    opens its own lock file, so no ingest is live or about to lock while we run.
+    """
     base = os.path.join(root, "ingest")
     out = []
     for name in sorted(os.listdir(base)):
-        if name.endswith(".lock"):
-            continue
-        lock = FileLock(os.path.join(base, name + ".lock"))
-        if not lock.acquire(0):
-            continue
         try:
             os.unlink(os.path.join(base, name))
+        except FileNotFoundError:
+            continue
+        if not name.endswith(".lock"):
             out.append(name)
-        except FileNotFoundError:
-            pass
-        finally:
-            lock.release()
-        try:
-            os.unlink(os.path.join(base, name + ".lock"))
-        except FileNotFoundError:
-            pass
     return out
 
 
