@@ -72,6 +72,13 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
 
     code = 125
     try:
+        # this Python process enters the container's mount namespace and cgroup: nothing in there
+        # may open its /proc entries (its exe is the host's interpreter), and it holds only stdio
+        syscalls.set_dumpable(False)
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+        os.closerange(3, 65536)
         for ctrl, path in _cgroup_paths(pid1).items():
             procs = os.path.join(path, "cgroup.procs")
             if os.path.exists(procs) and path.rstrip("/") not in (
@@ -103,12 +110,8 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
         if gchild == 0:
             code = 126
             os.setsid()
-            os.dup2(stdio[0], 0)
-            os.dup2(stdio[1], 1)
-            os.dup2(stdio[2], 2)
             if opts.tty:
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-            os.closerange(3, 65536)
             os.chdir(cwd)
             keep = capmod.mask(caps)
             for c in range(syscalls.cap_last_cap() + 1):
