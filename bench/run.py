@@ -45,6 +45,13 @@ def report(name: str, samples: list[float] | None, note: str = "") -> None:
 def main(runs: int = 20) -> None:
     if os.geteuid() != 0:
         raise SystemExit("bench/run.py needs root")
+    # an installed pybuild has bytecode; a dev tree under PYTHONDONTWRITEBYTECODE=1 would be timed
+    # compiling every module on every start, so compile once first (pyc files are git-ignored)
+    import compileall
+
+    for package in ("layers", "runner", "pybuild", "builder", "registry_client"):
+        if (ROOT / package).is_dir():
+            compileall.compile_dir(str(ROOT / package), quiet=1)
     with tempfile.TemporaryDirectory(prefix="pybuild-bench-") as tmp:
         t = Path(tmp)
         tar = t / "busybox.tar"
