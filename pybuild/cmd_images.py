@@ -165,7 +165,11 @@ def tag_cmd(settings: Settings, source: str, target: str) -> None:
     """Give the image SOURCE the name TARGET[:TAG]."""
     from layers.reference import Reference
 
+    from layers.errors import InvalidReference
+
     ref = Reference.parse(target)
+    if ref.digest is not None:
+        raise InvalidReference(f"tag: {target!r} names a digest; a tag target is NAME[:TAG]")
     store = settings.store()
     rec = store.images.resolve(source)
     store.images.tag(ref, rec.manifest_digest)
