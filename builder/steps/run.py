@@ -95,34 +95,71 @@ def _missing_targets(req: RunRequest, resolve_in_root) -> list[str]:
 
 def remove_stubs(upper: str, stubs: list[str]) -> None:
     """Remove mount stubs from an (unmounted) upper dir, deepest first, then their parent dirs when
-    the stubs were all they held (the lower's directory shows through again, as BuildKit leaves it)."""
+    the stubs were all they held (the lower's directory shows through again, as BuildKit leaves it).
+
+    Every step goes through directory fds opened with ``O_NOFOLLOW``: a command that replaced a stub's
+    parent with a symlink (``ln -s / /run``) cannot make this delete anything outside the upper dir
+    (BuildKit CVE-2024-23652)."""
     parents: set[str] = set()
     for path in sorted(set(stubs), key=lambda p: -p.count("/")):
-        host = os.path.join(upper, path.lstrip("/"))
-        try:
-            if os.path.isdir(host) and not os.path.islink(host):
-                os.rmdir(host)
-            elif os.path.isfile(host) and os.path.getsize(host) == 0:
-                os.unlink(host)
-        except OSError:
-            continue  # the command wrote there itself: it stays
-        parent = posixpath.dirname(path)
-        while parent not in ("/", ""):
-            parents.add(parent)
-            parent = posixpath.dirname(parent)
+        if _remove_in(upper, path, only_empty_dir=False):
+            parent = posixpath.dirname(path)
+            while parent not in ("/", ""):
+                parents.add(parent)
+                parent = posixpath.dirname(parent)
     for path in sorted(parents, key=lambda p: -p.count("/")):
-        host = os.path.join(upper, path.lstrip("/"))
-        try:
-            if os.path.isdir(host) and not os.path.islink(host) and not os.listdir(host) \
-                    and not _opaque(host):
-                os.rmdir(host)
-        except OSError:
-            continue
+        _remove_in(upper, path, only_empty_dir=True)
 
 
-def _opaque(path: str) -> bool:
+def _remove_in(upper: str, path: str, *, only_empty_dir: bool) -> bool:
+    """Remove ``path`` under ``upper`` if it is an empty dir or (unless ``only_empty_dir``) an empty
+    regular file; never following a symlink. True when something was removed."""
+    import stat as st
+
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return False
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+        fd = os.open(upper, flags)
+    except OSError:
+        return False
+    try:
+        for part in parts[:-1]:
+            try:
+                nxt = os.open(part, flags, dir_fd=fd)
+            except OSError:
+                return False  # missing, not a directory, or a symlink: leave it
+            os.close(fd)
+            fd = nxt
+        name = parts[-1]
+        try:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return False
+        try:
+            if st.S_ISDIR(info.st_mode):
+                sub = os.open(name, flags, dir_fd=fd)
+                try:
+                    if os.listdir(sub) or _opaque_fd(sub):
+                        return False
+                finally:
+                    os.close(sub)
+                os.rmdir(name, dir_fd=fd)
+                return True
+            if not only_empty_dir and st.S_ISREG(info.st_mode) and info.st_size == 0:
+                os.unlink(name, dir_fd=fd)
+                return True
+        except OSError:
+            return False  # e.g. the command made it non-empty meanwhile: it stays
+        return False
+    finally:
+        os.close(fd)
+
+
+def _opaque_fd(fd: int) -> bool:
+    try:
+        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
     except OSError:
         return False
 

@@ -72,3 +72,23 @@ def test_failing_run_is_located(lower: Path, tmp_path: Path) -> None:
     with pytest.raises(BuildError) as info:
         _run(lower, tmp_path, "RUN echo nope >&2; exit 7\n")
     assert str(info.value).startswith("Dockerfile:2: RUN:") and "status 7" in str(info.value)
+
+
+def test_stub_cleanup_never_follows_a_planted_symlink(tmp_path: Path) -> None:
+    """BuildKit CVE-2024-23652: a RUN that turns a stub's parent into ``-> /`` (or any outside dir)
+    must not make the cleanup delete outside the upper dir."""
+    from builder.steps.run import remove_stubs
+
+    outside = tmp_path / "outside"
+    (outside / "secrets").mkdir(parents=True)
+    victim = outside / "secrets" / "s"
+    victim.write_text("")  # empty: exactly what a stub looks like
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    os.symlink(str(outside), upper / "run")
+    remove_stubs(str(upper), ["/run/secrets/s", "/run/secrets", "/run"])
+    assert victim.exists() and os.path.islink(upper / "run")
+    (upper / "real" / "d").mkdir(parents=True)
+    (upper / "real" / "d" / "stub").write_text("")
+    remove_stubs(str(upper), ["/real/d/stub", "/real/d"])
+    assert not (upper / "real").exists()
