@@ -283,3 +283,26 @@ def test_disk_full_keeps_committed_images(pybuild, busybox_tar, tmp_path):
         assert [n for n in os.listdir(pybuild.root / "ingest") if not n.endswith(".lock")] == []
     finally:
         _umount(pybuild.root)
+
+
+@pytest.mark.skipif(not shutil.which("podman"), reason="podman is not installed")
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_podman_saved_archives_load(pybuild, busybox_tar, tmp_path, fmt):
+    import tempfile
+
+    runroot = tempfile.mkdtemp(prefix="pm-")  # podman wants a runroot under 50 characters
+    podman = ["podman", "--root", str(tmp_path / "pm"), "--runroot", runroot, "--storage-driver", "vfs"]
+    try:
+        for args in (["import", "--change", 'CMD ["sh"]', str(busybox_tar), "localhost/pbtest:1"],
+                     ["save", "--format", fmt, "-o", str(tmp_path / "p.tar"), "localhost/pbtest:1"]):
+            proc = subprocess.run(podman + args, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+    finally:
+        subprocess.run(podman + ["system", "reset", "-f"], capture_output=True, timeout=60)
+        shutil.rmtree(runroot, ignore_errors=True)
+    out = pybuild("load", "-i", str(tmp_path / "p.tar"), check=True).stdout
+    assert "Loaded image:" in out
+    name = out.split("Loaded image:", 1)[1].split()[0]
+    (doc,) = json.loads(pybuild("inspect", name, check=True).stdout)
+    assert doc["Config"]["Cmd"] == ["sh"]
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
