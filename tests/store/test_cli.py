@@ -306,3 +306,46 @@ def test_podman_saved_archives_load(pybuild, busybox_tar, tmp_path, fmt):
     (doc,) = json.loads(pybuild("inspect", name, check=True).stdout)
     assert doc["Config"]["Cmd"] == ["sh"]
     assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+
+
+def test_fsck_finds_a_tampered_layer_and_repair_removes_it(pybuild, busybox_tar):
+    _import(pybuild, busybox_tar, "busybox:1")
+    (doc,) = json.loads(pybuild("inspect", "busybox:1", check=True).stdout)
+    layer = pybuild.root / "blobs" / "sha256" / doc["Layers"][0]["digest"].split(":")[1]
+    os.chmod(layer, 0o644)
+    with open(layer, "r+b") as f:
+        f.seek(100)
+        f.write(b"\0\1\2\3")
+    proc = pybuild("fsck")
+    assert proc.returncode != 0
+    assert "problem: blob " + doc["Layers"][0]["digest"] in proc.stdout
+    assert proc.stderr.startswith("pybuild: store ")
+    fixed = pybuild("fsck", "--repair")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "removed corrupt blob" in fixed.stdout and "removed broken image record" in fixed.stdout
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+    assert pybuild("images", "-q", check=True).stdout == ""
+
+
+def test_sigkill_mid_load_then_fsck_clean(pybuild, busybox_tar, tmp_path):
+    _import(pybuild, busybox_tar, "busybox:1")
+    out = tmp_path / "out.tar"
+    pybuild("save", "busybox:1", "-o", str(out), check=True)
+    pybuild("system", "prune", "-a", check=True)
+    marker = tmp_path / "paused"
+    env = dict(os.environ, PYBUILD_TEST_PAUSE_AT="blob-rename", PYBUILD_TEST_PAUSE_FILE=str(marker))
+    env.pop("PYBUILD_DEBUG", None)
+    proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                             "load", "-i", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert pybuild("fsck").returncode == 0
+    assert "Loaded image: busybox:1" in pybuild("load", "-i", str(out), check=True).stdout
+    assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
