@@ -257,11 +257,23 @@ class Executor:
                 self._add_url(inst, src, root, own)
                 continue
             entries = inputs[src]
-            items = [CopyItem(self.context.abspath(e.path), e.target) for e in entries]
+            items = [CopyItem(self._context_source(e.path, e.target), e.target) for e in entries]
             if inst.add and len(items) == 1 and items[0].target == "" and _is_archive(items[0].source):
                 self._add_archive(inst, items[0].source, root)
                 continue
             copy_items(root, items, inst.dest, own, sources=count)
+
+    def _context_source(self, rel: str, target: str) -> str:
+        """A named source that is a symlink is followed, but only inside the context (never to a host
+        file such as ``/etc/shadow``); links met inside a copied directory are copied as links."""
+        path = self.context.abspath(rel)
+        if target == "" and os.path.islink(path):
+            from runner.rootfs import resolve_in_root
+
+            resolved = resolve_in_root(self.context.root, rel)
+            if os.path.exists(resolved):
+                return resolved
+        return path
 
     @contextlib.contextmanager
     def _source_root(self, v: Vertex):

@@ -162,8 +162,7 @@ def copy_items(root: str, items: list[CopyItem], dest: str, own: Ownership, *, s
         # the parent is resolved inside the root; the last component itself is never followed
         host = os.path.join(resolve_in_root(root, posixpath.dirname(rel.rstrip("/")) or "/"),
                             posixpath.basename(rel.rstrip("/")))
-        follow = item.target == "" and os.path.islink(item.source)
-        _place(item.source, host, own, follow)
+        _place(item.source, host, own, False)  # callers resolve a top-level link inside its own root
         st = os.lstat(item.source)
         if stat.S_ISDIR(st.st_mode):
             dirs_to_fix.append((host, st))

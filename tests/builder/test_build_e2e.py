@@ -232,3 +232,15 @@ def test_add_local_tar_and_url_with_checksum(bpybuild, tmp_path: Path) -> None:
         assert proc.returncode != 0 and "Dockerfile:2: ADD:" in proc.stderr and "does not match" in proc.stderr
     finally:
         server.shutdown()
+
+
+def test_context_symlink_to_host_file_is_not_followed_out(bpybuild, tmp_path: Path) -> None:
+    ctx = tmp_path / "ln"
+    ctx.mkdir()
+    os.symlink("/etc/shadow", ctx / "shadowlink")
+    (ctx / "real.txt").write_text("inside\n")
+    os.symlink("real.txt", ctx / "good")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY shadowlink /s\nCOPY good /g\n")
+    _build(bpybuild, ctx, "-t", "ln:1")
+    out = _run(bpybuild, "ln:1", "sh", "-c", "readlink /s; cat /g; cat /s 2>/dev/null | wc -c")
+    assert out.split() == ["/etc/shadow", "inside", "0"]
