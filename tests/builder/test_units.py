@@ -132,3 +132,14 @@ def test_durations_and_heredoc_parse() -> None:
     df = parse("FROM a\nRUN <<EOF\necho one\nEOF\nRUN echo after\n")
     run = df.instructions[1]
     assert isinstance(run, I.Run) and run.command == ("echo one\n",) and df.instructions[2].location.line == 5
+
+
+def test_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
+    from builder.dockerignore import load_ignore
+
+    (tmp_path / ".dockerignore").write_text("a\n")
+    (tmp_path / "build.Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "build.Dockerfile.dockerignore").write_text("b\n")
+    assert load_ignore(str(tmp_path), str(tmp_path / "build.Dockerfile")).excluded("b")
+    assert not load_ignore(str(tmp_path), str(tmp_path / "build.Dockerfile")).excluded("a")
+    assert load_ignore(str(tmp_path), str(tmp_path / "Dockerfile")).excluded("a")
