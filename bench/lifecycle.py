@@ -175,6 +175,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=50)
     args = ap.parse_args()
+    # an installed pybuild has bytecode; under PYTHONDONTWRITEBYTECODE=1 a dev tree would be timed
+    # compiling every module at every CLI and shim start, so compile once (pyc files are git-ignored)
+    import compileall
+
+    for package in ("layers", "runner", "pybuild"):
+        compileall.compile_dir(str(ROOT / package), quiet=1)
     with tempfile.TemporaryDirectory(prefix="pybuild-bench-") as d:
         work = Path(d)
         tar = work / "busybox.tar"
