@@ -499,12 +499,30 @@ def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
         store.images.remove_names(drop)
         for n in drop:
             click.echo(f"Untagged: {_familiar(n)}")
+        dropped = _drop_build_cache(store.root)
+        if dropped:
+            click.echo(f"Deleted build cache entries: {dropped}")
     result = store.gc()
     for d in result.blobs_removed:
         click.echo(f"Deleted: {d}")
     for s in result.snapshots_removed:
         click.echo(f"Deleted snapshot: {s}")
     click.echo(f"Total reclaimed space: {human_size(result.bytes_freed)}")
+
+
+def _drop_build_cache(root: str) -> int:
+    """Remove the build cache index (``<root>/cache/keys``; ``cache/mounts`` stays), as ``docker system prune -a``
+    drops the build cache. A build running meanwhile only sees misses."""
+    import shutil
+
+    keys = os.path.join(root, "cache", "keys")
+    if not os.path.isdir(keys):
+        return 0
+    count = sum(len(files) for _d, _s, files in os.walk(keys))
+    aside = keys + f".prune-{os.getpid()}"
+    os.rename(keys, aside)
+    shutil.rmtree(aside)
+    return count
 
 
 # -- fsck ------------------------------------------------------------------------------------------

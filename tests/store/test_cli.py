@@ -349,3 +349,22 @@ def test_sigkill_mid_load_then_fsck_clean(pybuild, busybox_tar, tmp_path):
     assert pybuild("fsck").returncode == 0
     assert "Loaded image: busybox:1" in pybuild("load", "-i", str(out), check=True).stdout
     assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
+
+
+def test_build_cache_keys_are_gc_roots_until_prune_all(pybuild, busybox_tar):
+    _import(pybuild, busybox_tar, "busybox:1")
+    (doc,) = json.loads(pybuild("inspect", "busybox:1", check=True).stdout)
+    layer = doc["Layers"][0]["digest"]
+    pybuild("rmi", "busybox:1", check=True)  # removes the layer: nothing else holds it
+    assert not (pybuild.root / "blobs" / "sha256" / layer.split(":")[1]).exists()
+    _import(pybuild, busybox_tar, "busybox:1")
+    keys = pybuild.root / "cache" / "keys" / "ab"
+    keys.mkdir(parents=True)
+    (keys / "abkey.json").write_text(json.dumps({"key": "abkey", "layer": {"digest": layer}}))
+    (pybuild.root / "cache" / "mounts").mkdir()
+    pybuild("rmi", "busybox:1", check=True)
+    assert (pybuild.root / "blobs" / "sha256" / layer.split(":")[1]).exists()
+    out = pybuild("system", "prune", "-a", check=True).stdout
+    assert "Deleted build cache entries: 1" in out
+    assert not (pybuild.root / "blobs" / "sha256" / layer.split(":")[1]).exists()
+    assert (pybuild.root / "cache" / "mounts").is_dir()
