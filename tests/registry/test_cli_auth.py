@@ -141,6 +141,12 @@ def test_docker_config_auths_and_cred_helper(registries, pybuild, env, tmp_path)
     assert out.returncode == 0, out.stderr
     assert log.read_text().startswith(f"get {token.host}")
     assert ROBOT_PASSWORD not in log.read_text()
+    # the same helper as the default store (credsStore) instead of a per-host helper
+    (tmp_path / "docker-config" / "config.json").write_text(json.dumps({"credsStore": "pbtest"}))
+    out = pybuild("manifest", "inspect", f"{token.host}/cli/helper:v1", env=env)
+    assert out.returncode == 0, out.stderr
+    out = pybuild("manifest", "inspect", f"{basic.host}/cli/docker-auths:v1", env=env)
+    assert out.returncode != 0  # the store has nothing for it: anonymous, refused
 
 
 def test_credentials_repr_hides_password():
