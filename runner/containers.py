@@ -264,9 +264,12 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
     with store.lock(cfg.id):
         if store.shim_pid(cfg.id) is not None:
             raise StateConflict(f"container {cfg.name}: its shim is still running", current=cur.status)
+        raw = store.read_state(cfg.id)
         try:
-            release_resources(store, cfg)
-            _cleanup_sandbox(store, cfg)
+            if raw.live or raw.restarting or raw.status == st.DEAD:
+                # its shim did not finish (killed, reboot, failed removal): free what it held
+                release_resources(store, cfg)
+                _cleanup_sandbox(store, cfg)
         except (PybuildError, OSError) as exc:
             # Docker's "Dead": removal failed half-way; rm -f can be retried
             store.write_state(cfg.id, replace(store.read_state(cfg.id), status=st.DEAD, error=str(exc)))

@@ -164,66 +164,85 @@ def read_logs(path: str, *, tail: int | None = None, since: float | None = None,
               alive=lambda: False, poll: float = 0.1) -> Iterator[LogEntry]:
     """Yield entries from the log files. With ``follow``, keep yielding new lines while ``alive()``."""
     entries: list[LogEntry] = []
+    live, pending = None, b""
     for fname in _files(path):
-        with open(fname, "rb") as f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                e = _parse(line)
-                if e is not None:
-                    entries.append(e)
+        try:
+            f = open(fname, "rb")
+        except FileNotFoundError:        # rotated away between listing and opening
+            continue
+        got, rest = _entries(f.read())
+        entries += got
+        if fname == path:
+            live, pending = f, rest      # kept open: following goes on exactly where reading ended
+        else:
+            f.close()
     if since is not None:
         entries = [e for e in entries if e.timestamp >= since]
     if until is not None:
         entries = [e for e in entries if e.timestamp <= until]
     if tail is not None and tail >= 0:
         entries = entries[-tail:] if tail else []
-    yield from entries
     if not follow:
+        if live is not None:
+            live.close()
+        yield from entries
         return
-    # follow the live file from its current end; reopen when rotation replaces it
+    f = live
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return
+        yield from entries
+        if f is None:
+            try:
+                f = open(path, "rb")
+            except FileNotFoundError:
+                return
+        yield from _follow(f, path, pending, alive, poll)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _entries(buf: bytes) -> tuple[list[LogEntry], bytes]:
+    """Complete lines of ``buf`` parsed, and the unfinished rest."""
+    *lines, rest = buf.split(b"\n")
+    return [e for e in map(_parse, lines) if e is not None], rest
+
+
+def _follow(first, path: str, pending: bytes, alive, poll: float) -> Iterator[LogEntry]:
+    """Yield what is appended to ``first`` (the live log; the caller closes it); when rotation
+    replaces ``path``, finish the old file and go on with the new one (closed here)."""
+    f = first
     try:
-        f.seek(0, os.SEEK_END)
         ino = os.fstat(f.fileno()).st_ino
-        pending = b""
         idle_after_exit = 0
         while True:
             chunk = f.read()
             if chunk:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    e = _parse(line)
-                    if e is not None:
-                        yield e
+                got, pending = _entries(pending + chunk)
+                yield from got
                 continue
             try:
-                if os.stat(path).st_ino != ino:
-                    # rotated: what the writer appended before renaming is still in the old file
-                    pending += f.read()
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        e = _parse(line)
-                        if e is not None:
-                            yield e
-                    pending = b""
-                    f.close()
-                    f = open(path, "rb")
-                    ino = os.fstat(f.fileno()).st_ino
-                    continue
+                rotated = os.stat(path).st_ino != ino
             except FileNotFoundError:
                 if not alive():          # removed with its container
                     return
                 time.sleep(poll)         # mid-rotation: renamed away, the new one not yet created
                 continue
+            if rotated:
+                # what the writer appended before renaming is still in the old file
+                got, _ = _entries(pending + f.read() + b"\n")
+                yield from got
+                pending = b""
+                new = open(path, "rb")
+                if f is not first:
+                    f.close()
+                f = new
+                ino = os.fstat(f.fileno()).st_ino
+                continue
             if not alive():
                 idle_after_exit += 1
-                if idle_after_exit > 2:       # one more read after the writer is gone
+                if idle_after_exit > 2:  # a last read after the writer is gone
                     return
             time.sleep(poll)
     finally:
-        f.close()
+        if f is not first:
+            f.close()
