@@ -8,7 +8,6 @@ store's ingest offset; a connection lost mid-blob is retried from where it stopp
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from layers.reference import Reference
 
 from .client import Document, Repository
 from .errors import RegistryUnavailable
+from .parallel import run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 
@@ -124,16 +124,7 @@ def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, pr
     blobs = [d for d in (manifest.config, *manifest.layers) if platform is None or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pull") as pool:
-        futures = [pool.submit(fetch_blob, store, repo, d, progress, counters) for d in unique]
-        errors = []
-        for fut in futures:
-            try:
-                fut.result()
-            except BaseException as exc:  # collect, then raise the first: let the others finish or fail
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+    run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, jobs, "pull")
 
 
 def _put_document(store: Any, raw: bytes, digest: Digest) -> None:

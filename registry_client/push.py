@@ -10,7 +10,6 @@ the manifest, re-encoding layers only when their compression must change.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +22,7 @@ from layers.mediatype import MediaType
 from layers.reference import Reference
 
 from .client import CHUNK_SIZE, Repository
+from .parallel import run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 
@@ -123,17 +123,10 @@ def _push_image(store: Any, repo: Repository, manifest: Manifest, options: PushO
     blobs = [manifest.config, *manifest.layers]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs), thread_name_prefix="push") as pool:
-        futures = [pool.submit(_push_blob, store, repo, d, options, sources, progress) for d in unique]
-        errors = []
-        for fut in futures:
-            try:
-                outcome = fut.result()
-                counts[outcome] = counts.get(outcome, 0) + 1
-            except BaseException as exc:  # let the other transfers finish, then raise the first error
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+    outcomes = run_parallel(lambda d: _push_blob(store, repo, d, options, sources, progress), unique,
+                            options.jobs, "push")
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
     if sources is not None:
         for desc in unique:
             sources.record(desc.digest, repo.registry.host, repo.name)
