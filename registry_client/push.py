@@ -69,6 +69,8 @@ def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Ma
     if options.format is None and options.compression is None:
         return manifest
     docker = manifest.is_docker if options.format is None else options.format == "docker"
+    if docker and options.compression not in (None, "gzip"):
+        raise InvalidInput(f"the docker manifest format carries only gzip layers, not {options.compression}")
     layers = []
     for desc in manifest.layers:
         current = MediaType.compression(desc.media_type) if MediaType.is_layer(desc.media_type) else None

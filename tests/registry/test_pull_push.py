@@ -136,6 +136,13 @@ def test_push_docker_format(open_registry, pybuild, busybox_tar, tmp_path):
     assert body["mediaType"] == MediaType.DOCKER_MANIFEST
     assert body["config"]["mediaType"] == MediaType.DOCKER_CONFIG
     assert all(layer["mediaType"] == MediaType.DOCKER_LAYER_GZIP for layer in body["layers"])
+    # the stored compression asked for again changes nothing
+    same = pybuild("push", "-q", "--compression", "gzip", "busybox:fmt", f"{open_registry.host}/fmt/same:1", env=env)
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.strip() == str(_local_manifest_digest(pybuild, "busybox:fmt"))
+    # docker format cannot carry zstd layers
+    bad = pybuild("push", "--format", "docker", "--compression", "zstd", "busybox:fmt", ref, env=env)
+    assert bad.returncode != 0 and "only gzip layers, not zstd" in bad.stderr
 
 
 def test_multi_platform_index_pulls_the_right_platform(open_registry, pybuild, tmp_path):
