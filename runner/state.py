@@ -226,6 +226,15 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _in_cgroup_of(pid: int, cid: str) -> bool:
+    """Is ``pid`` alive and in a cgroup named after container ``cid`` (not a reused pid)?"""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return cid in f.read() and process_start_time(pid) is not None
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 class ContainerStore:
     """Container records under ``<root>/containers`` and live state under ``<state_dir>``."""
 
@@ -409,11 +418,17 @@ class ContainerStore:
                 pass
 
     def status(self, cid: str) -> ContainerState:
-        """The persistent state, reconciled with reality: live statuses need a live shim."""
+        """The persistent state, reconciled with reality.
+
+        A live status needs a live shim. Without one (the shim was killed, or a reboot took ``/run``)
+        the container reads as ``running`` while its PID 1 is still alive in its own cgroup (it can be
+        stopped and removed, but nothing records its output any more), else as ``exited`` with code 255.
+        """
         st = self.read_state(cid)
-        if st.live or st.restarting:
-            if self.shim_pid(cid) is None:
-                code = st.exit_code if st.finished_at and st.status == EXITED else 255
-                st = replace(st, status=EXITED, pid=0, restarting=False, exit_code=code,
-                             finished_at=st.finished_at or time.time(), shim_pid=0)
+        if (st.live or st.restarting) and self.shim_pid(cid) is None:
+            if st.live and st.pid > 0 and _in_cgroup_of(st.pid, cid):
+                return replace(st, shim_pid=0)
+            code = st.exit_code if st.finished_at and st.status == EXITED else 255
+            st = replace(st, status=EXITED, pid=0, restarting=False, exit_code=code,
+                         finished_at=st.finished_at or time.time(), shim_pid=0)
         return st

@@ -277,3 +277,20 @@ def test_start_attach_sees_the_first_line(lifecycle):
     assert (r.returncode, r.stdout, r.stderr) == (4, "first\n", "second\n")
     r = lifecycle.pybuild("start", "-a", "quick")          # a second run shows only its own output
     assert (r.returncode, r.stdout) == (4, "first\n")
+
+
+def test_killed_shim_leaves_a_stoppable_container(lifecycle):
+    cid = lifecycle.run("orphan", ["sleep", "1000"])
+    pid = lifecycle.state(cid).pid
+    os.kill(lifecycle.store.shim_pid(cid), signal.SIGKILL)
+    wait_for(lambda: lifecycle.store.shim_pid(cid) is None, what="shim gone")
+    assert process_alive(pid)
+    assert lifecycle.inspect("orphan")["State"]["Status"] == "running"     # still there, and says so
+    t0 = time.monotonic()
+    lifecycle.pybuild("stop", "-t", "1", "orphan", check=True)
+    assert time.monotonic() - t0 < 5 and not process_alive(pid)
+    assert lifecycle.inspect("orphan")["State"]["Status"] == "exited"
+    lifecycle.pybuild("rm", "orphan", check=True)
+    with open("/proc/self/mounts") as f:
+        assert str(lifecycle.pybuild.root) not in f.read()
+    assert _cgroup_dirs(cid) == []
