@@ -109,7 +109,7 @@ def _stores(settings: Settings):
     return settings.store(), ContainerStore(settings.root, settings.state_dir)
 
 
-@click.command("run", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
+@click.command("run", context_settings={"allow_interspersed_args": False})
 @_run_options
 @pass_settings
 def run_cmd(settings: Settings, **kw) -> None:
@@ -124,7 +124,7 @@ def run_cmd(settings: Settings, **kw) -> None:
         return
     code = _run_foreground(containers_store, images, kw["image"], opts)
     sys.stdout.flush()
-    raise click.exceptions.Exit(code)
+    raise SystemExit(code)          # click's Exit is swallowed by standalone_mode=False
 
 
 def _run_foreground(cstore, images, image_ref: str, opts) -> int:
@@ -196,7 +196,7 @@ def create_cmd(settings: Settings, **kw) -> None:
     click.echo(cfg.id)
 
 
-@click.command("bundle")
+@click.command("bundle", context_settings={"allow_interspersed_args": False})
 @click.option("--network", default="none", show_default=True, help="none (a new network namespace) or host.")
 @click.option("-u", "--user", help="Username or UID (format: name|uid[:group|gid]).")
 @click.option("--hostname", help="Container host name.")

@@ -319,6 +319,11 @@ def prepare_rootfs(spec: dict, cgroup_version: str) -> None:
             _make_devices(root)
         except OSError as exc:
             raise SandboxError(f"create device nodes in /dev: {exc.strerror}") from None
+    cwd = spec.get("process", {}).get("cwd", "/")
+    try:  # Docker makes a missing working dir (root-owned) before the root can turn read-only
+        _mkdirs_in_root(root, cwd)
+    except OSError as exc:
+        raise SandboxError(f"create working directory {cwd}: {exc.strerror}") from None
     try:
         os.chdir(root)
         sc.pivot_root(".", ".")
