@@ -62,6 +62,7 @@ def main(runs: int = 20) -> None:
         timed(base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"], 2)   # warm caches
         report("pybuild run --rm --network none IMG true",
                timed(base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"], runs))
+        print(f"  after {runs + 2} runs: {_leftovers(t, base)}")
         report("pybuild --version (CLI start floor)", timed([PYBUILD, "--version"], runs))
         report("runner.sandbox.execute (in process)", _in_process(t, runs))
 
@@ -94,6 +95,14 @@ def main(runs: int = 20) -> None:
             subprocess.run(pod + ["system", "reset", "-f"], capture_output=True)
         else:
             report("podman run", None, "podman not installed")
+
+
+def _leftovers(t: Path, base: list[str]) -> str:
+    """What the runs left behind: mounts under the bench dir, container records, pybuild cgroups."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if line.split()[4].startswith(str(t))]
+    records = subprocess.run(base + ["ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
+    return "nothing left" if not mounts and not records else f"mounts={mounts} containers={records}"
 
 
 def _snapshot_without_archive(root: Path, tar: Path) -> None:

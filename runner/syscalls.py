@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import platform
 
 __all__ = [
     "mount", "umount2", "pivot_root", "unshare", "setns", "sethostname", "prctl",
@@ -109,9 +108,9 @@ def umount2(target: str, flags: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    nr = _SYS_PIVOT_ROOT.get(platform.machine())
+    nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if nr is None:
-        raise OSError(38, f"pivot_root: unsupported architecture {platform.machine()}")
+        raise OSError(38, f"pivot_root: unsupported architecture {os.uname().machine}")
     _libc.syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
     _check(_libc.syscall(nr, _b(new_root), _b(put_old)), f"pivot_root {new_root}")
 
