@@ -21,7 +21,7 @@ import stat
 from . import syscalls as sc
 from .errors import SandboxError
 
-__all__ = ["OverlayMount", "resolve_in_root", "prepare_rootfs", "MOUNT_FLAGS"]
+__all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS"]
 
 _MAX_SYMLINKS = 255
 
@@ -109,6 +109,9 @@ def _mkdirs_in_root(root: str, path: str, mode: int = 0o755) -> str:
                 if not os.path.isdir(current):
                     raise SandboxError(f"mount target {path}: {os.path.relpath(current, root)} is not a directory") from None
     raise SandboxError(f"mount target {path}: too many levels of symbolic links")
+
+
+mkdirs_in_root = _mkdirs_in_root   # public name (the builder makes WORKDIRs with it)
 
 
 def _ensure_target(root: str, dest: str, want_dir: bool) -> str:
