@@ -287,11 +287,11 @@ class Executor:
             yield root
 
     def _add_archive(self, inst: I.Copy, path: str, root: str) -> None:
-        from runner.rootfs import _mkdirs_in_root
+        from runner.rootfs import mkdirs_in_root
 
         from layers import archive
 
-        dest = _mkdirs_in_root(root, inst.dest)
+        dest = mkdirs_in_root(root, inst.dest)
         compression = _compression_of(path)
         with open(path, "rb") as f:
             archive.extract(f, dest, compression=compression, mode="apply")

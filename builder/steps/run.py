@@ -45,13 +45,13 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
     unmounted, :func:`remove_stubs` takes them (and directories left empty by them) out of the upper dir."""
     from runner import sandbox
     from runner.options import BindMount, RunOptions, TmpfsMount
-    from runner.rootfs import _mkdirs_in_root, resolve_in_root
+    from runner.rootfs import mkdirs_in_root, resolve_in_root
     from runner.spec import make_spec
 
     inst = req.instruction
     argv = shell_command(inst.command, inst.shell_form, req.shell)
     if req.workdir and req.workdir != "/":
-        _mkdirs_in_root(req.rootfs, req.workdir)  # Docker creates the WORKDIR; it stays in the layer
+        mkdirs_in_root(req.rootfs, req.workdir)  # Docker creates the WORKDIR; it stays in the layer
     created = _missing_targets(req, resolve_in_root)
     opts = RunOptions(
         command=argv, entrypoint=(), env=tuple(f"{k}={v}" for k, v in req.env),
