@@ -349,3 +349,18 @@ def test_single_image_with_other_platform_is_refused(open_registry, pybuild, tmp
     assert out.returncode != 0 and "linux/riscv64, not the requested linux/arm64" in out.stderr
     assert not _store(pybuild).blobs.has(manifest.layers[0].digest)
     assert pybuild("pull", "--platform", "linux/riscv64", ref, env=_env(tmp_path)).returncode == 0
+
+
+def test_stale_mount_hint_falls_back_to_upload(open_registry, pybuild, tmp_path):
+    env = _env(tmp_path)
+    manifest = _store_image(pybuild, "hint:1", (50_000,))
+    host = open_registry.host
+    assert pybuild("push", "hint:1", f"{host}/hint/one:1", env=env).returncode == 0
+    with Registry(host) as reg:  # the registry forgets the layer in repo one: the hint goes stale
+        reg.send("DELETE", reg.url(f"/v2/hint/one/blobs/{manifest.layers[0].digest}"), what="delete",
+                 ok=(202,)).close()
+    out = pybuild("push", "hint:1", f"{host}/hint/two:1", env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"{manifest.layers[0].digest.short}: Pushed" in out.stderr
+    with Registry(host) as reg:
+        assert reg.repository("hint/two").blob_exists(manifest.layers[0])
