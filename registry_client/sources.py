@@ -58,8 +58,14 @@ class SourceIndex:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".src-", dir=path.parent)
+        except OSError:
+            return  # a missing hint only costs an upload instead of a mount
+        try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(data, fh)
             os.replace(tmp, path)
         except OSError:
-            return  # a missing hint only costs an upload instead of a mount
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
