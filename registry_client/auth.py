@@ -227,18 +227,25 @@ class RegistryAuth(httpx.Auth):
                 form = dict(params)
                 form.update(grant_type="refresh_token", refresh_token=creds.identity_token, client_id="pybuild")
                 form["scope"] = " ".join(scopes)
-                response = client.post(realm, data=form)
+                request = client.build_request("POST", realm, data=form)
             else:
                 if creds is not None:
                     params.append(("account", creds.username))
                 headers = {"Authorization": basic_header(creds)} if creds is not None else {}
-                response = client.get(realm, params=params, headers=headers)
-            body = response.read() if int(response.headers.get("content-length", "0") or 0) <= _TOKEN_BODY_MAX else b""
+                request = client.build_request("GET", realm, params=params, headers=headers)
+            response = client.send(request, stream=True)
+            try:
+                body = bytearray()
+                for chunk in response.iter_raw(64 << 10):
+                    body += chunk
+                    if len(body) > _TOKEN_BODY_MAX:
+                        raise ResponseTooLarge(f"registry {self.registry}: token response from {realm} is larger "
+                                               f"than {_TOKEN_BODY_MAX} bytes")
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise AuthenticationRequired(f"registry {self.registry}: token request to {realm} failed: "
                                          f"{type(exc).__name__}") from None
-        if len(body) > _TOKEN_BODY_MAX:
-            raise ResponseTooLarge(f"registry {self.registry}: token response larger than {_TOKEN_BODY_MAX} bytes")
         if response.status_code in (401, 403):
             raise AuthenticationRequired(
                 f"registry {self.registry}: authentication failed{who} (token server {realm} answered "

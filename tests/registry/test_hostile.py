@@ -246,3 +246,14 @@ def test_basic_challenge_after_bearer_is_retried_with_basic(hostile):
     with Registry(hostile.host, config=FAST, credentials=Credentials("robot$proj+ci", "wrong")) as reg:
         with pytest.raises(AuthenticationRequired):
             reg.repository("x").get_manifest("v1")
+
+
+def test_endless_token_response_is_capped(hostile):
+    from .hostile import endless
+
+    hostile.routes[("GET", "/v2/x/manifests/v1")] = lambda r: send(
+        r, 401, b"{}", {"WWW-Authenticate": f'Bearer realm="http://{hostile.host}/token",service="s"'})
+    hostile.routes[("GET", "/token")] = lambda r: endless(r)
+    with Registry(hostile.host, config=FAST, credentials=Credentials("u", "p")) as reg:
+        with pytest.raises(ResponseTooLarge, match="token response"):
+            reg.repository("x").get_manifest("v1")
