@@ -17,7 +17,8 @@ Scopes: ``repository:<name>:pull`` for GET/HEAD, ``pull,push`` for writes or whe
 declared a push (:meth:`RegistryAuth.want_push`), plus ``repository:<from>:pull`` for a
 cross-repository mount. Credentials go to a token realm only over https, or over http when the
 realm is the registry host itself on a loopback or insecure registry.
-Request bodies must be replayable (bytes): the flow may send a request twice.
+Request bodies must be replayable (bytes): the flow may send a request twice. A 401 whose body is
+not bounded by a ``Content-Length`` of at most 64 KiB is not retried (httpx reads it in full first).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .transport import TransportConfig, is_loopback
 __all__ = ["Challenge", "parse_challenge", "RegistryAuth", "basic_header"]
 
 _TOKEN_BODY_MAX = 1 << 20
+_CHALLENGE_BODY_MAX = 64 << 10
 _TOKEN_MARGIN = 10.0
 _DEFAULT_EXPIRY = 60.0
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
@@ -146,6 +148,9 @@ class RegistryAuth(httpx.Auth):
             response = yield request
             if response.status_code != 401:
                 return
+            length = response.headers.get("content-length", "")
+            if not length.isdigit() or int(length) > _CHALLENGE_BODY_MAX:
+                return  # httpx reads a challenge's body before a retry: only bounded ones get one
             challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
             if challenge is None:
                 return

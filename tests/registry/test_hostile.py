@@ -184,7 +184,8 @@ def test_plain_http_token_realm_refused_for_https_registry():
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.scheme == "http":
             raise AssertionError("credentials must not go to a plain-http realm")
-        return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="http://auth.test/token",service="s"'})
+        return httpx.Response(401, content=b"{}",
+                              headers={"WWW-Authenticate": 'Bearer realm="http://auth.test/token",service="s"'})
 
     config = TransportConfig(retries=1, transport=httpx.MockTransport(handler))
     with Registry("registry.test", config=config, credentials=Credentials("u", "secret-pw")) as reg:
@@ -257,3 +258,16 @@ def test_endless_token_response_is_capped(hostile):
     with Registry(hostile.host, config=FAST, credentials=Credentials("u", "p")) as reg:
         with pytest.raises(ResponseTooLarge, match="token response"):
             reg.repository("x").get_manifest("v1")
+
+
+def test_endless_401_body_is_not_read(hostile):
+    from .hostile import endless
+
+    hostile.routes[("GET", "/v2/x/manifests/v1")] = lambda r: endless(
+        r, status=401, headers={"WWW-Authenticate": f'Bearer realm="http://{hostile.host}/token",service="s"'})
+    start = time.monotonic()
+    with Registry(hostile.host, config=FAST, credentials=Credentials("u", "p")) as reg:
+        with pytest.raises(AuthenticationRequired):
+            reg.repository("x").get_manifest("v1")
+    assert time.monotonic() - start < 10
+    assert not hostile.requests("GET", "/token")
