@@ -208,7 +208,9 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
     """
     cfg = image_runtime_config(image_config)
     user = resolve_user(opts.user if opts.user is not None else cfg.get("User"), etc_dir)
-    hostname = opts.hostname or (container_id[:12] if container_id else "pybuild")
+    # as Docker: --network host without --hostname shares the host's UTS namespace (its hostname)
+    share_uts = opts.network == "host" and not opts.netns_path and not opts.hostname
+    hostname = opts.hostname or (os.uname().nodename if share_uts else container_id[:12] if container_id else "pybuild")
     env = _merge_env(
         [f"PATH={DEFAULT_PATH}"], cfg.get("Env"), [f"HOSTNAME={hostname}"],
         ["TERM=xterm"] if opts.tty else [], opts.env,
@@ -231,7 +233,8 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": opts.nofile, "soft": opts.nofile}],
         "noNewPrivileges": not opts.privileged,
     }
-    namespaces = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
+    namespaces = [{"type": "pid"}, {"type": "ipc"}] + ([] if share_uts else [{"type": "uts"}]) \
+        + [{"type": "mount"}, {"type": "cgroup"}]
     if opts.netns_path:
         namespaces.insert(1, {"type": "network", "path": opts.netns_path})
     elif opts.network != "host":
@@ -268,10 +271,11 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": rootfs, "readonly": bool(opts.read_only)},
-        "hostname": hostname,
         "mounts": mounts,
         "linux": linux,
     }
+    if not share_uts:
+        spec["hostname"] = hostname
     if annotations:
         spec["annotations"] = annotations
     return spec

@@ -116,7 +116,10 @@ def test_privileged_and_host_network(etc: str) -> None:
     validate(spec)
     assert "maskedPaths" not in spec["linux"] and "seccomp" not in spec["linux"]
     assert len(spec["process"]["capabilities"]["effective"]) >= 40
-    assert all(ns["type"] != "network" for ns in spec["linux"]["namespaces"])
+    assert all(ns["type"] not in ("network", "uts") for ns in spec["linux"]["namespaces"])
+    assert "hostname" not in spec                          # --network host: the host's UTS namespace
+    named = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(network="host", hostname="h"), rootfs="/r")
+    assert named["hostname"] == "h" and {"type": "uts"} in named["linux"]["namespaces"]
     joined = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(netns_path="/run/netns/x"), rootfs="/r")
     assert {"type": "network", "path": "/run/netns/x"} in joined["linux"]["namespaces"]
 
