@@ -473,3 +473,27 @@ def test_publish_on_ipv6_loopback_forwards_to_the_ipv4_container(netenv):
                     assert s.recv(2) == b"v6" and peer[0] == att.gateway
     finally:
         server.close()
+
+
+def test_idle_udp_flows_are_dropped(netenv):
+    att = netenv.attach("c1" * 32)
+    server = netns.run_in(att.netns_path, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    server.bind((att.ip, 5300))
+    server.settimeout(5)
+    try:
+        with network.PortProxy.bind(network.parse_publish("127.0.0.1::5300/udp"), att.ip, udp_timeout=0.2) as proxy:
+            proxy.start()
+            port = proxy.mappings[0].host_port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                c.sendto(b"a", ("127.0.0.1", port))
+                _, first = server.recvfrom(16)
+                assert len(proxy._udp) == 1
+                deadline = time.monotonic() + 5
+                while proxy._udp and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert not proxy._udp, "idle UDP flow was not dropped"
+                c.sendto(b"b", ("127.0.0.1", port))      # a new flow, from a new upstream socket
+                _, second = server.recvfrom(16)
+                assert second != first
+    finally:
+        server.close()
