@@ -45,16 +45,38 @@ class Progress:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._devnull = None
+        self._relay = None
         self.started = time.monotonic()
 
     @property
     def output(self):
+        """Where RUN output goes: a file with a real descriptor (the sandbox writes to it directly)."""
         if self.mode == "quiet":
             if self._devnull is None:
                 self._devnull = open(os.devnull, "wb")
             return self._devnull
         self.stream.flush()
-        return self.stream
+        try:
+            self.stream.fileno()
+            return self.stream
+        except (AttributeError, OSError, ValueError):
+            return self._pipe()  # an in-memory stream (tests, embedding): relay through a pipe
+
+    def _pipe(self):
+        with self._lock:
+            if self._relay is None:
+                r, w = os.pipe()
+                writer = os.fdopen(w, "wb", buffering=0)
+                thread = threading.Thread(target=self._copy, args=(r,), daemon=True, name="progress-relay")
+                thread.start()
+                self._relay = (writer, thread)
+            return self._relay[0]
+
+    def _copy(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as reader:
+            while chunk := reader.read(65536):
+                with self._lock:
+                    self.stream.write(chunk.decode("utf-8", "replace"))
 
     def line(self, text: str) -> None:
         if self.mode == "quiet":
@@ -80,3 +102,8 @@ class Progress:
     def close(self) -> None:
         if self._devnull is not None:
             self._devnull.close()
+        if self._relay is not None:
+            writer, thread = self._relay
+            writer.close()
+            thread.join(5)
+            self._relay = None
