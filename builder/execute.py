@@ -164,7 +164,10 @@ class Executor:
         if stage.base == "scratch":
             return StageImage(ImageConfig.new(platform, created=self.created), ())
         img = self.resolver.load(stage.base, stage.platform)
-        return StageImage(img.config, tuple(img.manifest.layers), len(img.config.history))
+        config = img.config
+        if config.config.on_build:  # the planner ran the triggers; they do not pass on (Docker)
+            config = config.with_config(on_build=())
+        return StageImage(config, tuple(img.manifest.layers), len(img.config.history))
 
     # -- one vertex -------------------------------------------------------------------------------
     def _vertex(self, stage: Stage, v: Vertex, image: StageImage) -> StageImage:

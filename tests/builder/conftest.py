@@ -21,6 +21,32 @@ def _store_ready() -> str | None:
     return None
 
 
+def _import_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import PybuildRunner
+
+    base = tmp_path_factory.mktemp("builder-base")
+    root, state = base / "root", base / "state"
+    root.mkdir(mode=0o700)
+    state.mkdir(mode=0o700)
+    PybuildRunner(root, state)("import", str(busybox_tar), "busybox:latest", check=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def meta_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``busybox:latest`` imported (needs only the store): for builds of metadata-only Dockerfiles."""
+    if not (Path(__file__).resolve().parents[2] / "layers" / "store").is_dir():
+        pytest.skip("layers.store is not in the tree yet")
+    return _import_base(busybox_tar, tmp_path_factory)
+
+
+@pytest.fixture
+def meta_pybuild(pybuild, meta_base: Path):
+    shutil.rmtree(pybuild.root)
+    shutil.copytree(meta_base, pybuild.root, symlinks=True)
+    return pybuild
+
+
 @pytest.fixture(scope="session")
 def builder_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory):
     """A store root holding ``busybox:latest``; tests copy it (cheap) so they never share state."""

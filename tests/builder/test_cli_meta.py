@@ -1,0 +1,73 @@
+"""``pybuild build`` options through the real CLI, on Dockerfiles that only edit the config (no layer
+is packed): ``-f -``, a Dockerfile on stdin as the context, ``-q``, ``--iidfile``, several ``-t``,
+``--label``, ``--build-arg``, ``--format docker|oci``, history per instruction, full cache hit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DOCKERFILE = """ARG TAG=latest
+FROM busybox:${TAG}
+ARG WHO=world
+ENV GREETING="hello ${WHO}" EMPTY=${UNSET:-fallback}
+LABEL org.example.from-file=yes
+WORKDIR /srv
+USER 1000:1000
+EXPOSE 8080
+VOLUME /data
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s CMD ["true"]
+ONBUILD RUN echo child
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo $GREETING"]
+"""
+
+
+def _inspect(pb, ref: str) -> dict:
+    return json.loads(pb("inspect", ref, check=True).stdout)[0]
+
+
+def test_dockerfile_from_stdin_with_options(meta_pybuild, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    iid = tmp_path / "iid"
+    proc = meta_pybuild("build", "-q", "-f", "-", "-t", "m:1", "-t", "m:2", "--label", "org.example.cli=1",
+                        "--build-arg", "WHO=pybuild", "--iidfile", str(iid), "--format", "docker", str(ctx),
+                        input=DOCKERFILE, check=True)
+    image_id = proc.stdout.strip()
+    assert image_id.startswith("sha256:") and "\n" not in image_id and iid.read_text() == image_id
+    info = _inspect(meta_pybuild, "m:2")
+    cfg = info["Config"]
+    assert "GREETING=hello pybuild" in cfg["Env"] and "EMPTY=fallback" in cfg["Env"]
+    assert cfg["Labels"] == {"org.example.from-file": "yes", "org.example.cli": "1"}
+    assert cfg["WorkingDir"] == "/srv" and cfg["User"] == "1000:1000" and "8080/tcp" in cfg["ExposedPorts"]
+    assert cfg["StopSignal"] == "SIGINT" and cfg["Healthcheck"]["Test"] == ["CMD", "true"]
+    assert cfg["OnBuild"] == ["RUN echo child"] and cfg["Entrypoint"] == ["/bin/sh", "-c"]
+    assert cfg["Cmd"] == ["echo $GREETING"] and "/data" in cfg["Volumes"]
+    hist = meta_pybuild("history", "--no-trunc", "m:1", check=True).stdout
+    assert "ENV GREETING=" in hist and "ONBUILD RUN echo child" in hist
+    # OCI format drops what the OCI config has no field for (as buildah does)
+    meta_pybuild("build", "-q", "-f", "-", "-t", "m:oci", str(ctx), input=DOCKERFILE, check=True)
+    oci = _inspect(meta_pybuild, "m:oci")["Config"]
+    assert "Healthcheck" not in oci and "OnBuild" not in oci
+
+
+def test_dockerfile_as_stdin_context_and_onbuild_trigger(meta_pybuild, tmp_path: Path) -> None:
+    meta_pybuild("build", "-q", "--format", "docker", "-t", "parent:1", "-",
+                 input=DOCKERFILE.replace("RUN echo child", "ENV CHILD=1"), check=True)
+    proc = meta_pybuild("build", "--progress", "plain", "-t", "child:1", "-", input="FROM parent:1\nENV OWN=1\n",
+                        check=True)
+    env = _inspect(meta_pybuild, "child:1")["Config"]["Env"]
+    assert "CHILD=1" in env and "OWN=1" in env  # the parent's ONBUILD trigger ran in the child build
+    meta_pybuild("build", "-q", "--format", "docker", "-t", "child:d", "-", input="FROM parent:1\n", check=True)
+    assert not _inspect(meta_pybuild, "child:d")["Config"].get("OnBuild")  # triggers do not pass to grandchildren
+    assert "pybuild:" not in proc.stderr
+
+
+def test_unknown_base_image_is_located(meta_pybuild, tmp_path: Path) -> None:
+    proc = meta_pybuild("build", "-t", "x:1", "-", input="\nFROM localhost:1/nope/never:1\n",
+                        env={"PYBUILD_INSECURE_REGISTRIES": "localhost:1"})
+    assert proc.returncode != 0
+    assert "\npybuild: Dockerfile:2: FROM: localhost:1/nope/never:1:" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
