@@ -1,9 +1,9 @@
 """Container cgroups on cgroup v1 (one directory per controller hierarchy) and pure v2 (one directory).
 
-On v1 a container's cgroup is ``<caller's cgroup>/pybuild/<container_id>`` in each hierarchy, so
-pybuild stays inside whatever limits its caller lives under (runc's relative ``cgroupsPath``); on v2
-it is ``/sys/fs/cgroup/pybuild/<container_id>`` (v2 cannot delegate controllers below a cgroup that
-holds processes, which the caller's own usually does). Limits come
+A container's cgroup is ``pybuild/<container_id>`` below the root of each hierarchy (v1) or of
+the unified tree (v2), as Docker's cgroupfs driver places ``docker/<id>``: every pybuild process
+finds it from the id alone (``rm`` in another session than the one that ran it), and v2 could not
+delegate controllers below a cgroup that holds processes, which the caller's own usually does. Limits come
 from the spec's ``linux.resources``: ``memory.limit`` (swap disabled: ``memory.swap`` equal to the
 limit), ``cpu.quota``/``period``, ``pids.limit``, and the device allow-list (v1 only; v2 needs an eBPF
 program, which pybuild does not attach). Hybrid hosts (v1 controllers with an empty v2 tree at
@@ -32,7 +32,9 @@ def detect_version(root: str = CGROUP_ROOT) -> str:
 
 
 def _own_paths() -> dict[str, str]:
-    """hierarchy (``memory``, ``cpu,cpuacct`` ... or ``""`` for v2) -> this process's cgroup path."""
+    """hierarchy (``memory``, ``cpu,cpuacct`` ... or ``""`` for v2) -> this process's cgroup path.
+
+    Only the keys matter to pybuild: they name the hierarchies mounted under ``/sys/fs/cgroup``."""
     out: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -157,7 +159,7 @@ def _apply_v2(path: str, resources: dict) -> None:
 def _v1_paths(container_id: str) -> dict[str, str]:
     """controller -> directory (co-mounted controllers share one directory)."""
     out: dict[str, str] = {}
-    for ctrls, own in _own_paths().items():
+    for ctrls in _own_paths():
         if not ctrls or ctrls.startswith("name="):
             continue
         mount = os.path.join(CGROUP_ROOT, ctrls)
@@ -166,7 +168,7 @@ def _v1_paths(container_id: str) -> dict[str, str]:
         names = ctrls.split(",")
         if not any(n in _V1_CONTROLLERS for n in names):
             continue
-        path = os.path.join(mount, own.lstrip("/"), "pybuild", container_id)
+        path = os.path.join(mount, "pybuild", container_id)
         for n in names:
             out[n] = path
     return out

@@ -230,19 +230,9 @@ def _leftover_cgroups(ids: list[str]) -> list[str]:
     """Cgroup directories of these containers that still exist, in any v1 hierarchy (or v2)."""
     found = []
     for ctrl in ("memory", "pids", "cpu", "freezer", "devices", ""):
-        own = _own_cgroup(ctrl)
-        base = os.path.join(cgroups.CGROUP_ROOT, ctrl, own.lstrip("/") if ctrl else "", "pybuild")
+        base = os.path.join(cgroups.CGROUP_ROOT, ctrl, "pybuild")
         found += [os.path.join(base, i) for i in ids if os.path.isdir(os.path.join(base, i))]
     return found
-
-
-def _own_cgroup(ctrl: str) -> str:
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if ctrl in ctrls.split(",") or (not ctrl and not ctrls):
-                return path
-    return "/"
 
 
 def _mounts(under: Path) -> list[str]:
