@@ -331,3 +331,17 @@ def test_tty_gets_a_pty_from_the_containers_devpts(busybox_rootfs: Path, tmp_pat
     text = out.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 4, text
     assert "/dev/pts/0" in text and "term=xterm" in text and "got=typed" in text
+
+
+def test_limits_visible_in_the_containers_cgroupfs(box: Box) -> None:
+    """The container sees its own cgroup as the root of a read-only /sys/fs/cgroup (cgroup namespace)."""
+    if cgroups.detect_version() != "v1":
+        pytest.skip("host is pure cgroup v2; this checks the v1 files")
+    code, out, err = sh(box, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                             "/sys/fs/cgroup/pids/pids.max; cat /proc/self/cgroup | grep memory; "
+                             "mkdir /sys/fs/cgroup/memory/x && echo CGROUP-WRITABLE; true",
+                        opts=RunOptions(network="none", cpus=0.5, memory=64 << 20, pids_limit=99))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[:4] == ["50000", str(64 << 20), "99", lines[3]] and lines[3].endswith(":memory:/")
+    assert "CGROUP-WRITABLE" not in out
