@@ -121,7 +121,9 @@ class Executor:
         self.progress = progress
         self.state_dir = state_dir
         self.cache = BuildCache(store.root, store)
-        self.work = tempfile.mkdtemp(prefix="build-", dir=_ensure(os.path.join(store.root, "tmp")))
+        from .workdir import new_workdir
+
+        self.work = new_workdir(store.root)
         self.hits = 0
         self.steps = 0
         self._lock = threading.Lock()

@@ -143,3 +143,22 @@ def test_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     assert load_ignore(str(tmp_path), str(tmp_path / "build.Dockerfile")).excluded("b")
     assert not load_ignore(str(tmp_path), str(tmp_path / "build.Dockerfile")).excluded("a")
     assert load_ignore(str(tmp_path), str(tmp_path / "Dockerfile")).excluded("a")
+
+
+def test_stale_build_dirs_are_reaped(tmp_path: Path) -> None:
+    """A build killed mid-step leaves a mounted overlay under <root>/tmp/build-*: the next build
+    unmounts and removes it; a live build's dir is left alone."""
+    from builder.workdir import new_workdir
+    from runner.rootfs import OverlayMount
+
+    root = tmp_path / "root"
+    stale = Path(new_workdir(str(root)))
+    (stale / "pid").write_text("999999999")
+    lower = tmp_path / "lower"
+    lower.mkdir()
+    (lower / "f").write_text("x")
+    mount = OverlayMount([str(lower)], str(stale / "u"), str(stale / "w"), str(stale / "mnt"))
+    mount.mount()
+    live = Path(new_workdir(str(root)))
+    assert not stale.exists() and live.exists()
+    assert str(stale) not in Path("/proc/self/mountinfo").read_text()

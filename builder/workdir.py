@@ -1,0 +1,69 @@
+"""Per-build scratch directories under ``<root>/tmp/build-*`` and the reaping of ones a killed build
+left behind (overlay mounts still mounted, upper dirs, staged secrets)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+__all__ = ["new_workdir", "reap_stale"]
+
+
+def new_workdir(root: str) -> str:
+    """A fresh ``<root>/tmp/build-XXXX`` (0700) owned by this process (its pid is recorded)."""
+    base = os.path.join(root, "tmp")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    reap_stale(base)
+    path = tempfile.mkdtemp(prefix="build-", dir=base)
+    with open(os.path.join(path, "pid"), "w") as f:
+        f.write(str(os.getpid()))
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mounts_under(path: str) -> list[str]:
+    prefix = os.path.realpath(path) + "/"
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            mountpoint = line.split(" ")[4].replace("\\040", " ")
+            if mountpoint.startswith(prefix):
+                out.append(mountpoint)
+    return sorted(out, key=len, reverse=True)
+
+
+def reap_stale(base: str) -> None:
+    """Unmount and remove ``build-*`` dirs whose process is gone (a killed or crashed build)."""
+    from runner import syscalls as sc
+
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(base, name)
+        if not name.startswith("build-"):
+            continue
+        try:
+            with open(os.path.join(path, "pid")) as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            pid = 0
+        if pid and _alive(pid):
+            continue
+        for mountpoint in _mounts_under(path):
+            try:
+                sc.umount2(mountpoint, sc.MNT_DETACH)
+            except OSError:
+                continue  # already gone
+        shutil.rmtree(path, ignore_errors=True)
