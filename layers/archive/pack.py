@@ -1,0 +1,223 @@
+"""Pack a directory (or an overlayfs upper dir) into a layer tar, compressed, both digests in one pass.
+
+The walk is sorted by name at every level (byte order), so the same tree gives the same bytes.
+Kept: regular files, directories, symlinks, hardlinks (the second path of an inode becomes a link
+to the first), char and block devices, fifos, modes with setuid/setgid/sticky bits, numeric
+owners, xattrs (``user.*``, ``security.*``; never ``trusted.*``). Sockets are skipped, as Docker does.
+
+With ``overlay_upper=True`` the tree is read as an overlayfs upper dir: a 0/0 char device is a
+whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` gets a
+``.wh..wh..opq`` entry, unless ``lowerdirs`` are given and none of them has a directory there
+(then nothing is hidden and the marker would be spurious).
+
+``timestamp`` (SOURCE_DATE_EPOCH) clamps every mtime to at most that value, as BuildKit's
+``rewrite-timestamp`` does; whiteouts get it too (or 0 when it is not given).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from typing import BinaryIO, Sequence
+
+from layers.digest import Digest
+from layers.errors import InvalidInput, LayerError
+from layers.mediatype import MediaType
+
+from . import tarformat as tf
+from .compression import Compressor
+
+__all__ = ["PackResult", "pack"]
+
+_CHUNK = 1 << 20
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux")
+_UNSUPPORTED_OVERLAY = ("overlay.redirect", "overlay.metacopy")
+
+
+@dataclass(frozen=True, slots=True)
+class PackResult:
+    """What :func:`pack` wrote: ``diff_id`` (the plain tar's digest), ``digest``/``size`` of the blob."""
+
+    diff_id: Digest
+    digest: Digest
+    size: int
+    media_type: str
+
+
+class _Sink:
+    """Tar bytes in: hashed (diff_id), compressed, hashed again (digest) and written to ``out``."""
+
+    def __init__(self, out: BinaryIO, compression: str | None) -> None:
+        self._out = out
+        self._comp = Compressor(compression)
+        self._plain = hashlib.sha256()
+        self._packed = hashlib.sha256()
+        self.size = 0
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+
+    def write(self, data: bytes) -> None:
+        # small headers are batched so the compressor and hashes see large buffers
+        self._pending.append(data)
+        self._pending_len += len(data)
+        if self._pending_len >= _CHUNK:
+            self._drain()
+
+    def _drain(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending, self._pending_len = [], 0
+        self._plain.update(data)
+        self._emit(self._comp.compress(data))
+
+    def _emit(self, packed: bytes) -> None:
+        if packed:
+            self._packed.update(packed)
+            self._out.write(packed)
+            self.size += len(packed)
+
+    def close(self) -> tuple[Digest, Digest]:
+        self._drain()
+        self._emit(self._comp.flush())
+        return Digest("sha256", self._plain.hexdigest()), Digest("sha256", self._packed.hexdigest())
+
+
+def _xattrs(path: str, overlay: bool) -> tuple[tuple[str, bytes], ...]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EPERM):
+            return ()
+        raise
+    if overlay and any(n.endswith(_UNSUPPORTED_OVERLAY) for n in names):
+        raise LayerError(f"pack {path}: overlayfs redirect_dir or metacopy is on (the upper dir is not a plain diff)")
+    out = []
+    for name in sorted(names):
+        if name.startswith(_SKIP_XATTR_PREFIXES):
+            continue
+        try:
+            out.append((name, os.getxattr(path, name, follow_symlinks=False)))
+        except OSError as exc:
+            if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EPERM):
+                raise
+    return tuple(out)
+
+
+def _is_opaque(path: str) -> bool:
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+class _Walker:
+    def __init__(self, root: str, sink: _Sink, overlay: bool, lowerdirs: Sequence[str] | None,
+                 timestamp: int | None) -> None:
+        self.root = root
+        self.sink = sink
+        self.overlay = overlay
+        self.lowerdirs = list(lowerdirs) if lowerdirs is not None else None
+        self.timestamp = timestamp
+        self.inodes: dict[tuple[int, int], str] = {}
+
+    def _mtime(self, st: os.stat_result) -> int:
+        mtime = int(st.st_mtime)
+        if self.timestamp is not None and mtime > self.timestamp:
+            return self.timestamp
+        return max(mtime, 0)
+
+    def _lower_has_dir(self, rel: str) -> bool:
+        if self.lowerdirs is None:
+            return True
+        return any(os.path.isdir(os.path.join(d, rel)) and not os.path.islink(os.path.join(d, rel))
+                   for d in self.lowerdirs)
+
+    def walk(self, rel: str) -> None:
+        base = os.path.join(self.root, rel) if rel else self.root
+        try:
+            names = sorted(os.listdir(base), key=os.fsencode)
+        except OSError as exc:
+            raise LayerError(f"pack {base}: {exc.strerror}") from None
+        if self.overlay and rel and _is_opaque(base) and self._lower_has_dir(rel):
+            self.sink.write(tf.encode(tf.Entry(name=f"{rel}/{_OPAQUE}", type=tf.REG, mode=0o644,
+                                               mtime=self.timestamp or 0)))
+        for name in names:
+            child = f"{rel}/{name}" if rel else name
+            self.member(child, os.path.join(base, name))
+
+    def member(self, rel: str, path: str) -> None:
+        st = os.lstat(path)
+        mode = st.st_mode
+        if self.overlay and stat.S_ISCHR(mode) and st.st_rdev == 0:
+            head, _, name = rel.rpartition("/")
+            wh = f"{head}/{_WHITEOUT}{name}" if head else f"{_WHITEOUT}{name}"
+            self.sink.write(tf.encode(tf.Entry(name=wh, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
+            return
+        if stat.S_ISSOCK(mode):
+            return
+        if os.path.basename(rel).startswith(_WHITEOUT):
+            raise LayerError(f"pack {path}: a file name starting with {_WHITEOUT!r} cannot be stored in a layer")
+        common = dict(name=rel, mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid, mtime=self._mtime(st),
+                      xattrs=_xattrs(path, self.overlay))
+        if stat.S_ISDIR(mode):
+            self.sink.write(tf.encode(tf.Entry(type=tf.DIR, **common)))
+            self.walk(rel)
+        elif stat.S_ISREG(mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1:
+                first = self.inodes.get(key)
+                if first is not None:
+                    self.sink.write(tf.encode(tf.Entry(type=tf.LNK, linkname=first, **common)))
+                    return
+                self.inodes[key] = rel
+            self._file(path, tf.Entry(type=tf.REG, size=st.st_size, **common))
+        elif stat.S_ISLNK(mode):
+            self.sink.write(tf.encode(tf.Entry(type=tf.SYM, linkname=os.readlink(path), **common)))
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            self.sink.write(tf.encode(tf.Entry(type=tf.CHR if stat.S_ISCHR(mode) else tf.BLK,
+                                               devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev),
+                                               **common)))
+        elif stat.S_ISFIFO(mode):
+            self.sink.write(tf.encode(tf.Entry(type=tf.FIFO, **common)))
+
+    def _file(self, path: str, entry: tf.Entry) -> None:
+        self.sink.write(tf.encode(entry))
+        left = entry.size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            while left:
+                data = os.read(fd, min(left, _CHUNK))
+                if not data:
+                    raise LayerError(f"pack {path}: the file shrank while it was being read")
+                left -= len(data)
+                self.sink.write(data)
+        finally:
+            os.close(fd)
+        self.sink.write(tf.padding(entry.size))
+
+
+def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timestamp: int | None = None,
+         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None) -> PackResult:
+    """Write ``source_dir``'s tree as a layer to ``out``; see the module docstring for what is kept.
+
+    The root directory itself is not an entry (as Docker's layers have none). ``out`` needs only
+    ``write``; the result carries the plain tar's digest (diff_id) and the written blob's digest.
+    """
+    if timestamp is not None and timestamp < 0:
+        raise InvalidInput(f"timestamp {timestamp} is before 1970")
+    if not os.path.isdir(source_dir):
+        raise LayerError(f"pack {source_dir}: not a directory")
+    sink = _Sink(out, compression)
+    _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp).walk("")
+    sink.write(tf.end_of_archive())
+    diff_id, digest = sink.close()
+    return PackResult(diff_id, digest, sink.size, MediaType.layer_type(compression))
