@@ -117,7 +117,7 @@ def open_decompressed(stream: BinaryIO, compression: str | None, limit: int, wha
             import gzip as gz
 
             gz_error = zlib.error
-        return _Capped(gz.GzipFile(fileobj=stream, mode="rb"), (OSError, gz_error, zlib.error), limit, what)
+        return _Capped(gz.GzipFile(fileobj=_Plain(stream), mode="rb"), (OSError, gz_error, zlib.error), limit, what)
     if compression == "zstd":
         import zstandard
 
@@ -128,11 +128,21 @@ def open_decompressed(stream: BinaryIO, compression: str | None, limit: int, wha
 
 
 class _Plain:
+    """Any object with ``read`` as the raw stream decoders want (``readinto`` too); closing it is a no-op."""
+
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int = -1) -> bytes:
         return self._stream.read(n)
+
+    def readinto(self, buf) -> int:
+        data = self._stream.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass

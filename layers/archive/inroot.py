@@ -130,8 +130,12 @@ class Root:
             for fd in stack:
                 os.close(fd)
 
-    def make_dirs(self, rel: str, mode: int = 0o755) -> int:
-        """Like :meth:`open_dir`, creating missing directories (``mode``) on the way, inside the root."""
+    def make_dirs(self, rel: str, mode: int = 0o755, _links: int = 0) -> int:
+        """Like :meth:`open_dir`, creating missing directories (``mode``) on the way, inside the root.
+
+        A dangling symlink on the way is followed as the kernel would inside the root: the
+        directories are made where it points (clamped to the root), as ``mkdir -p`` in a chroot does.
+        """
         try:
             return self.open_dir(rel)
         except FileNotFoundError:
@@ -139,12 +143,22 @@ class Root:
         parts = split(rel)
         if not parts:
             raise OSError(errno.ENOENT, "root directory is gone", self.path)
-        parent = self.make_dirs("/".join(parts[:-1]), mode)
+        if _links > _MAX_LINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), rel)
+        head = "/".join(parts[:-1])
+        parent = self.make_dirs(head, mode, _links)
         try:
             try:
                 os.mkdir(parts[-1], mode, dir_fd=parent)
             except FileExistsError:
-                pass  # a dangling in-root symlink, or a race: resolve again below
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    target = os.readlink(parts[-1], dir_fd=parent)
+                    where = target if target.startswith("/") else f"{head}/{target}"
+                    os.close(parent)
+                    parent = -1
+                    return self.make_dirs(where.lstrip("/"), mode, _links + 1)
         finally:
-            os.close(parent)
+            if parent >= 0:
+                os.close(parent)
         return self.open_dir(rel)
