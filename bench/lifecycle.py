@@ -20,7 +20,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -52,20 +51,6 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def _preunpack(root: Path, tar: Path) -> None:
-    """Stand in for the store's snapshot unpacking (layers.archive) when that room has not landed."""
-    from layers.store import Store
-
-    store = Store(str(root))
-    image = store.images.load(store.images.resolve("bench/busybox:1"))
-    for diff_id in image.config.diff_ids:
-        d = root / "snapshots" / diff_id.hex
-        (d / "fs").mkdir(parents=True)
-        with tarfile.open(tar) as t:
-            t.extractall(d / "fs", filter="tar")
-        (d / "ready").write_text(f"{diff_id}\n")
-
-
 def _still_ours(pid: int, cid: str) -> bool:
     """Is ``pid`` still the shim (its argv names the id) or a process in the container's cgroup?"""
     try:
@@ -81,45 +66,12 @@ def _still_ours(pid: int, cid: str) -> bool:
 def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
     root, state = work / "root", work / "state"
     base = [PYBUILD, "--root", str(root), "--state-dir", str(state)]
-    r = subprocess.run(base + ["import", str(tar), "bench/busybox:1"], capture_output=True, text=True)
-    use_run = r.returncode == 0
-    if use_run:
-        try:
-            import layers.archive  # noqa: F401
-        except ImportError:
-            print("  (layers.archive missing: the image's snapshot is unpacked with tarfile for the bench)")
-            _preunpack(root, tar)
-    lab = None
-    if not use_run:
-        print(f"  (pybuild import unavailable: {r.stderr.strip()[:100]}; timing create-from-dir + start)")
-        sys.path.insert(0, str(ROOT))
-        lower = work / "lower"
-        lower.mkdir(parents=True)
-        with tarfile.open(tar) as t:
-            t.extractall(lower, filter="tar")
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("lifecycle_lab", ROOT / "tests/lifecycle/conftest.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        Lab = mod.Lab          # the tests' helper: a record straight from a root dir
-
-        class _P:
-            pass
-
-        p = _P()
-        p.root, p.state = root, state
-        lab = Lab(p, lower)
+    subprocess.run(base + ["import", str(tar), "bench/busybox:1"], check=True, capture_output=True)
     times = {"run -d": [], "stop": [], "rm": [], "cycle": []}
     rss = []
     seen: list[tuple[str, int, int]] = []     # (id, container pid, shim pid)
     for i in range(n):
-        if use_run:
-            t_run, cid = timed(base + ["run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"])
-        else:
-            lab.create(f"b{i}", ["sleep", "1000"])
-            t_run, _ = timed(base + ["start", f"b{i}"])
-            cid = f"b{i}"
+        t_run, cid = timed(base + ["run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"])
         from runner.state import ContainerStore
 
         cs = ContainerStore(str(root), str(state))

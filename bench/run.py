@@ -58,7 +58,6 @@ def main(runs: int = 20) -> None:
         subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), str(tar)], check=True)
         base = [PYBUILD, "--root", str(t / "root"), "--state-dir", str(t / "state")]
         subprocess.run(base + ["import", str(tar), "bench/busybox:1"], check=True, capture_output=True)
-        _snapshot_without_archive(t / "root", tar)
         timed(base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"], 2)   # warm caches
         report("pybuild run --rm --network none IMG true",
                timed(base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"], runs))
@@ -103,28 +102,6 @@ def _leftovers(t: Path, base: list[str]) -> str:
         mounts = [line.split()[4] for line in f if line.split()[4].startswith(str(t))]
     records = subprocess.run(base + ["ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
     return "nothing left" if not mounts and not records else f"mounts={mounts} containers={records}"
-
-
-def _snapshot_without_archive(root: Path, tar: Path) -> None:
-    """Stand in for the store's snapshot unpacking when ``layers.archive`` is not installed yet."""
-    try:
-        import layers.archive  # noqa: F401
-        return
-    except ImportError:
-        print("(layers.archive missing: the snapshot is unpacked with tarfile for this bench)")
-    import tarfile
-
-    sys.path.insert(0, str(ROOT))
-    from layers.store import Store
-
-    store = Store(str(root))
-    image = store.images.load(store.images.resolve("bench/busybox:1"))
-    for diff_id in image.config.diff_ids:
-        d = root / "snapshots" / diff_id.hex
-        (d / "fs").mkdir(parents=True)
-        with tarfile.open(tar) as tf:
-            tf.extractall(d / "fs", filter="tar")
-        (d / "ready").write_text(f"{diff_id}\n")
 
 
 def _in_process(t: Path, runs: int) -> list[float]:

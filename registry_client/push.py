@@ -88,17 +88,12 @@ def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Ma
 
 
 def _recompress(store: Any, desc: Descriptor, compression: str | None) -> Descriptor:
-    """Re-encode one stored layer (same diff_id) and put it in the store; needs ``layers.archive``."""
-    try:
-        from layers import archive
-        recode = archive.recompress
-    except (ImportError, AttributeError):
-        raise InvalidInput(
-            f"layer {desc.digest.short} is stored {MediaType.compression(desc.media_type) or 'uncompressed'}; "
-            f"pushing it {compression or 'uncompressed'} needs layers.archive.recompress, which this build lacks"
-        ) from None
+    """Re-encode one stored layer (same diff_id) and put it in the store."""
+    from layers.archive import recompress
+
     with store.blobs.open(desc.digest, desc.size) as src:
-        digest, size = recode(src, store, MediaType.compression(desc.media_type), compression)
+        digest, size = recompress(src, store, MediaType.compression(desc.media_type), compression)
+        src.verify_rest()
     return Descriptor(MediaType.layer_type(compression), digest, size)
 
 

@@ -4,7 +4,7 @@ Docker's rules: a directory source contributes its contents; a destination endin
 that is a directory in the image, or several sources) is a directory; files keep their mode and
 mtime, and are owned by 0:0 unless ``--chown``; ``--chmod`` sets the mode of everything copied.
 Destination paths are resolved inside the root (a ``/bin -> usr/bin`` link in the image is followed,
-never out of the root). ADD unpacks a local tar archive (through :mod:`layers.archive` when present)
+never out of the root). ADD unpacks a local tar archive (through :func:`layers.archive.extract`)
 and downloads URLs, checking ``--checksum``.
 """
 

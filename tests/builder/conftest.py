@@ -1,8 +1,4 @@
-"""Builder end-to-end fixtures: a store with ``busybox:latest`` imported from busybox-static.
-
-The store (``layers.store``) and archive (``layers.archive``) are another room's work; until they are
-in the tree these tests skip with that reason.
-"""
+"""Builder end-to-end fixtures: a store with ``busybox:latest`` imported from busybox-static."""
 
 from __future__ import annotations
 
@@ -10,15 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-
-def _store_ready() -> str | None:
-    """None when the installed ``pybuild`` (a subprocess) can use the store; else why not."""
-    layers_dir = Path(__file__).resolve().parents[2] / "layers"
-    for name in ("store", "archive"):
-        if not ((layers_dir / name).is_dir() or (layers_dir / f"{name}.py").is_file()):
-            return f"layers.{name} is not in the tree yet"
-    return None
 
 
 def _import_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -35,8 +22,6 @@ def _import_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def meta_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``busybox:latest`` imported (needs only the store): for builds of metadata-only Dockerfiles."""
-    if not (Path(__file__).resolve().parents[2] / "layers" / "store").is_dir():
-        pytest.skip("layers.store is not in the tree yet")
     return _import_base(busybox_tar, tmp_path_factory)
 
 
@@ -50,9 +35,6 @@ def meta_pybuild(pybuild, meta_base: Path):
 @pytest.fixture(scope="session")
 def builder_base(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory):
     """A store root holding ``busybox:latest``; tests copy it (cheap) so they never share state."""
-    reason = _store_ready()
-    if reason:
-        pytest.skip(reason)
     from tests.conftest import PybuildRunner
 
     base = tmp_path_factory.mktemp("builder-base")

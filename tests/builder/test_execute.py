@@ -1,8 +1,5 @@
 """The executor in-process over the real store, overlayfs and sandbox: cache hits and misses, one
-changed file reruns only what follows, reproducible digests, heredocs, build mounts, multi-stage.
-
-While ``layers.archive`` is not in the tree, :mod:`standin_archive` packs/unpacks layers (said so in
-each result); once it is, these run against the real archive code."""
+changed file reruns only what follows, reproducible digests, heredocs, build mounts, multi-stage."""
 
 from __future__ import annotations
 
@@ -16,25 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from . import standin_archive
-
 CASES = Path(__file__).resolve().parents[2] / "testdata" / "dockerfiles"
 
 
 @pytest.fixture(scope="module")
 def base_store(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory):
-    installed = standin_archive.install()
     from layers.store import Store
     from layers.store.importer import import_rootfs
 
     root = tmp_path_factory.mktemp("exec-base") / "root"
     with open(busybox_tar, "rb") as f:
         import_rootfs(Store(str(root)), f, "busybox:latest")
-    try:
-        yield root
-    finally:
-        if installed:
-            standin_archive.uninstall()
+    yield root
 
 
 @pytest.fixture

@@ -196,13 +196,7 @@ def test_kill_9_of_the_cli_keeps_container_and_frees_port_after_rm(net):
 
 def test_run_d_publish_get_stop_port_free(kernel, pybuild, busybox_tar):
     """The issue's own check: ``pybuild run -d -p PORT:80 IMG httpd -f -p 80``, GET, ``stop``, port free."""
-    import importlib.util
-
-    if importlib.util.find_spec("layers.archive") is None:
-        pytest.skip("layers.archive (snapshot unpacking for run) is not in this build yet")
     imp = pybuild("import", str(busybox_tar), "bbnet:1")
-    if imp.returncode != 0 and "not available in this build" in imp.stderr:
-        pytest.skip("pybuild import is not available in this build yet (layers.store)")
     assert imp.returncode == 0, imp.stderr
     name = f"e2erun{os.getpid()}"
     pybuild("network", "create", "--internal", "--subnet", free_subnet(), name, check=True)

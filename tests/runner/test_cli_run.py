@@ -27,38 +27,11 @@ def _exe() -> str:
     return str(Path(sys.executable).with_name("pybuild"))
 
 
-def _snapshot_without_archive(root: Path, tar: Path) -> None:
-    """Until ``layers.archive`` lands, unpack the imported image's one snapshot with tarfile.
-
-    Only the store's unpacking is stood in for (same on-disk snapshot form); everything else is
-    the real command. Once ``layers.archive`` is importable this does nothing.
-    """
-    try:
-        import layers.archive  # noqa: F401
-        return
-    except ImportError:
-        pass
-    import tarfile
-
-    from layers.store import Store
-
-    store = Store(str(root))
-    image = store.images.load(store.images.resolve(IMG))
-    for diff_id in image.config.diff_ids:
-        d = root / "snapshots" / diff_id.hex
-        if not (d / "ready").exists():
-            (d / "fs").mkdir(parents=True)
-            with tarfile.open(tar) as tf:
-                tf.extractall(d / "fs", filter="tar")
-            (d / "ready").write_text(f"{diff_id}\n")
-
-
 @pytest.fixture
 def image(pybuild, busybox_tar):
     if os.geteuid() != 0:
         pytest.skip("needs root for namespaces, mounts and cgroups")
     pybuild("import", str(busybox_tar), IMG, check=True)
-    _snapshot_without_archive(pybuild.root, busybox_tar)
     yield IMG
     for cid in pybuild("ps", "-a", "-q", "--no-trunc").stdout.split():
         pybuild("rm", "-f", cid)

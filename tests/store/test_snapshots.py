@@ -20,7 +20,6 @@ from layers.store import Store
 
 from .helpers import layer_tar, make_image
 
-pytest.importorskip("layers.archive", reason="layers.archive (the archive room's module) is not in this tree yet")
 
 
 @pytest.fixture
