@@ -55,8 +55,8 @@ def test_same_tree_as_buildah(bpybuild, tmp_path: Path) -> None:
     shutil.copytree(CASES / "dockerignore", ctx)
     (ctx / "expected.json").unlink(missing_ok=True)
     (ctx / "Dockerfile").write_text(
-        "FROM scratch\nCOPY . /ctx/\nCOPY src/*.txt /globbed/\nCOPY --chmod=640 --chown=1:2 src/keep.md /owned.md\n"
-        "COPY <<EOT /heredoc.txt\nhello\nEOT\n")
+        # no heredoc here: Debian 12's buildah (1.28) cannot parse them (its COPY stats "/<<EOT")
+        "FROM scratch\nCOPY . /ctx/\nCOPY src/*.txt /globbed/\nCOPY --chmod=640 --chown=1:2 src/keep.md /owned.md\n")
     out = tmp_path / "pb.tar"
     bpybuild("build", "-q", "-t", "cmp:1", "-o", f"type=oci,dest={out}", str(ctx), check=True)
     bh = ["buildah", "--root", str(tmp_path / "bh-root"), "--runroot", str(tmp_path / "bh-run"),
