@@ -72,26 +72,12 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module, attr, _ = entry
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            if os.environ.get("PYBUILD_DEBUG"):
-                raise
-            return _unavailable(name)
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def _unavailable(name: str) -> click.Command:
-    @click.command(name, context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def cmd(args: tuple[str, ...]) -> None:
-        raise click.ClickException(f"command {name!r} is not available in this build")
-
-    return cmd
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,4 +127,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(141)
+    except OSError as exc:  # an I/O failure no library turned into a PybuildError: still one line
+        if os.environ.get("PYBUILD_DEBUG"):
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"pybuild: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
     sys.exit(0)
