@@ -26,7 +26,6 @@ import json
 import os
 import posixpath
 import re
-import gzip
 import tarfile
 import tempfile
 import zlib
@@ -37,6 +36,7 @@ from typing import BinaryIO, Protocol, Sequence
 import zstandard
 
 from .descriptor import Descriptor, Platform
+from .archive.compression import open_decompressed, sniff
 from .config import ImageConfig
 from .digest import Digest, VerifyingReader
 from .errors import (
@@ -45,7 +45,6 @@ from .errors import (
     InvalidDocument,
     InvalidInput,
     InvalidReference,
-    LayerError,
     NotFound,
     StoreError,
 )
@@ -557,36 +556,21 @@ def _sniff(store: BlobSource, digest: Digest, size: int) -> str | None:
     """``"gzip"``, ``"zstd"`` or ``None`` from a blob's first bytes."""
     reader = store.open(digest, size)
     try:
-        head = reader.read(4)
+        return sniff(reader.read(4))
     finally:
         reader.close()
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return None
 
 
 def _uncompressed_digest(store: BlobSource, digest: Digest, size: int, compression: str, limit: int) -> Digest:
     """The digest of a compressed blob's content, decompressed as a stream; stops past ``limit`` bytes."""
     hasher = digest.hasher()
-    total = 0
     reader = store.open(digest, size)
     try:
-        if compression == "gzip":
-            plain: BinaryIO = gzip.GzipFile(fileobj=reader, mode="rb")  # type: ignore[assignment]
-        else:
-            plain = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(reader, read_across_frames=True)
-        with plain:
-            while block := plain.read(_COPY_CHUNK):
-                total += len(block)
-                if total > limit:
-                    raise LayerError(f"layer {digest}: decompresses to more than {limit} bytes")
-                hasher.update(block)
+        plain = open_decompressed(reader, compression, limit, f"layer {digest}")
+        while block := plain.read(_COPY_CHUNK):
+            hasher.update(block)
         if isinstance(reader, VerifyingReader):
             reader.verify_rest()
-    except (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError) as exc:
-        raise LayerError(f"layer {digest}: broken {compression} data: {exc or 'truncated'}") from None
     finally:
         reader.close()
     return Digest(digest.algorithm, hasher.hexdigest())

@@ -79,8 +79,10 @@ class Compressor:
 class _Capped:
     """Counts what a decoder yields; a LayerError past ``limit`` or on a decoder error."""
 
-    def __init__(self, inner, errors: tuple[type[BaseException], ...], limit: int, what: str) -> None:
+    def __init__(self, inner, errors: tuple[type[BaseException], ...], limit: int, what: str,
+                 kind: str = "compressed") -> None:
         self._inner = inner
+        self._kind = kind
         self._errors = errors
         self._limit = limit
         self._what = what
@@ -91,9 +93,9 @@ class _Capped:
         try:
             data = self._inner.read(min(n, self._limit + 1 - self.count) or 1)
         except EOFError:
-            raise LayerError(f"{self._what}: compressed data ends early (truncated)") from None
+            raise LayerError(f"{self._what}: broken {self._kind} data: it ends early (truncated)") from None
         except self._errors as exc:
-            raise LayerError(f"{self._what}: broken compressed data: {exc}") from None
+            raise LayerError(f"{self._what}: broken {self._kind} data: {exc}") from None
         self.count += len(data)
         if self.count > self._limit:
             raise LayerError(f"{self._what}: decompresses to more than {self._limit} bytes (the cap)")
@@ -117,13 +119,14 @@ def open_decompressed(stream: BinaryIO, compression: str | None, limit: int, wha
             import gzip as gz
 
             gz_error = zlib.error
-        return _Capped(gz.GzipFile(fileobj=_Plain(stream), mode="rb"), (OSError, gz_error, zlib.error), limit, what)
+        return _Capped(gz.GzipFile(fileobj=_Plain(stream), mode="rb"), (OSError, gz_error, zlib.error), limit, what,
+                       "gzip")
     if compression == "zstd":
         import zstandard
 
         reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).stream_reader(
             stream, read_across_frames=True, closefd=False)
-        return _Capped(reader, (zstandard.ZstdError, OSError), limit, what)
+        return _Capped(reader, (zstandard.ZstdError, OSError), limit, what, "zstd")
     return _Capped(_Plain(stream), (OSError,), limit, what)
 
 

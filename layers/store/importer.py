@@ -1,23 +1,23 @@
 """``import``: turn a root filesystem tarball into a one-layer image in the store (like ``docker import``).
 
 The input (plain, gzip or zstd tar, detected by magic; a file or a pipe) is read once: the
-uncompressed bytes are hashed for the diff_id, checked to be a well-formed tar, and compressed
-(gzip via python-isal when present, else zlib; or zstd) straight into an ingest. Config and
+uncompressed bytes are hashed for the diff_id, walked by :class:`layers.archive.reader.TarReader`
+(a truncated or garbled tar is refused), and compressed with :class:`layers.archive.Compressor`
+straight into an ingest. Config and
 manifest follow; the name is tagged last, inside a lease, so a crash at any step leaves only
 unreferenced blobs (GC fodder) and never a broken record.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
-import tarfile
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Iterable
 
+from layers.archive import MAX_LAYER_SIZE, Compressor, open_decompressed, sniff
+from layers.archive.reader import TarReader
 from layers.config import History, ImageConfig, format_time
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
@@ -31,8 +31,6 @@ from .pause import pause_point
 __all__ = ["import_rootfs", "apply_changes", "ImportResult"]
 
 _CHUNK = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 @dataclass(frozen=True)
@@ -59,84 +57,27 @@ class _Peek:
 
     def read(self, n: int = -1) -> bytes:
         if self._head:
-            if n < 0:
+            if n is None or n < 0:
                 out, self._head = self._head + self._raw.read(), b""
                 return out
             out, self._head = self._head[:n], self._head[n:]
             return out
         return self._raw.read(n)
 
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-
-def _decompressed(stream: BinaryIO) -> tuple[BinaryIO, tuple[type[BaseException], ...]]:
-    """The uncompressed view of ``stream`` (gzip/zstd by magic) and the errors its decoder raises."""
-    peek = _Peek(stream)
-    head = peek.peek(4)
-    if head.startswith(_GZIP_MAGIC):
-        try:
-            from isal import igzip as gzmod
-            from isal.isal_zlib import error as isal_error
-        except ImportError:  # pragma: no cover - isal is a dependency
-            import gzip as gzmod
-
-            isal_error = zlib.error
-        return gzmod.GzipFile(fileobj=peek, mode="rb"), (OSError, EOFError, zlib.error, isal_error)
-    if head == _ZSTD_MAGIC:
-        import zstandard
-
-        return (zstandard.ZstdDecompressor().stream_reader(peek, read_across_frames=True),
-                (OSError, zstandard.ZstdError))
-    return peek, (OSError,)
-
-
-def _compressor(compression: str | None):
-    if compression == "gzip":
-        try:
-            from isal import isal_zlib
-
-            c = isal_zlib.compressobj(2, isal_zlib.DEFLATED, 31)
-        except ImportError:  # pragma: no cover
-            c = zlib.compressobj(6, zlib.DEFLATED, 31)
-        return c.compress, c.flush
-    if compression == "zstd":
-        import zstandard
-
-        c = zstandard.ZstdCompressor(level=3).compressobj()
-        return c.compress, c.flush
-    if compression is None:
-        return (lambda b: b), (lambda: b"")
-    raise InvalidInput(f"unknown compression {compression!r} (want gzip, zstd or none)")
-
 
 class _Tee:
-    """Reads uncompressed tar bytes; hashes them (diff_id) and feeds the compressed form to ``sink``."""
+    """Passes the uncompressed tar through to its reader and the compressed form to ``sink``."""
 
-    def __init__(self, src: BinaryIO, errors: tuple[type[BaseException], ...], sink,
-                 compression: str | None) -> None:
+    def __init__(self, src: BinaryIO, sink, compression: str | None) -> None:
         self._src = src
-        self._errors = errors
         self._sink = sink
-        self._compress, self._flush = _compressor(compression)
-        self.diff = hashlib.sha256()
-        self.count = 0
+        self._comp = Compressor(compression)
         self._first = True
 
     def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._src.read(n if n and n > 0 else _CHUNK)
-        except self._errors as exc:
-            raise LayerError(f"rootfs tarball: cannot read or decompress: {exc}") from None
+        data = self._src.read(n if n and n > 0 else _CHUNK)
         if data:
-            self.diff.update(data)
-            self.count += len(data)
-            out = self._compress(data)
+            out = self._comp.compress(data)
             if out:
                 self._sink(out)
             if self._first:
@@ -144,27 +85,24 @@ class _Tee:
                 pause_point("import-layer-write")
         return data
 
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-        tail = self._flush()
+    def flush(self) -> None:
+        tail = self._comp.flush()
         if tail:
             self._sink(tail)
 
 
-def _check_tar(tee: _Tee) -> int:
-    """Walk the tar headers as the bytes stream by; the member count. Raises LayerError if it is no tar."""
-    members = 0
-    try:
-        with tarfile.open(fileobj=tee, mode="r|") as tf:
-            for _member in tf:
-                members += 1
-    except tarfile.TarError as exc:
-        raise LayerError(f"rootfs tarball: not a valid tar archive: {exc}") from None
+def _store_layer(stream: BinaryIO, sink, compression: str | None) -> Digest:
+    """Walk the tarball (any compression, by magic) once: check it is a tar, compress it into ``sink``;
+    the diff_id. The layer is the user's tar byte for byte, as ``docker import`` keeps it."""
+    peek = _Peek(stream)
+    plain = open_decompressed(peek, sniff(peek.peek(4)), MAX_LAYER_SIZE, "rootfs tarball")
+    tee = _Tee(plain, sink, compression)
+    reader = TarReader(tee, "rootfs tarball")
+    members = sum(1 for _ in reader.entries())
     if members == 0:
         raise LayerError("rootfs tarball: the archive holds no files")
-    tee.drain()
-    return members
+    tee.flush()
+    return reader.digest()
 
 
 # -- --change ------------------------------------------------------------------------------------
@@ -258,12 +196,9 @@ def import_rootfs(store, stream: BinaryIO, ref: Reference | str, *, changes: Ite
     media_type = MediaType.layer_type(compression)
     with store.lease():
         with store.blobs.ingest() as ing:
-            src, errors = _decompressed(stream)
-            tee = _Tee(src, errors, ing.write, compression)
-            _check_tar(tee)
+            diff_id = _store_layer(stream, ing.write, compression)
             layer_digest = ing.commit()
             layer_size = ing.written
-        diff_id = Digest("sha256", tee.diff.hexdigest())
         history = History(created=now, created_by=f"pybuild import {source}", comment=message or "")
         config = base.with_layer(diff_id, history)
         pause_point("import-config")

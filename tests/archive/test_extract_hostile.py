@@ -327,7 +327,7 @@ def test_zstd_huge_window_is_refused(box, resolver):
     comp = zstandard.ZstdCompressor(compression_params=params).compressobj(size=-1)  # size unknown: window kept
     frame = comp.compress(build(f("a", b"x" * 1000))) + comp.flush()
     assert zstandard.get_frame_parameters(frame).window_size == 1 << 28
-    with pytest.raises(LayerError, match="broken compressed data"):
+    with pytest.raises(LayerError, match="broken zstd data"):
         run(frame, dest, resolver, compression="zstd")
 
 
