@@ -10,7 +10,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 .venv/bin/python testdata/busybox/make_rootfs.py "$WORK/busybox.tar"
-$PB import "$WORK/busybox.tar" busybox:testdata --change 'CMD ["sh"]'
+$PB import "$WORK/busybox.tar" busybox:latest --change 'CMD ["sh"]'
 $PB build -t demo-app:latest testdata/app
 $PB images
 cid=$($PB run -d -p "$PORT:80" --name pybuild-demo demo-app:latest)
