@@ -193,8 +193,8 @@ class Executor:
         upper = tempfile.mkdtemp(prefix="upper-", dir=self.work)
         os.chmod(upper, 0o755)  # overlayfs gives the merged root the upper dir's mode
         try:
-            self._run_or_copy(stage, v, image, upper, step)
-            layer, diff_id = self._pack(upper)
+            lowers = self._run_or_copy(stage, v, image, upper, step)
+            layer, diff_id = self._pack(upper, lowers)
         finally:
             _rmtree(upper)
         self.cache.put(v.key, layer, diff_id, self.created)
@@ -222,7 +222,9 @@ class Executor:
         finally:
             _rmtree(base)
 
-    def _run_or_copy(self, stage: Stage, v: Vertex, image: StageImage, upper: str, step) -> None:
+    def _run_or_copy(self, stage: Stage, v: Vertex, image: StageImage, upper: str, step) -> list[str]:
+        """Run the step over an overlay of ``image`` with ``upper`` as its upper dir; the lower dirs used
+        (what the packer checks opaque markers against)."""
         inst = v.instruction
         lowers = self._lowerdirs(image) if not (isinstance(inst, I.Copy) and inst.link) else \
             [_ensure(os.path.join(self.work, "empty"))]
@@ -236,6 +238,7 @@ class Executor:
             from .steps.run import remove_stubs
 
             remove_stubs(upper, stubs)  # after the unmount: never touch a live overlay's upper dir
+        return lowers
 
     def _copy(self, v: Vertex, inst: I.Copy, image: StageImage, root: str) -> None:
         own = _ownership(inst, root)
@@ -374,15 +377,19 @@ class Executor:
             return run_step(req, step.stdout, step.stderr)
 
     # -- layers and the final image -------------------------------------------------------------
-    def _pack(self, upper: str) -> tuple[Descriptor | None, Digest | None]:
-        """Pack an upper dir into a layer blob; ``(None, None)`` when the step changed nothing."""
+    def _pack(self, upper: str, lowers: list[str]) -> tuple[Descriptor | None, Digest | None]:
+        """Pack an upper dir into a layer blob; ``(None, None)`` when the step changed nothing.
+
+        ``lowers`` are the overlay's lower dirs: overlayfs marks a directory opaque whenever it is made
+        where a whiteout was (``rm f; mkdir f``), and the marker is only kept where a lower layer has a
+        directory for it to hide."""
         from layers import archive
 
         if not os.listdir(upper):
             return None, None
         with self.store.blobs.ingest() as ing:
             res = archive.pack(upper, ing, overlay_upper=True, timestamp=self.options.timestamp,
-                               compression=self.options.compression)
+                               compression=self.options.compression, lowerdirs=lowers)
             digest = ing.commit()
         if digest != res.digest:
             raise BuildError(f"layer digest mismatch: packed {res.digest}, stored {digest}")

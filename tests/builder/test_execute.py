@@ -156,3 +156,39 @@ def test_tampered_cache_blob_is_a_miss(store, tmp_path: Path) -> None:
 
     again, log = _build(store, ctx, tmp_path, timestamp=1)
     assert again.result.cache_hits == 0 and "CACHED" not in log
+
+
+def _layer_names(store, ref: str, index: int) -> list[str]:
+    img = store.images.load(store.images.resolve(ref))
+    with open(store.blobs.path(img.manifest.layers[index].digest), "rb") as f:
+        data = gzip.decompress(f.read())
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getnames()
+
+
+def test_run_layer_whiteouts_and_opaque_dirs(store, tmp_path: Path) -> None:
+    """SECURITY.md case 7 from a real RUN: a directory emptied and refilled becomes opaque (lower
+    children hidden, new ones kept); a file removed is a whiteout; a directory made where a lower
+    *file* was gets no opaque marker (overlayfs sets one, but there is no lower directory to hide)."""
+    from runner.rootfs import OverlayMount
+
+    ctx = tmp_path / "wh"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --network=none rm -rf /etc && mkdir /etc && echo new > /etc/new && rm /bin/ls && "
+        "rm /bin/true && mkdir /bin/true && touch /bin/true/inside\n")
+    _build(store, ctx, tmp_path)
+    names = _layer_names(store, "t:1", 1)
+    assert "etc/.wh..wh..opq" in names and "etc/new" in names
+    assert "bin/.wh.ls" in names and "bin/true/inside" in names
+    assert "bin/true/.wh..wh..opq" not in names, names
+    assert not any(n.startswith("etc/") and n not in ("etc/.wh..wh..opq", "etc/new") for n in names)
+    img = store.images.load(store.images.resolve("t:1"))
+    base_etc = sorted(os.listdir(os.path.join(store.snapshots.lowerdirs(img)[-1], "etc")))
+    assert base_etc and base_etc != ["new"]  # the base layer had files in /etc to hide
+    with OverlayMount(store.snapshots.lowerdirs(img), None, None, str(tmp_path / "view")) as root:
+        assert sorted(os.listdir(os.path.join(root, "etc"))) == ["new"]
+        assert os.listdir(os.path.join(root, "bin", "true")) == ["inside"]
+        assert not os.path.lexists(os.path.join(root, "bin", "ls"))
+        assert os.path.exists(os.path.join(root, "bin", "busybox"))
