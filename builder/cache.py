@@ -95,11 +95,3 @@ class BuildCache:
         if layer is not None:
             self._verified.add(str(layer.digest))
         write_atomic(self._path(key), json.dumps(doc, sort_keys=True).encode())
-
-    def mount_dir(self, mount_id: str) -> str:
-        """The persistent directory behind ``RUN --mount=type=cache,id=...`` (0700 parent)."""
-        name = hashlib.sha256(mount_id.encode()).hexdigest()
-        path = os.path.join(self.mounts_dir, name)
-        os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        return path

@@ -36,6 +36,7 @@ from .steps.meta import apply_meta
 __all__ = ["StageImage", "BuildResult", "StoreResolver", "Executor"]
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
+MAX_SECRET = 4 << 20  # a CA bundle fits; BuildKit stops at 500 KiB
 
 
 @dataclass(frozen=True)
@@ -284,15 +285,24 @@ class Executor:
         return path
 
     @contextlib.contextmanager
-    def _source_root(self, v: Vertex):
+    def _source_root(self, v: Vertex, writable: bool = False):
+        """Another stage's (or an image's) root, mounted; ``writable`` gives it a throw-away upper dir."""
         if v.from_stage is not None:
             with self._lock:
                 src = self._stage_images[v.from_stage]
         else:
             img = self.resolver.load(v.from_image, self.options.platform)
             src = StageImage(img.config, tuple(img.manifest.layers))
-        with self._mounted(self._lowerdirs(src), None) as root:
-            yield root
+        if not writable:
+            with self._mounted(self._lowerdirs(src), None) as root:
+                yield root
+            return
+        upper = tempfile.mkdtemp(prefix="rw-", dir=self.work)
+        try:
+            with self._mounted(self._lowerdirs(src), upper) as root:
+                yield root
+        finally:
+            _rmtree(upper)
 
     def _add_archive(self, inst: I.Copy, path: str, root: str) -> None:
         from runner.rootfs import mkdirs_in_root
@@ -326,45 +336,37 @@ class Executor:
         copy_items(root, [CopyItem(tmp, "")], dest, own)
 
     def _run(self, stage: Stage, v: Vertex, inst: I.Run, image: StageImage, root: str, upper: str, step) -> list[str]:
-        from .steps.run import RunRequest, run_step, stage_file
+        from .steps.mounts import cache_dir, context_bind
+        from .steps.run import RunRequest, run_step
 
         binds: list[tuple[str, str, bool]] = []
-        tmpfs: list[str] = []
-        secrets = {s.id: s for s in self.options.secrets}
+        tmpfs: list[tuple[str, str]] = []
+        secret_env: list[tuple[str, str]] = []
         with contextlib.ExitStack() as stack:
             for m in inst.mounts:
                 if m.type == "cache":
-                    binds.append((self.cache.mount_dir(m.id), m.target, False))
+                    binds.append((stack.enter_context(cache_dir(self.cache.mounts_dir, m, self.work)), m.target,
+                                  False))
                 elif m.type == "tmpfs":
-                    tmpfs.append(m.target)
+                    # exec, as BuildKit's (builds run what they compile there); nosuid,nodev from the runner
+                    tmpfs.append((m.target, "exec" + (f",size={m.size}" if m.size else "")))
                 elif m.type == "secret":
-                    s = secrets.get(m.id)
-                    if s is None:
-                        if m.required:
-                            raise BuildError(f"secret {m.id!r} is required but was not given (--secret id={m.id},src=...)",
-                                             inst.location.file, inst.location.line, "RUN")
-                        continue
-                    sdir = os.path.join(self.work, "secrets-" + uuid.uuid4().hex)
-                    if s.env:
-                        path = os.path.join(sdir, m.id)
-                        os.makedirs(sdir, mode=0o700)
-                        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400), "w") as f:
-                            f.write(os.environ.get(s.env, ""))
-                    else:
-                        path = stage_file(s.src, sdir, m.id, m.mode if m.mode is not None else 0o400)
-                    stack.callback(_rmtree, sdir)
-                    binds.append((path, m.target, True))
+                    self._secret(inst, m, binds, secret_env)
                 elif m.type == "bind":
                     if m.from_:
-                        # the planner replaced a stage name by its index
+                        # the planner replaced a stage name by its index; rw writes go to a throw-away upper
                         src_root = stack.enter_context(self._source_root(
-                            replace(v, from_stage=int(m.from_), from_image=None)))
+                            replace(v, from_stage=int(m.from_), from_image=None), writable=not m.readonly))
                         from runner.rootfs import resolve_in_root
 
                         binds.append((resolve_in_root(src_root, m.source or "/"), m.target, m.readonly))
                     else:
-                        rel = posixpath.normpath("/" + (m.source or ".")).lstrip("/")
-                        binds.append((self.context.abspath(rel), m.target, m.readonly))
+                        try:
+                            src = stack.enter_context(context_bind(self.context, m.source, self.work))
+                        except FileNotFoundError:
+                            raise BuildError(f"--mount source {m.source or '.'}: not found in the build context",
+                                             inst.location.file, inst.location.line, "RUN") from None
+                        binds.append((src, m.target, m.readonly))
             network = "none" if (inst.network == "none" or self.options.network == "none") else "host"
             if network == "host":
                 for f in ("/etc/resolv.conf", "/etc/hosts"):
@@ -373,8 +375,43 @@ class Executor:
             req = RunRequest(instruction=inst, config=image.config, rootfs=root, upper=upper, env=v.run_env,
                              shell=v.shell, workdir=v.workdir, user=v.user, network=network, binds=tuple(binds),
                              tmpfs=tuple(tmpfs), container_id="build-" + uuid.uuid4().hex[:20],
-                             state_dir=self.state_dir)
+                             state_dir=self.state_dir, secret_env=tuple(secret_env), scratch=self.work)
             return run_step(req, step.stdout, step.stderr)
+
+    def _secret(self, inst: I.Run, m: I.Mount, binds: list, secret_env: list) -> None:
+        """``--mount=type=secret``: a file staged outside the rootfs and bound read-only at ``target``,
+        and/or an environment variable (``env=``) of this RUN only. Neither is in a layer, the history
+        or a cache key."""
+        from .steps.mounts import stage_secret
+
+        s = next((s for s in self.options.secrets if s.id == m.id), None)
+        if s is None:
+            if m.required:
+                raise BuildError(f"secret {m.id!r} is required but was not given (--secret id={m.id},src=...)",
+                                 inst.location.file, inst.location.line, "RUN")
+            return
+        if s.env:
+            data = os.environ.get(s.env, "").encode()
+        else:
+            try:
+                with open(s.src, "rb") as f:
+                    data = f.read(MAX_SECRET + 1)
+            except OSError as exc:
+                raise BuildError(f"secret {m.id!r}: {s.src}: {exc.strerror}", inst.location.file,
+                                 inst.location.line, "RUN") from None
+        if len(data) > MAX_SECRET:
+            raise BuildError(f"secret {m.id!r} is larger than {MAX_SECRET} bytes", inst.location.file,
+                             inst.location.line, "RUN")
+        if m.env:
+            try:
+                secret_env.append((m.env, data.decode()))
+            except UnicodeDecodeError:
+                raise BuildError(f"secret {m.id!r} is not text: it cannot be the variable {m.env}",
+                                 inst.location.file, inst.location.line, "RUN") from None
+        if m.target:
+            sdir = os.path.join(self.work, "secrets")
+            path = stage_secret(data, sdir, uuid.uuid4().hex, m.mode if m.mode is not None else 0o400, m.uid, m.gid)
+            binds.append((path, m.target, True))
 
     # -- layers and the final image -------------------------------------------------------------
     def _pack(self, upper: str, lowers: list[str]) -> tuple[Descriptor | None, Digest | None]:

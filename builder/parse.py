@@ -319,6 +319,9 @@ def _mount(spec: str, err) -> I.Mount:
             fields["target"] = "/run/secrets/" + fields["id"]
     elif not fields.get("target"):
         raise err(f"--mount=type={kind} needs target=")
+    if kind == "cache" and fields.get("source"):
+        # subpaths of a shared cache dir are what BuildKit CVE-2024-23651 raced into host paths
+        raise err("--mount=type=cache,source= (a subpath of the cache) is not supported")
     if kind == "bind" and "readonly" not in fields:
         fields["readonly"] = True
     return I.Mount(**fields)

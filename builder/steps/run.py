@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 from dataclasses import dataclass
 
 from layers.config import ImageConfig
@@ -16,7 +15,7 @@ from .. import instructions as I
 from ..errors import BuildError
 from .meta import shell_command
 
-__all__ = ["RunRequest", "run_step", "remove_stubs", "stage_file"]
+__all__ = ["RunRequest", "run_step", "remove_stubs"]
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,11 @@ class RunRequest:
     user: str
     network: str  # host | none
     binds: tuple[tuple[str, str, bool], ...] = ()
-    tmpfs: tuple[str, ...] = ()
+    tmpfs: tuple[tuple[str, str], ...] = ()  # (target, mount options)
     container_id: str = ""
     state_dir: str | None = None
+    secret_env: tuple[tuple[str, str], ...] = ()  # RUN --mount=type=secret,env=: this process only
+    scratch: str | None = None  # a private host dir for files the step needs (heredoc scripts)
 
 
 def run_step(req: RunRequest, stdout, stderr) -> list[str]:
@@ -54,10 +55,10 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
         mkdirs_in_root(req.rootfs, req.workdir)  # Docker creates the WORKDIR; it stays in the layer
     created = _missing_targets(req, resolve_in_root)
     opts = RunOptions(
-        command=argv, entrypoint=(), env=tuple(f"{k}={v}" for k, v in req.env),
+        command=argv, entrypoint=(), env=tuple(f"{k}={v}" for k, v in (*req.env, *req.secret_env)),
         user=req.user or None, workdir=req.workdir or "/", network=req.network, pids_limit=None,
         mounts=tuple(BindMount(src, dst, ro) for src, dst, ro in req.binds),
-        tmpfs=tuple(TmpfsMount(t) for t in req.tmpfs), hostname="buildkitsandbox",
+        tmpfs=tuple(TmpfsMount(t, o) for t, o in req.tmpfs), hostname="buildkitsandbox",
         nofile=min(1048576, _nofile_hard()),
     )
     etc = resolve_in_root(req.rootfs, "/etc")
@@ -81,7 +82,7 @@ def _nofile_hard() -> int:
 def _missing_targets(req: RunRequest, resolve_in_root) -> list[str]:
     """Mount targets (and their missing parents) that the sandbox will create: removed afterwards."""
     out = []
-    for target in [b[1] for b in req.binds] + list(req.tmpfs):
+    for target in [b[1] for b in req.binds] + [t[0] for t in req.tmpfs]:
         path = target
         chain = []
         while path not in ("/", ""):
@@ -162,12 +163,3 @@ def _opaque_fd(fd: int) -> bool:
         return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
     except OSError:
         return False
-
-
-def stage_file(src: str, directory: str, name: str, mode: int = 0o400) -> str:
-    """Copy a secret to a private directory for a bind mount (never into the rootfs)."""
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    dest = os.path.join(directory, name)
-    shutil.copyfile(src, dest)
-    os.chmod(dest, mode)
-    return dest

@@ -192,3 +192,86 @@ def test_run_layer_whiteouts_and_opaque_dirs(store, tmp_path: Path) -> None:
         assert os.listdir(os.path.join(root, "bin", "true")) == ["inside"]
         assert not os.path.lexists(os.path.join(root, "bin", "ls"))
         assert os.path.exists(os.path.join(root, "bin", "busybox"))
+
+
+def test_bind_mounts_from_the_context_are_filtered_and_throw_away(store, tmp_path: Path) -> None:
+    """``--mount=type=bind`` from the context: ``rw`` writes never reach the user's files, what
+    .dockerignore leaves out is not visible, and a context symlink never leads to a host path."""
+    ctx = tmp_path / "bind"
+    (ctx / "sub" / "deep").mkdir(parents=True)
+    (ctx / "data.txt").write_text("original\n")
+    (ctx / "secret.key").write_text("do not show\n")
+    (ctx / "sub" / "keep.txt").write_text("keep\n")
+    (ctx / "sub" / "deep" / "drop.log").write_text("drop\n")
+    (ctx / "sub" / "deep" / "important.log").write_text("re-included\n")
+    os.symlink("/etc", ctx / "hostetc")
+    (ctx / ".dockerignore").write_text("secret.key\n**/*.log\n!sub/deep/important.log\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=bind,target=/ctx,rw cd /ctx && find . | sort > /listing && "
+        "echo changed > data.txt && rm sub/keep.txt && cat data.txt > /wrote\n"
+        "RUN --mount=type=bind,source=data.txt,target=/d.txt,rw cat /d.txt > /file-before && echo w > /d.txt\n"
+        "RUN --mount=type=bind,source=sub,target=/sub ls -R /sub > /sub-listing\n")
+    _build(store, ctx, tmp_path)
+    files = _files(store, "t:1")
+    listing = files["listing"].decode().split()
+    assert "./secret.key" not in listing and "./sub/deep/drop.log" not in listing
+    assert "./sub/deep/important.log" in listing and "./sub/keep.txt" in listing and "./data.txt" in listing
+    assert files["wrote"] == b"changed\n" and files["file-before"] == b"original\n"
+    assert (ctx / "data.txt").read_text() == "original\n" and (ctx / "sub" / "keep.txt").exists()
+    assert b"drop.log" not in files["sub-listing"] and b"important.log" in files["sub-listing"]
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=bind,source=hostetc,target=/he ls /he\n")
+    from builder.errors import BuildError
+
+    with pytest.raises(BuildError, match=r"^Dockerfile:2: RUN: --mount source hostetc: not found"):
+        _build(store, ctx, tmp_path)
+
+
+def test_cache_mount_sharing_owner_and_mode(store, tmp_path: Path) -> None:
+    """``sharing=locked`` users never overlap; ``private`` gets its own directory while the shared one is
+    in use; ``uid``/``gid``/``mode`` give a new cache directory its owner and mode."""
+    ctx = tmp_path / "cache"
+    ctx.mkdir()
+    locked = ("RUN --mount=type=cache,id=l,target=/c,sharing=locked "
+              "echo start-{n} >> /c/log && sleep 1 && echo end-{n} >> /c/log && cp /c/log /log-{n}\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox AS a\n" + locked.format(n="a") +
+        "FROM busybox AS b\n" + locked.format(n="b") +
+        "FROM busybox AS holder\nRUN --mount=type=cache,id=p,target=/c touch /c/shared-was-here && sleep 3\n"
+        "FROM busybox AS private\nRUN sleep 1\n"
+        "RUN --mount=type=cache,id=p,target=/c,sharing=private ls -A /c > /private-saw\n"
+        "FROM busybox\nCOPY --from=a /log-a /\nCOPY --from=b /log-b /\nCOPY --from=holder /bin/true /holder-done\n"
+        "COPY --from=private /private-saw /\n"
+        "RUN --mount=type=cache,id=own,target=/o,uid=1000,gid=1001,mode=0750 stat -c '%u:%g %a' /o > /owner\n"
+        "RUN --mount=type=cache,id=p,target=/c ls -A /c > /shared-saw\n")
+    _build(store, ctx, tmp_path)
+    files = _files(store, "t:1")
+    later = max(files["log-a"], files["log-b"], key=len).decode().split()
+    assert len(later) == 4 and later[0][6:] == later[1][4:] and later[2][6:] == later[3][4:], later
+    assert files["private-saw"] == b"" and files["shared-saw"] == b"shared-was-here\n"
+    assert files["owner"] == b"1000:1001 750\n"
+
+
+def test_secret_env_owner_and_tmpfs_options(store, tmp_path: Path) -> None:
+    from builder.options import Secret
+
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-env-value")
+    ctx = tmp_path / "sec"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=secret,id=token,env=TOKEN echo ${#TOKEN} > /env-len && test ! -e /run/secrets/token\n"
+        "RUN --mount=type=secret,id=token,target=/s/t,uid=1000,gid=1001,mode=0440 stat -c '%u:%g %a' /s/t > /sec-owner\n"
+        "RUN --mount=type=tmpfs,target=/tx,size=4194304 cp /bin/busybox /tx/busybox && /tx/busybox true && "
+        "df -k /tx | tail -1 | awk '{print $2}' > /tmpfs-size\n")
+    outcome, _ = _build(store, ctx, tmp_path, secrets=(Secret(id="token", src=str(secret)),))
+    files = _files(store, "t:1")
+    assert files["env-len"] == b"16\n" and files["sec-owner"] == b"1000:1001 440\n"
+    assert files["tmpfs-size"] == b"4096\n"
+    assert not any(k.startswith("s/") or k == "s" for k in files)
+    assert b"s3cr3t-env-value" not in outcome.result.config.raw
+    for blob in Path(store.root, "blobs").rglob("*"):
+        if blob.is_file():
+            data = blob.read_bytes()
+            assert b"s3cr3t-env" not in (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)

@@ -62,7 +62,7 @@ def test_mount_points_do_not_reach_the_layer(lower: Path, tmp_path: Path) -> Non
     upper, log = _run(lower, tmp_path, "RUN cat /run/secrets/s /etc/resolv.conf && touch /cache/c /t/x && "
                       "echo done > /made\n",
                       binds=[(str(secret), "/run/secrets/s", True), (str(cache), "/cache", False),
-                             ("/etc/resolv.conf", "/etc/resolv.conf", True)], tmpfs=["/t"])
+                             ("/etc/resolv.conf", "/etc/resolv.conf", True)], tmpfs=[("/t", "")])
     assert "xyz" in log and (cache / "c").exists() and (upper / "made").exists()
     for gone in ("run", "cache", "t", "etc"):  # /etc exists below: its stub file and the dir copy go
         assert not (upper / gone).exists(), gone
