@@ -9,6 +9,11 @@ Rules (Docker's, narrowed):
 
 The httpx client never follows redirects itself: :mod:`registry_client.client` follows them for
 blobs only, so it can refuse downgrades and drop credentials on a host change.
+
+Sockets are read up to :data:`READ_SIZE` bytes at a time (httpcore asks for 64 KiB): a 500 MB
+pull is then a few hundred reads per layer instead of thousands, each of which costs Python
+work under the GIL in h11 and in our sink (see ``bench/registry.py``). The rest of the HTTP
+stack is httpx's own transport, unchanged.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from layers.errors import InvalidInput
+
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
 
-__all__ = ["TransportConfig", "is_loopback", "host_of", "USER_AGENT"]
+__all__ = ["TransportConfig", "is_loopback", "host_of", "USER_AGENT", "READ_SIZE"]
 
 USER_AGENT = "pybuild/0.1 (+OCI distribution client)"
+#: the most bytes one socket read asks for
+READ_SIZE = 1 << 20
 
 
 def host_of(hostport: str) -> str:
@@ -71,28 +80,56 @@ class TransportConfig:
         return (("https", True),)
 
     def verify(self, verify_tls: bool) -> Any:
+        """``False``, ``True`` (the default CA store) or an SSL context for ``--tls-ca``."""
         if not verify_tls:
             return False
         if self.tls_ca:
             import ssl
 
-            return ssl.create_default_context(cafile=self.tls_ca)
+            try:
+                return ssl.create_default_context(cafile=self.tls_ca)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+                raise InvalidInput(f"--tls-ca {self.tls_ca}: not a usable PEM CA bundle ({reason})") from None
         return True
 
     def client(self, verify_tls: bool = True, *, pool: int = 16) -> "httpx.Client":
         """A fresh httpx client: no redirects, bounded pool, our User-Agent, identity encoding."""
         import httpx
 
-        kwargs: dict[str, Any] = {}
-        if self.transport is not None:
-            kwargs["transport"] = self.transport
-        else:
-            kwargs["verify"] = self.verify(verify_tls)
+        limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+        transport = self.transport
+        if transport is None:
+            transport = _transport(httpx.create_ssl_context(verify=self.verify(verify_tls), trust_env=False), limits)
         return httpx.Client(
             follow_redirects=False,
             timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            limits=limits,
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             trust_env=False,
-            **kwargs,
+            transport=transport,
         )
+
+
+def _transport(ssl_context: Any, limits: "httpx.Limits") -> "httpx.HTTPTransport":
+    """httpx's HTTP transport over a connection pool whose sockets are read in :data:`READ_SIZE` pieces.
+
+    httpx builds its pool without a way to pass httpcore's ``network_backend``; the pool is
+    rebuilt with the same settings and our backend. Should a future httpx lay its transport out
+    otherwise, the stock pool stays (slower reads, same behaviour); a test watches for that.
+    """
+    import httpcore
+    import httpx
+
+    from .readahead import ReadAheadBackend
+
+    transport = httpx.HTTPTransport(verify=ssl_context, limits=limits, trust_env=False)
+    if isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):
+        transport._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=ReadAheadBackend(),
+        )
+    return transport
