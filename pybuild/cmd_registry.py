@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -100,6 +101,8 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
     from registry_client.push import PushOptions, push
 
     target = _parse_ref(remote or local)
+    if digestfile and not os.path.isdir(os.path.dirname(os.path.abspath(digestfile))):
+        raise click.BadParameter(f"directory of {digestfile} does not exist", param_hint="--digestfile")
     store = settings.store()
     document = _local_document(store, local)
     progress = _progress(quiet)
@@ -111,8 +114,12 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
     if not quiet:
         progress.note(f"{target.tag or 'digest'}: digest: {result.digest} size: {result.size}")
     if digestfile:
-        with open(digestfile, "w") as fh:
-            fh.write(f"{result.digest}\n")
+        try:
+            with open(digestfile, "w") as fh:
+                fh.write(f"{result.digest}\n")
+        except OSError as exc:
+            raise click.ClickException(f"pushed {result.digest}, but writing --digestfile {digestfile} failed: "
+                                       f"{exc.strerror}") from None
     click.echo(str(result.digest))
 
 
@@ -203,7 +210,14 @@ def manifest_inspect_cmd(settings: Settings, reference: str, raw: bool) -> None:
         sys.stdout.buffer.write(doc.raw)
         sys.stdout.buffer.flush()
         return
-    click.echo(json.dumps(json.loads(doc.raw), indent=3))
+    from layers.errors import InvalidDocument
+
+    try:
+        body = json.loads(doc.raw)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        raise InvalidDocument(f"manifest {ref}", "", f"the registry sent a body that is not JSON ({exc}); "
+                              "--raw prints it as it is") from None
+    click.echo(json.dumps(body, indent=3))
 
 
 def inspect_remote(settings: Settings, reference: str) -> dict:

@@ -10,8 +10,8 @@ Contracts kept here:
 - a manifest fetched by digest must hash to it, one fetched by tag must hash to the
   ``Docker-Content-Digest`` the registry sent (when it sent one);
 - blob bodies are streamed into a caller's sink and never read past ``size + 1`` bytes;
-- redirects are followed for blobs only, never from https to http, and a hop to another host is
-  sent without ``Authorization``.
+- redirects are followed for blob GETs and HEADs only, never from https to http, and a hop to
+  another host is sent without ``Authorization``.
 """
 
 from __future__ import annotations
@@ -271,8 +271,9 @@ class Registry:
 
     # -- redirects ---------------------------------------------------------------------------------
 
-    def follow(self, response: httpx.Response, what: str, headers: dict[str, str]) -> httpx.Response:
-        """Follow ``response``'s redirects for a blob GET; no credentials to other hosts, no downgrade."""
+    def follow(self, response: httpx.Response, what: str, headers: dict[str, str], *,
+               method: str = "GET", allow: tuple[int, ...] = (416,)) -> httpx.Response:
+        """Follow ``response``'s redirects for a blob GET or HEAD; no credentials to other hosts, no downgrade."""
         origin = httpx.URL(self.base_url)
         hops = 0
         while response.status_code in (301, 302, 303, 307, 308):
@@ -290,8 +291,8 @@ class Registry:
             if current.scheme == "https" and target.scheme == "http":
                 raise UnsafeRedirect(f"{what}: redirect from https to plain http ({target.host}) refused")
             same = (target.scheme, target.host, target.port) == (origin.scheme, origin.host, origin.port)
-            response = self.send("GET", str(target), what=what, ok=(200, 206), headers=headers,
-                                 allow=(301, 302, 303, 307, 308, 416), authorized=same)
+            response = self.send(method, str(target), what=what, ok=(200, 206), headers=headers,
+                                 allow=(301, 302, 303, 307, 308, *allow), authorized=same)
         return response
 
 
@@ -385,7 +386,10 @@ class Repository:
     def blob_exists(self, desc: Descriptor) -> bool:
         """HEAD the blob: True when the registry has it with the expected size."""
         what = f"blob {self.registry.host}/{self.name}@{desc.digest}"
-        response = self.registry.send("HEAD", self._url(f"blobs/{desc.digest}"), what=what, allow=(404,))
+        response = self.registry.send("HEAD", self._url(f"blobs/{desc.digest}"), what=what,
+                                      allow=(404, 301, 302, 303, 307, 308))
+        # distribution with a storage redirect (Harbor on S3) answers a HEAD with a redirect too
+        response = self.registry.follow(response, what, {}, method="HEAD", allow=(404,))
         response.close()
         if response.status_code == 404:
             return False
@@ -410,6 +414,7 @@ class Repository:
         position = offset
         with closing(response):
             skip = offset if (offset and response.status_code == 200) else 0
+            _check_body_headers(response, desc, offset, skip, what)
             for chunk in _iter_body(response, what, lambda: position):
                 if skip:
                     if len(chunk) <= skip:
@@ -519,10 +524,31 @@ class Repository:
         return str(target)
 
 
+def _check_body_headers(response: httpx.Response, desc: Descriptor, offset: int, skip: int, what: str) -> None:
+    """Refuse, before reading a byte, a blob body whose headers say it is not the bytes asked for.
+
+    ``Content-Length`` must be the rest of the blob (``size - offset``, or all of it on a 200 to
+    a ranged request); a 206 must start at ``offset``. A body without a length is read, and
+    stopped at the first byte past ``size``.
+    """
+    declared = response.headers.get("content-length")
+    if declared is not None:
+        want = desc.size - offset + skip
+        if not declared.strip().isdigit() or int(declared) != want:
+            raise IntegrityError(f"{what}: registry announces {declared.strip()[:40]} bytes, the descriptor "
+                                 f"leaves {want}")
+    if response.status_code == 206:
+        content_range = response.headers.get("content-range", "")
+        if not content_range.startswith(f"bytes {offset}-"):
+            raise IntegrityError(f"{what}: asked for bytes from {offset}, the registry sent range "
+                                 f"{content_range[:80]!r}")
+
+
 def _iter_body(response: httpx.Response, what: str, position: Callable[[], int]) -> Iterator[bytes]:
-    """``response.iter_raw`` with a dropped connection mapped to :class:`RegistryUnavailable`."""
+    """The body as it comes off the socket (no re-chunking copies), a dropped connection
+    mapped to :class:`RegistryUnavailable`."""
     try:
-        yield from response.iter_raw(_READ)
+        yield from response.iter_raw()
     except httpx.TransportError as exc:
         raise RegistryUnavailable(f"{what}: connection lost after {position()} bytes ({type(exc).__name__})") from None
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
-from layers.errors import InvalidInput
+from layers.errors import InvalidDocument, InvalidInput
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
@@ -63,7 +63,16 @@ class _Counters:
 def resolve(repo: Repository, ref: Reference) -> tuple[Document, Manifest | Index]:
     """Fetch and parse what ``ref`` names (digest-verified; see :meth:`Repository.get_manifest`)."""
     doc = repo.get_manifest(ref.identifier)
-    return doc, parse_document(doc.raw, doc.media_type or None)
+    sep = "@" if ref.digest is not None else ":"
+    return doc, parse_remote(doc, f"{repo.registry.host}/{repo.name}{sep}{ref.identifier}")
+
+
+def parse_remote(doc: Document, where: str, media_type: str | None = None) -> Manifest | Index:
+    """Parse a fetched document; a malformed one is an error that names where it came from."""
+    try:
+        return parse_document(doc.raw, doc.media_type or media_type or None)
+    except InvalidDocument as exc:
+        raise InvalidDocument(f"{exc.kind} {where}", exc.field, exc.reason) from None
 
 
 def select_manifests(index: Index, options: PullOptions) -> tuple[Descriptor, ...]:
@@ -143,7 +152,7 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
         if isinstance(top, Index):
             for desc in select_manifests(top, options):
                 child_doc = repo.get_manifest(str(desc.digest))
-                child = parse_document(child_doc.raw, child_doc.media_type or desc.media_type)
+                child = parse_remote(child_doc, f"{repo.registry.host}/{repo.name}@{desc.digest}", desc.media_type)
                 if not isinstance(child, Manifest):
                     raise InvalidInput(f"index {top.digest}: entry {desc.digest} is a nested index; not supported")
                 if child.size != desc.size:

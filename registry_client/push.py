@@ -134,6 +134,12 @@ def _load(store: Any, desc_digest: Digest) -> Manifest | Index:
     return parse_document(raw)
 
 
+def _check_target(target: Reference, top: Manifest | Index) -> None:
+    """A target named by digest must be that content: checked before a byte goes up."""
+    if target.digest is not None and target.digest != top.digest:
+        raise InvalidInput(f"push target {target} names digest {target.digest}, but the content is {top.digest}")
+
+
 def push(store: Any, repo: Repository, document: Manifest | Index, target: Reference,
          options: PushOptions = PushOptions(), progress: Progress | None = None) -> PushResult:
     """Push ``document`` (already in ``store``) and everything it references to ``repo`` as ``target``."""
@@ -144,6 +150,7 @@ def push(store: Any, repo: Repository, document: Manifest | Index, target: Refer
     counts: dict[str, int] = {}
     identifier = target.tag if target.tag is not None else None
     if isinstance(document, Index):
+        _check_target(target, document)
         if options.format is not None or options.compression is not None:
             raise InvalidInput("--format/--compression apply to single images, not to an index")
         for entry in document.manifests:
@@ -158,9 +165,8 @@ def push(store: Any, repo: Repository, document: Manifest | Index, target: Refer
         top: Manifest | Index = document
     else:
         top = convert_manifest(store, document, options)
+        _check_target(target, top)
         _push_image(store, repo, top, options, sources, progress, counts)
-    if target.digest is not None and target.digest != top.digest:
-        raise InvalidInput(f"push target {target} names digest {target.digest}, but the content is {top.digest}")
     repo.put_manifest(identifier or str(top.digest), top.raw, top.media_type)
     return PushResult(target, top.digest, len(top.raw), counts.get("uploaded", 0), counts.get("mounted", 0),
                       counts.get("skipped", 0))

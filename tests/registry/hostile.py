@@ -22,7 +22,9 @@ class Seen:
 
 
 class HostileRegistry:
-    def __init__(self) -> None:
+    """``tls=(cert_path, key_path)`` serves https (a real TLS origin for the downgrade cases)."""
+
+    def __init__(self, tls: tuple | None = None) -> None:
         self.routes: dict[tuple[str, str], Callable] = {}
         self.seen: list[Seen] = []
         self.default_404 = True
@@ -52,6 +54,12 @@ class HostileRegistry:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

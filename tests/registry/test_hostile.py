@@ -160,37 +160,74 @@ def test_redirect_to_other_host_drops_authorization(hostile):  # case 18
         other.stop()
 
 
-def test_https_to_http_redirect_refused():  # case 18; TLS origin simulated with httpx.MockTransport
-    data = b"z" * 100
-    desc = _desc(data)
-    plain_hits = []
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    from .servers import make_tls_cert
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.scheme == "http":
-            plain_hits.append(request)
-            return httpx.Response(200, content=data)
-        if request.url.path == "/v2/":
-            return httpx.Response(200)
-        return httpx.Response(302, headers={"Location": f"http://evil.test/blob"})
-
-    config = TransportConfig(retries=1, transport=httpx.MockTransport(handler))
-    with Registry("registry.test", config=config, credentials=Credentials("u", "p")) as reg:
-        with pytest.raises(UnsafeRedirect, match="https to plain http"):
-            reg.repository("x").read_blob(desc, 1 << 20)
-    assert not plain_hits
+    return make_tls_cert(tmp_path_factory.mktemp("hostile-tls"))
 
 
-def test_plain_http_token_realm_refused_for_https_registry():
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.scheme == "http":
-            raise AssertionError("credentials must not go to a plain-http realm")
-        return httpx.Response(401, content=b"{}",
-                              headers={"WWW-Authenticate": 'Bearer realm="http://auth.test/token",service="s"'})
+def _tls_config(cert) -> TransportConfig:
+    """127.0.0.1 treated as a remote https registry, verified against the test CA."""
+    return TransportConfig(retries=1, backoff=0.01, tls_ca=str(cert), plain_http_loopback=False)
 
-    config = TransportConfig(retries=1, transport=httpx.MockTransport(handler))
-    with Registry("registry.test", config=config, credentials=Credentials("u", "secret-pw")) as reg:
-        with pytest.raises(UnsafeRedirect, match="plain-http token realm"):
-            reg.repository("x").get_manifest("v1")
+
+def test_https_to_http_redirect_refused(tls_files, hostile):  # case 18: a real TLS origin redirecting to http
+    tls = HostileRegistry(tls=tls_files)
+    try:
+        data = b"z" * 100
+        desc = _desc(data)
+        tls.routes[("GET", f"/v2/x/blobs/{desc.digest}")] = lambda r: send(
+            r, 302, b"", {"Location": f"http://{hostile.host}/storage/blob"})
+        hostile.routes[("GET", "/storage/blob")] = lambda r: send(r, 200, data)
+        with Registry(tls.host, config=_tls_config(tls_files[0]), credentials=Credentials("u", "p")) as reg:
+            assert reg.base_url.startswith("https://")
+            with pytest.raises(UnsafeRedirect, match="https to plain http"):
+                reg.repository("x").read_blob(desc, 1 << 20)
+        assert tls.requests("GET", "/blobs/")
+        assert not hostile.seen  # the plain-http target was never contacted
+    finally:
+        tls.stop()
+
+
+def test_plain_http_token_realm_refused_for_https_registry(tls_files, hostile):
+    tls = HostileRegistry(tls=tls_files)
+    try:
+        tls.routes[("GET", "/v2/x/manifests/v1")] = lambda r: send(
+            r, 401, b"{}", {"WWW-Authenticate": f'Bearer realm="http://{hostile.host}/token",service="s"'})
+        with Registry(tls.host, config=_tls_config(tls_files[0]), credentials=Credentials("u", "secret-pw")) as reg:
+            with pytest.raises(UnsafeRedirect, match="plain-http token realm"):
+                reg.repository("x").get_manifest("v1")
+        assert not hostile.seen  # no credentials (nor anything else) went to the plain-http realm
+    finally:
+        tls.stop()
+
+
+def test_blob_head_follows_storage_redirect_without_credentials(hostile):  # case 18, HEAD on push
+    storage = HostileRegistry()
+    try:
+        data = os.urandom(3000)
+        desc, missing = _desc(data), _desc(b"not there")
+        token = base64.b64encode(b"user:pa55word").decode()
+
+        def protected(target):
+            def handler(r):
+                if r.headers.get("Authorization") != f"Basic {token}":
+                    return send(r, 401, b"{}", {"WWW-Authenticate": 'Basic realm="hostile"'})
+                send(r, 307, b"", {"Location": f"http://{storage.host}{target}"})
+            return handler
+
+        hostile.routes[("HEAD", f"/v2/x/blobs/{desc.digest}")] = protected("/s/have")
+        hostile.routes[("HEAD", f"/v2/x/blobs/{missing.digest}")] = protected("/s/missing")
+        storage.routes[("HEAD", "/s/have")] = lambda r: send(r, 200, data)
+        with Registry(hostile.host, config=FAST, credentials=Credentials("user", "pa55word")) as reg:
+            repo = reg.repository("x")
+            assert repo.blob_exists(desc)
+            assert not repo.blob_exists(missing)  # the storage answers 404
+            assert not repo.blob_exists(Descriptor(desc.media_type, desc.digest, desc.size + 1))  # size differs
+        assert storage.seen and all("authorization" not in s.headers for s in storage.seen)
+    finally:
+        storage.stop()
 
 
 def test_retries_on_503_then_succeeds(hostile):
@@ -271,3 +308,49 @@ def test_endless_401_body_is_not_read(hostile):
             reg.repository("x").get_manifest("v1")
     assert time.monotonic() - start < 10
     assert not hostile.requests("GET", "/token")
+
+
+def test_announced_length_other_than_the_descriptor_is_refused_unread(hostile):  # case 14
+    data = os.urandom(5000)
+    desc = _desc(data)
+    hostile.routes[("GET", f"/v2/x/blobs/{desc.digest}")] = lambda r: send(r, 200, data + b"x" * 100)
+    got = bytearray()
+    with Registry(hostile.host, config=FAST) as reg:
+        with pytest.raises(IntegrityError, match="announces 5100 bytes, the descriptor leaves 5000"):
+            reg.repository("x").fetch_blob(desc, got.extend)
+    assert not got  # refused from the headers, before a body byte reached the sink
+
+
+def test_resume_answered_with_another_range_is_refused(hostile):  # case 14, resume
+    data = os.urandom(5000)
+    desc = _desc(data)
+
+    # the client resumes at 3000; the registry answers with the range from 1000, same length
+    hostile.routes[("GET", f"/v2/x/blobs/{desc.digest}")] = lambda r: send(
+        r, 206, data[1000:3000], {"Content-Range": "bytes 1000-2999/5000"})
+    got = bytearray()
+    with Registry(hostile.host, config=FAST) as reg:
+        with pytest.raises(IntegrityError, match="asked for bytes from 3000"):
+            reg.repository("x").fetch_blob(desc, got.extend, offset=3000)
+    assert not got
+
+
+def test_sockets_are_read_in_big_pieces(open_registry):
+    """The pool runs on the read-ahead backend, and a big blob arrives in pieces over httpcore's 64 KiB."""
+    import io
+
+    from registry_client.readahead import ReadAheadBackend
+    from registry_client.transport import READ_SIZE
+
+    data = os.urandom(16 << 20)
+    desc = _desc(data)
+    with Registry(open_registry.host) as reg:
+        client = reg._connect()
+        assert isinstance(client._transport._pool._network_backend, ReadAheadBackend)
+        repo = reg.repository("x/readahead")
+        repo.upload_blob(desc, lambda: io.BytesIO(data))
+        sizes: list[int] = []
+        buf = bytearray()
+        repo.fetch_blob(desc, buf.extend, on_bytes=sizes.append)
+    assert bytes(buf) == data
+    assert max(sizes) > 64 << 10 and max(sizes) <= READ_SIZE
