@@ -36,6 +36,8 @@ from .steps.meta import apply_meta
 __all__ = ["StageImage", "BuildResult", "StoreResolver", "Executor"]
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
+#: Steps that touch the filesystem (cache keys, layers); WORKDIR creates its directory, as BuildKit does.
+FS_STEPS = (I.Run, I.Copy, I.Workdir)
 MAX_SECRET = 4 << 20  # a CA bundle fits; BuildKit stops at 500 KiB
 
 
@@ -177,10 +179,12 @@ class Executor:
         inst = v.instruction
         history = History(created=self.created, created_by=_created_by(inst), comment=HISTORY_COMMENT)
         step = self.progress.step(stage.label, inst)
-        if not isinstance(inst, (I.Run, I.Copy)):
+        if not isinstance(inst, FS_STEPS):
             config = apply_meta(image.config, inst)
             step.done(cached=False, meta=True)
             return replace(image, config=config.with_history(history))
+        if isinstance(inst, I.Workdir):  # the config edit, then the directory (a layer when it is new)
+            image = replace(image, config=apply_meta(image.config, inst))
         with self._lock:
             self.steps += 1
         entry = None if self.options.no_cache else self.cache.get(v.key)
@@ -233,6 +237,8 @@ class Executor:
         with self._mounted(lowers, upper) as root:
             if isinstance(inst, I.Copy):
                 self._copy(v, inst, image, root)
+            elif isinstance(inst, I.Workdir):
+                _make_workdir(inst, v.user, root)
             else:
                 stubs = self._run(stage, v, inst, image, root, upper, step)
         if stubs:
@@ -484,6 +490,34 @@ def _append(image: StageImage, layer: Descriptor | None, diff_id: Digest | None,
 def _created_by(inst: I.Instruction) -> str:
     """History text: the instruction as written (secrets are only ever referenced by id there)."""
     return inst.source if len(inst.source) < 4096 else inst.source[:4093] + "..."
+
+
+def _make_workdir(inst: I.Workdir, user: str, root: str) -> None:
+    """``WORKDIR /a/b``: make the missing directories (0755), owned by the stage's USER (BuildKit)."""
+    from runner.rootfs import resolve_in_root
+    from runner.spec import resolve_user
+
+    if inst.path == "/":
+        return
+    owner = (0, 0)
+    if user:
+        try:
+            u = resolve_user(user, resolve_in_root(root, "/etc"))
+        except PybuildError as exc:
+            raise BuildError(f"USER {user}: {exc}", inst.location.file, inst.location.line, "WORKDIR") from None
+        owner = (u.uid, u.gid)
+    path = ""
+    for part in inst.path.strip("/").split("/"):
+        path += "/" + part
+        host = resolve_in_root(root, path)
+        if os.path.isdir(host):
+            continue
+        if os.path.lexists(host):
+            raise BuildError(f"{path} exists and is not a directory", inst.location.file, inst.location.line,
+                             "WORKDIR")
+        os.mkdir(host, 0o755)
+        os.lchown(host, *owner)
+        os.chmod(host, 0o755)
 
 
 def _copy_error(inst: I.Copy, reason: str) -> BuildError:

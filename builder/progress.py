@@ -91,7 +91,7 @@ class Progress:
     def step(self, stage: str, inst: I.Instruction) -> Step:
         number = next(self._numbers)
         title = f"[{stage}] {inst.source.splitlines()[0][:120]}" if inst.source else f"[{stage}] {inst.keyword}"
-        if not isinstance(inst, (I.Run, I.Copy)) and self.mode == "tty":
+        if not isinstance(inst, (I.Run, I.Copy, I.Workdir)) and self.mode == "tty":
             return Step(self, number, title)  # metadata steps are not worth a line on a terminal
         self.line(f"#{number} {title}")
         return Step(self, number, title)

@@ -275,3 +275,26 @@ def test_secret_env_owner_and_tmpfs_options(store, tmp_path: Path) -> None:
         if blob.is_file():
             data = blob.read_bytes()
             assert b"s3cr3t-env" not in (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+
+
+def test_workdir_is_created_owned_by_the_user(store, tmp_path: Path) -> None:
+    """WORKDIR makes its missing directories owned by the current USER (BuildKit), so a non-root RUN
+    can write there; an existing directory adds no layer."""
+    ctx = tmp_path / "wd"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nUSER 1000:1001\nWORKDIR /srv/app\nRUN touch made-by-user && id -u > uid\n"
+        "WORKDIR /tmp\nWORKDIR rel\n")
+    outcome, _ = _build(store, ctx, tmp_path)
+    img = store.images.load(store.images.resolve("t:1"))
+    members = {}
+    for layer in img.manifest.layers[1:]:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(Path(store.blobs.path(layer.digest)).read_bytes()))) as t:
+            members.update({m.name: m for m in t.getmembers()})
+    assert (members["srv/app"].uid, members["srv/app"].gid, members["srv/app"].isdir()) == (1000, 1001, True)
+    assert members["srv"].uid == 1000 and members["srv/app/made-by-user"].uid == 1000
+    assert (members["tmp/rel"].uid, members["tmp"].mode) == (1000, 0o1777)
+    assert len(outcome.result.layers) == 1 + 3  # base, WORKDIR /srv/app, RUN, WORKDIR rel (not /tmp)
+    assert outcome.result.config.config.working_dir == "/tmp/rel"
+    again, _ = _build(store, ctx, tmp_path)
+    assert again.result.cache_hits == again.result.steps == 4 and again.result.image_id == outcome.result.image_id
