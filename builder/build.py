@@ -6,6 +6,7 @@ Everything the Dockerfile gets wrong is reported before the store is touched: pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ def build(options: BuildOptions, store, *, settings=None, progress: Progress | N
     progress = progress or Progress(None, "quiet")
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
     resolver = StoreResolver(store, settings, pull=options.pull, progress=progress)
-    with store.lease():
+    with store.lease(), contextlib.closing(resolver):
         p, context = load_plan(options, resolver, store.root, parsed)
         if p.unused_args:
             progress.note("[warning] build arguments not consumed: " + ", ".join(p.unused_args))

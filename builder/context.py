@@ -30,10 +30,12 @@ def has_wildcards(path: str) -> bool:
 @dataclass(frozen=True)
 class Entry:
     """One context path selected by a COPY source: ``path`` relative to the context root, ``target``
-    relative to the destination (``""`` means the destination itself)."""
+    relative to the destination (``""`` means the destination itself). ``top`` marks a path the source
+    named itself (not one found inside a named directory): ADD unpacks only those archives."""
 
     path: str
     target: str
+    top: bool = False
 
 
 class BuildContext:
@@ -96,16 +98,32 @@ class BuildContext:
         excl = [compile_pattern(posixpath.normpath(e).lstrip("/")) for e in excludes]
         out: list[Entry] = []
         multiple = has_wildcards(rel)
-        for root in roots:
+        for named in roots:
+            if any(r.fullmatch(named) for r in excl):
+                continue
+            root = self.follow(named)
             st = tree.get(root) if root else os.lstat(self.root)
             if stat.S_ISDIR(st.st_mode):
                 prefix = root + "/" if root else ""
                 for p in tree:
                     if p.startswith(prefix) and p != root and not any(r.fullmatch(p) for r in excl):
                         out.append(Entry(p, p[len(prefix):]))
-            elif not any(r.fullmatch(root) for r in excl):
-                out.append(Entry(root, posixpath.basename(root) if multiple else ""))
+            else:
+                out.append(Entry(root, posixpath.basename(named) if multiple else "", top=True))
         return out
+
+    def follow(self, rel: str) -> str:
+        """A path a COPY source names, with a symlink followed as Docker does, but only inside the
+        context and only to something the context includes; else the link itself (copied as a link,
+        never read through: ``link -> /etc/shadow`` stays a link)."""
+        if not rel or not stat.S_ISLNK(self.tree()[rel].st_mode):
+            return rel
+        from runner.rootfs import resolve_in_root
+
+        resolved = os.path.relpath(resolve_in_root(self.root, rel), self.root).replace(os.sep, "/")
+        if resolved == ".":
+            return ""
+        return resolved if resolved in self.tree() else rel
 
     # -- digests -------------------------------------------------------------------------------
     def digest(self, entries: list[Entry]) -> str:

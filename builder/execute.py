@@ -63,12 +63,60 @@ class BuildResult:
         return str(self.config.digest)
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A file ``ADD URL`` downloaded: where it is, its digest and size."""
+
+    path: str
+    digest: Digest
+    size: int
+
+
+def _download(url: str, directory: str, settings=None) -> Fetched:
+    """GET ``url`` (redirects followed, the system CA store or ``--tls-ca``, proxies from the
+    environment) into a new 0600 file in ``directory``, hashing as it streams. Last-Modified becomes
+    the file's mtime, as Docker sets it."""
+    import hashlib
+    import ssl
+    from email.utils import parsedate_to_datetime
+
+    import httpx
+
+    path = os.path.join(directory, "download-" + uuid.uuid4().hex)
+    h = hashlib.sha256()
+    size = 0
+    tls = ssl.create_default_context(cafile=getattr(settings, "tls_ca", None) or None)
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60, verify=tls,
+                          headers={"Accept-Encoding": "identity"}) as resp:
+            if resp.status_code != 200:
+                raise BuildError(f"{url}: HTTP {resp.status_code}")
+            modified = resp.headers.get("last-modified")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                for chunk in resp.iter_raw(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+                    f.write(chunk)
+    except httpx.HTTPError as exc:
+        raise BuildError(f"{url}: {exc}") from None
+    if modified:
+        try:
+            when = parsedate_to_datetime(modified).timestamp()
+            os.utime(path, (when, when))
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return Fetched(path, Digest("sha256", h.hexdigest()), size)
+
+
 class StoreResolver:
     """Plan-time base image lookup in the local store (pulling when absent or with ``--pull``)."""
 
     def __init__(self, store, settings=None, pull: bool = False, progress: Progress | None = None) -> None:
         self.store, self.settings, self.pull, self.progress = store, settings, pull, progress
         self.images: dict[tuple[str, str], object] = {}
+        self._fetched: dict[str, Fetched] = {}
+        self._work: str | None = None
         self._lock = threading.Lock()
 
     def load(self, image: str, platform: str):
@@ -107,6 +155,34 @@ class StoreResolver:
             with self.store.lease():
                 pull(self.store, registry.repository(ref.repository), ref,
                      PullOptions(platform=Platform.parse(platform)), None, tag=True)
+
+    def fetch(self, url: str) -> "Fetched":
+        """Download ``url`` once per build (``ADD URL``) into a private directory; the planner puts the
+        content digest into the cache key, so a changed remote file reruns the step and what follows."""
+        with self._lock:
+            done = self._fetched.get(url)
+        if done is not None:
+            return done
+        result = _download(url, self._scratch(), self.settings)
+        with self._lock:
+            return self._fetched.setdefault(url, result)
+
+    def fetched(self, url: str) -> "Fetched | None":
+        with self._lock:
+            return self._fetched.get(url)
+
+    def _scratch(self) -> str:
+        with self._lock:
+            if self._work is None:
+                from .workdir import new_workdir
+
+                self._work = new_workdir(self.store.root)
+            return self._work
+
+    def close(self) -> None:
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
 
     def base(self, image: str, platform: str) -> BaseImage:
         img = self.load(image, platform)
@@ -271,24 +347,16 @@ class Executor:
             if inst.add and src.startswith(("http://", "https://")):
                 self._add_url(inst, src, root, own)
                 continue
-            entries = inputs[src]
-            items = [CopyItem(self._context_source(e.path, e.target), e.target) for e in entries]
-            if inst.add and len(items) == 1 and items[0].target == "" and _is_archive(items[0].source):
-                self._add_archive(inst, items[0].source, root)
-                continue
+            entries = list(inputs[src])
+            if inst.add:  # ADD unpacks a local archive the source names (not one inside a named directory)
+                archives = [e for e in entries if e.top and _archive_kind(self.context.abspath(e.path)) is not False]
+                for e in archives:
+                    self._add_archive(inst, self.context.abspath(e.path), root, own)
+                entries = [e for e in entries if e not in archives]
+                if not entries:
+                    continue
+            items = [CopyItem(self.context.abspath(e.path), e.target) for e in entries]
             copy_items(root, items, inst.dest, own, sources=count)
-
-    def _context_source(self, rel: str, target: str) -> str:
-        """A named source that is a symlink is followed, but only inside the context (never to a host
-        file such as ``/etc/shadow``); links met inside a copied directory are copied as links."""
-        path = self.context.abspath(rel)
-        if target == "" and os.path.islink(path):
-            from runner.rootfs import resolve_in_root
-
-            resolved = resolve_in_root(self.context.root, rel)
-            if os.path.exists(resolved):
-                return resolved
-        return path
 
     @contextlib.contextmanager
     def _source_root(self, v: Vertex, writable: bool = False):
@@ -310,36 +378,54 @@ class Executor:
         finally:
             _rmtree(upper)
 
-    def _add_archive(self, inst: I.Copy, path: str, root: str) -> None:
+    def _add_archive(self, inst: I.Copy, path: str, root: str, own: Ownership) -> None:
+        """Unpack a local tar (plain, gzip, zstd, bzip2 or xz) into the destination directory through
+        the safe extractor. Owners and modes come from the archive unless ``--chown``/``--chmod`` say
+        otherwise (then it is unpacked aside and copied in with them)."""
+        import bz2
+        import lzma
+
         from runner.rootfs import mkdirs_in_root
 
         from layers import archive
 
-        dest = mkdirs_in_root(root, inst.dest)
-        compression = _compression_of(path)
-        with open(path, "rb") as f:
-            archive.extract(f, dest, compression=compression, mode="apply")
+        kind = _archive_kind(path)
+        with open(path, "rb") as raw:
+            stream, compression = raw, kind
+            if kind in ("bzip2", "xz"):
+                stream, compression = (bz2.BZ2File(raw) if kind == "bzip2" else lzma.LZMAFile(raw)), None
+            try:
+                if own.uid is None and own.gid is None and own.mode is None:
+                    archive.extract(stream, mkdirs_in_root(root, inst.dest), compression=compression, mode="apply",
+                                    what="ADD archive")
+                    return
+                staging = tempfile.mkdtemp(prefix="add-", dir=self.work)
+                try:
+                    archive.extract(stream, staging, compression=compression, mode="apply", what="ADD archive")
+                    items = select_in_root(staging, "/")
+                    if items:
+                        copy_items(root, items, inst.dest.rstrip("/") + "/", own)
+                finally:
+                    _rmtree(staging)
+            except (EOFError, lzma.LZMAError) as exc:
+                raise _copy_error(inst, f"{os.path.basename(path)}: {exc}") from None
+            except PybuildError as exc:
+                raise _copy_error(inst, f"{os.path.basename(path)}: {exc}") from None
 
     def _add_url(self, inst: I.Copy, url: str, root: str, own: Ownership) -> None:
-        import hashlib
-
-        import httpx
-
-        name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
-        tmp = os.path.join(self.work, "download-" + uuid.uuid4().hex)
-        h = hashlib.sha256()
-        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as resp:
-            if resp.status_code != 200:
-                raise _copy_error(inst, f"{url}: HTTP {resp.status_code}")
-            with open(tmp, "wb") as f:
-                for chunk in resp.iter_bytes(1 << 20):
-                    h.update(chunk)
-                    f.write(chunk)
-        if inst.checksum and "sha256:" + h.hexdigest() != inst.checksum:
-            raise _copy_error(inst, f"{url}: checksum sha256:{h.hexdigest()} does not match {inst.checksum}")
-        os.chmod(tmp, 0o600)
+        """``ADD URL``: the file the planner already fetched (its digest is in the cache key), or, with
+        ``--checksum``, a download checked against it. Mode 0600, mtime from Last-Modified (Docker)."""
+        fetched = self.resolver.fetched(url)
+        if fetched is None:
+            try:
+                fetched = self.resolver.fetch(url)
+            except PybuildError as exc:
+                raise _copy_error(inst, str(exc)) from None
+        if inst.checksum and str(fetched.digest) != inst.checksum:
+            raise _copy_error(inst, f"{url}: checksum {fetched.digest} does not match {inst.checksum}")
+        name = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
         dest = inst.dest + name if inst.dest.endswith("/") else inst.dest
-        copy_items(root, [CopyItem(tmp, "")], dest, own)
+        copy_items(root, [CopyItem(fetched.path, "")], dest, own)
 
     def _run(self, stage: Stage, v: Vertex, inst: I.Run, image: StageImage, root: str, upper: str, step) -> list[str]:
         from .steps.mounts import cache_dir, context_bind
@@ -541,22 +627,25 @@ def _ownership(inst: I.Copy, root: str) -> Ownership:
     return Ownership(uid=uid, gid=gid, mode=mode)
 
 
-def _is_archive(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(512)
-    if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
-        return True
-    return len(head) >= 262 and head[257:262] == b"ustar"
-
-
-def _compression_of(path: str) -> str | None:
-    with open(path, "rb") as f:
-        head = f.read(4)
+def _archive_kind(path: str) -> str | None | bool:
+    """``"gzip"``, ``"zstd"``, ``"bzip2"``, ``"xz"``, ``None`` (a plain tar) for an archive ADD unpacks,
+    or ``False`` for any other file (copied as it is)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except (IsADirectoryError, FileNotFoundError):
+        return False
     if head[:2] == b"\x1f\x8b":
         return "gzip"
-    if head == b"\x28\xb5\x2f\xfd":
+    if head[:4] == b"\x28\xb5\x2f\xfd":
         return "zstd"
-    return None
+    if head[:3] == b"BZh":
+        return "bzip2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return None
+    return False
 
 
 def _ensure(path: str) -> str:

@@ -43,6 +43,9 @@ class BaseImage:
 
 
 class Resolver(Protocol):
+    """Plan-time lookups. ``base`` is required; a resolver may also have ``fetch(url)`` returning an
+    object with a ``digest`` (``ADD URL`` without ``--checksum``: the content goes into the cache key)."""
+
     def base(self, image: str, platform: str) -> BaseImage:
         """Resolve ``image`` (expanded reference) for ``platform``; raise PybuildError if absent."""
 
@@ -293,6 +296,15 @@ def _resolve(resolver, image: str, platform: str, df: Dockerfile, inst: I.Instru
         raise BuildError(f"{image}: {exc}", df.file, inst.location.line, keyword) from None
 
 
+def _fetch_digest(resolver, url: str, df: Dockerfile, inst: I.Copy) -> str:
+    from layers.errors import PybuildError
+
+    try:
+        return str(resolver.fetch(url).digest)
+    except PybuildError as exc:
+        raise BuildError(str(exc), df.file, inst.location.line, inst.name) from None
+
+
 def _stage_base(stage: Stage) -> BaseImage:
     """The config bits a later ``FROM <stage>`` inherits."""
     return BaseImage(key=stage.key, env=stage.env, working_dir=stage.workdir, shell=stage.shell)
@@ -450,7 +462,10 @@ def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_na
             sources.append("<<" + name)
             continue
         word = _word(s, env, df, inst)
-        if inst.add and re.match(r"^(https?|git)://", word):
+        if inst.add and (re.match(r"^git(\+[a-z]+)?://", word) or word.startswith("git@")
+                         or (re.match(r"^https?://", word) and word.split("#", 1)[0].endswith(".git"))):
+            raise err(f"{word}: git sources are not supported (clone in a RUN step, or ADD an archive URL)")
+        if inst.add and re.match(r"^https?://", word):
             sources.append(word)
             continue
         clean = posixpath.normpath(word)
@@ -489,7 +504,12 @@ def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_na
     else:
         digests = {}
         for s in sources:
-            if heredoc_name(s) in docs or re.match(r"^(https?|git)://", s):
+            if re.match(r"^https?://", s):
+                if not inst.checksum and hasattr(resolver, "fetch"):
+                    # the content is an input like a context file: a changed remote file is a miss
+                    payload.setdefault("urls", {})[s] = _fetch_digest(resolver, s, df, inst)
+                continue
+            if heredoc_name(s) in docs:
                 continue
             if context is None:
                 raise err("no build context")

@@ -298,3 +298,76 @@ def test_workdir_is_created_owned_by_the_user(store, tmp_path: Path) -> None:
     assert outcome.result.config.config.working_dir == "/tmp/rel"
     again, _ = _build(store, ctx, tmp_path)
     assert again.result.cache_hits == again.result.steps == 4 and again.result.image_id == outcome.result.image_id
+
+
+def _tar_bytes(name: str, data: bytes, uid: int = 0) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.uid, info.gid, info.mode = len(data), uid, uid, 0o640
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_add_archives_urls_and_symlinked_sources(store, tmp_path: Path) -> None:
+    """ADD unpacks every archive a source names (wildcards too; plain, gzip, bzip2, xz, zstd), keeping
+    the archive's owners unless --chown; an archive inside a named directory is copied as it is.
+    ADD URL without --checksum keys on the downloaded bytes (a changed remote file is a miss).
+    A source that is a symlink is followed inside the context; its target's content is in the key."""
+    import bz2
+    import http.server
+    import lzma
+    import threading
+
+    import zstandard
+
+    ctx = tmp_path / "add"
+    (ctx / "pkgs" / "inner").mkdir(parents=True)
+    (ctx / "pkgs" / "a.tar").write_bytes(_tar_bytes("a.txt", b"plain\n", uid=7))
+    (ctx / "pkgs" / "b.tar.gz").write_bytes(gzip.compress(_tar_bytes("b.txt", b"gzip\n")))
+    (ctx / "pkgs" / "c.tar.bz2").write_bytes(bz2.compress(_tar_bytes("c.txt", b"bzip2\n")))
+    (ctx / "pkgs" / "d.tar.xz").write_bytes(lzma.compress(_tar_bytes("d.txt", b"xz\n")))
+    (ctx / "pkgs" / "e.tar.zst").write_bytes(zstandard.ZstdCompressor().compress(_tar_bytes("e.txt", b"zstd\n")))
+    (ctx / "pkgs" / "inner" / "kept.tar").write_bytes(_tar_bytes("never.txt", b"x\n"))
+    (ctx / "real.txt").write_text("v1\n")
+    os.symlink("real.txt", ctx / "link.txt")
+    (ctx / "secret.key").write_text("hidden\n")
+    os.symlink("secret.key", ctx / "to-ignored")
+    (ctx / ".dockerignore").write_text("secret.key\n")
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "remote.txt").write_text("remote v1\n")
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **kw)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/remote.txt"
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\nADD pkgs/*.tar* pkgs/*.zst /x/\nADD --chown=5:6 pkgs/a.tar /owned/\nADD pkgs/inner /inner/\n"
+        f"ADD {url} /dl/\nCOPY link.txt /followed.txt\nCOPY to-ignored /stays-a-link\n")
+    try:
+        first, _ = _build(store, ctx, tmp_path)
+        files = _files(store, "t:1")
+        assert [files[f"x/{n}.txt"] for n in "abcde"] == [b"plain\n", b"gzip\n", b"bzip2\n", b"xz\n", b"zstd\n"]
+        assert files["inner/kept.tar"] == (ctx / "pkgs" / "inner" / "kept.tar").read_bytes()
+        assert files["dl/remote.txt"] == b"remote v1\n" and files["followed.txt"] == b"v1\n"
+        img = store.images.load(store.images.resolve("t:1"))
+        members = {}
+        for layer in img.manifest.layers[1:]:
+            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(Path(store.blobs.path(layer.digest)).read_bytes()))) as t:
+                members.update({m.name: m for m in t.getmembers()})
+        assert (members["x/a.txt"].uid, members["x/a.txt"].mode) == (7, 0o640)
+        assert (members["owned/a.txt"].uid, members["owned/a.txt"].gid) == (5, 6)
+        assert members["stays-a-link"].issym() and members["stays-a-link"].linkname == "secret.key"
+        (served / "remote.txt").write_text("remote v2\n")
+        (ctx / "real.txt").write_text("v2\n")
+        second, _ = _build(store, ctx, tmp_path)
+        assert second.result.cache_hits == 3  # the three archive steps; the URL and what follows rerun
+        files = _files(store, "t:1")
+        assert files["dl/remote.txt"] == b"remote v2\n" and files["followed.txt"] == b"v2\n"
+    finally:
+        server.shutdown()
+    from builder.errors import DockerfileError
+
+    (ctx / "Dockerfile").write_text("FROM busybox\nADD https://example.com/repo.git /src\n")
+    with pytest.raises(DockerfileError, match=r"^Dockerfile:2: ADD: .*git sources are not supported"):
+        _build(store, ctx, tmp_path)
