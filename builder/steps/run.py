@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import tempfile
 from dataclasses import dataclass
 
 from layers.config import ImageConfig
@@ -51,13 +52,29 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
 
     inst = req.instruction
     argv = shell_command(inst.command, inst.shell_form, req.shell)
+    binds = req.binds
+    script = _shebang_script(inst)
+    if script is not None:
+        # ``RUN <<EOF`` whose body starts with ``#!``: run as a file, as BuildKit does (/dev/pipes/NAME)
+        if req.scratch is None:
+            raise BuildError("a heredoc script needs a scratch directory", inst.location.file,
+                             inst.location.line, "RUN")
+        pipes = tempfile.mkdtemp(prefix="pipes-", dir=req.scratch)
+        os.chmod(pipes, 0o755)
+        name, body = script
+        fd = os.open(os.path.join(pipes, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
+        with os.fdopen(fd, "w") as f:
+            f.write(body)
+        os.chmod(os.path.join(pipes, name), 0o755)
+        binds = (*binds, (pipes, "/dev/pipes", True))
+        argv = ("/dev/pipes/" + name,)
     if req.workdir and req.workdir != "/":
         mkdirs_in_root(req.rootfs, req.workdir)  # Docker creates the WORKDIR; it stays in the layer
     created = _missing_targets(req, resolve_in_root)
     opts = RunOptions(
         command=argv, entrypoint=(), env=tuple(f"{k}={v}" for k, v in (*req.env, *req.secret_env)),
         user=req.user or None, workdir=req.workdir or "/", network=req.network, pids_limit=None,
-        mounts=tuple(BindMount(src, dst, ro) for src, dst, ro in req.binds),
+        mounts=tuple(BindMount(src, dst, ro) for src, dst, ro in binds),
         tmpfs=tuple(TmpfsMount(t, o) for t, o in req.tmpfs), hostname="buildkitsandbox",
         nofile=min(1048576, _nofile_hard()),
     )
@@ -71,6 +88,16 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
         loc = inst.location
         raise BuildError(f"{inst.source[:200]!r} exited with status {code}", loc.file, loc.line, "RUN")
     return created
+
+
+def _shebang_script(inst: I.Run) -> tuple[str, str] | None:
+    """``(name, body)`` when the RUN is a lone heredoc whose body starts with ``#!``."""
+    if len(inst.heredocs) != 1:
+        return None
+    doc = inst.heredocs[0]
+    if inst.command != (doc.content,) or not doc.content.startswith("#!"):
+        return None
+    return doc.name, doc.content
 
 
 def _nofile_hard() -> int:

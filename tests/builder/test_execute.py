@@ -97,9 +97,10 @@ def test_heredocs_and_history(store, tmp_path: Path) -> None:
     assert files["opt/app/greeting.txt"] == b"hi world\n"
     assert files["opt/app/literal.txt"] == b"${GREETING} stays literal\n"
     assert files["opt/app/status"] == b"built\n" and files["opt/app/tabs.txt"] == b"indented with a tab\n"
+    assert files["opt/app/shebang.txt"] == b"script ran as /dev/pipes/EOF\n"  # a #! heredoc runs as a file
     created_by = [h.created_by for h in outcome.result.config.history]
     assert created_by[1].startswith("ARG GREETING") and created_by[-1].startswith("CMD [")
-    assert len(outcome.result.config.diff_ids) == len(outcome.result.layers) == 5
+    assert len(outcome.result.config.diff_ids) == len(outcome.result.layers) == 6
 
 
 def test_mounts(store, tmp_path: Path) -> None:
