@@ -93,13 +93,13 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
     dockerfile_text = None
     with tempfile.TemporaryDirectory(prefix="pybuild-context-") as tmp:
         if context == "-":
-            data = sys.stdin.buffer.read()
             if dockerfile == "-":
                 raise click.BadParameter("context and Dockerfile cannot both come from stdin")
-            if _looks_like_tar(data):
-                _unpack_context(data, tmp)
+            head = _read_head(sys.stdin.buffer, 512)
+            if _looks_like_tar(head):
+                _unpack_context(_Prefixed(head, sys.stdin.buffer), head, tmp)  # streamed, never all in memory
             else:
-                dockerfile_text = data  # `pybuild build - < Dockerfile`: no context
+                dockerfile_text = head + sys.stdin.buffer.read()  # `pybuild build - < Dockerfile`: no context
             context_dir = tmp
         else:
             context_dir = context
@@ -149,11 +149,36 @@ def _looks_like_tar(data: bytes) -> bool:
     return len(data) >= 262 and data[257:262] == b"ustar"
 
 
-def _unpack_context(data: bytes, dest: str) -> None:
-    """A context tar from stdin, through the store's safe extraction (no escapes, no devices trusted)."""
-    import io
+def _read_head(stream, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = stream.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
 
+
+class _Prefixed:
+    """``head`` (already read to sniff the format) followed by the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream) -> None:
+        self._head, self._stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0:
+                data, self._head = self._head + self._stream.read(), b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._stream.read(n)
+
+
+def _unpack_context(stream, head: bytes, dest: str) -> None:
+    """A context tar from stdin (plain, gzip or zstd), through the store's safe extraction (no escapes,
+    no devices trusted), read once as it arrives."""
     from layers import archive
 
-    compression = "gzip" if data[:2] == b"\x1f\x8b" else "zstd" if data[:4] == b"\x28\xb5\x2f\xfd" else None
-    archive.extract(io.BytesIO(data), dest, compression=compression, mode="apply")
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head[:4] == b"\x28\xb5\x2f\xfd" else None
+    archive.extract(stream, dest, compression=compression, mode="apply", what="build context")

@@ -249,3 +249,25 @@ def test_context_symlink_to_host_file_is_not_followed_out(bpybuild, tmp_path: Pa
     _build(bpybuild, ctx, "-t", "ln:1")
     out = _run(bpybuild, "ln:1", "sh", "-c", "readlink /s; cat /g; cat /s 2>/dev/null | wc -c")
     assert out.split() == ["/etc/shadow", "inside", "0"]
+
+
+def test_context_as_a_tar_on_stdin(bpybuild, tmp_path: Path) -> None:
+    """``pybuild build -`` with a (gzip) tar of the context on stdin: its Dockerfile, ``-f`` relative
+    to the tar's root, and its .dockerignore apply."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY . /ctx/\n"), ("hello.txt", b"from the tar\n"),
+                           ("ignored.txt", b"no\n"), (".dockerignore", b"ignored.txt\n"),
+                           ("sub/Other.Dockerfile", b"FROM busybox\nCOPY hello.txt /other.txt\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    data = buf.getvalue()
+    bpybuild("build", "-q", "-t", "tar:1", "-", input=data, text=False, check=True)
+    assert _run(bpybuild, "tar:1", "sh", "-c", "cat /ctx/hello.txt; ls /ctx") == \
+        "from the tar\nDockerfile\nhello.txt\nsub\n"
+    bpybuild("build", "-q", "-f", "sub/Other.Dockerfile", "-t", "tar:2", "-", input=data, text=False, check=True)
+    assert _run(bpybuild, "tar:2", "cat", "/other.txt") == "from the tar\n"
