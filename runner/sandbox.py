@@ -488,12 +488,20 @@ class SignalForwarder:
     Handlers are installed on entry (main thread only), *before* the container starts, so a signal
     that arrives while it is being set up is queued and delivered by :meth:`attach`; the previous
     handlers come back on exit. With a pty, SIGWINCH copies the terminal size from ``winsize_fd``.
+
+    A signal mask is inherited over ``fork`` and ``execve``: a launcher that blocks SIGTERM (a
+    supervisor waiting in ``sigwait``, a Python parent forking inside ``pthread_sigmask``) would
+    leave a handler here that never runs, and the container could then only be stopped by SIGKILL.
+    So the forwarded signals are unblocked on entry (a signal already pending is then delivered to
+    the handler) and blocked again on exit, as Go's ``signal.Notify`` does for the Docker CLI.
+    An inherited SIG_IGN is overridden the same way, by installing the handler.
     """
 
     def __init__(self, winsize_fd: int = 0) -> None:
         self.proc: ContainerProcess | None = None
         self.pending: list[int] = []
         self.previous: dict[int, object] = {}
+        self.was_blocked: set[int] = set()
         self.winsize_fd = winsize_fd
 
     def _handle(self, sig: int, _frame) -> None:
@@ -512,11 +520,16 @@ class SignalForwarder:
         self.pending.clear()
 
     def __enter__(self) -> "SignalForwarder":
-        for sig in (*FORWARDED_SIGNALS, signal.SIGWINCH):
+        handled = (*FORWARDED_SIGNALS, signal.SIGWINCH)
+        for sig in handled:
             self.previous[sig] = signal.signal(sig, self._handle)
+        # handlers first, then unblock: a signal pending since before we started goes to _handle
+        self.was_blocked = set(handled) & signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.was_blocked:
+            signal.pthread_sigmask(signal.SIG_BLOCK, self.was_blocked)
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 

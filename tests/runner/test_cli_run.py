@@ -123,13 +123,25 @@ def test_tty_is_a_real_pty(pybuild, image) -> None:
     assert "/dev/pts/0" in text and "term=xterm" in text and "got=typed" in text
 
 
-def test_signals_reach_the_container(pybuild, image) -> None:
-    proc = subprocess.Popen([_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "--rm",
-                             "--network", "none", image, "sh", "-c",
-                             "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+# the launcher's signal state reaches ``pybuild`` over fork and execve (see test_sandbox._INHERITED)
+_INHERITED = {
+    "as-given": "pass",
+    "sigterm-blocked": "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+                       "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})",
+    "sigterm-ignored": "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}); "
+                       "signal.signal(signal.SIGTERM, signal.SIG_IGN)",
+}
+
+
+@pytest.mark.parametrize("inherited", list(_INHERITED))
+def test_signals_reach_the_container(pybuild, image, inherited: str) -> None:
+    argv = [_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "--rm",
+            "--network", "none", image, "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"]
+    launcher = f"import os, signal; {_INHERITED[inherited]}; os.execv({argv[0]!r}, {argv!r})"
+    proc = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert proc.stdout.readline() == b"ready\n"
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready and proc.stdout.readline() == b"ready\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 42
     finally:

@@ -191,16 +191,69 @@ def test_setup_error_is_one_line_and_leaves_nothing(box: Box, tmp_path: Path) ->
     assert _leftover_cgroups(box.ids) == []
 
 
-def test_signals_are_forwarded(busybox_rootfs: Path, tmp_path: Path) -> None:
-    """SIGTERM to a process running ``sandbox.execute`` reaches the container's PID 1 (its trap exits 42)."""
+# How the process running ``sandbox.execute`` was started: its launcher's signal state is inherited
+# over fork and execve (CI launchers differ from a terminal), so each case is set up explicitly by a
+# one-line launcher that execs the script (same pid); "as-given" is whatever this session hands down.
+_INHERITED = {
+    "as-given": "",
+    "sigterm-blocked": "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+                       "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})",
+    "sigterm-ignored": "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}); "
+                       "signal.signal(signal.SIGTERM, signal.SIG_IGN)",
+}
+
+
+def _proc_status(pid: int) -> str:
+    """State and signal masks of ``pid`` and of its descendants, for a failure message."""
+    lines = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+        lines.append(f"{p} {fields.get('Name')} {fields.get('State')} SigBlk={fields.get('SigBlk')} "
+                     f"SigIgn={fields.get('SigIgn')} SigCgt={fields.get('SigCgt')}")
+    return "\n".join(lines)
+
+
+def _readline(proc: subprocess.Popen, timeout: float) -> bytes:
+    """One line of ``proc``'s stdout, or what came before ``timeout`` seconds passed."""
+    import select
+    import time
+
+    fd, buf = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not buf.endswith(b"\n") and time.monotonic() < deadline:
+        if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            buf += chunk
+    return buf
+
+
+@pytest.mark.parametrize("inherited", list(_INHERITED))
+def test_signals_are_forwarded(busybox_rootfs: Path, tmp_path: Path, inherited: str) -> None:
+    """SIGTERM to a process running ``sandbox.execute`` reaches the container's PID 1 (its trap exits 42),
+    whether that process was started with SIGTERM blocked, ignored or as this session starts children."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
+    import json
     import sys
     import textwrap
 
+    cid = "sig" + secrets.token_hex(8)
     script = tmp_path / "fg.py"
     script.write_text(textwrap.dedent(f"""
-        import sys
+        import json, signal, sys
+        with open({str(tmp_path / "inherited.json")!r}, "w") as f:    # the state execute() starts from
+            json.dump({{"blocked": signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []),
+                       "ignored": signal.getsignal(signal.SIGTERM) == signal.SIG_IGN}}, f)
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from runner import sandbox
         from runner.options import RunOptions
@@ -209,18 +262,30 @@ def test_signals_are_forwarded(busybox_rootfs: Path, tmp_path: Path) -> None:
         with OverlayMount([{str(busybox_rootfs)!r}], "{tmp_path}/u", "{tmp_path}/w", "{tmp_path}/r") as root:
             opts = RunOptions(network="none", command=("sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"))
             spec = make_spec(None, opts, rootfs=root)
-            sys.exit(sandbox.execute(spec, container_id="sig{os.getpid()}"))
+            sys.exit(sandbox.execute(spec, container_id={cid!r}))
     """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE)
+    launcher = (f"import os, signal, sys; {_INHERITED[inherited] or 'pass'}; "
+                f"os.execv(sys.executable, [sys.executable, {str(script)!r}])")
+    proc = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE)
     try:
-        assert proc.stdout.readline() == b"ready\n"
+        line = _readline(proc, 30)
+        assert line == b"ready\n", f"no 'ready' within 30 s (got {line!r}):\n{_proc_status(proc.pid)}"
+        state = json.loads((tmp_path / "inherited.json").read_text())
+        if inherited != "as-given":        # the case set up is the one execute() started from
+            assert (state["blocked"], state["ignored"]) == (inherited == "sigterm-blocked",
+                                                            inherited == "sigterm-ignored"), state
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 42
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 30 s after SIGTERM (started with {state}):\n{_proc_status(proc.pid)}")
+        assert code == 42, state
     finally:
         if proc.poll() is None:
             proc.kill()             # the container dies with it (pdeathsig)
             proc.wait()
-        if os.path.ismount(tmp_path / "r"):     # a killed run leaves its overlay: not this test's subject
+        sandbox.cleanup(cid)        # a killed run leaves its cgroup, and its overlay:
+        if os.path.ismount(tmp_path / "r"):     # neither is this test's subject
             from runner.syscalls import MNT_DETACH, umount2
 
             umount2(str(tmp_path / "r"), MNT_DETACH)
