@@ -187,23 +187,27 @@ class Registry:
                 return self._client
             choices = self.config.schemes(self.host)
             last: Exception | None = None
-            for scheme, verify in choices:
-                client = self.config.client(verify)
-                if len(choices) > 1:
-                    try:  # probe: an insecure registry may speak https (unverified) or plain http
-                        client.get(f"{scheme}://{self.host}/v2/").close()
-                    except httpx.TransportError as exc:
-                        client.close()
-                        last = exc
-                        continue
-                self._scheme = scheme
-                self.auth = RegistryAuth(self.host, scheme, self.credentials, self.config)
-                client.auth = self.auth
-                self._client = client
-                self._plain = self.config.client(verify)
-                return client
+            attempts = max(1, self.config.retries) if len(choices) > 1 else 1
+            for attempt in range(attempts):
+                for scheme, verify in choices:
+                    client = self.config.client(verify)
+                    if len(choices) > 1:
+                        try:  # probe: an insecure or loopback registry may speak https (unverified) or plain http
+                            client.get(f"{scheme}://{self.host}/v2/").close()
+                        except httpx.TransportError as exc:
+                            client.close()
+                            last = exc
+                            continue
+                    self._scheme = scheme
+                    self.auth = RegistryAuth(self.host, scheme, self.credentials, self.config)
+                    client.auth = self.auth
+                    self._client = client
+                    self._plain = self.config.client(verify)
+                    return client
+                if attempt < attempts - 1:  # neither answered: the registry may be restarting
+                    self._sleep(attempt, None)
             raise RegistryUnavailable(f"registry {self.host}: cannot connect over https or http "
-                                      f"({type(last).__name__})")
+                                      f"({type(last).__name__}: {str(last)[:200]})")
 
     def url(self, path: str) -> str:
         return self.base_url + path

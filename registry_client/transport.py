@@ -2,9 +2,10 @@
 
 Rules (Docker's, narrowed):
 
-- ``localhost``, ``127.0.0.0/8`` and ``::1`` (any port) speak plain http by default.
 - A host listed as insecure (``--insecure-registry`` / ``PYBUILD_INSECURE_REGISTRIES``) is tried over
   https without certificate verification first, then over plain http if the TLS handshake fails.
+- ``localhost``, ``127.0.0.0/8`` and ``::1`` (any port) are insecure by default, as Docker has them:
+  a local registry may speak plain http, and one that speaks https is still reached.
 - Every other host is https, verified against the system store or ``--tls-ca``.
 
 The httpx client never follows redirects itself: :mod:`registry_client.client` follows them for
@@ -19,8 +20,9 @@ stack is httpx's own transport, unchanged.
 from __future__ import annotations
 
 import ipaddress
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from layers.errors import InvalidInput
 
@@ -56,7 +58,8 @@ def is_loopback(hostport: str) -> bool:
 
 @dataclass(frozen=True)
 class TransportConfig:
-    """How to reach registries. ``transport`` lets tests plug an ``httpx.MockTransport`` in."""
+    """How to reach registries. ``plain_http_loopback=False`` treats loopback hosts like any other
+    (verified https only); ``transport`` replaces the HTTP transport (tests)."""
 
     insecure_registries: tuple[str, ...] = ()
     tls_ca: str | None = None
@@ -73,9 +76,7 @@ class TransportConfig:
 
     def schemes(self, hostport: str) -> tuple[tuple[str, bool], ...]:
         """The (scheme, verify_tls) pairs to try for ``hostport``, in order."""
-        if self.plain_http_loopback and is_loopback(hostport):
-            return (("http", False),)
-        if self.is_insecure(hostport):
+        if self.is_insecure(hostport) or (self.plain_http_loopback and is_loopback(hostport)):
             return (("https", False), ("http", False))
         return (("https", True),)
 
@@ -93,6 +94,11 @@ class TransportConfig:
                 raise InvalidInput(f"--tls-ca {self.tls_ca}: not a usable PEM CA bundle ({reason})") from None
         return True
 
+    def _ssl_context(self, verify_tls: bool) -> Any:
+        """One SSL context per (verification, CA file) in the process: loading a CA store takes ~0.1 s,
+        and every registry, plain-http fallback and token client would otherwise load its own."""
+        return _ssl_context(verify_tls, self.tls_ca if verify_tls else None, lambda: self.verify(verify_tls))
+
     def client(self, verify_tls: bool = True, *, pool: int = 16) -> "httpx.Client":
         """A fresh httpx client: no redirects, bounded pool, our User-Agent, identity encoding."""
         import httpx
@@ -100,7 +106,7 @@ class TransportConfig:
         limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
         transport = self.transport
         if transport is None:
-            transport = _transport(httpx.create_ssl_context(verify=self.verify(verify_tls), trust_env=False), limits)
+            transport = _transport(self._ssl_context(verify_tls), limits)
         return httpx.Client(
             follow_redirects=False,
             timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout),
@@ -109,6 +115,22 @@ class TransportConfig:
             trust_env=False,
             transport=transport,
         )
+
+
+_SSL_CONTEXTS: dict[tuple[bool, str | None], Any] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context(verify_tls: bool, tls_ca: str | None, verify: Callable[[], Any]) -> Any:
+    """The cached SSL context for ``(verify_tls, tls_ca)`` (contexts are thread-safe once made)."""
+    key = (verify_tls, tls_ca)
+    with _SSL_LOCK:
+        ctx = _SSL_CONTEXTS.get(key)
+        if ctx is None:
+            import httpx
+
+            ctx = _SSL_CONTEXTS[key] = httpx.create_ssl_context(verify=verify(), trust_env=False)
+        return ctx
 
 
 def _transport(ssl_context: Any, limits: "httpx.Limits") -> "httpx.HTTPTransport":

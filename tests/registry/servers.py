@@ -157,8 +157,8 @@ class RegistryServer:
             self.token.stop()
 
 
-def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (IP SAN) and its key, as PEM files."""
+def make_tls_cert(workdir: Path, ips: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and ``ips`` (IP SANs) and its key, as PEM files."""
     import ipaddress
 
     from cryptography import x509
@@ -172,7 +172,8 @@ def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *ips)]), False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     cert_path, key_path = workdir / "tls-cert.pem", workdir / "tls-key.pem"
@@ -182,8 +183,23 @@ def make_tls_cert(workdir: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def start_registry(kind: str, workdir: Path, *, tls: bool = False) -> RegistryServer:
-    """Start a registry: ``kind`` is ``open``, ``basic`` (htpasswd) or ``token``; ``tls`` serves https."""
+def non_loopback_ipv4() -> str | None:
+    """An IPv4 address of this machine that is not loopback (to test what loopback is exempt from)."""
+    try:
+        out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True,
+                             text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            return parts[parts.index("inet") + 1].split("/")[0]
+    return None
+
+
+def start_registry(kind: str, workdir: Path, *, tls: bool = False, ip: str = "127.0.0.1") -> RegistryServer:
+    """Start a registry: ``kind`` is ``open``, ``basic`` (htpasswd) or ``token``; ``tls`` serves https
+    (a certificate for 127.0.0.1 and ``ip``); ``ip`` is the address it listens on."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     storage = workdir / "storage"
@@ -200,14 +216,14 @@ def start_registry(kind: str, workdir: Path, *, tls: bool = False) -> RegistrySe
         "  delete:",
         "    enabled: true",
         "http:",
-        f"  addr: 127.0.0.1:{port}",
+        f"  addr: {ip}:{port}",
         "  secret: pybuild-test-secret",
     ]
     token = None
     user = password = ""
     cert = None
     if tls:
-        cert, key = make_tls_cert(workdir)
+        cert, key = make_tls_cert(workdir, () if ip == "127.0.0.1" else (ip,))
         lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
     if kind == "basic":
         user, password = BASIC_USER, BASIC_PASSWORD
@@ -225,7 +241,7 @@ def start_registry(kind: str, workdir: Path, *, tls: bool = False) -> RegistrySe
     log = open(workdir / "registry.log", "wb")
     proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    host = f"127.0.0.1:{port}"
+    host = f"{ip}:{port}"
     deadline = time.monotonic() + 15
     scheme = "https" if tls else "http"
     import ssl

@@ -40,7 +40,8 @@ def test_transport_rules():
     assert is_loopback("localhost:5000") and is_loopback("127.0.0.1:1") and is_loopback("[::1]:5000")
     assert not is_loopback("registry.example.com")
     cfg = TransportConfig(insecure_registries=("harbor.lan:8080", "other.lan"))
-    assert cfg.schemes("127.0.0.1:5000") == (("http", False),)
+    assert cfg.schemes("127.0.0.1:5000") == (("https", False), ("http", False))  # insecure by default, as Docker
+    assert TransportConfig(plain_http_loopback=False).schemes("127.0.0.1:5000") == (("https", True),)
     assert cfg.schemes("harbor.lan:8080") == (("https", False), ("http", False))
     assert cfg.schemes("other.lan:443") == (("https", False), ("http", False))
     assert cfg.schemes("ghcr.io") == (("https", True),)
