@@ -210,7 +210,7 @@ def create(container_id: str, resources: dict | None = None) -> Cgroup:
     if "memory" not in by_ctrl or "pids" not in by_ctrl:
         raise CgroupError("cgroup v1: the memory and pids controllers are not mounted under /sys/fs/cgroup")
     unique = tuple(dict.fromkeys(by_ctrl.values()))
-    cg = Cgroup("v1", unique)
+    created: list[str] = []
     try:
         for p in unique:
             try:
@@ -219,11 +219,13 @@ def create(container_id: str, resources: dict | None = None) -> Cgroup:
                 raise CgroupError(f"create cgroup {p}: already exists") from None
             except OSError as exc:
                 raise CgroupError(f"create cgroup {p}: {exc.strerror}") from None
+            created.append(p)
         _apply_v1(by_ctrl, resources)
     except CgroupError:
-        cg.destroy()
+        # only what this call made: an existing cgroup of the same id is another container's
+        Cgroup("v1", tuple(created)).destroy()
         raise
-    return cg
+    return Cgroup("v1", unique)
 
 
 def open_existing(container_id: str) -> Cgroup | None:

@@ -58,6 +58,8 @@ def test_v1_limits_join_and_destroy(cid: str) -> None:
         assert cg.pids() == [pid]
         with pytest.raises(CgroupError, match="already exists"):
             cgroups.create(cid, {})
+        assert cg.pids() == [pid]                   # the failed duplicate left the existing one alone
+        assert all(os.path.isdir(p) for p in cg.paths)
     finally:
         cg.destroy()            # kills what is left, then removes every directory
         os.waitpid(pid, 0)
