@@ -387,10 +387,11 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
         sys.stdout.flush()
         sys.stderr.flush()
         direct = sc.is_child_subreaper()
+        caller = os.getpid()        # read before the fork: stage1 checks it is still its parent
         stage1 = os.fork()
         if stage1 == 0:
             parent_sock.close()
-            _stage1(spec, child_sock, cg, stdio, die_with_parent, os.getppid(), filter_program, direct)
+            _stage1(spec, child_sock, cg, stdio, die_with_parent, caller, filter_program, direct)
         child_sock.close()
         proc: ContainerProcess | None = None
         error: dict | None = None
