@@ -3,7 +3,8 @@
 Order of commits, so a killed pull never leaves a tag on missing content: config and layers
 first (in parallel, bounded), then each image manifest, then the index, then the tag. Blobs the
 store has are skipped; a blob whose ingest was interrupted resumes with ``Range`` from the
-store's ingest offset; a connection lost mid-blob is retried from where it stopped.
+store's ingest offset; a connection lost mid-blob is retried from where it stopped. A blob whose
+write into the store fails (disk full) is dropped, not kept for a resume.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
-from layers.errors import InvalidDocument, InvalidInput
+from layers.errors import InvalidDocument, InvalidInput, StoreError
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
@@ -104,11 +105,19 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
 
             try:
                 repo.fetch_blob(desc, ingest.write, offset=start, on_bytes=counted)
+                ingest.commit()
             except RegistryUnavailable:
                 if attempt == _BLOB_ATTEMPTS - 1:
                     raise
                 continue  # the ingest keeps what arrived; the next attempt resumes with Range
-            ingest.commit()
+            except StoreError:
+                # writing to the store failed (a full disk, an I/O error): drop the partial bytes,
+                # so a full disk does not stay full and what is already stored keeps working
+                try:
+                    ingest.restart()
+                except OSError:
+                    pass
+                raise
         progress.end(desc.digest.short, "Pull complete")
         if counters is not None:
             counters.fetched += 1

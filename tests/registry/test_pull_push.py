@@ -370,3 +370,74 @@ def test_stale_mount_hint_falls_back_to_upload(open_registry, pybuild, tmp_path)
     assert f"{manifest.layers[0].digest.short}: Pushed" in out.stderr
     with Registry(host) as reg:
         assert reg.repository("hint/two").blob_exists(manifest.layers[0])
+
+
+def test_disk_full_during_pull_keeps_earlier_images_running(open_registry, pybuild, busybox_tar, tmp_path):  # case 24
+    import ctypes
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs and run a container")
+    env = _env(tmp_path)
+    manifest, blobs = make_image((5_000_000, 5_000_000), tag="toobig")
+    _push_library(open_registry, "full/app", "1", manifest, blobs)
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mount(b"tmpfs", str(pybuild.root).encode(), b"tmpfs", 0, b"size=9m,mode=0700") == 0, \
+        os.strerror(ctypes.get_errno())
+    try:
+        _import_busybox(pybuild, busybox_tar, "busybox:full")
+        first = pybuild("run", "--rm", "--network", "none", "busybox:full", "echo", "before", env=env)
+        assert (first.returncode, first.stdout) == (0, "before\n"), first.stderr
+        ref = f"{open_registry.host}/full/app:1"
+        out = pybuild("pull", "-q", ref, env=env)
+        assert out.returncode != 0
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "No space left on device" in lines[0], out.stderr
+        with pytest.raises(Exception):
+            _store(pybuild).images.resolve(ref)
+        # the partial blobs do not keep the disk full: what was there still runs
+        after = pybuild("run", "--rm", "--network", "none", "busybox:full", "echo", "after", env=env)
+        assert (after.returncode, after.stdout) == (0, "after\n"), after.stderr
+        assert _fsck_ok(pybuild)
+        left = [n for n in os.listdir(pybuild.root / "ingest") if not n.endswith(".lock")]
+        assert all(os.path.getsize(pybuild.root / "ingest" / n) == 0 for n in left), left
+    finally:
+        libc.umount2(str(pybuild.root).encode(), 2)
+
+
+def test_connection_lost_mid_blob_resumes_in_the_same_pull(pybuild, tmp_path):
+    """The registry drops the connection half-way through a layer: the same pull asks for the rest
+    with Range and finishes; nothing is downloaded twice."""
+    manifest, blobs = make_image((2_000_000,))
+    layer = manifest.layers[0]
+    data = blobs[layer.digest]
+    ranges: list[str] = []
+    server = HostileRegistry()
+
+    def flaky(req):
+        rng = req.headers.get("Range", "")
+        ranges.append(rng)
+        start = int(rng[6:-1]) if rng.startswith("bytes=") and rng.endswith("-") else 0
+        body = data[start:]
+        req.send_response(206 if start else 200)
+        req.send_header("Content-Length", str(len(body)))
+        if start:
+            req.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        req.end_headers()
+        if len(ranges) == 1:
+            req.wfile.write(body[: len(body) // 2])  # then hang up
+            req.wfile.flush()
+            req.close_connection = True
+            return
+        req.wfile.write(body)
+
+    try:
+        serve_image(server, "flaky/app", "1", manifest, blobs, **{str(layer.digest): flaky})
+        ref = f"{server.host}/flaky/app:1"
+        out = pybuild("pull", ref, env=_env(tmp_path))
+        assert out.returncode == 0, out.stderr
+        assert len(ranges) == 2 and ranges[0] == "" and ranges[1].startswith("bytes="), ranges
+        assert 0 < int(ranges[1][6:-1]) <= len(data) // 2
+        assert _local_manifest_digest(pybuild, ref) == manifest.digest
+        assert _fsck_ok(pybuild)
+    finally:
+        server.stop()
