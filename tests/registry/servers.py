@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 REGISTRY_BIN = shutil.which("docker-registry")
 ROBOT_USER = "robot$proj+ci"
 ROBOT_PASSWORD = "Rob0t-S3cret-pa55"
+REFRESH_TOKEN = "refresh-Tok3n-for-robot"
 BASIC_USER = "alice"
 BASIC_PASSWORD = "alice-Secr3t-pw"
 
@@ -45,6 +46,8 @@ class TokenServer:
     """Issues RS256 JWTs with an ``x5c`` header for users it knows; counts what it issued."""
 
     users: dict[str, str]
+    #: OAuth2 refresh tokens (Docker's ``identitytoken``) -> user, accepted by POST
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
     service: str = "pybuild-test-registry"
     issuer: str = "pybuild-test-issuer"
     expires_in: int = 300
@@ -77,6 +80,9 @@ class TokenServer:
             def do_GET(self):
                 server._handle(self)
 
+            def do_POST(self):
+                server._handle_post(self)
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.port = self.httpd.server_address[1]
         self.realm = f"http://127.0.0.1:{self.port}/token"
@@ -96,6 +102,25 @@ class TokenServer:
         sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{signing_input}.{b64url(sig)}"
 
+    def _deny(self, req: BaseHTTPRequestHandler) -> None:
+        self.denied += 1
+        req.send_response(401)
+        req.send_header("Content-Type", "application/json")
+        body = b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}'
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+
+    def _handle_post(self, req: BaseHTTPRequestHandler) -> None:
+        """The OAuth2 form flow (``grant_type=refresh_token``), as Docker sends an ``identitytoken``."""
+        length = int(req.headers.get("Content-Length") or 0)
+        form = parse_qs(req.rfile.read(min(length, 1 << 16)).decode())
+        user = self.refresh_tokens.get(form.get("refresh_token", [""])[0], "")
+        if form.get("grant_type") != ["refresh_token"] or not user:
+            return self._deny(req)
+        scopes = [s for item in form.get("scope", []) for s in item.split(" ") if s]
+        self._issue(req, user, scopes, "", key="access_token")
+
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         query = parse_qs(urlsplit(req.path).query)
         user = ""
@@ -103,16 +128,13 @@ class TokenServer:
         if auth.startswith("Basic "):
             user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
             if self.users.get(user) != password:
-                self.denied += 1
-                req.send_response(401)
-                req.send_header("Content-Type", "application/json")
-                body = b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}'
-                req.send_header("Content-Length", str(len(body)))
-                req.end_headers()
-                req.wfile.write(body)
-                return
+                return self._deny(req)
+        self._issue(req, user, query.get("scope", []), query.get("account", [""])[0])
+
+    def _issue(self, req: BaseHTTPRequestHandler, user: str, scopes: list[str], account: str,
+               key: str = "token") -> None:
         access = []
-        for scope in query.get("scope", []):
+        for scope in scopes:
             kind, _, rest = scope.partition(":")
             repo, _, actions = rest.rpartition(":")
             if kind != "repository":
@@ -123,8 +145,8 @@ class TokenServer:
         now = int(time.time())
         claims = {"iss": self.issuer, "sub": user, "aud": self.service, "exp": now + self.expires_in,
                   "nbf": now - 5, "iat": now, "jti": hashlib.sha256(os.urandom(16)).hexdigest(), "access": access}
-        self.issued.append({"user": user, "scopes": query.get("scope", []), "account": query.get("account", [""])[0]})
-        body = json.dumps({"token": self.sign(claims), "expires_in": self.expires_in,
+        self.issued.append({"user": user, "scopes": scopes, "account": account, "method": req.command})
+        body = json.dumps({key: self.sign(claims), "expires_in": self.expires_in,
                            "issued_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}).encode()
         req.send_response(200)
         req.send_header("Content-Type", "application/json")
@@ -233,7 +255,7 @@ def start_registry(kind: str, workdir: Path, *, tls: bool = False, ip: str = "12
         lines += ["auth:", "  htpasswd:", "    realm: pybuild-test", f"    path: {htpasswd}"]
     elif kind == "token":
         user, password = ROBOT_USER, ROBOT_PASSWORD
-        token = TokenServer({ROBOT_USER: ROBOT_PASSWORD}).start(workdir)
+        token = TokenServer({ROBOT_USER: ROBOT_PASSWORD}, {REFRESH_TOKEN: ROBOT_USER}).start(workdir)
         lines += ["auth:", "  token:", f"    realm: {token.realm}", f"    service: {token.service}",
                   f"    issuer: {token.issuer}", f"    rootcertbundle: {token.cert_path}"]
     config = workdir / "config.yml"

@@ -159,3 +159,26 @@ def test_credential_store_normalizes_hosts(tmp_path):
     store.save("https://Registry.Example:5000/v1/", Credentials("u", "p"))
     assert store.get("registry.example:5000") == Credentials("u", "p")
     assert store.erase("registry.example:5000") and store.get("registry.example:5000") is None
+
+
+def test_docker_identitytoken_uses_the_oauth2_refresh_flow(token_registry, pybuild, env, tmp_path):
+    """``auths[host].identitytoken`` (what ``docker login`` stores for OAuth2 registries) is sent as a
+    refresh token in a POST to the realm, never as a password; the token never shows in output."""
+    from .servers import REFRESH_TOKEN
+
+    server = token_registry
+    manifest = _seed(server, "cli/identity")
+    config = {"auths": {server.host: {"identitytoken": REFRESH_TOKEN}}}
+    (tmp_path / "docker-config" / "config.json").write_text(json.dumps(config))
+    before = len(server.token.issued)
+    out = pybuild("manifest", "inspect", "--raw", f"{server.host}/cli/identity:v1", env=env, text=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == manifest.raw
+    issued = server.token.issued[before:]
+    assert issued and all(i["method"] == "POST" and i["user"] == ROBOT_USER for i in issued), issued
+    assert REFRESH_TOKEN.encode() not in out.stdout + out.stderr
+    # a refresh token the server does not know: refused, one line, not shown
+    config = {"auths": {server.host: {"identitytoken": "stale-refresh-token-123"}}}
+    (tmp_path / "docker-config" / "config.json").write_text(json.dumps(config))
+    bad = pybuild("manifest", "inspect", f"{server.host}/cli/identity:v1", env=env)
+    assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "stale-refresh" not in bad.stderr, bad.stderr
