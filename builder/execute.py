@@ -212,7 +212,10 @@ class Executor:
         self.created = format_time(when if when is not None else datetime.now(timezone.utc))
 
     def close(self) -> None:
-        shutil.rmtree(self.work, ignore_errors=True)
+        try:
+            self.cache.save()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
 
     # -- whole build ------------------------------------------------------------------------------
     def run(self, plan: Plan) -> BuildResult:
@@ -519,13 +522,17 @@ class Executor:
         with self.store.blobs.ingest() as ing:
             res = archive.pack(upper, ing, overlay_upper=True, timestamp=self.options.timestamp,
                                compression=self.options.compression, lowerdirs=lowers)
+            ours = _inode(getattr(ing, "path", None))
             digest = ing.commit()
         if digest != res.digest:
             raise BuildError(f"layer digest mismatch: packed {res.digest}, stored {digest}")
         media_type = res.media_type
         if self.options.format == "docker":
             media_type = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-        return Descriptor(media_type=media_type, digest=res.digest, size=res.size), res.diff_id
+        desc = Descriptor(media_type=media_type, digest=res.digest, size=res.size)
+        if ours is not None and _inode(self.store.blobs.path(digest)) == ours:
+            self.cache.remember(desc)  # the stored file is the one just hashed while written
+        return desc, res.diff_id
 
     def _build_time(self) -> str:
         """The created time of this build's history and config: ``--timestamp`` when given; when every
@@ -646,6 +653,14 @@ def _archive_kind(path: str) -> str | None | bool:
     if len(head) >= 262 and head[257:262] == b"ustar":
         return None
     return False
+
+
+def _inode(path: str | None) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if st else None
 
 
 def _ensure(path: str) -> str:

@@ -149,6 +149,8 @@ def test_tampered_cache_blob_is_a_miss(store, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo original > /f\n")
     first, _ = _build(store, ctx, tmp_path)
     blob = Path(store.blobs.path(first.result.layers[-1].digest))
+    memo = json.loads((Path(store.root) / "cache" / "verified.memo").read_text())
+    assert blob.name in memo and "sha256:" not in json.dumps(memo)  # trusted while the file is unchanged
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
     os.chmod(blob, 0o600)
