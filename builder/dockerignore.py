@@ -1,14 +1,16 @@
 """``.dockerignore`` with Docker's rules (moby/patternmatcher): one pattern a line, ``#`` comments,
 paths cleaned and made relative, ``**`` matches any number of directories, ``!`` re-includes, the
 last matching pattern wins, and a pattern that matches a directory excludes everything under it.
+Patterns are matched by :class:`builder.glob.Glob` (linear time, whatever the pattern).
 """
 
 from __future__ import annotations
 
 import posixpath
-import re
 from dataclasses import dataclass
 from functools import cached_property
+
+from .glob import Glob
 
 __all__ = ["Pattern", "IgnoreRules", "load_ignore", "parse_ignore", "compile_pattern"]
 
@@ -19,61 +21,17 @@ class Pattern:
     exclusion: bool  # ``!pattern``: re-include
 
     @cached_property
-    def regex(self) -> re.Pattern:
-        return compile_pattern(self.text)
-
-    @cached_property
-    def parts(self) -> int:
-        return len(self.text.split("/"))
+    def glob(self) -> Glob:
+        return Glob.compile(self.text)
 
     def matches(self, path: str) -> bool:
         """True when ``path`` or one of its parent directories matches (Docker's parent-dir rule)."""
-        if self.regex.fullmatch(path):
-            return True
-        parents = path.split("/")
-        # a pattern with N components can match the first N components of a deeper path
-        if "**" not in self.text and len(parents) > self.parts:
-            return bool(self.regex.fullmatch("/".join(parents[: self.parts])))
-        for i in range(1, len(parents)):
-            if self.regex.fullmatch("/".join(parents[:i])):
-                return True
-        return False
+        return self.glob.match_with_parents(path)
 
 
-def compile_pattern(pattern: str) -> re.Pattern:
-    out = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "*":
-            if pattern.startswith("**", i):
-                i += 2
-                if pattern.startswith("/", i):  # "**/" matches zero or more directories
-                    out.append("(?:.*/)?")
-                    i += 1
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end]
-                if body.startswith("^") or body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = end
-        elif ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.S)
+def compile_pattern(pattern: str) -> Glob:
+    """A COPY source or exclude pattern (``fullmatch`` per path); ValueError when it is malformed."""
+    return Glob.compile(pattern)
 
 
 @dataclass(frozen=True)
@@ -95,9 +53,13 @@ class IgnoreRules:
         return any(p.exclusion for p in self.patterns)
 
 
-def parse_ignore(text: str) -> IgnoreRules:
+def parse_ignore(text: str, file: str = ".dockerignore") -> IgnoreRules:
+    """The rules of a ``.dockerignore`` text; a malformed pattern is an InvalidInput naming ``file:line``
+    (Docker refuses such a context too: "syntax error in pattern")."""
+    from layers.errors import InvalidInput
+
     out = []
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -107,7 +69,12 @@ def parse_ignore(text: str) -> IgnoreRules:
         line = posixpath.normpath(line).lstrip("/")
         if line in ("", "."):
             continue
-        out.append(Pattern(line, exclusion))
+        pattern = Pattern(line, exclusion)
+        try:
+            pattern.glob
+        except ValueError as exc:
+            raise InvalidInput(f"{file}:{number}: syntax error in pattern {raw.strip()[:100]!r}: {exc}") from None
+        out.append(pattern)
     return IgnoreRules(tuple(out))
 
 
@@ -122,7 +89,7 @@ def load_ignore(context_dir: str, dockerfile_path: str | None) -> IgnoreRules:
     for path in candidates:
         try:
             with open(path, encoding="utf-8") as f:
-                return parse_ignore(f.read())
+                return parse_ignore(f.read(), os.path.basename(path))
         except FileNotFoundError:
             continue
     return IgnoreRules()

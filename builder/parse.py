@@ -249,12 +249,17 @@ def parse_duration(text: str) -> int:
     return int(total)
 
 
-def _pairs(rest: str, escape: str, err, keyword: str) -> tuple[tuple[str, str], ...]:
-    """``k=v k2="v 2"`` or the legacy ``key value`` form (ENV, LABEL)."""
+def _words(rest: str, escape: str, err) -> list[str]:
+    """:func:`split_raw`, an unmatched quote reported at the instruction's line."""
     try:
-        words = split_raw(rest, escape)
+        return split_raw(rest, escape)
     except ValueError as exc:
         raise err(str(exc)) from None
+
+
+def _pairs(rest: str, escape: str, err, keyword: str) -> tuple[tuple[str, str], ...]:
+    """``k=v k2="v 2"`` or the legacy ``key value`` form (ENV, LABEL)."""
+    words = _words(rest, escape, err)
     if not words:
         raise err("needs at least one argument")
     if "=" not in words[0]:
@@ -387,10 +392,7 @@ def _copy_like(add: bool):
         if rest.startswith("["):
             words, _ = _json_or_shell(rest, err)
         else:
-            try:
-                words = tuple(split_raw(rest, escape))
-            except ValueError as exc:
-                raise err(str(exc)) from None
+            words = tuple(_words(rest, escape, err))
         if len(words) < 2:
             raise err("needs at least one source and a destination")
         for src in words[:-1]:
@@ -417,7 +419,7 @@ def _label(rest, common, err, escape, heredocs):
 
 def _arg(rest, common, err, escape, heredocs):
     out = []
-    for w in split_raw(rest, escape):
+    for w in _words(rest, escape, err):
         name, eq, default = w.partition("=")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise err(f"invalid argument name {name!r}")
@@ -437,7 +439,7 @@ def _list_form(cls, field_name):
         if rest.startswith("["):
             words, _ = _json_or_shell(rest, err)
         else:
-            words = tuple(split_raw(rest, escape))
+            words = tuple(_words(rest, escape, err))
         return cls(**{field_name: tuple(words)}, **common)
 
     return parse_list

@@ -446,6 +446,8 @@ def _select(context: BuildContext, source: str, excludes, err):
         return context.select(source, excludes)
     except FileNotFoundError:
         raise err(f"{source}: not found in the build context (or excluded by .dockerignore)") from None
+    except ValueError as exc:  # a malformed pattern (builder.glob)
+        raise err(f"{source}: syntax error in pattern: {exc}") from None
 
 
 def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_name, deps, common, err,

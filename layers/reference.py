@@ -121,6 +121,10 @@ class Reference:
                 f"invalid repository name {repository[:80]!r} in {shown!r}: want lowercase components of "
                 "[a-z0-9] joined by '.', '_', '__' or '-', separated by '/'"
             )
+        full = len(registry) + 1 + len(repository)
+        if full > NAME_MAX:  # counted on the normalised name, as distribution/reference does
+            raise InvalidReference(f"repository name in {shown!r}... is {full} characters with its registry, "
+                                   f"more than {NAME_MAX}")
         if tag is None and digest is None:
             tag = default_tag
         return cls(registry, repository, tag, digest)
