@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Push and pull a ~500 MB image through a local registry: pybuild next to ``skopeo copy``, same run.
 
-Usage: ``.venv/bin/python bench/registry.py [--mb 500] [--layers 5]``
+Usage: ``.venv/bin/python bench/registry.py [--mb 500] [--layers 5] [--runs 3]``
 
 Makes an OCI layout of random (incompressible) gzip layers, seeds registry A with it by
-``skopeo copy``, then times:
+``skopeo copy``, then, ``--runs`` times (the two tools in alternating order):
 
 - pull: ``pybuild pull A/bench:1`` into an empty root  vs  ``skopeo copy docker://A/bench:1 oci:DIR``
-- push: ``pybuild push`` of that image to registry B  vs  ``skopeo copy oci:DIR docker://C/bench:1``
+- push: ``pybuild push`` of that image to a fresh registry B  vs  ``skopeo copy oci:DIR docker://C/bench:1``
 
 Registries are Debian's ``docker-registry`` on 127.0.0.1 (fresh storage each, so nothing is
-skipped or mounted). Prints seconds and MB/s for both tools.
+skipped or mounted). Prints the median seconds and MB/s for both tools, and every run.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,36 +80,51 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=500)
     parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3, help="rounds of each measure; the median is printed")
     args = parser.parse_args()
     skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        raise SystemExit("skopeo is not installed: nothing to compare with")
     pybuild = str(Path(sys.executable).with_name("pybuild"))
+    tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+    times: dict[str, list[float]] = {"pull": [], "skopeo pull": [], "push": [], "skopeo push": []}
     with tempfile.TemporaryDirectory(prefix="bench-registry-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         size = make_layout(work / "layout", args.mb, args.layers)
-        regs = [start_registry("open", work / name) for name in ("a", "b", "c")]
+        source = start_registry("open", work / "a")
         try:
-            a, b, c = (r.host for r in regs)
-            tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
-            if skopeo is None:
-                raise SystemExit("skopeo is not installed: nothing to compare with")
+            a = source.host
             timed([skopeo, "copy", "-q", *tls, f"oci:{work / 'layout'}:1", f"docker://{a}/bench:1"])
-            root = work / "root"
-            base = [pybuild, "--root", str(root), "--state-dir", str(work / "state")]
-            rows = []
-            t_pull = timed([*base, "pull", "-q", f"{a}/bench:1"])
-            t_spull = timed([skopeo, "copy", "-q", *tls, f"docker://{a}/bench:1", f"oci:{work / 'pulled'}:1"])
-            rows.append(("pull", t_pull, t_spull))
-            t_push = timed([*base, "push", "-q", f"{a}/bench:1", f"{b}/bench:1"])
-            t_spush = timed([skopeo, "copy", "-q", *tls, f"oci:{work / 'pulled'}:1", f"docker://{c}/bench:1"])
-            rows.append(("push", t_push, t_spush))
+            for i in range(args.runs):
+                # fresh destinations every round (nothing skipped or mounted), the order alternating
+                root, pulled = work / f"root{i}", work / f"pulled{i}"
+                base = [pybuild, "--root", str(root), "--state-dir", str(work / f"state{i}")]
+                pulls = [("pull", [*base, "pull", "-q", f"{a}/bench:1"]),
+                         ("skopeo pull", [skopeo, "copy", "-q", *tls, f"docker://{a}/bench:1", f"oci:{pulled}:1"])]
+                for name, argv in pulls if i % 2 == 0 else pulls[::-1]:
+                    times[name].append(timed(argv))
+                dests = [start_registry("open", work / f"{name}{i}") for name in ("b", "c")]
+                try:
+                    b, c = (r.host for r in dests)
+                    pushes = [("push", [*base, "push", "-q", f"{a}/bench:1", f"{b}/bench:1"]),
+                              ("skopeo push", [skopeo, "copy", "-q", *tls, f"oci:{pulled}:1", f"docker://{c}/bench:1"])]
+                    for name, argv in pushes if i % 2 == 0 else pushes[::-1]:
+                        times[name].append(timed(argv))
+                finally:
+                    for r in dests:
+                        r.stop()
+                for path in (root, pulled, work / f"b{i}", work / f"c{i}"):
+                    shutil.rmtree(path, ignore_errors=True)
         finally:
-            for r in regs:
-                r.stop()
+            source.stop()
     mb = size / 1e6
-    print(f"image: {args.layers} layers, {mb:.0f} MB compressed; local docker-registry on 127.0.0.1")
-    print(f"{'':6}{'pybuild s':>11}{'MB/s':>8}{'skopeo s':>11}{'MB/s':>8}")
-    for name, ours, theirs in rows:
-        print(f"{name:6}{ours:11.2f}{mb / ours:8.0f}{theirs:11.2f}{mb / theirs:8.0f}")
+    print(f"image: {args.layers} layers, {mb:.0f} MB compressed; local docker-registry on 127.0.0.1; "
+          f"median of {args.runs} run(s), each into a fresh store/layout/registry")
+    print(f"{'':6}{'pybuild s':>11}{'MB/s':>8}{'skopeo s':>11}{'MB/s':>8}   runs (pybuild | skopeo)")
+    for name in ("pull", "push"):
+        ours, theirs = statistics.median(times[name]), statistics.median(times[f"skopeo {name}"])
+        runs = " ".join(f"{t:.2f}" for t in times[name]) + " | " + " ".join(f"{t:.2f}" for t in times[f"skopeo {name}"])
+        print(f"{name:6}{ours:11.2f}{mb / ours:8.0f}{theirs:11.2f}{mb / theirs:8.0f}   {runs}")
 
 
 if __name__ == "__main__":
