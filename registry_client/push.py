@@ -71,14 +71,16 @@ def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Ma
     docker = manifest.is_docker if options.format is None else options.format == "docker"
     if docker and options.compression not in (None, "gzip"):
         raise InvalidInput(f"the docker manifest format carries only gzip layers, not {options.compression}")
-    layers = []
-    for desc in manifest.layers:
+    def encoded(desc: Descriptor) -> Descriptor:
         current = MediaType.compression(desc.media_type) if MediaType.is_layer(desc.media_type) else None
         want = options.compression if options.compression is not None else current
         if MediaType.is_layer(desc.media_type) and want != current:
             desc = _recompress(store, desc, want)
-        layers.append(replace(desc, media_type=_layer_type(desc, options.compression, docker),
-                              annotations=() if docker else desc.annotations))
+        return replace(desc, media_type=_layer_type(desc, options.compression, docker),
+                       annotations=() if docker else desc.annotations)
+
+    # layers are re-encoded in parallel (the codecs release the GIL), as many at once as transfers
+    layers = run_parallel(encoded, manifest.layers, options.jobs, "recompress")
     config_type = MediaType.DOCKER_CONFIG if docker else MediaType.OCI_CONFIG
     config = replace(manifest.config, media_type=config_type, annotations=() if docker else manifest.config.annotations)
     if docker:
