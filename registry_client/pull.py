@@ -21,7 +21,7 @@ from layers.reference import Reference
 
 from .client import Document, Repository
 from .errors import RegistryUnavailable
-from .parallel import run_parallel
+from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 
@@ -99,6 +99,7 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
             progress.begin(desc.digest.short, desc.size, "Downloading", start)
 
             def counted(n: int) -> None:
+                checkpoint()  # stop here when a sibling transfer failed or the user pressed Ctrl-C
                 progress.advance(desc.digest.short, n)
                 if counters is not None:
                     counters.bytes += n

@@ -22,7 +22,7 @@ from layers.mediatype import MediaType
 from layers.reference import Reference
 
 from .client import CHUNK_SIZE, Repository
-from .parallel import run_parallel
+from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 
@@ -111,8 +111,12 @@ def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOpti
                 progress.end(key, f"Mounted from {source}")
                 return "mounted"
     progress.begin(key, desc.size, "Pushing")
+    def sent(n: int) -> None:
+        checkpoint()  # stop here when a sibling transfer failed or the user pressed Ctrl-C
+        progress.advance(key, n)
+
     repo.upload_blob(desc, lambda: store.blobs.open(desc.digest, desc.size), chunk_size=options.chunk_size,
-                     on_bytes=lambda n: progress.advance(key, n))
+                     on_bytes=sent)
     progress.end(key, "Pushed")
     return "uploaded"
 

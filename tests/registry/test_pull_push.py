@@ -441,3 +441,90 @@ def test_connection_lost_mid_blob_resumes_in_the_same_pull(pybuild, tmp_path):
         assert _fsck_ok(pybuild)
     finally:
         server.stop()
+
+
+def _trickle(data: bytes, piece: int = 64 << 10, pause: float = 0.25, started: threading.Event | None = None):
+    """A blob handler that sends ``piece`` bytes every ``pause`` seconds (a slow registry or link)."""
+
+    def handler(req):
+        rng = req.headers.get("Range", "")
+        start = int(rng[6:-1]) if rng.startswith("bytes=") and rng.endswith("-") else 0
+        body = data[start:]
+        req.send_response(206 if start else 200)
+        req.send_header("Content-Length", str(len(body)))
+        if start:
+            req.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        req.end_headers()
+        for i in range(0, len(body), piece):
+            req.wfile.write(body[i:i + piece])
+            req.wfile.flush()
+            if started is not None:
+                started.set()
+            time.sleep(pause)
+
+    return handler
+
+
+def test_one_bad_layer_stops_the_others_at_once(pybuild, tmp_path):
+    """Fail fast: a layer with other bytes ends the pull at once; a slow sibling is not waited for,
+    its partial bytes are kept and the next pull resumes them."""
+    manifest, blobs = make_image((8_000_000, 100_000))
+    slow, bad = max(manifest.layers, key=lambda d: d.size), min(manifest.layers, key=lambda d: d.size)
+    server = HostileRegistry()
+    try:
+        started = threading.Event()
+        evil = bytes(bad.size)
+
+        def late_bad(req):  # answers once the slow layer is under way
+            started.wait(30)
+            serve_blob(evil)(req)
+
+        serve_image(server, "ff/app", "1", manifest, blobs,
+                    **{str(slow.digest): _trickle(blobs[slow.digest], started=started), str(bad.digest): late_bad})
+        ref = f"{server.host}/ff/app:1"
+        begin = time.monotonic()
+        out = pybuild("pull", ref, env=_env(tmp_path))
+        elapsed = time.monotonic() - begin
+        assert out.returncode != 0
+        last = out.stderr.strip().splitlines()[-1]
+        assert str(bad.digest) in last and "cancelled" not in last, out.stderr
+        assert elapsed < 15, f"the pull waited {elapsed:.1f}s for the slow layer (it takes ~30s)"
+        partial = pybuild.root / "ingest" / f"sha256-{slow.digest.hex}"
+        assert partial.exists() and 0 < partial.stat().st_size < slow.size
+        assert _fsck_ok(pybuild)
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_stops_a_pull_promptly_and_it_resumes(pybuild, tmp_path):
+    from tests.conftest import pybuild_exe
+
+    manifest, blobs = make_image((8_000_000,))
+    layer = manifest.layers[0]
+    server = HostileRegistry()
+    try:
+        started = threading.Event()
+        serve_image(server, "int/app", "1", manifest, blobs,
+                    **{str(layer.digest): _trickle(blobs[layer.digest], started=started)})
+        ref = f"{server.host}/int/app:1"
+        proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                                 "pull", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, **_env(tmp_path)})
+        assert started.wait(30)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        begin = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert time.monotonic() - begin < 10, "Ctrl-C waited for the transfer to finish"
+        assert b"Traceback" not in err
+        ranges: list[str] = []
+        serve_image(server, "int/app", "1", manifest, blobs, **{str(layer.digest): serve_blob(blobs[layer.digest],
+                                                                                               ranges=ranges)})
+        out = pybuild("pull", ref, env=_env(tmp_path))
+        assert out.returncode == 0, out.stderr
+        assert len(ranges) == 1 and int(ranges[0][6:-1]) > 0, ranges
+        assert _local_manifest_digest(pybuild, ref) == manifest.digest
+        assert _fsck_ok(pybuild)
+    finally:
+        server.stop()
