@@ -112,16 +112,30 @@ def test_push_zstd_of_gzip_image_round_trips_and_runs(open_registry, pybuild, bu
 
 
 def test_recompress_refuses_a_stored_layer_that_does_not_match(open_registry, pybuild, busybox_tar, env):
-    """A gzip layer replaced on disk by another valid gzip: nothing re-encoded is kept, nothing is pushed."""
+    """A gzip layer replaced on disk by another valid gzip of the same size: the digest check refuses it
+    before the re-encoded blob is committed; nothing is pushed."""
     assert pybuild("import", str(busybox_tar), "bb:bad", check=True).returncode == 0
     store = Store(str(pybuild.root))
     layer = store.images.load(store.images.resolve("bb:bad")).manifest.layers[0]
     path = store.blobs.path(layer.digest)
     import gzip
 
+    # the attack: a valid gzip of other content, of the very same size, under the old name (so only
+    # the digest can tell; stored deflate blocks make the size exact)
+    def forge(n: int, name: str = "") -> bytes:
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename=name, fileobj=buf, mode="wb", compresslevel=0, mtime=0) as gz:
+            gz.write(b"\0" * n)
+        return buf.getvalue()
+
+    n = layer.size - 1000
+    while len(forge(n)) > layer.size - 2:
+        n -= 100
+    forged = forge(n, "x" * (layer.size - len(forge(n)) - 1))  # the FNAME field pads to the exact size
+    assert len(forged) == layer.size
     os.chmod(path, 0o644)
-    with open(path, "wb") as fh:  # the attack: a valid gzip of other content under the old name
-        fh.write(gzip.compress(b"\0" * 10240, mtime=0))
+    with open(path, "wb") as fh:
+        fh.write(forged)
     blobs_before = set(store.blobs.digests())
     ref = f"{open_registry.host}/comp/bad:1"
     out = pybuild("push", "--compression", "zstd", "bb:bad", ref, env=env)
