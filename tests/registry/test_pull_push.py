@@ -528,3 +528,47 @@ def test_ctrl_c_stops_a_pull_promptly_and_it_resumes(pybuild, tmp_path):
         assert _fsck_ok(pybuild)
     finally:
         server.stop()
+
+
+def test_docker_manifest_list_pulls_the_right_platform_and_accept_lists_every_type(open_registry, pybuild, tmp_path):
+    """A Docker schema 2 manifest list of Docker schema 2 images (what Docker Hub serves) pulls the wanted
+    platform, and every manifest request sent the full Accept list (OCI and Docker types)."""
+    from dataclasses import replace
+
+    from layers.index import Index
+    from layers.manifest import Manifest
+
+    env = _env(tmp_path)
+    plats = [Platform("linux", "amd64"), Platform("linux", "arm64", "v8")]
+    images, blobs = {}, {}
+    for plat in plats:
+        oci, b = make_image((30_000,), plat, tag=f"dl-{plat.architecture}")
+        docker = Manifest.build(replace(oci.config, media_type=MediaType.DOCKER_CONFIG),
+                                [replace(d, media_type=MediaType.DOCKER_LAYER_GZIP) for d in oci.layers], docker=True)
+        images[plat] = docker
+        blobs.update(b)
+    manifest_list = Index.build([m.descriptor(platform=p) for p, m in images.items()], docker=True)
+    assert manifest_list.media_type == MediaType.DOCKER_MANIFEST_LIST
+    _push_library(open_registry, "dlist/app", "1", manifest_list, blobs, children=list(images.values()))
+    ref = f"{open_registry.host}/dlist/app:1"
+    out = pybuild("pull", "--platform", "linux/arm64/v8", ref, env=env)
+    assert out.returncode == 0, out.stderr
+    assert _local_manifest_digest(pybuild, ref) == images[plats[1]].digest
+    assert not _store(pybuild).blobs.has(images[plats[0]].layers[0].digest)
+
+    # what the client asks for: the same manifests through a registry that records its requests
+    server = HostileRegistry()
+    try:
+        serve_image(server, "dlist/app", "1", manifest_list, blobs)
+        for plat, child in images.items():
+            serve_image(server, "dlist/app", str(child.digest), child, {})
+        out = pybuild("pull", "--platform", "linux/amd64", f"{server.host}/dlist/app:1", env=env)
+        assert out.returncode == 0, out.stderr
+        accepts = [s.headers.get("accept", "") for s in server.seen if "/manifests/" in s.path]
+        assert len(accepts) == 2
+        for accept in accepts:
+            for media_type in (MediaType.OCI_INDEX, MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST_LIST,
+                               MediaType.DOCKER_MANIFEST):
+                assert media_type in accept, accept
+    finally:
+        server.stop()
