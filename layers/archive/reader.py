@@ -49,7 +49,8 @@ class TarReader:
         self._stream = stream
         self._what = what
         self._hash = hashlib.sha256()
-        self._buf = b""
+        self._buf = b""       # read ahead; bytes before ``_pos`` are consumed (no copy per header)
+        self._pos = 0
         self._left = 0        # data bytes of the current member not yet read
         self._pad = 0         # padding after them
         self._count = 0
@@ -65,12 +66,12 @@ class TarReader:
 
     def _read(self, n: int) -> bytes:
         """Up to ``n`` bytes (fewer only at EOF)."""
-        if len(self._buf) >= n:
-            out, self._buf = self._buf[:n], self._buf[n:]
-            return out
-        parts = [self._buf]
-        have = len(self._buf)
-        self._buf = b""
+        pos = self._pos
+        if len(self._buf) - pos >= n:
+            self._pos = pos + n
+            return self._buf[pos:pos + n]
+        parts = [self._buf[pos:]]
+        have = len(parts[0])
         while have < n:
             data = self._raw(max(n - have, _CHUNK))
             if not data:
@@ -78,8 +79,8 @@ class TarReader:
             parts.append(data)
             have += len(data)
         joined = b"".join(parts)
-        out, self._buf = joined[:n], joined[n:]
-        return out
+        self._buf, self._pos = joined, min(n, len(joined))
+        return joined[:n]
 
     def _exact(self, n: int, where: str) -> bytes:
         data = self._read(n)
@@ -92,12 +93,13 @@ class TarReader:
     def chunks(self) -> Iterator[bytes]:
         """The current member's data, in pieces of at most 1 MiB."""
         while self._left:
-            if self._buf:
-                piece, self._buf = self._buf[:self._left], self._buf[self._left:]
+            if self._pos < len(self._buf):
+                end = min(len(self._buf), self._pos + self._left)
+                piece, self._pos = self._buf[self._pos:end], end
             else:
                 piece = self._raw(min(self._left, _CHUNK))
                 if len(piece) > self._left:  # pragma: no cover - read(n) never returns more than n
-                    piece, self._buf = piece[:self._left], piece[self._left:]
+                    piece, self._buf, self._pos = piece[:self._left], piece, self._left
             if not piece:
                 raise LayerError(f"{self._what}: truncated in the middle of a file's data")
             self._left -= len(piece)

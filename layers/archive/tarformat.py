@@ -179,9 +179,10 @@ def decode_header(block: bytes, index: int) -> RawHeader:
     """Decode one non-zero header block (the ``index``-th); a bad checksum is a LayerError."""
     stored = _number(block[148:156], "checksum", f"#{index}")
     unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 8 * 32
-    if stored not in (unsigned, signed):
-        raise LayerError(f"tar header #{index}: bad checksum (not a tar, or corrupt)")
+    if stored != unsigned:  # the signed sum (old tars) only when needed: it is the slow one
+        signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 8 * 32
+        if stored != signed:
+            raise LayerError(f"tar header #{index}: bad checksum (not a tar, or corrupt)")
     name = _cstr(block[0:100])
     where = name[:200].decode("utf-8", "replace") or f"#{index}"
     magic = block[257:265]
