@@ -145,7 +145,7 @@ def login_cmd(settings: Settings, registry: str, username: str | None, password:
               password_stdin: bool) -> None:
     """Check credentials against REGISTRY and store them (mode 0600) for pull and push."""
     from layers.reference import Reference
-    from registry_client.credentials import CredentialStore, Credentials
+    from registry_client.credentials import Credentials, CredentialStore
 
     host = _registry_host(registry)
     if password is not None and password_stdin:

@@ -34,7 +34,12 @@ from urllib.parse import urlsplit
 import httpx
 
 from .credentials import Credentials
-from .errors import AuthenticationRequired, RegistryError, ResponseTooLarge, UnsafeRedirect
+from .errors import (
+    AuthenticationRequired,
+    RegistryError,
+    ResponseTooLarge,
+    UnsafeRedirect,
+)
 from .transport import TransportConfig, is_loopback
 
 __all__ = ["Challenge", "parse_challenge", "RegistryAuth", "basic_header"]

@@ -17,10 +17,10 @@ Contracts kept here:
 from __future__ import annotations
 
 import json
-from contextlib import closing
 import random
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
@@ -242,7 +242,7 @@ class Registry:
                 request = client.build_request(method, url, headers=headers, content=content, params=params)
                 response = client.send(request, stream=True)
             except httpx.StreamError:  # a streamed body asked to be sent again (token expired mid-upload)
-                raise AuthenticationRequired(f"{what}: authorization expired while a streamed body was sent")
+                raise AuthenticationRequired(f"{what}: authorization expired while a streamed body was sent") from None
             except httpx.TransportError as exc:
                 if last_try:
                     raise RegistryUnavailable(f"{what}: {type(exc).__name__}: {str(exc)[:200] or 'connection failed'}") from None

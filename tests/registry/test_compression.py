@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 
@@ -183,7 +182,7 @@ def test_setuid_survives_pack_push_pull_unpack(token_registry, pybuild, busybox_
     os.chmod(layer / "shared", 0o1777)
     manifest = _image_with_layer(pybuild, busybox_tar, layer, "suid:1")
 
-    from registry_client.credentials import CredentialStore, Credentials
+    from registry_client.credentials import Credentials, CredentialStore
 
     server = token_registry
     CredentialStore(tmp_path / "cfg" / "auth.json", tmp_path / "none").save(

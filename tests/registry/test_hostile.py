@@ -8,7 +8,6 @@ import json
 import os
 import time
 
-import httpx
 import pytest
 
 from layers.descriptor import Descriptor
@@ -19,7 +18,12 @@ from layers.mediatype import MediaType
 from layers.reference import Reference
 from registry_client.client import MANIFEST_MAX, Registry
 from registry_client.credentials import Credentials
-from registry_client.errors import AuthenticationRequired, RegistryUnavailable, ResponseTooLarge, UnsafeRedirect
+from registry_client.errors import (
+    AuthenticationRequired,
+    RegistryUnavailable,
+    ResponseTooLarge,
+    UnsafeRedirect,
+)
 from registry_client.pull import resolve
 from registry_client.transport import TransportConfig
 

@@ -7,8 +7,8 @@ import pty
 import select
 import subprocess
 
-from .test_pull_push import _env, _push_library, _store_image
 from .images import make_image
+from .test_pull_push import _env, _push_library, _store_image
 
 
 def _on_a_terminal(pybuild, args: list[str], env: dict) -> tuple[int, str, str]:

@@ -18,8 +18,8 @@ import pytest
 
 from layers.descriptor import Platform
 from layers.digest import Digest
+from layers.errors import NotFound
 from layers.mediatype import MediaType
-from layers.reference import Reference
 from registry_client.client import Registry
 from registry_client.credentials import Credentials
 
@@ -196,7 +196,7 @@ def test_blob_with_other_bytes_leaves_nothing(pybuild, tmp_path):  # SECURITY ca
         ingest = pybuild.root / "ingest"
         left = [n for n in os.listdir(ingest) if bad.digest.hex in n] if ingest.exists() else []
         assert all(n.endswith(".lock") for n in left), left  # no partial bytes kept for a resume
-        with pytest.raises(Exception):
+        with pytest.raises(NotFound):
             store.images.resolve(ref)
         assert _fsck_ok(pybuild)
     finally:
@@ -392,7 +392,7 @@ def test_disk_full_during_pull_keeps_earlier_images_running(open_registry, pybui
         assert out.returncode != 0
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and "No space left on device" in lines[0], out.stderr
-        with pytest.raises(Exception):
+        with pytest.raises(NotFound):
             _store(pybuild).images.resolve(ref)
         # the partial blobs do not keep the disk full: what was there still runs
         after = pybuild("run", "--rm", "--network", "none", "busybox:full", "echo", "after", env=env)
@@ -560,7 +560,7 @@ def test_docker_manifest_list_pulls_the_right_platform_and_accept_lists_every_ty
     server = HostileRegistry()
     try:
         serve_image(server, "dlist/app", "1", manifest_list, blobs)
-        for plat, child in images.items():
+        for child in images.values():
             serve_image(server, "dlist/app", str(child.digest), child, {})
         out = pybuild("pull", "--platform", "linux/amd64", f"{server.host}/dlist/app:1", env=env)
         assert out.returncode == 0, out.stderr

@@ -5,12 +5,21 @@ from __future__ import annotations
 import io
 
 import httpx
-import pytest
 
 from registry_client.auth import RegistryAuth, _merge_scopes, parse_challenge
 from registry_client.client import error_for
-from registry_client.errors import AccessDenied, AuthenticationRequired, RegistryError, RemoteNotFound
-from registry_client.progress import PlainProgress, QuietProgress, TerminalProgress, make_progress
+from registry_client.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    RegistryError,
+    RemoteNotFound,
+)
+from registry_client.progress import (
+    PlainProgress,
+    QuietProgress,
+    TerminalProgress,
+    make_progress,
+)
 from registry_client.transport import TransportConfig, is_loopback
 
 
