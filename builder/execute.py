@@ -208,6 +208,7 @@ class Executor:
         self._lock = threading.Lock()
         self._stage_images: dict[int, StageImage] = {}
         self._hit_times: list[str] = []
+        self._target: int | None = None
         when = options.timestamp
         self.created = format_time(when if when is not None else datetime.now(timezone.utc))
 
@@ -219,6 +220,7 @@ class Executor:
 
     # -- whole build ------------------------------------------------------------------------------
     def run(self, plan: Plan) -> BuildResult:
+        self._target = plan.target
         futures: dict[int, Future] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="stage") as pool:
             for idx in plan.order:
@@ -233,9 +235,17 @@ class Executor:
     def _stage(self, stage: Stage, deps: dict[int, Future]) -> StageImage:
         for f in deps.values():
             f.result()  # re-raises a dependency's failure
+        total = 1 + sum(isinstance(v.instruction, FS_STEPS) for v in stage.vertices)
+        label = "" if stage.index == self._target and stage.name is None else stage.label
+        step = self.progress.step(label, stage.from_instruction, (1, total)) if stage.base != "scratch" else None
         image = self._base(stage)
+        if step is not None:
+            step.done(cached=False)
+        position = 1
         for vertex in stage.vertices:
-            image = self._vertex(stage, vertex, image)
+            if isinstance(vertex.instruction, FS_STEPS):
+                position += 1
+            image = self._vertex(stage, label, vertex, image, (position, total))
         with self._lock:
             self._stage_images[stage.index] = image
         return image
@@ -254,10 +264,10 @@ class Executor:
         return StageImage(config, tuple(img.manifest.layers), len(img.config.history))
 
     # -- one vertex -------------------------------------------------------------------------------
-    def _vertex(self, stage: Stage, v: Vertex, image: StageImage) -> StageImage:
+    def _vertex(self, stage: Stage, label: str, v: Vertex, image: StageImage, position: tuple[int, int]) -> StageImage:
         inst = v.instruction
         history = History(created=self.created, created_by=_created_by(inst), comment=HISTORY_COMMENT)
-        step = self.progress.step(stage.label, inst)
+        step = self.progress.step(label, inst, position if isinstance(inst, FS_STEPS) else None)
         if not isinstance(inst, FS_STEPS):
             config = apply_meta(image.config, inst)
             step.done(cached=False, meta=True)

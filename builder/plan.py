@@ -99,7 +99,8 @@ class Stage:
 
     @property
     def label(self) -> str:
-        return self.name or str(self.index)
+        """How progress names the stage (BuildKit's way): its name, else ``stage-N``."""
+        return self.name or f"stage-{self.index}"
 
 
 @dataclass(frozen=True)

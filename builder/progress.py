@@ -88,10 +88,13 @@ class Progress:
     def note(self, text: str) -> None:
         self.line(f"# {text}")
 
-    def step(self, stage: str, inst: I.Instruction) -> Step:
+    def step(self, stage: str, inst: I.Instruction, position: tuple[int, int] | None = None) -> Step:
+        """Announce a step: ``#N [stage k/n] INSTRUCTION`` (``k/n`` counts FROM and the filesystem
+        steps of the stage, as BuildKit does; metadata steps have no position)."""
         number = next(self._numbers)
-        title = f"[{stage}] {inst.source.splitlines()[0][:120]}" if inst.source else f"[{stage}] {inst.keyword}"
-        if not isinstance(inst, (I.Run, I.Copy, I.Workdir)) and self.mode == "tty":
+        where = (f"{stage} " if stage else "") + f"{position[0]}/{position[1]}" if position else (stage or "final")
+        title = f"[{where}] {inst.source.splitlines()[0][:120]}" if inst.source else f"[{where}] {inst.keyword}"
+        if not isinstance(inst, (I.From, I.Run, I.Copy, I.Workdir)) and self.mode == "tty":
             return Step(self, number, title)  # metadata steps are not worth a line on a terminal
         self.line(f"#{number} {title}")
         return Step(self, number, title)

@@ -4,6 +4,7 @@ build and their images run and print what they should; cache hits and misses; re
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -141,10 +142,12 @@ def test_multistage_target_and_copy_from(bpybuild, tmp_path: Path) -> None:
         "FROM busybox AS final\nCOPY --from=3 / /merged/\nCMD [\"cat\", \"/merged/one\", \"/merged/two\"]\n")
     proc = _build(bpybuild, ctx, "-t", "ms:1")
     assert _run(bpybuild, "ms:1") == "one\ntwo\n"
-    # independent stages run at once: both RUN lines are printed before the first of them finishes
     lines = proc.stderr.splitlines()
-    first_done = min(i for i, l in enumerate(lines) if l.endswith("s") and " DONE " in l)
-    assert any("[one] RUN" in l for l in lines[:first_done]) and any("[two] RUN" in l for l in lines[:first_done])
+    runs = [l.split()[0] for l in lines if re.match(r"#\d+ \[(one|two) 2/2\] RUN", l)]
+    assert len(runs) == 2, lines
+    first_done = min(i for i, l in enumerate(lines) if l.split()[0] in runs and " DONE " in l)
+    # independent stages run at once: both RUN lines are printed before either of them finishes
+    assert all(any(l.startswith(r + " [") for l in lines[:first_done]) for r in runs), lines
     assert "[unused]" not in proc.stderr
     proc = _build(bpybuild, ctx, "--target", "unused", "-t", "ms:bad", check=False)
     assert proc.returncode != 0 and "Dockerfile:6: RUN" in proc.stderr and "status 1" in proc.stderr
@@ -271,3 +274,26 @@ def test_context_as_a_tar_on_stdin(bpybuild, tmp_path: Path) -> None:
         "from the tar\nDockerfile\nhello.txt\nsub\n"
     bpybuild("build", "-q", "-f", "sub/Other.Dockerfile", "-t", "tar:2", "-", input=data, text=False, check=True)
     assert _run(bpybuild, "tar:2", "cat", "/other.txt") == "from the tar\n"
+
+
+def test_progress_plain_tty_quiet(bpybuild, tmp_path: Path) -> None:
+    """BuildKit-like step lines: ``#N [stage k/n] INSTR`` then ``#N DONE 0.1s`` or ``#N CACHED``; RUN
+    output streamed; ``tty`` leaves out metadata steps; ``quiet`` and ``-q`` print no step lines."""
+    ctx = tmp_path / "p"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox AS base\nENV X=1\nRUN echo out-$X && echo err-$X >&2\n"
+                                    "FROM base\nRUN echo second\n")
+    plain = _build(bpybuild, ctx, "-t", "p:1").stderr
+    lines = plain.splitlines()
+    assert lines[0] == "#1 [base 1/2] FROM busybox AS base" and re.fullmatch(r"#1 DONE \d+\.\ds", lines[1])
+    assert "#2 [base] ENV X=1" in lines and "#3 [base 2/2] RUN echo out-$X && echo err-$X >&2" in lines
+    assert "out-1" in lines and "err-1" in lines and "#5 [2/2] RUN echo second" in lines
+    assert any(re.fullmatch(r"#5 DONE \d+\.\ds", l) for l in lines)
+    tty = bpybuild("build", "--progress", "tty", "--no-cache", "-t", "p:2", str(ctx), check=True).stderr
+    assert "ENV X=1" not in tty and "#3 [base 2/2] RUN" in tty and "out-1" in tty
+    cached = bpybuild("build", "--progress", "plain", "-t", "p:3", str(ctx), check=True).stderr
+    assert "#3 CACHED" in cached and "#5 CACHED" in cached and "2/2 steps cached" in cached
+    quiet = bpybuild("build", "--progress", "quiet", "--no-cache", "-t", "p:4", str(ctx), check=True)
+    assert "#1" not in quiet.stderr and "out-1" not in quiet.stderr and quiet.stdout.startswith("sha256:")
+    q = bpybuild("build", "-q", "--no-cache", "-t", "p:5", str(ctx), check=True)
+    assert q.stderr == "" and re.fullmatch(r"sha256:[0-9a-f]{64}\n", q.stdout)
