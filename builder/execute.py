@@ -138,7 +138,13 @@ class StoreResolver:
                 raise
             self._pull(image, platform)
             record = self.store.images.resolve(image)
-        return self.store.images.load(record)
+        want = Platform.parse(platform)
+        img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
+        have = img.config.platform
+        if (have.os, have.architecture) != (want.os, want.architecture) and have.architecture:
+            raise BuildError(f"image {image} is for {have.os}/{have.architecture}, not {platform} "
+                             "(--platform, or FROM --platform=...)")
+        return img
 
     def _pull(self, image: str, platform: str) -> None:
         from layers.reference import Reference

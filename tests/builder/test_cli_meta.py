@@ -71,3 +71,11 @@ def test_unknown_base_image_is_located(meta_pybuild, tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "\npybuild: Dockerfile:2: FROM: localhost:1/nope/never:1:" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_from_platform_must_match_the_local_image(meta_pybuild) -> None:
+    proc = meta_pybuild("build", "-t", "x:1", "-", input="FROM --platform=linux/arm64 busybox\nENV A=1\n")
+    assert proc.returncode != 0 and "Dockerfile:1: FROM: busybox: image busybox is for linux/amd64, not linux/arm64" \
+        in proc.stderr, proc.stderr
+    ok = meta_pybuild("build", "-q", "-t", "x:2", "-", input="FROM --platform=linux/amd64 busybox\nENV A=1\n")
+    assert ok.returncode == 0, ok.stderr
