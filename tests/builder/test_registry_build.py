@@ -46,3 +46,28 @@ def test_from_remote_image_and_push(bpybuild, registry, tmp_path: Path) -> None:
     third("pull", f"{host}/team/app:1", env=env, check=True)
     out = third("run", "--rm", "--network", "none", f"{host}/team/app:1", "cat", "/msg", env=env, check=True)
     assert out.stdout == "pulled-and-built\n"
+
+
+def test_pull_refreshes_a_base_that_moved_in_the_registry(bpybuild, registry, tmp_path: Path) -> None:
+    host = registry.host
+    env = {"PYBUILD_INSECURE_REGISTRIES": host}
+    base = f"{host}/base/moving:1"
+    bpybuild("push", "busybox:latest", base, env=env, check=True)
+    root, state = tmp_path / "b-root", tmp_path / "b-state"
+    root.mkdir(mode=0o700)
+    state.mkdir(mode=0o700)
+    builder = PybuildRunner(root, state)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN cat /version 2>/dev/null > /seen; true\n")
+    builder("build", "-q", "-t", "app:1", str(ctx), env=env, check=True)
+    # the base moves on in the registry
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "Dockerfile").write_text("FROM busybox\nRUN echo v2 > /version\n")
+    bpybuild("build", "-q", "-t", base, "--push", str(tmp_path / "v2"), env=env, check=True)
+    stale = builder("build", "--progress", "plain", "-t", "app:2", str(ctx), env=env, check=True)
+    assert "1/1 steps cached" in stale.stderr  # without --pull the local base is used
+    fresh = builder("build", "--progress", "plain", "--pull", "-t", "app:3", str(ctx), env=env, check=True)
+    assert "0/1 steps cached" in fresh.stderr and "pulling" in fresh.stderr
+    out = builder("run", "--rm", "--network", "none", "app:3", "cat", "/seen", env=env, check=True).stdout
+    assert out == "v2\n"
