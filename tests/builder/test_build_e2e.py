@@ -297,3 +297,32 @@ def test_progress_plain_tty_quiet(bpybuild, tmp_path: Path) -> None:
     assert "#1" not in quiet.stderr and "out-1" not in quiet.stderr and quiet.stdout.startswith("sha256:")
     q = bpybuild("build", "-q", "--no-cache", "-t", "p:5", str(ctx), check=True)
     assert q.stderr == "" and re.fullmatch(r"sha256:[0-9a-f]{64}\n", q.stdout)
+
+
+def test_args_case_builds_and_runs(bpybuild, tmp_path: Path) -> None:
+    """testdata/dockerfiles/args: global and stage ARGs, --build-arg, ${V:-d}/${V:+a}, SHELL applied to RUN
+    and to a shell-form ENTRYPOINT, USER/WORKDIR; a proxy build arg reaches RUN but neither the config
+    nor the history (as Docker keeps it out)."""
+    ctx = _copy_case("args", tmp_path)
+    _build(bpybuild, ctx, "-t", "args:1", "--build-arg", "FLAVOUR=spicy", "--build-arg",
+           "HTTP_PROXY=http://proxy.invalid:3128")
+    assert _run(bpybuild, "args:1") == "1.0\n"  # ENTRYPOINT echo $APP_VERSION through SHELL ["/bin/sh", "-ec"]
+    sh = ("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh")
+    out = bpybuild(*sh, "args:1", "-c", "cat /tmp/v; pwd; id -u; echo $APP_FLAVOUR $HAS_FLAVOUR", check=True).stdout
+    assert out == "1.0 http://proxy.invalid:3128\n/opt/1.0/sub\n1000\nspicy yes\n"
+    info = json.loads(bpybuild("inspect", "args:1", check=True).stdout)[0]
+    history = bpybuild("history", "--no-trunc", "args:1", check=True).stdout
+    assert "proxy.invalid" not in json.dumps(info) and "proxy.invalid" not in history
+    assert info["Config"]["Entrypoint"] == ["/bin/sh", "-ec", "echo $APP_VERSION"]
+    assert info["Config"]["Labels"] == {"version": "1.0", "quoted key": "single $VERSION"}
+    _build(bpybuild, ctx, "-t", "args:2")
+    assert bpybuild(*sh, "args:2", "-c", "echo $APP_FLAVOUR-$HAS_FLAVOUR", check=True).stdout == "plain-\n"
+
+
+def test_single_case_builds_and_serves_its_page(bpybuild, tmp_path: Path) -> None:
+    ctx = _copy_case("single", tmp_path)
+    _build(bpybuild, ctx, "-t", "single:1")
+    assert _run(bpybuild, "single:1", "cat", "/www/index.html") == (ctx / "index.html").read_text()
+    info = json.loads(bpybuild("inspect", "single:1", check=True).stdout)[0]
+    assert info["Config"]["Cmd"] == ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]
+    assert "80/tcp" in info["Config"]["ExposedPorts"] and info["Config"]["WorkingDir"] == "/www"
