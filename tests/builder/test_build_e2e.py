@@ -326,3 +326,23 @@ def test_single_case_builds_and_serves_its_page(bpybuild, tmp_path: Path) -> Non
     info = json.loads(bpybuild("inspect", "single:1", check=True).stdout)[0]
     assert info["Config"]["Cmd"] == ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]
     assert "80/tcp" in info["Config"]["ExposedPorts"] and info["Config"]["WorkingDir"] == "/www"
+
+
+def test_output_docker_archive_loads_elsewhere_and_runs(bpybuild, tmp_path: Path) -> None:
+    """``-o type=docker,dest=...``: a docker-archive (manifest.json with the tags) another store loads."""
+    import tarfile
+
+    from tests.conftest import PybuildRunner
+
+    out = tmp_path / "app.tar"
+    _build(bpybuild, TESTDATA / "app", "-t", "app:arch", "-o", f"type=docker,dest={out}")
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == ["app:arch"] and len(manifest[0]["Layers"]) >= 2
+    root, state = tmp_path / "other-root", tmp_path / "other-state"
+    root.mkdir(mode=0o700)
+    state.mkdir(mode=0o700)
+    other = PybuildRunner(root, state)
+    other("load", "-i", str(out), check=True)
+    assert "hello from pybuild" in other("run", "--rm", "--network", "none", "app:arch", "cat", "/www/index.html",
+                                         check=True).stdout
