@@ -28,7 +28,7 @@ from .cache import BuildCache
 from .context import BuildContext
 from .errors import BuildError
 from .options import BuildOptions
-from .plan import BaseImage, Plan, Stage, Vertex
+from .plan import BaseImage, Plan, Stage, Vertex, cache_key
 from .progress import Progress
 from .steps.copy import CopyItem, Ownership, copy_items, select_in_root, write_file
 from .steps.meta import apply_meta
@@ -282,7 +282,8 @@ class Executor:
             image = replace(image, config=apply_meta(image.config, inst))
         with self._lock:
             self.steps += 1
-        entry = None if self.options.no_cache else self.cache.get(v.key)
+        key = self._layer_key(v)
+        entry = None if self.options.no_cache else self.cache.get(key)
         if entry is not None:
             with self._lock:
                 self.hits += 1
@@ -297,9 +298,17 @@ class Executor:
             layer, diff_id = self._pack(upper, lowers)
         finally:
             _rmtree(upper)
-        self.cache.put(v.key, layer, diff_id, self.created)
+        self.cache.put(key, layer, diff_id, self.created)
         step.done(cached=False)
         return _append(image, layer, diff_id, history)
+
+    def _layer_key(self, v: Vertex) -> str:
+        """The cache entry for a step: its plan key, made specific to the options that change the
+        layer's bytes (``--compression``, ``--timestamp``). The default (gzip, no timestamp) is the
+        plan key itself."""
+        if self.options.compression == "gzip" and self.options.timestamp is None:
+            return v.key
+        return cache_key(v.key, {"compression": self.options.compression, "timestamp": self.options.timestamp})
 
     def _lowerdirs(self, image: StageImage) -> list[str]:
         dirs = [self.store.snapshots.ensure(layer, diff_id)

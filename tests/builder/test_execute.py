@@ -10,6 +10,7 @@ import re
 import os
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -378,3 +379,30 @@ def test_add_archives_urls_and_symlinked_sources(store, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text("FROM busybox\nADD https://example.com/repo.git /src\n")
     with pytest.raises(DockerfileError, match=r"^Dockerfile:2: ADD: .*git sources are not supported"):
         _build(store, ctx, tmp_path)
+
+
+def test_compression_and_timestamp_are_part_of_the_layer_cache(store, tmp_path: Path) -> None:
+    """A layer cached as gzip is not reused for --compression zstd, and one built without a timestamp
+    is not reused for SOURCE_DATE_EPOCH (its mtimes are not clamped): the reproducible digest is the
+    same whether or not the cache had the step already."""
+    import zstandard
+
+    from layers.mediatype import MediaType
+
+    ctx = tmp_path / "zc"
+    ctx.mkdir()
+    (ctx / "f").write_text("data\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY f /f\nRUN echo ran > /r\n")
+    gz, _ = _build(store, ctx, tmp_path)
+    zs, _ = _build(store, ctx, tmp_path, compression="zstd")
+    assert zs.result.cache_hits == 0 and all(l.media_type == MediaType.OCI_LAYER_ZSTD for l in zs.result.layers[1:])
+    data = Path(store.blobs.path(zs.result.layers[-1].digest)).read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(zstandard.ZstdDecompressor().decompressobj().decompress(data))) as tar:
+        assert tar.extractfile("r").read() == b"ran\n"
+    assert _build(store, ctx, tmp_path, compression="zstd")[0].result.cache_hits == 2
+    time.sleep(1.1)  # what a reused unclamped layer would carry differs from a fresh one
+    warm = _build(store, ctx, tmp_path, timestamp=1700000000)[0].result  # the cache has the gzip steps
+    assert warm.cache_hits == 0
+    clean = _build(store, ctx, tmp_path, timestamp=1700000000, no_cache=True)[0].result
+    assert warm.image_id == clean.image_id and warm.manifest.digest == clean.manifest.digest
+    assert gz.result.image_id != warm.image_id
