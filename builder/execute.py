@@ -304,11 +304,13 @@ class Executor:
 
     def _layer_key(self, v: Vertex) -> str:
         """The cache entry for a step: its plan key, made specific to the options that change the
-        layer's bytes (``--compression``, ``--timestamp``). The default (gzip, no timestamp) is the
-        plan key itself."""
-        if self.options.compression == "gzip" and self.options.timestamp is None:
+        layer (``--compression``, ``--timestamp``, ``--network none`` for what RUN can do). The default
+        (gzip, no timestamp, host network) is the plan key itself."""
+        opts = self.options
+        if opts.compression == "gzip" and opts.timestamp is None and opts.network != "none":
             return v.key
-        return cache_key(v.key, {"compression": self.options.compression, "timestamp": self.options.timestamp})
+        return cache_key(v.key, {"compression": opts.compression, "timestamp": opts.timestamp,
+                                 "network": "none" if opts.network == "none" else "host"})
 
     def _lowerdirs(self, image: StageImage) -> list[str]:
         dirs = [self.store.snapshots.ensure(layer, diff_id)

@@ -406,3 +406,14 @@ def test_compression_and_timestamp_are_part_of_the_layer_cache(store, tmp_path: 
     clean = _build(store, ctx, tmp_path, timestamp=1700000000, no_cache=True)[0].result
     assert warm.image_id == clean.image_id and warm.manifest.digest == clean.manifest.digest
     assert gz.result.image_id != warm.image_id
+
+
+def test_build_network_host_by_default_and_none_on_request(store, tmp_path: Path) -> None:
+    ctx = tmp_path / "net"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN ls /sys/class/net > /nets\n")
+    _build(store, ctx, tmp_path)
+    host_nets = _files(store, "t:1")["nets"].split()
+    assert b"lo" in host_nets and len(host_nets) > 1  # the host's interfaces: apt-get and pip reach mirrors
+    _build(store, ctx, tmp_path, network="none")  # not a hit on the host-network layer
+    assert _files(store, "t:1")["nets"].split() == [b"lo"]
