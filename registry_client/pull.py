@@ -143,7 +143,24 @@ def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, pr
     blobs = [d for d in (manifest.config, *manifest.layers) if platform is None or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
-    run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, jobs, "pull")
+    try:
+        run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, jobs, "pull")
+    except StoreError:
+        _drop_partials(store, unique)  # a full disk: the siblings stopped mid-blob give their bytes back too
+        raise
+
+
+def _drop_partials(store: Any, descs: list[Descriptor]) -> None:
+    """Truncate the resumable ingests of ``descs`` not yet in the store (best effort)."""
+    for desc in descs:
+        if store.blobs.has(desc.digest):
+            continue
+        try:
+            with store.blobs.ingest(expected=desc.digest, size=desc.size) as ingest:
+                if ingest.offset:
+                    ingest.restart()
+        except (StoreError, OSError):
+            pass
 
 
 def _put_document(store: Any, raw: bytes, digest: Digest) -> None:
