@@ -182,3 +182,13 @@ def test_docker_identitytoken_uses_the_oauth2_refresh_flow(token_registry, pybui
     (tmp_path / "docker-config" / "config.json").write_text(json.dumps(config))
     bad = pybuild("manifest", "inspect", f"{server.host}/cli/identity:v1", env=env)
     assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and "stale-refresh" not in bad.stderr, bad.stderr
+
+
+def test_password_on_the_command_line_works_but_warns(basic_registry, pybuild, env):
+    server = basic_registry
+    out = pybuild("login", server.host, "-u", server.user, "-p", server.password, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING! Using --password via the CLI is insecure. Use --password-stdin." in out.stderr
+    assert server.password not in out.stdout + out.stderr
+    both = pybuild("login", server.host, "-u", server.user, "-p", "x", "--password-stdin", input="y", env=env)
+    assert both.returncode == 2 and "mutually exclusive" in both.stderr and "Traceback" not in both.stderr
