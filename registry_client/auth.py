@@ -16,7 +16,9 @@ The flow, per request (what Docker, containerd and Harbor agree on):
 Scopes: ``repository:<name>:pull`` for GET/HEAD, ``pull,push`` for writes or when the caller
 declared a push (:meth:`RegistryAuth.want_push`), plus ``repository:<from>:pull`` for a
 cross-repository mount. Credentials go to a token realm only over https, or over http when the
-realm is the registry host itself on a loopback or insecure registry.
+realm is the registry host itself on a loopback or insecure registry. Realms with user info, and
+realms on loopback, link-local or metadata addresses for a registry that is not on loopback, are
+refused outright (see :meth:`RegistryAuth._check_realm`).
 Request bodies must be replayable (bytes): the flow may send a request twice. A 401 whose body is
 not bounded by a ``Content-Length`` of at most 64 KiB is not retried (httpx reads it in full first).
 """
@@ -24,6 +26,7 @@ not bounded by a ``Content-Length`` of at most 64 KiB is not retried (httpx read
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 import threading
 import time
@@ -79,6 +82,23 @@ def parse_challenge(header: str) -> Challenge | None:
         pos = m.end()
     scope = tuple(s for s in params.get("scope", "").split(" ") if s)
     return Challenge(scheme.lower(), params.get("realm", ""), params.get("service", ""), scope)
+
+
+_METADATA_HOSTS = frozenset({"100.100.100.200", "fd00:ec2::254", "metadata.google.internal"})
+
+
+def _internal_host(host: str) -> bool:
+    """Loopback, link-local, unspecified and cloud-metadata hosts: never a token realm of a remote registry."""
+    host = host.lower().strip("[]")
+    if host == "localhost" or host.endswith(".localhost") or host in _METADATA_HOSTS:
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified
 
 
 def basic_header(creds: Credentials) -> str:
@@ -204,10 +224,22 @@ class RegistryAuth(httpx.Auth):
     # -- tokens ------------------------------------------------------------------------------------
 
     def _check_realm(self, realm: str) -> tuple[str, bool]:
-        """Return (realm, send_credentials); refuse realms we must not talk to."""
+        """Return (realm, send_credentials); refuse realms we must not talk to.
+
+        A realm on another public host is normal (Docker Hub's is ``auth.docker.io``), but these
+        never are, whoever asks (CVE-2020-15157 and its kin in go-containerregistry and oras):
+        a realm with user info; plain http for an https registry; and, unless the registry itself
+        is on loopback, a loopback, link-local (cloud metadata), unspecified or metadata address.
+        """
         parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RegistryError(f"registry {self.registry}: token realm {realm[:200]!r} is not an http(s) URL")
+        if "@" in parts.netloc:
+            raise UnsafeRedirect(f"registry {self.registry}: refusing token realm with user info "
+                                 f"({parts.scheme}://...@{parts.netloc.rpartition('@')[2][:100]})")
+        if _internal_host(parts.hostname) and not is_loopback(self.registry):
+            raise UnsafeRedirect(f"registry {self.registry}: refusing token realm on internal address "
+                                 f"{parts.hostname[:100]!r}")
         if parts.scheme == "https":
             return realm, True
         if self.scheme == "https":

@@ -22,9 +22,10 @@ class Seen:
 
 
 class HostileRegistry:
-    """``tls=(cert_path, key_path)`` serves https (a real TLS origin for the downgrade cases)."""
+    """``tls=(cert_path, key_path)`` serves https (a real TLS origin for the downgrade cases);
+    ``ip`` is the address it listens on."""
 
-    def __init__(self, tls: tuple | None = None) -> None:
+    def __init__(self, tls: tuple | None = None, ip: str = "127.0.0.1") -> None:
         self.routes: dict[tuple[str, str], Callable] = {}
         self.seen: list[Seen] = []
         self.default_404 = True
@@ -52,7 +53,7 @@ class HostileRegistry:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((ip, 0), Handler)
         self.httpd.daemon_threads = True
         if tls is not None:
             import ssl
@@ -60,7 +61,7 @@ class HostileRegistry:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.host = f"{ip}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

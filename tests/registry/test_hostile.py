@@ -358,3 +358,47 @@ def test_sockets_are_read_in_big_pieces(open_registry):
         repo.fetch_blob(desc, buf.extend, on_bytes=sizes.append)
     assert bytes(buf) == data
     assert max(sizes) > 64 << 10 and max(sizes) <= READ_SIZE
+
+
+@pytest.mark.parametrize("realm, refused", [
+    ("https://auth.example.com/token", False),             # another public host: Docker Hub does this
+    ("https://10.1.2.3/service/token", False),             # private addresses: Harbor on a LAN
+    ("https://user:pw@auth.example.com/token", True),      # user info
+    ("https://127.0.0.1:5001/token", True),                # loopback, from a registry that is not
+    ("https://localhost/token", True),
+    ("http://169.254.169.254/latest/meta-data", True),     # link-local: cloud metadata
+    ("https://[::ffff:127.0.0.1]/token", True),
+    ("https://0.0.0.0/token", True),
+    ("https://100.100.100.200/token", True),
+])
+def test_token_realms_never_legitimate_are_refused(realm, refused):  # case 18, realm side
+    from registry_client.auth import RegistryAuth
+
+    auth = RegistryAuth("harbor.example.com", "https", Credentials("u", "p"), TransportConfig())
+    if refused:
+        with pytest.raises(UnsafeRedirect, match="refusing token realm"):
+            auth._check_realm(realm)
+    else:
+        assert auth._check_realm(realm) == (realm, True)
+    # a registry on loopback may keep its realm on loopback (a local registry and token server)
+    local = RegistryAuth("127.0.0.1:5000", "http", Credentials("u", "p"), TransportConfig())
+    assert local._check_realm("http://127.0.0.1:5001/token") == ("http://127.0.0.1:5001/token", True)
+
+
+def test_remote_registry_pointing_its_realm_at_loopback_gets_nothing(hostile):  # case 18, end to end
+    from .servers import non_loopback_ipv4
+
+    ip = non_loopback_ipv4()
+    if ip is None:
+        pytest.skip("no non-loopback IPv4 address on this machine to stand in for a remote registry")
+    remote = HostileRegistry(ip=ip)
+    try:
+        remote.routes[("GET", "/v2/x/manifests/v1")] = lambda r: send(
+            r, 401, b"{}", {"WWW-Authenticate": f'Bearer realm="http://{hostile.host}/token",service="s"'})
+        config = TransportConfig(insecure_registries=(remote.host,), retries=1, backoff=0.01)
+        with Registry(remote.host, config=config, credentials=Credentials("u", "secret-pw")) as reg:
+            with pytest.raises(UnsafeRedirect, match="internal address"):
+                reg.repository("x").get_manifest("v1")
+        assert not hostile.seen  # the loopback "token server" never heard from us
+    finally:
+        remote.stop()
