@@ -100,8 +100,10 @@ def test_refused(text, message):
 
 
 def test_name_length_counts_the_whole_name():
-    ok = "a/" * 126 + "bc"  # 254 characters
+    ok = "a/" * 121 + "bc"  # 244 characters, 254 normalised ("docker.io/" + name), as distribution counts
     assert Reference.parse(ok).repository == ok
+    with pytest.raises(InvalidReference, match="255"):
+        Reference.parse("a/" * 122 + "bc")  # 246 as written, 256 normalised
     with pytest.raises(InvalidReference, match="255"):
         Reference.parse("a/" * 127 + "bc")
 
