@@ -61,13 +61,18 @@ _IFF_UP = 0x1
 
 @dataclass
 class ContainerProcess:
-    """A started container. ``pid`` is init's host pid; ``pty_master`` is set when the spec asks for a terminal."""
+    """A started container. ``pid`` is init's host pid; ``pty_master`` is set when the spec asks for a terminal.
+
+    ``wakeup_fd`` is set while a :class:`SignalForwarder` is attached: readable after any signal, so
+    :func:`foreground` can wait without sleeping through one.
+    """
 
     pid: int
     container_id: str
     cgroup: cgroups.Cgroup
     waiter: int
     pty_master: int | None = None
+    wakeup_fd: int | None = None
     exit_code: int | None = field(default=None)
     oom: bool = field(default=False)
 
@@ -299,6 +304,7 @@ def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[in
             sc.set_pdeathsig(signal.SIGKILL)
             if os.getppid() != parent:
                 os._exit(1)
+        signal.set_wakeup_fd(-1)        # the caller's forwarder pipe is not ours to write
         for sig in FORWARDED_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         sc.set_dumpable(False)
@@ -447,12 +453,16 @@ def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int, forward_in
             saved = termios.tcgetattr(stdin_fd)
             tty.setraw(stdin_fd, termios.TCSANOW)   # keep input typed before the container started
     watch = [master, stdin_fd] if forward_input else [master]
+    if proc.wakeup_fd is not None:
+        watch.append(proc.wakeup_fd)
     try:
         while True:
             try:
                 ready, _, _ = select.select(watch, [], [])
             except InterruptedError:
                 continue
+            if proc.wakeup_fd in ready:
+                _drain(proc.wakeup_fd)
             if master in ready:
                 try:
                     data = os.read(master, 65536)
@@ -473,6 +483,50 @@ def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int, forward_in
     finally:
         if saved is not None:
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _await_exit(proc: ContainerProcess) -> None:
+    """Return once ``proc.waiter`` has exited (not reaped), waking for every signal on the way.
+
+    A plain ``os.waitpid`` loses a signal that lands just before it blocks: Python's C handler has
+    run, so the call is not interrupted, and the Python handler (the forwarder) waits with it for as
+    long as the container runs. The forwarder's wakeup fd is written by that C handler, so a select
+    on it and on a pidfd of the waiter cannot miss one; Python runs the handler as select returns.
+    """
+    wake = proc.wakeup_fd
+    if wake is None:
+        return
+    try:
+        pidfd = os.pidfd_open(proc.waiter)
+    except (AttributeError, OSError):      # kernel < 5.3: poll the waiter (waitid WNOWAIT leaves it)
+        pidfd = None
+    try:
+        while True:
+            watch = [wake] if pidfd is None else [wake, pidfd]
+            try:
+                ready, _, _ = select.select(watch, [], [], 0.05 if pidfd is None else None)
+            except InterruptedError:
+                continue
+            if wake in ready:
+                _drain(wake)
+            if pidfd is not None:
+                if pidfd in ready:
+                    return
+            elif os.waitid(os.P_PID, proc.waiter, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+    except ChildProcessError:
+        return
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _copy_winsize(src: int, dst: int) -> None:
@@ -496,6 +550,11 @@ class SignalForwarder:
     So the forwarded signals are unblocked on entry (a signal already pending is then delivered to
     the handler) and blocked again on exit, as Go's ``signal.Notify`` does for the Docker CLI.
     An inherited SIG_IGN is overridden the same way, by installing the handler.
+
+    Python runs a handler only between bytecodes, so a caller blocked in a system call that the
+    signal did not interrupt would not forward it; while active, the forwarder is the process's
+    ``signal.set_wakeup_fd`` and :meth:`attach` hands that fd to the container process, so that
+    :func:`foreground` waits on it (the previous wakeup fd comes back on exit).
     """
 
     def __init__(self, winsize_fd: int = 0) -> None:
@@ -503,6 +562,8 @@ class SignalForwarder:
         self.pending: list[int] = []
         self.previous: dict[int, object] = {}
         self.was_blocked: set[int] = set()
+        self.previous_wakeup = -1
+        self.wakeup: tuple[int, int] | None = None      # (read, write) ends of the wakeup pipe
         self.winsize_fd = winsize_fd
 
     def _handle(self, sig: int, _frame) -> None:
@@ -516,12 +577,16 @@ class SignalForwarder:
 
     def attach(self, proc: ContainerProcess) -> None:
         self.proc = proc
+        if self.wakeup is not None:
+            proc.wakeup_fd = self.wakeup[0]
         for sig in self.pending:
             proc.signal(sig)
         self.pending.clear()
 
     def __enter__(self) -> "SignalForwarder":
         handled = (*FORWARDED_SIGNALS, signal.SIGWINCH)
+        self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.previous_wakeup = signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
         for sig in handled:
             self.previous[sig] = signal.signal(sig, self._handle)
         # handlers first, then unblock: a signal pending since before we started goes to _handle
@@ -533,6 +598,13 @@ class SignalForwarder:
             signal.pthread_sigmask(signal.SIG_BLOCK, self.was_blocked)
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if self.proc is not None:
+            self.proc.wakeup_fd = None
+        if self.wakeup is not None:
+            signal.set_wakeup_fd(self.previous_wakeup)
+            for fd in self.wakeup:
+                os.close(fd)
+            self.wakeup = None
 
 
 def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1, forward_input: bool = True) -> int:
@@ -540,11 +612,13 @@ def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1,
 
     With a pty, copies the container's terminal to ``stdout_fd`` and, with ``forward_input``
     (``-i``), ``stdin_fd`` to it (the caller's terminal then is raw). Signals are the caller's
-    business (:class:`SignalForwarder`).
+    business (:class:`SignalForwarder`); with one attached, the wait wakes for every signal, so its
+    handler runs even when the signal came just before the wait or on another thread.
     """
     try:
         if proc.pty_master is not None:
             _relay_pty(proc, stdin_fd, stdout_fd, forward_input)
+        _await_exit(proc)
         return proc.wait()
     finally:
         if proc.exit_code is None:

@@ -291,6 +291,60 @@ def test_signals_are_forwarded(busybox_rootfs: Path, tmp_path: Path, inherited: 
             umount2(str(tmp_path / "r"), MNT_DETACH)
 
 
+def test_a_signal_handled_on_another_thread_is_forwarded(busybox_rootfs: Path, tmp_path: Path) -> None:
+    """The caller's main thread waits in ``foreground`` while another thread takes the SIGTERM (a port
+    proxy's, a library's): Python's C handler runs there and does not interrupt the main thread's wait,
+    which must still wake and forward it. The same wait lost a signal that landed just before it blocked."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    import sys
+    import textwrap
+
+    cid = "sig" + secrets.token_hex(8)
+    script = tmp_path / "fg_thread.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys, threading, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from runner import sandbox
+        from runner.options import RunOptions
+        from runner.rootfs import OverlayMount
+        from runner.spec import make_spec
+
+        def poke():
+            sys.stdin.buffer.read(1)     # the test saw 'ready': the container's trap is set
+            time.sleep(0.3)              # and the main thread is waiting in foreground()
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)   # handled on this thread
+
+        with OverlayMount([{str(busybox_rootfs)!r}], "{tmp_path}/u", "{tmp_path}/w", "{tmp_path}/r") as root:
+            opts = RunOptions(network="none", command=("sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"))
+            spec = make_spec(None, opts, rootfs=root)
+            threading.Thread(target=poke, daemon=True).start()
+            with open(os.devnull, "rb") as null:
+                sys.exit(sandbox.execute(spec, container_id={cid!r}, stdin=null))
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        line = _readline(proc, 30)
+        assert line == b"ready\n", f"no 'ready' within 30 s (got {line!r}):\n{_proc_status(proc.pid)}"
+        proc.stdin.write(b"x")
+        proc.stdin.flush()
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 30 s after the SIGTERM:\n{_proc_status(proc.pid)}")
+        assert code == 42
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        sandbox.cleanup(cid)
+        if os.path.ismount(tmp_path / "r"):
+            from runner.syscalls import MNT_DETACH, umount2
+
+            umount2(str(tmp_path / "r"), MNT_DETACH)
+
+
 def _leftover_cgroups(ids: list[str]) -> list[str]:
     """Cgroup directories of these containers that still exist, in any v1 hierarchy (or v2)."""
     found = []
