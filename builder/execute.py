@@ -307,9 +307,13 @@ class Executor:
         layer (``--compression``, ``--timestamp``, ``--network none`` for what RUN can do). The default
         (gzip, no timestamp, host network) is the plan key itself."""
         opts = self.options
+        key = v.key
+        inst = v.instruction
+        if isinstance(inst, I.Copy) and inst.link and (not inst.chown or _numeric_owner(inst.chown)):
+            key = v.link_key  # a --link layer does not depend on what is below it: reused across bases
         if opts.compression == "gzip" and opts.timestamp is None and opts.network != "none":
-            return v.key
-        return cache_key(v.key, {"compression": opts.compression, "timestamp": opts.timestamp,
+            return key
+        return cache_key(key, {"compression": opts.compression, "timestamp": opts.timestamp,
                                  "network": "none" if opts.network == "none" else "host"})
 
     def _lowerdirs(self, image: StageImage) -> list[str]:
@@ -354,7 +358,12 @@ class Executor:
         return lowers
 
     def _copy(self, v: Vertex, inst: I.Copy, image: StageImage, root: str) -> None:
-        own = _ownership(inst, root)
+        if inst.link and inst.chown and not _numeric_owner(inst.chown):
+            # --link copies onto an empty tree: user and group names come from the stage's /etc
+            with self._mounted(self._lowerdirs(image), None) as stage_root:
+                own = _ownership(inst, stage_root)
+        else:
+            own = _ownership(inst, root)
         docs = {"<<" + h.name: h for h in inst.heredocs}  # the planner names heredoc sources "<<NAME"
         count = len(inst.sources)
         for src in inst.sources:
@@ -476,9 +485,11 @@ class Executor:
                     self._secret(inst, m, binds, secret_env)
                 elif m.type == "bind":
                     if m.from_:
-                        # the planner replaced a stage name by its index; rw writes go to a throw-away upper
-                        src_root = stack.enter_context(self._source_root(
-                            replace(v, from_stage=int(m.from_), from_image=None), writable=not m.readonly))
+                        # the planner replaced a stage name by its index (an image keeps its name);
+                        # rw writes go to a throw-away upper dir
+                        source = replace(v, from_stage=int(m.from_), from_image=None) if m.from_.isdigit() else \
+                            replace(v, from_stage=None, from_image=m.from_)
+                        src_root = stack.enter_context(self._source_root(source, writable=not m.readonly))
                         from runner.rootfs import resolve_in_root
 
                         binds.append((resolve_in_root(src_root, m.source or "/"), m.target, m.readonly))
@@ -638,6 +649,10 @@ def _make_workdir(inst: I.Workdir, user: str, root: str) -> None:
         os.mkdir(host, 0o755)
         os.lchown(host, *owner)
         os.chmod(host, 0o755)
+
+
+def _numeric_owner(chown: str) -> bool:
+    return all(part.isdigit() for part in chown.split(":") if part)
 
 
 def _copy_error(inst: I.Copy, reason: str) -> BuildError:

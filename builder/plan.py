@@ -73,6 +73,7 @@ class Vertex:
     shell: tuple[str, ...] = DEFAULT_SHELL
     workdir: str = "/"
     user: str = ""
+    link_key: str = ""  # COPY --link: the key of its layer alone (no parent), reusable on any base
 
     def describe(self) -> str:
         return self.instruction.source
@@ -388,7 +389,8 @@ def _plan_instruction(index, inst, parent, state: _StageState, df, resolver, con
     elif isinstance(inst, I.Shell):
         state.shell = inst.shell
     elif isinstance(inst, I.Run):
-        return _plan_run(inst, parent, state, df, context, build_args, stages, by_name, deps, common, err, index)
+        return _plan_run(inst, parent, state, df, context, build_args, stages, by_name, deps, common, err, index,
+                         resolver, platform)
     elif isinstance(inst, I.Copy):
         return _plan_copy(inst, parent, state, df, resolver, context, stages, by_name, deps, common, err,
                           index, platform)
@@ -405,7 +407,8 @@ def _run_env(state: _StageState, build_args: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _plan_run(inst: I.Run, parent, state, df, context, build_args, stages, by_name, deps, common, err, index):
+def _plan_run(inst: I.Run, parent, state, df, context, build_args, stages, by_name, deps, common, err, index,
+              resolver=None, platform: str = "linux/amd64"):
     run_env = _run_env(state, build_args)
     extra: dict = {"args": sorted((k, v) for k, v in state.args.items()), "workdir": state.workdir,
                    "user": state.user, "shell": list(state.shell)}
@@ -419,9 +422,12 @@ def _plan_run(inst: I.Run, parent, state, df, context, build_args, stages, by_na
             m = replace(m, target=_abs(m.target, state.workdir).rstrip("/") or "/")
         if m.type == "bind":
             src_stage = _stage_ref(m.from_, index, by_name) if m.from_ else None
-            if m.from_ and src_stage is None:
-                raise err(f"--mount from={m.from_!r}: only earlier stages can be bind sources")
-            if src_stage is not None:
+            if m.from_ and src_stage is None:  # an image (the executor tells a stage by its digits-only index)
+                if resolver is None:
+                    raise err(f"--mount from={m.from_!r}: no image resolver")
+                extra.setdefault("mounts", []).append([m.target, _resolve(resolver, m.from_, platform, df, inst).key,
+                                                       m.source])
+            elif src_stage is not None:
                 deps.add(src_stage)
                 m = replace(m, from_=str(src_stage))
                 extra.setdefault("mounts", []).append([m.target, stages[src_stage].key, m.source])
@@ -520,5 +526,6 @@ def _plan_copy(inst: I.Copy, parent, state, df, resolver, context, stages, by_na
             inputs.append((s, entries))
             digests[s] = context.digest(list(entries))
         payload["context"] = digests
+    link_key = cache_key("link", {**payload, "workdir": state.workdir}) if inst.link else ""
     return Vertex(instruction=expanded, key=cache_key(parent, payload), inputs=tuple(inputs),
-                  from_stage=from_stage, from_image=from_image, **common)
+                  from_stage=from_stage, from_image=from_image, link_key=link_key, **common)

@@ -417,3 +417,35 @@ def test_build_network_host_by_default_and_none_on_request(store, tmp_path: Path
     assert b"lo" in host_nets and len(host_nets) > 1  # the host's interfaces: apt-get and pip reach mirrors
     _build(store, ctx, tmp_path, network="none")  # not a hit on the host-network layer
     assert _files(store, "t:1")["nets"].split() == [b"lo"]
+
+
+def test_copy_link_layers_are_reused_on_a_changed_base(store, tmp_path: Path) -> None:
+    """COPY --link writes onto an empty tree (its layer holds only what it copies) and is a cache hit
+    even when the steps below it changed; --chown names still come from the stage's /etc/passwd."""
+    ctx = tmp_path / "link"
+    ctx.mkdir()
+    (ctx / "f").write_text("linked\n")
+    df = "FROM busybox\nRUN echo {n} > /below\nCOPY --link f /opt/f\nCOPY --link --chown=www-data f /opt/owned\n"
+    (ctx / "Dockerfile").write_text(df.format(n=1))
+    first, _ = _build(store, ctx, tmp_path)
+    assert _layer_names(store, "t:1", 2) == ["opt", "opt/f"]
+    (ctx / "Dockerfile").write_text(df.format(n=2))
+    second, log = _build(store, ctx, tmp_path)
+    assert second.result.cache_hits == 1 and "#3 CACHED" in log  # COPY --link f; the chown one reads /etc
+    assert second.result.layers[2] == first.result.layers[2]
+    files = _files(store, "t:1")
+    assert files["below"] == b"2\n" and files["opt/f"] == b"linked\n"
+    img = store.images.load(store.images.resolve("t:1"))
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(Path(store.blobs.path(img.manifest.layers[3].digest)).read_bytes()))) as t:
+        owned = t.getmember("opt/owned")
+    assert (owned.uid, owned.gid) == (33, 33)
+
+
+def test_bind_mount_from_an_image(store, tmp_path: Path) -> None:
+    ctx = tmp_path / "bimg"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY --from=busybox /etc/passwd /p\n"
+        "FROM busybox\nRUN --mount=type=bind,from=busybox,source=/etc,target=/img-etc cp /img-etc/group /g\n")
+    _build(store, ctx, tmp_path)
+    assert _files(store, "t:1")["g"].startswith(b"root:x:0:")
