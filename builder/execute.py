@@ -317,8 +317,16 @@ class Executor:
                                  "network": "none" if opts.network == "none" else "host"})
 
     def _lowerdirs(self, image: StageImage) -> list[str]:
-        dirs = [self.store.snapshots.ensure(layer, diff_id)
-                for layer, diff_id in zip(image.layers, image.config.diff_ids)]
+        """The image's snapshots, top-most first; missing ones are unpacked side by side (a pulled base
+        of several layers: decompression and file creation of each overlap)."""
+        pairs = list(zip(image.layers, image.config.diff_ids))
+        snapshots = self.store.snapshots
+        missing = [(l, d) for l, d in pairs if not snapshots.ready(d)]
+        if len(missing) > 1:
+            with ThreadPoolExecutor(max_workers=min(4, len(missing)), thread_name_prefix="unpack") as pool:
+                for f in [pool.submit(snapshots.ensure, l, d) for l, d in missing]:
+                    f.result()
+        dirs = [snapshots.ensure(layer, diff_id) for layer, diff_id in pairs]
         dirs.reverse()  # top-most first
         if not dirs:
             dirs = [_ensure(os.path.join(self.work, "empty"))]

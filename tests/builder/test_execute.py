@@ -449,3 +449,19 @@ def test_bind_mount_from_an_image(store, tmp_path: Path) -> None:
         "FROM busybox\nRUN --mount=type=bind,from=busybox,source=/etc,target=/img-etc cp /img-etc/group /g\n")
     _build(store, ctx, tmp_path)
     assert _files(store, "t:1")["g"].startswith(b"root:x:0:")
+
+
+def test_a_base_of_several_layers_without_snapshots_is_unpacked(store, tmp_path: Path) -> None:
+    """A base whose layers have no snapshots yet (as after a pull) is unpacked, its layers side by
+    side, and a RUN on it sees every layer's files (and not what a later layer removed)."""
+    ctx = tmp_path / "layers"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo 1 > /one\nRUN echo 2 > /two && rm /bin/ls\n"
+                                    "RUN echo 3 > /three\n")
+    _build(store, ctx, tmp_path, tags=("multi:1",))
+    for name, _ in store.snapshots.list():
+        store.snapshots.remove(name)
+    (ctx / "Dockerfile").write_text("FROM multi:1\nRUN cat /one /two /three > /all && test ! -e /bin/ls\n")
+    _build(store, ctx, tmp_path)
+    assert _files(store, "t:1")["all"] == b"1\n2\n3\n"
+    assert sum(ready for _, ready in store.snapshots.list()) == 4  # busybox and the three RUN layers
