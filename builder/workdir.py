@@ -11,13 +11,16 @@ __all__ = ["new_workdir", "reap_stale"]
 
 
 def new_workdir(root: str) -> str:
-    """A fresh ``<root>/tmp/build-XXXX`` (0700) owned by this process (its pid is recorded)."""
+    """A fresh ``<root>/tmp/build-XXXX`` (0700) owned by this process. It appears under that name only
+    with its pid already recorded, so a build starting at the same moment never takes it for stale."""
     base = os.path.join(root, "tmp")
     os.makedirs(base, mode=0o700, exist_ok=True)
     reap_stale(base)
-    path = tempfile.mkdtemp(prefix="build-", dir=base)
-    with open(os.path.join(path, "pid"), "w") as f:
+    tmp = tempfile.mkdtemp(prefix=".new-build-", dir=base)
+    with open(os.path.join(tmp, "pid"), "w") as f:
         f.write(str(os.getpid()))
+    path = os.path.join(base, os.path.basename(tmp)[len(".new-"):])
+    os.rename(tmp, path)
     return path
 
 
@@ -29,6 +32,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _young(path: str, seconds: float = 60) -> bool:
+    import time
+
+    try:
+        return time.time() - os.lstat(path).st_mtime < seconds
+    except OSError:
+        return True
 
 
 def _mounts_under(path: str) -> list[str]:
@@ -52,7 +64,7 @@ def reap_stale(base: str) -> None:
         return
     for name in names:
         path = os.path.join(base, name)
-        if not name.startswith("build-"):
+        if not name.startswith(("build-", ".new-build-")):
             continue
         try:
             with open(os.path.join(path, "pid")) as f:
@@ -61,6 +73,8 @@ def reap_stale(base: str) -> None:
             pid = 0
         if pid and _alive(pid):
             continue
+        if name.startswith(".new-") and not pid and _young(path):
+            continue  # being made right now: its pid file is not written yet
         for mountpoint in _mounts_under(path):
             try:
                 sc.umount2(mountpoint, sc.MNT_DETACH)
