@@ -67,3 +67,32 @@ def test_eight_builds_at_once_with_rmi_and_gc(bpybuild, tmp_path: Path) -> None:
     assert all(code == 0 for *_, code in results), [r[1] for r in results]  # nothing here needs to fail
     fsck = bpybuild("fsck", check=True)
     assert fsck.stdout.rstrip().endswith("ok"), fsck.stdout
+
+
+def test_a_build_killed_mid_run_leaves_a_sound_store(bpybuild, tmp_path: Path) -> None:
+    """SIGKILL of ``pybuild build`` while a RUN step runs: no tag, no mount left once the next build
+    started, that build succeeds from the cache of the steps that finished, and fsck is clean."""
+    import os
+    import signal
+
+    ctx = tmp_path / "k"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo first > /first\nRUN touch /started-$(date +%N) && sleep 30\n")
+    argv = [pybuild_exe(), "--root", str(bpybuild.root), "--state-dir", str(bpybuild.state)]
+    proc = subprocess.Popen([*argv, "build", "--progress", "plain", "-t", "k:1", str(ctx)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list((bpybuild.root / "tmp").glob("build-*/upper-*/started-*")):  # the RUN is under way
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read() if proc.poll() else ""
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert "k:1" not in bpybuild("images", check=True).stdout
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo first > /first\nRUN echo second > /second\n")
+    again = bpybuild("build", "--progress", "plain", "-t", "k:2", str(ctx), check=True)
+    assert "1/2 steps cached" in again.stderr
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(bpybuild.root / "tmp") not in mounts and list((bpybuild.root / "tmp").glob("build-*")) == []
+    assert bpybuild("run", "--rm", "--network", "none", "k:2", "cat", "/first", "/second", check=True).stdout == \
+        "first\nsecond\n"
+    assert bpybuild("fsck", check=True).stdout.rstrip().endswith("ok")
