@@ -465,3 +465,22 @@ def test_a_base_of_several_layers_without_snapshots_is_unpacked(store, tmp_path:
     _build(store, ctx, tmp_path)
     assert _files(store, "t:1")["all"] == b"1\n2\n3\n"
     assert sum(ready for _, ready in store.snapshots.list()) == 4  # busybox and the three RUN layers
+
+
+def test_exec_form_run_and_a_dockerfile_specific_ignore_file(store, tmp_path: Path) -> None:
+    """RUN in exec form runs its argv as written (no SHELL, no expansion); ``-f x.Dockerfile`` reads
+    ``x.Dockerfile.dockerignore`` instead of the context's ``.dockerignore``."""
+    ctx = tmp_path / "exec"
+    ctx.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (ctx / name).write_text(name)
+    (ctx / ".dockerignore").write_text("a.txt\n")
+    (ctx / "x.Dockerfile.dockerignore").write_text("b.txt\n")
+    (ctx / "x.Dockerfile").write_text(
+        'FROM busybox\nSHELL ["/bin/false"]\nENV V=value\nCOPY . /ctx/\n'
+        'RUN ["/bin/sh", "-c", "echo $V ${V:-unset} > /exec-out"]\n'
+        'RUN ["/bin/busybox", "touch", "/$V"]\n')
+    _build(store, ctx, tmp_path, dockerfile=str(ctx / "x.Dockerfile"))
+    files = _files(store, "t:1")
+    assert files["exec-out"] == b"value value\n" and "$V" in files  # the shell expands; the builder does not
+    assert "ctx/a.txt" in files and "ctx/b.txt" not in files and "ctx/c.txt" in files
