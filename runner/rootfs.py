@@ -165,18 +165,27 @@ class OverlayMount:
             sc.mount(self.lowerdirs[0], self.target, None, sc.MS_BIND)
             sc.mount(None, self.target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
         else:
-            data = "lowerdir=" + ":".join(self.lowerdirs)
+            fds: list[int] = []
+            lowers = self.lowerdirs
+            upper = f",upperdir={self.upper},workdir={self.work}" if self.upper else ""
             if self.upper:
                 os.makedirs(self.upper, mode=0o755, exist_ok=True)
                 os.makedirs(self.work, mode=0o700, exist_ok=True)
-                data += f",upperdir={self.upper},workdir={self.work}"
-            if len(data) >= 4096:
-                raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
-                                   "mount options longer than a page")
             try:
+                if len("lowerdir=" + ":".join(lowers) + upper) >= 4096:
+                    # too many layers for one page of options: each as /proc/self/fd/N, held for the mount
+                    fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in lowers]
+                    lowers = [f"/proc/self/fd/{fd}" for fd in fds]
+                data = "lowerdir=" + ":".join(lowers) + upper
+                if len(data) >= 4096:
+                    raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
+                                       "mount options longer than a page")
                 sc.mount("overlay", self.target, "overlay", 0, data)
             except OSError as exc:
                 raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
+            finally:
+                for fd in fds:
+                    os.close(fd)
         self.mounted = True
         return self.target
 

@@ -346,3 +346,14 @@ def test_output_docker_archive_loads_elsewhere_and_runs(bpybuild, tmp_path: Path
     other("load", "-i", str(out), check=True)
     assert "hello from pybuild" in other("run", "--rm", "--network", "none", "app:arch", "cat", "/www/index.html",
                                          check=True).stdout
+
+
+def test_an_image_of_sixty_layers_builds_and_runs(bpybuild, tmp_path: Path) -> None:
+    """More layers than one page of overlay mount options holds as paths (~40 here): still built
+    and run (the lowerdirs go as /proc/self/fd/N)."""
+    ctx = tmp_path / "deep"
+    ctx.mkdir()
+    steps = "".join(f"RUN echo {i} > /f{i}\n" for i in range(1, 60))
+    (ctx / "Dockerfile").write_text("FROM busybox\n" + steps + "RUN cat /f1 /f59 > /ends\n")
+    _build(bpybuild, ctx, "-t", "deep:1")
+    assert _run(bpybuild, "deep:1", "cat", "/ends", "/f30") == "1\n59\n30\n"
