@@ -484,3 +484,17 @@ def test_exec_form_run_and_a_dockerfile_specific_ignore_file(store, tmp_path: Pa
     files = _files(store, "t:1")
     assert files["exec-out"] == b"value value\n" and "$V" in files  # the shell expands; the builder does not
     assert "ctx/a.txt" in files and "ctx/b.txt" not in files and "ctx/c.txt" in files
+
+
+def test_bind_mount_from_a_context_whose_path_has_a_colon(store, tmp_path: Path) -> None:
+    """overlayfs cannot take a lowerdir with ':' or ','; such a context is bound to a plain path first."""
+    ctx = tmp_path / "ctx:with,odd"
+    ctx.mkdir()
+    (ctx / "data.txt").write_text("colon ok\n")
+    (ctx / "hidden.txt").write_text("no\n")
+    (ctx / ".dockerignore").write_text("hidden.txt\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=bind,target=/c cat /c/data.txt > /out && "
+                                    "test ! -e /c/hidden.txt\n")
+    _build(store, ctx, tmp_path)
+    assert _files(store, "t:1")["out"] == b"colon ok\n"
+    assert not [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if "ctx:with" in m]
