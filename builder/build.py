@@ -75,6 +75,9 @@ def build(options: BuildOptions, store, *, settings=None, progress: Progress | N
         finally:
             executor.close()
             context.save_hashes()
+        from layers.store.pause import pause_point
+
+        pause_point("build-tag")  # a test hook: the image is stored, not yet named
         for tag in tags:
             store.images.tag(Reference.parse(tag), result.manifest.digest)
     for spec in options.outputs:

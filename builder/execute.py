@@ -22,6 +22,7 @@ from layers.config import History, ImageConfig, format_time
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
 from layers.errors import PybuildError
+from layers.store.pause import pause_point
 
 from . import instructions as I
 from .cache import BuildCache
@@ -298,6 +299,7 @@ class Executor:
             layer, diff_id = self._pack(upper, lowers)
         finally:
             _rmtree(upper)
+        pause_point("build-cache-entry")  # a test hook: the layer is committed, its cache entry not yet
         self.cache.put(key, layer, diff_id, self.created)
         step.done(cached=False)
         return _append(image, layer, diff_id, history)
@@ -341,6 +343,7 @@ class Executor:
         target = os.path.join(base, "root")
         try:
             with OverlayMount(lowers, upper, work, target) as root:
+                pause_point("build-mounted")  # a test hook: an overlay of the build is mounted
                 yield root
         finally:
             _rmtree(base)
@@ -569,6 +572,7 @@ class Executor:
             res = archive.pack(upper, ing, overlay_upper=True, timestamp=self.options.timestamp,
                                compression=self.options.compression, lowerdirs=lowers)
             ours = _inode(getattr(ing, "path", None))
+            pause_point("build-layer-write")  # a test hook: the whole layer is in the ingest, not committed
             digest = ing.commit()
         if digest != res.digest:
             raise BuildError(f"layer digest mismatch: packed {res.digest}, stored {digest}")
@@ -616,6 +620,7 @@ class Executor:
             layers = tuple(replace(l, media_type=MediaType.OCI_LAYER_GZIP)
                            if l.media_type == MediaType.DOCKER_LAYER_GZIP else l for l in layers)
         manifest = Manifest.build(config_desc, layers, docker=docker)
+        pause_point("build-manifest")  # a test hook: the config is stored, the manifest not yet
         self.store.blobs.put_bytes(manifest.raw)
         return BuildResult(config=config, manifest=manifest, layers=layers, cache_hits=self.hits, steps=self.steps)
 

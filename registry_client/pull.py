@@ -18,6 +18,7 @@ from layers.errors import InvalidDocument, InvalidInput, StoreError
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
+from layers.store.pause import pause_point
 
 from .client import Document, Repository
 from .errors import RegistryUnavailable
@@ -100,6 +101,7 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
 
             def counted(n: int) -> None:
                 checkpoint()  # stop here when a sibling transfer failed or the user pressed Ctrl-C
+                pause_point("pull-blob-write")  # a test hook (bytes of a blob are in the ingest)
                 progress.advance(desc.digest.short, n)
                 if counters is not None:
                     counters.bytes += n
@@ -192,12 +194,14 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
         for manifest in manifests:
             explicit = options.platform if isinstance(top, Manifest) else None
             _fetch_image(store, repo, manifest, options.jobs, progress, counters, explicit)
+            pause_point("pull-manifest")  # a test hook: every blob of the image is in, no manifest yet
             _put_document(store, manifest.raw, manifest.digest)
         if isinstance(top, Index):
             _put_document(store, top.raw, top.digest)
         image = top.digest if (isinstance(top, Index) and options.all_platforms) else manifests[0].digest
         _record_sources(store, repo, manifests)
         if tag:
+            pause_point("pull-tag")
             store.images.tag(ref, image)
     return PullResult(ref, doc.digest, image, tuple(m.digest for m in manifests), counters.fetched,
                       counters.skipped, counters.bytes, tag)

@@ -20,6 +20,7 @@ from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.mediatype import MediaType
 from layers.reference import Reference
+from layers.store.pause import pause_point
 
 from .client import CHUNK_SIZE, Repository
 from .parallel import checkpoint, run_parallel
@@ -113,6 +114,7 @@ def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOpti
     progress.begin(key, desc.size, "Pushing")
     def sent(n: int) -> None:
         checkpoint()  # stop here when a sibling transfer failed or the user pressed Ctrl-C
+        pause_point("push-blob-upload")  # a test hook: an upload session is open, part of the blob sent
         progress.advance(key, n)
 
     repo.upload_blob(desc, lambda: store.blobs.open(desc.digest, desc.size), chunk_size=options.chunk_size,
@@ -173,6 +175,7 @@ def push(store: Any, repo: Repository, document: Manifest | Index, target: Refer
         top = convert_manifest(store, document, options)
         _check_target(target, top)
         _push_image(store, repo, top, options, sources, progress, counts)
+    pause_point("push-manifest")  # a test hook: every blob is up, the manifest (the tag) not yet
     repo.put_manifest(identifier or str(top.digest), top.raw, top.media_type)
     return PushResult(target, top.digest, len(top.raw), counts.get("uploaded", 0), counts.get("mounted", 0),
                       counts.get("skipped", 0))

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, replace
 
 from layers.errors import InvalidInput, PybuildError
+from layers.store.pause import pause_point
 
 from . import cgroupview
 from . import state as st
@@ -92,6 +93,7 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
         store.write_state(cfg.id, replace(cur, restarting=False, error=""))
         store.request_stop(cfg.id, False)
         cfg = setup_network(store, cfg)
+    pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
     try:
         spawn(store.root, store.state_dir, cfg.id)
     except PybuildError:

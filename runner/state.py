@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 from layers.errors import AlreadyExists, InvalidInput, PybuildError
+from layers.store.pause import pause_point
 
 from .errors import ContainerNotFound, InvalidState, RuntimeFailure
 
@@ -326,6 +327,7 @@ class ContainerStore:
                 atomic_write(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
                 atomic_write(os.path.join(tmp, "state.json"), ContainerState().to_json())
                 atomic_write(os.path.join(tmp, "config.json"), config.to_json())
+                pause_point("run-create-record")  # a test hook: the record is written, not yet visible
                 os.rename(tmp, self.dir(config.id))
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
