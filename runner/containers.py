@@ -20,12 +20,11 @@ import time
 from dataclasses import dataclass, replace
 
 from layers.errors import InvalidInput, PybuildError
-from layers.store.pause import pause_point
 
 from . import cgroupview
 from . import state as st
 from .errors import RuntimeFailure
-from .state import ContainerConfig, ContainerState, ContainerStore, StateConflict
+from .state import ContainerConfig, ContainerState, ContainerStore, StateConflict, pause_point
 
 __all__ = [
     "create", "start", "stop", "kill", "remove", "pause", "unpause", "restart", "wait", "inspect",

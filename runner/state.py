@@ -34,7 +34,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Iterator
 
 from layers.errors import AlreadyExists, InvalidInput, PybuildError
-from layers.store.pause import pause_point
 
 from .errors import ContainerNotFound, InvalidState, RuntimeFailure
 
@@ -44,6 +43,16 @@ __all__ = [
     "ContainerConfig", "ContainerState", "ContainerStore", "check_transition",
     "new_id", "rfc3339", "validate_name",
 ]
+
+
+def pause_point(step: str) -> None:
+    """The crash-matrix test hook (``layers.store.pause``), imported only when a test sets
+    ``PYBUILD_TEST_PAUSE_AT``: the shim's imports stay as they are."""
+    if os.environ.get("PYBUILD_TEST_PAUSE_AT") == step:
+        from layers.store.pause import pause_point as pause
+
+        pause(step)
+
 
 CREATED, RUNNING, PAUSED, EXITED, DEAD = "created", "running", "paused", "exited", "dead"
 STATUSES = (CREATED, RUNNING, PAUSED, EXITED, DEAD)
