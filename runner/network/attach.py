@@ -87,9 +87,9 @@ class Attachment:
         return cls(**fields)
 
 
-def _ifnames(container_id: str) -> tuple[str, str]:
-    h = hashlib.sha256(container_id.encode()).hexdigest()[:12]
-    return "pb" + h, "pc" + h
+def _host_ifname(container_id: str) -> str:
+    """The host end of a container's veth: ``pb`` + 12 hex digits of its id's hash (15 bytes at most)."""
+    return "pb" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
 
 
 def _mac(ip: ipaddress.IPv4Address) -> str:
@@ -195,18 +195,20 @@ def _ensure_bridge(root: str, alloc: ipam.Allocations) -> tuple[config.NetworkCo
                 cfg = moved
                 alloc.cfg = moved
         existing = bridge_mod.lookup(cfg.bridge)
-        if existing is None or existing.owner != owner:
+        ours = existing is not None and existing.owner == owner
+        if not ours:
             clash = bridge_mod.route_overlaps(cfg.network, ignore_dev=cfg.bridge if existing else None)
             if clash:
                 raise NetworkError(f"network {cfg.name}: subnet {cfg.subnet} overlaps host {clash}")
-        bridge_mod.ensure(cfg.bridge, cfg.gateway, cfg.network.prefixlen, owner)
+        if not (ours and existing.up and f"{cfg.gateway}/{cfg.network.prefixlen}" in existing.addresses):
+            bridge_mod.ensure(cfg.bridge, cfg.gateway, cfg.network.prefixlen, owner)
         if cfg.internal:
             detail = "no NAT: internal network"
-        elif existing is None:
-            detail = nat.enable(cfg.bridge, cfg.subnet).detail
+        elif existing is None or not alloc.endpoints or alloc.nat is None:
+            detail = alloc.nat = nat.enable(cfg.bridge, cfg.subnet).detail    # idempotent
         else:
-            detail = nat.status(cfg.bridge, cfg.subnet).detail
-    if cfg.note:
+            detail = alloc.nat          # set up with the bridge; `network inspect` asks the kernel again
+    if cfg.note and existing is None:       # said when the bridge comes up on the other subnet
         notes.append(cfg.note)
     return cfg, detail, notes
 
@@ -250,7 +252,8 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
                    tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search))
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
     if req.extra:
-        config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode())
+        config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode(),
+                            durable=False)
     if m.kind == "host":
         paths = files.write_all(etc_dir, hostname=req.hostname, hosts=files.host_hosts_text(req.extra),
                                 resolv=req.resolv(keep_loopback=True))
@@ -278,7 +281,7 @@ def _setup_none(req: _Request) -> Attachment:
 def _setup_bridge(req: _Request, network: str) -> Attachment:
     path = netns.netns_path(req.state_dir, req.container_id)
     cfg = config.load(req.root, network)
-    host_if, peer_if = _ifnames(req.container_id)
+    host_if = _host_ifname(req.container_id)
     with ipam.locked(req.root, cfg) as alloc:
         cfg, nat_detail, notes = _ensure_bridge(req.root, alloc)
         addr = alloc.reserve(req.ip) if req.ip else alloc.allocate()
@@ -287,8 +290,7 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
         try:
             netns.create(path)
             created_ns = True
-            veth.attach(veth.VethPlan(host_if, peer_if, cfg.bridge, path, str(addr), cfg.network.prefixlen,
-                                      cfg.gateway, mac))
+            veth.attach(veth.VethPlan(host_if, cfg.bridge, path, str(addr), cfg.network.prefixlen, cfg.gateway, mac))
             peers = _peer_entries(alloc, req.container_id) if not cfg.default else []
             paths = files.write_all(req.etc_dir, hostname=req.hostname,
                                     hosts=files.hosts_text((str(addr), req.own_names), peers, req.extra),
@@ -369,17 +371,18 @@ def _drop_bridge(root: str, cfg: config.NetworkConfig) -> None:
 def teardown(*, root: str, state_dir: str, container_id: str) -> None:
     """Undo :func:`setup` for ``container_id``: veth, address, peers' hosts entries, netns, and the
     bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup."""
-    host_if, _ = _ifnames(container_id)
+    host_if = _host_ifname(container_id)
     for cfg in _existing_networks(root):
         with ipam.locked(root, cfg) as alloc:
             ep = alloc.pop(container_id)
             if ep is None:
                 continue
             veth.detach(ep.host_veth)
-            alloc.save()
-            _refresh_peers(alloc)
             if not alloc.endpoints:
                 _drop_bridge(root, alloc.cfg)
+                alloc.nat = None
+            alloc.save()
+            _refresh_peers(alloc)
     veth.detach(host_if)
     netns.remove(netns.netns_path(state_dir, container_id))
 

@@ -1,4 +1,5 @@
-"""Linux bridges via pyroute2: create with the gateway address, look up, delete.
+"""Linux bridges over rtnetlink (:mod:`.rtnl`, pyroute2's messages): create with the gateway address,
+look up, delete.
 
 A bridge pybuild made carries an ``ifalias`` naming its owner (``pybuild:<root>/networks/<name>``) so
 two stores on one host never share a bridge (and its address space) by accident.
@@ -10,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from .errors import NetworkError
+from .rtnl import Rtnl, RtnlError
 
 __all__ = ["BridgeState", "ensure", "lookup", "delete", "route_overlaps", "owner_tag"]
 
@@ -29,29 +31,14 @@ def owner_tag(root: str, network: str) -> str:
     return f"pybuild:{root}/networks/{network}"
 
 
-def _iproute():
-    from pyroute2 import IPRoute
-
-    return IPRoute()
-
-
 def lookup(name: str) -> BridgeState | None:
     """The bridge called ``name``, or None."""
-    with _iproute() as ipr:
-        idx = ipr.link_lookup(ifname=name)
-        if not idx:
+    with Rtnl() as rt:
+        link = rt.link(name)
+        if link is None:
             return None
-        link = ipr.get_links(idx[0])[0]
-        addrs = tuple(
-            f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=idx[0], family=2)
-        )
-        return BridgeState(
-            name=name,
-            index=idx[0],
-            owner=link.get("IFLA_IFALIAS"),
-            addresses=addrs,
-            up=bool(link["flags"] & 1),
-        )
+        addrs = tuple(f"{a}/{p}" for _, a, p in rt.addresses(link.index))
+    return BridgeState(name=name, index=link.index, owner=link.alias, addresses=addrs, up=link.up)
 
 
 def ensure(name: str, gateway: str, prefixlen: int, owner: str) -> BridgeState:
@@ -59,25 +46,18 @@ def ensure(name: str, gateway: str, prefixlen: int, owner: str) -> BridgeState:
 
     Raises :class:`NetworkError` if a link of that name exists with another owner.
     """
-    from pyroute2.netlink.exceptions import NetlinkError
-
     state = lookup(name)
     if state is not None and state.owner != owner:
         raise NetworkError(f"bridge {name}: already exists and belongs to {state.owner or 'something else'}")
     try:
-        with _iproute() as ipr:
-            if state is None:
-                ipr.link("add", ifname=name, kind="bridge")
-                idx = ipr.link_lookup(ifname=name)[0]
-                ipr.link("set", index=idx, ifalias=owner)
-            else:
-                idx = state.index
-            want = f"{gateway}/{prefixlen}"
-            if state is None or want not in state.addresses:
-                ipr.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
-            ipr.link("set", index=idx, state="up")
-    except NetlinkError as exc:
-        raise NetworkError(f"bridge {name}: {exc.args[-1] if exc.args else exc}") from exc
+        with Rtnl() as rt:
+            index = rt.add_bridge(name, alias=owner) if state is None else state.index
+            if state is None or f"{gateway}/{prefixlen}" not in state.addresses:
+                rt.add_address(index, gateway, prefixlen)
+            if state is not None and not state.up:
+                rt.set_up(index)
+    except RtnlError as exc:
+        raise NetworkError(f"bridge {name}: {exc.strerror}") from exc
     found = lookup(name)
     if found is None:
         raise NetworkError(f"bridge {name}: vanished right after creation")
@@ -86,19 +66,14 @@ def ensure(name: str, gateway: str, prefixlen: int, owner: str) -> BridgeState:
 
 def delete(name: str, owner: str) -> bool:
     """Delete bridge ``name`` if ``owner`` made it; True if it was deleted."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
     state = lookup(name)
     if state is None or state.owner != owner:
         return False
     try:
-        with _iproute() as ipr:
-            ipr.link("del", index=state.index)
-    except NetlinkError as exc:
-        if exc.code == 19:  # ENODEV: raced with another teardown
-            return False
-        raise NetworkError(f"delete bridge {name}: {exc}") from exc
-    return True
+        with Rtnl() as rt:
+            return rt.delete_link(name)
+    except RtnlError as exc:
+        raise NetworkError(f"delete bridge {name}: {exc.strerror}") from exc
 
 
 def route_overlaps(subnet: ipaddress.IPv4Network, *, ignore_dev: str | None = None) -> str | None:
@@ -106,23 +81,22 @@ def route_overlaps(subnet: ipaddress.IPv4Network, *, ignore_dev: str | None = No
 
     The default route is not an overlap. Routes through ``ignore_dev`` (our own bridge) are skipped.
     """
-    with _iproute() as ipr:
-        names = {link["index"]: link.get("IFLA_IFNAME") for link in ipr.get_links()}
-        for route in ipr.get_routes(family=2, table=254):
-            dst = route.get("RTA_DST")
-            if dst is None or route["dst_len"] == 0:
+    with Rtnl() as rt:
+        names = {link.index: link.name for link in rt.links()}
+        for dst, dst_len, oif, _gw in rt.routes():
+            if dst is None or dst_len == 0:
                 continue
-            dev = names.get(route.get("RTA_OIF"))
+            dev = names.get(oif)
             if ignore_dev is not None and dev == ignore_dev:
                 continue
-            net = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
+            net = ipaddress.ip_network(f"{dst}/{dst_len}", strict=False)
             if net.overlaps(subnet):
                 return f"route {net} dev {dev}"
-        for addr in ipr.get_addr(family=2):
-            dev = names.get(addr["index"])
+        for index, addr, prefixlen in rt.addresses():
+            dev = names.get(index)
             if ignore_dev is not None and dev == ignore_dev:
                 continue
-            net = ipaddress.ip_network(f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}", strict=False)
+            net = ipaddress.ip_network(f"{addr}/{prefixlen}", strict=False)
             if net.overlaps(subnet) and not net.is_loopback:
                 return f"address {net} dev {dev}"
     return None

@@ -86,33 +86,37 @@ def resolv_text(host_resolv: str = HOST_RESOLV, dns: Iterable[str] = (), search:
 
 
 def write_all(etc_dir: str, *, hostname: str, hosts: str, resolv: str) -> dict[str, str]:
-    """Write the three files into ``etc_dir`` atomically; return their paths by name."""
+    """Write the three files into ``etc_dir`` atomically; return their paths by name.
+
+    Not fsynced: every start writes them again, so a crash can cost nothing but a stale copy.
+    """
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
     paths = {
         "hostname": os.path.join(etc_dir, "hostname"),
         "hosts": os.path.join(etc_dir, "hosts"),
         "resolv.conf": os.path.join(etc_dir, "resolv.conf"),
     }
-    atomic_write(paths["hostname"], (hostname + "\n").encode(), 0o644)
-    atomic_write(paths["hosts"], hosts.encode(), 0o644)
-    atomic_write(paths["resolv.conf"], resolv.encode(), 0o644)
+    atomic_write(paths["hostname"], (hostname + "\n").encode(), 0o644, durable=False)
+    atomic_write(paths["hosts"], hosts.encode(), 0o644, durable=False)
+    atomic_write(paths["resolv.conf"], resolv.encode(), 0o644, durable=False)
     return paths
 
 
 def rewrite_hosts(path: str, text: str) -> bool:
     """Replace the contents of an existing hosts file in place (keeps the inode a bind mount pins).
 
-    Returns False when the file is gone (its container was removed meanwhile).
+    Returns False when the file is gone (its container was removed meanwhile). Unchanged contents are
+    not written again; nothing is fsynced (the endpoint table, which is, can always rebuild it).
     """
     data = text.encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     try:
-        os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
-        os.fsync(fd)
+        if os.pread(fd, len(data) + 1, 0) != data:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
     return True

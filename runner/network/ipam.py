@@ -47,11 +47,13 @@ class Endpoint:
 class Allocations:
     """The endpoint table of one network, loaded under the network lock. Mutate, then :meth:`save`."""
 
-    def __init__(self, cfg: NetworkConfig, path: str, endpoints: dict[str, Endpoint], last: str | None) -> None:
+    def __init__(self, cfg: NetworkConfig, path: str, endpoints: dict[str, Endpoint], last: str | None,
+                 nat: str | None = None) -> None:
         self.cfg = cfg
         self.path = path
         self.endpoints = endpoints
         self.last = last
+        self.nat = nat      # what outbound NAT the bridge got when it was made (None: no bridge yet)
 
     def used(self) -> set[ipaddress.IPv4Address]:
         return {ipaddress.IPv4Address(e.ip) for e in self.endpoints.values()}
@@ -94,7 +96,7 @@ class Allocations:
         return self.endpoints.pop(container_id, None)
 
     def save(self) -> None:
-        data = {"last": self.last, "endpoints": {k: asdict(v) for k, v in sorted(self.endpoints.items())}}
+        data = {"last": self.last, "nat": self.nat, "endpoints": {k: asdict(v) for k, v in sorted(self.endpoints.items())}}
         atomic_write(self.path, json.dumps(data, indent=2).encode())
 
 
@@ -119,6 +121,6 @@ def locked(root: str, cfg: NetworkConfig) -> Iterator[Allocations]:
         except ValueError as exc:
             raise InvalidNetworkSpec(f"endpoint table {path}: {exc}") from None
         eps = {k: Endpoint.from_dict(v) for k, v in data.get("endpoints", {}).items()}
-        yield Allocations(cfg, path, eps, data.get("last"))
+        yield Allocations(cfg, path, eps, data.get("last"), data.get("nat"))
     finally:
         os.close(fd)

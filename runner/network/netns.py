@@ -7,32 +7,16 @@ inside a namespace (:func:`run_in`): sockets it opens stay in that namespace aft
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
 from typing import Callable, TypeVar
 
+from .. import syscalls
 from .errors import NetworkError
 
 __all__ = ["create", "remove", "run_in", "enter", "netns_path", "is_netns"]
 
-CLONE_NEWNET = 0x40000000
-MS_BIND = 4096
-MNT_DETACH = 2
-NSFS_MAGIC = 0x6E736673
-
 T = TypeVar("T")
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def netns_path(state_dir: str, container_id: str) -> str:
@@ -40,17 +24,16 @@ def netns_path(state_dir: str, container_id: str) -> str:
     return os.path.join(state_dir, "netns", container_id)
 
 
+def _nsfs_dev() -> int:
+    return os.stat("/proc/self/ns/net").st_dev
+
+
 def is_netns(path: str) -> bool:
-    """True when ``path`` is a mounted network namespace (an nsfs bind mount)."""
-    libc = _libc()
-
-    class _StatFs(ctypes.Structure):
-        _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_char * 120)]
-
-    buf = _StatFs()
-    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+    """True when ``path`` is a mounted namespace (an nsfs bind mount: nsfs has one device number)."""
+    try:
+        return os.stat(path).st_dev == _nsfs_dev()
+    except OSError:
         return False
-    return buf.f_type == NSFS_MAGIC
 
 
 def _on_thread(fn: Callable[[], T]) -> T:
@@ -83,10 +66,8 @@ def create(path: str) -> str:
     os.close(fd)
 
     def make() -> None:
-        libc = _libc()
-        _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-        src = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
-        _check(libc.mount(src, os.fsencode(path), b"none", MS_BIND, None), f"bind-mount netns on {path}")
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        syscalls.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, "none", syscalls.MS_BIND)
 
     try:
         _on_thread(make)
@@ -99,11 +80,11 @@ def create(path: str) -> str:
 def remove(path: str) -> bool:
     """Unmount and delete the namespace file at ``path``; True if something was removed. Idempotent."""
     removed = False
-    libc = _libc()
     while is_netns(path):
-        if libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            raise NetworkError(f"unmount network namespace {path}: {os.strerror(err)}")
+        try:
+            syscalls.umount2(path, syscalls.MNT_DETACH)
+        except OSError as exc:
+            raise NetworkError(f"unmount network namespace {path}: {exc.strerror}") from None
         removed = True
     return _unlink_quiet(path) or removed
 
@@ -120,7 +101,7 @@ def enter(path: str) -> None:
     """``setns`` the calling thread (or a freshly forked child) into the namespace at ``path``."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _check(_libc().setns(fd, CLONE_NEWNET), f"setns {path}")
+        syscalls.setns(fd, syscalls.CLONE_NEWNET)
     finally:
         os.close(fd)
 

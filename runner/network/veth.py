@@ -1,4 +1,9 @@
-"""Veth pairs: one end on a bridge on the host, the other as ``eth0`` inside a container namespace."""
+"""Veth pairs: one end on a bridge on the host, the other as ``eth0`` inside a container namespace.
+
+Over rtnetlink (:mod:`.rtnl`): one request makes the pair with the host end up on the bridge and the
+container end, with its MAC, already inside the namespace; four more, on a socket opened in the
+namespace, bring ``lo`` and ``eth0`` up and add the address and the default route.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 
 from . import netns
 from .errors import NetworkError
+from .rtnl import Rtnl, RtnlError
 
 __all__ = ["VethPlan", "attach", "detach", "exists", "setup_loopback"]
 
@@ -16,7 +22,6 @@ class VethPlan:
     """Everything needed to wire one container into a bridge."""
 
     host_name: str       # e.g. "pb3f2a9c01d7e" (<= 15 bytes)
-    peer_name: str       # temporary name of the container end before it becomes eth0
     bridge: str
     netns_path: str
     ip: str
@@ -24,99 +29,62 @@ class VethPlan:
     gateway: str
     mac: str
     mtu: int = 1500
-
-
-def _netlink_error():
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    return NetlinkError
+    ifname: str = "eth0"  # the container end's name inside the namespace
 
 
 def exists(name: str) -> bool:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        return bool(ipr.link_lookup(ifname=name))
+    with Rtnl() as rt:
+        return rt.link(name) is not None
 
 
 def attach(plan: VethPlan) -> None:
-    """Create the pair, enslave the host end to the bridge, move the peer into the namespace and
+    """Create the pair, enslave the host end to the bridge, put the other end into the namespace and
     configure it there as ``eth0`` with address, MAC and a default route via the gateway.
 
     On failure the host end (and with it the peer) is deleted again.
     """
-    from pyroute2 import IPRoute
-
-    NetlinkError = _netlink_error()
     try:
-        with IPRoute() as ipr:
-            br = ipr.link_lookup(ifname=plan.bridge)
-            if not br:
+        with Rtnl() as rt:
+            br = rt.link(plan.bridge)
+            if br is None:
                 raise NetworkError(f"bridge {plan.bridge}: not found")
-            ipr.link("add", ifname=plan.host_name, kind="veth", peer={"ifname": plan.peer_name})
+            fd = os.open(plan.netns_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                host = ipr.link_lookup(ifname=plan.host_name)[0]
-                peer = ipr.link_lookup(ifname=plan.peer_name)[0]
-                ipr.link("set", index=host, master=br[0], mtu=plan.mtu)
-                fd = os.open(plan.netns_path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    ipr.link("set", index=peer, net_ns_fd=fd)
-                finally:
-                    os.close(fd)
-                ipr.link("set", index=host, state="up")
-                netns.run_in(plan.netns_path, lambda: _configure_inside(plan))
+                rt.add_veth(plan.host_name, master=br.index, mtu=plan.mtu, peer_name=plan.ifname,
+                            peer_netns_fd=fd, peer_mac=plan.mac)
+            finally:
+                os.close(fd)
+            try:
+                with netns.run_in(plan.netns_path, Rtnl) as inside:
+                    _configure_inside(inside, plan)
             except BaseException:
-                _delete_quiet(ipr, plan.host_name)
+                rt.delete_link(plan.host_name)
                 raise
-    except NetlinkError as exc:
-        raise NetworkError(f"veth {plan.host_name} -> {plan.bridge}: {exc}") from exc
+    except RtnlError as exc:
+        raise NetworkError(f"veth {plan.host_name} -> {plan.bridge}: {exc.strerror}") from exc
 
 
-def _configure_inside(plan: VethPlan) -> None:
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        lo = ipr.link_lookup(ifname="lo")[0]
-        ipr.link("set", index=lo, state="up")
-        idx = ipr.link_lookup(ifname=plan.peer_name)[0]
-        ipr.link("set", index=idx, ifname="eth0", address=plan.mac, mtu=plan.mtu)
-        ipr.addr("add", index=idx, address=plan.ip, prefixlen=plan.prefixlen)
-        ipr.link("set", index=idx, state="up")
-        ipr.route("add", dst="0.0.0.0/0", gateway=plan.gateway, oif=idx)
+def _configure_inside(rt: Rtnl, plan: VethPlan) -> None:
+    rt.set_up(rt.link("lo").index)
+    idx = rt.link(plan.ifname).index
+    rt.add_address(idx, plan.ip, plan.prefixlen)
+    rt.set_up(idx)
+    rt.add_default_route(plan.gateway, idx)
 
 
 def setup_loopback(netns_path: str) -> None:
     """Bring ``lo`` up inside the namespace (network mode ``none``)."""
-    from pyroute2 import IPRoute
-
-    def up() -> None:
-        with IPRoute() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-
-    netns.run_in(netns_path, up)
-
-
-def _delete_quiet(ipr, name: str) -> bool:
-    NetlinkError = _netlink_error()
-    idx = ipr.link_lookup(ifname=name)
-    if not idx:
-        return False
     try:
-        ipr.link("del", index=idx[0])
-    except NetlinkError as exc:
-        if exc.code != 19:  # ENODEV: already gone
-            raise
-        return False
-    return True
+        with netns.run_in(netns_path, Rtnl) as rt:
+            rt.set_up(rt.link("lo").index)
+    except RtnlError as exc:
+        raise NetworkError(f"loopback in {netns_path}: {exc.strerror}") from exc
 
 
 def detach(host_name: str) -> bool:
     """Delete the host end (the kernel deletes the peer with it); True if it existed. Idempotent."""
-    from pyroute2 import IPRoute
-
-    NetlinkError = _netlink_error()
     try:
-        with IPRoute() as ipr:
-            return _delete_quiet(ipr, host_name)
-    except NetlinkError as exc:
-        raise NetworkError(f"delete veth {host_name}: {exc}") from exc
+        with Rtnl() as rt:
+            return rt.delete_link(host_name)
+    except RtnlError as exc:
+        raise NetworkError(f"delete veth {host_name}: {exc.strerror}") from exc

@@ -289,12 +289,12 @@ def test_teardown_is_idempotent_and_cleans_a_half_done_setup(netenv):
     # a crash after the netns and veth were made but before the endpoint was recorded
     from runner.network import attach as attach_mod, veth
 
-    host_if, peer_if = attach_mod._ifnames(cid)
+    host_if = attach_mod._host_ifname(cid)
     from runner.network import bridge
 
     bridge.ensure(att.bridge, att.gateway, 24, bridge.owner_tag(netenv.root, netenv.name))
     netns.create(att.netns_path)
-    veth.attach(veth.VethPlan(host_if, peer_if, att.bridge, att.netns_path, att.ip, 24, att.gateway, att.mac))
+    veth.attach(veth.VethPlan(host_if, att.bridge, att.netns_path, att.ip, 24, att.gateway, att.mac))
     netenv.detach(cid)
     assert host_if not in _links() and not os.path.exists(att.netns_path)
     bridge.delete(att.bridge, bridge.owner_tag(netenv.root, netenv.name))

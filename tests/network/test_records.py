@@ -164,6 +164,30 @@ def test_listing_networks_does_not_import_pyroute2(tmp_path):
     assert res.returncode == 0, res.stderr
 
 
+def test_rtnetlink_uses_pyroute2_messages_without_its_package_init():
+    """The kernel side loads only pyroute2's rtnetlink message classes (~25 ms), not the package
+    ``__init__`` with every netlink family and asyncio (~180 ms per ``pybuild run``), and a later
+    ``from pyroute2 import IPRoute`` in the same process still gets the whole package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from runner.network.rtnl import Rtnl\n"
+        "with Rtnl() as rt:\n"
+        "    lo = rt.link('lo')\n"
+        "    assert lo is not None and lo.name == 'lo' and rt.link('pbnosuch0') is None\n"
+        "    assert any(a[1] == '127.0.0.1' for a in rt.addresses(lo.index)), rt.addresses(lo.index)\n"
+        "heavy = sorted(m for m in ('asyncio', 'pyroute2.ndb', 'pyroute2.ipdb', 'pyroute2.iproute') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "from pyroute2 import IPRoute, NetlinkError\n"
+        "with IPRoute() as ipr:\n"
+        "    assert ipr.link_lookup(ifname='lo') == [lo.index]\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
 def test_cli_network_commands(pybuild):
     import json
 
