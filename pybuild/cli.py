@@ -104,10 +104,20 @@ def cli(ctx: click.Context, root: str, state_dir: str, insecure: tuple[str, ...]
     )
 
 
+def _reset_inherited_signals() -> None:
+    """SIGCHLD ignored by whatever started us (it survives execve) makes the kernel reap our
+    children at once: every wait for a container, shim or exec'd process would then fail."""
+    import signal
+
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map :class:`layers.errors.PybuildError` to ``pybuild: message`` and its exit code."""
     from layers.errors import PybuildError
 
+    _reset_inherited_signals()
     try:
         cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
     except click.exceptions.Exit as exc:
