@@ -82,10 +82,36 @@ def container_pids(pid: int) -> list[int]:
     return [pid]
 
 
+def _zombies_in_pid_namespace(pid: int, known: set[int]) -> list[int]:
+    """Zombies of ``pid``'s PID namespace (not the host's): an exited task leaves its cgroup at
+    once, so ``cgroup.procs`` never lists the zombies a PID 1 fails to reap; ``ps`` inside would."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+        if ns == os.readlink("/proc/self/ns/pid"):
+            return []
+    except OSError:
+        return []
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in known:
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{name}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    out.append(int(name))
+        except OSError:
+            continue                            # gone while we looked
+    return out
+
+
 def processes(pid: int) -> list[dict]:
-    """``ps``-like rows (PID, PPID, UID, STAT, CMD) for the processes of ``pid``'s cgroup."""
+    """``ps``-like rows (PID, PPID, UID, STAT, CMD) for the processes of ``pid``'s cgroup, and the
+    zombies of its PID namespace."""
     rows = []
-    for p in container_pids(pid):
+    pids = container_pids(pid)
+    for p in sorted(pids + _zombies_in_pid_namespace(pid, set(pids))):
         try:
             with open(f"/proc/{p}/stat", "rb") as f:
                 stat = f.read()

@@ -68,6 +68,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
     from . import caps as capmod
     from . import syscalls
     from .cgroupview import cgroup_paths as _cgroup_paths
+    from .init import reset_signals
     from .spec import resolve_user
 
     code = 125
@@ -75,6 +76,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
         # this Python process enters the container's mount namespace and cgroup: nothing in there
         # may open its /proc entries (its exe is the host's interpreter), and it holds only stdio
         syscalls.set_dumpable(False)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)    # an inherited SIG_IGN: no status to wait for
         for target, fd in enumerate(stdio):
             if fd != target:
                 os.dup2(fd, target)
@@ -124,8 +126,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
             syscalls.capset(eff, eff, 0)
             if proc.get("noNewPrivileges", True):
                 syscalls.set_no_new_privs()
-            for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ):
-                signal.signal(s, signal.SIG_DFL)
+            reset_signals()        # nothing of the caller's signal state reaches the command
             code = 127
             os.execvpe(opts.args[0], list(opts.args), env)
         if opts.detach:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["run", "FORWARDED"]
+__all__ = ["run", "reset_signals", "FORWARDED"]
 
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
 # synchronous faults are about PID 1 itself, not something to forward
@@ -35,6 +35,20 @@ _NOT_FORWARDED = _UNCATCHABLE | {signal.SIGCHLD, signal.SIGSEGV, signal.SIGBUS, 
                                  signal.SIGFPE, signal.SIGABRT, signal.SIGTRAP, signal.SIGSYS}
 FORWARDED = frozenset(s for s in signal.valid_signals() if s not in _NOT_FORWARDED)
 _PR_SET_DUMPABLE = 4
+
+
+def reset_signals() -> None:
+    """Every signal disposition back to default and an empty signal mask: what a process about to
+    ``execve`` a container command must hand on. ``SIG_IGN`` and the mask survive ``execve``, so
+    Python's own ignored SIGPIPE/SIGXFSZ, or a launcher's ignored SIGHUP or blocked SIGTERM, would
+    otherwise make the command deaf to them (handlers are reset by ``execve`` itself)."""
+    for s in signal.valid_signals():
+        if s not in _UNCATCHABLE and s < signal.SIGRTMIN:
+            try:
+                signal.signal(s, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def _status_code(status: int) -> int:
@@ -71,7 +85,7 @@ def run(exec_child, *, prctl=None, close_fds: bool = True) -> "None":
     child = os.fork()
     if child == 0:
         try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            reset_signals()
             exec_child()
         finally:
             os._exit(127)

@@ -205,10 +205,7 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
     try:
         step = "reset signal dispositions"
         # Python ignores SIGPIPE/SIGXFSZ and stage1 ignores the forwarded ones; exec would keep SIG_IGN
-        for sig in signal.valid_signals():
-            if sig not in (signal.SIGKILL, signal.SIGSTOP) and sig < signal.SIGRTMIN:
-                signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        _pyinit.reset_signals()
         step = "make non-dumpable"
         sc.set_dumpable(False)
         os.umask(0o022)
@@ -307,6 +304,8 @@ def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[in
         signal.set_wakeup_fd(-1)        # the caller's forwarder pipe is not ours to write
         for sig in FORWARDED_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        # an inherited SIG_IGN for SIGCHLD makes the kernel reap init at once: no exit status to wait for
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sc.set_dumpable(False)
         flags, new_cgroupns, new_netns = 0, False, False
         for ns in spec["linux"].get("namespaces", []):

@@ -433,6 +433,10 @@ def main(argv: list[str]) -> None:
     """``python -m runner.shim ROOT STATE_DIR ID READY_FD`` (started by :func:`spawn`)."""
     root, state_dir, cid, ready = argv
     ready_fd = int(ready)
+    # the CLI's signal mask and an ignored SIGCHLD came with us over fork and exec: the shim must be
+    # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _daemonize()
     store = st.ContainerStore(root, state_dir)
     live = store.live_dir(cid)

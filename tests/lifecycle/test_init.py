@@ -1,6 +1,13 @@
 """runner.init as PID 1 of a real PID namespace (SECURITY.md case 21): 100 orphans reaped, SIGTERM
-forwarded to the child, exit code 143; and the same workload without it leaves zombies (so the test
-can fail)."""
+forwarded to the child, exit code 143; and the same workload without it leaves exactly 100 zombies
+(so the test can fail).
+
+The workload is deterministic: ``sh`` starts 100 orphans (``(sleep 999 &)``: the subshell exits, its
+``sleep`` is re-parented to the namespace's PID 1) and then ``exec``s ``sleep 1000``, which never
+reaps. The test kills the orphans only once that exec has happened, so each of them dies when no
+shell can reap it any more: all 100 must then be reaped by the init, or stay zombies without it.
+(An orphan that ended while the shell was still looping was reaped by the shell's own ``wait``:
+that is why a workload of orphans that exit by themselves gave 8 or 9 zombies instead of 10+.)"""
 
 from __future__ import annotations
 
@@ -12,7 +19,9 @@ import pytest
 
 from runner import init, syscalls
 
-ZOMBIE_MAKER = "for i in $(seq 100); do (sleep 0.01 &); done; sleep 1000"
+ZOMBIE_MAKER = "for i in $(seq 100); do (sleep 999 &); done; exec sleep 1000"
+ORPHAN = b"sleep\x00999\x00"
+WORKER = b"sleep\x001000\x00"
 
 
 def _in_pidns(use_init: bool) -> tuple[int, int]:
@@ -43,19 +52,44 @@ def _in_pidns(use_init: bool) -> tuple[int, int]:
     return child, pid1
 
 
-def _states_in_ns(pid1: int) -> list[str]:
+def _procs_in_ns(pid1: int) -> list[tuple[int, str, bytes]]:
+    """(host pid, state letter, cmdline) of every process in ``pid1``'s PID namespace."""
     ns = os.readlink(f"/proc/{pid1}/ns/pid")
     out = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
             continue
         try:
-            if os.readlink(f"/proc/{p}/ns/pid") == ns:
-                with open(f"/proc/{p}/stat") as f:
-                    out.append(f.read().rsplit(")", 1)[1].split()[0])
+            if os.readlink(f"/proc/{p}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{p}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                out.append((int(p), state, f.read()))
         except OSError:
             continue
     return out
+
+
+def _wait_for(pred, what: str, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _orphans_killed_after_exec(pid1: int) -> None:
+    """Wait until the 100 orphans run and ``sleep 1000`` has replaced the shell, then SIGKILL the orphans."""
+    def ready():
+        procs = _procs_in_ns(pid1)
+        orphans = [p for p, state, cmd in procs if cmd == ORPHAN and state != "Z"]
+        return orphans if len(orphans) == 100 and any(cmd == WORKER for _, _, cmd in procs) else None
+
+    for pid in _wait_for(ready, "100 orphans and the exec of sleep 1000"):
+        os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)
@@ -66,16 +100,15 @@ def _need(tmp_path):
         pytest.skip("busybox-static is not installed")
 
 
-def _settle(pid1: int) -> list[str]:
-    time.sleep(0.8)        # the 100 subshells have forked and their sleeps ended
-    return _states_in_ns(pid1)
-
-
 def test_init_reaps_and_forwards_sigterm():
     child, pid1 = _in_pidns(use_init=True)
     try:
-        states = _settle(pid1)
-        assert states.count("Z") == 0, states
+        _orphans_killed_after_exec(pid1)
+        # every orphan died and was reaped: what is left is the init and its child, nothing else
+        left = _wait_for(lambda: (lambda ps: ps if len(ps) == 2 else None)(_procs_in_ns(pid1)),
+                         "the init to reap the 100 orphans")
+        assert pid1 in {pid for pid, _, _ in left} and "Z" not in {s for _, s, _ in left}, left
+        assert [cmd for pid, _, cmd in left if pid != pid1] == [WORKER], left
         os.kill(pid1, signal.SIGTERM)
         _, st = os.waitpid(child, 0)
         assert os.waitstatus_to_exitcode(st) == 143
@@ -100,8 +133,11 @@ def test_init_is_not_dumpable():
 def test_without_init_zombies_stay_and_sigterm_is_ignored():
     child, pid1 = _in_pidns(use_init=False)
     try:
-        states = _settle(pid1)
-        assert states.count("Z") >= 10, states      # sh as PID 1 leaves orphans it never started unreaped
+        _orphans_killed_after_exec(pid1)
+        # PID 1 is now `sleep 1000`, which never waits: every killed orphan stays a zombie
+        _wait_for(lambda: sum(s == "Z" for _, s, _ in _procs_in_ns(pid1)) >= 100, "100 zombies")
+        time.sleep(0.2)
+        assert sum(s == "Z" for _, s, _ in _procs_in_ns(pid1)) == 100
         os.kill(pid1, signal.SIGTERM)
         time.sleep(0.3)
         assert os.waitpid(child, os.WNOHANG) == (0, 0)   # PID 1 without a handler ignores SIGTERM

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -85,3 +86,96 @@ def test_rm_with_detach_and_create_start_attach(pybuild, image):
     assert r.returncode == 4 and r.stdout == "hi\n"
     r = pybuild("run", "-d", "--name", "later", "--network", "none", image, "true")
     assert r.returncode != 0 and "already in use" in r.stderr
+
+
+# 100 orphans that live until the test kills them, after `sleep 1000` has replaced the shell: no
+# shell can reap them then, so they are reaped by an init or stay zombies (see test_init.py)
+ORPHANS = "for i in $(seq 100); do (sleep 999 &); done; exec sleep 1000"
+
+
+def _top(pybuild, cid: str) -> list[tuple[int, str, str]]:
+    rows = pybuild("top", cid, check=True).stdout.splitlines()[1:]
+    return [(int(r.split()[1]), r.split()[3], " ".join(r.split()[4:])) for r in rows]
+
+
+def _kill_orphans_once_exec_done(pybuild, cid: str) -> None:
+    def ready():
+        rows = _top(pybuild, cid)
+        orphans = [pid for pid, stat, cmd in rows if cmd == "sleep 999" and stat != "Z"]
+        return orphans if len(orphans) == 100 and any(cmd == "sleep 1000" for _, _, cmd in rows) else None
+
+    for pid in wait_for(ready, timeout=30, what="100 orphans and the exec of sleep 1000"):
+        os.kill(pid, 9)
+
+
+def test_init_reaps_100_zombies_and_sigterm_gives_143(pybuild, image):
+    """SECURITY.md case 21 through `pybuild run -d --init`: zero zombies, SIGTERM forwarded, 143."""
+    cid = pybuild("run", "-d", "--init", "--network", "none", image, "sh", "-c", ORPHANS,
+                  check=True).stdout.strip()
+    _kill_orphans_once_exec_done(pybuild, cid)
+    left = wait_for(lambda: (lambda rows: rows if len(rows) == 2 else None)(_top(pybuild, cid)),
+                    timeout=30, what="the init to reap 100 zombies")
+    assert "Z" not in {stat for _, stat, _ in left} and "sleep 1000" in {cmd for _, _, cmd in left}, left
+    # PID 1 is the init, the user's command is its child
+    assert pybuild("exec", cid, "cat", "/proc/1/cmdline").stdout.split("\0")[0] != "sleep"
+    t0 = time.monotonic()
+    pybuild("stop", "-t", "10", cid, check=True)
+    assert time.monotonic() - t0 < 5            # SIGTERM worked: no wait for the SIGKILL
+    state = json.loads(pybuild("container", "inspect", cid, check=True).stdout)[0]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 143)
+
+
+def test_without_init_the_zombies_stay_and_sigterm_does_nothing(pybuild, image):
+    """The control for the test above: same workload, no --init."""
+    cid = pybuild("run", "-d", "--network", "none", image, "sh", "-c", ORPHANS, check=True).stdout.strip()
+    _kill_orphans_once_exec_done(pybuild, cid)
+    wait_for(lambda: sum(stat == "Z" for _, stat, _ in _top(pybuild, cid)) >= 100, timeout=30, what="zombies")
+    time.sleep(0.3)
+    assert sum(stat == "Z" for _, stat, _ in _top(pybuild, cid)) == 100
+    t0 = time.monotonic()
+    pybuild("stop", "-t", "1", cid, check=True)
+    assert time.monotonic() - t0 >= 0.9         # PID 1 ignored SIGTERM: SIGKILL after the timeout
+    state = json.loads(pybuild("container", "inspect", cid, check=True).stdout)[0]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+
+
+HOSTILE_LAUNCHER = ("import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+                    "signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+                    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM, signal.SIGUSR1}); "
+                    "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def _hostile(pybuild, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    """``pybuild ARGS`` started by a launcher with SIGCHLD ignored and signals blocked."""
+    argv = [_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), *args]
+    return subprocess.run([sys.executable, "-c", HOSTILE_LAUNCHER, *argv], capture_output=True, text=True,
+                          timeout=60, input=input)
+
+
+def _sig_lines(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.splitlines() if line.startswith(("SigBlk", "SigIgn"))]
+
+
+def test_inherited_signal_state_reaches_neither_shim_nor_exec(pybuild, image):
+    r = _hostile(pybuild, "run", "-d", "--network", "none", image, "sleep", "1000")
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    from runner.state import ContainerStore
+
+    shim = ContainerStore(str(pybuild.root), str(pybuild.state)).shim_pid(cid)
+    with open(f"/proc/{shim}/status") as f:
+        assert "SigBlk:\t0000000000000000" in f.read()     # SIGCHLD reaches the shim's loop
+    # pybuild exec waits for its command (its exit code is the command's) and the command gets a
+    # clean signal state: nothing blocked, nothing ignored
+    r = _hostile(pybuild, "exec", cid, "sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status; exit 5")
+    assert r.returncode == 5, r.stderr
+    assert _sig_lines(r.stdout) == ["SigBlk: 0000000000000000", "SigIgn: 0000000000000000"]
+    r = _hostile(pybuild, "exec", "-i", cid, "sh", "-c", "cat; exit 6", input="through\n")
+    assert (r.returncode, r.stdout) == (6, "through\n"), r.stderr
+    assert _sig_lines(pybuild("exec", cid, "cat", "/proc/1/status").stdout) == \
+        ["SigBlk: 0000000000000000", "SigIgn: 0000000000000000"]
+    pybuild("rm", "-f", cid, check=True)
+    # the shim records the exit code of a container whose CLI had SIGCHLD ignored
+    r = _hostile(pybuild, "run", "-d", "--network", "none", image, "sh", "-c", "exit 3")
+    assert r.returncode == 0, r.stderr
+    assert pybuild("wait", r.stdout.strip(), check=True).stdout.strip() == "3"

@@ -150,6 +150,22 @@ def test_signals_reach_the_container(pybuild, image, inherited: str) -> None:
             proc.wait()
 
 
+# a launcher that ignores SIGCHLD (the kernel then reaps children at once: waitpid fails), blocks
+# SIGCHLD and SIGTERM and ignores SIGHUP; all of it survives execve into pybuild
+HOSTILE_LAUNCHER = ("import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+                    "signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+                    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM}); "
+                    "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def test_exit_code_and_signal_state_with_sigchld_ignored_by_the_launcher(pybuild, image) -> None:
+    argv = [_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "--rm", "--network",
+            "none", image, "sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status; exit 7"]
+    r = subprocess.run([sys.executable, "-c", HOSTILE_LAUNCHER, *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 7, r.stderr
+    assert r.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
+
+
 def test_plain_run_keeps_an_exited_record(pybuild, image) -> None:
     r = pybuild("run", "--network", "none", "--name", "keep", image, "sh", "-c", "exit 3")
     assert r.returncode == 3
