@@ -14,6 +14,7 @@ SIGKILLs; the shim records the exit. Pause/unpause, ``top`` and ``stats`` read P
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal as _signal
 import time
@@ -520,6 +521,12 @@ def create_from_image(store: ContainerStore, images, image_ref: str, opts,
     """Resolve ``image_ref`` in the image store ``images`` (a ``layers.store.Store``), build the runtime
     spec from the image config and ``opts`` (a ``runner.options.RunOptions``), and record the container
     in state ``created``. The image's manifest digest goes to ``image-ref`` so GC keeps the image."""
+    lease = getattr(images, "lease", None)  # GC keeps the image from the lookup until image-ref exists
+    with lease() if lease is not None else contextlib.nullcontext():
+        return _create_from_image(store, images, image_ref, opts, log_max_size, log_max_files)
+
+
+def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_max_size, log_max_files):
     from .spec import make_spec
 
     record = images.images.resolve(image_ref)

@@ -330,6 +330,9 @@ class ContainerStore:
                 if other.name == config.name:
                     raise NameInUse(f"container name {config.name!r} is already in use by container "
                                     f"{other.short_id}: remove or rename it first")
+            for name in os.listdir(self.base):  # creates hold the global lock: any other one was killed
+                if name.endswith(".creating"):
+                    shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
             tmp = os.path.join(self.base, f".{config.id}.creating")
             os.makedirs(tmp, mode=0o700)
             try:
