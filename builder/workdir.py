@@ -1,5 +1,6 @@
 """Per-build scratch directories under ``<root>/tmp/build-*`` and the reaping of ones a killed build
-left behind (overlay mounts still mounted, upper dirs, staged secrets)."""
+left behind (overlay mounts still mounted, upper dirs, staged secrets, the cgroups of its RUN steps,
+whose ids are listed in ``<dir>/runs``)."""
 
 from __future__ import annotations
 
@@ -80,4 +81,22 @@ def reap_stale(base: str) -> None:
                 sc.umount2(mountpoint, sc.MNT_DETACH)
             except OSError:
                 continue  # already gone
+        _cleanup_runs(path)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _cleanup_runs(path: str) -> None:
+    """The cgroups (and any process left in them) of the RUN steps a killed build had started."""
+    try:
+        with open(os.path.join(path, "runs")) as f:
+            ids = f.read().split()
+    except OSError:
+        return
+    from layers.errors import PybuildError
+    from runner import sandbox
+
+    for cid in ids:
+        try:
+            sandbox.cleanup(cid)
+        except (PybuildError, OSError):
+            continue  # best effort: the next reap or a reboot clears it

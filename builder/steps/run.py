@@ -81,6 +81,9 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
     etc = resolve_in_root(req.rootfs, "/etc")
     spec = make_spec(req.config, opts, rootfs=req.rootfs, etc_dir=etc if os.path.isdir(etc) else None,
                      container_id=req.container_id)
+    if req.scratch:  # after a SIGKILL of the build, workdir.reap_stale removes this step's cgroup
+        with open(os.path.join(req.scratch, "runs"), "a") as f:
+            f.write(req.container_id + "\n")
     with open(os.devnull, "rb") as devnull:
         code = sandbox.execute(spec, container_id=req.container_id, state_dir=req.state_dir,
                                stdin=devnull, stdout=stdout, stderr=stderr, forward_signals=False)
