@@ -324,6 +324,8 @@ def extract(stream: BinaryIO, dest: str, *, compression: str | None = None, mode
     if mode not in MODES:
         raise ValueError(f"extract mode {mode!r}")
     plain = open_decompressed(stream, compression, limit, what)
+    if compression is not None:
+        plain = _ReadAhead(plain)  # decompression (and the blob's own hash) overlap the file writes
     reader = TarReader(plain, what)
     current = ""
     try:
@@ -340,4 +342,68 @@ def extract(stream: BinaryIO, dest: str, *, compression: str | None = None, mode
         if exc.errno in _NOSPACE:
             raise StoreError(f"extract {what} into {dest}: {exc.strerror} (at {current[:200]!r})") from None
         raise LayerError(f"{what}: entry {current[:200]!r}: {exc.strerror or exc}") from None
+    finally:
+        if isinstance(plain, _ReadAhead):
+            plain.stop()  # joined: nothing reads a file ``stream`` once extract returns
     return reader.digest()
+
+
+class _ReadAhead:
+    """Reads ``inner`` a few MiB ahead in a thread; ``read`` hands the pieces out in order and re-raises
+    what the thread met (a LayerError of the decoder, say) where the data would have been."""
+
+    _DEPTH = 8
+
+    def __init__(self, inner) -> None:
+        import queue
+        import threading
+
+        self._inner = inner
+        self._queue: queue.Queue = queue.Queue(self._DEPTH)
+        self._stopping = threading.Event()
+        self._buf, self._pos, self._eof = b"", 0, False
+        self._thread = threading.Thread(target=self._fill, name="extract-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                data = self._inner.read(1 << 20)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def _put(self, item) -> None:
+        import queue
+
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos >= len(self._buf):
+            if self._eof:
+                return b""
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+                return b""
+            self._buf, self._pos = item, 0
+        end = len(self._buf) if n is None or n < 0 else min(len(self._buf), self._pos + n)
+        out = self._buf[self._pos:end]
+        self._pos = end
+        return out
+
+    def stop(self) -> None:
+        """Stop and join the thread. One blocked on a pipe whose writer stalls is left behind after
+        a few seconds (a daemon; files, which blobs are, never block)."""
+        self._stopping.set()
+        self._thread.join(5)
