@@ -48,6 +48,14 @@ def _pipe() -> tuple[int, int, int]:
     return r, w, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
 
 
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+        return True
+    except OSError:          # ENOTCONN: the handshake is still under way
+        return False
+
+
 class _Pump:
     """One direction of a TCP flow: src socket -> pipe -> dst socket."""
 
@@ -262,7 +270,10 @@ class PortProxy:
                 continue
             flow = _TcpFlow(client, up)
             self._tcp[client] = self._tcp[up] = flow
-            self._sel.register(up, selectors.EVENT_WRITE, self._tcp_event)
+            if err == 0 or _connected(up):      # a local peer has usually answered already: no epoll round
+                self._tcp_event(up, 0)
+            else:
+                self._sel.register(up, selectors.EVENT_WRITE, self._tcp_event)
 
     def _tcp_event(self, sock: socket.socket, mask: int) -> None:
         flow = self._tcp.get(sock)

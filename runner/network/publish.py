@@ -13,7 +13,7 @@ from typing import Iterable
 
 from .errors import InvalidNetworkSpec
 
-__all__ = ["PortMapping", "parse_publish", "publish_all"]
+__all__ = ["PortMapping", "parse_publish", "publish_all", "port_specs"]
 
 _PORTS = re.compile(r"^\d+(?:-\d+)?$")
 
@@ -113,3 +113,11 @@ def publish_all(exposed: Iterable[str], host_ip: str = "0.0.0.0") -> tuple[PortM
         for m in parse_publish(f"{port}/{proto or 'tcp'}"):
             out.append(PortMapping(m.container_port, m.protocol, host_ip, 0))
     return tuple(sorted(set(out)))
+
+
+def port_specs(spec: str) -> tuple:
+    """One ``-p`` value as :class:`runner.options.PortSpec` values for ``RunOptions.publish`` (what the
+    CLI hands the lifecycle): the full grammar above, ranges expanded, errors naming the spec."""
+    from ..options import PortSpec
+
+    return tuple(PortSpec(m.container_port, m.host_port, m.host_ip, m.protocol) for m in parse_publish(spec))
