@@ -163,9 +163,8 @@ def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str
 @pass_settings
 def tag_cmd(settings: Settings, source: str, target: str) -> None:
     """Give the image SOURCE the name TARGET[:TAG]."""
-    from layers.reference import Reference
-
     from layers.errors import InvalidReference
+    from layers.reference import Reference
 
     ref = Reference.parse(target)
     if ref.digest is not None:
@@ -192,6 +191,7 @@ def rmi_cmd(settings: Settings, images: tuple[str, ...], force: bool) -> None:
 
     store = settings.store()
     failed = []
+    first_error: PybuildError | None = None
     removed_ids = set()
     for text in images:
         try:
@@ -211,18 +211,24 @@ def rmi_cmd(settings: Settings, images: tuple[str, ...], force: bool) -> None:
             if not remaining:
                 removed_ids.add(rec.id)
         except PybuildError as exc:
-            click.echo(f"pybuild: {exc}", err=True)
+            if len(images) == 1:
+                first_error = exc  # one image: its own error is the one line (after any GC below)
+            else:
+                click.echo(f"pybuild: {exc}", err=True)
             failed.append(text)
     if removed_ids:
         from layers.errors import StoreError
 
         try:
-            result = store.gc(timeout=0, ingests=False)  # partial pulls stay resumable
+            # partial pulls stay resumable; GC waits only for commits in progress (never whole builds)
+            result = store.gc(timeout=10, ingests=False)
         except StoreError:
-            result = None  # another process holds a lease: `system prune` frees the space later
+            result = None  # the store stayed busy: `system prune` frees the space later
         for d in sorted(removed_ids):
             if result is not None and d in result.blobs_removed:
                 click.echo(f"Deleted: {d}")
+    if first_error is not None:
+        raise first_error
     if failed:
         # click's Exit is swallowed by standalone_mode=False in cli.main, so fail with our own error
         raise PybuildError(f"{len(failed)} of {len(images)} images not removed: {', '.join(failed)}")
@@ -502,6 +508,9 @@ def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
         dropped = _drop_build_cache(store.root)
         if dropped:
             click.echo(f"Deleted build cache entries: {dropped}")
+    reaped = _reap_build_dirs(store.root)
+    if reaped:
+        click.echo(f"Deleted work directories of killed builds: {reaped}")
     result = store.gc()
     for d in result.blobs_removed:
         click.echo(f"Deleted: {d}")
@@ -510,18 +519,49 @@ def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
     click.echo(f"Total reclaimed space: {human_size(result.bytes_freed)}")
 
 
-def _drop_build_cache(root: str) -> int:
-    """Remove the build cache index (``<root>/cache/keys``; ``cache/mounts`` stays), as ``docker system prune -a``
-    drops the build cache. A build running meanwhile only sees misses."""
-    import shutil
+def _stale_build_dirs(root: str) -> list[str]:
+    """``<root>/tmp/build-*`` work directories whose build process is gone (killed mid-build)."""
+    base = os.path.join(root, "tmp")
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith("build-"))
+    except FileNotFoundError:
+        return []
+    stale = []
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "pid")) as f:
+                pid = int(f.read().strip() or 0)
+            os.kill(pid, 0)
+        except (OSError, ValueError):  # no pid file, a bad one, or the process is gone
+            stale.append(name)
+    return stale
 
+
+def _reap_build_dirs(root: str) -> int:
+    """Unmount and remove the work directories of killed builds (the builder's own reaper)."""
+    stale = _stale_build_dirs(root)
+    if stale:
+        from builder.workdir import reap_stale
+
+        reap_stale(os.path.join(root, "tmp"))
+    return len(stale) - len(_stale_build_dirs(root))
+
+
+def _drop_build_cache(root: str) -> int:
+    """Remove the build cache index entries (``<root>/cache/keys/*/*.json``; ``cache/mounts`` stays), as
+    ``docker system prune -a`` drops the build cache. Entry by entry, and the directories stay: a build
+    running meanwhile only sees misses, and the entry it writes lands (renaming the whole index aside
+    made such a build fail writing its entry; tests/reliability/test_concurrency.py)."""
     keys = os.path.join(root, "cache", "keys")
-    if not os.path.isdir(keys):
-        return 0
-    count = sum(len(files) for _d, _s, files in os.walk(keys))
-    aside = keys + f".prune-{os.getpid()}"
-    os.rename(keys, aside)
-    shutil.rmtree(aside)
+    count = 0
+    for dirpath, _dirs, files in os.walk(keys):
+        for name in files:
+            if name.endswith(".json"):
+                try:
+                    os.unlink(os.path.join(dirpath, name))
+                    count += 1
+                except FileNotFoundError:
+                    pass
     return count
 
 
@@ -529,18 +569,27 @@ def _drop_build_cache(root: str) -> int:
 
 
 @click.command("fsck")
-@click.option("--repair", is_flag=True, help="Remove corrupt blobs, broken records and incomplete snapshots.")
+@click.option("--repair", is_flag=True, help="After reporting, remove corrupt blobs, broken image records, incomplete "
+              "snapshots and everything unreferenced (never fetches anything).")
 @pass_settings
 def fsck_cmd(settings: Settings, repair: bool) -> None:
     """Check every blob against its name, every image record's references and every snapshot."""
     store = settings.store()
     report = store.fsck(repair=repair)
+    stale = _stale_build_dirs(store.root)
+    if stale:
+        report.notes.append(f"{len(stale)} work director{'y' if len(stale) == 1 else 'ies'} of killed builds in "
+                            f"{os.path.join(store.root, 'tmp')} (system prune removes them)")
+        if repair and _reap_build_dirs(store.root):
+            report.removed.append(f"removed {len(stale)} work directories of killed builds")
     for p in report.problems:
         click.echo(f"problem: {p}")
-    for r in report.repaired:
-        click.echo(f"repaired: {r}")
     for n in report.notes:
         click.echo(f"note: {n}")
+    for r in report.repaired:
+        click.echo(f"repaired: {r}")
+    for r in report.removed:
+        click.echo(f"removed: {r.removeprefix('removed ')}")
     state = "ok" if not report.problems else ("repaired" if report.ok else "BROKEN")
     click.echo(f"{report.blobs} blobs, {report.records} images, {report.snapshots} snapshots: {state}")
     if not report.ok:

@@ -6,6 +6,7 @@ Layout (directories 0700)::
     <root>/ingest/                partial writes (resumable by digest), with their locks
     <root>/images/index.json      name -> manifest/index digest + image id, atomic, locked
     <root>/snapshots/<hex>/fs     unpacked layer (overlay form), <hex>/ready written last
+    <root>/leases/<pid>-<random>  what a live process is creating or using (GC roots; see .leases)
     <root>/locks/                 flock files: images.lock, gc.lock, snapshot-<hex>.lock
 """
 
@@ -19,12 +20,12 @@ from layers.errors import StoreError
 
 from .blobs import BlobStore, Ingest
 from .images import Image, ImageRecord, ImageStore
-from .locks import FileLock
+from .leases import Leases
 from .snapshots import SnapshotStore
 
 __all__ = ["Store", "Image", "ImageRecord", "Ingest", "BlobStore", "ImageStore", "SnapshotStore"]
 
-_DIRS = ("blobs", "blobs/sha256", "ingest", "images", "snapshots", "locks")
+_DIRS = ("blobs", "blobs/sha256", "ingest", "images", "snapshots", "locks", "leases")
 
 
 class Store:
@@ -38,22 +39,19 @@ class Store:
                 os.makedirs(os.path.join(self.root, d), mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"store root {self.root}: {exc.strerror}") from None
-        self.blobs = BlobStore(self.root, self._lease_lock)
+        self.leases = Leases(self.root)
+        self.blobs = BlobStore(self.root, self.leases)
         self.images = ImageStore(self.root, self.blobs)
         self.snapshots = SnapshotStore(self.root, self.blobs)
 
-    def _lease_lock(self) -> FileLock:
-        return FileLock(os.path.join(self.root, "locks", "gc.lock"), shared=True)
-
     @contextlib.contextmanager
     def lease(self) -> Iterator[None]:
-        """While held, GC removes nothing (it waits): wrap work between writing blobs and tagging."""
-        lock = self._lease_lock()
-        lock.acquire()
-        try:
+        """While held, GC keeps every blob this process commits or finds present, every image it
+        resolves or loads and every snapshot it ensures (wrap "write blobs ... tag", "load image ...
+        write container record"). GC does not wait for the lease, only for the instants it records
+        something (see :mod:`layers.store.leases`). Nested and threaded uses share one lease."""
+        with self.leases.hold():
             yield
-        finally:
-            lock.release()
 
     def gc(self, *, timeout: float = 30.0, ingests: bool = True):
         """Garbage-collect (see :mod:`layers.store.gc`); a :class:`~layers.store.gc.GCResult`."""

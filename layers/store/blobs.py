@@ -8,7 +8,11 @@ Contract (as umoci's CAS, without go-containerregistry's trust in the caller):
 * every read goes through :class:`~layers.digest.VerifyingReader` (digest and size at EOF);
 * an ingest of an expected digest is resumable: the bytes an interrupted ingest left are kept,
   re-hashed on the next attempt and reported as :attr:`Ingest.offset`; an exclusive lock per
-  digest keeps two processes from writing the same ingest file at once.
+  digest keeps two processes from writing the same ingest file at once (and GC away from it);
+* the rename into ``blobs/`` happens under the shared GC lock and, inside :meth:`Store.lease`, is
+  recorded in the process's lease, as is every ``has()`` that answers yes (see :mod:`.leases`);
+* a full disk is a :class:`StoreError` naming the store, what was written, the space it needs and
+  the space free; the partial bytes are dropped at once (a full disk does not stay full).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from layers.atomic import fsync_dir
 from layers.digest import Digest, VerifyingReader
 from layers.errors import IntegrityError, InvalidInput, NotFound, StoreError
 
+from .leases import Leases
 from .locks import FileLock
+from .space import NOSPACE, no_space
 
 __all__ = ["BlobStore", "Ingest"]
 
@@ -53,15 +59,13 @@ class Ingest:
         name = f"{expected.algorithm}-{expected.hex}" if expected else f"anon-{secrets.token_hex(8)}"
         self.path = os.path.join(blobs.root, "ingest", name)
         self._lock = FileLock(self.path + ".lock")
-        self._lease = blobs.lease_lock()
         self._committed: Digest | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> "Ingest":
-        self._lease.acquire()
+        self._lock.acquire()
         try:
-            self._lock.acquire()
             self._open()
         except BaseException:
             self._release()
@@ -89,7 +93,10 @@ class Ingest:
 
     def restart(self) -> None:
         """Drop the bytes an earlier ingest left; write from byte 0."""
-        assert self._fd is not None
+        if self._fd is None:  # already dropped (a full disk) or committed: nothing left to drop
+            self._hash = hashlib.new(self._algorithm)
+            self.offset = self.written = 0
+            return
         os.ftruncate(self._fd, 0)
         os.lseek(self._fd, 0, os.SEEK_SET)
         self._hash = hashlib.new(self._algorithm)
@@ -107,6 +114,8 @@ class Ingest:
             try:
                 n = os.write(self._fd, view)
             except OSError as exc:
+                if exc.errno in NOSPACE:
+                    raise self._no_space(exc, len(view)) from None
                 raise StoreError(f"write ingest {self.path}: {exc.strerror}") from None
             view = view[n:]
         self._hash.update(data)
@@ -140,14 +149,22 @@ class Ingest:
         try:
             os.fsync(self._fd)
             os.fchmod(self._fd, 0o444)
-            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
-            if os.path.exists(target):
-                os.unlink(self.path)  # same bytes are already there
-            else:
-                from .pause import pause_point
+        except OSError as exc:
+            if exc.errno in NOSPACE:
+                raise self._no_space(exc, 0) from None
+            raise StoreError(f"sync ingest {self.path}: {exc.strerror}") from None
+        leases = self._blobs.leases
+        try:
+            with leases.guard():  # GC sees the blob and the lease entry together, or neither
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                if os.path.exists(target):
+                    os.unlink(self.path)  # same bytes are already there
+                else:
+                    from .pause import pause_point
 
-                pause_point("blob-rename")
-                os.rename(self.path, target)
+                    pause_point("blob-rename")
+                    os.rename(self.path, target)
+                leases.keep("blob", got)
             fsync_dir(os.path.dirname(target))
         except OSError as exc:
             raise StoreError(f"rename ingest {self.path} to {target}: {exc.strerror}") from None
@@ -165,15 +182,25 @@ class Ingest:
         except FileNotFoundError:
             pass
 
+    def _no_space(self, exc: OSError, pending: int) -> StoreError:
+        """Drop the partial bytes now (a resume cannot help a full disk), then say what would fit."""
+        written = self.written
+        what = f"blob {self.expected}" if self.expected is not None else "a new blob"
+        if self.size is not None:
+            need = f"needs {self.size}"
+        else:
+            need = f"needs more than {written + pending}"
+        self._discard()
+        return no_space(self._blobs.root, exc, f"writing {what}", need)
+
     def _release(self) -> None:
         self._lock.release()
-        self._lease.release()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if self._committed is None:
-                if self.expected is None or isinstance(exc, IntegrityError):
-                    self._discard()
+                if self.expected is None or isinstance(exc, IntegrityError) or self.written == 0:
+                    self._discard()  # (an empty resumable ingest is nothing to resume)
                 elif self._fd is not None:
                     try:
                         os.fsync(self._fd)  # keep what we have for a resume
@@ -187,19 +214,27 @@ class Ingest:
 class BlobStore:
     """``store.blobs``: has/path/open/read_bytes/put_bytes/put_stream/ingest over ``<root>/blobs``."""
 
-    def __init__(self, root: str, lease_lock) -> None:
+    def __init__(self, root: str, leases: Leases) -> None:
         self.root = root
-        self._lease_lock = lease_lock
+        self.leases = leases
 
     def lease_lock(self) -> FileLock:
-        """A fresh shared lock that keeps GC away while held (see :meth:`Store.lease`)."""
-        return self._lease_lock()
+        """A fresh shared hold on the GC lock (GC cannot run while it is held; keep it short)."""
+        return self.leases.guard()
 
     def path(self, digest: Digest) -> str:
         return os.path.join(self.root, "blobs", digest.algorithm, digest.hex)
 
     def has(self, digest: Digest) -> bool:
-        return os.path.isfile(self.path(digest))
+        """Whether the blob is stored; inside a lease a yes also keeps it from GC from now on."""
+        leases = self.leases
+        if not leases.active:
+            return os.path.isfile(self.path(digest))
+        with leases.guard():
+            there = os.path.isfile(self.path(digest))
+            if there:
+                leases.keep("blob", digest)
+        return there
 
     def size(self, digest: Digest) -> int:
         try:

@@ -1,12 +1,24 @@
-"""Store consistency check: blobs against their names, records against their references, snapshots.
+"""Store consistency check: blobs against their names, records against their references, snapshots,
+containers' images, and what crashes and GC left behind.
 
-:func:`check` returns a :class:`FsckReport`; ``repair=True`` removes what is provably broken
-(a blob whose bytes do not match its name, a snapshot without its ready marker, a record whose
-manifest is gone). Nothing is repaired by guessing.
+:func:`check` returns a :class:`FsckReport`:
+
+* ``problems``: what is broken (a blob whose bytes do not match its name, an image record whose
+  manifest, config or a layer is missing, a snapshot marked ready without its tree, a container
+  whose image is gone). ``ok`` is False while any is unrepaired.
+* ``notes``: what a crash or normal use leaves and nothing needs (partial ingests kept for resume,
+  an unpack interrupted before its ready marker, unreferenced blobs and snapshots GC will take).
+
+``repair=True`` reports the same, then removes what is provably broken or unreferenced (each removal
+is a line in ``repaired`` or ``removed``): corrupt blobs, broken image records, incomplete snapshots,
+and then everything GC would collect (:func:`layers.store.gc.collect`). It never fetches or rebuilds
+anything: a removed record says to pull or build the image again, and a container whose image is gone
+is reported, not removed. An entry another process is writing (its lock is held) is left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -14,9 +26,10 @@ from layers.digest import Digest
 from layers.errors import InvalidInput, PybuildError
 from layers.index import Index
 
-__all__ = ["FsckReport", "check"]
+from .locks import held_by_other
+from .space import human
 
-_MAX_DOC = 8 << 20
+__all__ = ["FsckReport", "check"]
 
 
 @dataclass
@@ -26,15 +39,23 @@ class FsckReport:
     snapshots: int = 0
     problems: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unrepaired: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.problems or len(self.repaired) >= len(self.problems)
+        return self.unrepaired == 0
+
+    def problem(self, text: str, fixed: str | None = None) -> None:
+        self.problems.append(text)
+        if fixed is None:
+            self.unrepaired += 1
+        else:
+            self.repaired.append(fixed)
 
 
-def _check_blobs(store, report: FsckReport, repair: bool) -> set[Digest]:
-    bad: set[Digest] = set()
+def _check_blobs(store, report: FsckReport, repair: bool) -> None:
     base = os.path.join(store.root, "blobs")
     for alg in sorted(os.listdir(base)):
         for name in sorted(os.listdir(os.path.join(base, alg))):
@@ -42,22 +63,23 @@ def _check_blobs(store, report: FsckReport, repair: bool) -> set[Digest]:
             try:
                 digest = Digest(alg, name)
             except InvalidInput:
-                report.problems.append(f"blob {path}: name is not a digest")
+                report.problem(f"blob {path}: name is not a digest")
                 continue
             report.blobs += 1
             try:
                 with store.blobs.open(digest) as r:
                     r.verify_rest()
             except PybuildError as exc:
-                bad.add(digest)
-                report.problems.append(str(exc))
+                fixed = None
                 if repair:
                     store.blobs.delete(digest)
-                    report.repaired.append(f"removed corrupt blob {digest}")
+                    fixed = f"removed corrupt blob {digest}"
+                report.problem(str(exc), fixed)
                 continue
             if os.stat(path).st_mode & 0o222:
                 report.notes.append(f"blob {digest}: is writable (should be read-only)")
-    return bad
+                if repair:
+                    os.chmod(path, 0o444)
 
 
 def _check_records(store, report: FsckReport, repair: bool) -> None:
@@ -65,7 +87,7 @@ def _check_records(store, report: FsckReport, repair: bool) -> None:
     try:
         records = store.images.list()
     except PybuildError as exc:
-        report.problems.append(str(exc))  # an unreadable index is not repaired by guessing
+        report.problem(str(exc))  # an unreadable index is not repaired by guessing
         return
     for record in records:
         report.records += 1
@@ -79,37 +101,117 @@ def _check_records(store, report: FsckReport, repair: bool) -> None:
                 if store.blobs.size(layer.digest) != layer.size:
                     raise InvalidInput(f"layer {layer.digest}: size differs from the manifest")
         except PybuildError as exc:
-            report.problems.append(f"image {record.name}: {exc}")
+            if not _still_named(store, record):
+                continue  # removed (and collected) while we looked: not a broken record
+            fixed = None
             if repair:
                 drop.append(record.name)
+                fixed = f"removed broken image record {record.name} (pull or build it again)"
+            report.problem(f"image {record.name}: {exc}", fixed)
     if drop:
         store.images.remove_names(drop)
-        report.repaired.extend(f"removed broken image record {n}" for n in drop)
+
+
+def _still_named(store, record) -> bool:
+    try:
+        return any(r.name == record.name and r.manifest_digest == record.manifest_digest
+                   for r in store.images.list())
+    except PybuildError:
+        return True
 
 
 def _check_snapshots(store, report: FsckReport, repair: bool) -> None:
-    for name, ready in store.snapshots.list():
-        if name.startswith(".tmp-") or name.startswith(".trash-"):
-            report.problems.append(f"snapshot {name}: left over from an interrupted unpack")
-            if repair:
-                store.snapshots.remove(name)
-                report.repaired.append(f"removed snapshot debris {name}")
+    snaps = store.snapshots
+    for name, ready in snaps.list():
+        hex_ = snaps.hex_of(name)
+        lock = snaps.lock_path(hex_) if hex_ else None
+        path = os.path.join(snaps.base, name)
+        if not name.startswith("."):
+            report.snapshots += 1
+        if ready and not name.startswith(".") and os.path.isdir(os.path.join(path, "fs")):
             continue
-        report.snapshots += 1
-        if not ready:
-            report.problems.append(f"snapshot {name}: no ready marker (interrupted unpack)")
+        with held_by_other(lock) if lock else contextlib.nullcontext(False) as busy:
+            if busy:
+                continue  # an unpack is writing it right now
+            if ready and not name.startswith("."):
+                fixed = None
+                if repair:
+                    snaps.remove(name)
+                    fixed = f"removed snapshot {name} (unpacked again when used)"
+                report.problem(f"snapshot {name}: marked ready but its tree is missing", fixed)
+                continue
+            what = "an unpack interrupted before its ready marker" if not name.startswith(".") else \
+                "debris of an interrupted unpack or removal"
+            report.notes.append(f"snapshot {name}: {what} (unpacked again when used; system prune removes it)")
             if repair:
-                store.snapshots.remove(name)
-                report.repaired.append(f"removed incomplete snapshot {name}")
+                snaps.remove(name)
+                report.removed.append(f"removed snapshot {name}")
+
+
+def _check_containers(store, report: FsckReport) -> None:
+    """A container whose image is gone cannot start again: reported (``pybuild rm`` it), never removed."""
+    base = os.path.join(store.root, "containers")
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return
+    for cid in names:
+        if cid.startswith("."):
+            if cid.endswith(".creating"):
+                report.notes.append(f"container record {cid}: an interrupted create (removed by the next create)")
+            continue
+        try:
+            with open(os.path.join(base, cid, "image-ref")) as f:
+                text = f.read(4096).strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            digest = Digest.parse(text)
+        except InvalidInput:
+            continue  # not made from a store image (a rootfs directory)
+        if not store.blobs.has(digest):
+            report.problem(f"container {cid[:12]}: its image {digest} is not in the store "
+                           f"(pybuild rm {cid[:12]}; fsck does not remove containers)")
 
 
 def check(store, *, repair: bool = False) -> FsckReport:
-    """Check every blob, image record and snapshot; with ``repair``, remove what is broken."""
+    """Check every blob, image record, snapshot and container image; with ``repair``, remove what is
+    broken and what GC would collect."""
     report = FsckReport()
     _check_blobs(store, report, repair)
     _check_records(store, report, repair)
     _check_snapshots(store, report, repair)
+    _check_containers(store, report)
+    if repair:
+        _collect(store, report)
+    else:
+        _unreferenced(store, report)
+    return report
+
+
+def _unreferenced(store, report: FsckReport) -> None:
+    from .gc import mark
+
+    marks = mark(store)
+    loose = [d for d in store.blobs.digests() if d not in marks.blobs]
+    if loose:
+        size = sum(os.stat(store.blobs.path(d)).st_size for d in loose if store.blobs.has(d))
+        report.notes.append(f"{len(loose)} unreferenced blob(s), {human(size)} "
+                            "(left by interrupted work or removed images; system prune removes them)")
     ingest = [n for n in os.listdir(os.path.join(store.root, "ingest")) if not n.endswith(".lock")]
     if ingest:
         report.notes.append(f"{len(ingest)} partial ingest file(s) kept for resume (system prune removes them)")
-    return report
+
+
+def _collect(store, report: FsckReport) -> None:
+    from layers.errors import StoreError
+
+    try:
+        result = store.gc(timeout=30)
+    except StoreError as exc:
+        report.notes.append(f"unreferenced data not removed: {exc}")
+        return
+    report.removed.extend(f"removed unreferenced blob {d}" for d in result.blobs_removed)
+    report.removed.extend(f"removed unreferenced snapshot {s}" for s in result.snapshots_removed)
+    report.removed.extend(f"removed partial ingest {n}" for n in result.ingests_removed)
+    report.removed.extend(f"removed the lease of a dead process ({n})" for n in result.leases_removed)

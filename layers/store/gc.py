@@ -6,15 +6,19 @@ Roots (a blob or snapshot reachable from any of them is kept):
 * every container under ``<root>/containers/*/``: its ``image-ref`` file (a manifest digest) and
   any ``image``/``image_id`` digest in its ``config.json``;
 * every ``sha256:...`` string in files under ``<root>/cache/`` (the build cache index);
-* live work: GC takes ``locks/gc.lock`` exclusively, and every :meth:`Store.lease` and ingest holds
-  it shared, so GC waits until no pybuild process is creating or using something unrecorded.
+* live work: every entry of a live lease file (``<root>/leases/``, see :mod:`.leases`). GC holds
+  ``locks/gc.lock`` exclusively while it marks and sweeps; writers hold it shared only for the
+  instants they commit or decide to use something, so GC waits for those, never for a whole pull
+  or build.
 
-Snapshots are kept for every diff_id of a kept config; ingest files whose lock is free and
-temporary snapshot dirs are debris and go too.
+Snapshots are kept for every diff_id of a kept config and every ``snap`` lease entry; a snapshot
+entry whose lock is held (an unpack in progress) is left alone. Ingest files whose lock is free,
+temporary snapshot dirs nobody holds, and lease files of dead processes are debris and go too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,7 +30,8 @@ from layers.errors import PybuildError
 from layers.index import Index
 from layers.manifest import parse_document
 
-from .locks import FileLock
+from .leases import read_roots
+from .locks import FileLock, held_by_other
 
 __all__ = ["GCResult", "collect", "mark"]
 
@@ -41,6 +46,7 @@ class GCResult:
     ingests_removed: tuple[str, ...] = ()
     bytes_freed: int = 0
     images_untagged: tuple[str, ...] = ()
+    leases_removed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -58,6 +64,8 @@ def container_roots(root: str) -> set[Digest]:
     except FileNotFoundError:
         return out
     for cid in ids:
+        if cid.startswith("."):
+            continue  # ".<id>.creating": a create in progress holds a lease; a killed one is debris
         d = os.path.join(base, cid)
         for name in ("image-ref", "config.json", "record.json", "container.json"):
             try:
@@ -129,12 +137,18 @@ def _mark_config(store, digest: Digest, marks: _Marks) -> None:
     marks.diff_ids.update(config.diff_ids)
 
 
-def mark(store) -> _Marks:
+def mark(store, leased: dict[str, set[Digest]] | None = None) -> _Marks:
+    """Everything reachable from the roots; ``leased`` are the live leases' entries (GC reads them
+    under its lock; ``system df`` passes none and so counts leased work as reclaimable)."""
     marks = _Marks()
     cached = cache_roots(store.root)
     marks.diff_ids.update(cached)  # a cached layer's snapshot is what makes the cache hit fast
     roots = {r.manifest_digest for r in store.images.list()}
     roots |= container_roots(store.root) | cached
+    if leased:
+        roots |= leased.get("doc", set())
+        marks.blobs.update(d for d in leased.get("blob", ()) if store.blobs.has(d))
+        marks.diff_ids.update(leased.get("snap", ()))
     for digest in roots:
         _mark_doc(store, digest, marks)
     return marks
@@ -147,9 +161,14 @@ def collect(store, *, timeout: float = 30.0, ingests: bool = True) -> GCResult:
 
     lock = FileLock(os.path.join(store.root, "locks", "gc.lock"))
     if not lock.acquire(timeout):
-        raise StoreError(f"garbage collection: the store is in use by another pybuild process (waited {timeout:g}s)")
+        raise StoreError(f"garbage collection: store {store.root} stayed busy for {timeout:g}s "
+                         "(another pybuild process is committing to it); try again")
+    leases = getattr(store, "leases", None)
+    if leases is not None:
+        leases.collecting = True
     try:
-        marks = mark(store)
+        leased, stale = read_roots(store.root)
+        marks = mark(store, leased)
         removed: list[Digest] = []
         freed = 0
         for digest in list(store.blobs.digests()):
@@ -161,41 +180,70 @@ def collect(store, *, timeout: float = 30.0, ingests: bool = True) -> GCResult:
                 continue
             store.blobs.delete(digest)
             removed.append(digest)
-        keep = {d.hex for d in marks.diff_ids}
-        snaps: list[str] = []
-        for name, _ready in store.snapshots.list():
-            if name in keep:
-                continue
-            freed += _tree_size(os.path.join(store.snapshots.base, name))
-            store.snapshots.remove(name)
-            snaps.append(name)
-            if not name.startswith("."):
-                # no unpack can be running (it would hold a lease), so its lock file can go too
-                try:
-                    os.unlink(os.path.join(store.root, "locks", f"snapshot-{name}.lock"))
-                except FileNotFoundError:
-                    pass
+        snaps, snap_bytes = _sweep_snapshots(store, {d.hex for d in marks.diff_ids})
+        freed += snap_bytes
         swept = _sweep_ingest(store.root) if ingests else []
-        return GCResult(tuple(removed), tuple(snaps), tuple(swept), freed)
+        return GCResult(tuple(removed), tuple(snaps), tuple(swept), freed, leases_removed=tuple(stale))
     finally:
+        if leases is not None:
+            leases.collecting = False
         lock.release()
 
 
-def _sweep_ingest(root: str) -> list[str]:
-    """Remove partial ingests and their lock files.
+def _sweep_snapshots(store, keep: set[str]) -> tuple[list[str], int]:
+    """Remove snapshot entries no root keeps, except those an unpack holds (their lock is taken)."""
+    removed, freed = [], 0
+    for name, ready in store.snapshots.list():
+        hex_ = store.snapshots.hex_of(name)
+        if hex_ is not None and not name.startswith(".") and hex_ in keep and ready:
+            continue  # (an unready one is an interrupted unpack: the next use unpacks it again)
+        lock_path = store.snapshots.lock_path(hex_) if hex_ else None
+        with held_by_other(lock_path) if lock_path else contextlib.nullcontext(False) as busy:
+            if busy:
+                continue  # an unpack is writing it (or it is being made ready): not ours to judge
+            freed += _tree_size(os.path.join(store.snapshots.base, name))
+            store.snapshots.remove(name)
+            removed.append(name)
+            if lock_path and not name.startswith("."):
+                try:
+                    os.unlink(lock_path)  # we hold it: a waiter re-locks the new file (see locks.py)
+                except FileNotFoundError:
+                    pass
+    return removed, freed
 
-    Safe only under the exclusive GC lock: every ingest takes the shared lease lock before it
-    opens its own lock file, so no ingest is live or about to lock while we run.
-    """
+
+def _sweep_ingest(root: str) -> list[str]:
+    """Remove partial ingests nobody is writing (their ``.lock`` is free), and orphan lock files.
+
+    A live ingest holds ``<name>.lock`` from before it creates ``<name>`` until after it commits or
+    closes it; we remove a file only while holding its lock ourselves."""
     base = os.path.join(root, "ingest")
     out = []
-    for name in sorted(os.listdir(base)):
-        try:
-            os.unlink(os.path.join(base, name))
-        except FileNotFoundError:
+    names = sorted(os.listdir(base))
+    for name in names:
+        if name.endswith(".lock"):
             continue
-        if not name.endswith(".lock"):
-            out.append(name)
+        with held_by_other(os.path.join(base, name + ".lock")) as busy:
+            if busy:
+                continue
+            try:
+                os.unlink(os.path.join(base, name))
+                out.append(name)
+            except FileNotFoundError:
+                pass
+            try:
+                os.unlink(os.path.join(base, name + ".lock"))
+            except FileNotFoundError:
+                pass
+    for name in names:
+        if name.endswith(".lock") and name[:-5] not in names:
+            path = os.path.join(base, name)
+            with held_by_other(path) as busy:
+                if not busy:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
     return out
 
 

@@ -149,7 +149,18 @@ class ImageStore:
         return [r.name for r in self.list() if digest in (r.manifest_digest, r.id) and r.name]
 
     def resolve(self, name_or_id: str) -> ImageRecord:
-        """A record for ``name[:tag]``, a full reference, ``name@digest``, ``sha256:...`` or a unique id prefix."""
+        """A record for ``name[:tag]``, a full reference, ``name@digest``, ``sha256:...`` or a unique id prefix.
+
+        Inside a lease, the image it names is kept from GC from this instant on."""
+        leases = self.blobs.leases
+        if not leases.active:
+            return self._resolve(name_or_id)
+        with leases.guard():
+            record = self._resolve(name_or_id)
+            leases.keep("doc", record.manifest_digest)
+        return record
+
+    def _resolve(self, name_or_id: str) -> ImageRecord:
         text = name_or_id.strip()
         if not text:
             raise InvalidReference("empty image name")
@@ -215,7 +226,17 @@ class ImageStore:
         return doc
 
     def load(self, record_or_digest: ImageRecord | Digest | str, *, platform: Platform | None = None) -> Image:
-        """The image's manifest and config, verified; every layer blob must be present with its size."""
+        """The image's manifest and config, verified; every layer blob must be present with its size.
+        Inside a lease, the image is kept from GC from this instant on."""
+        leases = self.blobs.leases
+        if not leases.active:
+            return self._load(record_or_digest, platform)
+        with leases.guard():
+            image = self._load(record_or_digest, platform)
+            leases.keep("doc", image.digest)  # the index's when it was one, which keeps the manifest too
+        return image
+
+    def _load(self, record_or_digest: ImageRecord | Digest | str, platform: Platform | None) -> Image:
         if isinstance(record_or_digest, ImageRecord):
             digest, record = record_or_digest.manifest_digest, record_or_digest
         else:
@@ -256,14 +277,10 @@ class ImageStore:
         def change(images: dict[str, dict[str, Any]]) -> None:
             images[name] = entry
 
-        lease = self.blobs.lease_lock()  # GC must not sweep between our check and the record landing
-        lease.acquire()
-        try:
-            image_id = self.load(manifest_digest).id
+        with self.blobs.lease_lock():  # GC must not sweep between our check and the record landing
+            image_id = self._load(manifest_digest, None).id
             entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
             self._mutate(change)
-        finally:
-            lease.release()
         return self._record(name, entry)
 
     def untag(self, ref: Reference | str) -> ImageRecord:

@@ -1,25 +1,27 @@
 """Unpacked layers, one per diff_id, for overlay lowerdirs: ``<root>/snapshots/<hex>/{fs,ready}``.
 
 A snapshot is extracted by ``layers.archive.extract(mode="overlay")`` into a temporary
-directory under ``snapshots/``, its diff_id checked, renamed into place, and only then the
-``ready`` marker is written (atomically). A directory without the marker is debris from a
-crash: :meth:`SnapshotStore.ensure` rebuilds it and fsck reports it.
+directory ``snapshots/.tmp-<hex>-<random>`` under the lock ``locks/snapshot-<hex>.lock``, its diff_id
+checked, renamed into place, and only then the ``ready`` marker is written (atomically). A directory
+without the marker is debris from a crash: :meth:`SnapshotStore.ensure` rebuilds it and fsck reports
+it. GC leaves alone any ``<hex>`` or ``.tmp-<hex>-*`` whose lock is held (an unpack in progress).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import secrets
+import shutil
 
 from layers.atomic import fsync_dir, write_atomic
 from layers.descriptor import Descriptor
 from layers.digest import Digest
-from layers.errors import IntegrityError, LayerError
+from layers.errors import IntegrityError, LayerError, StoreError
 from layers.mediatype import MediaType
 
 from .blobs import BlobStore
 from .locks import locked
+from .space import NOSPACE, human, no_space, tree_size
 
 __all__ = ["SnapshotStore"]
 
@@ -51,29 +53,33 @@ class SnapshotStore:
     def ready(self, diff_id: Digest) -> bool:
         return os.path.isfile(os.path.join(self.dir(diff_id), "ready"))
 
+    def lock_path(self, hex_: str) -> str:
+        return os.path.join(self.root, "locks", f"snapshot-{hex_}.lock")
+
     def ensure(self, layer: Descriptor, diff_id: Digest) -> str:
-        """A ready unpacked dir for ``layer`` (whose uncompressed digest must be ``diff_id``)."""
-        if self.ready(diff_id):
+        """A ready unpacked dir for ``layer`` (whose uncompressed digest must be ``diff_id``).
+        Inside a lease, GC keeps the snapshot from this instant on."""
+        leases = self.blobs.leases
+        if leases.active:
+            with leases.guard():
+                leases.keep("snap", diff_id)
+                if self.ready(diff_id):
+                    return self.path(diff_id)
+        elif self.ready(diff_id):
             return self.path(diff_id)
         from layers import archive
 
-        lease = self.blobs.lease_lock()
-        lease.acquire()  # GC waits while we unpack
-        try:
-            return self._unpack(layer, diff_id, archive)
-        finally:
-            lease.release()
+        return self._unpack(layer, diff_id, archive)
 
     def _unpack(self, layer: Descriptor, diff_id: Digest, archive) -> str:
-        with locked(os.path.join(self.root, "locks", f"snapshot-{diff_id.hex}.lock"),
-                    timeout=600, what=f"snapshot {diff_id}"):
+        with locked(self.lock_path(diff_id.hex), timeout=600, what=f"snapshot {diff_id}"):
             if self.ready(diff_id):
                 return self.path(diff_id)
             final = self.dir(diff_id)
             remove_tree(final)  # debris of an interrupted unpack
-            tmp = os.path.join(self.base, f".tmp-{diff_id.hex[:12]}-{secrets.token_hex(4)}")
-            os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
+            tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{secrets.token_hex(4)}")
             try:
+                os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
                 os.chmod(os.path.join(tmp, "fs"), 0o755)
                 try:
                     compression = MediaType.compression(layer.media_type)
@@ -86,13 +92,27 @@ class SnapshotStore:
                     raise IntegrityError(f"layer {layer.digest}: uncompressed content is {got}, the config says {diff_id}")
                 os.rename(tmp, final)
                 fsync_dir(self.base)
+            except (StoreError, OSError) as exc:
+                written = tree_size(tmp)
+                shutil.rmtree(tmp, ignore_errors=True)
+                if isinstance(exc, StoreError) or exc.errno in NOSPACE:  # extract's StoreError is a full disk
+                    err = exc if isinstance(exc, OSError) else OSError(28, "No space left on device")
+                    raise no_space(self.root, err, f"unpacking layer {layer.digest.short} of {human(layer.size)}",
+                                   f"needs more than {written}") from None
+                raise
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             from .pause import pause_point
 
             pause_point("snapshot-ready")
-            write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
+            try:
+                write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
+            except OSError as exc:
+                if exc.errno in NOSPACE:
+                    remove_tree(final)
+                    raise no_space(self.root, exc, f"marking snapshot {diff_id.short} ready", 4096) from None
+                raise
             return self.path(diff_id)
 
     def lowerdirs(self, image) -> list[str]:
@@ -111,3 +131,11 @@ class SnapshotStore:
 
     def remove(self, name: str) -> None:
         remove_tree(os.path.join(self.base, name))
+
+    @staticmethod
+    def hex_of(name: str) -> str | None:
+        """The diff_id hex an entry of ``snapshots/`` belongs to (``<hex>`` or ``.tmp-<hex>-*``)."""
+        if name.startswith(".tmp-"):
+            name = name[5:].partition("-")[0]
+        return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
+

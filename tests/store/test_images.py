@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import time
 
 import pytest
@@ -103,20 +104,49 @@ def _hold_lease(root: str, ready, release) -> None:
         release.wait(30)
 
 
-def test_gc_waits_for_a_lease_in_another_process(store):
+def test_gc_keeps_a_lease_of_another_process_without_waiting_for_it(store):
     ctx = multiprocessing.get_context("fork")
     ready, release = ctx.Event(), ctx.Event()
     p = ctx.Process(target=_hold_lease, args=(store.root, ready, release))
     p.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(StoreError, match="in use"):
-            store.gc(timeout=0.3)
+        t0 = time.monotonic()
+        result = store.gc(timeout=5)
+        assert time.monotonic() - t0 < 1, "GC waited for the whole lease"
+        assert Digest.from_bytes(b"work in progress") not in result.blobs_removed
         assert store.blobs.has(Digest.from_bytes(b"work in progress"))
     finally:
         release.set()
         p.join(10)
     assert Digest.from_bytes(b"work in progress") in store.gc().blobs_removed
+    assert os.listdir(os.path.join(store.root, "leases")) == []
+
+
+def test_a_killed_lease_holder_pins_nothing(store):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lease, args=(store.root, ready, release))
+    p.start()
+    assert ready.wait(10)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join(10)
+    assert len(os.listdir(os.path.join(store.root, "leases"))) == 1  # left behind, its flock gone
+    result = store.gc(timeout=5)
+    assert Digest.from_bytes(b"work in progress") in result.blobs_removed
+    assert len(result.leases_removed) == 1 and os.listdir(os.path.join(store.root, "leases")) == []
+
+
+def test_gc_waits_only_for_a_commit_in_progress(store):
+    """The shared GC lock is held for the instant of a commit: GC gives up after its timeout then."""
+    guard = store.leases.guard()
+    guard.acquire()
+    try:
+        with pytest.raises(StoreError, match="stayed busy"):
+            store.gc(timeout=0.2)
+    finally:
+        guard.release()
+    store.gc(timeout=0.2)
 
 
 def test_fsck_reports_broken_record(store):
