@@ -320,30 +320,42 @@ def _find_endpoint(root: str, ref: str) -> tuple[config.NetworkConfig, ipam.Endp
     return None
 
 
-def _container_id(req: _Request, ref: str) -> str:
-    """The id of container ``ref`` (name, id or prefix) from the container records, else ``ref`` itself."""
+def _container_netns(req: _Request, ref: str) -> tuple[str, str] | None:
+    """(namespace path, hostname) of running container ``ref`` (name, id or prefix) from the container
+    records: its bind-mounted namespace, else its PID 1's (``--network none`` or ``host`` targets keep
+    none of their own); None when there is no such running container."""
     from layers.errors import PybuildError
 
     from ..state import ContainerStore
 
+    store = ContainerStore(req.root, req.state_dir)
     try:
-        return ContainerStore(req.root, req.state_dir).resolve(ref).id
+        cfg = store.resolve(ref)
+        cur = store.status(cfg.id)
     except PybuildError:
-        return ref
+        return None
+    if not cur.live or cur.pid <= 0:
+        return None
+    hostname = (cfg.spec or {}).get("hostname") or cfg.id[:12]
+    path = netns.netns_path(req.state_dir, cfg.id)
+    return (path if netns.is_netns(path) else f"/proc/{cur.pid}/ns/net"), hostname
 
 
 def _join_container(req: _Request, target: str) -> Attachment:
-    """``container:<x>``: share x's namespace; ``x`` is an endpoint name, id or id prefix, or a full id."""
+    """``container:<x>``: share x's namespace; ``x`` is a name, id or id prefix of a running container."""
     found = _find_endpoint(req.root, target)
-    target_id = found[1].container_id if found else _container_id(req, target)
-    path = netns.netns_path(req.state_dir, target_id)
+    if found is None:
+        other = _container_netns(req, target)
+        if other is None or not netns.is_netns(other[0]):
+            raise NetworkNotFound(f"--network container:{target}: no running container of that name or id")
+        path, hostname = other
+        paths = files.write_all(req.etc_dir, hostname=hostname, hosts=files.hosts_text(None, (), req.extra),
+                                resolv=req.resolv())
+        return Attachment("container", req.container_id, path, hostname, paths)
+    cfg, ep = found
+    path = netns.netns_path(req.state_dir, ep.container_id)
     if not netns.is_netns(path):
         raise NetworkNotFound(f"--network container:{target}: no running container network namespace found")
-    if found is None:
-        paths = files.write_all(req.etc_dir, hostname=req.hostname, hosts=files.hosts_text(None, (), req.extra),
-                                resolv=req.resolv())
-        return Attachment("container", req.container_id, path, req.hostname, paths)
-    cfg, ep = found
     paths = files.write_all(req.etc_dir, hostname=ep.hostname,
                             hosts=files.hosts_text((ep.ip, [ep.hostname, ep.name]), (), req.extra),
                             resolv=req.resolv())
