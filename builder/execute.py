@@ -297,6 +297,8 @@ class Executor:
         try:
             lowers = self._run_or_copy(stage, v, image, upper, step)
             layer, diff_id = self._pack(upper, lowers)
+        except (BuildError, OSError) as exc:
+            raise _disk_full(exc, self.store.root, upper, inst) from None
         finally:
             _rmtree(upper)
         pause_point("build-cache-entry")  # a test hook: the layer is committed, its cache entry not yet
@@ -623,6 +625,27 @@ class Executor:
         pause_point("build-manifest")  # a test hook: the config is stored, the manifest not yet
         self.store.blobs.put_bytes(manifest.raw)
         return BuildResult(config=config, manifest=manifest, layers=layers, cache_hits=self.hits, steps=self.steps)
+
+
+def _disk_full(exc: BaseException, root: str, upper: str, inst: I.Instruction) -> BaseException:
+    """A step that filled the store's disk says so, with the store, the space it needed and the space
+    free once its upper dir is gone (SECURITY.md case 24): a COPY's ENOSPC, or a RUN that failed while
+    no space was left. Any other error is returned as it is."""
+    from layers.store.space import NOSPACE, free_bytes, human, tree_size
+
+    full = isinstance(exc, OSError) and exc.errno in NOSPACE
+    if isinstance(exc, BuildError) and isinstance(inst, I.Run):
+        full = (free_bytes(root) or 0) < (64 << 10)
+    if not full:
+        return exc
+    written = tree_size(upper)
+    free = (free_bytes(root) or 0) + written  # what is free once this step's partial layer is removed
+    need = f"needs more than {human(written)}, {human(free)} free"
+    loc, name = inst.location, inst.name if isinstance(inst, I.Copy) else inst.keyword
+    if isinstance(exc, BuildError):
+        return BuildError(f"{exc.reason} (store {root}: No space left on device; the step {need})",
+                          loc.file, loc.line, name)
+    return BuildError(f"store {root}: No space left on device ({need})", loc.file, loc.line, name)
 
 
 def _append(image: StageImage, layer: Descriptor | None, diff_id: Digest | None, history: History) -> StageImage:
