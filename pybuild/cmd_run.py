@@ -44,8 +44,9 @@ def _run_options(f):
         click.option("--rm", is_flag=True, help="Remove the container when it exits."),
         click.option("--init", is_flag=True, help="Run an init as PID 1 that forwards signals and reaps zombies."),
         click.option("--network", "--net", "network", default="bridge", show_default=True,
-                     help="none, host, bridge or a network name."),
-        click.option("-p", "--publish", multiple=True, help="Publish a port ([ip:]host:container[/proto])."),
+                     help="none, host, bridge, container:<name|id> or a network name."),
+        click.option("-p", "--publish", multiple=True,
+                     help="Publish a port or range ([ip:][host[-host]:]container[-container][/tcp|udp])."),
         click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port to a random port."),
         click.option("--restart", default="no", show_default=True, help="Restart policy (no, on-failure[:N], always, unless-stopped)."),
         click.option("-l", "--label", "labels", multiple=True, help="Set a label (KEY=VALUE)."),
@@ -96,11 +97,20 @@ def build_options(kw: dict):
         rm=kw["rm"],
         detach=kw["detach"],
         name=kw["name"],
-        publish=tuple(ro.parse_publish(p) for p in kw["publish"]),
+        publish=_publish(kw["publish"]),
         publish_all=kw["publish_all"],
         restart=kw["restart"],
         labels=tuple(tuple(label.split("=", 1)) if "=" in label else (label, "") for label in kw["labels"]),
     )
+
+
+def _publish(specs: tuple[str, ...]) -> tuple:
+    """``-p`` values through the network room's parser (ranges, ``[IPv6]:``, port bounds)."""
+    if not specs:
+        return ()
+    from runner.network.publish import port_specs
+
+    return tuple(spec for text in specs for spec in port_specs(text))
 
 
 def _stores(settings: Settings):
@@ -120,6 +130,7 @@ def run_cmd(settings: Settings, **kw) -> None:
 
     if opts.detach:
         info = containers.run_detached(containers_store, images, kw["image"], opts)
+        _network_notes(info.config)
         click.echo(info.config.id)
         return
     code = _run_foreground(containers_store, images, kw["image"], opts)
@@ -137,6 +148,7 @@ def _run_foreground(cstore, images, image_ref: str, opts) -> int:
     overlay = None
     try:
         cfg = containers.setup_network(cstore, cfg)
+        _network_notes(cfg)
         paths = containers.rootfs_paths(cstore, cfg.id)
         overlay = OverlayMount(cfg.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
         overlay.mount()
@@ -167,6 +179,12 @@ def _run_foreground(cstore, images, image_ref: str, opts) -> int:
         if opts.rm:
             sandbox.cleanup(cfg.id, cstore.state_dir)
             cstore.remove(cfg.id)
+
+
+def _network_notes(cfg) -> None:
+    """What the network setup wants the user told (the default network moved off a busy subnet)."""
+    for note in (cfg.network or {}).get("notes", ()):
+        click.echo(f"pybuild: {note}", err=True)
 
 
 def _oom(proc) -> bool:
