@@ -188,3 +188,21 @@ def test_index_record_loads_the_host_platform_and_keeps_children(store):
     store.gc()
     assert store.blobs.has(other.layers[0].digest) and store.blobs.has(host.layers[0].digest)
     assert store.fsck().ok
+
+
+def test_what_a_lease_touches_is_kept_until_it_ends(store):
+    """Inside a lease, resolving an image and finding a blob keep them from a GC that runs meanwhile
+    (here from another Store object, as another process would); once the lease ends they go."""
+    m = make_image(store, {"k": b"kept"})
+    store.images.tag("k", m.digest)
+    stray = store.blobs.put_bytes(b"stray")  # outside any lease: nothing references it
+    other = Store(store.root)
+    with store.lease():
+        store.images.resolve("k")
+        assert store.blobs.has(stray)
+        store.images.untag("k")
+        result = other.gc(timeout=5)
+        assert result.blobs_removed == ()
+        assert store.images.load(m.digest).manifest == m  # still whole
+    result = other.gc(timeout=5)
+    assert {m.digest, m.config.digest, m.layers[0].digest, stray} <= set(result.blobs_removed)
