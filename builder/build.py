@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from .context import BuildContext
 from .dockerignore import load_ignore
 from .errors import BuildError
-from .execute import BuildResult, Executor, StoreResolver
+from .execute import BuildResult, Executor
 from .options import BuildOptions
 from .parse import parse, parse_file
 from .plan import Plan, PlanOptions, plan
 from .progress import Progress
+from .resolver import StoreResolver
 
-__all__ = ["build", "load_plan", "read_dockerfile", "BuildOutcome"]
+__all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 from ..errors import BuildError
 
-__all__ = ["context_bind", "cache_dir", "stage_secret"]
+__all__ = ["cache_dir", "context_bind", "stage_secret"]
 
 
 def _whiteout(upper: str, rel: str, lower: str) -> None:

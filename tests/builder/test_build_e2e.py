@@ -11,7 +11,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 
 TESTDATA = Path(__file__).resolve().parents[2] / "testdata"
 CASES = TESTDATA / "dockerfiles"

@@ -160,7 +160,6 @@ def test_tampered_cache_blob_is_a_miss(store, tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     os.chmod(blob, 0o600)
     blob.write_bytes(bytes(data))
-    from builder.cache import BuildCache
 
     again, log = _build(store, ctx, tmp_path, timestamp=1)
     assert again.result.cache_hits == 0 and "CACHED" not in log
