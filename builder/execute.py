@@ -373,7 +373,7 @@ class Executor:
                         binds.append((resolve_in_root(src_root, m.source or "/"), m.target, m.readonly))
                     else:
                         try:
-                            src = stack.enter_context(context_bind(self.context, m.source, self.work))
+                            src = stack.enter_context(context_bind(self.context, m.source, self.work, m.readonly))
                         except FileNotFoundError:
                             raise BuildError(f"--mount source {m.source or '.'}: not found in the build context",
                                              inst.location.file, inst.location.line, "RUN") from None

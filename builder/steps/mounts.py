@@ -74,8 +74,9 @@ def _hidden(context, rel_root: str, host_root: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def context_bind(context, source: str, work: str) -> Iterator[str]:
-    """The host path to bind for ``--mount=type=bind,source=SOURCE`` from the build context."""
+def context_bind(context, source: str, work: str, readonly: bool = True) -> Iterator[str]:
+    """The host path to bind for ``--mount=type=bind,source=SOURCE`` from the build context. A file is
+    bound as it is when the mount is read-only, else a private copy (its writes go with the copy)."""
     from runner.rootfs import OverlayMount, resolve_in_root
 
     rel = posixpath.normpath("/" + (source or ".")).lstrip("/")
@@ -88,8 +89,11 @@ def context_bind(context, source: str, work: str) -> Iterator[str]:
     base = tempfile.mkdtemp(prefix="bind-", dir=work)
     try:
         if not stat.S_ISDIR(st.st_mode):
+            if readonly:
+                yield host
+                return
             copy = os.path.join(base, posixpath.basename(rel) or "file")
-            shutil.copy2(host, copy)  # a file: a private copy (writes are thrown away with it)
+            shutil.copy2(host, copy)
             yield copy
             return
         lower = host
