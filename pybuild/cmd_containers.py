@@ -14,9 +14,13 @@ __all__ = ["inspect_container"]
 
 
 def _store(settings: Settings):
+    """The container store, after finishing what killed pybuild processes left (``reap_abandoned``)."""
+    from runner.containers import reap_abandoned
     from runner.state import ContainerStore
 
-    return ContainerStore(settings.root, settings.state_dir)
+    store = ContainerStore(settings.root, settings.state_dir)
+    reap_abandoned(store)
+    return store
 
 
 def inspect_container(settings: Settings, name: str) -> dict:

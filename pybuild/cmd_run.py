@@ -114,9 +114,12 @@ def _publish(specs: tuple[str, ...]) -> tuple:
 
 
 def _stores(settings: Settings):
+    from runner.containers import reap_abandoned
     from runner.state import ContainerStore
 
-    return settings.store(), ContainerStore(settings.root, settings.state_dir)
+    cstore = ContainerStore(settings.root, settings.state_dir)
+    reap_abandoned(cstore)              # what a killed foreground run left (its overlay, cgroup, --rm record)
+    return settings.store(), cstore
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -139,13 +142,20 @@ def run_cmd(settings: Settings, **kw) -> None:
 
 
 def _run_foreground(cstore, images, image_ref: str, opts) -> int:
-    """Create, attach network, mount, run in this process, record the exit; remove with ``--rm``."""
+    """Create, attach network, mount, run in this process, record the exit; remove with ``--rm``.
+
+    This process is the container's supervisor: its pid is the record's ``shim.json`` from before
+    the record is visible until everything is released, so if it is killed (the container dies with
+    it) the next pybuild that touches containers frees what it held (``reap_abandoned``).
+    """
     from runner import containers, sandbox
     from runner import state as st
     from runner.rootfs import OverlayMount
 
-    cfg = containers.create_from_image(cstore, images, image_ref, opts)
+    cfg = containers.create_from_image(cstore, images, image_ref, opts, supervisor=os.getpid())
     overlay = None
+    code: int | None = None
+    proc = None
     try:
         cfg = containers.setup_network(cstore, cfg)
         _network_notes(cfg)
@@ -162,23 +172,29 @@ def _run_foreground(cstore, images, image_ref: str, opts) -> int:
             forwarder.attach(proc)
             try:
                 with cstore.lock(cfg.id):
-                    cstore.write_shim(cfg.id, os.getpid())
                     cstore.move(cfg.id, cfg.name, st.RUNNING, pid=proc.pid, started_at=time.time(),
                                 shim_pid=os.getpid())
             finally:
                 code = sandbox.foreground(proc, forward_input=opts.interactive)
-        with cstore.lock(cfg.id):
-            cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=code, finished_at=time.time(),
-                        oom_killed=code == 137 and _oom(proc), shim_pid=0)
-            _clear_shim(cstore, cfg.id)
-        return code
     finally:
         if overlay is not None:
             overlay.unmount()
         containers.release_resources(cstore, cfg)
-        if opts.rm:
-            sandbox.cleanup(cfg.id, cstore.state_dir)
-            cstore.remove(cfg.id)
+        try:
+            with cstore.lock(cfg.id):
+                if code is not None:
+                    cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=code, finished_at=time.time(),
+                                oom_killed=code == 137 and _oom(proc), shim_pid=0)
+                elif cstore.read_state(cfg.id).live:     # start failed after the record went live
+                    cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=255, finished_at=time.time(),
+                                shim_pid=0)
+                cstore.clear_shim(cfg.id)
+            if opts.rm:
+                sandbox.cleanup(cfg.id, cstore.state_dir)
+                cstore.remove(cfg.id)
+        except st.ContainerNotFound:
+            pass                        # removed meanwhile (rm -f from another shell)
+    return code
 
 
 def _network_notes(cfg) -> None:
@@ -192,13 +208,6 @@ def _oom(proc) -> bool:
         return proc.oom_killed()
     except OSError:
         return False
-
-
-def _clear_shim(cstore, cid: str) -> None:
-    try:
-        os.unlink(os.path.join(cstore.live_dir(cid), "shim.json"))
-    except FileNotFoundError:
-        pass
 
 
 @click.command("create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})

@@ -29,7 +29,7 @@ from .state import ContainerConfig, ContainerState, ContainerStore, StateConflic
 
 __all__ = [
     "create", "start", "stop", "kill", "remove", "pause", "unpause", "restart", "wait", "inspect",
-    "list_containers", "top", "stats", "rename", "prune", "parse_signal", "release_resources",
+    "list_containers", "top", "stats", "rename", "prune", "parse_signal", "release_resources", "reap_abandoned",
     "ContainerInfo", "Stats", "WaitTimeout",
 ]
 
@@ -60,14 +60,14 @@ def parse_signal(text: str | int) -> int:
 # ---------------------------------------------------------------------------------------------
 # create / start
 
-def create(store: ContainerStore, config: ContainerConfig) -> ContainerConfig:
+def create(store: ContainerStore, config: ContainerConfig, *, supervisor: int | None = None) -> ContainerConfig:
     """Record a new container in state ``created``. ``config.id`` must be fresh (see :func:`state.new_id`)."""
     from .shim import parse_restart_policy
 
     parse_restart_policy(config.restart_policy)      # reject a bad policy before anything is written
     if config.auto_remove and config.restart_policy not in ("no", ""):
         raise InvalidInput("--rm and --restart cannot be combined: a removed container cannot restart")
-    return store.create(config)
+    return store.create(config, supervisor=supervisor)
 
 
 def start(store: ContainerStore, ref: str) -> ContainerInfo:
@@ -92,13 +92,18 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
         # a record left 'running' by a lost shim is settled as exited before the new run
         store.write_state(cfg.id, replace(cur, restarting=False, error=""))
         store.request_stop(cfg.id, False)
+        # this process holds the container until the shim takes over (it records itself at its
+        # start): if we are killed in between, reap_abandoned frees the network attached here
+        store.write_shim(cfg.id, os.getpid())
         cfg = setup_network(store, cfg)
     pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
     try:
         spawn(store.root, store.state_dir, cfg.id)
     except PybuildError:
-        if store.shim_pid(cfg.id) is None:
+        if store.shim_pid(cfg.id) in (None, os.getpid()):
             release_resources(store, cfg)
+            if store.shim_pid(cfg.id) == os.getpid():
+                store.clear_shim(cfg.id)
         raise
     return ContainerInfo(cfg, store.status(cfg.id))
 
@@ -268,8 +273,10 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
             raise StateConflict(f"container {cfg.name}: its shim is still running", current=cur.status)
         raw = store.read_state(cfg.id)
         try:
-            if raw.live or raw.restarting or raw.status == st.DEAD:
-                # its shim did not finish (killed, reboot, failed removal): free what it held
+            if raw.live or raw.restarting or raw.status == st.DEAD or store.supervisor_gone(cfg.id) \
+                    or raw.status == st.CREATED:
+                # its shim did not finish (killed, reboot, failed removal), or a start was killed
+                # after the network was attached: free what it held (idempotent)
                 release_resources(store, cfg)
                 _cleanup_sandbox(store, cfg)
         except (PybuildError, OSError) as exc:
@@ -281,13 +288,65 @@ def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: boo
 
 
 def _cleanup_sandbox(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """Kill what is left in the container's cgroup and remove it (``sandbox.cleanup`` without
+    importing the sandbox)."""
     if cfg.extra.get("launcher") == "host":
         return
-    try:
-        from . import sandbox
-    except ImportError:
-        return
-    sandbox.cleanup(cfg.id, store.state_dir)
+    from . import cgroups
+
+    cg = cgroups.open_existing(cfg.id)
+    if cg is not None:
+        cg.kill_all()
+        cg.destroy()
+
+
+def reap_abandoned(store: ContainerStore) -> list[str]:
+    """Finish what a killed pybuild left undone; return the ids of the containers handled.
+
+    A foreground ``pybuild run`` is its container's supervisor (its pid is in ``shim.json`` from
+    before the record is visible, as a shim's is for a detached one). Killed with SIGKILL it can
+    neither unmount the overlay, remove the cgroup, tear the network down, record the exit nor,
+    with ``--rm``, remove the record; the container itself dies with it (pdeathsig). Every pybuild
+    command that touches containers calls this first, as a build reaps the work dirs of killed
+    builds: for each container whose supervisor is gone and whose PID 1 no longer runs, it frees the
+    network, overlay and cgroup (killing anything still in it), settles a live record as exited
+    (code 255: nobody saw the exit), clears ``shim.json`` and removes ``--rm`` containers. A detached
+    container whose shim was killed while its PID 1 still runs is left as it is (``stop``, ``rm`` and
+    ``start`` handle it), and so is every container whose supervisor lives. Costs a ``stat`` per
+    container when there is nothing to do.
+    """
+    store.collect_half_removed()
+    done = []
+    for cid in store.ids():
+        if not store.supervisor_gone(cid):
+            continue
+        try:
+            with store.lock(cid):
+                if not store.supervisor_gone(cid):
+                    continue                # handled by another pybuild, or a new supervisor took over
+                raw = store.read_state(cid)
+                if raw.live and raw.pid > 0 and st.pid_in_container(raw.pid, cid):
+                    continue
+                cfg = store.load_config(cid)
+                release_resources(store, cfg)
+                _cleanup_sandbox(store, cfg)
+                if raw.live or raw.restarting:
+                    code = raw.exit_code if raw.status == st.EXITED else 255
+                    store.write_state(cid, replace(raw, status=st.EXITED, pid=0, restarting=False, exit_code=code,
+                                                   finished_at=raw.finished_at or time.time(),
+                                                   error=raw.error or "its pybuild or shim was killed"))
+                store.clear_shim(cid)
+            if cfg.auto_remove:
+                store.remove(cid)
+        except st.ContainerNotFound:
+            continue                        # removed meanwhile
+        except (PybuildError, OSError) as exc:
+            import sys
+
+            print(f"pybuild: container {cid[:12]}: cleaning up after a killed pybuild: {exc}", file=sys.stderr)
+            continue
+        done.append(cid)
+    return done
 
 
 def prune(store: ContainerStore) -> list[ContainerConfig]:
@@ -517,16 +576,19 @@ def rootfs_paths(store: ContainerStore, cid: str) -> dict[str, str]:
 
 
 def create_from_image(store: ContainerStore, images, image_ref: str, opts,
-                      *, log_max_size: int | None = None, log_max_files: int | None = None) -> ContainerConfig:
+                      *, log_max_size: int | None = None, log_max_files: int | None = None,
+                      supervisor: int | None = None) -> ContainerConfig:
     """Resolve ``image_ref`` in the image store ``images`` (a ``layers.store.Store``), build the runtime
     spec from the image config and ``opts`` (a ``runner.options.RunOptions``), and record the container
-    in state ``created``. The image's manifest digest goes to ``image-ref`` so GC keeps the image."""
+    in state ``created``. The image's manifest digest goes to ``image-ref`` so GC keeps the image.
+    ``supervisor``: see :meth:`runner.state.ContainerStore.create` (a foreground run passes its pid)."""
     lease = getattr(images, "lease", None)  # GC keeps the image from the lookup until image-ref exists
     with lease() if lease is not None else contextlib.nullcontext():
-        return _create_from_image(store, images, image_ref, opts, log_max_size, log_max_files)
+        return _create_from_image(store, images, image_ref, opts, log_max_size, log_max_files, supervisor)
 
 
-def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_max_size, log_max_files):
+def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_max_size, log_max_files,
+                       supervisor=None):
     from .spec import make_spec
 
     record = images.images.resolve(image_ref)
@@ -565,7 +627,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         log_max_files=log_max_files or ContainerConfig.log_max_files,
         extra={"lowerdirs": lowerdirs},
     )
-    return create(store, cfg)
+    return create(store, cfg, supervisor=supervisor)
 
 
 def _port_dicts(opts, image_config) -> tuple:

@@ -207,6 +207,17 @@ def _entries(buf: bytes) -> tuple[list[LogEntry], bytes]:
     return [e for e in map(_parse, lines) if e is not None], rest
 
 
+def _skipped_file(path: str, seen: set[int]) -> Iterator[LogEntry]:
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_ino in seen:
+                return
+            got, _ = _entries(f.read() + b"\n")
+    except FileNotFoundError:
+        return
+    yield from got
+
+
 def _follow(first, path: str, pending: bytes, alive, poll: float) -> Iterator[LogEntry]:
     """Yield what is appended to ``first`` (the live log; the caller closes it); when rotation
     replaces ``path``, finish the old file and go on with the new one (closed here)."""
@@ -228,15 +239,22 @@ def _follow(first, path: str, pending: bytes, alive, poll: float) -> Iterator[Lo
                 time.sleep(poll)         # mid-rotation: renamed away, the new one not yet created
                 continue
             if rotated:
+                try:
+                    new = open(path, "rb")
+                except FileNotFoundError:   # renamed away, the next one not created yet
+                    time.sleep(poll)
+                    continue
                 # what the writer appended before renaming is still in the old file
                 got, _ = _entries(pending + f.read() + b"\n")
                 yield from got
                 pending = b""
-                new = open(path, "rb")
+                new_ino = os.fstat(new.fileno()).st_ino
+                # a reader that slept through two rotations finds the file after its own at .1
+                # (finished, never read): read it whole before the new one
+                yield from _skipped_file(f"{path}.1", {ino, new_ino})
                 if f is not first:
                     f.close()
-                f = new
-                ino = os.fstat(f.fileno()).st_ino
+                f, ino = new, new_ino
                 continue
             if not alive():
                 idle_after_exit += 1

@@ -236,7 +236,7 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _in_cgroup_of(pid: int, cid: str) -> bool:
+def pid_in_container(pid: int, cid: str) -> bool:
     """Is ``pid`` alive and in a cgroup named after container ``cid`` (not a reused pid)?"""
     try:
         with open(f"/proc/{pid}/cgroup") as f:
@@ -275,8 +275,15 @@ class ContainerStore:
     @contextmanager
     def lock(self, cid: str) -> Iterator[None]:
         """Serialise state moves of one container (held briefly; never across a wait)."""
-        with flock(os.path.join(self.dir(cid), "lock")):
+        try:
+            fd = os.open(os.path.join(self.dir(cid), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:           # removed meanwhile (rm, --rm, or reaped by another pybuild)
+            raise ContainerNotFound(f"no such container: {cid}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
 
     # ---- listing and lookup
     def ids(self) -> list[str]:
@@ -322,8 +329,13 @@ class ContainerStore:
         raise ContainerNotFound(f"no such container: {ref}")
 
     # ---- create / rename / remove
-    def create(self, config: ContainerConfig) -> ContainerConfig:
-        """Write a new record atomically; the name must be unused. Returns the config."""
+    def create(self, config: ContainerConfig, *, supervisor: int | None = None) -> ContainerConfig:
+        """Write a new record atomically; the name must be unused. Returns the config.
+
+        ``supervisor``: the pid of the process that will run the container itself (a foreground
+        ``pybuild run``), recorded as its ``shim.json`` before the record becomes visible, so that
+        if it is killed at any point after, the record is known to be abandoned (see
+        :func:`runner.containers.reap_abandoned`)."""
         validate_name(config.name)
         with self.global_lock():
             for other in self.configs():
@@ -340,6 +352,8 @@ class ContainerStore:
                 atomic_write(os.path.join(tmp, "state.json"), ContainerState().to_json())
                 atomic_write(os.path.join(tmp, "config.json"), config.to_json())
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
+                if supervisor is not None:
+                    self.write_shim(config.id, supervisor)
                 os.rename(tmp, self.dir(config.id))
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -368,6 +382,7 @@ class ContainerStore:
     def remove(self, cid: str) -> None:
         """Delete the record and the live dir. The caller has made sure nothing runs."""
         with self.global_lock():
+            self._drop_half_removed()
             d = self.dir(cid)
             if not os.path.isdir(d):
                 return
@@ -376,6 +391,23 @@ class ContainerStore:
             os.rename(d, gone)
             shutil.rmtree(gone, ignore_errors=False)
             shutil.rmtree(self.live_dir(cid), ignore_errors=True)
+
+    def _drop_half_removed(self) -> None:
+        """Removals run under the global lock (held by the caller): a ``.<id>.removing`` dir seen now
+        is what an ``rm`` killed between its rename and its rmtree left behind."""
+        for name in os.listdir(self.base):
+            if name.endswith(".removing") and name.startswith("."):
+                shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
+
+    def collect_half_removed(self) -> None:
+        """Drop what a killed ``rm`` left (cheap when there is nothing: one listdir)."""
+        try:
+            if not any(n.endswith(".removing") for n in os.listdir(self.base)):
+                return
+        except FileNotFoundError:
+            return
+        with self.global_lock():
+            self._drop_half_removed()
 
     # ---- state
     def read_state(self, cid: str) -> ContainerState:
@@ -416,6 +448,20 @@ class ContainerStore:
             return None
         return pid
 
+    def supervisor_gone(self, cid: str) -> bool:
+        """True when ``shim.json`` names a process that no longer runs: the shim, or the pybuild of a
+        foreground run, was killed (or crashed) before it cleared it; what it held may be left over."""
+        path = os.path.join(self.live_dir(cid), "shim.json")
+        if not os.path.exists(path):
+            return False
+        return self.shim_pid(cid) is None and os.path.exists(path)
+
+    def clear_shim(self, cid: str) -> None:
+        try:
+            os.unlink(os.path.join(self.live_dir(cid), "shim.json"))
+        except FileNotFoundError:
+            pass
+
     def stop_requested(self, cid: str) -> bool:
         return os.path.exists(os.path.join(self.live_dir(cid), "stop-requested"))
 
@@ -440,7 +486,7 @@ class ContainerStore:
         """
         st = self.read_state(cid)
         if (st.live or st.restarting) and self.shim_pid(cid) is None:
-            if st.live and st.pid > 0 and _in_cgroup_of(st.pid, cid):
+            if st.live and st.pid > 0 and pid_in_container(st.pid, cid):
                 return replace(st, shim_pid=0)
             code = st.exit_code if st.finished_at and st.status == EXITED else 255
             st = replace(st, status=EXITED, pid=0, restarting=False, exit_code=code,

@@ -276,3 +276,26 @@ def test_killed_shim_leaves_a_stoppable_container(lifecycle):
     with open("/proc/self/mounts") as f:
         assert str(lifecycle.pybuild.root) not in f.read()
     assert _cgroup_dirs(cid) == []
+
+
+def test_container_of_a_killed_shim_that_then_exits_is_reaped(lifecycle):
+    """The shim is SIGKILLed, then the container ends on its own: nobody saw the exit. The next
+    pybuild command frees its overlay and cgroup and settles the record as exited (255)."""
+    cid = lifecycle.run("lonely", ["sleep", "1000"])
+    pid = lifecycle.state(cid).pid
+    os.kill(lifecycle.store.shim_pid(cid), signal.SIGKILL)
+    wait_for(lambda: lifecycle.store.shim_pid(cid) is None, what="shim gone")
+    assert lifecycle.inspect("lonely")["State"]["Status"] == "running"   # PID 1 lives: left alone
+    assert _cgroup_dirs(cid)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not process_alive(pid), what="container gone")
+    with open("/proc/self/mounts") as f:
+        assert str(lifecycle.pybuild.root) in f.read()           # the overlay the shim mounted is left
+    row = json.loads(lifecycle.pybuild("ps", "-a", "--format", "json", check=True).stdout)
+    assert (row["State"], row["ExitCode"]) == ("exited", 255)
+    with open("/proc/self/mounts") as f:
+        assert str(lifecycle.pybuild.root) not in f.read()
+    assert _cgroup_dirs(cid) == [] and not os.path.exists(os.path.join(lifecycle.store.live_dir(cid), "shim.json"))
+    assert lifecycle.store.read_state(cid).status == "exited"     # settled on disk, not only displayed
+    lifecycle.pybuild("start", "lonely", check=True)              # and it can run again
+    assert lifecycle.state(cid).status == "running"

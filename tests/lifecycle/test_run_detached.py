@@ -179,3 +179,36 @@ def test_inherited_signal_state_reaches_neither_shim_nor_exec(pybuild, image):
     r = _hostile(pybuild, "run", "-d", "--network", "none", image, "sh", "-c", "exit 3")
     assert r.returncode == 0, r.stderr
     assert pybuild("wait", r.stdout.strip(), check=True).stdout.strip() == "3"
+
+
+@pytest.mark.parametrize("rm", [True, False], ids=["rm", "keep"])
+def test_run_d_killed_before_its_shim_took_over_is_reaped(pybuild, image, tmp_path, rm):
+    """`run -d` SIGKILLed with the container recorded and its bridge network attached but no shim yet
+    (the run-start-shim test hook): the next pybuild frees the network (netns, endpoint) and, with
+    --rm, the record; without, the container stays created and starts later."""
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run", "-d",
+                             *(["--rm"] if rm else []), "--name", "early", image, "sleep", "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYBUILD_TEST_PAUSE_AT="run-start-shim",
+                                     PYBUILD_TEST_PAUSE_FILE=str(marker)))
+    try:
+        wait_for(marker.exists, timeout=30, what="the run to pause before its shim")
+        netns = pybuild.state / "netns"
+        [cid] = os.listdir(netns)                      # the attachment made for it
+        assert cid in pybuild("network", "inspect", "pybuild", check=True).stdout
+    finally:
+        proc.kill()
+        proc.wait()
+    listed = pybuild("ps", "-a", "-q", "--no-trunc", check=True).stdout.split()
+    assert not (netns / cid).exists()
+    # the endpoint is gone (and with it the default network, which goes with its last endpoint)
+    r = pybuild("network", "inspect", "pybuild")
+    assert cid not in r.stdout and (r.returncode == 0 or "not found" in r.stderr), r.stderr
+    if rm:
+        assert listed == []
+        return
+    assert listed == [cid]
+    assert json.loads(pybuild("container", "inspect", "early", check=True).stdout)[0]["State"]["Status"] == "created"
+    pybuild("start", "early", check=True)
+    assert pybuild("exec", "early", "true").returncode == 0

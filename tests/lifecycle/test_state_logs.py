@@ -182,3 +182,24 @@ def test_follow_across_rotation(tmp_path):
     t.join()
     assert got[0] == "before\n" and got[-1] == "n299\n"
     assert [int(x[1:]) for x in got[1:]] == list(range(300))     # none lost, none twice
+
+
+def test_follow_reader_that_slept_through_two_rotations_loses_nothing(tmp_path):
+    """The generator reads only when pulled: pause it while the writer rotates twice (A -> .1, then
+    B -> .1 with A unlinked). The file between (B) is then at .1 and must still be read, in order."""
+    path = str(tmp_path / "c.log")
+    w = LogWriter(path, max_size=1024, max_files=2)
+    w.write("stdout", b"a0\n")
+    closed: list[bool] = []
+    follow = read_logs(path, follow=True, alive=lambda: not closed, poll=0.01)
+    assert next(follow).text == "a0\n"                 # the reader now holds file A
+    inodes = {os.stat(path).st_ino}
+    n = 1
+    while len(inodes) < 3:                             # A, B, and now C: two rotations
+        w.write("stdout", f"a{n}\n".encode())
+        inodes.add(os.stat(path).st_ino)
+        n += 1
+    w.write("stdout", f"a{n}\n".encode())
+    w.close()
+    closed.append(True)
+    assert [e.text for e in follow] == [f"a{k}\n" for k in range(1, n + 1)]

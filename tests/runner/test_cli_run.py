@@ -187,6 +187,74 @@ def test_twenty_cli_runs_leave_nothing(pybuild, image, tmp_path: Path) -> None:
     assert not os.listdir(pybuild.root / "containers") or os.listdir(pybuild.root / "containers") == [".lock"]
 
 
+def _cgroup_dirs(cid: str) -> list[str]:
+    out = []
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        for candidate in (os.path.join("/sys/fs/cgroup", hierarchy, "pybuild", cid),
+                          os.path.join("/sys/fs/cgroup", "pybuild", cid)):
+            if os.path.isdir(candidate):
+                out.append(candidate)
+    return sorted(set(out))
+
+
+def _records(pybuild) -> list[str]:
+    base = pybuild.root / "containers"
+    return sorted(n for n in os.listdir(base) if len(n) == 64) if base.is_dir() else []
+
+
+def _start_foreground(pybuild, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "run",
+                             "--network", "none", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("rm", [True, False], ids=["rm", "keep"])
+def test_sigkilled_foreground_run_is_cleaned_up_by_the_next_pybuild(pybuild, image, tmp_path: Path, rm: bool) -> None:
+    """"Nothing leaks" with the CLI SIGKILLed: the container dies with it (pdeathsig), and the next
+    pybuild that touches containers frees the overlay, the cgroup and, with --rm, the record."""
+    proc = _start_foreground(pybuild, *(["--rm"] if rm else []), image, "sh", "-c", "echo up; exec sleep 1000")
+    try:
+        assert proc.stdout.readline() == b"up\n"
+        [cid] = _records(pybuild)
+        state = pybuild.root / "containers" / cid / "state.json"
+        deadline = time.monotonic() + 10
+        while json.loads(state.read_text())["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.01)             # recorded just after the sandbox reports the exec
+        pid1 = json.loads(state.read_text())["pid"]
+        assert _mounts_under(tmp_path) and _cgroup_dirs(cid)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid1}") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not os.path.exists(f"/proc/{pid1}")          # the container died with its pybuild
+    assert _mounts_under(tmp_path) and _cgroup_dirs(cid)   # ... and left its overlay and cgroup
+    listed = pybuild("ps", "-a", "--format", "json", check=True).stdout.splitlines()
+    assert _mounts_under(tmp_path) == [] and _cgroup_dirs(cid) == []
+    if rm:
+        assert listed == [] and _records(pybuild) == []
+    else:
+        row = json.loads(listed[0])
+        assert (row["ID"], row["State"], row["ExitCode"]) == (cid, "exited", 255)
+        assert pybuild("rm", cid).returncode == 0
+    assert not os.path.exists(pybuild.state / cid)
+
+
+def test_foreground_run_killed_at_any_moment_leaves_nothing_once_reaped(pybuild, image, tmp_path: Path) -> None:
+    """SIGKILL at spread-out moments of a `run --rm` (record, mount, sandbox start, running, exit):
+    whatever the moment, one `ps -a` later nothing is left."""
+    for delay in (0.0, 0.03, 0.06, 0.09, 0.12, 0.15, 0.2, 0.3):
+        proc = _start_foreground(pybuild, "--rm", image, "sh", "-c", "echo up; exec sleep 1000")
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        ids = _records(pybuild)
+        time.sleep(0.1)              # the container (if it started) dies with its pybuild
+        assert pybuild("ps", "-a", "-q", check=True).stdout == "", delay
+        assert _records(pybuild) == [] and _mounts_under(tmp_path) == [], delay
+        assert all(_cgroup_dirs(cid) == [] for cid in ids), delay
+
+
 def test_bundle_runs_under_runc(pybuild, image, tmp_path: Path) -> None:
     runc = shutil.which("runc")
     if runc is None:
