@@ -104,13 +104,15 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
     if digestfile and not os.path.isdir(os.path.dirname(os.path.abspath(digestfile))):
         raise click.BadParameter(f"directory of {digestfile} does not exist", param_hint="--digestfile")
     store = settings.store()
-    document = _local_document(store, local)
     progress = _progress(quiet)
     options = PushOptions(compression=compression, format=fmt, jobs=jobs)
-    with _open_registry(settings, target) as registry:
-        if not quiet:
-            progress.note(f"Pushing {target.familiar}")
-        result = push(store, registry.repository(target.repository), document, target, options, progress)
+    # a lease from the lookup to the last upload: GC keeps the image and any re-encoded layers meanwhile
+    with store.lease():
+        document = _local_document(store, local)
+        with _open_registry(settings, target) as registry:
+            if not quiet:
+                progress.note(f"Pushing {target.familiar}")
+            result = push(store, registry.repository(target.repository), document, target, options, progress)
     if not quiet:
         progress.note(f"{target.tag or 'digest'}: digest: {result.digest} size: {result.size}")
     if digestfile:
