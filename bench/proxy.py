@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Port publishing benchmark: 1 GiB through pybuild's PortProxy vs. straight to the container address
-(and vs. ``socat``, the classic userspace forwarder, when it is installed: the peer docker-proxy is
-not packaged without the Docker engine).
+"""Port publishing benchmark: 1 GiB through a published port (``pybuild run -d -p``: the PortProxy in the
+container's shim) vs. straight to the container address over the bridge (and vs. ``socat``, the classic
+userspace forwarder, when it is installed: the peer docker-proxy is not packaged without the Docker engine).
 
-Sets up a throwaway internal network (10.213.X.0/24) and namespace with ``runner.network``, runs a
-sink/echo server inside it, runs the proxy in its own process (as the shim does), then measures in
-one run: bulk throughput (client -> server, 1 GiB, N times) and connection latency (connect + 1-byte
-round trip + close, median and p99). Traffic stays on loopback and the test bridge.
+A busybox container (``sleep``) runs on a throwaway internal network (10.213.X.0/24) with
+``-p 127.0.0.1::9000``; a sink/echo server is started inside its network namespace (busybox has none
+that counts bytes). Then, in one run: bulk throughput (client -> server, 1 GiB, N rounds, interleaved)
+and connection latency (connect + 1-byte round trip + close, median and p99). Traffic stays on loopback
+and the test bridge.
 
     .venv/bin/python bench/proxy.py [--gib 1] [--rounds 3] [--conns 500]
 """
@@ -14,6 +15,7 @@ round trip + close, median and p99). Traffic stays on loopback and the test brid
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
@@ -23,10 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = Path(__file__).resolve().parent.parent
+PYBUILD = str(Path(sys.executable).with_name("pybuild"))
+sys.path.insert(0, str(ROOT))
 
-from runner import network  # noqa: E402
 from runner.network import netns  # noqa: E402
 
 CHUNK = 1 << 20
@@ -52,12 +56,6 @@ def server(path: str, ready) -> None:
                 total += n
             conn.sendall(str(total).encode())
         conn.close()
-
-
-def proxy(ip: str, ready) -> None:
-    p = network.PortProxy.bind(network.parse_publish("127.0.0.1::9000"), ip)
-    ready.send(p.mappings[0].host_port)
-    p.serve()
 
 
 def bulk(addr, nbytes: int) -> float:
@@ -91,41 +89,50 @@ def latency(addr, count: int) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--gib", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=500)
     args = ap.parse_args()
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    if os.geteuid() != 0:
+        raise SystemExit("bench/proxy.py needs root (network namespaces, bridges)")
+    sys.path.insert(0, str(ROOT / "tests"))
     from network.conftest import free_subnet
 
     tmp = tempfile.mkdtemp(prefix="pybuild-bench-proxy-")
-    root, state = os.path.join(tmp, "root"), os.path.join(tmp, "state")
-    os.makedirs(root)
-    os.makedirs(state)
+    base = [PYBUILD, "--root", os.path.join(tmp, "root"), "--state-dir", os.path.join(tmp, "state")]
+
+    def pb(*a: str) -> str:
+        r = subprocess.run(base + list(a), capture_output=True, text=True)
+        if r.returncode:
+            raise SystemExit(f"pybuild {' '.join(a)}: {r.stderr.strip()[-400:]}")
+        return r.stdout
+
     name = f"bench{os.getpid()}"
-    network.create_network(root, name, subnet=free_subnet(), internal=True)
-    cid = f"{os.getpid():064x}"
     ctx = multiprocessing.get_context("fork")
     procs = []
+    cid = None
     try:
-        att = network.setup(root=root, state_dir=state, container_id=cid, etc_dir=os.path.join(tmp, "etc"), mode=name)
+        tar = os.path.join(tmp, "busybox.tar")
+        subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), tar,
+                        shutil.which("busybox") or "/bin/busybox"], check=True)
+        pb("import", tar, "bench/busybox:1")
+        pb("network", "create", "--internal", "--subnet", free_subnet(), name)
+        cid = pb("run", "-d", "--network", name, "-p", "127.0.0.1::9000", "bench/busybox:1", "sleep", "100000").split()[-1]
+        net = json.loads(pb("inspect", cid))[0]["NetworkSettings"]
+        ip, port = net["IPAddress"], int(net["Ports"]["9000/tcp"][0]["HostPort"])
         r, w = ctx.Pipe(False)
-        procs.append(ctx.Process(target=server, args=(att.netns_path, w), daemon=True))
+        procs.append(ctx.Process(target=server, args=(net["SandboxKey"], w), daemon=True))
         procs[-1].start()
         r.recv()
-        r, w = ctx.Pipe(False)
-        procs.append(ctx.Process(target=proxy, args=(att.ip, w), daemon=True))
-        procs[-1].start()
-        port = r.recv()
-        targets = {"direct": (att.ip, 9000), "proxy": ("127.0.0.1", port)}
+        targets = {"direct": (ip, 9000), "proxy": ("127.0.0.1", port)}
         socat = shutil.which("socat")
         if socat:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 sport = s.getsockname()[1]
             procs.append(subprocess.Popen([socat, f"TCP-LISTEN:{sport},bind=127.0.0.1,fork,reuseaddr",
-                                           f"TCP:{att.ip}:9000"]))
+                                           f"TCP:{ip}:9000"]))
             for _ in range(100):
                 try:
                     socket.create_connection(("127.0.0.1", sport), timeout=1).close()
@@ -142,7 +149,7 @@ def main() -> None:
                 res[k].append(bulk(addr, nbytes))
         lat = {k: latency(addr, args.conns) for k, addr in targets.items()}
         print(f"{args.gib:g} GiB x {args.rounds} rounds, {args.conns} connections; "
-              f"direct = {att.ip}:9000 over the bridge, proxy = 127.0.0.1:{port} -> PortProxy (splice)"
+              f"direct = {ip}:9000 over the bridge, proxy = 127.0.0.1:{port} -> the shim's PortProxy (splice)"
               + (", socat = socat TCP-LISTEN,fork" if socat else " (socat not installed)"))
         print(f"{'path':8} {'best GB/s':>10} {'median GB/s':>12} {'conn p50 ms':>12} {'conn p99 ms':>12}")
         for k in targets:
@@ -159,8 +166,10 @@ def main() -> None:
                 p.wait()
             else:
                 p.join()
-        network.teardown(root=root, state_dir=state, container_id=cid)
-        network.remove_network(root, name)
+        if cid:
+            pb("rm", "-f", cid)
+        subprocess.run(base + ["network", "rm", name], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
