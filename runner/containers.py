@@ -96,6 +96,8 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
         # start): if we are killed in between, reap_abandoned frees the network attached here
         store.write_shim(cfg.id, os.getpid())
         cfg = setup_network(store, cfg)
+    from layers.store.pause import pause_point   # here: the shim must not import the store
+
     pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
     try:
         spawn(store.root, store.state_dir, cfg.id)

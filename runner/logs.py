@@ -13,7 +13,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from .state import rfc3339
 

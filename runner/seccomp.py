@@ -12,7 +12,6 @@ filter; ``pybuild inspect`` should say so (``status()``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 
@@ -51,7 +50,9 @@ def _lib():
     try:  # the soname first: find_library() runs ldconfig in a subprocess
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError:
-        name = ctypes.util.find_library("seccomp")
+        from ctypes.util import find_library  # here: it imports subprocess and shutil
+
+        name = find_library("seccomp")
         if name is None:
             return None
         try:

@@ -484,8 +484,13 @@ def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
     try:
         env = dict(os.environ)
         env.pop("PYTHONSTARTUP", None)
+        # -S: no site module, so no scan of site-packages' .pth files nor an editable install's
+        # import hook in a process that lives as long as its container (~2 MiB and ~20 ms less);
+        # it gets this process's module path instead, with the directory that holds runner first
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([here] + [p for p in sys.path if p]))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.shim", root, state_dir, cid, str(w)],
+            [sys.executable, "-S", "-m", "runner.shim", root, state_dir, cid, str(w)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
             pass_fds=(w,), close_fds=True, cwd="/", env=env)
     finally:

@@ -26,12 +26,10 @@ import fcntl
 import json
 import os
 import re
-import secrets
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Iterator
+from collections.abc import Iterator
 
 from layers.errors import AlreadyExists, InvalidInput, PybuildError
 
@@ -95,7 +93,7 @@ def check_transition(name: str, current: str, wanted: str) -> None:
 
 def new_id() -> str:
     """A fresh 64-hex container id (256 random bits, like Docker's)."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()       # what secrets.token_hex does; secrets costs the shim 1 MiB
 
 
 def validate_name(name: str) -> str:
@@ -188,10 +186,16 @@ class ContainerState:
         return self.status in (RUNNING, PAUSED)
 
 
+def _rmtree(path: str, *, ignore_errors: bool) -> None:
+    import shutil      # here: the shim, which lives as long as its container, never removes records
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` atomically: temp file in the same dir, fsync, rename, fsync the dir."""
     d = os.path.dirname(path)
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         view = memoryview(data)
@@ -344,19 +348,21 @@ class ContainerStore:
                                     f"{other.short_id}: remove or rename it first")
             for name in os.listdir(self.base):  # creates hold the global lock: any other one was killed
                 if name.endswith(".creating"):
-                    shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
+                    _rmtree(os.path.join(self.base, name), ignore_errors=True)
             tmp = os.path.join(self.base, f".{config.id}.creating")
             os.makedirs(tmp, mode=0o700)
             try:
                 atomic_write(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
                 atomic_write(os.path.join(tmp, "state.json"), ContainerState().to_json())
                 atomic_write(os.path.join(tmp, "config.json"), config.to_json())
+                from layers.store.pause import pause_point   # here: the shim must not import the store
+
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
                 if supervisor is not None:
                     self.write_shim(config.id, supervisor)
                 os.rename(tmp, self.dir(config.id))
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                _rmtree(tmp, ignore_errors=True)
                 raise
         return config
 
@@ -389,15 +395,15 @@ class ContainerStore:
             # rename first so a half-removed record is never listed
             gone = os.path.join(self.base, f".{cid}.removing")
             os.rename(d, gone)
-            shutil.rmtree(gone, ignore_errors=False)
-            shutil.rmtree(self.live_dir(cid), ignore_errors=True)
+            _rmtree(gone, ignore_errors=False)
+            _rmtree(self.live_dir(cid), ignore_errors=True)
 
     def _drop_half_removed(self) -> None:
         """Removals run under the global lock (held by the caller): a ``.<id>.removing`` dir seen now
         is what an ``rm`` killed between its rename and its rmtree left behind."""
         for name in os.listdir(self.base):
             if name.endswith(".removing") and name.startswith("."):
-                shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
+                _rmtree(os.path.join(self.base, name), ignore_errors=True)
 
     def collect_half_removed(self) -> None:
         """Drop what a killed ``rm`` left (cheap when there is nothing: one listdir)."""

@@ -8,7 +8,6 @@ Only x86_64 and aarch64 syscall numbers are listed (``pivot_root`` has no libc w
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 __all__ = [
@@ -70,7 +69,9 @@ def _load_libc() -> ctypes.CDLL:
     try:  # the soname directly: find_library() runs ldconfig in a subprocess, ~10 ms per start
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
-        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        from ctypes.util import find_library  # here: it imports subprocess and shutil, which the shim does not need
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
 
 
 _libc = _load_libc()

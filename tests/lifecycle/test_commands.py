@@ -211,7 +211,8 @@ def test_start_killed_mid_way_leaves_a_usable_container(lifecycle):
     proc = subprocess.Popen([lifecycle.pybuild_exe, "--root", str(lifecycle.pybuild.root), "--state-dir",
                              str(lifecycle.pybuild.state), "start", "victim"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: lifecycle.store.shim_pid(cid), what="shim started")
+    # until its shim records itself, the CLI holds the container (shim.json names it)
+    wait_for(lambda: lifecycle.store.shim_pid(cid) not in (None, proc.pid), what="shim started")
     proc.kill()
     proc.wait()
     wait_for(lambda: lifecycle.state(cid).status == "running", what="container running")
