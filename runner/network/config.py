@@ -271,7 +271,9 @@ def create(root: str, name: str, *, subnet: str | None = None, gateway: str | No
     with root_lock(root):
         if os.path.exists(os.path.join(_dir(root, name), "network.json")):
             raise NetworkExists(f"network {name!r}: already exists")
-        used = subnets_in_use(root) + [ipaddress.IPv4Network(DEFAULT_SUBNET)]
+        used = subnets_in_use(root)
+        if not os.path.exists(os.path.join(_dir(root, DEFAULT_NETWORK), "network.json")):
+            used.append(ipaddress.IPv4Network(DEFAULT_SUBNET))    # kept for the default network's first use
         if subnet is not None:
             net = _parse_subnet(subnet)
             for other in used:

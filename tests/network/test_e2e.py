@@ -88,6 +88,11 @@ def test_run_d_publish_fetch_port_stop_rm_leaves_nothing(pb):
     while veth in _links() and time.monotonic() < end:
         time.sleep(0.05)
     assert veth not in _links()
+    # start again: a fresh attachment, the same published port
+    pb("start", "web", check=True)
+    assert wait_get("127.0.0.1", port, "/etc/hostname")[1] == cid[:12].encode() + b"\n"
+    pb("stop", "-t", "2", "web", check=True)
+    assert wait_port_free(port)
     pb("rm", "web", check=True)
     assert _our_links(pb) == set()
     assert nsfs_mounts(pb.state) == [] and not shim_processes(pb.root)
@@ -336,6 +341,8 @@ def test_default_network_moves_off_a_subnet_a_host_route_uses_and_says_so(fresh)
     assert ipaddress.IPv4Address(ip) in ipaddress.IPv4Network("10.91.0.0/16")
     doc = json.loads(fresh("network", "inspect", "pybuild", check=True).stdout)[0]
     assert (doc["bridge"], doc["subnet"], doc["gateway"], doc["note"]) == ("pybuild1", "10.91.0.0/16", "10.91.0.1", note)
+    clash = fresh("network", "create", "--subnet", "10.90.8.0/24", "clash")
+    assert clash.returncode == 2 and "subnet 10.90.8.0/24: overlaps host route 10.90.0.0/16 dev occupied0" in clash.stderr
     second = fresh("run", "-d", IMAGE, "sleep", "100", check=True)
     assert "unavailable" not in second.stderr                 # said once, when the bridge came up
     assert wait_get(ip, 80, "/etc/hostname", runner=fresh.host.run)[0] == 200

@@ -6,6 +6,7 @@ Everything runs on a test-unique internal network on 10.213.X.0/24 and on loopba
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import http.client
 import os
 import socket
@@ -17,10 +18,10 @@ import time
 import pytest
 
 from runner import network
-from runner.network import netns
+from runner.network import bridge, netns
 from runner.network.bridge import lookup
 
-from .conftest import BUSYBOX, NetEnv, free_port, free_subnet
+from .conftest import BUSYBOX, FreshHost, free_port, free_subnet
 
 
 def _links() -> set[str]:
@@ -306,57 +307,47 @@ def test_network_rm_refused_while_attached(netenv):
         network.remove_network(netenv.root, netenv.name)
 
 
-def test_outbound_nat_rule_follows_the_bridge(kernel, tmp_path):
-    from runner.network import nat
-
-    if nat.available() is None:
-        pytest.skip("neither nft nor iptables is installed")
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
-        forward = f.read()
-    env = NetEnv(tmp_path, f"nat{os.getpid()}", free_subnet(), internal=False)
-    try:
-        att = env.attach("8" * 64)
-        assert att.nat == f"masquerade {env.cfg.subnet} via {nat.available()}"
-        assert network.inspect_network(env.root, env.name)["nat"] == att.nat
-        assert nat.status(att.bridge, env.cfg.subnet).active
-    finally:
-        env.close()
-        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:   # leave the shared host as we found it
-            f.write(forward)
-    assert not nat.status(env.cfg.bridge, env.cfg.subnet).active
-
-
 def test_default_network_two_stores_get_separate_bridges(kernel, tmp_path):
     """The default network (pybuild0, 10.90.0.0/16) is per store; a second store on the same host whose
-    bridge or subnet is taken moves to the next free /16 and bridge and says so, and both bridges go
-    away with their last container."""
-    roots = []
-    atts = []
-    with open("/proc/sys/net/ipv4/ip_forward") as f:
-        forward = f.read()
+    bridge or subnet is taken moves to the next free /16 and bridge and says so, and both bridges (and
+    their NAT rules, where nft/iptables exists) go away with their last container. In a fresh host
+    namespace: the host's own iptables and ip_forward are not touched."""
+    from runner.network import nat
+
+    host = FreshHost(str(tmp_path / "host-netns"))
+    roots = [(str(tmp_path / f"root{k}"), str(tmp_path / f"state{k}")) for k in range(2)]
+    for root, state in roots:
+        os.makedirs(root)
+        os.makedirs(state)
+
+    def scenario():
+        atts = []
+        try:
+            for k, (root, state) in enumerate(roots):
+                atts.append(network.setup(root=root, state_dir=state, container_id=f"{k}" * 64,
+                                          etc_dir=str(tmp_path / f"etc{k}")))
+            a, b = atts
+            assert a.network == b.network == "pybuild"
+            assert (a.bridge, b.bridge) == ("pybuild0", "pybuild1")
+            assert ipaddress.IPv4Address(a.ip) in ipaddress.IPv4Network("10.90.0.0/16")
+            assert ipaddress.IPv4Address(b.ip) in ipaddress.IPv4Network("10.91.0.0/16")
+            assert not a.notes
+            assert b.notes == ("10.90.0.0/16 on pybuild0 is unavailable (bridge pybuild0 belongs to "
+                               f"{bridge.owner_tag(roots[0][0], 'pybuild')}); using 10.91.0.0/16 on pybuild1",)
+            want = [f"masquerade {n} via {nat.available()}" if nat.available() else nat.NO_NAT
+                    for n in ("10.90.0.0/16", "10.91.0.0/16")]
+            assert [a.nat, b.nat] == want
+            assert all(lookup(att.bridge) is not None for att in atts)
+        finally:
+            for k, (root, state) in enumerate(roots):
+                network.teardown(root=root, state_dir=state, container_id=f"{k}" * 64)
+        return [(lookup(att.bridge), nat.status(att.bridge, n).active)
+                for att, n in zip(atts, ("10.90.0.0/16", "10.91.0.0/16"))]
+
     try:
-        for k in range(2):
-            root, state = tmp_path / f"root{k}", tmp_path / f"state{k}"
-            root.mkdir()
-            state.mkdir()
-            roots.append((str(root), str(state)))
-            atts.append(network.setup(root=str(root), state_dir=str(state), container_id=f"{k}" * 64,
-                                      etc_dir=str(tmp_path / f"etc{k}")))
-        a, b = atts
-        assert a.network == b.network == "pybuild"
-        assert a.bridge != b.bridge and a.bridge.startswith("pybuild") and b.bridge.startswith("pybuild")
-        assert a.ip.split(".")[:2] != b.ip.split(".")[:2]
-        assert b.notes and "is unavailable" in b.notes[0] and b.bridge in b.notes[0]
-        assert a.nat and b.nat
-        for att in atts:
-            assert lookup(att.bridge) is not None
+        assert host.run(scenario) == [(None, False), (None, False)]
     finally:
-        for k, (root, state) in enumerate(roots):
-            network.teardown(root=root, state_dir=state, container_id=f"{k}" * 64)
-        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:   # NAT turned forwarding on; restore
-            f.write(forward)
-    for att in atts:
-        assert lookup(att.bridge) is None
+        host.close()
 
 
 def _attach_many(root, state, tmp, name, prefix, n, q):
