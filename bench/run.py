@@ -58,42 +58,51 @@ def main(runs: int = 20) -> None:
         subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), str(tar)], check=True)
         base = [PYBUILD, "--root", str(t / "root"), "--state-dir", str(t / "state")]
         subprocess.run(base + ["import", str(tar), "bench/busybox:1"], check=True, capture_output=True)
-        timed(base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"], 2)   # warm caches
-        report("pybuild run --rm --network none IMG true",
-               timed(base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"], runs))
-        print(f"  after {runs + 2} runs: {_leftovers(t, base)}")
-        report("pybuild --version (CLI start floor)", timed([PYBUILD, "--version"], runs))
-        report("runner.sandbox.execute (in process)", _in_process(t, runs))
-
         bundle = t / "bundle"
         subprocess.run(base + ["bundle", "bench/busybox:1", str(bundle), "true"], check=True, capture_output=True)
+
+        # the three peers run in turn inside each round, so a load change on this shared machine
+        # hits them alike (one tool's samples all taken in a busy minute would skew the comparison)
+        peers: dict[str, object] = {
+            "pybuild run --rm --network none IMG true":
+                base + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"]}
         runc = shutil.which("runc")
         if runc:
-            samples = []
-            for i in range(runs):
+            def runc_run(i: int) -> float:
                 t0 = time.perf_counter()
                 r = subprocess.run([runc, "--root", str(t / "runc"), "run", "--bundle", str(bundle), f"b{i}"],
                                    capture_output=True, stdin=subprocess.DEVNULL)
-                samples.append(time.perf_counter() - t0)
+                dt = time.perf_counter() - t0
                 subprocess.run([runc, "--root", str(t / "runc"), "delete", "-f", f"b{i}"], capture_output=True)
                 if r.returncode:
                     raise SystemExit(f"runc run failed: {r.stderr.decode(errors='replace')[-500:]}")
-            report("runc run (bundle from pybuild bundle)", samples)
-        else:
-            report("runc run", None, "runc not installed")
-
+                return dt
+            peers["runc run (bundle from pybuild bundle)"] = runc_run
         podman = shutil.which("podman")
+        pod = [podman, "--root", str(t / "podroot"), "--runroot", str(t / "podrun"), "--storage-driver", "overlay"]
         if podman:
-            pod = [podman, "--root", str(t / "podroot"), "--runroot", str(t / "podrun"), "--storage-driver", "overlay"]
             subprocess.run(pod + ["import", str(tar), "bench-busybox"], check=True, capture_output=True)
             # podman defaults nofile/nproc above what this host lets a process raise (no CAP_SYS_RESOURCE)
-            cmd = pod + ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                         "bench-busybox", "true"]
-            timed(cmd, 1)
-            report("podman run --rm --network none IMG true", timed(cmd, runs))
-            subprocess.run(pod + ["system", "reset", "-f"], capture_output=True)
-        else:
+            peers["podman run --rm --network none IMG true"] = pod + [
+                "run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                "bench-busybox", "true"]
+        samples: dict[str, list[float]] = {name: [] for name in peers}
+        for i in range(runs + 2):                     # two warm-up rounds, not counted
+            for name, how in peers.items():
+                dt = how(i) if callable(how) else timed(how, 1)[0]
+                if i >= 2:
+                    samples[name].append(dt)
+        for name, got in samples.items():
+            report(name, got)
+        if not runc:
+            report("runc run", None, "runc not installed")
+        if not podman:
             report("podman run", None, "podman not installed")
+        print(f"  pybuild after {runs + 2} runs: {_leftovers(t, base)}")
+        report("pybuild --version (CLI start floor)", timed([PYBUILD, "--version"], runs))
+        report("runner.sandbox.execute (in process)", _in_process(t, runs))
+        if podman:
+            subprocess.run(pod + ["system", "reset", "-f"], capture_output=True)
 
 
 def _leftovers(t: Path, base: list[str]) -> str:

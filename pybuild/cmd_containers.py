@@ -33,8 +33,11 @@ def inspect_container(settings: Settings, name: str) -> dict:
 def _each(refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
     """Apply ``fn`` to every ref, print each ref done (in the order given); report failures and exit 1
     after trying all. ``parallel``: the refs are handled at once (``docker stop a b c`` does not wait
-    for ``a``'s timeout before signalling ``b``); each container has its own lock."""
+    for ``a``'s timeout before signalling ``b``); each container has its own lock. Ends the process
+    (:func:`pybuild.cmd_run.exit_now`: no interpreter teardown)."""
     from layers.errors import PybuildError
+
+    from .cmd_run import exit_now
 
     def one(ref: str) -> str | None:
         try:
@@ -57,8 +60,7 @@ def _each(refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
         else:
             click.echo(f"pybuild: {error}", err=True)
             failed += 1
-    if failed:
-        raise SystemExit(1)
+    exit_now(1 if failed else 0)
 
 
 def _ports_text(ports) -> str:
@@ -376,9 +378,10 @@ def exec_cmd(settings: Settings, interactive: bool, tty: bool, env: tuple[str, .
     """Run a command in a running container (joins its namespaces and cgroup)."""
     from runner.exec import ExecOptions, exec_in
 
-    code = exec_in(_store(settings), container, ExecOptions(
-        args=command, env=env, user=user, workdir=workdir, tty=tty, interactive=interactive, detach=detach))
-    raise SystemExit(code)
+    from .cmd_run import exit_now
+
+    exit_now(exec_in(_store(settings), container, ExecOptions(
+        args=command, env=env, user=user, workdir=workdir, tty=tty, interactive=interactive, detach=detach)))
 
 
 @click.group("container")

@@ -16,7 +16,7 @@ import click
 
 from .context import Settings, pass_settings
 
-__all__ = ["run_cmd", "create_cmd", "bundle_cmd"]
+__all__ = ["run_cmd", "create_cmd", "bundle_cmd", "exit_now"]
 
 
 def _run_options(f):
@@ -135,10 +135,23 @@ def run_cmd(settings: Settings, **kw) -> None:
         info = containers.run_detached(containers_store, images, kw["image"], opts)
         _network_notes(info.config)
         click.echo(info.config.id)
-        return
-    code = _run_foreground(containers_store, images, kw["image"], opts)
-    sys.stdout.flush()
-    raise SystemExit(code)          # click's Exit is swallowed by standalone_mode=False
+        exit_now(0)
+    exit_now(_run_foreground(containers_store, images, kw["image"], opts))
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once a command is done: output flushed, then ``os._exit``.
+
+    By then everything the command held is released (records written, locks closed, mounts and
+    cgroups gone) and no pybuild module registers exit handlers; what is skipped is the interpreter's
+    teardown, freeing every module and object one by one: ~20 ms of each ``run``, ``stop`` or ``rm``.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or 141
+    os._exit(code)
 
 
 def _run_foreground(cstore, images, image_ref: str, opts) -> int:

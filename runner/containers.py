@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 
 from layers.errors import InvalidInput, PybuildError
 
-from . import cgroupview
 from . import state as st
 from .errors import RuntimeFailure
 from .state import ContainerConfig, ContainerState, ContainerStore, StateConflict, pause_point
@@ -62,7 +61,7 @@ def parse_signal(text: str | int) -> int:
 
 def create(store: ContainerStore, config: ContainerConfig, *, supervisor: int | None = None) -> ContainerConfig:
     """Record a new container in state ``created``. ``config.id`` must be fresh (see :func:`state.new_id`)."""
-    from .shim import parse_restart_policy
+    from .restart import parse_restart_policy
 
     parse_restart_policy(config.restart_policy)      # reject a bad policy before anything is written
     if config.auto_remove and config.restart_policy not in ("no", ""):
@@ -145,6 +144,8 @@ def _send_signal(cfg: ContainerConfig, pid: int, sig: int) -> None:
 
 def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> ContainerConfig:
     """Send ``sig`` to the container's PID 1. The shim will not restart a container killed this way."""
+    from . import cgroupview
+
     signum = parse_signal(sig)
     cfg = store.resolve(ref)
     with store.lock(cfg.id):
@@ -184,6 +185,8 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
     Stopping a container that is not running is not an error (Docker's behaviour); a restart in
     back-off is cancelled.
     """
+    from . import cgroupview
+
     cfg = store.resolve(ref)
     t = cfg.stop_timeout if timeout is None else timeout
     with store.lock(cfg.id):
@@ -214,6 +217,8 @@ def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> Co
 # pause / unpause (freezer cgroup)
 
 def pause(store: ContainerStore, ref: str) -> ContainerConfig:
+    from . import cgroupview
+
     cfg = store.resolve(ref)
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
@@ -227,6 +232,8 @@ def pause(store: ContainerStore, ref: str) -> ContainerConfig:
 
 
 def unpause(store: ContainerStore, ref: str) -> ContainerConfig:
+    from . import cgroupview
+
     cfg = store.resolve(ref)
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
@@ -258,6 +265,8 @@ def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
 def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: bool = False) -> ContainerConfig:
     """Remove a container; with ``force`` a running one is killed first. ``volumes``: anonymous
     volumes (pybuild creates none yet, so there is nothing more to remove)."""
+    from . import cgroupview
+
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status in (st.RUNNING, st.PAUSED) or cur.restarting:
@@ -523,6 +532,8 @@ def inspect(store: ContainerStore, ref: str) -> dict:
 
 def top(store: ContainerStore, ref: str) -> list[dict]:
     """The container's processes: host PID, PPID, user id, state and command line."""
+    from . import cgroupview
+
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status not in (st.RUNNING, st.PAUSED):
@@ -542,6 +553,8 @@ class Stats:
 
 def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
     """CPU % over ``interval`` (100% = one core), memory usage and limit, pid count, from cgroups."""
+    from . import cgroupview
+
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status not in (st.RUNNING, st.PAUSED):
@@ -654,11 +667,7 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     if mode == "none":
         # nothing on the host side: the sandbox makes a fresh namespace with only loopback, and it
         # goes away with the container; only the /etc files are needed
-        from .network import files
-
-        hostname = cfg.spec.get("hostname") or cfg.id[:12]
-        files.write_all(rootfs_paths(store, cfg.id)["etc"], hostname=hostname,
-                        hosts=files.hosts_text(None), resolv=files.resolv_text())
+        _write_loopback_etc(rootfs_paths(store, cfg.id)["etc"], cfg.spec.get("hostname") or cfg.id[:12])
         return cfg
     from . import network
 
@@ -673,6 +682,31 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     spec["linux"]["namespaces"] = ns
     net = dict(att.to_dict(), mode=mode)
     return store.update_config(replace(cfg, spec=spec, network=net))
+
+
+_LOOPBACK_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+
+
+def _write_loopback_etc(etc_dir: str, hostname: str) -> None:
+    """``/etc/hosts``, ``hostname`` and ``resolv.conf`` for ``--network none``: localhost only and no
+    name server (none is reachable from a namespace with only loopback). Written here rather than
+    with ``runner.network.files``, whose package costs a foreground run ~20 ms to import. Not
+    fsynced: every start writes them again."""
+    os.makedirs(etc_dir, mode=0o755, exist_ok=True)
+    for name, text in (("hostname", hostname + "\n"), ("hosts", _LOOPBACK_HOSTS),
+                       ("resolv.conf", "# --network none: loopback only, no name servers\n")):
+        tmp = os.path.join(etc_dir, f".{name}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, os.path.join(etc_dir, name))
 
 
 def json_copy(doc: dict) -> dict:

@@ -35,8 +35,6 @@ import socket
 import struct
 import sys
 import termios
-import threading
-import tty
 from dataclasses import dataclass, field
 
 from . import cgroups, rootfs, seccomp
@@ -450,6 +448,8 @@ def _relay_pty(proc: ContainerProcess, stdin_fd: int, stdout_fd: int, forward_in
         _copy_winsize(stdin_fd, master)
         if forward_input:
             saved = termios.tcgetattr(stdin_fd)
+            import tty
+
             tty.setraw(stdin_fd, termios.TCSANOW)   # keep input typed before the container started
     watch = [master, stdin_fd] if forward_input else [master]
     if proc.wakeup_fd is not None:
@@ -637,6 +637,8 @@ def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdi
     handlers only in the main thread, so from another thread (parallel build stages) it is skipped.
     """
     stdin_fd, stdout_fd = _fileno(stdin, 0), _fileno(stdout, 1)
+    import threading
+
     if not forward_signals or threading.current_thread() is not threading.main_thread():
         proc = start(spec, container_id=container_id, state_dir=state_dir, stdin=stdin, stdout=stdout, stderr=stderr)
         return foreground(proc, stdin_fd=stdin_fd, stdout_fd=stdout_fd)

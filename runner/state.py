@@ -28,7 +28,7 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from collections.abc import Iterator
 
 from layers.errors import AlreadyExists, InvalidInput, PybuildError
@@ -115,6 +115,10 @@ def rfc3339(ts: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
 
 
+def _fields(record) -> dict:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 @dataclass(frozen=True)
 class ContainerConfig:
     """What a container was created with. ``spec`` is the OCI runtime spec the sandbox starts."""
@@ -139,7 +143,9 @@ class ContainerConfig:
     extra: dict = field(default_factory=dict)     # room-specific data (e.g. snapshot lowerdirs)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+        # the fields' values are plain JSON data already: no deep copy (asdict), and no indent, which
+        # would leave json's C encoder for its Python one (the spec holds the whole seccomp profile)
+        return json.dumps(_fields(self), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> "ContainerConfig":
@@ -171,7 +177,7 @@ class ContainerState:
     shim_pid: int = 0
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        return json.dumps(_fields(self), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> "ContainerState":
