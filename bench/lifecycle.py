@@ -43,12 +43,20 @@ def summary(name: str, xs: list[float]) -> str:
     return f"{name:<10} median {statistics.median(xs) * 1000:7.1f} ms   p90 {xs[int(len(xs) * 0.9) - 1] * 1000:7.1f} ms"
 
 
-def rss_kib(pid: int) -> int:
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS, and from smaps_rollup Pss (shared pages divided among their users) and Private_Dirty
+    (what this process alone costs: a hundred shims cost a hundred times this)."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+                out["rss"] = int(line.split()[1])
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key = line.split(":")[0]
+            if key in ("Pss", "Private_Dirty"):
+                out[key.lower()] = int(line.split()[1])
+    return out
 
 
 def _still_ours(pid: int, cid: str) -> bool:
@@ -63,64 +71,72 @@ def _still_ours(pid: int, cid: str) -> bool:
         return False
 
 
-def bench_pybuild(n: int, tar: Path, work: Path) -> dict:
-    root, state = work / "root", work / "state"
-    base = [PYBUILD, "--root", str(root), "--state-dir", str(state)]
-    subprocess.run(base + ["import", str(tar), "bench/busybox:1"], check=True, capture_output=True)
-    times = {"run -d": [], "stop": [], "rm": [], "cycle": []}
-    rss = []
-    seen: list[tuple[str, int, int]] = []     # (id, container pid, shim pid)
-    for i in range(n):
-        t_run, cid = timed(base + ["run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"])
+class PybuildSide:
+    """pybuild's half of a cycle; records what each cycle started so leftovers can be checked."""
+
+    def __init__(self, tar: Path, work: Path) -> None:
+        self.work = work
+        self.root, self.state = work / "root", work / "state"
+        self.base = [PYBUILD, "--root", str(self.root), "--state-dir", str(self.state)]
+        subprocess.run(self.base + ["import", str(tar), "bench/busybox:1"], check=True, capture_output=True)
+        self.times: dict[str, list[float]] = {"run -d": [], "stop": [], "rm": [], "cycle": []}
+        self.mem: list[dict[str, int]] = []
+        self.seen: list[tuple[str, int, int]] = []     # (id, container pid, shim pid)
+
+    def cycle(self, i: int) -> None:
         from runner.state import ContainerStore
 
-        cs = ContainerStore(str(root), str(state))
+        t_run, cid = timed(self.base + ["run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"])
+        cs = ContainerStore(str(self.root), str(self.state))
         full = cs.resolve(cid).id
         shim = cs.shim_pid(full) or 0
-        seen.append((full, cs.status(full).pid, shim))
+        self.seen.append((full, cs.status(full).pid, shim))
         if i % 10 == 0 and shim:
-            rss.append(rss_kib(shim))
-        t_stop, _ = timed(base + ["stop", "-t", "0", cid])
-        t_rm, _ = timed(base + ["rm", cid])
+            self.mem.append(memory_kib(shim))
+        t_stop, _ = timed(self.base + ["stop", "-t", "0", cid])
+        t_rm, _ = timed(self.base + ["rm", cid])
         for k, v in (("run -d", t_run), ("stop", t_stop), ("rm", t_rm), ("cycle", t_run + t_stop + t_rm)):
-            times[k].append(v)
-    left = subprocess.run(base + ["ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
-    with open("/proc/self/mounts") as f:
-        mounts = [line for line in f if str(work) in line]
-    alive = [p for cid, pid, shim in seen for p in (pid, shim) if p and _still_ours(p, cid)]
-    ids = {cid for cid, _, _ in seen}
-    cgroups = []
-    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        for dirpath, dirnames, _ in os.walk(base):
-            cgroups += [d for d in dirnames if d in ids]
-            if dirpath.count("/") > 6:
-                dirnames[:] = []
-    return {"times": times, "rss": rss, "left": left, "mounts": mounts, "procs": alive, "cgroups": cgroups}
+            self.times[k].append(v)
+
+    def leftovers(self) -> dict:
+        left = subprocess.run(self.base + ["ps", "-a", "-q"], capture_output=True, text=True).stdout.split()
+        with open("/proc/self/mounts") as f:
+            mounts = [line for line in f if str(self.work) in line]
+        alive = [p for cid, pid, shim in self.seen for p in (pid, shim) if p and _still_ours(p, cid)]
+        ids = {cid for cid, _, _ in self.seen}
+        cgroups = []
+        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+            for dirpath, dirnames, _ in os.walk(base):
+                cgroups += [d for d in dirnames if d in ids]
+                if dirpath.count("/") > 6:
+                    dirnames[:] = []
+        return {"left": left, "mounts": mounts, "procs": alive, "cgroups": cgroups}
 
 
-def bench_podman(n: int, tar: Path, work: Path) -> dict | None:
-    if not shutil.which("podman"):
-        return None
-    proot, prun = work / "podman-root", work / "podman-run"
-    base = ["podman", "--root", str(proot), "--runroot", str(prun), "--cgroup-manager", "cgroupfs",
-            "--events-backend", "none"]
-    r = subprocess.run(base + ["import", str(tar), "bench-busybox"], capture_output=True, text=True)
-    if r.returncode != 0:
-        print(f"  podman import failed: {r.stderr.strip()[:200]}")
-        return None
-    # podman's default rlimits (nofile 1048576, nproc 4194304) exceed what runc may set here
-    # (no CAP_SYS_RESOURCE, see ENVIRONMENT.md): give it limits it can apply
-    ulimits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-    times = {"run -d": [], "stop": [], "rm": [], "cycle": []}
-    for _ in range(n):
-        t_run, cid = timed(base + ["run", "-d", "--network", "none", *ulimits, "bench-busybox", "sleep", "1000"])
-        t_stop, _ = timed(base + ["stop", "-t", "0", cid])
-        t_rm, _ = timed(base + ["rm", cid])
+class PodmanSide:
+    def __init__(self, tar: Path, work: Path) -> None:
+        proot, prun = work / "podman-root", work / "podman-run"
+        self.base = ["podman", "--root", str(proot), "--runroot", str(prun), "--cgroup-manager", "cgroupfs",
+                     "--events-backend", "none"]
+        r = subprocess.run(self.base + ["import", str(tar), "bench-busybox"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"podman import failed: {r.stderr.strip()[:200]}")
+        # podman's default rlimits (nofile 1048576, nproc 4194304) exceed what runc may set here
+        # (no CAP_SYS_RESOURCE, see ENVIRONMENT.md): give it limits it can apply
+        self.ulimits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+        self.times: dict[str, list[float]] = {"run -d": [], "stop": [], "rm": [], "cycle": []}
+
+    def cycle(self, i: int) -> None:
+        t_run, cid = timed(self.base + ["run", "-d", "--network", "none", *self.ulimits, "bench-busybox",
+                                        "sleep", "1000"])
+        t_stop, _ = timed(self.base + ["stop", "-t", "0", cid])
+        t_rm, _ = timed(self.base + ["rm", cid])
         for k, v in (("run -d", t_run), ("stop", t_stop), ("rm", t_rm), ("cycle", t_run + t_stop + t_rm)):
-            times[k].append(v)
-    subprocess.run(base + ["rmi", "-a", "-f"], capture_output=True)
-    subprocess.run(base + ["system", "reset", "-f"], capture_output=True)
-    return {"times": times}
+            self.times[k].append(v)
+
+    def close(self) -> None:
+        subprocess.run(self.base + ["rmi", "-a", "-f"], capture_output=True)
+        subprocess.run(self.base + ["system", "reset", "-f"], capture_output=True)
 
 
 def main() -> None:
@@ -138,23 +154,38 @@ def main() -> None:
         tar = work / "busybox.tar"
         subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), str(tar),
                         shutil.which("busybox") or "/bin/busybox"], check=True)
-        print(f"{args.n} cycles of run -d sleep 1000 / stop -t 0 / rm, busybox, --network none")
-        pb = bench_pybuild(args.n, tar, work / "pb")
-        print("pybuild:")
-        for k, v in pb["times"].items():
-            print("  " + summary(k, v))
-        if pb["rss"]:
-            print(f"  shim RSS   median {statistics.median(pb['rss']) / 1024:.1f} MiB (n={len(pb['rss'])})")
-        print(f"  left after the loop: {len(pb['left'])} containers, {len(pb['mounts'])} mounts, "
-              f"{len(pb['procs'])} processes, {len(pb['cgroups'])} cgroups")
+        print(f"{args.n} cycles of run -d sleep 1000 / stop -t 0 / rm, busybox, --network none "
+              "(the two tools alternate, cycle by cycle)")
+        pb = PybuildSide(tar, work / "pb")
+        pm = None
         try:
-            pm = bench_podman(args.n, tar, work / "pm")
-            if pm:
+            if shutil.which("podman"):
+                try:
+                    pm = PodmanSide(tar, work / "pm")
+                except RuntimeError as exc:
+                    print(f"  {exc}")
+            for i in range(args.n):
+                pb.cycle(i)
+                if pm is not None:
+                    pm.cycle(i)
+            print("pybuild:")
+            for k, v in pb.times.items():
+                print("  " + summary(k, v))
+            if pb.mem:
+                med = {k: statistics.median(m[k] for m in pb.mem) / 1024 for k in ("rss", "pss", "private_dirty")}
+                print(f"  shim memory median: RSS {med['rss']:.1f} MiB, PSS {med['pss']:.1f} MiB, "
+                      f"private {med['private_dirty']:.1f} MiB (n={len(pb.mem)})")
+            left = pb.leftovers()
+            print(f"  left after the loop: {len(left['left'])} containers, {len(left['mounts'])} mounts, "
+                  f"{len(left['procs'])} processes, {len(left['cgroups'])} cgroups")
+            if pm is not None:
                 print("podman:")
-                for k, v in pm["times"].items():
+                for k, v in pm.times.items():
                     print("  " + summary(k, v))
             else:
                 print("podman: not available")
+            if pm is not None:
+                pm.close()
         finally:
             from runner.syscalls import MNT_DETACH, umount2
 

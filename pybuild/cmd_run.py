@@ -128,14 +128,19 @@ def _stores(settings: Settings):
 def run_cmd(settings: Settings, **kw) -> None:
     """Run a command in a new container."""
     opts = build_options(kw)
-    images, containers_store = _stores(settings)
-    from runner import containers
-
     if opts.detach:
-        info = containers.run_detached(containers_store, images, kw["image"], opts)
+        from runner.shim import PendingShim
+
+        # the shim's interpreter starts now, on the other core, while the image is looked up
+        with PendingShim(settings.root, settings.state_dir) as shim:
+            images, containers_store = _stores(settings)
+            from runner import containers
+
+            info = containers.run_detached(containers_store, images, kw["image"], opts, shim=shim)
         _network_notes(info.config)
         click.echo(info.config.id)
         exit_now(0)
+    images, containers_store = _stores(settings)
     exit_now(_run_foreground(containers_store, images, kw["image"], opts))
 
 

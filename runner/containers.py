@@ -69,8 +69,11 @@ def create(store: ContainerStore, config: ContainerConfig, *, supervisor: int | 
     return store.create(config, supervisor=supervisor)
 
 
-def start(store: ContainerStore, ref: str) -> ContainerInfo:
-    """Start a created or exited container under a fresh shim; return once its process runs."""
+def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
+    """Start a created or exited container under a fresh shim; return once its process runs.
+
+    ``shim``: a :class:`runner.shim.PendingShim` started earlier (``run -d`` starts one before it
+    looks up the image); without it one is started here."""
     from .shim import spawn
 
     cfg = store.resolve(ref)
@@ -99,7 +102,7 @@ def start(store: ContainerStore, ref: str) -> ContainerInfo:
 
     pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
     try:
-        spawn(store.root, store.state_dir, cfg.id)
+        spawn(store.root, store.state_dir, cfg.id, shim=shim)
     except PybuildError:
         if store.shim_pid(cfg.id) in (None, os.getpid()):
             release_resources(store, cfg)
@@ -176,7 +179,32 @@ def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll:
             return cur.exit_code
         if deadline is not None and time.monotonic() >= deadline:
             raise WaitTimeout(f"container {cfg.name}: still {cur.status} after {timeout:.0f}s")
-        time.sleep(poll)
+        # sleep until the process this waits for ends (PID 1, else the shim) rather than a fixed poll;
+        # at most 1 s at a time, so a state change without an exit (or a reused pid) is seen
+        watched = cur.pid if cur.live and cur.pid > 0 else (shim_alive and store.shim_pid(cfg.id)) if for_shim else None
+        remaining = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+        if watched and _wait_pid_exit(watched, remaining):
+            time.sleep(0.002)           # it ended: its record follows within a few ms
+        else:
+            time.sleep(min(poll, remaining))
+
+
+def _wait_pid_exit(pid: int, timeout: float | None) -> bool:
+    """Block until process ``pid`` (any process, not only a child) has ended or ``timeout`` passed;
+    True if it ended. A pidfd needs Linux 5.3; without one this returns False at once (the caller polls)."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        return False
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
 
 
 def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerConfig:
@@ -715,12 +743,13 @@ def json_copy(doc: dict) -> dict:
     return json.loads(json.dumps(doc))
 
 
-def run_detached(store: ContainerStore, images, image_ref: str, opts) -> ContainerInfo:
-    """``pybuild run -d``: create, then start under a shim; on a failed start the container stays
-    ``exited`` with the error recorded (``--rm``: it is removed), and the error is raised."""
+def run_detached(store: ContainerStore, images, image_ref: str, opts, *, shim=None) -> ContainerInfo:
+    """``pybuild run -d``: create, then start under a shim (``shim``: one already started, see
+    :func:`start`); on a failed start the container stays ``exited`` with the error recorded
+    (``--rm``: it is removed), and the error is raised."""
     cfg = create_from_image(store, images, image_ref, opts)
     try:
-        return start(store, cfg.id)
+        return start(store, cfg.id, shim=shim)
     except PybuildError:
         if cfg.auto_remove:
             try:

@@ -40,7 +40,7 @@ from . import state as st
 from .logs import LogWriter
 from .restart import RestartPolicy, parse_restart_policy
 
-__all__ = ["main", "parse_restart_policy", "RestartPolicy", "spawn"]
+__all__ = ["main", "parse_restart_policy", "RestartPolicy", "spawn", "PendingShim"]
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -272,16 +272,18 @@ class Shim:
             self._ready(f"ok {proc.pid}")
             self._warm_up()
         code = self._loop_until_exit(proc.wait_pid)
+        finished = time.time()
         self.log.flush()
         oom = proc.oom_killed()
+        # the exit is recorded first: `stop` returns on it, while the cgroup and overlay go; whatever
+        # comes next (rm, start, wait) waits for this shim to be gone, so it never sees them half-released
+        with self.store.lock(self.cid):
+            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
+                            finished_at=finished, oom_killed=oom)
         try:
             proc.cleanup()
         except (PybuildError, OSError) as exc:
             print(f"shim {self.cid[:12]}: cleanup: {exc}", file=sys.stderr)
-        finished = time.time()
-        with self.store.lock(self.cid):
-            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
-                            finished_at=finished, oom_killed=oom)
         self._last_run = finished - started
         return code
 
@@ -399,29 +401,59 @@ def _daemonize() -> None:
     os.umask(0o022)
 
 
+def _read_line(fd: int) -> str:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        try:
+            chunk = os.read(fd, 128)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace").strip()
+
+
 def main(argv: list[str]) -> None:
-    """``python -m runner.shim ROOT STATE_DIR ID READY_FD`` (started by :func:`spawn`)."""
-    root, state_dir, cid, ready = argv
-    ready_fd = int(ready)
+    """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by :class:`PendingShim`).
+
+    The shim detaches and imports what it needs at once, then waits on GO_FD for its container's id,
+    which the CLI sends once the record is written and the network attached: the interpreter's start
+    overlaps the CLI's own work. EOF on GO_FD (the CLI failed or was killed before) ends it with
+    nothing written anywhere.
+    """
+    root, state_dir, ready, go = argv
+    ready_fd, go_fd = int(ready), int(go)
     # the CLI's signal mask and an ignored SIGCHLD came with us over fork and exec: the shim must be
     # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _daemonize()
+    nullfd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(nullfd, 0)
+    os.dup2(nullfd, 1)
+    try:
+        from . import containers, sandbox  # noqa: F401  (before the wait: the start needs them at once)
+        from .syscalls import set_child_subreaper
+    except BaseException as exc:          # reported only if a container is asked for
+        failed = exc
+    else:
+        failed = None
+    cid = _read_line(go_fd)
+    os.close(go_fd)
+    if not cid:
+        os._exit(0)
     store = st.ContainerStore(root, state_dir)
     live = store.live_dir(cid)
     os.makedirs(live, mode=0o700, exist_ok=True)
     # our own stderr goes to a file in the live dir: the CLI's terminal is not ours to keep
     errfd = os.open(os.path.join(live, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    nullfd = os.open(os.devnull, os.O_RDWR)
-    os.dup2(nullfd, 0)
-    os.dup2(nullfd, 1)
     os.dup2(errfd, 2)
     os.close(nullfd)
     os.close(errfd)
     try:
-        from .syscalls import set_child_subreaper
-
+        if failed is not None:
+            raise PybuildError(f"shim: cannot import the sandbox: {failed}")
         set_child_subreaper()
         store.write_shim(cid, os.getpid())
         shim = Shim(store, cid, ready_fd)
@@ -442,50 +474,101 @@ def main(argv: list[str]) -> None:
         raise SystemExit(1) from None
 
 
-def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
-    """Start the shim for container ``cid`` and wait until the container runs; return its pid.
+class PendingShim:
+    """A shim process started before its container exists; :meth:`start` hands it the container.
 
-    Raises RuntimeFailure-like :class:`~layers.errors.PybuildError` with the shim's message when the
-    container could not start.
+    ``pybuild run -d`` starts one first thing, so the shim's interpreter start and imports (~50 ms)
+    run on the other core while the CLI looks up the image and writes the record. :meth:`close`
+    (or leaving the ``with`` block) without :meth:`start` makes it exit with nothing written.
     """
-    import subprocess
 
-    r, w = os.pipe2(os.O_CLOEXEC)
-    try:
-        env = dict(os.environ)
-        env.pop("PYTHONSTARTUP", None)
-        # -S: no site module, so no scan of site-packages' .pth files nor an editable install's
-        # import hook in a process that lives as long as its container (~2 MiB and ~20 ms less);
-        # it gets this process's module path instead, with the directory that holds runner first
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([here] + [p for p in sys.path if p]))
-        proc = subprocess.Popen(
-            [sys.executable, "-S", "-m", "runner.shim", root, state_dir, cid, str(w)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
-            pass_fds=(w,), close_fds=True, cwd="/", env=env)
-    finally:
-        os.close(w)
-    proc.wait()            # the first fork's parent exits at once; the shim lives on, re-parented
-    deadline = time.monotonic() + timeout
-    buf = b""
-    with os.fdopen(r, "rb", buffering=0) as f:
-        sel = selectors.DefaultSelector()
-        sel.register(f, selectors.EVENT_READ)
-        while not buf.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(timeout=left):
-                raise PybuildError(f"container {cid[:12]}: the shim did not report within {timeout:.0f}s")
-            chunk = f.read(4096)
-            if not chunk:
-                break
-            buf += chunk
-    line = buf.decode(errors="replace").strip()
-    if line.startswith("ok "):
-        return int(line[3:])
-    if line.startswith("error "):
-        raise PybuildError(line[6:])
-    raise PybuildError(f"container {cid[:12]}: the shim exited without starting it "
-                       f"(see {os.path.join(state_dir, cid, 'shim.log')})")
+    def __init__(self, root: str, state_dir: str) -> None:
+        import subprocess
+
+        self.root, self.state_dir = root, state_dir
+        self._proc = None
+        self._ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        go_r, self._go_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            env = dict(os.environ)
+            env.pop("PYTHONSTARTUP", None)
+            # -S: no site module, so no scan of site-packages' .pth files nor an editable install's
+            # import hook in a process that lives as long as its container (~2 MiB and ~20 ms less);
+            # it gets this process's module path instead, with the directory that holds runner first
+            here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([here] + [p for p in sys.path if p]))
+            proc = subprocess.Popen(
+                [sys.executable, "-S", "-m", "runner.shim", root, state_dir, str(ready_w), str(go_r)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
+                pass_fds=(ready_w, go_r), close_fds=True, cwd="/", env=env)
+        except BaseException:
+            for fd in (self._ready_r, self._go_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(ready_w)
+            os.close(go_r)
+        # its first fork's parent exits as soon as the interpreter is up: reaped in close(), so the
+        # caller goes on meanwhile (the shim itself lives on, re-parented)
+        self._proc = proc
+
+    def start(self, cid: str, *, timeout: float = 60.0) -> int:
+        """Give the shim container ``cid`` and wait until its process runs; return its pid.
+
+        Raises :class:`~layers.errors.PybuildError` with the shim's message when it could not start.
+        """
+        try:
+            os.write(self._go_w, cid.encode() + b"\n")
+        except BrokenPipeError:
+            pass                  # the shim is gone: reported below as exited without starting it
+        self.close()
+        deadline = time.monotonic() + timeout
+        buf = b""
+        with os.fdopen(self._ready_r, "rb", buffering=0) as f:
+            self._ready_r = -1
+            sel = selectors.DefaultSelector()
+            sel.register(f, selectors.EVENT_READ)
+            while not buf.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(timeout=left):
+                    raise PybuildError(f"container {cid[:12]}: the shim did not report within {timeout:.0f}s")
+                chunk = f.read(4096)
+                if not chunk:
+                    break
+                buf += chunk
+        line = buf.decode(errors="replace").strip()
+        if line.startswith("ok "):
+            return int(line[3:])
+        if line.startswith("error "):
+            raise PybuildError(line[6:])
+        raise PybuildError(f"container {cid[:12]}: the shim exited without starting it "
+                           f"(see {os.path.join(self.state_dir, cid, 'shim.log')})")
+
+    def close(self) -> None:
+        """Without a container handed over, the shim exits (EOF on its GO_FD)."""
+        if self._go_w >= 0:
+            os.close(self._go_w)
+            self._go_w = -1
+        if self._proc is not None:
+            self._proc.wait()
+            self._proc = None
+
+    def __enter__(self) -> "PendingShim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+        if self._ready_r >= 0:
+            os.close(self._ready_r)
+            self._ready_r = -1
+
+
+def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0, shim: PendingShim | None = None) -> int:
+    """Start the shim for container ``cid`` (or hand it to the already started ``shim``) and wait
+    until the container runs; return its pid. Raises :class:`~layers.errors.PybuildError` with the
+    shim's message when the container could not start."""
+    with shim if shim is not None else PendingShim(root, state_dir) as pending:
+        return pending.start(cid, timeout=timeout)
 
 
 if __name__ == "__main__":
