@@ -180,6 +180,7 @@ def _run_foreground(cstore, images, image_ref: str, opts) -> int:
         paths = containers.rootfs_paths(cstore, cfg.id)
         overlay = OverlayMount(cfg.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
         overlay.mount()
+        containers.prepare_volumes(cstore, cfg)
         stdin = None if opts.interactive or opts.tty else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         with sandbox.SignalForwarder() as forwarder:
             try:

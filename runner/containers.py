@@ -29,6 +29,7 @@ from .state import ContainerConfig, ContainerState, ContainerStore, StateConflic
 __all__ = [
     "create", "start", "stop", "kill", "remove", "pause", "unpause", "restart", "wait", "inspect",
     "list_containers", "top", "stats", "rename", "prune", "parse_signal", "release_resources", "reap_abandoned",
+    "prepare_volumes",
     "ContainerInfo", "Stats", "WaitTimeout",
 ]
 
@@ -490,11 +491,15 @@ def inspect(store: ContainerStore, ref: str) -> dict:
     cur = store.status(cfg.id)
     spec = cfg.spec or {}
     proc = spec.get("process", {})
+    volumes = rootfs_paths(store, cfg.id)["volumes"]
+    etc = rootfs_paths(store, cfg.id)["etc"]
     mounts = [
-        {"Type": m.get("type", "bind"), "Source": m.get("source", ""), "Destination": m.get("destination", ""),
+        {"Type": "volume" if os.path.dirname(m.get("source", "")) == volumes else m.get("type", "bind"),
+         "Source": m.get("source", ""), "Destination": m.get("destination", ""),
          "Options": m.get("options", []),
          "RW": "ro" not in (m.get("options") or [])}
-        for m in spec.get("mounts", []) if m.get("type") == "bind" or "bind" in (m.get("options") or [])
+        for m in spec.get("mounts", []) if (m.get("type") == "bind" or "bind" in (m.get("options") or []))
+        and os.path.dirname(m.get("source", "")) != etc        # /etc/hosts & co: not the user's mounts
     ]
     net = dict(cfg.network)
     ports = {}
@@ -615,7 +620,37 @@ def random_name(store: ContainerStore) -> str:
 def rootfs_paths(store: ContainerStore, cid: str) -> dict[str, str]:
     """Where a container's overlay lives: ``upper``, ``work``, ``rootfs`` (mount point), ``etc`` (network files)."""
     d = store.dir(cid)
-    return {k: os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc")}
+    return {k: os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc", "volumes")}
+
+
+def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """Create the container's anonymous volumes (the image's ``Volumes``) that do not exist yet,
+    seeded from the image; the overlay rootfs must be mounted. A volume appears under its name only
+    once complete (seeded in ``<n>.new``, then renamed), so a start killed half-way seeds it again."""
+    base = rootfs_paths(store, cfg.id)["volumes"]
+    mounts = [m for m in cfg.spec.get("mounts", [])
+              if m.get("type") == "bind" and os.path.dirname(m.get("source", "")) == base]
+    if not mounts:
+        return
+    from .rootfs import seed_volume
+
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    rootfs = cfg.spec["root"]["path"]
+    for m in mounts:
+        if os.path.isdir(m["source"]):
+            continue
+        tmp = m["source"] + ".new"
+        if os.path.lexists(tmp):
+            _rmtree(tmp)
+        os.mkdir(tmp, 0o755)
+        seed_volume(rootfs, m["destination"], tmp)
+        os.rename(tmp, m["source"])
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path)
 
 
 def create_from_image(store: ContainerStore, images, image_ref: str, opts,
@@ -644,7 +679,8 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
     etc_dir = next((os.path.join(d, "etc") for d in lowerdirs if os.path.exists(os.path.join(d, "etc", "passwd"))),
                    None)
     image_config = getattr(image, "config", image)
-    spec = make_spec(image_config, opts, rootfs=paths["rootfs"], etc_dir=etc_dir, container_id=cid)
+    spec = make_spec(image_config, opts, rootfs=paths["rootfs"], etc_dir=etc_dir, container_id=cid,
+                     volume_dir=paths["volumes"])
     ann = spec.setdefault("annotations", {})
     if opts.init:
         ann["org.pybuild.init"] = "true"

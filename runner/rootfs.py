@@ -21,7 +21,8 @@ import stat
 from . import syscalls as sc
 from .errors import SandboxError
 
-__all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS"]
+__all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
+           "seed_volume"]
 
 _MAX_SYMLINKS = 255
 
@@ -354,3 +355,64 @@ def prepare_rootfs(spec: dict, cgroup_version: str) -> None:
             sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
         except OSError as exc:
             raise SandboxError(f"make the root read-only: {exc.strerror}") from None
+
+
+def seed_volume(root: str, path: str, target: str) -> None:
+    """Copy what the image has at ``path`` (resolved inside ``root``, the mounted rootfs) into the new,
+    empty directory ``target``: an anonymous volume starts with the image's content, as Docker's do.
+
+    Nothing is followed: directories are walked as they are, symlinks are copied as symlinks, device
+    nodes and fifos are recreated (never read), sockets are skipped; modes, owners and times are kept,
+    hardlinks become separate files and extended attributes are not copied. The target directory
+    itself takes the mode and owner of the image's directory. A ``path`` that does not exist in the
+    image leaves ``target`` empty (root-owned, 0755).
+    """
+    src = resolve_in_root(root, path)
+    try:
+        st = os.lstat(src)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise SandboxError(f"volume {path}: the image has a {_kind(st.st_mode)} there, not a directory")
+    _copy_tree(src, target)
+    _copy_meta(st, target, symlink=False)
+
+
+def _kind(mode: int) -> str:
+    return "symlink" if stat.S_ISLNK(mode) else "file" if stat.S_ISREG(mode) else "special file"
+
+
+def _copy_meta(st: os.stat_result, path: str, *, symlink: bool) -> None:
+    os.lchown(path, st.st_uid, st.st_gid)
+    if not symlink:
+        os.chmod(path, stat.S_IMODE(st.st_mode))      # after chown, which clears setuid bits
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    with os.scandir(src) as entries:
+        for entry in entries:
+            s, d = entry.path, os.path.join(dst, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            mode = st.st_mode
+            if stat.S_ISDIR(mode):
+                os.mkdir(d, 0o700)
+                _copy_tree(s, d)
+            elif stat.S_ISREG(mode):
+                fd_in = os.open(s, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                try:
+                    fd_out = os.open(d, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                    try:
+                        while os.sendfile(fd_out, fd_in, None, 1 << 30):
+                            pass
+                    finally:
+                        os.close(fd_out)
+                finally:
+                    os.close(fd_in)
+            elif stat.S_ISLNK(mode):
+                os.symlink(os.readlink(s), d)
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+                os.mknod(d, mode, st.st_rdev)
+            else:
+                continue                            # sockets
+            _copy_meta(st, d, symlink=stat.S_ISLNK(mode))

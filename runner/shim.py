@@ -108,6 +108,14 @@ class _SandboxProcess:
         if not os.path.ismount(paths["rootfs"]):
             self._overlay = OverlayMount(config.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
             self._overlay.mount()
+        from .containers import prepare_volumes
+
+        try:
+            prepare_volumes(store, config)
+        except BaseException:
+            if self._overlay is not None:
+                self._overlay.unmount()
+            raise
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             self._proc = sandbox.start(config.spec, container_id=config.id, state_dir=store.state_dir,

@@ -3,8 +3,11 @@
 Follows the image-spec "conversion" rules (``conversion.md``): ``Entrypoint``/``Cmd`` with the run
 overrides (an ``--entrypoint`` drops the image's ``Cmd``), ``Env`` merged key by key with run ``-e``
 winning, ``WorkingDir`` (``/`` when empty), ``User`` resolved against the image's ``/etc/passwd`` and
-``/etc/group``, ``Labels`` / ``StopSignal`` / ``ExposedPorts`` as annotations. ``Volumes`` are not
-mounted (data stays in the container's upper dir); the caller may add binds for them.
+``/etc/group``, ``Labels`` / ``StopSignal`` / ``ExposedPorts`` as annotations. ``Volumes``: with a
+``volume_dir`` each image volume that no ``-v``/``--tmpfs`` covers becomes a bind of
+``volume_dir/<n>`` (an anonymous volume, which the lifecycle seeds from the image at the first
+start, as Docker does), so the data is not written to the container's root filesystem; without one
+(the builder's RUN steps, ``pybuild bundle``) they are not mounted.
 
 Security defaults are Docker's: the 14 capabilities, ``noNewPrivileges``, the masked and read-only
 ``/proc`` and ``/sys`` paths, the device cgroup allow-list, ``pids.max`` 4096, and ``RLIMIT_NOFILE``
@@ -25,7 +28,7 @@ from .errors import InvalidRunOption
 from .options import RunOptions
 from .seccomp import default_profile
 
-__all__ = ["make_spec", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
+__all__ = ["make_spec", "image_volumes", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
            "DEFAULT_PATH", "MASKED_PATHS", "READONLY_PATHS", "OCI_VERSION"]
 
 OCI_VERSION = "1.0.2"
@@ -199,8 +202,30 @@ def _user_mounts(opts: RunOptions) -> list[dict]:
     return mounts
 
 
+def image_volumes(image_config) -> list[str]:
+    """The image's ``Volumes`` as normalised absolute paths, sorted (relative ones are refused)."""
+    out = set()
+    for path in (image_runtime_config(image_config).get("Volumes") or {}):
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidRunOption(f"image config Volumes {path!r}: must be an absolute path")
+        norm = os.path.normpath(path)
+        if norm != "/":
+            out.add(norm)
+    return sorted(out)
+
+
+def _volume_mounts(image_config, volume_dir: str | None, taken: list[dict]) -> list[dict]:
+    if volume_dir is None:
+        return []
+    covered = {m["destination"].rstrip("/") or "/" for m in taken}
+    return [{"destination": path, "type": "bind", "source": os.path.join(volume_dir, str(i)),
+             "options": ["rbind", "rw"]}
+            for i, path in enumerate(image_volumes(image_config)) if path not in covered]
+
+
 def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | None = None,
-              container_id: str | None = None, seccomp_profile: dict | None = None) -> dict:
+              container_id: str | None = None, seccomp_profile: dict | None = None,
+              volume_dir: str | None = None) -> dict:
     """The OCI runtime spec for running ``image_config`` with ``opts`` on ``rootfs``.
 
     Pure apart from reading ``etc_dir/passwd`` and ``etc_dir/group`` (the image's, never followed
@@ -244,7 +269,9 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
         for m in mounts:
             if m["destination"] in ("/sys", "/sys/fs/cgroup"):
                 m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
-    mounts += _user_mounts(opts)
+    user_mounts = _user_mounts(opts)
+    mounts += sorted(_volume_mounts(image_config, volume_dir, user_mounts) + user_mounts,
+                     key=lambda m: m["destination"].rstrip("/").count("/"))
     resources: dict = {"devices": [dict(r) for r in (_DEVICE_RULES if not opts.privileged
                                                      else ({"allow": True, "access": "rwm"},))]}
     if opts.memory is not None:

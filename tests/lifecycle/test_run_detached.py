@@ -212,3 +212,35 @@ def test_run_d_killed_before_its_shim_took_over_is_reaped(pybuild, image, tmp_pa
     assert json.loads(pybuild("container", "inspect", "early", check=True).stdout)[0]["State"]["Status"] == "created"
     pybuild("start", "early", check=True)
     assert pybuild("exec", "early", "true").returncode == 0
+
+
+def test_image_volumes_are_anonymous_volumes_seeded_from_the_image(pybuild, busybox_tar):
+    """VOLUME in the image config: a bind of the container's own volume dir, seeded from the image at
+    the first start, written outside the rootfs (so even --read-only can write it), kept across a
+    restart, overridden by -v, listed in inspect as a volume, and gone with rm."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for namespaces, mounts and cgroups")
+    img = "lc/volumes:1"
+    pybuild("import", "-c", "VOLUME /www", "-c", "VOLUME /data", str(busybox_tar), img, check=True)
+    r = pybuild("run", "--rm", "--read-only", "--network", "none", img, "sh", "-c",
+                "cat /www/index.html; ls -l /www/index.html | cut -c1-10; echo x > /data/f && echo wrote; "
+                "touch /nope 2>/dev/null || echo read-only-root", check=True)
+    assert r.stdout.splitlines() == ["<h1>hello from busybox</h1>", "-rw-r--r--", "wrote", "read-only-root"]
+    cid = pybuild("run", "-d", "--network", "none", img, "sh", "-c",
+                  "echo $(cat /www/count 2>/dev/null)x > /www/count; sleep 1000", check=True).stdout.strip()
+    doc = json.loads(pybuild("container", "inspect", cid, check=True).stdout)[0]
+    vols = {m["Destination"]: m["Source"] for m in doc["Mounts"] if m["Type"] == "volume"}
+    assert set(vols) == {"/www", "/data"}
+    wait_for(lambda: os.path.exists(os.path.join(vols["/www"], "count")), what="the write in the volume")
+    upper = pybuild.root / "containers" / cid / "upper"
+    assert not (upper / "www").exists()                       # not in the container's rootfs
+    assert os.path.exists(os.path.join(vols["/www"], "index.html"))   # seeded from the image
+    pybuild("restart", "-t", "0", cid, check=True)
+    assert wait_for(lambda: pybuild("exec", cid, "cat", "/www/count").stdout.strip() == "xx",
+                    what="the volume kept across a restart")
+    pybuild("rm", "-f", "-v", cid, check=True)
+    assert not os.path.exists(vols["/www"])
+    host = pybuild.root.parent / "hostdir"
+    host.mkdir()
+    r = pybuild("run", "--rm", "--network", "none", "-v", f"{host}:/www", img, "ls", "-A", "/www", check=True)
+    assert r.stdout == ""                                     # -v replaces the image's volume

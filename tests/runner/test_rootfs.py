@@ -58,3 +58,47 @@ def test_parse_options() -> None:
     flags, prop, data = parse_options(["nosuid", "ro", "rbind", "rprivate", "size=1m", "mode=755", "rw"])
     assert flags == sc.MS_NOSUID | sc.MS_BIND | sc.MS_REC
     assert prop == sc.MS_PRIVATE | sc.MS_REC and data == ["size=1m", "mode=755"]
+
+
+def test_seed_volume_copies_without_following(tmp_path: Path) -> None:
+    """An anonymous volume's seed: modes, owners and times kept; symlinks copied as links (one to the
+    host's /etc/passwd stays a link), a device node recreated and never read, a fifo recreated, and
+    the image path itself resolved inside the root (a link that climbs out is clamped)."""
+    import stat
+
+    from runner.rootfs import seed_volume
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown and mknod")
+    root = tmp_path / "root"
+    v = root / "srv" / "data"
+    (v / "sub").mkdir(parents=True)
+    (v / "sub" / "f").write_text("seed\n")
+    os.chown(v / "sub" / "f", 1234, 5678)
+    os.chmod(v / "sub" / "f", 0o4750)                        # after chown, which clears setuid
+    os.chown(v, 33, 33)
+    os.chmod(v, 0o1770)
+    os.utime(v / "sub" / "f", (1000, 2000))
+    os.symlink("/etc/passwd", v / "passwd")
+    os.mknod(v / "zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    os.mkfifo(v / "pipe")
+    os.symlink("../../../../srv", root / "climb")            # resolved inside: /climb/data = /srv/data
+    target = tmp_path / "vol"
+    target.mkdir()
+    seed_volume(str(root), "/climb/data", str(target))
+    st = os.lstat(target / "sub" / "f")
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_mtime) == (1234, 5678, 0o4750, 2000)
+    assert (target / "sub" / "f").read_text() == "seed\n"
+    assert os.readlink(target / "passwd") == "/etc/passwd"
+    z = os.lstat(target / "zero")
+    assert stat.S_ISCHR(z.st_mode) and z.st_rdev == os.makedev(1, 5)
+    assert stat.S_ISFIFO(os.lstat(target / "pipe").st_mode)
+    t = os.stat(target)
+    assert (t.st_uid, stat.S_IMODE(t.st_mode)) == (33, 0o1770)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    seed_volume(str(root), "/not/there", str(empty))          # nothing in the image: stays empty
+    assert os.listdir(empty) == []
+    (root / "file").write_text("x")
+    with pytest.raises(SandboxError, match="not a directory"):
+        seed_volume(str(root), "/file", str(empty))

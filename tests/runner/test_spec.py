@@ -204,3 +204,17 @@ def test_caps_resolution() -> None:
     with pytest.raises(InvalidRunOption, match="unknown capability"):
         resolve_caps(cap_add=("CAP_FLY",))
     assert len(resolve_caps()) == 14
+
+
+def test_image_volumes_become_binds_of_the_volume_dir(etc: str) -> None:
+    image = {"config": {"Cmd": ["sh"], "Volumes": {"/var/lib/db/": {}, "/logs": {}, "/cache": {}}}}
+    opts = RunOptions(mounts=(BindMount("/srv/logs", "/logs"),), tmpfs=(TmpfsMount("/cache"),))
+    spec = make_spec(image, opts, rootfs="/r", etc_dir=etc, volume_dir="/c/volumes")
+    validate(spec)
+    binds = [(m["destination"], m["source"]) for m in spec["mounts"] if m["type"] == "bind"]
+    # /logs and /cache are the user's; the index is the volume's place in the sorted list
+    assert binds == [("/logs", "/srv/logs"), ("/var/lib/db", "/c/volumes/2")]
+    assert all(m["type"] != "bind" for m in make_spec(image, RunOptions(), rootfs="/r", etc_dir=etc)["mounts"])
+    with pytest.raises(InvalidRunOption, match="must be an absolute path"):
+        make_spec({"config": {"Cmd": ["sh"], "Volumes": {"data": {}}}}, RunOptions(), rootfs="/r",
+                  volume_dir="/c/volumes")
