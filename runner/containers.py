@@ -538,6 +538,8 @@ def inspect(store: ContainerStore, ref: str) -> dict:
             "LogConfig": {"Type": "json-file", "Config": {"max-size": str(cfg.log_max_size),
                                                           "max-file": str(cfg.log_max_files)}},
             "PortBindings": ports,
+            "Privileged": "seccomp" not in spec.get("linux", {}) and "maskedPaths" not in spec.get("linux", {}),
+            "SecurityOpt": [_seccomp_opt(spec)],
         },
         "Config": {
             "Hostname": spec.get("hostname", ""),
@@ -561,6 +563,15 @@ def inspect(store: ContainerStore, ref: str) -> dict:
             "SandboxKey": net.get("netns_path", ""),
         },
     }
+
+
+def _seccomp_opt(spec: dict) -> str:
+    """``seccomp=default`` when the filter applies, ``seccomp=unconfined`` (--privileged), or why not."""
+    if not spec.get("linux", {}).get("seccomp"):
+        return "seccomp=unconfined"
+    from . import seccomp
+
+    return "seccomp=" + seccomp.status()
 
 
 def top(store: ContainerStore, ref: str) -> list[dict]:

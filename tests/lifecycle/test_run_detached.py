@@ -244,3 +244,27 @@ def test_image_volumes_are_anonymous_volumes_seeded_from_the_image(pybuild, busy
     host.mkdir()
     r = pybuild("run", "--rm", "--network", "none", "-v", f"{host}:/www", img, "ls", "-A", "/www", check=True)
     assert r.stdout == ""                                     # -v replaces the image's volume
+
+
+def test_fifty_run_d_and_rm_cycles_leave_nothing(pybuild, image):
+    """Issue 5: 50 containers started (`run -d`) and removed (`rm -f`) in a loop leave no processes,
+    mounts, cgroups, records or live state."""
+    from runner.state import ContainerStore
+
+    store = ContainerStore(str(pybuild.root), str(pybuild.state))
+    seen = []
+    for _ in range(50):
+        cid = pybuild("run", "-d", "--network", "none", image, "sleep", "1000", check=True).stdout.strip()
+        seen.append((cid, store.status(cid).pid, store.shim_pid(cid)))
+        pybuild("rm", "-f", cid, check=True)
+    assert all(pid and shim for _, pid, shim in seen)
+    wait_for(lambda: not any(process_alive(p) for _, pid, shim in seen for p in (pid, shim)),
+             what="every container and shim process gone")
+    with open("/proc/self/mountinfo") as f:
+        assert str(pybuild.root) not in f.read()
+    cgroups = [os.path.join(base, "pybuild", cid) for base in
+               [os.path.join("/sys/fs/cgroup", h) for h in os.listdir("/sys/fs/cgroup")] + ["/sys/fs/cgroup"]
+               for cid, _, _ in seen]
+    assert [c for c in cgroups if os.path.exists(c)] == []
+    assert pybuild("ps", "-a", "-q").stdout == ""
+    assert [n for n in os.listdir(pybuild.state) if len(n) == 64] == []

@@ -255,6 +255,33 @@ def test_foreground_run_killed_at_any_moment_leaves_nothing_once_reaped(pybuild,
         assert all(_cgroup_dirs(cid) == [] for cid in ids), delay
 
 
+def test_inspect_says_whether_seccomp_applies(pybuild, image) -> None:
+    """Issue 4: the filter where libseccomp is available, and `inspect` says when it is not (tested by
+    hiding the library in a private mount namespace: the dynamic loader then fails to load it)."""
+    pybuild("create", "--name", "plain", "--network", "none", image, "true", check=True)
+    pybuild("create", "--name", "priv", "--privileged", "--network", "none", image, "true", check=True)
+    host = {d["Name"]: d["HostConfig"] for d in json.loads(pybuild("container", "inspect", "plain", "priv",
+                                                                   check=True).stdout)}
+    assert (host["/plain"]["SecurityOpt"], host["/plain"]["Privileged"]) == (["seccomp=default"], False)
+    assert (host["/priv"]["SecurityOpt"], host["/priv"]["Privileged"]) == (["seccomp=unconfined"], True)
+    r = run(pybuild, image, "grep", "^Seccomp:", "/proc/self/status", check=True)
+    assert r.stdout.split() == ["Seccomp:", "2"]
+    from runner import seccomp
+
+    if shutil.which("unshare") is None or not seccomp.available():
+        pytest.skip("needs unshare(1) and libseccomp to hide it")
+    with open("/proc/self/maps") as f:
+        lib = next(line.split()[-1] for line in f if "libseccomp" in line)
+    base = [_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state)]
+    script = (f"mount --bind /dev/null {lib} && {' '.join(base)} container inspect plain && "
+              f"{' '.join(base)} run --rm --network none {image} grep ^Seccomp: /proc/self/status")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    doc, _, tail = r.stdout.rpartition("]")
+    assert json.loads(doc + "]")[0]["HostConfig"]["SecurityOpt"] == ["seccomp=unavailable (libseccomp.so.2 not found)"]
+    assert tail.split() == ["Seccomp:", "0"]
+
+
 def test_bundle_runs_under_runc(pybuild, image, tmp_path: Path) -> None:
     runc = shutil.which("runc")
     if runc is None:
