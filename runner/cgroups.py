@@ -142,17 +142,26 @@ def _apply_v1(paths: dict[str, str], resources: dict) -> None:
             _write(os.path.join(paths["devices"], "devices.allow" if rule.get("allow") else "devices.deny"), text)
 
 
+def _need_v2(path: str, controller: str, option: str) -> None:
+    if not os.path.exists(os.path.join(path, f"{controller}.max")):
+        raise CgroupError(f"cgroup v2: the {controller} controller is not enabled below "
+                          f"{os.path.dirname(path)} (needed for {option})")
+
+
 def _apply_v2(path: str, resources: dict) -> None:
     mem = resources.get("memory") or {}
     if mem.get("limit") is not None:
+        _need_v2(path, "memory", "--memory")
         _write(os.path.join(path, "memory.max"), str(mem["limit"]))
         if mem.get("swap") is not None and os.path.exists(os.path.join(path, "memory.swap.max")):
             _write(os.path.join(path, "memory.swap.max"), str(max(0, mem["swap"] - mem["limit"])))
     pids = resources.get("pids") or {}
     if pids.get("limit"):
+        _need_v2(path, "pids", "--pids-limit (4096 by default)")
         _write(os.path.join(path, "pids.max"), str(pids["limit"]) if pids["limit"] > 0 else "max")
     cpu = resources.get("cpu") or {}
     if cpu.get("quota"):
+        _need_v2(path, "cpu", "--cpus")
         _write(os.path.join(path, "cpu.max"), f"{cpu['quota']} {cpu.get('period') or 100000}")
 
 

@@ -83,3 +83,59 @@ def test_detect_version_reads_the_root(tmp_path) -> None:
     assert cgroups.detect_version(str(tmp_path)) == "v1"
     (tmp_path / "cgroup.controllers").write_text("memory pids\n")
     assert cgroups.detect_version(str(tmp_path)) == "v2"
+
+
+V2_CHILD = r"""
+import json, os, sys
+from runner import cgroups, sandbox, syscalls as sc
+from runner.errors import CgroupError
+from runner.options import RunOptions
+from runner.spec import make_spec
+
+root, cid, out = sys.argv[1:4]
+sc.unshare(sc.CLONE_NEWNS)
+sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+# the host's unified (v2) hierarchy, where the v1 trees were: this process now sees a pure-v2 layout
+sc.mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0)
+result = {"version": cgroups.detect_version()}
+try:
+    cgroups.create(cid + "-mem", {"memory": {"limit": 64 << 20}})
+except CgroupError as exc:
+    result["memory_error"] = str(exc)
+result["leftover"] = os.path.exists(f"/sys/fs/cgroup/pybuild/{cid}-mem")
+spec = make_spec(None, RunOptions(network="none", pids_limit=None, command=(
+    "sh", "-c", "grep '^0::' /proc/self/cgroup; grep ' /sys/fs/cgroup ' /proc/mounts | cut -d' ' -f3; "
+                "head -1 /sys/fs/cgroup/cgroup.procs; mknod /tmp/d c 1 3 2>/dev/null || echo denied")),
+    rootfs=root)
+with open(out + ".log", "w") as log:
+    result["code"] = sandbox.execute(spec, container_id=cid, stdout=log, forward_signals=False)
+result["after"] = os.path.exists(f"/sys/fs/cgroup/pybuild/{cid}")
+json.dump(result, open(out, "w"))
+"""
+
+
+def test_v2_path_on_this_hosts_unified_tree(cid: str, busybox_rootfs, tmp_path) -> None:
+    """The v2 code path for real, where a pure-v2 host is not available: in a private mount
+    namespace the host's (controller-less) unified hierarchy is mounted at /sys/fs/cgroup. A container
+    runs there in its own v2 cgroup and cgroup namespace, sees a cgroup2 /sys/fs/cgroup, cannot mknod
+    (the seccomp rule that stands in for v2's missing device cgroup), and leaves no cgroup behind; a
+    limit whose controller is not enabled is a one-line error naming it, with nothing created."""
+    import json
+    import subprocess
+    import sys
+
+    if cgroups.detect_version() != "v1" or not os.path.isdir("/sys/fs/cgroup/unified"):
+        pytest.skip("needs a hybrid host (v1 controllers, empty v2 tree at /sys/fs/cgroup/unified)")
+    from runner.rootfs import OverlayMount
+
+    out = tmp_path / "result.json"
+    with OverlayMount([str(busybox_rootfs)], str(tmp_path / "u"), str(tmp_path / "w"), str(tmp_path / "r")) as root:
+        r = subprocess.run([sys.executable, "-c", V2_CHILD, root, cid, str(out)], capture_output=True, text=True,
+                           timeout=60)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["version"] == "v2" and result["code"] == 0 and result["after"] is False
+    assert result["memory_error"].startswith("cgroup v2: the memory controller is not enabled") \
+        and result["leftover"] is False
+    assert (tmp_path / "result.json.log").read_text().splitlines() == ["0::/", "cgroup2", "1", "denied"]
+    assert not os.path.exists(f"/sys/fs/cgroup/unified/pybuild/{cid}")
