@@ -265,6 +265,10 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
     except BaseException as exc:  # a bug; still report it as one line and leave
         _fail(sock, f"container init: {step}: {type(exc).__name__}: {exc}")
     if with_init:
+        try:
+            sc.set_process_title(b"pybuild-init")
+        except OSError:
+            pass                    # cosmetic (and the host paths it hides are not secrets)
         _pyinit.run(lambda: os.execve(path, args, env), prctl=sc.prctl)
     try:
         os.execve(path, args, env)

@@ -11,7 +11,7 @@ import ctypes
 import os
 
 __all__ = [
-    "mount", "umount2", "pivot_root", "unshare", "setns", "sethostname", "prctl",
+    "mount", "umount2", "pivot_root", "unshare", "setns", "sethostname", "prctl", "set_process_title",
     "capget_bounding", "capset", "set_no_new_privs", "set_dumpable", "set_child_subreaper",
     "set_keepcaps", "set_pdeathsig", "is_child_subreaper", "cap_last_cap",
     "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND", "MS_REC",
@@ -131,6 +131,21 @@ def sethostname(name: str) -> None:
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), f"prctl {option}")
+
+
+def set_process_title(title: bytes) -> None:
+    """Show ``title`` as this process's ``/proc/<pid>/cmdline`` and ``comm``: the argv area is
+    overwritten in place (the interpreter keeps its own copy of the arguments), which needs no
+    privilege, unlike PR_SET_MM. Used by ``--init``'s PID 1, a fork of the shim, whose command line
+    would otherwise show the container the host's interpreter path, store root and container id."""
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[45]), int(fields[46])         # arg_start, arg_end (fields 48, 49)
+    size = end - start
+    if size > 0:
+        ctypes.memmove(start, title[:size - 1].ljust(size, b"\0"), size)
+    name = ctypes.create_string_buffer(title[:15])
+    _check(_libc.prctl(15, ctypes.addressof(name), 0, 0, 0), "prctl PR_SET_NAME")
 
 
 def set_no_new_privs() -> None:

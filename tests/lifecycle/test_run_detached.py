@@ -116,8 +116,11 @@ def test_init_reaps_100_zombies_and_sigterm_gives_143(pybuild, image):
     left = wait_for(lambda: (lambda rows: rows if len(rows) == 2 else None)(_top(pybuild, cid)),
                     timeout=30, what="the init to reap 100 zombies")
     assert "Z" not in {stat for _, stat, _ in left} and "sleep 1000" in {cmd for _, _, cmd in left}, left
-    # PID 1 is the init, the user's command is its child
-    assert pybuild("exec", cid, "cat", "/proc/1/cmdline").stdout.split("\0")[0] != "sleep"
+    # PID 1 is the init, the user's command is its child; nothing of the host (the interpreter's
+    # path, the store root, the container id of the shim's command line) shows in its command line
+    cmdline = pybuild("exec", cid, "cat", "/proc/1/cmdline").stdout
+    assert cmdline.rstrip("\0") == "pybuild-init" and str(pybuild.root) not in cmdline
+    assert pybuild("exec", cid, "cat", "/proc/1/comm").stdout == "pybuild-init\n"
     t0 = time.monotonic()
     pybuild("stop", "-t", "10", cid, check=True)
     assert time.monotonic() - t0 < 5            # SIGTERM worked: no wait for the SIGKILL
