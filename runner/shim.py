@@ -1,6 +1,7 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
-``pybuild run -d`` / ``start`` spawn ``python -m runner.shim ROOT STATE_DIR ID READY_FD``. The shim:
+``pybuild run -d`` / ``start`` spawn ``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD``
+(:class:`PendingShim`) and send the container id on GO_FD when its record is ready. The shim:
 
 1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
    CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
@@ -21,8 +22,9 @@ and never outlive it holding the port (moby#7856): before the first start the sh
 ``register(selector)`` (adding fds whose ``key.data`` is a callable ``(fileobj, mask) -> None``) and
 ``close()``. A busy port is reported on READY_FD before the container starts.
 
-Imports are the stdlib plus :mod:`runner.state` and :mod:`runner.logs`; the sandbox is imported when
-the first container process starts. The shim's RSS is measured in ``bench/lifecycle.py``.
+Imports are the stdlib, :mod:`runner.state`, :mod:`runner.logs` and the sandbox (loaded while the
+shim waits for its id), nothing of the image store. The shim's memory is measured in
+``bench/lifecycle.py`` (RSS, PSS and private).
 """
 
 from __future__ import annotations
