@@ -193,8 +193,6 @@ def wait(store: ContainerStore, ref: str, *, timeout: float | None = None, poll:
 def _wait_pid_exit(pid: int, timeout: float | None) -> bool:
     """Block until process ``pid`` (any process, not only a child) has ended or ``timeout`` passed;
     True if it ended. A pidfd needs Linux 5.3; without one this returns False at once (the caller polls)."""
-    import select
-
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -202,8 +200,7 @@ def _wait_pid_exit(pid: int, timeout: float | None) -> bool:
     except (AttributeError, OSError):
         return False
     try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
+        return _wait_fd(fd, timeout)
     finally:
         os.close(fd)
 
@@ -218,23 +215,49 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
 
     cfg = store.resolve(ref)
     t = cfg.stop_timeout if timeout is None else timeout
+    pidfd = None
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         store.request_stop(cfg.id)
         if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
+            pidfd = _open_pidfd(cur.pid)
             _send_signal(cfg, cur.pid, parse_signal(cfg.stop_signal))
             if cur.status == st.PAUSED:
                 cgroupview.freeze(cur.pid, False)
     if cur.status not in (st.RUNNING, st.PAUSED) and not cur.restarting:
         return cfg
     try:
-        wait(store, cfg.id, timeout=t, for_shim=False)
-    except WaitTimeout:
-        cur = store.status(cfg.id)
-        if cur.pid > 0:
-            _send_signal(cfg, cur.pid, _signal.SIGKILL)
-    wait(store, cfg.id, timeout=max(30.0, t), for_shim=False)   # the shim tears down after this
+        try:
+            wait(store, cfg.id, timeout=t, for_shim=False)
+        except WaitTimeout:
+            cur = store.status(cfg.id)
+            if cur.pid > 0:
+                _send_signal(cfg, cur.pid, _signal.SIGKILL)
+        wait(store, cfg.id, timeout=max(30.0, t), for_shim=False)   # the shim tears down after this
+        if pidfd is not None:
+            # without a shim, the record reads "exited" once PID 1 has left its cgroup, which is a
+            # moment before the kernel finishes its exit: return only when it has
+            _wait_fd(pidfd, max(30.0, t))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     return cfg
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+), or None if it is gone or the kernel has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _wait_fd(fd: int, timeout: float | None) -> bool:
+    """Block until ``fd`` (a pidfd: its process has exited) is readable or ``timeout`` passed."""
+    import select
+
+    ready, _, _ = select.select([fd], [], [], timeout)
+    return bool(ready)
 
 
 def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerInfo:
