@@ -77,6 +77,19 @@ def processes_of(ids: set[str]) -> list[int]:
     return out
 
 
+def shim_pids(state_dir: Path, ids: set[str]) -> list[int]:
+    """The shims' pids, from their records (a shim's command line names no container)."""
+    import json
+
+    out = []
+    for cid in ids:
+        try:
+            out.append(int(json.loads((state_dir / cid / "shim.json").read_text())["pid"]))
+        except (OSError, ValueError, KeyError):
+            pass
+    return out
+
+
 def rss_kib(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -136,7 +149,7 @@ def main() -> None:
         s = time.perf_counter()
         stats = pb("stats", "--no-stream").stdout.strip().splitlines()[1:]
         t_stats = time.perf_counter() - s
-        shims = [p for p in processes_of(ids) if b"shim" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        shims = shim_pids(t / "state", ids)
         rss = [rss_kib(p) for p in shims]
         served = 0
         for port in ports:
@@ -156,7 +169,7 @@ def main() -> None:
         pb("network", "rm", net)
         left = {
             "containers": pb("ps", "-a", "-q").stdout.split(),
-            "processes": processes_of(ids),
+            "processes": processes_of(ids) + [p for p in shims if Path(f"/proc/{p}").exists()],
             "mounts": mounts_under(tmp),
             "veths": sorted(links() - before_links),
             "cgroups": cgroups_named(ids),

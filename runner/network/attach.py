@@ -8,7 +8,6 @@ undoes what was done. Teardown is idempotent and also cleans up after a crash ha
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -89,6 +88,8 @@ class Attachment:
 
 def _host_ifname(container_id: str) -> str:
     """The host end of a container's veth: ``pb`` + 12 hex digits of its id's hash (15 bytes at most)."""
+    import hashlib      # lazily: the shim imports this module and need not load OpenSSL
+
     return "pb" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
 
 

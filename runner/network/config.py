@@ -10,17 +10,14 @@ record's ``note`` says so. User networks without ``--subnet`` get the first free
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import ipaddress
 import json
 import os
 import re
-import secrets
-import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import InvalidNetworkSpec, NetworkExists, NetworkNotFound
 
@@ -92,7 +89,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, *, durable: bool = T
     where readers must never see half a file but a crash may lose the newest version.
     """
     d = os.path.dirname(path)
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -223,7 +220,7 @@ def default(root: str) -> NetworkConfig:
         net = ipaddress.IPv4Network(DEFAULT_SUBNET)
         cfg = NetworkConfig(
             name=DEFAULT_NETWORK,
-            id=hashlib.sha256(f"{root}:{DEFAULT_NETWORK}".encode()).hexdigest(),
+            id=_sha256_hex(f"{root}:{DEFAULT_NETWORK}"),
             subnet=str(net),
             gateway=str(net.network_address + 1),
             bridge=DEFAULT_BRIDGE,
@@ -302,15 +299,21 @@ def create(root: str, name: str, *, subnet: str | None = None, gateway: str | No
                 raise InvalidNetworkSpec(f"gateway {gw}: not a host address of {net}")
         cfg = NetworkConfig(
             name=name,
-            id=secrets.token_hex(32),
+            id=os.urandom(32).hex(),
             subnet=str(net),
             gateway=str(gw),
-            bridge=bridge or ("pbr-" + hashlib.sha256(f"{root}\0{name}".encode()).hexdigest()[:10]),
+            bridge=bridge or ("pbr-" + _sha256_hex(f"{root}\0{name}")[:10]),
             internal=internal,
             created=_now(),
         )
         save(root, cfg)
         return cfg
+
+
+def _sha256_hex(text: str) -> str:
+    import hashlib      # lazily: the shim imports this module and need not load OpenSSL
+
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def remove(root: str, name: str) -> None:
@@ -321,4 +324,6 @@ def remove(root: str, name: str) -> None:
         d = _dir(root, name)
         if not os.path.exists(os.path.join(d, "network.json")):
             raise NetworkNotFound(f"network {name!r}: not found")
+        import shutil
+
         shutil.rmtree(d)

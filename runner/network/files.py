@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 from .config import atomic_write
 

@@ -14,7 +14,7 @@ import json
 import os
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 from .config import NetworkConfig, atomic_write
 from layers.errors import AlreadyExists

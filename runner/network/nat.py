@@ -7,8 +7,6 @@ else. With only ``iptables``, one POSTROUTING rule tagged with a comment is adde
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 from .errors import NetworkError
@@ -26,6 +24,8 @@ class NatStatus:
 
 
 def _tool() -> tuple[str, str] | tuple[None, None]:
+    import shutil
+
     for name in ("nft", "iptables"):
         path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
         if path:
@@ -42,7 +42,9 @@ def _table(bridge: str) -> str:
     return "pybuild_" + bridge.replace("-", "_").replace(".", "_")
 
 
-def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+def _run(argv: list[str], stdin: str | None = None) -> "subprocess.CompletedProcess":
+    import subprocess   # lazily: the shim imports this module but runs no tool
+
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
 
 

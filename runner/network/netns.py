@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
 
 from .. import syscalls
 from .errors import NetworkError
 
 __all__ = ["create", "remove", "run_in", "enter", "netns_path", "is_netns"]
 
-T = TypeVar("T")
+TYPE_CHECKING = False     # not typing.TYPE_CHECKING: the shim imports this module, typing costs 2 MiB
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def netns_path(state_dir: str, container_id: str) -> str:

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 from dataclasses import replace
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import NetworkError, PortInUse
 from .publish import PortMapping

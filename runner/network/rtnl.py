@@ -14,7 +14,6 @@ Errors are :class:`RtnlError` (an ``OSError`` with the errno and the kernel's ex
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import struct
@@ -56,6 +55,9 @@ def _load_messages():
     if _msgs is not None:
         return _msgs
     if "pyroute2" not in sys.modules:
+        import importlib
+        import importlib.util
+
         spec = importlib.util.find_spec("pyroute2")
         if spec is None:
             raise RtnlError(0, "pyroute2 is not installed")
