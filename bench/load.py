@@ -90,11 +90,12 @@ def shim_pids(state_dir: Path, ids: set[str]) -> list[int]:
     return out
 
 
-def rss_kib(pid: int) -> int:
+def mem_kib(pid: int, path: str, key: str) -> int:
+    """One ``key:`` figure (kB) of ``/proc/PID/<path>``; 0 if the process is gone."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{path}") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -150,7 +151,8 @@ def main() -> None:
         stats = pb("stats", "--no-stream").stdout.strip().splitlines()[1:]
         t_stats = time.perf_counter() - s
         shims = shim_pids(t / "state", ids)
-        rss = [rss_kib(p) for p in shims]
+        rss = [mem_kib(p, "status", "VmRSS") for p in shims]
+        pss = [mem_kib(p, "smaps_rollup", "Pss") for p in shims]
         served = 0
         for port in ports:
             try:
@@ -184,6 +186,8 @@ def main() -> None:
         if rss:
             print(f"  shim RSS          median {statistics.median(rss) / 1024:.1f} MiB, total {sum(rss) / 1024:.0f} MiB"
                   f" ({len(rss)} shims)")
+            print(f"  shim PSS          median {statistics.median(pss) / 1024:.1f} MiB, total {sum(pss) / 1024:.0f} MiB"
+                  " (shared pages split among the shims)")
         print(f"  stop, all         {t_stop:7.2f} s")
         print(f"  rm, all           {t_rm:7.2f} s")
         bad = {k: v for k, v in left.items() if v}
