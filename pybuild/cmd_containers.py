@@ -30,29 +30,33 @@ def inspect_container(settings: Settings, name: str) -> dict:
     return containers.inspect(_store(settings), name)
 
 
-def _each(refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
-    """Apply ``fn`` to every ref, print each ref done (in the order given); report failures and exit 1
-    after trying all. ``parallel``: the refs are handled at once (``docker stop a b c`` does not wait
+def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
+    """Apply ``fn`` to the full id of every ref, print each ref done (in the order given); report
+    failures and exit 1 after trying all. The refs are resolved together (one read of the records,
+    not one per ref). ``parallel``: the refs are handled at once (``docker stop a b c`` does not wait
     for ``a``'s timeout before signalling ``b``); each container has its own lock. Ends the process
     (:func:`pybuild.cmd_run.exit_now`: no interpreter teardown)."""
     from layers.errors import PybuildError
 
     from .cmd_run import exit_now
 
-    def one(ref: str) -> str | None:
+    def one(target) -> str | None:
+        if isinstance(target, PybuildError):
+            return str(target)
         try:
-            fn(ref)
+            fn(target.id)
         except PybuildError as exc:
             return str(exc)
         return None
 
+    targets = store.resolve_many(refs)
     if parallel and len(refs) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(32, len(refs)), thread_name_prefix="ctr") as pool:
-            results = list(pool.map(one, refs))
+            results = list(pool.map(one, targets))
     else:
-        results = [one(ref) for ref in refs]
+        results = [one(t) for t in targets]
     failed = 0
     for ref, error in zip(refs, results):
         if error is None:
@@ -165,7 +169,7 @@ def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> 
         begun = time.time()              # output of this run is logged after this instant
         info = C.start(store, containers[0])
         raise SystemExit(_attach(store, info.config.id, since=begun))
-    _each(containers, lambda ref: C.start(store, ref))
+    _each(store, containers, lambda ref: C.start(store, ref))
 
 
 def _attach(store, cid: str, since: float | None = None) -> int:
@@ -214,7 +218,7 @@ def stop_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...
     from runner import containers as C
 
     store = _store(settings)
-    _each(containers, lambda ref: C.stop(store, ref, timeout), parallel=True)
+    _each(store, containers, lambda ref: C.stop(store, ref, timeout), parallel=True)
 
 
 @click.command("restart")
@@ -226,7 +230,7 @@ def restart_cmd(settings: Settings, timeout: int | None, containers: tuple[str, 
     from runner import containers as C
 
     store = _store(settings)
-    _each(containers, lambda ref: C.restart(store, ref, timeout), parallel=True)
+    _each(store, containers, lambda ref: C.restart(store, ref, timeout), parallel=True)
 
 
 @click.command("kill")
@@ -239,7 +243,7 @@ def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> None:
 
     store = _store(settings)
     C.parse_signal(sig)
-    _each(containers, lambda ref: C.kill(store, ref, sig))
+    _each(store, containers, lambda ref: C.kill(store, ref, sig))
 
 
 @click.command("rm")
@@ -252,7 +256,7 @@ def rm_cmd(settings: Settings, force: bool, volumes: bool, containers: tuple[str
     from runner import containers as C
 
     store = _store(settings)
-    _each(containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes), parallel=True)
+    _each(store, containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes), parallel=True)
 
 
 @click.command("pause")
@@ -263,7 +267,7 @@ def pause_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
     from runner import containers as C
 
     store = _store(settings)
-    _each(containers, lambda ref: C.pause(store, ref))
+    _each(store, containers, lambda ref: C.pause(store, ref))
 
 
 @click.command("unpause")
@@ -274,7 +278,7 @@ def unpause_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
     from runner import containers as C
 
     store = _store(settings)
-    _each(containers, lambda ref: C.unpause(store, ref))
+    _each(store, containers, lambda ref: C.unpause(store, ref))
 
 
 @click.command("wait")
@@ -319,13 +323,15 @@ def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[s
     """Show CPU %, memory and pids of running containers (from cgroups)."""
     from runner import containers as C
 
-    store = _store(settings)
-    refs = containers or tuple(i.config.id for i in C.list_containers(store))
-    from concurrent.futures import ThreadPoolExecutor
+    from layers.errors import PybuildError
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(64, len(refs))), thread_name_prefix="stats")
+    store = _store(settings)
+    refs = list(containers) or [i.config.id for i in C.list_containers(store)]
     while True:
-        samples = list(pool.map(lambda ref: C.stats(store, ref), refs))  # the CPU windows overlap
+        samples = C.stats_many(store, refs)          # one CPU window shared by all
+        for s in samples:
+            if isinstance(s, PybuildError):
+                raise s
         if fmt == "json":
             for s in samples:
                 click.echo(json.dumps({"ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import CgroupError
 
-__all__ = ["cgroup_paths", "freeze", "container_pids", "processes", "usage", "Usage"]
+__all__ = ["cgroup_paths", "freeze", "container_pids", "processes", "usage", "usage_many", "Usage"]
 
 _V2_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 
@@ -169,11 +169,33 @@ def _cpu_ns(paths: dict[str, str]) -> int:
 
 def usage(pid: int, interval: float = 0.5) -> Usage:
     """Sample CPU over ``interval`` seconds, and read memory and pid counts now."""
-    paths = cgroup_paths(pid)
-    c0, t0 = _cpu_ns(paths), time.monotonic()
-    time.sleep(interval)
-    c1, t1 = _cpu_ns(paths), time.monotonic()
-    cpu = max(0.0, (c1 - c0) / ((t1 - t0) * 1e9) * 100.0)
+    result = usage_many([pid], interval)[0]
+    if result is None:
+        raise CgroupError(f"process {pid} is gone")
+    return result
+
+
+def usage_many(pids: list[int], interval: float = 0.5) -> list[Usage | None]:
+    """:func:`usage` of several containers' PID 1s over one shared ``interval`` (one sleep, not one
+    per container); None for a pid that is gone."""
+    paths: list[dict[str, str] | None] = []
+    for pid in pids:
+        try:
+            paths.append(cgroup_paths(pid))
+        except CgroupError:
+            paths.append(None)
+    c0, t0 = [_cpu_ns(p) if p is not None else 0 for p in paths], time.monotonic()
+    if interval > 0:
+        time.sleep(interval)
+    c1, t1 = [_cpu_ns(p) if p is not None else 0 for p in paths], time.monotonic()
+    elapsed = max(t1 - t0, 1e-9)
+    out: list[Usage | None] = []
+    for pid, p, a, b in zip(pids, paths, c0, c1):
+        out.append(None if p is None else _now(pid, p, max(0.0, (b - a) / (elapsed * 1e9) * 100.0)))
+    return out
+
+
+def _now(pid: int, paths: dict[str, str], cpu: float) -> Usage:
     mem = lim = 0
     if "memory" in paths:
         mem = _read_int(os.path.join(paths["memory"], "memory.usage_in_bytes")) or 0

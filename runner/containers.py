@@ -620,14 +620,39 @@ class Stats:
 
 def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
     """CPU % over ``interval`` (100% = one core), memory usage and limit, pid count, from cgroups."""
+    result = stats_many(store, [ref], interval=interval)[0]
+    if isinstance(result, PybuildError):
+        raise result
+    return result
+
+
+def stats_many(store: ContainerStore, refs: list[str], *, interval: float = 0.5) -> list[Stats | PybuildError]:
+    """:func:`stats` of several containers, sampled over one shared ``interval``; per ref its
+    figures or the error resolving it. A container that is not running (or ends meanwhile) reads 0."""
     from . import cgroupview
 
-    cfg = store.resolve(ref)
-    cur = store.status(cfg.id)
-    if cur.status not in (st.RUNNING, st.PAUSED):
-        return Stats(cfg.id, cfg.name, 0.0, 0, 0, 0)
-    u = cgroupview.usage(cur.pid, interval)
-    return Stats(cfg.id, cfg.name, u.cpu_percent, u.memory_usage, u.memory_limit, u.pids)
+    targets = store.resolve_many(refs)
+    live: dict[int, int] = {}                   # index in refs -> PID 1
+    for i, t in enumerate(targets):
+        if not isinstance(t, PybuildError):
+            try:
+                cur = store.status(t.id)
+            except PybuildError as exc:
+                targets[i] = exc
+                continue
+            if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
+                live[i] = cur.pid
+    usages = dict(zip(live, cgroupview.usage_many(list(live.values()), interval)))
+    out: list[Stats | PybuildError] = []
+    for i, t in enumerate(targets):
+        u = usages.get(i)
+        if isinstance(t, PybuildError):
+            out.append(t)
+        elif u is None:
+            out.append(Stats(t.id, t.name, 0.0, 0, 0, 0))
+        else:
+            out.append(Stats(t.id, t.name, u.cpu_percent, u.memory_usage, u.memory_limit, u.pids))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

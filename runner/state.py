@@ -29,7 +29,7 @@ import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from layers.errors import AlreadyExists, InvalidInput, PybuildError
 
@@ -322,21 +322,40 @@ class ContainerStore:
         return out
 
     def resolve(self, ref: str) -> ContainerConfig:
-        """Find a container by exact name, full id, or unique id prefix (Docker's order)."""
-        if not ref:
-            raise InvalidInput("container name or id must not be empty")
-        configs = self.configs()
-        for c in configs:
-            if c.name == ref or c.id == ref:
-                return c
-        if _PREFIX_RE.match(ref):
-            hits = [c for c in configs if c.id.startswith(ref)]
-            if len(hits) == 1:
-                return hits[0]
-            if len(hits) > 1:
-                raise AmbiguousId(f"container id prefix {ref!r} matches {len(hits)} containers: "
-                                  f"give more characters")
-        raise ContainerNotFound(f"no such container: {ref}")
+        """Find a container by exact name, full id, or unique id prefix (Docker's order).
+
+        A full id is one file read (no name can look like one: :func:`validate_name`); anything else
+        reads every record, so resolve many refs with :meth:`resolve_many`."""
+        if _ID_RE.match(ref or ""):
+            try:
+                return self.load_config(ref)
+            except ContainerNotFound:
+                raise ContainerNotFound(f"no such container: {ref}") from None
+        result = self.resolve_many([ref])[0]
+        if isinstance(result, PybuildError):
+            raise result
+        return result
+
+    def resolve_many(self, refs: Sequence[str]) -> list[ContainerConfig | PybuildError]:
+        """:meth:`resolve` for each ref, reading the records once: per ref its config, or the error
+        (:class:`InvalidInput`, :class:`ContainerNotFound`, :class:`AmbiguousId`) resolve would raise."""
+        configs = self.configs() if refs else []
+        by_key = {c.id: c for c in configs} | {c.name: c for c in configs}
+        out: list[ContainerConfig | PybuildError] = []
+        for ref in refs:
+            if not ref:
+                out.append(InvalidInput("container name or id must not be empty"))
+            elif ref in by_key:
+                out.append(by_key[ref])
+            elif _PREFIX_RE.match(ref):
+                hits = [c for c in configs if c.id.startswith(ref)]
+                out.append(hits[0] if len(hits) == 1 else
+                           AmbiguousId(f"container id prefix {ref!r} matches {len(hits)} containers: "
+                                       f"give more characters") if hits else
+                           ContainerNotFound(f"no such container: {ref}"))
+            else:
+                out.append(ContainerNotFound(f"no such container: {ref}"))
+        return out
 
     # ---- create / rename / remove
     def create(self, config: ContainerConfig, *, supervisor: int | None = None) -> ContainerConfig:

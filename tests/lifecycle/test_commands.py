@@ -52,6 +52,8 @@ def test_httpd_serves_after_cli_is_gone(lifecycle):
     assert "httpd" in top
     stats = lifecycle.pybuild("stats", "--no-stream", "--format", "json", "web", check=True).stdout
     assert json.loads(stats)["PIDs"] >= 1
+    bad = lifecycle.pybuild("stats", "--no-stream", "web", "nosuch")
+    assert bad.returncode == 1 and bad.stderr.strip() == "pybuild: no such container: nosuch"
     t0 = time.monotonic()
     lifecycle.pybuild("stop", "-t", "1", "web", check=True)
     assert time.monotonic() - t0 < 4          # httpd as PID 1 has no SIGTERM handler: SIGKILL after 1 s
@@ -99,6 +101,22 @@ def test_logs_follow_tail_timestamps(lifecycle):
     assert text == "late" and ts.endswith("Z") and ts[4] == "-"
     assert lifecycle.pybuild("logs", "--since", "1h", "talker", check=True).stdout.count("line") == 3
     assert lifecycle.pybuild("wait", "talker", check=True).stdout.strip() == "0"
+
+
+def test_stats_of_several_containers_sample_each_one(lifecycle):
+    lifecycle.run("busy", ["sh", "-c", "while :; do :; done"])
+    lifecycle.run("idle", ["sleep", "1000"])
+    lifecycle.run("gone", ["true"])
+    wait_for(lambda: lifecycle.inspect("gone")["State"]["Status"] == "exited", what="gone exits")
+    rows = [json.loads(line) for line in
+            lifecycle.pybuild("stats", "--no-stream", "--format", "json", "busy", "idle", "gone",
+                              check=True).stdout.splitlines()]
+    assert [r["Name"] for r in rows] == ["busy", "idle", "gone"]
+    assert rows[0]["CPUPerc"] > 30 and rows[1]["CPUPerc"] < 10      # one window, each its own cgroup
+    assert rows[0]["PIDs"] == rows[1]["PIDs"] == 1 and rows[0]["MemUsage"] > 0
+    assert (rows[2]["CPUPerc"], rows[2]["PIDs"], rows[2]["MemUsage"]) == (0, 0, 0)
+    listed = lifecycle.pybuild("stats", "--no-stream", "--format", "json", check=True).stdout.splitlines()
+    assert sorted(json.loads(line)["Name"] for line in listed) == ["busy", "idle"]   # running ones only
 
 
 def test_exec_pause_unpause_kill(lifecycle):

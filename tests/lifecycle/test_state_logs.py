@@ -75,6 +75,29 @@ def test_ids_prefixes_and_ambiguity(store):
         store.resolve("ff")
 
 
+def test_resolve_many_matches_resolve_and_reads_the_records_once(store, monkeypatch):
+    a = store.create(_cfg("x", "ab" + "0" * 62))
+    b = store.create(_cfg("ab", "ac" + "0" * 62))         # a name that is also a prefix of a's id
+    loads = []
+    real = store.load_config
+    monkeypatch.setattr(store, "load_config", lambda cid: loads.append(cid) or real(cid))
+    refs = ["x", "ab", b.id, "ac", "a", "ff", "", a.id[:20]]
+    got = store.resolve_many(refs)
+    assert len(loads) == 2                                   # one read of each record for all refs
+    assert [g.id if isinstance(g, st.ContainerConfig) else type(g).__name__ for g in got] == \
+        [a.id, b.id, b.id, b.id, "AmbiguousId", "ContainerNotFound", "InvalidInput", a.id]
+    for ref, g in zip(refs, got):                            # the same answers, one ref at a time
+        if isinstance(g, st.ContainerConfig):
+            assert store.resolve(ref).id == g.id
+        else:
+            with pytest.raises(type(g), match=str(g)):
+                store.resolve(ref)
+    loads.clear()
+    assert store.resolve(a.id).id == a.id and loads == [a.id]   # a full id: its own record only
+    with pytest.raises(NotFound, match="no such container: " + "f" * 64):
+        store.resolve("f" * 64)
+
+
 def test_lost_state_dir_reads_as_exited(store):
     cfg = store.create(_cfg("web"))
     store.write_state(cfg.id, st.ContainerState(status=st.RUNNING, pid=os.getpid(), started_at=time.time()))
