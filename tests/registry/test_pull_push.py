@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -216,9 +217,13 @@ def test_pull_killed_half_way_resumes(pybuild, tmp_path):  # SECURITY case 19
         serve_image(server, "resume/app", "1", manifest, blobs,
                     **{str(big.digest): serve_blob(blobs[big.digest], stall_after=half, stalled=stalled, release=release)})
         ref = f"{server.host}/resume/app:1"
-        proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
-                                 "pull", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, **_env(tmp_path)})
+        # a shell that started this run in the background left SIGINT ignored, and pybuild keeps an
+        # inherited SIG_IGN (as `nohup` users expect): give the pull the default disposition, as a
+        # terminal would
+        default_sigint = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+        proc = subprocess.Popen([sys.executable, "-c", default_sigint, pybuild_exe(), "--root", str(pybuild.root),
+                                 "--state-dir", str(pybuild.state), "pull", ref],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_env(tmp_path)})
         assert stalled.wait(60), "the pull never reached the big layer"
         deadline = time.monotonic() + 20
         store = _store(pybuild)
@@ -507,9 +512,13 @@ def test_ctrl_c_stops_a_pull_promptly_and_it_resumes(pybuild, tmp_path):
         serve_image(server, "int/app", "1", manifest, blobs,
                     **{str(layer.digest): _trickle(blobs[layer.digest], started=started)})
         ref = f"{server.host}/int/app:1"
-        proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
-                                 "pull", ref], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={**os.environ, **_env(tmp_path)})
+        # a shell that started this run in the background left SIGINT ignored, and pybuild keeps an
+        # inherited SIG_IGN (as `nohup` users expect): give the pull the default disposition, as a
+        # terminal would
+        default_sigint = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+        proc = subprocess.Popen([sys.executable, "-c", default_sigint, pybuild_exe(), "--root", str(pybuild.root),
+                                 "--state-dir", str(pybuild.state), "pull", ref],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_env(tmp_path)})
         assert started.wait(30)
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
