@@ -19,11 +19,10 @@ import re
 import threading
 from dataclasses import dataclass
 
+from layers.atomic import write_atomic
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.errors import PybuildError
-
-from .atomic import write_atomic
 
 __all__ = ["CacheEntry", "BuildCache"]
 
@@ -147,9 +146,12 @@ class BuildCache:
             live = {h: sig for h, sig in self._memo.items() if _KEY.fullmatch(h)
                     and self.store.blobs.has(Digest("sha256", h))}
             self._memo_dirty = False
+        os.makedirs(os.path.dirname(self.memo_path), mode=0o700, exist_ok=True)
         write_atomic(self.memo_path, json.dumps(live, sort_keys=True).encode())
 
     def put(self, key: str, layer: Descriptor | None, diff_id: Digest | None, created: str = "") -> None:
         doc = {"key": key, "layer": layer.to_dict() if layer else None, "diff_id": str(diff_id) if diff_id else None,
                "created": created}
-        write_atomic(self._path(key), json.dumps(doc, sort_keys=True).encode())
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        write_atomic(path, json.dumps(doc, sort_keys=True).encode())

@@ -176,8 +176,9 @@ class BuildContext:
         """Persist the content-hash memo atomically (only hashes of files still present are kept)."""
         if not (self._hash_cache_path and self._dirty and self._hashes is not None):
             return
-        from .atomic import write_atomic
+        from layers.atomic import write_atomic
 
         live = {k: v for k, v in self._hashes.items() if k.split("\0", 1)[0] in self.tree()}
+        os.makedirs(os.path.dirname(self._hash_cache_path), mode=0o700, exist_ok=True)
         write_atomic(self._hash_cache_path, json.dumps({"root": self.root, "hashes": live}).encode())
         self._dirty = False

@@ -27,7 +27,6 @@ import os
 import posixpath
 import re
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import zstandard
 
 from .descriptor import Descriptor, Platform
 from .archive.compression import open_decompressed, sniff
+from .atomic import atomic_writer
 from .config import ImageConfig
 from .digest import Digest, VerifyingReader
 from .errors import (
@@ -278,26 +278,17 @@ def _write_tar(out: BinaryIO, plan: _Plan, source: BlobSource) -> None:
 
 
 def _atomic_write(path: Path, data: bytes | None = None, stream: BinaryIO | None = None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    """Write ``data`` (or all of ``stream``) to ``path`` atomically; an OSError becomes a StoreError."""
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_writer(str(path), 0o644) as f:
             if data is not None:
                 f.write(data)
             else:
                 assert stream is not None
                 while chunk := stream.read(_COPY_CHUNK):
                     f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise StoreError(f"write {path}: {exc.strerror or exc}") from None
-        raise
+    except OSError as exc:
+        raise StoreError(f"write {path}: {exc.strerror or exc}") from None
 
 
 def _file_matches(path: Path, desc: Descriptor) -> bool:

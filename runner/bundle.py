@@ -15,6 +15,8 @@ import shutil
 import stat
 import tempfile
 
+from layers.atomic import write_atomic
+
 from .errors import RuntimeFailure
 from .options import RunOptions
 from .rootfs import OverlayMount, resolve_in_root
@@ -100,10 +102,5 @@ def write_bundle(store, image_ref: str, directory: str, opts: RunOptions | None 
     spec = make_spec(image_config, opts, rootfs="rootfs", etc_dir=etc if os.path.isdir(etc) else None,
                      container_id=os.path.basename(directory))
     spec = clamp_rlimits(spec)
-    tmp = config_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(spec, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, config_path)
+    write_atomic(config_path, json.dumps(spec, indent=2).encode(), 0o644)
     return directory

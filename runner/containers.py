@@ -822,14 +822,12 @@ def _write_loopback_etc(etc_dir: str, hostname: str) -> None:
     name server (none is reachable from a namespace with only loopback). Written here rather than
     with ``runner.network.files``, whose package costs a foreground run ~20 ms to import. Not
     fsynced: every start writes them again."""
+    from layers.atomic import write_atomic
+
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
     for name, text in (("hostname", hostname + "\n"), ("hosts", _LOOPBACK_HOSTS),
                        ("resolv.conf", "# --network none: loopback only, no name servers\n")):
-        tmp = os.path.join(etc_dir, f".{name}.tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(etc_dir, name))
+        write_atomic(os.path.join(etc_dir, name), text.encode(), 0o644, durable=False)
 
 
 def json_copy(doc: dict) -> dict:

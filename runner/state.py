@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from collections.abc import Iterator, Sequence
 
+from layers.atomic import write_atomic
 from layers.errors import AlreadyExists, InvalidInput, PybuildError
 
 from .errors import ContainerNotFound, InvalidState, RuntimeFailure
@@ -198,29 +199,6 @@ def _rmtree(path: str, *, ignore_errors: bool) -> None:
     shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same dir, fsync, rename, fsync the dir."""
-    d = os.path.dirname(path)
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 @contextmanager
 def flock(path: str, *, shared: bool = False) -> Iterator[None]:
     """Hold an ``flock`` on ``path`` (created if missing) for the duration of the block."""
@@ -377,9 +355,9 @@ class ContainerStore:
             tmp = os.path.join(self.base, f".{config.id}.creating")
             os.makedirs(tmp, mode=0o700)
             try:
-                atomic_write(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
-                atomic_write(os.path.join(tmp, "state.json"), ContainerState().to_json())
-                atomic_write(os.path.join(tmp, "config.json"), config.to_json())
+                write_atomic(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
+                write_atomic(os.path.join(tmp, "state.json"), ContainerState().to_json())
+                write_atomic(os.path.join(tmp, "config.json"), config.to_json())
                 from layers.store.pause import pause_point   # here: the shim must not import the store
 
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
@@ -399,7 +377,7 @@ class ContainerStore:
                     raise NameInUse(f"container name {new_name!r} is already in use by container "
                                     f"{other.short_id}")
             cfg = replace(self.load_config(cid), name=new_name)
-            atomic_write(os.path.join(self.dir(cid), "config.json"), cfg.to_json())
+            write_atomic(os.path.join(self.dir(cid), "config.json"), cfg.to_json())
             return cfg
 
     def update_config(self, config: ContainerConfig) -> ContainerConfig:
@@ -407,7 +385,7 @@ class ContainerStore:
         with self.global_lock():
             cur = self.load_config(config.id)
             config = replace(config, name=cur.name)
-            atomic_write(os.path.join(self.dir(config.id), "config.json"), config.to_json())
+            write_atomic(os.path.join(self.dir(config.id), "config.json"), config.to_json())
         return config
 
     def remove(self, cid: str) -> None:
@@ -450,7 +428,7 @@ class ContainerStore:
             raise ContainerNotFound(f"no such container: {cid}") from None
 
     def write_state(self, cid: str, state: ContainerState) -> None:
-        atomic_write(os.path.join(self.dir(cid), "state.json"), state.to_json())
+        write_atomic(os.path.join(self.dir(cid), "state.json"), state.to_json())
 
     def move(self, cid: str, name: str, wanted: str, **changes) -> ContainerState:
         """Apply ``current -> wanted`` (checked by the state machine) plus ``changes``; caller holds the lock."""
@@ -464,7 +442,7 @@ class ContainerStore:
     def write_shim(self, cid: str, pid: int) -> None:
         d = self.live_dir(cid)
         os.makedirs(d, mode=0o700, exist_ok=True)
-        atomic_write(os.path.join(d, "shim.json"),
+        write_atomic(os.path.join(d, "shim.json"),
                      json.dumps({"pid": pid, "start": process_start_time(pid)}).encode())
 
     def shim_pid(self, cid: str) -> int | None:
@@ -501,7 +479,7 @@ class ContainerStore:
         path = os.path.join(d, "stop-requested")
         if flag:
             os.makedirs(d, mode=0o700, exist_ok=True)
-            atomic_write(path, b"1\n")
+            write_atomic(path, b"1\n")
         else:
             try:
                 os.unlink(path)

@@ -13,6 +13,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
+from layers.atomic import write_atomic
+
 from . import bridge as bridge_mod
 from . import config, files, ipam, nat, netns, veth
 from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
@@ -253,8 +255,8 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
                    tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search))
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
     if req.extra:
-        config.atomic_write(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode(),
-                            durable=False)
+        write_atomic(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode(),
+                     durable=False)
     if m.kind == "host":
         paths = files.write_all(etc_dir, hostname=req.hostname, hosts=files.host_hosts_text(req.extra),
                                 resolv=req.resolv(keep_loopback=True))

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from collections.abc import Iterator
 
+from layers.atomic import write_atomic
+
 from .errors import InvalidNetworkSpec, NetworkExists, NetworkNotFound
 
 __all__ = [
@@ -34,7 +36,6 @@ __all__ = [
     "save",
     "default",
     "host_lock",
-    "atomic_write",
 ]
 
 DEFAULT_NETWORK = "pybuild"
@@ -80,37 +81,6 @@ def networks_dir(root: str) -> str:
 
 def _dir(root: str, name: str) -> str:
     return os.path.join(networks_dir(root), name)
-
-
-def atomic_write(path: str, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, rename.
-
-    ``durable=False`` skips both fsyncs: for files rebuilt on every start (a container's /etc files),
-    where readers must never see half a file but a crash may lose the newest version.
-    """
-    d = os.path.dirname(path)
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    if not durable:
-        return
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 @contextmanager
@@ -175,7 +145,7 @@ def load(root: str, name: str) -> NetworkConfig:
 def save(root: str, cfg: NetworkConfig) -> None:
     d = _dir(root, cfg.name)
     os.makedirs(d, mode=0o700, exist_ok=True)
-    atomic_write(os.path.join(d, "network.json"), json.dumps(cfg.to_dict(), indent=2).encode())
+    write_atomic(os.path.join(d, "network.json"), json.dumps(cfg.to_dict(), indent=2).encode())
 
 
 def list_networks(root: str) -> list[NetworkConfig]:

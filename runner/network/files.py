@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 
-from .config import atomic_write
+from layers.atomic import write_atomic
 
 __all__ = ["hosts_text", "host_hosts_text", "resolv_text", "write_all", "rewrite_hosts", "HOST_RESOLV"]
 
@@ -96,9 +96,9 @@ def write_all(etc_dir: str, *, hostname: str, hosts: str, resolv: str) -> dict[s
         "hosts": os.path.join(etc_dir, "hosts"),
         "resolv.conf": os.path.join(etc_dir, "resolv.conf"),
     }
-    atomic_write(paths["hostname"], (hostname + "\n").encode(), 0o644, durable=False)
-    atomic_write(paths["hosts"], hosts.encode(), 0o644, durable=False)
-    atomic_write(paths["resolv.conf"], resolv.encode(), 0o644, durable=False)
+    write_atomic(paths["hostname"], (hostname + "\n").encode(), 0o644, durable=False)
+    write_atomic(paths["hosts"], hosts.encode(), 0o644, durable=False)
+    write_atomic(paths["resolv.conf"], resolv.encode(), 0o644, durable=False)
     return paths
 
 

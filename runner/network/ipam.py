@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from collections.abc import Iterator
 
-from .config import NetworkConfig, atomic_write
+from layers.atomic import write_atomic
 from layers.errors import AlreadyExists
+
+from .config import NetworkConfig
 
 from .errors import AddressExhausted, InvalidNetworkSpec, NetworkNotFound
 
@@ -97,7 +99,7 @@ class Allocations:
 
     def save(self) -> None:
         data = {"last": self.last, "nat": self.nat, "endpoints": {k: asdict(v) for k, v in sorted(self.endpoints.items())}}
-        atomic_write(self.path, json.dumps(data, indent=2).encode())
+        write_atomic(self.path, json.dumps(data, indent=2).encode())
 
 
 @contextmanager
