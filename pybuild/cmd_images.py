@@ -450,7 +450,8 @@ def system_group() -> None:
 @pass_settings
 def system_df_cmd(settings: Settings, fmt: str) -> None:
     """Show disk usage of the store."""
-    from layers.store.gc import _tree_size, container_roots, mark
+    from layers.store.gc import container_roots, mark
+    from layers.store.space import tree_size
 
     store = settings.store()
     records = store.images.list()
@@ -466,21 +467,21 @@ def system_df_cmd(settings: Settings, fmt: str) -> None:
     keep = {d.hex for d in marks.diff_ids}
     snap_total = snap_reclaim = 0
     for name, _ready in snaps:
-        size = _tree_size(os.path.join(store.snapshots.base, name))
+        size = tree_size(os.path.join(store.snapshots.base, name))
         snap_total += size
         if name not in keep:
             snap_reclaim += size
     ids = {r.id for r in records}
     active = {r.id for r in records if r.id in used or r.manifest_digest in used}
-    ingest = _tree_size(os.path.join(store.root, "ingest"))
+    ingest = tree_size(os.path.join(store.root, "ingest"))
     cdir = os.path.join(store.root, "containers")
     containers = sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []
     rows = [
         ("Images", len(ids), len(active), blob_total, blob_reclaim),
         ("Snapshots", len(snaps), len(snaps) - len([n for n, _ in snaps if n not in keep]), snap_total, snap_reclaim),
-        ("Containers", len(containers), len(containers), _tree_size(cdir), 0),
+        ("Containers", len(containers), len(containers), tree_size(cdir), 0),
         ("Build cache", sum(len(f) for _d, _s, f in os.walk(os.path.join(store.root, "cache", "keys"))), 0,
-         _tree_size(os.path.join(store.root, "cache")), 0),
+         tree_size(os.path.join(store.root, "cache")), 0),
         ("Ingest", len([n for n in os.listdir(os.path.join(store.root, "ingest")) if not n.endswith(".lock")]),
          0, ingest, ingest),
     ]

@@ -32,6 +32,7 @@ from layers.manifest import parse_document
 
 from .leases import read_roots
 from .locks import FileLock, held_by_other
+from .space import tree_size
 
 __all__ = ["GCResult", "collect", "mark"]
 
@@ -201,7 +202,7 @@ def _sweep_snapshots(store, keep: set[str]) -> tuple[list[str], int]:
         with held_by_other(lock_path) if lock_path else contextlib.nullcontext(False) as busy:
             if busy:
                 continue  # an unpack is writing it (or it is being made ready): not ours to judge
-            freed += _tree_size(os.path.join(store.snapshots.base, name))
+            freed += tree_size(os.path.join(store.snapshots.base, name))
             store.snapshots.remove(name)
             removed.append(name)
             if lock_path and not name.startswith("."):
@@ -245,14 +246,3 @@ def _sweep_ingest(root: str) -> list[str]:
                     except FileNotFoundError:
                         pass
     return out
-
-
-def _tree_size(path: str) -> int:
-    total = 0
-    for dirpath, dirs, files in os.walk(path):
-        for n in files + dirs:
-            try:
-                total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
-            except OSError:
-                pass
-    return total
