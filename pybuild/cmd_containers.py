@@ -67,9 +67,14 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
     exit_now(1 if failed else 0)
 
 
+def _host_addr(mapping: dict) -> str:
+    """``IP:PORT`` of a mapping's host side, an IPv6 address in brackets (``[::1]:8080``)."""
+    ip = mapping.get("host_ip") or "0.0.0.0"
+    return f"[{ip}]:{mapping.get('host_port')}" if ":" in ip else f"{ip}:{mapping.get('host_port')}"
+
+
 def _ports_text(ports) -> str:
-    return ", ".join(f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}->{p.get('container_port')}/"
-                     f"{p.get('protocol', 'tcp')}" for p in ports)
+    return ", ".join(f"{_host_addr(p)}->{p.get('container_port')}/{p.get('protocol', 'tcp')}" for p in ports)
 
 
 @click.command("ps")
@@ -349,13 +354,29 @@ def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[s
 
 @click.command("port")
 @click.argument("container")
+@click.argument("private_port", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
 @pass_settings
-def port_cmd(settings: Settings, container: str) -> None:
-    """List port mappings of a container."""
-    cfg = _store(settings).resolve(container)
-    for p in cfg.ports:
-        click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> "
-                   f"{p.get('host_ip') or '0.0.0.0'}:{p.get('host_port')}")
+def port_cmd(settings: Settings, container: str, private_port: str | None) -> None:
+    """List port mappings of a running container (a stopped one holds none), or the host addresses
+    of one container port."""
+    from layers.errors import InvalidInput, NotFound
+
+    store = _store(settings)
+    cfg = store.resolve(container)
+    ports = cfg.ports if store.status(cfg.id).live else ()
+    if private_port is None:
+        for p in ports:
+            click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> {_host_addr(p)}")
+        return
+    number, _, proto = private_port.partition("/")
+    if not number.isdigit() or proto not in ("", "tcp", "udp"):
+        raise InvalidInput(f"port {private_port!r}: want PORT or PORT/tcp or PORT/udp")
+    hits = [p for p in ports if str(p.get("container_port")) == number
+            and p.get("protocol", "tcp") == (proto or "tcp")]
+    if not hits:
+        raise NotFound(f"no public port '{number}/{proto or 'tcp'}' published for {cfg.name}")
+    for p in hits:
+        click.echo(_host_addr(p))
 
 
 @click.command("rename")

@@ -80,10 +80,14 @@ def test_run_d_publish_fetch_port_stop_rm_leaves_nothing(pb):
     assert b"nameserver " in http_get("127.0.0.1", port, "/etc/resolv.conf")[1]
     assert wait_get(ip, 80, "/etc/hostname")[0] == 200        # the container address, over the bridge
     assert pb("port", "web", check=True).stdout == f"80/tcp -> 127.0.0.1:{port}\n"
+    assert pb("port", "web", "80/tcp", check=True).stdout == f"127.0.0.1:{port}\n"
+    missing = pb("port", "web", "81")
+    assert missing.returncode == 1 and missing.stderr.strip() == "pybuild: no public port '81/tcp' published for web"
     veth = insp["NetworkSettings"]["Networks"][pb.net]["host_veth"]
     assert veth in _links()
     pb("stop", "-t", "2", "web", check=True)
     assert wait_port_free(port), "published port still bound after stop"
+    assert pb("port", "web", check=True).stdout == ""            # a stopped container holds no port
     end = time.monotonic() + 10                  # the shim tears the network down as it ends, just after
     while veth in _links() and time.monotonic() < end:
         time.sleep(0.05)

@@ -86,3 +86,11 @@ def test_start_proxies_hook_binds_records_ports_and_refuses_no_address():
     assert start_proxies(SimpleNamespace(name="x", ports=(), network={})) == []
     with pytest.raises(NetworkError, match="container n: ports are published but it has no network address"):
         start_proxies(SimpleNamespace(name="n", ports=(port,), network={"mode": "none"}))
+
+
+def test_cli_writes_ipv6_host_addresses_in_brackets():
+    from pybuild.cmd_containers import _host_addr, _ports_text
+
+    assert _host_addr({"host_ip": "::1", "host_port": 8080}) == "[::1]:8080"
+    assert _host_addr({"host_ip": "", "host_port": 80}) == "0.0.0.0:80"
+    assert _ports_text([{"host_ip": "::", "host_port": 80, "container_port": 80, "protocol": "udp"}]) == "[::]:80->80/udp"
