@@ -771,8 +771,11 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
 def _port_dicts(opts, image_config) -> tuple:
     out = []
     for p in getattr(opts, "publish", ()):
-        out.append({"container_port": p.container_port, "protocol": p.protocol,
-                    "host_ip": p.host_ip or "0.0.0.0", "host_port": p.host_port})
+        d = {"container_port": p.container_port, "protocol": p.protocol,
+             "host_ip": p.host_ip or "0.0.0.0", "host_port": p.host_port}
+        if getattr(p, "host_port_end", 0):
+            d["host_port_end"] = p.host_port_end
+        out.append(d)
     if getattr(opts, "publish_all", False):
         from .network import publish_all
         from .spec import image_runtime_config

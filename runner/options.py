@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from .errors import InvalidRunOption
 
 __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "parse_volume",
-           "parse_tmpfs", "parse_env_file", "parse_publish", "DEFAULT_PIDS_LIMIT"]
+           "parse_tmpfs", "parse_env_file", "DEFAULT_PIDS_LIMIT"]
 
 DEFAULT_PIDS_LIMIT = 4096
 
@@ -39,12 +39,14 @@ class TmpfsMount:
 
 @dataclass(frozen=True)
 class PortSpec:
-    """``-p [ip:][host_port:]container_port[/proto]``; ``host_port`` 0 means pick a free port."""
+    """``-p [ip:][host_port[-host_port_end]:]container_port[/proto]``; ``host_port`` 0 means pick a
+    free port, a ``host_port_end`` the first free one of the range (parsed by ``runner.network.publish``)."""
 
     container_port: int
     host_port: int = 0
     host_ip: str = ""
     protocol: str = "tcp"
+    host_port_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -154,20 +156,3 @@ def parse_env_file(path: str) -> tuple[str, ...]:
         elif key in os.environ:
             out.append(f"{key}={os.environ[key]}")
     return tuple(out)
-
-
-def parse_publish(text: str) -> PortSpec:
-    """``-p 8080:80``, ``-p 127.0.0.1:8080:80/udp``, ``-p 80`` (random host port)."""
-    spec, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    if proto not in ("tcp", "udp"):
-        raise InvalidRunOption(f"-p {text!r}: protocol must be tcp or udp")
-    parts = spec.rsplit(":", 2)
-    try:
-        if len(parts) == 1:
-            return PortSpec(int(parts[0]), 0, "", proto)
-        if len(parts) == 2:
-            return PortSpec(int(parts[1]), int(parts[0] or 0), "", proto)
-        return PortSpec(int(parts[2]), int(parts[1] or 0), parts[0].strip("[]"), proto)
-    except ValueError:
-        raise InvalidRunOption(f"-p {text!r}: ports must be numbers") from None

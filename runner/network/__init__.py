@@ -41,8 +41,6 @@ __all__ = [
     "publish_all",
     "create_network",
     "start_proxies",
-    "allocate_host_ports",
-    "check_host_ports",
     "teardown_container",
     "remove_network",
     "list_networks",
@@ -93,32 +91,3 @@ def start_proxies(config) -> list[PortProxy]:
 def teardown_container(root: str, state_dir: str, config) -> None:
     """Lifecycle hook: :func:`teardown` for a container record (idempotent)."""
     teardown(root=root, state_dir=state_dir, container_id=config.id)
-
-
-def allocate_host_ports(ports) -> tuple[dict, ...]:
-    """Give every published port whose ``host_port`` is 0 (``-P``, ``-p 80``) a concrete free port now,
-    so the container record (and ``pybuild port``) shows it; the shim binds exactly these later.
-
-    The kernel picks each port (bind to port 0); a race with another process that grabs it before the
-    shim binds ends in :class:`PortInUse` at start, never in a silent mismatch.
-    """
-    import socket
-
-    out = []
-    for p in ports:
-        m = PortMapping.from_dict(p)
-        if m.host_port == 0:
-            kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
-            family = socket.AF_INET6 if ":" in m.host_ip else socket.AF_INET
-            with socket.socket(family, kind) as s:
-                s.bind((m.host_ip, 0))
-                m = PortMapping(m.container_port, m.protocol, m.host_ip, s.getsockname()[1])
-        out.append(m.to_dict())
-    return tuple(out)
-
-
-def check_host_ports(ports) -> None:
-    """Raise :class:`PortInUse` now if any published host port is taken (a pre-flight for the CLI;
-    the shim's bind is still the authority)."""
-    proxy = PortProxy.bind([PortMapping.from_dict(p) for p in ports if int(p.get("host_port", 0))], "127.0.0.1")
-    proxy.close()

@@ -149,6 +149,36 @@ class _UdpFlow:
         self.last = time.monotonic()
 
 
+def _bind_first_free(m: PortMapping) -> socket.socket:
+    """A listening (TCP) or bound (UDP) non-blocking socket on the first free port of ``m``'s host
+    ports; :class:`PortInUse` when every one is taken."""
+    kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
+    for port in m.candidates:
+        sock = socket.socket(_family(m.host_ip), kind | socket.SOCK_CLOEXEC)
+        try:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if _family(m.host_ip) == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((m.host_ip, port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen(1024)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise NetworkError(f"host address {m.host_ip} for port {port}/{m.protocol}: "
+                                   "not an address of this host") from None
+            raise NetworkError(f"bind {m.host_ip}:{port}/{m.protocol}: {exc.strerror}") from None
+    if m.host_port_end:
+        raise PortInUse(f"host ports {m.host_ip}:{m.host_port}-{m.host_port_end}/{m.protocol}: "
+                        "every one is already in use")
+    raise PortInUse(f"host port {m.host_ip}:{m.host_port}/{m.protocol} is already in use")
+
+
 class PortProxy:
     """Forwards published host ports to ``target_ip``.
 
@@ -179,27 +209,8 @@ class PortProxy:
         bound: list[tuple[PortMapping, socket.socket]] = []
         try:
             for m in mappings:
-                kind = socket.SOCK_STREAM if m.protocol == "tcp" else socket.SOCK_DGRAM
-                sock = socket.socket(_family(m.host_ip), kind | socket.SOCK_CLOEXEC)
-                try:
-                    if kind == socket.SOCK_STREAM:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    if _family(m.host_ip) == socket.AF_INET6:
-                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                    sock.bind((m.host_ip, m.host_port))
-                    if kind == socket.SOCK_STREAM:
-                        sock.listen(1024)
-                    sock.setblocking(False)
-                except OSError as exc:
-                    sock.close()
-                    if exc.errno == errno.EADDRINUSE:
-                        raise PortInUse(f"host port {m.host_ip}:{m.host_port}/{m.protocol} is already in use") from None
-                    if exc.errno == errno.EADDRNOTAVAIL:
-                        raise NetworkError(f"host address {m.host_ip} for port {m.host_port}/{m.protocol}: "
-                                           "not an address of this host") from None
-                    raise NetworkError(f"bind {m.host_ip}:{m.host_port}/{m.protocol}: {exc.strerror}") from None
-                port = sock.getsockname()[1]
-                bound.append((replace(m, host_port=port), sock))
+                sock = _bind_first_free(m)
+                bound.append((replace(m, host_port=sock.getsockname()[1], host_port_end=0), sock))
         except BaseException:
             for _, s in bound:
                 s.close()

@@ -22,26 +22,38 @@ _PORTS = re.compile(r"^\d+(?:-\d+)?$")
 class PortMapping:
     """Host ``host_ip:host_port`` forwards to container port ``container_port`` over ``protocol``.
 
-    ``host_port`` 0 means "any free port"; the bound proxy reports the real one.
+    ``host_port`` 0 means "any free port"; ``host_port_end`` (when not 0) makes ``host_port`` the
+    start of a range of which the first free port is taken (``-p 8000-8010:80``). The bound proxy
+    reports the real port, with no range.
     """
 
     container_port: int
     protocol: str = "tcp"
     host_ip: str = "0.0.0.0"
     host_port: int = 0
+    host_port_end: int = 0
 
     def __str__(self) -> str:
         ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
-        return f"{self.container_port}/{self.protocol} -> {ip}:{self.host_port}"
+        end = f"-{self.host_port_end}" if self.host_port_end else ""
+        return f"{self.container_port}/{self.protocol} -> {ip}:{self.host_port}{end}"
+
+    @property
+    def candidates(self) -> range:
+        """The host ports to try, in order (``range(0, 1)`` for "any")."""
+        return range(self.host_port, max(self.host_port, self.host_port_end) + 1)
 
     def to_dict(self) -> dict:
-        return {"container_port": self.container_port, "protocol": self.protocol,
-                "host_ip": self.host_ip, "host_port": self.host_port}
+        d = {"container_port": self.container_port, "protocol": self.protocol,
+             "host_ip": self.host_ip, "host_port": self.host_port}
+        if self.host_port_end:
+            d["host_port_end"] = self.host_port_end
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PortMapping":
         return cls(int(d["container_port"]), d.get("protocol", "tcp"), d.get("host_ip", "0.0.0.0"),
-                   int(d.get("host_port", 0)))
+                   int(d.get("host_port", 0)), int(d.get("host_port_end", 0)))
 
 
 def _range(text: str, spec: str, what: str) -> tuple[int, int]:
@@ -93,12 +105,10 @@ def parse_publish(spec: str) -> tuple[PortMapping, ...]:
     if host_text:
         h_lo, h_hi = _range(host_text, spec, "host")
         if h_hi - h_lo + 1 != count:
-            if count == 1:
-                # Docker: "8000-8010:80" means "one free port from that range"; we take the first.
-                h_hi = h_lo
-            else:
-                raise InvalidNetworkSpec(
-                    f"-p {spec!r}: host range has {h_hi - h_lo + 1} ports, container range has {count}")
+            if count == 1:      # Docker: "8000-8010:80" is "the first free port of that range"
+                return (PortMapping(c_lo, proto, ip, h_lo, h_hi),)
+            raise InvalidNetworkSpec(
+                f"-p {spec!r}: host range has {h_hi - h_lo + 1} ports, container range has {count}")
         hosts = list(range(h_lo, h_lo + count))
     else:
         hosts = [0] * count
@@ -120,4 +130,5 @@ def port_specs(spec: str) -> tuple:
     CLI hands the lifecycle): the full grammar above, ranges expanded, errors naming the spec."""
     from ..options import PortSpec
 
-    return tuple(PortSpec(m.container_port, m.host_port, m.host_ip, m.protocol) for m in parse_publish(spec))
+    return tuple(PortSpec(m.container_port, m.host_port, m.host_ip, m.protocol, m.host_port_end)
+                 for m in parse_publish(spec))

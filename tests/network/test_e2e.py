@@ -232,17 +232,22 @@ def test_publish_all_ranges_and_udp_through_the_shim(pb):
     # a range, HOST-RANGE:CTR-RANGE, one proxy per port
     for _ in range(50):
         base = free_port()
-        if base < 65000 and port_free(base + 1):
+        if base < 65000 and port_free(base + 1) and port_free(base + 2):
             break
     _run_d(pb, "--name", "range", "--network", pb.net, "-p", f"127.0.0.1:{base}-{base + 1}:80-81", IMAGE,
            "sh", "-c", "httpd -p 81 -h /etc; exec httpd -f -p 80 -h /")
     assert pb("port", "range", check=True).stdout == f"80/tcp -> 127.0.0.1:{base}\n81/tcp -> 127.0.0.1:{base + 1}\n"
     assert wait_get("127.0.0.1", base, "/etc/hostname")[0] == 200
     assert wait_get("127.0.0.1", base + 1, "/hostname")[0] == 200
+    # HOST-RANGE:CTR, Docker's "the first free port of the range": the first two are the range's
+    _run_d(pb, "--name", "pick", "--network", pb.net, "-p", f"127.0.0.1:{base}-{base + 2}:80", IMAGE, *HTTPD)
+    assert pb("port", "pick", check=True).stdout == f"80/tcp -> 127.0.0.1:{base + 2}\n"
+    assert wait_get("127.0.0.1", base + 2, "/etc/hostname")[0] == 200
     bad = pb("run", "-d", "--network", pb.net, "-p", "8000-8001:80-82", IMAGE, "true")
     assert bad.returncode == 2 and "host range has 2 ports, container range has 3" in bad.stderr
-    pb("rm", "-f", "all", "range", check=True)
-    assert wait_port_free(base) and wait_port_free(base + 1) and wait_port_free(ports["80/tcp"])
+    pb("rm", "-f", "all", "range", "pick", check=True)
+    assert wait_port_free(base) and wait_port_free(base + 1) and wait_port_free(base + 2)
+    assert wait_port_free(ports["80/tcp"])
     assert wait_port_free(ports["5353/udp"], kind=socket.SOCK_DGRAM)
 
 

@@ -16,7 +16,7 @@ from runner.network import InvalidNetworkSpec, PortMapping, parse_publish, publi
     ("53:53/UDP", [PortMapping(53, "udp", "0.0.0.0", 53)]),
     ("8000-8002:80-82", [PortMapping(80, "tcp", "0.0.0.0", 8000), PortMapping(81, "tcp", "0.0.0.0", 8001),
                          PortMapping(82, "tcp", "0.0.0.0", 8002)]),
-    ("8000-8010:80", [PortMapping(80, "tcp", "0.0.0.0", 8000)]),
+    ("8000-8010:80", [PortMapping(80, "tcp", "0.0.0.0", 8000, 8010)]),
     ("1000-1001", [PortMapping(1000, "tcp", "0.0.0.0", 0), PortMapping(1001, "tcp", "0.0.0.0", 0)]),
 ])
 def test_parse_publish(spec, want):
@@ -52,21 +52,23 @@ def test_mapping_round_trips_through_dict():
     assert str(m) == "80/udp -> 127.0.0.1:8080"
 
 
-def test_allocate_host_ports_fills_only_zero_ports_with_bindable_ones():
+def test_a_host_range_for_one_port_takes_its_first_free_port():
     import socket
 
-    from runner.network import allocate_host_ports, check_host_ports
+    from runner.network import PortInUse, PortProxy
 
-    ports = ({"container_port": 80, "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 0},
-             {"container_port": 53, "protocol": "udp", "host_ip": "127.0.0.1", "host_port": 0},
-             {"container_port": 81, "protocol": "tcp", "host_ip": "127.0.0.1", "host_port": 1})
-    got = allocate_host_ports(ports)
-    assert [p["container_port"] for p in got] == [80, 53, 81] and got[2]["host_port"] == 1
-    assert all(p["host_port"] > 1024 for p in got[:2])
-    check_host_ports(got[:2])          # free: no error
-    with socket.create_server(("127.0.0.1", got[0]["host_port"])):
-        with pytest.raises(Exception, match=f"127.0.0.1:{got[0]['host_port']}/tcp is already in use"):
-            check_host_ports(got[:2])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    (m,) = parse_publish(f"127.0.0.1:{base}-{base + 2}:80")
+    assert m == PortMapping(80, "tcp", "127.0.0.1", base, base + 2) and PortMapping.from_dict(m.to_dict()) == m
+    with socket.create_server(("127.0.0.1", base)):           # the first one is busy
+        with PortProxy.bind([m], "127.0.0.1") as proxy:
+            assert proxy.mappings == (PortMapping(80, "tcp", "127.0.0.1", base + 1),)
+            with PortProxy.bind([m], "127.0.0.1") as second:    # and the next container gets the third
+                assert second.mappings[0].host_port == base + 2
+                with pytest.raises(PortInUse, match=f"127.0.0.1:{base}-{base + 2}/tcp: every one is already in use"):
+                    PortProxy.bind([m], "127.0.0.1")
 
 
 def test_start_proxies_hook_binds_records_ports_and_refuses_no_address():
