@@ -565,7 +565,9 @@ def inspect(store: ContainerStore, ref: str) -> dict:
             "SecurityOpt": [_seccomp_opt(spec)],
         },
         "Config": {
-            "Hostname": spec.get("hostname", ""),
+            # no UTS namespace of its own (--network host): the host's name, as Docker shows it
+            "Hostname": spec.get("hostname") or (os.uname().nodename if not any(
+                n.get("type") == "uts" for n in spec.get("linux", {}).get("namespaces", [])) else ""),
             "User": f"{proc.get('user', {}).get('uid', 0)}:{proc.get('user', {}).get('gid', 0)}",
             "Env": proc.get("env", []),
             "Cmd": proc.get("args", []),
@@ -746,6 +748,9 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
     stop_signal = ann.get("org.opencontainers.image.stopSignal", "SIGTERM")
     ports = _port_dicts(opts, image_config)
     network_mode = opts.network or "bridge"
+    if network_mode.startswith("container:") and opts.hostname:
+        raise InvalidInput(f"--hostname: conflicts with --network {network_mode} (the container takes "
+                           "the hostname of the one whose network it joins)")
     if network_mode != "host":
         # /etc/hosts, /etc/hostname and /etc/resolv.conf come from runner.network at start
         for fname in ("hosts", "hostname", "resolv.conf"):
@@ -801,6 +806,11 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
                         etc_dir=rootfs_paths(store, cfg.id)["etc"], mode=mode, name=cfg.name,
                         hostname=cfg.spec.get("hostname"))
     spec = json_copy(cfg.spec)
+    if mode.startswith("container:") and att.hostname:
+        # Docker: a container in another's network namespace takes its hostname too (UTS, $HOSTNAME)
+        own = f"HOSTNAME={spec.get('hostname', '')}"        # the default, not a -e HOSTNAME=...
+        spec["hostname"] = att.hostname
+        spec["process"]["env"] = [f"HOSTNAME={att.hostname}" if e == own else e for e in spec["process"]["env"]]
     ns = [n for n in spec["linux"]["namespaces"] if n.get("type") != "network"]
     entry = att.spec_namespace()
     if entry is not None:

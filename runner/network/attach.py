@@ -339,7 +339,8 @@ def _container_netns(req: _Request, ref: str) -> tuple[str, str] | None:
         return None
     if not cur.live or cur.pid <= 0:
         return None
-    hostname = (cfg.spec or {}).get("hostname") or cfg.id[:12]
+    # a spec without a hostname shares the host's UTS namespace (``--network host``): the host's name
+    hostname = (cfg.spec or {}).get("hostname") or os.uname().nodename
     path = netns.netns_path(req.state_dir, cfg.id)
     return (path if netns.is_netns(path) else f"/proc/{cur.pid}/ns/net"), hostname
 

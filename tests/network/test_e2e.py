@@ -259,17 +259,19 @@ def test_network_modes_none_host_and_container(pb):
     host = pb("run", "--rm", "--network", "host", IMAGE, "cat", "/proc/net/dev", check=True).stdout
     assert veth in {line.split(":")[0].strip() for line in host.splitlines()[2:]}     # the host's own links
     side = pb("run", "--rm", "--network", "container:web", IMAGE, "sh", "-c",
-              "cat /etc/hostname; for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://127.0.0.1/etc/hostname"
-              " && exit 0; sleep 0.2; done; exit 1")
+              "hostname; echo $HOSTNAME; cat /etc/hostname; for i in 1 2 3 4 5 6 7 8 9 10; do"
+              " wget -q -O - http://127.0.0.1/etc/hostname && exit 0; sleep 0.2; done; exit 1")
     assert side.returncode == 0, side.stderr
-    assert side.stdout == f"{web[:12]}\n{web[:12]}\n"          # web's hostname, web's loopback
+    assert side.stdout == f"{web[:12]}\n" * 4          # web's hostname (UTS, $HOSTNAME, file), web's loopback
+    clash = pb("run", "--rm", "--network", "container:web", "--hostname", "other", IMAGE, "true")
+    assert clash.returncode == 2 and "--hostname: conflicts with --network container:web" in clash.stderr
     # targets without a namespace of pybuild's making: --network none and host (their PID 1's is joined)
     for mode in ("none", "host"):
         _run_d(pb, "--name", f"t{mode}", "--network", mode, IMAGE, "sleep", "1000")
         pid = pb.inspect(f"t{mode}")["State"]["Pid"]
-        joined = pb("run", "--rm", "--network", f"container:t{mode}", IMAGE, "readlink", "/proc/self/ns/net",
-                    check=True).stdout.strip()
-        assert joined == os.readlink(f"/proc/{pid}/ns/net")
+        joined = pb("run", "--rm", "--network", f"container:t{mode}", IMAGE, "sh", "-c",
+                    "readlink /proc/self/ns/net; hostname", check=True).stdout.split()
+        assert joined == [os.readlink(f"/proc/{pid}/ns/net"), pb.inspect(f"t{mode}")["Config"]["Hostname"]]
     missing = pb("run", "--rm", "--network", "container:nosuch", IMAGE, "true")
     assert missing.returncode != 0 and "container:nosuch: no running container" in missing.stderr
 
