@@ -96,6 +96,11 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
         return False
     for attempt in range(_BLOB_ATTEMPTS):
         with store.blobs.ingest(expected=desc.digest, size=desc.size) as ingest:
+            if ingest.present:       # a concurrent pull stored it while this one waited for its lock
+                progress.end(desc.digest.short, "Already exists")
+                if counters is not None:
+                    counters.skipped += 1
+                return False
             start = ingest.offset
             progress.begin(desc.digest.short, desc.size, "Downloading", start)
 

@@ -60,12 +60,22 @@ class Ingest:
         self.path = os.path.join(blobs.root, "ingest", name)
         self._lock = FileLock(self.path + ".lock")
         self._committed: Digest | None = None
+        self._hash_only = False
+        self.present = False
+        """True when the expected blob was already stored once the lock was held: writing is
+        unnecessary (a caller may stop here); writes are hashed, not stored, and commit checks them."""
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> "Ingest":
         self._lock.acquire()
         try:
+            if self.expected is not None and self._blobs.has(self.expected):
+                # another process committed it while this one waited for the lock: what is written
+                # now is only hashed, and commit checks it as ever
+                self._discard()
+                self.present = self._hash_only = True
+                return self
             self._open()
         except BaseException:
             self._release()
@@ -104,12 +114,12 @@ class Ingest:
 
     def write(self, data: bytes) -> int:
         """Append ``data``; more bytes than the expected size is an :class:`IntegrityError`."""
-        if self._fd is None:
+        if self._fd is None and not self._hash_only:
             raise StoreError(f"ingest {self.path}: write outside the context or after commit")
         if self.size is not None and self.written + len(data) > self.size:
             self._discard()
             raise IntegrityError(f"blob {self.expected or 'ingest'}: more than the expected {self.size} bytes")
-        view = memoryview(data)
+        view = memoryview(data) if self._fd is not None else memoryview(b"")
         while view:
             try:
                 n = os.write(self._fd, view)
@@ -136,7 +146,7 @@ class Ingest:
         """Check size and digest, fsync, make read-only and rename into ``blobs/``; the digest."""
         if self._committed is not None:
             return self._committed
-        if self._fd is None:
+        if self._fd is None and not self._hash_only:
             raise StoreError(f"ingest {self.path}: commit outside the context")
         got = Digest(self._algorithm, self._hash.hexdigest())
         if self.size is not None and self.written != self.size:
@@ -146,6 +156,12 @@ class Ingest:
             self._discard()
             raise IntegrityError(f"blob {self.expected}: content hashes to {got}")
         target = self._blobs.path(got)
+        if os.path.isfile(target) and self._blobs.has(got):  # the same bytes are stored: no fsync needed
+            self._discard()
+            self._committed, self._hash_only = got, False
+            return got
+        if self._hash_only:
+            raise StoreError(f"blob {got}: removed from the store during its ingest; try again")
         try:
             os.fsync(self._fd)
             os.fchmod(self._fd, 0o444)
@@ -197,6 +213,7 @@ class Ingest:
         self._lock.release()
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._hash_only = False
         try:
             if self._committed is None:
                 if self.expected is None or isinstance(exc, IntegrityError) or self.written == 0:
@@ -274,6 +291,8 @@ class BlobStore:
         if self.has(got):
             return got
         with self.ingest(got, len(data)) as ing:
+            if ing.present:
+                return got
             ing.restart()
             ing.write(data)
             return ing.commit()

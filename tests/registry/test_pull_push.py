@@ -501,6 +501,30 @@ def test_one_bad_layer_stops_the_others_at_once(pybuild, tmp_path):
         server.stop()
 
 
+def test_two_pulls_of_one_image_at_once_download_each_blob_once(pybuild, tmp_path):
+    """The second pull waits on the first one's per-blob lock, then finds the blob stored: one GET."""
+    from tests.conftest import pybuild_exe
+
+    manifest, blobs = make_image((2_000_000, 50_000))
+    server = HostileRegistry()
+    try:
+        serve_image(server, "two/app", "1", manifest, blobs,
+                    **{str(d.digest): _trickle(blobs[d.digest], pause=0.05) for d in manifest.layers})
+        ref = f"{server.host}/two/app:1"
+        cmd = [pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state), "pull", ref]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env={**os.environ, **_env(tmp_path)}) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        for d in (manifest.config, *manifest.layers):
+            gets = server.requests("GET", f"/blobs/{d.digest}")
+            assert len(gets) == 1, f"{d.digest}: {len(gets)} downloads"
+        assert _local_manifest_digest(pybuild, ref) == manifest.digest
+        assert _fsck_ok(pybuild)
+    finally:
+        server.stop()
+
+
 def test_ctrl_c_stops_a_pull_promptly_and_it_resumes(pybuild, tmp_path):
     from tests.conftest import pybuild_exe
 

@@ -135,3 +135,26 @@ def test_concurrent_ingest_from_four_processes(tmp_path, same):
     assert len(set(digests)) == (1 if same else 4)
     assert store.fsck().ok
     assert sorted(str(d) for d in store.blobs.digests()) == sorted(set(digests))
+
+
+def test_an_ingest_of_a_blob_stored_meanwhile_only_checks_what_is_written(tmp_path):
+    """The blob appears while this ingest waits for its lock (another process stored it): ``present``
+    says so; writes are hashed but not stored, and commit still refuses bytes that are not the blob."""
+    store = Store(str(tmp_path))
+    data = b"stored by another process" * 1000
+    d = Digest.from_bytes(data)
+    store.blobs.put_bytes(data)
+    with store.blobs.ingest(d, len(data)) as ing:
+        assert ing.present and ing.offset == 0
+        ing.write(data)
+        assert ing.commit() == d
+    with pytest.raises(IntegrityError, match="hashes to"):
+        with store.blobs.ingest(d, len(data)) as ing:
+            ing.write(b"x" * len(data))
+            ing.commit()
+    with pytest.raises(IntegrityError, match="more than the expected"):
+        with store.blobs.ingest(d, len(data)) as ing:
+            ing.write(data + b"!")
+    assert store.blobs.read_bytes(d, len(data)) == data
+    assert [n for n in os.listdir(tmp_path / "ingest") if not n.endswith(".lock")] == []   # nothing written
+    assert store.fsck().ok
