@@ -188,6 +188,27 @@ def test_rtnetlink_uses_pyroute2_messages_without_its_package_init():
     assert res.returncode == 0, res.stderr
 
 
+def test_delete_link_is_hand_encoded_and_works(tmp_path):
+    """``delete_link`` (all a shim's teardown sends) needs none of pyroute2's classes; it deletes a
+    real link and says False for a missing one. In a private network namespace of its own."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from runner import syscalls; syscalls.unshare(syscalls.CLONE_NEWNET)\n"
+        "from runner.network.rtnl import Rtnl\n"
+        "with Rtnl() as rt:\n"
+        "    assert rt.delete_link('pbnosuch0') is False\n"
+        "    assert not [m for m in sys.modules if m.startswith('pyroute2')], 'pyroute2 loaded'\n"
+        "    rt.add_bridge('pbtestdel0', alias='test')\n"
+        "    assert rt.link('pbtestdel0') is not None\n"
+        "    assert rt.delete_link('pbtestdel0') is True and rt.link('pbtestdel0') is None\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
 def test_cli_network_commands(pybuild):
     import json
 
