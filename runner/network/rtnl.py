@@ -48,14 +48,11 @@ RT_SCOPE_UNIVERSE = 0
 _HEADER = struct.Struct("=IHHII")      # nlmsghdr: length, type, flags, sequence, port id
 _IFINFO = struct.Struct("=BxHiII")     # ifinfomsg: family, (pad), type, index, flags, change
 IFLA_IFNAME = 3
-_msgs = None
 
 
 def _load_messages():
-    """pyroute2's rtnetlink message classes (see the module docstring for why not ``import pyroute2``)."""
-    global _msgs
-    if _msgs is not None:
-        return _msgs
+    """pyroute2's rtnetlink message classes (see the module docstring for why not ``import pyroute2``).
+    Cheap after the first call: the modules are in ``sys.modules``."""
     if "pyroute2" not in sys.modules:
         import importlib
         import importlib.util
@@ -79,8 +76,7 @@ def _load_messages():
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-    _msgs = (ifinfmsg, ifaddrmsg, rtmsg)
-    return _msgs
+    return ifinfmsg, ifaddrmsg, rtmsg
 
 
 class RtnlError(OSError):
