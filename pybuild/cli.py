@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rename": ("pybuild.cmd_containers", "rename_cmd", "Rename a container"),
     "container": ("pybuild.cmd_containers", "container_group", "Manage containers (prune)"),
     "network": ("pybuild.cmd_network", "network_group", "Manage networks"),
+    "volume": ("pybuild.cmd_volume", "volume_group", "Manage named volumes"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
 }

@@ -516,11 +516,13 @@ def inspect(store: ContainerStore, ref: str) -> dict:
     proc = spec.get("process", {})
     volumes = rootfs_paths(store, cfg.id)["volumes"]
     etc = rootfs_paths(store, cfg.id)["etc"]
+    named = _named_volume_of(store)
     mounts = [
-        {"Type": "volume" if os.path.dirname(m.get("source", "")) == volumes else m.get("type", "bind"),
-         "Source": m.get("source", ""), "Destination": m.get("destination", ""),
-         "Options": m.get("options", []),
-         "RW": "ro" not in (m.get("options") or [])}
+        dict({"Type": "volume" if os.path.dirname(m.get("source", "")) == volumes or named(m) else
+              m.get("type", "bind"),
+              "Source": m.get("source", ""), "Destination": m.get("destination", ""),
+              "Options": m.get("options", []),
+              "RW": "ro" not in (m.get("options") or [])}, **({"Name": named(m)} if named(m) else {}))
         for m in spec.get("mounts", []) if (m.get("type") == "bind" or "bind" in (m.get("options") or []))
         and os.path.dirname(m.get("source", "")) != etc        # /etc/hosts & co: not the user's mounts
     ]
@@ -684,19 +686,45 @@ def rootfs_paths(store: ContainerStore, cid: str) -> dict[str, str]:
     return {k: os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc", "volumes")}
 
 
+def _named_volume_of(store: ContainerStore):
+    """``mount -> name`` of the named volume a spec mount binds ("" for anything else)."""
+    base = os.path.join(store.root, "volumes")
+
+    def name(m: dict) -> str:
+        src = m.get("source", "")
+        if m.get("type") == "bind" and os.path.basename(src) == "_data" and \
+                os.path.dirname(os.path.dirname(src)) == base:
+            return os.path.basename(os.path.dirname(src))
+        return ""
+    return name
+
+
+def volume_users(store: ContainerStore, name: str) -> list[str]:
+    """Names of the containers (in any state) whose spec mounts named volume ``name``."""
+    named = _named_volume_of(store)
+    return sorted(c.name for c in store.configs() if any(named(m) == name for m in c.spec.get("mounts", [])))
+
+
 def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
     """Create the container's anonymous volumes (the image's ``Volumes``) that do not exist yet,
-    seeded from the image; the overlay rootfs must be mounted. A volume appears under its name only
-    once complete (seeded in ``<n>.new``, then renamed), so a start killed half-way seeds it again."""
+    seeded from the image, and seed the named volumes it mounts that are new and empty; the overlay
+    rootfs must be mounted. An anonymous volume appears under its name only once complete (seeded in
+    ``<n>.new``, then renamed), so a start killed half-way seeds it again."""
     base = rootfs_paths(store, cfg.id)["volumes"]
+    named = _named_volume_of(store)
+    rootfs = cfg.spec["root"]["path"]
+    from .rootfs import seed_volume
+
+    for m in cfg.spec.get("mounts", []):
+        if named(m):
+            from .volumes import VolumeStore
+
+            VolumeStore(store.root).seed_once(named(m), lambda d, m=m: seed_volume(rootfs, m["destination"], d))
     mounts = [m for m in cfg.spec.get("mounts", [])
               if m.get("type") == "bind" and os.path.dirname(m.get("source", "")) == base]
     if not mounts:
         return
-    from .rootfs import seed_volume
-
     os.makedirs(base, mode=0o700, exist_ok=True)
-    rootfs = cfg.spec["root"]["path"]
     for m in mounts:
         if os.path.isdir(m["source"]):
             continue
@@ -740,6 +768,12 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
     etc_dir = next((os.path.join(d, "etc") for d in lowerdirs if os.path.exists(os.path.join(d, "etc", "passwd"))),
                    None)
     image_config = getattr(image, "config", image)
+    if any(b.volume for b in opts.mounts):        # named volumes: made now if missing, as Docker does
+        from .volumes import VolumeStore
+
+        vols = VolumeStore(store.root)
+        opts = replace(opts, mounts=tuple(replace(b, source=vols.create(b.volume, exist_ok=True).path)
+                                          if b.volume else b for b in opts.mounts))
     spec = make_spec(image_config, opts, rootfs=paths["rootfs"], etc_dir=etc_dir, container_id=cid,
                      volume_dir=paths["volumes"])
     ann = spec.setdefault("annotations", {})

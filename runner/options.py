@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from layers.errors import InvalidInput
+
 from .errors import InvalidRunOption
 
 __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "parse_volume",
@@ -22,11 +24,13 @@ DEFAULT_PIDS_LIMIT = 4096
 
 @dataclass(frozen=True)
 class BindMount:
-    """``-v source:target[:ro]``: a host path bound into the container."""
+    """``-v source:target[:ro]``: a host path bound into the container, or with ``volume`` set
+    (``-v NAME:target``) a named volume, whose ``source`` the lifecycle fills in at create."""
 
     source: str
     target: str
     readonly: bool = False
+    volume: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,17 +121,25 @@ def parse_bytes(text: str, option: str = "--memory") -> int:
 
 
 def parse_volume(text: str) -> BindMount:
-    """``-v /host:/ctr[:ro|rw]``. Named volumes are not supported yet and are refused by name."""
+    """``-v /host:/ctr[:ro|rw]``, or ``-v NAME:/ctr[:ro|rw]`` for a named volume (made if missing)."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidRunOption(f"-v {text!r}: expected /host/path:/container/path[:ro]")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
-    if not source.startswith("/"):
-        raise InvalidRunOption(f"-v {text!r}: named volumes are not supported; give an absolute host path")
     flags = set(mode.split(","))
     if not flags <= {"ro", "rw", "z", "Z"}:
         raise InvalidRunOption(f"-v {text!r}: unknown mode {mode!r}")
+    if not target.startswith("/"):
+        raise InvalidRunOption(f"-v {text!r}: the container path must be absolute")
+    if not source.startswith("/"):
+        from .volumes import validate_volume_name
+
+        try:
+            validate_volume_name(source)
+        except InvalidInput as exc:
+            raise InvalidRunOption(f"-v {text!r}: {exc}") from None
+        return BindMount("", target, readonly="ro" in flags, volume=source)
     return BindMount(os.path.abspath(source), target, readonly="ro" in flags)
 
 

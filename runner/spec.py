@@ -192,6 +192,9 @@ def _args(cfg: dict, opts: RunOptions) -> list[str]:
 def _user_mounts(opts: RunOptions) -> list[dict]:
     mounts: list[dict] = []
     for b in opts.mounts:
+        if not b.source:
+            raise InvalidRunOption(f"-v {b.volume}:{b.target}: a named volume needs the container store "
+                                   "(pybuild run/create), not a bundle")
         mounts.append({"destination": os.path.normpath(b.target), "type": "bind", "source": b.source,
                        "options": ["rbind", "ro" if b.readonly else "rw"]})
     for t in opts.tmpfs:

@@ -186,8 +186,11 @@ def test_option_parsers(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(InvalidRunOption, match="--memory"):
         parse_bytes("lots")
     assert parse_volume("/a:/b:ro") == BindMount("/a", "/b", True)
-    with pytest.raises(InvalidRunOption, match="named volumes"):
-        parse_volume("vol:/b")
+    assert parse_volume("vol:/b:ro") == BindMount("", "/b", True, volume="vol")
+    with pytest.raises(InvalidRunOption, match="volume name '-x'"):
+        parse_volume("-x:/b")
+    with pytest.raises(InvalidRunOption, match="needs the container store"):
+        make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(mounts=(parse_volume("vol:/b"),)), rootfs="/r")
     with pytest.raises(InvalidRunOption, match="absolute"):
         RunOptions(mounts=(BindMount("/a", "rel"),))
     env_file = tmp_path / "env"
