@@ -291,16 +291,9 @@ def image_document(store, rec) -> dict:
 
 
 def _inspect_container(settings: Settings, name: str) -> dict:
-    from layers.errors import NotFound
+    from .cmd_containers import inspect_container
 
-    try:
-        from .cmd_containers import inspect_container
-    except ImportError:
-        raise NotFound(f"no such image or container: {name}") from None
-    try:
-        return inspect_container(settings, name)
-    except NotFound:
-        raise NotFound(f"no such image or container: {name}") from None
+    return inspect_container(settings, name)
 
 
 @click.command("inspect")
@@ -321,14 +314,21 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
     else:
         store = settings.store()
         for n in names:
-            if kind in ("image", "any"):
+            # Docker's order: a container of that name or id first, then an image (a short name
+            # like "db" is also a prefix of image ids)
+            if kind in ("container", "any"):
                 try:
-                    docs.append(image_document(store, store.images.resolve(n)))
+                    docs.append(_inspect_container(settings, n))
                     continue
                 except NotFound:
-                    if kind == "image":
+                    if kind == "container":
                         raise
-            docs.append(_inspect_container(settings, n))
+            try:
+                docs.append(image_document(store, store.images.resolve(n)))
+            except NotFound:
+                if kind == "image":
+                    raise
+                raise NotFound(f"no such image or container: {n}") from None
     if fmt:
         key = fmt.strip().removeprefix("{{").removesuffix("}}").strip().removeprefix(".")
         for d in docs:

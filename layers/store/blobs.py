@@ -180,13 +180,18 @@ class Ingest:
 
                     pause_point("blob-rename")
                     os.rename(self.path, target)
+                # the file is the blob now: nothing may write to or truncate it through this ingest
+                # any more (a full disk failing the lease entry below once truncated a stored blob)
+                os.close(self._fd)
+                self._fd = None
+                self._committed = got
                 leases.keep("blob", got)
             fsync_dir(os.path.dirname(target))
         except OSError as exc:
+            if exc.errno in NOSPACE and self._committed is not None:
+                raise no_space(self._blobs.root, exc, f"recording blob {got} in this command's lease",
+                               "needs a few bytes") from None
             raise StoreError(f"rename ingest {self.path} to {target}: {exc.strerror}") from None
-        os.close(self._fd)
-        self._fd = None
-        self._committed = got
         return got
 
     def _discard(self) -> None:

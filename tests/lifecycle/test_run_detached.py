@@ -271,3 +271,16 @@ def test_fifty_run_d_and_rm_cycles_leave_nothing(pybuild, image):
     assert [c for c in cgroups if os.path.exists(c)] == []
     assert pybuild("ps", "-a", "-q").stdout == ""
     assert [n for n in os.listdir(pybuild.state) if len(n) == 64] == []
+
+
+def test_inspect_prefers_a_container_to_an_image_id_prefix(pybuild, image):
+    """Docker's order: ``inspect NAME`` is the container when one has that name, even when the name
+    is also a prefix of an image id (CI once named a container "db" with an image id "db...")."""
+    image_id = json.loads(pybuild("inspect", "--type", "image", image, check=True).stdout)[0]["Id"]
+    prefix = image_id.removeprefix("sha256:")[:4]
+    pybuild("create", "--name", prefix, image, "true", check=True)
+    doc = json.loads(pybuild("inspect", prefix, check=True).stdout)[0]
+    assert doc["Name"].lstrip("/") == prefix and "State" in doc
+    assert json.loads(pybuild("inspect", "--type", "image", prefix, check=True).stdout)[0]["Id"] == image_id
+    missing = pybuild("inspect", "nosuchthing")
+    assert missing.returncode == 1 and missing.stderr.strip() == "pybuild: no such image or container: nosuchthing"

@@ -158,3 +158,30 @@ def test_an_ingest_of_a_blob_stored_meanwhile_only_checks_what_is_written(tmp_pa
     assert store.blobs.read_bytes(d, len(data)) == data
     assert [n for n in os.listdir(tmp_path / "ingest") if not n.endswith(".lock")] == []   # nothing written
     assert store.fsck().ok
+
+
+def test_a_full_disk_after_the_rename_never_truncates_the_stored_blob(tmp_path, monkeypatch):
+    """The blob is renamed into place, then recording it in the lease fails (ENOSPC): the error is a
+    one-line StoreError, and what the caller does next (a pull drops its partial bytes with
+    ``restart``) cannot touch the stored file: it still hashes to its name."""
+    import errno
+
+    from layers.errors import StoreError
+
+    store = Store(str(tmp_path))
+    data = b"a layer that fits, and then the lease does not" * 5000
+    d = Digest.from_bytes(data)
+
+    def full(kind, digest):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with store.lease():
+        monkeypatch.setattr(store.blobs.leases, "keep", full)
+        with store.blobs.ingest(d, len(data)) as ing:
+            ing.write(data)
+            with pytest.raises(StoreError, match="No space left on device recording blob"):
+                ing.commit()
+            ing.restart()                          # what the pull's error path does
+        monkeypatch.undo()
+    assert store.blobs.read_bytes(d, len(data)) == data
+    assert store.fsck().ok
