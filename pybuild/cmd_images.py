@@ -476,10 +476,18 @@ def system_df_cmd(settings: Settings, fmt: str) -> None:
     ingest = tree_size(os.path.join(store.root, "ingest"))
     cdir = os.path.join(store.root, "containers")
     containers = sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []
+    from runner.containers import volume_users
+    from runner.state import ContainerStore
+    from runner.volumes import VolumeStore
+
+    cstore = ContainerStore(store.root, settings.state_dir)
+    volumes = [(v, tree_size(v.path), bool(volume_users(cstore, v.name))) for v in VolumeStore(store.root).list()]
     rows = [
         ("Images", len(ids), len(active), blob_total, blob_reclaim),
         ("Snapshots", len(snaps), len(snaps) - len([n for n, _ in snaps if n not in keep]), snap_total, snap_reclaim),
         ("Containers", len(containers), len(containers), tree_size(cdir), 0),
+        ("Local Volumes", len(volumes), sum(used for _, _, used in volumes), sum(size for _, size, _ in volumes),
+         sum(size for _, size, used in volumes if not used)),
         ("Build cache", sum(len(f) for _d, _s, f in os.walk(os.path.join(store.root, "cache", "keys"))), 0,
          tree_size(os.path.join(store.root, "cache")), 0),
         ("Ingest", len([n for n in os.listdir(os.path.join(store.root, "ingest")) if not n.endswith(".lock")]),

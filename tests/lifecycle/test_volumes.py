@@ -63,6 +63,9 @@ def test_volume_commands_and_bad_names(pybuild, image):
     assert missing.returncode == 1 and "no such volume: nosuch" in missing.stderr
     assert pybuild("volume", "rm", "-f", "nosuch").returncode == 0
     pybuild("create", "--name", "user", "-v", "keep:/data", image, "true", check=True)
+    rows = {json.loads(line)["Type"]: json.loads(line) for line in
+            pybuild("system", "df", "--format", "json", check=True).stdout.splitlines()}
+    assert (rows["Local Volumes"]["TotalCount"], rows["Local Volumes"]["Active"]) == (2, 1)
     out = pybuild("volume", "prune", "-f", check=True).stdout
     assert f"Deleted Volume: {name}" in out and "keep" not in out and "Total volumes removed: 1" in out
     assert pybuild("volume", "ls", "-q", check=True).stdout.split() == ["keep"]
