@@ -244,9 +244,15 @@ def test_cache_mount_sharing_owner_and_mode(store, tmp_path: Path) -> None:
     (ctx / "Dockerfile").write_text(
         "FROM busybox AS a\n" + locked.format(n="a") +
         "FROM busybox AS b\n" + locked.format(n="b") +
-        "FROM busybox AS holder\nRUN --mount=type=cache,id=p,target=/c touch /c/shared-was-here && sleep 3\n"
-        "FROM busybox AS private\nRUN sleep 1\n"
-        "RUN --mount=type=cache,id=p,target=/c,sharing=private ls -A /c > /private-saw\n"
+        # the holder keeps the shared cache "p" in use until the private user has looked (signals go
+        # through a second cache "sig"; no timing: a loaded CI machine once let the holder finish first)
+        "FROM busybox AS holder\nRUN --mount=type=cache,id=p,target=/c --mount=type=cache,id=sig,target=/s "
+        "touch /c/shared-was-here && touch /s/holding && i=0 && "
+        "while [ ! -e /s/private-done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
+        "FROM busybox AS private\nRUN --mount=type=cache,id=sig,target=/s "
+        "i=0; while [ ! -e /s/holding ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
+        "RUN --mount=type=cache,id=p,target=/c,sharing=private --mount=type=cache,id=sig,target=/s "
+        "ls -A /c > /private-saw && touch /s/private-done\n"
         "FROM busybox\nCOPY --from=a /log-a /\nCOPY --from=b /log-b /\nCOPY --from=holder /bin/true /holder-done\n"
         "COPY --from=private /private-saw /\n"
         "RUN --mount=type=cache,id=own,target=/o,uid=1000,gid=1001,mode=0750 stat -c '%u:%g %a' /o > /owner\n"
