@@ -87,7 +87,7 @@ def test_run_detached_records_image_and_stop_signal(env):
     assert doc["HostConfig"]["Init"] is True
     t0 = time.monotonic()
     C.stop(store, "img1", timeout=5)          # init forwards SIGPWR; it kills sleep at once
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 4           # not the 5 s timeout: SIGPWR itself ended it
     assert store.status(cid).exit_code == 128 + 30
 
 

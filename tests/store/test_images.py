@@ -113,7 +113,7 @@ def test_gc_keeps_a_lease_of_another_process_without_waiting_for_it(store):
         assert ready.wait(10)
         t0 = time.monotonic()
         result = store.gc(timeout=5)
-        assert time.monotonic() - t0 < 1, "GC waited for the whole lease"
+        assert time.monotonic() - t0 < 4, "GC waited for the whole lease"   # waiting would take its 5 s
         assert Digest.from_bytes(b"work in progress") not in result.blobs_removed
         assert store.blobs.has(Digest.from_bytes(b"work in progress"))
     finally:
