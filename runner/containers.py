@@ -854,16 +854,6 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     return store.update_config(replace(cfg, spec=spec, network=net))
 
 
-_LOOPBACK_HOSTS = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "ff00::0\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
-
-
 def _write_loopback_etc(etc_dir: str, hostname: str) -> None:
     """``/etc/hosts``, ``hostname`` and ``resolv.conf`` for ``--network none``: localhost only and no
     name server (none is reachable from a namespace with only loopback). Written here rather than
@@ -871,8 +861,10 @@ def _write_loopback_etc(etc_dir: str, hostname: str) -> None:
     fsynced: every start writes them again."""
     from layers.atomic import write_atomic
 
+    from .hosts import LOCALHOST_LINES
+
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
-    for name, text in (("hostname", hostname + "\n"), ("hosts", _LOOPBACK_HOSTS),
+    for name, text in (("hostname", hostname + "\n"), ("hosts", LOCALHOST_LINES),
                        ("resolv.conf", "# --network none: loopback only, no name servers\n")):
         write_atomic(os.path.join(etc_dir, name), text.encode(), 0o644, durable=False)
 

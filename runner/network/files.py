@@ -13,25 +13,18 @@ from collections.abc import Iterable
 
 from layers.atomic import write_atomic
 
+from ..hosts import LOCALHOST_LINES
+
 __all__ = ["hosts_text", "host_hosts_text", "resolv_text", "write_all", "rewrite_hosts", "HOST_RESOLV"]
 
 HOST_RESOLV = "/etc/resolv.conf"
 FALLBACK_DNS = ("8.8.8.8", "8.8.4.4")
 
-_BASE_HOSTS = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "ff00::0\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
-
 
 def hosts_text(own: tuple[str, Iterable[str]] | None, peers: Iterable[tuple[str, Iterable[str]]] = (),
                extra: Iterable[tuple[str, str]] = ()) -> str:
     """Hosts file: localhost lines, then ``own`` (ip, names), then ``peers``, then ``--add-host`` pairs."""
-    lines = [_BASE_HOSTS]
+    lines = [LOCALHOST_LINES]
     if own is not None:
         lines.append(f"{own[0]}\t{' '.join(own[1])}\n")
     for ip, names in peers:
@@ -47,7 +40,7 @@ def host_hosts_text(extra: Iterable[tuple[str, str]] = (), host_hosts: str = "/e
         with open(host_hosts, encoding="utf-8", errors="replace") as f:
             text = f.read()
     except FileNotFoundError:
-        text = _BASE_HOSTS
+        text = LOCALHOST_LINES
     if text and not text.endswith("\n"):
         text += "\n"
     return text + "".join(f"{ip}\t{name}\n" for name, ip in extra)

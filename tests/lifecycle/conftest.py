@@ -116,3 +116,15 @@ def lifecycle(pybuild, busybox_lower):
     with open("/proc/self/mounts") as f:
         leftovers = [line for line in f if str(pybuild.root) in line]
     assert not leftovers, leftovers
+
+
+@pytest.fixture
+def image(pybuild, busybox_tar):
+    """busybox imported through the real ``pybuild import``; every container is removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for namespaces, mounts and cgroups")
+    r = pybuild("import", str(busybox_tar), "lc/busybox:1")
+    assert r.returncode == 0, r.stderr
+    yield "lc/busybox:1"
+    for cid in pybuild("ps", "-a", "-q", "--no-trunc").stdout.split():
+        pybuild("rm", "-f", cid)

@@ -15,17 +15,6 @@ import pytest
 from .conftest import free_port, process_alive, wait_for
 
 
-@pytest.fixture
-def image(pybuild, busybox_tar):
-    if os.geteuid() != 0:
-        pytest.skip("needs root for namespaces, mounts and cgroups")
-    r = pybuild("import", str(busybox_tar), "lc/busybox:1")
-    assert r.returncode == 0, r.stderr
-    yield "lc/busybox:1"
-    for cid in pybuild("ps", "-a", "-q", "--no-trunc").stdout.split():
-        pybuild("rm", "-f", cid)
-
-
 def _get(url: str) -> bytes | None:
     try:
         with urllib.request.urlopen(url, timeout=1) as r:

@@ -6,19 +6,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
-
-@pytest.fixture
-def image(pybuild, busybox_tar):
-    if os.geteuid() != 0:
-        pytest.skip("needs root for namespaces, mounts and cgroups")
-    r = pybuild("import", str(busybox_tar), "vol/busybox:1")
-    assert r.returncode == 0, r.stderr
-    yield "vol/busybox:1"
-    for cid in pybuild("ps", "-a", "-q", "--no-trunc").stdout.split():
-        pybuild("rm", "-f", cid)
-
 
 def test_a_named_volume_is_seeded_once_kept_and_guarded(pybuild, image):
     # made at first use, seeded with what the image has at the path
