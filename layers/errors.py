@@ -34,6 +34,7 @@ __all__ = [
     "IntegrityError",
     "LayerError",
     "StoreError",
+    "RuntimeFailure",
 ]
 
 
@@ -89,3 +90,11 @@ class LayerError(PybuildError):
 
 class StoreError(PybuildError):
     """The local store could not complete an operation (I/O error, disk full, lock)."""
+
+
+class RuntimeFailure(PybuildError):
+    """(runner) The sandbox could not be set up, or a container state move is invalid.
+
+    Defined here, beside its siblings, so the tree is written down in one place; the runner
+    subclasses it in :mod:`runner.errors`.
+    """

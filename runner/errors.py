@@ -18,10 +18,7 @@ from layers import errors as _base
 __all__ = ["RuntimeFailure", "SandboxError", "ExecFailed", "CgroupError", "InvalidState",
            "InvalidRunOption", "ContainerNotFound"]
 
-RuntimeFailure = getattr(_base, "RuntimeFailure", None)
-if RuntimeFailure is None:  # layers.errors names the branch in its docstring; define it here until it exists
-    class RuntimeFailure(_base.PybuildError):  # type: ignore[no-redef]
-        """The sandbox could not be set up, or a container state move is invalid."""
+RuntimeFailure = _base.RuntimeFailure
 
 
 class SandboxError(RuntimeFailure):
