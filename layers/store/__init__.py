@@ -7,6 +7,7 @@ Layout (directories 0700)::
     <root>/images/index.json      name -> manifest/index digest + image id, atomic, locked
     <root>/snapshots/<hex>/fs     unpacked layer (overlay form), <hex>/ready written last
     <root>/leases/<pid>-<random>  what a live process is creating or using (GC roots; see .leases)
+    <root>/roots/<owner>/<key>.json  what another room keeps alive (containers, build cache; see .roots)
     <root>/locks/                 flock files: images.lock, gc.lock, snapshot-<hex>.lock
 """
 
@@ -21,15 +22,16 @@ from layers.errors import StoreError
 from .blobs import BlobStore, Ingest
 from .images import Image, ImageRecord, ImageStore
 from .leases import Leases
+from .roots import Root, Roots
 from .snapshots import SnapshotStore
 
-__all__ = ["Store", "Image", "ImageRecord", "Ingest", "BlobStore", "ImageStore", "SnapshotStore"]
+__all__ = ["Store", "Image", "ImageRecord", "Ingest", "BlobStore", "ImageStore", "SnapshotStore", "Root", "Roots"]
 
-_DIRS = ("blobs", "blobs/sha256", "ingest", "images", "snapshots", "locks", "leases")
+_DIRS = ("blobs", "blobs/sha256", "ingest", "images", "snapshots", "locks", "leases", "roots")
 
 
 class Store:
-    """``Store(root)``: ``.blobs``, ``.images``, ``.snapshots``, ``.lease()``, ``.gc()``, ``.fsck()``."""
+    """``Store(root)``: ``.blobs``, ``.images``, ``.snapshots``, ``.roots``, ``.lease()``, ``.gc()``, ``.fsck()``."""
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
@@ -43,6 +45,7 @@ class Store:
         self.blobs = BlobStore(self.root, self.leases)
         self.images = ImageStore(self.root, self.blobs)
         self.snapshots = SnapshotStore(self.root, self.blobs)
+        self.roots = Roots(self.root, self.leases)
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[None]:
