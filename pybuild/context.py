@@ -5,12 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-import click
+from .commands import DEFAULT_ROOT, DEFAULT_STATE
 
-__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE"]
-
-DEFAULT_ROOT = "/var/lib/pybuild"
-DEFAULT_STATE = "/run/pybuild"
+__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +28,14 @@ class Settings:
         return Store(self.root)
 
 
-pass_settings = click.make_pass_decorator(Settings)
+def pass_settings(f):
+    """Decorator: call ``f`` with the group's :class:`Settings` as its first argument."""
+    import click
+
+    return click.make_pass_decorator(Settings)(f)
 
 
 def env_list(name: str) -> tuple[str, ...]:
+    """The comma-separated values of the environment variable ``name``, blanks dropped."""
     raw = os.environ.get(name, "")
     return tuple(p.strip() for p in raw.split(",") if p.strip())

@@ -155,10 +155,9 @@ def test_save_load_roundtrip(pybuild, busybox_tar, tmp_path):
 
 
 def test_lazy_imports_for_images(pybuild):
-    code = ("import sys; from pybuild.cli import main; sys.argv=['pybuild','--root',sys.argv[1],'images'];\n"
-            "import atexit\n"
-            "atexit.register(lambda: print('HEAVY', sorted(m for m in ('httpx','cryptography','pyroute2') if m in sys.modules)))\n"
-            "main()")
+    code = ("import sys; from pybuild.cli import run\n"
+            "run(['--root', sys.argv[1], 'images'])\n"
+            "print('HEAVY', sorted(m for m in ('httpx','cryptography','pyroute2') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(pybuild.root)], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
 
