@@ -1,7 +1,8 @@
 """Golden files: every ``testdata/dockerfiles/<case>/Dockerfile`` parses and plans to the JSON beside it;
 every ``negative/<name>.Dockerfile`` fails with the message in ``<name>.error`` (SECURITY.md case 25).
 
-Regenerate the expected files after a deliberate change with ``PYBUILD_UPDATE_GOLDEN=1``.
+A case without its expected file fails; write (or regenerate) the expected files after a deliberate
+change with ``PYBUILD_UPDATE_GOLDEN=1``, then review the diff.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ def _plan_case(case: Path) -> dict:
 def test_golden(case: str) -> None:
     got = _plan_case(CASES / case)
     expected_path = CASES / case / "expected.json"
-    if UPDATE or not expected_path.exists():
+    if UPDATE:
         expected_path.write_text(json.dumps(got, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    assert expected_path.exists(), (
+        f"{expected_path} is missing: check the plan by hand, then write it with PYBUILD_UPDATE_GOLDEN=1")
     assert got == json.loads(expected_path.read_text())
 
 

@@ -9,7 +9,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -85,30 +84,56 @@ def test_wrong_password_fails_and_never_shows_it(registries, pybuild, env):
         assert not os.path.exists(os.path.join(env["PYBUILD_CONFIG"], "auth.json"))
 
 
-def test_robot_password_not_in_process_arguments(token_registry, pybuild, env):
-    """Case 26: while pybuild runs, no process on the machine has the password in its argv."""
-    server = token_registry
-    _seed(server, "cli/argv")
-    from tests.conftest import pybuild_exe
-
-    proc = subprocess.Popen(
-        [pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
-         "login", server.host, "-u", ROBOT_USER, "--password-stdin"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
-    time.sleep(0.3)  # let it start and wait on stdin
-    leaked = []
+def _argv_holding(secret: bytes) -> list[int]:
+    """Pids of every process on the machine whose arguments contain ``secret``."""
+    found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                    if ROBOT_PASSWORD.encode() in fh.read():
-                        leaked.append(pid)
+                    if secret in fh.read():
+                        found.append(int(pid))
             except OSError:
                 continue
-    out, err = proc.communicate(ROBOT_PASSWORD.encode(), timeout=60)
+    return found
+
+
+def test_robot_password_not_in_process_arguments(token_registry, pybuild, env, monkeypatch):
+    """Case 26: while pybuild uses the password, no process on the machine has it in its argv.
+
+    The scan runs inside the token server's handler, when the login request carrying the password
+    has arrived and pybuild (and anything it started) is waiting for the answer."""
+    server = token_registry
+    _seed(server, "cli/argv")
+    from tests.conftest import pybuild_exe
+
+    secret = ROBOT_PASSWORD.encode()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", ROBOT_PASSWORD],
+                              stdin=subprocess.PIPE)
+    try:  # the scan can see a password in argv: a process that has one is found
+        assert holder.pid in _argv_holding(secret)
+    finally:
+        holder.communicate(b"", timeout=10)
+
+    scans: list[list[int]] = []
+    handle = server.token._handle
+
+    def scan_then_handle(req):
+        auth = req.headers.get("Authorization", "")
+        if auth.startswith("Basic ") and base64.b64decode(auth[6:]).endswith(b":" + secret):
+            scans.append(_argv_holding(secret))
+        handle(req)
+
+    monkeypatch.setattr(server.token, "_handle", scan_then_handle)
+    proc = subprocess.Popen(
+        [pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+         "login", server.host, "-u", ROBOT_USER, "--password-stdin"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})
+    out, err = proc.communicate(secret, timeout=60)
     assert proc.returncode == 0, err
-    assert not leaked
-    assert ROBOT_PASSWORD.encode() not in out + err
+    assert scans, "the login never sent the password to the token server"
+    assert scans == [[]] * len(scans), f"password in the arguments of pids {scans}"
+    assert secret not in out + err
 
 
 def test_docker_config_auths_and_cred_helper(registries, pybuild, env, tmp_path):
