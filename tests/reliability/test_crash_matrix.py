@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -109,8 +110,12 @@ def _big_image(pb, tmp: Path, name: str) -> None:
 
 
 def _remote_digest(pb, ref: str) -> str | None:
+    """The digest of the manifest ``ref`` names on the registry; None when the registry says it has
+    no such manifest (any other failure fails the test: it would not show that the tag is gone)."""
     out = pb("manifest", "inspect", "--raw", ref)
     if out.returncode != 0:
+        not_found = re.fullmatch(rf"pybuild: manifest {re.escape(ref)}: .*\((MANIFEST|NAME)_UNKNOWN\)\n", out.stderr)
+        assert out.returncode == 1 and not_found, f"manifest inspect {ref} exited {out.returncode}: {out.stderr}"
         return None
     import hashlib
 
