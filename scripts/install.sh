@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # busybox-static: the base image; docker-registry + apache2-utils: the registries the tests start;
-# skopeo, umoci, runc: interop peers; podman, buildah: benchmark peers.
+# skopeo, umoci, runc: interop peers; podman, buildah: benchmark peers; iptables: outbound NAT
+# (the network tests probe it themselves and fail if pybuild does not find it); libseccomp2: the filter.
 APT_PACKAGES=(
   busybox-static docker-registry apache2-utils
   skopeo umoci runc podman buildah
-  iproute2 debootstrap python3-venv
+  iproute2 iptables libseccomp2 debootstrap python3-venv
 )
 
 if [ "$(id -u)" = 0 ]; then
