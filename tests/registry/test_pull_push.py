@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,7 +231,7 @@ def test_pull_killed_half_way_resumes(pybuild, tmp_path):  # SECURITY case 19
         while not (store.blobs.has(small.digest) and store.blobs.has(manifest.config.digest)):
             assert time.monotonic() < deadline, "small blobs never committed"
             time.sleep(0.05)
-        time.sleep(0.3)  # let the first half reach the ingest file
+        _wait_until(lambda: _ingest_bytes(pybuild.root) > 0, "the first half never reached the ingest file")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         release.set()
@@ -299,6 +300,25 @@ def _store_image(pybuild, name: str, layer_sizes) -> "object":
     return manifest
 
 
+def _wait_until(condition, what: str, timeout: float = 30) -> None:
+    """Poll ``condition`` until it holds; fail the test with ``what`` if it does not within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def _ingest_bytes(root) -> int:
+    """Bytes in the store's partial blobs (``ingest/``): a transfer in progress has written some."""
+    total = 0
+    for f in (Path(root) / "ingest").glob("*"):
+        try:
+            total += 0 if f.name.endswith(".lock") else f.stat().st_size
+        except FileNotFoundError:  # committed or dropped while we looked
+            pass
+    return total
+
+
 def test_push_killed_half_way_then_run_again(open_registry, pybuild, tmp_path):  # SECURITY case 19, push
     from tests.conftest import pybuild_exe
 
@@ -315,7 +335,9 @@ def test_push_killed_half_way_then_run_again(open_registry, pybuild, tmp_path): 
         seen += line
         if big.digest.short in line and "Pushing" in line:
             break
-    time.sleep(0.05)
+    uploads = open_registry.workdir / "storage" / "docker" / "registry" / "v2" / "repositories" / "killed" / "push" / "_uploads"
+    _wait_until(lambda: any(f.stat().st_size > 0 for f in uploads.glob("*/data")) if uploads.is_dir() else False,
+                "the big layer's upload never reached the registry")
     proc.kill()
     proc.wait(10)
     with Registry(open_registry.host) as reg:
@@ -544,7 +566,7 @@ def test_ctrl_c_stops_a_pull_promptly_and_it_resumes(pybuild, tmp_path):
                                  "--state-dir", str(pybuild.state), "pull", ref],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_env(tmp_path)})
         assert started.wait(30)
-        time.sleep(1.0)
+        _wait_until(lambda: _ingest_bytes(pybuild.root) > 0, "no byte of the layer reached the ingest file")
         proc.send_signal(signal.SIGINT)
         begin = time.monotonic()
         _, err = proc.communicate(timeout=60)
