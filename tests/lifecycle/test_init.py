@@ -119,7 +119,8 @@ def test_init_reaps_and_forwards_sigterm():
 def test_init_is_not_dumpable():
     child, pid1 = _in_pidns(use_init=True)
     try:
-        time.sleep(0.2)
+        # the init has set itself up once it has started the workload (its child in the namespace)
+        _wait_for(lambda: len(_procs_in_ns(pid1)) >= 2, "the init to start its child")
         # fds above 2 are closed; non-dumpable shows as /proc/<pid> entries owned by root:root even
         # though we are root anyway, so check the flag the kernel reports through prctl's mirror:
         # /proc/<pid>/status has no field for it, but a non-dumpable task's "exe" link cannot be read
@@ -136,13 +137,26 @@ def test_without_init_zombies_stay_and_sigterm_is_ignored():
         _orphans_killed_after_exec(pid1)
         # PID 1 is now `sleep 1000`, which never waits: every killed orphan stays a zombie
         _wait_for(lambda: sum(s == "Z" for _, s, _ in _procs_in_ns(pid1)) >= 100, "100 zombies")
-        time.sleep(0.2)
         assert sum(s == "Z" for _, s, _ in _procs_in_ns(pid1)) == 100
         os.kill(pid1, signal.SIGTERM)
-        time.sleep(0.3)
-        assert os.waitpid(child, os.WNOHANG) == (0, 0)   # PID 1 without a handler ignores SIGTERM
+        # PID 1 without a handler ignores SIGTERM: the kernel drops it when it is sent. Delivered, a
+        # fatal signal leaves SIGKILL pending (or the task dying, or gone) the moment kill() returns.
+        assert _alive_without_fatal_signal(pid1)
+        assert os.waitpid(child, os.WNOHANG) == (0, 0)
     finally:
         _kill(child, pid1)
+
+
+def _alive_without_fatal_signal(pid: int) -> bool:
+    """``pid`` runs (not a zombie, not exiting) and has neither SIGTERM nor SIGKILL pending."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except FileNotFoundError:
+        return False
+    fatal = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGKILL - 1))
+    pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return fields["State"].split()[0] not in ("Z", "X") and not pending & fatal
 
 
 def _drop_to_default_caps() -> None:
