@@ -197,6 +197,26 @@ def _cgroup_dirs(cid: str) -> list[str]:
     return sorted(set(out))
 
 
+def _cgroup_procs(cid: str) -> list[str]:
+    """Pids still in the container's cgroups (none when it has no cgroup yet or any more)."""
+    pids = []
+    for d in _cgroup_dirs(cid):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                pids += f.read().split()
+        except FileNotFoundError:
+            continue
+    return pids
+
+
+def _wait_until(condition, what: str, timeout: float = 10) -> None:
+    """Poll ``condition`` until it holds; fail the test with ``what`` if it does not within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
 def _records(pybuild) -> list[str]:
     base = pybuild.root / "containers"
     return sorted(n for n in os.listdir(base) if len(n) == 64) if base.is_dir() else []
@@ -216,18 +236,14 @@ def test_sigkilled_foreground_run_is_cleaned_up_by_the_next_pybuild(pybuild, ima
         assert proc.stdout.readline() == b"up\n"
         [cid] = _records(pybuild)
         state = pybuild.root / "containers" / cid / "state.json"
-        deadline = time.monotonic() + 10
-        while json.loads(state.read_text())["status"] != "running" and time.monotonic() < deadline:
-            time.sleep(0.01)             # recorded just after the sandbox reports the exec
+        # recorded just after the sandbox reports the exec
+        _wait_until(lambda: json.loads(state.read_text())["status"] == "running", "the record never said running")
         pid1 = json.loads(state.read_text())["pid"]
         assert _mounts_under(tmp_path) and _cgroup_dirs(cid)
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{pid1}") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not os.path.exists(f"/proc/{pid1}")          # the container died with its pybuild
+    _wait_until(lambda: not os.path.exists(f"/proc/{pid1}"), "the container outlived its pybuild")
     assert _mounts_under(tmp_path) and _cgroup_dirs(cid)   # ... and left its overlay and cgroup
     listed = pybuild("ps", "-a", "--format", "json", check=True).stdout.splitlines()
     assert _mounts_under(tmp_path) == [] and _cgroup_dirs(cid) == []
@@ -245,11 +261,12 @@ def test_foreground_run_killed_at_any_moment_leaves_nothing_once_reaped(pybuild,
     whatever the moment, one `ps -a` later nothing is left."""
     for delay in (0.0, 0.03, 0.06, 0.09, 0.12, 0.15, 0.2, 0.3):
         proc = _start_foreground(pybuild, "--rm", image, "sh", "-c", "echo up; exec sleep 1000")
-        time.sleep(delay)
+        time.sleep(delay)            # the moment of the kill is what varies, not an order of events
         proc.kill()
         proc.wait()
         ids = _records(pybuild)
-        time.sleep(0.1)              # the container (if it started) dies with its pybuild
+        # the container (if it started) dies with its pybuild: its cgroups (if any) empty
+        _wait_until(lambda: not any(_cgroup_procs(cid) for cid in ids), f"a container outlived its pybuild ({delay})")
         assert pybuild("ps", "-a", "-q", check=True).stdout == "", delay
         assert _records(pybuild) == [] and _mounts_under(tmp_path) == [], delay
         assert all(_cgroup_dirs(cid) == [] for cid in ids), delay
