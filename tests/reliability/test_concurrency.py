@@ -248,8 +248,12 @@ def test_builds_while_prune_all_drops_images_and_the_build_cache(rpb, tmp_path):
 
     side = threading.Thread(target=churn, daemon=True)
     procs = [spawn(rpb, "build", "-q", "-t", f"{c.name}:1", str(c)) for c in contexts]
-    deadline = time.monotonic() + 20  # the builds have resolved their base once their work dirs exist
-    while time.monotonic() < deadline and len(list((rpb.root / "tmp").glob("build-*"))) < len(procs):
+    deadline = time.monotonic() + 30  # the builds have resolved their base once their work dirs exist
+    while len(list((rpb.root / "tmp").glob("build-*"))) < len(procs):
+        ended = [p.returncode for p in procs if p.poll() is not None]
+        assert not ended and time.monotonic() < deadline, (
+            f"the builds never all resolved their base before prune -a started (exited: {ended}, "
+            f"work dirs: {len(list((rpb.root / 'tmp').glob('build-*')))} of {len(procs)})")
         time.sleep(0.02)
     side.start()
     results = [(p.communicate(timeout=120), p.returncode) for p in procs]
