@@ -4,6 +4,9 @@
 - ``store_root``: an empty store root (a fresh temp dir) for one test.
 - ``pybuild``: runs the real installed ``pybuild`` entry point with ``--root``/``--state-dir``
   pointing at per-test dirs; returns ``subprocess.CompletedProcess`` (text mode).
+
+Strict skips: with ``PYBUILD_STRICT_SKIPS=1`` (scripts/test.sh sets it) a skip whose reason does not
+start with a line of ``tests/skip_allowlist.txt`` fails the session; the summary lists both kinds.
 """
 
 from __future__ import annotations
@@ -71,3 +74,60 @@ def pybuild(tmp_path: Path) -> PybuildRunner:
     root.mkdir(mode=0o700, exist_ok=True)
     state.mkdir(mode=0o700, exist_ok=True)
     return PybuildRunner(root, state)
+
+
+# --- strict skips -----------------------------------------------------------------------------------
+
+SKIP_ALLOWLIST = Path(__file__).resolve().parent / "skip_allowlist.txt"
+
+
+def allowed_skip_reasons(path: Path = SKIP_ALLOWLIST) -> tuple[str, ...]:
+    """The allow-list's entries: non-blank lines that are not ``#`` comments."""
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    """The reason a skipped report gives (``pytest.skip(reason)``, ``skipif(reason=...)``)."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def split_skips(reports, allowed: tuple[str, ...]) -> tuple[list, list]:
+    """``(allowed, refused)``: ``(nodeid, reason)`` of each skipped report, by the allow-list."""
+    ok, refused = [], []
+    for report in reports:
+        reason = skip_reason(report)
+        (ok if reason.startswith(allowed) else refused).append((report.nodeid, reason))
+    return ok, refused
+
+
+def _strict() -> bool:
+    return os.environ.get("PYBUILD_STRICT_SKIPS") == "1"
+
+
+def _skips(config: pytest.Config) -> tuple[list, list]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    reports = reporter.stats.get("skipped", []) if reporter is not None else []
+    return split_skips(reports, allowed_skip_reasons())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _strict() and exitstatus == 0 and _skips(session.config)[1]:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not _strict():
+        return
+    ok, refused = _skips(config)
+    if ok:
+        terminalreporter.section("allowed skips (tests/skip_allowlist.txt)")
+        for reason in sorted(set(r for _, r in ok)):
+            terminalreporter.line(f"{sum(r == reason for _, r in ok)} x {reason}")
+    if refused:
+        terminalreporter.section("skips NOT on tests/skip_allowlist.txt: the run FAILS (PYBUILD_STRICT_SKIPS=1)",
+                                 red=True)
+        for nodeid, reason in refused:
+            terminalreporter.line(f"{nodeid}: {reason}")
