@@ -48,7 +48,10 @@ def run(argv: list[str]) -> int:
         from .commands import top_help
 
         # as click: asked for, help goes to stdout; with no command at all, to stderr with usage's 2
-        (sys.stdout if args else sys.stderr).write(top_help())
+        try:
+            (sys.stdout if args else sys.stderr).write(top_help())
+        except BrokenPipeError:
+            return 141
         return 0 if args else 2
     _reset_inherited_signals()
     return _run_group(args)
@@ -71,8 +74,10 @@ def _run_group(args: list[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (click.Abort, KeyboardInterrupt, EOFError):
+    except (click.Abort, EOFError):  # a prompt answered with ^C or end of input
         _write_err("pybuild: aborted")
+        return 130
+    except KeyboardInterrupt:
         return 130
     except SystemExit as exc:  # a command that still exits by itself
         return _exit_code(exc.code)
