@@ -13,7 +13,7 @@ from .descriptor import Descriptor, Platform, frozen_map
 from .digest import Digest
 from .errors import InvalidDocument, InvalidInput, NotFound
 from .jsonutil import canonical, load_object, optional, str_map
-from .manifest import check_media_type_text, check_schema_version, descriptor_list, document_type, optional_descriptor
+from .document import check_media_type_text, check_schema_version, descriptor_list, document_type, optional_descriptor
 from .mediatype import INDEX_TYPES, MediaType
 
 __all__ = ["Index", "ATTESTATION_ANNOTATION"]
