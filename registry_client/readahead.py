@@ -1,4 +1,5 @@
-"""An httpcore network backend whose socket reads ask for :data:`~registry_client.transport.READ_SIZE` bytes.
+"""An httpcore network backend whose socket reads ask for ``read_size`` bytes (the transport passes
+:data:`~registry_client.transport.READ_SIZE`).
 
 httpcore reads 64 KiB at a time; a blob body then costs thousands of trips through h11 and
 our sink per hundred megabytes, each under the GIL. Asking the socket for more (it still
@@ -12,19 +13,18 @@ from typing import Any
 
 import httpcore
 
-from .transport import READ_SIZE
-
 __all__ = ["ReadAheadBackend", "ReadAheadStream"]
 
 
 class ReadAheadStream(httpcore.NetworkStream):
-    """A network stream whose reads ask for at least :data:`READ_SIZE` bytes."""
+    """A network stream whose reads ask for at least ``read_size`` bytes."""
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
+    def __init__(self, inner: httpcore.NetworkStream, read_size: int) -> None:
         self._inner = inner
+        self._read_size = read_size
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max(max_bytes, READ_SIZE), timeout)
+        return self._inner.read(max(max_bytes, self._read_size), timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._inner.write(buffer, timeout)
@@ -34,7 +34,7 @@ class ReadAheadStream(httpcore.NetworkStream):
 
     def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
                   timeout: float | None = None) -> "ReadAheadStream":
-        return ReadAheadStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+        return ReadAheadStream(self._inner.start_tls(ssl_context, server_hostname, timeout), self._read_size)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
@@ -43,16 +43,18 @@ class ReadAheadStream(httpcore.NetworkStream):
 class ReadAheadBackend(httpcore.NetworkBackend):
     """httpcore's sync backend, with a :class:`ReadAheadStream` around every connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_size: int) -> None:
         self._inner = httpcore.SyncBackend()
+        self._read_size = read_size
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> ReadAheadStream:
-        return ReadAheadStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+        return ReadAheadStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options),
+                              self._read_size)
 
     def connect_unix_socket(self, path: str, timeout: float | None = None,
                             socket_options: Any = None) -> ReadAheadStream:
-        return ReadAheadStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+        return ReadAheadStream(self._inner.connect_unix_socket(path, timeout, socket_options), self._read_size)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)

@@ -152,6 +152,6 @@ def _transport(ssl_context: Any, limits: "httpx.Limits") -> "httpx.HTTPTransport
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=ReadAheadBackend(),
+            network_backend=ReadAheadBackend(READ_SIZE),
         )
     return transport
