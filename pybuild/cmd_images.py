@@ -175,9 +175,7 @@ def tag_cmd(settings: Settings, source: str, target: str) -> None:
 
 
 def _container_users(store) -> set:
-    from layers.store.gc import container_roots
-
-    return container_roots(store.root)
+    return {d for key in store.roots.keys("containers") for d in store.roots.get("containers", key).docs}
 
 
 @click.command("rmi")
@@ -450,12 +448,12 @@ def system_group() -> None:
 @pass_settings
 def system_df_cmd(settings: Settings, fmt: str) -> None:
     """Show disk usage of the store."""
-    from layers.store.gc import container_roots, mark
+    from layers.store.gc import mark
     from layers.store.space import tree_size
 
     store = settings.store()
     records = store.images.list()
-    used = container_roots(store.root)
+    used = _container_users(store)
     marks = mark(store)
     blob_total = blob_reclaim = 0
     for d in store.blobs.digests():
