@@ -124,6 +124,20 @@ class LoadedImage:
     names: tuple[str, ...] = ()
     ref_names: tuple[str, ...] = ()
 
+    def tags(self) -> tuple[str, ...]:
+        """The full names to give this image in a store, as ``podman load`` chooses them: ``names``;
+        else each usable ``ref_names`` value (a bare ``name`` or ``tag`` goes under ``localhost/``);
+        else ``localhost/<short config digest>:latest``. Never empty, no duplicates."""
+        names = list(self.names)
+        for value in self.ref_names if not names else ():
+            try:
+                names.append(str(Reference.parse(value if (":" in value or "/" in value) else f"localhost/{value}")))
+            except InvalidInput:
+                continue  # not a reference (a bare digest, a stray annotation): the fallback below
+        if not names:
+            names = [f"localhost/{self.config.digest.short}:latest"]
+        return tuple(dict.fromkeys(names))
+
 
 # ------------------------------------------------------------------------------------------------
 # writing
