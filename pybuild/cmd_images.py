@@ -1,7 +1,8 @@
 """Image and store commands: import, images, tag, rmi, inspect, history, save, load, system df/prune, fsck.
 
-Each command is a few lines over ``layers.store``; nothing here imports httpx, cryptography or
-pyroute2 (``inspect --remote`` and container inspection load theirs lazily).
+Each command is options in, one library call (``layers.store``, ``builder.cache`` for the build
+cache), output out; renderings are in :mod:`pybuild.views.images`. Nothing here imports httpx,
+cryptography or pyroute2 (``inspect --remote`` and container inspection load theirs lazily).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
 
 import click
 
@@ -19,48 +19,11 @@ __all__ = ["import_cmd", "images_cmd", "tag_cmd", "rmi_cmd", "inspect_cmd", "his
            "load_cmd", "system_group", "fsck_cmd"]
 
 
-# -- formatting helpers -----------------------------------------------------------------------------
+def _echo_table(rows) -> None:
+    from .views.images import table
 
-
-def human_size(n: float) -> str:
-    """Docker's decimal sizes: ``4.26MB``, ``512B``."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}B"  # unreachable
-
-
-def human_ago(created: str) -> str:
-    if not created:
-        return "N/A"
-    try:
-        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return created
-    secs = max(0, int((datetime.now(timezone.utc) - when).total_seconds()))
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
-                       ("hour", 3600), ("minute", 60)):
-        if secs >= size:
-            k = secs // size
-            return f"{k} {unit}{'s' if k > 1 else ''} ago"
-    return "Less than a minute ago" if secs >= 1 else "Less than a second ago"
-
-
-def _table(rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-
-
-def _split_name(name: str | None) -> tuple[str, str, str]:
-    """``(repository, tag, digest)`` as ``docker images`` shows them."""
-    from layers.reference import Reference
-
-    if not name:
-        return "<none>", "<none>", ""
-    ref = Reference.parse(name)
-    return ref.familiar_name, ref.tag or "<none>", str(ref.digest) if ref.digest else ""
+    for line in table(rows):
+        click.echo(line)
 
 
 # -- import ----------------------------------------------------------------------------------------
@@ -118,40 +81,18 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
 def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str, no_trunc: bool,
                digests: bool) -> None:
     """List images."""
-    from layers.errors import PybuildError
+    from .views import images as view
 
-    store = settings.store()
-    rows = []
-    for rec in store.images.list():
-        repo, tag, _dig = _split_name(rec.name)
-        if repository and repository not in (repo, rec.reference.name if rec.reference else ""):
-            continue
-        try:
-            image = store.images.load(rec)
-            created, size = image.config.created, image.size
-        except PybuildError:
-            created, size = "", 0  # fsck reports it; the list still shows the name
-        rows.append((rec, repo, tag, created, size))
+    listed = settings.store().images.summaries(repository)
     if quiet:
-        seen = []
-        for rec, *_ in rows:
-            ident = str(rec.id) if no_trunc else rec.id.short
-            if ident not in seen:
-                seen.append(ident)
-                click.echo(ident)
-        return
-    if fmt == "json":
-        for rec, repo, tag, created, size in rows:
-            click.echo(json.dumps({"Repository": repo, "Tag": tag, "ID": str(rec.id),
-                                   "Digest": str(rec.manifest_digest), "CreatedAt": created,
-                                   "Size": size, "Names": [rec.name]}, sort_keys=True))
-        return
-    head = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
-    table = [head]
-    for rec, repo, tag, created, size in rows:
-        table.append([repo, tag] + ([str(rec.manifest_digest)] if digests else [])
-                     + [str(rec.id) if no_trunc else rec.id.short, human_ago(created), human_size(size)])
-    _table(table)
+        for ident in dict.fromkeys(str(s.record.id) if no_trunc else s.record.id.short for s in listed):
+            click.echo(ident)
+    elif fmt == "json":
+        for s in listed:
+            click.echo(json.dumps(view.image_json(s.record, s.created, s.size), sort_keys=True))
+    else:
+        _echo_table([view.images_head(digests)] + [view.image_row(s.record, s.created, s.size, no_trunc=no_trunc,
+                                                                  digests=digests) for s in listed])
 
 
 # -- tag / rmi -------------------------------------------------------------------------------------
@@ -170,14 +111,7 @@ def tag_cmd(settings: Settings, source: str, target: str) -> None:
     if ref.digest is not None:
         raise InvalidReference(f"tag: {target!r} names a digest; a tag target is NAME[:TAG]")
     store = settings.store()
-    rec = store.images.resolve(source)
-    store.images.tag(ref, rec.manifest_digest)
-
-
-def _container_users(store) -> set:
-    from layers.store.gc import container_roots
-
-    return container_roots(store.root)
+    store.images.tag(ref, store.images.resolve(source).manifest_digest)
 
 
 @click.command("rmi")
@@ -186,108 +120,25 @@ def _container_users(store) -> set:
 @pass_settings
 def rmi_cmd(settings: Settings, images: tuple[str, ...], force: bool) -> None:
     """Remove images (names); their content goes once nothing else references it."""
-    from layers.errors import AlreadyExists, PybuildError
-    from layers.reference import Reference
+    from layers.store.removal import remove_images
 
-    store = settings.store()
-    failed = []
-    first_error: PybuildError | None = None
-    removed_ids = set()
-    for text in images:
-        try:
-            rec = store.images.resolve(text)
-            used = _container_users(store)
-            by_name = rec.name is not None and _is_name(text, rec.name, Reference)
-            names = [rec.name] if by_name else store.images.names_for(rec.id)
-            if not by_name and len(names) > 1 and not force:
-                raise AlreadyExists(f"image {rec.id.short} is referenced by {len(names)} names "
-                                    f"({', '.join(names[:3])}); remove by name or use -f")
-            remaining = [r for r in store.images.list() if r.id == rec.id and r.name not in names]
-            if not remaining and not force and (rec.id in used or rec.manifest_digest in used):
-                raise AlreadyExists(f"image {text} is used by a container; stop and remove it first, or use -f")
-            store.images.remove_names(names)
-            for n in names:
-                click.echo(f"Untagged: {_familiar(n)}")
-            if not remaining:
-                removed_ids.add(rec.id)
-        except PybuildError as exc:
-            if len(images) == 1:
-                first_error = exc  # one image: its own error is the one line (after any GC below)
-            else:
-                click.echo(f"pybuild: {exc}", err=True)
-            failed.append(text)
-    if removed_ids:
-        from layers.errors import StoreError
+    from .views.images import familiar
 
-        try:
-            # partial pulls stay resumable; GC waits only for commits in progress (never whole builds)
-            result = store.gc(timeout=10, ingests=False)
-        except StoreError:
-            result = None  # the store stayed busy: `system prune` frees the space later
-        for d in sorted(removed_ids):
-            if result is not None and d in result.blobs_removed:
-                click.echo(f"Deleted: {d}")
-    if first_error is not None:
-        raise first_error
-    if failed:
-        # click's Exit is swallowed by standalone_mode=False in cli.main, so fail with our own error
-        raise PybuildError(f"{len(failed)} of {len(images)} images not removed: {', '.join(failed)}")
-
-
-def _is_name(text: str, name: str, Reference) -> bool:
-    from layers.errors import InvalidInput
-
-    try:
-        return str(Reference.parse(text)) == name
-    except InvalidInput:
-        return False
-
-
-def _familiar(name: str) -> str:
-    from layers.reference import Reference
-
-    return Reference.parse(name).familiar
+    result = remove_images(settings.store(), images, force=force)
+    for removed in result.removed:
+        for name in removed.untagged:
+            click.echo(f"Untagged: {familiar(name)}")
+    for digest in result.deleted:
+        click.echo(f"Deleted: {digest}")
+    if len(images) > 1:
+        for failed in result.failed:
+            click.echo(f"pybuild: {failed.error}", err=True)
+    error = result.error()
+    if error is not None:
+        raise error
 
 
 # -- inspect / history -----------------------------------------------------------------------------
-
-
-def image_document(store, rec) -> dict:
-    """The Docker-like ``inspect`` document of one image record."""
-    image = store.images.load(rec)
-    cfg = image.config
-    names = store.images.names_for(rec.id)
-    tags, digests = [], []
-    from layers.reference import Reference
-
-    for n in names:
-        ref = Reference.parse(n)
-        if ref.tag and not ref.digest:
-            tags.append(ref.familiar)
-        digests.append(f"{ref.familiar_name}@{rec.manifest_digest}")
-    last = cfg.history[-1] if cfg.history else None
-    return {
-        "Id": str(image.id),
-        "RepoTags": tags,
-        "RepoDigests": sorted(set(digests)),
-        "Parent": "",
-        "Comment": last.comment if last else "",
-        "Created": cfg.created,
-        "Author": cfg.author,
-        "Config": cfg.config.to_dict(),
-        "Architecture": cfg.architecture,
-        "Os": cfg.os,
-        **({"Variant": cfg.variant} if cfg.variant else {}),
-        "Size": image.size,
-        "RootFS": {"Type": cfg.rootfs.type, "Layers": [str(d) for d in cfg.diff_ids]},
-        "Descriptor": {"mediaType": image.manifest.media_type, "digest": str(image.manifest.digest),
-                       "size": image.manifest.size},
-        **({"Index": {"mediaType": image.index.media_type, "digest": str(image.index.digest)}}
-           if image.index is not None else {}),
-        "Layers": [{"mediaType": d.media_type, "digest": str(d.digest), "size": d.size} for d in image.layers],
-        "Metadata": {"LastTagTime": datetime.fromtimestamp(rec.created, timezone.utc).isoformat()
-                     if rec.created else ""},
-    }
 
 
 def _inspect_container(settings: Settings, name: str) -> dict:
@@ -305,6 +156,8 @@ def _inspect_container(settings: Settings, name: str) -> dict:
 def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: bool, fmt: str | None) -> None:
     """Show low-level information on images (or containers) as JSON."""
     from layers.errors import NotFound
+
+    from .views.images import image_document
 
     docs = []
     if remote:
@@ -324,7 +177,8 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
                     if kind == "container":
                         raise
             try:
-                docs.append(image_document(store, store.images.resolve(n)))
+                rec = store.images.resolve(n)
+                docs.append(image_document(store.images.load(rec), rec, store.images.names_for(rec.id)))
             except NotFound:
                 if kind == "image":
                     raise
@@ -348,27 +202,19 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
 @pass_settings
 def history_cmd(settings: Settings, image: str, no_trunc: bool, quiet: bool, fmt: str) -> None:
     """Show the history of an image, newest first."""
+    from .views import images as view
+
     store = settings.store()
-    rec = store.images.resolve(image)
-    img = store.images.load(rec)
-    sizes = {d: layer.size for d, layer in zip(img.config.diff_ids, img.manifest.layers)}
-    entries = list(reversed(img.config.layer_history()))
-    rows = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
-    for i, (h, diff_id) in enumerate(entries):
-        ident = (str(img.id) if no_trunc else img.id.short) if i == 0 else "<missing>"
-        size = sizes.get(diff_id, 0) if diff_id else 0
-        if quiet:
+    rows = view.history_rows(store.images.load(store.images.resolve(image)), no_trunc=no_trunc)
+    if quiet:
+        for ident, *_ in rows:
             click.echo(ident)
-            continue
-        if fmt == "json":
-            click.echo(json.dumps({"ID": ident, "CreatedAt": h.created, "CreatedBy": h.created_by,
-                                   "Size": size, "Comment": h.comment, "EmptyLayer": h.empty_layer,
-                                   "DiffID": str(diff_id) if diff_id else None}, sort_keys=True))
-            continue
-        by = h.created_by if no_trunc or len(h.created_by) <= 45 else h.created_by[:44] + "…"
-        rows.append([ident, human_ago(h.created), by, human_size(size), h.comment])
-    if fmt == "table" and not quiet:
-        _table(rows)
+    elif fmt == "json":
+        for ident, h, diff_id, size in rows:
+            click.echo(json.dumps(view.history_json(ident, h, diff_id, size), sort_keys=True))
+    else:
+        _echo_table([view.HISTORY_HEAD] + [view.history_line(ident, h, size, no_trunc=no_trunc)
+                                           for ident, h, _d, size in rows])
 
 
 # -- save / load -------------------------------------------------------------------------------------
@@ -381,27 +227,16 @@ def history_cmd(settings: Settings, image: str, no_trunc: bool, quiet: bool, fmt
 def save_cmd(settings: Settings, images: tuple[str, ...], output: str | None) -> None:
     """Save images to a tar archive: an OCI image layout plus Docker's manifest.json."""
     from layers.atomic import atomic_writer
-    from layers.layout import ArchiveImage, write_archive
-    from layers.manifest import parse_document
-    from layers.reference import Reference
+    from layers.store.archives import save_images
 
     store = settings.store()
-    todo: dict[str, tuple] = {}
-    for text in images:
-        rec = store.images.resolve(text)
-        doc = parse_document(store.blobs.read_bytes(rec.manifest_digest, 8 << 20))
-        names = [Reference.parse(rec.name)] if rec.name and Reference.parse(rec.name).tag else []
-        key = str(rec.manifest_digest)
-        prev = todo.get(key)
-        todo[key] = (doc, (prev[1] if prev else []) + [n for n in names if prev is None or n not in prev[1]])
-    archive = [ArchiveImage(doc, tuple(names)) for doc, names in todo.values()]
     if output is None:
         if sys.stdout.isatty():
             raise click.UsageError("refusing to write a tar archive to a terminal; use -o FILE or redirect")
-        write_archive(sys.stdout.buffer, archive, store.blobs)
+        save_images(store, images, sys.stdout.buffer)
         return
     with atomic_writer(os.path.abspath(output), 0o644) as f:
-        write_archive(f, archive, store.blobs)
+        save_images(store, images, f)
 
 
 @click.command("load")
@@ -410,31 +245,13 @@ def save_cmd(settings: Settings, images: tuple[str, ...], output: str | None) ->
 @pass_settings
 def load_cmd(settings: Settings, source: str, quiet: bool) -> None:
     """Load images from an OCI layout (tar or directory) or a docker-archive tar."""
-    from layers import layout
-    from layers.errors import InvalidInput, NotFound
-    from layers.reference import Reference
+    from layers.store.archives import load_images
 
-    store = settings.store()
-    with store.lease():
-        if source == "-":
-            loaded = layout.read_archive(sys.stdin.buffer, store.blobs)
-        else:
-            if not os.path.exists(source):
-                raise NotFound(f"load: {source}: no such file or directory")
-            loaded = layout.read_path(source, store.blobs)
-        for img in loaded:
-            names = list(img.names)
-            for rn in (img.ref_names if not names else ()):
-                try:
-                    names.append(str(Reference.parse(rn if (":" in rn or "/" in rn) else f"localhost/{rn}")))
-                except InvalidInput:
-                    continue
-            if not names:
-                names = [f"localhost/{img.config.digest.short}:latest"]
-            for n in dict.fromkeys(names):
-                store.images.tag(n, img.manifest.digest)
-                if not quiet:
-                    click.echo(f"Loaded image: {_familiar(n)}")
+    from .views.images import familiar
+
+    for loaded in load_images(settings.store(), sys.stdin.buffer if source == "-" else source):
+        for name in loaded.names if not quiet else ():
+            click.echo(f"Loaded image: {familiar(name)}")
 
 
 # -- system ----------------------------------------------------------------------------------------
@@ -450,55 +267,51 @@ def system_group() -> None:
 @pass_settings
 def system_df_cmd(settings: Settings, fmt: str) -> None:
     """Show disk usage of the store."""
-    from layers.store.gc import container_roots, mark
-    from layers.store.space import tree_size
+    from layers.store.space import disk_usage
+
+    from .views import images as view
 
     store = settings.store()
-    records = store.images.list()
-    used = container_roots(store.root)
-    marks = mark(store)
-    blob_total = blob_reclaim = 0
-    for d in store.blobs.digests():
-        size = os.stat(store.blobs.path(d)).st_size
-        blob_total += size
-        if d not in marks.blobs:
-            blob_reclaim += size
-    snaps = store.snapshots.list()
-    keep = {d.hex for d in marks.diff_ids}
-    snap_total = snap_reclaim = 0
-    for name, _ready in snaps:
-        size = tree_size(os.path.join(store.snapshots.base, name))
-        snap_total += size
-        if name not in keep:
-            snap_reclaim += size
-    ids = {r.id for r in records}
-    active = {r.id for r in records if r.id in used or r.manifest_digest in used}
-    ingest = tree_size(os.path.join(store.root, "ingest"))
-    cdir = os.path.join(store.root, "containers")
-    containers = sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []
+    usage = disk_usage(store)
+    rows = [usage.images, usage.snapshots, _containers_usage_from_dirs(store.root), _volumes_usage(settings, store.root),
+            _build_cache_usage_from_dirs(store.root), usage.ingest]
+    if fmt == "json":
+        for u in rows:
+            click.echo(json.dumps(view.df_json(u)))
+    else:
+        _echo_table(view.df_rows(rows))
+
+
+def _containers_usage_from_dirs(root: str):
+    """The Containers line of ``system df``, measured by walking ``<root>/containers`` (the runner's
+    folders; it has no usage API yet)."""
+    from layers.store.space import DiskUsage, tree_size
+
+    cdir = os.path.join(root, "containers")
+    count = len(os.listdir(cdir)) if os.path.isdir(cdir) else 0
+    return DiskUsage("Containers", count, count, tree_size(cdir), 0)
+
+
+def _volumes_usage(settings: Settings, root: str):
+    """The Local Volumes line: the runner's volumes, their sizes, and which a container uses."""
+    from layers.store.space import DiskUsage, tree_size
     from runner.containers import volume_users
     from runner.state import ContainerStore
     from runner.volumes import VolumeStore
 
-    cstore = ContainerStore(store.root, settings.state_dir)
-    volumes = [(v, tree_size(v.path), bool(volume_users(cstore, v.name))) for v in VolumeStore(store.root).list()]
-    rows = [
-        ("Images", len(ids), len(active), blob_total, blob_reclaim),
-        ("Snapshots", len(snaps), len(snaps) - len([n for n, _ in snaps if n not in keep]), snap_total, snap_reclaim),
-        ("Containers", len(containers), len(containers), tree_size(cdir), 0),
-        ("Local Volumes", len(volumes), sum(used for _, _, used in volumes), sum(size for _, size, _ in volumes),
-         sum(size for _, size, used in volumes if not used)),
-        ("Build cache", sum(len(f) for _d, _s, f in os.walk(os.path.join(store.root, "cache", "keys"))), 0,
-         tree_size(os.path.join(store.root, "cache")), 0),
-        ("Ingest", len([n for n in os.listdir(os.path.join(store.root, "ingest")) if not n.endswith(".lock")]),
-         0, ingest, ingest),
-    ]
-    if fmt == "json":
-        for t, total, act, size, rec in rows:
-            click.echo(json.dumps({"Type": t, "TotalCount": total, "Active": act, "Size": size, "Reclaimable": rec}))
-        return
-    _table([["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]]
-           + [[t, str(total), str(act), human_size(size), human_size(rec)] for t, total, act, size, rec in rows])
+    cstore = ContainerStore(root, settings.state_dir)
+    volumes = [(tree_size(v.path), bool(volume_users(cstore, v.name))) for v in VolumeStore(root).list()]
+    return DiskUsage("Local Volumes", len(volumes), sum(used for _, used in volumes), sum(s for s, _ in volumes),
+                     sum(s for s, used in volumes if not used))
+
+
+def _build_cache_usage_from_dirs(root: str):
+    """The Build cache line, measured by walking ``<root>/cache`` (the builder's folders; it has no
+    usage API yet)."""
+    from layers.store.space import DiskUsage, tree_size
+
+    entries = sum(len(files) for _d, _s, files in os.walk(os.path.join(root, "cache", "keys")))
+    return DiskUsage("Build cache", entries, 0, tree_size(os.path.join(root, "cache")), 0)
 
 
 @system_group.command("prune")
@@ -507,17 +320,19 @@ def system_df_cmd(settings: Settings, fmt: str) -> None:
 @pass_settings
 def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
     """Remove unreferenced blobs, snapshots and partial ingests (-a: and unused images)."""
+    from builder.cache import prune, reap_stale_build_dirs
+    from layers.store.removal import untag_unused
+
+    from .views.images import familiar, human_size
+
     store = settings.store()
     if all_images:
-        used = _container_users(store)
-        drop = [r.name for r in store.images.list() if r.id not in used and r.manifest_digest not in used and r.name]
-        store.images.remove_names(drop)
-        for n in drop:
-            click.echo(f"Untagged: {_familiar(n)}")
-        dropped = _drop_build_cache(store.root)
-        if dropped:
-            click.echo(f"Deleted build cache entries: {dropped}")
-    reaped = _reap_build_dirs(store.root)
+        for name in untag_unused(store):
+            click.echo(f"Untagged: {familiar(name)}")
+        freed = prune(store.root)
+        if freed:
+            click.echo(f"Deleted build cache: {human_size(freed)}")
+    reaped = reap_stale_build_dirs(store.root)
     if reaped:
         click.echo(f"Deleted work directories of killed builds: {reaped}")
     result = store.gc()
@@ -526,52 +341,6 @@ def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
     for s in result.snapshots_removed:
         click.echo(f"Deleted snapshot: {s}")
     click.echo(f"Total reclaimed space: {human_size(result.bytes_freed)}")
-
-
-def _stale_build_dirs(root: str) -> list[str]:
-    """``<root>/tmp/build-*`` work directories whose build process is gone (killed mid-build)."""
-    base = os.path.join(root, "tmp")
-    try:
-        names = sorted(n for n in os.listdir(base) if n.startswith("build-"))
-    except FileNotFoundError:
-        return []
-    stale = []
-    for name in names:
-        try:
-            with open(os.path.join(base, name, "pid")) as f:
-                pid = int(f.read().strip() or 0)
-            os.kill(pid, 0)
-        except (OSError, ValueError):  # no pid file, a bad one, or the process is gone
-            stale.append(name)
-    return stale
-
-
-def _reap_build_dirs(root: str) -> int:
-    """Unmount and remove the work directories of killed builds (the builder's own reaper)."""
-    stale = _stale_build_dirs(root)
-    if stale:
-        from builder.workdir import reap_stale
-
-        reap_stale(os.path.join(root, "tmp"))
-    return len(stale) - len(_stale_build_dirs(root))
-
-
-def _drop_build_cache(root: str) -> int:
-    """Remove the build cache index entries (``<root>/cache/keys/*/*.json``; ``cache/mounts`` stays), as
-    ``docker system prune -a`` drops the build cache. Entry by entry, and the directories stay: a build
-    running meanwhile only sees misses, and the entry it writes lands (renaming the whole index aside
-    made such a build fail writing its entry; tests/reliability/test_concurrency.py)."""
-    keys = os.path.join(root, "cache", "keys")
-    count = 0
-    for dirpath, _dirs, files in os.walk(keys):
-        for name in files:
-            if name.endswith(".json"):
-                try:
-                    os.unlink(os.path.join(dirpath, name))
-                    count += 1
-                except FileNotFoundError:
-                    pass
-    return count
 
 
 # -- fsck ------------------------------------------------------------------------------------------
@@ -585,12 +354,16 @@ def fsck_cmd(settings: Settings, repair: bool) -> None:
     """Check every blob against its name, every image record's references and every snapshot."""
     store = settings.store()
     report = store.fsck(repair=repair)
-    stale = _stale_build_dirs(store.root)
+    stale = _killed_build_dirs_from_dirs(store.root)
     if stale:
-        report.notes.append(f"{len(stale)} work director{'y' if len(stale) == 1 else 'ies'} of killed builds in "
+        report.notes.append(f"{stale} work director{'y' if stale == 1 else 'ies'} of killed builds in "
                             f"{os.path.join(store.root, 'tmp')} (system prune removes them)")
-        if repair and _reap_build_dirs(store.root):
-            report.removed.append(f"removed {len(stale)} work directories of killed builds")
+        if repair:
+            from builder.cache import reap_stale_build_dirs
+
+            reaped = reap_stale_build_dirs(store.root)
+            if reaped:
+                report.removed.append(f"removed {reaped} work directories of killed builds")
     for p in report.problems:
         click.echo(f"problem: {p}")
     for n in report.notes:
@@ -605,3 +378,21 @@ def fsck_cmd(settings: Settings, repair: bool) -> None:
         from layers.errors import IntegrityError
 
         raise IntegrityError(f"store {store.root}: {len(report.problems)} problem(s) found (see above; --repair removes them)")
+
+
+def _killed_build_dirs_from_dirs(root: str) -> int:
+    """How many ``<root>/tmp/build-*`` work dirs have no live build process, read from the builder's
+    folders (its ``pid`` files): a read-only count for fsck's note until the builder offers one."""
+    base = os.path.join(root, "tmp")
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("build-")]
+    except FileNotFoundError:
+        return 0
+    stale = 0
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "pid")) as f:
+                os.kill(int(f.read().strip() or 0), 0)
+        except (OSError, ValueError):  # no pid file, a bad one, or the process is gone
+            stale += 1
+    return stale

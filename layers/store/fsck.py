@@ -1,19 +1,20 @@
 """Store consistency check: blobs against their names, records against their references, snapshots,
-containers' images, and what crashes and GC left behind.
+registered roots and the containers' images they name, and what crashes and GC left behind.
 
 :func:`check` returns a :class:`FsckReport`:
 
 * ``problems``: what is broken (a blob whose bytes do not match its name, an image record whose
-  manifest, config or a layer is missing, a snapshot marked ready without its tree, a container
-  whose image is gone). ``ok`` is False while any is unrepaired.
+  manifest, config or a layer is missing, a snapshot marked ready without its tree, a registered
+  root that cannot be read, a container whose image is gone). ``ok`` is False while any is unrepaired.
 * ``notes``: what a crash or normal use leaves and nothing needs (partial ingests kept for resume,
   an unpack interrupted before its ready marker, unreferenced blobs and snapshots GC will take).
 
 ``repair=True`` reports the same, then removes what is provably broken or unreferenced (each removal
 is a line in ``repaired`` or ``removed``): corrupt blobs, broken image records, incomplete snapshots,
 and then everything GC would collect (:func:`layers.store.gc.collect`). It never fetches or rebuilds
-anything: a removed record says to pull or build the image again, and a container whose image is gone
-is reported, not removed. An entry another process is writing (its lock is held) is left alone.
+anything: a removed record says to pull or build the image again; a container whose image is gone
+and an unreadable root are reported, never removed (GC, and so the repair's collection, then stops
+before freeing anything). An entry another process is writing (its lock is held) is left alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 
 from layers.digest import Digest
-from layers.errors import InvalidInput, PybuildError
+from layers.errors import InvalidInput, PybuildError, StoreError
 from layers.index import Index
 
 from .locks import held_by_other
@@ -148,30 +149,25 @@ def _check_snapshots(store, report: FsckReport, repair: bool) -> None:
                 report.removed.append(f"removed snapshot {name}")
 
 
+def _check_roots(store, report: FsckReport) -> None:
+    """An unreadable registered root is a problem (GC keeps everything while it stays); never
+    removed, not even by ``repair``: a root is its owner's (the runner's, the builder's) to fix."""
+    for exc in store.roots.unreadable():
+        report.problem(str(exc))
+
+
 def _check_containers(store, report: FsckReport) -> None:
-    """A container whose image is gone cannot start again: reported (``pybuild rm`` it), never removed."""
-    base = os.path.join(store.root, "containers")
-    try:
-        names = sorted(os.listdir(base))
-    except FileNotFoundError:
-        return
-    for cid in names:
-        if cid.startswith("."):
-            if cid.endswith(".creating"):
-                report.notes.append(f"container record {cid}: an interrupted create (removed by the next create)")
-            continue
+    """A container whose image is gone cannot start again: reported (``pybuild rm`` it), never removed.
+    Which image a container uses is its registered root (owner ``containers``), not its files."""
+    for cid in store.roots.keys("containers"):
         try:
-            with open(os.path.join(base, cid, "image-ref")) as f:
-                text = f.read(4096).strip()
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        try:
-            digest = Digest.parse(text)
-        except InvalidInput:
-            continue  # not made from a store image (a rootfs directory)
-        if not store.blobs.has(digest):
-            report.problem(f"container {cid[:12]}: its image {digest} is not in the store "
-                           f"(pybuild rm {cid[:12]}; fsck does not remove containers)")
+            root = store.roots.get("containers", cid)
+        except PybuildError:
+            continue  # reported by _check_roots
+        for digest in sorted(root.docs if root is not None else (), key=str):
+            if not store.blobs.has(digest):
+                report.problem(f"container {cid[:12]}: its image {digest} is not in the store "
+                               f"(pybuild rm {cid[:12]}; fsck does not remove containers)")
 
 
 def check(store, *, repair: bool = False) -> FsckReport:
@@ -181,6 +177,7 @@ def check(store, *, repair: bool = False) -> FsckReport:
     _check_blobs(store, report, repair)
     _check_records(store, report, repair)
     _check_snapshots(store, report, repair)
+    _check_roots(store, report)
     _check_containers(store, report)
     if repair:
         _collect(store, report)
@@ -192,7 +189,10 @@ def check(store, *, repair: bool = False) -> FsckReport:
 def _unreferenced(store, report: FsckReport) -> None:
     from .gc import mark
 
-    marks = mark(store)
+    try:
+        marks = mark(store)
+    except StoreError:
+        return  # an unreadable root: reported as a problem; nothing counts as unreferenced meanwhile
     loose = [d for d in store.blobs.digests() if d not in marks.blobs]
     if loose:
         size = sum(os.stat(store.blobs.path(d)).st_size for d in loose if store.blobs.has(d))
@@ -204,8 +204,6 @@ def _unreferenced(store, report: FsckReport) -> None:
 
 
 def _collect(store, report: FsckReport) -> None:
-    from layers.errors import StoreError
-
     try:
         result = store.gc(timeout=30)
     except StoreError as exc:

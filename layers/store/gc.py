@@ -1,42 +1,42 @@
-"""Garbage collection: mark from image records, containers, the build cache and leases; sweep the rest.
+"""Garbage collection: mark from image records, registered roots and leases; sweep the rest.
 
 Roots (a blob or snapshot reachable from any of them is kept):
 
 * every image record (manifest or index digest -> child manifests -> config + layers);
-* every container under ``<root>/containers/*/``: its ``image-ref`` file (a manifest digest) and
-  any ``image``/``image_id`` digest in its ``config.json``;
-* every ``sha256:...`` string in files under ``<root>/cache/`` (the build cache index);
+* every registered root (``<root>/roots/<owner>/<key>.json``, see :mod:`.roots`): the runner keeps
+  each container's image there, the builder its cache entries. GC never reads another room's files.
+  If any root cannot be read, :func:`collect` raises :class:`StoreError` naming it before it frees
+  anything: an unreadable root keeps everything, it never lets its blobs go;
 * live work: every entry of a live lease file (``<root>/leases/``, see :mod:`.leases`). GC holds
   ``locks/gc.lock`` exclusively while it marks and sweeps; writers hold it shared only for the
   instants they commit or decide to use something, so GC waits for those, never for a whole pull
   or build.
 
-Snapshots are kept for every diff_id of a kept config and every ``snap`` lease entry; a snapshot
-entry whose lock is held (an unpack in progress) is left alone. Ingest files whose lock is free,
-temporary snapshot dirs nobody holds, and lease files of dead processes are debris and go too.
+Snapshots are kept for every diff_id of a kept config, every root's ``snapshots`` and every ``snap``
+lease entry; a snapshot entry whose lock is held (an unpack in progress) is left alone. Ingest files
+whose lock is free, temporary snapshot dirs nobody holds, and lease files of dead processes are
+debris and go too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 from dataclasses import dataclass, field
 
 from layers.config import ImageConfig
 from layers.digest import Digest
-from layers.errors import PybuildError
+from layers.errors import PybuildError, StoreError
 from layers.index import Index
 from layers.manifest import parse_document
 
 from .leases import read_roots
 from .locks import FileLock, held_by_other
+from .roots import Root
 from .space import tree_size
 
-__all__ = ["GCResult", "collect", "mark"]
+__all__ = ["GCResult", "Marks", "collect", "mark", "registered"]
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _MAX_DOC = 8 << 20
 
 
@@ -51,62 +51,14 @@ class GCResult:
 
 
 @dataclass
-class _Marks:
+class Marks:
+    """What GC keeps: blob digests, and the diff_ids whose snapshots stay."""
+
     blobs: set[Digest] = field(default_factory=set)
     diff_ids: set[Digest] = field(default_factory=set)
 
 
-def container_roots(root: str) -> set[Digest]:
-    """Digests the containers under ``<root>/containers`` use (manifest, index or config digests)."""
-    out: set[Digest] = set()
-    base = os.path.join(root, "containers")
-    try:
-        ids = os.listdir(base)
-    except FileNotFoundError:
-        return out
-    for cid in ids:
-        if cid.startswith("."):
-            continue  # ".<id>.creating": a create in progress holds a lease; a killed one is debris
-        d = os.path.join(base, cid)
-        for name in ("image-ref", "config.json", "record.json", "container.json"):
-            try:
-                with open(os.path.join(d, name), "r", errors="replace") as f:
-                    text = f.read(1 << 20)
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                continue
-            if name == "image-ref":
-                out.update(Digest.parse(m) for m in _DIGEST.findall(text))
-                continue
-            try:
-                body = json.loads(text)
-            except ValueError:
-                continue
-            for key in ("image", "image_id", "Image", "ImageID"):
-                value = body.get(key) if isinstance(body, dict) else None
-                if isinstance(value, str):
-                    out.update(Digest.parse(m) for m in _DIGEST.findall(value))
-    return out
-
-
-def cache_roots(root: str) -> set[Digest]:
-    """Digests named in the build cache index (``<root>/cache/**/*.json``; ``cache/mounts`` is user data)."""
-    out: set[Digest] = set()
-    base = os.path.join(root, "cache")
-    for dirpath, dirs, files in os.walk(base):
-        if dirpath == base and "mounts" in dirs:
-            dirs.remove("mounts")
-        for name in files:
-            if not name.endswith(".json"):
-                continue
-            try:
-                with open(os.path.join(dirpath, name), "r", errors="replace") as f:
-                    out.update(Digest.parse(m) for m in _DIGEST.findall(f.read(1 << 20)))
-            except OSError:
-                continue
-    return out
-
-
-def _mark_doc(store, digest: Digest, marks: _Marks) -> None:
+def _mark_doc(store, digest: Digest, marks: Marks) -> None:
     if digest in marks.blobs or not store.blobs.has(digest):
         return
     marks.blobs.add(digest)
@@ -127,7 +79,7 @@ def _mark_doc(store, digest: Digest, marks: _Marks) -> None:
     _mark_config(store, doc.config.digest, marks)
 
 
-def _mark_config(store, digest: Digest, marks: _Marks) -> None:
+def _mark_config(store, digest: Digest, marks: Marks) -> None:
     try:
         size = store.blobs.size(digest)
         if size > _MAX_DOC:
@@ -138,19 +90,27 @@ def _mark_config(store, digest: Digest, marks: _Marks) -> None:
     marks.diff_ids.update(config.diff_ids)
 
 
-def mark(store, leased: dict[str, set[Digest]] | None = None) -> _Marks:
+def registered(store) -> list[Root]:
+    """Every registered root (:mod:`.roots`), read in full before anything is marked; raises
+    :class:`StoreError` naming the file if one cannot be read (the caller must then free nothing)."""
+    return list(store.roots.read_all())
+
+
+def mark(store, leased: dict[str, set[Digest]] | None = None, *, roots: list[Root] | None = None) -> Marks:
     """Everything reachable from the roots; ``leased`` are the live leases' entries (GC reads them
-    under its lock; ``system df`` passes none and so counts leased work as reclaimable)."""
-    marks = _Marks()
-    cached = cache_roots(store.root)
-    marks.diff_ids.update(cached)  # a cached layer's snapshot is what makes the cache hit fast
-    roots = {r.manifest_digest for r in store.images.list()}
-    roots |= container_roots(store.root) | cached
+    under its lock; ``system df`` passes none and so counts leased work as reclaimable). Raises
+    :class:`StoreError` on an unreadable registered root (``roots``: already read by the caller)."""
+    marks = Marks()
+    docs = {r.manifest_digest for r in store.images.list()}
+    for root in registered(store) if roots is None else roots:
+        docs |= root.docs
+        marks.blobs.update(d for d in root.blobs if store.blobs.has(d))
+        marks.diff_ids.update(root.snapshots)
     if leased:
-        roots |= leased.get("doc", set())
+        docs |= leased.get("doc", set())
         marks.blobs.update(d for d in leased.get("blob", ()) if store.blobs.has(d))
         marks.diff_ids.update(leased.get("snap", ()))
-    for digest in roots:
+    for digest in docs:
         _mark_doc(store, digest, marks)
     return marks
 
@@ -158,8 +118,6 @@ def mark(store, leased: dict[str, set[Digest]] | None = None) -> _Marks:
 def collect(store, *, timeout: float = 30.0, ingests: bool = True) -> GCResult:
     """Remove every blob and snapshot no root reaches (and, with ``ingests``, partial ingests kept for
     resume). Waits for leases up to ``timeout`` seconds, then raises :class:`StoreError`."""
-    from layers.errors import StoreError
-
     lock = FileLock(os.path.join(store.root, "locks", "gc.lock"))
     if not lock.acquire(timeout):
         raise StoreError(f"garbage collection: store {store.root} stayed busy for {timeout:g}s "
@@ -168,8 +126,12 @@ def collect(store, *, timeout: float = 30.0, ingests: bool = True) -> GCResult:
     if leases is not None:
         leases.collecting = True
     try:
+        try:
+            roots = registered(store)
+        except StoreError as exc:
+            raise StoreError(f"garbage collection removed nothing: {exc}") from None
         leased, stale = read_roots(store.root)
-        marks = mark(store, leased)
+        marks = mark(store, leased, roots=roots)
         removed: list[Digest] = []
         freed = 0
         for digest in list(store.blobs.digests()):

@@ -27,7 +27,7 @@ from layers.reference import Reference
 from .blobs import BlobStore
 from .locks import locked
 
-__all__ = ["ImageRecord", "Image", "ImageStore", "MAX_DOCUMENT"]
+__all__ = ["ImageRecord", "Image", "ImageSummary", "ImageStore", "MAX_DOCUMENT"]
 
 MAX_DOCUMENT = 8 << 20
 _HEXPREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
@@ -81,6 +81,16 @@ class Image:
     def size(self) -> int:
         """Compressed size: manifest + config + layers, as ``docker images`` shows it."""
         return self.manifest.size + self.manifest.config.size + sum(d.size for d in self.manifest.layers)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSummary:
+    """A record as ``images`` lists it: its creation time and compressed size (``""`` and 0 when the
+    image cannot be loaded; fsck reports that, the list still shows the name)."""
+
+    record: ImageRecord
+    created: str
+    size: int
 
 
 def _read_document(blobs: BlobStore, digest: Digest) -> Manifest | Index:
@@ -142,6 +152,21 @@ class ImageStore:
         """Every named record, newest first."""
         out = [self._record(name, entry) for name, entry in self._read().items()]
         out.sort(key=lambda r: (-r.created, r.name or ""))
+        return out
+
+    def summaries(self, repository: str | None = None) -> list[ImageSummary]:
+        """Every named record (newest first) with its creation time and size; with ``repository``,
+        only those whose repository is that (familiar ``busybox`` or full ``docker.io/library/busybox``)."""
+        out = []
+        for rec in self.list():
+            ref = rec.reference
+            if repository and ref is not None and repository not in (ref.familiar_name, ref.name):
+                continue
+            try:
+                image = self.load(rec)
+                out.append(ImageSummary(rec, image.config.created, image.size))
+            except PybuildError:
+                out.append(ImageSummary(rec, "", 0))
         return out
 
     def names_for(self, digest: Digest) -> list[str]:

@@ -136,6 +136,17 @@ class Roots:
     def read_all(self) -> Iterator[Root]:
         """Every registered root. Raises :class:`StoreError` on the first that cannot be read
         (a stray file or directory in ``roots/`` counts as unreadable: nothing is guessed)."""
+        for item in self._scan():
+            if isinstance(item, StoreError):
+                raise item
+            yield item
+
+    def unreadable(self) -> list[StoreError]:
+        """One error per root file (or stray entry) that :meth:`read_all` would fail on; ``fsck``
+        reports them. Nothing is removed: a root is its owner's to fix or drop."""
+        return [item for item in self._scan() if isinstance(item, StoreError)]
+
+    def _scan(self) -> Iterator[Root | StoreError]:
         try:
             owners = sorted(os.listdir(self.dir))
         except FileNotFoundError:
@@ -143,18 +154,27 @@ class Roots:
         for owner in owners:
             base = os.path.join(self.dir, owner)
             if not _NAME.fullmatch(owner) or not os.path.isdir(base):
-                raise StoreError(f"store root {base}: not a root owner directory; GC keeps everything "
+                yield StoreError(f"store root {base}: not a root owner directory; GC keeps everything "
                                  f"until it is removed")
+                continue
             for name in sorted(os.listdir(base)):
                 if name.startswith(".") and ".tmp" in name:
                     continue  # an atomic write in progress (or a killed one): its target is what counts
+                path = os.path.join(base, name)
                 key = name[:-5] if name.endswith(".json") else ""
                 if not key or not _NAME.fullmatch(key):
-                    raise StoreError(f"store root {os.path.join(base, name)}: not a root record; GC keeps "
-                                     f"everything until it is removed")
-                root = self.get(owner, key)
-                if root is not None:
-                    if root.owner != owner or root.key != key:
-                        raise StoreError(f"store root {os.path.join(base, name)}: names {root.owner}/"
-                                         f"{root.key}; GC keeps everything until it is fixed")
-                    yield root
+                    yield StoreError(f"store root {path}: not a root record; GC keeps everything until "
+                                     f"it is removed")
+                    continue
+                try:
+                    root = self.get(owner, key)
+                except StoreError as exc:
+                    yield exc
+                    continue
+                if root is None:
+                    continue  # dropped while we looked
+                if root.owner != owner or root.key != key:
+                    yield StoreError(f"store root {path}: names {root.owner}/{root.key}; GC keeps "
+                                     f"everything until it is fixed")
+                    continue
+                yield root

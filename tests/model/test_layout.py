@@ -412,3 +412,21 @@ def test_save_index_with_entries_missing_from_the_store(busybox_tar):
     lonely = Index.build([absent])
     with pytest.raises(NotFound, match="none of its manifests"):
         _save(store, ArchiveImage(lonely, (REF,)))
+
+
+@pytest.mark.parametrize("names, ref_names, want", [
+    (("docker.io/library/busybox:1",), ("ignored",), ("docker.io/library/busybox:1",)),
+    ((), ("v1",), ("localhost/v1:latest",)),
+    ((), ("team/app:2", "team/app:2", "other"), ("docker.io/team/app:2", "localhost/other:latest")),
+    ((), ("Not A Name!",), None),
+    ((), (), None),
+])
+def test_loaded_image_tags_follow_the_naming_rules(image, names, ref_names, want):
+    from layers.config import ImageConfig
+    from layers.layout import LoadedImage
+
+    store, manifest = image
+    config = ImageConfig.parse(store.open(manifest.config.digest).read())
+    loaded = LoadedImage(manifest, config, names, ref_names)
+    fallback = (f"localhost/{config.digest.short}:latest",)
+    assert loaded.tags() == (want if want is not None else fallback)

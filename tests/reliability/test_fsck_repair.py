@@ -120,7 +120,11 @@ def _tiny_tar(data: bytes = b"tiny") -> bytes:
 
 def test_fsck_reports_a_container_whose_image_is_gone_and_repair_leaves_the_container(rpb):
     cid = rpb("create", "--network", "none", "busybox", "true", check=True).stdout.strip()
-    digest = (Path(rpb.root) / "containers" / cid / "image-ref").read_text().strip()
+    from layers.store import Store
+
+    root = Store(str(rpb.root)).roots.get("containers", cid)
+    assert root is not None, "the runner registers a root per container (owner 'containers', key its id)"
+    (digest,) = map(str, root.docs)
     os.unlink(Path(rpb.root) / "blobs" / "sha256" / digest.split(":")[1])
     for args in (("fsck",), ("fsck", "--repair")):
         out = rpb(*args)
@@ -129,5 +133,6 @@ def test_fsck_reports_a_container_whose_image_is_gone_and_repair_leaves_the_cont
         assert out.stdout.rstrip().endswith("BROKEN")
     assert (Path(rpb.root) / "containers" / cid).is_dir()
     rpb("rm", cid, check=True)
+    assert Store(str(rpb.root)).roots.get("containers", cid) is None, "rm left the container's root"
     rpb("system", "prune", check=True)
     fsck_clean(rpb)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from layers.digest import Digest
+from layers.store import Store
 from tests.conftest import pybuild_exe
 
 
@@ -94,13 +96,38 @@ def test_tag_rmi_df_prune(pybuild, busybox_tar):
 def test_prune_keeps_an_image_a_container_uses(pybuild, busybox_tar):
     _import(pybuild, busybox_tar, "used")
     (doc,) = json.loads(pybuild("inspect", "used", check=True).stdout)
-    cdir = pybuild.root / "containers" / "c1"
-    cdir.mkdir(parents=True)
-    (cdir / "image-ref").write_text(doc["Descriptor"]["digest"] + "\n")
+    Store(str(pybuild.root)).roots.put("containers", "c1", docs=[Digest.parse(doc["Descriptor"]["digest"])])
     pybuild("system", "prune", "-a", check=True)
     assert pybuild("images", "-q", check=True).stdout.strip()
     proc = pybuild("rmi", "used")
     assert proc.returncode != 0 and "used by a container" in proc.stderr
+    df = [json.loads(line) for line in pybuild("system", "df", "--format", "json", check=True).stdout.splitlines()]
+    assert [(d["TotalCount"], d["Active"], d["Reclaimable"]) for d in df if d["Type"] == "Images"] == [(1, 1, 0)]
+    Store(str(pybuild.root)).roots.drop("containers", "c1")
+    assert "Untagged: used:latest" in pybuild("rmi", "used", check=True).stdout
+    assert os.listdir(pybuild.root / "blobs" / "sha256") == []
+
+
+def test_an_unreadable_root_stops_gc_and_rmi_keeps_the_content(pybuild, busybox_tar):
+    _import(pybuild, busybox_tar, "kept")
+    bad = pybuild.root / "roots" / "containers" / "c2.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{torn")
+    blobs = sorted(os.listdir(pybuild.root / "blobs" / "sha256"))
+    proc = pybuild("rmi", "kept")  # which containers use it is unknown: refused, one line
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr, proc.stderr
+    pybuild("rmi", "-f", "kept", check=True)  # the name goes; GC keeps every blob
+    assert sorted(os.listdir(pybuild.root / "blobs" / "sha256")) == blobs
+    proc = pybuild("system", "prune")
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1 and str(bad) in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "removed nothing" in proc.stderr
+    assert sorted(os.listdir(pybuild.root / "blobs" / "sha256")) == blobs
+    fsck = pybuild("fsck")
+    assert fsck.returncode != 0 and f"problem: store root {bad}" in fsck.stdout, fsck.stdout
+    assert pybuild("fsck", "--repair").returncode != 0 and bad.exists(), "fsck --repair removed a root"
+    bad.unlink()
+    pybuild("system", "prune", check=True)
+    assert os.listdir(pybuild.root / "blobs" / "sha256") == []
 
 
 @pytest.mark.parametrize("case", ["missing-file", "bad-reference", "corrupt-tar", "corrupt-gzip", "empty",
@@ -350,20 +377,26 @@ def test_sigkill_mid_load_then_fsck_clean(pybuild, busybox_tar, tmp_path):
     assert pybuild("fsck", check=True).stdout.rstrip().endswith("ok")
 
 
-def test_build_cache_keys_are_gc_roots_until_prune_all(pybuild, busybox_tar):
+def test_build_cache_roots_keep_layers_until_prune_all(pybuild, busybox_tar):
+    """A registered build-cache root keeps its layer through rmi and prune; ``prune -a`` drops the
+    build cache (builder.cache.prune, which drops its roots) and then the layer goes."""
     _import(pybuild, busybox_tar, "busybox:1")
     (doc,) = json.loads(pybuild("inspect", "busybox:1", check=True).stdout)
     layer = doc["Layers"][0]["digest"]
     pybuild("rmi", "busybox:1", check=True)  # removes the layer: nothing else holds it
     assert not (pybuild.root / "blobs" / "sha256" / layer.split(":")[1]).exists()
     _import(pybuild, busybox_tar, "busybox:1")
+    key = "ab" * 32
+    Store(str(pybuild.root)).roots.put("build-cache", key, blobs=[Digest.parse(layer)],
+                                       snapshots=[Digest.parse(doc["RootFS"]["Layers"][0])])
     keys = pybuild.root / "cache" / "keys" / "ab"
     keys.mkdir(parents=True)
-    (keys / "abkey.json").write_text(json.dumps({"key": "abkey", "layer": {"digest": layer}}))
+    (keys / f"{key}.json").write_text(json.dumps({"key": key, "layer": {"digest": layer}}))
     (pybuild.root / "cache" / "mounts").mkdir()
     pybuild("rmi", "busybox:1", check=True)
+    pybuild("system", "prune", check=True)
     assert (pybuild.root / "blobs" / "sha256" / layer.split(":")[1]).exists()
     out = pybuild("system", "prune", "-a", check=True).stdout
-    assert "Deleted build cache entries: 1" in out
+    assert "Deleted build cache: " in out
     assert not (pybuild.root / "blobs" / "sha256" / layer.split(":")[1]).exists()
     assert (pybuild.root / "cache" / "mounts").is_dir()

@@ -1,4 +1,4 @@
-"""Image records, resolve, load, GC roots (records, containers, leases) and fsck of records."""
+"""Image records, resolve, load, GC roots (records, registered roots, leases) and fsck of records."""
 
 from __future__ import annotations
 
@@ -78,22 +78,55 @@ def test_untag_and_gc(store):
     assert store.fsck().ok
 
 
-def test_gc_keeps_what_a_container_uses(store):
+def test_gc_keeps_what_a_registered_root_keeps(store):
     m = make_image(store, {"c": b"container"})
-    cdir = os.path.join(store.root, "containers", "abc123")
-    os.makedirs(cdir)
-    with open(os.path.join(cdir, "image-ref"), "w") as f:
-        f.write(str(m.digest) + "\n")
-    store.gc()
-    assert store.blobs.has(m.digest) and store.blobs.has(m.config.digest) and store.blobs.has(m.layers[0].digest)
-    os.unlink(os.path.join(cdir, "image-ref"))
-    with open(os.path.join(cdir, "config.json"), "w") as f:
-        json.dump({"id": "abc123", "image_id": str(m.digest)}, f)
-    store.gc()
-    assert store.blobs.has(m.layers[0].digest)
-    os.unlink(os.path.join(cdir, "config.json"))
+    os.makedirs(os.path.join(store.root, "containers", "abc123"))
+    with open(os.path.join(store.root, "containers", "abc123", "image-ref"), "w") as f:
+        f.write(str(m.digest) + "\n")  # another room's file: GC does not read it
     store.gc()
     assert not store.blobs.has(m.layers[0].digest)
+    m = make_image(store, {"c": b"container"})
+    other = make_image(store, {"d": b"single blob"})
+    store.roots.put("containers", "abc123", docs=[m.digest])
+    store.roots.put("build-cache", "k1", blobs=[other.layers[0].digest])
+    store.gc()
+    assert store.blobs.has(m.digest) and store.blobs.has(m.config.digest) and store.blobs.has(m.layers[0].digest)
+    assert store.blobs.has(other.layers[0].digest) and not store.blobs.has(other.digest)
+    store.roots.drop("containers", "abc123")
+    store.gc()
+    assert not store.blobs.has(m.layers[0].digest) and store.blobs.has(other.layers[0].digest)
+    store.roots.drop("build-cache", "k1")
+    store.gc()
+    assert list(store.blobs.digests()) == []
+
+
+def test_gc_keeps_the_snapshots_a_root_names(store):
+    m = make_image(store, {"s": b"snap"})
+    diff_id = store.images.load(m.digest).config.diff_ids[0]
+    store.snapshots.ensure(m.layers[0], diff_id)
+    store.roots.put("build-cache", "k1", blobs=[m.layers[0].digest], snapshots=[diff_id])
+    store.gc()
+    assert [n for n, ready in store.snapshots.list() if ready] == [diff_id.hex]
+    store.roots.drop("build-cache", "k1")
+    result = store.gc()
+    assert diff_id.hex in result.snapshots_removed and m.layers[0].digest in result.blobs_removed
+
+
+@pytest.mark.parametrize("body", [b"{torn", b"[]"])
+def test_gc_with_an_unreadable_root_frees_nothing(store, body):
+    m = make_image(store, {"u": b"unreferenced"})
+    before = sorted(store.blobs.digests())
+    assert m.digest in before
+    os.makedirs(os.path.join(store.roots.dir, "containers"))
+    bad = os.path.join(store.roots.dir, "containers", "deadbeef.json")
+    with open(bad, "wb") as f:
+        f.write(body)
+    with pytest.raises(StoreError, match="removed nothing: store root ") as err:
+        store.gc()
+    assert bad in str(err.value)
+    assert sorted(store.blobs.digests()) == before
+    os.unlink(bad)
+    assert m.digest in store.gc().blobs_removed
 
 
 def _hold_lease(root: str, ready, release) -> None:

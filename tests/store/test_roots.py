@@ -56,3 +56,47 @@ def test_stray_file_is_unreadable_root(tmp_path):
     open(os.path.join(store.roots.dir, "o", "notes.txt"), "w").close()
     with pytest.raises(StoreError, match="not a root record"):
         list(store.roots.read_all())
+
+
+def test_unreadable_lists_every_bad_root_and_read_all_still_fails_on_the_first(tmp_path):
+    store = Store(str(tmp_path / "root"))
+    store.roots.put("o", "good", docs=[D1])
+    for name in ("a.json", "b.json"):
+        with open(os.path.join(store.roots.dir, "o", name), "wb") as f:
+            f.write(b"{torn")
+    errors = store.roots.unreadable()
+    assert [("a.json" in str(e), "b.json" in str(e)) for e in errors] == [(True, False), (False, True)]
+    with pytest.raises(StoreError, match="a.json"):
+        list(store.roots.read_all())
+
+
+def test_fsck_reports_an_unreadable_root_and_repair_keeps_it(tmp_path):
+    from .helpers import make_image
+
+    store = Store(str(tmp_path / "root"))
+    m = make_image(store, {"x": b"unreferenced"})
+    bad = os.path.join(store.roots.dir, "containers", "c1.json")
+    os.makedirs(os.path.dirname(bad))
+    with open(bad, "wb") as f:
+        f.write(b"[]")
+    report = store.fsck()
+    assert not report.ok and [p for p in report.problems if bad in p], report.problems
+    assert not [n for n in report.notes if "unreferenced" in n]  # nothing is reclaimable while it stays
+    report = store.fsck(repair=True)
+    assert not report.ok and os.path.exists(bad) and store.blobs.has(m.digest)
+    assert [n for n in report.notes if "removed nothing" in n and bad in n], report.notes
+    os.unlink(bad)
+    assert store.fsck(repair=True).ok and not store.blobs.has(m.digest)
+
+
+def test_fsck_reports_a_container_root_whose_image_is_gone(tmp_path):
+    from .helpers import make_image
+
+    store = Store(str(tmp_path / "root"))
+    m = make_image(store, {"y": b"used"})
+    store.roots.put("containers", "c0ffee" * 4, docs=[m.digest])
+    assert store.fsck().ok
+    store.blobs.delete(m.digest)
+    report = store.fsck(repair=True)
+    assert not report.ok and store.roots.get("containers", "c0ffee" * 4) is not None
+    assert f"container c0ffeec0ffee: its image {m.digest} is not in the store" in report.problems[0]

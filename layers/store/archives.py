@@ -1,0 +1,69 @@
+"""Saving store images to an archive and loading archives into the store (``save`` / ``load``).
+
+:func:`save_images` writes the images named (each manifest or index once, with every tag it was
+asked by) through :func:`layers.layout.write_archive`. :func:`load_images` reads an OCI layout (tar
+or directory) or a docker-archive tar through :mod:`layers.layout` inside a lease, then tags each
+image with :meth:`layers.layout.LoadedImage.tags`: GC cannot take a loaded image before its name
+is written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from layers.digest import Digest
+from layers.errors import NotFound
+from layers.reference import Reference
+
+from .images import MAX_DOCUMENT
+
+__all__ = ["Loaded", "load_images", "save_images"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One image loaded: its manifest digest and the full names it was tagged with, in order."""
+
+    manifest: Digest
+    names: tuple[str, ...]
+
+
+def save_images(store, refs: Iterable[str], out: BinaryIO) -> None:
+    """Write the images ``refs`` name (names, ids, digests) to ``out`` as one archive. An image asked for
+    twice is written once; a name with a tag is recorded, an id or digest records none."""
+    from layers.layout import ArchiveImage, write_archive
+    from layers.manifest import parse_document
+
+    todo: dict[Digest, tuple[object, list[Reference]]] = {}
+    for text in refs:
+        rec = store.images.resolve(text)
+        ref = rec.reference
+        if rec.manifest_digest not in todo:
+            todo[rec.manifest_digest] = (parse_document(store.blobs.read_bytes(rec.manifest_digest, MAX_DOCUMENT)), [])
+        names = todo[rec.manifest_digest][1]
+        if ref is not None and ref.tag and ref not in names:
+            names.append(ref)
+    write_archive(out, [ArchiveImage(doc, tuple(names)) for doc, names in todo.values()], store.blobs)
+
+
+def load_images(store, source: str | os.PathLike[str] | BinaryIO) -> list[Loaded]:
+    """Load every image of ``source`` (a path to a tar or layout directory, or a binary stream) and tag
+    it; what was loaded, in archive order. Raises :class:`NotFound` for a missing path."""
+    from layers import layout
+
+    out: list[Loaded] = []
+    with store.lease():
+        if isinstance(source, (str, os.PathLike)):
+            if not os.path.exists(source):
+                raise NotFound(f"load: {os.fspath(source)}: no such file or directory")
+            loaded = layout.read_path(source, store.blobs)
+        else:
+            loaded = layout.read_archive(source, store.blobs)
+        for img in loaded:
+            names = img.tags()
+            for name in names:
+                store.images.tag(name, img.manifest.digest)
+            out.append(Loaded(img.manifest.digest, names))
+    return out
