@@ -44,8 +44,9 @@ def _plan_case(case: Path) -> dict:
 def test_golden(case: str) -> None:
     got = _plan_case(CASES / case)
     expected_path = CASES / case / "expected.json"
-    if UPDATE or not expected_path.exists():
+    if UPDATE:
         expected_path.write_text(json.dumps(got, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    assert expected_path.exists(), f"{expected_path} is missing (write it with PYBUILD_UPDATE_GOLDEN=1 and review it)"
     assert got == json.loads(expected_path.read_text())
 
 
