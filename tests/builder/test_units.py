@@ -162,3 +162,39 @@ def test_stale_build_dirs_are_reaped(tmp_path: Path) -> None:
     live = Path(new_workdir(str(root)))
     assert not stale.exists() and live.exists()
     assert str(stale) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_import_changes_go_through_the_build_handlers() -> None:
+    """``import --change``: the builder's parser, planning and config edits (ENV expanded against the
+    config, ports normalised, WORKDIR relative to the previous one, CMD shell form with the shell)."""
+    from builder.changes import apply_changes
+    from layers.config import ImageConfig
+    from layers.descriptor import Platform
+
+    config = ImageConfig.new(Platform("linux", "amd64"), created="2020-01-01T00:00:00Z")
+    out = apply_changes(config, ["ENV A=b", "ENV B=$A/c", "EXPOSE 80 53/udp", "WORKDIR /app", "WORKDIR sub",
+                                 "CMD echo hi", "LABEL k=v", "VOLUME /data", "USER 1000", "STOPSIGNAL SIGINT"])
+    c = out.config
+    assert c.env == ("A=b", "B=b/c") and set(c.exposed_ports) == {"80/tcp", "53/udp"}
+    assert c.working_dir == "/app/sub" and c.cmd == ("/bin/sh", "-c", "echo hi")
+    assert dict(c.labels) == {"k": "v"} and tuple(c.volumes) == ("/data",) and c.user == "1000"
+    assert c.stop_signal == "SIGINT" and config.config.env == ()  # a new value; the input is unchanged
+
+
+@pytest.mark.parametrize("change, reason", [
+    ("RUN rm -rf /", "RUN cannot be changed on import"),
+    ("FROM busybox", "FROM cannot be changed on import"),
+    ("EXPOSE http", "EXPOSE: invalid port 'http'"),
+    ("CMD [oops", "CMD: invalid JSON array"),
+    ("NOPE x", "NOPE: unknown instruction"),
+])
+def test_a_bad_import_change_is_one_line_naming_it(change: str, reason: str) -> None:
+    from builder.changes import apply_changes
+    from builder.errors import DockerfileError
+    from layers.config import ImageConfig
+    from layers.descriptor import Platform
+
+    with pytest.raises(DockerfileError) as info:
+        apply_changes(ImageConfig.new(Platform("linux", "amd64")), ["ENV OK=1", change])
+    message = str(info.value)
+    assert message.startswith(f"--change {change!r}: {reason}") and "\n" not in message, message
