@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from .context import BuildContext
 from .dockerignore import load_ignore
@@ -19,6 +20,11 @@ from .parse import parse, parse_file
 from .plan import Plan, PlanOptions, plan
 from .progress import Progress
 from .resolver import StoreResolver
+
+if TYPE_CHECKING:
+    from layers.store import Store
+    from registry_client.store import LocalStore
+
 
 __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
 
@@ -51,7 +57,7 @@ def load_plan(options: BuildOptions, resolver, cache_root: str | None = None, pa
     return p, context
 
 
-def build(options: BuildOptions, store, *, registry: RegistrySettings | None = None,
+def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry: RegistrySettings | None = None,
           progress: Progress | None = None, state_dir: str | None = None) -> BuildOutcome:
     """Build and commit the image; tag it with every ``options.tags``; write ``-o`` outputs; push.
 
@@ -101,7 +107,7 @@ def _output_spec(spec: str) -> dict[str, str]:
     return out
 
 
-def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store) -> None:
+def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: LocalStore) -> None:
     """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json), written atomically."""
     import tempfile
 
@@ -125,7 +131,7 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store) -
         raise
 
 
-def push_image(tag: str, result: BuildResult, store, registry: RegistrySettings | None,
+def push_image(tag: str, result: BuildResult, store: LocalStore, registry: RegistrySettings | None,
                options: BuildOptions) -> str:
     """Push the built image as ``tag``; its manifest digest."""
     from layers.reference import Reference

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from layers.config import History, ImageConfig, format_time
 from layers.descriptor import Descriptor, Platform
@@ -35,6 +35,10 @@ from .steps.exec_run import execute_run
 from .steps.exec_workdir import execute_workdir
 from .steps.job import StageImage, StepJob
 from .steps.meta import apply_meta
+
+if TYPE_CHECKING:
+    from layers.store import Store
+
 
 __all__ = ["BuildResult", "Executor", "StageImage", "STEP_HANDLERS"]
 
@@ -67,7 +71,7 @@ class BuildResult:
 class Executor:
     """Runs one plan. Not a value: holds the store, cache, progress and the work directory."""
 
-    def __init__(self, store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
+    def __init__(self, store: Store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
                  progress: Progress, state_dir: str | None = None) -> None:
         self.store, self.options, self.context, self.resolver = store, options, context, resolver
         self.progress = progress

@@ -9,6 +9,7 @@ import shutil
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers.descriptor import Platform
 from layers.digest import Digest
@@ -17,6 +18,10 @@ from .errors import BuildError
 from .options import RegistrySettings
 from .plan import BaseImage
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from layers.store import Store
+
 
 __all__ = ["Fetched", "StoreResolver"]
 
@@ -71,7 +76,7 @@ class StoreResolver:
     """Plan-time base image lookup in the local store (pulling when absent or with ``--pull``; only
     with ``registry`` settings: without them an absent image is an error)."""
 
-    def __init__(self, store, registry: RegistrySettings | None = None, pull: bool = False,
+    def __init__(self, store: Store, registry: RegistrySettings | None = None, pull: bool = False,
                  progress: Progress | None = None) -> None:
         self.store, self.registry, self.pull, self.progress = store, registry, pull, progress
         self.images: dict[tuple[str, str], object] = {}

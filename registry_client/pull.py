@@ -10,7 +10,6 @@ write into the store fails (disk full) is dropped, not kept for a resume.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
@@ -20,11 +19,13 @@ from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
 from layers.store.pause import pause_point
 
-from .client import Document, Repository
+from .repository import Repository
+from .responses import Document
 from .errors import RegistryUnavailable
 from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
+from .store import LocalStore
 
 __all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
 
@@ -87,7 +88,7 @@ def select_manifests(index: Index, options: PullOptions) -> tuple[Descriptor, ..
     return (index.select(options.platform or Platform.host()),)
 
 
-def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None) -> bool:
+def fetch_blob(store: LocalStore, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None) -> bool:
     """Make ``desc`` present in ``store``; True if it was downloaded, False if it was there already."""
     if store.blobs.has(desc.digest):
         progress.end(desc.digest.short, "Already exists")
@@ -133,7 +134,7 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_platform(store: Any, manifest: Manifest, want: Platform) -> None:
+def _check_platform(store: LocalStore, manifest: Manifest, want: Platform) -> None:
     """A single (non-index) image pulled with an explicit ``--platform`` must be that platform."""
     from layers.config import ImageConfig
 
@@ -142,7 +143,7 @@ def _check_platform(store: Any, manifest: Manifest, want: Platform) -> None:
         raise InvalidInput(f"image {manifest.digest} is {config.platform}, not the requested {want}")
 
 
-def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, progress: Progress,
+def _fetch_image(store: LocalStore, repo: Repository, manifest: Manifest, jobs: int, progress: Progress,
                  counters: _Counters, platform: Platform | None = None) -> None:
     if platform is not None:  # the config first: refuse a wrong platform before the layers come down
         fetch_blob(store, repo, manifest.config, progress, counters)
@@ -157,7 +158,7 @@ def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, pr
         raise
 
 
-def _drop_partials(store: Any, descs: list[Descriptor]) -> None:
+def _drop_partials(store: LocalStore, descs: list[Descriptor]) -> None:
     """Truncate the resumable ingests of ``descs`` not yet in the store (best effort)."""
     for desc in descs:
         if store.blobs.has(desc.digest):
@@ -170,12 +171,12 @@ def _drop_partials(store: Any, descs: list[Descriptor]) -> None:
             pass
 
 
-def _put_document(store: Any, raw: bytes, digest: Digest) -> None:
+def _put_document(store: LocalStore, raw: bytes, digest: Digest) -> None:
     if not store.blobs.has(digest):
         store.blobs.put_bytes(raw, expected=digest)
 
 
-def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = PullOptions(),
+def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptions = PullOptions(),
          progress: Progress | None = None, *, tag: bool = True) -> PullResult:
     """Pull ``ref`` from ``repo`` into ``store`` (the ``layers.store.Store`` contract) and tag it."""
     progress = progress or QuietProgress()
@@ -212,11 +213,8 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
                       counters.skipped, counters.bytes, tag)
 
 
-def _record_sources(store: Any, repo: Repository, manifests: list[Manifest]) -> None:
-    root = getattr(store, "root", None)
-    if root is None:
-        return
-    sources = SourceIndex(root)
+def _record_sources(store: LocalStore, repo: Repository, manifests: list[Manifest]) -> None:
+    sources = SourceIndex(store.root)
     for manifest in manifests:
         for desc in (manifest.config, *manifest.layers):
             sources.record(desc.digest, repo.registry.host, repo.name)

@@ -11,7 +11,6 @@ the manifest, re-encoding layers only when their compression must change.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
@@ -22,10 +21,11 @@ from layers.mediatype import MediaType
 from layers.reference import Reference
 from layers.store.pause import pause_point
 
-from .client import CHUNK_SIZE, Repository
+from .repository import CHUNK_SIZE, Repository
 from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
+from .store import LocalStore
 
 __all__ = ["PushOptions", "PushResult", "push", "convert_manifest"]
 
@@ -65,7 +65,7 @@ def _layer_type(desc: Descriptor, compression: str | None, docker: bool) -> str:
     return MediaType.layer_type(want, docker)
 
 
-def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Manifest:
+def convert_manifest(store: LocalStore, manifest: Manifest, options: PushOptions) -> Manifest:
     """``manifest`` in the requested format and compression; same object when nothing changes."""
     if options.format is None and options.compression is None:
         return manifest
@@ -90,7 +90,7 @@ def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Ma
                           artifact_type=manifest.artifact_type)
 
 
-def _recompress(store: Any, desc: Descriptor, compression: str | None) -> Descriptor:
+def _recompress(store: LocalStore, desc: Descriptor, compression: str | None) -> Descriptor:
     """Re-encode one stored layer (same diff_id) and put it in the store."""
     from layers.archive import recompress
 
@@ -100,7 +100,7 @@ def _recompress(store: Any, desc: Descriptor, compression: str | None) -> Descri
     return Descriptor(MediaType.layer_type(compression), digest, size)
 
 
-def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOptions, sources: SourceIndex | None,
+def _push_blob(store: LocalStore, repo: Repository, desc: Descriptor, options: PushOptions, sources: SourceIndex | None,
                progress: Progress) -> str:
     key = desc.digest.short
     if repo.blob_exists(desc):
@@ -123,7 +123,7 @@ def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOpti
     return "uploaded"
 
 
-def _push_image(store: Any, repo: Repository, manifest: Manifest, options: PushOptions, sources: SourceIndex | None,
+def _push_image(store: LocalStore, repo: Repository, manifest: Manifest, options: PushOptions, sources: SourceIndex | None,
                 progress: Progress, counts: dict[str, int]) -> None:
     blobs = [manifest.config, *manifest.layers]
     seen: set[Digest] = set()
@@ -137,7 +137,7 @@ def _push_image(store: Any, repo: Repository, manifest: Manifest, options: PushO
             sources.record(desc.digest, repo.registry.host, repo.name)
 
 
-def _load(store: Any, desc_digest: Digest) -> Manifest | Index:
+def _load(store: LocalStore, desc_digest: Digest) -> Manifest | Index:
     raw = store.blobs.read_bytes(desc_digest, _DOC_MAX)
     return parse_document(raw)
 
@@ -148,13 +148,12 @@ def _check_target(target: Reference, top: Manifest | Index) -> None:
         raise InvalidInput(f"push target {target} names digest {target.digest}, but the content is {top.digest}")
 
 
-def push(store: Any, repo: Repository, document: Manifest | Index, target: Reference,
+def push(store: LocalStore, repo: Repository, document: Manifest | Index, target: Reference,
          options: PushOptions = PushOptions(), progress: Progress | None = None) -> PushResult:
     """Push ``document`` (already in ``store``) and everything it references to ``repo`` as ``target``."""
     progress = progress or QuietProgress()
     repo.want_push()
-    root = getattr(store, "root", None)
-    sources = SourceIndex(root) if root is not None else None
+    sources = SourceIndex(store.root)
     counts: dict[str, int] = {}
     identifier = target.tag if target.tag is not None else None
     if isinstance(document, Index):
