@@ -143,16 +143,29 @@ def _check_platform(store: LocalStore, manifest: Manifest, want: Platform) -> No
         raise InvalidInput(f"image {manifest.digest} is {config.platform}, not the requested {want}")
 
 
-def _fetch_image(store: LocalStore, repo: Repository, manifest: Manifest, jobs: int, progress: Progress,
-                 counters: _Counters, platform: Platform | None = None) -> None:
-    if platform is not None:  # the config first: refuse a wrong platform before the layers come down
+@dataclass(frozen=True)
+class _Download:
+    """One pull: where from, where to, how many blobs at once, and the progress and counters it shares."""
+
+    store: LocalStore
+    repo: Repository
+    jobs: int
+    progress: Progress
+    counters: _Counters
+
+
+def _fetch_image(down: _Download, manifest: Manifest, platform: Platform | None = None) -> None:
+    """Config and layers of ``manifest`` into the store (in parallel); with ``platform``, the config
+    first, so a wrong platform is refused before the layers come down."""
+    store, repo, progress, counters = down.store, down.repo, down.progress, down.counters
+    if platform is not None:
         fetch_blob(store, repo, manifest.config, progress, counters)
         _check_platform(store, manifest, platform)
     blobs = [d for d in (manifest.config, *manifest.layers) if platform is None or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
     try:
-        run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, jobs, "pull")
+        run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, down.jobs, "pull")
     except StoreError:
         _drop_partials(store, unique)  # a full disk: the siblings stopped mid-blob give their bytes back too
         raise
@@ -199,7 +212,7 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
             manifests.append(top)
         for manifest in manifests:
             explicit = options.platform if isinstance(top, Manifest) else None
-            _fetch_image(store, repo, manifest, options.jobs, progress, counters, explicit)
+            _fetch_image(_Download(store, repo, options.jobs, progress, counters), manifest, explicit)
             pause_point("pull-manifest")  # a test hook: every blob of the image is in, no manifest yet
             _put_document(store, manifest.raw, manifest.digest)
         if isinstance(top, Index):

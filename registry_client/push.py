@@ -100,13 +100,25 @@ def _recompress(store: LocalStore, desc: Descriptor, compression: str | None) ->
     return Descriptor(MediaType.layer_type(compression), digest, size)
 
 
-def _push_blob(store: LocalStore, repo: Repository, desc: Descriptor, options: PushOptions, sources: SourceIndex | None,
-               progress: Progress) -> str:
+@dataclass(frozen=True)
+class _Upload:
+    """One push: where from, where to, how, and the mount hints and progress it shares."""
+
+    store: LocalStore
+    repo: Repository
+    options: PushOptions
+    sources: SourceIndex
+    progress: Progress
+
+
+def _push_blob(up: _Upload, desc: Descriptor) -> str:
+    """Make ``desc`` present in the remote repository: ``skipped``, ``mounted`` or ``uploaded``."""
+    store, repo, options, sources, progress = up.store, up.repo, up.options, up.sources, up.progress
     key = desc.digest.short
     if repo.blob_exists(desc):
         progress.end(key, "Layer already exists")
         return "skipped"
-    if options.mount and sources is not None:
+    if options.mount:
         for source in sources.lookup(desc.digest, repo.registry.host):
             if source != repo.name and repo.mount_blob(desc, source):
                 progress.end(key, f"Mounted from {source}")
@@ -123,18 +135,16 @@ def _push_blob(store: LocalStore, repo: Repository, desc: Descriptor, options: P
     return "uploaded"
 
 
-def _push_image(store: LocalStore, repo: Repository, manifest: Manifest, options: PushOptions, sources: SourceIndex | None,
-                progress: Progress, counts: dict[str, int]) -> None:
+def _push_image(up: _Upload, manifest: Manifest, counts: dict[str, int]) -> None:
+    """Every blob of ``manifest`` up (in parallel); outcomes counted into ``counts``."""
     blobs = [manifest.config, *manifest.layers]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
-    outcomes = run_parallel(lambda d: _push_blob(store, repo, d, options, sources, progress), unique,
-                            options.jobs, "push")
+    outcomes = run_parallel(lambda d: _push_blob(up, d), unique, up.options.jobs, "push")
     for outcome in outcomes:
         counts[outcome] = counts.get(outcome, 0) + 1
-    if sources is not None:
-        for desc in unique:
-            sources.record(desc.digest, repo.registry.host, repo.name)
+    for desc in unique:
+        up.sources.record(desc.digest, up.repo.registry.host, up.repo.name)
 
 
 def _load(store: LocalStore, desc_digest: Digest) -> Manifest | Index:
@@ -153,7 +163,7 @@ def push(store: LocalStore, repo: Repository, document: Manifest | Index, target
     """Push ``document`` (already in ``store``) and everything it references to ``repo`` as ``target``."""
     progress = progress or QuietProgress()
     repo.want_push()
-    sources = SourceIndex(store.root)
+    up = _Upload(store, repo, options, SourceIndex(store.root), progress)
     counts: dict[str, int] = {}
     identifier = target.tag if target.tag is not None else None
     if isinstance(document, Index):
@@ -167,13 +177,13 @@ def push(store: LocalStore, repo: Repository, document: Manifest | Index, target
             child = _load(store, entry.digest)
             if not isinstance(child, Manifest):
                 raise InvalidInput(f"index {document.digest}: nested index {entry.digest} is not supported")
-            _push_image(store, repo, child, options, sources, progress, counts)
+            _push_image(up, child, counts)
             repo.put_manifest(str(child.digest), child.raw, child.media_type)
         top: Manifest | Index = document
     else:
         top = convert_manifest(store, document, options)
         _check_target(target, top)
-        _push_image(store, repo, top, options, sources, progress, counts)
+        _push_image(up, top, counts)
     pause_point("push-manifest")  # a test hook: every blob is up, the manifest (the tag) not yet
     repo.put_manifest(identifier or str(top.digest), top.raw, top.media_type)
     return PushResult(target, top.digest, len(top.raw), counts.get("uploaded", 0), counts.get("mounted", 0),
