@@ -5,11 +5,11 @@ Public names load lazily so that importing :mod:`builder` stays cheap.
 
 from __future__ import annotations
 
-__all__ = ["parse", "parse_file", "plan", "build", "BuildOptions", "Secret", "BuildError", "DockerfileError"]
+__all__ = ["parse", "parse_file", "plan", "build", "BuildOptions", "RegistrySettings", "Secret", "BuildError", "DockerfileError"]
 
 _WHERE = {
     "parse": "builder.parse", "parse_file": "builder.parse", "plan": "builder.plan", "build": "builder.build",
-    "BuildOptions": "builder.options", "Secret": "builder.options",
+    "BuildOptions": "builder.options", "RegistrySettings": "builder.options", "Secret": "builder.options",
     "BuildError": "builder.errors", "DockerfileError": "builder.errors",
 }
 

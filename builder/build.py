@@ -9,16 +9,22 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from .context import BuildContext
 from .dockerignore import load_ignore
 from .errors import BuildError
 from .execute import BuildResult, Executor
-from .options import BuildOptions
+from .options import BuildOptions, RegistrySettings
 from .parse import parse, parse_file
 from .plan import Plan, PlanOptions, plan
 from .progress import Progress
 from .resolver import StoreResolver
+
+if TYPE_CHECKING:
+    from layers.store import Store
+    from registry_client.store import LocalStore
+
 
 __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
 
@@ -51,12 +57,14 @@ def load_plan(options: BuildOptions, resolver, cache_root: str | None = None, pa
     return p, context
 
 
-def build(options: BuildOptions, store, *, settings=None, progress: Progress | None = None,
-          state_dir: str | None = None) -> BuildOutcome:
+def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry: RegistrySettings | None = None,
+          progress: Progress | None = None, state_dir: str | None = None) -> BuildOutcome:
     """Build and commit the image; tag it with every ``options.tags``; write ``-o`` outputs; push.
 
     ``store`` may be a callable that opens the store: it is called only after the Dockerfile parsed,
-    so a malformed Dockerfile never touches (or creates) the store."""
+    so a malformed Dockerfile never touches (or creates) the store. ``registry`` is how base images
+    are pulled and ``--push`` pushes; without it only images already in the store are used.
+    ``state_dir`` is the runtime state directory of RUN steps' sandboxes."""
     from layers.reference import Reference
 
     parsed = read_dockerfile(options)
@@ -65,7 +73,7 @@ def build(options: BuildOptions, store, *, settings=None, progress: Progress | N
 
     progress = progress or Progress(None, "quiet")
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
-    resolver = StoreResolver(store, settings, pull=options.pull, progress=progress)
+    resolver = StoreResolver(store, registry, pull=options.pull, progress=progress)
     with store.lease(), contextlib.closing(resolver):
         p, context = load_plan(options, resolver, store.root, parsed)
         if p.unused_args:
@@ -83,7 +91,7 @@ def build(options: BuildOptions, store, *, settings=None, progress: Progress | N
             store.images.tag(Reference.parse(tag), result.manifest.digest)
     for spec in options.outputs:
         write_output(spec, result, tags, store)
-    pushed = tuple(push_image(t, result, store, settings, options) for t in tags) if options.push else ()
+    pushed = tuple(push_image(t, result, store, registry, options) for t in tags) if options.push else ()
     return BuildOutcome(result, p, tags, pushed)
 
 
@@ -99,7 +107,7 @@ def _output_spec(spec: str) -> dict[str, str]:
     return out
 
 
-def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store) -> None:
+def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: LocalStore) -> None:
     """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json), written atomically."""
     import tempfile
 
@@ -123,18 +131,19 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store) -
         raise
 
 
-def push_image(tag: str, result: BuildResult, store, settings, options: BuildOptions) -> str:
+def push_image(tag: str, result: BuildResult, store: LocalStore, registry: RegistrySettings | None,
+               options: BuildOptions) -> str:
+    """Push the built image as ``tag``; its manifest digest."""
     from layers.reference import Reference
     from registry_client.client import Registry
     from registry_client.credentials import CredentialStore
     from registry_client.push import PushOptions, push
-    from registry_client.transport import TransportConfig
 
-    if settings is None:
+    if registry is None:
         raise BuildError("--push needs registry settings")
     ref = Reference.parse(tag)
-    config = TransportConfig(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
-    with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
-        res = push(store, registry.repository(ref.repository), result.manifest, ref,
+    credentials = CredentialStore().get(ref.registry)
+    with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
+        res = push(store, remote.repository(ref.repository), result.manifest, ref,
                    PushOptions(jobs=options.jobs))
     return str(res.digest)

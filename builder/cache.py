@@ -1,13 +1,20 @@
 """The build cache index: ``<root>/cache/keys/<key>.json`` maps a vertex's cache key to the layer it
 produced (descriptor + diff_id), or to "no layer" for a step that changed nothing.
 
+Each entry with a layer is a registered store root (``store.roots``, owner ``build-cache``, key the
+cache key) keeping its layer blob and the layer's snapshot (what makes a hit fast): GC never reads
+the index itself. The root is written before the entry and dropped after it, so an entry never names
+content GC may take; a hit whose root is missing (an entry from before roots) registers it again.
+
 An entry is only trusted while the store still holds its blob with the recorded size, and the blob's
 bytes hash to its digest (moby CVE-2024-24557: a cache hit must be the content the key promises).
-A blob is re-hashed unless ``<root>/cache/verified.memo`` (not ``.json``: it must not read as GC roots)
-records that this very file (device, inode,
+A blob is re-hashed unless ``<root>/cache/verified.memo`` records that this very file (device, inode,
 size, mtime and ctime, the same memo rule as the context hashes) was hashed before: any write, chmod
 or replacement of the file changes its ctime and so forces a new check. Entries are written
 atomically after the layer is committed, so a killed build never leaves an entry pointing at nothing.
+
+:func:`prune` drops the whole index and its roots (``system prune -a``); :func:`reap_stale_build_dirs`
+removes the work directories of killed builds (:mod:`builder.workdir`).
 """
 
 from __future__ import annotations
@@ -18,15 +25,24 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers.atomic import write_atomic
 from layers.descriptor import Descriptor
 from layers.digest import Digest
-from layers.errors import PybuildError
+from layers.errors import PybuildError, StoreError
 
-__all__ = ["CacheEntry", "BuildCache"]
+from .workdir import reap_stale_build_dirs, stale_build_dirs
+
+if TYPE_CHECKING:
+    from layers.store import Store
+
+
+__all__ = ["CacheEntry", "BuildCache", "ROOT_OWNER", "prune", "reap_stale_build_dirs", "stale_build_dirs"]
 
 _KEY = re.compile(r"[0-9a-f]{64}")
+#: The owner of the build cache's registered store roots (one per entry, keyed by the cache key).
+ROOT_OWNER = "build-cache"
 
 
 def _signature(st: os.stat_result) -> str:
@@ -44,7 +60,7 @@ class CacheEntry:
 class BuildCache:
     """Cache index under ``<root>/cache``. ``verified`` remembers blobs re-hashed in this process."""
 
-    def __init__(self, root: str, store) -> None:
+    def __init__(self, root: str, store: Store) -> None:
         self.dir = os.path.join(root, "cache", "keys")
         self.mounts_dir = os.path.join(root, "cache", "mounts")
         self.memo_path = os.path.join(root, "cache", "verified.memo")
@@ -78,7 +94,20 @@ class BuildCache:
             return None  # a malformed entry is a miss; it is rewritten after the step runs
         if not self._intact(layer):
             return None
+        self._ensure_root(key, layer, diff_id)
         return CacheEntry(key, layer, diff_id, created)
+
+    def _ensure_root(self, key: str, layer: Descriptor, diff_id: Digest) -> None:
+        """Register the root of a hit that has none (or an unreadable one): it is the entry's content."""
+        try:
+            if self.store.roots.get(ROOT_OWNER, key) is not None:
+                return
+        except StoreError:
+            pass  # unreadable: rewritten below with what the entry names
+        self._put_root(key, layer, diff_id)
+
+    def _put_root(self, key: str, layer: Descriptor, diff_id: Digest | None) -> None:
+        self.store.roots.put(ROOT_OWNER, key, blobs=(layer.digest,), snapshots=(diff_id,) if diff_id else ())
 
     def _intact(self, layer: Descriptor) -> bool:
         blobs = self.store.blobs
@@ -150,8 +179,50 @@ class BuildCache:
         write_atomic(self.memo_path, json.dumps(live, sort_keys=True).encode())
 
     def put(self, key: str, layer: Descriptor | None, diff_id: Digest | None, created: str = "") -> None:
+        """Record ``key`` -> ``layer`` (None: the step changed nothing): its root first, then the entry."""
         doc = {"key": key, "layer": layer.to_dict() if layer else None, "diff_id": str(diff_id) if diff_id else None,
                "created": created}
         path = self._path(key)
+        if layer is not None:
+            self._put_root(key, layer, diff_id)
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         write_atomic(path, json.dumps(doc, sort_keys=True).encode())
+
+    def drop(self, key: str) -> int:
+        """Remove the entry for ``key``, then its root; the bytes of the entry removed (0 if absent)."""
+        path = self._path(key)
+        try:
+            size = os.stat(path).st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            size = 0
+        self.store.roots.drop(ROOT_OWNER, key)
+        return size
+
+
+def prune(root: str) -> int:
+    """Delete the whole build cache index of the store at ``root`` and its roots, as ``docker system
+    prune -a`` drops the build cache (``cache/mounts``, the RUN cache mounts, stay); the bytes of
+    index removed (the layers become GC's to free). Entry by entry, and the directories stay: a build
+    running meanwhile only sees misses, and the entry it writes lands with its root (renaming the
+    whole index aside made such a build fail writing its entry; tests/reliability/test_concurrency.py)."""
+    from layers.store import Store
+
+    store = Store(root)
+    cache = BuildCache(root, store)
+    freed = 0
+    for dirpath, _dirs, files in os.walk(cache.dir):
+        for name in files:
+            key = name[:-5] if name.endswith(".json") else ""
+            if _KEY.fullmatch(key):
+                freed += cache.drop(key)
+            elif name.endswith(".json"):
+                try:
+                    freed += os.stat(os.path.join(dirpath, name)).st_size
+                    os.unlink(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    pass
+    for key in store.roots.keys(ROOT_OWNER):
+        if not _KEY.fullmatch(key) or not os.path.exists(cache._path(key)):
+            store.roots.drop(ROOT_OWNER, key)  # a root whose entry is gone (a build killed between the two)
+    return freed

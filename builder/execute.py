@@ -12,15 +12,14 @@ import os
 import shutil
 import tempfile
 import threading
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Callable
 
 from layers.config import History, ImageConfig, format_time
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
-from layers.errors import PybuildError
 from layers.store.pause import pause_point
 
 from . import instructions as I
@@ -31,24 +30,29 @@ from .options import BuildOptions
 from .plan import Plan, Stage, Vertex, cache_key
 from .progress import Progress
 from .resolver import StoreResolver
-from .steps.copy import CopyItem, Ownership, copy_items, select_in_root, write_file
+from .steps.exec_copy import execute_copy, numeric_owner
+from .steps.exec_run import execute_run
+from .steps.exec_workdir import execute_workdir
+from .steps.job import StageImage, StepJob
 from .steps.meta import apply_meta
 
-__all__ = ["BuildResult", "Executor", "StageImage"]
+if TYPE_CHECKING:
+    from layers.store import Store
+
+
+__all__ = ["BuildResult", "Executor", "StageImage", "STEP_HANDLERS"]
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
-#: Steps that touch the filesystem (cache keys, layers); WORKDIR creates its directory, as BuildKit does.
-FS_STEPS = (I.Run, I.Copy, I.Workdir)
-MAX_SECRET = 4 << 20  # a CA bundle fits; BuildKit stops at 500 KiB
 
-
-@dataclass(frozen=True)
-class StageImage:
-    """A stage's image so far: its config and layer descriptors (diff_ids are in the config)."""
-
-    config: ImageConfig
-    layers: tuple[Descriptor, ...]
-    base_history: int = 0  # history entries inherited from the base image (the rest are this build's)
+#: One execution handler per filesystem step (a cache key, a layer); every other instruction is a
+#: config edit (:data:`builder.steps.meta.EDITS`). WORKDIR is both: it creates its directory, as
+#: BuildKit does. A handler returns the mount stubs to remove from the upper dir after the unmount.
+STEP_HANDLERS: dict[type[I.Instruction], Callable[["Executor", StepJob], list[str]]] = {
+    I.Run: execute_run,
+    I.Copy: execute_copy,
+    I.Workdir: execute_workdir,
+}
+FS_STEPS = tuple(STEP_HANDLERS)
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class BuildResult:
 class Executor:
     """Runs one plan. Not a value: holds the store, cache, progress and the work directory."""
 
-    def __init__(self, store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
+    def __init__(self, store: Store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
                  progress: Progress, state_dir: str | None = None) -> None:
         self.store, self.options, self.context, self.resolver = store, options, context, resolver
         self.progress = progress
@@ -179,14 +183,14 @@ class Executor:
         opts = self.options
         key = v.key
         inst = v.instruction
-        if isinstance(inst, I.Copy) and inst.link and (not inst.chown or _numeric_owner(inst.chown)):
+        if isinstance(inst, I.Copy) and inst.link and (not inst.chown or numeric_owner(inst.chown)):
             key = v.link_key  # a --link layer does not depend on what is below it: reused across bases
         if opts.compression == "gzip" and opts.timestamp is None and opts.network != "none":
             return key
         return cache_key(key, {"compression": opts.compression, "timestamp": opts.timestamp,
                                  "network": "none" if opts.network == "none" else "host"})
 
-    def _lowerdirs(self, image: StageImage) -> list[str]:
+    def lowerdirs(self, image: StageImage) -> list[str]:
         """The image's snapshots, top-most first; missing ones are unpacked side by side (a pulled base
         of several layers: decompression and file creation of each overlap)."""
         pairs = list(zip(image.layers, image.config.diff_ids))
@@ -203,7 +207,7 @@ class Executor:
         return dirs
 
     @contextlib.contextmanager
-    def _mounted(self, lowers: list[str], upper: str | None):
+    def mounted(self, lowers: list[str], upper: str | None):
         from runner.rootfs import OverlayMount
 
         base = tempfile.mkdtemp(prefix="mnt-", dir=self.work)
@@ -220,64 +224,18 @@ class Executor:
         """Run the step over an overlay of ``image`` with ``upper`` as its upper dir; the lower dirs used
         (what the packer checks opaque markers against)."""
         inst = v.instruction
-        lowers = self._lowerdirs(image) if not (isinstance(inst, I.Copy) and inst.link) else \
+        lowers = self.lowerdirs(image) if not (isinstance(inst, I.Copy) and inst.link) else \
             [_ensure(os.path.join(self.work, "empty"))]
-        stubs: list[str] = []
-        with self._mounted(lowers, upper) as root:
-            if isinstance(inst, I.Copy):
-                self._copy(v, inst, image, root)
-            elif isinstance(inst, I.Workdir):
-                _make_workdir(inst, v.user, root)
-            else:
-                stubs = self._run(stage, v, inst, image, root, upper, step)
+        with self.mounted(lowers, upper) as root:
+            stubs = STEP_HANDLERS[type(inst)](self, StepJob(stage, v, image, root, upper, step))
         if stubs:
             from .steps.run import remove_stubs
 
             remove_stubs(upper, stubs)  # after the unmount: never touch a live overlay's upper dir
         return lowers
 
-    def _copy(self, v: Vertex, inst: I.Copy, image: StageImage, root: str) -> None:
-        if inst.link and inst.chown and not _numeric_owner(inst.chown):
-            # --link copies onto an empty tree: user and group names come from the stage's /etc
-            with self._mounted(self._lowerdirs(image), None) as stage_root:
-                own = _ownership(inst, stage_root)
-        else:
-            own = _ownership(inst, root)
-        docs = {"<<" + h.name: h for h in inst.heredocs}  # the planner names heredoc sources "<<NAME"
-        count = len(inst.sources)
-        for src in inst.sources:
-            if src in docs:
-                dest = inst.dest if not inst.dest.endswith("/") else inst.dest + docs[src].name
-                write_file(root, dest, docs[src].content.encode(), own)
-        if v.from_stage is not None or v.from_image is not None:
-            with self._source_root(v) as src_root:
-                for src in inst.sources:
-                    try:
-                        items = select_in_root(src_root, src)
-                    except FileNotFoundError:
-                        raise _copy_error(inst, f"{src}: not found in stage or image {inst.from_}") from None
-                    copy_items(root, items, inst.dest, own, sources=count)
-            return
-        inputs = dict(v.inputs)
-        for src in inst.sources:
-            if src in docs:
-                continue
-            if inst.add and src.startswith(("http://", "https://")):
-                self._add_url(inst, src, root, own)
-                continue
-            entries = list(inputs[src])
-            if inst.add:  # ADD unpacks a local archive the source names (not one inside a named directory)
-                archives = [e for e in entries if e.top and _archive_kind(self.context.abspath(e.path)) is not False]
-                for e in archives:
-                    self._add_archive(inst, self.context.abspath(e.path), root, own)
-                entries = [e for e in entries if e not in archives]
-                if not entries:
-                    continue
-            items = [CopyItem(self.context.abspath(e.path), e.target) for e in entries]
-            copy_items(root, items, inst.dest, own, sources=count)
-
     @contextlib.contextmanager
-    def _source_root(self, v: Vertex, writable: bool = False):
+    def source_root(self, v: Vertex, writable: bool = False):
         """Another stage's (or an image's) root, mounted; ``writable`` gives it a throw-away upper dir."""
         if v.from_stage is not None:
             with self._lock:
@@ -286,143 +244,15 @@ class Executor:
             img = self.resolver.load(v.from_image, self.options.platform)
             src = StageImage(img.config, tuple(img.manifest.layers))
         if not writable:
-            with self._mounted(self._lowerdirs(src), None) as root:
+            with self.mounted(self.lowerdirs(src), None) as root:
                 yield root
             return
         upper = tempfile.mkdtemp(prefix="rw-", dir=self.work)
         try:
-            with self._mounted(self._lowerdirs(src), upper) as root:
+            with self.mounted(self.lowerdirs(src), upper) as root:
                 yield root
         finally:
             _rmtree(upper)
-
-    def _add_archive(self, inst: I.Copy, path: str, root: str, own: Ownership) -> None:
-        """Unpack a local tar (plain, gzip, zstd, bzip2 or xz) into the destination directory through
-        the safe extractor. Owners and modes come from the archive unless ``--chown``/``--chmod`` say
-        otherwise (then it is unpacked aside and copied in with them)."""
-        import bz2
-        import lzma
-
-        from layers import archive
-        from runner.rootfs import mkdirs_in_root
-
-        kind = _archive_kind(path)
-        with open(path, "rb") as raw:
-            stream, compression = raw, kind
-            if kind in ("bzip2", "xz"):
-                stream, compression = (bz2.BZ2File(raw) if kind == "bzip2" else lzma.LZMAFile(raw)), None
-            try:
-                if own.uid is None and own.gid is None and own.mode is None:
-                    archive.extract(stream, mkdirs_in_root(root, inst.dest), compression=compression, mode="apply",
-                                    what="ADD archive")
-                    return
-                staging = tempfile.mkdtemp(prefix="add-", dir=self.work)
-                try:
-                    archive.extract(stream, staging, compression=compression, mode="apply", what="ADD archive")
-                    items = select_in_root(staging, "/")
-                    if items:
-                        copy_items(root, items, inst.dest.rstrip("/") + "/", own)
-                finally:
-                    _rmtree(staging)
-            except (EOFError, lzma.LZMAError) as exc:
-                raise _copy_error(inst, f"{os.path.basename(path)}: {exc}") from None
-            except PybuildError as exc:
-                raise _copy_error(inst, f"{os.path.basename(path)}: {exc}") from None
-
-    def _add_url(self, inst: I.Copy, url: str, root: str, own: Ownership) -> None:
-        """``ADD URL``: the file the planner already fetched (its digest is in the cache key), or, with
-        ``--checksum``, a download checked against it. Mode 0600, mtime from Last-Modified (Docker)."""
-        fetched = self.resolver.fetched(url)
-        if fetched is None:
-            try:
-                fetched = self.resolver.fetch(url)
-            except PybuildError as exc:
-                raise _copy_error(inst, str(exc)) from None
-        if inst.checksum and str(fetched.digest) != inst.checksum:
-            raise _copy_error(inst, f"{url}: checksum {fetched.digest} does not match {inst.checksum}")
-        name = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "index.html"
-        dest = inst.dest + name if inst.dest.endswith("/") else inst.dest
-        copy_items(root, [CopyItem(fetched.path, "")], dest, own)
-
-    def _run(self, stage: Stage, v: Vertex, inst: I.Run, image: StageImage, root: str, upper: str, step) -> list[str]:
-        from .steps.mounts import cache_dir, context_bind
-        from .steps.run import RunRequest, run_step
-
-        binds: list[tuple[str, str, bool]] = []
-        tmpfs: list[tuple[str, str]] = []
-        secret_env: list[tuple[str, str]] = []
-        with contextlib.ExitStack() as stack:
-            for m in inst.mounts:
-                if m.type == "cache":
-                    binds.append((stack.enter_context(cache_dir(self.cache.mounts_dir, m, self.work)), m.target,
-                                  False))
-                elif m.type == "tmpfs":
-                    # exec, as BuildKit's (builds run what they compile there); nosuid,nodev from the runner
-                    tmpfs.append((m.target, "exec" + (f",size={m.size}" if m.size else "")))
-                elif m.type == "secret":
-                    self._secret(inst, m, binds, secret_env)
-                elif m.type == "bind":
-                    if m.from_:
-                        # the planner replaced a stage name by its index (an image keeps its name);
-                        # rw writes go to a throw-away upper dir
-                        source = replace(v, from_stage=int(m.from_), from_image=None) if m.from_.isdigit() else \
-                            replace(v, from_stage=None, from_image=m.from_)
-                        src_root = stack.enter_context(self._source_root(source, writable=not m.readonly))
-                        from runner.rootfs import resolve_in_root
-
-                        binds.append((resolve_in_root(src_root, m.source or "/"), m.target, m.readonly))
-                    else:
-                        try:
-                            src = stack.enter_context(context_bind(self.context, m.source, self.work, m.readonly))
-                        except FileNotFoundError:
-                            raise BuildError(f"--mount source {m.source or '.'}: not found in the build context",
-                                             inst.location.file, inst.location.line, "RUN") from None
-                        binds.append((src, m.target, m.readonly))
-            network = "none" if (inst.network == "none" or self.options.network == "none") else "host"
-            if network == "host":
-                for f in ("/etc/resolv.conf", "/etc/hosts"):
-                    if os.path.exists(f):
-                        binds.append((f, f, True))
-            req = RunRequest(instruction=inst, config=image.config, rootfs=root, upper=upper, env=v.run_env,
-                             shell=v.shell, workdir=v.workdir, user=v.user, network=network, binds=tuple(binds),
-                             tmpfs=tuple(tmpfs), container_id="build-" + uuid.uuid4().hex[:20],
-                             state_dir=self.state_dir, secret_env=tuple(secret_env), scratch=self.work)
-            return run_step(req, step.stdout, step.stderr)
-
-    def _secret(self, inst: I.Run, m: I.Mount, binds: list, secret_env: list) -> None:
-        """``--mount=type=secret``: a file staged outside the rootfs and bound read-only at ``target``,
-        and/or an environment variable (``env=``) of this RUN only. Neither is in a layer, the history
-        or a cache key."""
-        from .steps.mounts import stage_secret
-
-        s = next((s for s in self.options.secrets if s.id == m.id), None)
-        if s is None:
-            if m.required:
-                raise BuildError(f"secret {m.id!r} is required but was not given (--secret id={m.id},src=...)",
-                                 inst.location.file, inst.location.line, "RUN")
-            return
-        if s.env:
-            data = os.environ.get(s.env, "").encode()
-        else:
-            try:
-                with open(s.src, "rb") as f:
-                    data = f.read(MAX_SECRET + 1)
-            except OSError as exc:
-                raise BuildError(f"secret {m.id!r}: {s.src}: {exc.strerror}", inst.location.file,
-                                 inst.location.line, "RUN") from None
-        if len(data) > MAX_SECRET:
-            raise BuildError(f"secret {m.id!r} is larger than {MAX_SECRET} bytes", inst.location.file,
-                             inst.location.line, "RUN")
-        if m.env:
-            try:
-                secret_env.append((m.env, data.decode()))
-            except UnicodeDecodeError:
-                raise BuildError(f"secret {m.id!r} is not text: it cannot be the variable {m.env}",
-                                 inst.location.file, inst.location.line, "RUN") from None
-        if m.target:
-            sdir = os.path.join(self.work, "secrets")
-            path = stage_secret(data, sdir, uuid.uuid4().hex, m.mode if m.mode is not None else 0o400, m.uid, m.gid)
-            binds.append((path, m.target, True))
 
     # -- layers and the final image -------------------------------------------------------------
     def _pack(self, upper: str, lowers: list[str]) -> tuple[Descriptor | None, Digest | None]:
@@ -522,80 +352,6 @@ def _append(image: StageImage, layer: Descriptor | None, diff_id: Digest | None,
 def _created_by(inst: I.Instruction) -> str:
     """History text: the instruction as written (secrets are only ever referenced by id there)."""
     return inst.source if len(inst.source) < 4096 else inst.source[:4093] + "..."
-
-
-def _make_workdir(inst: I.Workdir, user: str, root: str) -> None:
-    """``WORKDIR /a/b``: make the missing directories (0755), owned by the stage's USER (BuildKit)."""
-    from runner.rootfs import resolve_in_root
-    from runner.spec import resolve_user
-
-    if inst.path == "/":
-        return
-    owner = (0, 0)
-    if user:
-        try:
-            u = resolve_user(user, resolve_in_root(root, "/etc"))
-        except PybuildError as exc:
-            raise BuildError(f"USER {user}: {exc}", inst.location.file, inst.location.line, "WORKDIR") from None
-        owner = (u.uid, u.gid)
-    path = ""
-    for part in inst.path.strip("/").split("/"):
-        path += "/" + part
-        host = resolve_in_root(root, path)
-        if os.path.isdir(host):
-            continue
-        if os.path.lexists(host):
-            raise BuildError(f"{path} exists and is not a directory", inst.location.file, inst.location.line,
-                             "WORKDIR")
-        os.mkdir(host, 0o755)
-        os.lchown(host, *owner)
-        os.chmod(host, 0o755)
-
-
-def _numeric_owner(chown: str) -> bool:
-    return all(part.isdigit() for part in chown.split(":") if part)
-
-
-def _copy_error(inst: I.Copy, reason: str) -> BuildError:
-    return BuildError(reason, inst.location.file, inst.location.line, inst.name)
-
-
-def _ownership(inst: I.Copy, root: str) -> Ownership:
-    mode = int(inst.chmod, 8) if inst.chmod else None
-    if not inst.chown:
-        return Ownership(mode=mode)
-    from runner.rootfs import resolve_in_root
-    from runner.spec import resolve_user
-
-    user, _, group = inst.chown.partition(":")
-    etc = resolve_in_root(root, "/etc")
-    try:
-        uid = resolve_user(user, etc).uid
-        gid = resolve_user(f"{user}:{group}" if group else user, etc).gid
-    except PybuildError as exc:
-        raise _copy_error(inst, f"--chown={inst.chown}: {exc}") from None
-    return Ownership(uid=uid, gid=gid, mode=mode)
-
-
-def _archive_kind(path: str) -> str | None | bool:
-    """``"gzip"``, ``"zstd"``, ``"bzip2"``, ``"xz"``, ``None`` (a plain tar) for an archive ADD unpacks,
-    or ``False`` for any other file (copied as it is)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except (IsADirectoryError, FileNotFoundError):
-        return False
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if head[:3] == b"BZh":
-        return "bzip2"
-    if head[:6] == b"\xfd7zXZ\x00":
-        return "xz"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return None
-    return False
 
 
 def _inode(path: str | None) -> tuple[int, int] | None:

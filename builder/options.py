@@ -1,10 +1,11 @@
-"""``BuildOptions``: everything ``pybuild build`` asks of the builder, one frozen value."""
+"""``BuildOptions``: everything ``pybuild build`` asks of the builder, one frozen value; and
+``RegistrySettings``: how the build reaches registries (its own type: the builder never sees the CLI's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BuildOptions", "Secret"]
+__all__ = ["BuildOptions", "RegistrySettings", "Secret"]
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,22 @@ class Secret:
     id: str
     src: str = ""
     env: str = ""
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How a build talks to registries (base image pulls, ``--push``) and HTTPS servers (``ADD URL``):
+    hosts allowed over plain HTTP or unverified TLS, and an extra CA bundle. A build given none of
+    these never reaches the network for images: a base image must already be in the store."""
+
+    insecure_registries: tuple[str, ...] = ()
+    tls_ca: str | None = None
+
+    def transport(self):
+        """The :class:`registry_client.transport.TransportConfig` for these settings."""
+        from registry_client.transport import TransportConfig
+
+        return TransportConfig(insecure_registries=self.insecure_registries, tls_ca=self.tls_ca)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,19 @@ import shutil
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers.descriptor import Platform
 from layers.digest import Digest
 
 from .errors import BuildError
+from .options import RegistrySettings
 from .plan import BaseImage
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from layers.store import Store
+
 
 __all__ = ["Fetched", "StoreResolver"]
 
@@ -29,7 +35,7 @@ class Fetched:
     size: int
 
 
-def _download(url: str, directory: str, settings=None) -> Fetched:
+def _download(url: str, directory: str, tls_ca: str | None = None) -> Fetched:
     """GET ``url`` (redirects followed, the system CA store or ``--tls-ca``, proxies from the
     environment) into a new 0600 file in ``directory``, hashing as it streams. Last-Modified becomes
     the file's mtime, as Docker sets it."""
@@ -42,7 +48,7 @@ def _download(url: str, directory: str, settings=None) -> Fetched:
     path = os.path.join(directory, "download-" + uuid.uuid4().hex)
     h = hashlib.sha256()
     size = 0
-    tls = ssl.create_default_context(cafile=getattr(settings, "tls_ca", None) or None)
+    tls = ssl.create_default_context(cafile=tls_ca or None)
     try:
         with httpx.stream("GET", url, follow_redirects=True, timeout=60, verify=tls,
                           headers={"Accept-Encoding": "identity"}) as resp:
@@ -67,10 +73,12 @@ def _download(url: str, directory: str, settings=None) -> Fetched:
 
 
 class StoreResolver:
-    """Plan-time base image lookup in the local store (pulling when absent or with ``--pull``)."""
+    """Plan-time base image lookup in the local store (pulling when absent or with ``--pull``; only
+    with ``registry`` settings: without them an absent image is an error)."""
 
-    def __init__(self, store, settings=None, pull: bool = False, progress: Progress | None = None) -> None:
-        self.store, self.settings, self.pull, self.progress = store, settings, pull, progress
+    def __init__(self, store: Store, registry: RegistrySettings | None = None, pull: bool = False,
+                 progress: Progress | None = None) -> None:
+        self.store, self.registry, self.pull, self.progress = store, registry, pull, progress
         self.images: dict[tuple[str, str], object] = {}
         self._fetched: dict[str, Fetched] = {}
         self._work: str | None = None
@@ -86,12 +94,12 @@ class StoreResolver:
     def _load(self, image: str, platform: str):
         from layers.errors import NotFound
 
-        if self.pull and self.settings is not None:
+        if self.pull and self.registry is not None:
             self._pull(image, platform)
         try:
             record = self.store.images.resolve(image)
         except NotFound:
-            if self.settings is None:
+            if self.registry is None:
                 raise
             self._pull(image, platform)
             record = self.store.images.resolve(image)
@@ -108,10 +116,9 @@ class StoreResolver:
         from registry_client.client import Registry
         from registry_client.credentials import CredentialStore
         from registry_client.pull import PullOptions, pull
-        from registry_client.transport import TransportConfig
 
         ref = Reference.parse(image)
-        config = TransportConfig(insecure_registries=self.settings.insecure_registries, tls_ca=self.settings.tls_ca)
+        config = self.registry.transport()
         if self.progress:
             self.progress.note(f"pulling {ref}")
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
@@ -126,7 +133,7 @@ class StoreResolver:
             done = self._fetched.get(url)
         if done is not None:
             return done
-        result = _download(url, self._scratch(), self.settings)
+        result = _download(url, self._scratch(), self.registry.tls_ca if self.registry else None)
         with self._lock:
             return self._fetched.setdefault(url, result)
 

@@ -1,6 +1,7 @@
 """Per-build scratch directories under ``<root>/tmp/build-*`` and the reaping of ones a killed build
 left behind (overlay mounts still mounted, upper dirs, staged secrets, the cgroups of its RUN steps,
-whose ids are listed in ``<dir>/runs``)."""
+whose ids are listed in ``<dir>/runs``). :func:`stale_build_dirs` and :func:`reap_stale_build_dirs`
+answer ``fsck`` and ``system prune`` for a whole store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import shutil
 import tempfile
 
-__all__ = ["new_workdir", "reap_stale"]
+__all__ = ["new_workdir", "reap_stale", "stale_build_dirs", "reap_stale_build_dirs"]
 
 
 def new_workdir(root: str) -> str:
@@ -100,3 +101,29 @@ def _cleanup_runs(path: str) -> None:
             sandbox.cleanup(cid)
         except (PybuildError, OSError):
             continue  # best effort: the next reap or a reboot clears it
+
+
+def stale_build_dirs(root: str) -> list[str]:
+    """The names of ``<root>/tmp/build-*`` work directories whose build process is gone (killed mid-build)."""
+    base = os.path.join(root, "tmp")
+    try:
+        names = sorted(n for n in os.listdir(base) if n.startswith("build-"))
+    except FileNotFoundError:
+        return []
+    stale = []
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "pid")) as f:
+                pid = int(f.read().strip() or 0)
+            os.kill(pid, 0)
+        except (OSError, ValueError):  # no pid file, a bad one, or the process is gone
+            stale.append(name)
+    return stale
+
+
+def reap_stale_build_dirs(root: str) -> int:
+    """Unmount and remove the work directories of killed builds in the store at ``root``; how many went."""
+    stale = stale_build_dirs(root)
+    if stale:
+        reap_stale(os.path.join(root, "tmp"))
+    return len(stale) - len(stale_build_dirs(root))

@@ -87,7 +87,7 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
     import tempfile
 
     from builder.build import build
-    from builder.options import BuildOptions
+    from builder.options import BuildOptions, RegistrySettings
     from builder.progress import Progress
 
     dockerfile_text = None
@@ -122,7 +122,8 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
             mode = "tty" if sys.stderr.isatty() else "plain"
         progress = Progress(sys.stderr if mode != "quiet" else None, mode)
         try:
-            outcome = build(options, settings.store, settings=settings, progress=progress,
+            registry = RegistrySettings(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
+            outcome = build(options, settings.store, registry=registry, progress=progress,
                             state_dir=settings.state_dir)
         finally:
             progress.close()

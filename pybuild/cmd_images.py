@@ -33,7 +33,8 @@ def _echo_table(rows) -> None:
 @click.argument("source")
 @click.argument("name")
 @click.option("--change", "-c", "changes", multiple=True,
-              help="Dockerfile instruction to apply: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME.")
+              help="Dockerfile instruction to apply: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, "
+              "STOPSIGNAL, USER, VOLUME, WORKDIR.")
 @click.option("--message", "-m", default="", help="Commit message for the layer's history.")
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True)
 @click.option("--platform", default=None, help="os/arch[/variant] to record in the config (default: this host).")
@@ -41,6 +42,7 @@ def _echo_table(rows) -> None:
 def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, ...], message: str,
                compression: str, platform: str | None) -> None:
     """Create an image NAME[:TAG] from a root filesystem tarball (SOURCE: .tar, .tar.gz, .tar.zst, or - for stdin)."""
+    from builder.changes import apply_changes
     from layers.descriptor import Platform
     from layers.errors import NotFound, StoreError
     from layers.reference import Reference
@@ -48,6 +50,7 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
 
     ref = Reference.parse(name)
     plat = Platform.parse(platform) if platform else None
+    edit = (lambda config: apply_changes(config, changes)) if changes else None
     if source == "-":
         stream = sys.stdin.buffer
     else:
@@ -59,7 +62,7 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
             raise StoreError(f"import: {source}: {exc.strerror}") from None
     store = settings.store()
     try:
-        result = import_rootfs(store, stream, ref, changes=changes, message=message,
+        result = import_rootfs(store, stream, ref, edit=edit, message=message,
                                compression=None if compression == "none" else compression, source=source,
                                platform=plat)
     finally:

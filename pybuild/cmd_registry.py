@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .context import Settings, pass_settings
+
+if TYPE_CHECKING:
+    from layers.store import Store
 
 __all__ = ["pull_cmd", "push_cmd", "login_cmd", "logout_cmd", "manifest_group", "inspect_remote"]
 
@@ -40,7 +43,7 @@ def _parse_ref(text: str):
     return Reference.parse(text)
 
 
-def _local_document(store: Any, name: str):
+def _local_document(store: Store, name: str):
     """The manifest or index a local image name or id stands for, read from the store."""
     from layers.manifest import parse_document
 

@@ -2,8 +2,11 @@
 
 Modules: :mod:`.errors` (the RegistryError tree), :mod:`.transport` (scheme/TLS rules, httpx
 client factory), :mod:`.auth` (Basic/Bearer challenge flow), :mod:`.credentials` (auth file, Docker
-config, credential helpers), :mod:`.client` (``Registry``/``Repository``), :mod:`.pull`,
-:mod:`.push`, :mod:`.progress`, :mod:`.sources` (cross-repository mount hints).
+config, credential helpers), :mod:`.client` (``Registry``: one host, retries, redirects),
+:mod:`.repository` (``Repository``: manifests, tags, blobs up and down), :mod:`.responses` (capped
+reads, typed errors from registry bodies), :mod:`.store` (the protocols pull and push need of the
+local store), :mod:`.pull`, :mod:`.push`, :mod:`.parallel`, :mod:`.progress`, :mod:`.sources`
+(cross-repository mount hints).
 
 Public names are re-exported here lazily, so importing the package does not import httpx.
 """
@@ -18,11 +21,13 @@ __all__ = [
     "TransportConfig", "Credentials", "CredentialStore",
     "PullOptions", "PullResult", "pull", "PushOptions", "PushResult", "push",
     "RegistryError", "RegistryUnavailable", "AuthenticationRequired", "AccessDenied", "RemoteNotFound",
-    "ResponseTooLarge", "UnsafeRedirect", "CredentialsError",
+    "ResponseTooLarge", "UnsafeRedirect", "CredentialsError", "Cancelled",
+    "LocalStore", "ContentStore", "BlobIngest", "ImageTagger",
 ]
 
 _WHERE = {
-    "Registry": "client", "Repository": "client", "Document": "client",
+    "Registry": "client", "Repository": "repository", "Document": "responses",
+    "LocalStore": "store", "ContentStore": "store", "BlobIngest": "store", "ImageTagger": "store",
     "TransportConfig": "transport", "Credentials": "credentials", "CredentialStore": "credentials",
     "PullOptions": "pull", "PullResult": "pull", "pull": "pull",
     "PushOptions": "push", "PushResult": "push", "push": "push",

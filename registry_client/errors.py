@@ -10,6 +10,7 @@
     ├── ResponseTooLarge          a manifest or error body passed its cap
     ├── UnsafeRedirect            a redirect that would downgrade https to http, or too many hops
     └── CredentialsError          a credential helper or the auth file failed
+    Cancelled (a PybuildError)    a parallel transfer stopped because a sibling failed (never reported)
 
 Digest and size mismatches of content are :class:`layers.errors.IntegrityError`.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "ResponseTooLarge",
     "UnsafeRedirect",
     "CredentialsError",
+    "Cancelled",
     "ErrorDetail",
 ]
 
@@ -81,3 +83,8 @@ class UnsafeRedirect(RegistryError):
 
 class CredentialsError(RegistryError):
     """Reading or writing credentials failed."""
+
+
+class Cancelled(PybuildError):
+    """A transfer stopped because a sibling failed or the caller was interrupted (never the error
+    reported: :func:`registry_client.parallel.run_parallel` raises the first real failure)."""

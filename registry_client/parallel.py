@@ -12,18 +12,14 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, TypeVar
 
-from layers.errors import PybuildError
+from .errors import Cancelled
 
-__all__ = ["run_parallel", "checkpoint", "Cancelled"]
+__all__ = ["run_parallel", "checkpoint", "Cancelled"]  # Cancelled lives in .errors; re-exported here
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 _current = threading.local()
-
-
-class Cancelled(PybuildError):
-    """A transfer stopped because a sibling failed or the caller was interrupted (never the error reported)."""
 
 
 def checkpoint() -> None:

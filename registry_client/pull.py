@@ -10,7 +10,6 @@ write into the store fails (disk full) is dropped, not kept for a resume.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
@@ -20,11 +19,13 @@ from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
 from layers.store.pause import pause_point
 
-from .client import Document, Repository
+from .repository import Repository
+from .responses import Document
 from .errors import RegistryUnavailable
 from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
+from .store import LocalStore
 
 __all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
 
@@ -87,7 +88,7 @@ def select_manifests(index: Index, options: PullOptions) -> tuple[Descriptor, ..
     return (index.select(options.platform or Platform.host()),)
 
 
-def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None) -> bool:
+def fetch_blob(store: LocalStore, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None) -> bool:
     """Make ``desc`` present in ``store``; True if it was downloaded, False if it was there already."""
     if store.blobs.has(desc.digest):
         progress.end(desc.digest.short, "Already exists")
@@ -133,7 +134,7 @@ def fetch_blob(store: Any, repo: Repository, desc: Descriptor, progress: Progres
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _check_platform(store: Any, manifest: Manifest, want: Platform) -> None:
+def _check_platform(store: LocalStore, manifest: Manifest, want: Platform) -> None:
     """A single (non-index) image pulled with an explicit ``--platform`` must be that platform."""
     from layers.config import ImageConfig
 
@@ -142,22 +143,35 @@ def _check_platform(store: Any, manifest: Manifest, want: Platform) -> None:
         raise InvalidInput(f"image {manifest.digest} is {config.platform}, not the requested {want}")
 
 
-def _fetch_image(store: Any, repo: Repository, manifest: Manifest, jobs: int, progress: Progress,
-                 counters: _Counters, platform: Platform | None = None) -> None:
-    if platform is not None:  # the config first: refuse a wrong platform before the layers come down
+@dataclass(frozen=True)
+class _Download:
+    """One pull: where from, where to, how many blobs at once, and the progress and counters it shares."""
+
+    store: LocalStore
+    repo: Repository
+    jobs: int
+    progress: Progress
+    counters: _Counters
+
+
+def _fetch_image(down: _Download, manifest: Manifest, platform: Platform | None = None) -> None:
+    """Config and layers of ``manifest`` into the store (in parallel); with ``platform``, the config
+    first, so a wrong platform is refused before the layers come down."""
+    store, repo, progress, counters = down.store, down.repo, down.progress, down.counters
+    if platform is not None:
         fetch_blob(store, repo, manifest.config, progress, counters)
         _check_platform(store, manifest, platform)
     blobs = [d for d in (manifest.config, *manifest.layers) if platform is None or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
     try:
-        run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, jobs, "pull")
+        run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, down.jobs, "pull")
     except StoreError:
         _drop_partials(store, unique)  # a full disk: the siblings stopped mid-blob give their bytes back too
         raise
 
 
-def _drop_partials(store: Any, descs: list[Descriptor]) -> None:
+def _drop_partials(store: LocalStore, descs: list[Descriptor]) -> None:
     """Truncate the resumable ingests of ``descs`` not yet in the store (best effort)."""
     for desc in descs:
         if store.blobs.has(desc.digest):
@@ -170,12 +184,12 @@ def _drop_partials(store: Any, descs: list[Descriptor]) -> None:
             pass
 
 
-def _put_document(store: Any, raw: bytes, digest: Digest) -> None:
+def _put_document(store: LocalStore, raw: bytes, digest: Digest) -> None:
     if not store.blobs.has(digest):
         store.blobs.put_bytes(raw, expected=digest)
 
 
-def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = PullOptions(),
+def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptions = PullOptions(),
          progress: Progress | None = None, *, tag: bool = True) -> PullResult:
     """Pull ``ref`` from ``repo`` into ``store`` (the ``layers.store.Store`` contract) and tag it."""
     progress = progress or QuietProgress()
@@ -198,7 +212,7 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
             manifests.append(top)
         for manifest in manifests:
             explicit = options.platform if isinstance(top, Manifest) else None
-            _fetch_image(store, repo, manifest, options.jobs, progress, counters, explicit)
+            _fetch_image(_Download(store, repo, options.jobs, progress, counters), manifest, explicit)
             pause_point("pull-manifest")  # a test hook: every blob of the image is in, no manifest yet
             _put_document(store, manifest.raw, manifest.digest)
         if isinstance(top, Index):
@@ -212,11 +226,8 @@ def pull(store: Any, repo: Repository, ref: Reference, options: PullOptions = Pu
                       counters.skipped, counters.bytes, tag)
 
 
-def _record_sources(store: Any, repo: Repository, manifests: list[Manifest]) -> None:
-    root = getattr(store, "root", None)
-    if root is None:
-        return
-    sources = SourceIndex(root)
+def _record_sources(store: LocalStore, repo: Repository, manifests: list[Manifest]) -> None:
+    sources = SourceIndex(store.root)
     for manifest in manifests:
         for desc in (manifest.config, *manifest.layers):
             sources.record(desc.digest, repo.registry.host, repo.name)

@@ -11,7 +11,6 @@ the manifest, re-encoding layers only when their compression must change.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
@@ -22,10 +21,11 @@ from layers.mediatype import MediaType
 from layers.reference import Reference
 from layers.store.pause import pause_point
 
-from .client import CHUNK_SIZE, Repository
+from .repository import CHUNK_SIZE, Repository
 from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
+from .store import LocalStore
 
 __all__ = ["PushOptions", "PushResult", "push", "convert_manifest"]
 
@@ -65,7 +65,7 @@ def _layer_type(desc: Descriptor, compression: str | None, docker: bool) -> str:
     return MediaType.layer_type(want, docker)
 
 
-def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Manifest:
+def convert_manifest(store: LocalStore, manifest: Manifest, options: PushOptions) -> Manifest:
     """``manifest`` in the requested format and compression; same object when nothing changes."""
     if options.format is None and options.compression is None:
         return manifest
@@ -90,7 +90,7 @@ def convert_manifest(store: Any, manifest: Manifest, options: PushOptions) -> Ma
                           artifact_type=manifest.artifact_type)
 
 
-def _recompress(store: Any, desc: Descriptor, compression: str | None) -> Descriptor:
+def _recompress(store: LocalStore, desc: Descriptor, compression: str | None) -> Descriptor:
     """Re-encode one stored layer (same diff_id) and put it in the store."""
     from layers.archive import recompress
 
@@ -100,13 +100,25 @@ def _recompress(store: Any, desc: Descriptor, compression: str | None) -> Descri
     return Descriptor(MediaType.layer_type(compression), digest, size)
 
 
-def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOptions, sources: SourceIndex | None,
-               progress: Progress) -> str:
+@dataclass(frozen=True)
+class _Upload:
+    """One push: where from, where to, how, and the mount hints and progress it shares."""
+
+    store: LocalStore
+    repo: Repository
+    options: PushOptions
+    sources: SourceIndex
+    progress: Progress
+
+
+def _push_blob(up: _Upload, desc: Descriptor) -> str:
+    """Make ``desc`` present in the remote repository: ``skipped``, ``mounted`` or ``uploaded``."""
+    store, repo, options, sources, progress = up.store, up.repo, up.options, up.sources, up.progress
     key = desc.digest.short
     if repo.blob_exists(desc):
         progress.end(key, "Layer already exists")
         return "skipped"
-    if options.mount and sources is not None:
+    if options.mount:
         for source in sources.lookup(desc.digest, repo.registry.host):
             if source != repo.name and repo.mount_blob(desc, source):
                 progress.end(key, f"Mounted from {source}")
@@ -123,21 +135,19 @@ def _push_blob(store: Any, repo: Repository, desc: Descriptor, options: PushOpti
     return "uploaded"
 
 
-def _push_image(store: Any, repo: Repository, manifest: Manifest, options: PushOptions, sources: SourceIndex | None,
-                progress: Progress, counts: dict[str, int]) -> None:
+def _push_image(up: _Upload, manifest: Manifest, counts: dict[str, int]) -> None:
+    """Every blob of ``manifest`` up (in parallel); outcomes counted into ``counts``."""
     blobs = [manifest.config, *manifest.layers]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
-    outcomes = run_parallel(lambda d: _push_blob(store, repo, d, options, sources, progress), unique,
-                            options.jobs, "push")
+    outcomes = run_parallel(lambda d: _push_blob(up, d), unique, up.options.jobs, "push")
     for outcome in outcomes:
         counts[outcome] = counts.get(outcome, 0) + 1
-    if sources is not None:
-        for desc in unique:
-            sources.record(desc.digest, repo.registry.host, repo.name)
+    for desc in unique:
+        up.sources.record(desc.digest, up.repo.registry.host, up.repo.name)
 
 
-def _load(store: Any, desc_digest: Digest) -> Manifest | Index:
+def _load(store: LocalStore, desc_digest: Digest) -> Manifest | Index:
     raw = store.blobs.read_bytes(desc_digest, _DOC_MAX)
     return parse_document(raw)
 
@@ -148,13 +158,12 @@ def _check_target(target: Reference, top: Manifest | Index) -> None:
         raise InvalidInput(f"push target {target} names digest {target.digest}, but the content is {top.digest}")
 
 
-def push(store: Any, repo: Repository, document: Manifest | Index, target: Reference,
+def push(store: LocalStore, repo: Repository, document: Manifest | Index, target: Reference,
          options: PushOptions = PushOptions(), progress: Progress | None = None) -> PushResult:
     """Push ``document`` (already in ``store``) and everything it references to ``repo`` as ``target``."""
     progress = progress or QuietProgress()
     repo.want_push()
-    root = getattr(store, "root", None)
-    sources = SourceIndex(root) if root is not None else None
+    up = _Upload(store, repo, options, SourceIndex(store.root), progress)
     counts: dict[str, int] = {}
     identifier = target.tag if target.tag is not None else None
     if isinstance(document, Index):
@@ -168,13 +177,13 @@ def push(store: Any, repo: Repository, document: Manifest | Index, target: Refer
             child = _load(store, entry.digest)
             if not isinstance(child, Manifest):
                 raise InvalidInput(f"index {document.digest}: nested index {entry.digest} is not supported")
-            _push_image(store, repo, child, options, sources, progress, counts)
+            _push_image(up, child, counts)
             repo.put_manifest(str(child.digest), child.raw, child.media_type)
         top: Manifest | Index = document
     else:
         top = convert_manifest(store, document, options)
         _check_target(target, top)
-        _push_image(store, repo, top, options, sources, progress, counts)
+        _push_image(up, top, counts)
     pause_point("push-manifest")  # a test hook: every blob is up, the manifest (the tag) not yet
     repo.put_manifest(identifier or str(top.digest), top.raw, top.media_type)
     return PushResult(target, top.digest, len(top.raw), counts.get("uploaded", 0), counts.get("mounted", 0),

@@ -10,11 +10,9 @@ unreferenced blobs (GC fodder) and never a broken record.
 
 from __future__ import annotations
 
-import json
-import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable
 
 from layers.archive import MAX_LAYER_SIZE, Compressor, open_decompressed, sniff
 from layers.archive.reader import TarReader
@@ -28,7 +26,7 @@ from layers.reference import Reference
 
 from .pause import pause_point
 
-__all__ = ["import_rootfs", "apply_changes", "ImportResult"]
+__all__ = ["import_rootfs", "ImportResult"]
 
 _CHUNK = 1 << 20
 
@@ -105,94 +103,25 @@ def _store_layer(stream: BinaryIO, sink, compression: str | None) -> Digest:
     return reader.digest()
 
 
-# -- --change ------------------------------------------------------------------------------------
-
-_CHANGES = ("CMD", "ENTRYPOINT", "ENV", "WORKDIR", "USER", "EXPOSE", "LABEL", "VOLUME", "STOPSIGNAL")
-
-
-def _exec_form(value: str, what: str) -> list[str]:
-    value = value.strip()
-    if value.startswith("["):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise InvalidInput(f"--change {what}: {value!r} is not a JSON array of strings") from None
-        if not isinstance(parsed, list) or not all(isinstance(x, str) for x in parsed):
-            raise InvalidInput(f"--change {what}: {value!r} is not a JSON array of strings")
-        return parsed
-    return ["/bin/sh", "-c", value]
-
-
-def _pairs(value: str, what: str) -> dict[str, str]:
-    try:
-        words = shlex.split(value)
-    except ValueError as exc:
-        raise InvalidInput(f"--change {what}: {exc}") from None
-    if len(words) == 2 and "=" not in words[0]:
-        return {words[0]: words[1]}  # legacy "ENV KEY value"
-    out = {}
-    for w in words:
-        key, sep, val = w.partition("=")
-        if not sep or not key:
-            raise InvalidInput(f"--change {what}: {w!r} is not KEY=VALUE")
-        out[key] = val
-    return out
-
-
-def apply_changes(config: ImageConfig, changes: Iterable[str]) -> ImageConfig:
-    """Apply Dockerfile-style ``--change`` lines (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME, STOPSIGNAL)."""
-    for line in changes:
-        word, _, rest = line.strip().partition(" ")
-        op = word.upper()
-        rest = rest.strip()
-        if op not in _CHANGES:
-            raise InvalidInput(f"--change {line!r}: unsupported instruction (want one of {', '.join(_CHANGES)})")
-        if not rest:
-            raise InvalidInput(f"--change {line!r}: {op} needs an argument")
-        c = config.config
-        if op == "CMD":
-            config = config.with_config(cmd=_exec_form(rest, op))
-        elif op == "ENTRYPOINT":
-            config = config.with_config(entrypoint=_exec_form(rest, op))
-        elif op == "ENV":
-            env = dict(e.partition("=")[::2] for e in c.env)
-            env.update(_pairs(rest, op))
-            config = config.with_config(env=[f"{k}={v}" for k, v in env.items()])
-        elif op == "WORKDIR":
-            config = config.with_config(working_dir=rest)
-        elif op == "USER":
-            config = config.with_config(user=rest)
-        elif op == "STOPSIGNAL":
-            config = config.with_config(stop_signal=rest)
-        elif op == "EXPOSE":
-            ports = set(c.exposed_ports or ())
-            for p in rest.split():
-                ports.add(p if "/" in p else f"{p}/tcp")
-            config = config.with_config(exposed_ports=sorted(ports))
-        elif op == "LABEL":
-            labels = dict(c.labels)
-            labels.update(_pairs(rest, op))
-            config = config.with_config(labels=labels)
-        elif op == "VOLUME":
-            vols = set(c.volumes or ())
-            vols.update(_exec_form(rest, op) if rest.startswith("[") else rest.split())
-            config = config.with_config(volumes=sorted(vols))
-    return config
-
-
 # -- import ----------------------------------------------------------------------------------------
 
 
-def import_rootfs(store, stream: BinaryIO, ref: Reference | str, *, changes: Iterable[str] = (),
-                  message: str = "", compression: str | None = "gzip", source: str = "-",
+def import_rootfs(store, stream: BinaryIO, ref: Reference | str, *,
+                  edit: Callable[[ImageConfig], ImageConfig] | None = None, message: str = "",
+                  compression: str | None = "gzip", source: str = "-",
                   platform: Platform | None = None) -> ImportResult:
-    """Store ``stream`` (a rootfs tar, any compression) as a one-layer image named ``ref``."""
+    """Store ``stream`` (a rootfs tar, any compression) as a one-layer image named ``ref``.
+
+    ``edit`` (``import --change``: :func:`builder.changes.apply_changes`) turns the new image's empty
+    config into the finished one; it runs before the store is touched, so its errors change nothing."""
     if isinstance(ref, str):
         ref = Reference.parse(ref)
     if ref.digest is not None:
         raise InvalidInput(f"import: {ref} names a digest; give NAME[:TAG]")
     now = format_time(datetime.now(timezone.utc))
-    base = apply_changes(ImageConfig.new(platform or Platform.host(), created=now), changes)
+    base = ImageConfig.new(platform or Platform.host(), created=now)
+    if edit is not None:
+        base = edit(base)
     media_type = MediaType.layer_type(compression)
     with store.lease():
         with store.blobs.ingest() as ing:

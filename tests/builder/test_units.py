@@ -162,3 +162,83 @@ def test_stale_build_dirs_are_reaped(tmp_path: Path) -> None:
     live = Path(new_workdir(str(root)))
     assert not stale.exists() and live.exists()
     assert str(stale) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_import_changes_go_through_the_build_handlers() -> None:
+    """``import --change``: the builder's parser, planning and config edits (ENV expanded against the
+    config, ports normalised, WORKDIR relative to the previous one, CMD shell form with the shell)."""
+    from builder.changes import apply_changes
+    from layers.config import ImageConfig
+    from layers.descriptor import Platform
+
+    config = ImageConfig.new(Platform("linux", "amd64"), created="2020-01-01T00:00:00Z")
+    out = apply_changes(config, ["ENV A=b", "ENV B=$A/c", "EXPOSE 80 53/udp", "WORKDIR /app", "WORKDIR sub",
+                                 "CMD echo hi", "LABEL k=v", "VOLUME /data", "USER 1000", "STOPSIGNAL SIGINT"])
+    c = out.config
+    assert c.env == ("A=b", "B=b/c") and set(c.exposed_ports) == {"80/tcp", "53/udp"}
+    assert c.working_dir == "/app/sub" and c.cmd == ("/bin/sh", "-c", "echo hi")
+    assert dict(c.labels) == {"k": "v"} and tuple(c.volumes) == ("/data",) and c.user == "1000"
+    assert c.stop_signal == "SIGINT" and config.config.env == ()  # a new value; the input is unchanged
+
+
+@pytest.mark.parametrize("change, reason", [
+    ("RUN rm -rf /", "RUN cannot be changed on import"),
+    ("FROM busybox", "FROM cannot be changed on import"),
+    ("EXPOSE http", "EXPOSE: invalid port 'http'"),
+    ("CMD [oops", "CMD: invalid JSON array"),
+    ("NOPE x", "NOPE: unknown instruction"),
+])
+def test_a_bad_import_change_is_one_line_naming_it(change: str, reason: str) -> None:
+    from builder.changes import apply_changes
+    from builder.errors import DockerfileError
+    from layers.config import ImageConfig
+    from layers.descriptor import Platform
+
+    with pytest.raises(DockerfileError) as info:
+        apply_changes(ImageConfig.new(Platform("linux", "amd64")), ["ENV OK=1", change])
+    message = str(info.value)
+    assert message.startswith(f"--change {change!r}: {reason}") and "\n" not in message, message
+
+
+def test_build_cache_entries_are_registered_store_roots(tmp_path: Path) -> None:
+    """Each cache entry with a layer is a root (owner build-cache) keeping its blob and snapshot; an
+    entry dropped drops its root; prune removes every entry and root and says how many bytes went."""
+    from builder.cache import ROOT_OWNER, BuildCache, prune
+    from layers.descriptor import Descriptor
+    from layers.digest import Digest
+    from layers.store import Store
+
+    store = Store(str(tmp_path / "root"))
+    blob = store.blobs.put_bytes(b"layer bytes")
+    layer = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", blob, len(b"layer bytes"))
+    diff_id = Digest("sha256", "d" * 64)
+    cache = BuildCache(store.root, store)
+    k1, k2, k3 = "1" * 64, "2" * 64, "3" * 64
+    cache.put(k1, layer, diff_id)
+    cache.put(k2, layer, diff_id)
+    cache.put(k3, None, None)  # a step that changed nothing: no content, no root
+    root = store.roots.get(ROOT_OWNER, k1)
+    assert root is not None and root.blobs == {blob} and root.snapshots == {diff_id} and not root.docs
+    assert store.roots.keys(ROOT_OWNER) == [k1, k2]
+    assert cache.drop(k2) > 0 and cache.get(k2) is None and store.roots.keys(ROOT_OWNER) == [k1]
+    store.roots.drop(ROOT_OWNER, k1)  # an entry written before roots existed: a hit registers it again
+    assert cache.get(k1).layer == layer and store.roots.get(ROOT_OWNER, k1).blobs == {blob}
+    store.roots.put(ROOT_OWNER, "4" * 64, blobs=(blob,))  # a root whose entry never landed
+    assert prune(store.root) > 0
+    assert store.roots.keys(ROOT_OWNER) == [] and cache.get(k1) is None and cache.get(k3) is None
+    assert prune(store.root) == 0
+
+
+def test_reap_stale_build_dirs_counts_what_it_removed(tmp_path: Path) -> None:
+    from builder.cache import reap_stale_build_dirs, stale_build_dirs
+    from builder.workdir import new_workdir
+
+    root = tmp_path / "root"
+    dead = Path(new_workdir(str(root)))
+    (dead / "pid").write_text("999999999")
+    live = Path(new_workdir(str(root)))  # reaps the dead one itself: make another
+    dead = Path(new_workdir(str(root)))
+    (dead / "pid").write_text("999999999")
+    assert stale_build_dirs(str(root)) == [dead.name]
+    assert reap_stale_build_dirs(str(root)) == 1 and not dead.exists() and live.exists()
+    assert reap_stale_build_dirs(str(root)) == 0

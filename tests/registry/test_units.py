@@ -85,3 +85,33 @@ def test_progress_renderers():
     assert "Pushing [" in tty.getvalue() and "\x1b[" in tty.getvalue() and "abc: Pushed" in tty.getvalue()
     assert isinstance(make_progress(io.StringIO(), quiet=True), QuietProgress)
     assert isinstance(make_progress(io.StringIO()), PlainProgress)
+
+
+def test_the_local_store_satisfies_the_protocols_pull_and_push_name(tmp_path):
+    """``registry_client.store`` names what pull and push call; the real store must have every member
+    (a renamed store method would otherwise surface only as an AttributeError mid-pull)."""
+    import inspect
+
+    from layers.store import Store
+    from registry_client import store as protocols
+
+    def members(proto) -> set[str]:
+        names = {n for n, v in vars(proto).items() if inspect.isfunction(v) and (not n.startswith("_") or
+                                                                                n in ("__enter__", "__exit__"))}
+        return names | set(getattr(proto, "__annotations__", {}))
+
+    store = Store(str(tmp_path / "root"))
+    with store.blobs.ingest() as ingest:
+        objects = {protocols.LocalStore: store, protocols.ContentStore: store.blobs,
+                   protocols.ImageTagger: store.images, protocols.BlobIngest: ingest}
+        for proto, obj in objects.items():
+            missing = sorted(n for n in members(proto) if not hasattr(obj, n))
+            assert not missing, f"{type(obj).__name__} lacks {missing} of {proto.__name__}"
+    assert members(protocols.ContentStore) >= {"has", "open", "read_bytes", "ingest", "put_bytes"}
+
+
+def test_cancelled_is_one_class_in_the_errors_module():
+    from layers.errors import PybuildError
+    from registry_client import errors, parallel
+
+    assert parallel.Cancelled is errors.Cancelled and issubclass(errors.Cancelled, PybuildError)
