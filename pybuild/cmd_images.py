@@ -270,7 +270,7 @@ def system_group() -> None:
 @pass_settings
 def system_df_cmd(settings: Settings, fmt: str) -> None:
     """Show disk usage of the store."""
-    from layers.store.space import disk_usage
+    from layers.store.usage import disk_usage
 
     from .views import images as view
 
@@ -288,7 +288,8 @@ def system_df_cmd(settings: Settings, fmt: str) -> None:
 def _containers_usage_from_dirs(root: str):
     """The Containers line of ``system df``, measured by walking ``<root>/containers`` (the runner's
     folders; it has no usage API yet)."""
-    from layers.store.space import DiskUsage, tree_size
+    from layers.store.space import tree_size
+    from layers.store.usage import DiskUsage
 
     cdir = os.path.join(root, "containers")
     count = len(os.listdir(cdir)) if os.path.isdir(cdir) else 0
@@ -297,7 +298,8 @@ def _containers_usage_from_dirs(root: str):
 
 def _volumes_usage(settings: Settings, root: str):
     """The Local Volumes line: the runner's volumes, their sizes, and which a container uses."""
-    from layers.store.space import DiskUsage, tree_size
+    from layers.store.space import tree_size
+    from layers.store.usage import DiskUsage
     from runner.containers import volume_users
     from runner.state import ContainerStore
     from runner.volumes import VolumeStore
@@ -311,7 +313,8 @@ def _volumes_usage(settings: Settings, root: str):
 def _build_cache_usage_from_dirs(root: str):
     """The Build cache line, measured by walking ``<root>/cache`` (the builder's folders; it has no
     usage API yet)."""
-    from layers.store.space import DiskUsage, tree_size
+    from layers.store.space import tree_size
+    from layers.store.usage import DiskUsage
 
     entries = sum(len(files) for _d, _s, files in os.walk(os.path.join(root, "cache", "keys")))
     return DiskUsage("Build cache", entries, 0, tree_size(os.path.join(root, "cache")), 0)

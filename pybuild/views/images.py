@@ -134,7 +134,7 @@ DF_HEAD = ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
 
 
 def df_rows(usage: Iterable) -> list[list[str]]:
-    """The ``system df`` table of :class:`layers.store.space.DiskUsage` values, heading first."""
+    """The ``system df`` table of :class:`layers.store.usage.DiskUsage` values, heading first."""
     return [DF_HEAD] + [[u.kind, str(u.total), str(u.active), human_size(u.size), human_size(u.reclaimable)]
                         for u in usage]
 

@@ -1,4 +1,4 @@
-"""layers.store.removal (the rules of ``rmi`` and ``system prune -a``) and layers.store.space.disk_usage
+"""layers.store.removal (the rules of ``rmi`` and ``system prune -a``) and layers.store.usage.disk_usage
 (``system df``), against a real store with registered roots."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from layers.errors import AlreadyExists, NotFound, StoreError
 from layers.store import Store
 from layers.store.removal import containers_using, remove_images, untag_unused
-from layers.store.space import disk_usage
+from layers.store.usage import disk_usage
 
 from .helpers import make_image
 
