@@ -42,8 +42,10 @@ from . import init as _pyinit
 from . import syscalls as sc
 from .caps import mask as caps_mask
 from .errors import ExecFailed, SandboxError
+from .ocispec import Capabilities, Process, Rlimit, Spec
 
-__all__ = ["ContainerProcess", "SignalForwarder", "start", "foreground", "execute", "cleanup", "FORWARDED_SIGNALS"]
+__all__ = ["ContainerProcess", "SignalForwarder", "start", "foreground", "execute", "cleanup", "as_spec",
+           "FORWARDED_SIGNALS"]
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                      signal.SIGUSR2)
@@ -128,22 +130,26 @@ def _fail(sock: socket.socket, message: str, code: int = 125) -> None:
         os._exit(code)
 
 
-def _validate(spec: dict) -> None:
-    for key in ("process", "root", "linux"):
-        if not isinstance(spec.get(key), dict):
-            raise SandboxError(f"runtime spec: missing object {key!r}")
-    args = spec["process"].get("args")
-    if not args or not all(isinstance(a, str) for a in args):
-        raise SandboxError("runtime spec: process.args must be a non-empty list of strings")
-    if not os.path.isdir(spec["root"].get("path", "")):
-        raise SandboxError(f"runtime spec: root.path {spec['root'].get('path')!r} is not a directory")
-    for ns in spec["linux"].get("namespaces", []):
-        if ns.get("type") not in (*_NS_FLAGS, "cgroup", "user"):
-            raise SandboxError(f"runtime spec: unknown namespace type {ns.get('type')!r}")
-        if ns.get("type") == "user":
-            raise SandboxError("runtime spec: user namespaces are not supported")
-        if ns.get("path") and ns["type"] != "network":
-            raise SandboxError(f"runtime spec: joining a {ns['type']} namespace by path is not supported")
+def as_spec(spec: Spec | dict) -> Spec:
+    """``spec`` as a :class:`Spec`; a dict (a container record's ``config.json`` form) is parsed."""
+    return spec if isinstance(spec, Spec) else Spec.from_dict(spec)
+
+
+def _validate(spec: Spec) -> None:
+    """What this sandbox can run, beyond the spec's shape (which :class:`Spec` already checked)."""
+    if not spec.process.args:
+        raise SandboxError("runtime spec: process.args must not be empty")
+    if not os.path.isdir(spec.root.path):
+        raise SandboxError(f"runtime spec: root.path {spec.root.path!r} is not a directory")
+    for ns in spec.linux.namespaces:
+        if ns.type not in (*_NS_FLAGS, "cgroup"):
+            raise SandboxError(f"runtime spec: {ns.type} namespaces are not supported")
+        if ns.path and ns.type != "network":
+            raise SandboxError(f"runtime spec: joining a {ns.type} namespace by path is not supported")
+    for field_name, value in (("linux.sysctl", spec.linux.sysctl), ("linux.devices", spec.linux.devices),
+                              ("linux.cgroupsPath", spec.linux.cgroups_path)):
+        if value:
+            raise SandboxError(f"runtime spec: {field_name} is not supported by pybuild's sandbox")
 
 
 def _loopback_up() -> None:
@@ -162,41 +168,41 @@ def _open_pty() -> tuple[int, int]:
     return master, slave
 
 
-def _set_rlimits(rlimits: list[dict]) -> None:
+def _set_rlimits(rlimits: tuple[Rlimit, ...]) -> None:
     for rl in rlimits:
-        number = getattr(resource, rl["type"], None)
+        number = getattr(resource, rl.type, None)
         if number is None:
-            raise SandboxError(f"process.rlimits: unknown rlimit {rl['type']!r}")
+            raise SandboxError(f"process.rlimits: unknown rlimit {rl.type!r}")
         _, caller_hard = resource.getrlimit(number)
-        hard = rl["hard"] if caller_hard == resource.RLIM_INFINITY else min(rl["hard"], caller_hard)
-        soft = min(rl["soft"], hard)
+        hard = rl.hard if caller_hard == resource.RLIM_INFINITY else min(rl.hard, caller_hard)
+        soft = min(rl.soft, hard)
         resource.setrlimit(number, (soft, hard))
 
 
-def _set_identity(process: dict, last_cap: int) -> None:
-    user = process.get("user", {})
-    uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
-    caps = process.get("capabilities", {})
+def _set_identity(process: Process, last_cap: int) -> None:
+    user = process.user
+    uid, gid = user.uid, user.gid
+    caps = process.capabilities or Capabilities()
     # a capability the caller lacks cannot be granted; --privileged means "all the caller has"
     have = sum(1 << cap for cap in range(last_cap + 1) if sc.capget_bounding(cap))
-    bounding = caps_mask(caps.get("bounding", []), last_cap) & have
+    bounding = caps_mask(caps.bounding, last_cap) & have
     for cap in range(last_cap + 1):
         if have & (1 << cap) and not bounding & (1 << cap):
             sc.capbset_drop(cap)
     sc.set_keepcaps(True)
-    os.setgroups([int(g) for g in user.get("additionalGids", [])])
+    os.setgroups(list(user.additional_gids))
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     sc.set_keepcaps(False)
-    sc.capset(caps_mask(caps.get("effective", []), last_cap) & bounding,
-              caps_mask(caps.get("permitted", []), last_cap) & bounding,
-              caps_mask(caps.get("inheritable", []), last_cap) & bounding)
+    sc.capset(caps_mask(caps.effective, last_cap) & bounding,
+              caps_mask(caps.permitted, last_cap) & bounding,
+              caps_mask(caps.inheritable, last_cap) & bounding)
     sc.ambient_clear()
-    for name in caps.get("ambient", []):
+    for name in caps.ambient:
         sc.ambient_raise(caps_mask([name], last_cap).bit_length() - 1)
 
 
-def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
+def _init(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
           new_cgroupns: bool, new_netns: bool, filter_program) -> None:
     """PID 1 of the container up to exec. Never returns."""
     step = "start"
@@ -212,19 +218,19 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
         if new_cgroupns:
             step = "unshare cgroup namespace"
             sc.unshare(sc.CLONE_NEWCGROUP)
-        process = spec["process"]
+        process = spec.process
         rootfs.prepare_rootfs(spec, cg.version)
-        if spec.get("hostname"):
+        if spec.hostname:
             step = "set hostname"
-            sc.sethostname(spec["hostname"])
+            sc.sethostname(spec.hostname)
         if new_netns:
             step = "bring up loopback"
             _loopback_up()
         step = "set rlimits"
-        _set_rlimits(process.get("rlimits", []))
+        _set_rlimits(process.rlimits)
         step = "set up stdio"
         os.setsid()
-        if process.get("terminal"):
+        if process.terminal:
             master, slave = _open_pty()
             _send(sock, {"tty": True}, [master])
             os.close(master)
@@ -236,12 +242,12 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
         else:
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)
-        cwd = process.get("cwd", "/")
+        cwd = process.cwd
         step = f"create working directory {cwd}"
         os.makedirs(cwd, mode=0o755, exist_ok=True)
         step = "set user and capabilities"
         _set_identity(process, sc.cap_last_cap())
-        if process.get("noNewPrivileges"):
+        if process.no_new_privileges:
             step = "set no_new_privs"
             sc.set_no_new_privs()
         step = f"change to working directory {cwd}"
@@ -253,11 +259,11 @@ def _init(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
         keep = sock.fileno()
         os.closerange(3, keep)
         os.closerange(keep + 1, 1 << 20)
-        env = dict(e.split("=", 1) if "=" in e else (e, "") for e in process.get("env", []))
-        args = process["args"]
+        env = process.env_map()
+        args = list(process.args)
         step = f"exec {args[0]!r}"
         path = _find_executable(args[0], env.get("PATH", ""))
-        with_init = spec.get("annotations", {}).get("org.pybuild.init") == "true"
+        with_init = spec.annotation("org.pybuild.init") == "true"
     except SandboxError as exc:
         _fail(sock, str(exc), getattr(exc, "exit_code", 125))
     except OSError as exc:
@@ -295,7 +301,7 @@ def _find_executable(name: str, path_var: str) -> str:
                      else f"exec {name!r}: no such file or directory", 127)
 
 
-def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
+def _stage1(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int, int, int],
             die_with_parent: bool, parent: int, filter_program, direct: bool) -> None:
     """The namespace parent. Never returns."""
     try:
@@ -310,12 +316,12 @@ def _stage1(spec: dict, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[in
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sc.set_dumpable(False)
         flags, new_cgroupns, new_netns = 0, False, False
-        for ns in spec["linux"].get("namespaces", []):
-            kind = ns["type"]
+        for ns in spec.linux.namespaces:
+            kind = ns.type
             if kind == "cgroup":
                 new_cgroupns = True
-            elif kind == "network" and ns.get("path"):
-                fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            elif kind == "network" and ns.path:
+                fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
                 sc.setns(fd, sc.CLONE_NEWNET)
                 os.close(fd)
             else:
@@ -365,7 +371,7 @@ def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
     return json.loads(data), list(fds)
 
 
-def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
+def start(spec: Spec | dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
           stderr=None, die_with_parent: bool = True) -> ContainerProcess:
     """Create the container's cgroup and namespaces and exec ``spec.process`` in them.
 
@@ -375,16 +381,18 @@ def start(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=
     with exit code 127/126) with nothing left behind. ``die_with_parent`` kills the container if
     the calling process dies (foreground runs; a shim passes False only if it outlives itself).
     ``state_dir`` is accepted for the contract; the foreground path keeps no files there.
+    A dict ``spec`` is parsed with :meth:`Spec.from_dict` first (:class:`InvalidSpec` names a bad field).
     """
+    spec = as_spec(spec)
     _validate(spec)
     stdio = tuple(_fileno(s, i) for i, s in enumerate((stdin, stdout, stderr)))
     # the filter is applied where libseccomp exists; seccomp.status() tells inspect when it does not
     filter_program = None
     if seccomp.available():
-        filter_program = seccomp.compile_profile(spec["linux"].get("seccomp"),
+        filter_program = seccomp.compile_profile(spec.linux.seccomp,
                                                  deny_device_nodes=cgroups.detect_version() == "v2")
     try:
-        cg = cgroups.create(container_id, spec["linux"].get("resources"))
+        cg = cgroups.create(container_id, spec.linux.resources)
     except BaseException:
         if filter_program is not None:
             filter_program.release()
@@ -629,7 +637,7 @@ def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1,
             proc.wait()
 
 
-def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
+def execute(spec: Spec | dict, *, container_id: str, state_dir: str | None = None, stdin=None, stdout=None,
             stderr=None, forward_signals: bool = True) -> int:
     """Run ``spec`` in the foreground: :func:`start`, then :func:`foreground`; the exit code.
 
@@ -640,6 +648,7 @@ def execute(spec: dict, *, container_id: str, state_dir: str | None = None, stdi
     ``forward_signals`` forwards the caller's SIGINT/SIGTERM/... to the container; Python allows signal
     handlers only in the main thread, so from another thread (parallel build stages) it is skipped.
     """
+    spec = as_spec(spec)
     stdin_fd, stdout_fd = _fileno(stdin, 0), _fileno(stdout, 1)
     import threading
 
