@@ -115,7 +115,8 @@ def foreground(proc: ContainerProcess, *, stdin_fd: int = 0, stdout_fd: int = 1,
     """
     try:
         if proc.pty_master is not None:
-            relay_pty(proc, stdin_fd, stdout_fd, forward_input)
+            relay_pty(proc.pty_master, stdin_fd, stdout_fd, forward_input=forward_input,
+                      wakeup_fd=proc.wakeup_fd)
         _await_exit(proc)
         return proc.wait()
     finally:

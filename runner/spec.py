@@ -23,6 +23,7 @@ import json
 import os
 import resource
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .caps import resolve_caps
 from .errors import InvalidRunOption
@@ -31,7 +32,10 @@ from .ocispec import (Capabilities, Cpu, DeviceRule, Linux, Memory, Mount, Names
 from .options import RunOptions
 from .seccomp import default_profile
 
-__all__ = ["make_spec", "image_volumes", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
+if TYPE_CHECKING:
+    from layers.config import ContainerConfig
+
+__all__ = ["make_spec", "image_defaults", "image_volumes", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
            "DEFAULT_PATH", "MASKED_PATHS", "READONLY_PATHS", "OCI_VERSION"]
 
 OCI_VERSION = "1.0.2"
@@ -73,7 +77,9 @@ _PRIVILEGED_DEVICES: tuple[DeviceRule, ...] = (DeviceRule(True, access="rwm"),)
 
 
 def image_runtime_config(image_config) -> dict:
-    """The ``config`` section of an image config given as ``ImageConfig`` (its ``raw``), bytes or a dict."""
+    """The ``config`` section of an image config given as ``ImageConfig`` (its ``raw``), bytes or a dict.
+
+    Transitional: :func:`image_defaults` is the typed form (``make_spec`` uses it)."""
     if image_config is None:
         return {}
     raw = getattr(image_config, "raw", image_config)
@@ -82,6 +88,25 @@ def image_runtime_config(image_config) -> dict:
         raise InvalidRunOption("image config: not a JSON object")
     section = doc.get("config", doc if "config" not in doc and ("Cmd" in doc or "Env" in doc) else {})
     return section or {}
+
+
+def image_defaults(image_config) -> ContainerConfig:
+    """The image's run defaults (its ``config`` section) as a :class:`layers.config.ContainerConfig`.
+
+    ``image_config`` is an ``ImageConfig`` (its parsed section is used as it is), the bytes of one, a
+    dict of one (or of its bare ``config`` section), or None (no defaults). A malformed section is an
+    :class:`InvalidRunOption` naming the field.
+    """
+    section = getattr(image_config, "config", None)
+    if section is not None and not isinstance(section, dict):
+        return section                       # an ImageConfig: already parsed and validated
+    from layers.config import ContainerConfig
+    from layers.errors import InvalidDocument
+
+    try:
+        return ContainerConfig.from_dict(image_runtime_config(image_config))
+    except InvalidDocument as exc:
+        raise InvalidRunOption(f"image {exc}") from None
 
 
 class ResolvedUser(tuple):
@@ -175,14 +200,14 @@ def _merge_env(*lists) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _args(cfg: dict, opts: RunOptions) -> list[str]:
-    entrypoint = list(opts.entrypoint) if opts.entrypoint is not None else list(cfg.get("Entrypoint") or [])
+def _args(cfg: ContainerConfig, opts: RunOptions) -> list[str]:
+    entrypoint = list(opts.entrypoint) if opts.entrypoint is not None else list(cfg.entrypoint or ())
     if opts.command:
         cmd = list(opts.command)
     elif opts.entrypoint is not None:
         cmd = []
     else:
-        cmd = list(cfg.get("Cmd") or [])
+        cmd = list(cfg.cmd or ())
     args = entrypoint + cmd
     if not args:
         raise InvalidRunOption("no command specified: the image has no Entrypoint or Cmd and none was given")
@@ -210,7 +235,7 @@ def _user_mounts(opts: RunOptions) -> list[Mount]:
 def image_volumes(image_config) -> list[str]:
     """The image's ``Volumes`` as normalised absolute paths, sorted (relative ones are refused)."""
     out = set()
-    for path in (image_runtime_config(image_config).get("Volumes") or {}):
+    for path in image_defaults(image_config).volumes:
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidRunOption(f"image config Volumes {path!r}: must be an absolute path")
         norm = os.path.normpath(path)
@@ -246,16 +271,14 @@ def _resources(opts: RunOptions) -> Resources:
     )
 
 
-def _annotations(cfg: dict, opts: RunOptions) -> tuple[tuple[str, str], ...]:
-    annotations: dict[str, str] = {}
-    for key, value in sorted((cfg.get("Labels") or {}).items()):
-        annotations[key] = str(value)
+def _annotations(cfg: ContainerConfig, opts: RunOptions) -> tuple[tuple[str, str], ...]:
+    annotations: dict[str, str] = dict(sorted(cfg.labels))
     for key, value in opts.labels:
         annotations[key] = value
-    if cfg.get("StopSignal"):
-        annotations["org.opencontainers.image.stopSignal"] = str(cfg["StopSignal"])
-    if cfg.get("ExposedPorts"):
-        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted(cfg["ExposedPorts"]))
+    if cfg.stop_signal:
+        annotations["org.opencontainers.image.stopSignal"] = cfg.stop_signal
+    if cfg.exposed_ports:
+        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted(cfg.exposed_ports))
     return tuple(annotations.items())
 
 
@@ -267,18 +290,18 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
     Pure apart from reading ``etc_dir/passwd`` and ``etc_dir/group`` (the image's, never followed
     through a symlink). ``container_id`` gives the default hostname (its first 12 characters).
     """
-    cfg = image_runtime_config(image_config)
-    user = resolve_user(opts.user if opts.user is not None else cfg.get("User"), etc_dir)
+    cfg = image_defaults(image_config)
+    user = resolve_user(opts.user if opts.user is not None else cfg.user, etc_dir)
     # as Docker: --network host without --hostname shares the host's UTS namespace (its hostname)
     share_uts = opts.network == "host" and not opts.netns_path and not opts.hostname
     hostname = opts.hostname or (os.uname().nodename if share_uts else container_id[:12] if container_id else "pybuild")
     env = _merge_env(
-        [f"PATH={DEFAULT_PATH}"], cfg.get("Env"), [f"HOSTNAME={hostname}"],
+        [f"PATH={DEFAULT_PATH}"], cfg.env, [f"HOSTNAME={hostname}"],
         ["TERM=xterm"] if opts.tty else [], opts.env,
     )
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={user.home}")
-    cwd = opts.workdir or cfg.get("WorkingDir") or "/"
+    cwd = opts.workdir or cfg.working_dir or "/"
     if not cwd.startswith("/"):
         raise InvalidRunOption(f"image config WorkingDir {cwd!r}: must be absolute")
     caps = tuple(resolve_caps(opts.cap_add, opts.cap_drop, opts.privileged))

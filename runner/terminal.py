@@ -28,14 +28,14 @@ def open_pty() -> tuple[int, int]:
     return master, slave
 
 
-def relay_pty(proc, stdin_fd: int, stdout_fd: int, forward_input: bool = True) -> None:
-    """Copy between the caller's terminal and ``proc.pty_master`` until the container side closes.
+def relay_pty(master: int, stdin_fd: int, stdout_fd: int, *, forward_input: bool = True,
+              wakeup_fd: int | None = None) -> None:
+    """Copy between the caller's terminal and the container's pty ``master`` until the container side closes.
 
-    ``proc`` is a :class:`runner.process.ContainerProcess`; its ``wakeup_fd`` (a signal arrived) is
-    drained here so a forwarder's handler runs while the relay waits.
+    With ``forward_input`` the caller's terminal is raw meanwhile (restored on return). A readable
+    ``wakeup_fd`` (a signal arrived, see :class:`runner.signals.SignalForwarder`) is drained, so the
+    forwarder's handler runs while the relay waits.
     """
-    master = proc.pty_master
-    assert master is not None
     saved = None
     if os.isatty(stdin_fd):
         copy_winsize(stdin_fd, master)
@@ -45,16 +45,16 @@ def relay_pty(proc, stdin_fd: int, stdout_fd: int, forward_input: bool = True) -
 
             tty.setraw(stdin_fd, termios.TCSANOW)   # keep input typed before the container started
     watch = [master, stdin_fd] if forward_input else [master]
-    if proc.wakeup_fd is not None:
-        watch.append(proc.wakeup_fd)
+    if wakeup_fd is not None:
+        watch.append(wakeup_fd)
     try:
         while True:
             try:
                 ready, _, _ = select.select(watch, [], [])
             except InterruptedError:
                 continue
-            if proc.wakeup_fd in ready:
-                drain(proc.wakeup_fd)
+            if wakeup_fd is not None and wakeup_fd in ready:
+                drain(wakeup_fd)
             if master in ready:
                 try:
                     data = os.read(master, 65536)
