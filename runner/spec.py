@@ -106,7 +106,7 @@ def image_defaults(image_config) -> ContainerConfig:
     try:
         return ContainerConfig.from_dict(image_runtime_config(image_config))
     except InvalidDocument as exc:
-        raise InvalidRunOption(f"image {exc}") from None
+        raise InvalidRunOption(f"image config {exc.field}: {exc.reason}") from None
 
 
 class ResolvedUser(tuple):

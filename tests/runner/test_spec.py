@@ -149,6 +149,13 @@ def test_no_command_is_an_error() -> None:
         make_spec({"config": {}}, RunOptions(), rootfs="/r")
 
 
+def test_malformed_image_config_names_the_field() -> None:
+    with pytest.raises(InvalidRunOption, match=r"^image config config\.Cmd: must be a list of strings, got str$"):
+        make_spec({"config": {"Cmd": "sh"}}, RunOptions(), rootfs="/r")
+    with pytest.raises(InvalidRunOption, match=r"^image config: not a JSON object$"):
+        make_spec(b"[1]", RunOptions(), rootfs="/r")
+
+
 @pytest.mark.parametrize("user,expected", [
     (None, (0, 0, (), "/root")),
     ("", (0, 0, (), "/root")),
