@@ -9,7 +9,6 @@ and no ``cgroupsPath`` (the runtime picks one from the container id).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -101,6 +100,5 @@ def write_bundle(store, image_ref: str, directory: str, opts: RunOptions | None 
     etc = resolve_in_root(rootfs, "/etc")
     spec = make_spec(image_config, opts, rootfs="rootfs", etc_dir=etc if os.path.isdir(etc) else None,
                      container_id=os.path.basename(directory))
-    spec = clamp_rlimits(spec)
-    write_atomic(config_path, json.dumps(spec, indent=2).encode(), 0o644)
+    write_atomic(config_path, clamp_rlimits(spec).to_json(indent=2), 0o644)
     return directory

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .errors import CgroupError
+from .ocispec import Resources
 
 __all__ = ["Cgroup", "detect_version", "create", "open_existing", "CGROUP_ROOT"]
 
@@ -118,28 +119,27 @@ class Cgroup:
                     time.sleep(0.005)
 
 
-def _apply_v1(paths: dict[str, str], resources: dict) -> None:
-    mem = resources.get("memory") or {}
-    if "memory" in paths and mem.get("limit") is not None:
+def _apply_v1(paths: dict[str, str], resources: Resources) -> None:
+    mem = resources.memory
+    if "memory" in paths and mem is not None and mem.limit is not None:
         base = paths["memory"]
-        _write(os.path.join(base, "memory.limit_in_bytes"), str(mem["limit"]))
-        if mem.get("swap") is not None and os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
-            _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem["swap"]))
-    pids = resources.get("pids") or {}
-    if "pids" in paths and pids.get("limit"):
-        _write(os.path.join(paths["pids"], "pids.max"), str(pids["limit"]) if pids["limit"] > 0 else "max")
-    cpu = resources.get("cpu") or {}
-    if "cpu" in paths and cpu.get("quota"):
-        _write(os.path.join(paths["cpu"], "cpu.cfs_period_us"), str(cpu.get("period") or 100000))
-        _write(os.path.join(paths["cpu"], "cpu.cfs_quota_us"), str(cpu["quota"]))
-    devices = resources.get("devices")
-    if "devices" in paths and devices:
-        for rule in devices:
-            kind = rule.get("type", "a")
-            major = "*" if rule.get("major") is None else str(rule["major"])
-            minor = "*" if rule.get("minor") is None else str(rule["minor"])
-            text = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.get('access', 'rwm')}"
-            _write(os.path.join(paths["devices"], "devices.allow" if rule.get("allow") else "devices.deny"), text)
+        _write(os.path.join(base, "memory.limit_in_bytes"), str(mem.limit))
+        if mem.swap is not None and os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
+            _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem.swap))
+    pids = resources.pids
+    if "pids" in paths and pids is not None and pids.limit:
+        _write(os.path.join(paths["pids"], "pids.max"), str(pids.limit) if pids.limit > 0 else "max")
+    cpu = resources.cpu
+    if "cpu" in paths and cpu is not None and cpu.quota:
+        _write(os.path.join(paths["cpu"], "cpu.cfs_period_us"), str(cpu.period or 100000))
+        _write(os.path.join(paths["cpu"], "cpu.cfs_quota_us"), str(cpu.quota))
+    if "devices" in paths and resources.devices:
+        for rule in resources.devices:
+            kind = rule.type or "a"
+            major = "*" if rule.major is None else str(rule.major)
+            minor = "*" if rule.minor is None else str(rule.minor)
+            text = "a" if kind == "a" else f"{kind} {major}:{minor} {rule.access or 'rwm'}"
+            _write(os.path.join(paths["devices"], "devices.allow" if rule.allow else "devices.deny"), text)
 
 
 def _need_v2(path: str, controller: str, option: str) -> None:
@@ -148,21 +148,21 @@ def _need_v2(path: str, controller: str, option: str) -> None:
                           f"{os.path.dirname(path)} (needed for {option})")
 
 
-def _apply_v2(path: str, resources: dict) -> None:
-    mem = resources.get("memory") or {}
-    if mem.get("limit") is not None:
+def _apply_v2(path: str, resources: Resources) -> None:
+    mem = resources.memory
+    if mem is not None and mem.limit is not None:
         _need_v2(path, "memory", "--memory")
-        _write(os.path.join(path, "memory.max"), str(mem["limit"]))
-        if mem.get("swap") is not None and os.path.exists(os.path.join(path, "memory.swap.max")):
-            _write(os.path.join(path, "memory.swap.max"), str(max(0, mem["swap"] - mem["limit"])))
-    pids = resources.get("pids") or {}
-    if pids.get("limit"):
+        _write(os.path.join(path, "memory.max"), str(mem.limit))
+        if mem.swap is not None and os.path.exists(os.path.join(path, "memory.swap.max")):
+            _write(os.path.join(path, "memory.swap.max"), str(max(0, mem.swap - mem.limit)))
+    pids = resources.pids
+    if pids is not None and pids.limit:
         _need_v2(path, "pids", "--pids-limit (4096 by default)")
-        _write(os.path.join(path, "pids.max"), str(pids["limit"]) if pids["limit"] > 0 else "max")
-    cpu = resources.get("cpu") or {}
-    if cpu.get("quota"):
+        _write(os.path.join(path, "pids.max"), str(pids.limit) if pids.limit > 0 else "max")
+    cpu = resources.cpu
+    if cpu is not None and cpu.quota:
         _need_v2(path, "cpu", "--cpus")
-        _write(os.path.join(path, "cpu.max"), f"{cpu['quota']} {cpu.get('period') or 100000}")
+        _write(os.path.join(path, "cpu.max"), f"{cpu.quota} {cpu.period or 100000}")
 
 
 def _v1_paths(container_id: str) -> dict[str, str]:
@@ -183,9 +183,9 @@ def _v1_paths(container_id: str) -> dict[str, str]:
     return out
 
 
-def create(container_id: str, resources: dict | None = None) -> Cgroup:
+def create(container_id: str, resources: Resources | None = None) -> Cgroup:
     """Create the container's cgroup with the spec's ``linux.resources`` applied."""
-    resources = resources or {}
+    resources = resources or Resources()
     version = detect_version()
     if version == "v2":
         # under the root, as Docker's cgroupfs driver does: a non-root cgroup that holds processes

@@ -775,7 +775,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         opts = replace(opts, mounts=tuple(replace(b, source=vols.create(b.volume, exist_ok=True).path)
                                           if b.volume else b for b in opts.mounts))
     spec = make_spec(image_config, opts, rootfs=paths["rootfs"], etc_dir=etc_dir, container_id=cid,
-                     volume_dir=paths["volumes"])
+                     volume_dir=paths["volumes"]).to_dict()
     ann = spec.setdefault("annotations", {})
     if opts.init:
         ann["org.pybuild.init"] = "true"

@@ -20,6 +20,7 @@ import stat
 
 from . import syscalls as sc
 from .errors import SandboxError
+from .ocispec import Mount, Spec
 
 __all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
            "seed_volume"]
@@ -126,7 +127,7 @@ def _ensure_target(root: str, dest: str, want_dir: bool) -> str:
     return host
 
 
-def parse_options(options: list[str]) -> tuple[int, int, list[str]]:
+def parse_options(options: tuple[str, ...] | list[str]) -> tuple[int, int, list[str]]:
     """runtime-spec mount options -> (mount flags, propagation flags, filesystem data options)."""
     flags, prop, data = 0, 0, []
     for opt in options:
@@ -223,13 +224,12 @@ def _mount_cgroupfs(root: str, dest: str, flags: int, cgroup_version: str, hiera
     sc.mount(None, target, None, sc.MS_REMOUNT | base | (flags & sc.MS_RDONLY))
 
 
-def _mount_one(root: str, m: dict, cgroup_version: str, hierarchies: list[str]) -> None:
-    dest, kind = m["destination"], m.get("type", "bind")
-    options = list(m.get("options", []))
-    flags, prop, data = parse_options(options)
+def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str]) -> None:
+    dest, kind = m.destination, m.type or "bind"
+    flags, prop, data = parse_options(m.options)
     try:
         if kind == "bind" or flags & sc.MS_BIND:
-            source = m["source"]
+            source = m.source or ""
             is_dir = os.path.isdir(source)
             target = _ensure_target(root, dest, is_dir)
             sc.mount(source, target, None, sc.MS_BIND | (flags & sc.MS_REC))
@@ -242,14 +242,14 @@ def _mount_one(root: str, m: dict, cgroup_version: str, hierarchies: list[str]) 
         elif kind == "sysfs":
             target = _ensure_target(root, dest, True)
             try:
-                sc.mount(m.get("source", "sysfs"), target, "sysfs", flags, ",".join(data) or None)
+                sc.mount(m.source or "sysfs", target, "sysfs", flags, ",".join(data) or None)
             except PermissionError:
                 # sysfs cannot be mounted from a namespace that does not own the network ns (host network)
                 sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
                 sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC))
         else:
             target = _ensure_target(root, dest, True)
-            sc.mount(m.get("source", kind), target, kind, flags, ",".join(data) or None)
+            sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
@@ -310,12 +310,12 @@ def cgroup_hierarchies() -> list[str]:
     return out
 
 
-def prepare_rootfs(spec: dict, cgroup_version: str) -> None:
+def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
     """Make every mount of ``spec`` under its root, ``pivot_root`` into it, then mask and protect paths.
 
     Runs in a fresh mount namespace (the caller has unshared it). Raises :class:`SandboxError`.
     """
-    root = os.path.abspath(spec["root"]["path"])
+    root = os.path.abspath(spec.root.path)
     hierarchies = cgroup_hierarchies() if cgroup_version == "v1" else []
     try:
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
@@ -323,16 +323,16 @@ def prepare_rootfs(spec: dict, cgroup_version: str) -> None:
     except OSError as exc:
         raise SandboxError(f"prepare root {root}: {exc.strerror}") from None
     dev_is_tmpfs = False
-    for m in spec.get("mounts", []):
+    for m in spec.mounts:
         _mount_one(root, m, cgroup_version, hierarchies)
-        if m["destination"] == "/dev" and m.get("type") == "tmpfs":
+        if m.destination == "/dev" and m.type == "tmpfs":
             dev_is_tmpfs = True
     if dev_is_tmpfs:
         try:
             _make_devices(root)
         except OSError as exc:
             raise SandboxError(f"create device nodes in /dev: {exc.strerror}") from None
-    cwd = spec.get("process", {}).get("cwd", "/")
+    cwd = spec.process.cwd
     try:  # Docker makes a missing working dir (root-owned) before the root can turn read-only
         _mkdirs_in_root(root, cwd)
     except OSError as exc:
@@ -345,12 +345,11 @@ def prepare_rootfs(spec: dict, cgroup_version: str) -> None:
         os.chdir("/")
     except OSError as exc:
         raise SandboxError(f"pivot_root into {root}: {exc.strerror}") from None
-    linux = spec.get("linux", {})
-    for path in linux.get("maskedPaths", []):
+    for path in spec.linux.masked_paths:
         _mask(path)
-    for path in linux.get("readonlyPaths", []):
+    for path in spec.linux.readonly_paths:
         _readonly(path)
-    if spec["root"].get("readonly"):
+    if spec.root.readonly:
         try:
             sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
         except OSError as exc:

@@ -16,8 +16,9 @@ import errno
 import functools
 
 from .errors import SandboxError
+from .ocispec import Seccomp, SeccompArg, SyscallRule
 
-__all__ = ["available", "status", "default_profile", "compile_profile", "Filter"]
+__all__ = ["available", "status", "default_profile", "device_node_rules", "compile_profile", "Filter"]
 
 _ACT_ALLOW = 0x7FFF0000
 _ACT_KILL_PROCESS = 0x80000000
@@ -81,16 +82,16 @@ def status() -> str:
     return "default" if available() else "unavailable (libseccomp.so.2 not found)"
 
 
-def default_profile() -> dict:
-    """pybuild's default profile as a runtime-spec ``linux.seccomp`` object."""
-    eperm = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
-    syscalls = [dict(eperm, names=list(_DENIED))]
-    syscalls += [dict(eperm, names=["clone"], args=[{"index": 0, "value": f, "valueTwo": f, "op": "SCMP_CMP_MASKED_EQ"}])
+def default_profile() -> Seccomp:
+    """pybuild's default profile as a runtime-spec ``linux.seccomp`` value."""
+    eperm = {"action": "SCMP_ACT_ERRNO", "errno_ret": errno.EPERM}
+    syscalls = [SyscallRule(names=_DENIED, **eperm)]
+    syscalls += [SyscallRule(names=("clone",), args=(SeccompArg(0, f, "SCMP_CMP_MASKED_EQ", f),), **eperm)
                  for f in _CLONE_NS_FLAGS]
-    syscalls.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
-    return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
-                                                                 "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
-            "syscalls": syscalls}
+    syscalls.append(SyscallRule(names=("clone3",), action="SCMP_ACT_ERRNO", errno_ret=errno.ENOSYS))
+    return Seccomp(default_action="SCMP_ACT_ALLOW",
+                   architectures=("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"),
+                   syscalls=tuple(syscalls))
 
 
 def _action(name: str, errno_ret: int | None) -> int:
@@ -126,7 +127,7 @@ class Filter:
             self._ctx = 0
 
 
-def device_node_rules() -> list[dict]:
+def device_node_rules() -> tuple[SyscallRule, ...]:
     """Rules refusing ``mknod``/``mknodat`` of block and character devices (``EPERM``).
 
     Added on cgroup v2 hosts, where pybuild attaches no device-cgroup eBPF program: without them
@@ -135,54 +136,52 @@ def device_node_rules() -> list[dict]:
     """
     rules = []
     for kind in (0o060000, 0o020000):             # S_IFBLK, S_IFCHR
-        rules.append({"names": ["mknod"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM,
-                      "args": [{"index": 1, "value": 0o170000, "valueTwo": kind, "op": "SCMP_CMP_MASKED_EQ"}]})
-        rules.append({"names": ["mknodat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM,
-                      "args": [{"index": 2, "value": 0o170000, "valueTwo": kind, "op": "SCMP_CMP_MASKED_EQ"}]})
-    return rules
+        for name, index in (("mknod", 1), ("mknodat", 2)):
+            rules.append(SyscallRule(names=(name,), action="SCMP_ACT_ERRNO", errno_ret=errno.EPERM,
+                                     args=(SeccompArg(index, 0o170000, "SCMP_CMP_MASKED_EQ", kind),)))
+    return tuple(rules)
 
 
-def compile_profile(profile: dict | None, *, deny_device_nodes: bool = False) -> Filter | None:
-    """Compile a runtime-spec seccomp object for the native architecture; None if there is none.
+def compile_profile(profile: Seccomp | None, *, deny_device_nodes: bool = False) -> Filter | None:
+    """Compile a runtime-spec seccomp profile for the native architecture; None if there is none.
 
     ``deny_device_nodes`` adds :func:`device_node_rules` (the sandbox sets it on cgroup v2).
 
     Raises :class:`SandboxError` when the profile asks for a filter and libseccomp is missing, or
     a rule is malformed. Unknown syscall names are skipped (the kernel may not have them).
     """
-    if not profile:
+    if profile is None:
         return None
     lib = _lib()
     if lib is None:
         raise SandboxError("linux.seccomp: libseccomp.so.2 is not installed; cannot apply the filter")
-    ctx = lib.seccomp_init(_action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), profile.get("defaultErrnoRet")))
+    ctx = lib.seccomp_init(_action(profile.default_action, profile.default_errno_ret))
     if not ctx:
         raise SandboxError("linux.seccomp: seccomp_init failed")
     filt = Filter(ctx)
     try:
         # other ABIs of this CPU (x86 and x32 on x86_64) get the same rules; without them libseccomp
         # kills any process that uses them, and with them the rules cannot be bypassed through them
-        for arch in profile.get("architectures", []):
+        for arch in profile.architectures:
             token = lib.seccomp_arch_resolve_name(arch.removeprefix("SCMP_ARCH_").lower().encode())
             if token:
                 ret = lib.seccomp_arch_add(ctx, token)
                 if ret < 0 and -ret not in (errno.EEXIST, errno.EINVAL):
                     raise SandboxError(f"linux.seccomp.architectures {arch}: {errno.errorcode.get(-ret, -ret)}")
-        rules = list(profile.get("syscalls", [])) + (device_node_rules() if deny_device_nodes else [])
+        rules = profile.syscalls + (device_node_rules() if deny_device_nodes else ())
         for i, rule in enumerate(rules):
-            action = _action(rule["action"], rule.get("errnoRet"))
-            args = rule.get("args") or []
-            arr = (_ArgCmp * max(1, len(args)))()
-            for j, a in enumerate(args):
-                op = _OPS.get(a.get("op"))
+            action = _action(rule.action, rule.errno_ret)
+            arr = (_ArgCmp * max(1, len(rule.args)))()
+            for j, a in enumerate(rule.args):
+                op = _OPS.get(a.op)
                 if op is None:
-                    raise SandboxError(f"linux.seccomp.syscalls[{i}].args[{j}].op: unknown {a.get('op')!r}")
-                arr[j] = _ArgCmp(a["index"], op, a.get("value", 0), a.get("valueTwo", 0))
-            for name in rule.get("names", []):
+                    raise SandboxError(f"linux.seccomp.syscalls[{i}].args[{j}].op: unknown {a.op!r}")
+                arr[j] = _ArgCmp(a.index, op, a.value, a.value_two or 0)
+            for name in rule.names:
                 nr = lib.seccomp_syscall_resolve_name(name.encode())
                 if nr < 0:
                     continue
-                ret = lib.seccomp_rule_add_array(ctx, action, nr, len(args), arr)
+                ret = lib.seccomp_rule_add_array(ctx, action, nr, len(rule.args), arr)
                 if ret < 0:
                     raise SandboxError(f"linux.seccomp.syscalls[{i}] {name}: {errno.errorcode.get(-ret, -ret)}")
     except BaseException:

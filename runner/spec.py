@@ -22,13 +22,20 @@ import errno
 import json
 import os
 import resource
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .caps import resolve_caps
 from .errors import InvalidRunOption
+from .ocispec import (Capabilities, Cpu, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Process, Resources,
+                      Rlimit, Root, Seccomp, Spec, User)
 from .options import RunOptions
 from .seccomp import default_profile
 
-__all__ = ["make_spec", "image_volumes", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
+if TYPE_CHECKING:
+    from layers.config import ContainerConfig
+
+__all__ = ["make_spec", "image_defaults", "image_volumes", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
            "DEFAULT_PATH", "MASKED_PATHS", "READONLY_PATHS", "OCI_VERSION"]
 
 OCI_VERSION = "1.0.2"
@@ -41,39 +48,38 @@ MASKED_PATHS: tuple[str, ...] = (
 )
 READONLY_PATHS: tuple[str, ...] = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
-_BASE_MOUNTS: tuple[dict, ...] = (
-    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-     "options": ["ro", "nosuid", "noexec", "nodev", "relatime"]},
-    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+_BASE_MOUNTS: tuple[Mount, ...] = (
+    Mount("/proc", "proc", "proc", ("nosuid", "noexec", "nodev")),
+    Mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+    Mount("/dev/pts", "devpts", "devpts", ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")),
+    Mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
+    Mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev", "relatime")),
+    Mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
+    Mount("/dev/shm", "tmpfs", "shm", ("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")),
 )
 
 # the device cgroup allow-list (runc's AllowedDevices as Docker uses it)
-_DEVICE_RULES: tuple[dict, ...] = (
-    {"allow": False, "access": "rwm"},
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},   # null
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},   # random
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},   # full
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},   # tty
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},   # zero
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},   # urandom
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},             # /dev/pts/*
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},   # ptmx
-    {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # tun
+_DEVICE_RULES: tuple[DeviceRule, ...] = (
+    DeviceRule(False, access="rwm"),
+    DeviceRule(True, "c", access="m"),
+    DeviceRule(True, "b", access="m"),
+    DeviceRule(True, "c", 1, 3, "rwm"),     # null
+    DeviceRule(True, "c", 1, 8, "rwm"),     # random
+    DeviceRule(True, "c", 1, 7, "rwm"),     # full
+    DeviceRule(True, "c", 5, 0, "rwm"),     # tty
+    DeviceRule(True, "c", 1, 5, "rwm"),     # zero
+    DeviceRule(True, "c", 1, 9, "rwm"),     # urandom
+    DeviceRule(True, "c", 136, None, "rwm"),  # /dev/pts/*
+    DeviceRule(True, "c", 5, 2, "rwm"),     # ptmx
+    DeviceRule(True, "c", 10, 200, "rwm"),  # tun
 )
+_PRIVILEGED_DEVICES: tuple[DeviceRule, ...] = (DeviceRule(True, access="rwm"),)
 
 
 def image_runtime_config(image_config) -> dict:
-    """The ``config`` section of an image config given as ``ImageConfig`` (its ``raw``), bytes or a dict."""
+    """The ``config`` section of an image config given as ``ImageConfig`` (its ``raw``), bytes or a dict.
+
+    Transitional: :func:`image_defaults` is the typed form (``make_spec`` uses it)."""
     if image_config is None:
         return {}
     raw = getattr(image_config, "raw", image_config)
@@ -82,6 +88,25 @@ def image_runtime_config(image_config) -> dict:
         raise InvalidRunOption("image config: not a JSON object")
     section = doc.get("config", doc if "config" not in doc and ("Cmd" in doc or "Env" in doc) else {})
     return section or {}
+
+
+def image_defaults(image_config) -> ContainerConfig:
+    """The image's run defaults (its ``config`` section) as a :class:`layers.config.ContainerConfig`.
+
+    ``image_config`` is an ``ImageConfig`` (its parsed section is used as it is), the bytes of one, a
+    dict of one (or of its bare ``config`` section), or None (no defaults). A malformed section is an
+    :class:`InvalidRunOption` naming the field.
+    """
+    section = getattr(image_config, "config", None)
+    if section is not None and not isinstance(section, dict):
+        return section                       # an ImageConfig: already parsed and validated
+    from layers.config import ContainerConfig
+    from layers.errors import InvalidDocument
+
+    try:
+        return ContainerConfig.from_dict(image_runtime_config(image_config))
+    except InvalidDocument as exc:
+        raise InvalidRunOption(f"image config {exc.field}: {exc.reason}") from None
 
 
 class ResolvedUser(tuple):
@@ -175,40 +200,42 @@ def _merge_env(*lists) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def _args(cfg: dict, opts: RunOptions) -> list[str]:
-    entrypoint = list(opts.entrypoint) if opts.entrypoint is not None else list(cfg.get("Entrypoint") or [])
+def _args(cfg: ContainerConfig, opts: RunOptions) -> list[str]:
+    entrypoint = list(opts.entrypoint) if opts.entrypoint is not None else list(cfg.entrypoint or ())
     if opts.command:
         cmd = list(opts.command)
     elif opts.entrypoint is not None:
         cmd = []
     else:
-        cmd = list(cfg.get("Cmd") or [])
+        cmd = list(cfg.cmd or ())
     args = entrypoint + cmd
     if not args:
         raise InvalidRunOption("no command specified: the image has no Entrypoint or Cmd and none was given")
     return args
 
 
-def _user_mounts(opts: RunOptions) -> list[dict]:
-    mounts: list[dict] = []
+def _depth(m: Mount) -> int:
+    return m.destination.rstrip("/").count("/")
+
+
+def _user_mounts(opts: RunOptions) -> list[Mount]:
+    mounts: list[Mount] = []
     for b in opts.mounts:
         if not b.source:
             raise InvalidRunOption(f"-v {b.volume}:{b.target}: a named volume needs the container store "
                                    "(pybuild run/create), not a bundle")
-        mounts.append({"destination": os.path.normpath(b.target), "type": "bind", "source": b.source,
-                       "options": ["rbind", "ro" if b.readonly else "rw"]})
+        mounts.append(Mount(os.path.normpath(b.target), "bind", b.source, ("rbind", "ro" if b.readonly else "rw")))
     for t in opts.tmpfs:
-        extra = [o for o in t.options.split(",") if o]
-        mounts.append({"destination": os.path.normpath(t.target), "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec"] + extra})
-    mounts.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
+        extra = tuple(o for o in t.options.split(",") if o)
+        mounts.append(Mount(os.path.normpath(t.target), "tmpfs", "tmpfs", ("nosuid", "nodev", "noexec") + extra))
+    mounts.sort(key=_depth)
     return mounts
 
 
 def image_volumes(image_config) -> list[str]:
     """The image's ``Volumes`` as normalised absolute paths, sorted (relative ones are refused)."""
     out = set()
-    for path in (image_runtime_config(image_config).get("Volumes") or {}):
+    for path in image_defaults(image_config).volumes:
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidRunOption(f"image config Volumes {path!r}: must be an absolute path")
         norm = os.path.normpath(path)
@@ -217,112 +244,105 @@ def image_volumes(image_config) -> list[str]:
     return sorted(out)
 
 
-def _volume_mounts(image_config, volume_dir: str | None, taken: list[dict]) -> list[dict]:
+def _volume_mounts(image_config, volume_dir: str | None, taken: list[Mount]) -> list[Mount]:
     if volume_dir is None:
         return []
-    covered = {m["destination"].rstrip("/") or "/" for m in taken}
-    return [{"destination": path, "type": "bind", "source": os.path.join(volume_dir, str(i)),
-             "options": ["rbind", "rw"]}
+    covered = {m.destination.rstrip("/") or "/" for m in taken}
+    return [Mount(path, "bind", os.path.join(volume_dir, str(i)), ("rbind", "rw"))
             for i, path in enumerate(image_volumes(image_config)) if path not in covered]
 
 
+def _namespaces(opts: RunOptions, share_uts: bool) -> tuple[Namespace, ...]:
+    namespaces = [Namespace("pid"), Namespace("ipc")] + ([] if share_uts else [Namespace("uts")]) \
+        + [Namespace("mount"), Namespace("cgroup")]
+    if opts.netns_path:
+        namespaces.insert(1, Namespace("network", opts.netns_path))
+    elif opts.network != "host":
+        namespaces.insert(1, Namespace("network"))
+    return tuple(namespaces)
+
+
+def _resources(opts: RunOptions) -> Resources:
+    return Resources(
+        devices=_PRIVILEGED_DEVICES if opts.privileged else _DEVICE_RULES,
+        memory=Memory(limit=opts.memory, swap=opts.memory) if opts.memory is not None else None,
+        cpu=Cpu(quota=int(opts.cpus * 100000), period=100000) if opts.cpus is not None else None,
+        pids=Pids(opts.pids_limit) if opts.pids_limit is not None and opts.pids_limit > 0 else None,
+    )
+
+
+def _annotations(cfg: ContainerConfig, opts: RunOptions) -> tuple[tuple[str, str], ...]:
+    annotations: dict[str, str] = dict(sorted(cfg.labels))
+    for key, value in opts.labels:
+        annotations[key] = value
+    if cfg.stop_signal:
+        annotations["org.opencontainers.image.stopSignal"] = cfg.stop_signal
+    if cfg.exposed_ports:
+        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted(cfg.exposed_ports))
+    return tuple(annotations.items())
+
+
 def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | None = None,
-              container_id: str | None = None, seccomp_profile: dict | None = None,
-              volume_dir: str | None = None) -> dict:
+              container_id: str | None = None, seccomp_profile: Seccomp | None = None,
+              volume_dir: str | None = None) -> Spec:
     """The OCI runtime spec for running ``image_config`` with ``opts`` on ``rootfs``.
 
     Pure apart from reading ``etc_dir/passwd`` and ``etc_dir/group`` (the image's, never followed
     through a symlink). ``container_id`` gives the default hostname (its first 12 characters).
     """
-    cfg = image_runtime_config(image_config)
-    user = resolve_user(opts.user if opts.user is not None else cfg.get("User"), etc_dir)
+    cfg = image_defaults(image_config)
+    user = resolve_user(opts.user if opts.user is not None else cfg.user, etc_dir)
     # as Docker: --network host without --hostname shares the host's UTS namespace (its hostname)
     share_uts = opts.network == "host" and not opts.netns_path and not opts.hostname
     hostname = opts.hostname or (os.uname().nodename if share_uts else container_id[:12] if container_id else "pybuild")
     env = _merge_env(
-        [f"PATH={DEFAULT_PATH}"], cfg.get("Env"), [f"HOSTNAME={hostname}"],
+        [f"PATH={DEFAULT_PATH}"], cfg.env, [f"HOSTNAME={hostname}"],
         ["TERM=xterm"] if opts.tty else [], opts.env,
     )
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={user.home}")
-    cwd = opts.workdir or cfg.get("WorkingDir") or "/"
+    cwd = opts.workdir or cfg.working_dir or "/"
     if not cwd.startswith("/"):
         raise InvalidRunOption(f"image config WorkingDir {cwd!r}: must be absolute")
-    caps = resolve_caps(opts.cap_add, opts.cap_drop, opts.privileged)
-    effective = caps if user.uid == 0 else []
-    process = {
-        "terminal": bool(opts.tty),
-        "user": {"uid": user.uid, "gid": user.gid, **({"additionalGids": list(user.additional_gids)}
-                                                      if user.additional_gids else {})},
-        "args": _args(cfg, opts),
-        "env": env,
-        "cwd": cwd,
-        "capabilities": {"bounding": caps, "effective": effective, "permitted": effective},
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": opts.nofile, "soft": opts.nofile}],
-        "noNewPrivileges": not opts.privileged,
-    }
-    namespaces = [{"type": "pid"}, {"type": "ipc"}] + ([] if share_uts else [{"type": "uts"}]) \
-        + [{"type": "mount"}, {"type": "cgroup"}]
-    if opts.netns_path:
-        namespaces.insert(1, {"type": "network", "path": opts.netns_path})
-    elif opts.network != "host":
-        namespaces.insert(1, {"type": "network"})
-    mounts = [dict(m, options=list(m["options"])) for m in _BASE_MOUNTS]
+    caps = tuple(resolve_caps(opts.cap_add, opts.cap_drop, opts.privileged))
+    effective = caps if user.uid == 0 else ()
+    process = Process(
+        args=tuple(_args(cfg, opts)), env=tuple(env), cwd=cwd,
+        user=User(user.uid, user.gid, tuple(user.additional_gids)),
+        capabilities=Capabilities(bounding=caps, effective=effective, permitted=effective),
+        rlimits=(Rlimit("RLIMIT_NOFILE", hard=opts.nofile, soft=opts.nofile),),
+        no_new_privileges=not opts.privileged, terminal=bool(opts.tty),
+    )
+    mounts = list(_BASE_MOUNTS)
     if opts.privileged:
-        for m in mounts:
-            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
-                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+        mounts = [replace(m, options=tuple(o for o in m.options if o != "ro") + ("rw",))
+                  if m.destination in ("/sys", "/sys/fs/cgroup") else m for m in mounts]
     user_mounts = _user_mounts(opts)
-    mounts += sorted(_volume_mounts(image_config, volume_dir, user_mounts) + user_mounts,
-                     key=lambda m: m["destination"].rstrip("/").count("/"))
-    resources: dict = {"devices": [dict(r) for r in (_DEVICE_RULES if not opts.privileged
-                                                     else ({"allow": True, "access": "rwm"},))]}
-    if opts.memory is not None:
-        resources["memory"] = {"limit": opts.memory, "swap": opts.memory}
-    if opts.cpus is not None:
-        resources["cpu"] = {"quota": int(opts.cpus * 100000), "period": 100000}
-    if opts.pids_limit is not None and opts.pids_limit > 0:
-        resources["pids"] = {"limit": opts.pids_limit}
-    linux: dict = {"namespaces": namespaces, "resources": resources}
-    if not opts.privileged:
-        linux["seccomp"] = seccomp_profile if seccomp_profile is not None else default_profile()
-        linux["maskedPaths"] = list(MASKED_PATHS)
-        linux["readonlyPaths"] = list(READONLY_PATHS)
-    annotations: dict[str, str] = {}
-    for key, value in sorted((cfg.get("Labels") or {}).items()):
-        annotations[key] = str(value)
-    for key, value in opts.labels:
-        annotations[key] = value
-    if cfg.get("StopSignal"):
-        annotations["org.opencontainers.image.stopSignal"] = str(cfg["StopSignal"])
-    if cfg.get("ExposedPorts"):
-        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted(cfg["ExposedPorts"]))
-    spec = {
-        "ociVersion": OCI_VERSION,
-        "process": process,
-        "root": {"path": rootfs, "readonly": bool(opts.read_only)},
-        "mounts": mounts,
-        "linux": linux,
-    }
-    if not share_uts:
-        spec["hostname"] = hostname
-    if annotations:
-        spec["annotations"] = annotations
-    return spec
+    mounts += sorted(_volume_mounts(image_config, volume_dir, user_mounts) + user_mounts, key=_depth)
+    if opts.privileged:
+        linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts))
+    else:
+        linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts),
+                      seccomp=seccomp_profile if seccomp_profile is not None else default_profile(),
+                      masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS)
+    return Spec(oci_version=OCI_VERSION, process=process, root=Root(rootfs, bool(opts.read_only)),
+                mounts=tuple(mounts), linux=linux, hostname=None if share_uts else hostname,
+                annotations=_annotations(cfg, opts))
 
 
-def clamp_rlimits(spec: dict, hard_limits: dict[str, int] | None = None) -> dict:
-    """A copy of ``spec`` whose rlimits never exceed ``hard_limits`` (default: this process's own)."""
-    out = json.loads(json.dumps(spec))
-    for rl in out.get("process", {}).get("rlimits", []):
-        if hard_limits is not None and rl["type"] in hard_limits:
-            cap = hard_limits[rl["type"]]
+def clamp_rlimits(spec: Spec, hard_limits: dict[str, int] | None = None) -> Spec:
+    """``spec`` with rlimits that never exceed ``hard_limits`` (default: this process's own hard limits)."""
+    clamped = []
+    for rl in spec.process.rlimits:
+        if hard_limits is not None and rl.type in hard_limits:
+            cap = hard_limits[rl.type]
         else:
-            number = getattr(resource, rl["type"], None)
+            number = getattr(resource, rl.type, None)
             if number is None:
-                raise InvalidRunOption(f"process.rlimits: unknown rlimit {rl['type']!r}")
+                raise InvalidRunOption(f"process.rlimits: unknown rlimit {rl.type!r}")
             cap = resource.getrlimit(number)[1]
         if cap != resource.RLIM_INFINITY:
-            rl["hard"] = min(rl["hard"], cap)
-            rl["soft"] = min(rl["soft"], rl["hard"])
-    return out
+            hard = min(rl.hard, cap)
+            rl = Rlimit(rl.type, hard=hard, soft=min(rl.soft, hard))
+        clamped.append(rl)
+    return replace(spec, process=replace(spec.process, rlimits=tuple(clamped)))

@@ -11,11 +11,12 @@ import pytest
 
 from runner import cgroups
 from runner.errors import CgroupError
+from runner.ocispec import Resources
 
-RESOURCES = {"memory": {"limit": 64 << 20, "swap": 64 << 20}, "pids": {"limit": 77},
-             "cpu": {"quota": 50000, "period": 100000},
-             "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3,
-                                                           "access": "rwm"}]}
+RESOURCES = Resources.from_dict({
+    "memory": {"limit": 64 << 20, "swap": 64 << 20}, "pids": {"limit": 77}, "cpu": {"quota": 50000, "period": 100000},
+    "devices": [{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+})
 
 
 def read(path: str) -> str:
@@ -57,7 +58,7 @@ def test_v1_limits_join_and_destroy(cid: str) -> None:
             time.sleep(0.01)
         assert cg.pids() == [pid]
         with pytest.raises(CgroupError, match="already exists"):
-            cgroups.create(cid, {})
+            cgroups.create(cid, Resources())
         assert cg.pids() == [pid]                   # the failed duplicate left the existing one alone
         assert all(os.path.isdir(p) for p in cg.paths)
     finally:
@@ -89,6 +90,7 @@ V2_CHILD = r"""
 import json, os, sys
 from runner import cgroups, sandbox, syscalls as sc
 from runner.errors import CgroupError
+from runner.ocispec import Memory, Resources
 from runner.options import RunOptions
 from runner.spec import make_spec
 
@@ -99,7 +101,7 @@ sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
 sc.mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0)
 result = {"version": cgroups.detect_version()}
 try:
-    cgroups.create(cid + "-mem", {"memory": {"limit": 64 << 20}})
+    cgroups.create(cid + "-mem", Resources(memory=Memory(limit=64 << 20)))
 except CgroupError as exc:
     result["memory_error"] = str(exc)
 result["leftover"] = os.path.exists(f"/sys/fs/cgroup/pybuild/{cid}-mem")

@@ -17,6 +17,7 @@ from referencing.jsonschema import DRAFT4
 
 from runner.caps import DEFAULT_CAPS, resolve_caps
 from runner.errors import InvalidRunOption
+from runner.ocispec import Cpu, Memory, Namespace, Pids, Rlimit, Spec, User
 from runner.options import BindMount, RunOptions, TmpfsMount, parse_bytes, parse_env_file, parse_volume
 from runner.spec import MASKED_PATHS, clamp_rlimits, make_spec, resolve_user
 
@@ -35,7 +36,11 @@ IMAGE = {
 }
 
 
-def validate(spec: dict) -> None:
+def validate(spec: Spec | dict) -> None:
+    """Validate ``spec`` (a :class:`Spec` is serialised first) against runtime-spec's config-schema.json."""
+    if isinstance(spec, Spec):
+        spec = spec.to_dict()
+
     def retrieve(uri: str) -> Resource:
         return Resource.from_contents(json.loads((SCHEMAS / uri.rsplit("/", 1)[-1]).read_text()),
                                       default_specification=DRAFT4)
@@ -54,9 +59,9 @@ def etc(tmp_path: Path) -> str:
     return str(d)
 
 
-def golden(name: str, spec: dict) -> None:
+def golden(name: str, spec: Spec) -> None:
     path = GOLDEN / f"{name}.json"
-    text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
+    text = json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n"
     if os.environ.get("PYBUILD_UPDATE_GOLDEN"):
         path.write_text(text)
     assert path.exists(), f"golden file {path} missing: run with PYBUILD_UPDATE_GOLDEN=1"
@@ -67,22 +72,22 @@ def test_image_defaults_golden_and_schema(etc: str) -> None:
     spec = make_spec(IMAGE, RunOptions(), rootfs="/r", etc_dir=etc, container_id="0123456789abcdef")
     validate(spec)
     golden("image-defaults", spec)
-    p = spec["process"]
-    assert p["args"] == ["/bin/entry", "--serve", "80"]
-    assert p["user"] == {"uid": 33, "gid": 33}
-    assert p["cwd"] == "/srv"
-    assert "PATH=/usr/bin:/bin" in p["env"] and "HOSTNAME=0123456789ab" in p["env"] and "HOME=/var/www" in p["env"]
-    assert spec["hostname"] == "0123456789ab"
-    assert p["capabilities"]["bounding"] == sorted(DEFAULT_CAPS, key=lambda c: resolve_caps().index(c))
-    assert p["capabilities"]["effective"] == []          # non-root user: no effective caps
-    assert p["noNewPrivileges"] is True
-    assert spec["linux"]["maskedPaths"] == list(MASKED_PATHS)
-    assert "/proc/sys" in spec["linux"]["readonlyPaths"]
-    assert spec["linux"]["resources"]["pids"] == {"limit": 4096}
-    assert spec["annotations"]["org.opencontainers.image.stopSignal"] == "SIGQUIT"
-    assert spec["annotations"]["org.opencontainers.image.exposedPorts"] == "53/udp,80/tcp"
-    assert spec["annotations"]["org.example.team"] == "core"
-    assert {"type": "network"} in spec["linux"]["namespaces"]
+    p = spec.process
+    assert p.args == ("/bin/entry", "--serve", "80")
+    assert p.user == User(uid=33, gid=33)
+    assert p.cwd == "/srv"
+    assert "PATH=/usr/bin:/bin" in p.env and "HOSTNAME=0123456789ab" in p.env and "HOME=/var/www" in p.env
+    assert spec.hostname == "0123456789ab"
+    assert list(p.capabilities.bounding) == sorted(DEFAULT_CAPS, key=lambda c: resolve_caps().index(c))
+    assert p.capabilities.effective == ()               # non-root user: no effective caps
+    assert p.no_new_privileges is True
+    assert spec.linux.masked_paths == MASKED_PATHS
+    assert "/proc/sys" in spec.linux.readonly_paths
+    assert spec.linux.resources.pids == Pids(4096)
+    assert spec.annotation("org.opencontainers.image.stopSignal") == "SIGQUIT"
+    assert spec.annotation("org.opencontainers.image.exposedPorts") == "53/udp,80/tcp"
+    assert spec.annotation("org.example.team") == "core"
+    assert Namespace("network") in spec.linux.namespaces
 
 
 def test_all_options_golden_and_schema(etc: str) -> None:
@@ -95,33 +100,34 @@ def test_all_options_golden_and_schema(etc: str) -> None:
     spec = make_spec(IMAGE, opts, rootfs="/r", etc_dir=etc)
     validate(spec)
     golden("all-options", spec)
-    p = spec["process"]
-    assert p["args"] == ["sh", "-c", "true"]               # --entrypoint "" drops entrypoint and image Cmd
-    assert p["user"] == {"uid": 1000, "gid": 50}
-    env = dict(e.split("=", 1) for e in p["env"])
+    p = spec.process
+    assert p.args == ("sh", "-c", "true")                  # --entrypoint "" drops entrypoint and image Cmd
+    assert p.user == User(uid=1000, gid=50)
+    env = p.env_map()
     assert env["A"] == "run" and env["B"] == "1" and env["C"] == "3" and env["TERM"] == "xterm"
-    assert spec["root"]["readonly"] is True and p["terminal"] is True
-    caps = p["capabilities"]["bounding"]
+    assert spec.root.readonly is True and p.terminal is True
+    caps = p.capabilities.bounding
     assert "CAP_SYS_ADMIN" in caps and "CAP_NET_RAW" not in caps and "CAP_MKNOD" not in caps
-    res = spec["linux"]["resources"]
-    assert res["memory"] == {"limit": 64 << 20, "swap": 64 << 20}
-    assert res["cpu"] == {"quota": 50000, "period": 100000}
-    assert res["pids"] == {"limit": 100}
-    mounts = {m["destination"]: m for m in spec["mounts"]}
-    assert mounts["/data"]["options"] == ["rbind", "ro"] and mounts["/t"]["type"] == "tmpfs"
+    res = spec.linux.resources
+    assert res.memory == Memory(limit=64 << 20, swap=64 << 20)
+    assert res.cpu == Cpu(quota=50000, period=100000)
+    assert res.pids == Pids(100)
+    mounts = {m.destination: m for m in spec.mounts}
+    assert mounts["/data"].options == ("rbind", "ro") and mounts["/t"].type == "tmpfs"
 
 
 def test_privileged_and_host_network(etc: str) -> None:
     spec = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(privileged=True, network="host"), rootfs="/r", etc_dir=etc)
     validate(spec)
-    assert "maskedPaths" not in spec["linux"] and "seccomp" not in spec["linux"]
-    assert len(spec["process"]["capabilities"]["effective"]) >= 40
-    assert all(ns["type"] not in ("network", "uts") for ns in spec["linux"]["namespaces"])
-    assert "hostname" not in spec                          # --network host: the host's UTS namespace
+    assert "maskedPaths" not in spec.to_dict()["linux"] and "seccomp" not in spec.to_dict()["linux"]
+    assert spec.linux.masked_paths == () and spec.linux.seccomp is None
+    assert len(spec.process.capabilities.effective) >= 40
+    assert all(ns.type not in ("network", "uts") for ns in spec.linux.namespaces)
+    assert spec.hostname is None and "hostname" not in spec.to_dict()   # --network host: the host's UTS ns
     named = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(network="host", hostname="h"), rootfs="/r")
-    assert named["hostname"] == "h" and {"type": "uts"} in named["linux"]["namespaces"]
+    assert named.hostname == "h" and named.linux.has_namespace("uts")
     joined = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(netns_path="/run/netns/x"), rootfs="/r")
-    assert {"type": "network", "path": "/run/netns/x"} in joined["linux"]["namespaces"]
+    assert Namespace("network", "/run/netns/x") in joined.linux.namespaces
 
 
 @pytest.mark.parametrize("entrypoint,cmd,opt_ep,opt_cmd,expected", [
@@ -135,12 +141,19 @@ def test_privileged_and_host_network(etc: str) -> None:
 def test_entrypoint_cmd_rules(entrypoint, cmd, opt_ep, opt_cmd, expected) -> None:
     cfg = {"config": {"Entrypoint": entrypoint, "Cmd": cmd}}
     spec = make_spec(cfg, RunOptions(entrypoint=opt_ep, command=opt_cmd), rootfs="/r")
-    assert spec["process"]["args"] == expected
+    assert list(spec.process.args) == expected
 
 
 def test_no_command_is_an_error() -> None:
     with pytest.raises(InvalidRunOption, match="no command"):
         make_spec({"config": {}}, RunOptions(), rootfs="/r")
+
+
+def test_malformed_image_config_names_the_field() -> None:
+    with pytest.raises(InvalidRunOption, match=r"^image config config\.Cmd: must be a list of strings, got str$"):
+        make_spec({"config": {"Cmd": "sh"}}, RunOptions(), rootfs="/r")
+    with pytest.raises(InvalidRunOption, match=r"^image config: not a JSON object$"):
+        make_spec(b"[1]", RunOptions(), rootfs="/r")
 
 
 @pytest.mark.parametrize("user,expected", [
@@ -176,9 +189,8 @@ def test_passwd_symlink_is_not_followed(tmp_path: Path) -> None:
 
 def test_clamp_rlimits() -> None:
     spec = make_spec({"config": {"Cmd": ["sh"]}}, RunOptions(), rootfs="/r")
-    assert clamp_rlimits(spec, {"RLIMIT_NOFILE": 1024})["process"]["rlimits"] == [
-        {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
-    assert spec["process"]["rlimits"][0]["hard"] == 1048576      # the input is not changed
+    assert clamp_rlimits(spec, {"RLIMIT_NOFILE": 1024}).process.rlimits == (Rlimit("RLIMIT_NOFILE", 1024, 1024),)
+    assert spec.process.rlimits[0].hard == 1048576      # the input is a value: unchanged
 
 
 def test_option_parsers(tmp_path: Path, monkeypatch) -> None:
@@ -214,10 +226,10 @@ def test_image_volumes_become_binds_of_the_volume_dir(etc: str) -> None:
     opts = RunOptions(mounts=(BindMount("/srv/logs", "/logs"),), tmpfs=(TmpfsMount("/cache"),))
     spec = make_spec(image, opts, rootfs="/r", etc_dir=etc, volume_dir="/c/volumes")
     validate(spec)
-    binds = [(m["destination"], m["source"]) for m in spec["mounts"] if m["type"] == "bind"]
+    binds = [(m.destination, m.source) for m in spec.mounts if m.type == "bind"]
     # /logs and /cache are the user's; the index is the volume's place in the sorted list
     assert binds == [("/logs", "/srv/logs"), ("/var/lib/db", "/c/volumes/2")]
-    assert all(m["type"] != "bind" for m in make_spec(image, RunOptions(), rootfs="/r", etc_dir=etc)["mounts"])
+    assert all(m.type != "bind" for m in make_spec(image, RunOptions(), rootfs="/r", etc_dir=etc).mounts)
     with pytest.raises(InvalidRunOption, match="must be an absolute path"):
         make_spec({"config": {"Cmd": ["sh"], "Volumes": {"data": {}}}}, RunOptions(), rootfs="/r",
                   volume_dir="/c/volumes")
