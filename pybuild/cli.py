@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
 
     _reset_inherited_signals()
     try:
-        cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="pybuild", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -144,4 +144,13 @@ def main(argv: list[str] | None = None) -> None:
         where = f": {exc.filename}" if exc.filename else ""
         click.echo(f"pybuild: {exc.strerror or exc}{where}", err=True)
         sys.exit(1)
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        # a command that returned its exit code is done with everything it held: skip the
+        # interpreter's teardown (~20 ms of each run, stop or rm), output flushed first
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            rv = rv or 141
+        os._exit(rv)
     sys.exit(0)
