@@ -10,6 +10,7 @@ import sys
 import click
 
 from .context import Settings, pass_settings
+from .views.containers import host_addr as _host_addr, ports_text as _ports_text  # noqa: F401 (tests)
 
 __all__ = ["inspect_container", "container_store"]
 
@@ -31,9 +32,11 @@ def container_store(settings: Settings):
 
 def inspect_container(settings: Settings, name: str) -> dict:
     """Docker-like inspect document of one container (used by ``pybuild inspect``)."""
-    from runner import containers
+    from runner.details import details
 
-    return containers.inspect(container_store(settings), name)
+    from .views.containers import inspect_document
+
+    return inspect_document(details(container_store(settings), name))
 
 
 def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
@@ -70,16 +73,6 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
     return 1 if failed else 0
 
 
-def _host_addr(mapping: dict) -> str:
-    """``IP:PORT`` of a mapping's host side, an IPv6 address in brackets (``[::1]:8080``)."""
-    ip = mapping.get("host_ip") or "0.0.0.0"
-    return f"[{ip}]:{mapping.get('host_port')}" if ":" in ip else f"{ip}:{mapping.get('host_port')}"
-
-
-def _ports_text(ports) -> str:
-    return ", ".join(f"{_host_addr(p)}->{p.get('container_port')}/{p.get('protocol', 'tcp')}" for p in ports)
-
-
 @click.command("ps")
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running only).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show container ids.")
@@ -91,22 +84,18 @@ def _ports_text(ports) -> str:
 def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str,
            filters: tuple[str, ...]) -> None:
     """List containers."""
-    from runner import containers as C
+    from runner.listing import list_containers
 
-    infos = C.list_containers(container_store(settings), all=show_all, filters=filters)
+    from .views.containers import human_ago, human_status, ports_text, ps_document
+
+    infos = list_containers(container_store(settings), all=show_all, filters=filters)
     if quiet:
         for i in infos:
             click.echo(i.config.id if no_trunc else i.config.short_id)
         return
     if fmt == "json":
         for i in infos:
-            click.echo(json.dumps({
-                "ID": i.config.id, "Names": i.config.name, "Image": i.config.image,
-                "Command": " ".join(i.config.spec.get("process", {}).get("args", [])),
-                "CreatedAt": C.st.rfc3339(i.config.created), "State": C.display_status(i.state),
-                "Status": C.human_status(i.state), "ExitCode": i.state.exit_code, "Pid": i.state.pid,
-                "Ports": _ports_text(i.config.ports), "RestartCount": i.state.restart_count,
-            }))
+            click.echo(json.dumps(ps_document(i)))
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for i in infos:
@@ -114,8 +103,8 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
-                     C.human_ago(i.config.created) + " ago", C.human_status(i.state),
-                     _ports_text(i.config.ports), i.config.name))
+                     human_ago(i.config.created) + " ago", human_status(i.state),
+                     ports_text(i.config.ports), i.config.name))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -365,12 +354,14 @@ def port_cmd(settings: Settings, container: str, private_port: str | None) -> No
     of one container port."""
     from layers.errors import InvalidInput, NotFound
 
+    from .views.containers import host_addr
+
     store = container_store(settings)
     cfg = store.resolve(container)
     ports = cfg.ports if store.status(cfg.id).live else ()
     if private_port is None:
         for p in ports:
-            click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> {_host_addr(p)}")
+            click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> {host_addr(p)}")
         return
     number, _, proto = private_port.partition("/")
     if not number.isdigit() or proto not in ("", "tcp", "udp"):
@@ -380,7 +371,7 @@ def port_cmd(settings: Settings, container: str, private_port: str | None) -> No
     if not hits:
         raise NotFound(f"no public port '{number}/{proto or 'tcp'}' published for {cfg.name}")
     for p in hits:
-        click.echo(_host_addr(p))
+        click.echo(host_addr(p))
 
 
 @click.command("rename")

@@ -291,9 +291,12 @@ def image_document(store, rec) -> dict:
 
 
 def _inspect_container(settings: Settings, name: str) -> dict:
-    from .cmd_containers import inspect_container
+    from runner.details import details
 
-    return inspect_container(settings, name)
+    from .cmd_containers import container_store
+    from .views.containers import inspect_document
+
+    return inspect_document(details(container_store(settings), name))
 
 
 @click.command("inspect")

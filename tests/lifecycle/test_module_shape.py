@@ -72,7 +72,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 LIFECYCLE = ("containers", "records", "state", "resources", "lifecycle", "stopping", "fromimage",
-             "foreground", "listing", "shim", "shim_client", "volumes", "exec", "logs", "restart", "errors")
+             "foreground", "listing", "details", "shim", "shim_client", "volumes", "exec", "logs", "restart", "errors")
 
 
 def test_no_import_cycles_among_the_lifecycle_modules():
