@@ -57,7 +57,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
 
     record = images.images.resolve(image_ref)
     image = images.images.load(record)
-    lowerdirs = [str(p) for p in images.snapshots.lowerdirs(image)]
+    lowerdirs = tuple(str(p) for p in images.snapshots.lowerdirs(image))
     cid = new_id()
     name = opts.name or random_name(store)
     validate_name(name)
@@ -99,7 +99,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         labels=dict(opts.labels),
         log_max_size=log_max_size or ContainerConfig.log_max_size,
         log_max_files=log_max_files or ContainerConfig.log_max_files,
-        extra={"lowerdirs": lowerdirs},
+        lowerdirs=lowerdirs,
     )
     return create(store, cfg, supervisor=supervisor)
 

@@ -116,7 +116,8 @@ class ContainerConfig:
     ports: tuple = ()               # published ports as plain dicts (runner.network's PortMapping fields)
     network: dict = field(default_factory=dict)   # runner.network attachment, when any
     labels: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)     # room-specific data (e.g. snapshot lowerdirs)
+    lowerdirs: tuple[str, ...] = ()  # the image's snapshot directories, top-most first (overlay lower dirs)
+    launcher: str = "sandbox"       # sandbox | host (test-only: the process runs on the host, unisolated)
 
     def to_json(self) -> bytes:
         # the fields' values are plain JSON data already: no deep copy (asdict), and no indent, which
@@ -127,24 +128,18 @@ class ContainerConfig:
     def from_json(cls, raw: bytes, where: str) -> "ContainerConfig":
         try:
             doc = json.loads(raw)
+            extra = doc.pop("extra", None) or {}          # records before lowerdirs/launcher were fields
+            doc.setdefault("lowerdirs", extra.get("lowerdirs") or ())
+            doc.setdefault("launcher", extra.get("launcher") or "sandbox")
+            doc["lowerdirs"] = tuple(doc["lowerdirs"])
             doc["ports"] = tuple(doc.get("ports") or ())
             return cls(**doc)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CorruptRecord(f"{where}: corrupt container config: {exc}") from None
 
     @property
     def short_id(self) -> str:
         return self.id[:12]
-
-    @property
-    def lowerdirs(self) -> tuple[str, ...]:
-        """The image's snapshot directories, top-most first (the overlay's lower dirs)."""
-        return tuple(self.extra.get("lowerdirs") or ())
-
-    @property
-    def launcher(self) -> str:
-        """``sandbox`` (the real one) or ``host`` (test-only: the process runs unisolated)."""
-        return self.extra.get("launcher") or "sandbox"
 
     @property
     def network_mode(self) -> str:

@@ -83,7 +83,7 @@ class Lab:
             spec.setdefault("annotations", {})["org.pybuild.init"] = "true"
         cfg = st.ContainerConfig(id=cid, name=name, image="busybox-dir", image_id="sha256:" + "0" * 64,
                                  spec=spec, created=time.time(), network={"mode": network},
-                                 init=opts.init, extra={"lowerdirs": [str(self.lower)]}, **kw)
+                                 init=opts.init, lowerdirs=(str(self.lower),), **kw)
         C.create(self.store, cfg)
         self.names.append(name)
         return cid

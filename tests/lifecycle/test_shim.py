@@ -27,7 +27,7 @@ def _host(store, name: str, script: str, **kw) -> st.ContainerConfig:
     cfg = st.ContainerConfig(id=st.new_id(), name=name, image="host", image_id="sha256:" + "0" * 64,
                              spec={"process": {"args": ["/bin/sh", "-c", script],
                                                "env": ["PATH=/usr/bin:/bin"]}},
-                             created=time.time(), extra={"launcher": "host"}, **kw)
+                             created=time.time(), launcher="host", **kw)
     return C.create(store, cfg)
 
 
@@ -105,7 +105,7 @@ def test_rm_requires_force_and_auto_remove(store):
 def test_start_failure_is_reported(store):
     cfg = st.ContainerConfig(id=st.new_id(), name="bad", image="host", image_id="sha256:" + "0" * 64,
                              spec={"process": {"args": ["/nonexistent/binary"]}}, created=time.time(),
-                             extra={"launcher": "host"})
+                             launcher="host")
     C.create(store, cfg)
     C.start(store, "bad")      # the host launcher forks first: the exec failure is exit code 127
     assert C.wait(store, "bad", timeout=10) == 127

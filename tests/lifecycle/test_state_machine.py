@@ -102,3 +102,17 @@ def test_move_takes_the_lock_and_is_reentrant(store):
         order.append("released")
     t.join(5)
     assert order == ["released", r.EXITED]
+
+
+def test_an_old_config_with_extra_reads_as_typed_fields():
+    """Records written before ``lowerdirs``/``launcher`` were fields kept them in ``extra``."""
+    new = _cfg("typed")
+    doc = json.loads(new.to_json())
+    del doc["lowerdirs"], doc["launcher"]
+    doc["extra"] = {"lowerdirs": ["/s/2", "/s/1"], "launcher": "host"}
+    old = r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json")
+    assert (old.lowerdirs, old.launcher) == (("/s/2", "/s/1"), "host")
+    doc["extra"] = {"lowerdirs": ["/s/1"]}
+    assert r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json").launcher == "sandbox"
+    again = r.ContainerConfig.from_json(old.to_json(), "config.json")
+    assert again == old and "extra" not in json.loads(old.to_json())
