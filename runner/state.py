@@ -16,8 +16,10 @@ reconciles the two: a record that says ``running``/``paused`` but whose shim is 
 ``exited`` (with the recorded exit code, or 255 when none was recorded), the way Docker shows
 containers after a host restart.
 
-Every write is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only:
-the shim imports this module and lives as long as its container.
+Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
+:mod:`runner.records`, under the container's lock); nothing else writes ``state.json``. Every write
+is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only: the shim
+imports this module and lives as long as its container.
 """
 
 from __future__ import annotations
