@@ -10,9 +10,25 @@ import sys
 import click
 
 from .context import Settings, pass_settings
-from .views.containers import host_addr as _host_addr, ports_text as _ports_text  # noqa: F401 (tests)
 
 __all__ = ["inspect_container", "container_store"]
+
+
+def _host_addr(mapping: dict) -> str:
+    """``IP:PORT`` of a port mapping given as its record's dict (``pybuild.views.containers.host_addr``)."""
+    from runner.records import PublishedPort
+
+    from .views.containers import host_addr
+
+    return host_addr(PublishedPort.from_dict({"container_port": 0, **mapping}))
+
+
+def _ports_text(ports) -> str:
+    from runner.records import PublishedPort
+
+    from .views.containers import ports_text
+
+    return ports_text([PublishedPort.from_dict(p) for p in ports])
 
 
 def container_store(settings: Settings):
@@ -361,13 +377,12 @@ def port_cmd(settings: Settings, container: str, private_port: str | None) -> No
     ports = cfg.ports if store.status(cfg.id).live else ()
     if private_port is None:
         for p in ports:
-            click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> {host_addr(p)}")
+            click.echo(f"{p.container_port}/{p.protocol} -> {host_addr(p)}")
         return
     number, _, proto = private_port.partition("/")
     if not number.isdigit() or proto not in ("", "tcp", "udp"):
         raise InvalidInput(f"port {private_port!r}: want PORT or PORT/tcp or PORT/udp")
-    hits = [p for p in ports if str(p.get("container_port")) == number
-            and p.get("protocol", "tcp") == (proto or "tcp")]
+    hits = [p for p in ports if str(p.container_port) == number and p.protocol == (proto or "tcp")]
     if not hits:
         raise NotFound(f"no public port '{number}/{proto or 'tcp'}' published for {cfg.name}")
     for p in hits:

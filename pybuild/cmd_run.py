@@ -142,7 +142,7 @@ def run_cmd(settings: Settings, **kw) -> int:
 
 def _network_notes(cfg) -> None:
     """What the network setup wants the user told (the default network moved off a busy subnet)."""
-    for note in (cfg.network or {}).get("notes", ()):
+    for note in cfg.network.notes:
         click.echo(f"pybuild: {note}", err=True)
 
 

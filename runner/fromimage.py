@@ -15,7 +15,7 @@ from dataclasses import replace
 from layers.errors import InvalidInput, PybuildError
 
 from .lifecycle import create, remove, start
-from .records import ContainerConfig, ContainerInfo, new_id, validate_name
+from .records import ContainerConfig, ContainerInfo, NetworkAttachment, PublishedPort, new_id, validate_name
 from .resources import rootfs_paths
 from .state import ContainerStore
 
@@ -77,7 +77,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
     if opts.init:
         ann["org.pybuild.init"] = "true"
     stop_signal = ann.get("org.opencontainers.image.stopSignal", "SIGTERM")
-    ports = _port_dicts(opts, image_config)
+    ports = _published_ports(opts, image_config)
     network_mode = opts.network or "bridge"
     if network_mode.startswith("container:") and opts.hostname:
         raise InvalidInput(f"--hostname: conflicts with --network {network_mode} (the container takes "
@@ -95,7 +95,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         id=cid, name=name, image=image_ref, image_id=manifest_digest, spec=spec, created=time.time(),
         restart_policy=opts.restart or "no", auto_remove=bool(opts.rm), init=bool(opts.init),
         stop_signal=stop_signal, tty=bool(opts.tty), ports=ports,
-        network={"mode": network_mode},
+        network=NetworkAttachment(mode=network_mode),
         labels=dict(opts.labels),
         log_max_size=log_max_size or ContainerConfig.log_max_size,
         log_max_files=log_max_files or ContainerConfig.log_max_files,
@@ -104,20 +104,16 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
     return create(store, cfg, supervisor=supervisor)
 
 
-def _port_dicts(opts, image_config) -> tuple:
-    out = []
-    for p in getattr(opts, "publish", ()):
-        d = {"container_port": p.container_port, "protocol": p.protocol,
-             "host_ip": p.host_ip or "0.0.0.0", "host_port": p.host_port}
-        if getattr(p, "host_port_end", 0):
-            d["host_port_end"] = p.host_port_end
-        out.append(d)
+def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
+    """``-p`` mappings, then with ``-P`` one for each port the image exposes (host port: any free one)."""
+    out = [PublishedPort(p.container_port, p.protocol, p.host_ip or "0.0.0.0", p.host_port,
+                         getattr(p, "host_port_end", 0)) for p in getattr(opts, "publish", ())]
     if getattr(opts, "publish_all", False):
         from .network import publish_all
         from .spec import image_runtime_config
 
         exposed = (image_runtime_config(image_config).get("ExposedPorts") or {})
-        out += [m.to_dict() for m in publish_all(exposed)]
+        out += [PublishedPort.from_dict(m.to_dict()) for m in publish_all(exposed)]
     return tuple(out)
 
 

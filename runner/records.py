@@ -22,7 +22,7 @@ from .errors import CorruptRecord, InvalidState
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES", "TRANSITIONS",
     "ContainerConfig", "ContainerState", "check_transition", "new_id", "rfc3339", "validate_name",
-    "is_full_id", "is_id_prefix", "ContainerInfo",
+    "is_full_id", "is_id_prefix", "ContainerInfo", "PublishedPort", "NetworkAttachment",
 ]
 
 
@@ -95,6 +95,76 @@ def _fields(record) -> dict:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    """Host ``host_ip:host_port`` forwards to ``container_port/protocol``; ``host_port`` 0 is "any free
+    port", ``host_port_end`` (not 0) makes ``host_port`` the start of a range. The fields of
+    :class:`runner.network.PortMapping`, here so that reading a record does not load the network
+    package (the shim reads records); ``to_dict``/``from_dict`` are that type's."""
+
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = "0.0.0.0"
+    host_port: int = 0
+    host_port_end: int = 0
+
+    def to_dict(self) -> dict:
+        d = {"container_port": self.container_port, "protocol": self.protocol,
+             "host_ip": self.host_ip, "host_port": self.host_port}
+        if self.host_port_end:
+            d["host_port_end"] = self.host_port_end
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PublishedPort":
+        return cls(int(d["container_port"]), d.get("protocol", "tcp"), d.get("host_ip") or "0.0.0.0",
+                   int(d.get("host_port", 0)), int(d.get("host_port_end", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAttachment:
+    """The network a container asked for (``mode``: none, host, bridge, a network name or
+    ``container:<ref>``) and, once attached (``container_id`` set), what
+    :class:`runner.network.Attachment` reported: its namespace, address, gateway, veth, notes..."""
+
+    mode: str = "bridge"
+    container_id: str = ""
+    netns_path: str | None = None
+    hostname: str = ""
+    etc_files: tuple[tuple[str, str], ...] = ()
+    network: str | None = None
+    ip: str | None = None
+    prefixlen: int | None = None
+    gateway: str | None = None
+    mac: str | None = None
+    bridge: str | None = None
+    host_veth: str | None = None
+    nat: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def attached(self) -> bool:
+        return bool(self.container_id)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of ``config.json`` (``{"mode": ...}`` until attached) and of inspect."""
+        if not self.attached:
+            return {"mode": self.mode}
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["etc_files"] = dict(self.etc_files)
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkAttachment":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in (d or {}).items() if k in known}
+        kw["etc_files"] = tuple(sorted((kw.get("etc_files") or {}).items()))
+        kw["notes"] = tuple(kw.get("notes") or ())
+        kw.setdefault("mode", "bridge")
+        return cls(**kw)
+
+
 @dataclass(frozen=True)
 class ContainerConfig:
     """What a container was created with. ``spec`` is the OCI runtime spec the sandbox starts."""
@@ -113,8 +183,8 @@ class ContainerConfig:
     log_max_size: int = 10 * 1024 * 1024
     log_max_files: int = 2
     tty: bool = False
-    ports: tuple = ()               # published ports as plain dicts (runner.network's PortMapping fields)
-    network: dict = field(default_factory=dict)   # runner.network attachment, when any
+    ports: tuple[PublishedPort, ...] = ()
+    network: NetworkAttachment = field(default_factory=NetworkAttachment)
     labels: dict = field(default_factory=dict)
     lowerdirs: tuple[str, ...] = ()  # the image's snapshot directories, top-most first (overlay lower dirs)
     launcher: str = "sandbox"       # sandbox | host (test-only: the process runs on the host, unisolated)
@@ -122,7 +192,10 @@ class ContainerConfig:
     def to_json(self) -> bytes:
         # the fields' values are plain JSON data already: no deep copy (asdict), and no indent, which
         # would leave json's C encoder for its Python one (the spec holds the whole seccomp profile)
-        return json.dumps(_fields(self), sort_keys=True, separators=(",", ":")).encode()
+        doc = _fields(self)
+        doc["ports"] = [p.to_dict() for p in self.ports]
+        doc["network"] = self.network.to_dict()
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> "ContainerConfig":
@@ -132,7 +205,8 @@ class ContainerConfig:
             doc.setdefault("lowerdirs", extra.get("lowerdirs") or ())
             doc.setdefault("launcher", extra.get("launcher") or "sandbox")
             doc["lowerdirs"] = tuple(doc["lowerdirs"])
-            doc["ports"] = tuple(doc.get("ports") or ())
+            doc["ports"] = tuple(PublishedPort.from_dict(p) for p in doc.get("ports") or ())
+            doc["network"] = NetworkAttachment.from_dict(doc.get("network") or {})
             return cls(**doc)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise CorruptRecord(f"{where}: corrupt container config: {exc}") from None
@@ -143,7 +217,7 @@ class ContainerConfig:
 
     @property
     def network_mode(self) -> str:
-        return (self.network or {}).get("mode", "bridge")
+        return self.network.mode
 
 
 @dataclass(frozen=True)

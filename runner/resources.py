@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from .records import ContainerConfig
+from .records import ContainerConfig, NetworkAttachment
 from .state import ContainerStore
 
 __all__ = ["rootfs_paths", "named_volume_of", "volume_users", "prepare_volumes", "mount_rootfs",
@@ -163,7 +163,7 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     if entry is not None:
         ns.insert(1, entry)
     spec["linux"]["namespaces"] = ns
-    net = dict(att.to_dict(), mode=mode)
+    net = NetworkAttachment.from_dict(dict(att.to_dict(), mode=mode))
     return store.update_config(replace(cfg, spec=spec, network=net))
 
 

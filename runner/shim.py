@@ -18,9 +18,9 @@
 
 Port proxies (``runner.network``) run in the shim's selector loop, so they die with the container
 and never outlive it holding the port (moby#7856): before the first start the shim calls
-``runner.network.start_proxies(config)`` if that exists, and expects objects with
-``register(selector)`` (adding fds whose ``key.data`` is a callable ``(fileobj, mask) -> None``) and
-``close()``. A busy port is reported on READY_FD before the container starts.
+``runner.network.start_proxies(request)`` (``name``, ``ports`` and ``network`` as the record's JSON
+dicts), and expects objects with ``register(selector)`` (adding fds whose ``key.data`` is a callable
+``(fileobj, mask) -> None``) and ``close()``. A busy port is reported on READY_FD before the container starts.
 
 Imports are the stdlib, :mod:`runner.state`, :mod:`runner.logs` and the sandbox (loaded while the
 shim waits for its id), nothing of the image store. The shim's memory is measured in
@@ -41,7 +41,7 @@ from layers.errors import PybuildError
 from . import records as st
 from .errors import ShimFailed
 from .logs import LogWriter
-from .records import ContainerConfig
+from .records import ContainerConfig, PublishedPort
 from .resources import mount_rootfs, release_resources
 from .restart import RestartPolicy, parse_restart_policy
 from .state import ContainerStore
@@ -196,13 +196,18 @@ class Shim:
     def _start_proxies(self) -> None:
         if not self.config.ports:
             return
+        from types import SimpleNamespace
+
         from . import network
 
-        self.proxies = list(network.start_proxies(self.config))
-        bound: list[dict] = []
+        # the network room's hook takes the record's JSON shape (ports and attachment as dicts)
+        request = SimpleNamespace(name=self.config.name, ports=tuple(p.to_dict() for p in self.config.ports),
+                                  network=self.config.network.to_dict())
+        self.proxies = list(network.start_proxies(request))
+        bound: list[PublishedPort] = []
         for p in self.proxies:
             p.register(self.sel)
-            bound += [m.to_dict() for m in p.mappings]
+            bound += [PublishedPort.from_dict(m.to_dict()) for m in p.mappings]
         if bound and tuple(bound) != tuple(self.config.ports):   # host port 0 became a real port
             self.config = self.store.update_config(replace(self.config, ports=tuple(bound)))
 

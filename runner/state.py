@@ -38,12 +38,13 @@ from layers.errors import InvalidInput, PybuildError
 
 from .errors import AmbiguousId, ContainerNotFound, InvalidState, NameInUse, StateConflict
 from .records import (CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING, STATUSES, ContainerConfig, ContainerState,
-                      check_transition, is_full_id, is_id_prefix, new_id, rfc3339, validate_name)
+                      NetworkAttachment, PublishedPort, check_transition, is_full_id, is_id_prefix, new_id,
+                      rfc3339, validate_name)
 
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES",
     "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState", "StateConflict",
-    "ContainerConfig", "ContainerState", "ContainerStore", "check_transition",
+    "ContainerConfig", "ContainerState", "ContainerStore", "NetworkAttachment", "PublishedPort", "check_transition",
     "new_id", "rfc3339", "validate_name",
 ]
 

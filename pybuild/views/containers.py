@@ -46,14 +46,16 @@ def human_status(cur: ContainerState, now: float | None = None) -> str:
     return cur.status.capitalize()
 
 
-def host_addr(mapping: dict) -> str:
-    """``IP:PORT`` of a mapping's host side, an IPv6 address in brackets (``[::1]:8080``)."""
-    ip = mapping.get("host_ip") or "0.0.0.0"
-    return f"[{ip}]:{mapping.get('host_port')}" if ":" in ip else f"{ip}:{mapping.get('host_port')}"
+def host_addr(port) -> str:
+    """``IP:PORT`` of a published port's host side (a :class:`runner.records.PublishedPort`), an
+    IPv6 address in brackets (``[::1]:8080``)."""
+    ip = port.host_ip or "0.0.0.0"
+    return f"[{ip}]:{port.host_port}" if ":" in ip else f"{ip}:{port.host_port}"
 
 
 def ports_text(ports) -> str:
-    return ", ".join(f"{host_addr(p)}->{p.get('container_port')}/{p.get('protocol', 'tcp')}" for p in ports)
+    """``0.0.0.0:8080->80/tcp, ...`` as ``docker ps`` shows published ports."""
+    return ", ".join(f"{host_addr(p)}->{p.container_port}/{p.protocol}" for p in ports)
 
 
 def ps_document(info) -> dict:
@@ -73,12 +75,11 @@ def inspect_document(d) -> dict:
     cfg, cur = d.config, d.state
     spec = cfg.spec or {}
     proc = spec.get("process", {})
-    net = dict(cfg.network)
+    net = cfg.network.to_dict()
     ports: dict[str, list[dict]] = {}
     for p in cfg.ports:
-        key = f"{p.get('container_port')}/{p.get('protocol', 'tcp')}"
-        ports.setdefault(key, []).append({"HostIp": p.get("host_ip", "0.0.0.0"),
-                                          "HostPort": str(p.get("host_port"))})
+        ports.setdefault(f"{p.container_port}/{p.protocol}", []).append({"HostIp": p.host_ip,
+                                                                          "HostPort": str(p.host_port)})
     mounts = [dict({"Type": m.type, "Source": m.source, "Destination": m.destination,
                     "Options": list(m.options), "RW": m.rw}, **({"Name": m.name} if m.name else {}))
               for m in d.mounts]

@@ -82,7 +82,7 @@ class Lab:
         if opts.init:
             spec.setdefault("annotations", {})["org.pybuild.init"] = "true"
         cfg = st.ContainerConfig(id=cid, name=name, image="busybox-dir", image_id="sha256:" + "0" * 64,
-                                 spec=spec, created=time.time(), network={"mode": network},
+                                 spec=spec, created=time.time(), network=st.NetworkAttachment(mode=network),
                                  init=opts.init, lowerdirs=(str(self.lower),), **kw)
         C.create(self.store, cfg)
         self.names.append(name)

@@ -116,3 +116,22 @@ def test_an_old_config_with_extra_reads_as_typed_fields():
     assert r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json").launcher == "sandbox"
     again = r.ContainerConfig.from_json(old.to_json(), "config.json")
     assert again == old and "extra" not in json.loads(old.to_json())
+
+
+def test_config_json_keeps_its_shape_with_typed_ports_and_network():
+    """``ports`` and ``network`` are typed in memory and the same JSON on disk as before."""
+    port = {"container_port": 53, "protocol": "udp", "host_ip": "::", "host_port": 5353, "host_port_end": 5360}
+    net = {"mode": "web", "container_id": "c" * 64, "netns_path": "/run/netns/x", "hostname": "h",
+           "etc_files": {"hosts": "/e/hosts"}, "network": "web", "ip": "10.0.0.2", "prefixlen": 24,
+           "gateway": "10.0.0.1", "mac": "02:50:0a:00:00:02", "bridge": "pb0", "host_veth": "pbx", "nat": "ok",
+           "notes": ["moved"]}
+    doc = json.loads(_cfg("shape").to_json())
+    assert doc["ports"] == [] and doc["network"] == {"mode": "bridge"}
+    doc["ports"], doc["network"] = [port], net
+    cfg = r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json")
+    assert cfg.ports == (r.PublishedPort(53, "udp", "::", 5353, 5360),)
+    assert cfg.network.ip == "10.0.0.2" and cfg.network.notes == ("moved",) and cfg.network_mode == "web"
+    again = json.loads(cfg.to_json())
+    assert again["ports"] == [port] and again["network"] == net
+    old = dict(doc, network={})                  # a record from before network setup existed
+    assert r.ContainerConfig.from_json(json.dumps(old).encode(), "config.json").network_mode == "bridge"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner import records as r
-from pybuild.views.containers import human_ago, human_status, inspect_document
+from pybuild.views.containers import human_ago, human_status, inspect_document, ports_text
 from runner.details import ContainerDetails, MountPoint
 
 
@@ -22,8 +22,9 @@ def test_status_words_as_docker_ps_shows_them():
 def test_inspect_document_from_details():
     cfg = r.ContainerConfig(id="a" * 64, name="web", image="busybox", image_id="sha256:" + "b" * 64,
                             spec={"process": {"args": ["sh", "-c", "true"], "env": ["A=1"]}}, created=0.0,
-                            restart_policy="on-failure:3", ports=({"container_port": 80, "protocol": "tcp",
-                                                                   "host_ip": "0.0.0.0", "host_port": 8080},))
+                            restart_policy="on-failure:3", ports=(r.PublishedPort(80, "tcp", "0.0.0.0", 8080),),
+                            network=r.NetworkAttachment(mode="net1", container_id="a" * 64, network="net1",
+                                                        ip="10.1.0.2", etc_files=(("hosts", "/e/hosts"),)))
     d = ContainerDetails(config=cfg, state=r.ContainerState(status=r.RESTARTING, exit_code=1), log_path="/l",
                          mounts=(MountPoint("volume", "/v/_data", "/data", ("rbind",), True, "v"),),
                          hostname="web", privileged=False, seccomp="default")
@@ -34,5 +35,8 @@ def test_inspect_document_from_details():
     assert doc["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
     assert doc["HostConfig"]["SecurityOpt"] == ["seccomp=default"]
+    assert doc["NetworkSettings"]["IPAddress"] == "10.1.0.2"
+    assert doc["NetworkSettings"]["Networks"]["net1"]["etc_files"] == {"hosts": "/e/hosts"}
+    assert ports_text(cfg.ports) == "0.0.0.0:8080->80/tcp"
     assert doc["Mounts"] == [{"Type": "volume", "Source": "/v/_data", "Destination": "/data",
                               "Options": ["rbind"], "RW": True, "Name": "v"}]
