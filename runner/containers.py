@@ -17,7 +17,6 @@ Nothing in the runner imports this module.
 
 from __future__ import annotations
 
-from . import records as st
 from .errors import StateConflict, WaitTimeout
 from .fromimage import create_from_image, random_name, run_detached
 from .lifecycle import create, pause, prune, reap_abandoned, remove, rename, restart, start, unpause
@@ -34,5 +33,5 @@ __all__ = [
     "reap_abandoned", "prepare_volumes", "rootfs_paths", "setup_network", "volume_users",
     "create_from_image", "run_detached", "random_name", "all_match", "ContainerDetails",
     "ContainerInfo", "ContainerConfig", "ContainerState", "ContainerStore", "Stats",
-    "WaitTimeout", "StateConflict", "st",
+    "WaitTimeout", "StateConflict",
 ]

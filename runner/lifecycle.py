@@ -61,6 +61,8 @@ def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
             cleanup_cgroup(store, cfg)
             store.move(cfg.id, cfg.name, cur.status, pid=0, exit_code=cur.exit_code,
                        finished_at=cur.finished_at, shim_pid=0, error="")
+        elif raw.error and raw.status == r.EXITED:
+            store.move(cfg.id, cfg.name, r.EXITED, error="")     # the last start's error is history
         store.request_stop(cfg.id, False)
         # this process holds the container until the shim takes over (it records itself at its
         # start): if we are killed in between, reap_abandoned frees the network attached here

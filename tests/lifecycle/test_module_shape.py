@@ -134,3 +134,39 @@ def test_only_the_state_store_writes_state_json():
     callers = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
                for n in ast.walk(f) if isinstance(n, ast.Attribute) and n.attr == "_write_state"}
     assert callers == {"move"}
+
+
+COMMANDS = ("cmd_run.py", "cmd_containers.py", "cmd_volume.py", "cmd_network.py")
+
+
+def _calls(path: Path) -> list[str]:
+    """Dotted names of everything ``path`` calls or raises (``os._exit``, ``SystemExit``, ``print``)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = node.func if isinstance(node, ast.Call) else node.exc if isinstance(node, ast.Raise) else None
+        if isinstance(target, ast.Call):
+            target = target.func
+        parts = []
+        while isinstance(target, ast.Attribute):
+            parts.append(target.attr)
+            target = target.value
+        if isinstance(target, ast.Name):
+            out.append(".".join([target.id] + parts[::-1]))
+    return out
+
+
+def test_commands_return_their_exit_code_and_never_exit():
+    """``pybuild.cli.main`` is the one place that exits; a command returns its code."""
+    for name in COMMANDS:
+        calls = _calls(ROOT / "pybuild" / name)
+        assert not [c for c in calls if c in ("SystemExit", "os._exit", "sys.exit", "exit_now", "exit")], name
+
+
+def test_lifecycle_library_neither_prints_nor_exits():
+    """The shim is a process of its own (its stderr is its log file); every other lifecycle module is
+    library code."""
+    for m in LIFECYCLE:
+        if m == "shim":
+            continue
+        calls = _calls(RUNNER / f"{m}.py")
+        assert not [c for c in calls if c in ("print", "SystemExit", "sys.exit", "exit")], m
