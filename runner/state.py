@@ -236,8 +236,6 @@ class ContainerStore:
                 write_atomic(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
                 write_atomic(os.path.join(tmp, "state.json"), ContainerState().to_json())   # the first state
                 write_atomic(os.path.join(tmp, "config.json"), config.to_json())
-                from layers.store.pause import pause_point   # here: the shim must not import the store
-
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
                 if supervisor is not None:
                     self.write_shim(config.id, supervisor)
