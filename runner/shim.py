@@ -1,7 +1,8 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
 ``pybuild run -d`` / ``start`` spawn ``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD``
-(:class:`PendingShim`) and send the container id on GO_FD when its record is ready. The shim:
+(:class:`runner.shim_client.PendingShim`) and send the container id on GO_FD when its record is
+ready. The shim:
 
 1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
    CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
@@ -20,10 +21,13 @@ Port proxies (``runner.network``) run in the shim's selector loop, so they die w
 and never outlive it holding the port (moby#7856): before the first start the shim calls
 ``runner.network.start_proxies(request)`` (``name``, ``ports`` and ``network`` as the record's JSON
 dicts), and expects objects with ``register(selector)`` (adding fds whose ``key.data`` is a callable
-``(fileobj, mask) -> None``) and ``close()``. A busy port is reported on READY_FD before the container starts.
+``(fileobj, mask) -> None``) and ``close()``. A busy port is reported on READY_FD before the
+container starts.
 
-Imports are the stdlib, :mod:`runner.state`, :mod:`runner.logs` and the sandbox (loaded while the
-shim waits for its id), nothing of the image store. The shim's memory is measured in
+Imports are the stdlib, :mod:`runner.records`, :mod:`runner.state`, :mod:`runner.resources` (overlay,
+volumes and network are taken and released there, as by every other supervisor), :mod:`runner.logs`
+and the sandbox (loaded while the shim waits for its id); nothing of the image store, nor of the CLI
+side that starts shims (:mod:`runner.shim_client`, :mod:`runner.lifecycle`). The shim's memory is measured in
 ``bench/lifecycle.py`` (RSS, PSS and private).
 """
 
@@ -409,7 +413,7 @@ def _read_line(fd: int) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by :class:`PendingShim`).
+    """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by ``shim_client.PendingShim``).
 
     The shim detaches and imports what it needs at once, then waits on GO_FD for its container's id,
     which the CLI sends once the record is written and the network attached: the interpreter's start
