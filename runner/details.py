@@ -47,13 +47,13 @@ def details(store: ContainerStore, ref: str) -> ContainerDetails:
     paths = rootfs_paths(store, cfg.id)
     named = named_volume_of(store)
     mounts = tuple(
-        MountPoint(type="volume" if os.path.dirname(m.get("source", "")) == paths["volumes"] or named(m)
+        MountPoint(type="volume" if os.path.dirname(m.get("source", "")) == paths.volumes or named(m)
                    else m.get("type", "bind"),
                    source=m.get("source", ""), destination=m.get("destination", ""),
                    options=tuple(m.get("options") or ()), rw="ro" not in (m.get("options") or []),
                    name=named(m))
         for m in spec.get("mounts", []) if (m.get("type") == "bind" or "bind" in (m.get("options") or []))
-        and os.path.dirname(m.get("source", "")) != paths["etc"]     # /etc/hosts & co: not the user's mounts
+        and os.path.dirname(m.get("source", "")) != paths.etc     # /etc/hosts & co: not the user's mounts
     )
     own_uts = any(n.get("type") == "uts" for n in linux.get("namespaces", []))
     return ContainerDetails(

@@ -71,8 +71,8 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         vols = VolumeStore(store.root)
         opts = replace(opts, mounts=tuple(replace(b, source=vols.create(b.volume, exist_ok=True).path)
                                           if b.volume else b for b in opts.mounts))
-    spec = make_spec(image_config, opts, rootfs=paths["rootfs"], etc_dir=etc_dir, container_id=cid,
-                     volume_dir=paths["volumes"])
+    spec = make_spec(image_config, opts, rootfs=paths.rootfs, etc_dir=etc_dir, container_id=cid,
+                     volume_dir=paths.volumes)
     ann = spec.setdefault("annotations", {})
     if opts.init:
         ann["org.pybuild.init"] = "true"
@@ -86,7 +86,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         # /etc/hosts, /etc/hostname and /etc/resolv.conf come from runner.network at start
         for fname in ("hosts", "hostname", "resolv.conf"):
             spec.setdefault("mounts", []).append({
-                "destination": f"/etc/{fname}", "type": "bind", "source": os.path.join(paths["etc"], fname),
+                "destination": f"/etc/{fname}", "type": "bind", "source": os.path.join(paths.etc, fname),
                 "options": ["rbind", "rprivate"]})
     manifest = getattr(image, "manifest", None)
     manifest_digest = str(getattr(manifest, "digest", None) or getattr(record, "manifest_digest", None)

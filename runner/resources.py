@@ -19,20 +19,30 @@ where it is used.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .records import ContainerConfig, NetworkAttachment
 from .state import ContainerStore
 
-__all__ = ["rootfs_paths", "named_volume_of", "volume_users", "prepare_volumes", "mount_rootfs",
+__all__ = ["ContainerPaths", "rootfs_paths", "named_volume_of", "volume_users", "prepare_volumes", "mount_rootfs",
            "release_resources", "cleanup_cgroup", "setup_network"]
 
 
-def rootfs_paths(store: ContainerStore, cid: str) -> dict[str, str]:
-    """Where a container's overlay lives: ``upper``, ``work``, ``rootfs`` (mount point), ``etc``
-    (network files) and ``volumes`` (anonymous volumes)."""
+@dataclass(frozen=True, slots=True)
+class ContainerPaths:
+    """Where a container's files live, all under its record's directory."""
+
+    upper: str                  # the overlay's upper dir (the container's writes)
+    work: str                   # overlayfs's work dir
+    rootfs: str                 # the overlay's mount point: the container's root
+    etc: str                    # /etc/hosts, /etc/hostname, /etc/resolv.conf bound into it
+    volumes: str                # its anonymous volumes
+
+
+def rootfs_paths(store: ContainerStore, cid: str) -> ContainerPaths:
+    """Where container ``cid``'s overlay, network files and anonymous volumes live."""
     d = store.dir(cid)
-    return {k: os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc", "volumes")}
+    return ContainerPaths(*(os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc", "volumes")))
 
 
 def named_volume_of(store: ContainerStore):
@@ -61,7 +71,7 @@ def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
     ``<n>.new``, then renamed), so a start killed half-way seeds it again."""
     from .rootfs import seed_volume
 
-    base = rootfs_paths(store, cfg.id)["volumes"]
+    base = rootfs_paths(store, cfg.id).volumes
     named = named_volume_of(store)
     rootfs = cfg.spec["root"]["path"]
     for m in cfg.spec.get("mounts", []):
@@ -97,8 +107,8 @@ def mount_rootfs(store: ContainerStore, cfg: ContainerConfig):
 
     paths = rootfs_paths(store, cfg.id)
     overlay = None
-    if not os.path.ismount(paths["rootfs"]):
-        overlay = OverlayMount(list(cfg.lowerdirs), paths["upper"], paths["work"], paths["rootfs"])
+    if not os.path.ismount(paths.rootfs):
+        overlay = OverlayMount(list(cfg.lowerdirs), paths.upper, paths.work, paths.rootfs)
         overlay.mount()
     try:
         prepare_volumes(store, cfg)
@@ -117,7 +127,7 @@ def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
         from . import network
 
         network.teardown(root=store.root, state_dir=store.state_dir, container_id=cfg.id)
-    rootfs = rootfs_paths(store, cfg.id)["rootfs"]
+    rootfs = rootfs_paths(store, cfg.id).rootfs
     if os.path.ismount(rootfs):
         from .syscalls import MNT_DETACH, umount2
 
@@ -145,12 +155,12 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     if mode == "none":
         # nothing on the host side: the sandbox makes a fresh namespace with only loopback, and it
         # goes away with the container; only the /etc files are needed
-        _write_loopback_etc(rootfs_paths(store, cfg.id)["etc"], cfg.spec.get("hostname") or cfg.id[:12])
+        _write_loopback_etc(rootfs_paths(store, cfg.id).etc, cfg.spec.get("hostname") or cfg.id[:12])
         return cfg
     from . import network
 
     att = network.setup(root=store.root, state_dir=store.state_dir, container_id=cfg.id,
-                        etc_dir=rootfs_paths(store, cfg.id)["etc"], mode=mode, name=cfg.name,
+                        etc_dir=rootfs_paths(store, cfg.id).etc, mode=mode, name=cfg.name,
                         hostname=cfg.spec.get("hostname"))
     spec = _json_copy(cfg.spec)
     if mode.startswith("container:") and att.hostname:

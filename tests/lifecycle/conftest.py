@@ -78,7 +78,7 @@ class Lab:
         image_cfg = ImageConfig.parse(json.dumps({"architecture": "amd64", "os": "linux",
                                                   "rootfs": {"type": "layers", "diff_ids": []},
                                                   "config": {}}).encode())
-        spec = make_spec(image_cfg, opts, rootfs=paths["rootfs"], container_id=cid)
+        spec = make_spec(image_cfg, opts, rootfs=paths.rootfs, container_id=cid)
         if opts.init:
             spec.setdefault("annotations", {})["org.pybuild.init"] = "true"
         cfg = st.ContainerConfig(id=cid, name=name, image="busybox-dir", image_id="sha256:" + "0" * 64,
