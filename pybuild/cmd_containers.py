@@ -1,5 +1,6 @@
 """Container commands: ps, logs, exec, start, stop, restart, kill, rm, pause, unpause, wait, attach,
-top, stats, port, rename, container prune. Each is a few lines over :mod:`runner.containers`."""
+top, stats, port, rename, container prune. Each is a few lines over :mod:`runner.containers`; a
+command that decides its exit code returns it (``pybuild.cli.main`` exits)."""
 
 from __future__ import annotations
 
@@ -10,35 +11,56 @@ import click
 
 from .context import Settings, pass_settings
 
-__all__ = ["inspect_container"]
+__all__ = ["inspect_container", "container_store"]
 
 
-def _store(settings: Settings):
+def _host_addr(mapping: dict) -> str:
+    """``IP:PORT`` of a port mapping given as its record's dict (``pybuild.views.containers.host_addr``)."""
+    from runner.records import PublishedPort
+
+    from .views.containers import host_addr
+
+    return host_addr(PublishedPort.from_dict({"container_port": 0, **mapping}))
+
+
+def _ports_text(ports) -> str:
+    from runner.records import PublishedPort
+
+    from .views.containers import ports_text
+
+    return ports_text([PublishedPort.from_dict(p) for p in ports])
+
+
+def container_store(settings: Settings):
     """The container store, after finishing what killed pybuild processes left (``reap_abandoned``)."""
-    from runner.containers import reap_abandoned
+    from runner.lifecycle import reap_abandoned
     from runner.state import ContainerStore
 
+    def report(cid: str, exc: Exception) -> None:
+        click.echo(f"pybuild: container {cid[:12]}: cleaning up after a killed pybuild: {exc}", err=True)
+
     store = ContainerStore(settings.root, settings.state_dir)
-    reap_abandoned(store)
+    reap_abandoned(store, on_error=report)
     return store
+
+
 
 
 def inspect_container(settings: Settings, name: str) -> dict:
     """Docker-like inspect document of one container (used by ``pybuild inspect``)."""
-    from runner import containers
+    from runner.details import details
 
-    return containers.inspect(_store(settings), name)
+    from .views.containers import inspect_document
+
+    return inspect_document(details(container_store(settings), name))
 
 
-def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
+def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
     """Apply ``fn`` to the full id of every ref, print each ref done (in the order given); report
-    failures and exit 1 after trying all. The refs are resolved together (one read of the records,
-    not one per ref). ``parallel``: the refs are handled at once (``docker stop a b c`` does not wait
-    for ``a``'s timeout before signalling ``b``); each container has its own lock. Ends the process
-    (:func:`pybuild.cmd_run.exit_now`: no interpreter teardown)."""
+    failures and return 1 after trying all (else 0). The refs are resolved together (one read of the
+    records, not one per ref). ``parallel``: the refs are handled at once (``docker stop a b c`` does
+    not wait for ``a``'s timeout before signalling ``b``); each container has its own lock."""
     from layers.errors import PybuildError
-
-    from .cmd_run import exit_now
 
     def one(target) -> str | None:
         if isinstance(target, PybuildError):
@@ -64,17 +86,7 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> None:
         else:
             click.echo(f"pybuild: {error}", err=True)
             failed += 1
-    exit_now(1 if failed else 0)
-
-
-def _host_addr(mapping: dict) -> str:
-    """``IP:PORT`` of a mapping's host side, an IPv6 address in brackets (``[::1]:8080``)."""
-    ip = mapping.get("host_ip") or "0.0.0.0"
-    return f"[{ip}]:{mapping.get('host_port')}" if ":" in ip else f"{ip}:{mapping.get('host_port')}"
-
-
-def _ports_text(ports) -> str:
-    return ", ".join(f"{_host_addr(p)}->{p.get('container_port')}/{p.get('protocol', 'tcp')}" for p in ports)
+    return 1 if failed else 0
 
 
 @click.command("ps")
@@ -88,22 +100,18 @@ def _ports_text(ports) -> str:
 def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str,
            filters: tuple[str, ...]) -> None:
     """List containers."""
-    from runner import containers as C
+    from runner.listing import list_containers
 
-    infos = C.list_containers(_store(settings), all=show_all, filters=filters)
+    from .views.containers import human_ago, human_status, ports_text, ps_document
+
+    infos = list_containers(container_store(settings), all=show_all, filters=filters)
     if quiet:
         for i in infos:
             click.echo(i.config.id if no_trunc else i.config.short_id)
         return
     if fmt == "json":
         for i in infos:
-            click.echo(json.dumps({
-                "ID": i.config.id, "Names": i.config.name, "Image": i.config.image,
-                "Command": " ".join(i.config.spec.get("process", {}).get("args", [])),
-                "CreatedAt": C.st.rfc3339(i.config.created), "State": C.display_status(i.state),
-                "Status": C.human_status(i.state), "ExitCode": i.state.exit_code, "Pid": i.state.pid,
-                "Ports": _ports_text(i.config.ports), "RestartCount": i.state.restart_count,
-            }))
+            click.echo(json.dumps(ps_document(i)))
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for i in infos:
@@ -111,8 +119,8 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
-                     C.human_ago(i.config.created) + " ago", C.human_status(i.state),
-                     _ports_text(i.config.ports), i.config.name))
+                     human_ago(i.config.created) + " ago", human_status(i.state),
+                     ports_text(i.config.ports), i.config.name))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -130,10 +138,10 @@ def logs_cmd(settings: Settings, follow: bool, tail: str, since: str | None, unt
              timestamps: bool, container: str) -> None:
     """Fetch the logs of a container (stdout to stdout, stderr to stderr)."""
     from layers.errors import InvalidInput
-    from runner import state as st
+    from runner.errors import ContainerNotFound
     from runner.logs import parse_since, read_logs
 
-    store = _store(settings)
+    store = container_store(settings)
     cfg = store.resolve(container)
     if tail != "all" and not tail.lstrip("-").isdigit():
         raise InvalidInput(f"--tail {tail!r}: expected a number or 'all'")
@@ -142,7 +150,7 @@ def logs_cmd(settings: Settings, follow: bool, tail: str, since: str | None, unt
     def alive() -> bool:
         try:
             s = store.status(cfg.id)
-        except st.ContainerNotFound:
+        except ContainerNotFound:
             return False
         return s.live or s.restarting
 
@@ -161,11 +169,11 @@ def logs_cmd(settings: Settings, follow: bool, tail: str, since: str | None, unt
 @click.option("-a", "--attach", is_flag=True, help="Attach to output and wait; exit with the container's code.")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> None:
+def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> int:
     """Start one or more stopped containers."""
     from runner import containers as C
 
-    store = _store(settings)
+    store = container_store(settings)
     if attach:
         if len(containers) != 1:
             raise click.UsageError("start -a takes exactly one container")
@@ -173,19 +181,20 @@ def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> 
 
         begun = time.time()              # output of this run is logged after this instant
         info = C.start(store, containers[0])
-        raise SystemExit(_attach(store, info.config.id, since=begun))
-    _each(store, containers, lambda ref: C.start(store, ref))
+        return _attach(store, info.config.id, since=begun)
+    return _each(store, containers, lambda ref: C.start(store, ref))
 
 
 def _attach(store, cid: str, since: float | None = None) -> int:
     """Stream the container's output from ``since`` until it exits; return its exit code."""
     from runner import containers as C
+    from runner.errors import ContainerNotFound
     from runner.logs import read_logs
 
     def alive() -> bool:
         try:
             s = store.status(cid)
-        except C.st.ContainerNotFound:
+        except ContainerNotFound:
             return False
         return s.live or s.restarting
 
@@ -200,55 +209,55 @@ def _attach(store, cid: str, since: float | None = None) -> int:
 @click.command("attach")
 @click.argument("container")
 @pass_settings
-def attach_cmd(settings: Settings, container: str) -> None:
+def attach_cmd(settings: Settings, container: str) -> int:
     """Attach to a running container's output (read-only; stdin is not forwarded) until it exits."""
     import time
 
     from runner import containers as C
 
-    store = _store(settings)
+    store = container_store(settings)
     cfg = store.resolve(container)
     s = store.status(cfg.id)
     if not s.live:
         raise C.StateConflict(f"container {cfg.name} is not running", current=s.status)
-    raise SystemExit(_attach(store, cfg.id, since=time.time()))
+    return _attach(store, cfg.id, since=time.time())
 
 
 @click.command("stop")
 @click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before SIGKILL.")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def stop_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> None:
+def stop_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> int:
     """Stop containers: their stop signal, then SIGKILL after the timeout."""
     from runner import containers as C
 
-    store = _store(settings)
-    _each(store, containers, lambda ref: C.stop(store, ref, timeout), parallel=True)
+    store = container_store(settings)
+    return _each(store, containers, lambda ref: C.stop(store, ref, timeout), parallel=True)
 
 
 @click.command("restart")
 @click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before SIGKILL.")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def restart_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> None:
+def restart_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> int:
     """Restart containers."""
     from runner import containers as C
 
-    store = _store(settings)
-    _each(store, containers, lambda ref: C.restart(store, ref, timeout), parallel=True)
+    store = container_store(settings)
+    return _each(store, containers, lambda ref: C.restart(store, ref, timeout), parallel=True)
 
 
 @click.command("kill")
 @click.option("-s", "--signal", "sig", default="SIGKILL", help="Signal to send (default SIGKILL).")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> None:
+def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> int:
     """Send a signal to containers."""
     from runner import containers as C
 
-    store = _store(settings)
+    store = container_store(settings)
     C.parse_signal(sig)
-    _each(store, containers, lambda ref: C.kill(store, ref, sig))
+    return _each(store, containers, lambda ref: C.kill(store, ref, sig))
 
 
 @click.command("rm")
@@ -256,34 +265,34 @@ def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> None:
 @click.option("-v", "--volumes", is_flag=True, help="Also remove anonymous volumes.")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def rm_cmd(settings: Settings, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+def rm_cmd(settings: Settings, force: bool, volumes: bool, containers: tuple[str, ...]) -> int:
     """Remove containers."""
     from runner import containers as C
 
-    store = _store(settings)
-    _each(store, containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes), parallel=True)
+    store = container_store(settings)
+    return _each(store, containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes), parallel=True)
 
 
 @click.command("pause")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def pause_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
+def pause_cmd(settings: Settings, containers: tuple[str, ...]) -> int:
     """Pause all processes in containers (freezer cgroup)."""
     from runner import containers as C
 
-    store = _store(settings)
-    _each(store, containers, lambda ref: C.pause(store, ref))
+    store = container_store(settings)
+    return _each(store, containers, lambda ref: C.pause(store, ref))
 
 
 @click.command("unpause")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def unpause_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
+def unpause_cmd(settings: Settings, containers: tuple[str, ...]) -> int:
     """Unpause containers."""
     from runner import containers as C
 
-    store = _store(settings)
-    _each(store, containers, lambda ref: C.unpause(store, ref))
+    store = container_store(settings)
+    return _each(store, containers, lambda ref: C.unpause(store, ref))
 
 
 @click.command("wait")
@@ -293,7 +302,7 @@ def wait_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
     """Wait until containers stop; print their exit codes."""
     from runner import containers as C
 
-    store = _store(settings)
+    store = container_store(settings)
     for ref in containers:
         click.echo(C.wait(store, ref))
 
@@ -305,7 +314,7 @@ def top_cmd(settings: Settings, container: str) -> None:
     """Show the processes of a container (host PIDs)."""
     from runner import containers as C
 
-    rows = C.top(_store(settings), container)
+    rows = C.top(container_store(settings), container)
     click.echo(f"{'UID':<6} {'PID':>8} {'PPID':>8} {'STAT':<4} CMD")
     for r in rows:
         click.echo(f"{r['UID']:<6} {r['PID']:>8} {r['PPID']:>8} {r['STAT']:<4} {r['CMD']}")
@@ -330,7 +339,7 @@ def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[s
 
     from layers.errors import PybuildError
 
-    store = _store(settings)
+    store = container_store(settings)
     refs = list(containers) or [i.config.id for i in C.list_containers(store)]
     while True:
         samples = C.stats_many(store, refs)          # one CPU window shared by all
@@ -361,22 +370,23 @@ def port_cmd(settings: Settings, container: str, private_port: str | None) -> No
     of one container port."""
     from layers.errors import InvalidInput, NotFound
 
-    store = _store(settings)
+    from .views.containers import host_addr
+
+    store = container_store(settings)
     cfg = store.resolve(container)
     ports = cfg.ports if store.status(cfg.id).live else ()
     if private_port is None:
         for p in ports:
-            click.echo(f"{p.get('container_port')}/{p.get('protocol', 'tcp')} -> {_host_addr(p)}")
+            click.echo(f"{p.container_port}/{p.protocol} -> {host_addr(p)}")
         return
     number, _, proto = private_port.partition("/")
     if not number.isdigit() or proto not in ("", "tcp", "udp"):
         raise InvalidInput(f"port {private_port!r}: want PORT or PORT/tcp or PORT/udp")
-    hits = [p for p in ports if str(p.get("container_port")) == number
-            and p.get("protocol", "tcp") == (proto or "tcp")]
+    hits = [p for p in ports if str(p.container_port) == number and p.protocol == (proto or "tcp")]
     if not hits:
         raise NotFound(f"no public port '{number}/{proto or 'tcp'}' published for {cfg.name}")
     for p in hits:
-        click.echo(_host_addr(p))
+        click.echo(host_addr(p))
 
 
 @click.command("rename")
@@ -387,7 +397,7 @@ def rename_cmd(settings: Settings, container: str, new_name: str) -> None:
     """Rename a container."""
     from runner import containers as C
 
-    C.rename(_store(settings), container, new_name)
+    C.rename(container_store(settings), container, new_name)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -401,14 +411,12 @@ def rename_cmd(settings: Settings, container: str, new_name: str) -> None:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_settings
 def exec_cmd(settings: Settings, interactive: bool, tty: bool, env: tuple[str, ...], user: str | None,
-             workdir: str | None, detach: bool, container: str, command: tuple[str, ...]) -> None:
+             workdir: str | None, detach: bool, container: str, command: tuple[str, ...]) -> int:
     """Run a command in a running container (joins its namespaces and cgroup)."""
     from runner.exec import ExecOptions, exec_in
 
-    from .cmd_run import exit_now
-
-    exit_now(exec_in(_store(settings), container, ExecOptions(
-        args=command, env=env, user=user, workdir=workdir, tty=tty, interactive=interactive, detach=detach)))
+    return exec_in(container_store(settings), container, ExecOptions(
+        args=command, env=env, user=user, workdir=workdir, tty=tty, interactive=interactive, detach=detach))
 
 
 @click.group("container")
@@ -423,7 +431,7 @@ def container_prune(settings: Settings, force: bool) -> None:
     """Remove all stopped containers."""
     from runner import containers as C
 
-    for cfg in C.prune(_store(settings)):
+    for cfg in C.prune(container_store(settings)):
         click.echo(cfg.id)
 
 

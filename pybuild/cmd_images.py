@@ -145,9 +145,12 @@ def rmi_cmd(settings: Settings, images: tuple[str, ...], force: bool) -> None:
 
 
 def _inspect_container(settings: Settings, name: str) -> dict:
-    from .cmd_containers import inspect_container
+    from runner.details import details
 
-    return inspect_container(settings, name)
+    from .cmd_containers import container_store
+    from .views.containers import inspect_document
+
+    return inspect_document(details(container_store(settings), name))
 
 
 @click.command("inspect")

@@ -55,7 +55,7 @@ def ls_cmd(settings: Settings, quiet: bool) -> None:
 @network_group.command("rm")
 @click.argument("names", nargs=-1, required=True)
 @pass_settings
-def rm_cmd(settings: Settings, names: tuple[str, ...]) -> None:
+def rm_cmd(settings: Settings, names: tuple[str, ...]) -> int:
     """Remove networks (refused while containers are attached)."""
     from layers.errors import PybuildError
     from runner import network
@@ -69,8 +69,7 @@ def rm_cmd(settings: Settings, names: tuple[str, ...]) -> None:
             failed = exc
             continue
         click.echo(name)
-    if failed is not None:
-        raise SystemExit(failed.exit_code)
+    return failed.exit_code if failed is not None else 0
 
 
 @network_group.command("inspect")

@@ -1,22 +1,19 @@
 """``pybuild run``, ``pybuild create`` and ``pybuild bundle``: a few lines each over :mod:`runner`.
 
-``run`` in the foreground records the container (so ``ps``/``inspect``/``stop`` see it), attaches
-its network, mounts the overlay rootfs, runs the sandbox with this process's stdio (or a pty with
-``-t``), forwards signals, exits with the container's code and, with ``--rm``, removes it.
-``run -d`` hands the container to a shim (:func:`runner.containers.run_detached`).
+``run`` in the foreground is :func:`runner.foreground.run_foreground` (this process supervises the
+container; the command returns its exit code); ``run -d`` hands the container to a shim
+(:func:`runner.fromimage.run_detached`). Commands return their exit code; ``pybuild.cli.main`` exits.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 
 import click
 
 from .context import Settings, pass_settings
 
-__all__ = ["run_cmd", "create_cmd", "bundle_cmd", "exit_now"]
+__all__ = ["run_cmd", "create_cmd", "bundle_cmd"]
 
 
 def _run_options(f):
@@ -114,119 +111,39 @@ def _publish(specs: tuple[str, ...]) -> tuple:
 
 
 def _stores(settings: Settings):
-    from runner.containers import reap_abandoned
-    from runner.state import ContainerStore
+    from .cmd_containers import container_store
 
-    cstore = ContainerStore(settings.root, settings.state_dir)
-    reap_abandoned(cstore)              # what a killed foreground run left (its overlay, cgroup, --rm record)
-    return settings.store(), cstore
+    return settings.store(), container_store(settings)
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
 @_run_options
 @pass_settings
-def run_cmd(settings: Settings, **kw) -> None:
+def run_cmd(settings: Settings, **kw) -> int:
     """Run a command in a new container."""
     opts = build_options(kw)
     if opts.detach:
-        from runner.shim import PendingShim
+        from runner.shim_client import PendingShim
 
         # the shim's interpreter starts now, on the other core, while the image is looked up
         with PendingShim(settings.root, settings.state_dir) as shim:
             images, containers_store = _stores(settings)
-            from runner import containers
+            from runner.fromimage import run_detached
 
-            info = containers.run_detached(containers_store, images, kw["image"], opts, shim=shim)
+            info = run_detached(containers_store, images, kw["image"], opts, shim=shim)
         _network_notes(info.config)
         click.echo(info.config.id)
-        exit_now(0)
+        return 0
+    from runner.foreground import run_foreground
+
     images, containers_store = _stores(settings)
-    exit_now(_run_foreground(containers_store, images, kw["image"], opts))
-
-
-def exit_now(code: int) -> None:
-    """End the process with ``code`` once a command is done: output flushed, then ``os._exit``.
-
-    By then everything the command held is released (records written, locks closed, mounts and
-    cgroups gone) and no pybuild module registers exit handlers; what is skipped is the interpreter's
-    teardown, freeing every module and object one by one: ~20 ms of each ``run``, ``stop`` or ``rm``.
-    """
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        code = code or 141
-    os._exit(code)
-
-
-def _run_foreground(cstore, images, image_ref: str, opts) -> int:
-    """Create, attach network, mount, run in this process, record the exit; remove with ``--rm``.
-
-    This process is the container's supervisor: its pid is the record's ``shim.json`` from before
-    the record is visible until everything is released, so if it is killed (the container dies with
-    it) the next pybuild that touches containers frees what it held (``reap_abandoned``).
-    """
-    from runner import containers, sandbox
-    from runner import state as st
-    from runner.rootfs import OverlayMount
-
-    cfg = containers.create_from_image(cstore, images, image_ref, opts, supervisor=os.getpid())
-    overlay = None
-    code: int | None = None
-    proc = None
-    try:
-        cfg = containers.setup_network(cstore, cfg)
-        _network_notes(cfg)
-        paths = containers.rootfs_paths(cstore, cfg.id)
-        overlay = OverlayMount(cfg.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
-        overlay.mount()
-        containers.prepare_volumes(cstore, cfg)
-        stdin = None if opts.interactive or opts.tty else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        with sandbox.SignalForwarder() as forwarder:
-            try:
-                proc = sandbox.start(cfg.spec, container_id=cfg.id, state_dir=cstore.state_dir, stdin=stdin)
-            finally:
-                if stdin is not None:
-                    os.close(stdin)
-            forwarder.attach(proc)
-            try:
-                with cstore.lock(cfg.id):
-                    cstore.move(cfg.id, cfg.name, st.RUNNING, pid=proc.pid, started_at=time.time(),
-                                shim_pid=os.getpid())
-            finally:
-                code = sandbox.foreground(proc, forward_input=opts.interactive)
-    finally:
-        if overlay is not None:
-            overlay.unmount()
-        containers.release_resources(cstore, cfg)
-        try:
-            with cstore.lock(cfg.id):
-                if code is not None:
-                    cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=code, finished_at=time.time(),
-                                oom_killed=code == 137 and _oom(proc), shim_pid=0)
-                elif cstore.read_state(cfg.id).live:     # start failed after the record went live
-                    cstore.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=255, finished_at=time.time(),
-                                shim_pid=0)
-                cstore.clear_shim(cfg.id)
-            if opts.rm:
-                sandbox.cleanup(cfg.id, cstore.state_dir)
-                cstore.remove(cfg.id)
-        except st.ContainerNotFound:
-            pass                        # removed meanwhile (rm -f from another shell)
-    return code
+    return run_foreground(containers_store, images, kw["image"], opts, on_network=_network_notes)
 
 
 def _network_notes(cfg) -> None:
     """What the network setup wants the user told (the default network moved off a busy subnet)."""
-    for note in (cfg.network or {}).get("notes", ()):
+    for note in cfg.network.notes:
         click.echo(f"pybuild: {note}", err=True)
-
-
-def _oom(proc) -> bool:
-    try:
-        return proc.oom_killed()
-    except OSError:
-        return False
 
 
 @click.command("create", context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
@@ -236,9 +153,9 @@ def create_cmd(settings: Settings, **kw) -> None:
     """Create a container without starting it; print its id."""
     opts = build_options(kw)
     images, containers_store = _stores(settings)
-    from runner import containers
+    from runner.fromimage import create_from_image
 
-    cfg = containers.create_from_image(containers_store, images, kw["image"], opts)
+    cfg = create_from_image(containers_store, images, kw["image"], opts)
     click.echo(cfg.id)
 
 

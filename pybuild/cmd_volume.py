@@ -76,10 +76,10 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...]) -> None:
 @click.option("-f", "--force", is_flag=True, help="No error for a volume that does not exist.")
 @click.argument("names", nargs=-1, required=True)
 @pass_settings
-def rm_cmd(settings: Settings, force: bool, names: tuple[str, ...]) -> None:
+def rm_cmd(settings: Settings, force: bool, names: tuple[str, ...]) -> int:
     """Remove volumes (refused while a container, running or not, refers to one)."""
     from layers.errors import NotFound, PybuildError
-    from runner.containers import volume_users
+    from runner.resources import volume_users
 
     vols, cstore = _stores(settings)
     failed = False
@@ -94,8 +94,7 @@ def rm_cmd(settings: Settings, force: bool, names: tuple[str, ...]) -> None:
         except PybuildError as exc:
             click.echo(f"pybuild: {exc}", err=True)
             failed = True
-    if failed:
-        raise SystemExit(1)
+    return 1 if failed else 0
 
 
 @volume_group.command("prune")
@@ -103,8 +102,8 @@ def rm_cmd(settings: Settings, force: bool, names: tuple[str, ...]) -> None:
 @pass_settings
 def prune_cmd(settings: Settings, force: bool) -> None:
     """Remove every volume no container refers to."""
-    from runner.containers import volume_users
-    from runner.volumes import VolumeInUse
+    from runner.resources import volume_users
+    from runner.errors import VolumeInUse
 
     vols, cstore = _stores(settings)
     vols.sweep()

@@ -4,19 +4,29 @@
     ├── SandboxError                   a setup step inside the container failed (names the step)
     │   └── ExecFailed                 the target could not be executed (exit code 126 / 127 as Docker)
     ├── CgroupError                    a cgroup could not be created, limited, joined or removed
+    ├── ShimFailed                     the shim could not start its container, or did not say why
+    ├── WaitTimeout                    a container did not reach the wanted state in time
+    ├── VolumeInUse                    a named volume some container still refers to
     └── InvalidState                   a container state move is not allowed (names from and to)
+        └── StateConflict              an operation does not fit the container's state ("is not running")
     InvalidInput (layers.errors)
-    └── InvalidRunOption               a run option or image config field is malformed (names it)
+    ├── InvalidRunOption               a run option or image config field is malformed (names it)
+    └── AmbiguousId                    an id prefix matches more than one container
     NotFound (layers.errors)
     └── ContainerNotFound              no container with that name or id
+    AlreadyExists (layers.errors)
+    └── NameInUse                      another container already has this name
+    StoreError (layers.errors)
+    └── CorruptRecord                  a container's config.json or state.json cannot be read
 """
 
 from __future__ import annotations
 
 from layers import errors as _base
 
-__all__ = ["RuntimeFailure", "SandboxError", "ExecFailed", "CgroupError", "InvalidState",
-           "InvalidRunOption", "ContainerNotFound"]
+__all__ = ["RuntimeFailure", "SandboxError", "ExecFailed", "CgroupError", "ShimFailed", "WaitTimeout",
+           "VolumeInUse", "InvalidState", "StateConflict", "InvalidRunOption", "AmbiguousId",
+           "ContainerNotFound", "NameInUse", "CorruptRecord"]
 
 RuntimeFailure = _base.RuntimeFailure
 
@@ -41,12 +51,33 @@ class CgroupError(RuntimeFailure):
     exit_code = 125
 
 
+class ShimFailed(RuntimeFailure):
+    """The shim reported that its container could not start (the message is the shim's), did not
+    report in time, or could not run at all."""
+
+
+class WaitTimeout(RuntimeFailure):
+    """A container did not reach the wanted state in time."""
+
+
+class VolumeInUse(RuntimeFailure):
+    """A volume some container (running or not) still refers to."""
+
+
 class InvalidState(RuntimeFailure):
-    """A container cannot move from one state to another."""
+    """A container cannot move from one state to another; ``current`` and ``wanted`` name both."""
 
     def __init__(self, container: str, current: str, wanted: str) -> None:
         self.container, self.current, self.wanted = container, current, wanted
         super().__init__(f"container {container}: cannot go from {current} to {wanted}")
+
+
+class StateConflict(InvalidState):
+    """An operation does not fit the container's state (``container web1 is not running``)."""
+
+    def __init__(self, message: str, *, container: str = "", current: str = "", wanted: str = "") -> None:
+        self.container, self.current, self.wanted = container, current, wanted
+        RuntimeFailure.__init__(self, message)
 
 
 class InvalidRunOption(_base.InvalidInput):
@@ -55,5 +86,17 @@ class InvalidRunOption(_base.InvalidInput):
     exit_code = 125
 
 
+class AmbiguousId(_base.InvalidInput):
+    """An id prefix matches more than one container."""
+
+
 class ContainerNotFound(_base.NotFound):
     """No container matches a name or id."""
+
+
+class NameInUse(_base.AlreadyExists):
+    """Another container already has this name."""
+
+
+class CorruptRecord(_base.StoreError):
+    """A container record (``config.json``, ``state.json``) cannot be parsed; the message names the file."""

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from layers.errors import InvalidInput, PybuildError
 
-from . import state as st
-from .state import ContainerStore, StateConflict
+from . import records as st
+from .errors import StateConflict
+from .state import ContainerStore
 
 __all__ = ["ExecOptions", "exec_in"]
 
@@ -151,9 +152,10 @@ def exec_in(store: ContainerStore, ref: str, opts: ExecOptions) -> int:
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status == st.PAUSED:
-        raise StateConflict(f"container {cfg.name} is paused: unpause it first", current=cur.status)
+        raise StateConflict(f"container {cfg.name} is paused: unpause it first", container=cfg.name,
+                            current=cur.status)
     if cur.status != st.RUNNING or cur.pid <= 0:
-        raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
+        raise StateConflict(f"container {cfg.name} is not running", container=cfg.name, current=cur.status)
     master = -1
     if opts.tty:
         master, slave = os.openpty()

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from collections.abc import Iterator
 
-from .state import rfc3339
+from .records import rfc3339
 
 __all__ = ["LogWriter", "LogEntry", "read_logs", "parse_since"]
 

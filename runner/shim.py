@@ -1,7 +1,8 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
 ``pybuild run -d`` / ``start`` spawn ``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD``
-(:class:`PendingShim`) and send the container id on GO_FD when its record is ready. The shim:
+(:class:`runner.shim_client.PendingShim`) and send the container id on GO_FD when its record is
+ready. The shim:
 
 1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
    CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
@@ -18,12 +19,15 @@
 
 Port proxies (``runner.network``) run in the shim's selector loop, so they die with the container
 and never outlive it holding the port (moby#7856): before the first start the shim calls
-``runner.network.start_proxies(config)`` if that exists, and expects objects with
-``register(selector)`` (adding fds whose ``key.data`` is a callable ``(fileobj, mask) -> None``) and
-``close()``. A busy port is reported on READY_FD before the container starts.
+``runner.network.start_proxies(request)`` (``name``, ``ports`` and ``network`` as the record's JSON
+dicts), and expects objects with ``register(selector)`` (adding fds whose ``key.data`` is a callable
+``(fileobj, mask) -> None``) and ``close()``. A busy port is reported on READY_FD before the
+container starts.
 
-Imports are the stdlib, :mod:`runner.state`, :mod:`runner.logs` and the sandbox (loaded while the
-shim waits for its id), nothing of the image store. The shim's memory is measured in
+Imports are the stdlib, :mod:`runner.records`, :mod:`runner.state`, :mod:`runner.resources` (overlay,
+volumes and network are taken and released there, as by every other supervisor), :mod:`runner.logs`
+and the sandbox (loaded while the shim waits for its id); nothing of the image store, nor of the CLI
+side that starts shims (:mod:`runner.shim_client`, :mod:`runner.lifecycle`). The shim's memory is measured in
 ``bench/lifecycle.py`` (RSS, PSS and private).
 """
 
@@ -38,11 +42,15 @@ from dataclasses import replace
 
 from layers.errors import PybuildError
 
-from . import state as st
+from . import records as st
+from .errors import ShimFailed
 from .logs import LogWriter
+from .records import ContainerConfig, PublishedPort
+from .resources import mount_rootfs, release_resources
 from .restart import RestartPolicy, parse_restart_policy
+from .state import ContainerStore
 
-__all__ = ["main", "parse_restart_policy", "RestartPolicy", "spawn", "PendingShim"]
+__all__ = ["main", "Shim", "parse_restart_policy", "RestartPolicy"]
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -64,7 +72,7 @@ def _exit_code(status: int) -> int:
 class _HostProcess:
     """Test-only launcher: runs ``spec.process`` directly on the host, no isolation.
 
-    Selected by ``config.extra["launcher"] == "host"``, which only library callers (tests of the shim
+    Selected by ``config.launcher == "host"``, which only library callers (tests of the shim
     mechanics) can set; the CLI never does.
     """
 
@@ -97,27 +105,13 @@ class _HostProcess:
 class _SandboxProcess:
     """The real launcher: mount the overlay rootfs (host side), then ``runner.sandbox.start``."""
 
-    def __init__(self, config: st.ContainerConfig, store: st.ContainerStore, stdout: int, stderr: int) -> None:
+    def __init__(self, config: ContainerConfig, store: ContainerStore, stdout: int, stderr: int) -> None:
         from . import sandbox
-        from .containers import rootfs_paths
-        from .rootfs import OverlayMount
 
         self._sandbox = sandbox
         self._cid = config.id
         self._state_dir = store.state_dir
-        paths = rootfs_paths(store, config.id)
-        self._overlay = None
-        if not os.path.ismount(paths["rootfs"]):
-            self._overlay = OverlayMount(config.extra["lowerdirs"], paths["upper"], paths["work"], paths["rootfs"])
-            self._overlay.mount()
-        from .containers import prepare_volumes
-
-        try:
-            prepare_volumes(store, config)
-        except BaseException:
-            if self._overlay is not None:
-                self._overlay.unmount()
-            raise
+        self._overlay = mount_rootfs(store, config)        # overlay + volumes, or nothing on failure
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
             self._proc = sandbox.start(config.spec, container_id=config.id, state_dir=store.state_dir,
@@ -152,7 +146,7 @@ class _SandboxProcess:
 class Shim:
     """One container's supervisor. Runs in the double-forked shim process."""
 
-    def __init__(self, store: st.ContainerStore, cid: str, ready_fd: int) -> None:
+    def __init__(self, store: ContainerStore, cid: str, ready_fd: int) -> None:
         self.store = store
         self.cid = cid
         self.ready_fd = ready_fd
@@ -206,13 +200,18 @@ class Shim:
     def _start_proxies(self) -> None:
         if not self.config.ports:
             return
+        from types import SimpleNamespace
+
         from . import network
 
-        self.proxies = list(network.start_proxies(self.config))
-        bound: list[dict] = []
+        # the network room's hook takes the record's JSON shape (ports and attachment as dicts)
+        request = SimpleNamespace(name=self.config.name, ports=tuple(p.to_dict() for p in self.config.ports),
+                                  network=self.config.network.to_dict())
+        self.proxies = list(network.start_proxies(request))
+        bound: list[PublishedPort] = []
         for p in self.proxies:
             p.register(self.sel)
-            bound += [m.to_dict() for m in p.mappings]
+            bound += [PublishedPort.from_dict(m.to_dict()) for m in p.mappings]
         if bound and tuple(bound) != tuple(self.config.ports):   # host port 0 became a real port
             self.config = self.store.update_config(replace(self.config, ports=tuple(bound)))
 
@@ -223,7 +222,7 @@ class Shim:
 
     # -- one run of the container
     def _launch(self, out_w: int, err_w: int):
-        if self.config.extra.get("launcher") == "host":
+        if self.config.launcher == "host":
             return _HostProcess(self.config.spec, out_w, err_w)
         return _SandboxProcess(self.config, self.store, out_w, err_w)
 
@@ -253,9 +252,8 @@ class Shim:
             for fd in (out_r, out_w, err_r, err_w):
                 os.close(fd)
             msg = str(exc) or exc.__class__.__name__
-            with self.store.lock(self.cid):
-                self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=127,
-                                finished_at=time.time(), error=msg, restarting=False)
+            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=127,
+                            finished_at=time.time(), error=msg)
             if first:
                 self._ready(f"error {msg}")
             return None
@@ -273,11 +271,8 @@ class Shim:
             self._open_pipes.add(fd)
             self.sel.register(fd, selectors.EVENT_READ, self._pump(stream))
         started = time.time()
-        with self.store.lock(self.cid):
-            cur = self.store.read_state(self.cid)
-            self.store.move(self.cid, self.config.name, st.RUNNING, pid=proc.pid, started_at=started,
-                            finished_at=None, exit_code=0, error="", restarting=False,
-                            shim_pid=os.getpid(), restart_count=cur.restart_count)
+        self.store.move(self.cid, self.config.name, st.RUNNING, pid=proc.pid, started_at=started,
+                        finished_at=None, exit_code=0, error="", shim_pid=os.getpid())
         if first:
             self._ready(f"ok {proc.pid}")
             self._warm_up()
@@ -287,9 +282,8 @@ class Shim:
         oom = proc.oom_killed()
         # the exit is recorded first: `stop` returns on it, while the cgroup and overlay go; whatever
         # comes next (rm, start, wait) waits for this shim to be gone, so it never sees them half-released
-        with self.store.lock(self.cid):
-            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
-                            finished_at=finished, oom_killed=oom)
+        self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
+                        finished_at=finished, oom_killed=oom)
         try:
             proc.cleanup()
         except (PybuildError, OSError) as exc:
@@ -299,8 +293,7 @@ class Shim:
 
     def _warm_up(self) -> None:
         """Import what the teardown needs while the container runs, so ``stop``/``rm`` do not wait for it."""
-        if (self.config.network or {}).get("mode", "bridge") not in ("host", "none") \
-                and self.config.extra.get("launcher") != "host":
+        if self.config.network_mode not in ("host", "none") and self.config.launcher != "host":
             from . import network  # noqa: F401
 
     def _loop_until_exit(self, pid: int) -> int:
@@ -339,9 +332,8 @@ class Shim:
             self._start_proxies()
         except (PybuildError, OSError) as exc:
             msg = str(exc) or exc.__class__.__name__
-            with self.store.lock(self.cid):
-                self.store.move(self.cid, self.config.name, st.EXITED, error=msg, exit_code=127,
-                                finished_at=time.time())
+            self.store.move(self.cid, self.config.name, st.EXITED, error=msg, exit_code=127,
+                            finished_at=time.time())
             self._ready(f"error {msg}")
             self._finish()
             return
@@ -358,9 +350,7 @@ class Shim:
                 break
             if self._last_run >= BACKOFF_RESET_AFTER:
                 delay = BACKOFF_START
-            with self.store.lock(self.cid):
-                self.store.write_state(self.cid, replace(self.store.read_state(self.cid), restarting=True,
-                                                            restart_count=cur.restart_count + 1))
+            self.store.move(self.cid, self.config.name, st.RESTARTING, restart_count=cur.restart_count + 1)
             if not self._sleep_unless_stopped(delay):
                 break
             delay = min(delay * 2, BACKOFF_MAX)
@@ -370,23 +360,21 @@ class Shim:
         """Last resort after an unexpected error: kill the container, record why, tell a waiting CLI."""
         self._ready(f"error {message}")
         cur = self.store.read_state(self.cid)
-        if cur.pid > 0 and self.config.extra.get("launcher") != "host":
+        if cur.pid > 0 and self.config.launcher != "host":
             from . import sandbox
 
             sandbox.cleanup(self.cid, self.store.state_dir)      # SIGKILLs everything in its cgroup
-        self.store.write_state(self.cid, replace(cur, status=st.EXITED, pid=0, exit_code=255,
-                                                 finished_at=time.time(), error=message, restarting=False))
+        if cur.status != st.DEAD:
+            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=255,
+                            finished_at=time.time(), error=message)
         self._finish()
 
     def _finish(self) -> None:
         self._close_proxies()
         self.log.close()
         with self.store.lock(self.cid):
-            cur = self.store.read_state(self.cid)
-            if cur.restarting:
-                self.store.write_state(self.cid, replace(cur, restarting=False))
-        from .containers import release_resources
-
+            if self.store.read_state(self.cid).restarting:       # stopped during the back-off
+                self.store.move(self.cid, self.config.name, st.EXITED)
         try:
             release_resources(self.store, self.config)
         except (PybuildError, OSError) as exc:
@@ -425,7 +413,7 @@ def _read_line(fd: int) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by :class:`PendingShim`).
+    """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by ``shim_client.PendingShim``).
 
     The shim detaches and imports what it needs at once, then waits on GO_FD for its container's id,
     which the CLI sends once the record is written and the network attached: the interpreter's start
@@ -443,7 +431,7 @@ def main(argv: list[str]) -> None:
     os.dup2(nullfd, 0)
     os.dup2(nullfd, 1)
     try:
-        from . import containers, sandbox  # noqa: F401  (before the wait: the start needs them at once)
+        from . import resources, sandbox  # noqa: F401  (before the wait: the start needs them at once)
         from .syscalls import set_child_subreaper
     except BaseException as exc:          # reported only if a container is asked for
         failed = exc
@@ -453,7 +441,7 @@ def main(argv: list[str]) -> None:
     os.close(go_fd)
     if not cid:
         os._exit(0)
-    store = st.ContainerStore(root, state_dir)
+    store = ContainerStore(root, state_dir)
     live = store.live_dir(cid)
     os.makedirs(live, mode=0o700, exist_ok=True)
     # our own stderr goes to a file in the live dir: the CLI's terminal is not ours to keep
@@ -463,7 +451,7 @@ def main(argv: list[str]) -> None:
     os.close(errfd)
     try:
         if failed is not None:
-            raise PybuildError(f"shim: cannot import the sandbox: {failed}")
+            raise ShimFailed(f"shim: cannot import the sandbox: {failed}")
         set_child_subreaper()
         store.write_shim(cid, os.getpid())
         shim = Shim(store, cid, ready_fd)
@@ -482,103 +470,6 @@ def main(argv: list[str]) -> None:
         traceback.print_exc()
         shim.abort(f"shim failed: {type(exc).__name__}: {exc}")
         raise SystemExit(1) from None
-
-
-class PendingShim:
-    """A shim process started before its container exists; :meth:`start` hands it the container.
-
-    ``pybuild run -d`` starts one first thing, so the shim's interpreter start and imports (~50 ms)
-    run on the other core while the CLI looks up the image and writes the record. :meth:`close`
-    (or leaving the ``with`` block) without :meth:`start` makes it exit with nothing written.
-    """
-
-    def __init__(self, root: str, state_dir: str) -> None:
-        import subprocess
-
-        self.root, self.state_dir = root, state_dir
-        self._proc = None
-        self._ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        go_r, self._go_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            env = dict(os.environ)
-            env.pop("PYTHONSTARTUP", None)
-            # -S: no site module, so no scan of site-packages' .pth files nor an editable install's
-            # import hook in a process that lives as long as its container (~2 MiB and ~20 ms less);
-            # it gets this process's module path instead, with the directory that holds runner first
-            here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([here] + [p for p in sys.path if p]))
-            proc = subprocess.Popen(
-                [sys.executable, "-S", "-m", "runner.shim", root, state_dir, str(ready_w), str(go_r)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
-                pass_fds=(ready_w, go_r), close_fds=True, cwd="/", env=env)
-        except BaseException:
-            for fd in (self._ready_r, self._go_w):
-                os.close(fd)
-            raise
-        finally:
-            os.close(ready_w)
-            os.close(go_r)
-        # its first fork's parent exits as soon as the interpreter is up: reaped in close(), so the
-        # caller goes on meanwhile (the shim itself lives on, re-parented)
-        self._proc = proc
-
-    def start(self, cid: str, *, timeout: float = 60.0) -> int:
-        """Give the shim container ``cid`` and wait until its process runs; return its pid.
-
-        Raises :class:`~layers.errors.PybuildError` with the shim's message when it could not start.
-        """
-        try:
-            os.write(self._go_w, cid.encode() + b"\n")
-        except BrokenPipeError:
-            pass                  # the shim is gone: reported below as exited without starting it
-        self.close()
-        deadline = time.monotonic() + timeout
-        buf = b""
-        with os.fdopen(self._ready_r, "rb", buffering=0) as f:
-            self._ready_r = -1
-            sel = selectors.DefaultSelector()
-            sel.register(f, selectors.EVENT_READ)
-            while not buf.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(timeout=left):
-                    raise PybuildError(f"container {cid[:12]}: the shim did not report within {timeout:.0f}s")
-                chunk = f.read(4096)
-                if not chunk:
-                    break
-                buf += chunk
-        line = buf.decode(errors="replace").strip()
-        if line.startswith("ok "):
-            return int(line[3:])
-        if line.startswith("error "):
-            raise PybuildError(line[6:])
-        raise PybuildError(f"container {cid[:12]}: the shim exited without starting it "
-                           f"(see {os.path.join(self.state_dir, cid, 'shim.log')})")
-
-    def close(self) -> None:
-        """Without a container handed over, the shim exits (EOF on its GO_FD)."""
-        if self._go_w >= 0:
-            os.close(self._go_w)
-            self._go_w = -1
-        if self._proc is not None:
-            self._proc.wait()
-            self._proc = None
-
-    def __enter__(self) -> "PendingShim":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-        if self._ready_r >= 0:
-            os.close(self._ready_r)
-            self._ready_r = -1
-
-
-def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0, shim: PendingShim | None = None) -> int:
-    """Start the shim for container ``cid`` (or hand it to the already started ``shim``) and wait
-    until the container runs; return its pid. Raises :class:`~layers.errors.PybuildError` with the
-    shim's message when the container could not start."""
-    with shim if shim is not None else PendingShim(root, state_dir) as pending:
-        return pending.start(cid, timeout=timeout)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Container records, live state and the container state machine.
+"""The container store: records on disk, live state, locks, and every state move.
 
 Layout (ARCHITECTURE.md "On-disk layout")::
 
@@ -16,30 +16,35 @@ reconciles the two: a record that says ``running``/``paused`` but whose shim is 
 ``exited`` (with the recorded exit code, or 255 when none was recorded), the way Docker shows
 containers after a host restart.
 
-Every write is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only:
-the shim imports this module and lives as long as its container.
+Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
+:mod:`runner.records`, under the container's lock); nothing else writes ``state.json``. Every write
+is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only: the shim
+imports this module and lives as long as its container.
 """
 
 from __future__ import annotations
 
+import _thread
 import fcntl
 import json
 import os
-import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from collections.abc import Iterator, Sequence
 
 from layers.atomic import write_atomic
-from layers.errors import AlreadyExists, InvalidInput, PybuildError
+from layers.errors import InvalidInput, PybuildError
 
-from .errors import ContainerNotFound, InvalidState, RuntimeFailure
+from .errors import AmbiguousId, ContainerNotFound, InvalidState, NameInUse, StateConflict
+from .records import (CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING, STATUSES, ContainerConfig, ContainerState,
+                      NetworkAttachment, PublishedPort, check_transition, is_full_id, is_id_prefix, new_id,
+                      rfc3339, validate_name)
 
 __all__ = [
-    "CREATED", "RUNNING", "PAUSED", "EXITED", "DEAD", "STATUSES",
+    "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES",
     "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState", "StateConflict",
-    "ContainerConfig", "ContainerState", "ContainerStore", "check_transition",
+    "ContainerConfig", "ContainerState", "ContainerStore", "NetworkAttachment", "PublishedPort", "check_transition",
     "new_id", "rfc3339", "validate_name",
 ]
 
@@ -51,146 +56,6 @@ def pause_point(step: str) -> None:
         from layers.store.pause import pause_point as pause
 
         pause(step)
-
-
-CREATED, RUNNING, PAUSED, EXITED, DEAD = "created", "running", "paused", "exited", "dead"
-STATUSES = (CREATED, RUNNING, PAUSED, EXITED, DEAD)
-
-# from -> allowed destinations. A restart is exited -> running; a failed start is created -> exited.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    CREATED: frozenset({RUNNING, EXITED, DEAD}),
-    RUNNING: frozenset({RUNNING, PAUSED, EXITED, DEAD}),
-    PAUSED: frozenset({RUNNING, EXITED, DEAD}),
-    EXITED: frozenset({RUNNING, EXITED, DEAD}),
-    DEAD: frozenset(),
-}
-
-_ID_RE = re.compile(r"^[0-9a-f]{64}$")
-_PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
-
-
-class NameInUse(AlreadyExists):
-    """Another container already has this name."""
-
-
-class AmbiguousId(InvalidInput):
-    """An id prefix matches more than one container."""
-
-
-class StateConflict(InvalidState):
-    """An operation does not fit the container's state (``container web1 is not running``)."""
-
-    def __init__(self, message: str, *, container: str = "", current: str = "", wanted: str = "") -> None:
-        self.container, self.current, self.wanted = container, current, wanted
-        RuntimeFailure.__init__(self, message)
-
-
-def check_transition(name: str, current: str, wanted: str) -> None:
-    """Raise :class:`InvalidState` naming the container, from and to, if ``current -> wanted`` is not allowed."""
-    if wanted not in TRANSITIONS.get(current, frozenset()):
-        raise InvalidState(name, current, wanted)
-
-
-def new_id() -> str:
-    """A fresh 64-hex container id (256 random bits, like Docker's)."""
-    return os.urandom(32).hex()       # what secrets.token_hex does; secrets costs the shim 1 MiB
-
-
-def validate_name(name: str) -> str:
-    """Return ``name`` if it is a valid container name (Docker's grammar), else raise InvalidInput."""
-    if not _NAME_RE.match(name) or _ID_RE.match(name):
-        raise InvalidInput(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
-                           f"at most 128 characters, not a 64-hex id")
-    return name
-
-
-def rfc3339(ts: float | None) -> str:
-    """``2026-11-24T10:57:14.123456789Z`` (UTC, nanosecond field as Docker prints it), or Docker's zero time."""
-    if ts is None:
-        return "0001-01-01T00:00:00Z"
-    secs = int(ts)
-    nanos = int(round((ts - secs) * 1e9))
-    if nanos >= 1_000_000_000:
-        secs, nanos = secs + 1, nanos - 1_000_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
-
-
-def _fields(record) -> dict:
-    return {f.name: getattr(record, f.name) for f in fields(record)}
-
-
-@dataclass(frozen=True)
-class ContainerConfig:
-    """What a container was created with. ``spec`` is the OCI runtime spec the sandbox starts."""
-
-    id: str
-    name: str
-    image: str                      # the reference the user gave, for display
-    image_id: str                   # manifest digest, also written to ``image-ref``
-    spec: dict
-    created: float
-    restart_policy: str = "no"      # no | on-failure[:N] | always | unless-stopped
-    auto_remove: bool = False
-    init: bool = False
-    stop_signal: str = "SIGTERM"
-    stop_timeout: int = 10
-    log_max_size: int = 10 * 1024 * 1024
-    log_max_files: int = 2
-    tty: bool = False
-    ports: tuple = ()               # published ports as plain dicts (runner.network's PortMapping fields)
-    network: dict = field(default_factory=dict)   # runner.network attachment, when any
-    labels: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)     # room-specific data (e.g. snapshot lowerdirs)
-
-    def to_json(self) -> bytes:
-        # the fields' values are plain JSON data already: no deep copy (asdict), and no indent, which
-        # would leave json's C encoder for its Python one (the spec holds the whole seccomp profile)
-        return json.dumps(_fields(self), sort_keys=True, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes, where: str) -> "ContainerConfig":
-        try:
-            doc = json.loads(raw)
-            doc["ports"] = tuple(doc.get("ports") or ())
-            return cls(**doc)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise PybuildError(f"{where}: corrupt container config: {exc}") from None
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-
-@dataclass(frozen=True)
-class ContainerState:
-    """The persistent status of a container (``state.json``)."""
-
-    status: str = CREATED
-    pid: int = 0
-    exit_code: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    restart_count: int = 0
-    restarting: bool = False
-    oom_killed: bool = False
-    error: str = ""
-    shim_pid: int = 0
-
-    def to_json(self) -> bytes:
-        return json.dumps(_fields(self), sort_keys=True, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes, where: str) -> "ContainerState":
-        try:
-            doc = json.loads(raw)
-            return cls(**doc)
-        except (ValueError, TypeError) as exc:
-            raise PybuildError(f"{where}: corrupt container state: {exc}") from None
-
-    @property
-    def live(self) -> bool:
-        return self.status in (RUNNING, PAUSED)
 
 
 def _rmtree(path: str, *, ignore_errors: bool) -> None:
@@ -240,6 +105,7 @@ class ContainerStore:
         self.root = os.path.abspath(root)
         self.state_dir = os.path.abspath(state_dir)
         self.base = os.path.join(self.root, "containers")
+        self._held: dict[tuple[str, int], int] = {}     # (container, thread) -> depth of lock()
 
     # ---- paths
     def dir(self, cid: str) -> str:
@@ -262,15 +128,27 @@ class ContainerStore:
 
     @contextmanager
     def lock(self, cid: str) -> Iterator[None]:
-        """Serialise state moves of one container (held briefly; never across a wait)."""
+        """Serialise state moves of one container (held briefly; never across a wait).
+
+        Re-entrant within a thread, so :meth:`move` can take it inside a block that holds it."""
+        key = (cid, _thread.get_ident())
+        if key in self._held:
+            self._held[key] += 1
+            try:
+                yield
+            finally:
+                self._held[key] -= 1
+            return
         try:
             fd = os.open(os.path.join(self.dir(cid), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:           # removed meanwhile (rm, --rm, or reaped by another pybuild)
             raise ContainerNotFound(f"no such container: {cid}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._held[key] = 1
             yield
         finally:
+            self._held.pop(key, None)
             os.close(fd)
 
     # ---- listing and lookup
@@ -279,7 +157,7 @@ class ContainerStore:
             names = os.listdir(self.base)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _ID_RE.match(n)
+        return sorted(n for n in names if is_full_id(n)
                       and os.path.exists(os.path.join(self.base, n, "config.json")))
 
     def load_config(self, cid: str) -> ContainerConfig:
@@ -304,7 +182,7 @@ class ContainerStore:
 
         A full id is one file read (no name can look like one: :func:`validate_name`); anything else
         reads every record, so resolve many refs with :meth:`resolve_many`."""
-        if _ID_RE.match(ref or ""):
+        if is_full_id(ref):
             try:
                 return self.load_config(ref)
             except ContainerNotFound:
@@ -325,7 +203,7 @@ class ContainerStore:
                 out.append(InvalidInput("container name or id must not be empty"))
             elif ref in by_key:
                 out.append(by_key[ref])
-            elif _PREFIX_RE.match(ref):
+            elif is_id_prefix(ref):
                 hits = [c for c in configs if c.id.startswith(ref)]
                 out.append(hits[0] if len(hits) == 1 else
                            AmbiguousId(f"container id prefix {ref!r} matches {len(hits)} containers: "
@@ -342,7 +220,7 @@ class ContainerStore:
         ``supervisor``: the pid of the process that will run the container itself (a foreground
         ``pybuild run``), recorded as its ``shim.json`` before the record becomes visible, so that
         if it is killed at any point after, the record is known to be abandoned (see
-        :func:`runner.containers.reap_abandoned`)."""
+        :func:`runner.lifecycle.reap_abandoned`)."""
         validate_name(config.name)
         with self.global_lock():
             for other in self.configs():
@@ -356,10 +234,8 @@ class ContainerStore:
             os.makedirs(tmp, mode=0o700)
             try:
                 write_atomic(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
-                write_atomic(os.path.join(tmp, "state.json"), ContainerState().to_json())
+                write_atomic(os.path.join(tmp, "state.json"), ContainerState().to_json())   # the first state
                 write_atomic(os.path.join(tmp, "config.json"), config.to_json())
-                from layers.store.pause import pause_point   # here: the shim must not import the store
-
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
                 if supervisor is not None:
                     self.write_shim(config.id, supervisor)
@@ -427,16 +303,20 @@ class ContainerStore:
         except FileNotFoundError:
             raise ContainerNotFound(f"no such container: {cid}") from None
 
-    def write_state(self, cid: str, state: ContainerState) -> None:
+    def _write_state(self, cid: str, state: ContainerState) -> None:
         write_atomic(os.path.join(self.dir(cid), "state.json"), state.to_json())
 
     def move(self, cid: str, name: str, wanted: str, **changes) -> ContainerState:
-        """Apply ``current -> wanted`` (checked by the state machine) plus ``changes``; caller holds the lock."""
-        cur = self.read_state(cid)
-        check_transition(name, cur.status, wanted)
-        new = replace(cur, status=wanted, **changes)
-        self.write_state(cid, new)
-        return new
+        """The one way a container's status changes: ``current -> wanted`` checked by the state
+        machine (:data:`runner.records.TRANSITIONS`; an invalid move raises :class:`InvalidState`
+        naming both), with ``changes`` to the other fields, written atomically under the container's
+        lock (taken here if this thread does not hold it). Returns the new state."""
+        with self.lock(cid):
+            cur = self.read_state(cid)
+            check_transition(name, cur.status, wanted)
+            new = replace(cur, status=wanted, **changes)
+            self._write_state(cid, new)
+            return new
 
     # ---- live state (the shim)
     def write_shim(self, cid: str, pid: int) -> None:
@@ -494,10 +374,10 @@ class ContainerStore:
         stopped and removed, but nothing records its output any more), else as ``exited`` with code 255.
         """
         st = self.read_state(cid)
-        if (st.live or st.restarting) and self.shim_pid(cid) is None:
+        if st.supervised and self.shim_pid(cid) is None:
             if st.live and st.pid > 0 and pid_in_container(st.pid, cid):
                 return replace(st, shim_pid=0)
-            code = st.exit_code if st.finished_at and st.status == EXITED else 255
-            st = replace(st, status=EXITED, pid=0, restarting=False, exit_code=code,
+            code = st.exit_code if st.finished_at and st.status == RESTARTING else 255
+            st = replace(st, status=EXITED, pid=0, exit_code=code,
                          finished_at=st.finished_at or time.time(), shim_pid=0)
         return st

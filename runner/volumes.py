@@ -19,17 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from layers.atomic import fsync_dir, write_atomic
-from layers.errors import AlreadyExists, InvalidInput, NotFound, PybuildError
+from layers.errors import AlreadyExists, InvalidInput, NotFound
 
+from .errors import VolumeInUse
 from .state import flock
 
 __all__ = ["Volume", "VolumeStore", "VolumeInUse", "validate_volume_name"]
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")     # Docker's volume name grammar
-
-
-class VolumeInUse(PybuildError):
-    """A volume some container (running or not) still refers to."""
 
 
 def validate_volume_name(name: str) -> str:

@@ -81,7 +81,9 @@ def test_run_detached_records_image_and_stop_signal(env):
     with open(os.path.join(store.dir(cid), "image-ref")) as f:
         assert f.read().strip() == MANIFEST_DIGEST
     assert info.config.stop_signal == "SIGPWR" and info.config.labels == {} and info.state.status == "running"
-    doc = C.inspect(store, "img1")
+    from pybuild.views.containers import inspect_document
+
+    doc = inspect_document(C.details(store, "img1"))
     assert doc["Image"] == MANIFEST_DIGEST and doc["Config"]["StopSignal"] == "SIGPWR"
     assert doc["HostConfig"]["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
     assert doc["HostConfig"]["Init"] is True

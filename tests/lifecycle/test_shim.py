@@ -27,7 +27,7 @@ def _host(store, name: str, script: str, **kw) -> st.ContainerConfig:
     cfg = st.ContainerConfig(id=st.new_id(), name=name, image="host", image_id="sha256:" + "0" * 64,
                              spec={"process": {"args": ["/bin/sh", "-c", script],
                                                "env": ["PATH=/usr/bin:/bin"]}},
-                             created=time.time(), extra={"launcher": "host"}, **kw)
+                             created=time.time(), launcher="host", **kw)
     return C.create(store, cfg)
 
 
@@ -105,9 +105,30 @@ def test_rm_requires_force_and_auto_remove(store):
 def test_start_failure_is_reported(store):
     cfg = st.ContainerConfig(id=st.new_id(), name="bad", image="host", image_id="sha256:" + "0" * 64,
                              spec={"process": {"args": ["/nonexistent/binary"]}}, created=time.time(),
-                             extra={"launcher": "host"})
+                             launcher="host")
     C.create(store, cfg)
     C.start(store, "bad")      # the host launcher forks first: the exec failure is exit code 127
     assert C.wait(store, "bad", timeout=10) == 127
     with pytest.raises(st.StateConflict, match="container bad is not running"):
         C.kill(store, "bad", "TERM")
+
+
+def test_shim_binds_published_ports_and_records_the_real_port(store):
+    """The record's typed ports reach the network room's proxy hook as dicts; a host port of 0 comes
+    back as the port actually bound, in the record. (An attachment on 127.0.0.1 stands in for a
+    bridge address: the host launcher attaches nothing.)"""
+    import socket
+
+    from runner.records import NetworkAttachment, PublishedPort
+
+    cfg = _host(store, "pub", "sleep 30", ports=(PublishedPort(80, "tcp", "127.0.0.1", 0),),
+                network=NetworkAttachment(mode="bridge", container_id="x" * 64, ip="127.0.0.1"))
+    C.start(store, "pub")
+    try:
+        (port,) = store.load_config(cfg.id).ports
+        assert (port.container_port, port.host_ip) == (80, "127.0.0.1") and port.host_port > 0
+        with socket.create_connection(("127.0.0.1", port.host_port), timeout=5):
+            pass                                    # the proxy listens (and finds nothing behind it)
+    finally:
+        C.stop(store, "pub", timeout=1)
+    assert C.wait(store, "pub", timeout=10) != 0

@@ -100,7 +100,7 @@ def test_resolve_many_matches_resolve_and_reads_the_records_once(store, monkeypa
 
 def test_lost_state_dir_reads_as_exited(store):
     cfg = store.create(_cfg("web"))
-    store.write_state(cfg.id, st.ContainerState(status=st.RUNNING, pid=os.getpid(), started_at=time.time()))
+    store.move(cfg.id, cfg.name, st.RUNNING, pid=os.getpid(), started_at=time.time())
     store.write_shim(cfg.id, os.getpid())          # a live "shim"
     assert store.status(cfg.id).status == st.RUNNING
     shutil.rmtree(store.state_dir)                 # reboot: /run is gone
@@ -110,7 +110,7 @@ def test_lost_state_dir_reads_as_exited(store):
 
 def test_dead_shim_pid_reused_is_not_alive(store):
     cfg = store.create(_cfg("web"))
-    store.write_state(cfg.id, st.ContainerState(status=st.RUNNING, pid=1))
+    store.move(cfg.id, cfg.name, st.RUNNING, pid=1)
     os.makedirs(store.live_dir(cfg.id))
     with open(os.path.join(store.live_dir(cfg.id), "shim.json"), "w") as f:
         json.dump({"pid": 1, "start": 12345}, f)   # pid 1 exists, but started at another time

@@ -1,4 +1,4 @@
-"""The foreground ``run`` path (``pybuild.cmd_run._run_foreground``) over a stand-in image store.
+"""The foreground ``run`` path (``runner.foreground.run_foreground``) over a stand-in image store.
 
 The stand-in has just the ``layers.store.Store`` surface the path uses (``images.resolve/load``,
 ``snapshots.lowerdirs``) over the extracted busybox rootfs, so the container record, network
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from layers.config import ImageConfig
-from pybuild.cmd_run import _run_foreground
+from runner.foreground import run_foreground
 from runner.options import RunOptions
 from runner.state import ContainerStore
 
@@ -63,8 +63,8 @@ def _mounts_under(path: Path) -> list[str]:
 
 def test_rm_run_prints_exits_and_leaves_nothing(env, capfd, tmp_path: Path) -> None:
     cstore, images = env
-    code = _run_foreground(cstore, images, "bb:1", RunOptions(network="none", rm=True, hostname="fg",
-                                                               command=("sh", "-c", "hostname; cat /etc/hostname; exit 9")))
+    code = run_foreground(cstore, images, "bb:1", RunOptions(network="none", rm=True, hostname="fg",
+                                                              command=("sh", "-c", "hostname; cat /etc/hostname; exit 9")))
     out = capfd.readouterr().out
     assert code == 9
     assert out.splitlines()[0] == "fg"
@@ -74,8 +74,8 @@ def test_rm_run_prints_exits_and_leaves_nothing(env, capfd, tmp_path: Path) -> N
 
 def test_plain_run_records_exit_and_oom(env, capfd) -> None:
     cstore, images = env
-    code = _run_foreground(cstore, images, "bb:1", RunOptions(network="none", name="hog", memory=32 << 20,
-                                                               command=("tail", "/dev/zero")))
+    code = run_foreground(cstore, images, "bb:1", RunOptions(network="none", name="hog", memory=32 << 20,
+                                                              command=("tail", "/dev/zero")))
     assert code == 137
     cfg = cstore.resolve("hog")
     state = cstore.status(cfg.id)

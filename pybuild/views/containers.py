@@ -1,0 +1,141 @@
+"""Containers as the command line shows them: Docker's status words (``Up 3 minutes``), the
+``docker ps`` JSON row and the ``docker inspect`` document, built from the runner's typed values
+(:class:`runner.records.ContainerInfo`, :class:`runner.details.ContainerDetails`)."""
+
+from __future__ import annotations
+
+import time
+
+from runner.records import PAUSED, RESTARTING, RUNNING, DEAD, EXITED, ContainerState, rfc3339
+
+__all__ = ["display_status", "human_ago", "human_status", "inspect_document", "ps_document",
+           "host_addr", "ports_text"]
+
+
+def display_status(cur: ContainerState) -> str:
+    """The one-word state ``docker ps --format '{{.State}}'`` shows."""
+    return cur.status
+
+
+def human_ago(t: float | None, now: float | None = None) -> str:
+    """``3 minutes``, ``1 hour``: the time since ``t`` as ``docker ps`` words it."""
+    now = time.time() if now is None else now
+    d = max(0, int(now - (t or now)))
+    for unit, secs in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if d >= secs:
+            n = d // secs
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{d} second{'s' if d != 1 else ''}"
+
+
+def human_status(cur: ContainerState, now: float | None = None) -> str:
+    """``Up 3 minutes``, ``Exited (1) 2 seconds ago``, ``Created``... as ``docker ps`` shows."""
+    now = time.time() if now is None else now
+
+    def ago(t: float | None) -> str:
+        return human_ago(t, now)
+
+    if cur.status == RESTARTING:
+        return f"Restarting ({cur.exit_code}) {ago(cur.finished_at)} ago"
+    if cur.status == RUNNING:
+        return f"Up {ago(cur.started_at)}"
+    if cur.status == PAUSED:
+        return f"Up {ago(cur.started_at)} (Paused)"
+    if cur.status == EXITED:
+        return f"Exited ({cur.exit_code}) {ago(cur.finished_at)} ago"
+    return cur.status.capitalize()
+
+
+def host_addr(port) -> str:
+    """``IP:PORT`` of a published port's host side (a :class:`runner.records.PublishedPort`), an
+    IPv6 address in brackets (``[::1]:8080``)."""
+    ip = port.host_ip or "0.0.0.0"
+    return f"[{ip}]:{port.host_port}" if ":" in ip else f"{ip}:{port.host_port}"
+
+
+def ports_text(ports) -> str:
+    """``0.0.0.0:8080->80/tcp, ...`` as ``docker ps`` shows published ports."""
+    return ", ".join(f"{host_addr(p)}->{p.container_port}/{p.protocol}" for p in ports)
+
+
+def ps_document(info) -> dict:
+    """One line of ``ps --format json`` for a :class:`runner.records.ContainerInfo`."""
+    cfg, cur = info.config, info.state
+    return {
+        "ID": cfg.id, "Names": cfg.name, "Image": cfg.image,
+        "Command": " ".join(cfg.spec.get("process", {}).get("args", [])),
+        "CreatedAt": rfc3339(cfg.created), "State": display_status(cur),
+        "Status": human_status(cur), "ExitCode": cur.exit_code, "Pid": cur.pid,
+        "Ports": ports_text(cfg.ports), "RestartCount": cur.restart_count,
+    }
+
+
+def inspect_document(d) -> dict:
+    """Docker's ``inspect`` document for a :class:`runner.details.ContainerDetails`."""
+    cfg, cur = d.config, d.state
+    spec = cfg.spec or {}
+    proc = spec.get("process", {})
+    net = cfg.network.to_dict()
+    ports: dict[str, list[dict]] = {}
+    for p in cfg.ports:
+        ports.setdefault(f"{p.container_port}/{p.protocol}", []).append({"HostIp": p.host_ip,
+                                                                          "HostPort": str(p.host_port)})
+    mounts = [dict({"Type": m.type, "Source": m.source, "Destination": m.destination,
+                    "Options": list(m.options), "RW": m.rw}, **({"Name": m.name} if m.name else {}))
+              for m in d.mounts]
+    return {
+        "Id": cfg.id,
+        "Name": "/" + cfg.name,
+        "Created": rfc3339(cfg.created),
+        "Path": (proc.get("args") or [""])[0],
+        "Args": (proc.get("args") or [])[1:],
+        "Image": cfg.image_id,
+        "ImageName": cfg.image,
+        "State": {
+            "Status": display_status(cur),
+            "Running": cur.live,
+            "Paused": cur.status == PAUSED,
+            "Restarting": cur.status == RESTARTING,
+            "OOMKilled": cur.oom_killed,
+            "Dead": cur.status == DEAD,
+            "Pid": cur.pid if cur.live else 0,
+            "ExitCode": cur.exit_code,
+            "Error": cur.error,
+            "StartedAt": rfc3339(cur.started_at),
+            "FinishedAt": rfc3339(cur.finished_at),
+        },
+        "RestartCount": cur.restart_count,
+        "LogPath": d.log_path,
+        "HostConfig": {
+            "RestartPolicy": {"Name": cfg.restart_policy.partition(":")[0],
+                              "MaximumRetryCount": int(cfg.restart_policy.partition(":")[2] or 0)},
+            "AutoRemove": cfg.auto_remove,
+            "Init": cfg.init,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": str(cfg.log_max_size),
+                                                          "max-file": str(cfg.log_max_files)}},
+            "PortBindings": ports,
+            "Privileged": d.privileged,
+            "SecurityOpt": ["seccomp=" + d.seccomp],
+        },
+        "Config": {
+            "Hostname": d.hostname,
+            "User": f"{proc.get('user', {}).get('uid', 0)}:{proc.get('user', {}).get('gid', 0)}",
+            "Env": proc.get("env", []),
+            "Cmd": proc.get("args", []),
+            "WorkingDir": proc.get("cwd", "/"),
+            "Tty": bool(proc.get("terminal")),
+            "Image": cfg.image,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+            "StopTimeout": cfg.stop_timeout,
+        },
+        "Mounts": mounts,
+        "NetworkSettings": {
+            "IPAddress": net.get("ip", ""),
+            "Gateway": net.get("gateway", ""),
+            "MacAddress": net.get("mac", ""),
+            "Networks": {net["network"]: net} if net.get("network") else {},
+            "Ports": ports,
+            "SandboxKey": net.get("netns_path", ""),
+        },
+    }

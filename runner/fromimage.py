@@ -1,0 +1,133 @@
+"""Containers from images: ``pybuild create`` and ``pybuild run -d`` (create, then start under a shim).
+
+:func:`create_from_image` resolves the image in the image store, builds the runtime spec from its
+config and the run options (:func:`runner.spec.make_spec`), and records the container in state
+``created``; the image's manifest digest goes to ``image-ref`` so the store's GC keeps the image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import replace
+
+from layers.errors import InvalidInput, PybuildError
+
+from .lifecycle import create, remove, start
+from .records import ContainerConfig, ContainerInfo, NetworkAttachment, PublishedPort, new_id, validate_name
+from .resources import rootfs_paths
+from .state import ContainerStore
+
+__all__ = ["create_from_image", "run_detached", "random_name"]
+
+_ADJECTIVES = ("brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+               "nifty", "proud", "quirky", "sharp", "tender", "vivid", "witty", "zealous")
+_NOUNS = ("babbage", "curie", "darwin", "euler", "fermat", "gauss", "hopper", "knuth", "lovelace",
+          "meitner", "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak")
+
+
+def random_name(store: ContainerStore) -> str:
+    """A free ``adjective_noun`` name, as Docker picks."""
+    import secrets
+
+    taken = {c.name for c in store.configs()}
+    for i in range(100):
+        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}" + (str(i) if i > 10 else "")
+        if name not in taken:
+            return name
+    return "ctr_" + secrets.token_hex(4)
+
+
+def create_from_image(store: ContainerStore, images, image_ref: str, opts,
+                      *, log_max_size: int | None = None, log_max_files: int | None = None,
+                      supervisor: int | None = None) -> ContainerConfig:
+    """Resolve ``image_ref`` in the image store ``images`` (a ``layers.store.Store``), build the runtime
+    spec from the image config and ``opts`` (a ``runner.options.RunOptions``), and record the container
+    in state ``created``. The image's manifest digest goes to ``image-ref`` so GC keeps the image.
+    ``supervisor``: see :meth:`runner.state.ContainerStore.create` (a foreground run passes its pid)."""
+    lease = getattr(images, "lease", None)  # GC keeps the image from the lookup until image-ref exists
+    with lease() if lease is not None else contextlib.nullcontext():
+        return _create_from_image(store, images, image_ref, opts, log_max_size, log_max_files, supervisor)
+
+
+def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_max_size, log_max_files,
+                       supervisor=None):
+    from .spec import make_spec
+
+    record = images.images.resolve(image_ref)
+    image = images.images.load(record)
+    lowerdirs = tuple(str(p) for p in images.snapshots.lowerdirs(image))
+    cid = new_id()
+    name = opts.name or random_name(store)
+    validate_name(name)
+    paths = rootfs_paths(store, cid)
+    etc_dir = next((os.path.join(d, "etc") for d in lowerdirs if os.path.exists(os.path.join(d, "etc", "passwd"))),
+                   None)
+    image_config = getattr(image, "config", image)
+    if any(b.volume for b in opts.mounts):        # named volumes: made now if missing, as Docker does
+        from .volumes import VolumeStore
+
+        vols = VolumeStore(store.root)
+        opts = replace(opts, mounts=tuple(replace(b, source=vols.create(b.volume, exist_ok=True).path)
+                                          if b.volume else b for b in opts.mounts))
+    spec = make_spec(image_config, opts, rootfs=paths.rootfs, etc_dir=etc_dir, container_id=cid,
+                     volume_dir=paths.volumes).to_dict()
+    ann = spec.setdefault("annotations", {})
+    if opts.init:
+        ann["org.pybuild.init"] = "true"
+    stop_signal = ann.get("org.opencontainers.image.stopSignal", "SIGTERM")
+    ports = _published_ports(opts, image_config)
+    network_mode = opts.network or "bridge"
+    if network_mode.startswith("container:") and opts.hostname:
+        raise InvalidInput(f"--hostname: conflicts with --network {network_mode} (the container takes "
+                           "the hostname of the one whose network it joins)")
+    if network_mode != "host":
+        # /etc/hosts, /etc/hostname and /etc/resolv.conf come from runner.network at start
+        for fname in ("hosts", "hostname", "resolv.conf"):
+            spec.setdefault("mounts", []).append({
+                "destination": f"/etc/{fname}", "type": "bind", "source": os.path.join(paths.etc, fname),
+                "options": ["rbind", "rprivate"]})
+    manifest = getattr(image, "manifest", None)
+    manifest_digest = str(getattr(manifest, "digest", None) or getattr(record, "manifest_digest", None)
+                          or getattr(record, "digest", ""))
+    cfg = ContainerConfig(
+        id=cid, name=name, image=image_ref, image_id=manifest_digest, spec=spec, created=time.time(),
+        restart_policy=opts.restart or "no", auto_remove=bool(opts.rm), init=bool(opts.init),
+        stop_signal=stop_signal, tty=bool(opts.tty), ports=ports,
+        network=NetworkAttachment(mode=network_mode),
+        labels=dict(opts.labels),
+        log_max_size=log_max_size or ContainerConfig.log_max_size,
+        log_max_files=log_max_files or ContainerConfig.log_max_files,
+        lowerdirs=lowerdirs,
+    )
+    return create(store, cfg, supervisor=supervisor)
+
+
+def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
+    """``-p`` mappings, then with ``-P`` one for each port the image exposes (host port: any free one)."""
+    out = [PublishedPort(p.container_port, p.protocol, p.host_ip or "0.0.0.0", p.host_port,
+                         getattr(p, "host_port_end", 0)) for p in getattr(opts, "publish", ())]
+    if getattr(opts, "publish_all", False):
+        from .network import publish_all
+        from .spec import image_runtime_config
+
+        exposed = (image_runtime_config(image_config).get("ExposedPorts") or {})
+        out += [PublishedPort.from_dict(m.to_dict()) for m in publish_all(exposed)]
+    return tuple(out)
+
+
+def run_detached(store: ContainerStore, images, image_ref: str, opts, *, shim=None) -> ContainerInfo:
+    """``pybuild run -d``: create, then start under a shim (``shim``: one already started, see
+    :func:`start`); on a failed start the container stays ``exited`` with the error recorded
+    (``--rm``: it is removed), and the error is raised."""
+    cfg = create_from_image(store, images, image_ref, opts)
+    try:
+        return start(store, cfg.id, shim=shim)
+    except PybuildError:
+        if cfg.auto_remove:
+            try:
+                remove(store, cfg.id, force=True)
+            except PybuildError:
+                pass          # the start error is what the user needs to see
+        raise

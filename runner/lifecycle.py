@@ -1,0 +1,229 @@
+"""Lifecycle operations: ``create``, ``start``, ``restart``, ``pause``, ``unpause``, ``rm``, ``prune``,
+``rename``, and the reaper of what killed supervisors left.
+
+Every function takes a :class:`runner.state.ContainerStore` and a container reference (name, full
+id or unique id prefix). Status changes go through :meth:`ContainerStore.move` (the state machine
+of :mod:`runner.records`); an operation that does not fit the current state raises
+:class:`runner.errors.StateConflict` with a message such as ``container web1 is not running``.
+Pause and unpause use PID 1's freezer cgroup (:mod:`runner.cgroupview`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+import time
+from collections.abc import Callable
+
+from layers.errors import InvalidInput, PybuildError
+
+from . import records as r
+from .errors import ContainerNotFound, StateConflict
+from .records import ContainerConfig, ContainerInfo
+from .resources import cleanup_cgroup, release_resources, setup_network
+from .state import ContainerStore, pause_point, pid_in_container
+from .stopping import send_signal, stop, wait
+
+__all__ = ["create", "start", "restart", "pause", "unpause", "remove", "prune", "rename", "reap_abandoned"]
+
+
+def create(store: ContainerStore, config: ContainerConfig, *, supervisor: int | None = None) -> ContainerConfig:
+    """Record a new container in state ``created``. ``config.id`` must be fresh (see :func:`records.new_id`)."""
+    from .restart import parse_restart_policy
+
+    parse_restart_policy(config.restart_policy)      # reject a bad policy before anything is written
+    if config.auto_remove and config.restart_policy not in ("no", ""):
+        raise InvalidInput("--rm and --restart cannot be combined: a removed container cannot restart")
+    return store.create(config, supervisor=supervisor)
+
+
+def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
+    """Start a created or exited container under a fresh shim; return once its process runs.
+
+    ``shim``: a :class:`runner.shim_client.PendingShim` started earlier (``run -d`` starts one before
+    it looks up the image); without it one is started here."""
+    from .shim_client import spawn
+
+    cfg = store.resolve(ref)
+    _wait_shim_gone(store, cfg.id)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.live:
+            raise StateConflict(f"container {cfg.name} is already {cur.status}", container=cfg.name,
+                                current=cur.status, wanted=r.RUNNING)
+        if cur.restarting or store.shim_pid(cfg.id) is not None:
+            raise StateConflict(f"container {cfg.name} is restarting: stop it first", container=cfg.name,
+                                current=cur.status, wanted=r.RUNNING)
+        r.check_transition(cfg.name, cur.status, r.RUNNING)
+        raw = store.read_state(cfg.id)
+        if raw.supervised:          # its shim died (crash, reboot): clear what it held, settle the record
+            release_resources(store, cfg)
+            cleanup_cgroup(store, cfg)
+            store.move(cfg.id, cfg.name, cur.status, pid=0, exit_code=cur.exit_code,
+                       finished_at=cur.finished_at, shim_pid=0, error="")
+        elif raw.error and raw.status == r.EXITED:
+            store.move(cfg.id, cfg.name, r.EXITED, error="")     # the last start's error is history
+        store.request_stop(cfg.id, False)
+        # this process holds the container until the shim takes over (it records itself at its
+        # start): if we are killed in between, reap_abandoned frees the network attached here
+        store.write_shim(cfg.id, os.getpid())
+        cfg = setup_network(store, cfg)
+    pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
+    try:
+        spawn(store.root, store.state_dir, cfg.id, shim=shim)
+    except PybuildError:
+        if store.shim_pid(cfg.id) in (None, os.getpid()):
+            release_resources(store, cfg)
+            if store.shim_pid(cfg.id) == os.getpid():
+                store.clear_shim(cfg.id)
+        raise
+    return ContainerInfo(cfg, store.status(cfg.id))
+
+
+def _wait_shim_gone(store: ContainerStore, cid: str, timeout: float = 10.0) -> None:
+    """An exited container's shim may still be releasing its network and mounts: give it a moment."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cur = store.status(cid)
+        if cur.supervised or store.shim_pid(cid) is None:
+            return
+        time.sleep(0.02)
+
+
+def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerInfo:
+    stop(store, ref, timeout)
+    return start(store, ref)
+
+
+def pause(store: ContainerStore, ref: str) -> ContainerConfig:
+    """Freeze every process of a running container."""
+    from . import cgroupview
+
+    cfg = store.resolve(ref)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.status == r.PAUSED:
+            raise StateConflict(f"container {cfg.name} is already paused", container=cfg.name,
+                                current=cur.status, wanted=r.PAUSED)
+        if cur.status != r.RUNNING:
+            raise StateConflict(f"container {cfg.name} is not running", container=cfg.name,
+                                current=cur.status, wanted=r.PAUSED)
+        cgroupview.freeze(cur.pid, True)
+        store.move(cfg.id, cfg.name, r.PAUSED)
+    return cfg
+
+
+def unpause(store: ContainerStore, ref: str) -> ContainerConfig:
+    """Thaw a paused container."""
+    from . import cgroupview
+
+    cfg = store.resolve(ref)
+    with store.lock(cfg.id):
+        cur = store.status(cfg.id)
+        if cur.status != r.PAUSED:
+            raise StateConflict(f"container {cfg.name} is not paused", container=cfg.name,
+                                current=cur.status, wanted=r.RUNNING)
+        cgroupview.freeze(cur.pid, False)
+        store.move(cfg.id, cfg.name, r.RUNNING)
+    return cfg
+
+
+def remove(store: ContainerStore, ref: str, *, force: bool = False, volumes: bool = False) -> ContainerConfig:
+    """Remove a container; with ``force`` a running one is killed first. ``volumes``: anonymous
+    volumes (they live in the container's directory and go with it)."""
+    from . import cgroupview
+
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    if cur.supervised:
+        if not force:
+            raise StateConflict(f"container {cfg.name} is {cur.status}: stop it first or use rm -f",
+                                container=cfg.name, current=cur.status, wanted="removed")
+        store.request_stop(cfg.id)
+        if cur.pid > 0:
+            send_signal(cfg, cur.pid, _signal.SIGKILL)
+            if cur.status == r.PAUSED:
+                cgroupview.freeze(cur.pid, False)
+    wait(store, cfg.id, timeout=30.0)
+    with store.lock(cfg.id):
+        if store.shim_pid(cfg.id) is not None:
+            raise StateConflict(f"container {cfg.name}: its shim is still running", container=cfg.name,
+                                current=cur.status, wanted="removed")
+        raw = store.read_state(cfg.id)
+        try:
+            if raw.supervised or raw.status in (r.DEAD, r.CREATED) or store.supervisor_gone(cfg.id):
+                # its shim did not finish (killed, reboot, failed removal), or a start was killed
+                # after the network was attached: free what it held (idempotent)
+                release_resources(store, cfg)
+                cleanup_cgroup(store, cfg)
+        except (PybuildError, OSError) as exc:
+            # Docker's "Dead": removal failed half-way; rm -f can be retried
+            store.move(cfg.id, cfg.name, r.DEAD, error=str(exc))
+            raise
+    store.remove(cfg.id)
+    return cfg
+
+
+def reap_abandoned(store: ContainerStore, *,
+                   on_error: Callable[[str, Exception], None] | None = None) -> list[str]:
+    """Finish what a killed pybuild left undone; return the ids of the containers handled.
+
+    A foreground ``pybuild run`` is its container's supervisor (its pid is in ``shim.json`` from
+    before the record is visible, as a shim's is for a detached one). Killed with SIGKILL it can
+    neither unmount the overlay, remove the cgroup, tear the network down, record the exit nor,
+    with ``--rm``, remove the record; the container itself dies with it (pdeathsig). Every pybuild
+    command that touches containers calls this first, as a build reaps the work dirs of killed
+    builds: for each container whose supervisor is gone and whose PID 1 no longer runs, it frees the
+    network, overlay and cgroup (killing anything still in it), settles a live record as exited
+    (code 255: nobody saw the exit), clears ``shim.json`` and removes ``--rm`` containers. A detached
+    container whose shim was killed while its PID 1 still runs is left as it is (``stop``, ``rm`` and
+    ``start`` handle it), and so is every container whose supervisor lives. Costs a ``stat`` per
+    container when there is nothing to do. A container that cannot be cleaned up is skipped and
+    reported to ``on_error(container_id, error)``.
+    """
+    store.collect_half_removed()
+    done = []
+    for cid in store.ids():
+        if not store.supervisor_gone(cid):
+            continue
+        try:
+            with store.lock(cid):
+                if not store.supervisor_gone(cid):
+                    continue                # handled by another pybuild, or a new supervisor took over
+                raw = store.read_state(cid)
+                if raw.live and raw.pid > 0 and pid_in_container(raw.pid, cid):
+                    continue
+                cfg = store.load_config(cid)
+                release_resources(store, cfg)
+                cleanup_cgroup(store, cfg)
+                if raw.supervised:
+                    code = raw.exit_code if raw.status == r.RESTARTING else 255
+                    store.move(cid, cfg.name, r.EXITED, pid=0, exit_code=code,
+                               finished_at=raw.finished_at or time.time(),
+                               error=raw.error or "its pybuild or shim was killed")
+                store.clear_shim(cid)
+            if cfg.auto_remove:
+                store.remove(cid)
+        except ContainerNotFound:
+            continue                        # removed meanwhile
+        except (PybuildError, OSError) as exc:
+            if on_error is not None:
+                on_error(cid, exc)
+            continue
+        done.append(cid)
+    return done
+
+
+def prune(store: ContainerStore) -> list[ContainerConfig]:
+    """Remove every container that is not running; return what was removed."""
+    gone = []
+    for cfg in store.configs():
+        cur = store.status(cfg.id)
+        if cur.status in (r.CREATED, r.EXITED, r.DEAD) and store.shim_pid(cfg.id) is None:
+            gone.append(remove(store, cfg.id))
+    return gone
+
+
+def rename(store: ContainerStore, ref: str, new_name: str) -> ContainerConfig:
+    cfg = store.resolve(ref)
+    return store.rename(cfg.id, new_name)

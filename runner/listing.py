@@ -1,0 +1,120 @@
+"""Looking at containers: ``ps`` (listing with filters), ``top`` and ``stats`` (``inspect``'s facts
+are :mod:`runner.details`).
+
+``top`` and ``stats`` read PID 1's cgroups (:mod:`runner.cgroupview`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from layers.errors import InvalidInput, PybuildError
+
+from . import records as st
+from .errors import ContainerNotFound, StateConflict
+from .records import ContainerConfig, ContainerInfo, ContainerState
+from .state import ContainerStore
+
+__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats"]
+
+
+def list_containers(store: ContainerStore, *, all: bool = False,
+                    filters: tuple[str, ...] = ()) -> list[ContainerInfo]:
+    """Containers newest first; only running/paused ones unless ``all``. Filters: ``key=value`` with
+    keys id, name, status, label, ancestor, exited."""
+    parsed = []
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or key not in ("id", "name", "status", "label", "ancestor", "exited"):
+            raise InvalidInput(f"invalid filter {f!r}: use id=, name=, status=, label=, ancestor= or exited=")
+        parsed.append((key, value))
+    out = []
+    for cfg in store.configs():
+        try:
+            cur = store.status(cfg.id)
+        except ContainerNotFound:
+            continue
+        if not all and not cur.supervised \
+                and not any(k in ("status", "exited") for k, _ in parsed):
+            continue
+        if all_match(cfg, cur, parsed):
+            out.append(ContainerInfo(cfg, cur))
+    out.sort(key=lambda i: i.config.created, reverse=True)
+    return out
+
+
+def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str, str]]) -> bool:
+    for key, value in filters:
+        if key == "id" and not cfg.id.startswith(value):
+            return False
+        if key == "name" and value not in cfg.name:
+            return False
+        if key == "status" and cur.status != value:
+            return False
+        if key == "exited" and (cur.status != st.EXITED or str(cur.exit_code) != value):
+            return False
+        if key == "ancestor" and value not in (cfg.image, cfg.image_id):
+            return False
+        if key == "label":
+            k, _, v = value.partition("=")
+            if k not in cfg.labels or (v and cfg.labels[k] != v):
+                return False
+    return True
+
+
+def top(store: ContainerStore, ref: str) -> list[dict]:
+    """The container's processes: host PID, PPID, user id, state and command line."""
+    from . import cgroupview
+
+    cfg = store.resolve(ref)
+    cur = store.status(cfg.id)
+    if cur.status not in (st.RUNNING, st.PAUSED):
+        raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
+    return cgroupview.processes(cur.pid)
+
+
+@dataclass(frozen=True)
+class Stats:
+    id: str
+    name: str
+    cpu_percent: float
+    memory_usage: int
+    memory_limit: int
+    pids: int
+
+
+def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
+    """CPU % over ``interval`` (100% = one core), memory usage and limit, pid count, from cgroups."""
+    result = stats_many(store, [ref], interval=interval)[0]
+    if isinstance(result, PybuildError):
+        raise result
+    return result
+
+
+def stats_many(store: ContainerStore, refs: list[str], *, interval: float = 0.5) -> list[Stats | PybuildError]:
+    """:func:`stats` of several containers, sampled over one shared ``interval``; per ref its
+    figures or the error resolving it. A container that is not running (or ends meanwhile) reads 0."""
+    from . import cgroupview
+
+    targets = store.resolve_many(refs)
+    live: dict[int, int] = {}                   # index in refs -> PID 1
+    for i, t in enumerate(targets):
+        if not isinstance(t, PybuildError):
+            try:
+                cur = store.status(t.id)
+            except PybuildError as exc:
+                targets[i] = exc
+                continue
+            if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
+                live[i] = cur.pid
+    usages = dict(zip(live, cgroupview.usage_many(list(live.values()), interval)))
+    out: list[Stats | PybuildError] = []
+    for i, t in enumerate(targets):
+        u = usages.get(i)
+        if isinstance(t, PybuildError):
+            out.append(t)
+        elif u is None:
+            out.append(Stats(t.id, t.name, 0.0, 0, 0, 0))
+        else:
+            out.append(Stats(t.id, t.name, u.cpu_percent, u.memory_usage, u.memory_limit, u.pids))
+    return out

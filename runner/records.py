@@ -1,0 +1,273 @@
+"""Container records as values, and the container state machine.
+
+:class:`ContainerConfig` (``config.json``) is what a container was created with; :class:`ContainerState`
+(``state.json``) is its persistent status. :data:`TRANSITIONS` is the state machine every status
+change is checked against (:func:`check_transition`, called by ``ContainerStore.move``).
+
+Imports are stdlib only: the shim imports this module and lives as long as its container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field, fields
+
+from layers.errors import InvalidInput
+
+from .errors import CorruptRecord, InvalidState
+
+__all__ = [
+    "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES", "TRANSITIONS",
+    "ContainerConfig", "ContainerState", "check_transition", "new_id", "rfc3339", "validate_name",
+    "is_full_id", "is_id_prefix", "ContainerInfo", "PublishedPort", "NetworkAttachment",
+]
+
+
+CREATED, RUNNING, PAUSED, EXITED, RESTARTING, DEAD = \
+    "created", "running", "paused", "exited", "restarting", "dead"
+STATUSES = (CREATED, RUNNING, PAUSED, EXITED, RESTARTING, DEAD)
+
+# from -> allowed destinations (runc's state machine, with Docker's restarting and dead):
+#   created -> running          the first start
+#   running <-> paused          pause / unpause (freezer)
+#   * -> exited                 PID 1 ended, a start failed, or a lost supervisor was settled
+#   exited -> exited            a new start failed before its process ran (the error is recorded)
+#   exited -> restarting        the shim's restart policy will start it again after a back-off
+#   restarting -> running       ... and did; restarting -> exited: stopped during the back-off
+#   exited -> running           ``start`` of a stopped container
+#   * -> dead                   a removal failed half-way (``rm -f`` can be retried: dead -> dead)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    CREATED: frozenset({RUNNING, EXITED, DEAD}),
+    RUNNING: frozenset({PAUSED, EXITED, DEAD}),
+    PAUSED: frozenset({RUNNING, EXITED, DEAD}),
+    EXITED: frozenset({RUNNING, EXITED, RESTARTING, DEAD}),
+    RESTARTING: frozenset({RUNNING, EXITED, DEAD}),
+    DEAD: frozenset({DEAD}),
+}
+
+_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_PREFIX_RE = re.compile(r"^[0-9a-f]{1,64}$")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+
+def check_transition(name: str, current: str, wanted: str) -> None:
+    """Raise :class:`InvalidState` naming the container, from and to, if ``current -> wanted`` is not allowed."""
+    if wanted not in TRANSITIONS.get(current, frozenset()):
+        raise InvalidState(name, current, wanted)
+
+
+def is_full_id(ref: str) -> bool:
+    return bool(_ID_RE.match(ref or ""))
+
+
+def is_id_prefix(ref: str) -> bool:
+    return bool(_PREFIX_RE.match(ref or ""))
+
+
+def new_id() -> str:
+    """A fresh 64-hex container id (256 random bits, like Docker's)."""
+    return os.urandom(32).hex()       # what secrets.token_hex does; secrets costs the shim 1 MiB
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid container name (Docker's grammar), else raise InvalidInput."""
+    if not _NAME_RE.match(name) or _ID_RE.match(name):
+        raise InvalidInput(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
+                           f"at most 128 characters, not a 64-hex id")
+    return name
+
+
+def rfc3339(ts: float | None) -> str:
+    """``2026-11-24T10:57:14.123456789Z`` (UTC, nanosecond field as Docker prints it), or Docker's zero time."""
+    if ts is None:
+        return "0001-01-01T00:00:00Z"
+    secs = int(ts)
+    nanos = int(round((ts - secs) * 1e9))
+    if nanos >= 1_000_000_000:
+        secs, nanos = secs + 1, nanos - 1_000_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+def _fields(record) -> dict:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    """Host ``host_ip:host_port`` forwards to ``container_port/protocol``; ``host_port`` 0 is "any free
+    port", ``host_port_end`` (not 0) makes ``host_port`` the start of a range. The fields of
+    :class:`runner.network.PortMapping`, here so that reading a record does not load the network
+    package (the shim reads records); ``to_dict``/``from_dict`` are that type's."""
+
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = "0.0.0.0"
+    host_port: int = 0
+    host_port_end: int = 0
+
+    def to_dict(self) -> dict:
+        d = {"container_port": self.container_port, "protocol": self.protocol,
+             "host_ip": self.host_ip, "host_port": self.host_port}
+        if self.host_port_end:
+            d["host_port_end"] = self.host_port_end
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PublishedPort":
+        return cls(int(d["container_port"]), d.get("protocol", "tcp"), d.get("host_ip") or "0.0.0.0",
+                   int(d.get("host_port", 0)), int(d.get("host_port_end", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAttachment:
+    """The network a container asked for (``mode``: none, host, bridge, a network name or
+    ``container:<ref>``) and, once attached (``container_id`` set), what
+    :class:`runner.network.Attachment` reported: its namespace, address, gateway, veth, notes..."""
+
+    mode: str = "bridge"
+    container_id: str = ""
+    netns_path: str | None = None
+    hostname: str = ""
+    etc_files: tuple[tuple[str, str], ...] = ()
+    network: str | None = None
+    ip: str | None = None
+    prefixlen: int | None = None
+    gateway: str | None = None
+    mac: str | None = None
+    bridge: str | None = None
+    host_veth: str | None = None
+    nat: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def attached(self) -> bool:
+        return bool(self.container_id)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of ``config.json`` (``{"mode": ...}`` until attached) and of inspect."""
+        if not self.attached:
+            return {"mode": self.mode}
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["etc_files"] = dict(self.etc_files)
+        d["notes"] = list(self.notes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkAttachment":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in (d or {}).items() if k in known}
+        kw["etc_files"] = tuple(sorted((kw.get("etc_files") or {}).items()))
+        kw["notes"] = tuple(kw.get("notes") or ())
+        kw.setdefault("mode", "bridge")
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What a container was created with. ``spec`` is the OCI runtime spec the sandbox starts."""
+
+    id: str
+    name: str
+    image: str                      # the reference the user gave, for display
+    image_id: str                   # manifest digest, also written to ``image-ref``
+    spec: dict
+    created: float
+    restart_policy: str = "no"      # no | on-failure[:N] | always | unless-stopped
+    auto_remove: bool = False
+    init: bool = False
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10
+    log_max_size: int = 10 * 1024 * 1024
+    log_max_files: int = 2
+    tty: bool = False
+    ports: tuple[PublishedPort, ...] = ()
+    network: NetworkAttachment = field(default_factory=NetworkAttachment)
+    labels: dict = field(default_factory=dict)
+    lowerdirs: tuple[str, ...] = ()  # the image's snapshot directories, top-most first (overlay lower dirs)
+    launcher: str = "sandbox"       # sandbox | host (test-only: the process runs on the host, unisolated)
+
+    def to_json(self) -> bytes:
+        # the fields' values are plain JSON data already: no deep copy (asdict), and no indent, which
+        # would leave json's C encoder for its Python one (the spec holds the whole seccomp profile)
+        doc = _fields(self)
+        doc["ports"] = [p.to_dict() for p in self.ports]
+        doc["network"] = self.network.to_dict()
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> "ContainerConfig":
+        try:
+            doc = json.loads(raw)
+            extra = doc.pop("extra", None) or {}          # records before lowerdirs/launcher were fields
+            doc.setdefault("lowerdirs", extra.get("lowerdirs") or ())
+            doc.setdefault("launcher", extra.get("launcher") or "sandbox")
+            doc["lowerdirs"] = tuple(doc["lowerdirs"])
+            doc["ports"] = tuple(PublishedPort.from_dict(p) for p in doc.get("ports") or ())
+            doc["network"] = NetworkAttachment.from_dict(doc.get("network") or {})
+            return cls(**doc)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CorruptRecord(f"{where}: corrupt container config: {exc}") from None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def network_mode(self) -> str:
+        return self.network.mode
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """The persistent status of a container (``state.json``)."""
+
+    status: str = CREATED
+    pid: int = 0
+    exit_code: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    restart_count: int = 0
+    oom_killed: bool = False
+    error: str = ""
+    shim_pid: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps(_fields(self), sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> "ContainerState":
+        try:
+            doc = json.loads(raw)
+            # before "restarting" was a status, a flag beside an "exited" status said so
+            if doc.pop("restarting", False) and doc.get("status") == EXITED:
+                doc["status"] = RESTARTING
+            if doc.get("status", CREATED) not in STATUSES:
+                raise ValueError(f"unknown status {doc['status']!r}")
+            return cls(**doc)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CorruptRecord(f"{where}: corrupt container state: {exc}") from None
+
+    @property
+    def live(self) -> bool:
+        """Its process runs (running or paused)."""
+        return self.status in (RUNNING, PAUSED)
+
+    @property
+    def restarting(self) -> bool:
+        return self.status == RESTARTING
+
+    @property
+    def supervised(self) -> bool:
+        """A supervisor still has work with it: it runs, or it waits to be started again."""
+        return self.status in (RUNNING, PAUSED, RESTARTING)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A container's config with its state as :meth:`runner.state.ContainerStore.status` reads it."""
+
+    config: ContainerConfig
+    state: ContainerState

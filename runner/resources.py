@@ -1,0 +1,198 @@
+"""What a container holds outside its record, taken and given back in one place.
+
+A container holds, while it runs: its network attachment (``runner.network``, or the ``/etc`` files
+of ``--network none``), its overlay root filesystem mounted at ``<container>/rootfs``, its volumes
+(anonymous ones under ``<container>/volumes``, seeded named ones) and its cgroup. The shim, the
+foreground ``run`` (:mod:`runner.foreground`) and the lifecycle operations (``start``, ``rm``, the
+reaper of killed supervisors) all take and release them through these functions:
+
+* :func:`setup_network` before a start (records the attachment in the config);
+* :func:`mount_rootfs` just before the sandbox starts: overlay mount + volumes, all or nothing;
+* :func:`release_resources` after the exit: network teardown + overlay unmount, idempotent;
+* :func:`cleanup_cgroup` when a supervisor died: kill what is left in the cgroup and remove it.
+
+This module is imported by the shim, which lives as long as its container: it imports only the
+state store and the stdlib at module level; the network, overlay, volume and cgroup code is loaded
+where it is used.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from .records import ContainerConfig, NetworkAttachment
+from .state import ContainerStore
+
+__all__ = ["ContainerPaths", "rootfs_paths", "named_volume_of", "volume_users", "prepare_volumes", "mount_rootfs",
+           "release_resources", "cleanup_cgroup", "setup_network"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerPaths:
+    """Where a container's files live, all under its record's directory."""
+
+    upper: str                  # the overlay's upper dir (the container's writes)
+    work: str                   # overlayfs's work dir
+    rootfs: str                 # the overlay's mount point: the container's root
+    etc: str                    # /etc/hosts, /etc/hostname, /etc/resolv.conf bound into it
+    volumes: str                # its anonymous volumes
+
+
+def rootfs_paths(store: ContainerStore, cid: str) -> ContainerPaths:
+    """Where container ``cid``'s overlay, network files and anonymous volumes live."""
+    d = store.dir(cid)
+    return ContainerPaths(*(os.path.join(d, k) for k in ("upper", "work", "rootfs", "etc", "volumes")))
+
+
+def named_volume_of(store: ContainerStore):
+    """``mount -> name`` of the named volume a spec mount binds ("" for anything else)."""
+    base = os.path.join(store.root, "volumes")
+
+    def name(m: dict) -> str:
+        src = m.get("source", "")
+        if m.get("type") == "bind" and os.path.basename(src) == "_data" and \
+                os.path.dirname(os.path.dirname(src)) == base:
+            return os.path.basename(os.path.dirname(src))
+        return ""
+    return name
+
+
+def volume_users(store: ContainerStore, name: str) -> list[str]:
+    """Names of the containers (in any state) whose spec mounts named volume ``name``."""
+    named = named_volume_of(store)
+    return sorted(c.name for c in store.configs() if any(named(m) == name for m in c.spec.get("mounts", [])))
+
+
+def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """Create the container's anonymous volumes (the image's ``Volumes``) that do not exist yet,
+    seeded from the image, and seed the named volumes it mounts that are new and empty; the overlay
+    rootfs must be mounted. An anonymous volume appears under its name only once complete (seeded in
+    ``<n>.new``, then renamed), so a start killed half-way seeds it again."""
+    from .rootfs import seed_volume
+
+    base = rootfs_paths(store, cfg.id).volumes
+    named = named_volume_of(store)
+    rootfs = cfg.spec["root"]["path"]
+    for m in cfg.spec.get("mounts", []):
+        if named(m):
+            from .volumes import VolumeStore
+
+            VolumeStore(store.root).seed_once(named(m), lambda d, m=m: seed_volume(rootfs, m["destination"], d))
+    mounts = [m for m in cfg.spec.get("mounts", [])
+              if m.get("type") == "bind" and os.path.dirname(m.get("source", "")) == base]
+    if not mounts:
+        return
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    for m in mounts:
+        if os.path.isdir(m["source"]):
+            continue
+        tmp = m["source"] + ".new"
+        if os.path.lexists(tmp):
+            import shutil
+
+            shutil.rmtree(tmp)
+        os.mkdir(tmp, 0o755)
+        seed_volume(rootfs, m["destination"], tmp)
+        os.rename(tmp, m["source"])
+
+
+def mount_rootfs(store: ContainerStore, cfg: ContainerConfig):
+    """Mount the container's overlay root (unless it is mounted already) and prepare its volumes.
+
+    Returns the :class:`runner.rootfs.OverlayMount` this call mounted, for the caller to unmount
+    after the exit, or None when the root was mounted before. On failure nothing this call mounted
+    stays mounted."""
+    from .rootfs import OverlayMount
+
+    paths = rootfs_paths(store, cfg.id)
+    overlay = None
+    if not os.path.ismount(paths.rootfs):
+        overlay = OverlayMount(list(cfg.lowerdirs), paths.upper, paths.work, paths.rootfs)
+        overlay.mount()
+    try:
+        prepare_volumes(store, cfg)
+    except BaseException:
+        if overlay is not None:
+            overlay.unmount()
+        raise
+    return overlay
+
+
+def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """Free what a container holds outside its record: network attachment, overlay mount. Idempotent."""
+    if cfg.launcher == "host":
+        return
+    if cfg.network_mode not in ("host", "none"):
+        from . import network
+
+        network.teardown(root=store.root, state_dir=store.state_dir, container_id=cfg.id)
+    rootfs = rootfs_paths(store, cfg.id).rootfs
+    if os.path.ismount(rootfs):
+        from .syscalls import MNT_DETACH, umount2
+
+        umount2(rootfs, MNT_DETACH)
+
+
+def cleanup_cgroup(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """Kill what is left in the container's cgroup and remove it (``sandbox.cleanup`` without
+    importing the sandbox)."""
+    if cfg.launcher == "host":
+        return
+    from . import cgroups
+
+    cg = cgroups.open_existing(cfg.id)
+    if cg is not None:
+        cg.kill_all()
+        cg.destroy()
+
+
+def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfig:
+    """Attach the container to its network before a start; record the attachment and the netns in the spec."""
+    mode = cfg.network_mode
+    if cfg.launcher == "host" or mode == "host":
+        return cfg
+    if mode == "none":
+        # nothing on the host side: the sandbox makes a fresh namespace with only loopback, and it
+        # goes away with the container; only the /etc files are needed
+        _write_loopback_etc(rootfs_paths(store, cfg.id).etc, cfg.spec.get("hostname") or cfg.id[:12])
+        return cfg
+    from . import network
+
+    att = network.setup(root=store.root, state_dir=store.state_dir, container_id=cfg.id,
+                        etc_dir=rootfs_paths(store, cfg.id).etc, mode=mode, name=cfg.name,
+                        hostname=cfg.spec.get("hostname"))
+    spec = _json_copy(cfg.spec)
+    if mode.startswith("container:") and att.hostname:
+        # Docker: a container in another's network namespace takes its hostname too (UTS, $HOSTNAME)
+        own = f"HOSTNAME={spec.get('hostname', '')}"        # the default, not a -e HOSTNAME=...
+        spec["hostname"] = att.hostname
+        spec["process"]["env"] = [f"HOSTNAME={att.hostname}" if e == own else e for e in spec["process"]["env"]]
+    ns = [n for n in spec["linux"]["namespaces"] if n.get("type") != "network"]
+    entry = att.spec_namespace()
+    if entry is not None:
+        ns.insert(1, entry)
+    spec["linux"]["namespaces"] = ns
+    net = NetworkAttachment.from_dict(dict(att.to_dict(), mode=mode))
+    return store.update_config(replace(cfg, spec=spec, network=net))
+
+
+def _write_loopback_etc(etc_dir: str, hostname: str) -> None:
+    """``/etc/hosts``, ``hostname`` and ``resolv.conf`` for ``--network none``: localhost only and no
+    name server (none is reachable from a namespace with only loopback). Written here rather than
+    with ``runner.network.files``, whose package costs a foreground run ~20 ms to import. Not
+    fsynced: every start writes them again."""
+    from layers.atomic import write_atomic
+
+    from .hosts import LOCALHOST_LINES
+
+    os.makedirs(etc_dir, mode=0o755, exist_ok=True)
+    for name, text in (("hostname", hostname + "\n"), ("hosts", LOCALHOST_LINES),
+                       ("resolv.conf", "# --network none: loopback only, no name servers\n")):
+        write_atomic(os.path.join(etc_dir, name), text.encode(), 0o644, durable=False)
+
+
+def _json_copy(doc: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(doc))
