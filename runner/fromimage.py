@@ -2,7 +2,7 @@
 
 :func:`create_from_image` resolves the image in the image store, builds the runtime spec from its
 config and the run options (:func:`runner.spec.make_spec`), and records the container in state
-``created``; the image's manifest digest goes to ``image-ref`` so the store's GC keeps the image.
+``created``; the record registers the image's manifest digest as a store root, so GC keeps the image.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def create_from_image(store: ContainerStore, images, image_ref: str, opts,
                       supervisor: int | None = None) -> ContainerConfig:
     """Resolve ``image_ref`` in the image store ``images`` (a ``layers.store.Store``), build the runtime
     spec from the image config and ``opts`` (a ``runner.options.RunOptions``), and record the container
-    in state ``created``. The image's manifest digest goes to ``image-ref`` so GC keeps the image.
+    in state ``created``. The record registers the image as a store root (``roots/containers/<id>``), so GC keeps it.
     ``supervisor``: see :meth:`runner.state.ContainerStore.create` (a foreground run passes its pid)."""
-    lease = getattr(images, "lease", None)  # GC keeps the image from the lookup until image-ref exists
+    lease = getattr(images, "lease", None)  # GC keeps the image from the lookup until its root exists
     with lease() if lease is not None else contextlib.nullcontext():
         return _create_from_image(store, images, image_ref, opts, log_max_size, log_max_files, supervisor)
 

@@ -172,7 +172,7 @@ class ContainerConfig:
     id: str
     name: str
     image: str                      # the reference the user gave, for display
-    image_id: str                   # manifest digest, also written to ``image-ref``
+    image_id: str                   # manifest digest, registered as the record's store root
     spec: dict
     created: float
     restart_policy: str = "no"      # no | on-failure[:N] | always | unless-stopped

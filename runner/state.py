@@ -4,12 +4,14 @@ Layout (ARCHITECTURE.md "On-disk layout")::
 
     <root>/containers/.lock              global lock: name uniqueness, create, rename, remove
     <root>/containers/<id>/config.json   ContainerConfig (immutable after create, except the name)
-    <root>/containers/<id>/image-ref     the image's manifest digest (the store's GC keeps the image)
     <root>/containers/<id>/state.json    persistent status (status, pid, exit code, times, restarts)
     <root>/containers/<id>/lock          per-container lock around every state move
     <root>/containers/<id>/container.log JSON-lines log (+ container.log.1 ... after rotation)
     <state_dir>/<id>/shim.json           live state: shim pid + start time (lost on reboot)
     <state_dir>/<id>/stop-requested      marker: the user stopped it, the shim must not restart it
+
+A record's image is kept by the store's GC through a registered root, ``roots/containers/<id>.json``
+(:mod:`layers.store.roots`): registered before the record becomes visible, dropped after it is gone.
 
 The persistent status survives a reboot; the live state does not. :func:`ContainerStore.status`
 reconciles the two: a record that says ``running``/``paused`` but whose shim is gone reads as
@@ -40,6 +42,9 @@ from .errors import AmbiguousId, ContainerNotFound, InvalidState, NameInUse, Sta
 from .records import (CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING, STATUSES, ContainerConfig, ContainerState,
                       NetworkAttachment, PublishedPort, check_transition, is_full_id, is_id_prefix, new_id,
                       rfc3339, validate_name)
+
+#: The owner name of the containers' registered roots in the image store (:mod:`layers.store.roots`).
+ROOT_OWNER = "containers"
 
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES",
@@ -233,7 +238,7 @@ class ContainerStore:
             tmp = os.path.join(self.base, f".{config.id}.creating")
             os.makedirs(tmp, mode=0o700)
             try:
-                write_atomic(os.path.join(tmp, "image-ref"), config.image_id.encode() + b"\n", 0o644)
+                self._keep_image(config)
                 write_atomic(os.path.join(tmp, "state.json"), ContainerState().to_json())   # the first state
                 write_atomic(os.path.join(tmp, "config.json"), config.to_json())
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
@@ -242,8 +247,21 @@ class ContainerStore:
                 os.rename(tmp, self.dir(config.id))
             except BaseException:
                 _rmtree(tmp, ignore_errors=True)
+                self._roots().drop(ROOT_OWNER, config.id)
                 raise
         return config
+
+    def _roots(self):
+        from layers.store.roots import Roots      # here: only create and remove need the store's roots
+
+        return Roots(self.root)
+
+    def _keep_image(self, config: ContainerConfig) -> None:
+        """Register the record's image as a store root, so GC keeps it while the record exists."""
+        if config.image_id.startswith("sha256:"):
+            from layers.digest import Digest
+
+            self._roots().put(ROOT_OWNER, config.id, docs=[Digest.parse(config.image_id)])
 
     def rename(self, cid: str, new_name: str) -> ContainerConfig:
         validate_name(new_name)
@@ -276,6 +294,7 @@ class ContainerStore:
             os.rename(d, gone)
             _rmtree(gone, ignore_errors=False)
             _rmtree(self.live_dir(cid), ignore_errors=True)
+            self._roots().drop(ROOT_OWNER, cid)
 
     def _drop_half_removed(self) -> None:
         """Removals run under the global lock (held by the caller): a ``.<id>.removing`` dir seen now

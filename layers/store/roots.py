@@ -25,11 +25,15 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 from layers.atomic import write_atomic
-from layers.digest import Digest
 from layers.errors import InvalidInput, PybuildError, StoreError
+
+TYPE_CHECKING = False       # not typing's: the runner's records (and so a shim) import this module
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from layers.digest import Digest
 
 __all__ = ["Root", "Roots"]
 
@@ -49,9 +53,9 @@ class Root:
 
     owner: str
     key: str
-    docs: frozenset[Digest] = frozenset()
-    blobs: frozenset[Digest] = frozenset()
-    snapshots: frozenset[Digest] = frozenset()
+    docs: "frozenset[Digest]" = frozenset()
+    blobs: "frozenset[Digest]" = frozenset()
+    snapshots: "frozenset[Digest]" = frozenset()
 
     def to_json(self) -> bytes:
         return json.dumps({
@@ -63,6 +67,8 @@ class Root:
 
     @classmethod
     def parse(cls, raw: bytes, where: str) -> "Root":
+        from layers.digest import Digest
+
         try:
             doc = json.loads(raw)
             return cls(
@@ -80,9 +86,21 @@ class Root:
 class Roots:
     """``<root>/roots/<owner>/<key>.json`` records; see the module docstring for the contract."""
 
-    def __init__(self, root: str, leases) -> None:
+    def __init__(self, root: str, leases=None) -> None:
+        """``leases``: the store's :class:`~layers.store.leases.Leases` (its GC guard); without it (a
+        room that holds no :class:`Store`, such as the runner's records) the guard is the same shared
+        ``locks/gc.lock``, taken directly."""
+        self.root = root
         self.dir = os.path.join(root, "roots")
         self._leases = leases
+
+    def _guard(self):
+        if self._leases is not None:
+            return self._leases.guard()
+        from .locks import FileLock
+
+        os.makedirs(os.path.join(self.root, "locks"), mode=0o700, exist_ok=True)
+        return FileLock(os.path.join(self.root, "locks", "gc.lock"), shared=True)
 
     def _path(self, owner: str, key: str) -> str:
         return os.path.join(self.dir, _check_name("owner", owner), _check_name("key", key) + ".json")
@@ -92,7 +110,7 @@ class Roots:
         """Register (or replace) the root ``owner/key``; durable once this returns."""
         root = Root(owner, key, frozenset(docs), frozenset(blobs), frozenset(snapshots))
         path = self._path(owner, key)
-        with self._leases.guard():
+        with self._guard():
             try:
                 os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
                 write_atomic(path, root.to_json())
@@ -103,7 +121,7 @@ class Roots:
     def drop(self, owner: str, key: str) -> None:
         """Unregister ``owner/key`` (absent is fine)."""
         path = self._path(owner, key)
-        with self._leases.guard():
+        with self._guard():
             try:
                 os.unlink(path)
             except FileNotFoundError:

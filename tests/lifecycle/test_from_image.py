@@ -78,8 +78,9 @@ def test_run_detached_records_image_and_stop_signal(env):
     info = C.run_detached(store, images, "busybox:1", RunOptions(command=("sleep", "1000"), network="none",
                                                                  name="img1", init=True))
     cid = info.config.id
-    with open(os.path.join(store.dir(cid), "image-ref")) as f:
-        assert f.read().strip() == MANIFEST_DIGEST
+    from layers.store.roots import Roots
+
+    assert {str(d) for d in Roots(store.root).get("containers", cid).docs} == {MANIFEST_DIGEST}
     assert info.config.stop_signal == "SIGPWR" and info.config.labels == {} and info.state.status == "running"
     from pybuild.views.containers import inspect_document
 

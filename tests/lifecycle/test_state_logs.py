@@ -37,14 +37,19 @@ def test_transitions_name_from_and_to():
         st.check_transition("web1", st.CREATED, st.PAUSED)
 
 
-def test_record_layout_and_image_ref(store):
+def test_record_layout_and_image_root(store):
+    from layers.store.roots import Roots
+
     cfg = store.create(_cfg("web"))
     d = store.dir(cfg.id)
-    assert sorted(os.listdir(d)) == ["config.json", "image-ref", "state.json"]
-    assert open(os.path.join(d, "image-ref")).read().strip() == cfg.image_id
+    assert sorted(os.listdir(d)) == ["config.json", "state.json"]
+    root = Roots(store.root).get("containers", cfg.id)
+    assert root is not None and {str(x) for x in root.docs} == {cfg.image_id}
     assert oct(os.stat(d).st_mode & 0o777) == "0o700"
     assert store.read_state(cfg.id).status == st.CREATED
     assert len(cfg.id) == 64 and all(c in "0123456789abcdef" for c in cfg.id)
+    store.remove(cfg.id)
+    assert Roots(store.root).get("containers", cfg.id) is None
 
 
 def test_names_unique_and_rename(store):
