@@ -233,15 +233,16 @@ class ContainerStore:
                     raise NameInUse(f"container name {config.name!r} is already in use by container "
                                     f"{other.short_id}: remove or rename it first")
             for name in os.listdir(self.base):  # creates hold the global lock: any other one was killed
-                if name.endswith(".creating"):
+                if name.endswith(".creating") and name.startswith("."):
                     _rmtree(os.path.join(self.base, name), ignore_errors=True)
+                    self._roots().drop(ROOT_OWNER, name[1:-len(".creating")])
             tmp = os.path.join(self.base, f".{config.id}.creating")
             os.makedirs(tmp, mode=0o700)
             try:
-                self._keep_image(config)
                 write_atomic(os.path.join(tmp, "state.json"), ContainerState().to_json())   # the first state
                 write_atomic(os.path.join(tmp, "config.json"), config.to_json())
                 pause_point("run-create-record")  # a test hook: the record is written, not yet visible
+                self._keep_image(config)          # the image's root, before the record is visible
                 if supervisor is not None:
                     self.write_shim(config.id, supervisor)
                 os.rename(tmp, self.dir(config.id))
@@ -302,6 +303,7 @@ class ContainerStore:
         for name in os.listdir(self.base):
             if name.endswith(".removing") and name.startswith("."):
                 _rmtree(os.path.join(self.base, name), ignore_errors=True)
+                self._roots().drop(ROOT_OWNER, name[1:-len(".removing")])
 
     def collect_half_removed(self) -> None:
         """Drop what a killed ``rm`` left (cheap when there is nothing: one listdir)."""

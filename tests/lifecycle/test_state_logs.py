@@ -231,3 +231,19 @@ def test_follow_reader_that_slept_through_two_rotations_loses_nothing(tmp_path):
     w.close()
     closed.append(True)
     assert [e.text for e in follow] == [f"a{k}\n" for k in range(1, n + 1)]
+
+
+def test_killed_create_and_remove_leave_no_root(store):
+    """What a killed create (``.<id>.creating``) or rm (``.<id>.removing``) left is collected with its
+    image root, so a dead record never pins its image."""
+    from layers.store.roots import Roots
+
+    roots = Roots(store.root)
+    for leftover in ("creating", "removing"):
+        cid = st.new_id()
+        roots.put("containers", cid, docs=[])
+        os.makedirs(os.path.join(store.base, f".{cid}.{leftover}"))
+        store.create(_cfg(f"next-{leftover}"))      # collects a killed create
+        store.collect_half_removed()                # collects a killed rm
+        assert roots.get("containers", cid) is None, leftover
+        assert not os.path.exists(os.path.join(store.base, f".{cid}.{leftover}"))
