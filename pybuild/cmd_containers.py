@@ -115,7 +115,7 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for i in infos:
-        cmd = " ".join(i.config.spec.get("process", {}).get("args", []))
+        cmd = " ".join(i.config.spec.process.args)
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
         rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',

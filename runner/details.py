@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .ocispec import Spec
 from .records import ContainerConfig, ContainerState
 from .resources import named_volume_of, rootfs_paths
 from .state import ContainerStore
@@ -42,30 +43,29 @@ def details(store: ContainerStore, ref: str) -> ContainerDetails:
     """The facts ``inspect`` shows of container ``ref`` (name, id or unique id prefix)."""
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
-    spec = cfg.spec or {}
-    linux = spec.get("linux", {})
+    spec = cfg.spec
+    linux = spec.linux
     paths = rootfs_paths(store, cfg.id)
     named = named_volume_of(store)
     mounts = tuple(
-        MountPoint(type="volume" if os.path.dirname(m.get("source", "")) == paths.volumes or named(m)
-                   else m.get("type", "bind"),
-                   source=m.get("source", ""), destination=m.get("destination", ""),
-                   options=tuple(m.get("options") or ()), rw="ro" not in (m.get("options") or []),
+        MountPoint(type="volume" if os.path.dirname(m.source or "") == paths.volumes or named(m)
+                   else m.type or "bind",
+                   source=m.source or "", destination=m.destination, options=m.options, rw="ro" not in m.options,
                    name=named(m))
-        for m in spec.get("mounts", []) if (m.get("type") == "bind" or "bind" in (m.get("options") or []))
-        and os.path.dirname(m.get("source", "")) != paths.etc     # /etc/hosts & co: not the user's mounts
+        for m in spec.mounts if (m.type == "bind" or "bind" in m.options)
+        and os.path.dirname(m.source or "") != paths.etc     # /etc/hosts & co: not the user's mounts
     )
-    own_uts = any(n.get("type") == "uts" for n in linux.get("namespaces", []))
+    own_uts = any(n.type == "uts" for n in linux.namespaces)
     return ContainerDetails(
         config=cfg, state=cur, log_path=store.log_path(cfg.id), mounts=mounts,
-        hostname=spec.get("hostname") or ("" if own_uts else os.uname().nodename),
-        privileged="seccomp" not in linux and "maskedPaths" not in linux,
+        hostname=spec.hostname or ("" if own_uts else os.uname().nodename),
+        privileged=linux.seccomp is None and not linux.masked_paths,
         seccomp=_seccomp_status(spec))
 
 
-def _seccomp_status(spec: dict) -> str:
+def _seccomp_status(spec: Spec) -> str:
     """``default`` when the filter applies, ``unconfined`` (--privileged), or why not."""
-    if not spec.get("linux", {}).get("seccomp"):
+    if spec.linux.seccomp is None:
         return "unconfined"
     from . import seccomp
 

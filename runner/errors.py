@@ -11,6 +11,7 @@
         └── StateConflict              an operation does not fit the container's state ("is not running")
     InvalidInput (layers.errors)
     ├── InvalidRunOption               a run option or image config field is malformed (names it)
+    │   └── InvalidSpec                a runtime spec field is malformed or unsupported (names its path)
     └── AmbiguousId                    an id prefix matches more than one container
     NotFound (layers.errors)
     └── ContainerNotFound              no container with that name or id
@@ -25,7 +26,7 @@ from __future__ import annotations
 from layers import errors as _base
 
 __all__ = ["RuntimeFailure", "SandboxError", "ExecFailed", "CgroupError", "ShimFailed", "WaitTimeout",
-           "VolumeInUse", "InvalidState", "StateConflict", "InvalidRunOption", "AmbiguousId",
+           "VolumeInUse", "InvalidState", "StateConflict", "InvalidRunOption", "InvalidSpec", "AmbiguousId",
            "ContainerNotFound", "NameInUse", "CorruptRecord"]
 
 RuntimeFailure = _base.RuntimeFailure
@@ -84,6 +85,14 @@ class InvalidRunOption(_base.InvalidInput):
     """A run option or image config field is malformed; the message names it."""
 
     exit_code = 125
+
+
+class InvalidSpec(InvalidRunOption):
+    """A runtime spec field is malformed or not supported; ``path`` names it (``process.args[0]``)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        super().__init__(f"runtime spec {path}: {problem}")
 
 
 class AmbiguousId(_base.InvalidInput):

@@ -21,6 +21,7 @@ from layers.errors import InvalidInput, PybuildError
 
 from . import records as st
 from .errors import StateConflict
+from .ocispec import Spec, User
 from .state import ContainerStore
 
 __all__ = ["ExecOptions", "exec_in"]
@@ -39,15 +40,15 @@ class ExecOptions:
     detach: bool = False
 
 
-def _user(user: str | None, spec_user: dict, resolve_user) -> tuple[int, int, list[int]]:
+def _user(user: str | None, spec_user: User, resolve_user) -> tuple[int, int, list[int]]:
     """``-u`` resolved against the container's own /etc (we are chrooted into it), else the spec's user."""
     if user is None:
-        return int(spec_user.get("uid", 0)), int(spec_user.get("gid", 0)), list(spec_user.get("additionalGids", []))
+        return spec_user.uid, spec_user.gid, list(spec_user.additional_gids)
     r = resolve_user(user, "/etc")
     return r[0], r[1], list(r[2])
 
 
-def _merge_env(base: list[str], extra: tuple[str, ...]) -> dict[str, str]:
+def _merge_env(base: tuple[str, ...], extra: tuple[str, ...]) -> dict[str, str]:
     env: dict[str, str] = {}
     for item in list(base) + list(extra):
         k, sep, v = item.partition("=")
@@ -60,7 +61,7 @@ def _merge_env(base: list[str], extra: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
-def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]) -> None:
+def _child(pid1: int, spec: Spec, opts: ExecOptions, stdio: tuple[int, int, int]) -> None:
     """Runs in the forked child; never returns."""
     # everything is imported before setns/chroot: the host's library files are out of reach after
     import fcntl
@@ -104,11 +105,11 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
         os.fchdir(root_fd)
         os.chroot(".")
         os.close(root_fd)
-        proc = spec.get("process", {})
-        uid, gid, groups = _user(opts.user, proc.get("user", {}), resolve_user)
-        env = _merge_env(proc.get("env", []), opts.env)
-        cwd = opts.workdir or proc.get("cwd") or "/"
-        caps = proc.get("capabilities", {}).get("bounding", [])
+        proc = spec.process
+        uid, gid, groups = _user(opts.user, proc.user, resolve_user)
+        env = _merge_env(proc.env, opts.env)
+        cwd = opts.workdir or proc.cwd or "/"
+        caps = proc.capabilities.bounding if proc.capabilities is not None else ()
         gchild = os.fork()
         if gchild == 0:
             code = 126
@@ -125,7 +126,7 @@ def _child(pid1: int, spec: dict, opts: ExecOptions, stdio: tuple[int, int, int]
             os.setuid(uid)
             eff = keep if uid == 0 else 0
             syscalls.capset(eff, eff, 0)
-            if proc.get("noNewPrivileges", True):
+            if proc.no_new_privileges:
                 syscalls.set_no_new_privs()
             reset_signals()        # nothing of the caller's signal state reaches the command
             code = 127

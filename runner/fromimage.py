@@ -15,6 +15,7 @@ from dataclasses import replace
 from layers.errors import InvalidInput, PybuildError
 
 from .lifecycle import create, remove, start
+from .ocispec import Mount
 from .records import ContainerConfig, ContainerInfo, NetworkAttachment, PublishedPort, new_id, validate_name
 from .resources import rootfs_paths
 from .state import ContainerStore
@@ -72,11 +73,10 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         opts = replace(opts, mounts=tuple(replace(b, source=vols.create(b.volume, exist_ok=True).path)
                                           if b.volume else b for b in opts.mounts))
     spec = make_spec(image_config, opts, rootfs=paths.rootfs, etc_dir=etc_dir, container_id=cid,
-                     volume_dir=paths.volumes).to_dict()
-    ann = spec.setdefault("annotations", {})
+                     volume_dir=paths.volumes)
     if opts.init:
-        ann["org.pybuild.init"] = "true"
-    stop_signal = ann.get("org.opencontainers.image.stopSignal", "SIGTERM")
+        spec = spec.with_annotation("org.pybuild.init", "true")
+    stop_signal = spec.annotation("org.opencontainers.image.stopSignal", "SIGTERM")
     ports = _published_ports(opts, image_config)
     network_mode = opts.network or "bridge"
     if network_mode.startswith("container:") and opts.hostname:
@@ -84,10 +84,8 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
                            "the hostname of the one whose network it joins)")
     if network_mode != "host":
         # /etc/hosts, /etc/hostname and /etc/resolv.conf come from runner.network at start
-        for fname in ("hosts", "hostname", "resolv.conf"):
-            spec.setdefault("mounts", []).append({
-                "destination": f"/etc/{fname}", "type": "bind", "source": os.path.join(paths.etc, fname),
-                "options": ["rbind", "rprivate"]})
+        spec = spec.with_mounts(*(Mount(f"/etc/{f}", "bind", os.path.join(paths.etc, f), ("rbind", "rprivate"))
+                                  for f in ("hosts", "hostname", "resolv.conf")))
     manifest = getattr(image, "manifest", None)
     manifest_digest = str(getattr(manifest, "digest", None) or getattr(record, "manifest_digest", None)
                           or getattr(record, "digest", ""))

@@ -4,7 +4,8 @@
 (``state.json``) is its persistent status. :data:`TRANSITIONS` is the state machine every status
 change is checked against (:func:`check_transition`, called by ``ContainerStore.move``).
 
-Imports are stdlib only: the shim imports this module and lives as long as its container.
+Imports are the stdlib and :mod:`runner.ocispec` (which the shim's sandbox loads anyway): the shim
+imports this module and lives as long as its container.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field, fields
 
 from layers.errors import InvalidInput
 
-from .errors import CorruptRecord, InvalidState
+from .errors import CorruptRecord, InvalidSpec, InvalidState
+from .ocispec import Spec
 
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES", "TRANSITIONS",
@@ -173,7 +175,7 @@ class ContainerConfig:
     name: str
     image: str                      # the reference the user gave, for display
     image_id: str                   # manifest digest, registered as the record's store root
-    spec: dict
+    spec: Spec
     created: float
     restart_policy: str = "no"      # no | on-failure[:N] | always | unless-stopped
     auto_remove: bool = False
@@ -190,9 +192,10 @@ class ContainerConfig:
     launcher: str = "sandbox"       # sandbox | host (test-only: the process runs on the host, unisolated)
 
     def to_json(self) -> bytes:
-        # the fields' values are plain JSON data already: no deep copy (asdict), and no indent, which
-        # would leave json's C encoder for its Python one (the spec holds the whole seccomp profile)
+        # no indent, which would leave json's C encoder for its Python one (the spec holds the whole
+        # seccomp profile)
         doc = _fields(self)
+        doc["spec"] = self.spec.to_dict()
         doc["ports"] = [p.to_dict() for p in self.ports]
         doc["network"] = self.network.to_dict()
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -207,8 +210,9 @@ class ContainerConfig:
             doc["lowerdirs"] = tuple(doc["lowerdirs"])
             doc["ports"] = tuple(PublishedPort.from_dict(p) for p in doc.get("ports") or ())
             doc["network"] = NetworkAttachment.from_dict(doc.get("network") or {})
+            doc["spec"] = Spec.from_dict(doc["spec"], "spec")
             return cls(**doc)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, InvalidSpec) as exc:
             raise CorruptRecord(f"{where}: corrupt container config: {exc}") from None
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
+from .ocispec import Mount
 from .records import ContainerConfig, NetworkAttachment
 from .state import ContainerStore
 
@@ -49,9 +50,9 @@ def named_volume_of(store: ContainerStore):
     """``mount -> name`` of the named volume a spec mount binds ("" for anything else)."""
     base = os.path.join(store.root, "volumes")
 
-    def name(m: dict) -> str:
-        src = m.get("source", "")
-        if m.get("type") == "bind" and os.path.basename(src) == "_data" and \
+    def name(m: Mount) -> str:
+        src = m.source or ""
+        if m.type == "bind" and os.path.basename(src) == "_data" and \
                 os.path.dirname(os.path.dirname(src)) == base:
             return os.path.basename(os.path.dirname(src))
         return ""
@@ -61,7 +62,7 @@ def named_volume_of(store: ContainerStore):
 def volume_users(store: ContainerStore, name: str) -> list[str]:
     """Names of the containers (in any state) whose spec mounts named volume ``name``."""
     named = named_volume_of(store)
-    return sorted(c.name for c in store.configs() if any(named(m) == name for m in c.spec.get("mounts", [])))
+    return sorted(c.name for c in store.configs() if any(named(m) == name for m in c.spec.mounts))
 
 
 def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
@@ -73,28 +74,27 @@ def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
 
     base = rootfs_paths(store, cfg.id).volumes
     named = named_volume_of(store)
-    rootfs = cfg.spec["root"]["path"]
-    for m in cfg.spec.get("mounts", []):
+    rootfs = cfg.spec.root.path
+    for m in cfg.spec.mounts:
         if named(m):
             from .volumes import VolumeStore
 
-            VolumeStore(store.root).seed_once(named(m), lambda d, m=m: seed_volume(rootfs, m["destination"], d))
-    mounts = [m for m in cfg.spec.get("mounts", [])
-              if m.get("type") == "bind" and os.path.dirname(m.get("source", "")) == base]
+            VolumeStore(store.root).seed_once(named(m), lambda d, m=m: seed_volume(rootfs, m.destination, d))
+    mounts = [m for m in cfg.spec.mounts if m.type == "bind" and os.path.dirname(m.source or "") == base]
     if not mounts:
         return
     os.makedirs(base, mode=0o700, exist_ok=True)
     for m in mounts:
-        if os.path.isdir(m["source"]):
+        if os.path.isdir(m.source):
             continue
-        tmp = m["source"] + ".new"
+        tmp = m.source + ".new"
         if os.path.lexists(tmp):
             import shutil
 
             shutil.rmtree(tmp)
         os.mkdir(tmp, 0o755)
-        seed_volume(rootfs, m["destination"], tmp)
-        os.rename(tmp, m["source"])
+        seed_volume(rootfs, m.destination, tmp)
+        os.rename(tmp, m.source)
 
 
 def mount_rootfs(store: ContainerStore, cfg: ContainerConfig):
@@ -155,24 +155,24 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     if mode == "none":
         # nothing on the host side: the sandbox makes a fresh namespace with only loopback, and it
         # goes away with the container; only the /etc files are needed
-        _write_loopback_etc(rootfs_paths(store, cfg.id).etc, cfg.spec.get("hostname") or cfg.id[:12])
+        _write_loopback_etc(rootfs_paths(store, cfg.id).etc, cfg.spec.hostname or cfg.id[:12])
         return cfg
     from . import network
 
     att = network.setup(root=store.root, state_dir=store.state_dir, container_id=cfg.id,
                         etc_dir=rootfs_paths(store, cfg.id).etc, mode=mode, name=cfg.name,
-                        hostname=cfg.spec.get("hostname"))
-    spec = _json_copy(cfg.spec)
+                        hostname=cfg.spec.hostname)
+    spec = cfg.spec
     if mode.startswith("container:") and att.hostname:
         # Docker: a container in another's network namespace takes its hostname too (UTS, $HOSTNAME)
-        own = f"HOSTNAME={spec.get('hostname', '')}"        # the default, not a -e HOSTNAME=...
-        spec["hostname"] = att.hostname
-        spec["process"]["env"] = [f"HOSTNAME={att.hostname}" if e == own else e for e in spec["process"]["env"]]
-    ns = [n for n in spec["linux"]["namespaces"] if n.get("type") != "network"]
+        own = f"HOSTNAME={spec.hostname or ''}"        # the default, not a -e HOSTNAME=...
+        env = tuple(f"HOSTNAME={att.hostname}" if e == own else e for e in spec.process.env)
+        spec = replace(spec, hostname=att.hostname, process=replace(spec.process, env=env))
+    ns = [n for n in spec.linux.namespaces if n.type != "network"]
     entry = att.spec_namespace()
     if entry is not None:
         ns.insert(1, entry)
-    spec["linux"]["namespaces"] = ns
+    spec = replace(spec, linux=replace(spec.linux, namespaces=tuple(ns)))
     net = NetworkAttachment.from_dict(dict(att.to_dict(), mode=mode))
     return store.update_config(replace(cfg, spec=spec, network=net))
 
@@ -190,9 +190,3 @@ def _write_loopback_etc(etc_dir: str, hostname: str) -> None:
     for name, text in (("hostname", hostname + "\n"), ("hosts", LOCALHOST_LINES),
                        ("resolv.conf", "# --network none: loopback only, no name servers\n")):
         write_atomic(os.path.join(etc_dir, name), text.encode(), 0o644, durable=False)
-
-
-def _json_copy(doc: dict) -> dict:
-    import json
-
-    return json.loads(json.dumps(doc))

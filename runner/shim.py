@@ -45,6 +45,7 @@ from layers.errors import PybuildError
 from . import records as st
 from .errors import ShimFailed
 from .logs import LogWriter
+from .ocispec import Spec
 from .records import ContainerConfig, PublishedPort
 from .resources import mount_rootfs, release_resources
 from .restart import RestartPolicy, parse_restart_policy
@@ -76,9 +77,9 @@ class _HostProcess:
     mechanics) can set; the CLI never does.
     """
 
-    def __init__(self, spec: dict, stdout: int, stderr: int) -> None:
-        proc = spec["process"]
-        env = dict(e.split("=", 1) for e in proc.get("env", ()))
+    def __init__(self, spec: Spec, stdout: int, stderr: int) -> None:
+        proc = spec.process
+        env = proc.env_map()
         pid = os.fork()
         if pid == 0:
             try:
@@ -88,8 +89,8 @@ class _HostProcess:
                 os.dup2(stdout, 1)
                 os.dup2(stderr, 2)
                 os.closerange(3, 65536)
-                os.chdir(proc.get("cwd") or "/")
-                os.execvpe(proc["args"][0], proc["args"], env)
+                os.chdir(proc.cwd or "/")
+                os.execvpe(proc.args[0], proc.args, env)
             finally:
                 os._exit(127)
         self.pid = pid

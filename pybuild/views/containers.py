@@ -63,7 +63,7 @@ def ps_document(info) -> dict:
     cfg, cur = info.config, info.state
     return {
         "ID": cfg.id, "Names": cfg.name, "Image": cfg.image,
-        "Command": " ".join(cfg.spec.get("process", {}).get("args", [])),
+        "Command": " ".join(cfg.spec.process.args),
         "CreatedAt": rfc3339(cfg.created), "State": display_status(cur),
         "Status": human_status(cur), "ExitCode": cur.exit_code, "Pid": cur.pid,
         "Ports": ports_text(cfg.ports), "RestartCount": cur.restart_count,
@@ -73,8 +73,7 @@ def ps_document(info) -> dict:
 def inspect_document(d) -> dict:
     """Docker's ``inspect`` document for a :class:`runner.details.ContainerDetails`."""
     cfg, cur = d.config, d.state
-    spec = cfg.spec or {}
-    proc = spec.get("process", {})
+    proc = cfg.spec.process
     net = cfg.network.to_dict()
     ports: dict[str, list[dict]] = {}
     for p in cfg.ports:
@@ -87,8 +86,8 @@ def inspect_document(d) -> dict:
         "Id": cfg.id,
         "Name": "/" + cfg.name,
         "Created": rfc3339(cfg.created),
-        "Path": (proc.get("args") or [""])[0],
-        "Args": (proc.get("args") or [])[1:],
+        "Path": (proc.args or ("",))[0],
+        "Args": list(proc.args[1:]),
         "Image": cfg.image_id,
         "ImageName": cfg.image,
         "State": {
@@ -119,11 +118,11 @@ def inspect_document(d) -> dict:
         },
         "Config": {
             "Hostname": d.hostname,
-            "User": f"{proc.get('user', {}).get('uid', 0)}:{proc.get('user', {}).get('gid', 0)}",
-            "Env": proc.get("env", []),
-            "Cmd": proc.get("args", []),
-            "WorkingDir": proc.get("cwd", "/"),
-            "Tty": bool(proc.get("terminal")),
+            "User": f"{proc.user.uid}:{proc.user.gid}",
+            "Env": list(proc.env),
+            "Cmd": list(proc.args),
+            "WorkingDir": proc.cwd,
+            "Tty": proc.terminal,
             "Image": cfg.image,
             "Labels": cfg.labels,
             "StopSignal": cfg.stop_signal,

@@ -3,7 +3,7 @@
 Public API (see docs/INTERFACES.md, runner section)::
 
     att = setup(root=..., state_dir=..., container_id=..., etc_dir=..., mode="bridge", name="web")
-    spec["linux"]["namespaces"].append(att.spec_namespace())      # unless mode is host
+    ns = att.spec_namespace()      # an ocispec.Namespace for linux.namespaces; None with mode host
     proxy = PortProxy.bind(parse_publish("127.0.0.1:8080:80"), att.ip)   # in the shim, before start
     proxy.start() ... proxy.close()
     teardown(root=..., state_dir=..., container_id=...)

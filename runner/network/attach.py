@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 from layers.atomic import write_atomic
 
+from ..ocispec import Namespace
+
 from . import bridge as bridge_mod
 from . import config, files, ipam, nat, netns, veth
 from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
@@ -54,7 +56,7 @@ class Attachment:
     """How a container is networked. ``netns_path`` None means the host's namespace (mode host).
 
     The lifecycle stores :meth:`to_dict` with the container and hands ``netns_path`` to the sandbox as
-    ``linux.namespaces[{"type": "network", "path": netns_path}]`` (see :meth:`spec_namespace`).
+    ``Namespace("network", netns_path)`` in ``linux.namespaces`` (see :meth:`spec_namespace`).
     """
 
     mode: str
@@ -72,9 +74,9 @@ class Attachment:
     nat: str | None = None
     notes: tuple[str, ...] = ()
 
-    def spec_namespace(self) -> dict | None:
+    def spec_namespace(self) -> Namespace | None:
         """The OCI ``linux.namespaces`` entry to join, or None for the host network."""
-        return None if self.netns_path is None else {"type": "network", "path": self.netns_path}
+        return None if self.netns_path is None else Namespace("network", self.netns_path)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -340,7 +342,7 @@ def _container_netns(req: _Request, ref: str) -> tuple[str, str] | None:
     if not cur.live or cur.pid <= 0:
         return None
     # a spec without a hostname shares the host's UTS namespace (``--network host``): the host's name
-    hostname = (cfg.spec or {}).get("hostname") or os.uname().nodename
+    hostname = cfg.spec.hostname or os.uname().nodename
     path = netns.netns_path(req.state_dir, cfg.id)
     return (path if netns.is_netns(path) else f"/proc/{cur.pid}/ns/net"), hostname
 

@@ -1,22 +1,15 @@
-"""Parsing helpers of :mod:`runner.ocispec`: :class:`InvalidSpec` and a reader that names field paths."""
+"""Parsing helpers of :mod:`runner.ocispec`: a reader that names field paths in the
+:class:`runner.errors.InvalidSpec` it raises."""
 
 from __future__ import annotations
 
-from ..errors import InvalidRunOption
+from ..errors import InvalidSpec
 
 __all__ = ["InvalidSpec", "Fields", "join_path", "put", "NAMESPACE_TYPES", "UINT32", "UINT64"]
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 UINT32 = 2**32 - 1
 UINT64 = 2**64 - 1
-
-
-class InvalidSpec(InvalidRunOption):
-    """A runtime spec field is malformed or not supported; ``path`` names it (``process.args[0]``)."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        self.path = path
-        super().__init__(f"runtime spec {path}: {problem}")
 
 
 def join_path(path: str, key: str) -> str:

@@ -78,9 +78,9 @@ class Lab:
         image_cfg = ImageConfig.parse(json.dumps({"architecture": "amd64", "os": "linux",
                                                   "rootfs": {"type": "layers", "diff_ids": []},
                                                   "config": {}}).encode())
-        spec = make_spec(image_cfg, opts, rootfs=paths.rootfs, container_id=cid).to_dict()
+        spec = make_spec(image_cfg, opts, rootfs=paths.rootfs, container_id=cid)
         if opts.init:
-            spec.setdefault("annotations", {})["org.pybuild.init"] = "true"
+            spec = spec.with_annotation("org.pybuild.init", "true")
         cfg = st.ContainerConfig(id=cid, name=name, image="busybox-dir", image_id="sha256:" + "0" * 64,
                                  spec=spec, created=time.time(), network=st.NetworkAttachment(mode=network),
                                  init=opts.init, lowerdirs=(str(self.lower),), **kw)

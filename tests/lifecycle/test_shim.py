@@ -13,6 +13,7 @@ from layers.errors import InvalidInput
 from runner import containers as C
 from runner import state as st
 from runner.logs import read_logs
+from runner.ocispec import Process, Root, Spec
 from runner.shim import parse_restart_policy
 
 from .conftest import process_alive, wait_for
@@ -25,8 +26,8 @@ def store(tmp_path):
 
 def _host(store, name: str, script: str, **kw) -> st.ContainerConfig:
     cfg = st.ContainerConfig(id=st.new_id(), name=name, image="host", image_id="sha256:" + "0" * 64,
-                             spec={"process": {"args": ["/bin/sh", "-c", script],
-                                               "env": ["PATH=/usr/bin:/bin"]}},
+                             spec=Spec("1.0.2", Process(("/bin/sh", "-c", script), env=("PATH=/usr/bin:/bin",)),
+                                       Root("/")),
                              created=time.time(), launcher="host", **kw)
     return C.create(store, cfg)
 
@@ -104,7 +105,7 @@ def test_rm_requires_force_and_auto_remove(store):
 
 def test_start_failure_is_reported(store):
     cfg = st.ContainerConfig(id=st.new_id(), name="bad", image="host", image_id="sha256:" + "0" * 64,
-                             spec={"process": {"args": ["/nonexistent/binary"]}}, created=time.time(),
+                             spec=Spec("1.0.2", Process(("/nonexistent/binary",)), Root("/")), created=time.time(),
                              launcher="host")
     C.create(store, cfg)
     C.start(store, "bad")      # the host launcher forks first: the exec failure is exit code 127

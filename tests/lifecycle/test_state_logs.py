@@ -13,11 +13,12 @@ from layers.errors import AlreadyExists, InvalidInput, NotFound
 from runner import state as st
 from runner.errors import InvalidState
 from runner.logs import LogWriter, parse_since, read_logs
+from runner.ocispec import Process, Root, Spec
 
 
 def _cfg(name: str, cid: str | None = None) -> st.ContainerConfig:
     return st.ContainerConfig(id=cid or st.new_id(), name=name, image="busybox", image_id="sha256:" + "a" * 64,
-                              spec={"process": {"args": ["true"]}}, created=time.time())
+                              spec=Spec("1.0.2", Process(("true",)), Root("/")), created=time.time())
 
 
 @pytest.fixture

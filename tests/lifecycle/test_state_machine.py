@@ -12,6 +12,7 @@ import pytest
 
 from runner import records as r
 from runner.errors import CorruptRecord, InvalidState
+from runner.ocispec import Process, Root, Spec
 from runner.state import ContainerStore
 
 # the paths from the first state (created) to each state, through legal moves only
@@ -29,7 +30,7 @@ ILLEGAL = sorted((a, b) for a in r.STATUSES for b in r.STATUSES if b not in r.TR
 
 def _cfg(name: str) -> r.ContainerConfig:
     return r.ContainerConfig(id=r.new_id(), name=name, image="busybox", image_id="sha256:" + "a" * 64,
-                             spec={"process": {"args": ["true"]}}, created=time.time())
+                             spec=Spec("1.0.2", Process(("true",)), Root("/")), created=time.time())
 
 
 @pytest.fixture
@@ -135,3 +136,29 @@ def test_config_json_keeps_its_shape_with_typed_ports_and_network():
     assert again["ports"] == [port] and again["network"] == net
     old = dict(doc, network={})                  # a record from before network setup existed
     assert r.ContainerConfig.from_json(json.dumps(old).encode(), "config.json").network_mode == "bridge"
+
+
+def test_config_json_keeps_the_spec_as_the_runtime_spec_document():
+    """``spec`` is a typed :class:`runner.ocispec.Spec` in memory and the runtime spec's JSON on disk;
+    a record written when it was a dict (with an empty ``annotations`` map) reads the same."""
+    spec = {"ociVersion": "1.0.2", "hostname": "h", "annotations": {},
+            "process": {"terminal": False, "user": {"uid": 1, "gid": 2}, "args": ["sh"], "env": ["A=1"],
+                        "cwd": "/w", "noNewPrivileges": True},
+            "root": {"path": "/r", "readonly": False},
+            "mounts": [{"destination": "/etc/hosts", "type": "bind", "source": "/e/hosts",
+                        "options": ["rbind", "rprivate"]}],
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/netns/x"}]}}
+    doc = dict(json.loads(_cfg("spec").to_json()), spec=spec)
+    cfg = r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json")
+    assert isinstance(cfg.spec, Spec) and cfg.spec.process.args == ("sh",) and cfg.spec.hostname == "h"
+    assert cfg.spec.mounts[0].options == ("rbind", "rprivate") and cfg.spec.linux.namespaces[1].path == "/run/netns/x"
+    again = json.loads(cfg.to_json())["spec"]
+    assert again == {k: v for k, v in spec.items() if k != "annotations"}
+    assert r.ContainerConfig.from_json(cfg.to_json(), "config.json") == cfg
+
+
+def test_a_malformed_spec_is_a_corrupt_record():
+    doc = json.loads(_cfg("bad").to_json())
+    doc["spec"]["process"]["args"] = "sh"
+    with pytest.raises(CorruptRecord, match=r"config.json: corrupt container config: .*spec.process.args"):
+        r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json")

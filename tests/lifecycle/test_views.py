@@ -5,6 +5,7 @@ from __future__ import annotations
 from runner import records as r
 from pybuild.views.containers import human_ago, human_status, inspect_document, ports_text
 from runner.details import ContainerDetails, MountPoint
+from runner.ocispec import Process, Root, Spec
 
 
 def test_status_words_as_docker_ps_shows_them():
@@ -21,7 +22,7 @@ def test_status_words_as_docker_ps_shows_them():
 
 def test_inspect_document_from_details():
     cfg = r.ContainerConfig(id="a" * 64, name="web", image="busybox", image_id="sha256:" + "b" * 64,
-                            spec={"process": {"args": ["sh", "-c", "true"], "env": ["A=1"]}}, created=0.0,
+                            spec=Spec("1.0.2", Process(("sh", "-c", "true"), env=("A=1",)), Root("/")), created=0.0,
                             restart_policy="on-failure:3", ports=(r.PublishedPort(80, "tcp", "0.0.0.0", 8080),),
                             network=r.NetworkAttachment(mode="net1", container_id="a" * 64, network="net1",
                                                         ip="10.1.0.2", etc_files=(("hosts", "/e/hosts"),)))

@@ -20,6 +20,7 @@ import pytest
 from runner import network
 from runner.network import bridge, netns
 from runner.network.bridge import lookup
+from runner.ocispec import Namespace
 
 from .conftest import BUSYBOX, FreshHost, free_port, free_subnet
 
@@ -71,7 +72,7 @@ def test_namespace_is_wired_and_reachable_from_host(netenv):
     att = netenv.attach("a" * 64, name="web")
     assert att.mode == "bridge" and att.netns_path == os.path.join(netenv.state, "netns", "a" * 64)
     assert netns.is_netns(att.netns_path)
-    assert att.spec_namespace() == {"type": "network", "path": att.netns_path}
+    assert att.spec_namespace() == Namespace("network", att.netns_path)
     assert att.ip == str(netenv.cfg.network.network_address + 2) and att.gateway == netenv.cfg.gateway
 
     def inside():
