@@ -63,8 +63,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
     name = opts.name or random_name(store)
     validate_name(name)
     paths = rootfs_paths(store, cid)
-    etc_dir = next((os.path.join(d, "etc") for d in lowerdirs if os.path.exists(os.path.join(d, "etc", "passwd"))),
-                   None)
+    etc_dir = passwd_dir(lowerdirs)
     image_config = getattr(image, "config", image)
     if any(b.volume for b in opts.mounts):        # named volumes: made now if missing, as Docker does
         from .volumes import VolumeStore
@@ -113,6 +112,32 @@ def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
         exposed = (image_runtime_config(image_config).get("ExposedPorts") or {})
         out += [PublishedPort.from_dict(m.to_dict()) for m in publish_all(exposed)]
     return tuple(out)
+
+
+def passwd_dir(lowerdirs) -> str | None:
+    """The ``etc`` directory whose ``passwd`` the container sees: the topmost layer (lowerdirs are
+    top first, in overlay form) with an entry for ``etc/passwd`` decides; a regular file there is it,
+    anything else (a whiteout: the file was deleted) means there is none. An opaque ``etc`` hides the
+    layers below it."""
+    import stat
+
+    for d in lowerdirs:
+        etc = os.path.join(d, "etc")
+        try:
+            mode = os.lstat(os.path.join(etc, "passwd")).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if _opaque(etc):
+                return None
+            continue
+        return etc if stat.S_ISREG(mode) else None
+    return None
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
 
 
 def run_detached(store: ContainerStore, images, image_ref: str, opts, *, shim=None) -> ContainerInfo:
