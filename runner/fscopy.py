@@ -55,6 +55,11 @@ def _rel(path: str) -> str:
     return posixpath.normpath("/" + path).lstrip("/")
 
 
+def _host(path: str) -> str:
+    """A host path made absolute, keeping the trailing ``/`` or ``/.`` that the rules look at."""
+    return path if path.startswith("/") else os.path.join(os.getcwd(), path)
+
+
 def _source(root: Root, path: str, follow: bool, where: str) -> _Source:
     contents = path in (".", "/") or path.endswith(("/.", "/"))
     follow_last = follow or path.endswith(("/.", "/"))
@@ -171,7 +176,7 @@ def copy_from_container(store: ContainerStore, ref: str, src: str, dest: str, *,
         owner = None if archive else (os.getuid(), os.getgid())
         where = f"{view.config.name}:{src}"
         try:
-            _copy(croot, src, where, host, os.path.abspath(dest), dest, follow, owner)
+            _copy(croot, src, where, host, _host(dest), dest, follow, owner)
         except OSError as exc:
             raise _fail(exc, where) from None
 
@@ -183,7 +188,7 @@ def copy_into_container(store: ContainerStore, ref: str, src: str, dest: str, *,
         owner = None if archive else (0, 0)
         where = f"{view.config.name}:{dest}"
         try:
-            _copy(host, os.path.abspath(src), src, croot, dest, where, follow, owner)
+            _copy(host, _host(src), src, croot, dest, where, follow, owner)
         except OSError as exc:
             raise _fail(exc, where) from None
 
