@@ -6,7 +6,8 @@ history entry carrying the message (``-m``) and author (``-a``), and the image c
 ``--change`` (:func:`builder.changes.apply_changes`, applied before anything is written, so a bad
 change leaves the store as it was). A running container is paused while its upper dir is packed
 (``pause``, Docker's default) and unpaused after, whatever happens. Everything is written inside a
-store lease and the name, when one is given, is tagged last.
+store lease and the name, when one is given, is tagged last. Test hook: ``commit-layer`` (the layer
+is stored, the container still paused).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from layers.errors import InvalidInput
 from layers.manifest import Manifest
 from layers.mediatype import MediaType
 from layers.reference import Reference
+from layers.store.pause import pause_point
 
 __all__ = ["CommitOptions", "CommitResult", "commit"]
 
@@ -66,6 +68,7 @@ def commit(images, containers, ref: str, options: CommitOptions) -> CommitResult
             paused = True
         try:
             layer, diff_id = _pack_upper(images, containers, cfg)
+            pause_point("commit-layer")  # a test hook: the layer is stored, the container still paused
         finally:
             if paused:
                 unpause(containers, cfg.id)

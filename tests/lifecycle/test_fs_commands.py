@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -260,3 +261,30 @@ def test_commit_pause_false_and_stopped_containers(pybuild, image):
     _one_line_error(pybuild("commit", "-c", "RUN echo no", name, "fs/bad:1"), "RUN")
     _one_line_error(pybuild("commit", "nosuchcontainer"), "nosuchcontainer")
     assert pybuild("images", "-q").stdout == before
+
+
+def _state(pybuild, cid: str) -> str:
+    return json.loads(pybuild("ps", "-a", "--format", "json", check=True).stdout.splitlines()[0])["State"]
+
+
+@pytest.mark.parametrize("pause", ["true", "false"])
+def test_commit_pauses_a_running_container_while_it_packs(pybuild, image, tmp_path, pause):
+    cid = _run_d(pybuild, image, "sleep 1000")
+    marker = tmp_path / "at-commit-layer"
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("pybuild")), "--root", str(pybuild.root),
+                             "--state-dir", str(pybuild.state), "commit", f"--pause={pause}", cid, "fs/p:1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYBUILD_TEST_PAUSE_AT="commit-layer",
+                                     PYBUILD_TEST_PAUSE_FILE=str(marker)))
+    try:
+        wait_for(marker.exists, timeout=60, what="the commit to reach its layer")
+        assert _state(pybuild, cid) == ("paused" if pause == "true" else "running")
+        marker.unlink()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.decode().startswith("sha256:")
+    assert _state(pybuild, cid) == "running"
