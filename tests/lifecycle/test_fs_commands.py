@@ -288,3 +288,29 @@ def test_commit_pauses_a_running_container_while_it_packs(pybuild, image, tmp_pa
     assert proc.returncode == 0, err
     assert out.decode().startswith("sha256:")
     assert _state(pybuild, cid) == "running"
+
+
+def test_diff_reads_whiteouts_and_opaque_directories(pybuild, tmp_path):
+    """An upper dir written as overlayfs writes it: a whiteout is D, an opaque directory is C with D for
+    each path of the image it hides, a file of the image written again is C."""
+    from runner.resources import rootfs_paths
+
+    from .conftest import Lab
+
+    lower = tmp_path / "lower"
+    for rel in ("d/x", "d/y", "keep/z", "gone"):
+        (lower / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lower / rel).write_text(rel)
+    lab = Lab(pybuild, lower)
+    cid = lab.create("fsdiff", ["true"])
+    upper = Path(rootfs_paths(lab.store, cid).upper)
+    (upper / "d").mkdir(parents=True)
+    os.setxattr(upper / "d", "trusted.overlay.opaque", b"y")
+    (upper / "d" / "w").write_text("new")
+    (upper / "d" / "y").write_text("again")
+    os.mknod(upper / "gone", 0o600 | 0o020000, os.makedev(0, 0))
+    (upper / "keep").mkdir()
+    (upper / "keep" / "z").write_text("changed")
+    (upper / "n").mkdir()
+    assert pybuild("diff", "fsdiff", check=True).stdout.splitlines() == [
+        "C /d", "A /d/w", "D /d/x", "C /d/y", "D /gone", "C /keep", "C /keep/z", "A /n"]
