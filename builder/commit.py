@@ -61,7 +61,8 @@ def commit(images, containers, ref: str, options: CommitOptions) -> CommitResult
     now = format_time(datetime.now(timezone.utc))
     with images.lease():
         image = images.images.load(cfg.image_id)
-        config = apply_changes(image.config, options.changes) if options.changes else image.config
+        config = _with_container_config(image.config, cfg)
+        config = apply_changes(config, options.changes) if options.changes else config
         paused = False
         if options.pause and containers.status(cfg.id).status == r.RUNNING:
             pause(containers, cfg.id)
@@ -83,6 +84,33 @@ def commit(images, containers, ref: str, options: CommitOptions) -> CommitResult
         if target is not None:
             images.images.tag(target, manifest.digest)
     return CommitResult(manifest, config, str(config_digest), target)
+
+
+def _with_container_config(config: ImageConfig, cfg) -> ImageConfig:
+    """The image config with what the container was run with, as Docker keeps it in a commit: its
+    command (Cmd after the image's Entrypoint; a new Entrypoint when it was replaced), its environment
+    (without what the runtime adds: HOSTNAME, TERM of a tty, a HOME the image did not set), its
+    working directory and its labels."""
+    c = config.config
+    process = cfg.spec.process
+    args = list(process.args)
+    entrypoint = list(c.entrypoint or ())
+    edits: dict = {}
+    if args[:len(entrypoint)] == entrypoint:
+        if args[len(entrypoint):] != list(c.cmd or ()):
+            edits["cmd"] = args[len(entrypoint):]
+    else:
+        edits.update(entrypoint=args, cmd=None)
+    drop = {"HOSTNAME", "HOME"} | ({"TERM"} if cfg.tty else set())
+    drop -= {e.partition("=")[0] for e in c.env}     # ... unless the image set them itself
+    env = [e for e in process.env if e.partition("=")[0] not in drop]
+    if env != list(c.env):
+        edits["env"] = env
+    if process.cwd and process.cwd != (c.working_dir or "/"):
+        edits["working_dir"] = process.cwd
+    if cfg.labels:
+        edits["labels"] = {**dict(c.labels), **dict(cfg.labels)}
+    return config.with_config(**edits) if edits else config
 
 
 def _pack_upper(images, containers, cfg):

@@ -257,6 +257,14 @@ def test_commit_pause_false_and_stopped_containers(pybuild, image):
     assert image_id.startswith("sha256:")
     assert pybuild("run", "--rm", image_id.removeprefix("sha256:")[:12], "cat", "/s", check=True).stdout == "stopped\n"
     assert pybuild("run", "--rm", "fs/stopped:latest", "cat", "/s", check=True).stdout == "stopped\n"
+    # the container's command, environment, working directory and labels go into the image's config
+    pybuild("run", "--name", name + "b", "-e", "GREETING=hello", "-w", "/tmp", "--label", "k=v", image,
+            "sh", "-c", 'echo "$GREETING from $(pwd)"', check=True)
+    pybuild("commit", name + "b", "fs/config:1", check=True)
+    assert pybuild("run", "--rm", "fs/config:1", check=True).stdout == "hello from /tmp\n"
+    conf = json.loads(pybuild("inspect", "fs/config:1", check=True).stdout)[0]["Config"]
+    assert conf["Cmd"] == ["sh", "-c", 'echo "$GREETING from $(pwd)"'] and conf["Labels"] == {"k": "v"}
+    assert "GREETING=hello" in conf["Env"] and not [e for e in conf["Env"] if e.startswith(("HOSTNAME=", "HOME="))]
     before = pybuild("images", "-q").stdout
     _one_line_error(pybuild("commit", "-c", "RUN echo no", name, "fs/bad:1"), "RUN")
     _one_line_error(pybuild("commit", "nosuchcontainer"), "nosuchcontainer")
