@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .errors import StateConflict
+from .errors import SandboxError, StateConflict
 from .records import ContainerConfig
 from .resources import rootfs_paths
 from .state import ContainerStore
@@ -50,8 +50,11 @@ def _private_mounts() -> None:
         return
     from . import syscalls as sc
 
-    sc.unshare(sc.CLONE_NEWNS)
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    try:
+        sc.unshare(sc.CLONE_NEWNS)  # EINVAL in a process with threads: callers are single-threaded CLIs
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    except OSError as exc:
+        raise SandboxError(f"a private mount namespace for the container's filesystem: {exc.strerror}") from None
     _private = True
 
 
