@@ -19,7 +19,8 @@ reconciles the two: a record that says ``running``/``paused`` but whose shim is 
 containers after a host restart.
 
 Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
-:mod:`runner.records`, under the container's lock); nothing else writes ``state.json``. Every write
+:mod:`runner.records`, under the container's lock); besides it only :meth:`ContainerStore.record_health`
+(the shim's health probes, under the same lock, never changing the status) writes ``state.json``. Every write
 is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only: the shim
 imports this module and lives as long as its container.
 """
