@@ -39,6 +39,7 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
     overlay = None
     code: int | None = None
     proc = None
+    monitor = 0             # the pid of the health checks' process (runner.health.spawn_monitor)
     try:
         cfg = setup_network(cstore, cfg)
         if on_network is not None:
@@ -53,11 +54,20 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
                     os.close(stdin)
             forwarder.attach(proc)
             try:
-                cstore.move(cfg.id, cfg.name, r.RUNNING, pid=proc.pid, started_at=time.time(),
-                            shim_pid=os.getpid())
+                started = time.time()
+                cstore.move(cfg.id, cfg.name, r.RUNNING, pid=proc.pid, started_at=started,
+                            shim_pid=os.getpid(), health=r.Health() if cfg.healthcheck else None)
+                if cfg.healthcheck is not None:
+                    from .health import spawn_monitor
+
+                    monitor = spawn_monitor(cstore, cfg.id, cfg.healthcheck, cfg.spec, proc.pid, started)
             finally:
                 code = sandbox.foreground(proc, forward_input=opts.interactive)
     finally:
+        if monitor:
+            from .health import stop_monitor
+
+            stop_monitor(monitor)
         if overlay is not None:
             overlay.unmount()
         release_resources(cstore, cfg)

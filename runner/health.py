@@ -9,7 +9,9 @@ container's lock). A probe that outlives ``timeout`` is killed and counts as a f
 
 The shim drives a :class:`HealthMonitor` from its selector loop: :meth:`HealthMonitor.wait` bounds the
 select timeout, :meth:`HealthMonitor.tick` starts probes and collects the ones the shim reaped. The
-shim stays single-threaded and its memory flat: the probe's work happens in the forked child.
+shim stays single-threaded and its memory flat: the probe's work happens in the forked child. A
+foreground ``run`` (whose process is busy relaying the terminal) forks a process for the monitor
+instead (:func:`spawn_monitor`), which ends with it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from . import records as st
 from .records import HealthConfig, HealthResult
 
-__all__ = ["HealthMonitor", "MAX_OUTPUT"]
+__all__ = ["HealthMonitor", "MAX_OUTPUT", "spawn_monitor", "stop_monitor"]
 
 MAX_OUTPUT = 4096           # Docker keeps this much of a probe's output
 
@@ -135,6 +137,81 @@ class HealthMonitor:
                 pass
             self.probe_pid = 0
         self._close_output()
+
+
+def spawn_monitor(store, cid: str, check: HealthConfig, spec, pid1: int, started_at: float) -> int:
+    """Fork a process that runs the health checks of the container whose PID 1 is ``pid1`` until
+    :func:`stop_monitor` (or the death of its parent) ends it; returns its pid. It holds none of the
+    caller's fds, signal handlers or process group (terminal signals are the caller's to forward)."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, _terminate)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                    signal.SIGUSR2, signal.SIGWINCH, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        os.closerange(3, 65536)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        sel = selectors.DefaultSelector()
+        sel.register(wake_r, selectors.EVENT_READ, _drain)
+        monitor = HealthMonitor(store, cid, check, spec, pid1, started_at, sel)
+        exited: dict[int, int] = {}
+        try:
+            while os.getppid() == parent:
+                for key, mask in sel.select(timeout=min(1.0, monitor.wait())):
+                    key.data(key.fileobj, mask)
+                _reap(exited)
+                monitor.tick(exited)
+                exited.clear()
+        finally:
+            monitor.close()
+    except SystemExit:
+        pass
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def stop_monitor(pid: int) -> None:
+    """End a :func:`spawn_monitor` process (and a probe it runs) and reap it."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (OSError, ChildProcessError):
+        pass
+
+
+def _terminate(signum, frame) -> None:
+    raise SystemExit(0)
+
+
+def _drain(fd: int, mask: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(exited: dict[int, int]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        exited[pid] = 128 - code if code < 0 else code
 
 
 def _seconds(value: float) -> str:

@@ -113,3 +113,13 @@ def test_no_healthcheck_and_none(pybuild, image, tmp_path: Path) -> None:
     assert bad.returncode != 0 and "--health-interval '10': not a duration" in bad.stderr, bad.stderr
     bad = pybuild("ps", "--filter", "health=sick")
     assert bad.returncode != 0 and "health is starting, healthy, unhealthy or none" in bad.stderr
+
+
+def test_foreground_run_is_checked_too(pybuild, image) -> None:
+    """A foreground ``run`` forks a process for its checks: the probe's file appears in the
+    container's own filesystem, which the container waits for (a deadline: the CLI's timeout)."""
+    proc = pybuild("run", "--name", "fg", "--health-cmd", "touch /tmp/probed", "--health-interval", "200ms",
+                   image, "sh", "-c", "until [ -f /tmp/probed ]; do sleep 0.1; done; echo seen", timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "seen\n", proc.stderr
+    state = _inspect(pybuild, "fg")["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 0
