@@ -85,9 +85,10 @@ def _record_exit(cstore: ContainerStore, cfg: ContainerConfig, code: int | None,
     """Record the exit (or a start that failed after the record went live) and end the supervision."""
     try:
         with cstore.lock(cfg.id):
+            health = cstore.read_state(cfg.id).health
             if code is not None:
                 cstore.move(cfg.id, cfg.name, r.EXITED, pid=0, exit_code=code, finished_at=time.time(),
-                            oom_killed=code == 137 and _oom(proc), shim_pid=0)
+                            oom_killed=code == 137 and _oom(proc), shim_pid=0, health=health and health.stopped())
             elif cstore.read_state(cfg.id).live:
                 cstore.move(cfg.id, cfg.name, r.EXITED, pid=0, exit_code=255, finished_at=time.time(),
                             shim_pid=0)

@@ -56,7 +56,7 @@ def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str
             return False
         if key == "exited" and (cur.status != st.EXITED or str(cur.exit_code) != value):
             return False
-        if key == "health" and (cur.health.status if cur.health and cur.live else "none") != value:
+        if key == "health" and (cur.health.status if cur.health else "none") != value:
             return False
         if key == "ancestor" and value not in (cfg.image, cfg.image_id):
             return False

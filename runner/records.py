@@ -254,6 +254,10 @@ class Health:
                 status = UNHEALTHY
         return Health(status, streak, (self.log + (result,))[-5:])
 
+    def stopped(self) -> "Health":
+        """The health of a container that stopped: unhealthy, its log kept (as moby records it)."""
+        return Health(UNHEALTHY, self.failing_streak, self.log)
+
     @classmethod
     def from_dict(cls, d: dict) -> "Health":
         return cls(d["status"], int(d["failing_streak"]), tuple(HealthResult(*r) for r in d["log"]))

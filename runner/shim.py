@@ -295,8 +295,10 @@ class Shim:
         oom = proc.oom_killed()
         # the exit is recorded first: `stop` returns on it, while the cgroup and overlay go; whatever
         # comes next (rm, start, wait) waits for this shim to be gone, so it never sees them half-released
-        self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
-                        finished_at=finished, oom_killed=oom)
+        with self.store.lock(self.cid):
+            health = self.store.read_state(self.cid).health
+            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
+                            finished_at=finished, oom_killed=oom, health=health and health.stopped())
         try:
             proc.cleanup()
         except (PybuildError, OSError) as exc:

@@ -27,8 +27,9 @@ def _health(pybuild, ref: str) -> dict:
     return _inspect(pybuild, ref)["State"].get("Health") or {}
 
 
-def _ps_status(pybuild, name: str) -> str:
-    rows = [json.loads(line) for line in pybuild("ps", "--format", "json", check=True).stdout.splitlines()]
+def _ps_status(pybuild, name: str, all: bool = False) -> str:
+    args = ["-a"] if all else []
+    rows = [json.loads(line) for line in pybuild("ps", *args, "--format", "json", check=True).stdout.splitlines()]
     return next(r["Status"] for r in rows if r["Names"] == name)
 
 
@@ -71,6 +72,9 @@ def test_dockerfile_healthcheck_turns_healthy_then_unhealthy(pybuild, image, tmp
     assert state["Running"] and state["Status"] == "running"
     wait_for(lambda: len(_health(pybuild, "hc")["Log"]) == 5, what="five probes logged")
     assert _inspect(pybuild, "hc")["State"]["Running"]
+    pybuild("stop", "-t", "0", "hc", check=True)
+    h = _health(pybuild, "hc")
+    assert h["Status"] == "unhealthy" and len(h["Log"]) == 5       # moby's stopped health, log kept
 
 
 def test_command_line_check_and_timeout(pybuild, image) -> None:
@@ -123,3 +127,5 @@ def test_foreground_run_is_checked_too(pybuild, image) -> None:
     assert proc.returncode == 0 and proc.stdout == "seen\n", proc.stderr
     state = _inspect(pybuild, "fg")["State"]
     assert state["Status"] == "exited" and state["ExitCode"] == 0
+    assert state["Health"]["Status"] == "unhealthy"      # as moby leaves a stopped container's health
+    assert _ps_status(pybuild, "fg", all=True).startswith("Exited (0)")
