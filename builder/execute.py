@@ -301,9 +301,6 @@ class Executor:
             labels = dict(config.config.labels)
             labels.update(dict(self.options.labels))
             config = config.with_config(labels=labels)
-        if self.options.format == "oci":
-            # OCI image configs have no Healthcheck/OnBuild/Shell: dropped, as buildah does
-            config = config.with_config(healthcheck=None, on_build=(), shell=None)
         config = config.with_fields(created=created)
         docker = self.options.format == "docker"
         config_digest = self.store.blobs.put_bytes(config.raw)

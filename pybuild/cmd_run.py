@@ -47,6 +47,13 @@ def _run_options(f):
         click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port to a random port."),
         click.option("--restart", default="no", show_default=True, help="Restart policy (no, on-failure[:N], always, unless-stopped)."),
         click.option("-l", "--label", "labels", multiple=True, help="Set a label (KEY=VALUE)."),
+        click.option("--health-cmd", help="Command to run to check health."),
+        click.option("--health-interval", help="Time between running the check (ms|s|m|h)."),
+        click.option("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h)."),
+        click.option("--health-retries", type=int, help="Consecutive failures needed to report unhealthy."),
+        click.option("--health-start-period", help="Start period for the container to initialize (ms|s|m|h)."),
+        click.option("--health-start-interval", help="Time between checks during the start period (ms|s|m|h)."),
+        click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -98,7 +105,22 @@ def build_options(kw: dict):
         publish_all=kw["publish_all"],
         restart=kw["restart"],
         labels=tuple(tuple(label.split("=", 1)) if "=" in label else (label, "") for label in kw["labels"]),
+        health=_health(kw),
     )
+
+
+def _health(kw: dict):
+    """``--health-*`` and ``--no-healthcheck`` -> :class:`runner.options.HealthOptions`."""
+    from runner.options import HealthOptions, parse_duration
+
+    def duration(name: str):
+        value = kw[name]
+        return None if value is None else parse_duration(value, "--" + name.replace("_", "-"))
+
+    return HealthOptions(cmd=kw["health_cmd"], interval=duration("health_interval"),
+                         timeout=duration("health_timeout"), start_period=duration("health_start_period"),
+                         start_interval=duration("health_start_interval"), retries=kw["health_retries"],
+                         disable=kw["no_healthcheck"])
 
 
 def _publish(specs: tuple[str, ...]) -> tuple:

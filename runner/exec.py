@@ -24,7 +24,7 @@ from .errors import StateConflict
 from .ocispec import Spec, User
 from .state import ContainerStore
 
-__all__ = ["ExecOptions", "exec_in"]
+__all__ = ["ExecOptions", "exec_in", "run_probe"]
 
 _NS_ORDER = ("ipc", "uts", "net", "pid", "cgroup", "mnt")
 
@@ -38,6 +38,7 @@ class ExecOptions:
     tty: bool = False
     interactive: bool = False
     detach: bool = False
+    timeout: float = 0.0            # > 0: the command's process group is killed after this many seconds
 
 
 def _user(user: str | None, spec_user: User, resolve_user) -> tuple[int, int, list[int]]:
@@ -133,6 +134,9 @@ def _child(pid1: int, spec: Spec, opts: ExecOptions, stdio: tuple[int, int, int]
             os.execvpe(opts.args[0], list(opts.args), env)
         if opts.detach:
             os._exit(0)
+        if opts.timeout > 0:
+            signal.signal(signal.SIGALRM, lambda *_: _kill_group(gchild))
+            signal.setitimer(signal.ITIMER_REAL, opts.timeout)
         _, status = os.waitpid(gchild, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
@@ -144,6 +148,35 @@ def _child(pid1: int, spec: Spec, opts: ExecOptions, stdio: tuple[int, int, int]
         os.write(2, f"pybuild: exec in container: {exc}\n".encode())
     finally:
         os._exit(code)
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL ``pid``'s process group (it called setsid), or ``pid`` alone before it has."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def run_probe(pid1: int, spec: Spec, args: tuple[str, ...], out: int, timeout: float) -> int:
+    """Fork a process that runs ``args`` in the container of ``pid1`` as ``exec`` does (its cgroups
+    and namespaces, the spec's user, capabilities and environment), stdout and stderr on ``out``,
+    killed after ``timeout`` seconds. Returns the forked pid, whose exit code is the command's (the
+    caller reaps it); the caller's signal handlers and wakeup fd do not reach it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.set_wakeup_fd(-1)
+            for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+                signal.signal(s, signal.SIG_DFL)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+        except BaseException:
+            os._exit(125)
+        _child(pid1, spec, ExecOptions(args=args, timeout=timeout), (devnull, out, out))
+    return pid
 
 
 def exec_in(store: ContainerStore, ref: str, opts: ExecOptions) -> int:

@@ -39,6 +39,7 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
     overlay = None
     code: int | None = None
     proc = None
+    monitor = 0             # the pid of the health checks' process (runner.health.spawn_monitor)
     try:
         cfg = setup_network(cstore, cfg)
         if on_network is not None:
@@ -53,11 +54,20 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
                     os.close(stdin)
             forwarder.attach(proc)
             try:
-                cstore.move(cfg.id, cfg.name, r.RUNNING, pid=proc.pid, started_at=time.time(),
-                            shim_pid=os.getpid())
+                started = time.time()
+                cstore.move(cfg.id, cfg.name, r.RUNNING, pid=proc.pid, started_at=started,
+                            shim_pid=os.getpid(), health=r.Health() if cfg.healthcheck else None)
+                if cfg.healthcheck is not None:
+                    from .health import spawn_monitor
+
+                    monitor = spawn_monitor(cstore, cfg.id, cfg.healthcheck, cfg.spec, proc.pid, started)
             finally:
                 code = sandbox.foreground(proc, forward_input=opts.interactive)
     finally:
+        if monitor:
+            from .health import stop_monitor
+
+            stop_monitor(monitor)
         if overlay is not None:
             overlay.unmount()
         release_resources(cstore, cfg)
@@ -75,9 +85,10 @@ def _record_exit(cstore: ContainerStore, cfg: ContainerConfig, code: int | None,
     """Record the exit (or a start that failed after the record went live) and end the supervision."""
     try:
         with cstore.lock(cfg.id):
+            health = cstore.read_state(cfg.id).health
             if code is not None:
                 cstore.move(cfg.id, cfg.name, r.EXITED, pid=0, exit_code=code, finished_at=time.time(),
-                            oom_killed=code == 137 and _oom(proc), shim_pid=0)
+                            oom_killed=code == 137 and _oom(proc), shim_pid=0, health=health and health.stopped())
             elif cstore.read_state(cfg.id).live:
                 cstore.move(cfg.id, cfg.name, r.EXITED, pid=0, exit_code=255, finished_at=time.time(),
                             shim_pid=0)

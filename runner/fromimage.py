@@ -97,8 +97,19 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         log_max_size=log_max_size or ContainerConfig.log_max_size,
         log_max_files=log_max_files or ContainerConfig.log_max_files,
         lowerdirs=lowerdirs,
+        healthcheck=_healthcheck(image_config, opts),
     )
     return create(store, cfg, supervisor=supervisor)
+
+
+def _healthcheck(image_config, opts):
+    """The image's HEALTHCHECK merged with ``--health-*`` (:func:`runner.options.container_healthcheck`)."""
+    from .options import HealthOptions, container_healthcheck
+    from .spec import image_runtime_config
+
+    section = image_runtime_config(image_config)
+    return container_healthcheck(section.get("Healthcheck"), section.get("Shell"),
+                                 getattr(opts, "health", None) or HealthOptions())
 
 
 def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:

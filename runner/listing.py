@@ -21,12 +21,15 @@ __all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats"
 def list_containers(store: ContainerStore, *, all: bool = False,
                     filters: tuple[str, ...] = ()) -> list[ContainerInfo]:
     """Containers newest first; only running/paused ones unless ``all``. Filters: ``key=value`` with
-    keys id, name, status, label, ancestor, exited."""
+    keys id, name, status, label, ancestor, exited, health."""
     parsed = []
     for f in filters:
         key, sep, value = f.partition("=")
-        if not sep or key not in ("id", "name", "status", "label", "ancestor", "exited"):
-            raise InvalidInput(f"invalid filter {f!r}: use id=, name=, status=, label=, ancestor= or exited=")
+        if not sep or key not in ("id", "name", "status", "label", "ancestor", "exited", "health"):
+            raise InvalidInput(f"invalid filter {f!r}: use id=, name=, status=, label=, ancestor=, exited= "
+                               "or health=")
+        if key == "health" and value not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidInput(f"invalid filter {f!r}: health is starting, healthy, unhealthy or none")
         parsed.append((key, value))
     out = []
     for cfg in store.configs():
@@ -52,6 +55,8 @@ def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str
         if key == "status" and cur.status != value:
             return False
         if key == "exited" and (cur.status != st.EXITED or str(cur.exit_code) != value):
+            return False
+        if key == "health" and (cur.health.status if cur.health else "none") != value:
             return False
         if key == "ancestor" and value not in (cfg.image, cfg.image_id):
             return False

@@ -17,7 +17,8 @@ from layers.errors import InvalidInput
 from .errors import InvalidRunOption
 
 __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "parse_volume",
-           "parse_tmpfs", "parse_env_file", "DEFAULT_PIDS_LIMIT"]
+           "parse_tmpfs", "parse_env_file", "DEFAULT_PIDS_LIMIT", "HealthOptions", "parse_duration",
+           "container_healthcheck"]
 
 DEFAULT_PIDS_LIMIT = 4096
 
@@ -51,6 +52,32 @@ class PortSpec:
     host_ip: str = ""
     protocol: str = "tcp"
     host_port_end: int = 0
+
+
+@dataclass(frozen=True)
+class HealthOptions:
+    """``--health-cmd`` (a shell command), the durations in seconds (None: the image's), ``--health-retries``,
+    and ``--no-healthcheck`` (``disable``)."""
+
+    cmd: str | None = None
+    interval: float | None = None
+    timeout: float | None = None
+    start_period: float | None = None
+    start_interval: float | None = None
+    retries: int | None = None
+    disable: bool = False
+
+    def __post_init__(self) -> None:
+        given = [n for n in ("cmd", "interval", "timeout", "start_period", "start_interval", "retries")
+                 if getattr(self, n) is not None]
+        if self.disable and given:
+            raise InvalidRunOption("--no-healthcheck conflicts with --health-* options")
+        for name in ("interval", "timeout", "start_period", "start_interval"):
+            value = getattr(self, name)
+            if value is not None and value != 0 and value < 0.001:
+                raise InvalidRunOption(f"--health-{name.replace('_', '-')}: cannot be less than 1ms")
+        if self.retries is not None and self.retries < 0:
+            raise InvalidRunOption("--health-retries: cannot be negative")
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,7 @@ class RunOptions:
     restart: str = "no"
     nofile: int = 1048576
     labels: tuple[tuple[str, str], ...] = field(default=())
+    health: HealthOptions = field(default_factory=HealthOptions)
 
     def __post_init__(self) -> None:
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
@@ -168,3 +196,52 @@ def parse_env_file(path: str) -> tuple[str, ...]:
         elif key in os.environ:
             out.append(f"{key}={os.environ[key]}")
     return tuple(out)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, option: str) -> float:
+    """Go's ``time.ParseDuration`` (``30s``, ``1m30s``, ``500ms``, ``0``) in seconds, as Docker takes it."""
+    t = text.strip()
+    if t == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    while pos < len(t):
+        m = _DURATION_PART.match(t, pos)
+        if not m:
+            raise InvalidRunOption(f"{option} {text!r}: not a duration (use e.g. 30s, 1m30s or 500ms)")
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if not t:
+        raise InvalidRunOption(f"{option} {text!r}: not a duration (use e.g. 30s, 1m30s or 500ms)")
+    return total
+
+
+def container_healthcheck(image: dict, shell, opts: HealthOptions):
+    """The container's :class:`runner.records.HealthConfig` from the image's ``Healthcheck`` (its
+    config's JSON object, or None) and the command line, field by field as moby merges them; None
+    when there is no check (none in the image, ``HEALTHCHECK NONE``, ``--no-healthcheck``)."""
+    from .records import HealthConfig
+
+    if opts.disable:
+        return None
+    image = image or {}
+    test = ("CMD-SHELL", opts.cmd) if opts.cmd is not None else tuple(image.get("Test") or ())
+    if not test or test[0] == "NONE" or (test[0] == "CMD-SHELL" and not "".join(test[1:])):
+        return None
+    if test[0] not in ("CMD", "CMD-SHELL"):
+        test = ("CMD",) + tuple(test)         # Docker: a list without a prefix is an argv
+    if len(test) < 2:
+        return None
+
+    def pick(value, key):
+        return value if value is not None else (image.get(key) or 0) / 1e9
+
+    return HealthConfig(
+        test=tuple(test),
+        interval=pick(opts.interval, "Interval"), timeout=pick(opts.timeout, "Timeout"),
+        start_period=pick(opts.start_period, "StartPeriod"), start_interval=pick(opts.start_interval, "StartInterval"),
+        retries=opts.retries if opts.retries is not None else int(image.get("Retries") or 0),
+        shell=tuple(shell) if shell else ("/bin/sh", "-c"))

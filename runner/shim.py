@@ -156,6 +156,7 @@ class Shim:
         self.sel = selectors.DefaultSelector()
         self.proxies: list = []
         self.children_exited: dict[int, int] = {}
+        self.health = None           # a runner.health.HealthMonitor while a checked container runs
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.log = LogWriter(store.log_path(cid), max_size=self.config.log_max_size,
                              max_files=self.config.log_max_files)
@@ -272,19 +273,32 @@ class Shim:
             self._open_pipes.add(fd)
             self.sel.register(fd, selectors.EVENT_READ, self._pump(stream))
         started = time.time()
+        check = self.config.healthcheck
         self.store.move(self.cid, self.config.name, st.RUNNING, pid=proc.pid, started_at=started,
-                        finished_at=None, exit_code=0, error="", shim_pid=os.getpid())
+                        finished_at=None, exit_code=0, error="", shim_pid=os.getpid(),
+                        health=st.Health() if check else None)
         if first:
             self._ready(f"ok {proc.pid}")
             self._warm_up()
-        code = self._loop_until_exit(proc.wait_pid)
+        if check is not None:
+            from .health import HealthMonitor
+
+            self.health = HealthMonitor(self.store, self.cid, check, self.config.spec, proc.pid, started, self.sel)
+        try:
+            code = self._loop_until_exit(proc.wait_pid)
+        finally:
+            if self.health is not None:
+                self.health.close()
+                self.health = None
         finished = time.time()
         self.log.flush()
         oom = proc.oom_killed()
         # the exit is recorded first: `stop` returns on it, while the cgroup and overlay go; whatever
         # comes next (rm, start, wait) waits for this shim to be gone, so it never sees them half-released
-        self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
-                        finished_at=finished, oom_killed=oom)
+        with self.store.lock(self.cid):
+            health = self.store.read_state(self.cid).health
+            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
+                            finished_at=finished, oom_killed=oom, health=health and health.stopped())
         try:
             proc.cleanup()
         except (PybuildError, OSError) as exc:
@@ -300,9 +314,12 @@ class Shim:
     def _loop_until_exit(self, pid: int) -> int:
         self._reap()
         while pid not in self.children_exited:
-            for key, mask in self.sel.select(timeout=1.0):
+            wait = 1.0 if self.health is None else min(1.0, self.health.wait())
+            for key, mask in self.sel.select(timeout=wait):
                 key.data(key.fileobj, mask)
             self._reap()
+            if self.health is not None:
+                self.health.tick(self.children_exited)
         code = self.children_exited.pop(pid)
         # the rest of the container's processes die with its PID 1; drain what they wrote, briefly
         deadline = time.monotonic() + 1.0

@@ -19,7 +19,8 @@ reconciles the two: a record that says ``running``/``paused`` but whose shim is 
 containers after a host restart.
 
 Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
-:mod:`runner.records`, under the container's lock); nothing else writes ``state.json``. Every write
+:mod:`runner.records`, under the container's lock); besides it only :meth:`ContainerStore.record_health`
+(the shim's health probes, under the same lock, never changing the status) writes ``state.json``. Every write
 is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only: the shim
 imports this module and lives as long as its container.
 """
@@ -40,6 +41,7 @@ from layers.errors import InvalidInput, PybuildError
 
 from .errors import AmbiguousId, ContainerNotFound, InvalidState, NameInUse, StateConflict
 from .records import (CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING, STATUSES, ContainerConfig, ContainerState,
+                      Health, HealthConfig, HealthResult,
                       NetworkAttachment, PublishedPort, check_transition, is_full_id, is_id_prefix, new_id,
                       rfc3339, validate_name)
 
@@ -338,6 +340,17 @@ class ContainerStore:
             new = replace(cur, status=wanted, **changes)
             self._write_state(cid, new)
             return new
+
+    def record_health(self, cid: str, result: HealthResult, check: HealthConfig) -> Health | None:
+        """Add a probe's result to a live container's health, under its lock (the shim's one write
+        besides :meth:`move`); None, and nothing written, when it no longer runs or has no health."""
+        with self.lock(cid):
+            cur = self.read_state(cid)
+            if not cur.live or cur.health is None:
+                return None
+            health = cur.health.after(result, check, cur.started_at)
+            self._write_state(cid, replace(cur, health=health))
+            return health
 
     # ---- live state (the shim)
     def write_shim(self, cid: str, pid: int) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import time
 
-from runner.records import PAUSED, RESTARTING, RUNNING, DEAD, EXITED, ContainerState, rfc3339
+from runner.records import PAUSED, RESTARTING, RUNNING, DEAD, EXITED, STARTING, ContainerState, rfc3339
 
 __all__ = ["display_status", "human_ago", "human_status", "inspect_document", "ps_document",
-           "host_addr", "ports_text"]
+           "host_addr", "ports_text", "health_suffix", "health_document"]
 
 
 def display_status(cur: ContainerState) -> str:
@@ -38,12 +38,29 @@ def human_status(cur: ContainerState, now: float | None = None) -> str:
     if cur.status == RESTARTING:
         return f"Restarting ({cur.exit_code}) {ago(cur.finished_at)} ago"
     if cur.status == RUNNING:
-        return f"Up {ago(cur.started_at)}"
+        return f"Up {ago(cur.started_at)}{health_suffix(cur)}"
     if cur.status == PAUSED:
         return f"Up {ago(cur.started_at)} (Paused)"
     if cur.status == EXITED:
         return f"Exited ({cur.exit_code}) {ago(cur.finished_at)} ago"
     return cur.status.capitalize()
+
+
+def health_suffix(cur: ContainerState) -> str:
+    """`` (healthy)``, `` (unhealthy)``, `` (health: starting)`` or nothing, as ``docker ps`` appends."""
+    if cur.health is None:
+        return ""
+    if cur.health.status == STARTING:
+        return " (health: starting)"
+    return f" ({cur.health.status})"
+
+
+def health_document(cur: ContainerState) -> dict:
+    """``State.Health``: Status, FailingStreak and the Log of the last 5 probes."""
+    h = cur.health
+    return {"Status": h.status, "FailingStreak": h.failing_streak,
+            "Log": [{"Start": rfc3339(r.start), "End": rfc3339(r.end), "ExitCode": r.exit_code,
+                     "Output": r.output} for r in h.log]}
 
 
 def host_addr(port) -> str:
@@ -72,6 +89,17 @@ def ps_document(info) -> dict:
 
 def inspect_document(d) -> dict:
     """Docker's ``inspect`` document for a :class:`runner.details.ContainerDetails`."""
+    doc = _inspect_document(d)
+    if d.state.health is not None:
+        doc["State"]["Health"] = health_document(d.state)
+    if d.config.healthcheck is not None:
+        check = d.config.healthcheck.to_dict()
+        check.pop("Shell", None)
+        doc["Config"]["Healthcheck"] = check
+    return doc
+
+
+def _inspect_document(d) -> dict:
     cfg, cur = d.config, d.state
     proc = cfg.spec.process
     net = cfg.network.to_dict()

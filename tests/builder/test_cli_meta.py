@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 DOCKERFILE = """ARG TAG=latest
 FROM busybox:${TAG}
 ARG WHO=world
@@ -47,14 +49,27 @@ def test_dockerfile_from_stdin_with_options(meta_pybuild, tmp_path: Path) -> Non
     assert cfg["Cmd"] == ["echo $GREETING"] and "/data" in cfg["Volumes"]
     hist = meta_pybuild("history", "--no-trunc", "m:1", check=True).stdout
     assert "ENV GREETING=" in hist and "ONBUILD RUN echo child" in hist
-    # OCI format drops what the OCI config has no field for (as buildah does)
-    meta_pybuild("build", "-q", "-f", "-", "-t", "m:oci", str(ctx), input=DOCKERFILE, check=True)
+    # the OCI format keeps them too, in the config fields BuildKit writes
+    meta_pybuild("build", "-q", "-f", "-", "-t", "m:oci", "--format", "oci", str(ctx),
+                 input=DOCKERFILE.replace("ONBUILD", 'SHELL ["/bin/ash", "-eo", "pipefail", "-c"]\nONBUILD'),
+                 check=True)
     oci = _inspect(meta_pybuild, "m:oci")["Config"]
-    assert "Healthcheck" not in oci and "OnBuild" not in oci
+    assert oci["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 5_000_000_000}
+    assert oci["OnBuild"] == ["RUN echo child"] and oci["Shell"] == ["/bin/ash", "-eo", "pipefail", "-c"]
+    raw = _config_blob(meta_pybuild, "m:oci")
+    assert raw["config"]["Healthcheck"]["Test"] == ["CMD", "true"] and raw["config"]["OnBuild"] == ["RUN echo child"]
 
 
-def test_dockerfile_as_stdin_context_and_onbuild_trigger(meta_pybuild, tmp_path: Path) -> None:
-    meta_pybuild("build", "-q", "--format", "docker", "-t", "parent:1", "-",
+def _config_blob(pb, ref: str) -> dict:
+    """The image's config blob as stored, not as inspect renders it."""
+    image_id = _inspect(pb, ref)["Id"]
+    path = Path(pb.root) / "blobs" / "sha256" / image_id.split(":", 1)[1]
+    return json.loads(path.read_bytes())
+
+
+@pytest.mark.parametrize("fmt", ["oci", "docker"])
+def test_dockerfile_as_stdin_context_and_onbuild_trigger(meta_pybuild, tmp_path: Path, fmt: str) -> None:
+    meta_pybuild("build", "-q", "--format", fmt, "-t", "parent:1", "-",
                  input=DOCKERFILE.replace("RUN echo child", "ENV CHILD=1"), check=True)
     proc = meta_pybuild("build", "--progress", "plain", "-t", "child:1", "-", input="FROM parent:1\nENV OWN=1\n",
                         check=True)
