@@ -93,25 +93,29 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running only).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show container ids.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate ids and commands.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", default=None,
+              help="'table', 'json', or a Go template ('table {{.ID}}\\t{{.Names}}', '{{json .}}').")
 @click.option("-f", "--filter", "filters", multiple=True,
               help="Filter: id=, name=, status=, label=, ancestor=, exited=.")
 @pass_settings
-def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str,
+def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None,
            filters: tuple[str, ...]) -> None:
     """List containers."""
     from runner.listing import list_containers
 
-    from .views.containers import human_ago, human_status, ports_text, ps_document
+    from .template import Template
+    from .views import contexts as ctx
+    from .views.containers import human_ago, human_status, ports_text
 
+    template = Template(fmt, ctx.PS_TABLE) if fmt not in (None, "table") else None
     infos = list_containers(container_store(settings), all=show_all, filters=filters)
     if quiet:
         for i in infos:
             click.echo(i.config.id if no_trunc else i.config.short_id)
         return
-    if fmt == "json":
-        for i in infos:
-            click.echo(json.dumps(ps_document(i)))
+    if template is not None:
+        for line in template.lines([ctx.ContainerFields(i, trunc=not no_trunc) for i in infos], ctx.CONTAINER_TITLES):
+            click.echo(line)
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for i in infos:
