@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 __all__ = ["ContainerFields", "ImageFields", "HistoryFields", "StatsFields", "PortFields", "NetworkFields",
            "VolumeFields", "CONTAINER_TITLES", "IMAGE_TITLES", "HISTORY_TITLES", "STATS_TITLES",
            "NETWORK_TITLES", "VOLUME_TITLES", "PS_TABLE", "IMAGES_TABLE", "HISTORY_TABLE", "STATS_TABLE",
-           "NETWORK_TABLE", "VOLUME_TABLE", "go_time", "ellipsis"]
+           "NETWORK_TABLE", "VOLUME_TABLE", "go_time", "ellipsis", "network_document"]
 
 CONTAINER_TITLES = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
                     "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
@@ -375,3 +375,12 @@ class VolumeFields(_DocFields):
 
     def Size(self) -> str:
         return "N/A"
+
+
+def network_document(cfg) -> dict:
+    """Docker's ``network inspect`` fields of a :class:`runner.network.config.NetworkConfig`."""
+    return {"Name": cfg.name, "Id": cfg.id, "Created": cfg.created, "Scope": "local", "Driver": "bridge",
+            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {},
+                                          "Config": [{"Subnet": cfg.subnet, "Gateway": cfg.gateway}]},
+            "Internal": cfg.internal, "Attachable": False, "Ingress": False,
+            "Options": {"com.docker.network.bridge.name": cfg.bridge}, "Labels": {}}
