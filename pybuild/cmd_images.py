@@ -280,6 +280,15 @@ def system_group() -> None:
     """Manage the local store."""
 
 
+def _add_system_info() -> None:
+    from .cmd_system import info_cmd
+
+    system_group.add_command(info_cmd, "info")
+
+
+_add_system_info()
+
+
 @system_group.command("df")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_settings

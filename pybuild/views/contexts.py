@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 __all__ = ["ContainerFields", "ImageFields", "HistoryFields", "StatsFields", "PortFields", "NetworkFields",
            "VolumeFields", "CONTAINER_TITLES", "IMAGE_TITLES", "HISTORY_TITLES", "STATS_TITLES",
            "NETWORK_TITLES", "VOLUME_TITLES", "PS_TABLE", "IMAGES_TABLE", "HISTORY_TABLE", "STATS_TABLE",
-           "NETWORK_TABLE", "VOLUME_TABLE", "go_time", "ellipsis", "network_document"]
+           "NETWORK_TABLE", "VOLUME_TABLE", "go_time", "ellipsis", "network_document", "bytes_size"]
 
 CONTAINER_TITLES = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
                     "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
@@ -64,7 +64,7 @@ def _size(n: float) -> str:
     return f"{n}B"
 
 
-def _bytes(n: float) -> str:
+def bytes_size(n: float) -> str:
     """Docker's ``units.BytesSize``: binary units, ``1.5MiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
@@ -261,8 +261,8 @@ class StatsFields:
         return f"{self._s.cpu_percent:.2f}%"
 
     def MemUsage(self) -> str:
-        lim = _bytes(self._s.memory_limit) if self._s.memory_limit else "0B"
-        return f"{_bytes(self._s.memory_usage)} / {lim}"
+        lim = bytes_size(self._s.memory_limit) if self._s.memory_limit else "0B"
+        return f"{bytes_size(self._s.memory_usage)} / {lim}"
 
     def MemPerc(self) -> str:
         lim = self._s.memory_limit
