@@ -121,8 +121,7 @@ def printf(fmt: str, *args) -> str:
         n += 1
         spec = "%" + flags + width + (f".{prec}" if prec is not None else "")
         if verb in "sv":
-            text = go_str(arg)
-            out.append((spec + "s") % (text if prec is None else text[:int(prec)]) if prec else (spec + "s") % text)
+            out.append((spec + "s") % go_str(arg))
         elif verb == "q":
             out.append((spec.split(".")[0] + "s") % json.dumps(go_str(arg), ensure_ascii=False))
         elif verb == "t":
@@ -282,6 +281,15 @@ def _call(st: _State, name: str, args: tuple, dot, final):
 
 
 def _command(st: _State, cmd: Command, dot, final):
+    try:
+        return _run_command(st, cmd, dot, final)
+    except _ExecError as exc:
+        if str(exc).startswith("at <"):
+            raise
+        raise _ExecError(f"at <{_describe(cmd.args[0])}>: {exc}") from None
+
+
+def _run_command(st: _State, cmd: Command, dot, final):
     head, rest = cmd.args[0], cmd.args[1:]
     if isinstance(head, Ident):
         return _call(st, head.name, rest, dot, final)
@@ -296,11 +304,18 @@ def _command(st: _State, cmd: Command, dot, final):
 
 
 def _describe(node) -> str:
+    """The node as Go's error messages quote it (``<.A.B>``, ``<$x.A>``, ``<index>``)."""
     if isinstance(node, Field):
         return "." + ".".join(node.names)
+    if isinstance(node, Var):
+        return ".".join((node.name,) + node.names)
+    if isinstance(node, Ident):
+        return node.name
+    if isinstance(node, Dot):
+        return "."
     if isinstance(node, Literal):
         return go_str(node.value)
-    return type(node).__name__
+    return "(...)"
 
 
 def _pipe(st: _State, pipe: Pipe, dot):
@@ -369,7 +384,8 @@ def execute(tree: tuple, data) -> str:
     try:
         _walk(st, tree, data)
     except _ExecError as exc:
-        raise TemplateError(f"template: :1: executing \"\": {exc}") from None
+        msg = str(exc)
+        raise TemplateError(f"template: :1: executing \"\"{' ' if msg.startswith('at <') else ': '}{msg}") from None
     except RecursionError:
         raise TemplateError("template: :1: executing \"\": too deeply nested") from None
     return "".join(st.out)

@@ -45,7 +45,8 @@ class Template:
     table template used for ``table`` alone (and for an empty format)."""
 
     def __init__(self, fmt: str | None, default: str = "{{json .}}"):
-        fmt = (fmt or "table").strip() if fmt is None or fmt.strip() == "" else fmt
+        if fmt is None or not fmt.strip():
+            fmt = "table"
         self.is_json = fmt.strip() == "json"
         self.is_table = fmt.startswith("table") and not self.is_json
         text = "{{json .}}" if self.is_json else (fmt[len("table"):] if self.is_table else fmt)

@@ -140,4 +140,10 @@ def test_parse_errors_are_one_line(tmpl, msg):
 def test_execution_errors(tmpl, msg):
     with pytest.raises(TemplateError, match="executing") as err:
         render_one(tmpl, DATA)
-    assert msg in str(err.value)
+    assert msg in str(err.value) and err.value.exit_code == 1
+
+
+def test_execution_error_names_the_failing_node_as_go_does():
+    with pytest.raises(TemplateError) as err:
+        render_one("{{.A.B.C}}", DATA)
+    assert str(err.value) == 'template: :1: executing "" at <.A.B.C>: can\'t evaluate field C in type str'
