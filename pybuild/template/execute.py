@@ -70,7 +70,8 @@ def _plain(value):
 def _index(item, *keys):
     for k in keys:
         if isinstance(item, dict):
-            item = item.get(k)
+            # a missing key is its map's zero value: "" in a map of strings (Docker's Labels), else nil
+            item = item.get(k, "" if all(isinstance(v, str) for v in item.values()) else None)
         elif isinstance(item, (list, tuple, str)):
             if not isinstance(k, int) or not 0 <= k < len(item):
                 raise _ExecError(f"error calling index: index out of range: {k}")

@@ -34,6 +34,8 @@ class Obj:
     ("{{json .A}}", '{"B":"x"}'),
     ('{{index .Labels "k"}}', "v"),
     ("{{index .L 2}}", "3"),
+    ('[{{index .Labels "nope"}}] {{index .A "nope"}}', "[] "),     # a map of strings gives ""
+    ('{{index . "nope"}}', "<no value>"),
     ("{{range .L}}<{{.}}>{{end}}", "<1><2><3>"),
     ("{{range $i, $e := .L}}{{$i}}={{$e}} {{end}}", "0=1 1=2 2=3 "),
     ("{{range $k, $v := .Labels}}{{$k}}={{$v}};{{end}}", "a=b;k=v;"),
