@@ -474,7 +474,7 @@ container_group.add_command(kill_cmd, "kill")
 def container_inspect(settings: Settings, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show low-level information on containers (JSON)."""
     template = None
-    if fmt:
+    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
         from .template import Template
 
         template = Template(fmt)

@@ -171,6 +171,11 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
 
     from .views.images import image_document
 
+    template = None
+    if fmt and fmt.strip() != "json":             # Docker: "json" is the plain document
+        from .template import Template
+
+        template = Template(fmt)
     docs = []
     if remote:
         from .cmd_registry import inspect_remote
@@ -195,10 +200,7 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
                 if kind == "image":
                     raise
                 raise NotFound(f"no such image or container: {n}") from None
-    if fmt:
-        from .template import Template
-
-        template = Template(fmt)
+    if template is not None:
         for d in docs:
             click.echo(template.execute(d))
         return

@@ -93,7 +93,7 @@ def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> 
     from runner import network
 
     template = None
-    if fmt:
+    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
         from .template import Template
 
         template = Template(fmt)

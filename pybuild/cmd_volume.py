@@ -77,7 +77,7 @@ def ls_cmd(settings: Settings, quiet: bool, fmt: str | None) -> None:
 def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show volumes as JSON."""
     template = None
-    if fmt:
+    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
         from .template import Template
 
         template = Template(fmt)

@@ -41,6 +41,8 @@ def test_images_history_inspect(pybuild, imported):
     out = pybuild("inspect", "-f", '{{.Id}} {{json .Config.Cmd}} {{index .Config.Labels "team"}} '
                   "{{.Os}}/{{.Architecture}} {{len .RootFS.Layers}}", "fmt/bb:1", check=True).stdout
     assert out == f'{imported} ["sh"] core linux/amd64 1\n'
+    (whole,) = json.loads(pybuild("inspect", "--format", "json", "fmt/bb:1", check=True).stdout)
+    assert whole["Id"] == imported                                 # "json": the plain document, as Docker
     cfg = json.loads(pybuild("inspect", "--format", "{{json .Config}}", "fmt/bb:1", check=True).stdout)
     assert cfg["Cmd"] == ["sh"] and cfg["Labels"] == {"team": "core"}
     ranged = pybuild("inspect", "-f", "{{range $k, $v := .Config.Labels}}{{$k}}={{$v | upper}}{{end}}",
