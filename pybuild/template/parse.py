@@ -265,25 +265,25 @@ class _Parser:
         return tuple(nodes), None, []
 
     def control(self, word: str, toks: list[Tok], line: int):
+        """``if`` / ``range`` / ``with`` up to its ``{{end}}``; its variables live until then."""
         if word not in ("if", "range", "with"):
             raise self.error(line, f"{{{{{word}}}}} is not supported")
+        node = {"if": If, "range": Range, "with": With}[word]
         self.vars.append([])
         pipe = self.pipeline(toks, line, decl_ok=True, range_ok=word == "range")
         body, kw, rest = self.parse_list(("end", "else"))
         orelse: tuple = ()
-        if kw == "else":
-            if rest and rest[0].kind == "ident" and rest[0].text == word and word in ("if", "with"):
-                # {{else if x}}: an if nested in the else branch; it consumes the shared {{end}}
-                orelse = (self.control(word, rest[1:], line),)
-                self.vars.pop()
-                return {"if": If, "range": Range, "with": With}[word](pipe, body, orelse)
+        if kw == "else" and rest and rest[0].kind == "ident" and rest[0].text == word != "range":
+            # {{else if x}}: an if nested in the else branch; it consumes the shared {{end}}
+            orelse, rest = (self.control(word, rest[1:], line),), []
+        elif kw == "else":
             if rest:
                 raise self.error(line, "unexpected tokens after else")
             orelse, kw, rest = self.parse_list(("end",))
         if rest:
             raise self.error(line, "unexpected tokens after end")
         self.vars.pop()
-        return {"if": If, "range": Range, "with": With}[word](pipe, body, orelse)
+        return node(pipe, body, orelse)
 
     def pipeline(self, toks: list[Tok], line: int, *, decl_ok: bool = False, range_ok: bool = False) -> Pipe:
         decl: list[str] = []

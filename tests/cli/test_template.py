@@ -44,6 +44,8 @@ class Obj:
     ("{{if .N}}y{{else}}n{{end}}", "n"),
     ("{{if .Zero}}y{{else if .Empty}}e{{else}}w{{end}}", "w"),
     ("{{if .N}}y{{else if .T}}t{{end}}", "t"),
+    ("{{if .N}}a{{else if .Zero}}b{{else if .Name}}c{{else}}d{{end}}", "c"),
+    ("{{with .N}}n{{else with .A}}{{.B}}{{end}}", "x"),
     ("{{if and .T .Name}}both{{end}}", "both"),
     ("{{if or .N .Zero}}y{{else}}n{{end}}", "n"),
     ("{{if not .N}}y{{end}}", "y"),
