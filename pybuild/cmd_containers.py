@@ -103,11 +103,10 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
     """List containers."""
     from runner.listing import list_containers
 
-    from .template import Template
     from .views import contexts as ctx
     from .views.containers import human_ago, human_status, ports_text
 
-    template = Template(fmt, ctx.PS_TABLE) if fmt not in (None, "table") else None
+    template = ctx.template_for(fmt, ctx.PS_TABLE)
     infos = list_containers(container_store(settings), all=show_all, filters=filters)
     if quiet:
         for i in infos:
@@ -345,10 +344,9 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
 
     from layers.errors import PybuildError
 
-    from .template import Template
     from .views import contexts as ctx
 
-    template = Template(fmt, ctx.STATS_TABLE) if fmt not in (None, "table", "json") else None
+    template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
     store = container_store(settings)
     refs = list(containers) or [i.config.id for i in C.list_containers(store)]
     while True:

@@ -85,11 +85,10 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
 def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str | None, no_trunc: bool,
                digests: bool) -> None:
     """List images."""
-    from .template import Template
     from .views import contexts as ctx
     from .views import images as view
 
-    template = Template(fmt, ctx.IMAGES_TABLE) if fmt not in (None, "table") else None
+    template = ctx.template_for(fmt, ctx.IMAGES_TABLE)
     listed = settings.store().images.summaries(repository)
     if quiet:
         for ident in dict.fromkeys(str(s.record.id) if no_trunc else s.record.id.short for s in listed):
@@ -216,11 +215,10 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
 @pass_settings
 def history_cmd(settings: Settings, image: str, no_trunc: bool, quiet: bool, fmt: str | None) -> None:
     """Show the history of an image, newest first."""
-    from .template import Template
     from .views import contexts as ctx
     from .views import images as view
 
-    template = Template(fmt, ctx.HISTORY_TABLE) if fmt not in (None, "table", "json") else None
+    template = ctx.template_for(fmt, ctx.HISTORY_TABLE, ("table", "json"))
     store = settings.store()
     rows = view.history_rows(store.images.load(store.images.resolve(image)), no_trunc=no_trunc)
     if quiet:

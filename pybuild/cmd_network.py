@@ -42,10 +42,9 @@ def ls_cmd(settings: Settings, quiet: bool, no_trunc: bool, fmt: str | None) -> 
     """List networks."""
     from runner import network
 
-    from .template import Template
     from .views import contexts as ctx
 
-    template = Template(fmt, ctx.NETWORK_TABLE) if fmt not in (None, "table") else None
+    template = ctx.template_for(fmt, ctx.NETWORK_TABLE)
     nets = network.list_networks(settings.root)
     if quiet:
         for n in nets:

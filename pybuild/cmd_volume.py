@@ -49,10 +49,9 @@ def create_cmd(settings: Settings, labels: tuple[str, ...], name: str | None) ->
 @pass_settings
 def ls_cmd(settings: Settings, quiet: bool, fmt: str | None) -> None:
     """List volumes."""
-    from .template import Template
     from .views import contexts as ctx
 
-    template = Template(fmt, ctx.VOLUME_TABLE) if fmt not in (None, "table", "json") else None
+    template = ctx.template_for(fmt, ctx.VOLUME_TABLE, ("table", "json"))
     vols, _ = _stores(settings)
     listed = vols.list()
     if quiet:

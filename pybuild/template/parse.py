@@ -27,80 +27,80 @@ class TemplateError(InvalidInput):
 
 # -- tree ------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Text:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Dot:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Field:
     """``.A.B``: fields of dot."""
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Var:
     """``$x.A.B`` (``names`` may be empty); ``$`` is the data the template was run on."""
     name: str
     names: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Literal:
     value: object
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Ident:
     """A function name."""
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Chain:
     """``(pipeline).A.B``."""
     node: object
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Command:
     args: tuple
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Pipe:
     decl: tuple[str, ...]
     cmds: tuple[Command, ...]
     assign: bool = False            # ``$x = ...`` rather than ``$x := ...``
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Action:
     pipe: Pipe
     pos: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class If:
     pipe: Pipe
     body: tuple
     orelse: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Range:
     pipe: Pipe
     body: tuple
     orelse: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class With:
     pipe: Pipe
     body: tuple
@@ -129,7 +129,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a"
 KEYWORDS = {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Tok:
     kind: str
     text: str

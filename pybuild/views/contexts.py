@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 __all__ = ["ContainerFields", "ImageFields", "HistoryFields", "StatsFields", "PortFields", "NetworkFields",
            "VolumeFields", "CONTAINER_TITLES", "IMAGE_TITLES", "HISTORY_TITLES", "STATS_TITLES",
            "NETWORK_TITLES", "VOLUME_TITLES", "PS_TABLE", "IMAGES_TABLE", "HISTORY_TABLE", "STATS_TABLE",
-           "NETWORK_TABLE", "VOLUME_TABLE", "go_time", "ellipsis", "network_document", "bytes_size"]
+           "NETWORK_TABLE", "VOLUME_TABLE", "go_time", "ellipsis", "network_document", "bytes_size", "template_for"]
 
 CONTAINER_TITLES = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
                     "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
@@ -39,6 +39,16 @@ NETWORK_TABLE = r"{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 VOLUME_TITLES = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
                  "Labels": "LABELS", "Size": "SIZE"}
 VOLUME_TABLE = r"{{.Driver}}\t{{.Name}}"
+
+
+def template_for(fmt: str | None, default: str, plain: tuple[str, ...] = ("table",)):
+    """The parsed ``--format`` (a :class:`pybuild.template.Template`), or ``None`` when the command's
+    own rendering applies: no format, or one of ``plain``. The engine is imported only when needed."""
+    if fmt is None or fmt.strip() in plain:
+        return None
+    from pybuild.template import Template
+
+    return Template(fmt, default)
 
 
 def go_time(t: float | None) -> str:
