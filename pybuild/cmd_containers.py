@@ -93,25 +93,28 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
 @click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default: running only).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show container ids.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate ids and commands.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", default=None,
+              help="'table', 'json', or a Go template ('table {{.ID}}\\t{{.Names}}', '{{json .}}').")
 @click.option("-f", "--filter", "filters", multiple=True,
               help="Filter: id=, name=, status=, label=, ancestor=, exited=.")
 @pass_settings
-def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str,
+def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None,
            filters: tuple[str, ...]) -> None:
     """List containers."""
     from runner.listing import list_containers
 
-    from .views.containers import human_ago, human_status, ports_text, ps_document
+    from .views import contexts as ctx
+    from .views.containers import human_ago, human_status, ports_text
 
+    template = ctx.template_for(fmt, ctx.PS_TABLE)
     infos = list_containers(container_store(settings), all=show_all, filters=filters)
     if quiet:
         for i in infos:
             click.echo(i.config.id if no_trunc else i.config.short_id)
         return
-    if fmt == "json":
-        for i in infos:
-            click.echo(json.dumps(ps_document(i)))
+    if template is not None:
+        for line in template.lines([ctx.ContainerFields(i, trunc=not no_trunc) for i in infos], ctx.CONTAINER_TITLES):
+            click.echo(line)
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
     for i in infos:
@@ -330,15 +333,20 @@ def _size(n: int) -> str:
 
 @click.command("stats")
 @click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--no-trunc", is_flag=True, help="Accepted for Docker's scripts (ids are always 12 characters).")
+@click.option("--format", "fmt", default=None,
+              help="'table', 'json', or a Go template ('table {{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}').")
 @click.argument("containers", nargs=-1)
 @pass_settings
-def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[str, ...]) -> None:
+def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show CPU %, memory and pids of running containers (from cgroups)."""
     from runner import containers as C
 
     from layers.errors import PybuildError
 
+    from .views import contexts as ctx
+
+    template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
     store = container_store(settings)
     refs = list(containers) or [i.config.id for i in C.list_containers(store)]
     while True:
@@ -350,6 +358,9 @@ def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[s
             for s in samples:
                 click.echo(json.dumps({"ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent,
                                        "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids}))
+        elif template is not None:
+            for line in template.lines([ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES):
+                click.echo(line)
         else:
             click.echo(f"{'CONTAINER ID':<14}{'NAME':<20}{'CPU %':>8}  {'MEM USAGE / LIMIT':<24}{'PIDS':>6}")
             for s in samples:
@@ -362,31 +373,41 @@ def stats_cmd(settings: Settings, no_stream: bool, fmt: str, containers: tuple[s
 
 
 @click.command("port")
+@click.option("--format", "fmt", default=None,
+              help="A Go template per mapping ('{{.PrivatePort}}/{{.Type}} -> {{.IP}}:{{.PublicPort}}').")
 @click.argument("container")
 @click.argument("private_port", required=False, metavar="[PRIVATE_PORT[/PROTO]]")
 @pass_settings
-def port_cmd(settings: Settings, container: str, private_port: str | None) -> None:
+def port_cmd(settings: Settings, fmt: str | None, container: str, private_port: str | None) -> None:
     """List port mappings of a running container (a stopped one holds none), or the host addresses
     of one container port."""
     from layers.errors import InvalidInput, NotFound
 
     from .views.containers import host_addr
 
+    template = None
+    if fmt:
+        from .template import Template
+
+        template = Template(fmt)
     store = container_store(settings)
     cfg = store.resolve(container)
     ports = cfg.ports if store.status(cfg.id).live else ()
-    if private_port is None:
-        for p in ports:
-            click.echo(f"{p.container_port}/{p.protocol} -> {host_addr(p)}")
+    if private_port is not None:
+        number, _, proto = private_port.partition("/")
+        if not number.isdigit() or proto not in ("", "tcp", "udp"):
+            raise InvalidInput(f"port {private_port!r}: want PORT or PORT/tcp or PORT/udp")
+        ports = [p for p in ports if str(p.container_port) == number and p.protocol == (proto or "tcp")]
+        if not ports:
+            raise NotFound(f"no public port '{number}/{proto or 'tcp'}' published for {cfg.name}")
+    if template is not None:
+        from .views.contexts import PortFields
+
+        for line in template.lines([PortFields(p) for p in ports]):
+            click.echo(line)
         return
-    number, _, proto = private_port.partition("/")
-    if not number.isdigit() or proto not in ("", "tcp", "udp"):
-        raise InvalidInput(f"port {private_port!r}: want PORT or PORT/tcp or PORT/udp")
-    hits = [p for p in ports if str(p.container_port) == number and p.protocol == (proto or "tcp")]
-    if not hits:
-        raise NotFound(f"no public port '{number}/{proto or 'tcp'}' published for {cfg.name}")
-    for p in hits:
-        click.echo(host_addr(p))
+    for p in ports:
+        click.echo(host_addr(p) if private_port is not None else f"{p.container_port}/{p.protocol} -> {host_addr(p)}")
 
 
 @click.command("rename")
@@ -444,8 +465,20 @@ container_group.add_command(kill_cmd, "kill")
 
 
 @container_group.command("inspect")
+@click.option("-f", "--format", "fmt", default=None,
+              help="Format each document with a Go template ('{{.State.Status}}', '{{json .Config}}').")
 @click.argument("containers", nargs=-1, required=True)
 @pass_settings
-def container_inspect(settings: Settings, containers: tuple[str, ...]) -> None:
+def container_inspect(settings: Settings, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show low-level information on containers (JSON)."""
-    click.echo(json.dumps([inspect_container(settings, c) for c in containers], indent=4))
+    template = None
+    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
+        from .template import Template
+
+        template = Template(fmt)
+    docs = [inspect_container(settings, c) for c in containers]
+    if template is None:
+        click.echo(json.dumps(docs, indent=4))
+        return
+    for d in docs:
+        click.echo(template.execute(d))

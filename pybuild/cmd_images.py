@@ -77,22 +77,26 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
 @click.command("images")
 @click.argument("repository", required=False)
 @click.option("--quiet", "-q", is_flag=True, help="Only show image ids.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", default=None,
+              help="'table', 'json', or a Go template ('table {{.Repository}}\\t{{.Tag}}', '{{json .}}').")
 @click.option("--no-trunc", is_flag=True, help="Show full image ids.")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
 @pass_settings
-def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str, no_trunc: bool,
+def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str | None, no_trunc: bool,
                digests: bool) -> None:
     """List images."""
+    from .views import contexts as ctx
     from .views import images as view
 
+    template = ctx.template_for(fmt, ctx.IMAGES_TABLE)
     listed = settings.store().images.summaries(repository)
     if quiet:
         for ident in dict.fromkeys(str(s.record.id) if no_trunc else s.record.id.short for s in listed):
             click.echo(ident)
-    elif fmt == "json":
-        for s in listed:
-            click.echo(json.dumps(view.image_json(s.record, s.created, s.size), sort_keys=True))
+    elif template is not None:
+        rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc) for s in listed]
+        for line in template.lines(rows, ctx.IMAGE_TITLES):
+            click.echo(line)
     else:
         _echo_table([view.images_head(digests)] + [view.image_row(s.record, s.created, s.size, no_trunc=no_trunc,
                                                                   digests=digests) for s in listed])
@@ -157,7 +161,8 @@ def _inspect_container(settings: Settings, name: str) -> dict:
 @click.argument("names", nargs=-1, required=True)
 @click.option("--type", "kind", type=click.Choice(["image", "container", "any"]), default="any", show_default=True)
 @click.option("--remote", is_flag=True, help="Inspect the image in its registry without pulling (skopeo inspect shape).")
-@click.option("--format", "-f", "fmt", default=None, help="Print only this top-level field ('{{.Id}}' or 'Id').")
+@click.option("--format", "-f", "fmt", default=None,
+              help="Format each document with a Go template ('{{.State.Status}}', '{{json .Config}}').")
 @pass_settings
 def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: bool, fmt: str | None) -> None:
     """Show low-level information on images (or containers) as JSON."""
@@ -165,6 +170,11 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
 
     from .views.images import image_document
 
+    template = None
+    if fmt and fmt.strip() != "json":             # Docker: "json" is the plain document
+        from .template import Template
+
+        template = Template(fmt)
     docs = []
     if remote:
         from .cmd_registry import inspect_remote
@@ -189,13 +199,9 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
                 if kind == "image":
                     raise
                 raise NotFound(f"no such image or container: {n}") from None
-    if fmt:
-        key = fmt.strip().removeprefix("{{").removesuffix("}}").strip().removeprefix(".")
+    if template is not None:
         for d in docs:
-            value = d
-            for part in key.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
-            click.echo(value if isinstance(value, str) else json.dumps(value))
+            click.echo(template.execute(d))
         return
     click.echo(json.dumps(docs if not remote or len(docs) != 1 else docs[0], indent=4))
 
@@ -204,12 +210,15 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
 @click.argument("image")
 @click.option("--no-trunc", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", default=None,
+              help="'table', 'json', or a Go template ('{{.ID}}: {{.CreatedBy}}').")
 @pass_settings
-def history_cmd(settings: Settings, image: str, no_trunc: bool, quiet: bool, fmt: str) -> None:
+def history_cmd(settings: Settings, image: str, no_trunc: bool, quiet: bool, fmt: str | None) -> None:
     """Show the history of an image, newest first."""
+    from .views import contexts as ctx
     from .views import images as view
 
+    template = ctx.template_for(fmt, ctx.HISTORY_TABLE, ("table", "json"))
     store = settings.store()
     rows = view.history_rows(store.images.load(store.images.resolve(image)), no_trunc=no_trunc)
     if quiet:
@@ -218,6 +227,9 @@ def history_cmd(settings: Settings, image: str, no_trunc: bool, quiet: bool, fmt
     elif fmt == "json":
         for ident, h, diff_id, size in rows:
             click.echo(json.dumps(view.history_json(ident, h, diff_id, size), sort_keys=True))
+    elif template is not None:
+        for line in template.lines([ctx.HistoryFields(r, trunc=not no_trunc) for r in rows], ctx.HISTORY_TITLES):
+            click.echo(line)
     else:
         _echo_table([view.HISTORY_HEAD] + [view.history_line(ident, h, size, no_trunc=no_trunc)
                                            for ident, h, _d, size in rows])
@@ -266,6 +278,15 @@ def load_cmd(settings: Settings, source: str, quiet: bool) -> None:
 @click.group("system")
 def system_group() -> None:
     """Manage the local store."""
+
+
+def _add_system_info() -> None:
+    from .cmd_system import info_cmd
+
+    system_group.add_command(info_cmd, "info")
+
+
+_add_system_info()
 
 
 @system_group.command("df")

@@ -35,18 +35,28 @@ def create_cmd(settings: Settings, subnet: str | None, gateway: str | None, brid
 
 @network_group.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only names.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate network ids.")
+@click.option("--format", "fmt", default=None, help="'table', 'json', or a Go template ('{{.Name}} {{.Driver}}').")
 @pass_settings
-def ls_cmd(settings: Settings, quiet: bool) -> None:
+def ls_cmd(settings: Settings, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
     """List networks."""
     from runner import network
 
+    from .views import contexts as ctx
+
+    template = ctx.template_for(fmt, ctx.NETWORK_TABLE)
     nets = network.list_networks(settings.root)
     if quiet:
         for n in nets:
             click.echo(n.name)
         return
+    if template is not None:
+        rows = [ctx.NetworkFields(ctx.network_document(n), trunc=not no_trunc) for n in nets]
+        for line in template.lines(rows, ctx.NETWORK_TITLES):
+            click.echo(line)
+        return
     rows = [("NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE")]
-    rows += [(n.id[:12], n.name, "bridge", n.subnet, n.bridge) for n in nets]
+    rows += [(n.id if no_trunc else n.id[:12], n.name, "bridge", n.subnet, n.bridge) for n in nets]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -73,10 +83,25 @@ def rm_cmd(settings: Settings, names: tuple[str, ...]) -> int:
 
 
 @network_group.command("inspect")
+@click.option("-f", "--format", "fmt", default=None,
+              help="Format each network with a Go template ('{{.Name}}', '{{range .IPAM.Config}}{{.Subnet}}{{end}}').")
 @click.argument("names", nargs=-1, required=True)
 @pass_settings
-def inspect_cmd(settings: Settings, names: tuple[str, ...]) -> None:
-    """Show networks as JSON: record, bridge state, NAT status, endpoints."""
+def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> None:
+    """Show networks as JSON: record, bridge state, NAT status, endpoints (and Docker's fields for --format)."""
     from runner import network
 
-    click.echo(json.dumps([network.inspect_network(settings.root, n) for n in names], indent=2))
+    template = None
+    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
+        from .template import Template
+
+        template = Template(fmt)
+    docs = [network.inspect_network(settings.root, n) for n in names]
+    if template is None:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    from .views.contexts import network_document
+
+    by_name = {n.name: n for n in network.list_networks(settings.root)}
+    for d in docs:
+        click.echo(template.execute({**network_document(by_name[d["name"]]), **d}))

@@ -45,10 +45,13 @@ def create_cmd(settings: Settings, labels: tuple[str, ...], name: str | None) ->
 
 @volume_group.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only names.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", default=None, help="'table', 'json', or a Go template ('{{.Name}} {{.Mountpoint}}').")
 @pass_settings
-def ls_cmd(settings: Settings, quiet: bool, fmt: str) -> None:
+def ls_cmd(settings: Settings, quiet: bool, fmt: str | None) -> None:
     """List volumes."""
+    from .views import contexts as ctx
+
+    template = ctx.template_for(fmt, ctx.VOLUME_TABLE, ("table", "json"))
     vols, _ = _stores(settings)
     listed = vols.list()
     if quiet:
@@ -57,6 +60,9 @@ def ls_cmd(settings: Settings, quiet: bool, fmt: str) -> None:
     elif fmt == "json":
         for v in listed:
             click.echo(json.dumps({"Name": v.name, "Driver": "local", "Mountpoint": v.path}))
+    elif template is not None:
+        for line in template.lines([ctx.VolumeFields(v.to_inspect()) for v in listed], ctx.VOLUME_TITLES):
+            click.echo(line)
     else:
         click.echo(f"{'DRIVER':<10}VOLUME NAME")
         for v in listed:
@@ -64,12 +70,23 @@ def ls_cmd(settings: Settings, quiet: bool, fmt: str) -> None:
 
 
 @volume_group.command("inspect")
+@click.option("-f", "--format", "fmt", default=None, help="Format each volume with a Go template ('{{.Mountpoint}}').")
 @click.argument("names", nargs=-1, required=True)
 @pass_settings
-def inspect_cmd(settings: Settings, names: tuple[str, ...]) -> None:
+def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show volumes as JSON."""
+    template = None
+    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
+        from .template import Template
+
+        template = Template(fmt)
     vols, _ = _stores(settings)
-    click.echo(json.dumps([vols.get(n).to_inspect() for n in names], indent=2))
+    docs = [vols.get(n).to_inspect() for n in names]
+    if template is None:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    for d in docs:
+        click.echo(template.execute(d))
 
 
 @volume_group.command("rm")

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("pybuild.cmd_images", "load_cmd", "Load images from an OCI layout or docker-archive tar"),
     "system": ("pybuild.cmd_images", "system_group", "Manage the local store (df, prune)"),
     "fsck": ("pybuild.cmd_images", "fsck_cmd", "Check the local store"),
+    "info": ("pybuild.cmd_system", "info_cmd", "Display system-wide information"),
+    "version": ("pybuild.cmd_system", "version_cmd", "Show the pybuild version information"),
     # registries (cmd_registry)
     "pull": ("pybuild.cmd_registry", "pull_cmd", "Pull an image from a registry"),
     "push": ("pybuild.cmd_registry", "push_cmd", "Push an image to a registry"),
