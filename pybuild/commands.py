@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 
-__all__ = ["COMMANDS", "GROUPS", "ALIASES", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
+__all__ = ["COMMANDS", "GROUPS", "ALIASES", "DOCKER_EXIT_CODES", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
 
 DEFAULT_ROOT = "/var/lib/pybuild"
 DEFAULT_STATE = "/run/pybuild"
@@ -104,6 +104,15 @@ GROUPS: dict[str, dict[str, str | tuple]] = {
         "df": ("pybuild.cmd_images", "system_df_cmd", "Show disk usage"),
         "prune": ("pybuild.cmd_images", "system_prune_cmd", "Remove unused data"),
     },
+}
+
+# commands that fail with Docker's exit codes (pybuild.exitcodes): (module, attribute) -> the code of
+# pybuild's own failures (None: the error's own code); 126/127 when the command cannot be run
+DOCKER_EXIT_CODES: dict[tuple[str, str], int | None] = {
+    ("pybuild.cmd_run", "run_cmd"): 125,
+    ("pybuild.cmd_run", "create_cmd"): 125,
+    ("pybuild.cmd_containers", "start_cmd"): None,
+    ("pybuild.cmd_containers", "exec_cmd"): None,
 }
 
 # subcommand aliases in the groups that modules define themselves: group -> alias -> subcommand

@@ -15,7 +15,7 @@ import os
 
 import click
 
-from .commands import ALIASES, COMMANDS, DEFAULT_ROOT, GROUPS, DEFAULT_STATE, DESCRIPTION, OPTION_HELP
+from .commands import ALIASES, COMMANDS, DEFAULT_ROOT, DOCKER_EXIT_CODES, GROUPS, DEFAULT_STATE, DESCRIPTION, OPTION_HELP
 from .context import Settings, env_list
 
 __all__ = ["cli", "LazyGroup", "ManagementGroup", "Unavailable", "image_group", "container_group",
@@ -41,6 +41,10 @@ def load_command(name: str, module: str, attr: str) -> click.Command:
     cmd = getattr(mod, attr, None)
     if cmd is None:
         raise Unavailable(f"'{name}' is not available in this installation (no {module}.{attr})")
+    if (module, attr) in DOCKER_EXIT_CODES:
+        from .exitcodes import with_docker_exit_codes
+
+        cmd = with_docker_exit_codes(cmd, DOCKER_EXIT_CODES[module, attr])
     return cmd
 
 
