@@ -25,7 +25,8 @@ def test_own_failures_are_125(pybuild, image, cmd):
     cases = [
         ([*words, "--no-such-flag", image, "true"], "No such option"),
         ([*words], "Missing argument"),
-        ([*words, "--network", "none", "ec/nothing:here", "true"], "no such image"),
+        ([*words, "--network", "none", "--pull", "never", "ec/nothing:here", "true"], "no such image"),
+        ([*words, "--network", "none", "127.0.0.1:1/ec/nothing:here", "true"], "127.0.0.1:1"),
         ([*words, "--network", "none", "--memory", "lots", image, "true"], "--memory"),
     ]
     for args, text in cases:
