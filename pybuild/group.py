@@ -3,7 +3,7 @@
 Subcommands live in ``pybuild/cmd_*.py`` (see :data:`pybuild.commands.COMMANDS`) and are imported
 only when invoked, so ``pybuild CMD`` imports one command module and no heavy library it does not use.
 Docker's management groups (``image``, ``container``, ``system``; :data:`pybuild.commands.GROUPS`)
-are :class:`ManagementGroup`\ s over the same table; ``network`` and ``volume`` are their modules'
+are :class:`ManagementGroup` objects over the same table; ``network`` and ``volume`` are their modules'
 groups with :data:`pybuild.commands.ALIASES` added. A command whose module is not installed is a
 one-line error when invoked, never a traceback.
 """
