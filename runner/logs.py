@@ -100,8 +100,9 @@ class LogTee:
 
     ``sources`` maps each pipe's read end to ``(stream, destination fd)``. The thread runs until
     every pipe reaches end of file (all its writers closed: the container and everything it
-    started have exited). A destination that went away (``EPIPE``: the reader of ``run | head`` is
-    done) is dropped and the log keeps recording; a log that cannot be written (disk full) stops
+    started have exited). When a destination goes away (``EPIPE``: the reader of ``run | head`` is
+    done) its pipe is closed, so the container's next write fails as it would have on the
+    destination itself (``run yes | head`` ends). A log that cannot be written (disk full) stops
     recording and the relay goes on. :meth:`join` waits for the end, closes the pipes and the log.
     """
 
@@ -111,14 +112,16 @@ class LogTee:
         self.writer = writer
         self.log_error: OSError | None = None     # why the log stopped recording, if it did
         self._sources = dict(sources)
+        self._open = set(sources)
         self._thread = threading.Thread(target=self._run, name="log-tee", daemon=True)
         self._thread.start()
 
     def join(self, *, sync: bool = True) -> None:
         """Wait until every pipe is at end of file; close them and the log (``sync``: fsync it)."""
         self._thread.join()
-        for fd in self._sources:
+        for fd in self._open:
             os.close(fd)
+        self._open.clear()
         try:
             self.writer.close(sync=sync and self.log_error is None)
         except OSError as exc:
@@ -144,9 +147,11 @@ class LogTee:
                     del live[fd]
                     continue
                 stream, dest = live[fd]
-                if dest >= 0 and not _write_all(dest, data):
-                    live[fd] = (stream, -1)
                 self._record(stream, data)
+                if not _write_all(dest, data):      # the reader is gone: so is the pipe
+                    del live[fd]
+                    self._open.discard(fd)
+                    os.close(fd)
 
     def _record(self, stream: str, data: bytes) -> None:
         if self.log_error is not None:
