@@ -14,7 +14,7 @@ from .context import Settings, pass_settings
 if TYPE_CHECKING:
     from layers.store import Store
 
-__all__ = ["pull_cmd", "push_cmd", "login_cmd", "logout_cmd", "manifest_group", "inspect_remote"]
+__all__ = ["pull_cmd", "pull_image", "push_cmd", "login_cmd", "logout_cmd", "manifest_group", "inspect_remote"]
 
 
 def _transport(settings: Settings):
@@ -64,6 +64,15 @@ def _local_document(store: Store, name: str):
 def pull_cmd(settings: Settings, reference: str, platform: str | None, all_platforms: bool, quiet: bool,
              jobs: int) -> None:
     """Pull an image (or every platform of an index) from a registry into the local store."""
+    ref = pull_image(settings, settings.store(), reference, platform=platform, all_platforms=all_platforms,
+                     quiet=quiet, jobs=jobs)
+    click.echo(str(ref))
+
+
+def pull_image(settings: Settings, store: Store, reference: str, *, platform: str | None = None,
+               all_platforms: bool = False, quiet: bool = False, jobs: int = 4):
+    """Pull ``reference`` into ``store``, Docker's progress on stderr unless ``quiet``; the parsed
+    reference (``pull``, and ``run``/``create`` of an image not in the store)."""
     from layers.descriptor import Platform
     from registry_client.pull import PullOptions, pull
 
@@ -71,7 +80,6 @@ def pull_cmd(settings: Settings, reference: str, platform: str | None, all_platf
     options = PullOptions(platform=Platform.parse(platform) if platform else None, all_platforms=all_platforms,
                           jobs=jobs)
     progress = _progress(quiet)
-    store = settings.store()
     with _open_registry(settings, ref) as registry:
         if not quiet:
             progress.note(f"Pulling {ref.familiar}")
@@ -80,7 +88,7 @@ def pull_cmd(settings: Settings, reference: str, platform: str | None, all_platf
         progress.note(f"Digest: {result.digest}")
         status = "Downloaded newer image" if result.fetched else "Image is up to date"
         progress.note(f"Status: {status} for {ref.familiar}")
-    click.echo(str(ref))
+    return ref
 
 
 # -- push ---------------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ def _run_options(f):
         click.option("--health-start-period", help="Start period for the container to initialize (ms|s|m|h)."),
         click.option("--health-start-interval", help="Time between checks during the start period (ms|s|m|h)."),
         click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."),
+        click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
+                     show_default=True, help="Pull the image before running: missing, always or never."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -132,10 +134,33 @@ def _publish(specs: tuple[str, ...]) -> tuple:
     return tuple(spec for text in specs for spec in port_specs(text))
 
 
-def _stores(settings: Settings):
+def _stores(settings: Settings, image: str, pull: str):
+    """The image store (with ``image`` in it, pulled as ``--pull`` says) and the container store."""
     from .cmd_containers import container_store
 
-    return settings.store(), container_store(settings)
+    store = settings.store()
+    _ensure_image(settings, store, image, pull)
+    return store, container_store(settings)
+
+
+def _ensure_image(settings: Settings, store, image: str, policy: str) -> None:
+    """Docker's ``--pull``: ``missing`` pulls an image the store does not have, ``always`` pulls
+    every time, ``never`` leaves a missing image to fail as "no such image"."""
+    if policy != "always":
+        from layers.errors import NotFound
+
+        try:
+            store.images.resolve(image)
+            return
+        except NotFound:
+            if policy == "never":
+                raise
+        from layers.reference import Reference
+
+        click.echo(f"Unable to find image '{Reference.parse(image).familiar}' locally", err=True)
+    from .cmd_registry import pull_image
+
+    pull_image(settings, store, image)
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -149,7 +174,7 @@ def run_cmd(settings: Settings, **kw) -> int:
 
         # the shim's interpreter starts now, on the other core, while the image is looked up
         with PendingShim(settings.root, settings.state_dir) as shim:
-            images, containers_store = _stores(settings)
+            images, containers_store = _stores(settings, kw["image"], kw["pull"])
             from runner.fromimage import run_detached
 
             info = run_detached(containers_store, images, kw["image"], opts, shim=shim)
@@ -158,7 +183,7 @@ def run_cmd(settings: Settings, **kw) -> int:
         return 0
     from runner.foreground import run_foreground
 
-    images, containers_store = _stores(settings)
+    images, containers_store = _stores(settings, kw["image"], kw["pull"])
     return run_foreground(containers_store, images, kw["image"], opts, on_network=_network_notes)
 
 
@@ -174,7 +199,7 @@ def _network_notes(cfg) -> None:
 def create_cmd(settings: Settings, **kw) -> None:
     """Create a container without starting it; print its id."""
     opts = build_options(kw)
-    images, containers_store = _stores(settings)
+    images, containers_store = _stores(settings, kw["image"], kw["pull"])
     from runner.fromimage import create_from_image
 
     cfg = create_from_image(containers_store, images, kw["image"], opts)

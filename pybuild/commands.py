@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 
-__all__ = ["COMMANDS", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
+__all__ = ["COMMANDS", "GROUPS", "ALIASES", "DOCKER_EXIT_CODES", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
 
 DEFAULT_ROOT = "/var/lib/pybuild"
 DEFAULT_STATE = "/run/pybuild"
@@ -31,10 +31,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("pybuild.cmd_images", "history_cmd", "Show the history of an image"),
     "save": ("pybuild.cmd_images", "save_cmd", "Save images to a tar archive (OCI layout + manifest.json)"),
     "load": ("pybuild.cmd_images", "load_cmd", "Load images from an OCI layout or docker-archive tar"),
-    "system": ("pybuild.cmd_images", "system_group", "Manage the local store (df, prune)"),
+    "system": ("pybuild.group", "system_group", "Manage pybuild (info, df, prune, events)"),
+    "image": ("pybuild.group", "image_group", "Manage images"),
     "fsck": ("pybuild.cmd_images", "fsck_cmd", "Check the local store"),
-    "info": ("pybuild.cmd_system", "info_cmd", "Display system-wide information"),
-    "version": ("pybuild.cmd_system", "version_cmd", "Show the pybuild version information"),
     # registries (cmd_registry)
     "pull": ("pybuild.cmd_registry", "pull_cmd", "Pull an image from a registry"),
     "push": ("pybuild.cmd_registry", "push_cmd", "Push an image to a registry"),
@@ -61,15 +60,65 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stats": ("pybuild.cmd_containers", "stats_cmd", "Show resource usage of containers"),
     "port": ("pybuild.cmd_containers", "port_cmd", "List port mappings of a container"),
     "rename": ("pybuild.cmd_containers", "rename_cmd", "Rename a container"),
-    "cp": ("pybuild.cmd_fs", "cp_cmd", "Copy files/folders between a container and the local filesystem"),
-    "diff": ("pybuild.cmd_fs", "diff_cmd", "Inspect changes to files or directories on a container's filesystem"),
-    "commit": ("pybuild.cmd_fs", "commit_cmd", "Create a new image from a container's changes"),
-    "export": ("pybuild.cmd_fs", "export_cmd", "Export a container's filesystem as a tar archive"),
-    "container": ("pybuild.cmd_containers", "container_group", "Manage containers (prune)"),
+    "update": ("pybuild.cmd_containers", "update_cmd", "Update the limits and restart policy of containers"),
+    "container": ("pybuild.group", "container_group", "Manage containers"),
     "network": ("pybuild.cmd_network", "network_group", "Manage networks"),
     "volume": ("pybuild.cmd_volume", "volume_group", "Manage named volumes"),
+    # files of a container (cmd_fs)
+    "cp": ("pybuild.cmd_fs", "cp_cmd", "Copy files between a container and the host"),
+    "diff": ("pybuild.cmd_fs", "diff_cmd", "Show the changes to a container's filesystem"),
+    "commit": ("pybuild.cmd_fs", "commit_cmd", "Create an image from a container's changes"),
+    "export": ("pybuild.cmd_fs", "export_cmd", "Export a container's filesystem as a tar archive"),
+    # about pybuild itself (cmd_system)
+    "info": ("pybuild.cmd_system", "info_cmd", "Show system-wide information"),
+    "version": ("pybuild.cmd_system", "version_cmd", "Show the pybuild version information"),
+    "events": ("pybuild.cmd_system", "events_cmd", "Show container and image events"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
+}
+
+# Docker's management groups: group -> subcommand -> a top-level command's name (the same command
+# under another name), or (module, attribute, help[, preset arguments put before the user's]).
+# Adding a subcommand is one line; the module is imported only when the subcommand runs.
+GROUPS: dict[str, dict[str, str | tuple]] = {
+    "image": {
+        "build": "build", "history": "history", "import": "import", "load": "load",
+        "ls": "images", "list": "images", "pull": "pull", "push": "push", "rm": "rmi", "remove": "rmi",
+        "save": "save", "tag": "tag",
+        "inspect": ("pybuild.cmd_images", "inspect_cmd", "Show low-level information on images",
+                    ("--type", "image")),
+        "prune": ("pybuild.cmd_prune", "image_prune_cmd", "Remove unused images"),
+    },
+    "container": {
+        "attach": "attach", "commit": "commit", "cp": "cp", "create": "create", "diff": "diff",
+        "exec": "exec", "export": "export", "kill": "kill", "logs": "logs", "ls": "ps", "list": "ps",
+        "ps": "ps", "pause": "pause", "port": "port", "rename": "rename", "restart": "restart",
+        "rm": "rm", "remove": "rm", "run": "run", "start": "start", "stats": "stats", "stop": "stop",
+        "top": "top", "unpause": "unpause", "update": "update", "wait": "wait",
+        "inspect": ("pybuild.cmd_images", "inspect_cmd", "Show low-level information on containers",
+                    ("--type", "container")),
+        "prune": ("pybuild.cmd_containers", "container_prune", "Remove all stopped containers"),
+    },
+    "system": {
+        "info": "info", "events": "events",
+        "df": ("pybuild.cmd_images", "system_df_cmd", "Show disk usage"),
+        "prune": ("pybuild.cmd_images", "system_prune_cmd", "Remove unused data"),
+    },
+}
+
+# commands that fail with Docker's exit codes (pybuild.exitcodes): (module, attribute) -> the code of
+# pybuild's own failures (None: the error's own code); 126/127 when the command cannot be run
+DOCKER_EXIT_CODES: dict[tuple[str, str], int | None] = {
+    ("pybuild.cmd_run", "run_cmd"): 125,
+    ("pybuild.cmd_run", "create_cmd"): 125,
+    ("pybuild.cmd_containers", "start_cmd"): None,
+    ("pybuild.cmd_containers", "exec_cmd"): None,
+}
+
+# subcommand aliases in the groups that modules define themselves: group -> alias -> subcommand
+ALIASES: dict[str, dict[str, str]] = {
+    "network": {"remove": "rm", "list": "ls"},
+    "volume": {"remove": "rm", "list": "ls"},
 }
 
 # global option -> its help; the click group declares the options with these texts

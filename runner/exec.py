@@ -13,6 +13,7 @@ is the command's. With ``tty`` a pseudo-terminal is allocated and relayed by the
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from dataclasses import dataclass
@@ -130,8 +131,11 @@ def _child(pid1: int, spec: Spec, opts: ExecOptions, stdio: tuple[int, int, int]
             if proc.no_new_privileges:
                 syscalls.set_no_new_privs()
             reset_signals()        # nothing of the caller's signal state reaches the command
-            code = 127
-            os.execvpe(opts.args[0], list(opts.args), env)
+            try:
+                os.execvpe(opts.args[0], list(opts.args), env)
+            except OSError as exc:       # as Docker: 127 not found, 126 found but not runnable
+                code = 127 if exc.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+                raise
         if opts.detach:
             os._exit(0)
         if opts.timeout > 0:

@@ -2,8 +2,11 @@
 
 :func:`run_foreground` records the container (so ``ps``/``inspect``/``stop`` see it), attaches its
 network, mounts the overlay rootfs and volumes (:mod:`runner.resources`), runs the sandbox with this
-process's stdio (or a pty with ``-t``), forwards signals, records the exit and, with ``--rm``,
-removes the container. It returns the container's exit code; it neither prints nor exits.
+process's stdin (or a pty with ``-t``), forwards signals, records the exit and, with ``--rm``,
+removes the container. The container's stdout and stderr (a pty's output, as stdout) go through
+pipes to a :class:`runner.logs.LogTee`, which writes them to this process's stdout and stderr and
+into the container's log, so ``logs`` shows them afterwards, as it does for a detached run. It
+returns the container's exit code; it neither prints nor exits.
 
 This process is the container's supervisor: its pid is the record's ``shim.json`` from before the
 record is visible until everything is released, so if it is killed (the container dies with it) the
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from . import records as r
 from .errors import ContainerNotFound
 from .fromimage import create_from_image
+from .logs import LogTee, LogWriter
 from .records import ContainerConfig
 from .resources import mount_rootfs, release_resources, setup_network
 from .state import ContainerStore
@@ -39,19 +43,25 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
     overlay = None
     code: int | None = None
     proc = None
-    monitor = 0             # the pid of the health checks' process (runner.health.spawn_monitor)
+    monitor = 0                         # the pid of the health checks' process (runner.health.spawn_monitor)
+    tee = None
+    feeds: list[int] = []               # pipe write ends this process still holds
     try:
         cfg = setup_network(cstore, cfg)
         if on_network is not None:
             on_network(cfg)
         overlay = mount_rootfs(cstore, cfg)
+        tee, feeds = _start_tee(cstore, cfg, opts.tty)
         stdin = None if opts.interactive or opts.tty else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         with sandbox.SignalForwarder() as forwarder:
             try:
-                proc = sandbox.start(cfg.spec, container_id=cfg.id, state_dir=cstore.state_dir, stdin=stdin)
+                proc = sandbox.start(cfg.spec, container_id=cfg.id, state_dir=cstore.state_dir, stdin=stdin,
+                                     stdout=None if opts.tty else feeds[0], stderr=None if opts.tty else feeds[1])
             finally:
                 if stdin is not None:
                     os.close(stdin)
+                if not opts.tty:        # the container holds its own copies
+                    _close_all(feeds)
             forwarder.attach(proc)
             try:
                 started = time.time()
@@ -62,12 +72,19 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
 
                     monitor = spawn_monitor(cstore, cfg.id, cfg.healthcheck, cfg.spec, proc.pid, started)
             finally:
-                code = sandbox.foreground(proc, forward_input=opts.interactive)
+                try:
+                    code = sandbox.foreground(proc, forward_input=opts.interactive,
+                                              stdout_fd=feeds[0] if opts.tty else 1)
+                finally:
+                    _close_all(feeds)
     finally:
         if monitor:
             from .health import stop_monitor
 
             stop_monitor(monitor)
+        _close_all(feeds)
+        if tee is not None:
+            tee.join(sync=not opts.rm)  # end of file: the container and all it started are gone
         if overlay is not None:
             overlay.unmount()
         release_resources(cstore, cfg)
@@ -79,6 +96,32 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
             except ContainerNotFound:
                 pass                    # removed meanwhile (rm -f from another shell)
     return code
+
+
+def _start_tee(cstore: ContainerStore, cfg: ContainerConfig, tty: bool) -> tuple[LogTee, list[int]]:
+    """Pipes for the container's output and the :class:`LogTee` that relays them to this process's
+    stdout/stderr and into the container's log; the write ends (stdout, stderr; one for a pty,
+    whose output the relay writes there and the log keeps as stdout)."""
+    writer = LogWriter(cstore.log_path(cfg.id), max_size=cfg.log_max_size, max_files=cfg.log_max_files)
+    sources: dict[int, tuple[str, int]] = {}
+    feeds: list[int] = []
+    try:
+        for stream, dest in (("stdout", 1),) if tty else (("stdout", 1), ("stderr", 2)):
+            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            sources[read_end] = (stream, dest)
+            feeds.append(write_end)
+    except OSError:
+        _close_all(feeds)
+        _close_all(list(sources))
+        writer.close(sync=False)
+        raise
+    return LogTee(writer, sources), feeds
+
+
+def _close_all(fds: list[int]) -> None:
+    """Close every fd in ``fds`` and empty the list (closing twice is harmless)."""
+    while fds:
+        os.close(fds.pop())
 
 
 def _record_exit(cstore: ContainerStore, cfg: ContainerConfig, code: int | None, proc) -> None:

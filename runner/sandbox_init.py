@@ -240,9 +240,9 @@ def stage1(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int
         sock.close()
         if direct:
             os._exit(0)
-        for fd in {*stdio}:
-            if fd > 2:
-                os.close(fd)
+        # the waiter keeps nothing of the caller's open: a pipe's read end held here would keep the
+        # container's writes from failing once the caller closes it (run | head)
+        os.closerange(3, 1 << 20)
         code = wait_status(pid)
         while True:  # reap the orphans the kernel hands to this subreaper as the namespace dies
             try:

@@ -246,7 +246,7 @@ def test_publish_all_ranges_and_udp_through_the_shim(pb):
     assert pb("port", "pick", check=True).stdout == f"80/tcp -> 127.0.0.1:{base + 2}\n"
     assert wait_get("127.0.0.1", base + 2, "/etc/hostname")[0] == 200
     bad = pb("run", "-d", "--network", pb.net, "-p", "8000-8001:80-82", IMAGE, "true")
-    assert bad.returncode == 2 and "host range has 2 ports, container range has 3" in bad.stderr
+    assert bad.returncode == 125 and "host range has 2 ports, container range has 3" in bad.stderr
     pb("rm", "-f", "all", "range", "pick", check=True)
     assert wait_port_free(base) and wait_port_free(base + 1) and wait_port_free(base + 2)
     assert wait_port_free(ports["80/tcp"])
@@ -266,7 +266,7 @@ def test_network_modes_none_host_and_container(pb):
     assert side.returncode == 0, side.stderr
     assert side.stdout == f"{web[:12]}\n" * 4          # web's hostname (UTS, $HOSTNAME, file), web's loopback
     clash = pb("run", "--rm", "--network", "container:web", "--hostname", "other", IMAGE, "true")
-    assert clash.returncode == 2 and "--hostname: conflicts with --network container:web" in clash.stderr
+    assert clash.returncode == 125 and "--hostname: conflicts with --network container:web" in clash.stderr
     # targets without a namespace of pybuild's making: --network none and host (their PID 1's is joined)
     for mode in ("none", "host"):
         _run_d(pb, "--name", f"t{mode}", "--network", mode, IMAGE, "sleep", "1000")
