@@ -71,6 +71,7 @@ def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> Contain
         send_signal(cfg, cur.pid, signum)
         if cur.status == r.PAUSED:
             cgroupview.freeze(cur.pid, False)       # a frozen task only takes the signal once thawed
+    store.event(cfg, "kill", signal=signum)
     return cfg
 
 
@@ -118,6 +119,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
         if cur.live and cur.pid > 0:
             pidfd = _open_pidfd(cur.pid)
             send_signal(cfg, cur.pid, parse_signal(cfg.stop_signal))
+            store.event(cfg, "kill", signal=parse_signal(cfg.stop_signal))
             if cur.status == r.PAUSED:
                 cgroupview.freeze(cur.pid, False)
     if not cur.live and cur.status != r.RESTARTING:
@@ -137,6 +139,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
     finally:
         if pidfd is not None:
             os.close(pidfd)
+    store.event(cfg, "stop")
     return cfg
 
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from layers import events
 from layers.atomic import write_atomic
 from layers.config import ImageConfig
 from layers.descriptor import Descriptor, Platform
@@ -306,6 +307,7 @@ class ImageStore:
             image_id = self._load(manifest_digest, None).id
             entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
             self._mutate(change)
+        events.emit(self.root, "image", "tag", str(image_id), name=name)
         return self._record(name, entry)
 
     def untag(self, ref: Reference | str) -> ImageRecord:
@@ -318,7 +320,9 @@ class ImageStore:
                 raise NotFound(f"no such image: {name}")
             return self._record(name, entry)
 
-        return self._mutate(change)
+        record = self._mutate(change)
+        events.emit(self.root, "image", "untag", str(record.id), name=name)
+        return record
 
     def remove_names(self, names: list[str]) -> None:
         """Remove several names at once (missing ones are ignored)."""

@@ -1,0 +1,172 @@
+"""The event journal: container and image state changes, as Docker's ``events`` reports them.
+
+One append-only JSON-lines file, ``<root>/events/events.jsonl``; each line is one event written
+with a single ``write()`` on an ``O_APPEND`` descriptor and never longer than ``PIPE_BUF`` (4096
+bytes: longer attribute values are cut), so concurrent writers (the CLI, every shim) never
+interleave. When the file passes :data:`MAX_BYTES` the writer that notices renames it to
+``events.jsonl.1`` (replacing the older one): the journal keeps between one and two files' worth.
+
+Appending is best effort: a journal that cannot be written never fails the state change it
+reports. Imports are ``os``, ``json`` and ``time`` only: the shim appends, and lives as long as its
+container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+
+__all__ = ["Event", "append", "emit", "read", "journal_path", "MAX_BYTES", "LINE_MAX"]
+
+MAX_BYTES = 8 * 1024 * 1024
+LINE_MAX = 4096          # PIPE_BUF on Linux: an O_APPEND write up to this size is one unit
+_FILE = "events.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One state change: ``type`` container|image|network|volume, ``action`` (start, die, tag...),
+    ``actor_id`` (container id, image id or reference), ``attributes`` (name, image, exitCode...),
+    ``time_nano`` (nanoseconds since the epoch)."""
+
+    type: str
+    action: str
+    actor_id: str
+    attributes: tuple[tuple[str, str], ...] = ()
+    time_nano: int = 0
+    scope: str = "local"
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return dict(self.attributes)
+
+    @property
+    def time(self) -> int:
+        return self.time_nano // 1_000_000_000
+
+    def to_docker(self) -> dict:
+        """Docker's JSON shape of an event (``docker events --format '{{json .}}'``)."""
+        attrs = dict(self.attributes)
+        d = {"Type": self.type, "Action": self.action,
+             "Actor": {"ID": self.actor_id, "Attributes": attrs},
+             "scope": self.scope, "time": self.time, "timeNano": self.time_nano}
+        if self.type in ("container", "image"):        # the legacy fields Docker still sends
+            d["status"] = self.action
+            d["id"] = self.actor_id
+            if self.type == "container" and "image" in attrs:
+                d["from"] = attrs["image"]
+        return d
+
+
+def journal_path(root: str) -> str:
+    return os.path.join(root, "events", _FILE)
+
+
+def _line(event: Event) -> bytes:
+    doc = {"t": event.type, "a": event.action, "id": event.actor_id,
+           "at": dict(event.attributes), "ns": event.time_nano}
+    raw = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    if len(raw) > LINE_MAX:        # cut the longest attributes until the line fits
+        attrs = dict(event.attributes)
+        for key in sorted(attrs, key=lambda k: -len(attrs[k])):
+            attrs[key] = attrs[key][:64]
+            doc["at"] = attrs
+            raw = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+            if len(raw) <= LINE_MAX:
+                break
+        if len(raw) > LINE_MAX:
+            raw = json.dumps({"t": event.type, "a": event.action, "id": event.actor_id[:128], "at": {},
+                              "ns": event.time_nano}, separators=(",", ":")).encode() + b"\n"
+    return raw
+
+
+def append(root: str, event: Event) -> bool:
+    """Add ``event`` to the journal under ``root`` (stamped now if its ``time_nano`` is 0).
+    Returns False, and raises nothing, when the journal cannot be written."""
+    if not event.time_nano:
+        event = replace(event, time_nano=time.time_ns())
+    path = journal_path(root)
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, _line(event))
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size > MAX_BYTES:
+            _rotate(path)
+        return True
+    except OSError:
+        return False
+
+
+def _rotate(path: str) -> None:
+    """Move a full journal aside; of two writers that both notice, only the one whose file is still
+    the big one renames it (a rename of the fresh, small file by the second would lose events)."""
+    try:
+        if os.stat(path).st_size > MAX_BYTES:
+            os.replace(path, path + ".1")
+    except OSError:
+        pass
+
+
+def emit(root: str, type_: str, action: str, actor_id: str, **attributes: object) -> bool:
+    """:func:`append` an event built from keyword attributes (None values are left out)."""
+    attrs = tuple((k, str(v)) for k, v in attributes.items() if v is not None)
+    return append(root, Event(type_, action, actor_id, attrs))
+
+
+def _parse(raw: bytes) -> Event | None:
+    try:
+        d = json.loads(raw)
+        return Event(str(d["t"]), str(d["a"]), str(d["id"]),
+                     tuple((str(k), str(v)) for k, v in (d.get("at") or {}).items()), int(d["ns"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None            # a torn line (a crash mid-rotation): skip it
+
+
+def read(root: str, since: int | None = None, until: int | None = None, *,
+         offset: int = 0) -> tuple[list[Event], int]:
+    """The events with ``since <= time_nano <= until`` (nanoseconds; None: unbounded) in order,
+    and the byte offset in the current file to pass as ``offset`` to read only later events.
+
+    With ``offset`` 0 the rotated file is read first. An ``offset`` past the end of the current file
+    means it was rotated since: the rest of the rotated file is read, then the new file."""
+    path = journal_path(root)
+    chunks: list[bytes] = []
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = 0
+    if offset == 0 or offset > size:
+        old = offset if offset > size else 0
+        try:
+            with open(path + ".1", "rb") as f:
+                f.seek(old)
+                chunks.append(f.read())
+        except FileNotFoundError:
+            pass
+        offset = 0
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        data = b""
+    end = data.rfind(b"\n") + 1          # a line still being written is read next time
+    chunks.append(data[:end])
+    out = []
+    for chunk in chunks:
+        for raw in chunk.splitlines():
+            ev = _parse(raw)
+            if ev is None or (since is not None and ev.time_nano < since) or \
+                    (until is not None and ev.time_nano > until):
+                continue
+            out.append(ev)
+    return out, offset + end
