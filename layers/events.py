@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-__all__ = ["Event", "append", "emit", "read", "journal_path", "MAX_BYTES", "LINE_MAX"]
+__all__ = ["Event", "append", "emit", "read", "journal_path", "familiar", "MAX_BYTES", "LINE_MAX"]
 
 MAX_BYTES = 8 * 1024 * 1024
 LINE_MAX = 4096          # PIPE_BUF on Linux: an O_APPEND write up to this size is one unit
@@ -58,6 +58,14 @@ class Event:
             if self.type == "container" and "image" in attrs:
                 d["from"] = attrs["image"]
         return d
+
+
+def familiar(name: str) -> str:
+    """An image name as Docker shows it: ``docker.io/library/busybox:1`` is ``busybox:1``."""
+    for prefix in ("docker.io/library/", "docker.io/"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
 def journal_path(root: str) -> str:

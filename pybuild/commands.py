@@ -61,6 +61,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stats": ("pybuild.cmd_containers", "stats_cmd", "Show resource usage of containers"),
     "port": ("pybuild.cmd_containers", "port_cmd", "List port mappings of a container"),
     "rename": ("pybuild.cmd_containers", "rename_cmd", "Rename a container"),
+    "update": ("pybuild.cmd_events", "update_cmd", "Update configuration of one or more containers"),
+    "events": ("pybuild.cmd_events", "events_cmd", "Get real time events from containers and images"),
     "cp": ("pybuild.cmd_fs", "cp_cmd", "Copy files/folders between a container and the local filesystem"),
     "diff": ("pybuild.cmd_fs", "diff_cmd", "Inspect changes to files or directories on a container's filesystem"),
     "commit": ("pybuild.cmd_fs", "commit_cmd", "Create a new image from a container's changes"),

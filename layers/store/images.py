@@ -307,7 +307,7 @@ class ImageStore:
             image_id = self._load(manifest_digest, None).id
             entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
             self._mutate(change)
-        events.emit(self.root, "image", "tag", str(image_id), name=name)
+        events.emit(self.root, "image", "tag", str(image_id), name=events.familiar(name))
         return self._record(name, entry)
 
     def untag(self, ref: Reference | str) -> ImageRecord:
@@ -321,7 +321,7 @@ class ImageStore:
             return self._record(name, entry)
 
         record = self._mutate(change)
-        events.emit(self.root, "image", "untag", str(record.id), name=name)
+        events.emit(self.root, "image", "untag", str(record.id), name=events.familiar(name))
         return record
 
     def remove_names(self, names: list[str]) -> None:
