@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-__all__ = ["Event", "append", "emit", "read", "journal_path", "familiar", "MAX_BYTES", "LINE_MAX"]
+__all__ = ["Event", "Cursor", "changed", "append", "emit", "read", "journal_path", "familiar", "MAX_BYTES", "LINE_MAX"]
 
 MAX_BYTES = 8 * 1024 * 1024
 LINE_MAX = 4096          # PIPE_BUF on Linux: an O_APPEND write up to this size is one unit
@@ -139,34 +139,64 @@ def _parse(raw: bytes) -> Event | None:
         return None            # a torn line (a crash mid-rotation): skip it
 
 
-def read(root: str, since: int | None = None, until: int | None = None, *,
-         offset: int = 0) -> tuple[list[Event], int]:
-    """The events with ``since <= time_nano <= until`` (nanoseconds; None: unbounded) in order,
-    and the byte offset in the current file to pass as ``offset`` to read only later events.
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a reader stopped: the journal file (its inode) and the byte offset in it."""
 
-    With ``offset`` 0 the rotated file is read first. An ``offset`` past the end of the current file
-    means it was rotated since: the rest of the rotated file is read, then the new file."""
+    inode: int = 0
+    offset: int = 0
+
+
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return 0, 0
+    return st.st_ino, st.st_size
+
+
+def changed(root: str, cursor: Cursor) -> bool:
+    """Whether the journal has moved on from ``cursor`` (one ``stat``: cheap to poll)."""
+    inode, size = _stat(journal_path(root))
+    return (inode, size) != (cursor.inode, cursor.offset)
+
+
+def read(root: str, since: int | None = None, until: int | None = None, *,
+         cursor: Cursor | None = None) -> tuple[list[Event], Cursor]:
+    """The events with ``since <= time_nano <= until`` (nanoseconds; None: unbounded) in order,
+    and the :class:`Cursor` to pass back to read only later events.
+
+    Without a cursor the rotated file is read first. When the journal was rotated since ``cursor``
+    (another inode), the rest of the rotated file is read, then the new one."""
     path = journal_path(root)
     chunks: list[bytes] = []
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        size = 0
-    if offset == 0 or offset > size:
-        old = offset if offset > size else 0
-        try:
-            with open(path + ".1", "rb") as f:
-                f.seek(old)
-                chunks.append(f.read())
-        except FileNotFoundError:
-            pass
-        offset = 0
+    inode, _ = _stat(path)
+    offset = 0
+    old = Cursor()
+    if cursor is None or cursor.inode != inode:
+        old_inode, _ = _stat(path + ".1")
+        skip = cursor.offset if cursor is not None and cursor.inode == old_inode else 0
+        if cursor is None or cursor.inode in (old_inode, 0):
+            try:
+                with open(path + ".1", "rb") as f:
+                    f.seek(skip)
+                    data = f.read()
+                chunks.append(data[:data.rfind(b"\n") + 1])
+                old = Cursor(old_inode, skip + len(chunks[-1]))
+            except FileNotFoundError:
+                pass
+    else:
+        offset = cursor.offset
     try:
         with open(path, "rb") as f:
+            inode = os.fstat(f.fileno()).st_ino
             f.seek(offset)
             data = f.read()
-    except FileNotFoundError:
-        data = b""
+    except FileNotFoundError:       # rotated, nothing written since: go on from the old file
+        inode, data = 0, b""
+        if old.inode:
+            offset = old.offset
+            inode = old.inode
     end = data.rfind(b"\n") + 1          # a line still being written is read next time
     chunks.append(data[:end])
     out = []
@@ -177,4 +207,4 @@ def read(root: str, since: int | None = None, until: int | None = None, *,
                     (until is not None and ev.time_nano > until):
                 continue
             out.append(ev)
-    return out, offset + end
+    return out, Cursor(inode, offset + end)

@@ -8,7 +8,6 @@ forever without it), the new ones as they are appended (the journal is polled by
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -128,23 +127,15 @@ def watch(root: str, *, since: int | None = None, until: int | None = None, flt:
     until = flt.until if until is None else until if flt.until is None else min(until, flt.until)
     if since is None and until is None and follow:
         since = clock()           # only what comes from now on (with ``until``: all recorded before it)
-    events, offset = journal.read(root, since=since, until=until)
-    path = journal.journal_path(root)
+    events, cursor = journal.read(root, since=since, until=until)
     while True:
         for ev in events:
             if flt.matches(ev):
                 yield ev
         if not follow or (until is not None and clock() > until):
             return
-        last_size = offset
-        while True:          # sleep until the journal changes (or until passes)
-            try:
-                size = os.stat(path).st_size
-            except FileNotFoundError:
-                size = 0
-            if size != last_size:
-                break
+        while not journal.changed(root, cursor):      # sleep until the journal moves on (or until passes)
             if until is not None and clock() > until:
                 return
             time.sleep(poll)
-        events, offset = journal.read(root, since=since, until=until, offset=offset)
+        events, cursor = journal.read(root, since=since, until=until, cursor=cursor)
