@@ -358,13 +358,14 @@ class ContainerStore:
             cur = self.read_state(cid)
             check_transition(name, cur.status, wanted)
             new = replace(cur, status=wanted, **changes)
+            # journaled before the state is written: whoever sees the new state finds its event
+            action = _move_action(cur.status, wanted)
+            if action == "die":
+                self.event(cid, action, exitCode=new.exit_code)
+            elif action:
+                self.event(cid, action)
             self._write_state(cid, new)
-        action = _move_action(cur.status, wanted)
-        if action == "die":
-            self.event(cid, action, exitCode=new.exit_code)
-        elif action:
-            self.event(cid, action)
-        return new
+            return new
 
     def record_health(self, cid: str, result: HealthResult, check: HealthConfig) -> Health | None:
         """Add a probe's result to a live container's health, under its lock (the shim's one write
