@@ -161,13 +161,6 @@ class Shim:
         self.log = LogWriter(store.log_path(cid), max_size=self.config.log_max_size,
                              max_files=self.config.log_max_files)
 
-    def _reload_config(self) -> None:
-        try:
-            self.config = self.store.load_config(self.cid)
-        except PybuildError:
-            return
-        self.policy = parse_restart_policy(self.config.restart_policy)
-
     # -- readiness
     def _ready(self, message: str) -> None:
         if self.ready_fd >= 0:
@@ -371,7 +364,8 @@ class Shim:
                 break
             cur = self.store.read_state(self.cid)
             stopped = self.store.stop_requested(self.cid)
-            self._reload_config()        # ``update`` may have changed the policy and the limits
+            self.config = self.store.load_config(self.cid)   # ``update`` may have changed the policy, limits
+            self.policy = parse_restart_policy(self.config.restart_policy)
             if not self.policy.should_restart(code, cur.restart_count, stopped):
                 break
             if self._last_run >= BACKOFF_RESET_AFTER:

@@ -150,3 +150,20 @@ def test_update_refuses_what_it_cannot_honour(pybuild, image):
         assert r.returncode != 0 and words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
     doc = json.loads(pybuild("inspect", "ref", check=True).stdout)[0]
     assert doc["HostConfig"]["RestartPolicy"]["Name"] == "no"
+
+
+def test_a_running_shim_follows_an_updated_restart_policy(pybuild, image):
+    from tests.lifecycle.conftest import wait_for
+
+    pybuild("run", "-d", "--name", "pol", "--network", "none", image, "sh", "-c",
+            "trap 'exit 3' USR1; while :; do sleep 0.05; done", check=True)
+    pybuild("update", "--restart", "on-failure:1", "pol", check=True)
+    pybuild("kill", "-s", "USR1", "pol", check=True)     # not a stop: the policy decides
+
+    def restarted() -> bool:
+        doc = json.loads(pybuild("inspect", "pol", check=True).stdout)[0]
+        return doc["RestartCount"] == 1 and doc["State"]["Running"]
+
+    wait_for(restarted, timeout=20, what="the container restarted by its updated policy")
+    actions = [e["Action"] for e in _events(pybuild, "-f", "container=pol")]
+    assert actions[:6] == ["create", "start", "update", "kill", "die", "start"]
