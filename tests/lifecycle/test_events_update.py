@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 
-import pytest
 
 from tests.conftest import pybuild_exe
 from runner import cgroups
@@ -17,6 +18,31 @@ from runner import cgroups
 def _events(pybuild, *args: str) -> list[dict]:
     r = pybuild("events", "--since", "1h", "--until", "0s", "--format", "{{json .}}", *args, check=True)
     return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def _follow(pybuild, *args: str) -> subprocess.Popen:
+    """``pybuild events ARGS`` running; its lines arrive in ``proc.lines`` (a queue)."""
+    proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                             "events", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.lines = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            proc.lines.put(line.strip())
+        proc.lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc
+
+
+def _readline(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    """The next line ``events`` prints; fails the test instead of hanging if none comes."""
+    try:
+        line = proc.lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no event within {timeout}s") from None
+    assert line is not None, proc.stderr.read()
+    return line
 
 
 def _memory_limit(cid: str) -> int:
@@ -86,16 +112,13 @@ def test_bad_input_is_a_one_line_error(pybuild):
 
 def test_events_follows_until_interrupted(pybuild, image):
     since = f"{time.time() - 1:.3f}"
-    proc = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
-                             "events", "--since", since, "--format", "{{.Action}} {{.Actor.Attributes.name}}",
-                             "-f", "type=container"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _follow(pybuild, "--since", since, "--format", "{{.Action}} {{.Actor.Attributes.name}}",
+                   "-f", "type=container")
     try:
         pybuild("run", "--name", "live", "--network", "none", image, "true", check=True)
         seen = []
         while "die live" not in seen:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read()
-            seen.append(line.strip())
+            seen.append(_readline(proc))
         assert seen == ["create live", "start live", "die live"]
         assert proc.poll() is None                    # still following
         proc.send_signal(signal.SIGINT)
@@ -167,3 +190,21 @@ def test_a_running_shim_follows_an_updated_restart_policy(pybuild, image):
     wait_for(restarted, timeout=20, what="the container restarted by its updated policy")
     actions = [e["Action"] for e in _events(pybuild, "-f", "container=pol")]
     assert actions[:6] == ["create", "start", "update", "kill", "die", "start"]
+
+
+def test_health_changes_are_events(pybuild, image):
+    since = f"{time.time() - 1:.3f}"
+    proc = _follow(pybuild, "--since", since, "-f", "event=health_status", "-f", "container=hc",
+                   "--format", "{{.Action}}")
+    try:
+        pybuild("run", "-d", "--name", "hc", "--network", "none", "--health-cmd", "test ! -e /tmp/bad",
+                "--health-interval", "200ms", "--health-retries", "1", image, "sleep", "300", check=True)
+        assert _readline(proc) == "health_status: healthy"
+        pybuild("exec", "hc", "touch", "/tmp/bad", check=True)
+        assert _readline(proc) == "health_status: unhealthy"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
