@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 
-
 from tests.conftest import pybuild_exe
 from runner import cgroups
 
