@@ -326,11 +326,11 @@ class ImageStore:
 
     def remove_names(self, names: list[str]) -> None:
         """Remove several names at once (missing ones are ignored)."""
-        def change(images: dict[str, dict[str, Any]]) -> None:
-            for n in names:
-                images.pop(n, None)
+        def change(images: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+            return [(n, entry["id"]) for n in names if (entry := images.pop(n, None)) is not None]
 
-        self._mutate(change)
+        for name, image_id in self._mutate(change):
+            events.emit(self.root, "image", "untag", image_id, name=events.familiar(name))
 
     def referenced(self) -> Iterator[Digest]:
         """Every manifest/index digest a record points at."""

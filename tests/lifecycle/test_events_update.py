@@ -207,3 +207,20 @@ def test_health_changes_are_events(pybuild, image):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_image_changes_are_events(pybuild, busybox_tar, tmp_path):
+    pybuild("import", str(busybox_tar), "ev/img:1", check=True)
+    image_id = json.loads(pybuild("inspect", "ev/img:1", check=True).stdout)[0]["Id"]
+    pybuild("tag", "ev/img:1", "ev/img:2", check=True)
+    pybuild("save", "-o", str(tmp_path / "img.tar"), "ev/img:2", check=True)
+    pybuild("rmi", "ev/img:2", check=True)
+    pybuild("rmi", "ev/img:1", check=True)
+    pybuild("load", "-i", str(tmp_path / "img.tar"), check=True)
+    got = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"].get("name"))
+           for e in _events(pybuild, "-f", "type=image")]
+    assert got == [("tag", image_id, "ev/img:1"), ("import", image_id, "ev/img:1"),
+                   ("tag", image_id, "ev/img:2"), ("save", image_id, "ev/img:2"),
+                   ("untag", image_id, "ev/img:2"), ("untag", image_id, "ev/img:1"),
+                   ("delete", image_id, "ev/img:1"), ("tag", image_id, "ev/img:2"),
+                   ("load", image_id, "ev/img:2")]
