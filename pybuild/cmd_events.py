@@ -25,7 +25,16 @@ def events_cmd(settings: Settings, since: str | None, until: str | None, filters
     from .views import contexts as ctx
     from .views.events import EventFields, event_line
 
-    template = ctx.template_for(fmt, "{{json .}}", plain=())
+    from layers.events import Event
+    from .template import TemplateError
+
+    try:       # checked on an empty event first, as Docker does: a bad field fails before the stream
+        template = ctx.template_for(fmt or None, "{{json .}}", plain=())
+        if template is not None:
+            template.execute(EventFields(Event("", "", "")))
+    except TemplateError as exc:
+        click.echo(f"Error parsing format: {exc}", err=True)
+        return 64                      # Docker's status for a bad events format
     flt = parse_filters(filters)
     start = parse_time(since) if since else None
     end = parse_time(until, option="--until") if until else None

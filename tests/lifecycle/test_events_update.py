@@ -104,9 +104,12 @@ def test_default_lines_filters_and_templates(pybuild, image):
 
 def test_bad_input_is_a_one_line_error(pybuild):
     for args in (("--filter", "colour=red"), ("--filter", "nothing"), ("--since", "yesterday"),
-                 ("--until", "0s", "--format", "{{.Action")):
+                 ("--until", "soon")):
         r = pybuild("events", *args)
         assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+    for fmt in ("{{.Action", "{{.NoSuchField}}"):      # Docker: status 64, checked before streaming
+        r = pybuild("events", "--format", fmt, timeout=30)
+        assert r.returncode == 64 and r.stderr.startswith("Error parsing format: "), r.stderr
 
 
 def test_events_follows_until_interrupted(pybuild, image):
