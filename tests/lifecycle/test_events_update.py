@@ -96,7 +96,7 @@ def test_default_lines_filters_and_templates(pybuild, image):
     assert r.stdout.splitlines() == ["start bad", "die bad"]
     r = pybuild("events", "--since", "1h", "--until", "0s", "-f", "type=image", "--format", "json", check=True)
     docs = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [(d["Action"], d["Actor"]["Attributes"]["name"]) for d in docs] == [("tag", image)]
+    assert [(d["Action"], d["Actor"]["Attributes"]["name"]) for d in docs] == [("tag", image), ("import", image)]
     r = pybuild("system", "events", "--since", "1h", "--until", "0s", "-f", f"image={image}",
                 "-f", "event=create", "--format", "{{.Actor.Attributes.name}}", check=True)
     assert r.stdout.splitlines() == ["ok", "bad"]
