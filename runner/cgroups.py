@@ -251,6 +251,11 @@ def update(cg: Cgroup, resources: Resources) -> None:
 
     On v1 a memory limit above the current memory+swap limit needs that one raised first."""
     if cg.version == "v2":
+        cpu = resources.cpu
+        if cpu is not None and cpu.quota == -1:      # no quota: v2 spells it "max"
+            _need_v2(cg.paths[0], "cpu", "--cpu-quota")
+            _write(os.path.join(cg.paths[0], "cpu.max"), f"max {cpu.period or 100000}")
+            resources = Resources(memory=resources.memory, pids=resources.pids)
         _apply_v2(cg.paths[0], resources)
         return
     mem = resources.memory

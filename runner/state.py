@@ -21,8 +21,10 @@ containers after a host restart.
 Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
 :mod:`runner.records`, under the container's lock); besides it only :meth:`ContainerStore.record_health`
 (the shim's health probes, under the same lock, never changing the status) writes ``state.json``. Every write
-is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only: the shim
-imports this module and lives as long as its container.
+is atomic (temp file in the same dir, fsync, rename, fsync dir). Each change Docker reports (create,
+start, pause, unpause, die, rename, destroy, health_status) is appended to the event journal
+(:mod:`layers.events`, stdlib only) by :meth:`ContainerStore.event`; a move's event before its state
+is written. Imports are stdlib only: the shim imports this module and lives as long as its container.
 """
 
 from __future__ import annotations
