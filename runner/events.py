@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from layers import events as journal
 from layers.errors import InvalidInput
 
-from .logs import parse_since
-
 __all__ = ["EventFilter", "parse_filters", "parse_time", "watch", "FILTER_KEYS"]
 
 FILTER_KEYS = ("container", "image", "event", "type", "label", "since", "until", "scope")
@@ -29,16 +27,27 @@ _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m"
 
 
 def parse_time(text: str, now: float | None = None, option: str = "--since") -> int:
-    """``--since``/``--until``: a Unix timestamp (``1700000000[.5]``), an RFC3339 time, or a Go
-    duration before now (``10m``, ``1h30m``, ``0s``); nanoseconds since the epoch."""
+    """``--since``/``--until``: a Go duration before now (``10m``, ``1h30m``, ``0s``), a Unix
+    timestamp (``1700000000[.5]``) or an RFC3339 time or date (``2024-01-02T03:04:05.1Z``,
+    ``...+01:00``); nanoseconds since the epoch, exact to the nanosecond."""
     now_ns = time.time_ns() if now is None else int(now * 1_000_000_000)
     text = text.strip()
     if _DURATION.match(text):
         total = sum(float(n) * _UNIT_NS[u] for n, u in re.findall(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)", text))
         return now_ns - int(total)
+    m = re.match(r"^(\d+)(?:\.(\d{1,9}))?$", text)
+    if m:
+        return int(m.group(1)) * 1_000_000_000 + int((m.group(2) or "").ljust(9, "0"))
+    m = re.match(r"^(\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d)?)?)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)?$", text)
     try:
-        return int(parse_since(text, now) * 1_000_000_000)
-    except InvalidInput:
+        if not m:
+            raise ValueError(text)
+        from datetime import datetime
+
+        zone = m.group(3) or "Z"
+        dt = datetime.fromisoformat(m.group(1) + ("+00:00" if zone == "Z" else zone))
+        return int(dt.timestamp()) * 1_000_000_000 + int((m.group(2) or "").ljust(9, "0"))
+    except ValueError:
         raise InvalidInput(f"invalid {option} value {text!r}: use a duration (10m), "
                            f"a Unix time or an RFC3339 time") from None
 

@@ -51,6 +51,9 @@ def test_times_are_durations_unix_times_or_rfc3339():
     assert parse_time("1500ms", now) == int(now * 1e9) - 1_500_000_000
     assert parse_time("1700000000", now) == 1_700_000_000 * 10**9
     assert parse_time("2023-11-14T22:13:20Z", now) == 1_700_000_000 * 10**9
+    assert parse_time("2023-11-14T23:13:20.5+01:00", now) == 1_700_000_000 * 10**9 + 500_000_000
+    assert parse_time("2023-11-14T22:13:20.000000001Z", now) == 1_700_000_000 * 10**9 + 1
+    assert parse_time("2023-11-14", now) == (1_700_000_000 - 80000) * 10**9
     with pytest.raises(InvalidInput, match="--until"):
         parse_time("soon", now, "--until")
 
