@@ -363,6 +363,8 @@ class ContainerStore:
             # journaled before the state is written: whoever sees the new state finds its event
             action = _move_action(cur.status, wanted)
             if action == "die":
+                if new.oom_killed:
+                    self.event(cid, "oom")
                 self.event(cid, action, exitCode=new.exit_code)
             elif action:
                 self.event(cid, action)

@@ -227,3 +227,11 @@ def test_image_changes_are_events(pybuild, busybox_tar, tmp_path):
                    ("untag", image_id, "ev/img:2"), ("untag", image_id, "ev/img:1"),
                    ("delete", image_id, "ev/img:1"), ("tag", image_id, "ev/img:2"),
                    ("load", image_id, "ev/img:2")]
+
+
+def test_an_oom_kill_is_an_event_before_the_die(pybuild, image):
+    r = pybuild("run", "--network", "none", "--name", "hog", "--memory", "32m", image, "tail", "/dev/zero")
+    assert r.returncode == 137
+    got = [(e["Action"], e["Actor"]["Attributes"].get("exitCode"))
+           for e in _events(pybuild, "-f", "container=hog")]
+    assert got == [("create", None), ("start", None), ("oom", None), ("die", "137")]
