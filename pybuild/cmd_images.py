@@ -284,6 +284,9 @@ def _add_system_info() -> None:
     from .cmd_system import info_cmd
 
     system_group.add_command(info_cmd, "info")
+    from .cmd_events import events_cmd
+
+    system_group.add_command(events_cmd, "events")
 
 
 _add_system_info()

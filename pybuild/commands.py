@@ -60,7 +60,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stats": ("pybuild.cmd_containers", "stats_cmd", "Show resource usage of containers"),
     "port": ("pybuild.cmd_containers", "port_cmd", "List port mappings of a container"),
     "rename": ("pybuild.cmd_containers", "rename_cmd", "Rename a container"),
-    "update": ("pybuild.cmd_containers", "update_cmd", "Update the limits and restart policy of containers"),
+    "update": ("pybuild.cmd_events", "update_cmd", "Update the limits and restart policy of containers"),
     "container": ("pybuild.group", "container_group", "Manage containers"),
     "network": ("pybuild.cmd_network", "network_group", "Manage networks"),
     "volume": ("pybuild.cmd_volume", "volume_group", "Manage named volumes"),
@@ -72,7 +72,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     # about pybuild itself (cmd_system)
     "info": ("pybuild.cmd_system", "info_cmd", "Show system-wide information"),
     "version": ("pybuild.cmd_system", "version_cmd", "Show the pybuild version information"),
-    "events": ("pybuild.cmd_system", "events_cmd", "Show container and image events"),
+    "events": ("pybuild.cmd_events", "events_cmd", "Show container and image events"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from layers import events
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
 from layers.errors import InvalidDocument, InvalidInput, StoreError
@@ -222,6 +223,7 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
         if tag:
             pause_point("pull-tag")
             store.images.tag(ref, image)
+    events.emit(store.root, "image", "pull", events.familiar(str(ref)), name=events.familiar(str(ref)))
     return PullResult(ref, doc.digest, image, tuple(m.digest for m in manifests), counters.fetched,
                       counters.skipped, counters.bytes, tag)
 

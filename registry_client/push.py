@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from layers import events
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.errors import InvalidInput, NotFound
@@ -186,5 +187,6 @@ def push(store: LocalStore, repo: Repository, document: Manifest | Index, target
         _push_image(up, top, counts)
     pause_point("push-manifest")  # a test hook: every blob is up, the manifest (the tag) not yet
     repo.put_manifest(identifier or str(top.digest), top.raw, top.media_type)
+    events.emit(store.root, "image", "push", events.familiar(str(target)), name=events.familiar(str(target)))
     return PushResult(target, top.digest, len(top.raw), counts.get("uploaded", 0), counts.get("mounted", 0),
                       counts.get("skipped", 0))

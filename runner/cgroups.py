@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .errors import CgroupError
 from .ocispec import Resources
 
-__all__ = ["Cgroup", "detect_version", "create", "open_existing", "CGROUP_ROOT"]
+__all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 _V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio")
@@ -244,3 +244,27 @@ def open_existing(container_id: str) -> Cgroup | None:
         return Cgroup("v2", (path,)) if os.path.isdir(path) else None
     paths = tuple(p for p in dict.fromkeys(_v1_paths(container_id).values()) if os.path.isdir(p))
     return Cgroup("v1", paths) if paths else None
+
+
+def update(cg: Cgroup, resources: Resources) -> None:
+    """Apply ``resources`` to a live container's cgroup (``pybuild update``): only the limits it sets.
+
+    On v1 a memory limit above the current memory+swap limit needs that one raised first."""
+    if cg.version == "v2":
+        cpu = resources.cpu
+        if cpu is not None and cpu.quota == -1:      # no quota: v2 spells it "max"
+            _need_v2(cg.paths[0], "cpu", "--cpu-quota")
+            _write(os.path.join(cg.paths[0], "cpu.max"), f"max {cpu.period or 100000}")
+            resources = Resources(memory=resources.memory, pids=resources.pids)
+        _apply_v2(cg.paths[0], resources)
+        return
+    mem = resources.memory
+    base = cg.path_for("memory")
+    if base and mem is not None and mem.limit is not None and mem.swap is not None:
+        memsw = os.path.join(base, "memory.memsw.limit_in_bytes")
+        if os.path.exists(memsw):
+            with open(memsw) as f:
+                if int(f.read()) < mem.swap:
+                    _write(memsw, str(mem.swap))
+    paths = {c: p for c in _V1_CONTROLLERS if (p := cg.path_for(c))}
+    _apply_v1(paths, Resources(memory=resources.memory, cpu=resources.cpu, pids=resources.pids))

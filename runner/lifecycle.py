@@ -92,7 +92,9 @@ def _wait_shim_gone(store: ContainerStore, cid: str, timeout: float = 10.0) -> N
 
 def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerInfo:
     stop(store, ref, timeout)
-    return start(store, ref)
+    info = start(store, ref)
+    store.event(info.config, "restart")
+    return info
 
 
 def pause(store: ContainerStore, ref: str) -> ContainerConfig:

@@ -364,6 +364,8 @@ class Shim:
                 break
             cur = self.store.read_state(self.cid)
             stopped = self.store.stop_requested(self.cid)
+            self.config = self.store.load_config(self.cid)   # ``update`` may have changed the policy, limits
+            self.policy = parse_restart_policy(self.config.restart_policy)
             if not self.policy.should_restart(code, cur.restart_count, stopped):
                 break
             if self._last_run >= BACKOFF_RESET_AFTER:

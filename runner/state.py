@@ -21,8 +21,10 @@ containers after a host restart.
 Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
 :mod:`runner.records`, under the container's lock); besides it only :meth:`ContainerStore.record_health`
 (the shim's health probes, under the same lock, never changing the status) writes ``state.json``. Every write
-is atomic (temp file in the same dir, fsync, rename, fsync dir). Imports are stdlib only: the shim
-imports this module and lives as long as its container.
+is atomic (temp file in the same dir, fsync, rename, fsync dir). Each change Docker reports (create,
+start, pause, unpause, die, rename, destroy, health_status) is appended to the event journal
+(:mod:`layers.events`, stdlib only) by :meth:`ContainerStore.event`; a move's event before its state
+is written. Imports are stdlib only: the shim imports this module and lives as long as its container.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from collections.abc import Iterator, Sequence
 
+from layers import events as _events
 from layers.atomic import write_atomic
 from layers.errors import InvalidInput, PybuildError
 
@@ -103,6 +106,17 @@ def pid_in_container(pid: int, cid: str) -> bool:
             return cid in f.read() and process_start_time(pid) is not None
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def _move_action(current: str, wanted: str) -> str | None:
+    """Docker's event for a status move (None: the move is not one Docker reports)."""
+    if wanted == RUNNING:
+        return "unpause" if current == PAUSED else "start"
+    if wanted == PAUSED:
+        return "pause"
+    if wanted == EXITED and current in (RUNNING, PAUSED):
+        return "die"
+    return None
 
 
 class ContainerStore:
@@ -252,6 +266,7 @@ class ContainerStore:
                 _rmtree(tmp, ignore_errors=True)
                 self._roots().drop(ROOT_OWNER, config.id)
                 raise
+        self.event(config, "create")
         return config
 
     def _roots(self):
@@ -273,9 +288,11 @@ class ContainerStore:
                 if other.name == new_name and other.id != cid:
                     raise NameInUse(f"container name {new_name!r} is already in use by container "
                                     f"{other.short_id}")
-            cfg = replace(self.load_config(cid), name=new_name)
+            old = self.load_config(cid)
+            cfg = replace(old, name=new_name)
             write_atomic(os.path.join(self.dir(cid), "config.json"), cfg.to_json())
-            return cfg
+        self.event(cfg, "rename", oldName="/" + old.name)
+        return cfg
 
     def update_config(self, config: ContainerConfig) -> ContainerConfig:
         """Rewrite a record's config (after network setup); the name is kept as on disk."""
@@ -292,12 +309,17 @@ class ContainerStore:
             d = self.dir(cid)
             if not os.path.isdir(d):
                 return
+            try:
+                gone_cfg = self.load_config(cid)
+            except PybuildError:
+                gone_cfg = None
             # rename first so a half-removed record is never listed
             gone = os.path.join(self.base, f".{cid}.removing")
             os.rename(d, gone)
             _rmtree(gone, ignore_errors=False)
             _rmtree(self.live_dir(cid), ignore_errors=True)
             self._roots().drop(ROOT_OWNER, cid)
+        self.event(gone_cfg or cid, "destroy")
 
     def _drop_half_removed(self) -> None:
         """Removals run under the global lock (held by the caller): a ``.<id>.removing`` dir seen now
@@ -338,6 +360,14 @@ class ContainerStore:
             cur = self.read_state(cid)
             check_transition(name, cur.status, wanted)
             new = replace(cur, status=wanted, **changes)
+            # journaled before the state is written: whoever sees the new state finds its event
+            action = _move_action(cur.status, wanted)
+            if action == "die":
+                if new.oom_killed:
+                    self.event(cid, "oom")
+                self.event(cid, action, exitCode=new.exit_code)
+            elif action:
+                self.event(cid, action)
             self._write_state(cid, new)
             return new
 
@@ -350,7 +380,24 @@ class ContainerStore:
                 return None
             health = cur.health.after(result, check, cur.started_at)
             self._write_state(cid, replace(cur, health=health))
-            return health
+        if health.status != cur.health.status:
+            self.event(cid, f"health_status: {health.status}")
+        return health
+
+    # ---- events
+    def event(self, container: ContainerConfig | str, action: str, **attributes: object) -> None:
+        """Record a container event in the journal (:mod:`layers.events`) with Docker's attributes:
+        the container's labels, ``image`` and ``name``, then ``attributes``. Never raises."""
+        cfg = container
+        if isinstance(cfg, str):
+            try:
+                cfg = self.load_config(cfg)
+            except PybuildError:
+                _events.emit(self.root, "container", action, container, **attributes)
+                return
+        attrs = {str(k): v for k, v in (cfg.labels or {}).items()}
+        attrs.update(image=cfg.image, name=cfg.name, **attributes)
+        _events.emit(self.root, "container", action, cfg.id, **attrs)
 
     # ---- live state (the shim)
     def write_shim(self, cid: str, pid: int) -> None:

@@ -68,6 +68,7 @@ def kill(store: ContainerStore, ref: str, sig: str | int = "SIGKILL") -> Contain
                                 current=cur.status, wanted=r.EXITED)
         if signum in (_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT):
             store.request_stop(cfg.id)
+        store.event(cfg, "kill", signal=signum)     # before the signal: its "die" comes after
         send_signal(cfg, cur.pid, signum)
         if cur.status == r.PAUSED:
             cgroupview.freeze(cur.pid, False)       # a frozen task only takes the signal once thawed
@@ -117,6 +118,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
         store.request_stop(cfg.id)
         if cur.live and cur.pid > 0:
             pidfd = _open_pidfd(cur.pid)
+            store.event(cfg, "kill", signal=parse_signal(cfg.stop_signal))
             send_signal(cfg, cur.pid, parse_signal(cfg.stop_signal))
             if cur.status == r.PAUSED:
                 cgroupview.freeze(cur.pid, False)
@@ -128,6 +130,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
         except WaitTimeout:
             cur = store.status(cfg.id)
             if cur.pid > 0:
+                store.event(cfg, "kill", signal=int(_signal.SIGKILL))
                 send_signal(cfg, cur.pid, _signal.SIGKILL)
         wait(store, cfg.id, timeout=max(30.0, t), for_shim=False)   # the shim tears down after this
         if pidfd is not None:
@@ -137,6 +140,7 @@ def stop(store: ContainerStore, ref: str, timeout: float | None = None) -> Conta
     finally:
         if pidfd is not None:
             os.close(pidfd)
+    store.event(cfg, "stop")
     return cfg
 
 

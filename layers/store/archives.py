@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
+from layers import events
 from layers.digest import Digest
 from layers.errors import NotFound
 from layers.reference import Reference
@@ -46,6 +47,9 @@ def save_images(store, refs: Iterable[str], out: BinaryIO) -> None:
         if ref is not None and ref.tag and ref not in names:
             names.append(ref)
     write_archive(out, [ArchiveImage(doc, tuple(names)) for doc, names in todo.values()], store.blobs)
+    for doc, names in todo.values():
+        image_id = doc.config.digest if hasattr(doc, "config") else doc.digest
+        events.emit(store.root, "image", "save", str(image_id), name=events.familiar(str(names[0])) if names else None)
 
 
 def load_images(store, source: str | os.PathLike[str] | BinaryIO) -> list[Loaded]:
@@ -66,4 +70,6 @@ def load_images(store, source: str | os.PathLike[str] | BinaryIO) -> list[Loaded
             for name in names:
                 store.images.tag(name, img.manifest.digest)
             out.append(Loaded(img.manifest.digest, names))
+            events.emit(store.root, "image", "load", str(img.manifest.config.digest),
+                        name=events.familiar(str(names[0])) if names else None)
     return out

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from layers import events
 from layers.atomic import write_atomic
 from layers.config import ImageConfig
 from layers.descriptor import Descriptor, Platform
@@ -306,6 +307,7 @@ class ImageStore:
             image_id = self._load(manifest_digest, None).id
             entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
             self._mutate(change)
+        events.emit(self.root, "image", "tag", str(image_id), name=events.familiar(name))
         return self._record(name, entry)
 
     def untag(self, ref: Reference | str) -> ImageRecord:
@@ -318,15 +320,17 @@ class ImageStore:
                 raise NotFound(f"no such image: {name}")
             return self._record(name, entry)
 
-        return self._mutate(change)
+        record = self._mutate(change)
+        events.emit(self.root, "image", "untag", str(record.id), name=events.familiar(name))
+        return record
 
     def remove_names(self, names: list[str]) -> None:
         """Remove several names at once (missing ones are ignored)."""
-        def change(images: dict[str, dict[str, Any]]) -> None:
-            for n in names:
-                images.pop(n, None)
+        def change(images: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+            return [(n, entry["id"]) for n in names if (entry := images.pop(n, None)) is not None]
 
-        self._mutate(change)
+        for name, image_id in self._mutate(change):
+            events.emit(self.root, "image", "untag", image_id, name=events.familiar(name))
 
     def referenced(self) -> Iterator[Digest]:
         """Every manifest/index digest a record points at."""

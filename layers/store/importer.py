@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable
 
+from layers import events
 from layers.archive import MAX_LAYER_SIZE, Compressor, open_decompressed, sniff
 from layers.archive.reader import TarReader
 from layers.config import History, ImageConfig, format_time
@@ -139,4 +140,5 @@ def import_rootfs(store, stream: BinaryIO, ref: Reference | str, *,
         store.blobs.put_bytes(manifest.raw, expected=manifest.digest)
         pause_point("import-tag")
         store.images.tag(ref, manifest.digest)
+    events.emit(store.root, "image", "import", str(config_digest), name=events.familiar(str(ref)))
     return ImportResult(manifest, config, ref)

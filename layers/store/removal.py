@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from layers import events
 from layers.digest import Digest
 from layers.errors import AlreadyExists, InvalidInput, PybuildError, StoreError
 from layers.reference import Reference
@@ -118,6 +119,8 @@ def _remove_one(store, text: str, force: bool, used: Callable[[ImageRecord], boo
     if not remaining and not force and used(rec):
         raise AlreadyExists(f"image {text} is used by a container; stop and remove it first, or use -f")
     store.images.remove_names(names)
+    if not remaining:
+        events.emit(store.root, "image", "delete", str(rec.id), name=events.familiar(names[0]) if names else None)
     return Removed(text, tuple(names), None if remaining else rec.id)
 
 
