@@ -440,12 +440,7 @@ def exec_cmd(settings: Settings, interactive: bool, tty: bool, env: tuple[str, .
         args=command, env=env, user=user, workdir=workdir, tty=tty, interactive=interactive, detach=detach))
 
 
-@click.group("container")
-def container_group() -> None:
-    """Manage containers."""
-
-
-@container_group.command("prune")
+@click.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation (there is no prompt).")
 @pass_settings
 def container_prune(settings: Settings, force: bool) -> None:
@@ -454,31 +449,3 @@ def container_prune(settings: Settings, force: bool) -> None:
 
     for cfg in C.prune(container_store(settings)):
         click.echo(cfg.id)
-
-
-container_group.add_command(ps_cmd, "ls")
-container_group.add_command(logs_cmd, "logs")
-container_group.add_command(stop_cmd, "stop")
-container_group.add_command(start_cmd, "start")
-container_group.add_command(rm_cmd, "rm")
-container_group.add_command(kill_cmd, "kill")
-
-
-@container_group.command("inspect")
-@click.option("-f", "--format", "fmt", default=None,
-              help="Format each document with a Go template ('{{.State.Status}}', '{{json .Config}}').")
-@click.argument("containers", nargs=-1, required=True)
-@pass_settings
-def container_inspect(settings: Settings, fmt: str | None, containers: tuple[str, ...]) -> None:
-    """Show low-level information on containers (JSON)."""
-    template = None
-    if fmt and fmt.strip() != "json":         # Docker: "json" is the plain document
-        from .template import Template
-
-        template = Template(fmt)
-    docs = [inspect_container(settings, c) for c in containers]
-    if template is None:
-        click.echo(json.dumps(docs, indent=4))
-        return
-    for d in docs:
-        click.echo(template.execute(d))

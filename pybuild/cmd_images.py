@@ -16,7 +16,7 @@ import click
 from .context import Settings, pass_settings
 
 __all__ = ["import_cmd", "images_cmd", "tag_cmd", "rmi_cmd", "inspect_cmd", "history_cmd", "save_cmd",
-           "load_cmd", "system_group", "fsck_cmd"]
+           "load_cmd", "system_df_cmd", "system_prune_cmd", "fsck_cmd"]
 
 
 def _echo_table(rows) -> None:
@@ -275,24 +275,7 @@ def load_cmd(settings: Settings, source: str, quiet: bool) -> None:
 # -- system ----------------------------------------------------------------------------------------
 
 
-@click.group("system")
-def system_group() -> None:
-    """Manage the local store."""
-
-
-def _add_system_info() -> None:
-    from .cmd_system import info_cmd
-
-    system_group.add_command(info_cmd, "info")
-    from .cmd_events import events_cmd
-
-    system_group.add_command(events_cmd, "events")
-
-
-_add_system_info()
-
-
-@system_group.command("df")
+@click.command("df")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_settings
 def system_df_cmd(settings: Settings, fmt: str) -> None:
@@ -347,7 +330,7 @@ def _build_cache_usage_from_dirs(root: str):
     return DiskUsage("Build cache", entries, 0, tree_size(os.path.join(root, "cache")), 0)
 
 
-@system_group.command("prune")
+@click.command("prune")
 @click.option("--all", "-a", "all_images", is_flag=True, help="Also remove every image no container uses.")
 @click.option("--force", "-f", is_flag=True, help="Accepted for Docker compatibility; pybuild does not prompt.")
 @pass_settings
