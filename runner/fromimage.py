@@ -94,8 +94,9 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         stop_signal=stop_signal, tty=bool(opts.tty), ports=ports,
         network=NetworkAttachment(mode=network_mode),
         labels=dict(opts.labels),
-        log_max_size=log_max_size or ContainerConfig.log_max_size,
-        log_max_files=log_max_files or ContainerConfig.log_max_files,
+        log_max_size=log_max_size or getattr(opts, "log_max_size", None) or ContainerConfig.log_max_size,
+        log_max_files=log_max_files or getattr(opts, "log_max_files", None) or ContainerConfig.log_max_files,
+        stop_timeout=ContainerConfig.stop_timeout if getattr(opts, "stop_timeout", None) is None else opts.stop_timeout,
         lowerdirs=lowerdirs,
         healthcheck=_healthcheck(image_config, opts),
     )

@@ -345,6 +345,7 @@ def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
         os.chdir("/")
     except OSError as exc:
         raise SandboxError(f"pivot_root into {root}: {exc.strerror}") from None
+    _write_sysctls(spec.linux.sysctl)
     for path in spec.linux.masked_paths:
         _mask(path)
     for path in spec.linux.readonly_paths:
@@ -354,6 +355,20 @@ def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
             sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
         except OSError as exc:
             raise SandboxError(f"make the root read-only: {exc.strerror}") from None
+
+
+def _write_sysctls(sysctls) -> None:
+    """``linux.sysctl`` into the container's ``/proc/sys`` (its own namespaces), before it turns read-only."""
+    for key, value in sysctls:
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SandboxError(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
 def seed_volume(root: str, path: str, target: str) -> None:
