@@ -158,8 +158,6 @@ def _docker_flags(kw: dict) -> dict:
         raise InvalidRunOption("--device: passing host devices into a container is not supported")
     if kw.get("cidfile") and os.path.exists(kw["cidfile"]):
         raise InvalidRunOption(f"--cidfile {kw['cidfile']}: file exists (container already running?)")
-    if kw.get("cidfile"):
-        raise InvalidRunOption("--cidfile: not supported yet")
     rf.check_platform(kw.get("platform"))
     rf.check_attach(kw.get("attach") or (), detach=kw["detach"], interactive=kw["interactive"])
     sec = rf.parse_security_opts(kw.get("security_opts") or ())
@@ -251,12 +249,29 @@ def run_cmd(settings: Settings, **kw) -> int:
 
             info = run_detached(containers_store, images, kw["image"], opts, shim=shim)
         _network_notes(info.config)
+        _write_cidfile(kw, info.config.id)
         click.echo(info.config.id)
         return 0
     from runner.foreground import run_foreground
 
     images, containers_store = _stores(settings)
-    return run_foreground(containers_store, images, kw["image"], opts, on_network=_network_notes)
+    return run_foreground(containers_store, images, kw["image"], opts,
+                          on_network=lambda cfg: (_write_cidfile(kw, cfg.id), _network_notes(cfg)))
+
+
+def _write_cidfile(kw: dict, container_id: str) -> None:
+    """``--cidfile``: the id into a new file (an existing one is refused, as Docker does)."""
+    path = kw.get("cidfile")
+    if not path:
+        return
+    from runner.errors import InvalidRunOption
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise InvalidRunOption(f"--cidfile {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(container_id)
 
 
 def _network_notes(cfg) -> None:
@@ -275,6 +290,7 @@ def create_cmd(settings: Settings, **kw) -> None:
     from runner.fromimage import create_from_image
 
     cfg = create_from_image(containers_store, images, kw["image"], opts)
+    _write_cidfile(kw, cfg.id)
     click.echo(cfg.id)
 
 

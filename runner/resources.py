@@ -181,7 +181,7 @@ def _dns_settings(spec) -> dict:
     """``--dns*``, ``--add-host`` and ``--network-alias`` as :func:`runner.spec.make_spec` recorded them."""
     def values(key: str) -> tuple[str, ...]:
         text = spec.annotation(f"org.pybuild.{key}", "")
-        return tuple(text.split(",")) if text else ()
+        return tuple(text.split("\n")) if text else ()
 
     out: dict = {name: values(key) for name, key in (("aliases", "aliases"), ("extra_hosts", "extraHosts"),
                                                      ("dns", "dns"), ("dns_search", "dnsSearch"),

@@ -300,7 +300,7 @@ def _annotations(cfg: ContainerConfig, opts: RunOptions) -> tuple[tuple[str, str
                         ("extraHosts", opts.add_hosts), ("aliases", opts.network_aliases),
                         ("securityOpt", opts.security_opts)):
         if values:
-            annotations[f"org.pybuild.{key}"] = ",".join(values)
+            annotations[f"org.pybuild.{key}"] = "\n".join(values)
     if opts.ip:
         annotations["org.pybuild.ip"] = opts.ip
     return tuple(annotations.items())
@@ -339,6 +339,9 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
         terminal=bool(opts.tty),
     )
     mounts = list(_BASE_MOUNTS)
+    if opts.ipc_mode == "host":          # as Docker: the host's /dev/shm with its IPC namespace
+        mounts = [Mount("/dev/shm", "bind", "/dev/shm", ("rbind", "rw")) if m.destination == "/dev/shm" else m
+                  for m in mounts]
     if opts.shm_size is not None:
         mounts = [replace(m, options=tuple(o for o in m.options if not o.startswith("size="))
                           + (f"size={opts.shm_size}",)) if m.destination == "/dev/shm" else m for m in mounts]
