@@ -68,7 +68,7 @@ def _run_options(f):
         click.option("--memory-reservation", help="Memory soft limit."),
         click.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)."),
         click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
-        click.option("--device", "devices", multiple=True, help="Add a host device (not supported)."),
+        click.option("--device", "devices", multiple=True, help="Add a host device (/dev/x[:/dev/y][:rwm])."),
         click.option("--security-opt", "security_opts", multiple=True, help="Security options."),
         click.option("--sysctl", "sysctls", multiple=True, help="Namespaced kernel parameter (KEY=VALUE)."),
         click.option("--group-add", multiple=True, help="Add an additional group to join."),
@@ -154,8 +154,6 @@ def _docker_flags(kw: dict) -> dict:
     from runner import runflags as rf
     from runner.errors import InvalidRunOption
 
-    if kw.get("devices"):
-        raise InvalidRunOption("--device: passing host devices into a container is not supported")
     if kw.get("cidfile") and os.path.exists(kw["cidfile"]):
         raise InvalidRunOption(f"--cidfile {kw['cidfile']}: file exists (container already running?)")
     rf.check_platform(kw.get("platform"))
@@ -196,6 +194,7 @@ def _docker_flags(kw: dict) -> dict:
         seccomp=sec.seccomp, no_new_privileges=sec.no_new_privileges, security_opts=sec.accepted,
         sysctls=tuple(rf.parse_sysctl(s) for s in kw.get("sysctls") or ()),
         group_add=tuple(kw.get("group_add") or ()),
+        devices=tuple(rf.parse_device(d) for d in kw.get("devices") or ()),
         pid_mode=rf.parse_namespace_mode("--pid", kw.get("pid_mode"), ("host",)),
         ipc_mode=rf.parse_namespace_mode("--ipc", kw.get("ipc_mode"), ("host", "private", "shareable")),
         uts_mode=rf.parse_namespace_mode("--uts", kw.get("uts_mode"), ("host",)),

@@ -133,6 +133,7 @@ class RunOptions:
     ip: str | None = None                       # --ip on a user network
     expose: tuple[str, ...] = ()                # "80/tcp"
     group_add: tuple[str, ...] = ()
+    devices: tuple = ()                         # runflags.DeviceMapping
     pid_mode: str = ""                          # "" private | host
     ipc_mode: str = ""                          # "" private | host
     uts_mode: str = ""                          # "" private | host

@@ -273,6 +273,20 @@ def _make_devices(root: str) -> None:
             os.symlink(target, path)
 
 
+def _make_spec_devices(root: str, devices) -> None:
+    """``linux.devices``: each node made at its path inside the root (parents resolved in the root)."""
+    for d in devices:
+        parent = _mkdirs_in_root(root, os.path.dirname(d.path) or "/")
+        path = os.path.join(parent, os.path.basename(d.path))
+        if os.path.lexists(path):
+            os.unlink(path)
+        kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
+        mode = 0o666 if d.file_mode is None else d.file_mode
+        os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        os.chmod(path, mode)
+        os.chown(path, d.uid or 0, d.gid or 0)
+
+
 def _mask(path: str) -> None:
     """Mask a path inside the (already pivoted) root: /dev/null over files, a read-only tmpfs over dirs."""
     try:
@@ -330,6 +344,7 @@ def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
     if dev_is_tmpfs:
         try:
             _make_devices(root)
+            _make_spec_devices(root, spec.linux.devices)
         except OSError as exc:
             raise SandboxError(f"create device nodes in /dev: {exc.strerror}") from None
     cwd = spec.process.cwd

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidRunOption
 
-__all__ = ["Ulimit", "parse_mount", "parse_ulimit", "parse_sysctl", "parse_security_opts", "SecurityOpts",
+__all__ = ["Ulimit", "DeviceMapping", "parse_device", "parse_mount", "parse_ulimit", "parse_sysctl", "parse_security_opts", "SecurityOpts",
            "parse_label_file", "check_platform", "parse_log_opts", "check_attach", "parse_namespace_mode",
            "parse_expose", "host_platform"]
 
@@ -31,6 +31,45 @@ class Ulimit:
     @property
     def rlimit(self) -> str:
         return "RLIMIT_" + self.name.upper()
+
+
+@dataclass(frozen=True)
+class DeviceMapping:
+    """``--device /dev/x[:/dev/y][:rwm]``: a host device node made at ``path`` in the container
+    (same type, numbers and mode) and allowed in the device cgroup with ``access``."""
+
+    host_path: str
+    path: str
+    type: str           # c | b
+    major: int
+    minor: int
+    file_mode: int
+    access: str = "rwm"
+
+
+def parse_device(text: str) -> DeviceMapping:
+    import stat
+
+    parts = text.split(":")
+    access = "rwm"
+    if len(parts) > 1 and parts[-1] and set(parts[-1]) <= set("rwm") and not parts[-1].startswith("/"):
+        access = parts.pop()
+    if len(parts) not in (1, 2) or not parts[0]:
+        raise InvalidRunOption(f"--device {text!r}: expected /dev/HOST[:/dev/CONTAINER][:rwm]")
+    host = parts[0]
+    path = parts[1] if len(parts) == 2 and parts[1] else host
+    if not path.startswith("/"):
+        raise InvalidRunOption(f"--device {text!r}: the container path must be absolute")
+    try:
+        st = os.stat(host)
+    except OSError as exc:
+        raise InvalidRunOption(f"--device {host}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidRunOption(f"--device {host}: a directory of devices is not supported; name each device")
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise InvalidRunOption(f"--device {host}: not a device node")
+    return DeviceMapping(host, os.path.normpath(path), "c" if stat.S_ISCHR(st.st_mode) else "b",
+                         os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode), access)
 
 
 _ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",

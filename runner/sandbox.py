@@ -65,8 +65,13 @@ def _validate(spec: Spec) -> None:
         if ns.path and ns.type != "network":
             raise SandboxError(f"runtime spec: joining a {ns.type} namespace by path is not supported")
     _validate_sysctls(spec)
-    for field_name, value in (("linux.devices", spec.linux.devices),
-                              ("linux.cgroupsPath", spec.linux.cgroups_path)):
+    for dev in spec.linux.devices:
+        if dev.type not in ("c", "b") or dev.major is None or dev.minor is None or not dev.path.startswith("/"):
+            raise SandboxError(f"runtime spec: linux.devices {dev.path!r}: needs an absolute path, type c or b, "
+                               "major and minor")
+    if spec.linux.devices and not any(m.destination == "/dev" and m.type == "tmpfs" for m in spec.mounts):
+        raise SandboxError("runtime spec: linux.devices needs a tmpfs on /dev")
+    for field_name, value in (("linux.cgroupsPath", spec.linux.cgroups_path),):
         if value:
             raise SandboxError(f"runtime spec: {field_name} is not supported by pybuild's sandbox")
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from .caps import resolve_caps
 from .errors import InvalidRunOption
-from .ocispec import (Capabilities, Cpu, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Process, Resources,
+from .ocispec import (Capabilities, Cpu, Device, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Process, Resources,
                       Rlimit, Root, Seccomp, Spec, User)
 from .options import RunOptions
 from .seccomp import default_profile
@@ -279,7 +279,8 @@ def _cpu(opts: RunOptions) -> Cpu | None:
 
 def _resources(opts: RunOptions) -> Resources:
     return Resources(
-        devices=_PRIVILEGED_DEVICES if opts.privileged else _DEVICE_RULES,
+        devices=_PRIVILEGED_DEVICES if opts.privileged else _DEVICE_RULES
+        + tuple(DeviceRule(True, d.type, d.major, d.minor, d.access) for d in opts.devices),
         memory=_memory(opts),
         cpu=_cpu(opts),
         pids=Pids(opts.pids_limit) if opts.pids_limit is not None and opts.pids_limit > 0 else None,
@@ -351,16 +352,21 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
     user_mounts = _user_mounts(opts)
     mounts += sorted(_volume_mounts(image_config, volume_dir, user_mounts) + user_mounts, key=_depth)
     if opts.privileged:
-        linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts), sysctl=opts.sysctls)
+        linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts), sysctl=opts.sysctls,
+                      devices=_devices(opts))
     else:
         if seccomp_profile is None:
             seccomp_profile = _seccomp(opts.seccomp)
         linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts),
-                      seccomp=seccomp_profile, sysctl=opts.sysctls,
+                      seccomp=seccomp_profile, sysctl=opts.sysctls, devices=_devices(opts),
                       masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS)
     return Spec(oci_version=OCI_VERSION, process=process, root=Root(rootfs, bool(opts.read_only)),
                 mounts=tuple(mounts), linux=linux, hostname=None if share_uts else hostname,
                 annotations=_annotations(cfg, opts))
+
+
+def _devices(opts: RunOptions) -> tuple[Device, ...]:
+    return tuple(Device(d.path, d.type, d.major, d.minor, d.file_mode, 0, 0) for d in opts.devices)
 
 
 def _rlimits(opts: RunOptions) -> tuple[Rlimit, ...]:

@@ -114,7 +114,9 @@ REFUSED = [
     (["--ulimit", f"nofile={2**40}"], "--ulimit"),
     (["--sysctl", "vm.swappiness=1"], "--sysctl vm.swappiness: not a namespaced sysctl"),
     (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"], "--sysctl net.ipv4.ip_forward"),
-    (["--device", "/dev/fuse"], "--device"),
+    (["--device", "/dev"], "--device /dev: a directory"),
+    (["--device", "/etc/passwd"], "--device /etc/passwd: not a device node"),
+    (["--device", "/dev/no-such-device"], "--device /dev/no-such-device"),
     (["--ip", "10.1.1.9"], "--ip: only works on a user-defined network"),
     (["--network-alias", "web"], "--network-alias"),
     (["--network", "host", "--add-host", "a:1.2.3.4"], "--add-host"),
@@ -151,6 +153,23 @@ def test_refused_with_a_one_line_error_naming_the_flag(pybuild, args, message) -
     assert r.returncode != 0
     assert r.stderr.startswith(f"pybuild: {message}"), r.stderr
     assert r.stderr.count("\n") == 1, r.stderr
+
+
+def test_device_node_and_its_cgroup_access(pybuild, image) -> None:
+    # a device outside the default allow-list, which opens without a capability
+    dev = next(d for d in ("/dev/fuse", "/dev/loop-control") if os.path.exists(d))
+    r = run(pybuild, "--device", f"{dev}:/dev/sub/mydev:r", image, "sh", "-c",
+            "stat -c '%t:%T %a' /dev/sub/mydev; (exec 3</dev/sub/mydev) && echo R; "
+            "(exec 3<>/dev/sub/mydev) 2>/dev/null && echo RW; true")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    st = os.stat(dev)
+    assert lines[:3] == [f"{os.major(st.st_rdev):x}:{os.minor(st.st_rdev):x}", f"{st.st_mode & 0o777:o}", "R"]
+    if not os.path.exists("/sys/fs/cgroup/cgroup.controllers"):      # v1: the device cgroup enforces "r"
+        assert "RW" not in lines
+    r = run(pybuild, "--device", dev, image, "sh", "-c", f"(exec 3<>{dev}) && echo RW")
+    assert r.stdout.split() == ["RW"], r.stderr
+    assert run(pybuild, image, "test", "-e", dev).returncode == 1     # only with --device
 
 
 def test_attach_naming_the_default_streams_is_accepted(pybuild, image) -> None:
