@@ -192,6 +192,18 @@ class RunOptions:
                                 ("--dns-option", self.dns_options), ("--network-alias", self.network_aliases)):
                 if value:
                     raise InvalidRunOption(f"{flag}: not supported with --network {self.network}")
+        for item in self.add_hosts:
+            import ipaddress
+
+            name, sep, ip = item.partition(":")
+            if ip == "host-gateway":
+                raise InvalidRunOption(f"--add-host {item}: host-gateway is not supported; give the address")
+            try:
+                ipaddress.ip_address(ip.strip("[]"))
+            except ValueError:
+                sep = ""
+            if not sep or not name:
+                raise InvalidRunOption(f"--add-host {item!r}: expected NAME:IP")
         if self.ip is not None:
             import ipaddress
 

@@ -98,6 +98,10 @@ def test_process_flags_in_the_record(pybuild, image, tmp_path) -> None:
     assert doc["Config"]["Labels"] == {"from.file": "yes", "bare": "", "from.flag": "1"}
     assert doc["HostConfig"]["LogConfig"]["Config"] == {"max-size": str(1024 * 1024), "max-file": "5"}
     assert "label=disable" in doc["HostConfig"]["SecurityOpt"]
+    r = pybuild("create", "-P", "--expose", "8080", "--expose", "53/udp", image, "true")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(pybuild("inspect", r.stdout.strip(), check=True).stdout)[0]
+    assert sorted(doc["HostConfig"]["PortBindings"]) == ["53/udp", "8080/tcp"]      # -P publishes --expose
     r = pybuild("create", "--network", "none", "--cidfile", str(cidfile), image, "true")
     assert r.returncode != 0 and r.stderr.startswith("pybuild: --cidfile") and r.stderr.count("\n") == 1
 
@@ -120,6 +124,8 @@ REFUSED = [
     (["--ip", "10.1.1.9"], "--ip: only works on a user-defined network"),
     (["--network-alias", "web"], "--network-alias"),
     (["--network", "host", "--add-host", "a:1.2.3.4"], "--add-host"),
+    (["--add-host", "gw:host-gateway"], "--add-host gw:host-gateway: host-gateway is not supported"),
+    (["--add-host", "nocolon"], "--add-host 'nocolon': expected NAME:IP"),
     (["--network", "host", "--dns", "1.1.1.1"], "--dns"),
     (["--platform", "linux/s390x" if _arch() != "s390x" else "linux/amd64"], "--platform"),
     (["--mount", "type=npipe,target=/x"], "--mount"),
