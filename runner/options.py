@@ -177,8 +177,9 @@ class RunOptions:
             raise InvalidRunOption(f"--cpuset-cpus {self.cpuset_cpus!r}: expected a list like 0-3 or 0,1")
         if self.shm_size is not None and self.shm_size <= 0:
             raise InvalidRunOption("--shm-size: must be greater than 0")
-        if self.stop_timeout is not None and self.stop_timeout < -1:
-            raise InvalidRunOption("--stop-timeout: must be -1 or more")
+        if self.stop_timeout is not None and self.stop_timeout < 0:
+            raise InvalidRunOption(f"--stop-timeout {self.stop_timeout}: must be 0 or more (waiting forever "
+                                   "is not supported)")
         host_net = self.network == "host"
         for key, _ in self.sysctls:
             if key.startswith("net.") and host_net:

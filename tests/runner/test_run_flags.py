@@ -46,10 +46,10 @@ def test_limits_storage_and_security_in_one_container(pybuild, image, tmp_path) 
               "echo shm=$(df -k /dev/shm | tail -1 | awk '{print $2}'); "
               "echo tmp=$(df -k /t | tail -1 | awk '{print $2}'); "
               "echo bind=$(cat /host/f); touch /host/g 2>/dev/null && echo bindrw=yes || echo bindrw=no; "
-              "echo sysctl=$(cat /proc/sys/kernel/shm_rmid_forced); " + cg)
+              "echo sysctl=$(cat /proc/sys/kernel/shm_rmid_forced); echo vol=$(echo v > /vol/f && cat /vol/f); " + cg)
     r = run(pybuild, "--ulimit", f"nofile={soft}:{hard}", "--ulimit", "nproc=100:200", "--group-add", "1234",
             "--security-opt", "no-new-privileges:false", "--shm-size", "8m",
-            "--mount", "type=tmpfs,target=/t,tmpfs-size=1m",
+            "--mount", "type=tmpfs,target=/t,tmpfs-size=1m", "--mount", "source=rfvol,target=/vol",
             "--mount", f'type=bind,"src={tmp_path / "data"}",dst=/host,readonly',
             "--sysctl", "kernel.shm_rmid_forced=1", "--memory", "64m", "--memory-reservation", "32m",
             "--memory-swap", "-1", "--cpu-shares", "512", "--cpuset-cpus", "0", image, "sh", "-c", script)
@@ -62,6 +62,7 @@ def test_limits_storage_and_security_in_one_container(pybuild, image, tmp_path) 
     assert (got["shm"], got["tmp"]) == ("8192", "1024")
     assert (got["bind"], got["bindrw"]) == ("from-host", "no")
     assert got["sysctl"] == "1"
+    assert got["vol"] == "v" and "rfvol" in pybuild("volume", "ls", "-q").stdout.split()
     assert got["cpuset"] == "0" and got["low"] == str(32 * 1024 * 1024)
     assert got["weight" if v2 else "shares"] == ("20" if v2 else "512")
 
@@ -148,6 +149,7 @@ REFUSED = [
     (["--cpu-shares", "1"], "--cpu-shares"),
     (["--cpuset-cpus", "zero"], "--cpuset-cpus"),
     (["--stop-signal", "SIGNOPE"], "--stop-signal"),
+    (["--stop-timeout", "-1"], "--stop-timeout -1"),
     (["--expose", "http"], "--expose"),
     (["--label-file", "/no/such/labels"], "--label-file"),
 ]
