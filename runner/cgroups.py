@@ -232,6 +232,7 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
         # under the root, as Docker's cgroupfs driver does: a non-root cgroup that holds processes
         # (our own, on a systemd host) cannot hand controllers down ("no internal processes")
         parent = os.path.join(CGROUP_ROOT, "pybuild")
+        cpus = resources.cpu is not None and bool(resources.cpu.cpus)      # --cpuset-cpus
         path = os.path.join(parent, container_id)
         try:
             os.makedirs(parent, exist_ok=True)
@@ -240,7 +241,7 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
         for level in (CGROUP_ROOT, parent):
             with open(os.path.join(level, "cgroup.controllers")) as f:
                 available = f.read().split()
-            wanted = [c for c in ("memory", "pids", "cpu", "cpuset") if c in available]
+            wanted = [c for c in ("memory", "pids", "cpu") + (("cpuset",) if cpus else ()) if c in available]
             if wanted:
                 _write(os.path.join(level, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
         cg = Cgroup("v2", (path,))

@@ -135,7 +135,7 @@ class RunOptions:
     group_add: tuple[str, ...] = ()
     devices: tuple = ()                         # runflags.DeviceMapping
     pid_mode: str = ""                          # "" private | host
-    ipc_mode: str = ""                          # "" private | host
+    ipc_mode: str = ""                          # "" private | host | none (no /dev/shm)
     uts_mode: str = ""                          # "" private | host
     seccomp: str = ""                           # "" default | unconfined | a profile file
     no_new_privileges: bool | None = None       # None: not privileged
@@ -186,8 +186,8 @@ class RunOptions:
                 raise InvalidRunOption(f"--sysctl {key}: not allowed with --network host")
             if key.startswith(("kernel.", "fs.mqueue.")) and self.ipc_mode == "host":
                 raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc host")
-        if self.ipc_mode == "host" and self.shm_size is not None:
-            raise InvalidRunOption("--shm-size: conflicts with --ipc host")
+        if self.ipc_mode in ("host", "none") and self.shm_size is not None:
+            raise InvalidRunOption(f"--shm-size: conflicts with --ipc {self.ipc_mode}")
         if self.network in ("none", "host"):
             for flag, value in (("--add-host", self.add_hosts), ("--dns", self.dns), ("--dns-search", self.dns_search),
                                 ("--dns-option", self.dns_options), ("--network-alias", self.network_aliases)):

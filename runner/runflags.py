@@ -319,7 +319,7 @@ def parse_namespace_mode(flag: str, text: str | None, allowed: tuple[str, ...]) 
         return ""
     if text not in allowed:
         raise InvalidRunOption(f"{flag} {text}: not supported (use {' or '.join(allowed)})")
-    return "" if text in ("private", "shareable") else text
+    return "" if text in ("private", "shareable") else text      # host, none
 
 
 def parse_expose(items) -> tuple[str, ...]:

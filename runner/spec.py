@@ -340,6 +340,8 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
         terminal=bool(opts.tty),
     )
     mounts = list(_BASE_MOUNTS)
+    if opts.ipc_mode == "none":          # as Docker: a private IPC namespace and no /dev/shm
+        mounts = [m for m in mounts if m.destination != "/dev/shm"]
     if opts.ipc_mode == "host":          # as Docker: the host's /dev/shm with its IPC namespace
         mounts = [Mount("/dev/shm", "bind", "/dev/shm", ("rbind", "rw")) if m.destination == "/dev/shm" else m
                   for m in mounts]

@@ -81,6 +81,9 @@ def test_security_opts_and_host_namespaces(pybuild, image) -> None:
     r = run(pybuild, "--security-opt", "no-new-privileges", "--ipc", "private", image,
             "sh", "-c", "grep -E 'NoNewPrivs|Seccomp:' /proc/self/status | cut -f2 | tr '\\n' ' '; echo $$")
     assert r.stdout.split() == ["1", "2", "1"], r.stderr
+    r = run(pybuild, "--ipc", "none", image, "sh", "-c", "grep -c ' /dev/shm ' /proc/self/mounts; "
+            "test $(readlink /proc/self/ns/ipc) != " + os.readlink("/proc/self/ns/ipc") + " && echo own")
+    assert r.stdout.split() == ["0", "own"], r.stderr
 
 
 def test_process_flags_in_the_record(pybuild, image, tmp_path) -> None:
@@ -137,7 +140,7 @@ REFUSED = [
     (["--security-opt", "apparmor"], "--security-opt"),
     (["--security-opt", "seccomp=/no/such/profile.json"], "--security-opt"),
     (["--ipc", "container:other"], "--ipc"),
-    (["--ipc", "none"], "--ipc"),
+    (["--ipc", "none", "--shm-size", "1m"], "--shm-size: conflicts with --ipc none"),
     (["--pid", "container:other"], "--pid"),
     (["--uts", "private"], "--uts"),
     (["--log-opt", "mode=non-blocking"], "--log-opt"),
