@@ -139,9 +139,11 @@ def _apply_v1(paths: dict[str, str], resources: Resources) -> None:
             _write(os.path.join(base, "memory.limit_in_bytes"), str(mem.limit))
         if mem.reservation is not None:
             _write(os.path.join(base, "memory.soft_limit_in_bytes"), str(mem.reservation))
-        if mem.limit is not None and mem.swap is not None \
-                and os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
-            _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem.swap))
+        if mem.limit is not None and mem.swap is not None:
+            if os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
+                _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem.swap))
+            elif mem.swap > mem.limit:
+                raise CgroupError("cgroup v1: swap accounting is off on this host (needed for --memory-swap)")
     if "cpuset" in paths:
         try:
             _init_cpuset(paths["cpuset"])
@@ -184,6 +186,8 @@ def _apply_v2(path: str, resources: Resources) -> None:
         _write(os.path.join(path, "memory.max"), str(mem.limit))
         if mem.swap is not None and os.path.exists(os.path.join(path, "memory.swap.max")):
             _write(os.path.join(path, "memory.swap.max"), "max" if mem.swap < 0 else str(max(0, mem.swap - mem.limit)))
+        elif mem.swap is not None and mem.swap > mem.limit:
+            raise CgroupError("cgroup v2: memory.swap.max is missing (needed for --memory-swap)")
     if mem is not None and mem.reservation is not None:
         _need_v2(path, "memory", "--memory-reservation")
         _write(os.path.join(path, "memory.low"), str(mem.reservation))

@@ -37,9 +37,10 @@ def test_limits_storage_and_security_in_one_container(pybuild, image, tmp_path) 
     (tmp_path / "data" / "f").write_text("from-host")
     v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     cg = ("echo weight=$(cat /sys/fs/cgroup/cpu.weight); echo cpuset=$(cat /sys/fs/cgroup/cpuset.cpus); "
-          "echo low=$(cat /sys/fs/cgroup/memory.low)") if v2 else (
+          "echo low=$(cat /sys/fs/cgroup/memory.low); echo swap=$(cat /sys/fs/cgroup/memory.swap.max)") if v2 else (
           "echo shares=$(cat /sys/fs/cgroup/cpu/cpu.shares); echo cpuset=$(cat /sys/fs/cgroup/cpuset/cpuset.cpus); "
-          "echo low=$(cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes)")
+          "echo low=$(cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes); "
+          "echo swap=$(cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes)")
     script = ("echo nofile=$(ulimit -n):$(ulimit -Hn); echo nproc=$(ulimit -u); "
               "echo groups=$(grep Groups /proc/self/status | cut -f2); "
               "echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2); "
@@ -52,7 +53,7 @@ def test_limits_storage_and_security_in_one_container(pybuild, image, tmp_path) 
             "--mount", "type=tmpfs,target=/t,tmpfs-size=1m", "--mount", "source=rfvol,target=/vol",
             "--mount", f'type=bind,"src={tmp_path / "data"}",dst=/host,readonly',
             "--sysctl", "kernel.shm_rmid_forced=1", "--memory", "64m", "--memory-reservation", "32m",
-            "--memory-swap", "-1", "--cpu-shares", "512", "--cpuset-cpus", "0", image, "sh", "-c", script)
+            "--memory-swap", "128m", "--cpu-shares", "512", "--cpuset-cpus", "0", image, "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     got = _lines(r.stdout)
     assert got["nofile"] == f"{soft}:{hard if hard != resource.RLIM_INFINITY else 'unlimited'}"
@@ -65,6 +66,7 @@ def test_limits_storage_and_security_in_one_container(pybuild, image, tmp_path) 
     assert got["vol"] == "v" and "rfvol" in pybuild("volume", "ls", "-q").stdout.split()
     assert got["cpuset"] == "0" and got["low"] == str(32 * 1024 * 1024)
     assert got["weight" if v2 else "shares"] == ("20" if v2 else "512")
+    assert got["swap"] == str((64 if v2 else 128) * 1024 * 1024)
 
 
 def test_security_opts_and_host_namespaces(pybuild, image) -> None:
