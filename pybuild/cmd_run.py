@@ -56,6 +56,34 @@ def _run_options(f):
         click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."),
         click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
                      show_default=True, help="Pull the image before running: missing, always or never."),
+        click.option("--mount", "mounts", multiple=True, help="Attach a mount (type=bind|volume|tmpfs,source=..,target=..)."),
+        click.option("--shm-size", help="Size of /dev/shm (e.g. 64m)."),
+        click.option("--add-host", "add_hosts", multiple=True, help="Add a host-to-IP mapping (host:ip)."),
+        click.option("--dns", multiple=True, help="Set a DNS server."),
+        click.option("--dns-search", multiple=True, help="Set a DNS search domain."),
+        click.option("--dns-option", "--dns-opt", "dns_options", multiple=True, help="Set a DNS option."),
+        click.option("--network-alias", "network_aliases", multiple=True, help="Add a network-scoped alias."),
+        click.option("--ip", help="IPv4 address on a user-defined network."),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
+        click.option("--ulimit", "ulimits", multiple=True, help="Ulimit (name=soft[:hard])."),
+        click.option("--memory-swap", help="Memory plus swap limit (-1: unlimited swap)."),
+        click.option("--memory-reservation", help="Memory soft limit."),
+        click.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)."),
+        click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
+        click.option("--device", "devices", multiple=True, help="Add a host device (/dev/x[:/dev/y][:rwm])."),
+        click.option("--security-opt", "security_opts", multiple=True, help="Security options."),
+        click.option("--sysctl", "sysctls", multiple=True, help="Namespaced kernel parameter (KEY=VALUE)."),
+        click.option("--group-add", multiple=True, help="Add an additional group to join."),
+        click.option("--pid", "pid_mode", help="PID namespace to use (host)."),
+        click.option("--ipc", "ipc_mode", help="IPC mode to use (host, private, shareable, none)."),
+        click.option("--uts", "uts_mode", help="UTS namespace to use (host)."),
+        click.option("--stop-signal", help="Signal to stop the container."),
+        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
+        click.option("--cidfile", help="Write the container ID to the file."),
+        click.option("-a", "--attach", "attach", multiple=True, help="Attach to STDIN, STDOUT or STDERR."),
+        click.option("--label-file", "label_files", multiple=True, help="Read in a line delimited file of labels."),
+        click.option("--platform", help="Set platform if server is multi-platform capable."),
+        click.option("--log-opt", "log_opts", multiple=True, help="Log driver options (max-size, max-file)."),
         click.argument("image"),
         click.argument("command", nargs=-1, type=click.UNPROCESSED),
     ]
@@ -80,6 +108,7 @@ def build_options(kw: dict):
     if kw["entrypoint"] is not None:
         entrypoint = (kw["entrypoint"],) if kw["entrypoint"] else ()
     pids = kw["pids_limit"]
+    flags = _docker_flags(kw)
     return ro.RunOptions(
         command=tuple(kw["command"]) or None,
         entrypoint=entrypoint,
@@ -87,8 +116,8 @@ def build_options(kw: dict):
         user=kw["user"],
         workdir=kw["workdir"],
         hostname=kw["hostname"],
-        mounts=tuple(ro.parse_volume(v) for v in kw["volumes"]),
-        tmpfs=tuple(ro.parse_tmpfs(t) for t in kw["tmpfs"]),
+        mounts=tuple(ro.parse_volume(v) for v in kw["volumes"]) + flags.pop("extra_mounts"),
+        tmpfs=tuple(ro.parse_tmpfs(t) for t in kw["tmpfs"]) + flags.pop("extra_tmpfs"),
         read_only=kw["read_only"],
         cap_add=tuple(kw["cap_add"]),
         cap_drop=tuple(kw["cap_drop"]),
@@ -106,8 +135,73 @@ def build_options(kw: dict):
         publish=_publish(kw["publish"]),
         publish_all=kw["publish_all"],
         restart=kw["restart"],
-        labels=tuple(tuple(label.split("=", 1)) if "=" in label else (label, "") for label in kw["labels"]),
+        labels=_labels(kw),
         health=_health(kw),
+        **flags,
+    )
+
+
+def _labels(kw: dict) -> tuple:
+    from runner.runflags import parse_label_file
+
+    out = [pair for path in kw.get("label_files") or () for pair in parse_label_file(path)]
+    out += [tuple(label.split("=", 1)) if "=" in label else (label, "") for label in kw["labels"]]
+    return tuple(out)
+
+
+def _docker_flags(kw: dict) -> dict:
+    """The further Docker ``run`` flags -> RunOptions keyword arguments; what cannot be honoured is
+    refused here, naming the flag."""
+    from runner import options as ro
+    from runner import runflags as rf
+    from runner.errors import InvalidRunOption
+
+    if kw.get("cidfile") and os.path.exists(kw["cidfile"]):
+        raise InvalidRunOption(f"--cidfile {kw['cidfile']}: file exists (container already running?)")
+    rf.check_platform(kw.get("platform"))
+    rf.check_attach(kw.get("attach") or (), detach=kw["detach"], interactive=kw["interactive"])
+    sec = rf.parse_security_opts(kw.get("security_opts") or ())
+    log_size, log_files = rf.parse_log_opts(kw.get("log_opts") or ())
+    binds, tmpfs = [], []
+    for text in kw.get("mounts") or ():
+        m = rf.parse_mount(text)
+        (tmpfs if isinstance(m, ro.TmpfsMount) else binds).append(m)
+
+    def size(name: str, flag: str, allow_unlimited: bool = False):
+        value = kw.get(name)
+        if value is None:
+            return None
+        if allow_unlimited and value.strip() == "-1":
+            return -1
+        return ro.parse_bytes(value, flag)
+
+    if kw.get("stop_signal"):
+        from layers.errors import InvalidInput
+        from runner.stopping import parse_signal
+
+        try:
+            parse_signal(kw["stop_signal"])
+        except InvalidInput as exc:
+            raise InvalidRunOption(f"--stop-signal: {exc}") from None
+    return dict(
+        extra_mounts=tuple(binds), extra_tmpfs=tuple(tmpfs),
+        shm_size=size("shm_size", "--shm-size"),
+        add_hosts=tuple(kw.get("add_hosts") or ()), dns=tuple(kw.get("dns") or ()),
+        dns_search=tuple(kw.get("dns_search") or ()), dns_options=tuple(kw.get("dns_options") or ()),
+        network_aliases=tuple(kw.get("network_aliases") or ()), ip=kw.get("ip"), expose=rf.parse_expose(kw.get("expose") or ()),
+        ulimits=tuple(rf.parse_ulimit(u) for u in kw.get("ulimits") or ()),
+        memory_swap=size("memory_swap", "--memory-swap", allow_unlimited=True),
+        memory_reservation=size("memory_reservation", "--memory-reservation"),
+        cpu_shares=kw.get("cpu_shares"), cpuset_cpus=kw.get("cpuset_cpus"),
+        seccomp=sec.seccomp, no_new_privileges=sec.no_new_privileges, security_opts=sec.accepted,
+        sysctls=tuple(rf.parse_sysctl(s) for s in kw.get("sysctls") or ()),
+        group_add=tuple(kw.get("group_add") or ()),
+        devices=tuple(rf.parse_device(d) for d in kw.get("devices") or ()),
+        pid_mode=rf.parse_namespace_mode("--pid", kw.get("pid_mode"), ("host",)),
+        ipc_mode=rf.parse_namespace_mode("--ipc", kw.get("ipc_mode"), ("host", "private", "shareable", "none")),
+        uts_mode=rf.parse_namespace_mode("--uts", kw.get("uts_mode"), ("host",)),
+        stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"),
+        log_max_size=log_size, log_max_files=log_files,
     )
 
 
@@ -179,12 +273,29 @@ def run_cmd(settings: Settings, **kw) -> int:
 
             info = run_detached(containers_store, images, kw["image"], opts, shim=shim)
         _network_notes(info.config)
+        _write_cidfile(kw, info.config.id)
         click.echo(info.config.id)
         return 0
     from runner.foreground import run_foreground
 
     images, containers_store = _stores(settings, kw["image"], kw["pull"])
-    return run_foreground(containers_store, images, kw["image"], opts, on_network=_network_notes)
+    return run_foreground(containers_store, images, kw["image"], opts,
+                          on_network=lambda cfg: (_write_cidfile(kw, cfg.id), _network_notes(cfg)))
+
+
+def _write_cidfile(kw: dict, container_id: str) -> None:
+    """``--cidfile``: the id into a new file (an existing one is refused, as Docker does)."""
+    path = kw.get("cidfile")
+    if not path:
+        return
+    from runner.errors import InvalidRunOption
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise InvalidRunOption(f"--cidfile {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(container_id)
 
 
 def _network_notes(cfg) -> None:
@@ -203,6 +314,7 @@ def create_cmd(settings: Settings, **kw) -> None:
     from runner.fromimage import create_from_image
 
     cfg = create_from_image(containers_store, images, kw["image"], opts)
+    _write_cidfile(kw, cfg.id)
     click.echo(cfg.id)
 
 

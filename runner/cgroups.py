@@ -24,7 +24,7 @@ from .ocispec import Resources
 __all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
-_V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio")
+_V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio", "cpuset")
 
 
 def detect_version(root: str = CGROUP_ROOT) -> str:
@@ -119,13 +119,36 @@ class Cgroup:
                     time.sleep(0.005)
 
 
+def _init_cpuset(path: str) -> None:
+    """A new v1 cpuset cgroup (and its ``pybuild`` parent) starts empty, which forbids joining it:
+    copy the parent's ``cpuset.cpus``/``cpuset.mems`` down, as runc does."""
+    for d in (os.path.dirname(path), path):
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            with open(os.path.join(d, name)) as f:
+                if f.read().strip():
+                    continue
+            with open(os.path.join(os.path.dirname(d), name)) as f:
+                _write(os.path.join(d, name), f.read().strip())
+
+
 def _apply_v1(paths: dict[str, str], resources: Resources) -> None:
     mem = resources.memory
-    if "memory" in paths and mem is not None and mem.limit is not None:
+    if "memory" in paths and mem is not None:
         base = paths["memory"]
-        _write(os.path.join(base, "memory.limit_in_bytes"), str(mem.limit))
-        if mem.swap is not None and os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
-            _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem.swap))
+        if mem.limit is not None:
+            _write(os.path.join(base, "memory.limit_in_bytes"), str(mem.limit))
+        if mem.reservation is not None:
+            _write(os.path.join(base, "memory.soft_limit_in_bytes"), str(mem.reservation))
+        if mem.limit is not None and mem.swap is not None:
+            if os.path.exists(os.path.join(base, "memory.memsw.limit_in_bytes")):
+                _write(os.path.join(base, "memory.memsw.limit_in_bytes"), str(mem.swap))
+            elif mem.swap > mem.limit:
+                raise CgroupError("cgroup v1: swap accounting is off on this host (needed for --memory-swap)")
+    if "cpuset" in paths:
+        try:
+            _init_cpuset(paths["cpuset"])
+        except OSError as exc:
+            raise CgroupError(f"cgroup v1: initialise cpuset: {exc.strerror}") from None
     pids = resources.pids
     if "pids" in paths and pids is not None and pids.limit:
         _write(os.path.join(paths["pids"], "pids.max"), str(pids.limit) if pids.limit > 0 else "max")
@@ -133,6 +156,14 @@ def _apply_v1(paths: dict[str, str], resources: Resources) -> None:
     if "cpu" in paths and cpu is not None and cpu.quota:
         _write(os.path.join(paths["cpu"], "cpu.cfs_period_us"), str(cpu.period or 100000))
         _write(os.path.join(paths["cpu"], "cpu.cfs_quota_us"), str(cpu.quota))
+    if cpu is not None and cpu.shares:
+        if "cpu" not in paths:
+            raise CgroupError("cgroup v1: the cpu controller is not mounted (needed for --cpu-shares)")
+        _write(os.path.join(paths["cpu"], "cpu.shares"), str(cpu.shares))
+    if cpu is not None and cpu.cpus:
+        if "cpuset" not in paths:
+            raise CgroupError("cgroup v1: the cpuset controller is not mounted (needed for --cpuset-cpus)")
+        _write(os.path.join(paths["cpuset"], "cpuset.cpus"), cpu.cpus)
     if "devices" in paths and resources.devices:
         for rule in resources.devices:
             kind = rule.type or "a"
@@ -154,7 +185,12 @@ def _apply_v2(path: str, resources: Resources) -> None:
         _need_v2(path, "memory", "--memory")
         _write(os.path.join(path, "memory.max"), str(mem.limit))
         if mem.swap is not None and os.path.exists(os.path.join(path, "memory.swap.max")):
-            _write(os.path.join(path, "memory.swap.max"), str(max(0, mem.swap - mem.limit)))
+            _write(os.path.join(path, "memory.swap.max"), "max" if mem.swap < 0 else str(max(0, mem.swap - mem.limit)))
+        elif mem.swap is not None and mem.swap > mem.limit:
+            raise CgroupError("cgroup v2: memory.swap.max is missing (needed for --memory-swap)")
+    if mem is not None and mem.reservation is not None:
+        _need_v2(path, "memory", "--memory-reservation")
+        _write(os.path.join(path, "memory.low"), str(mem.reservation))
     pids = resources.pids
     if pids is not None and pids.limit:
         _need_v2(path, "pids", "--pids-limit (4096 by default)")
@@ -163,6 +199,15 @@ def _apply_v2(path: str, resources: Resources) -> None:
     if cpu is not None and cpu.quota:
         _need_v2(path, "cpu", "--cpus")
         _write(os.path.join(path, "cpu.max"), f"{cpu.quota} {cpu.period or 100000}")
+    if cpu is not None and cpu.shares:
+        _need_v2(path, "cpu", "--cpu-shares")
+        # runc's conversion of shares [2, 262144] to weight [1, 10000]
+        _write(os.path.join(path, "cpu.weight"), str(1 + ((cpu.shares - 2) * 9999) // 262142))
+    if cpu is not None and cpu.cpus:
+        if not os.path.exists(os.path.join(path, "cpuset.cpus")):
+            raise CgroupError(f"cgroup v2: the cpuset controller is not enabled below {os.path.dirname(path)} "
+                              "(needed for --cpuset-cpus)")
+        _write(os.path.join(path, "cpuset.cpus"), cpu.cpus)
 
 
 def _v1_paths(container_id: str) -> dict[str, str]:
@@ -191,6 +236,7 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
         # under the root, as Docker's cgroupfs driver does: a non-root cgroup that holds processes
         # (our own, on a systemd host) cannot hand controllers down ("no internal processes")
         parent = os.path.join(CGROUP_ROOT, "pybuild")
+        cpus = resources.cpu is not None and bool(resources.cpu.cpus)      # --cpuset-cpus
         path = os.path.join(parent, container_id)
         try:
             os.makedirs(parent, exist_ok=True)
@@ -199,7 +245,7 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
         for level in (CGROUP_ROOT, parent):
             with open(os.path.join(level, "cgroup.controllers")) as f:
                 available = f.read().split()
-            wanted = [c for c in ("memory", "pids", "cpu") if c in available]
+            wanted = [c for c in ("memory", "pids", "cpu") + (("cpuset",) if cpus else ()) if c in available]
             if wanted:
                 _write(os.path.join(level, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
         cg = Cgroup("v2", (path,))

@@ -94,8 +94,9 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         stop_signal=stop_signal, tty=bool(opts.tty), ports=ports,
         network=NetworkAttachment(mode=network_mode),
         labels=dict(opts.labels),
-        log_max_size=log_max_size or ContainerConfig.log_max_size,
-        log_max_files=log_max_files or ContainerConfig.log_max_files,
+        log_max_size=log_max_size or getattr(opts, "log_max_size", None) or ContainerConfig.log_max_size,
+        log_max_files=log_max_files or getattr(opts, "log_max_files", None) or ContainerConfig.log_max_files,
+        stop_timeout=ContainerConfig.stop_timeout if getattr(opts, "stop_timeout", None) is None else opts.stop_timeout,
         lowerdirs=lowerdirs,
         healthcheck=_healthcheck(image_config, opts),
     )
@@ -120,7 +121,8 @@ def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
         from .network import publish_all
         from .spec import image_runtime_config
 
-        exposed = (image_runtime_config(image_config).get("ExposedPorts") or {})
+        exposed = dict(image_runtime_config(image_config).get("ExposedPorts") or {})
+        exposed.update({port: {} for port in getattr(opts, "expose", ())})     # --expose
         out += [PublishedPort.from_dict(m.to_dict()) for m in publish_all(exposed)]
     return tuple(out)
 

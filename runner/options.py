@@ -118,8 +118,36 @@ class RunOptions:
     nofile: int = 1048576
     labels: tuple[tuple[str, str], ...] = field(default=())
     health: HealthOptions = field(default_factory=HealthOptions)
+    # Docker's further run flags (parsed by runner.runflags)
+    ulimits: tuple = ()                         # runflags.Ulimit
+    memory_swap: int | None = None              # bytes of memory+swap, -1 unlimited
+    memory_reservation: int | None = None
+    cpu_shares: int | None = None
+    cpuset_cpus: str | None = None
+    shm_size: int | None = None
+    add_hosts: tuple[str, ...] = ()             # NAME:IP
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    network_aliases: tuple[str, ...] = ()
+    ip: str | None = None                       # --ip on a user network
+    expose: tuple[str, ...] = ()                # "80/tcp"
+    group_add: tuple[str, ...] = ()
+    devices: tuple = ()                         # runflags.DeviceMapping
+    pid_mode: str = ""                          # "" private | host
+    ipc_mode: str = ""                          # "" private | host | none (no /dev/shm)
+    uts_mode: str = ""                          # "" private | host
+    seccomp: str = ""                           # "" default | unconfined | a profile file
+    no_new_privileges: bool | None = None       # None: not privileged
+    security_opts: tuple[str, ...] = ()         # label=/apparmor= entries, accepted and reported
+    sysctls: tuple[tuple[str, str], ...] = ()
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    log_max_size: int | None = None
+    log_max_files: int | None = None
 
     def __post_init__(self) -> None:
+        self._check_flags()
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
             raise InvalidRunOption(f"--memory {self.memory}: minimum memory limit is 6MB")
         if self.cpus is not None and self.cpus <= 0:
@@ -134,6 +162,63 @@ class RunOptions:
                 raise InvalidRunOption(f"--tmpfs {t.target}: container path must be absolute")
         if self.workdir is not None and self.workdir and not self.workdir.startswith("/"):
             raise InvalidRunOption(f"--workdir {self.workdir!r}: must be an absolute path")
+
+    def _check_flags(self) -> None:
+        if self.memory_swap is not None and self.memory_swap != -1:
+            if self.memory is None:
+                raise InvalidRunOption("--memory-swap: needs --memory as well")
+            if self.memory_swap < self.memory:
+                raise InvalidRunOption("--memory-swap: must be at least --memory")
+        if self.memory_reservation is not None and self.memory is not None and self.memory_reservation > self.memory:
+            raise InvalidRunOption("--memory-reservation: must be smaller than --memory")
+        if self.cpu_shares is not None and not 2 <= self.cpu_shares <= 262144:
+            raise InvalidRunOption(f"--cpu-shares {self.cpu_shares}: must be between 2 and 262144")
+        if self.cpuset_cpus is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", self.cpuset_cpus):
+            raise InvalidRunOption(f"--cpuset-cpus {self.cpuset_cpus!r}: expected a list like 0-3 or 0,1")
+        if self.shm_size is not None and self.shm_size <= 0:
+            raise InvalidRunOption("--shm-size: must be greater than 0")
+        if self.stop_timeout is not None and self.stop_timeout < 0:
+            raise InvalidRunOption(f"--stop-timeout {self.stop_timeout}: must be 0 or more (waiting forever "
+                                   "is not supported)")
+        host_net = self.network == "host"
+        for key, _ in self.sysctls:
+            if key.startswith("net.") and host_net:
+                raise InvalidRunOption(f"--sysctl {key}: not allowed with --network host")
+            if key.startswith(("kernel.", "fs.mqueue.")) and self.ipc_mode == "host":
+                raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc host")
+        if self.ipc_mode in ("host", "none") and self.shm_size is not None:
+            raise InvalidRunOption(f"--shm-size: conflicts with --ipc {self.ipc_mode}")
+        if self.network in ("none", "host"):
+            for flag, value in (("--add-host", self.add_hosts), ("--dns", self.dns), ("--dns-search", self.dns_search),
+                                ("--dns-option", self.dns_options), ("--network-alias", self.network_aliases)):
+                if value:
+                    raise InvalidRunOption(f"{flag}: not supported with --network {self.network}")
+        for item in self.add_hosts:
+            import ipaddress
+
+            name, sep, ip = item.partition(":")
+            if ip == "host-gateway":
+                raise InvalidRunOption(f"--add-host {item}: host-gateway is not supported; give the address")
+            try:
+                ipaddress.ip_address(ip.strip("[]"))
+            except ValueError:
+                sep = ""
+            if not sep or not name:
+                raise InvalidRunOption(f"--add-host {item!r}: expected NAME:IP")
+        if self.ip is not None:
+            import ipaddress
+
+            try:
+                ipaddress.IPv4Address(self.ip)
+            except ValueError:
+                raise InvalidRunOption(f"--ip {self.ip}: not an IPv4 address") from None
+            if self.network in ("bridge", "host", "none", "default", "pybuild") or self.network.startswith("container:"):
+                raise InvalidRunOption("--ip: only works on a user-defined network")
+        if self.network_aliases and (self.network in ("bridge", "host", "default", "pybuild")
+                                     or self.network.startswith("container:")):
+            raise InvalidRunOption("--network-alias: only works on a user-defined network")
+        if self.uts_mode == "host" and self.hostname:
+            raise InvalidRunOption("--hostname: conflicts with --uts host")
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)

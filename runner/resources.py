@@ -161,7 +161,7 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
 
     att = network.setup(root=store.root, state_dir=store.state_dir, container_id=cfg.id,
                         etc_dir=rootfs_paths(store, cfg.id).etc, mode=mode, name=cfg.name,
-                        hostname=cfg.spec.hostname)
+                        hostname=cfg.spec.hostname, **_dns_settings(cfg.spec))
     spec = cfg.spec
     if mode.startswith("container:") and att.hostname:
         # Docker: a container in another's network namespace takes its hostname too (UTS, $HOSTNAME)
@@ -175,6 +175,20 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     spec = replace(spec, linux=replace(spec.linux, namespaces=tuple(ns)))
     net = NetworkAttachment.from_dict(dict(att.to_dict(), mode=mode))
     return store.update_config(replace(cfg, spec=spec, network=net))
+
+
+def _dns_settings(spec) -> dict:
+    """``--dns*``, ``--add-host`` and ``--network-alias`` as :func:`runner.spec.make_spec` recorded them."""
+    def values(key: str) -> tuple[str, ...]:
+        text = spec.annotation(f"org.pybuild.{key}", "")
+        return tuple(text.split("\n")) if text else ()
+
+    out: dict = {name: values(key) for name, key in (("aliases", "aliases"), ("extra_hosts", "extraHosts"),
+                                                     ("dns", "dns"), ("dns_search", "dnsSearch"),
+                                                     ("dns_options", "dnsOptions")) if values(key)}
+    if spec.annotation("org.pybuild.ip"):
+        out["ip"] = spec.annotation("org.pybuild.ip")
+    return out
 
 
 def _write_loopback_etc(etc_dir: str, hostname: str) -> None:

@@ -273,6 +273,20 @@ def _make_devices(root: str) -> None:
             os.symlink(target, path)
 
 
+def _make_spec_devices(root: str, devices) -> None:
+    """``linux.devices``: each node made at its path inside the root (parents resolved in the root)."""
+    for d in devices:
+        parent = _mkdirs_in_root(root, os.path.dirname(d.path) or "/")
+        path = os.path.join(parent, os.path.basename(d.path))
+        if os.path.lexists(path):
+            os.unlink(path)
+        kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
+        mode = 0o666 if d.file_mode is None else d.file_mode
+        os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        os.chmod(path, mode)
+        os.chown(path, d.uid or 0, d.gid or 0)
+
+
 def _mask(path: str) -> None:
     """Mask a path inside the (already pivoted) root: /dev/null over files, a read-only tmpfs over dirs."""
     try:
@@ -330,6 +344,7 @@ def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
     if dev_is_tmpfs:
         try:
             _make_devices(root)
+            _make_spec_devices(root, spec.linux.devices)
         except OSError as exc:
             raise SandboxError(f"create device nodes in /dev: {exc.strerror}") from None
     cwd = spec.process.cwd
@@ -345,6 +360,7 @@ def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
         os.chdir("/")
     except OSError as exc:
         raise SandboxError(f"pivot_root into {root}: {exc.strerror}") from None
+    _write_sysctls(spec.linux.sysctl)
     for path in spec.linux.masked_paths:
         _mask(path)
     for path in spec.linux.readonly_paths:
@@ -354,6 +370,20 @@ def prepare_rootfs(spec: Spec, cgroup_version: str) -> None:
             sc.mount(None, "/", None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY)
         except OSError as exc:
             raise SandboxError(f"make the root read-only: {exc.strerror}") from None
+
+
+def _write_sysctls(sysctls) -> None:
+    """``linux.sysctl`` into the container's ``/proc/sys`` (its own namespaces), before it turns read-only."""
+    for key, value in sysctls:
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise SandboxError(f"sysctl {key}={value}: {exc.strerror}") from None
 
 
 def seed_volume(root: str, path: str, target: str) -> None:

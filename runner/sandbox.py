@@ -64,10 +64,32 @@ def _validate(spec: Spec) -> None:
             raise SandboxError(f"runtime spec: {ns.type} namespaces are not supported")
         if ns.path and ns.type != "network":
             raise SandboxError(f"runtime spec: joining a {ns.type} namespace by path is not supported")
-    for field_name, value in (("linux.sysctl", spec.linux.sysctl), ("linux.devices", spec.linux.devices),
-                              ("linux.cgroupsPath", spec.linux.cgroups_path)):
+    _validate_sysctls(spec)
+    for dev in spec.linux.devices:
+        if dev.type not in ("c", "b") or dev.major is None or dev.minor is None or not dev.path.startswith("/"):
+            raise SandboxError(f"runtime spec: linux.devices {dev.path!r}: needs an absolute path, type c or b, "
+                               "major and minor")
+    if spec.linux.devices and not any(m.destination == "/dev" and m.type == "tmpfs" for m in spec.mounts):
+        raise SandboxError("runtime spec: linux.devices needs a tmpfs on /dev")
+    for field_name, value in (("linux.cgroupsPath", spec.linux.cgroups_path),):
         if value:
             raise SandboxError(f"runtime spec: {field_name} is not supported by pybuild's sandbox")
+
+
+# namespaced sysctls, and the namespace each needs (runc's validator)
+_SYSCTL_NS = (("net.", "network"), ("kernel.shm", "ipc"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"),
+              ("fs.mqueue.", "ipc"), ("kernel.hostname", "uts"), ("kernel.domainname", "uts"))
+
+
+def _validate_sysctls(spec: Spec) -> None:
+    """``linux.sysctl``: only namespaced keys, each with its own namespace in the spec (never the host's)."""
+    own = {ns.type for ns in spec.linux.namespaces}
+    for key, _ in spec.linux.sysctl:
+        need = next((ns for prefix, ns in _SYSCTL_NS if key == prefix or key.startswith(prefix)), None)
+        if need is None or "/" in key or ".." in key:
+            raise SandboxError(f"runtime spec: linux.sysctl {key!r} is not a namespaced sysctl")
+        if need not in own:
+            raise SandboxError(f"runtime spec: linux.sysctl {key!r} needs the container's own {need} namespace")
 
 
 def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:

@@ -141,6 +141,11 @@ def _init(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int,
         cwd = process.cwd
         step = f"create working directory {cwd}"
         os.makedirs(cwd, mode=0o755, exist_ok=True)
+        if filter_program is not None and not process.no_new_privileges:
+            # without no_new_privs the filter can only go in while CAP_SYS_ADMIN is still held (runc's order)
+            step = "load seccomp filter"
+            filter_program.load(set_no_new_privs=False)
+            filter_program = None
         step = "set user and capabilities"
         _set_identity(process, sc.cap_last_cap())
         if process.no_new_privileges:

@@ -66,6 +66,7 @@ def _lib():
                                            ctypes.POINTER(_ArgCmp)]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
     lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
@@ -116,7 +117,13 @@ class Filter:
     def __init__(self, ctx: int) -> None:
         self._ctx = ctx
 
-    def load(self) -> None:
+    def load(self, *, set_no_new_privs: bool = True) -> None:
+        """Install the filter. ``set_no_new_privs=False`` (``no-new-privileges:false``) keeps libseccomp
+        from setting no_new_privs itself; the caller must then still hold CAP_SYS_ADMIN."""
+        if not set_no_new_privs:
+            ret = _lib().seccomp_attr_set(self._ctx, 3, 0)       # SCMP_FLTATR_CTL_NNP
+            if ret < 0:
+                raise OSError(-ret, "seccomp_attr_set")
         ret = _lib().seccomp_load(self._ctx)
         if ret < 0:
             raise OSError(-ret, "seccomp_load")

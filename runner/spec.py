@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from .caps import resolve_caps
 from .errors import InvalidRunOption
-from .ocispec import (Capabilities, Cpu, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Process, Resources,
+from .ocispec import (Capabilities, Cpu, Device, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Process, Resources,
                       Rlimit, Root, Seccomp, Spec, User)
 from .options import RunOptions
 from .seccomp import default_profile
@@ -253,8 +253,9 @@ def _volume_mounts(image_config, volume_dir: str | None, taken: list[Mount]) -> 
 
 
 def _namespaces(opts: RunOptions, share_uts: bool) -> tuple[Namespace, ...]:
-    namespaces = [Namespace("pid"), Namespace("ipc")] + ([] if share_uts else [Namespace("uts")]) \
-        + [Namespace("mount"), Namespace("cgroup")]
+    namespaces = ([] if opts.pid_mode == "host" else [Namespace("pid")]) \
+        + ([] if opts.ipc_mode == "host" else [Namespace("ipc")]) \
+        + ([] if share_uts else [Namespace("uts")]) + [Namespace("mount"), Namespace("cgroup")]
     if opts.netns_path:
         namespaces.insert(1, Namespace("network", opts.netns_path))
     elif opts.network != "host":
@@ -262,11 +263,26 @@ def _namespaces(opts: RunOptions, share_uts: bool) -> tuple[Namespace, ...]:
     return tuple(namespaces)
 
 
+def _memory(opts: RunOptions) -> Memory | None:
+    if opts.memory is None and opts.memory_reservation is None:
+        return None
+    swap = opts.memory_swap if opts.memory_swap is not None else opts.memory
+    return Memory(limit=opts.memory, reservation=opts.memory_reservation, swap=swap)
+
+
+def _cpu(opts: RunOptions) -> Cpu | None:
+    if opts.cpus is None and opts.cpu_shares is None and opts.cpuset_cpus is None:
+        return None
+    quota = (int(opts.cpus * 100000), 100000) if opts.cpus is not None else (None, None)
+    return Cpu(quota=quota[0], period=quota[1], shares=opts.cpu_shares, cpus=opts.cpuset_cpus)
+
+
 def _resources(opts: RunOptions) -> Resources:
     return Resources(
-        devices=_PRIVILEGED_DEVICES if opts.privileged else _DEVICE_RULES,
-        memory=Memory(limit=opts.memory, swap=opts.memory) if opts.memory is not None else None,
-        cpu=Cpu(quota=int(opts.cpus * 100000), period=100000) if opts.cpus is not None else None,
+        devices=_PRIVILEGED_DEVICES if opts.privileged else _DEVICE_RULES
+        + tuple(DeviceRule(True, d.type, d.major, d.minor, d.access) for d in opts.devices),
+        memory=_memory(opts),
+        cpu=_cpu(opts),
         pids=Pids(opts.pids_limit) if opts.pids_limit is not None and opts.pids_limit > 0 else None,
     )
 
@@ -277,8 +293,17 @@ def _annotations(cfg: ContainerConfig, opts: RunOptions) -> tuple[tuple[str, str
         annotations[key] = value
     if cfg.stop_signal:
         annotations["org.opencontainers.image.stopSignal"] = cfg.stop_signal
-    if cfg.exposed_ports:
-        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted(cfg.exposed_ports))
+    if opts.stop_signal:
+        annotations["org.opencontainers.image.stopSignal"] = opts.stop_signal
+    if cfg.exposed_ports or opts.expose:
+        annotations["org.opencontainers.image.exposedPorts"] = ",".join(sorted({*cfg.exposed_ports, *opts.expose}))
+    for key, values in (("dns", opts.dns), ("dnsSearch", opts.dns_search), ("dnsOptions", opts.dns_options),
+                        ("extraHosts", opts.add_hosts), ("aliases", opts.network_aliases),
+                        ("securityOpt", opts.security_opts)):
+        if values:
+            annotations[f"org.pybuild.{key}"] = "\n".join(values)
+    if opts.ip:
+        annotations["org.pybuild.ip"] = opts.ip
     return tuple(annotations.items())
 
 
@@ -293,7 +318,7 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
     cfg = image_defaults(image_config)
     user = resolve_user(opts.user if opts.user is not None else cfg.user, etc_dir)
     # as Docker: --network host without --hostname shares the host's UTS namespace (its hostname)
-    share_uts = opts.network == "host" and not opts.netns_path and not opts.hostname
+    share_uts = (opts.network == "host" and not opts.netns_path and not opts.hostname) or opts.uts_mode == "host"
     hostname = opts.hostname or (os.uname().nodename if share_uts else container_id[:12] if container_id else "pybuild")
     env = _merge_env(
         [f"PATH={DEFAULT_PATH}"], cfg.env, [f"HOSTNAME={hostname}"],
@@ -308,26 +333,83 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
     effective = caps if user.uid == 0 else ()
     process = Process(
         args=tuple(_args(cfg, opts)), env=tuple(env), cwd=cwd,
-        user=User(user.uid, user.gid, tuple(user.additional_gids)),
         capabilities=Capabilities(bounding=caps, effective=effective, permitted=effective),
-        rlimits=(Rlimit("RLIMIT_NOFILE", hard=opts.nofile, soft=opts.nofile),),
-        no_new_privileges=not opts.privileged, terminal=bool(opts.tty),
+        user=User(user.uid, user.gid, _group_add(user.additional_gids, opts.group_add, etc_dir)),
+        rlimits=_rlimits(opts),
+        no_new_privileges=(not opts.privileged) if opts.no_new_privileges is None else opts.no_new_privileges,
+        terminal=bool(opts.tty),
     )
     mounts = list(_BASE_MOUNTS)
+    if opts.ipc_mode == "none":          # as Docker: a private IPC namespace and no /dev/shm
+        mounts = [m for m in mounts if m.destination != "/dev/shm"]
+    if opts.ipc_mode == "host":          # as Docker: the host's /dev/shm with its IPC namespace
+        mounts = [Mount("/dev/shm", "bind", "/dev/shm", ("rbind", "rw")) if m.destination == "/dev/shm" else m
+                  for m in mounts]
+    if opts.shm_size is not None:
+        mounts = [replace(m, options=tuple(o for o in m.options if not o.startswith("size="))
+                          + (f"size={opts.shm_size}",)) if m.destination == "/dev/shm" else m for m in mounts]
     if opts.privileged:
         mounts = [replace(m, options=tuple(o for o in m.options if o != "ro") + ("rw",))
                   if m.destination in ("/sys", "/sys/fs/cgroup") else m for m in mounts]
     user_mounts = _user_mounts(opts)
     mounts += sorted(_volume_mounts(image_config, volume_dir, user_mounts) + user_mounts, key=_depth)
     if opts.privileged:
-        linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts))
+        linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts), sysctl=opts.sysctls,
+                      devices=_devices(opts))
     else:
+        if seccomp_profile is None:
+            seccomp_profile = _seccomp(opts.seccomp)
         linux = Linux(namespaces=_namespaces(opts, share_uts), resources=_resources(opts),
-                      seccomp=seccomp_profile if seccomp_profile is not None else default_profile(),
+                      seccomp=seccomp_profile, sysctl=opts.sysctls, devices=_devices(opts),
                       masked_paths=MASKED_PATHS, readonly_paths=READONLY_PATHS)
     return Spec(oci_version=OCI_VERSION, process=process, root=Root(rootfs, bool(opts.read_only)),
                 mounts=tuple(mounts), linux=linux, hostname=None if share_uts else hostname,
                 annotations=_annotations(cfg, opts))
+
+
+def _devices(opts: RunOptions) -> tuple[Device, ...]:
+    return tuple(Device(d.path, d.type, d.major, d.minor, d.file_mode, 0, 0) for d in opts.devices)
+
+
+def _rlimits(opts: RunOptions) -> tuple[Rlimit, ...]:
+    """``RLIMIT_NOFILE`` (``opts.nofile``) unless ``--ulimit nofile`` says otherwise, then the ``--ulimit``s."""
+    limits = {"RLIMIT_NOFILE": Rlimit("RLIMIT_NOFILE", hard=opts.nofile, soft=opts.nofile)}
+    for u in opts.ulimits:
+        limits[u.rlimit] = Rlimit(u.rlimit, hard=u.hard, soft=u.soft)
+    return tuple(limits.values())
+
+
+def _group_add(gids: tuple[int, ...], names: tuple[str, ...], etc_dir: str | None) -> tuple[int, ...]:
+    """The user's supplementary groups plus ``--group-add`` (a gid, or a group of the image's /etc/group)."""
+    out = list(gids)
+    groups = _read_db(etc_dir, "group") if any(not _is_id(n) for n in names) else []
+    for name in names:
+        if _is_id(name):
+            gid = int(name)
+        else:
+            match = next((g for g in groups if len(g) >= 3 and g[0] == name and _is_id(g[2])), None)
+            if match is None:
+                raise InvalidRunOption(f"--group-add {name}: no such group in the image's /etc/group")
+            gid = int(match[2])
+        if gid not in out:
+            out.append(gid)
+    return tuple(out)
+
+
+def _seccomp(choice: str) -> Seccomp | None:
+    """``--security-opt seccomp=``: the default profile, none (``unconfined``), or a JSON profile file."""
+    if not choice:
+        return default_profile()
+    if choice == "unconfined":
+        return None
+    try:
+        with open(choice, encoding="utf-8") as f:
+            doc = json.load(f)
+        return Seccomp.from_dict(doc, "seccomp profile")
+    except (OSError, ValueError) as exc:
+        raise InvalidRunOption(f"--security-opt seccomp={choice}: {exc}") from None
+    except Exception as exc:  # ocispec.InvalidSpec
+        raise InvalidRunOption(f"--security-opt seccomp={choice}: not a usable profile: {exc}") from None
 
 
 def clamp_rlimits(spec: Spec, hard_limits: dict[str, int] | None = None) -> Spec:

@@ -142,7 +142,8 @@ def _inspect_document(d) -> dict:
                                                           "max-file": str(cfg.log_max_files)}},
             "PortBindings": ports,
             "Privileged": d.privileged,
-            "SecurityOpt": ["seccomp=" + d.seccomp],
+            "SecurityOpt": ["seccomp=" + d.seccomp]
+            + [o for o in (cfg.spec.annotation("org.pybuild.securityOpt") or "").split("\n") if o],
         },
         "Config": {
             "Hostname": d.hostname,

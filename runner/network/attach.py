@@ -233,19 +233,21 @@ class _Request:
     extra: tuple[tuple[str, str], ...]
     dns: tuple[str, ...]
     dns_search: tuple[str, ...]
+    dns_options: tuple[str, ...] = ()
 
     @property
     def own_names(self) -> list[str]:
         return _own_names(self.hostname, self.name, self.container_id, self.aliases)
 
     def resolv(self, keep_loopback: bool = False) -> str:
-        return files.resolv_text(dns=self.dns, search=self.dns_search, keep_loopback=keep_loopback)
+        return files.resolv_text(dns=self.dns, search=self.dns_search, keep_loopback=keep_loopback,
+                                 options=self.dns_options)
 
 
 def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: str | NetworkMode = "bridge",
           name: str | None = None, hostname: str | None = None, ip: str | None = None,
           aliases: tuple[str, ...] = (), extra_hosts: tuple[str, ...] = (), dns: tuple[str, ...] = (),
-          dns_search: tuple[str, ...] = ()) -> Attachment:
+          dns_search: tuple[str, ...] = (), dns_options: tuple[str, ...] = ()) -> Attachment:
     """Give ``container_id`` its network: a namespace (except ``host``), an address and /etc files.
 
     ``etc_dir`` receives ``hosts``, ``hostname`` and ``resolv.conf`` for the sandbox to bind-mount.
@@ -254,7 +256,8 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
     m = mode if isinstance(mode, NetworkMode) else parse_mode(mode)
     _check_names(hostname, name, aliases, dns, dns_search)
     req = _Request(root, state_dir, container_id, etc_dir, hostname or container_id[:12], name, ip,
-                   tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search))
+                   tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search),
+                   tuple(dns_options))
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
     if req.extra:
         write_atomic(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode(),

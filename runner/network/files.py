@@ -47,10 +47,12 @@ def host_hosts_text(extra: Iterable[tuple[str, str]] = (), host_hosts: str = "/e
 
 
 def resolv_text(host_resolv: str = HOST_RESOLV, dns: Iterable[str] = (), search: Iterable[str] = (),
-                keep_loopback: bool = False) -> str:
+                keep_loopback: bool = False, options: Iterable[str] = ()) -> str:
     """A resolv.conf for a container: the host's, minus loopback nameservers (unreachable from a
-    separate namespace), falling back to public resolvers when none remain; ``dns``/``search`` override.
+    separate namespace), falling back to public resolvers when none remain; ``dns``/``search``/``options``
+    (``--dns-option``) override the host's.
     """
+    options = list(options)
     try:
         with open(host_resolv, encoding="utf-8", errors="replace") as f:
             host = f.read().splitlines()
@@ -66,7 +68,7 @@ def resolv_text(host_resolv: str = HOST_RESOLV, dns: Iterable[str] = (), search:
             except ValueError:
                 continue
             servers.append(parts[1])
-        elif parts[:1] == ["search"] and search:
+        elif parts[:1] == ["search"] and search or parts[:1] == ["options"] and options:
             continue
         elif parts and not parts[0].startswith(("#", ";")):
             other.append(line)
@@ -74,6 +76,8 @@ def resolv_text(host_resolv: str = HOST_RESOLV, dns: Iterable[str] = (), search:
     out = [f"nameserver {s}" for s in servers]
     if search:
         out.append("search " + " ".join(search))
+    if options:
+        out.append("options " + " ".join(options))
     out.extend(other)
     return "\n".join(out) + "\n"
 

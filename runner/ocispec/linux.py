@@ -83,21 +83,26 @@ class Memory:
 
 @dataclass(frozen=True, slots=True)
 class Cpu:
-    """``linux.resources.cpu``: CFS ``quota`` per ``period`` (microseconds)."""
+    """``linux.resources.cpu``: CFS ``quota`` per ``period`` (microseconds), relative ``shares``, and the
+    ``cpus`` a container may run on (a cpuset list such as ``0-2,4``)."""
 
     quota: int | None = None
     period: int | None = None
+    shares: int | None = None
+    cpus: str | None = None
 
     def to_dict(self) -> dict:
         out: dict = {}
+        put(out, "shares", self.shares)
         put(out, "quota", self.quota)
         put(out, "period", self.period)
+        put(out, "cpus", self.cpus)
         return out
 
     @classmethod
     def from_dict(cls, value, path: str = "linux.resources.cpu") -> Cpu:
-        f = Fields(value, path, ("quota", "period"))
-        return cls(f.int("quota", lo=-1), f.int("period", lo=0))
+        f = Fields(value, path, ("quota", "period", "shares", "cpus"))
+        return cls(f.int("quota", lo=-1), f.int("period", lo=0), f.int("shares", lo=0), f.str("cpus"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,7 +188,7 @@ def test_sandbox_parses_a_dict_at_the_entry_and_refuses_what_it_cannot_run(tmp_p
     bad["process"]["user"]["uid"] = "root"
     with pytest.raises(InvalidSpec, match=r"^runtime spec process\.user\.uid: "):
         sandbox.execute(bad, container_id=cid, forward_signals=False)
-    for key, value, message in (("sysctl", {"kernel.domainname": "x"}, "linux.sysctl is not supported"),
+    for key, value, message in (("sysctl", {"vm.swappiness": "1"}, "not a namespaced sysctl"),
                                 ("namespaces", [{"type": "user"}], "user namespaces are not supported")):
         unsupported = copy.deepcopy(doc)
         unsupported["linux"][key] = value
