@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shlex
 import shutil
@@ -72,6 +73,7 @@ class Session:
     prefix: list[str]
     vars: dict[str, str] = field(default_factory=dict)
     timeout: float = 120
+    env: dict[str, str] | None = None
 
     def sub(self, text: str | None) -> str | None:
         if text is None:
@@ -136,7 +138,7 @@ def run_entry(session: Session, entry: Entry) -> str | None:
     """Run one entry; None when accepted, else the reason (captures ``entry.capture``)."""
     try:
         p = subprocess.run(session.argv(entry.cmd), capture_output=True, timeout=session.timeout,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, env=session.env)
     except subprocess.TimeoutExpired:
         return f"timed out after {session.timeout}s"
     why = check(session.expand(entry), p.returncode, p.stdout, p.stderr)
@@ -168,11 +170,21 @@ def _busybox_tar(tmp: Path) -> Path:
 
 
 def _cleanup(session: Session) -> None:
-    ids = subprocess.run(session.argv("docker ps -a -q"), capture_output=True, text=True).stdout.split()
+    ids = subprocess.run(session.argv("docker ps -a -q"), capture_output=True, text=True,
+                         env=session.env).stdout.split()
     for cid in ids:
-        subprocess.run(session.argv(f"docker rm -f {cid}"), capture_output=True, timeout=60)
+        subprocess.run(session.argv(f"docker rm -f {cid}"), capture_output=True, timeout=60, env=session.env)
     for net in ("my-net",):
-        subprocess.run(session.argv(f"docker network rm {net}"), capture_output=True)
+        subprocess.run(session.argv(f"docker network rm {net}"), capture_output=True, env=session.env)
+
+
+def _podman_env(work: Path) -> dict[str, str]:
+    """Podman raises RLIMIT_NOFILE and RLIMIT_NPROC to its own defaults, which this (nested) host
+    refuses ("error setting rlimit type 7: operation not permitted"): a private containers.conf
+    gives it limits runc may set."""
+    conf = work / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n')
+    return {**os.environ, "CONTAINERS_CONF": str(conf)}
 
 
 def main(argv: list[str]) -> int:
@@ -192,7 +204,7 @@ def main(argv: list[str]) -> int:
             else:
                 prefix = ["podman", "--root", str(work / "root"), "--runroot", str(work / "run"),
                           "--storage-driver", "vfs"]
-            session = Session(prefix, prepare(work, tar))
+            session = Session(prefix, prepare(work, tar), env=_podman_env(work) if tool == "podman" else None)
             try:
                 results[tool] = replay(session, entries)
             finally:
