@@ -63,6 +63,11 @@ def test_corpus_is_docker_reference_and_lists_name_its_entries():
                for e in ENTRIES)
     ids = {e.id for e in ENTRIES}
     assert sorted(set(LEFT_OUT) - ids) == []
+    # an invocation typed twice in the corpus is listed once per occurrence, so leaving out a
+    # failing one never silently drops a working one with the same words
+    lines = [ln.split("\t", 1)[0] for name in ("unsupported.txt", "pending.txt")
+             for ln in (CORPUS_DIR / name).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert {i: lines.count(i) for i in LEFT_OUT} == {i: [e.id for e in ENTRIES].count(i) for i in LEFT_OUT}
     assert not set(_listed("unsupported.txt")) & set(_listed("pending.txt"))
 
 
