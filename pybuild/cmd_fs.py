@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -94,24 +95,40 @@ def export_cmd(settings: Settings, container: str, output: str | None) -> None:
         export(store, container, out)
 
 
-def _bool(value: str) -> bool:
-    """Docker's boolean flag values (``--pause=false``, ``-p=false``, ``-p``)."""
-    text = value.lstrip("=").lower()
+_PAUSE_WORD = re.compile(r"(--pause|-p)=(.*)")
+
+
+class _CommitCommand(click.Command):
+    """``-p``/``--pause`` is Docker's boolean flag: bare it means true, ``--pause=false`` turns it off.
+
+    Click's optional-value options would take the next word (the container) as the value, so
+    ``=VALUE`` forms are rewritten to ``--pause``/``--no-pause`` before parsing.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [_pause_word(a) for a in args])
+
+
+def _pause_word(arg: str) -> str:
+    m = _PAUSE_WORD.fullmatch(arg)
+    if m is None:
+        return arg
+    text = m.group(2).lower()
     if text in ("1", "t", "true"):
-        return True
+        return "--pause"
     if text in ("0", "f", "false"):
-        return False
-    raise click.BadParameter(f"invalid boolean value {value!r}")
+        return "--no-pause"
+    raise click.BadParameter(f"invalid boolean value {m.group(2)!r}", param_hint="'--pause' / '-p'")
 
 
-@click.command("commit")
+@click.command("commit", cls=_CommitCommand)
 @click.argument("container")
 @click.argument("reference", required=False)
 @click.option("--change", "-c", "changes", multiple=True, help="Apply Dockerfile instruction to the created image.")
 @click.option("--message", "-m", default="", help="Commit message.")
 @click.option("--author", "-a", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").')
-@click.option("--pause", "-p", "pause", default="true", is_flag=False, flag_value="true", show_default=True,
-              callback=lambda ctx, param, value: _bool(value), help="Pause container during commit.")
+@click.option("--pause/--no-pause", "-p", "pause", default=True, show_default=True,
+              help="Pause container during commit (--pause=false to not).")
 @pass_settings
 def commit_cmd(settings: Settings, container: str, reference: str | None, changes: tuple[str, ...], message: str,
                author: str, pause: bool) -> None:
