@@ -97,17 +97,22 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
               help="'table', 'json', or a Go template ('table {{.ID}}\\t{{.Names}}', '{{json .}}').")
 @click.option("-f", "--filter", "filters", multiple=True,
               help="Filter: id=, name=, status=, label=, ancestor=, exited=.")
+@click.option("-n", "--last", type=int, default=-1, help="Show the N last created containers (all states).")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (all states).")
+@click.option("-s", "--size", is_flag=True, help="Show the SIZE column: written bytes (virtual: with the image).")
 @pass_settings
 def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None,
-           filters: tuple[str, ...]) -> None:
+           filters: tuple[str, ...], last: int, latest: bool, size: bool) -> None:
     """List containers."""
-    from runner.listing import list_containers
+    from layers.store.space import human
+    from runner.listing import container_size, list_containers
 
     from .views import contexts as ctx
     from .views.containers import human_ago, human_status, ports_text
 
     template = ctx.template_for(fmt, ctx.PS_TABLE)
-    infos = list_containers(container_store(settings), all=show_all, filters=filters)
+    store = container_store(settings)
+    infos = list_containers(store, all=show_all, filters=filters, last=1 if latest else last)
     if quiet:
         for i in infos:
             click.echo(i.config.id if no_trunc else i.config.short_id)
@@ -116,14 +121,18 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
         for line in template.lines([ctx.ContainerFields(i, trunc=not no_trunc) for i in infos], ctx.CONTAINER_TITLES):
             click.echo(line)
         return
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES") + (("SIZE",) if size else ())]
     for i in infos:
         cmd = " ".join(i.config.spec.process.args)
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
-        rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
-                     human_ago(i.config.created) + " ago", human_status(i.state),
-                     ports_text(i.config.ports), i.config.name))
+        row = (i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
+               human_ago(i.config.created) + " ago", human_status(i.state),
+               ports_text(i.config.ports), i.config.name)
+        if size:
+            sz = container_size(store, i.config)
+            row += (f"{human(sz.rw)} (virtual {human(sz.virtual)})",)
+        rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -447,5 +456,12 @@ def container_prune(settings: Settings, force: bool) -> None:
     """Remove all stopped containers."""
     from runner import containers as C
 
-    for cfg in C.prune(container_store(settings)):
-        click.echo(cfg.id)
+    from layers.store.space import human
+
+    gone = C.prune(container_store(settings))
+    if gone:
+        click.echo("Deleted Containers:")
+        for cfg, _ in gone:
+            click.echo(cfg.id)
+        click.echo()
+    click.echo(f"Total reclaimed space: {human(sum(size for _, size in gone))}")

@@ -15,13 +15,17 @@ from .errors import ContainerNotFound, StateConflict
 from .records import ContainerConfig, ContainerInfo, ContainerState
 from .state import ContainerStore
 
-__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats"]
+__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats", "ContainerSize",
+           "container_size", "apparent_size"]
 
 
-def list_containers(store: ContainerStore, *, all: bool = False,
-                    filters: tuple[str, ...] = ()) -> list[ContainerInfo]:
+def list_containers(store: ContainerStore, *, all: bool = False, filters: tuple[str, ...] = (),
+                    last: int = -1) -> list[ContainerInfo]:
     """Containers newest first; only running/paused ones unless ``all``. Filters: ``key=value`` with
-    keys id, name, status, label, ancestor, exited, health."""
+    keys id, name, status, label, ancestor, exited, health. ``last`` > 0 keeps the ``last`` most
+    recently created (of every state, as ``docker ps -n``)."""
+    if last > 0:
+        all = True
     parsed = []
     for f in filters:
         key, sep, value = f.partition("=")
@@ -43,7 +47,44 @@ def list_containers(store: ContainerStore, *, all: bool = False,
         if all_match(cfg, cur, parsed):
             out.append(ContainerInfo(cfg, cur))
     out.sort(key=lambda i: i.config.created, reverse=True)
-    return out
+    return out[:last] if last > 0 else out
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSize:
+    """``docker ps -s``: bytes the container wrote (its overlay upper dir) and those plus its image's."""
+
+    rw: int
+    virtual: int
+
+
+def apparent_size(path: str) -> int:
+    """Bytes of the files under ``path`` as Docker counts them: apparent sizes of everything but
+    directories, a hard-linked inode once; 0 when ``path`` is missing."""
+    import os
+
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, dirs, files in os.walk(path):
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            try:
+                s = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if s.st_nlink > 1:
+                if (s.st_dev, s.st_ino) in seen:
+                    continue
+                seen.add((s.st_dev, s.st_ino))
+            total += s.st_size
+    return total
+
+
+def container_size(store: ContainerStore, cfg: ContainerConfig) -> ContainerSize:
+    """What container ``cfg`` wrote (its upper dir) and that plus its image's layers."""
+    from .resources import rootfs_paths
+
+    rw = apparent_size(rootfs_paths(store, cfg.id).upper)
+    return ContainerSize(rw, rw + sum(apparent_size(d) for d in cfg.lowerdirs))
 
 
 def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str, str]]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -255,7 +256,7 @@ def test_stop_paused_filters_attach_prune(lifecycle):
     assert r.returncode != 0 and "already paused" in r.stderr
     lifecycle.pybuild("stop", "-t", "1", "frozen", check=True)       # a frozen task is thawed to die
     assert lifecycle.state(a).status == "exited"
-    b = lifecycle.run("chatty", ["sh", "-c", "sleep 0.5; echo from-attach; exit 5"])
+    b = lifecycle.run("chatty", ["sh", "-c", "head -c 3000 /dev/zero >/blob; sleep 0.5; echo from-attach; exit 5"])
     r = lifecycle.pybuild("attach", "chatty")
     assert r.returncode == 5 and r.stdout == "from-attach\n"
     fresh = lifecycle.create("fresh", ["true"])
@@ -264,11 +265,18 @@ def test_stop_paused_filters_attach_prune(lifecycle):
     assert q("--filter", "exited=5") == [b[:12]]
     assert sorted(q("--filter", "status=exited")) == sorted([a[:12], b[:12]])
     assert len(q("--filter", "status=created")) == 1
+    latest = lambda *f: lifecycle.pybuild("ps", "-q", *f, check=True).stdout.split()  # noqa: E731
+    assert latest("-l") == [fresh[:12]] and latest("-n", "2") == [fresh[:12], b[:12]]
+    assert latest("-n", "1", "--filter", "exited=5") == [b[:12]]
+    table = lifecycle.pybuild("ps", "-a", "-s", "--filter", "name=chat", check=True).stdout.splitlines()
+    assert table[0].split()[-1] == "SIZE" and re.search(r"\b3(\.\d+)?kB \(virtual [\d.]+[kM]B\)$", table[1])
     r = lifecycle.pybuild("ps", "--filter", "colour=red")
     assert r.returncode != 0 and "invalid filter" in r.stderr
     running = lifecycle.run("runner", ["sleep", "1000"])
-    pruned = lifecycle.pybuild("container", "prune", "-f", check=True).stdout.split()
-    assert sorted(pruned) == sorted([a, b, fresh])
+    out = lifecycle.pybuild("container", "prune", "-f", check=True).stdout.splitlines()
+    assert out[0] == "Deleted Containers:" and out[-2] == "" and out[-1].startswith("Total reclaimed space: ")
+    assert sorted(out[1:-2]) == sorted([a, b, fresh])
+    assert re.fullmatch(r"Total reclaimed space: 3(\.\d+)?kB", out[-1])   # chatty's blob
     assert lifecycle.pybuild("ps", "-a", "-q", check=True).stdout.split() == [running[:12]]
 
 
