@@ -319,25 +319,22 @@ def wait_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
         click.echo(C.wait(store, ref))
 
 
-@click.command("top")
+@click.command("top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("container")
+@click.argument("ps_options", nargs=-1, type=click.UNPROCESSED)
 @pass_settings
-def top_cmd(settings: Settings, container: str) -> None:
-    """Show the processes of a container (host PIDs)."""
+def top_cmd(settings: Settings, container: str, ps_options: tuple[str, ...]) -> None:
+    """Show the processes of a container (host PIDs) as ``ps -ef`` does."""
+    from layers.errors import InvalidInput
     from runner import containers as C
 
-    rows = C.top(container_store(settings), container)
-    click.echo(f"{'UID':<6} {'PID':>8} {'PPID':>8} {'STAT':<4} CMD")
-    for r in rows:
-        click.echo(f"{r['UID']:<6} {r['PID']:>8} {r['PPID']:>8} {r['STAT']:<4} {r['CMD']}")
+    from .views.processes import TOP_HEAD, tabwriter, top_row
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.4g}{unit}" if unit != "B" else f"{n}B"
-        n /= 1024
-    return str(n)
+    if ps_options not in ((), ("-ef",), ("-e", "-f"), ("-f", "-e"), ("-fe",), ("ef",)):
+        raise InvalidInput(f"top: ps options {' '.join(ps_options)!r} are not supported (only the default, -ef)")
+    procs = C.top(container_store(settings), container)
+    for line in tabwriter([TOP_HEAD] + [top_row(p) for p in procs]):
+        click.echo(line)
 
 
 @click.command("stats")
@@ -356,6 +353,7 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
     from .views import contexts as ctx
 
     template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
+    table = ctx.template_for("table", ctx.STATS_TABLE, ())      # Docker's default columns
     store = container_store(settings)
     refs = list(containers) or [i.config.id for i in C.list_containers(store)]
     while True:
@@ -365,17 +363,13 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
                 raise s
         if fmt == "json":
             for s in samples:
+                f = ctx.StatsFields(s)
                 click.echo(json.dumps({"ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent,
-                                       "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids}))
-        elif template is not None:
-            for line in template.lines([ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES):
-                click.echo(line)
+                                       "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids,
+                                       "MemPerc": f.MemPerc(), "NetIO": f.NetIO(), "BlockIO": f.BlockIO()}))
         else:
-            click.echo(f"{'CONTAINER ID':<14}{'NAME':<20}{'CPU %':>8}  {'MEM USAGE / LIMIT':<24}{'PIDS':>6}")
-            for s in samples:
-                lim = _size(s.memory_limit) if s.memory_limit else "-"
-                click.echo(f"{s.id[:12]:<14}{s.name[:19]:<20}{s.cpu_percent:>7.2f}%  "
-                           f"{_size(s.memory_usage) + ' / ' + lim:<24}{s.pids:>6}")
+            for line in (template or table).lines([ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES):
+                click.echo(line)
         if no_stream:
             return
         sys.stdout.flush()

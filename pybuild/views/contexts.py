@@ -279,10 +279,10 @@ class StatsFields:
         return f"{100 * self._s.memory_usage / lim:.2f}%" if lim else "0.00%"
 
     def NetIO(self) -> str:
-        return "-- / --"                 # not sampled by pybuild
+        return f"{_size(self._s.net_rx)} / {_size(self._s.net_tx)}"
 
     def BlockIO(self) -> str:
-        return "-- / --"
+        return f"{_size(self._s.block_read)} / {_size(self._s.block_write)}"
 
     def PIDs(self) -> str:
         return str(self._s.pids)

@@ -49,8 +49,14 @@ def test_httpd_serves_after_cli_is_gone(lifecycle):
     # `pybuild inspect` (the image command) falls back to containers
     assert json.loads(lifecycle.pybuild("inspect", "--type", "container", "web", check=True).stdout)[0]["Id"] == cid
     assert doc["State"]["StartedAt"].endswith("Z") and doc["Id"] == cid
-    top = lifecycle.pybuild("top", "web", check=True).stdout
-    assert "httpd" in top
+    top = lifecycle.pybuild("top", "web", check=True).stdout.splitlines()
+    assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"] and len(top) == 2
+    uid, pid, _ppid, c, stime, tty, cputime, cmd = top[1].split(None, 7)
+    assert (uid, int(pid), tty) == ("root", doc["State"]["Pid"], "?") and cmd.startswith("httpd -f -p ")
+    assert c.isdigit() and re.fullmatch(r"\d\d:\d\d", stime) and re.fullmatch(r"\d\d:\d\d:\d\d", cputime)
+    assert lifecycle.pybuild("top", "web", "-ef", check=True).stdout.splitlines()[0] == top[0]
+    bad = lifecycle.pybuild("top", "web", "aux")
+    assert bad.returncode != 0 and "not supported" in bad.stderr and len(bad.stderr.splitlines()) == 1
     stats = lifecycle.pybuild("stats", "--no-stream", "--format", "json", "web", check=True).stdout
     assert json.loads(stats)["PIDs"] >= 1
     bad = lifecycle.pybuild("stats", "--no-stream", "web", "nosuch")
@@ -118,6 +124,17 @@ def test_stats_of_several_containers_sample_each_one(lifecycle):
     assert (rows[2]["CPUPerc"], rows[2]["PIDs"], rows[2]["MemUsage"]) == (0, 0, 0)
     listed = lifecycle.pybuild("stats", "--no-stream", "--format", "json", check=True).stdout.splitlines()
     assert sorted(json.loads(line)["Name"] for line in listed) == ["busy", "idle"]   # running ones only
+    with open("/proc/meminfo") as f:
+        host = int(next(line for line in f if line.startswith("MemTotal:")).split()[1]) * 1024
+    assert rows[1]["MemLimit"] == host and rows[2]["MemLimit"] == 0     # no memory limit: the host's
+    table = lifecycle.pybuild("stats", "--no-stream", "idle", check=True).stdout.splitlines()
+    assert re.split(r"\s{2,}", table[0]) == ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                                              "NET I/O", "BLOCK I/O", "PIDS"]
+    size = r"[\d.]+[kMGT]?B"
+    row = re.split(r"\s{2,}", table[1])
+    assert row[1] == "idle" and re.fullmatch(rf"[\d.]+(Ki|Mi|Gi)?B / [\d.]+(Ki|Mi|Gi)B", row[3])
+    assert re.fullmatch(r"\d+\.\d\d%", row[4]) and row[7] == "1"
+    assert all(re.fullmatch(rf"{size} / {size}", v) for v in row[5:7]), row
 
 
 def test_exec_pause_unpause_kill(lifecycle):
