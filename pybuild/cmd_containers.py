@@ -118,7 +118,10 @@ def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt:
             click.echo(i.config.id if no_trunc else i.config.short_id)
         return
     if template is not None:
-        for line in template.lines([ctx.ContainerFields(i, trunc=not no_trunc) for i in infos], ctx.CONTAINER_TITLES):
+        measure = size or ".Size" in (fmt or "")                    # Docker measures for {{.Size}} too
+        rows = [ctx.ContainerFields(i, trunc=not no_trunc, size=container_size(store, i.config) if measure else None)
+                for i in infos]
+        for line in template.lines(rows, ctx.CONTAINER_TITLES):
             click.echo(line)
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES") + (("SIZE",) if size else ())]

@@ -287,6 +287,8 @@ def test_stop_paused_filters_attach_prune(lifecycle):
     assert latest("-n", "1", "--filter", "exited=5") == [b[:12]]
     table = lifecycle.pybuild("ps", "-a", "-s", "--filter", "name=chat", check=True).stdout.splitlines()
     assert table[0].split()[-1] == "SIZE" and re.search(r"\b3(\.\d+)?kB \(virtual [\d.]+[kM]B\)$", table[1])
+    sized = lifecycle.pybuild("ps", "-a", "--format", "{{.Names}} {{.Size}}", "-f", "name=chat", check=True).stdout
+    assert re.fullmatch(r"chatty 3(\.\d+)?kB \(virtual [\d.]+[kM]B\)\n", sized)     # {{.Size}} measures too
     r = lifecycle.pybuild("ps", "--filter", "colour=red")
     assert r.returncode != 0 and "invalid filter" in r.stderr
     running = lifecycle.run("runner", ["sleep", "1000"])
