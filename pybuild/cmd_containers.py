@@ -97,33 +97,45 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
               help="'table', 'json', or a Go template ('table {{.ID}}\\t{{.Names}}', '{{json .}}').")
 @click.option("-f", "--filter", "filters", multiple=True,
               help="Filter: id=, name=, status=, label=, ancestor=, exited=.")
+@click.option("-n", "--last", type=int, default=-1, help="Show the N last created containers (all states).")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (all states).")
+@click.option("-s", "--size", is_flag=True, help="Show the SIZE column: written bytes (virtual: with the image).")
 @pass_settings
 def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None,
-           filters: tuple[str, ...]) -> None:
+           filters: tuple[str, ...], last: int, latest: bool, size: bool) -> None:
     """List containers."""
-    from runner.listing import list_containers
+    from layers.store.space import human
+    from runner.listing import container_size, list_containers
 
     from .views import contexts as ctx
     from .views.containers import human_ago, human_status, ports_text
 
     template = ctx.template_for(fmt, ctx.PS_TABLE)
-    infos = list_containers(container_store(settings), all=show_all, filters=filters)
+    store = container_store(settings)
+    infos = list_containers(store, all=show_all, filters=filters, last=1 if latest else last)
     if quiet:
         for i in infos:
             click.echo(i.config.id if no_trunc else i.config.short_id)
         return
     if template is not None:
-        for line in template.lines([ctx.ContainerFields(i, trunc=not no_trunc) for i in infos], ctx.CONTAINER_TITLES):
+        measure = size or ".Size" in (fmt or "")                    # Docker measures for {{.Size}} too
+        rows = [ctx.ContainerFields(i, trunc=not no_trunc, size=container_size(store, i.config) if measure else None)
+                for i in infos]
+        for line in template.lines(rows, ctx.CONTAINER_TITLES):
             click.echo(line)
         return
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")]
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES") + (("SIZE",) if size else ())]
     for i in infos:
         cmd = " ".join(i.config.spec.process.args)
         if not no_trunc and len(cmd) > 20:
             cmd = cmd[:19] + "…"
-        rows.append((i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
-                     human_ago(i.config.created) + " ago", human_status(i.state),
-                     ports_text(i.config.ports), i.config.name))
+        row = (i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
+               human_ago(i.config.created) + " ago", human_status(i.state),
+               ports_text(i.config.ports), i.config.name)
+        if size:
+            sz = container_size(store, i.config)
+            row += (f"{human(sz.rw)} (virtual {human(sz.virtual)})",)
+        rows.append(row)
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for r in rows:
         click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
@@ -310,25 +322,22 @@ def wait_cmd(settings: Settings, containers: tuple[str, ...]) -> None:
         click.echo(C.wait(store, ref))
 
 
-@click.command("top")
+@click.command("top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("container")
+@click.argument("ps_options", nargs=-1, type=click.UNPROCESSED)
 @pass_settings
-def top_cmd(settings: Settings, container: str) -> None:
-    """Show the processes of a container (host PIDs)."""
+def top_cmd(settings: Settings, container: str, ps_options: tuple[str, ...]) -> None:
+    """Show the processes of a container (host PIDs) as ``ps -ef`` does."""
+    from layers.errors import InvalidInput
     from runner import containers as C
 
-    rows = C.top(container_store(settings), container)
-    click.echo(f"{'UID':<6} {'PID':>8} {'PPID':>8} {'STAT':<4} CMD")
-    for r in rows:
-        click.echo(f"{r['UID']:<6} {r['PID']:>8} {r['PPID']:>8} {r['STAT']:<4} {r['CMD']}")
+    from .views.processes import TOP_HEAD, tabwriter, top_row
 
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.4g}{unit}" if unit != "B" else f"{n}B"
-        n /= 1024
-    return str(n)
+    if ps_options not in ((), ("-ef",), ("-e", "-f"), ("-f", "-e"), ("-fe",), ("ef",)):
+        raise InvalidInput(f"top: ps options {' '.join(ps_options)!r} are not supported (only the default, -ef)")
+    procs = C.top(container_store(settings), container)
+    for line in tabwriter([TOP_HEAD] + [top_row(p) for p in procs]):
+        click.echo(line)
 
 
 @click.command("stats")
@@ -347,6 +356,7 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
     from .views import contexts as ctx
 
     template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
+    table = ctx.template_for("table", ctx.STATS_TABLE, ())      # Docker's default columns
     store = container_store(settings)
     refs = list(containers) or [i.config.id for i in C.list_containers(store)]
     while True:
@@ -356,17 +366,13 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
                 raise s
         if fmt == "json":
             for s in samples:
+                f = ctx.StatsFields(s)
                 click.echo(json.dumps({"ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent,
-                                       "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids}))
-        elif template is not None:
-            for line in template.lines([ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES):
-                click.echo(line)
+                                       "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids,
+                                       "MemPerc": f.MemPerc(), "NetIO": f.NetIO(), "BlockIO": f.BlockIO()}))
         else:
-            click.echo(f"{'CONTAINER ID':<14}{'NAME':<20}{'CPU %':>8}  {'MEM USAGE / LIMIT':<24}{'PIDS':>6}")
-            for s in samples:
-                lim = _size(s.memory_limit) if s.memory_limit else "-"
-                click.echo(f"{s.id[:12]:<14}{s.name[:19]:<20}{s.cpu_percent:>7.2f}%  "
-                           f"{_size(s.memory_usage) + ' / ' + lim:<24}{s.pids:>6}")
+            for line in (template or table).lines([ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES):
+                click.echo(line)
         if no_stream:
             return
         sys.stdout.flush()
@@ -447,5 +453,12 @@ def container_prune(settings: Settings, force: bool) -> None:
     """Remove all stopped containers."""
     from runner import containers as C
 
-    for cfg in C.prune(container_store(settings)):
-        click.echo(cfg.id)
+    from layers.store.space import human
+
+    gone = C.prune(container_store(settings))
+    if gone:
+        click.echo("Deleted Containers:")
+        for cfg, _ in gone:
+            click.echo(cfg.id)
+        click.echo()
+    click.echo(f"Total reclaimed space: {human(sum(size for _, size in gone))}")

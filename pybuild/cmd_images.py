@@ -81,15 +81,21 @@ def import_cmd(settings: Settings, source: str, name: str, changes: tuple[str, .
               help="'table', 'json', or a Go template ('table {{.Repository}}\\t{{.Tag}}', '{{json .}}').")
 @click.option("--no-trunc", is_flag=True, help="Show full image ids.")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
+@click.option("--filter", "-f", "filters", multiple=True,
+              help="Filter: reference=GLOB, dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE.")
 @pass_settings
 def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str | None, no_trunc: bool,
-               digests: bool) -> None:
+               digests: bool, filters: tuple[str, ...]) -> None:
     """List images."""
+    from layers.store.imagefilter import filter_images, parse_image_filters
+
     from .views import contexts as ctx
     from .views import images as view
 
     template = ctx.template_for(fmt, ctx.IMAGES_TABLE)
-    listed = settings.store().images.summaries(repository)
+    wanted = parse_image_filters(filters)
+    images = settings.store().images
+    listed = filter_images(images, images.summaries(repository), wanted)
     if quiet:
         for ident in dict.fromkeys(str(s.record.id) if no_trunc else s.record.id.short for s in listed):
             click.echo(ident)

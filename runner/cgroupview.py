@@ -1,4 +1,5 @@
-"""A running container seen from the host through its PID 1's cgroups: freeze, processes, usage.
+"""A running container seen from the host through its PID 1's cgroups: freeze, processes, usage
+(the processes' ``ps`` facts are :mod:`runner.procinfo`).
 
 Works from ``/proc/<pid>/cgroup`` alone, so it needs no record of how the sandbox named the
 cgroups: cgroup v1 controllers (``freezer``, ``pids``, ``memory``, ``cpuacct``), and the v2 unified
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 from .errors import CgroupError
 
-__all__ = ["cgroup_paths", "freeze", "container_pids", "processes", "usage", "usage_many", "Usage"]
+__all__ = ["cgroup_paths", "freeze", "container_pids", "namespace_zombies", "usage", "usage_many", "Usage"]
 
 _V2_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 
@@ -82,7 +83,7 @@ def container_pids(pid: int) -> list[int]:
     return [pid]
 
 
-def _zombies_in_pid_namespace(pid: int, known: set[int]) -> list[int]:
+def namespace_zombies(pid: int, known: set[int]) -> list[int]:
     """Zombies of ``pid``'s PID namespace (not the host's): an exited task leaves its cgroup at
     once, so ``cgroup.procs`` never lists the zombies a PID 1 fails to reap; ``ps`` inside would."""
     try:
@@ -106,33 +107,16 @@ def _zombies_in_pid_namespace(pid: int, known: set[int]) -> list[int]:
     return out
 
 
-def processes(pid: int) -> list[dict]:
-    """``ps``-like rows (PID, PPID, UID, STAT, CMD) for the processes of ``pid``'s cgroup, and the
-    zombies of its PID namespace."""
-    rows = []
-    pids = container_pids(pid)
-    for p in sorted(pids + _zombies_in_pid_namespace(pid, set(pids))):
-        try:
-            with open(f"/proc/{p}/stat", "rb") as f:
-                stat = f.read()
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
-            uid = os.stat(f"/proc/{p}").st_uid
-        except FileNotFoundError:
-            continue                            # exited while we looked
-        comm_end = stat.rindex(b")")
-        fields = stat[comm_end + 2:].split()
-        rows.append({"PID": p, "PPID": int(fields[1]), "UID": uid, "STAT": fields[0].decode(),
-                     "CMD": cmd or stat[stat.index(b"(") + 1:comm_end].decode(errors="replace")})
-    return rows
-
-
 @dataclass(frozen=True)
 class Usage:
     cpu_percent: float          # over the sampling interval; 100 = one core
     memory_usage: int
     memory_limit: int           # 0: unlimited
     pids: int
+    net_rx: int = 0             # bytes received/sent on the network namespace's interfaces but lo
+    net_tx: int = 0
+    block_read: int = 0         # bytes read/written on block devices (blkio / io cgroup stats)
+    block_write: int = 0
 
 
 def _read_int(path: str) -> int | None:
@@ -208,4 +192,52 @@ def _now(pid: int, paths: dict[str, str], cpu: float) -> Usage:
     pids = _read_int(os.path.join(paths["pids"], "pids.current")) if "pids" in paths else None
     if pids is None:
         pids = len(container_pids(pid))
-    return Usage(round(cpu, 2), mem, lim, pids)
+    rx, tx = _net_io(pid)
+    rd, wr = _block_io(paths)
+    return Usage(round(cpu, 2), mem, lim, pids, rx, tx, rd, wr)
+
+
+def _net_io(pid: int) -> tuple[int, int]:
+    """Received and sent bytes of ``pid``'s network namespace, loopback left out (as Docker); 0, 0
+    for a container on the host's network."""
+    rx = tx = 0
+    try:
+        if os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino:
+            return 0, 0                                 # the host's network: Docker shows 0B / 0B
+        with open(f"/proc/{pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    for line in lines:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            rx, tx = rx + int(fields[0]), tx + int(fields[8])
+    return rx, tx
+
+
+def _block_io(paths: dict[str, str]) -> tuple[int, int]:
+    """Bytes read and written: v1 ``blkio.throttle.io_service_bytes``, v2 ``io.stat``."""
+    read = write = 0
+    try:
+        if "blkio" in paths:
+            with open(os.path.join(paths["blkio"], "blkio.throttle.io_service_bytes")) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                        if parts[1] == "Read":
+                            read += int(parts[2])
+                        else:
+                            write += int(parts[2])
+        elif "" in paths:
+            with open(os.path.join(paths[""], "io.stat")) as f:
+                for line in f:
+                    for kv in line.split()[1:]:
+                        k, _, v = kv.partition("=")
+                        if k == "rbytes":
+                            read += int(v)
+                        elif k == "wbytes":
+                            write += int(v)
+    except (OSError, ValueError):
+        pass
+    return read, write

@@ -216,13 +216,18 @@ def reap_abandoned(store: ContainerStore, *,
     return done
 
 
-def prune(store: ContainerStore) -> list[ContainerConfig]:
-    """Remove every container that is not running; return what was removed."""
+def prune(store: ContainerStore) -> list[tuple[ContainerConfig, int]]:
+    """Remove every container that is not running; return what was removed, each with the bytes
+    its upper dir held (Docker's reclaimed space)."""
+    from .listing import apparent_size
+    from .resources import rootfs_paths
+
     gone = []
     for cfg in store.configs():
         cur = store.status(cfg.id)
         if cur.status in (r.CREATED, r.EXITED, r.DEAD) and store.shim_pid(cfg.id) is None:
-            gone.append(remove(store, cfg.id))
+            size = apparent_size(rootfs_paths(store, cfg.id).upper)
+            gone.append((remove(store, cfg.id), size))
     return gone
 
 

@@ -12,16 +12,21 @@ from layers.errors import InvalidInput, PybuildError
 
 from . import records as st
 from .errors import ContainerNotFound, StateConflict
+from .procinfo import Process
 from .records import ContainerConfig, ContainerInfo, ContainerState
 from .state import ContainerStore
 
-__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats"]
+__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats", "ContainerSize",
+           "container_size", "apparent_size", "host_memory"]
 
 
-def list_containers(store: ContainerStore, *, all: bool = False,
-                    filters: tuple[str, ...] = ()) -> list[ContainerInfo]:
+def list_containers(store: ContainerStore, *, all: bool = False, filters: tuple[str, ...] = (),
+                    last: int = -1) -> list[ContainerInfo]:
     """Containers newest first; only running/paused ones unless ``all``. Filters: ``key=value`` with
-    keys id, name, status, label, ancestor, exited, health."""
+    keys id, name, status, label, ancestor, exited, health. ``last`` > 0 keeps the ``last`` most
+    recently created (of every state, as ``docker ps -n``)."""
+    if last > 0:
+        all = True
     parsed = []
     for f in filters:
         key, sep, value = f.partition("=")
@@ -43,7 +48,44 @@ def list_containers(store: ContainerStore, *, all: bool = False,
         if all_match(cfg, cur, parsed):
             out.append(ContainerInfo(cfg, cur))
     out.sort(key=lambda i: i.config.created, reverse=True)
-    return out
+    return out[:last] if last > 0 else out
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSize:
+    """``docker ps -s``: bytes the container wrote (its overlay upper dir) and those plus its image's."""
+
+    rw: int
+    virtual: int
+
+
+def apparent_size(path: str) -> int:
+    """Bytes of the files under ``path`` as Docker counts them: apparent sizes of everything but
+    directories, a hard-linked inode once; 0 when ``path`` is missing."""
+    import os
+
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, dirs, files in os.walk(path):
+        for n in files + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            try:
+                s = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if s.st_nlink > 1:
+                if (s.st_dev, s.st_ino) in seen:
+                    continue
+                seen.add((s.st_dev, s.st_ino))
+            total += s.st_size
+    return total
+
+
+def container_size(store: ContainerStore, cfg: ContainerConfig) -> ContainerSize:
+    """What container ``cfg`` wrote (its upper dir) and that plus its image's layers."""
+    from .resources import rootfs_paths
+
+    rw = apparent_size(rootfs_paths(store, cfg.id).upper)
+    return ContainerSize(rw, rw + sum(apparent_size(d) for d in cfg.lowerdirs))
 
 
 def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str, str]]) -> bool:
@@ -67,25 +109,44 @@ def all_match(cfg: ContainerConfig, cur: ContainerState, filters: list[tuple[str
     return True
 
 
-def top(store: ContainerStore, ref: str) -> list[dict]:
-    """The container's processes: host PID, PPID, user id, state and command line."""
-    from . import cgroupview
+def top(store: ContainerStore, ref: str) -> list[Process]:
+    """The container's processes (host PIDs) with what ``ps -ef`` shows of them."""
+    from . import procinfo
 
     cfg = store.resolve(ref)
     cur = store.status(cfg.id)
     if cur.status not in (st.RUNNING, st.PAUSED):
         raise StateConflict(f"container {cfg.name} is not running", current=cur.status)
-    return cgroupview.processes(cur.pid)
+    return procinfo.processes(cur.pid)
 
 
 @dataclass(frozen=True)
 class Stats:
+    """One ``stats`` sample. ``memory_limit`` is the memory cgroup's limit, or the host's memory
+    when that is unlimited (or larger), as Docker shows it; 0 for a container that is not running."""
+
     id: str
     name: str
     cpu_percent: float
     memory_usage: int
     memory_limit: int
     pids: int
+    net_rx: int = 0
+    net_tx: int = 0
+    block_read: int = 0
+    block_write: int = 0
+
+
+def host_memory() -> int:
+    """The host's total memory in bytes (``MemTotal`` of ``/proc/meminfo``), 0 if unreadable."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
@@ -113,6 +174,7 @@ def stats_many(store: ContainerStore, refs: list[str], *, interval: float = 0.5)
             if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
                 live[i] = cur.pid
     usages = dict(zip(live, cgroupview.usage_many(list(live.values()), interval)))
+    total = host_memory() if usages else 0
     out: list[Stats | PybuildError] = []
     for i, t in enumerate(targets):
         u = usages.get(i)
@@ -121,5 +183,7 @@ def stats_many(store: ContainerStore, refs: list[str], *, interval: float = 0.5)
         elif u is None:
             out.append(Stats(t.id, t.name, 0.0, 0, 0, 0))
         else:
-            out.append(Stats(t.id, t.name, u.cpu_percent, u.memory_usage, u.memory_limit, u.pids))
+            limit = min(u.memory_limit, total) if u.memory_limit and total else (u.memory_limit or total)
+            out.append(Stats(t.id, t.name, u.cpu_percent, u.memory_usage, limit, u.pids,
+                             u.net_rx, u.net_tx, u.block_read, u.block_write))
     return out

@@ -84,10 +84,11 @@ def bytes_size(n: float) -> str:
 
 
 class ContainerFields:
-    """A row of ``ps``: a :class:`runner.records.ContainerInfo`; ``trunc`` as without ``--no-trunc``."""
+    """A row of ``ps``: a :class:`runner.records.ContainerInfo`; ``trunc`` as without ``--no-trunc``;
+    ``size`` its :class:`runner.listing.ContainerSize` when measured (``ps -s``)."""
 
-    def __init__(self, info, *, trunc: bool = True, now: float | None = None):
-        self._info, self._trunc, self._now = info, trunc, now
+    def __init__(self, info, *, trunc: bool = True, now: float | None = None, size=None):
+        self._info, self._trunc, self._now, self._size = info, trunc, now, size
 
     def ID(self) -> str:
         cfg = self._info.config
@@ -129,7 +130,10 @@ class ContainerFields:
         return human_status(self._info.state, self._now)
 
     def Size(self) -> str:
-        return "0B"                      # pybuild does not measure a container's writable layer here
+        """Docker's ``2B (virtual 1.2MB)``; ``0B`` when not measured."""
+        if self._size is None:
+            return "0B"
+        return f"{_size(self._size.rw)} (virtual {_size(self._size.virtual)})"
 
     def Labels(self) -> str:
         return _labels(self._info.config.labels)
@@ -279,10 +283,10 @@ class StatsFields:
         return f"{100 * self._s.memory_usage / lim:.2f}%" if lim else "0.00%"
 
     def NetIO(self) -> str:
-        return "-- / --"                 # not sampled by pybuild
+        return f"{_size(self._s.net_rx)} / {_size(self._s.net_tx)}"
 
     def BlockIO(self) -> str:
-        return "-- / --"
+        return f"{_size(self._s.block_read)} / {_size(self._s.block_write)}"
 
     def PIDs(self) -> str:
         return str(self._s.pids)

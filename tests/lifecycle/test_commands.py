@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -48,8 +49,14 @@ def test_httpd_serves_after_cli_is_gone(lifecycle):
     # `pybuild inspect` (the image command) falls back to containers
     assert json.loads(lifecycle.pybuild("inspect", "--type", "container", "web", check=True).stdout)[0]["Id"] == cid
     assert doc["State"]["StartedAt"].endswith("Z") and doc["Id"] == cid
-    top = lifecycle.pybuild("top", "web", check=True).stdout
-    assert "httpd" in top
+    top = lifecycle.pybuild("top", "web", check=True).stdout.splitlines()
+    assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"] and len(top) == 2
+    uid, pid, _ppid, c, stime, tty, cputime, cmd = top[1].split(None, 7)
+    assert (uid, int(pid), tty) == ("root", doc["State"]["Pid"], "?") and cmd.startswith("httpd -f -p ")
+    assert c.isdigit() and re.fullmatch(r"\d\d:\d\d", stime) and re.fullmatch(r"\d\d:\d\d:\d\d", cputime)
+    assert lifecycle.pybuild("top", "web", "-ef", check=True).stdout.splitlines()[0] == top[0]
+    bad = lifecycle.pybuild("top", "web", "aux")
+    assert bad.returncode != 0 and "not supported" in bad.stderr and len(bad.stderr.splitlines()) == 1
     stats = lifecycle.pybuild("stats", "--no-stream", "--format", "json", "web", check=True).stdout
     assert json.loads(stats)["PIDs"] >= 1
     bad = lifecycle.pybuild("stats", "--no-stream", "web", "nosuch")
@@ -117,6 +124,17 @@ def test_stats_of_several_containers_sample_each_one(lifecycle):
     assert (rows[2]["CPUPerc"], rows[2]["PIDs"], rows[2]["MemUsage"]) == (0, 0, 0)
     listed = lifecycle.pybuild("stats", "--no-stream", "--format", "json", check=True).stdout.splitlines()
     assert sorted(json.loads(line)["Name"] for line in listed) == ["busy", "idle"]   # running ones only
+    with open("/proc/meminfo") as f:
+        host = int(next(line for line in f if line.startswith("MemTotal:")).split()[1]) * 1024
+    assert rows[1]["MemLimit"] == host and rows[2]["MemLimit"] == 0     # no memory limit: the host's
+    table = lifecycle.pybuild("stats", "--no-stream", "idle", check=True).stdout.splitlines()
+    assert re.split(r"\s{2,}", table[0]) == ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                                              "NET I/O", "BLOCK I/O", "PIDS"]
+    size = r"[\d.]+[kMGT]?B"
+    row = re.split(r"\s{2,}", table[1])
+    assert row[1] == "idle" and re.fullmatch(rf"[\d.]+(Ki|Mi|Gi)?B / [\d.]+(Ki|Mi|Gi)B", row[3])
+    assert re.fullmatch(r"\d+\.\d\d%", row[4]) and row[7] == "1"
+    assert all(re.fullmatch(rf"{size} / {size}", v) for v in row[5:7]), row
 
 
 def test_exec_pause_unpause_kill(lifecycle):
@@ -255,7 +273,7 @@ def test_stop_paused_filters_attach_prune(lifecycle):
     assert r.returncode != 0 and "already paused" in r.stderr
     lifecycle.pybuild("stop", "-t", "1", "frozen", check=True)       # a frozen task is thawed to die
     assert lifecycle.state(a).status == "exited"
-    b = lifecycle.run("chatty", ["sh", "-c", "sleep 0.5; echo from-attach; exit 5"])
+    b = lifecycle.run("chatty", ["sh", "-c", "head -c 3000 /dev/zero >/blob; sleep 0.5; echo from-attach; exit 5"])
     r = lifecycle.pybuild("attach", "chatty")
     assert r.returncode == 5 and r.stdout == "from-attach\n"
     fresh = lifecycle.create("fresh", ["true"])
@@ -264,11 +282,20 @@ def test_stop_paused_filters_attach_prune(lifecycle):
     assert q("--filter", "exited=5") == [b[:12]]
     assert sorted(q("--filter", "status=exited")) == sorted([a[:12], b[:12]])
     assert len(q("--filter", "status=created")) == 1
+    latest = lambda *f: lifecycle.pybuild("ps", "-q", *f, check=True).stdout.split()  # noqa: E731
+    assert latest("-l") == [fresh[:12]] and latest("-n", "2") == [fresh[:12], b[:12]]
+    assert latest("-n", "1", "--filter", "exited=5") == [b[:12]]
+    table = lifecycle.pybuild("ps", "-a", "-s", "--filter", "name=chat", check=True).stdout.splitlines()
+    assert table[0].split()[-1] == "SIZE" and re.search(r"\b3(\.\d+)?kB \(virtual [\d.]+[kM]B\)$", table[1])
+    sized = lifecycle.pybuild("ps", "-a", "--format", "{{.Names}} {{.Size}}", "-f", "name=chat", check=True).stdout
+    assert re.fullmatch(r"chatty 3(\.\d+)?kB \(virtual [\d.]+[kM]B\)\n", sized)     # {{.Size}} measures too
     r = lifecycle.pybuild("ps", "--filter", "colour=red")
     assert r.returncode != 0 and "invalid filter" in r.stderr
     running = lifecycle.run("runner", ["sleep", "1000"])
-    pruned = lifecycle.pybuild("container", "prune", "-f", check=True).stdout.split()
-    assert sorted(pruned) == sorted([a, b, fresh])
+    out = lifecycle.pybuild("container", "prune", "-f", check=True).stdout.splitlines()
+    assert out[0] == "Deleted Containers:" and out[-2] == "" and out[-1].startswith("Total reclaimed space: ")
+    assert sorted(out[1:-2]) == sorted([a, b, fresh])
+    assert re.fullmatch(r"Total reclaimed space: 3(\.\d+)?kB", out[-1])   # chatty's blob
     assert lifecycle.pybuild("ps", "-a", "-q", check=True).stdout.split() == [running[:12]]
 
 

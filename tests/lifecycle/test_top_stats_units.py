@@ -1,0 +1,55 @@
+"""The pieces of ``top`` and ``stats`` that need no container: ``ps -ef`` wording of a process,
+Docker's tabwriter layout, and the block I/O counters of both cgroup versions."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pybuild.views.processes import TOP_HEAD, tabwriter, top_row
+from runner.cgroupview import _block_io, _net_io
+from runner.procinfo import Process, processes
+
+
+def _proc(**kw) -> Process:
+    now = time.time()
+    base = dict(uid=0, pid=42, ppid=1, state="S", tty_nr=0, cpu_seconds=3.0, started=now - 60, cmd="sleep 9")
+    return Process(**{**base, **kw})
+
+
+def test_top_row_words_as_ps_ef():
+    now = time.time()
+    row = top_row(_proc(started=now - 60, cpu_seconds=30.0), now)
+    assert row[:4] == ("root", "42", "1", "50") and row[4] == time.strftime("%H:%M", time.localtime(now - 60))
+    assert row[5:] == ("?", "00:00:30", "sleep 9")
+    assert top_row(_proc(tty_nr=(136 << 8) | 3, cpu_seconds=90061.0, started=now - 200000), now)[5:7] == \
+        ("pts/3", "1-01:01:01")
+    assert top_row(_proc(state="Z", cmd="[sh]"), now)[-1] == "[sh] <defunct>"
+    assert top_row(_proc(uid=54321), now)[0] == "54321"                    # no such user: the number
+
+
+def test_tabwriter_pads_all_but_the_last_column():
+    lines = tabwriter([TOP_HEAD, ("root", "1", "0", "0", "10:00", "?", "00:00:00", "a long command")])
+    assert lines[0].startswith("UID" + " " * 17 + "PID") and lines[0].endswith("TIME" + " " * 16 + "CMD")
+    assert lines[1].endswith("00:00:00" + " " * 12 + "a long command")
+
+
+def test_processes_of_this_process_are_read_from_proc():
+    (me,) = [p for p in processes(os.getpid()) if p.pid == os.getpid()]
+    assert me.uid == os.getuid() and me.ppid == os.getppid() and me.state in "RS"
+    assert me.started <= time.time() and ("python" in me.cmd or "pytest" in me.cmd)
+
+
+def test_block_io_of_v1_and_v2(tmp_path):
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir(), v2.mkdir()
+    (v1 / "blkio.throttle.io_service_bytes").write_text(
+        "8:0 Read 4096\n8:0 Write 100\n8:0 Sync 1\n8:0 Total 4196\n8:16 Read 4\nTotal 4200\n")
+    (v2 / "io.stat").write_text("8:0 rbytes=10 wbytes=20 rios=1 wios=2\n8:16 rbytes=1 wbytes=2 dbytes=0\n")
+    assert _block_io({"blkio": str(v1)}) == (4100, 100)
+    assert _block_io({"": str(v2)}) == (11, 22)
+    assert _block_io({"": str(tmp_path / "missing")}) == (0, 0)
+
+
+def test_net_io_of_the_host_network_is_zero():
+    assert _net_io(os.getpid()) == (0, 0) == _net_io(1)
