@@ -34,32 +34,30 @@ def create_cmd(settings: Settings, subnet: str | None, gateway: str | None, brid
 
 
 @network_group.command("ls")
-@click.option("-q", "--quiet", is_flag=True, help="Only names.")
+@click.option("-q", "--quiet", is_flag=True, help="Only network ids.")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate network ids.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="name=, id=, driver=, label=, type=custom|builtin (repeatable).")
 @click.option("--format", "fmt", default=None, help="'table', 'json', or a Go template ('{{.Name}} {{.Driver}}').")
 @pass_settings
-def ls_cmd(settings: Settings, quiet: bool, no_trunc: bool, fmt: str | None) -> None:
+def ls_cmd(settings: Settings, quiet: bool, no_trunc: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List networks."""
     from runner import network
 
+    from .template import Template
     from .views import contexts as ctx
+    from .views.networks import parse_filters
 
-    template = ctx.template_for(fmt, ctx.NETWORK_TABLE)
-    nets = network.list_networks(settings.root)
+    keep = parse_filters(filters, network.DEFAULT_NETWORK)
+    nets = [n for n in network.list_networks(settings.root) if keep(n)]
     if quiet:
         for n in nets:
-            click.echo(n.name)
+            click.echo(n.id if no_trunc else n.id[:12])
         return
-    if template is not None:
-        rows = [ctx.NetworkFields(ctx.network_document(n), trunc=not no_trunc) for n in nets]
-        for line in template.lines(rows, ctx.NETWORK_TITLES):
-            click.echo(line)
-        return
-    rows = [("NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE")]
-    rows += [(n.id if no_trunc else n.id[:12], n.name, "bridge", n.subnet, n.bridge) for n in nets]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    template = ctx.template_for(fmt, ctx.NETWORK_TABLE) or Template("table " + ctx.NETWORK_TABLE)
+    rows = [ctx.NetworkFields(ctx.network_document(n), trunc=not no_trunc) for n in nets]
+    for line in template.lines(rows, ctx.NETWORK_TITLES):
+        click.echo(line)
 
 
 @network_group.command("rm")
@@ -88,7 +86,7 @@ def rm_cmd(settings: Settings, names: tuple[str, ...]) -> int:
 @click.argument("names", nargs=-1, required=True)
 @pass_settings
 def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> None:
-    """Show networks as JSON: record, bridge state, NAT status, endpoints (and Docker's fields for --format)."""
+    """Show networks as Docker's JSON document, with pybuild's bridge state, NAT status and endpoints."""
     from runner import network
 
     template = None
@@ -96,12 +94,15 @@ def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> 
         from .template import Template
 
         template = Template(fmt)
-    docs = [network.inspect_network(settings.root, n) for n in names]
+    from .views.networks import inspect_document
+
+    by_name = {n.name: n for n in network.list_networks(settings.root)}
+    docs = []
+    for n in names:
+        facts = network.inspect_network(settings.root, n)
+        docs.append(inspect_document(by_name[facts["name"]], facts))
     if template is None:
         click.echo(json.dumps(docs, indent=2))
         return
-    from .views.contexts import network_document
-
-    by_name = {n.name: n for n in network.list_networks(settings.root)}
     for d in docs:
-        click.echo(template.execute({**network_document(by_name[d["name"]]), **d}))
+        click.echo(template.execute(d))

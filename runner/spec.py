@@ -304,6 +304,10 @@ def _annotations(cfg: ContainerConfig, opts: RunOptions) -> tuple[tuple[str, str
             annotations[f"org.pybuild.{key}"] = "\n".join(values)
     if opts.ip:
         annotations["org.pybuild.ip"] = opts.ip
+    if opts.group_add:
+        annotations["org.pybuild.groupAdd"] = "\n".join(opts.group_add)
+    if opts.devices:       # inspect's HostConfig.Devices: the host side is nowhere else in the spec
+        annotations["org.pybuild.devices"] = "\n".join(f"{d.host_path}:{d.path}:{d.access}" for d in opts.devices)
     return tuple(annotations.items())
 
 

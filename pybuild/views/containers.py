@@ -9,7 +9,7 @@ import time
 from runner.records import PAUSED, RESTARTING, RUNNING, DEAD, EXITED, STARTING, ContainerState, rfc3339
 
 __all__ = ["display_status", "human_ago", "human_status", "inspect_document", "ps_document",
-           "host_addr", "ports_text", "health_suffix", "health_document"]
+           "host_addr", "host_config_document", "networks_document", "ports_text", "health_suffix", "health_document"]
 
 
 def display_status(cur: ContainerState) -> str:
@@ -103,6 +103,7 @@ def _inspect_document(d) -> dict:
     cfg, cur = d.config, d.state
     proc = cfg.spec.process
     net = cfg.network.to_dict()
+    host = d.host
     ports: dict[str, list[dict]] = {}
     for p in cfg.ports:
         ports.setdefault(f"{p.container_port}/{p.protocol}", []).append({"HostIp": p.host_ip,
@@ -144,6 +145,7 @@ def _inspect_document(d) -> dict:
             "Privileged": d.privileged,
             "SecurityOpt": ["seccomp=" + d.seccomp]
             + [o for o in (cfg.spec.annotation("org.pybuild.securityOpt") or "").split("\n") if o],
+            **host_config_document(host),
         },
         "Config": {
             "Hostname": d.hostname,
@@ -156,14 +158,57 @@ def _inspect_document(d) -> dict:
             "Labels": cfg.labels,
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout,
+            "ExposedPorts": {p: {} for p in host.exposed_ports},
         },
         "Mounts": mounts,
         "NetworkSettings": {
             "IPAddress": net.get("ip", ""),
             "Gateway": net.get("gateway", ""),
             "MacAddress": net.get("mac", ""),
-            "Networks": {net["network"]: net} if net.get("network") else {},
+            "Networks": networks_document(d),
             "Ports": ports,
             "SandboxKey": net.get("netns_path", ""),
         },
     }
+
+
+def host_config_document(host) -> dict:
+    """``HostConfig``'s run-flag fields for a :class:`runner.details.HostSettings`, as Docker names them."""
+    return {
+        "Dns": list(host.dns), "DnsOptions": list(host.dns_options), "DnsSearch": list(host.dns_search),
+        "ExtraHosts": list(host.extra_hosts),
+        "GroupAdd": list(host.group_add),
+        "IpcMode": host.ipc_mode, "PidMode": host.pid_mode, "UTSMode": host.uts_mode,
+        "ShmSize": host.shm_size,
+        "CpuShares": host.cpu_shares, "CpusetCpus": host.cpuset_cpus,
+        "MemoryReservation": host.memory_reservation, "MemorySwap": host.memory_swap,
+        "Devices": [{"PathOnHost": h, "PathInContainer": c, "CgroupPermissions": a} for h, c, a in host.devices],
+        "Ulimits": [{"Name": n, "Soft": soft, "Hard": hard} for n, soft, hard in host.ulimits],
+        "Sysctls": dict(host.sysctls),
+    }
+
+
+def networks_document(d) -> dict:
+    """``NetworkSettings.Networks``: the container's endpoint on its network, keyed by network name."""
+    net, cfg = d.config.network, d.config
+    if not net.network:
+        return {}
+    aliases = list(d.host.aliases)
+    return {net.network: {
+        **net.to_dict(),        # pybuild's own facts (bridge, host_veth, nat, etc_files...) beside Docker's
+        "IPAMConfig": {"IPv4Address": cfg.spec.annotation("org.pybuild.ip")} if cfg.spec.annotation("org.pybuild.ip")
+        else None,
+        "Links": None,
+        "Aliases": aliases or None,
+        "MacAddress": net.mac or "",
+        "DriverOpts": None,
+        "NetworkID": d.network_id,
+        "EndpointID": d.endpoint_id,
+        "Gateway": net.gateway or "",
+        "IPAddress": net.ip or "",
+        "IPPrefixLen": net.prefixlen or 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": [cfg.name, cfg.id[:12], *aliases],
+    }}

@@ -286,6 +286,11 @@ def _sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def endpoint_id(network_id: str, container_id: str) -> str:
+    """The id of a container's endpoint on a network (Docker's ``EndpointID``): stable, 64 hex digits."""
+    return _sha256_hex(f"{network_id}/{container_id}")
+
+
 def remove(root: str, name: str) -> None:
     """Delete the record directory of ``name`` (the caller checks that it has no endpoints)."""
     if name == DEFAULT_NETWORK:

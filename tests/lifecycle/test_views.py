@@ -28,7 +28,8 @@ def test_inspect_document_from_details():
                                                         ip="10.1.0.2", etc_files=(("hosts", "/e/hosts"),)))
     d = ContainerDetails(config=cfg, state=r.ContainerState(status=r.RESTARTING, exit_code=1), log_path="/l",
                          mounts=(MountPoint("volume", "/v/_data", "/data", ("rbind",), True, "v"),),
-                         hostname="web", privileged=False, seccomp="default")
+                         hostname="web", privileged=False, seccomp="default",
+                         network_id="n" * 64, endpoint_id="e" * 64)
     doc = inspect_document(d)
     assert doc["Name"] == "/web" and doc["Path"] == "sh" and doc["Args"] == ["-c", "true"]
     assert doc["State"]["Status"] == "restarting" and doc["State"]["Restarting"] is True
@@ -38,6 +39,9 @@ def test_inspect_document_from_details():
     assert doc["HostConfig"]["SecurityOpt"] == ["seccomp=default"]
     assert doc["NetworkSettings"]["IPAddress"] == "10.1.0.2"
     assert doc["NetworkSettings"]["Networks"]["net1"]["etc_files"] == {"hosts": "/e/hosts"}
+    net1 = doc["NetworkSettings"]["Networks"]["net1"]
+    assert (net1["IPAddress"], net1["NetworkID"], net1["EndpointID"]) == ("10.1.0.2", "n" * 64, "e" * 64)
+    assert net1["DNSNames"] == ["web", "a" * 12]
     assert ports_text(cfg.ports) == "0.0.0.0:8080->80/tcp"
     assert doc["Mounts"] == [{"Type": "volume", "Source": "/v/_data", "Destination": "/data",
                               "Options": ["rbind"], "RW": True, "Name": "v"}]

@@ -137,7 +137,7 @@ class Pybuild:
         ids = self("ps", "-a", "-q", "--no-trunc").stdout.split()
         if ids:
             self("rm", "-f", *ids)
-        names = [n for n in self("network", "ls", "-q").stdout.split() if n != "pybuild"]
+        names = [n for n in self("network", "ls", "--format", "{{.Name}}").stdout.split() if n != "pybuild"]
         if names:
             self("network", "rm", *names)
 

@@ -121,6 +121,11 @@ def test_containers_on_a_user_network_reach_each_other_by_name(pb):
     assert by_name == web[:12] + "\n"
     eps = json.loads(pb("network", "inspect", pb.net, check=True).stdout)[0]["endpoints"]
     assert sorted(e["name"] for e in eps.values()) == ["db", "web"]
+    net = json.loads(pb("network", "inspect", pb.net, check=True).stdout)[0]
+    assert sorted(c["Name"] for c in net["Containers"].values()) == ["db", "web"]
+    web_doc = pb.inspect("web")
+    assert net["Containers"][web]["EndpointID"] == web_doc["NetworkSettings"]["Networks"][pb.net]["EndpointID"]
+    assert net["Id"] == web_doc["NetworkSettings"]["Networks"][pb.net]["NetworkID"] and web_doc["Id"] == web
     busy = pb("network", "rm", pb.net)
     assert busy.returncode != 0 and "still has containers attached: db, web" in busy.stderr
     pb("rm", "-f", "db", check=True)

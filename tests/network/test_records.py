@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import multiprocessing
 import os
+import re
 
 import pytest
 
@@ -218,16 +219,26 @@ def test_cli_network_commands(pybuild):
     bad = pybuild("network", "create", "--subnet", "10.213.252.0/33", "x")
     assert bad.returncode == 2 and "subnet '10.213.252.0/33'" in bad.stderr
     ls = pybuild("network", "ls", check=True).stdout.splitlines()
-    assert ls[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SUBNET", "BRIDGE"]
+    assert ls[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
     assert [line.split()[1] for line in ls[1:]] == ["pybuild", "web"]
-    assert pybuild("network", "ls", "-q", check=True).stdout.split() == ["pybuild", "web"]
+    assert pybuild("network", "ls", "--format", "{{.Name}}", check=True).stdout.split() == ["pybuild", "web"]
+    ids = pybuild("network", "ls", "-q", check=True).stdout.split()
+    assert len(ids) == 2 and all(re.fullmatch(r"[0-9a-f]{12}", i) for i in ids)
+    assert pybuild("network", "ls", "--filter", "type=custom", "--format", "{{.Name}}").stdout.split() == ["web"]
+    assert pybuild("network", "ls", "-f", "name=pyb", "-q").stdout.split() == ids[:1]
+    assert pybuild("network", "ls", "-f", f"id={ids[1][:5]}", "--format", "{{.Name}}").stdout.split() == ["web"]
+    assert pybuild("network", "ls", "-f", "label=x", "-q").stdout == ""
+    bad = pybuild("network", "ls", "-f", "colour=red")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--filter" in bad.stderr
     doc = json.loads(pybuild("network", "inspect", "web", check=True).stdout)[0]
-    assert (doc["subnet"], doc["gateway"], doc["internal"], doc["endpoints"]) == ("10.213.252.0/24", "10.213.252.1", True, {})
+    assert (doc["subnet"], doc["gateway"], doc["Internal"], doc["endpoints"]) == ("10.213.252.0/24", "10.213.252.1", True, {})
     assert doc["nat"] == "no NAT: internal network" and doc["bridge_state"] == {"present": False}
+    assert (doc["Name"], doc["Driver"], doc["Scope"], doc["Containers"]) == ("web", "bridge", "local", {})
+    assert doc["IPAM"]["Config"] == [{"Subnet": "10.213.252.0/24", "Gateway": "10.213.252.1"}] and ids[1] == doc["Id"][:12]
     rm = pybuild("network", "rm", "web", "pybuild", "nosuch")
     assert rm.returncode != 0 and rm.stdout.split() == ["web"]
     assert "default network cannot be removed" in rm.stderr and "network 'nosuch': not found" in rm.stderr
-    assert pybuild("network", "ls", "-q", check=True).stdout.split() == ["pybuild"]
+    assert pybuild("network", "ls", "--format", "{{.Name}}", check=True).stdout.split() == ["pybuild"]
 
 
 def test_same_network_name_in_two_stores_gets_two_bridges(tmp_path):

@@ -19,7 +19,7 @@ def image(pybuild, busybox_tar):
     yield IMG
     for cid in pybuild("ps", "-a", "-q", "--no-trunc").stdout.split():
         pybuild("rm", "-f", cid)
-    for name in pybuild("network", "ls", "-q").stdout.split():
+    for name in pybuild("network", "ls", "--format", "{{.Name}}").stdout.split():
         pybuild("network", "rm", name)
 
 
