@@ -144,11 +144,22 @@ def spawn_monitor(store, cid: str, check: HealthConfig, spec, pid1: int, started
     :func:`stop_monitor` (or the death of its parent) ends it; returns its pid. It holds none of the
     caller's fds, signal handlers or process group (terminal signals are the caller's to forward)."""
     parent = os.getpid()
-    pid = os.fork()
+    # SIGTERM blocked across the fork: the child starts with the caller's Python handlers (a
+    # signal forwarder), so a stop_monitor right after the fork must wait until it has its own
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         return pid
     code = 0
     try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):            # never hold the caller's stdio (a reader waits for its EOF)
+            os.dup2(null, fd)
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGTERM, _terminate)
@@ -181,11 +192,18 @@ def spawn_monitor(store, cid: str, check: HealthConfig, spec, pid1: int, started
         os._exit(code)
 
 
-def stop_monitor(pid: int) -> None:
-    """End a :func:`spawn_monitor` process (and a probe it runs) and reap it."""
+def stop_monitor(pid: int, timeout: float = 5.0) -> None:
+    """End a :func:`spawn_monitor` process (and a probe it runs) and reap it: SIGTERM, then SIGKILL
+    if it has not exited within ``timeout`` seconds."""
     try:
         os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
+        deadline = time.monotonic() + timeout
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
     except (OSError, ChildProcessError):
         pass
 

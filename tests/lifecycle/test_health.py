@@ -129,3 +129,14 @@ def test_foreground_run_is_checked_too(pybuild, image) -> None:
     assert state["Status"] == "exited" and state["ExitCode"] == 0
     assert state["Health"]["Status"] == "unhealthy"      # as moby leaves a stopped container's health
     assert _ps_status(pybuild, "fg", all=True).startswith("Exited (0)")
+
+
+def test_short_foreground_runs_with_a_check_end_and_release_their_output(pybuild, image) -> None:
+    """A container that exits at once stops its check process right after the fork: the stop must
+    wait for the monitor's own SIGTERM handler (not the forwarder it inherits), and the monitor must
+    not hold the caller's stdout/stderr, or a reader of the output (here: the captured pipes) waits
+    forever. This hung about one run in four before."""
+    for i in range(12):
+        proc = pybuild("run", "--rm", "--network", "none", "--health-cmd", "true", "--health-interval", "30s",
+                       image, "echo", f"run {i}", timeout=20)
+        assert proc.returncode == 0 and proc.stdout == f"run {i}\n", proc.stderr
