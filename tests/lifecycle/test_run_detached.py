@@ -93,8 +93,15 @@ ORPHANS = "for i in $(seq 100); do (sleep 999 &); done; exec sleep 1000"
 
 
 def _top(pybuild, cid: str) -> list[tuple[int, str, str]]:
-    rows = pybuild("top", cid, check=True).stdout.splitlines()[1:]
-    return [(int(r.split()[1]), r.split()[3], " ".join(r.split()[4:])) for r in rows]
+    """``(host pid, "Z" or "", command)`` from ``top``'s Docker columns (UID PID PPID C STIME TTY TIME
+    CMD; a zombie's CMD ends in ``<defunct>``, as ``ps -ef`` writes it)."""
+    out = []
+    for r in pybuild("top", cid, check=True).stdout.splitlines()[1:]:
+        cols = r.split(None, 7)
+        cmd = cols[7]
+        zombie = cmd.endswith(" <defunct>")
+        out.append((int(cols[1]), "Z" if zombie else "", cmd.removesuffix(" <defunct>")))
+    return out
 
 
 def _kill_orphans_once_exec_done(pybuild, cid: str) -> None:
