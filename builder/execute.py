@@ -86,6 +86,7 @@ class Executor:
         self.work = new_workdir(store.root)
         self.hits = 0
         self.remote_hits = 0
+        self._looked_up: dict[str, tuple] = {}
         self.steps = 0
         self._lock = threading.Lock()
         self._stage_images: dict[int, StageImage] = {}
@@ -104,10 +105,17 @@ class Executor:
     def run(self, plan: Plan) -> BuildResult:
         self._target = plan.target
         futures: dict[int, Future] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="stage") as pool:
-            for idx in plan.order:
+        order = plan.order
+        if self.shared is not None and self.shared.may_prune and not self.options.no_cache:
+            # with a shared cache: skip the stages hits make moot (not when mode=max must record them all)
+            from .remotecache.prune import needed_stages
+
+            needed = needed_stages(plan, lambda v: self._lookup(self._layer_key(v))[0] is not None)
+            order = tuple(i for i in order if i in needed)
+        with ThreadPoolExecutor(max_workers=max(1, len(order)), thread_name_prefix="stage") as pool:
+            for idx in order:
                 stage = plan.stages[idx]
-                deps = {d: futures[d] for d in stage.deps}
+                deps = {d: futures[d] for d in stage.deps if d in futures}
                 futures[idx] = pool.submit(self._stage, stage, deps)
             final = futures[plan.target].result()
             for f in futures.values():
@@ -160,11 +168,16 @@ class Executor:
         """The cache entry of ``key`` and where it came from ("" local, "registry", "local"), or (None, "")."""
         if self.options.no_cache:
             return None, ""
+        with self._lock:
+            if key in self._looked_up:  # the answer the stage pruning relied on
+                return self._looked_up[key]
         entry = self.cache.get(key)
-        if entry is not None:
-            return entry, ""
-        remote = self.remote.get(key) if self.remote is not None else None
-        return (remote, remote.origin) if remote is not None else (None, "")
+        found = (entry, "") if entry is not None else (None, "")
+        if entry is None and self.remote is not None:
+            remote = self.remote.get(key)
+            found = (remote, remote.origin) if remote is not None else (None, "")
+        with self._lock:
+            return self._looked_up.setdefault(key, found)
 
     def _vertex(self, stage: Stage, label: str, v: Vertex, image: StageImage, position: tuple[int, int],
                 parent: str = "") -> StageImage:

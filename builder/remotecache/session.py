@@ -36,6 +36,11 @@ class CacheSession:
         self.recorder = Recorder()
         self.lines: list[str] = []
 
+    @property
+    def may_prune(self) -> bool:
+        """Whether stages that hits make moot may be skipped: yes, unless a mode=max export wants them."""
+        return not any(s.mode == "max" for s in self.exports)
+
     def close(self) -> None:
         self.remotes.close()
 
