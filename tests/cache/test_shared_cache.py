@@ -134,6 +134,9 @@ def test_fresh_machine_hits_every_step_and_pushes_only_manifests(fleet) -> None:
     ia = f(f.a, "images", "--no-trunc", "-q", f"{f.host}/team/app:a").stdout.split()
     ib = f(b, "images", "--no-trunc", "-q", f"{f.host}/team/b:1").stdout.split()
     assert ia == ib
+    # a lazy image is not a broken one
+    fsck = f(b, "fsck")
+    assert "lazy" in fsck.stdout + fsck.stderr
     # run needs the bytes: fetched now, verified, and the stamp is A's
     mark = f.log_mark()
     stamp = f(b, "run", "--rm", "--network", "none", f"{f.host}/team/b:1", "cat", "/out/stamp").stdout
