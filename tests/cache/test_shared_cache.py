@@ -234,3 +234,22 @@ def test_min_cache_alone_rebuilds_the_image(fleet, tmp_path: Path) -> None:
     assert _cached(out) == 3 and "[build" not in out.stderr, out.stderr
     # the zstd layers of the cache, fetched and unpacked by run: the same files as A's
     assert f(b, "run", "--rm", "--network", "none", "app:min", "cat", "/out/stamp").stdout == f.a_stamp
+
+
+def test_push_elsewhere_fetches_lazy_layers_first(fleet) -> None:
+    """Pushed where no mount can bring them (another registry name), lazy layers come down from the
+    cache's repository, verified, then go up; re-exporting the cache to the same registry mounts."""
+    f, b = fleet, fleet.machine()
+    port = f.host.rsplit(":", 1)[1]
+    other = f"localhost:{port}"
+    env = dict(f.env, PYBUILD_INSECURE_REGISTRIES=f"{f.host},{other}")
+    out = b("login", other, "-u", f.registry.user, "--password-stdin", input=f.registry.password + "\n", env=env)
+    assert out.returncode == 0, out.stderr
+    out = b("build", "--progress", "plain", "-t", "app:elsewhere", "--cache-from", f"type=registry,ref={f.min_ref}",
+            "--cache-to", f"type=registry,ref={f.host}/cache/again:1", str(f.ctx), env=env)
+    assert out.returncode == 0 and "0 cached layers downloaded" in out.stderr, out.stderr
+    mark = f.log_mark()
+    out = b("push", "app:elsewhere", f"{other}/other/x:1", env=env)
+    assert out.returncode == 0, out.stderr
+    assert len(f.blob_gets(mark)) >= 3  # the lazy layers, fetched to be uploaded
+    assert [l for l in f.log_lines()[mark:] if re.search(r'"PUT /v2/other/x/blobs/uploads/', l)]
