@@ -43,6 +43,7 @@ class FsckReport:
     removed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unrepaired: int = 0
+    corrupt: set = field(default_factory=set)  # blobs found corrupt: an image that needs one is broken
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,7 @@ def _check_blobs(store, report: FsckReport, repair: bool) -> None:
                     r.verify_rest()
             except PybuildError as exc:
                 fixed = None
+                report.corrupt.add(digest)
                 if repair:
                     store.blobs.delete(digest)
                     fixed = f"removed corrupt blob {digest}"
@@ -96,7 +98,7 @@ def _check_records(store, report: FsckReport, repair: bool) -> None:
             image = store.images.load(record, lazy=True)
             for layer in image.manifest.layers:
                 if not store.blobs.has(layer.digest):
-                    if not _known_remote(store, layer.digest):
+                    if layer.digest in report.corrupt or not _known_remote(store, layer.digest):
                         raise NotFound(f"layer {layer.digest} is not in the store")
                     report.notes.append(f"image {record.name}: layer {layer.digest.short} is lazy (a build cache "
                                         "hit or a lazy pull: fetched from its registry when needed)")
