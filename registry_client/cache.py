@@ -8,29 +8,23 @@ The builder owns what a cache *means* (``builder.remotecache``); this module onl
 - :func:`push_cache_manifest` pushes a manifest already in the store through :func:`push` (blobs
   skipped when present, mounted across repositories from a known source, else uploaded), so a cache
   layer the local store only knows lazily is mounted, never downloaded.
-- :class:`Remotes` keeps one :class:`Registry` per host (credentials as push and pull find them)
-  and fetches a blob the store lacks from a repository :class:`SourceIndex` names for it; the
-  store's ingest checks every byte against the digest before the blob exists.
+- :func:`complete_image` fetches the layers of a stored image that the store knows only lazily,
+  through :class:`registry_client.remotes.Remotes`.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
-from layers.descriptor import Descriptor
 from layers.digest import Digest
-from layers.errors import NotFound, PybuildError
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
 
-from .errors import RegistryError
-from .progress import QuietProgress
-from .sources import SourceIndex
+from .remotes import Remotes
 from .store import LocalStore
 from .transport import TransportConfig
 
-__all__ = ["CacheDocument", "Remotes", "fetch_cache_document", "push_cache_manifest", "CONFIG_MAX"]
+__all__ = ["CacheDocument", "Remotes", "complete_image", "fetch_cache_document", "push_cache_manifest", "CONFIG_MAX"]
 
 CONFIG_MAX = 16 << 20
 
@@ -43,70 +37,6 @@ class CacheDocument:
     config: bytes
     registry: str
     repository: str
-
-
-class Remotes:
-    """Registries by host, opened on first use and closed by :meth:`close`. Thread-safe."""
-
-    def __init__(self, transport: TransportConfig | None = None) -> None:
-        self.transport = transport or TransportConfig()
-        self._open: dict = {}
-        self._lock = threading.Lock()
-        self.fetched_bytes = 0
-        self.fetched_blobs = 0
-
-    def registry(self, host: str):
-        """The :class:`registry_client.client.Registry` for ``host`` (httpx is imported on first use)."""
-        from .client import Registry
-        from .credentials import CredentialStore
-
-        with self._lock:
-            reg = self._open.get(host)
-            if reg is None:
-                reg = self._open[host] = Registry(host, config=self.transport,
-                                                  credentials=CredentialStore().get(host))
-            return reg
-
-    def close(self) -> None:
-        with self._lock:
-            regs, self._open = list(self._open.values()), {}
-        for reg in regs:
-            reg.close()
-
-    def fetch_missing(self, store: LocalStore, desc: Descriptor) -> bool:
-        """Make ``desc`` present in ``store`` from a repository the source index names for it; True
-        when bytes were downloaded. Raises :class:`NotFound` when no known source has it."""
-        from .pull import fetch_blob
-
-        if store.blobs.has(desc.digest):
-            return False
-        sources = SourceIndex(store.root).locations(desc.digest)
-        errors = []
-        for host, repo in sources:
-            try:
-                before = _Bytes()
-                done = fetch_blob(store, self.registry(host).repository(repo), desc, _Counting(before))
-                with self._lock:
-                    self.fetched_bytes += before.n
-                    self.fetched_blobs += int(done)
-                return done
-            except (RegistryError, PybuildError) as exc:
-                errors.append(f"{host}/{repo}: {exc}")
-        where = "; ".join(errors) if errors else "no registry is known to have it"
-        raise NotFound(f"layer {desc.digest} is not in the store and could not be fetched ({where})")
-
-
-class _Bytes:
-    n = 0
-
-
-class _Counting(QuietProgress):
-    def __init__(self, box: _Bytes) -> None:
-        super().__init__()
-        self.box = box
-
-    def advance(self, key: str, n: int) -> None:
-        self.box.n += n
 
 
 def complete_image(store, name: str, transport: TransportConfig | None = None) -> int:

@@ -125,7 +125,7 @@ def _push_blob(up: _Upload, desc: Descriptor) -> str:
                 progress.end(key, f"Mounted from {source}")
                 return "mounted"
     if not store.blobs.has(desc.digest):  # a lazy layer no mount could bring: fetched (verified) first
-        from .cache import Remotes
+        from .remotes import Remotes
 
         remotes = Remotes(repo.registry.config)
         try:

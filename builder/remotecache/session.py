@@ -28,7 +28,7 @@ class CacheSession:
 
     def __init__(self, store: Store, imports: tuple[CacheSpec, ...], exports: tuple[CacheSpec, ...],
                  transport=None, jobs: int = 4) -> None:
-        from registry_client.cache import Remotes
+        from registry_client.remotes import Remotes
 
         self.store, self.imports, self.exports, self.jobs = store, imports, exports, jobs
         self.remotes = Remotes(transport)
