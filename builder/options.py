@@ -58,6 +58,8 @@ class BuildOptions:
     outputs: tuple[str, ...] = ()
     push: bool = False
     jobs: int = 4
+    cache_from: tuple[str, ...] = ()  # --cache-from specs (builder.remotecache.spec)
+    cache_to: tuple[str, ...] = ()  # --cache-to specs
 
     def __post_init__(self) -> None:
         from .errors import BuildError
