@@ -5,50 +5,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import dataclass
 
 import click
 
+from .compose_args import ComposeArgs, pass_args, sink_for
 from .context import Settings
 
 __all__ = ["compose_group"]
-
-
-@dataclass(frozen=True)
-class ComposeArgs:
-    """The group's options: what the project is loaded from."""
-
-    settings: Settings
-    files: tuple[str, ...]
-    project_name: str | None
-    profiles: tuple[str, ...]
-    env_files: tuple[str, ...]
-    project_directory: str | None
-
-    def project(self):
-        from compose.load import load_project
-
-        profiles = self.profiles or tuple(p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p)
-        return load_project(list(self.files) or None, self.project_name, self.project_directory,
-                            list(self.env_files) or None, list(profiles), None)
-
-    def engine(self, *, quiet: bool = False):
-        from compose.apply import Engine, Reporter
-
-        from .views.compose import event_line
-
-        def event(kind: str, name: str, status: str) -> None:
-            click.echo(event_line(kind, name, status), err=True)
-
-        reporter = Reporter(None if quiet else event, lambda text: click.echo(f"pybuild: {text}", err=True),
-                            None if quiet else sys.stderr)
-        s = self.settings
-        return Engine(s.root, s.state_dir, s.insecure_registries, s.tls_ca, reporter)
-
-
-pass_args = click.make_pass_decorator(ComposeArgs)
 
 
 @click.group("compose")
@@ -62,18 +26,6 @@ def compose_group(ctx: click.Context, files, project_name, profiles, env_files, 
     """Define and run multi-container applications (the Compose Specification)."""
     ctx.obj = ComposeArgs(ctx.find_object(Settings), tuple(files), project_name, tuple(profiles), tuple(env_files),
                           project_directory)
-
-
-def _sink(colour: bool):
-    from .views.compose import Colours
-
-    colours = Colours(colour)
-
-    def sink(prefix: str, stream: str, text: str) -> None:
-        click.echo(colours.paint(prefix) + text, err=False)
-        sys.stdout.flush()
-
-    return sink
 
 
 @compose_group.command("up")
@@ -108,7 +60,7 @@ def up_cmd(args: ComposeArgs, detach, build, pull, wait, wait_timeout, force_rec
         return 0
     names = set(result.names())
     ours = [c for c in project_containers(engine, project.name) if c.name in names]
-    return attach(engine, project, ours, _sink(sys.stdout.isatty() and not no_color), since=result.started_at,
+    return attach(engine, project, ours, sink_for(sys.stdout.isatty() and not no_color), since=result.started_at,
                   abort_on_exit=abort_on_container_exit or bool(exit_code_from), exit_code_from=exit_code_from,
                   stop_timeout=timeout)
 
@@ -167,7 +119,7 @@ def logs_cmd(args: ComposeArgs, follow, tail, timestamps, no_color, no_log_prefi
 
     if tail != "all" and not tail.isdigit():
         raise InvalidInput(f"--tail {tail!r}: expected a number or 'all'")
-    sink = _sink(sys.stdout.isatty() and not no_color)
+    sink = sink_for(sys.stdout.isatty() and not no_color)
     if no_log_prefix:
         sink = lambda prefix, stream, text: click.echo(text)     # noqa: E731
     engine = args.engine(quiet=True)
@@ -221,4 +173,11 @@ def version_cmd(short) -> None:
     click.echo(v if short else f"pybuild compose version {v}")
 
 
-from . import cmd_compose_ops  # noqa: E402,F401  (registers build/pull/push/run/exec/start/stop...)
+def _register() -> None:
+    from . import cmd_compose_ops
+
+    for cmd in cmd_compose_ops.COMMANDS:
+        compose_group.add_command(cmd)
+
+
+_register()

@@ -1,6 +1,6 @@
 """The rest of ``pybuild compose``: build, pull, push, run, exec and the per-container commands (start,
 stop, restart, kill, rm, pause, unpause, top, images, port). Registered on
-:data:`pybuild.cmd_compose.compose_group`; each is a few lines over :mod:`compose.apply`."""
+:data:`pybuild.cmd_compose.compose_group` (listed in :data:`COMMANDS`); each is a few lines over :mod:`compose.apply`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,27 @@ import sys
 
 import click
 
-from .cmd_compose import ComposeArgs, compose_group, pass_args
+from .compose_args import ComposeArgs, pass_args
 
-__all__: list[str] = []
+__all__ = ["COMMANDS"]
+
+COMMANDS: list[click.Command] = []
+
+
+class _Group:
+    """Collects the commands defined here (``pybuild.cmd_compose`` adds them to its group)."""
+
+    @staticmethod
+    def command(name: str, **kw):
+        def deco(f):
+            cmd = click.command(name, **kw)(f)
+            COMMANDS.append(cmd)
+            return cmd
+
+        return deco
+
+
+compose_group = _Group()
 
 
 @compose_group.command("build")
@@ -50,7 +68,7 @@ def pull_cmd(args: ComposeArgs, ignore_buildable, quiet, services) -> None:
 @click.argument("services", nargs=-1)
 @pass_args
 def push_cmd(args: ComposeArgs, services) -> None:
-    """Push service images (those with an ``image:`` name)."""
+    """Push service images (those with an image: name)."""
     from compose.apply import push_image
     from compose.plan import select
 
