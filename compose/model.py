@@ -297,7 +297,8 @@ class ConfigSpec:
 class Project:
     """A loaded project. ``environment`` is the interpolation environment that was used (process
     environment over ``.env``/``--env-file``, as Compose v2); ``files`` the compose files in merge
-    order; ``disabled`` the services left out by profiles (name only, so ``run`` can say why)."""
+    order; ``disabled`` the services left out by profiles (name only, so ``run`` can say why);
+    ``warnings`` what the CLI should print to stderr (the loader never prints)."""
 
     name: str
     working_dir: str
@@ -310,6 +311,7 @@ class Project:
     files: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
     disabled: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()   # e.g. 'The "TAG" variable is not set. Defaulting to a blank string.'
 
     def service(self, name: str) -> Service:
         """The service called ``name``; KeyError if the project has none (or it is disabled)."""
