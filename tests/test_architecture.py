@@ -26,7 +26,7 @@ THIRD_PARTY = {
     "registry_client": {"httpx", "httpcore", "cryptography"},  # httpcore: httpx's own transport layer
     "runner": {"pyroute2"},
     "builder": {"dockerfile_parse"},
-    "compose": {"yaml", "jsonschema"},
+    "compose": {"yaml"},
     "pybuild": {"click"},
 }
 
