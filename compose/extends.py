@@ -32,7 +32,7 @@ def resolve_extends(services: dict, where, load_other, file: str) -> dict:
             chain = " -> ".join(n for _, n in stack + (key,))
             raise w.error(f"circular extends: {chain}", ("services", name, "extends"))
         svc = svcs[name]
-        ext = svc.get("extends") if isinstance(svc, dict) else None
+        ext = svc.get("extends") if isinstance(svc, dict) else None  # !reset / !override pass through
         if not ext:
             cache[key] = svc
             return svc
@@ -46,6 +46,8 @@ def resolve_extends(services: dict, where, load_other, file: str) -> dict:
             raise w.error(f"cannot extend service {base_name!r}: no such service"
                           + (f" in {ext['file']}" if ext.get("file") else ""), ("services", name, "extends"))
         base = resolve(base_name, base_svcs, base_w, base_file, stack + (key,))
+        if not isinstance(base, dict):
+            raise w.error(f"cannot extend service {base_name!r}: it is not a mapping", ("services", name, "extends"))
         local = {k: v for k, v in svc.items() if k != "extends"}
         merged = merge_services(base, local)
         cache[key] = merged

@@ -31,7 +31,7 @@ from compose.normalize import Context, build_service
 from compose.resources import config_specs, network_specs, secret_specs, volume_specs
 from compose.resources import project_name as _resolve_name
 from compose.schema import validate
-from compose.yamlload import Parsed, parse
+from compose.yamlload import Override, Parsed, Reset, parse
 
 __all__ = ["load_project"]
 
@@ -111,8 +111,7 @@ def load_project(files=(), project_name=None, project_dir=None, env_files=(), pr
         validate(strip_tags(parsed.data), where)
         data = dict(parsed.data or {})
         services = data.get("services") or {}
-        data["services"] = {name: canon_service(svc, base_dir, where, ("services", name), env)
-                            for name, svc in services.items()}
+        data["services"] = {name: _canon(svc, base_dir, where, name, env) for name, svc in services.items()}
         return parsed, data, where
 
     def load_other(path: str):
@@ -128,6 +127,14 @@ def load_project(files=(), project_name=None, project_dir=None, env_files=(), pr
         merged = merge_documents(merged, data) if merged else data
     where = _MergedWhere(parsed_all)
     return _project(merged, where, cli_name, project_dir, env, environ, paths, profiles, targets, missing)
+
+
+def _canon(svc, base_dir, where, name, env):
+    if isinstance(svc, Reset):
+        return svc
+    if isinstance(svc, Override):
+        return Override(canon_service(svc.value, base_dir, where, ("services", name), env))
+    return canon_service(svc, base_dir, where, ("services", name), env)
 
 
 def _read_text(path: str, stdin) -> str:
