@@ -78,6 +78,8 @@ def canon_service(svc: dict, base_dir: str, where: Where, path: tuple, environ) 
         if handler is not None and raw is not None:
             try:
                 out[key] = _wrap_like(value, handler(raw, base_dir, environ))
+            except _ItemError as exc:
+                raise where.error(str(exc), path + (key, exc.index)) from None
             except ValueError as exc:
                 raise where.error(str(exc), path + (key,)) from None
     return out
@@ -132,14 +134,29 @@ def _env_files(v, base_dir, environ):
     return out
 
 
+class _ItemError(ValueError):
+    def __init__(self, why: str, index: int) -> None:
+        super().__init__(why)
+        self.index = index
+
+
 def _ports(v, base_dir, environ):
-    return [parse_port(p) for p in v]
+    out = []
+    for i, p in enumerate(v):
+        try:
+            out.append(parse_port(p))
+        except ValueError as exc:
+            raise _ItemError(str(exc), i) from None
+    return out
 
 
 def _volumes(v, base_dir, environ):
     out = []
-    for item in v:
-        vol = parse_volume(item)
+    for i, item in enumerate(v):
+        try:
+            vol = parse_volume(item)
+        except ValueError as exc:
+            raise _ItemError(str(exc), i) from None
         if vol.get("type") == "bind" and vol.get("source"):
             vol["source"] = _abs(str(vol["source"]), base_dir, environ)
         out.append(vol)

@@ -25,8 +25,10 @@ SERVICE_KEYS = frozenset({
     "stop_grace_period", "ports", "expose", "networks", "network_mode", "extra_hosts", "dns", "dns_search",
     "dns_opt", "volumes", "tmpfs", "read_only", "depends_on", "healthcheck", "restart", "scale", "deploy",
     "mem_limit", "cpus", "pids_limit", "ulimits", "labels", "cap_add", "cap_drop", "profiles", "secrets",
-    "configs", "platform", "logging",
+    "configs", "platform", "logging", "security_opt", "sysctls",
 })
+_PULL_POLICIES = {"always": "always", "never": "never", "missing": "missing", "if_not_present": "missing",
+                  "build": "build"}
 _BUILD_KEYS = {"context", "dockerfile", "dockerfile_inline", "args", "target", "cache_from", "secrets", "labels",
                "network", "no_cache", "pull", "tags", "platforms"}
 _NET_KEYS = {"aliases", "ipv4_address", "ipv6_address", "priority"}
@@ -110,7 +112,7 @@ def build_service(name: str, raw: dict, ctx: Context) -> Service:
         raise s.fail("network_mode and networks cannot be combined", "networks")
     limits, replicas = _limits(s)
     return Service(
-        name=name, image=s.get("image"), build=_build(s), pull_policy=s.get("pull_policy"),
+        name=name, image=s.get("image"), build=_build(s), pull_policy=_pull_policy(s),
         container_name=s.get("container_name"),
         command=_command(s, "command"), entrypoint=_command(s, "entrypoint"),
         environment=_environment(s), working_dir=s.get("working_dir"),
@@ -132,7 +134,19 @@ def build_service(name: str, raw: dict, ctx: Context) -> Service:
         cap_add=tuple(s.get("cap_add", ())), cap_drop=tuple(s.get("cap_drop", ())),
         profiles=tuple(s.get("profiles", ())), secrets=_refs(s, "secrets"), configs=_refs(s, "configs"),
         platform=s.get("platform"), logging_driver=_logging(s),
+        security_opt=tuple(map(str, s.get("security_opt", ()))),
+        sysctls=tuple((k, "" if v is None else v) for k, v in s.get("sysctls", {}).items()),
     )
+
+
+def _pull_policy(s: _Svc):
+    value = s.raw.get("pull_policy")
+    if value is None:
+        return None
+    if value not in _PULL_POLICIES:
+        raise s.fail(f"pull_policy {value!r} is not supported by pybuild (always, never, missing, build)",
+                     "pull_policy")
+    return _PULL_POLICIES[value]
 
 
 def _build(s: _Svc) -> BuildSpec | None:

@@ -7,6 +7,7 @@ and line. Short and long syntax meet here so that merging and normalising see on
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 __all__ = ["parse_port", "expand_ports", "parse_volume", "duration", "size", "port_range"]
@@ -101,6 +102,11 @@ def parse_port(value) -> dict:
         published, target = parts[0] or None, parts[1]
     else:
         raise ValueError(f"invalid port {value!r}")
+    if host_ip:
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise ValueError(f"invalid host IP {host_ip!r} in port {value!r}") from None
     port_range(target)
     if published is not None:
         port_range(published)
