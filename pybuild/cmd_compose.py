@@ -52,7 +52,7 @@ def up_cmd(args: ComposeArgs, detach, build, pull, wait, wait_timeout, force_rec
 
     if (detach or wait) and (abort_on_container_exit or exit_code_from):
         raise click.UsageError("--abort-on-container-exit and --exit-code-from cannot be used with -d/--wait")
-    project, engine = args.project(), args.engine()
+    project, engine = args.project(services), args.engine()
     result = up(engine, project, UpOptions(services=tuple(services), no_deps=no_deps, build=build, pull=pull,
                                            force_recreate=force_recreate, remove_orphans=remove_orphans,
                                            scale=tuple(scale), wait=wait, wait_timeout=wait_timeout, timeout=timeout))

@@ -41,7 +41,7 @@ def build_cmd(args: ComposeArgs, no_cache, pull, services) -> None:
     from compose.apply import build_service
     from compose.plan import select
 
-    project, engine = args.project(), args.engine()
+    project, engine = args.project(services), args.engine()
     for name in select(project, services, with_deps=False):
         if project.service(name).build is not None:
             build_service(engine, project, project.service(name), no_cache=no_cache, pull=pull)
@@ -57,7 +57,7 @@ def pull_cmd(args: ComposeArgs, ignore_buildable, quiet, services) -> None:
     from compose.apply import pull_image
     from compose.plan import image_name, select
 
-    project, engine = args.project(), args.engine(quiet=quiet)
+    project, engine = args.project(services), args.engine(quiet=quiet)
     for name in select(project, services, with_deps=False):
         svc = project.service(name)
         if svc.image and not (ignore_buildable and svc.build is not None):
@@ -72,7 +72,7 @@ def push_cmd(args: ComposeArgs, services) -> None:
     from compose.apply import push_image
     from compose.plan import select
 
-    project, engine = args.project(), args.engine()
+    project, engine = args.project(services), args.engine()
     for name in select(project, services, with_deps=False):
         svc = project.service(name)
         if svc.image:
@@ -104,7 +104,7 @@ def run_cmd(args: ComposeArgs, detach, rm, env, no_deps, no_tty, user, workdir, 
         raise InvalidInput("compose run -d is not supported: use compose up -d SERVICE")
     tty = not no_tty and sys.stdin.isatty() and sys.stdout.isatty()
     ep = None if entrypoint is None else ((entrypoint,) if entrypoint else ())
-    return run(args.engine(), args.project(), RunRequest(
+    return run(args.engine(), args.project((service,)), RunRequest(
         service=service, command=tuple(command) or None, env=tuple(env), rm=rm, no_deps=no_deps, tty=tty,
         interactive=tty, user=user, workdir=workdir, entrypoint=ep, name=name, service_ports=service_ports,
         build=build))
@@ -125,7 +125,7 @@ def exec_cmd(args: ComposeArgs, detach, env, no_tty, user, workdir, index, servi
     from compose.apply import exec_in_service
 
     tty = not no_tty and sys.stdin.isatty() and sys.stdout.isatty()
-    return exec_in_service(args.engine(quiet=True), args.project(), service, tuple(command), index=index, env=env,
+    return exec_in_service(args.engine(quiet=True), args.project((service,)), service, tuple(command), index=index, env=env,
                            user=user, workdir=workdir, tty=tty, interactive=tty, detach=detach)
 
 

@@ -25,12 +25,17 @@ class ComposeArgs:
     env_files: tuple[str, ...]
     project_directory: str | None
 
-    def project(self):
+    def project(self, targets=()):
+        """Load the project; ``targets``: services named on the command line (their profiles are
+        enabled, as Docker does). The loader's warnings go to stderr."""
         from compose.load import load_project
 
         profiles = self.profiles or tuple(p for p in os.environ.get("COMPOSE_PROFILES", "").split(",") if p)
-        return load_project(list(self.files) or None, self.project_name, self.project_directory,
-                            list(self.env_files) or None, list(profiles), None)
+        project = load_project(self.files, self.project_name, self.project_directory, self.env_files, profiles,
+                               None, targets=tuple(targets))
+        for line in getattr(project, "warnings", ()):
+            click.echo(f"pybuild: warning: {line}", err=True)
+        return project
 
     def engine(self, *, quiet: bool = False):
         from compose.apply import Engine, Reporter

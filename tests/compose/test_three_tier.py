@@ -133,6 +133,7 @@ services:
   app:
     build: ./app
     image: shop-app:dev
+    stop_signal: SIGINT
     depends_on:
       db: {condition: service_healthy}
       migrate: {condition: service_completed_successfully}
