@@ -72,6 +72,8 @@ def parse(text: str, file: str) -> Parsed:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         why = " ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        if mark is not None and "\t" in (text.splitlines()[mark.line:mark.line + 1] or [""])[0]:
+            why += " (a tab: indent with spaces)"
         raise ComposeFileError(f"invalid YAML: {why}", file=file, line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise ComposeFileError(f"invalid YAML: {exc}", file=file) from None
