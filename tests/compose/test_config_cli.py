@@ -133,7 +133,7 @@ def test_unset_required_variable_and_missing_file(pybuild, tmp_path, monkeypatch
 def test_unset_variable_warns_on_stderr(pybuild, tmp_path, monkeypatch):
     d = tmp_path / "w"
     d.mkdir()
-    (d / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n    environment: ["X=${NOT_SET_HERE}"]\n")
+    (d / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n    environment: [\"X=${NOT_SET_HERE}\"]\n")
     monkeypatch.chdir(d)
     proc = pybuild("compose", "config", "--services")
     assert proc.returncode == 0 and proc.stdout == "web\n"
