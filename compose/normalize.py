@@ -111,6 +111,9 @@ def build_service(name: str, raw: dict, ctx: Context) -> Service:
     if network_mode is not None and raw.get("networks"):
         raise s.fail("network_mode and networks cannot be combined", "networks")
     limits, replicas = _limits(s)
+    if raw.get("container_name") and replicas > 1:
+        raise s.fail(f"container_name {raw['container_name']} cannot be used with {replicas} replicas "
+                     "(names must be unique)", "container_name")
     return Service(
         name=name, image=s.get("image"), build=_build(s), pull_policy=_pull_policy(s),
         container_name=s.get("container_name"),

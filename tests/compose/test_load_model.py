@@ -202,6 +202,8 @@ services:
     assert (b.mem_limit, b.cpus, b.pids_limit, b.replicas) == (1 << 30, 0.5, 10, 2)
     _fails(tmp_path, monkeypatch, "services:\n  a:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n",
            r"^compose.yaml:4: services\.a\.scale: scale \(2\) and deploy\.replicas \(3\) disagree")
+    _fails(tmp_path, monkeypatch, "services:\n  a:\n    image: x\n    container_name: one\n    scale: 2\n",
+           r"^compose.yaml:4: services\.a\.container_name: container_name one cannot be used with 2 replicas")
     _fails(tmp_path, monkeypatch, "services:\n  a:\n    image: x\n    mem_limit: lots\n",
            r"^compose.yaml:4: services\.a\.mem_limit: invalid size 'lots'")
     _fails(tmp_path, monkeypatch, "services:\n  a:\n    image: x\n    deploy: {placement: {constraints: []}}\n",
