@@ -125,6 +125,7 @@ def load_project(files=(), project_name=None, project_dir=None, env_files=(), pr
         parsed_all.append(parsed)
         data["services"] = resolve_extends(data["services"], where, load_other, path)
         merged = merge_documents(merged, data) if merged else data
+    merged = strip_tags(merged)  # a !reset with nothing beneath it (first file, extends base) is just gone
     where = _MergedWhere(parsed_all)
     return _project(merged, where, cli_name, project_dir, env, environ, paths, profiles, targets, missing)
 

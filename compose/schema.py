@@ -201,9 +201,7 @@ def _message(error) -> str:
             return f"additional property {extra[0]} is not allowed"
         return "additional properties " + ", ".join(extra) + " are not allowed"
     if v == "type":
-        want = error.validator_value
-        want = " or ".join(want) if isinstance(want, list) else want
-        return f"must be {want}, not {_kind(error.instance)}"
+        return f"must be {_wanted([error.validator_value])}, not {_kind(error.instance)}"
     if v == "enum":
         return f"must be one of {', '.join(map(str, error.validator_value))}, not {error.instance!r}"
     if v == "required":
@@ -211,10 +209,29 @@ def _message(error) -> str:
     if v == "uniqueItems":
         return "contains duplicate entries"
     if v == "oneOf":
+        wants = [e.validator_value for e in error.context
+                 if e.validator == "type" and len(e.absolute_path) == len(error.absolute_path)]
+        if wants:
+            return f"must be {_wanted(wants)}, not {_kind(error.instance)}"
         return f"{_kind(error.instance)} {_short(error.instance)} is not a valid value here"
     if v == "pattern":
         return f"{error.instance!r} does not match {error.validator_value!r}"
     return error.message
+
+
+_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
+          "integer": "an integer", "boolean": "a boolean", "null": "null"}
+
+
+def _wanted(values) -> str:
+    """``["string", ["array", "null"]]`` -> ``a string, a list or null`` (each once, in order)."""
+    names: list[str] = []
+    for value in values:
+        for kind in value if isinstance(value, list) else [value]:
+            name = _NAMES.get(kind, kind)
+            if name not in names:
+                names.append(name)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _kind(value) -> str:
