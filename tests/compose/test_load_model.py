@@ -271,7 +271,9 @@ def test_project_name_precedence(tmp_path):
     assert load_project(f, environ={}).name == "myprojectdir"
     assert load_project(f, environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromenv"
     (d / "compose.yaml").write_text("name: fromfile\n" + text)
-    assert load_project(f, environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromfile"
+    assert load_project(f, environ={}).name == "fromfile"
+    # Docker's documented order: -p, COMPOSE_PROJECT_NAME, name:, the directory
+    assert load_project(f, environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromenv"
     assert load_project(f, "cli", environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "cli"
     (d / "compose.yaml").write_text("name: ${PN:-interp}\n" + text)
     assert load_project(f, environ={}).name == "interp"
