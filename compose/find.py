@@ -3,8 +3,8 @@
 Contract: :func:`find_files` returns absolute paths in merge order. With explicit ``-f`` files it
 checks each exists (``-`` means standard input and is kept as ``-``). Otherwise it takes
 ``COMPOSE_FILE`` (split on ``COMPOSE_PATH_SEPARATOR``, default ``:``), or looks in ``start`` and then
-each parent directory for the first of :data:`NAMES`, and adds the override file of the same
-family found beside it. Finding nothing raises :class:`ComposeFileNotFound`.
+each parent directory for the first of :data:`NAMES`, and adds the first of :data:`OVERRIDE_NAMES`
+found beside it. Finding nothing raises :class:`ComposeFileNotFound`.
 """
 
 from __future__ import annotations

@@ -25,19 +25,16 @@ def _port_key(p: dict):
             p.get("protocol", "tcp"))
 
 
-def _target_key(kind: str):
-    def key(ref: dict):
-        if ref.get("target"):
-            return ref["target"]
-        return ref.get("source")
-    return key
+def _ref_key(ref: dict):
+    """A secret or config use is unique by its target (which defaults from its source)."""
+    return ref.get("target") or ref.get("source")
 
 
 _UNIQUE = {
     ("ports",): _port_key,
     ("volumes",): lambda v: v.get("target"),
-    ("secrets",): _target_key("secrets"),
-    ("configs",): _target_key("configs"),
+    ("secrets",): _ref_key,
+    ("configs",): _ref_key,
 }
 
 
