@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 from compose.canon import Where, canon_service
 from compose.errors import ComposeFileError
@@ -127,7 +128,7 @@ def load_project(files=(), project_name=None, project_dir=None, env_files=(), pr
         merged = merge_documents(merged, data) if merged else data
     merged = strip_tags(merged)  # a !reset with nothing beneath it (first file, extends base) is just gone
     where = _MergedWhere(parsed_all)
-    return _project(merged, where, cli_name, project_dir, env, environ, paths, profiles, targets, missing)
+    return _project(merged, where, cli_name, project_dir, env, paths, profiles, targets, missing)
 
 
 def _canon(svc, base_dir, where, name, env):
@@ -167,7 +168,7 @@ def _enabled(svc: dict, active: set) -> bool:
     return not mine or "*" in active or bool(active.intersection(mine))
 
 
-def _project(merged, where, cli_name, project_dir, env, environ, paths, profiles, targets, missing) -> Project:
+def _project(merged, where, cli_name, project_dir, env, paths, profiles, targets, missing) -> Project:
     for key in merged:
         if key not in _TOP_KEYS and not key.startswith("x-"):
             raise where.error(f"{key} is not supported by pybuild", (key,))
@@ -196,7 +197,6 @@ def _project(merged, where, cli_name, project_dir, env, environ, paths, profiles
                 raise where.error(f"depends on {dep.service}, which is not enabled by the active profiles "
                                   f"({', '.join(sorted(active)) or 'none'})", ("services", n, "depends_on", dep.service))
         if len(deps) != len(svc.depends_on):
-            from dataclasses import replace
             svc = replace(svc, depends_on=tuple(deps))
         services.append(svc)
     _check_cycles(services, where)
