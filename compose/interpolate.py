@@ -149,9 +149,10 @@ def interpolate_tree(data, env, file: str, lines, missing: set | None = None):
     return walk(data, ())
 
 
-def read_env_file(path: str, env=None, required: bool = True) -> list[tuple[str, str | None]]:
+def read_env_file(path: str, env=None, required: bool = True, raw: bool = False) -> list[tuple[str, str | None]]:
     """The ``(key, value)`` pairs of a dotenv file in order; ``value`` None for a bare ``KEY`` line.
-    ``env`` is what ``${VAR}`` in values may refer to (earlier keys of the file win over it)."""
+    ``env`` is what ``${VAR}`` in values may refer to (earlier keys of the file win over it).
+    ``raw`` (``env_file: {format: raw}``): each value is the rest of its line, untouched."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -161,6 +162,9 @@ def read_env_file(path: str, env=None, required: bool = True) -> list[tuple[str,
         raise ComposeFileNotFound(f"env file {path} not found") from None
     except OSError as exc:
         raise ComposeFileError(f"cannot read env file: {exc.strerror}", file=path) from None
+    if raw:
+        return [(k, v if sep else None) for k, sep, v in
+                (line.partition("=") for line in text.splitlines() if line.strip() and not line.startswith("#"))]
     return parse_env_text(text, path, env or {})
 
 

@@ -197,10 +197,10 @@ def _command(s: _Svc, key: str):
 def _environment(s: _Svc):
     env: dict = {}
     for i, ef in enumerate(s.raw.get("env_file") or ()):
-        if ef.get("format") not in (None, "raw", ""):
+        if ef.get("format") not in (None, "raw"):
             raise s.fail(f"env_file format {ef['format']!r} is not supported by pybuild", "env_file", i)
         required = boolish(ef.get("required", True), s.err("env_file", i, "required"))
-        for k, v in read_env_file(ef["path"], env=s.ctx.environ, required=required):
+        for k, v in read_env_file(ef["path"], env=s.ctx.environ, required=required, raw=ef.get("format") == "raw"):
             if v is None:
                 v = s.ctx.environ.get(k)
                 if v is None:

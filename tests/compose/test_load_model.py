@@ -341,6 +341,9 @@ services:
       - NOT_SET_ANYWHERE
 """, environ={"FROM_SHELL": "shell", "BARE": "bare"}).service("web")
     assert web.environment == (("A", "from-a"), ("SHARED", "env"), ("BARE", "bare"), ("FROM_SHELL", "shell"))
+    (tmp_path / "raw.env").write_text("Q='quoted ${X}' # kept\n")
+    raw = _load(tmp_path, "services:\n  web:\n    image: busybox\n    env_file: [{path: raw.env, format: raw}]\n")
+    assert raw.service("web").environment == (("Q", "'quoted ${X}' # kept"),)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ComposeFileNotFound, match="env file .*missing.env not found"):
         _load(tmp_path, "services:\n  web:\n    image: busybox\n    env_file: missing.env\n")
