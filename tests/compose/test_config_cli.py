@@ -138,3 +138,22 @@ def test_unset_variable_warns_on_stderr(pybuild, tmp_path, monkeypatch):
     proc = pybuild("compose", "config", "--services")
     assert proc.returncode == 0 and proc.stdout == "web\n"
     assert 'The "NOT_SET_HERE" variable is not set. Defaulting to a blank string.' in proc.stderr
+
+
+GOLDEN = Path(__file__).resolve().parents[2] / "testdata" / "compose" / "config"
+
+
+def test_golden_config_text():
+    """``testdata/compose/config/<case>/``: compose.yaml (+ compose.override.yaml, .env) and the
+    reviewed ``expected.yaml`` that ``config`` prints for it (``PROJECT_DIR`` = the case directory)."""
+    from compose.render import config_text
+
+    cases = sorted(p for p in GOLDEN.iterdir() if p.is_dir())
+    assert cases
+    for case in cases:
+        files = [str(case / "compose.yaml")]
+        if (case / "compose.override.yaml").exists():
+            files.append(str(case / "compose.override.yaml"))
+        project = load_project(files, environ={})
+        expected = (case / "expected.yaml").read_text().replace("PROJECT_DIR", str(case))
+        assert config_text(project) == expected, case.name
