@@ -141,18 +141,22 @@ def _create_and_start(engine, project: Project, plan: ServicePlan, number: int, 
     name = container_name(project, svc, number)
     req = ContainerRequest(name=name, labels=labels(project, svc, number, plan.config_hash, image_id=image_id))
     opts = run_options(project, svc, req)
-    engine.reporter.event("Container", name, "Creating")
-    cfg = C.create_from_image(engine.containers(), engine.images(), plan.image, opts)
-    engine.reporter.event("Container", name, "Created")
-    _start(engine, cfg.id, name)
+    from runner.shim_client import PendingShim
+
+    # the shim's interpreter starts now, while the container is recorded (as ``run -d`` does)
+    with PendingShim(engine.root, engine.state_dir) as shim:
+        engine.reporter.event("Container", name, "Creating")
+        cfg = C.create_from_image(engine.containers(), engine.images(), plan.image, opts)
+        engine.reporter.event("Container", name, "Created")
+        _start(engine, cfg.id, name, shim)
     return name
 
 
-def _start(engine, cid: str, name: str) -> None:
+def _start(engine, cid: str, name: str, shim=None) -> None:
     from runner import containers as C
 
     engine.reporter.event("Container", name, "Starting")
-    C.start(engine.containers(), cid)
+    C.start(engine.containers(), cid, shim=shim)
     engine.reporter.event("Container", name, "Started")
 
 
