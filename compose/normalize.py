@@ -25,7 +25,8 @@ SERVICE_KEYS = frozenset({
     "stop_grace_period", "ports", "expose", "networks", "network_mode", "extra_hosts", "dns", "dns_search",
     "dns_opt", "volumes", "tmpfs", "read_only", "depends_on", "healthcheck", "restart", "scale", "deploy",
     "mem_limit", "cpus", "pids_limit", "ulimits", "labels", "cap_add", "cap_drop", "profiles", "secrets",
-    "configs", "platform", "logging", "security_opt", "sysctls",
+    "configs", "platform", "logging", "security_opt", "sysctls", "group_add", "mem_reservation", "memswap_limit",
+    "shm_size",
 })
 _PULL_POLICIES = {"always": "always", "never": "never", "missing": "missing", "if_not_present": "missing",
                   "build": "build"}
@@ -139,6 +140,7 @@ def build_service(name: str, raw: dict, ctx: Context) -> Service:
         platform=s.get("platform"), logging_driver=_logging(s),
         security_opt=tuple(map(str, s.get("security_opt", ()))),
         sysctls=tuple((k, "" if v is None else v) for k, v in s.get("sysctls", {}).items()),
+        group_add=tuple(str(g) for g in s.get("group_add", ())),
     )
 
 
@@ -432,8 +434,11 @@ def _limits(s: _Svc):
     reps = None if deploy.get("replicas") is None else intish(deploy["replicas"], s.err("deploy", "replicas"), 0)
     if scale is not None and reps is not None and scale != reps:
         raise s.fail(f"scale ({scale}) and deploy.replicas ({reps}) disagree", "scale")
+    swap = s.raw.get("memswap_limit")
     limits = ResourceLimits(memory=memory if memory is not None else dmem, cpus=cpus if cpus is not None else dcpus,
-                            pids=pids if pids is not None else dpids)
+                            pids=pids if pids is not None else dpids, memory_reservation=s.conv("mem_reservation", size),
+                            memswap_limit=-1 if str(swap) == "-1" else s.conv("memswap_limit", size),
+                            shm_size=s.conv("shm_size", size))
     return limits, scale if scale is not None else reps if reps is not None else 1
 
 

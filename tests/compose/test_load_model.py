@@ -200,6 +200,10 @@ services:
     assert (a.mem_limit, a.cpus, a.pids_limit, a.replicas) == (512 << 20, 1.5, 100, 3)
     assert a.ulimits == (Ulimit("nofile", 1024, 2048), Ulimit("nproc", 64, 64))
     assert (b.mem_limit, b.cpus, b.pids_limit, b.replicas) == (1 << 30, 0.5, 10, 2)
+    c = _load(tmp_path, "services:\n  c:\n    image: x\n    mem_reservation: 32m\n    memswap_limit: -1\n"
+              "    shm_size: 1g\n    group_add: [wheel, 1000]\n").service("c")
+    assert (c.limits.memory_reservation, c.limits.memswap_limit, c.limits.shm_size) == (32 << 20, -1, 1 << 30)
+    assert c.group_add == ("wheel", "1000")
     _fails(tmp_path, monkeypatch, "services:\n  a:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n",
            r"^compose.yaml:4: services\.a\.scale: scale \(2\) and deploy\.replicas \(3\) disagree")
     _fails(tmp_path, monkeypatch, "services:\n  a:\n    image: x\n    container_name: one\n    scale: 2\n",
