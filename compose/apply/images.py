@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from compose.model import Project, Service
 from compose.plan import image_name
-from layers.errors import NotFound
+from layers.errors import NotFound, PybuildError
 
 from .errors import ServiceFailed
 
@@ -139,8 +139,14 @@ def ensure_images(engine, project: Project, names, *, build: bool | None = None,
         else:
             ids[n] = have
     if to_pull:
+        def pull_for(ref: str) -> str:
+            try:
+                return pull_image(engine, ref)
+            except PybuildError as exc:
+                raise ServiceFailed(f"service {', '.join(to_pull[ref])}: pull {ref}: {exc}", to_pull[ref][0]) from None
+
         with ThreadPoolExecutor(max_workers=min(4, len(to_pull)), thread_name_prefix="pull") as pool:
-            for ref, iid in zip(to_pull, pool.map(lambda r: pull_image(engine, r), list(to_pull))):
+            for ref, iid in zip(to_pull, pool.map(pull_for, list(to_pull))):
                 for n in to_pull[ref]:
                     ids[n] = iid
     return ids
