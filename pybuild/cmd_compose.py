@@ -53,11 +53,20 @@ def up_cmd(args: ComposeArgs, detach, build, pull, wait, wait_timeout, force_rec
     if (detach or wait) and (abort_on_container_exit or exit_code_from):
         raise click.UsageError("--abort-on-container-exit and --exit-code-from cannot be used with -d/--wait")
     project, engine = args.project(services), args.engine()
-    result = up(engine, project, UpOptions(services=tuple(services), no_deps=no_deps, build=build, pull=pull,
-                                           force_recreate=force_recreate, remove_orphans=remove_orphans,
-                                           scale=tuple(scale), wait=wait, wait_timeout=wait_timeout, timeout=timeout))
+    opts = UpOptions(services=tuple(services), no_deps=no_deps, build=build, pull=pull, force_recreate=force_recreate,
+                     remove_orphans=remove_orphans, scale=tuple(scale), wait=wait, wait_timeout=wait_timeout,
+                     timeout=timeout)
     if detach or wait:
+        up(engine, project, opts)
         return 0
+    try:
+        result = up(engine, project, opts)
+    except KeyboardInterrupt:                # Ctrl-C while starting, attached: stop what started
+        from compose.apply import ops
+
+        engine.reporter.note("Gracefully stopping...")
+        ops.stop(engine, project, timeout=timeout)
+        return 130
     names = set(result.names())
     ours = [c for c in project_containers(engine, project.name) if c.name in names]
     return attach(engine, project, ours, sink_for(sys.stdout.isatty() and not no_color), since=result.started_at,

@@ -174,6 +174,7 @@ class _Run:
     failed: dict[str, BaseException] = field(default_factory=dict)
     recreated: set[str] = field(default_factory=set)
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 def _converge(run: _Run, plan: ServicePlan, deps_recreated: bool) -> tuple[str, ...]:
@@ -186,6 +187,8 @@ def _converge(run: _Run, plan: ServicePlan, deps_recreated: bool) -> tuple[str, 
     recreate_all = run.opts.force_recreate
     restart_for_deps = deps_recreated and any(d.restart for d in svc.depends_on if d.service in run.recreated)
     for number in range(1, plan.replicas + 1):
+        if run.cancel.is_set():
+            raise ServiceFailed(f"service {svc.name}: interrupted", svc.name)
         c = have.pop(number, None)
         if c is not None and (recreate_all or c.config_hash != plan.config_hash):
             engine.reporter.event("Container", c.name, "Recreate")
@@ -210,7 +213,7 @@ def _converge(run: _Run, plan: ServicePlan, deps_recreated: bool) -> tuple[str, 
 
 
 def wait_condition(engine, service: str, names, condition: str, *, timeout: float | None = None,
-                   dependant: str = "") -> None:
+                   dependant: str = "", cancel: threading.Event | None = None) -> None:
     """Block until every container of ``names`` meets ``condition``; :class:`ServiceFailed` if one
     cannot (exited, unhealthy, exited non-zero) or ``timeout`` passes."""
     from runner.errors import ContainerNotFound
@@ -235,6 +238,8 @@ def wait_condition(engine, service: str, names, condition: str, *, timeout: floa
             return
         if deadline is not None and time.monotonic() > deadline:
             raise ServiceFailed(f"{who}: container {pending[0]} is not {_WORD[condition]} after {timeout:g}s", service)
+        if cancel is not None and cancel.is_set():
+            raise ServiceFailed(f"{who}: interrupted", service)
         time.sleep(_POLL)
 
 
@@ -279,7 +284,8 @@ def _service_thread(run: _Run, name: str) -> None:
                 continue
             deps_recreated |= dep.service in run.recreated
             try:
-                wait_condition(run.engine, dep.service, run.names[dep.service], dep.condition, dependant=name)
+                wait_condition(run.engine, dep.service, run.names[dep.service], dep.condition, dependant=name,
+                               cancel=run.cancel)
             except ServiceFailed:
                 if dep.required:
                     raise
@@ -320,9 +326,15 @@ def up(engine, project: Project, opts: UpOptions = UpOptions()) -> UpResult:
     threads = [threading.Thread(target=_service_thread, args=(run, n), name=f"up-{n}", daemon=True) for n in plans]
     for t in threads:
         t.start()
-    for t in threads:
-        while t.is_alive():
-            t.join(0.2)                     # a short join keeps Ctrl-C deliverable to this thread
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)                 # a short join keeps Ctrl-C deliverable to this thread
+    except KeyboardInterrupt:
+        run.cancel.set()                    # threads finish the step they are in, start nothing new
+        for t in threads:
+            t.join()
+        raise
     for n in plans:
         exc = run.failed.get(n)
         if exc is not None and not isinstance(exc, (PybuildError, OSError)):
