@@ -5,7 +5,8 @@ container); lines go to ``sink(prefix, stream, text)`` whole, one at a time, so 
 containers never mix. The prefix is the container name padded to the longest one, then ``| ``.
 ``attach`` returns when every container has exited, when one has and ``abort_on_exit`` is set, or on
 Ctrl-C (SIGINT); it then stops the project (dependants first) and returns the exit code
-(``exit_code_from`` service's, 130 after Ctrl-C, else 0).
+(``exit_code_from`` service's; with ``abort_on_exit`` alone, the first container's to exit; 130 after
+Ctrl-C; else 0).
 """
 
 from __future__ import annotations
@@ -94,9 +95,11 @@ def attach(engine, project: Project, containers, sink: Sink, *, since: float, ab
     for t in threads.values():
         t.start()
     interrupted = False
+    first_ended = None
     try:
         while True:
             ended = [n for n, t in threads.items() if not t.is_alive()]
+            first_ended = first_ended or (ended[0] if ended else None)
             if len(ended) == len(threads) or (abort_on_exit and ended):
                 break
             time.sleep(0.1)
@@ -104,7 +107,9 @@ def attach(engine, project: Project, containers, sink: Sink, *, since: float, ab
         interrupted = True
         engine.reporter.note("Gracefully stopping... (press Ctrl+C again to force)")
     code = 130 if interrupted else 0
-    if exit_code_from:
+    if abort_on_exit and not interrupted and not exit_code_from and first_ended:
+        exit_code_from = next(c.service for c in containers if c.name == first_ended)
+    if exit_code_from and not interrupted:
         for c in containers:
             if c.service == exit_code_from:
                 try:

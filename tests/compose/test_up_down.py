@@ -225,3 +225,21 @@ services:
     assert {r["Name"]: r["State"] for r in rows} == {"demo-a-1": "exited", "demo-b-1": "exited"}
     compose("down", check=True)
     assert os.path.exists(compose.dir / "compose.yaml")
+
+
+def test_abort_on_container_exit_returns_its_code_and_stops_the_rest(compose, cpybuild) -> None:
+    compose.write(f"""
+services:
+  job:
+    image: busybox:latest
+    command: ["sh", "-c", "sleep 1; echo job done; exit 4"]
+  server:
+    image: busybox:latest
+    command: {LOOP}
+""")
+    r = compose("up", "--abort-on-container-exit", "-t", "3", "--no-color", timeout=120)
+    assert r.returncode == 4, r.stderr
+    assert "demo-job-1     | job done" in r.stdout, r.stdout
+    rows = [json.loads(line) for line in compose("ps", "-a", "--format", "json", check=True).stdout.splitlines()]
+    assert {row["Name"]: row["State"] for row in rows} == {"demo-job-1": "exited", "demo-server-1": "exited"}
+    compose("down", check=True)
