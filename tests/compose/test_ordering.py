@@ -29,7 +29,7 @@ services:
       db: {condition: service_healthy}
   db:
     image: busybox:latest
-    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 1.5; touch /tmp/ready; while :; do sleep 0.2; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 2; touch /tmp/ready; while :; do sleep 0.2; done"]
     healthcheck:
       test: ["CMD", "test", "-f", "/tmp/ready"]
       interval: 60s              # after the first pass, no probe in this test's time: the log keeps it
@@ -56,7 +56,7 @@ def test_conditions_order_the_starts(compose) -> None:
     t = {n: times(compose.inspect(f"demo-{n}-1")) for n in ("db", "migrate", "app", "side1", "side2")}
     db = compose.inspect("demo-db-1")["State"]["Health"]
     first_pass = min(_rfc(p["Start"]) for p in db["Log"] if p["ExitCode"] == 0)
-    assert t["db"][0] + 1.4 < first_pass                      # the probe passed only once /tmp/ready existed
+    assert t["db"][0] + 1.5 < first_pass                      # the probe passed only once /tmp/ready existed
     assert first_pass < t["migrate"][0], (first_pass, t["migrate"])     # service_healthy waited for it
     assert t["migrate"][1] is not None                         # the one-shot finished ...
     assert t["migrate"][1] <= t["app"][0], (t["migrate"], t["app"])    # ... before the app started
