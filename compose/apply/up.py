@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from compose.errors import ComposeError
 from compose.model import Project, Service
 from compose.plan import ServicePlan, container_name, labels, parse_scale, plan_services, select
 from layers.errors import PybuildError
@@ -291,6 +292,8 @@ def _service_thread(run: _Run, name: str) -> None:
                     raise
         run.names[name] = _converge(run, run.plans[name], deps_recreated)
     except (PybuildError, OSError) as exc:
+        if not isinstance(exc, ComposeError):          # a runner or store error: say which service it hit
+            exc = ServiceFailed(f"service {name}: {exc}", name)
         run.failed[name] = exc
         run.names.setdefault(name, ())
     except BaseException as exc:            # a bug: still release the dependants, then re-raise in up()
@@ -341,8 +344,6 @@ def up(engine, project: Project, opts: UpOptions = UpOptions()) -> UpResult:
             raise exc
     first = next((run.failed[n] for n in plans if n in run.failed), None)
     if first is not None:
-        if isinstance(first, OSError):
-            raise ServiceFailed(f"service {next(n for n in plans if n in run.failed)}: {first}")
         raise first
     if opts.wait:
         _wait_all(engine, project, run, opts.wait_timeout)
