@@ -243,3 +243,22 @@ services:
     rows = [json.loads(line) for line in compose("ps", "-a", "--format", "json", check=True).stdout.splitlines()]
     assert {row["Name"]: row["State"] for row in rows} == {"demo-job-1": "exited", "demo-server-1": "exited"}
     compose("down", check=True)
+
+
+def test_logs_tail_timestamps_and_follow(compose) -> None:
+    compose.write("""
+services:
+  talker:
+    image: busybox:latest
+    command: ["sh", "-c", "echo one; echo two; sleep 0.5; echo three >&2; sleep 1.5; echo four"]
+""")
+    compose("up", "-d", check=True)
+    follow = compose("logs", "-f", "--no-color", timeout=60)     # returns once the container has exited
+    assert follow.returncode == 0
+    assert follow.stdout.splitlines() == ["demo-talker-1  | one", "demo-talker-1  | two",
+                                          "demo-talker-1  | three", "demo-talker-1  | four"], follow.stdout
+    assert compose("logs", "--tail", "1", check=True).stdout == "demo-talker-1  | four\n"
+    stamped = compose("logs", "-t", "--tail", "1", check=True).stdout
+    assert stamped.startswith("demo-talker-1  | 20") and stamped.endswith("Z four\n"), stamped
+    assert compose("logs", "--no-log-prefix", "--tail", "2", check=True).stdout == "three\nfour\n"
+    compose("down", check=True)
