@@ -75,6 +75,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "events": ("pybuild.cmd_events", "events_cmd", "Show container and image events"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
+    # multi-container projects (cmd_compose, over the compose room)
+    "compose": ("pybuild.cmd_compose", "compose_group", "Define and run multi-container applications"),
 }
 
 # Docker's management groups: group -> subcommand -> a top-level command's name (the same command

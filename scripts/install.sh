@@ -36,4 +36,4 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" --config-settings editable_mode=compat
 # bytecode for the installed (editable) packages: every pybuild start, shim and init reads it
 # instead of compiling (PYTHONDONTWRITEBYTECODE may be set, which stops Python writing it lazily)
-.venv/bin/python -m compileall -q -j 0 layers registry_client runner builder pybuild >/dev/null
+.venv/bin/python -m compileall -q -j 0 layers registry_client runner builder compose pybuild >/dev/null
