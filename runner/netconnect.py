@@ -11,6 +11,7 @@ start (:func:`attach_extras`). Both emit the ``network`` events Docker does (``c
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 from layers import events as _events
@@ -18,7 +19,6 @@ from layers.errors import AlreadyExists, NotFound
 
 from .errors import InvalidRunOption
 from .records import ContainerConfig, ExtraNetwork
-from .resources import rootfs_paths
 from .state import ContainerStore
 
 __all__ = ["connect", "disconnect", "attach_extras", "first_network"]
@@ -50,7 +50,8 @@ def _ifname(extras) -> str:
 def _attach(store: ContainerStore, cfg: ContainerConfig, want: ExtraNetwork, path: str, ifname: str) -> ExtraNetwork:
     from .network import multi
 
-    a = multi.connect(root=store.root, container_id=cfg.id, netns_path=path, etc_dir=rootfs_paths(store, cfg.id).etc,
+    etc = os.path.join(store.dir(cfg.id), "etc")        # runner.resources.rootfs_paths(...).etc
+    a = multi.connect(root=store.root, container_id=cfg.id, netns_path=path, etc_dir=etc,
                       network=want.network, ifname=ifname, name=cfg.name,
                       hostname=cfg.spec.hostname or cfg.id[:12], aliases=want.aliases, ip=want.ip_request)
     return replace(want, ifname=a.ifname, ip=a.ip, prefixlen=a.prefixlen, gateway=a.gateway, mac=a.mac,
