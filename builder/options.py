@@ -25,6 +25,8 @@ class RegistrySettings:
 
     insecure_registries: tuple[str, ...] = ()
     tls_ca: str | None = None
+    #: the trust policy file base-image pulls obey (None: the containers-policy.json podman reads)
+    policy: str | None = None
 
     def transport(self):
         """The :class:`registry_client.transport.TransportConfig` for these settings."""

@@ -36,11 +36,14 @@ _CONFIG_MAX = 8 << 20
 
 @dataclass(frozen=True)
 class PullOptions:
-    """``platform``: None means this host's. ``jobs``: blobs transferred at once."""
+    """``platform``: None means this host's. ``jobs``: blobs transferred at once. ``policy``: a
+    :class:`registry_client.policy.Policy` enforced on what the reference resolves to before anything
+    is fetched or stored (None: no policy, the library caller decides)."""
 
     platform: Platform | None = None
     all_platforms: bool = False
     jobs: int = 4
+    policy: object | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,8 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
     progress = progress or QuietProgress()
     counters = _Counters()
     doc, top = resolve(repo, ref)
+    if options.policy is not None:  # before a byte of the image reaches the store
+        options.policy.enforce(repo, ref, doc.digest)
     manifests: list[Manifest] = []
     with store.lease():
         if isinstance(top, Index):
