@@ -89,10 +89,34 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
         pause_point("build-tag")  # a test hook: the image is stored, not yet named
         for tag in tags:
             store.images.tag(Reference.parse(tag), result.manifest.digest)
+        if options.sbom:
+            write_sbom(store, result, p, resolver, tags, options)
     for spec in options.outputs:
         write_output(spec, result, tags, store)
     pushed = tuple(push_image(t, result, store, registry, options) for t in tags) if options.push else ()
     return BuildOutcome(result, p, tags, pushed)
+
+
+def _base_layers(p: Plan, resolver) -> int:
+    """How many layers of the target's image come from its base image (the rest the build made)."""
+    stage = p.stages[p.target]
+    while stage.base_stage is not None:
+        stage = p.stages[stage.base_stage]
+    if stage.base == "scratch":
+        return 0
+    return len(resolver.load(stage.base, stage.platform).manifest.layers)
+
+
+def write_sbom(store: Store, result: BuildResult, p: Plan, resolver, tags: tuple[str, ...],
+               options: BuildOptions) -> bytes:
+    """``--sbom``: the SPDX document of the built image (packages of every layer, files of the layers
+    this build made), saved beside the store for push."""
+    from layers.sbom import sbom_for_image
+
+    image = store.images.load(result.manifest.digest)
+    own = len(image.manifest.layers) - _base_layers(p, resolver)
+    return sbom_for_image(store, image, tags[0] if tags else result.image_id, max(own, 0),
+                          float(options.timestamp) if options.timestamp is not None else None)
 
 
 def _output_spec(spec: str) -> dict[str, str]:
@@ -144,6 +168,20 @@ def push_image(tag: str, result: BuildResult, store: LocalStore, registry: Regis
     ref = Reference.parse(tag)
     credentials = CredentialStore().get(ref.registry)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
-        res = push(store, remote.repository(ref.repository), result.manifest, ref,
-                   PushOptions(jobs=options.jobs))
+        repo = remote.repository(ref.repository)
+        res = push(store, repo, result.manifest, ref, PushOptions(jobs=options.jobs))
+        if options.sbom:
+            attach_sbom(store, repo, ref, result.manifest.digest, res.digest)
     return str(res.digest)
+
+
+def attach_sbom(store: LocalStore, repo, ref, local, pushed) -> None:
+    """Push the SBOM saved for the local manifest ``local`` as a referrer of ``pushed`` (the digest the
+    registry holds); nothing when no SBOM was made."""
+    from layers.sbom import load_sbom
+    from registry_client.sbom import push_sbom
+    from registry_client.trust import resolve_digest
+
+    data = load_sbom(store.root, local)
+    if data is not None:
+        push_sbom(repo, resolve_digest(repo, ref.with_digest(pushed)), data)

@@ -59,6 +59,8 @@ class BuildOptions:
     secrets: tuple[Secret, ...] = ()
     outputs: tuple[str, ...] = ()
     push: bool = False
+    #: write an SPDX 2.3 SBOM of the image (kept beside the store; pushed as a referrer with the image)
+    sbom: bool = False
     jobs: int = 4
 
     def __post_init__(self) -> None:

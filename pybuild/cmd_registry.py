@@ -125,7 +125,7 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
         raise click.BadParameter(f"directory of {digestfile} does not exist", param_hint="--digestfile")
     key = None
     if sign_key is not None:  # a wrong passphrase fails before a byte goes up
-        from .cmd_sign import load_signing_key
+        from registry_client.keys import load_signing_key
 
         key = load_signing_key(sign_key, passphrase_file)
     store = settings.store()
@@ -139,6 +139,9 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
                 progress.note(f"Pushing {target.familiar}")
             repo = registry.repository(target.repository)
             result = push(store, repo, document, target, options, progress)
+            from builder.build import attach_sbom
+
+            attach_sbom(store, repo, target, document.digest, result.digest)  # the SBOM `build --sbom` made
             if key is not None:
                 from registry_client.trust import resolve_digest, sign_digest
 

@@ -10,17 +10,9 @@ import click
 
 from .context import Settings, pass_settings
 
-__all__ = ["key_group", "sign_cmd", "verify_cmd", "referrers_cmd", "sbom_cmd", "load_signing_key"]
+__all__ = ["key_group", "sign_cmd", "verify_cmd", "referrers_cmd", "sbom_cmd"]
 
 _PASSPHRASE_HELP = "Read the key's passphrase from this file (default: the COSIGN_PASSWORD variable)."
-
-
-def load_signing_key(path: str, passphrase_file: str | None):
-    """The decrypted private key of a cosign key file (``sign``, ``push --sign-by-sigstore-private-key``)."""
-    from registry_client.keys import load_private, passphrase_from, read_key_file
-
-    data = read_key_file(path)
-    return load_private(data, passphrase_from(passphrase_file), path)
 
 
 def _registry(settings: Settings, ref):
@@ -67,6 +59,8 @@ def sign_cmd(settings: Settings, image: str, key_path: str, passphrase_file: str
     """Sign IMAGE on its registry: a cosign simple-signing signature and a Sigstore bundle referrer."""
     from layers.reference import Reference
     from registry_client.trust import sign_image
+
+    from registry_client.keys import load_signing_key
 
     key = load_signing_key(key_path, passphrase_file)
     ref = Reference.parse(image)

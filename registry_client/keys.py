@@ -25,7 +25,7 @@ from typing import Any
 from .errors import KeyFileError
 
 __all__ = ["SigningKey", "VerificationKey", "generate", "load_private", "load_public", "passphrase_from",
-           "PEM_TYPE", "LEGACY_PEM_TYPES"]
+           "read_key_file", "load_signing_key", "PEM_TYPE", "LEGACY_PEM_TYPES"]
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 LEGACY_PEM_TYPES = ("ENCRYPTED COSIGN PRIVATE KEY",)
@@ -250,3 +250,8 @@ def read_key_file(path: str) -> bytes:
             return fh.read(1 << 20)
     except OSError as exc:
         raise KeyFileError(f"key {path}: {exc.strerror}") from None
+
+
+def load_signing_key(path: str, passphrase_file: str | None = None) -> SigningKey:
+    """The decrypted key of the cosign key file ``path`` (passphrase as :func:`passphrase_from` finds it)."""
+    return load_private(read_key_file(path), passphrase_from(passphrase_file), path)
