@@ -76,6 +76,11 @@ class LayerView:
         return sorted(rel for rel in found if self.locate(rel) is not None and os.path.isdir(self.locate(rel)))
 
 
+def _v(version: str) -> str:
+    """A version as package-url writes it: percent-encoded, ``:`` (a Debian epoch) kept."""
+    return quote(version, safe=":")
+
+
 def os_release(view: LayerView) -> dict[str, str]:
     data = view.read("etc/os-release") or view.read("usr/lib/os-release") or b""
     out = {}
@@ -117,7 +122,7 @@ def _dpkg(view: LayerView, distro: str) -> list[Package]:
         if not name or not version or not fields.get("Status", "").endswith(" installed"):
             continue
         arch = fields.get("Architecture", "")
-        purl = f"pkg:deb/{distro}/{quote(name)}@{quote(version, safe='')}" + (f"?arch={arch}" if arch else "")
+        purl = f"pkg:deb/{distro}/{quote(name)}@{_v(version)}" + (f"?arch={arch}" if arch else "")
         out.append(Package(name, version, "deb", purl, _deb_license(view, name), "var/lib/dpkg/status", arch))
     return out
 
@@ -133,7 +138,7 @@ def _apk(view: LayerView, distro: str) -> list[Package]:
         if not name or not version:
             continue
         arch = fields.get("A", "")
-        purl = f"pkg:apk/{distro}/{quote(name)}@{quote(version, safe='')}" + (f"?arch={arch}" if arch else "")
+        purl = f"pkg:apk/{distro}/{quote(name)}@{_v(version)}" + (f"?arch={arch}" if arch else "")
         out.append(Package(name, version, "apk", purl, fields.get("L", ""), "lib/apk/db/installed", arch))
     return out
 
@@ -156,7 +161,7 @@ def _python(view: LayerView) -> list[Package]:
             lic = (headers.get("License") or "").strip()
             lic = lic if lic and "\n" not in lic and len(lic) < 64 and " " not in lic else ""
         norm = name.lower().replace("_", "-").replace(".", "-")
-        out.append(Package(name, version, "pypi", f"pkg:pypi/{quote(norm)}@{quote(version, safe='')}", lic, rel))
+        out.append(Package(name, version, "pypi", f"pkg:pypi/{quote(norm)}@{_v(version)}", lic, rel))
     return out
 
 
@@ -185,9 +190,9 @@ def _npm(view: LayerView) -> list[Package]:
         lic = doc.get("license") if isinstance(doc.get("license"), str) else ""
         if name.startswith("@"):
             scope, _, short = name.partition("/")
-            purl = f"pkg:npm/{quote(scope)}/{quote(short)}@{quote(version, safe='')}"
+            purl = f"pkg:npm/{quote(scope)}/{quote(short)}@{_v(version)}"
         else:
-            purl = f"pkg:npm/{quote(name)}@{quote(version, safe='')}"
+            purl = f"pkg:npm/{quote(name)}@{_v(version)}"
         out.append(Package(name, version, "npm", purl, lic, rel))
     return out
 

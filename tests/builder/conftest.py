@@ -1,8 +1,12 @@
-"""Builder end-to-end fixtures: a store with ``busybox:latest`` imported from busybox-static."""
+"""Builder end-to-end fixtures: a store with ``busybox:latest`` imported from busybox-static, and a
+Debian bookworm root filesystem made once per session with ``debootstrap`` (``debian_tar``, slow)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -52,3 +56,22 @@ def bpybuild(pybuild, builder_base: Path):
     shutil.rmtree(pybuild.root)
     shutil.copytree(builder_base, pybuild.root, symlinks=True)
     return pybuild
+
+
+@pytest.fixture(scope="session")
+def debian_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap is not installed")
+    if os.environ.get("PYBUILD_SKIP_DEBOOTSTRAP"):
+        pytest.skip("PYBUILD_SKIP_DEBOOTSTRAP is set")
+    base = tmp_path_factory.mktemp("debian")
+    rootfs = base / "rootfs"
+    proc = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), "http://deb.debian.org/debian"],
+                          capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        pytest.skip(f"debootstrap failed (no mirror?): {proc.stderr[-500:]}")
+    out = base / "debian.tar"
+    with tarfile.open(out, "w") as tar:  # the tar of a rootfs we just made ourselves
+        tar.add(rootfs, arcname=".")
+    shutil.rmtree(rootfs, ignore_errors=True)
+    return out
