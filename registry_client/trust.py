@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
-from layers.errors import IntegrityError, InvalidDocument
+from layers.errors import IntegrityError, InvalidDocument, InvalidReference
 from layers.manifest import Manifest
 from layers.reference import Reference
 
@@ -83,9 +83,7 @@ def _identity_ok(signed: str, ref: Reference) -> bool:
         return False
     try:
         parsed = Reference.parse(signed)
-    except InvalidDocument:
-        return False
-    except Exception:  # InvalidReference: a malformed identity never matches
+    except InvalidReference:  # a malformed identity never matches
         return False
     return parsed.name == ref.name
 
