@@ -121,10 +121,6 @@ def test_reject_accept_and_bad_policy_files(pybuild, open_registry, keys, tmp_pa
     out = pybuild("pull", "--policy", reject, image, env=env)
     assert out.returncode != 0 and "'reject'" in out.stderr and _stored(pybuild) == []
 
-    scoped = policy("scoped.json", json.dumps({"default": [{"type": "reject"}], "transports": {"docker": {
-        f"{open_registry.host}/policy": [{"type": "insecureAcceptAnything"}]}}}))
-    pybuild("pull", "--policy", scoped, image, env=env, check=True)
-
     for name, text, words in [
         ("syntax.json", '{"default": [{"type": "insecureAcceptAnything"}],\n  "transports": {', ("line 2", "syntax.json")),
         ("gpg.json", json.dumps({"default": [{"type": "signedBy", "keyType": "GPGKeys", "keyPath": "/k.gpg"}]}),
@@ -138,6 +134,11 @@ def test_reject_accept_and_bad_policy_files(pybuild, open_registry, keys, tmp_pa
         assert out.returncode == 2, (name, out.stderr)
         assert all(w in out.stderr for w in words), (name, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+        assert _stored(pybuild) == []  # a policy that cannot be read pulls nothing
+
+    scoped = policy("scoped.json", json.dumps({"default": [{"type": "reject"}], "transports": {"docker": {
+        f"{open_registry.host}/policy": [{"type": "insecureAcceptAnything"}]}}}))
+    pybuild("pull", "--policy", scoped, image, env=env, check=True)
 
     out = pybuild("pull", "--policy", str(tmp_path / "absent.json"), image, env=env)
     assert out.returncode == 2 and "no policy file" in out.stderr
