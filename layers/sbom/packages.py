@@ -91,16 +91,36 @@ def os_release(view: LayerView) -> dict[str, str]:
     return out
 
 
+# Debian's short licence names (copyright-format 1.0) -> SPDX identifiers; names not here are left out
+_DEB_SPDX = {
+    "Apache-2.0": "Apache-2.0", "Artistic": "Artistic-1.0", "Artistic-2.0": "Artistic-2.0",
+    "BSD-2-clause": "BSD-2-Clause", "BSD-3-clause": "BSD-3-Clause", "BSD-4-clause": "BSD-4-Clause",
+    "CC0-1.0": "CC0-1.0", "Expat": "MIT", "MIT": "MIT", "ISC": "ISC", "Zlib": "Zlib", "zlib": "Zlib",
+    "MPL-1.1": "MPL-1.1", "MPL-2.0": "MPL-2.0", "OpenSSL": "OpenSSL", "PSF-2": "PSF-2.0", "X11": "X11",
+}
+for _n in ("1", "2", "3"):
+    _DEB_SPDX[f"GPL-{_n}"], _DEB_SPDX[f"GPL-{_n}+"] = f"GPL-{_n}.0-only", f"GPL-{_n}.0-or-later"
+for _n in ("2", "2.1", "3"):
+    _spdx = _n if "." in _n else f"{_n}.0"
+    _DEB_SPDX[f"LGPL-{_n}"], _DEB_SPDX[f"LGPL-{_n}+"] = f"LGPL-{_spdx}-only", f"LGPL-{_spdx}-or-later"
+_DEB_SPDX.update({"AGPL-3": "AGPL-3.0-only", "AGPL-3+": "AGPL-3.0-or-later", "GFDL-1.2+": "GFDL-1.2-or-later",
+                  "GFDL-1.3+": "GFDL-1.3-or-later"})
+
+
 def _deb_license(view: LayerView, name: str) -> str:
+    """The SPDX licences a machine-readable ``copyright`` file names (``License:`` fields, ``or`` and
+    ``and`` split); ``""`` for a free-form file or names SPDX has no identifier for."""
     data = view.read(f"usr/share/doc/{name}/copyright", 256 << 10)
     if not data or not data.startswith(b"Format:"):
         return ""
     seen: list[str] = []
     for line in data.decode("utf-8", "replace").splitlines():
-        if line.startswith("License:"):
-            lic = line[8:].strip()
-            if lic and lic not in seen and all(c.isalnum() or c in ".-+ " for c in lic) and " " not in lic:
-                seen.append(lic)
+        if not line.startswith("License:"):
+            continue
+        for word in line[8:].replace(",", " ").split():
+            spdx = _DEB_SPDX.get(word)
+            if spdx and spdx not in seen:
+                seen.append(spdx)
     return " AND ".join(seen[:8])
 
 

@@ -59,7 +59,8 @@ def test_sbom_of_every_package_kind_pushed_as_referrer(bpybuild, registry, tmp_p
            "Description: a package\n multi-line: description\n\n"
            "Package: removed\nStatus: deinstall ok config-files\nVersion: 0.1\nArchitecture: amd64\n")
     _write(tree, "usr/share/doc/fakepkg/copyright",
-           "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n")
+           "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n"
+           "\nFiles: lib/*\nLicense: Expat or public-domain\n")
     _write(tree, "lib/apk/db/installed", "P:musl\nV:1.2.4-r2\nA:x86_64\nL:MIT\n\nP:busybox\nV:1.36.1-r5\nA:x86_64\nL:GPL-2.0-only\n")
     _write(tree, "usr/lib/python3/dist-packages/Requests_Thing-2.31.0.dist-info/METADATA",
            "Metadata-Version: 2.1\nName: Requests_Thing\nVersion: 2.31.0\nLicense: Apache-2.0\n")
@@ -86,7 +87,7 @@ def test_sbom_of_every_package_kind_pushed_as_referrer(bpybuild, registry, tmp_p
         "@scope/thing": "pkg:npm/%40scope/thing@2.0.0",
     }
     by_name = {p["name"]: p for p in doc["packages"]}
-    assert by_name["fakepkg"]["versionInfo"] == "1:1.2-3+deb12u1" and by_name["fakepkg"]["licenseDeclared"] == "GPL-2+"
+    assert by_name["fakepkg"]["versionInfo"] == "1:1.2-3+deb12u1" and by_name["fakepkg"]["licenseDeclared"] == "GPL-2.0-or-later AND MIT"
     assert by_name["musl"]["licenseDeclared"] == "MIT" and by_name["left-pad"]["licenseDeclared"] == "WTFPL"
     assert by_name["Requests_Thing"]["licenseDeclared"] == "Apache-2.0"
     assert "removed" not in by_name
@@ -136,7 +137,11 @@ def test_sbom_of_a_debian_image_names_the_apt_installed_package(bpybuild, debian
     (hello,) = [p for p in doc["packages"] if p["name"] == "hello"]
     assert hello["versionInfo"] == version
     assert hello["externalRefs"][0]["referenceLocator"] == f"pkg:deb/debian/hello@{version}?arch=amd64"
-    assert "GPL" in hello["licenseDeclared"]
+    # hello's copyright file is free-form text (not copyright-format 1.0): no licence is claimed for it;
+    # dpkg's is machine-readable and names GPL-2+ among others
+    assert hello["licenseDeclared"] == "NOASSERTION"
+    (dpkg,) = [p for p in doc["packages"] if p["name"] == "dpkg"]
+    assert "GPL-2.0-or-later" in dpkg["licenseDeclared"].split(" AND ")
     names = {p["name"] for p in doc["packages"]}
     assert {"bash", "dpkg", "libc6"} <= names  # the base image's packages too
     assert "./usr/bin/hello" in {f["fileName"] for f in doc["files"]}  # a file of the layer the build made
