@@ -63,8 +63,9 @@ def main() -> None:
         if have_js:
             shutil.copy(ROOT / "tests" / "registry" / "js" / "verify_bundle.js", js / "verify_bundle.js")
 
-        skopeo = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", "--sign-by-sigstore-private-key",
-                                 str(work / "k.key"), f"docker://{image}", f"docker://{server.host}/bench/copy:1"],
+        (work / "pw").write_text("bench\n")
+        skopeo = subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--sign-by-sigstore-private-key",
+                                 str(work / "k.key"), "--sign-passphrase-file", str(work / "pw"), f"docker://{image}", f"docker://{server.host}/bench/copy:1"],
                                 capture_output=True, text=True, env=env) if shutil.which("skopeo") else None
 
         sign, verify, verify_bundle, node = [], [], [], []
