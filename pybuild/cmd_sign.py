@@ -125,13 +125,18 @@ def referrers_cmd(settings: Settings, image: str, artifact_type: str, fmt: str) 
 
 @click.command("sbom")
 @click.argument("image")
+@click.option("--remote", is_flag=True, help="Read it from the registry even when the local store has one.")
 @pass_settings
-def sbom_cmd(settings: Settings, image: str) -> None:
-    """Print the SPDX SBOM attached to IMAGE on its registry."""
+def sbom_cmd(settings: Settings, image: str, remote: bool) -> None:
+    """Print the SPDX SBOM of IMAGE: the one `build --sbom` saved for a local image, else the one
+    attached to IMAGE on its registry."""
     from layers.reference import Reference
+    from layers.sbom import local_sbom
     from registry_client.sbom import fetch_sbom
 
-    ref = Reference.parse(image)
-    with _registry(settings, ref) as registry:
-        data = fetch_sbom(registry.repository(ref.repository), ref)
+    data = None if remote else local_sbom(settings.store(), image)
+    if data is None:
+        ref = Reference.parse(image)
+        with _registry(settings, ref) as registry:
+            data = fetch_sbom(registry.repository(ref.repository), ref)
     click.echo(json.dumps(json.loads(data), indent=2))

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from .packages import LayerView, Package, scan_packages
-from .records import load_sbom, save_sbom, sbom_for_image
+from .records import load_sbom, local_sbom, save_sbom, sbom_for_image
 from .spdx import FileEntry, ImageFacts, image_sbom, layer_files, spdx_document
 
 __all__ = ["Package", "LayerView", "scan_packages", "ImageFacts", "FileEntry", "image_sbom", "layer_files",
-           "spdx_document", "save_sbom", "load_sbom", "sbom_for_image"]
+           "spdx_document", "save_sbom", "load_sbom", "local_sbom", "sbom_for_image"]

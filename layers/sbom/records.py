@@ -10,7 +10,7 @@ from ..atomic import write_atomic
 from ..digest import Digest
 from .spdx import ImageFacts, image_sbom
 
-__all__ = ["save_sbom", "load_sbom", "sbom_for_image"]
+__all__ = ["save_sbom", "load_sbom", "local_sbom", "sbom_for_image"]
 
 
 def _path(root: str, digest: Digest) -> str:
@@ -30,6 +30,18 @@ def load_sbom(root: str, digest: Digest) -> bytes | None:
             return fh.read()
     except FileNotFoundError:
         return None
+
+
+def local_sbom(store, name: str) -> bytes | None:
+    """The SBOM saved for the local image ``name`` (a tag or id); None when there is no such image or
+    no SBOM was made for it."""
+    from ..errors import NotFound
+
+    try:
+        record = store.images.resolve(name)
+    except NotFound:
+        return None
+    return load_sbom(store.root, record.manifest_digest)
 
 
 def sbom_for_image(store, image, name: str, own_layers: int, created: float | None = None) -> bytes:

@@ -97,11 +97,12 @@ def test_sbom_of_every_package_kind_pushed_as_referrer(bpybuild, registry, tmp_p
     sha = {c["algorithm"]: c["checksumValue"] for c in files["./app/node_modules/left-pad/package.json"]["checksums"]}
     assert sha["SHA256"] == hashlib.sha256((tree / "app/node_modules/left-pad/package.json").read_bytes()).hexdigest()
 
+    assert json.loads(bpybuild("sbom", image, check=True).stdout) == doc  # the local image's, before a push
     # pushed with the image as a referrer; `sbom` and `referrers` read it back from the registry
     bpybuild("push", image, check=True)
     listed = json.loads(bpybuild("referrers", image, "--format", "json", check=True).stdout)
     assert [(r["artifactType"], r["foundBy"]) for r in listed] == [("application/spdx+json", "tag")]
-    fetched = json.loads(bpybuild("sbom", image, check=True).stdout)
+    fetched = json.loads(bpybuild("sbom", "--remote", image, check=True).stdout)
     assert fetched == doc
 
     missing = bpybuild("sbom", f"{registry.host}/sbom/none:1")
@@ -114,7 +115,7 @@ def test_build_push_attaches_the_sbom(bpybuild, registry, tmp_path):
     (ctx / "Dockerfile").write_text("FROM busybox:latest\nRUN echo hi > /hi\n")
     image = f"{registry.host}/sbom/pushed:1"
     bpybuild("build", "--sbom", "--push", "-t", image, str(ctx), check=True)
-    fetched = json.loads(bpybuild("sbom", image, check=True).stdout)
+    fetched = json.loads(bpybuild("sbom", "--remote", image, check=True).stdout)
     _validate(fetched)
     assert [f["fileName"] for f in fetched["files"]] == ["./hi"]
 
