@@ -45,14 +45,22 @@ class LayerView:
         self.layers = list(layer_dirs)
 
     def locate(self, rel: str) -> str | None:
-        """The host path of ``rel`` in the top-most layer that has it; None if absent or whited out."""
+        """The host path of ``rel`` in the top-most layer that has it; None if absent or whited out.
+
+        Nothing outside a layer is ever returned: a ``..`` component, or a symlink on the way (an
+        image's ``var/lib/dpkg`` pointing at the host's ``/etc``), makes the path absent."""
         rel = rel.strip("/")
+        if any(part in ("..", ".") for part in rel.split("/")):
+            return None
         for base in reversed(self.layers):
             path = os.path.join(base, rel)
             try:
                 st = os.lstat(path)
             except OSError:
                 continue
+            real_base = os.path.realpath(base)
+            if os.path.realpath(os.path.dirname(path)) != os.path.join(real_base, os.path.dirname(rel)).rstrip("/"):
+                return None  # a symlinked directory on the way
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 return None
             return path
@@ -60,9 +68,15 @@ class LayerView:
 
     def read(self, rel: str, cap: int = _SMALL) -> bytes | None:
         path = self.locate(rel)
-        if path is None or not os.path.isfile(path) or os.path.islink(path):
+        if path is None:
             return None
-        with open(path, "rb") as fh:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # a symlink (ELOOP), or gone
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None  # a fifo or device must not be read
             return fh.read(cap)
 
     def find_dirs(self, predicate) -> list[str]:
@@ -73,7 +87,12 @@ class LayerView:
                 for d in dirs:
                     if predicate(d, top):
                         found.add(os.path.relpath(os.path.join(top, d), base))
-        return sorted(rel for rel in found if self.locate(rel) is not None and os.path.isdir(self.locate(rel)))
+        kept = []
+        for rel in sorted(found):
+            path = self.locate(rel)
+            if path is not None and os.path.isdir(path) and not os.path.islink(path):
+                kept.append(rel)
+        return kept
 
 
 def _v(version: str) -> str:

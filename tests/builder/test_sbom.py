@@ -147,3 +147,37 @@ def test_sbom_of_a_debian_image_names_the_apt_installed_package(bpybuild, debian
     assert {"bash", "dpkg", "libc6"} <= names  # the base image's packages too
     assert "./usr/bin/hello" in {f["fileName"] for f in doc["files"]}  # a file of the layer the build made
     assert "./usr/bin/dpkg" not in {f["fileName"] for f in doc["files"]}
+
+
+def test_sbom_scan_never_reads_outside_the_layers(tmp_path):
+    """A hostile image: its package database is a symlink to a host directory, a package name climbs
+    out with ``..``, a dist-info directory links out, a METADATA file is a fifo. Nothing of the host is
+    read; the layers' own packages are still found, and a whiteout in an upper layer hides a file."""
+    import os
+
+    from layers.sbom import scan_packages
+
+    host = tmp_path / "host"
+    (host / "dist").mkdir(parents=True)
+    (host / "status").write_text("Package: host-secret\nStatus: install ok installed\nVersion: 1\n")
+    (host / "dist" / "METADATA").write_text("Name: host-secret-py\nVersion: 1\n")
+    (host / "copyright").write_text("Format: x\nLicense: GPL-3+\n")
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "var/lib/dpkg").symlink_to(host)                     # the whole database dir links out
+    _write(lower, "lib/apk/db/installed", "P:evil\nV:1\n")
+    _write(upper, "lib/apk/db/.keep", "")
+    os.mknod(upper / "lib/apk/db/installed", 0o20000 | 0o600, os.makedev(0, 0))  # whited out above
+    site = lower / "usr/lib/python3/site-packages"
+    site.mkdir(parents=True)
+    (site / "linked-1.0.dist-info").symlink_to(host / "dist")
+    (site / "fifo-1.0.dist-info").mkdir()
+    os.mkfifo(site / "fifo-1.0.dist-info" / "METADATA")
+    _write(lower, "usr/lib/python3/site-packages/ok-2.0.dist-info/METADATA", "Name: ok\nVersion: 2.0\n")
+    packages, _ = scan_packages([str(lower), str(upper)])
+    names = {p.name for p in packages}
+    assert names == {"ok"}, names
+    # a dpkg database whose package name climbs out of usr/share/doc: its licence is not read from the host
+    db = tmp_path / "db"
+    _write(db, "var/lib/dpkg/status", "Package: ../../../../host\nStatus: install ok installed\nVersion: 1\n")
+    (packages,), _ = scan_packages([str(db)])
+    assert packages.license == ""
