@@ -163,6 +163,7 @@ def test_sbom_scan_never_reads_outside_the_layers(tmp_path):
     (host / "dist" / "METADATA").write_text("Name: host-secret-py\nVersion: 1\n")
     (host / "copyright").write_text("Format: x\nLicense: GPL-3+\n")
     lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "var/lib").mkdir(parents=True)
     (lower / "var/lib/dpkg").symlink_to(host)                     # the whole database dir links out
     _write(lower, "lib/apk/db/installed", "P:evil\nV:1\n")
     _write(upper, "lib/apk/db/.keep", "")
