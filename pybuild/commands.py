@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sign": ("pybuild.cmd_sign", "sign_cmd", "Sign an image on its registry (cosign formats)"),
     "verify": ("pybuild.cmd_sign", "verify_cmd", "Verify the signatures of an image on its registry"),
     "referrers": ("pybuild.cmd_sign", "referrers_cmd", "List the artifacts attached to an image"),
-    "sbom": ("pybuild.cmd_sign", "sbom_cmd", "Print the SBOM attached to an image"),
+    "sbom": ("pybuild.cmd_sign", "sbom_cmd", "Print the SBOM of an image (local, or attached on its registry)"),
     # running (cmd_run, cmd_containers, cmd_network)
     "run": ("pybuild.cmd_run", "run_cmd", "Run a command in a new container"),
     "create": ("pybuild.cmd_run", "create_cmd", "Create a container without starting it"),
