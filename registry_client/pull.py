@@ -10,6 +10,7 @@ write into the store fails (disk full) is dropped, not kept for a resume.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers import events
 from layers.descriptor import Descriptor, Platform
@@ -28,6 +29,9 @@ from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 from .store import LocalStore
 
+if TYPE_CHECKING:
+    from .policy import Policy
+
 __all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
 
 _BLOB_ATTEMPTS = 3
@@ -43,7 +47,7 @@ class PullOptions:
     platform: Platform | None = None
     all_platforms: bool = False
     jobs: int = 4
-    policy: object | None = None
+    policy: Policy | None = None
 
 
 @dataclass(frozen=True)
