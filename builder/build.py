@@ -35,6 +35,7 @@ class BuildOutcome:
     plan: Plan
     tags: tuple[str, ...]
     pushed: tuple[str, ...] = ()
+    cache_lines: tuple[str, ...] = ()  # what the shared cache imported and exported
 
 
 def read_dockerfile(options: BuildOptions):
@@ -67,34 +68,70 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
     ``state_dir`` is the runtime state directory of RUN steps' sandboxes."""
     from layers.reference import Reference
 
+    from .remotecache.spec import parse_cache_spec
+
     parsed = read_dockerfile(options)
+    imports = tuple(parse_cache_spec(s, "from") for s in options.cache_from)  # refused before any work
+    exports = tuple(parse_cache_spec(s, "to") for s in options.cache_to)
     if callable(store):
         store = store()
 
     progress = progress or Progress(None, "quiet")
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
-    resolver = StoreResolver(store, registry, pull=options.pull, progress=progress)
-    with store.lease(), contextlib.closing(resolver):
+    resolver = StoreResolver(store, registry, pull=options.pull, progress=progress, lazy=bool(imports))
+    shared = _cache_session(store, imports, exports, registry, options)
+    with store.lease(), contextlib.closing(resolver), contextlib.ExitStack() as stack:
+        if shared is not None:
+            stack.callback(shared.close)
         p, context = load_plan(options, resolver, store.root, parsed)
         if p.unused_args:
             progress.note("[warning] build arguments not consumed: " + ", ".join(p.unused_args))
-        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir)
+        if shared is not None and not options.no_cache:
+            shared.load(progress.note)
+        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir, shared=shared)
         try:
             result = executor.run(p)
         finally:
             executor.close()
             context.save_hashes()
+        if shared is not None:
+            shared.remote.settle_local(result.layers)
+            result = shared.export_inline(p, result)
         from layers.store.pause import pause_point
 
         pause_point("build-tag")  # a test hook: the image is stored, not yet named
         for tag in tags:
-            store.images.tag(Reference.parse(tag), result.manifest.digest)
+            if shared is not None:  # its layers may be lazy cache hits
+                store.images.tag(Reference.parse(tag), result.manifest.digest, lazy=True)
+            else:
+                store.images.tag(Reference.parse(tag), result.manifest.digest)
         if options.sbom:
+            if shared is not None:
+                _complete(shared, result.manifest)  # the scan reads every layer's bytes
             write_sbom(store, result, p, resolver, tags, options)
-    for spec in options.outputs:
-        write_output(spec, result, tags, store)
-    pushed = tuple(push_image(t, result, store, registry, options) for t in tags) if options.push else ()
-    return BuildOutcome(result, p, tags, pushed)
+        if shared is not None:
+            shared.export(p, progress.note)
+        for spec in options.outputs:
+            if shared is not None:
+                _complete(shared, result.manifest)
+            write_output(spec, result, tags, store)
+        pushed = tuple(push_image(t, result, store, registry, options, shared) for t in tags) if options.push else ()
+        lines = tuple(shared.summary(executor.remote_hits)) if shared is not None else ()
+    return BuildOutcome(result, p, tags, pushed, lines)
+
+
+def _cache_session(store, imports, exports, registry: RegistrySettings | None, options: BuildOptions):
+    if not imports and not exports:
+        return None
+    from .remotecache.session import CacheSession
+
+    return CacheSession(store, imports, exports, registry.transport() if registry else None, options.jobs)
+
+
+def _complete(shared, manifest) -> None:
+    """Fetch every lazy layer of ``manifest`` (an archive output needs the bytes)."""
+    for desc in manifest.layers:
+        shared.remote.ensure(desc)
 
 
 def _base_layers(p: Plan, resolver) -> int:
@@ -156,7 +193,7 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: L
 
 
 def push_image(tag: str, result: BuildResult, store: LocalStore, registry: RegistrySettings | None,
-               options: BuildOptions) -> str:
+               options: BuildOptions, shared=None) -> str:
     """Push the built image as ``tag``; its manifest digest."""
     from layers.reference import Reference
     from registry_client.client import Registry
@@ -167,6 +204,8 @@ def push_image(tag: str, result: BuildResult, store: LocalStore, registry: Regis
         raise BuildError("--push needs registry settings")
     ref = Reference.parse(tag)
     credentials = CredentialStore().get(ref.registry)
+    if shared is not None:  # lazy layers: mounted from the cache's repository, or fetched if none can be
+        shared.prepare_push(result.manifest, ref.api_host)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
         repo = remote.repository(ref.repository)
         res = push(store, repo, result.manifest, ref, PushOptions(jobs=options.jobs))

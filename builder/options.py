@@ -62,6 +62,8 @@ class BuildOptions:
     #: write an SPDX 2.3 SBOM of the image (kept beside the store; pushed as a referrer with the image)
     sbom: bool = False
     jobs: int = 4
+    cache_from: tuple[str, ...] = ()  # --cache-from specs (builder.remotecache.spec)
+    cache_to: tuple[str, ...] = ()  # --cache-to specs
 
     def __post_init__(self) -> None:
         from .errors import BuildError

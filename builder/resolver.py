@@ -77,8 +77,9 @@ class StoreResolver:
     with ``registry`` settings: without them an absent image is an error)."""
 
     def __init__(self, store: Store, registry: RegistrySettings | None = None, pull: bool = False,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, lazy: bool = False) -> None:
         self.store, self.registry, self.pull, self.progress = store, registry, pull, progress
+        self.lazy = lazy  # pull base images' manifests and configs only (layers on demand)
         self.images: dict[tuple[str, str], object] = {}
         self._fetched: dict[str, Fetched] = {}
         self._work: str | None = None
@@ -104,7 +105,7 @@ class StoreResolver:
             self._pull(image, platform)
             record = self.store.images.resolve(image)
         want = Platform.parse(platform)
-        img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
+        img = self.store.images.load(record, platform=want, lazy=self.lazy)  # an index: the entry for the platform
         have = img.config.platform
         if (have.os, have.architecture) != (want.os, want.architecture) and have.architecture:
             raise BuildError(f"image {image} is for {have.os}/{have.architecture}, not {platform} "
@@ -126,7 +127,8 @@ class StoreResolver:
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
             with self.store.lease():
                 pull(self.store, registry.repository(ref.repository), ref,
-                     PullOptions(platform=Platform.parse(platform), policy=policy), None, tag=True)
+                     PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy), None,
+                     tag=True)
 
     def fetch(self, url: str) -> Fetched:
         """Download ``url`` once per build (``ADD URL``) into a private directory; the planner puts the
