@@ -105,6 +105,10 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
                 store.images.tag(Reference.parse(tag), result.manifest.digest, lazy=True)
             else:
                 store.images.tag(Reference.parse(tag), result.manifest.digest)
+        if options.sbom:
+            if shared is not None:
+                _complete(shared, result.manifest)  # the scan reads every layer's bytes
+            write_sbom(store, result, p, resolver, tags, options)
         if shared is not None:
             shared.export(p, progress.note)
         for spec in options.outputs:
@@ -128,6 +132,28 @@ def _complete(shared, manifest) -> None:
     """Fetch every lazy layer of ``manifest`` (an archive output needs the bytes)."""
     for desc in manifest.layers:
         shared.remote.ensure(desc)
+
+
+def _base_layers(p: Plan, resolver) -> int:
+    """How many layers of the target's image come from its base image (the rest the build made)."""
+    stage = p.stages[p.target]
+    while stage.base_stage is not None:
+        stage = p.stages[stage.base_stage]
+    if stage.base == "scratch":
+        return 0
+    return len(resolver.load(stage.base, stage.platform).manifest.layers)
+
+
+def write_sbom(store: Store, result: BuildResult, p: Plan, resolver, tags: tuple[str, ...],
+               options: BuildOptions) -> bytes:
+    """``--sbom``: the SPDX document of the built image (packages of every layer, files of the layers
+    this build made), saved beside the store for push."""
+    from layers.sbom import sbom_for_image
+
+    image = store.images.load(result.manifest.digest)
+    own = len(image.manifest.layers) - _base_layers(p, resolver)
+    return sbom_for_image(store, image, tags[0] if tags else result.image_id, max(own, 0),
+                          float(options.timestamp) if options.timestamp is not None else None)
 
 
 def _output_spec(spec: str) -> dict[str, str]:
@@ -181,6 +207,20 @@ def push_image(tag: str, result: BuildResult, store: LocalStore, registry: Regis
     if shared is not None:  # lazy layers: mounted from the cache's repository, or fetched if none can be
         shared.prepare_push(result.manifest, ref.api_host)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
-        res = push(store, remote.repository(ref.repository), result.manifest, ref,
-                   PushOptions(jobs=options.jobs))
+        repo = remote.repository(ref.repository)
+        res = push(store, repo, result.manifest, ref, PushOptions(jobs=options.jobs))
+        if options.sbom:
+            attach_sbom(store, repo, ref, result.manifest.digest, res.digest)
     return str(res.digest)
+
+
+def attach_sbom(store: LocalStore, repo, ref, local, pushed) -> None:
+    """Push the SBOM saved for the local manifest ``local`` as a referrer of ``pushed`` (the digest the
+    registry holds); nothing when no SBOM was made."""
+    from layers.sbom import load_sbom
+    from registry_client.sbom import push_sbom
+    from registry_client.trust import resolve_digest
+
+    data = load_sbom(store.root, local)
+    if data is not None:
+        push_sbom(repo, resolve_digest(repo, ref.with_digest(pushed)), data)

@@ -116,16 +116,19 @@ class StoreResolver:
         from layers.reference import Reference
         from registry_client.client import Registry
         from registry_client.credentials import CredentialStore
+        from registry_client.policy import load_policy
         from registry_client.pull import PullOptions, pull
 
         ref = Reference.parse(image)
         config = self.registry.transport()
+        policy = load_policy(self.registry.policy)  # a bad policy file fails before the pull
         if self.progress:
             self.progress.note(f"pulling {ref}")
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
             with self.store.lease():
                 pull(self.store, registry.repository(ref.repository), ref,
-                     PullOptions(platform=Platform.parse(platform), lazy=self.lazy), None, tag=True)
+                     PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy), None,
+                     tag=True)
 
     def fetch(self, url: str) -> Fetched:
         """Download ``url`` once per build (``ADD URL``) into a private directory; the planner puts the

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   busybox-static docker-registry apache2-utils
   skopeo umoci runc podman buildah
   iproute2 iptables libseccomp2 debootstrap python3-venv
+  nodejs npm  # the signing tests run the Sigstore project's verifier (@sigstore/verify from npm) with node
 )
 
 if [ "$(id -u)" = 0 ]; then
