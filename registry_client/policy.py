@@ -2,8 +2,10 @@
 evaluated before a pull commits anything.
 
 Files: ``--policy FILE``, else ``$PYBUILD_POLICY``, else ``~/.config/containers/policy.json`` when it
-exists, else ``/etc/containers/policy.json``. As in podman, a missing policy file is an error, not
-"accept anything". ``registries.d``: ``$PYBUILD_REGISTRIES_D``, else ``~/.config/containers/registries.d``
+exists, else ``/etc/containers/policy.json``. A file named by ``--policy`` or ``$PYBUILD_POLICY`` must
+exist. When neither is given and no policy file is installed, pybuild pulls as Docker does (accept
+anything, no verification), where podman would refuse; installing containers-common (or writing
+``~/.config/containers/policy.json``) turns the policy on. ``registries.d``: ``$PYBUILD_REGISTRIES_D``, else ``~/.config/containers/registries.d``
 when it exists, else ``/etc/containers/registries.d`` (``*.yaml``; ``default-docker`` and ``docker``
 scopes; ``use-sigstore-attachments``).
 
@@ -151,13 +153,16 @@ def _registries_d() -> str:
 
 def load_policy(path: str | None = None) -> Policy:
     """Read and check the policy file; any mistake is a :class:`PolicyFileError` naming the file."""
+    chosen = path or os.environ.get("PYBUILD_POLICY")
     path = policy_path(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(4 << 20)
     except FileNotFoundError:
-        raise PolicyFileError(f"no policy file {path}: without one pybuild, like podman, pulls nothing "
-                              "(install containers-common, or give --policy FILE)") from None
+        if not chosen:  # nothing installed, nothing asked for: Docker's behaviour
+            return Policy("(no policy file: accept anything, as Docker)", (Requirement("insecureAcceptAnything"),),
+                          (), _registries_d())
+        raise PolicyFileError(f"no policy file {path}") from None
     except OSError as exc:
         raise PolicyFileError(f"policy {path}: {exc.strerror}") from None
     try:

@@ -140,3 +140,19 @@ def test_registries_d_scopes(tmp_path):
     (tmp_path / "b.yaml").write_text("docker: [unclosed\n")
     with pytest.raises(PolicyFileError, match="b.yaml"):
         attachments_enabled(Reference.parse("reg.example/team/app:1"), str(tmp_path))
+
+
+def test_no_policy_file_installed_accepts_as_docker_but_a_named_one_must_exist(tmp_path, monkeypatch) -> None:
+    from registry_client import policy as pol
+    from registry_client.errors import PolicyFileError
+
+    monkeypatch.setattr(pol, "SYSTEM_POLICY", str(tmp_path / "etc-containers-policy.json"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("PYBUILD_POLICY", raising=False)
+    accept = pol.load_policy()
+    assert [r.kind for r in accept.default] == ["insecureAcceptAnything"] and accept.docker == ()
+    with pytest.raises(PolicyFileError, match="no policy file"):
+        pol.load_policy(str(tmp_path / "named.json"))
+    monkeypatch.setenv("PYBUILD_POLICY", str(tmp_path / "env.json"))
+    with pytest.raises(PolicyFileError, match="no policy file"):
+        pol.load_policy()
