@@ -12,11 +12,14 @@ APT_PACKAGES=(
   busybox-static docker-registry apache2-utils
   skopeo umoci runc podman buildah
   iproute2 iptables libseccomp2 debootstrap python3-venv
-  nodejs npm  # the signing tests run the Sigstore project's verifier (@sigstore/verify from npm) with node
 )
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
+  # the signing tests run the Sigstore project's verifier (@sigstore/verify from npm) with node: Debian's
+  # nodejs + npm unless a node with npm is already installed (nodesource's nodejs bundles npm and
+  # conflicts with Debian's npm package)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then APT_PACKAGES+=(nodejs npm); fi
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
