@@ -242,6 +242,8 @@ class ImageStore:
         try:
             desc = index.select(want)
         except NotFound:
+            if platform is not None:
+                raise
             have = [d for d in index.images() if self.blobs.has(d.digest)]
             if not have:
                 raise NotFound(f"index {index.digest}: no image for {want} in the store") from None
