@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from .context import BuildContext
@@ -31,10 +31,31 @@ __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
 
 @dataclass(frozen=True)
 class BuildOutcome:
+    """``result``/``plan``: the image built (with several platforms, the first's); ``index``: the
+    index over every platform's image when more than one was built (``platforms`` in its order)."""
+
     result: BuildResult
     plan: Plan
     tags: tuple[str, ...]
     pushed: tuple[str, ...] = ()
+    index: object | None = None  # layers.index.Index
+    platforms: tuple = ()        # builder.multiplatform.PlatformBuild, one per --platform
+
+    @property
+    def document(self):
+        """What the tags name: the index, or the one image's manifest."""
+        return self.index if self.index is not None else self.result.manifest
+
+    @property
+    def image_id(self) -> str:
+        """The image id Docker prints: the config digest, or for an index the index's digest."""
+        return str(self.index.digest) if self.index is not None else self.result.image_id
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """``(cache hits, steps)`` over every platform built."""
+        builds = [b.result for b in self.platforms] or [self.result]
+        return sum(r.cache_hits for r in builds), sum(r.steps for r in builds)
 
 
 def read_dockerfile(options: BuildOptions):
@@ -52,7 +73,7 @@ def load_plan(options: BuildOptions, resolver, cache_root: str | None = None, pa
     df, df_path = parsed or read_dockerfile(options)
     hash_cache = os.path.join(cache_root, "cache", "context-hashes.json") if cache_root else None
     context = BuildContext(options.context_dir, load_ignore(options.context_dir, df_path), hash_cache)
-    p = plan(df, PlanOptions(target=options.target, build_args=options.build_args, platform=options.platform),
+    p = plan(df, PlanOptions(target=options.target, build_args=options.build_args, platform=options.platforms[0]),
              resolver, context)
     return p, context
 
@@ -73,26 +94,49 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
 
     progress = progress or Progress(None, "quiet")
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
+    platforms = options.platforms
+    with store.lease():
+        if len(platforms) == 1:
+            one = _build_platform(replace(options, platform=platforms[0]), store, registry, progress, state_dir,
+                                  parsed)
+            builds, index = [one], None
+        else:
+            from .multiplatform import build_platforms, commit_index
+
+            builds = build_platforms(platforms, lambda platform: _build_platform(
+                replace(options, platform=platform), store, registry, progress, state_dir, parsed, labelled=True))
+            index = commit_index(store, builds, docker=options.format == "docker")
+        outcome = BuildOutcome(builds[0].result, builds[0].plan, tags, index=index,
+                               platforms=tuple(builds) if index is not None else ())
+        from layers.store.pause import pause_point
+
+        pause_point("build-tag")  # a test hook: the image is stored, not yet named
+        for tag in tags:
+            store.images.tag(Reference.parse(tag), outcome.document.digest)
+    for spec in options.outputs:
+        write_output(spec, outcome.document, tags, store)
+    pushed = tuple(push_image(t, outcome.document, store, registry, options) for t in tags) if options.push else ()
+    return replace(outcome, pushed=pushed)
+
+
+def _build_platform(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
+                    state_dir: str | None, parsed, labelled: bool = False):
+    """Plan and execute for ``options.platform`` (one platform): a :class:`PlatformBuild`."""
+    from .multiplatform import PlatformBuild
+
     resolver = StoreResolver(store, registry, pull=options.pull, progress=progress)
-    with store.lease(), contextlib.closing(resolver):
+    with contextlib.closing(resolver):
         p, context = load_plan(options, resolver, store.root, parsed)
         if p.unused_args:
             progress.note("[warning] build arguments not consumed: " + ", ".join(p.unused_args))
-        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir)
+        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir,
+                            label_platform=labelled)
         try:
             result = executor.run(p)
         finally:
             executor.close()
             context.save_hashes()
-        from layers.store.pause import pause_point
-
-        pause_point("build-tag")  # a test hook: the image is stored, not yet named
-        for tag in tags:
-            store.images.tag(Reference.parse(tag), result.manifest.digest)
-    for spec in options.outputs:
-        write_output(spec, result, tags, store)
-    pushed = tuple(push_image(t, result, store, registry, options) for t in tags) if options.push else ()
-    return BuildOutcome(result, p, tags, pushed)
+    return PlatformBuild(options.platform, result, p)
 
 
 def _output_spec(spec: str) -> dict[str, str]:
@@ -107,8 +151,9 @@ def _output_spec(spec: str) -> dict[str, str]:
     return out
 
 
-def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: LocalStore) -> None:
-    """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json), written atomically."""
+def write_output(spec: str, document, tags: tuple[str, ...], store: LocalStore) -> None:
+    """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json) of ``document`` (the
+    image's manifest, or the index of a multi-platform build), written atomically."""
     import tempfile
 
     from layers.layout import ArchiveImage, write_archive
@@ -121,7 +166,7 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: L
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pybuild-out-")
     try:
         with os.fdopen(fd, "wb") as f:
-            write_archive(f, [ArchiveImage(result.manifest, names)], store.blobs)
+            write_archive(f, [ArchiveImage(document, names)], store.blobs)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -131,9 +176,10 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: L
         raise
 
 
-def push_image(tag: str, result: BuildResult, store: LocalStore, registry: RegistrySettings | None,
+def push_image(tag: str, document, store: LocalStore, registry: RegistrySettings | None,
                options: BuildOptions) -> str:
-    """Push the built image as ``tag``; its manifest digest."""
+    """Push ``document`` (the built image's manifest, or the index and every image in it) as ``tag``;
+    the digest the registry has it under."""
     from layers.reference import Reference
     from registry_client.client import Registry
     from registry_client.credentials import CredentialStore
@@ -144,6 +190,6 @@ def push_image(tag: str, result: BuildResult, store: LocalStore, registry: Regis
     ref = Reference.parse(tag)
     credentials = CredentialStore().get(ref.registry)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
-        res = push(store, remote.repository(ref.repository), result.manifest, ref,
+        res = push(store, remote.repository(ref.repository), document, ref,
                    PushOptions(jobs=options.jobs))
     return str(res.digest)
