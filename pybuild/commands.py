@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("pybuild.cmd_registry", "push_cmd", "Push an image to a registry"),
     "login": ("pybuild.cmd_registry", "login_cmd", "Log in to a registry"),
     "logout": ("pybuild.cmd_registry", "logout_cmd", "Log out from a registry"),
-    "manifest": ("pybuild.cmd_registry", "manifest_group", "Inspect remote manifests"),
+    "manifest": ("pybuild.cmd_manifest", "manifest_group", "Make, inspect and push manifest lists"),
     # running (cmd_run, cmd_containers, cmd_network)
     "run": ("pybuild.cmd_run", "run_cmd", "Run a command in a new container"),
     "create": ("pybuild.cmd_run", "create_cmd", "Create a container without starting it"),
