@@ -94,17 +94,18 @@ class StoreResolver:
     def _load(self, image: str, platform: str):
         from layers.errors import NotFound
 
+        want = Platform.parse(platform)
         if self.pull and self.registry is not None:
             self._pull(image, platform)
         try:
             record = self.store.images.resolve(image)
+            img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
         except NotFound:
             if self.registry is None:
                 raise
-            self._pull(image, platform)
+            self._pull(image, platform)  # missing, or an index without this platform's image yet
             record = self.store.images.resolve(image)
-        want = Platform.parse(platform)
-        img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
+            img = self.store.images.load(record, platform=want)
         have = img.config.platform
         if (have.os, have.architecture) != (want.os, want.architecture) and have.architecture:
             raise BuildError(f"image {image} is for {have.os}/{have.architecture}, not {platform} "
@@ -112,6 +113,8 @@ class StoreResolver:
         return img
 
     def _pull(self, image: str, platform: str) -> None:
+        """Pull ``image`` for ``platform``; the name is given to the index when the registry has one (not
+        to the one image pulled), so a build for another platform finds its entry there too."""
         from layers.reference import Reference
         from registry_client.client import Registry
         from registry_client.credentials import CredentialStore
@@ -120,11 +123,12 @@ class StoreResolver:
         ref = Reference.parse(image)
         config = self.registry.transport()
         if self.progress:
-            self.progress.note(f"pulling {ref}")
+            self.progress.note(f"pulling {ref} ({platform})")
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
             with self.store.lease():
-                pull(self.store, registry.repository(ref.repository), ref,
-                     PullOptions(platform=Platform.parse(platform)), None, tag=True)
+                result = pull(self.store, registry.repository(ref.repository), ref,
+                              PullOptions(platform=Platform.parse(platform)), None, tag=False)
+                self.store.images.tag(ref, result.digest)
 
     def fetch(self, url: str) -> Fetched:
         """Download ``url`` once per build (``ADD URL``) into a private directory; the planner puts the

@@ -149,6 +149,18 @@ def test_manifest_verbs_build_and_push_an_index_by_hand(mpybuild, registry, tmp_
     remote = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{lst}"],
                             capture_output=True, check=True).stdout
     assert remote == raw and pushed.startswith("sha256:")
+    # a build in a fresh store pulls each platform of the pushed list; the name stays on the index, so
+    # the second build (and either platform) finds its entry without pulling again
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {lst}\nCOPY Dockerfile /\n")
+    b = PybuildRunner(tmp_path / "root3", tmp_path / "state3")
+    b.root.mkdir(mode=0o700)
+    b.state.mkdir(mode=0o700)
+    for _ in range(2):
+        built = b("build", "--platform", "linux/amd64,linux/arm64", "-t", "fromlist:1", str(ctx), env=env)
+        assert built.returncode == 0, built.stderr
+    assert "pulling" not in built.stderr
     # remove one entry, then the list itself; the images stay
     pb("manifest", "remove", lst, arm_digest, check=True)
     assert _platforms(pb("manifest", "inspect", "--raw", lst, text=False, check=True).stdout) == ["linux/amd64"]
