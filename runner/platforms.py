@@ -34,7 +34,7 @@ def load_image(images, record, platform: str | None):
     """``images`` (a ``layers.store.ImageStore``) loads ``record`` for ``platform`` (None: this host's).
     An explicit platform must be what the image is; a foreign one needs an emulator (see module doc)."""
     want = Platform.parse(platform) if platform else None
-    image = images.load(record, platform=want)
+    image = images.load(record, platform=want) if want is not None else images.load(record)
     have = image.config.platform
     if want is not None and not have.matches(Platform(want.os, want.architecture)):
         raise InvalidRunOption(f"--platform {platform}: image {record.name or record.manifest_digest} is {have}; "
