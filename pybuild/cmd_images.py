@@ -100,7 +100,8 @@ def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str
         for ident in dict.fromkeys(str(s.record.id) if no_trunc else s.record.id.short for s in listed):
             click.echo(ident)
     elif template is not None:
-        rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc) for s in listed]
+        rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc, platforms=s.platforms,
+                                missing=s.missing) for s in listed]
         for line in template.lines(rows, ctx.IMAGE_TITLES):
             click.echo(line)
     else:  # an index is one entry; a PLATFORMS column names its platforms when the list holds one

@@ -63,6 +63,8 @@ def test_two_platform_build_pushes_one_index(mpybuild, qemu_registered, registry
     # the local record is one entry with both platforms
     images = mpybuild("images", f"{registry.host}/mp/app", check=True).stdout.splitlines()
     assert images[0].split()[-1] == "PLATFORMS" and images[1].split()[-1] == "linux/amd64,linux/arm64", images
+    templated = mpybuild("images", "--format", "{{.Tag}} {{.Platforms}}", f"{registry.host}/mp/app", check=True)
+    assert templated.stdout == "1 linux/amd64,linux/arm64\n"
     doc = json.loads(mpybuild("inspect", ref, check=True).stdout)[0]
     assert [p["platform"] for p in doc["Index"]["Platforms"]] == ["linux/amd64", "linux/arm64"]
 
