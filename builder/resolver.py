@@ -92,20 +92,28 @@ class StoreResolver:
             return self.images[key]
 
     def _load(self, image: str, platform: str):
-        from layers.errors import NotFound
+        from layers.errors import NotFound, PybuildError
 
         want = Platform.parse(platform)
         if self.pull and self.registry is not None:
             self._pull(image, platform)
         try:
             record = self.store.images.resolve(image)
-            img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
         except NotFound:
             if self.registry is None:
                 raise
-            self._pull(image, platform)  # missing, or an index without this platform's image yet
+            self._pull(image, platform)
             record = self.store.images.resolve(image)
-            img = self.store.images.load(record, platform=want)
+        try:
+            img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
+        except NotFound as missing:  # an index without this platform's image yet: its registry may have it
+            if self.registry is None:
+                raise
+            try:
+                self._pull(image, platform)
+            except PybuildError:
+                raise missing from None
+            img = self.store.images.load(self.store.images.resolve(image), platform=want)
         have = img.config.platform
         if (have.os, have.architecture) != (want.os, want.architecture) and have.architecture:
             raise BuildError(f"image {image} is for {have.os}/{have.architecture}, not {platform} "
