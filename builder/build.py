@@ -103,8 +103,12 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
         else:
             from .multiplatform import build_platforms, commit_index
 
+            from .cache import StepLocks
+
+            locks = StepLocks()
             builds = build_platforms(platforms, lambda platform: _build_platform(
-                replace(options, platform=platform), store, registry, progress, state_dir, parsed, labelled=True))
+                replace(options, platform=platform), store, registry, progress, state_dir, parsed, labelled=True,
+                step_locks=locks))
             index = commit_index(store, builds, docker=options.format == "docker")
         outcome = BuildOutcome(builds[0].result, builds[0].plan, tags, index=index,
                                platforms=tuple(builds) if index is not None else ())
@@ -120,7 +124,7 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
 
 
 def _build_platform(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
-                    state_dir: str | None, parsed, labelled: bool = False):
+                    state_dir: str | None, parsed, labelled: bool = False, step_locks=None):
     """Plan and execute for ``options.platform`` (one platform): a :class:`PlatformBuild`."""
     from .multiplatform import PlatformBuild
 
@@ -130,7 +134,7 @@ def _build_platform(options: BuildOptions, store: Store, registry: RegistrySetti
         if p.unused_args:
             progress.note("[warning] build arguments not consumed: " + ", ".join(p.unused_args))
         executor = Executor(store, options, context, resolver, progress, state_dir=state_dir,
-                            label_platform=labelled)
+                            label_platform=labelled, step_locks=step_locks)
         try:
             result = executor.run(p)
         finally:

@@ -23,7 +23,7 @@ from layers.digest import Digest
 from layers.store.pause import pause_point
 
 from . import instructions as I
-from .cache import BuildCache
+from .cache import BuildCache, StepLocks
 from .context import BuildContext
 from .errors import BuildError
 from .options import BuildOptions
@@ -72,12 +72,14 @@ class Executor:
     """Runs one plan. Not a value: holds the store, cache, progress and the work directory."""
 
     def __init__(self, store: Store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
-                 progress: Progress, state_dir: str | None = None, label_platform: bool = False) -> None:
+                 progress: Progress, state_dir: str | None = None, label_platform: bool = False,
+                 step_locks: StepLocks | None = None) -> None:
         self.store, self.options, self.context, self.resolver = store, options, context, resolver
         self.progress = progress
         self.label_platform = label_platform  # a multi-platform build names each step's platform
         self.state_dir = state_dir
         self.cache = BuildCache(store.root, store)
+        self.step_locks = step_locks or StepLocks()
         from .workdir import new_workdir
 
         self.work = new_workdir(store.root)
@@ -176,6 +178,13 @@ class Executor:
         with self._lock:
             self.steps += 1
         key = self._layer_key(v)
+        if self.options.no_cache:
+            return self._run_step(stage, v, image, step, history, key)
+        with self.step_locks.hold(key):  # another platform's graph running the same step: wait, then hit
+            return self._run_step(stage, v, image, step, history, key)
+
+    def _run_step(self, stage: Stage, v: Vertex, image: StageImage, step, history: History, key: str) -> StageImage:
+        inst = v.instruction
         entry = None if self.options.no_cache else self.cache.get(key)
         if entry is not None:
             with self._lock:

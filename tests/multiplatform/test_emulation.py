@@ -120,3 +120,30 @@ def test_cross_compile_in_a_native_stage_runs_on_arm64(mpybuild, qemu_registered
                      "cat", "/opt/built-on", "/opt/greeting", check=True)
     assert files.stdout == "x86_64\nhello from aarch64\n"  # compiled natively, its RUN step emulated
     assert _inspect(mpybuild, "hello:arm")["Architecture"] == "arm64"
+
+
+SHARED_STAGE = """\
+FROM --platform=$BUILDPLATFORM busybox:multi AS tools
+RUN uname -m > /native && sleep 0.5 && date +%s%N > /stamp
+
+FROM busybox:multi
+ARG TARGETARCH
+COPY --from=tools /native /stamp /
+RUN echo "$TARGETARCH on $(uname -m)" > /target
+"""
+
+
+def test_a_build_platform_stage_runs_once_for_every_target(mpybuild, qemu_registered, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(SHARED_STAGE)
+    build = mpybuild("build", "--platform", "linux/amd64,linux/arm64", "-t", "shared:1", str(ctx))
+    assert build.returncode == 0, build.stderr
+    assert "# 1/6 steps cached" in build.stderr, build.stderr  # the tools RUN: run by one graph, a hit for the other
+    outs = {}
+    for platform in ("linux/amd64", "linux/arm64"):
+        outs[platform] = mpybuild("run", "--rm", "--network", "none", "--platform", platform, "shared:1",
+                                  "cat", "/native", "/stamp", "/target", check=True).stdout.splitlines()
+    amd, arm = outs["linux/amd64"], outs["linux/arm64"]
+    assert amd[0] == arm[0] == "x86_64" and amd[1] == arm[1]  # the same native layer in both images
+    assert (amd[2], arm[2]) == ("amd64 on x86_64", "arm64 on aarch64")
