@@ -38,6 +38,7 @@ class BuildOutcome:
     plan: Plan
     tags: tuple[str, ...]
     pushed: tuple[str, ...] = ()
+    cache_lines: tuple[str, ...] = ()  # what the shared cache imported and exported
     index: object | None = None  # layers.index.Index
     platforms: tuple = ()        # builder.multiplatform.PlatformBuild, one per --platform
 
@@ -88,59 +89,139 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
     ``state_dir`` is the runtime state directory of RUN steps' sandboxes."""
     from layers.reference import Reference
 
+    from .remotecache.spec import parse_cache_spec
+
     parsed = read_dockerfile(options)
+    imports = tuple(parse_cache_spec(s, "from") for s in options.cache_from)  # refused before any work
+    exports = tuple(parse_cache_spec(s, "to") for s in options.cache_to)
     if callable(store):
         store = store()
 
     progress = progress or Progress(None, "quiet")
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
-    platforms = options.platforms
-    with store.lease():
-        if len(platforms) == 1:
-            one = _build_platform(replace(options, platform=platforms[0]), store, registry, progress, state_dir,
-                                  parsed)
-            builds, index = [one], None
-        else:
-            from .multiplatform import build_platforms, commit_index
-
-            from .cache import StepLocks
-
-            locks = StepLocks()
-            builds = build_platforms(platforms, lambda platform: _build_platform(
-                replace(options, platform=platform), store, registry, progress, state_dir, parsed, labelled=True,
-                step_locks=locks))
-            index = commit_index(store, builds, docker=options.format == "docker")
-        outcome = BuildOutcome(builds[0].result, builds[0].plan, tags, index=index,
-                               platforms=tuple(builds) if index is not None else ())
-        from layers.store.pause import pause_point
-
-        pause_point("build-tag")  # a test hook: the image is stored, not yet named
-        for tag in tags:
-            store.images.tag(Reference.parse(tag), outcome.document.digest)
-    for spec in options.outputs:
-        write_output(spec, outcome.document, tags, store)
-    pushed = tuple(push_image(t, outcome.document, store, registry, options) for t in tags) if options.push else ()
-    return replace(outcome, pushed=pushed)
-
-
-def _build_platform(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
-                    state_dir: str | None, parsed, labelled: bool = False, step_locks=None):
-    """Plan and execute for ``options.platform`` (one platform): a :class:`PlatformBuild`."""
-    from .multiplatform import PlatformBuild
-
-    resolver = StoreResolver(store, registry, pull=options.pull, progress=progress)
-    with contextlib.closing(resolver):
+    if len(options.platforms) > 1:
+        return _build_index(options, store, registry, progress, state_dir, parsed, tags)
+    options = replace(options, platform=options.platforms[0])
+    resolver = StoreResolver(store, registry, pull=options.pull, progress=progress, lazy=bool(imports))
+    shared = _cache_session(store, imports, exports, registry, options)
+    with store.lease(), contextlib.closing(resolver), contextlib.ExitStack() as stack:
+        if shared is not None:
+            stack.callback(shared.close)
         p, context = load_plan(options, resolver, store.root, parsed)
         if p.unused_args:
             progress.note("[warning] build arguments not consumed: " + ", ".join(p.unused_args))
-        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir,
-                            label_platform=labelled, step_locks=step_locks)
+        if shared is not None and not options.no_cache:
+            shared.load(progress.note)
+        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir, shared=shared)
         try:
             result = executor.run(p)
         finally:
             executor.close()
             context.save_hashes()
-    return PlatformBuild(options.platform, result, p)
+        if shared is not None:
+            shared.remote.settle_local(result.layers)
+            result = shared.export_inline(p, result)
+        from layers.store.pause import pause_point
+
+        pause_point("build-tag")  # a test hook: the image is stored, not yet named
+        for tag in tags:
+            if shared is not None:  # its layers may be lazy cache hits
+                store.images.tag(Reference.parse(tag), result.manifest.digest, lazy=True)
+            else:
+                store.images.tag(Reference.parse(tag), result.manifest.digest)
+        if options.sbom:
+            if shared is not None:
+                _complete(shared, result.manifest)  # the scan reads every layer's bytes
+            write_sbom(store, result, p, resolver, tags, options)
+        if shared is not None:
+            shared.export(p, progress.note)
+        for spec in options.outputs:
+            if shared is not None:
+                _complete(shared, result.manifest)
+            write_output(spec, result, tags, store)
+        pushed = tuple(push_image(t, result, store, registry, options, shared) for t in tags) if options.push else ()
+        lines = tuple(shared.summary(executor.remote_hits)) if shared is not None else ()
+    return BuildOutcome(result, p, tags, pushed, lines)
+
+
+def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
+                 state_dir: str | None, parsed, tags: tuple[str, ...]) -> BuildOutcome:
+    """Several ``--platform``s: one plan and executor per platform, side by side, sharing one lock per
+    step (a shared ``$BUILDPLATFORM`` step runs once); then the index, tagged, written, pushed."""
+    from layers.reference import Reference
+
+    from .cache import StepLocks
+    from .multiplatform import PlatformBuild, build_platforms, commit_index
+
+    for flag, given in (("--cache-from/--cache-to", options.cache_from or options.cache_to), ("--sbom", options.sbom)):
+        if given:
+            raise BuildError(f"{flag} is not supported with several --platform values yet; build each platform")
+    locks = StepLocks()
+
+    def one(platform: str) -> PlatformBuild:
+        opts = replace(options, platform=platform)
+        resolver = StoreResolver(store, registry, pull=opts.pull, progress=progress)
+        with contextlib.closing(resolver):
+            p, context = load_plan(opts, resolver, store.root, parsed)
+            if p.unused_args:
+                progress.note(f"[warning] {platform}: build arguments not consumed: " + ", ".join(p.unused_args))
+            executor = Executor(store, opts, context, resolver, progress, state_dir=state_dir, label_platform=True,
+                                step_locks=locks)
+            try:
+                result = executor.run(p)
+            finally:
+                executor.close()
+                context.save_hashes()
+        return PlatformBuild(platform, result, p)
+
+    with store.lease():
+        builds = build_platforms(options.platforms, one)
+        index = commit_index(store, builds, docker=options.format == "docker")
+        from layers.store.pause import pause_point
+
+        pause_point("build-tag")  # a test hook: the image is stored, not yet named
+        for tag in tags:
+            store.images.tag(Reference.parse(tag), index)
+        for spec in options.outputs:
+            write_output(spec, index, tags, store)
+        pushed = tuple(push_image(t, index, store, registry, options) for t in tags) if options.push else ()
+    return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, index=index, platforms=tuple(builds))
+
+
+def _cache_session(store, imports, exports, registry: RegistrySettings | None, options: BuildOptions):
+    if not imports and not exports:
+        return None
+    from .remotecache.session import CacheSession
+
+    return CacheSession(store, imports, exports, registry.transport() if registry else None, options.jobs)
+
+
+def _complete(shared, manifest) -> None:
+    """Fetch every lazy layer of ``manifest`` (an archive output needs the bytes)."""
+    for desc in manifest.layers:
+        shared.remote.ensure(desc)
+
+
+def _base_layers(p: Plan, resolver) -> int:
+    """How many layers of the target's image come from its base image (the rest the build made)."""
+    stage = p.stages[p.target]
+    while stage.base_stage is not None:
+        stage = p.stages[stage.base_stage]
+    if stage.base == "scratch":
+        return 0
+    return len(resolver.load(stage.base, stage.platform).manifest.layers)
+
+
+def write_sbom(store: Store, result: BuildResult, p: Plan, resolver, tags: tuple[str, ...],
+               options: BuildOptions) -> bytes:
+    """``--sbom``: the SPDX document of the built image (packages of every layer, files of the layers
+    this build made), saved beside the store for push."""
+    from layers.sbom import sbom_for_image
+
+    image = store.images.load(result.manifest.digest)
+    own = len(image.manifest.layers) - _base_layers(p, resolver)
+    return sbom_for_image(store, image, tags[0] if tags else result.image_id, max(own, 0),
+                          float(options.timestamp) if options.timestamp is not None else None)
 
 
 def _output_spec(spec: str) -> dict[str, str]:
@@ -155,9 +236,9 @@ def _output_spec(spec: str) -> dict[str, str]:
     return out
 
 
-def write_output(spec: str, document, tags: tuple[str, ...], store: LocalStore) -> None:
-    """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json) of ``document`` (the
-    image's manifest, or the index of a multi-platform build), written atomically."""
+def write_output(spec: str, result, tags: tuple[str, ...], store: LocalStore) -> None:
+    """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json), written atomically, of
+    ``result`` (a :class:`BuildResult`, or the index of a multi-platform build)."""
     import tempfile
 
     from layers.layout import ArchiveImage, write_archive
@@ -170,7 +251,7 @@ def write_output(spec: str, document, tags: tuple[str, ...], store: LocalStore) 
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pybuild-out-")
     try:
         with os.fdopen(fd, "wb") as f:
-            write_archive(f, [ArchiveImage(document, names)], store.blobs)
+            write_archive(f, [ArchiveImage(getattr(result, "manifest", result), names)], store.blobs)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -180,10 +261,10 @@ def write_output(spec: str, document, tags: tuple[str, ...], store: LocalStore) 
         raise
 
 
-def push_image(tag: str, document, store: LocalStore, registry: RegistrySettings | None,
-               options: BuildOptions) -> str:
-    """Push ``document`` (the built image's manifest, or the index and every image in it) as ``tag``;
-    the digest the registry has it under."""
+def push_image(tag: str, result, store: LocalStore, registry: RegistrySettings | None,
+               options: BuildOptions, shared=None) -> str:
+    """Push the built image as ``tag`` (``result``: a :class:`BuildResult`, or a multi-platform build's
+    index, pushed with every image in it); the digest the registry has it under."""
     from layers.reference import Reference
     from registry_client.client import Registry
     from registry_client.credentials import CredentialStore
@@ -193,7 +274,24 @@ def push_image(tag: str, document, store: LocalStore, registry: RegistrySettings
         raise BuildError("--push needs registry settings")
     ref = Reference.parse(tag)
     credentials = CredentialStore().get(ref.registry)
+    if shared is not None:  # lazy layers: mounted from the cache's repository, or fetched if none can be
+        shared.prepare_push(result.manifest, ref.api_host)
+    document = getattr(result, "manifest", result)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
-        res = push(store, remote.repository(ref.repository), document, ref,
-                   PushOptions(jobs=options.jobs))
+        repo = remote.repository(ref.repository)
+        res = push(store, repo, document, ref, PushOptions(jobs=options.jobs))
+        if options.sbom:
+            attach_sbom(store, repo, ref, result.manifest.digest, res.digest)
     return str(res.digest)
+
+
+def attach_sbom(store: LocalStore, repo, ref, local, pushed) -> None:
+    """Push the SBOM saved for the local manifest ``local`` as a referrer of ``pushed`` (the digest the
+    registry holds); nothing when no SBOM was made."""
+    from layers.sbom import load_sbom
+    from registry_client.sbom import push_sbom
+    from registry_client.trust import resolve_digest
+
+    data = load_sbom(store.root, local)
+    if data is not None:
+        push_sbom(repo, resolve_digest(repo, ref.with_digest(pushed)), data)

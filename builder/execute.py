@@ -29,6 +29,7 @@ from .errors import BuildError
 from .options import BuildOptions
 from .plan import Plan, Stage, Vertex, cache_key
 from .progress import Progress
+from .remotecache.records import StepRecord, base_key
 from .resolver import StoreResolver
 from .steps.exec_copy import execute_copy, numeric_owner
 from .steps.exec_run import execute_run
@@ -72,9 +73,12 @@ class Executor:
     """Runs one plan. Not a value: holds the store, cache, progress and the work directory."""
 
     def __init__(self, store: Store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
-                 progress: Progress, state_dir: str | None = None, label_platform: bool = False,
+                 progress: Progress, state_dir: str | None = None, shared=None, label_platform: bool = False,
                  step_locks: StepLocks | None = None) -> None:
         self.store, self.options, self.context, self.resolver = store, options, context, resolver
+        #: the build's :class:`builder.remotecache.CacheSession` (``--cache-from``/``--cache-to``), or None
+        self.shared = shared
+        self.remote = shared.remote if shared is not None else None
         self.progress = progress
         self.label_platform = label_platform  # a multi-platform build names each step's platform
         self.state_dir = state_dir
@@ -84,6 +88,8 @@ class Executor:
 
         self.work = new_workdir(store.root)
         self.hits = 0
+        self.remote_hits = 0
+        self._looked_up: dict[str, tuple] = {}
         self.steps = 0
         self._lock = threading.Lock()
         self._stage_images: dict[int, StageImage] = {}
@@ -105,10 +111,17 @@ class Executor:
         self._platforms = {s.index: s.platform for s in plan.stages}
         self._check_emulation(plan)
         futures: dict[int, Future] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(plan.order)), thread_name_prefix="stage") as pool:
-            for idx in plan.order:
+        order = plan.order
+        if self.shared is not None and self.shared.may_prune and not self.options.no_cache:
+            # with a shared cache: skip the stages hits make moot (not when mode=max must record them all)
+            from .remotecache.prune import needed_stages
+
+            needed = needed_stages(plan, lambda v: self._lookup(self._layer_key(v))[0] is not None)
+            order = tuple(i for i in order if i in needed)
+        with ThreadPoolExecutor(max_workers=max(1, len(order)), thread_name_prefix="stage") as pool:
+            for idx in order:
                 stage = plan.stages[idx]
-                deps = {d: futures[d] for d in stage.deps}
+                deps = {d: futures[d] for d in stage.deps if d in futures}
                 futures[idx] = pool.submit(self._stage, stage, deps)
             final = futures[plan.target].result()
             for f in futures.values():
@@ -143,10 +156,13 @@ class Executor:
         if step is not None:
             step.done(cached=False)
         position = 1
+        parent = self._record(stage, base_key(stage.base_key), "", image, "")
         for vertex in stage.vertices:
             if isinstance(vertex.instruction, FS_STEPS):
                 position += 1
-            image = self._vertex(stage, label, vertex, image, (position, total))
+            image = self._vertex(stage, label, vertex, image, (position, total), parent)
+            if isinstance(vertex.instruction, FS_STEPS):
+                parent = self._layer_key(vertex)
         with self._lock:
             self._stage_images[stage.index] = image
         return image
@@ -165,7 +181,30 @@ class Executor:
         return StageImage(config, tuple(img.manifest.layers), len(img.config.history))
 
     # -- one vertex -------------------------------------------------------------------------------
-    def _vertex(self, stage: Stage, label: str, v: Vertex, image: StageImage, position: tuple[int, int]) -> StageImage:
+    def _record(self, stage: Stage, key: str, parent: str, image: StageImage, created: str) -> str:
+        """Note a step (or a stage's base) for ``--cache-to``: the chain it leaves; its key."""
+        if self.shared is not None:
+            self.shared.recorder.add(StepRecord(key, parent, image.layers, image.config.diff_ids, created,
+                                                stage.index))
+        return key
+
+    def _lookup(self, key: str):
+        """The cache entry of ``key`` and where it came from ("" local, "registry", "local"), or (None, "")."""
+        if self.options.no_cache:
+            return None, ""
+        with self._lock:
+            if key in self._looked_up:  # the answer the stage pruning relied on
+                return self._looked_up[key]
+        entry = self.cache.get(key)
+        found = (entry, "") if entry is not None else (None, "")
+        if entry is None and self.remote is not None:
+            remote = self.remote.get(key)
+            found = (remote, remote.origin) if remote is not None else (None, "")
+        with self._lock:
+            return self._looked_up.setdefault(key, found)
+
+    def _vertex(self, stage: Stage, label: str, v: Vertex, image: StageImage, position: tuple[int, int],
+                parent: str = "") -> StageImage:
         inst = v.instruction
         history = History(created=self.created, created_by=_created_by(inst), comment=HISTORY_COMMENT)
         step = self.progress.step(label, inst, position if isinstance(inst, FS_STEPS) else None)
@@ -179,20 +218,24 @@ class Executor:
             self.steps += 1
         key = self._layer_key(v)
         if self.options.no_cache:
-            return self._run_step(stage, v, image, step, history, key)
+            return self._run_step(stage, v, image, step, history, key, parent)
         with self.step_locks.hold(key):  # another platform's graph running the same step: wait, then hit
-            return self._run_step(stage, v, image, step, history, key)
+            return self._run_step(stage, v, image, step, history, key, parent)
 
-    def _run_step(self, stage: Stage, v: Vertex, image: StageImage, step, history: History, key: str) -> StageImage:
+    def _run_step(self, stage: Stage, v: Vertex, image: StageImage, step, history: History, key: str,
+                  parent: str) -> StageImage:
         inst = v.instruction
-        entry = None if self.options.no_cache else self.cache.get(key)
+        entry, origin = self._lookup(key)
         if entry is not None:
             with self._lock:
                 self.hits += 1
+                self.remote_hits += bool(origin)
                 if entry.created:
                     self._hit_times.append(entry.created)
-            step.done(cached=True)
-            return _append(image, entry.layer, entry.diff_id, history)
+            step.done(cached=True, source=origin)
+            image = _append(image, entry.layer, entry.diff_id, history)
+            self._record(stage, key, parent, image, entry.created)
+            return image
         upper = tempfile.mkdtemp(prefix="upper-", dir=self.work)
         os.chmod(upper, 0o755)  # overlayfs gives the merged root the upper dir's mode
         try:
@@ -205,7 +248,9 @@ class Executor:
         pause_point("build-cache-entry")  # a test hook: the layer is committed, its cache entry not yet
         self.cache.put(key, layer, diff_id, self.created)
         step.done(cached=False)
-        return _append(image, layer, diff_id, history)
+        image = _append(image, layer, diff_id, history)
+        self._record(stage, key, parent, image, self.created)
+        return image
 
     def _layer_key(self, v: Vertex) -> str:
         """The cache entry for a step: its plan key, made specific to the options that change the
@@ -227,11 +272,17 @@ class Executor:
         pairs = list(zip(image.layers, image.config.diff_ids))
         snapshots = self.store.snapshots
         missing = [(l, d) for l, d in pairs if not snapshots.ready(d)]
+
+        def unpack(layer: Descriptor, diff_id: Digest) -> str:
+            if self.remote is not None:
+                self.remote.ensure(layer)  # a lazy cache hit: its bytes now, checked against the digest
+            return snapshots.ensure(layer, diff_id)
+
         if len(missing) > 1:
             with ThreadPoolExecutor(max_workers=min(4, len(missing)), thread_name_prefix="unpack") as pool:
-                for f in [pool.submit(snapshots.ensure, l, d) for l, d in missing]:
+                for f in [pool.submit(unpack, l, d) for l, d in missing]:
                     f.result()
-        dirs = [snapshots.ensure(layer, diff_id) for layer, diff_id in pairs]
+        dirs = [unpack(layer, diff_id) for layer, diff_id in pairs]
         dirs.reverse()  # top-most first
         if not dirs:
             dirs = [_ensure(os.path.join(self.work, "empty"))]

@@ -25,6 +25,8 @@ class RegistrySettings:
 
     insecure_registries: tuple[str, ...] = ()
     tls_ca: str | None = None
+    #: the trust policy file base-image pulls obey (None: the containers-policy.json podman reads)
+    policy: str | None = None
 
     def transport(self):
         """The :class:`registry_client.transport.TransportConfig` for these settings."""
@@ -58,7 +60,11 @@ class BuildOptions:
     secrets: tuple[Secret, ...] = ()
     outputs: tuple[str, ...] = ()
     push: bool = False
+    #: write an SPDX 2.3 SBOM of the image (kept beside the store; pushed as a referrer with the image)
+    sbom: bool = False
     jobs: int = 4
+    cache_from: tuple[str, ...] = ()  # --cache-from specs (builder.remotecache.spec)
+    cache_to: tuple[str, ...] = ()  # --cache-to specs
 
     def __post_init__(self) -> None:
         from .errors import BuildError

@@ -27,9 +27,9 @@ class Step:
     def stderr(self):
         return self.progress.output
 
-    def done(self, *, cached: bool, meta: bool = False) -> None:
+    def done(self, *, cached: bool, meta: bool = False, source: str = "") -> None:
         if cached:
-            self.progress.line(f"#{self.number} CACHED")
+            self.progress.line(f"#{self.number} CACHED" + (f" ({source})" if source else ""))
         elif not meta:
             self.progress.line(f"#{self.number} DONE {time.monotonic() - self.started:.1f}s")
 

@@ -77,8 +77,9 @@ class StoreResolver:
     with ``registry`` settings: without them an absent image is an error)."""
 
     def __init__(self, store: Store, registry: RegistrySettings | None = None, pull: bool = False,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, lazy: bool = False) -> None:
         self.store, self.registry, self.pull, self.progress = store, registry, pull, progress
+        self.lazy = lazy  # pull base images' manifests and configs only (layers on demand)
         self.images: dict[tuple[str, str], object] = {}
         self._fetched: dict[str, Fetched] = {}
         self._work: str | None = None
@@ -105,7 +106,7 @@ class StoreResolver:
             self._pull(image, platform)
             record = self.store.images.resolve(image)
         try:
-            img = self.store.images.load(record, platform=want)  # an index: the entry for the platform
+            img = self.store.images.load(record, platform=want, lazy=self.lazy)  # an index: the entry for the platform
         except NotFound as missing:  # an index without this platform's image yet: its registry may have it
             if self.registry is None:
                 raise
@@ -113,7 +114,7 @@ class StoreResolver:
                 self._pull(image, platform)
             except PybuildError:
                 raise missing from None
-            img = self.store.images.load(self.store.images.resolve(image), platform=want)
+            img = self.store.images.load(self.store.images.resolve(image), platform=want, lazy=self.lazy)
         have = img.config.platform
         if (have.os, have.architecture) != (want.os, want.architecture) and have.architecture:
             raise BuildError(f"image {image} is for {have.os}/{have.architecture}, not {platform} "
@@ -126,16 +127,19 @@ class StoreResolver:
         from layers.reference import Reference
         from registry_client.client import Registry
         from registry_client.credentials import CredentialStore
+        from registry_client.policy import load_policy
         from registry_client.pull import PullOptions, pull
 
         ref = Reference.parse(image)
         config = self.registry.transport()
+        policy = load_policy(self.registry.policy)  # a bad policy file fails before the pull
         if self.progress:
             self.progress.note(f"pulling {ref} ({platform})")
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
             with self.store.lease():
                 result = pull(self.store, registry.repository(ref.repository), ref,
-                              PullOptions(platform=Platform.parse(platform)), None, tag=False)
+                              PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy), None,
+                              tag=False)
                 self.store.images.tag(ref, result.digest)
 
     def fetch(self, url: str) -> Fetched:

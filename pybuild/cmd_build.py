@@ -80,10 +80,18 @@ def _timestamp(value: int | None) -> int | None:
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
 @click.option("--push", is_flag=True, help="Push every -t name after the build.")
 @click.option("-o", "--output", "outputs", multiple=True, help="type=oci|docker,dest=PATH: also write an archive.")
+@click.option("--cache-from", "cache_from", multiple=True, help="Import a build cache: type=registry,ref=REF | "
+              "IMAGE (its inline cache) | type=local,src=DIR (repeatable).")
+@click.option("--cache-to", "cache_to", multiple=True, help="Export the build cache: type=registry,ref=REF"
+              "[,mode=min|max][,compression=gzip|zstd][,ignore-error=true] | type=inline | type=local,dest=DIR.")
+@click.option("--sbom", is_flag=True, help="Write an SPDX 2.3 SBOM of the image (pushed with it as a referrer).")
+@click.option("--policy", type=click.Path(dir_okay=False), default=None,
+              help="Trust policy for base image pulls (default: the containers-policy.json podman reads).")
 @pass_settings
 def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, target, build_args, labels,
               no_cache: bool, pull: bool, network: str, fmt: str, compression: str, timestamp, platform: str,
-              secrets, iidfile, quiet: bool, progress_mode: str, push: bool, outputs) -> None:
+              secrets, iidfile, quiet: bool, progress_mode: str, push: bool, outputs, cache_from, cache_to,
+              sbom: bool, policy: str | None) -> None:
     """Build an image from a Dockerfile and a context directory ('-' reads a tar of the context from stdin)."""
     import tempfile
 
@@ -116,14 +124,16 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
             build_args=_pairs(build_args, "--build-arg", from_env=True), labels=_pairs(labels, "--label"),
             platform=platform, no_cache=no_cache, pull=pull, network="none" if network == "none" else "host",
             format=fmt, compression=compression, timestamp=_timestamp(timestamp),
-            secrets=tuple(_secret(s) for s in secrets), outputs=tuple(outputs), push=push,
+            secrets=tuple(_secret(s) for s in secrets), outputs=tuple(outputs), push=push, sbom=sbom,
+            cache_from=tuple(cache_from), cache_to=tuple(cache_to),
         )
         mode = "quiet" if quiet or progress_mode == "quiet" else progress_mode
         if mode == "auto":
             mode = "tty" if sys.stderr.isatty() else "plain"
         progress = Progress(sys.stderr if mode != "quiet" else None, mode)
         try:
-            registry = RegistrySettings(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
+            registry = RegistrySettings(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca,
+                                        policy=policy)
             outcome = build(options, settings.store, registry=registry, progress=progress,
                             state_dir=settings.state_dir)
         finally:
@@ -139,6 +149,8 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
     progress.line(f"# {hits}/{steps} steps cached")
     for built in outcome.platforms:
         progress.line(f"# {built.platform} {built.result.manifest.digest}")
+    for line in outcome.cache_lines:
+        progress.line(f"# {line}")
     progress.finish(f"# built {image_id[:19]}")
     for tag in outcome.tags:
         click.echo(f"Successfully tagged {tag}", err=True)

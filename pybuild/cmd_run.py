@@ -253,6 +253,7 @@ def _ensure_image(settings: Settings, store, image: str, policy: str, platform: 
 
         try:
             store.images.resolve(image)
+            _complete(settings, store, image)
             return
         except NotFound:
             if policy == "never":
@@ -263,6 +264,15 @@ def _ensure_image(settings: Settings, store, image: str, policy: str, platform: 
     from .cmd_registry import pull_image
 
     pull_image(settings, store, image, platform=platform)
+
+
+def _complete(settings: Settings, store, image: str) -> None:
+    """Layers a build's shared cache left in the registry come down now, checked against their digests."""
+    from registry_client.cache import complete_image
+    from registry_client.transport import TransportConfig
+
+    complete_image(store, image, TransportConfig(insecure_registries=settings.insecure_registries,
+                                                 tls_ca=settings.tls_ca))
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})

@@ -40,6 +40,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "login": ("pybuild.cmd_registry", "login_cmd", "Log in to a registry"),
     "logout": ("pybuild.cmd_registry", "logout_cmd", "Log out from a registry"),
     "manifest": ("pybuild.cmd_manifest", "manifest_group", "Make, inspect and push manifest lists"),
+    # signatures, referrers, SBOMs (cmd_sign)
+    "key": ("pybuild.cmd_sign", "key_group", "Manage signing keys (cosign's format)"),
+    "sign": ("pybuild.cmd_sign", "sign_cmd", "Sign an image on its registry (cosign formats)"),
+    "verify": ("pybuild.cmd_sign", "verify_cmd", "Verify the signatures of an image on its registry"),
+    "referrers": ("pybuild.cmd_sign", "referrers_cmd", "List the artifacts attached to an image"),
+    "sbom": ("pybuild.cmd_sign", "sbom_cmd", "Print the SBOM of an image (local, or attached on its registry)"),
     # running (cmd_run, cmd_containers, cmd_network)
     "run": ("pybuild.cmd_run", "run_cmd", "Run a command in a new container"),
     "create": ("pybuild.cmd_run", "create_cmd", "Create a container without starting it"),
@@ -75,6 +81,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "events": ("pybuild.cmd_events", "events_cmd", "Show container and image events"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
+    # multi-container projects (cmd_compose, over the compose room)
+    "compose": ("pybuild.cmd_compose", "compose_group", "Define and run multi-container applications"),
 }
 
 # Docker's management groups: group -> subcommand -> a top-level command's name (the same command

@@ -10,6 +10,7 @@ write into the store fails (disk full) is dropped, not kept for a resume.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers import events
 from layers.descriptor import Descriptor, Platform
@@ -28,6 +29,9 @@ from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 from .store import LocalStore
 
+if TYPE_CHECKING:
+    from .policy import Policy
+
 __all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
 
 _BLOB_ATTEMPTS = 3
@@ -36,11 +40,17 @@ _CONFIG_MAX = 8 << 20
 
 @dataclass(frozen=True)
 class PullOptions:
-    """``platform``: None means this host's. ``jobs``: blobs transferred at once."""
+    """``platform``: None means this host's. ``jobs``: blobs transferred at once. ``policy``: a
+    :class:`registry_client.policy.Policy` enforced on what the reference resolves to before anything
+    is fetched or stored (None: no policy, the library caller decides)."""
 
     platform: Platform | None = None
     all_platforms: bool = False
     jobs: int = 4
+    policy: Policy | None = None
+    #: fetch manifests and configs only; layers are fetched when something needs their bytes, from the
+    #: repository the source index records for them (a build that may hit a shared cache)
+    lazy: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,7 @@ class _Download:
     jobs: int
     progress: Progress
     counters: _Counters
+    lazy: bool = False
 
 
 def _fetch_image(down: _Download, manifest: Manifest, platform: Platform | None = None) -> None:
@@ -162,7 +173,8 @@ def _fetch_image(down: _Download, manifest: Manifest, platform: Platform | None 
     if platform is not None:
         fetch_blob(store, repo, manifest.config, progress, counters)
         _check_platform(store, manifest, platform)
-    blobs = [d for d in (manifest.config, *manifest.layers) if platform is None or d is not manifest.config]
+    layers = () if down.lazy else manifest.layers
+    blobs = [d for d in (manifest.config, *layers) if platform is None or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
     try:
@@ -196,6 +208,8 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
     progress = progress or QuietProgress()
     counters = _Counters()
     doc, top = resolve(repo, ref)
+    if options.policy is not None:  # before a byte of the image reaches the store
+        options.policy.enforce(repo, ref, doc.digest)
     manifests: list[Manifest] = []
     with store.lease():
         if isinstance(top, Index):
@@ -213,7 +227,7 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
             manifests.append(top)
         for manifest in manifests:
             explicit = options.platform if isinstance(top, Manifest) else None
-            _fetch_image(_Download(store, repo, options.jobs, progress, counters), manifest, explicit)
+            _fetch_image(_Download(store, repo, options.jobs, progress, counters, options.lazy), manifest, explicit)
             pause_point("pull-manifest")  # a test hook: every blob of the image is in, no manifest yet
             _put_document(store, manifest.raw, manifest.digest)
         if isinstance(top, Index):
@@ -222,7 +236,10 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
         _record_sources(store, repo, manifests)
         if tag:
             pause_point("pull-tag")
-            store.images.tag(ref, image)
+            if options.lazy:
+                store.images.tag(ref, image, lazy=True)
+            else:
+                store.images.tag(ref, image)
     events.emit(store.root, "image", "pull", events.familiar(str(ref)), name=events.familiar(str(ref)))
     return PullResult(ref, doc.digest, image, tuple(m.digest for m in manifests), counters.fetched,
                       counters.skipped, counters.bytes, tag)

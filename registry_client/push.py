@@ -124,6 +124,14 @@ def _push_blob(up: _Upload, desc: Descriptor) -> str:
             if source != repo.name and repo.mount_blob(desc, source):
                 progress.end(key, f"Mounted from {source}")
                 return "mounted"
+    if not store.blobs.has(desc.digest):  # a lazy layer no mount could bring: fetched (verified) first
+        from .remotes import Remotes
+
+        remotes = Remotes(repo.registry.config)
+        try:
+            remotes.fetch_missing(store, desc)
+        finally:
+            remotes.close()
     progress.begin(key, desc.size, "Pushing")
     def sent(n: int) -> None:
         checkpoint()  # stop here when a sibling transfer failed or the user pressed Ctrl-C

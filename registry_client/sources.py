@@ -42,6 +42,22 @@ class SourceIndex:
         prefix = registry + "/"
         return [e[len(prefix):] for e in data if isinstance(e, str) and e.startswith(prefix)]
 
+    def locations(self, digest: Digest) -> list[tuple[str, str]]:
+        """Every ``(registry, repository)`` known to have had ``digest``, most recent first."""
+        try:
+            with open(self._path(digest), "rb") as fh:
+                data = json.loads(fh.read(_MAX_FILE))
+        except (FileNotFoundError, ValueError):
+            return []
+        if not isinstance(data, list):
+            return []
+        out = []
+        for entry in data:
+            host, slash, repo = entry.partition("/") if isinstance(entry, str) else ("", "", "")
+            if host and slash and repo:
+                out.append((host, repo))
+        return out
+
     def record(self, digest: Digest, registry: str, repository: str) -> None:
         """Note that ``registry/repository`` has ``digest`` (best effort: a hint, not a record of truth)."""
         path = self._path(digest)

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   busybox-static docker-registry apache2-utils
   skopeo umoci runc podman buildah
   iproute2 iptables libseccomp2 debootstrap python3-venv
+  nodejs npm  # the signing tests run the Sigstore project's verifier (@sigstore/verify from npm) with node
   qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
 # the arm64 base image of the multi-platform tests: Debian's busybox-static:arm64, downloaded (not installed)
@@ -65,4 +66,4 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]" --config-settings editable_mode=compat
 # bytecode for the installed (editable) packages: every pybuild start, shim and init reads it
 # instead of compiling (PYTHONDONTWRITEBYTECODE may be set, which stops Python writing it lazily)
-.venv/bin/python -m compileall -q -j 0 layers registry_client runner builder pybuild >/dev/null
+.venv/bin/python -m compileall -q -j 0 layers registry_client runner builder compose pybuild >/dev/null

@@ -1,6 +1,7 @@
 """Fixtures shared by every room's tests.
 
 - ``busybox_tar``: a deterministic busybox rootfs tar made from Debian's busybox-static.
+- ``debian_tar``: a debootstrapped Debian bookworm rootfs tar (slow; once per session).
 - ``store_root``: an empty store root (a fresh temp dir) for one test.
 - ``pybuild``: runs the real installed ``pybuild`` entry point with ``--root``/``--state-dir``
   pointing at per-test dirs; returns ``subprocess.CompletedProcess`` (text mode).
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,29 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     out = tmp_path_factory.mktemp("busybox") / "busybox-rootfs.tar"
     subprocess.run([sys.executable, str(TESTDATA / "busybox" / "make_rootfs.py"), str(out), BUSYBOX], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def debian_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A minimal Debian bookworm rootfs tar made by ``debootstrap`` from the Debian mirror, once per
+    session (the builder's Debian builds and compose's three-tier test import it)."""
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap is not installed")
+    if os.environ.get("PYBUILD_SKIP_DEBOOTSTRAP"):
+        pytest.skip("PYBUILD_SKIP_DEBOOTSTRAP is set")
+    if os.environ.get("PYBUILD_DEBIAN_TAR"):          # a tar made earlier the same way (local runs)
+        return Path(os.environ["PYBUILD_DEBIAN_TAR"])
+    base = tmp_path_factory.mktemp("debian")
+    rootfs = base / "rootfs"
+    proc = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), "http://deb.debian.org/debian"],
+                          capture_output=True, text=True, timeout=1200)
+    if proc.returncode != 0:
+        pytest.skip(f"debootstrap failed (no mirror?): {proc.stderr[-500:]}")
+    out = base / "debian.tar"
+    with tarfile.open(out, "w") as tar:  # the tar of a rootfs we just made ourselves
+        tar.add(rootfs, arcname=".")
+    shutil.rmtree(rootfs, ignore_errors=True)
     return out
 
 

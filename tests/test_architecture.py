@@ -1,6 +1,6 @@
 """The import direction of ARCHITECTURE.md, checked by walking every module's AST.
 
-pybuild -> builder -> {runner, registry_client} -> layers. runner and registry_client never import
+pybuild -> compose -> builder -> {runner, registry_client} -> layers (nothing but pybuild imports compose). runner and registry_client never import
 each other, nothing imports pybuild, and layers imports only the standard library and its codecs.
 """
 
@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROOMS = ("pybuild", "builder", "runner", "registry_client", "layers")
+ROOMS = ("pybuild", "compose", "builder", "runner", "registry_client", "layers")
 ALLOWED = {
-    "pybuild": {"builder", "runner", "registry_client", "layers"},
+    "pybuild": {"compose", "builder", "runner", "registry_client", "layers"},
+    "compose": {"builder", "runner", "registry_client", "layers"},
     "builder": {"runner", "registry_client", "layers"},
     "runner": {"layers"},
     "registry_client": {"layers"},
@@ -22,9 +23,10 @@ ALLOWED = {
 # third-party libraries each room may use (the CLI may use anything the rooms use, plus click)
 THIRD_PARTY = {
     "layers": {"zstandard", "isal"},
-    "registry_client": {"httpx", "httpcore", "cryptography"},  # httpcore: httpx's own transport layer
+    "registry_client": {"httpx", "httpcore", "cryptography", "nacl", "yaml"},  # httpcore: httpx's own transport layer; nacl: cosign keys; yaml: registries.d
     "runner": {"pyroute2"},
     "builder": {"dockerfile_parse"},
+    "compose": {"yaml"},
     "pybuild": {"click"},
 }
 

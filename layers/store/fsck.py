@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field
 
 from layers.digest import Digest
-from layers.errors import InvalidInput, PybuildError, StoreError
+from layers.errors import InvalidInput, NotFound, PybuildError, StoreError
 from layers.index import Index
 
 from .locks import held_by_other
@@ -43,6 +43,7 @@ class FsckReport:
     removed: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unrepaired: int = 0
+    corrupt: set = field(default_factory=set)  # blobs found corrupt: an image that needs one is broken
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,7 @@ def _check_blobs(store, report: FsckReport, repair: bool) -> None:
                     r.verify_rest()
             except PybuildError as exc:
                 fixed = None
+                report.corrupt.add(digest)
                 if repair:
                     store.blobs.delete(digest)
                     fixed = f"removed corrupt blob {digest}"
@@ -93,13 +95,19 @@ def _check_records(store, report: FsckReport, repair: bool) -> None:
     for record in records:
         report.records += 1
         try:
-            image = store.images.load(record)
+            image = store.images.load(record, lazy=True)
+            for layer in image.manifest.layers:
+                if not store.blobs.has(layer.digest):
+                    if layer.digest in report.corrupt or not _known_remote(store, layer.digest):
+                        raise NotFound(f"layer {layer.digest} is not in the store")
+                    report.notes.append(f"image {record.name}: layer {layer.digest.short} is lazy (a build cache "
+                                        "hit or a lazy pull: fetched from its registry when needed)")
             if isinstance(image.index, Index):
                 for child in image.index.images():
                     if not store.blobs.has(child.digest):
                         report.notes.append(f"image {record.name}: index entry {child.digest} not in the store")
             for layer in image.manifest.layers:
-                if store.blobs.size(layer.digest) != layer.size:
+                if store.blobs.has(layer.digest) and store.blobs.size(layer.digest) != layer.size:
                     raise InvalidInput(f"layer {layer.digest}: size differs from the manifest")
         except PybuildError as exc:
             if not _still_named(store, record):
@@ -111,6 +119,12 @@ def _check_records(store, report: FsckReport, repair: bool) -> None:
             report.problem(f"image {record.name}: {exc}", fixed)
     if drop:
         store.images.remove_names(drop)
+
+
+def _known_remote(store, digest) -> bool:
+    """Whether a registry is recorded as holding ``digest`` (the source hints push and lazy fetches use,
+    ``<root>/registry/sources/``): such a layer is lazy, not lost."""
+    return os.path.exists(os.path.join(store.root, "registry", "sources", digest.algorithm, digest.hex + ".json"))
 
 
 def _still_named(store, record) -> bool:

@@ -257,18 +257,20 @@ class ImageStore:
             raise InvalidDocument("index", "manifests", f"{desc.digest} is a nested index; not supported")
         return doc
 
-    def load(self, record_or_digest: ImageRecord | Digest | str, *, platform: Platform | None = None) -> Image:
-        """The image's manifest and config, verified; every layer blob must be present with its size.
+    def load(self, record_or_digest: ImageRecord | Digest | str, *, platform: Platform | None = None,
+             lazy: bool = False) -> Image:
+        """The image's manifest and config, verified; every layer blob must be present with its size
+        (``lazy``: a layer may be absent, known only by digest until something fetches it).
         Inside a lease, the image is kept from GC from this instant on."""
         leases = self.blobs.leases
         if not leases.active:
-            return self._load(record_or_digest, platform)
+            return self._load(record_or_digest, platform, lazy)
         with leases.guard():
-            image = self._load(record_or_digest, platform)
+            image = self._load(record_or_digest, platform, lazy)
             leases.keep("doc", image.digest)  # the index's when it was one, which keeps the manifest too
         return image
 
-    def _load(self, record_or_digest: ImageRecord | Digest | str, platform: Platform | None) -> Image:
+    def _load(self, record_or_digest: ImageRecord | Digest | str, platform: Platform | None, lazy: bool = False) -> Image:
         if isinstance(record_or_digest, ImageRecord):
             digest, record = record_or_digest.manifest_digest, record_or_digest
         else:
@@ -289,6 +291,8 @@ class ImageStore:
             try:
                 have = self.blobs.size(layer.digest)
             except NotFound:
+                if lazy:
+                    continue
                 raise NotFound(f"image {digest}: layer {layer.digest} is not in the store") from None
             if have != layer.size:
                 raise InvalidDocument("image", "layers", f"blob {layer.digest} is {have} bytes, the manifest says {layer.size}")
@@ -296,8 +300,10 @@ class ImageStore:
 
     # -- changes ---------------------------------------------------------------------------------
 
-    def tag(self, ref: Reference | str, manifest_digest: Digest | str | Manifest | Index) -> ImageRecord:
-        """Point ``ref`` at a manifest or index already in the store (checked); the new record."""
+    def tag(self, ref: Reference | str, manifest_digest: Digest | str | Manifest | Index, *,
+            lazy: bool = False) -> ImageRecord:
+        """Point ``ref`` at a manifest or index already in the store (checked; ``lazy``: its layers may be
+        known by digest only, fetched later from a recorded source); the new record."""
         if isinstance(ref, str):
             ref = Reference.parse(ref)
         if isinstance(manifest_digest, (Manifest, Index)):
@@ -310,7 +316,7 @@ class ImageStore:
             images[name] = entry
 
         with self.blobs.lease_lock():  # GC must not sweep between our check and the record landing
-            image_id = self._load(manifest_digest, None).id
+            image_id = self._load(manifest_digest, None, lazy).id
             entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
             self._mutate(change)
         events.emit(self.root, "image", "tag", str(image_id), name=events.familiar(name))

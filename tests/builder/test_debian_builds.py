@@ -1,15 +1,13 @@
 """Real-world Dockerfiles on a Debian base made here: ``debootstrap`` a minimal bookworm into a temp
 dir (from the Debian mirror, a package registry), pack it as a tar and ``pybuild import`` it as
-``debian:bookworm``. Then the multi-stage C build (gcc from Debian packages inside the build) and the
+``debian:bookworm`` (the session fixture ``debian_tar`` of tests/conftest.py, shared with compose's
+three-tier test). Then the multi-stage C build (gcc from Debian packages inside the build) and the
 Python app with pip build, and their images run. Slow (minutes): marked ``slow``."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -17,25 +15,6 @@ import pytest
 CASES = Path(__file__).resolve().parents[2] / "testdata" / "dockerfiles"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-
-
-@pytest.fixture(scope="session")
-def debian_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("debootstrap") is None:
-        pytest.skip("debootstrap is not installed")
-    if os.environ.get("PYBUILD_SKIP_DEBOOTSTRAP"):
-        pytest.skip("PYBUILD_SKIP_DEBOOTSTRAP is set")
-    base = tmp_path_factory.mktemp("debian")
-    rootfs = base / "rootfs"
-    proc = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), "http://deb.debian.org/debian"],
-                          capture_output=True, text=True, timeout=1200)
-    if proc.returncode != 0:
-        pytest.skip(f"debootstrap failed (no mirror?): {proc.stderr[-500:]}")
-    out = base / "debian.tar"
-    with tarfile.open(out, "w") as tar:  # the tar of a rootfs we just made ourselves
-        tar.add(rootfs, arcname=".")
-    shutil.rmtree(rootfs, ignore_errors=True)
-    return out
 
 
 @pytest.fixture

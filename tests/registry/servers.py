@@ -219,9 +219,11 @@ def non_loopback_ipv4() -> str | None:
     return None
 
 
-def start_registry(kind: str, workdir: Path, *, tls: bool = False, ip: str = "127.0.0.1") -> RegistryServer:
+def start_registry(kind: str, workdir: Path, *, tls: bool = False, ip: str = "127.0.0.1",
+                   access_log: bool = False) -> RegistryServer:
     """Start a registry: ``kind`` is ``open``, ``basic`` (htpasswd) or ``token``; ``tls`` serves https
-    (a certificate for 127.0.0.1 and ``ip``); ``ip`` is the address it listens on."""
+    (a certificate for 127.0.0.1 and ``ip``); ``ip`` is the address it listens on; ``access_log``
+    writes one line per request to ``workdir/registry.log`` (what tests count blob GETs in)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     storage = workdir / "storage"
@@ -231,7 +233,7 @@ def start_registry(kind: str, workdir: Path, *, tls: bool = False, ip: str = "12
         "log:",
         "  level: error",
         "  accesslog:",
-        "    disabled: true",
+        f"    disabled: {'false' if access_log else 'true'}",
         "storage:",
         "  filesystem:",
         f"    rootdirectory: {storage}",

@@ -1,0 +1,63 @@
+"""What a build did, step by step, as the cache exporter needs it: :class:`StepRecord` per step (its
+key, the record below it, the layer chain the step leaves and when it ran), collected by a
+thread-safe :class:`Recorder` while stages run in parallel.
+
+A stage's base gets a record too (key :func:`base_key`, never looked up as a step key): it carries the
+chain a stage starts from, so an importer can tell a step that added a layer from one that did not
+(its chain is longer than its parent's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+from layers.descriptor import Descriptor
+from layers.digest import Digest
+
+__all__ = ["StepRecord", "Recorder", "base_key"]
+
+
+def base_key(stage_base_key: str) -> str:
+    """The record key of a stage's base (distinct from every step key)."""
+    return hashlib.sha256(b"pybuild-cache-base\0" + stage_base_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    key: str  # 64 hex: the step's cache key (the executor's layer key)
+    parent: str  # the key of the record below ("" for a base)
+    layers: tuple[Descriptor, ...]
+    diff_ids: tuple[Digest, ...]
+    created: str
+    stage: int
+
+
+class Recorder:
+    """Records in the order they were made; the first record of a key wins."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, StepRecord] = {}
+
+    def add(self, record: StepRecord) -> None:
+        with self._lock:
+            self._records.setdefault(record.key, record)
+
+    def records(self, stages: frozenset[int] | None = None) -> list[StepRecord]:
+        """Every record (``stages`` None) or those of ``stages``, with the records they stand on."""
+        with self._lock:
+            all_ = dict(self._records)
+        if stages is None:
+            return list(all_.values())
+        keep: dict[str, StepRecord] = {}
+        for rec in all_.values():
+            if rec.stage in stages:
+                keep[rec.key] = rec
+        for rec in list(keep.values()):  # the parents they link to, even from another stage
+            parent = all_.get(rec.parent)
+            while parent is not None and parent.key not in keep:
+                keep[parent.key] = parent
+                parent = all_.get(parent.parent)
+        return [r for r in all_.values() if r.key in keep]
