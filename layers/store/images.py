@@ -248,6 +248,10 @@ class ImageStore:
         except NotFound:
             if platform is not None:
                 raise
+            desc = None
+        if platform is None and (desc is None or not self.blobs.has(desc.digest)):
+            # no platform asked: the host's image when it is here, else the first one that is (an index
+            # pulled for another platform, or whose host image is still coming down)
             have = [d for d in index.images() if self.blobs.has(d.digest)]
             if not have:
                 raise NotFound(f"index {index.digest}: no image for {want} in the store") from None
