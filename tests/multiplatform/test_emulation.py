@@ -147,3 +147,12 @@ def test_a_build_platform_stage_runs_once_for_every_target(mpybuild, qemu_regist
     amd, arm = outs["linux/amd64"], outs["linux/arm64"]
     assert amd[0] == arm[0] == "x86_64" and amd[1] == arm[1]  # the same native layer in both images
     assert (amd[2], arm[2]) == ("amd64 on x86_64", "arm64 on aarch64")
+
+
+def test_what_several_platforms_cannot_do_yet_is_refused(pybuild) -> None:
+    for flag in (["--sbom"], ["--cache-to", "type=inline"]):
+        out = pybuild("build", "--platform", "linux/amd64,linux/arm64", *flag, "-", input="FROM scratch\nENV A=1\n")
+        assert out.returncode != 0 and out.stderr.count("\n") == 1, out.stderr
+        assert "is not supported with several --platform values yet" in out.stderr, out.stderr
+    bad = pybuild("build", "--platform", "linux/amd64,linux", "-", input="FROM scratch\n")
+    assert bad.returncode != 0 and "invalid platform 'linux'" in bad.stderr and bad.stderr.count("\n") == 1
