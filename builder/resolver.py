@@ -140,7 +140,7 @@ class StoreResolver:
                 result = pull(self.store, registry.repository(ref.repository), ref,
                               PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy), None,
                               tag=False)
-                self.store.images.tag(ref, result.digest)
+                self.store.images.tag(ref, result.digest, lazy=self.lazy)
 
     def fetch(self, url: str) -> Fetched:
         """Download ``url`` once per build (``ADD URL``) into a private directory; the planner puts the
