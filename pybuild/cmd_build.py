@@ -72,7 +72,8 @@ def _timestamp(value: int | None) -> int | None:
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True)
 @click.option("--timestamp", type=int, default=None, help="Seconds since the epoch for every created time and file "
               "mtime (reproducible builds; default $SOURCE_DATE_EPOCH).")
-@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option("--platform", default="", help="os/arch[/variant] to build for (default: this host's); several, "
+              "comma-separated, build each and commit an index (a manifest list with --format docker).")
 @click.option("--secret", "secrets", multiple=True, help="id=NAME,src=PATH (or env=VAR) for RUN --mount=type=secret.")
 @click.option("--iidfile", type=click.Path(dir_okay=False), default=None, help="Write the image id to this file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
@@ -137,15 +138,17 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
                             state_dir=settings.state_dir)
         finally:
             progress.close()
-    result = outcome.result
-    image_id = result.image_id
+    image_id = outcome.image_id
     if iidfile:
         with open(iidfile, "w") as f:
             f.write(image_id)
     if quiet:
         click.echo(image_id)
         return
-    progress.line(f"# {result.cache_hits}/{result.steps} steps cached")
+    hits, steps = outcome.steps
+    progress.line(f"# {hits}/{steps} steps cached")
+    for built in outcome.platforms:
+        progress.line(f"# {built.platform} {built.result.manifest.digest}")
     for line in outcome.cache_lines:
         progress.line(f"# {line}")
     progress.finish(f"# built {image_id[:19]}")

@@ -14,13 +14,19 @@ from .context import Settings, pass_settings
 if TYPE_CHECKING:
     from layers.store import Store
 
-__all__ = ["pull_cmd", "pull_image", "push_cmd", "login_cmd", "logout_cmd", "manifest_group", "inspect_remote"]
+__all__ = ["pull_cmd", "pull_image", "push_cmd", "login_cmd", "logout_cmd", "inspect_remote", "open_registry"]
 
 
 def _transport(settings: Settings):
     from registry_client.transport import TransportConfig
 
     return TransportConfig(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
+
+
+def open_registry(settings: Settings, ref, credentials=None):
+    """A :class:`registry_client.client.Registry` for ``ref``'s host with the settings' transport and
+    the stored credentials (or ``credentials``)."""
+    return _open_registry(settings, ref, credentials)
 
 
 def _open_registry(settings: Settings, ref, credentials=None):
@@ -227,35 +233,7 @@ def logout_cmd(registry: str) -> None:
         click.echo(f"Not logged in to {host}")
 
 
-# -- manifest inspect / inspect --remote -------------------------------------------------------
-
-
-@click.group("manifest")
-def manifest_group() -> None:
-    """Inspect remote manifests and indexes."""
-
-
-@manifest_group.command("inspect")
-@click.argument("reference")
-@click.option("--raw", is_flag=True, help="Print the bytes exactly as the registry sent them.")
-@pass_settings
-def manifest_inspect_cmd(settings: Settings, reference: str, raw: bool) -> None:
-    """Print the manifest or index REFERENCE names on its registry."""
-    ref = _parse_ref(reference)
-    with _open_registry(settings, ref) as registry:
-        doc = registry.repository(ref.repository).get_manifest(ref.identifier)
-    if raw:
-        sys.stdout.buffer.write(doc.raw)
-        sys.stdout.buffer.flush()
-        return
-    from layers.errors import InvalidDocument
-
-    try:
-        body = json.loads(doc.raw)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise InvalidDocument(f"manifest {ref}", "", f"the registry sent a body that is not JSON ({exc}); "
-                              "--raw prints it as it is") from None
-    click.echo(json.dumps(body, indent=3))
+# -- inspect --remote (``manifest`` is in cmd_manifest) -------------------------------------------
 
 
 def inspect_remote(settings: Settings, reference: str) -> dict:

@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("pybuild.cmd_registry", "push_cmd", "Push an image to a registry"),
     "login": ("pybuild.cmd_registry", "login_cmd", "Log in to a registry"),
     "logout": ("pybuild.cmd_registry", "logout_cmd", "Log out from a registry"),
-    "manifest": ("pybuild.cmd_registry", "manifest_group", "Inspect remote manifests"),
+    "manifest": ("pybuild.cmd_manifest", "manifest_group", "Make, inspect and push manifest lists"),
     # signatures, referrers, SBOMs (cmd_sign)
     "key": ("pybuild.cmd_sign", "key_group", "Manage signing keys (cosign's format)"),
     "sign": ("pybuild.cmd_sign", "sign_cmd", "Sign an image on its registry (cosign formats)"),

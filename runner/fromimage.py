@@ -54,10 +54,11 @@ def create_from_image(store: ContainerStore, images, image_ref: str, opts,
 
 def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_max_size, log_max_files,
                        supervisor=None):
+    from .platforms import load_image
     from .spec import make_spec
 
     record = images.images.resolve(image_ref)
-    image = images.images.load(record)
+    image = load_image(images.images, record, opts.platform)
     lowerdirs = tuple(str(p) for p in images.snapshots.lowerdirs(image))
     cid = new_id()
     name = opts.name or random_name(store)

@@ -142,6 +142,7 @@ class RunOptions:
     security_opts: tuple[str, ...] = ()         # label=/apparmor= entries, accepted and reported
     sysctls: tuple[tuple[str, str], ...] = ()
     stop_signal: str | None = None
+    platform: str | None = None                 # --platform os/arch[/variant]: that image of an index
     stop_timeout: int | None = None
     log_max_size: int | None = None
     log_max_files: int | None = None

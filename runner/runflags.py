@@ -1,5 +1,5 @@
 """Parsers for Docker's ``run``/``create`` flags beyond the basic set (``--mount``, ``--ulimit``,
-``--security-opt``, ``--sysctl``, ``--label-file``, ``--platform``, ``--log-opt``, ``--attach``...).
+``--security-opt``, ``--sysctl``, ``--label-file``, ``--log-opt``, ``--attach``...).
 
 Each turns Docker's spelling into a typed value and raises :class:`InvalidRunOption` naming the flag
 on bad input, or on a value pybuild cannot honour (never silently ignored).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .errors import InvalidRunOption
 
 __all__ = ["Ulimit", "DeviceMapping", "parse_device", "parse_mount", "parse_ulimit", "parse_sysctl", "parse_security_opts", "SecurityOpts",
-           "parse_label_file", "check_platform", "parse_log_opts", "check_attach", "parse_namespace_mode",
+           "parse_label_file", "parse_log_opts", "check_attach", "parse_namespace_mode",
            "parse_expose", "host_platform"]
 
 
@@ -263,17 +263,6 @@ _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", 
 def host_platform() -> str:
     machine = _platform.machine()
     return f"linux/{_ARCH.get(machine, machine)}"
-
-
-def check_platform(text: str | None) -> None:
-    """``--platform``: accepted when it names the host's platform; others are refused."""
-    if not text:
-        return
-    parts = text.lower().split("/")
-    host = host_platform().split("/")
-    if parts[0] != host[0] or (len(parts) > 1 and parts[1] != host[1]) or len(parts) > 3 \
-            or (len(parts) == 3 and host[1] == "amd64"):
-        raise InvalidRunOption(f"--platform {text}: only the host platform ({host_platform()}) can run here")
 
 
 def parse_log_opts(items) -> tuple[int | None, int | None]:

@@ -92,6 +92,8 @@ class ImageSummary:
     record: ImageRecord
     created: str
     size: int
+    platforms: tuple[str, ...] = ()  # an index's runnable entries (``linux/arm64``); () for one image
+    missing: int = 0                 # how many of them are not in the store (a one-platform pull)
 
 
 def _read_document(blobs: BlobStore, digest: Digest) -> Manifest | Index:
@@ -165,7 +167,9 @@ class ImageStore:
                 continue
             try:
                 image = self.load(rec)
-                out.append(ImageSummary(rec, image.config.created, image.size))
+                entries = image.index.images() if image.index is not None else ()
+                present = tuple(str(d.platform) for d in entries if d.platform is not None and self.blobs.has(d.digest))
+                out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present)))
             except PybuildError:
                 out.append(ImageSummary(rec, "", 0))
         return out
@@ -242,6 +246,12 @@ class ImageStore:
         try:
             desc = index.select(want)
         except NotFound:
+            if platform is not None:
+                raise
+            desc = None
+        if platform is None and (desc is None or not self.blobs.has(desc.digest)):
+            # no platform asked: the host's image when it is here, else the first one that is (an index
+            # pulled for another platform, or whose host image is still coming down)
             have = [d for d in index.images() if self.blobs.has(d.digest)]
             if not have:
                 raise NotFound(f"index {index.digest}: no image for {want} in the store") from None
