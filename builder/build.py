@@ -89,6 +89,8 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
         pause_point("build-tag")  # a test hook: the image is stored, not yet named
         for tag in tags:
             store.images.tag(Reference.parse(tag), result.manifest.digest)
+        if not tags:
+            store.images.add_dangling(result.manifest.digest)   # Docker's <none>:<none>, found by its id
     for spec in options.outputs:
         write_output(spec, result, tags, store)
     pushed = tuple(push_image(t, result, store, registry, options) for t in tags) if options.push else ()

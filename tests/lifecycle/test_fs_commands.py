@@ -322,3 +322,41 @@ def test_diff_reads_whiteouts_and_opaque_directories(pybuild, tmp_path):
     (upper / "n").mkdir()
     assert pybuild("diff", "fsdiff", check=True).stdout.splitlines() == [
         "C /d", "A /d/w", "D /d/x", "C /d/y", "D /gone", "C /keep", "C /keep/z", "A /n"]
+
+
+def test_unnamed_commit_is_a_dangling_image_found_by_its_id(pybuild, image):
+    """Docker's ``<none>:<none>``: an unnamed commit is listed, resolved by full id, ``sha256:`` form and a
+    short prefix, tagged, removed by id; ``image prune`` removes the unnamed images no container uses."""
+    name = "u" + secrets.token_hex(3)
+    pybuild("run", "--name", name, image, "sh", "-c", "echo unnamed > /u", check=True)
+    image_id = pybuild("commit", name, check=True).stdout.strip()
+    hexid = image_id.removeprefix("sha256:")
+    rows = [json.loads(l) for l in pybuild("images", "--format", "json", check=True).stdout.splitlines()]
+    mine = [r for r in rows if r["ID"] == image_id]
+    assert len(mine) == 1 and (mine[0]["Repository"], mine[0]["Tag"]) == ("<none>", "<none>")
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout.split() == [hexid[:12]]
+    assert hexid[:12] not in pybuild("images", "-q", "--filter", "dangling=false", check=True).stdout
+    assert pybuild("run", "--rm", hexid[:6], "cat", "/u", check=True).stdout == "unnamed\n"
+    assert json.loads(pybuild("inspect", image_id, check=True).stdout)[0]["Id"] == image_id
+    assert json.loads(pybuild("image", "inspect", hexid, check=True).stdout)[0]["Id"] == image_id
+    # a second unnamed image: `image prune` takes both unless a container uses one (then only the other)
+    pybuild("tag", hexid[:8], "fs/named:1", check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout == ""
+    pybuild("rmi", "fs/named:1", check=True)
+    assert pybuild("inspect", "--type", "image", image_id).returncode != 0
+    again = pybuild("commit", name, check=True).stdout.strip().removeprefix("sha256:")
+    other = pybuild("commit", "-c", "ENV X=1", name, check=True).stdout.strip().removeprefix("sha256:")
+    user = _create(pybuild, other[:12])
+    r = pybuild("rmi", other[:12])
+    assert r.returncode != 0 and "used by a container" in r.stderr
+    pybuild("image", "prune", "-f", check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout.split() == [other[:12]]
+    assert pybuild("inspect", "--type", "image", again).returncode != 0
+    pybuild("rm", user, check=True)
+    pybuild("rmi", other, check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout == ""
+    # a name moved to another image leaves the old one unnamed, as Docker does
+    pybuild("commit", name, "fs/moving:1", check=True)
+    first = pybuild("images", "-q", "fs/moving", check=True).stdout.strip()
+    pybuild("commit", "-c", "ENV Y=1", name, "fs/moving:1", check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout.split() == [first]
