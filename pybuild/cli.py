@@ -1,6 +1,7 @@
 """Entry point: run one command and map its outcome to an exit code; the only place that exits.
 
-A command returns its exit code (``None`` is 0) or raises :class:`click.exceptions.Exit`. A
+A command returns its exit code (``None`` is 0) or raises :class:`click.exceptions.Exit`. A bad flag
+(unknown, missing its value, or a value of the wrong type) is 125, as Docker's CLI makes it. A
 :class:`layers.errors.PybuildError` becomes ``pybuild: message`` and the error's ``exit_code``;
 an I/O error no library translated, or a bug, becomes one line and 1. ``--debug`` (or
 ``PYBUILD_DEBUG``) adds the traceback; without it there is never one.
@@ -72,6 +73,8 @@ def _run_group(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
+        if _bad_flag(exc):
+            exc.exit_code = 125
         exc.show()
         return exc.exit_code
     except (click.Abort, EOFError):  # a prompt answered with ^C or end of input
@@ -100,6 +103,16 @@ def _run_group(args: list[str]) -> int:
         _write_err(f"pybuild: internal error: {type(exc).__name__}: {exc}"
                    + ("" if debug else " (--debug shows the traceback)"))
         return 1
+
+
+def _bad_flag(exc: Exception) -> bool:
+    """An unknown option, an option without its value, or an option value of the wrong type: Docker's
+    CLI exits 125 for these (its flag errors), whatever the command."""
+    import click
+
+    if isinstance(exc, (click.NoSuchOption, click.BadOptionUsage)):
+        return True
+    return isinstance(exc, click.BadParameter) and isinstance(exc.param, click.Option)
 
 
 def _exit_code(value: object) -> int:

@@ -427,7 +427,7 @@ def rename_cmd(settings: Settings, container: str, new_name: str) -> None:
     C.rename(container_store(settings), container, new_name)
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command("exec", context_settings={"allow_interspersed_args": False})   # options end at CONTAINER
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
 @click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")
