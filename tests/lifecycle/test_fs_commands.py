@@ -175,6 +175,44 @@ def test_cp_into_and_out_of_a_running_container(pybuild, image, tmp_path):
     assert (tmp_path / "ready").read_text() == "ready\n"
 
 
+def test_cp_goes_through_bind_mounts_and_named_volumes(pybuild, image, tmp_path):
+    """Docker's cp sees a container's mounts: a bind's or a named volume's source, running or stopped;
+    a read-only mount refuses a copy into it; a link inside a mount stays inside it."""
+    vol = "cpv" + secrets.token_hex(3)
+    bind, ro = tmp_path / "bind", tmp_path / "ro"
+    (bind / "sub").mkdir(parents=True)
+    ro.mkdir()
+    (bind / "sub" / "f").write_text("on the host\n")
+    os.symlink("/", bind / "up")
+    (tmp_path / "in.txt").write_text("copied in\n")
+    cid = pybuild("run", "-d", "-v", f"{bind}:/mnt/b", "-v", f"{vol}:/vol", "-v", f"{ro}:/ro:ro", image,
+                  "sh", "-c", "echo v > /vol/made; sleep 1000", check=True).stdout.strip()
+    try:
+        wait_for(lambda: pybuild("exec", cid, "cat", "/vol/made").stdout == "v\n", what="the volume write")
+        out = tmp_path / "out"
+        out.mkdir()
+        pybuild("cp", f"{cid}:/mnt/b/sub/f", str(out / "f"), check=True)
+        assert (out / "f").read_text() == "on the host\n"
+        pybuild("cp", f"{cid}:/vol", str(out), check=True)              # the mount point itself, by name
+        assert (out / "vol" / "made").read_text() == "v\n"
+        assert _tar_names(pybuild("cp", f"{cid}:/vol/.", "-", text=False, check=True).stdout) == ["made"]
+        pybuild("cp", str(tmp_path / "in.txt"), f"{cid}:/vol/", check=True)
+        pybuild("cp", str(tmp_path / "in.txt"), f"{cid}:/mnt/b/sub/in.txt", check=True)
+        assert pybuild("exec", cid, "cat", "/vol/in.txt", "/mnt/b/sub/in.txt", check=True).stdout == "copied in\n" * 2
+        assert (bind / "sub" / "in.txt").read_text() == "copied in\n"
+        # the link to / inside the bind resolves in the bind's source, never the host's /
+        pybuild("cp", f"{cid}:/mnt/b/up/sub/f", str(out / "g"), check=True)
+        assert (out / "g").read_text() == "on the host\n"
+        _one_line_error(pybuild("cp", str(tmp_path / "in.txt"), f"{cid}:/ro/"), "read-only")
+        assert not (ro / "in.txt").exists()
+        pybuild("stop", "-t", "0", cid, check=True)
+        pybuild("cp", f"{cid}:/vol/in.txt", str(out / "stopped"), check=True)   # a stopped container too
+        assert (out / "stopped").read_text() == "copied in\n"
+    finally:
+        pybuild("rm", "-f", cid)
+        pybuild("volume", "rm", vol)
+
+
 # -- diff --------------------------------------------------------------------------------------------
 
 
