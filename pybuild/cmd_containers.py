@@ -213,6 +213,7 @@ def _attach(store, cid: str, since: float | None = None) -> int:
             return False
         return s.live or s.restarting
 
+    store.event(cid, "attach")
     out, err = sys.stdout.buffer, sys.stderr.buffer
     for e in read_logs(store.log_path(cid), since=since, follow=True, alive=alive):
         stream = err if e.stream == "stderr" else out

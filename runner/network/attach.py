@@ -314,6 +314,7 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
                 _drop_bridge(req.root, alloc.cfg)
             raise
         _refresh_peers(alloc)
+    config.emit_event(req.root, "connect", cfg, container=req.container_id)
     return Attachment("bridge", req.container_id, path, req.hostname, paths, network=cfg.name, ip=str(addr),
                       prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
                       host_veth=host_if, nat=nat_detail, notes=tuple(notes))
@@ -404,6 +405,7 @@ def teardown(*, root: str, state_dir: str, container_id: str) -> None:
                 alloc.nat = None
             alloc.save()
             _refresh_peers(alloc)
+        config.emit_event(root, "disconnect", cfg, container=container_id)
     veth.detach(host_if)
     netns.remove(netns.netns_path(state_dir, container_id))
 
@@ -419,6 +421,7 @@ def remove_network(root: str, name: str) -> None:
             raise NetworkInUse(f"network {name!r}: still has containers attached: {names}")
         _drop_bridge(root, cfg)
         config.remove(root, name)
+    config.emit_event(root, "destroy", cfg)
 
 
 def inspect_network(root: str, name: str) -> dict:
