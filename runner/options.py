@@ -193,14 +193,16 @@ class RunOptions:
                                 ("--dns-option", self.dns_options), ("--network-alias", self.network_aliases)):
                 if value:
                     raise InvalidRunOption(f"{flag}: not supported with --network {self.network}")
+        if self.network.startswith("container:") and any(h.endswith(":host-gateway") for h in self.add_hosts):
+            raise InvalidRunOption("--add-host NAME:host-gateway: needs a bridge network, not --network "
+                                   f"{self.network}")
         for item in self.add_hosts:
             import ipaddress
 
             name, sep, ip = item.partition(":")
-            if ip == "host-gateway":
-                raise InvalidRunOption(f"--add-host {item}: host-gateway is not supported; give the address")
             try:
-                ipaddress.ip_address(ip.strip("[]"))
+                if ip != "host-gateway":         # the bridge's gateway, known when the network is set up
+                    ipaddress.ip_address(ip.strip("[]"))
             except ValueError:
                 sep = ""
             if not sep or not name:

@@ -130,7 +130,7 @@ REFUSED = [
     (["--ip", "10.1.1.9"], "--ip: only works on a user-defined network"),
     (["--network-alias", "web"], "--network-alias"),
     (["--network", "host", "--add-host", "a:1.2.3.4"], "--add-host"),
-    (["--add-host", "gw:host-gateway"], "--add-host gw:host-gateway: host-gateway is not supported"),
+    (["--network", "container:x", "--add-host", "gw:host-gateway"], "--add-host NAME:host-gateway: needs a bridge"),
     (["--add-host", "nocolon"], "--add-host 'nocolon': expected NAME:IP"),
     (["--network", "host", "--dns", "1.1.1.1"], "--dns"),
     (["--platform", "linux/s390x" if _arch() != "s390x" else "linux/amd64"], "--platform"),
