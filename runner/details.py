@@ -132,7 +132,8 @@ def host_settings(spec: Spec) -> HostSettings:
         sysctls=tuple(linux.sysctl),
         devices=tuple(tuple(d.split(":", 2)) for d in values("devices")),
         group_add=values("groupAdd"),
-        pid_mode="" if "pid" in spaces else "host",
+        pid_mode=(f"container:{spec.annotation('org.pybuild.pidContainer')}" if spec.annotation("org.pybuild.pidContainer")
+                  else "" if "pid" in spaces else "host"),
         ipc_mode="none" if shm is None else "private" if "ipc" in spaces else "host",
         # without its own netns, a shared UTS namespace is --network host's doing, not --uts host
         uts_mode="host" if "uts" not in spaces and "network" in spaces else "",

@@ -17,7 +17,7 @@ from layers.errors import InvalidInput, PybuildError
 from .lifecycle import create, remove, start
 from .ocispec import Mount
 from .records import ContainerConfig, ContainerInfo, NetworkAttachment, PublishedPort, new_id, validate_name
-from .resources import rootfs_paths
+from .resources import PID_CONTAINER, rootfs_paths
 from .state import ContainerStore
 
 __all__ = ["create_from_image", "run_detached", "random_name"]
@@ -73,6 +73,8 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
                                           if b.volume else b for b in opts.mounts))
     spec = make_spec(image_config, opts, rootfs=paths.rootfs, etc_dir=etc_dir, container_id=cid,
                      volume_dir=paths.volumes)
+    if opts.pid_mode.startswith("container:"):   # joined at each start (runner.resources.join_namespaces)
+        spec = spec.with_annotation(PID_CONTAINER, store.resolve(opts.pid_mode.partition(":")[2]).id)
     if opts.init:
         spec = spec.with_annotation("org.pybuild.init", "true")
     stop_signal = spec.annotation("org.opencontainers.image.stopSignal", "SIGTERM")

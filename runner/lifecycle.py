@@ -20,7 +20,7 @@ from layers.errors import InvalidInput, PybuildError
 from . import records as r
 from .errors import ContainerNotFound, StateConflict
 from .records import ContainerConfig, ContainerInfo
-from .resources import cleanup_cgroup, release_resources, setup_network
+from .resources import cleanup_cgroup, join_namespaces, release_resources, setup_network
 from .state import ContainerStore, pause_point, pid_in_container
 from .stopping import send_signal, stop, wait
 
@@ -67,7 +67,7 @@ def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
         # this process holds the container until the shim takes over (it records itself at its
         # start): if we are killed in between, reap_abandoned frees the network attached here
         store.write_shim(cfg.id, os.getpid())
-        cfg = setup_network(store, cfg)
+        cfg = setup_network(store, join_namespaces(store, cfg))
     pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
     try:
         spawn(store.root, store.state_dir, cfg.id, shim=shim)

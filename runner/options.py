@@ -134,7 +134,7 @@ class RunOptions:
     expose: tuple[str, ...] = ()                # "80/tcp"
     group_add: tuple[str, ...] = ()
     devices: tuple = ()                         # runflags.DeviceMapping
-    pid_mode: str = ""                          # "" private | host
+    pid_mode: str = ""                          # "" private | host | container:NAME
     ipc_mode: str = ""                          # "" private | host | none (no /dev/shm)
     uts_mode: str = ""                          # "" private | host
     seccomp: str = ""                           # "" default | unconfined | a profile file

@@ -147,6 +147,30 @@ def cleanup_cgroup(store: ContainerStore, cfg: ContainerConfig) -> None:
         cg.destroy()
 
 
+#: the spec annotation of ``--pid container:X``: the id of the container whose PID namespace is joined
+PID_CONTAINER = "org.pybuild.pidContainer"
+
+
+def join_namespaces(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfig:
+    """Before a start: ``--pid container:X`` points the spec's PID namespace at X's (it must be running),
+    as Docker joins it at each start."""
+    target = cfg.spec.annotation(PID_CONTAINER, "")
+    if not target:
+        return cfg
+    from .errors import StateConflict
+
+    other = store.resolve(target)
+    cur = store.status(other.id)
+    if not cur.live or cur.pid <= 0:
+        raise StateConflict(f"--pid container:{other.name}: that container is not running", container=other.name,
+                            current=cur.status)
+    from .ocispec import Namespace
+
+    ns = tuple(Namespace("pid", f"/proc/{cur.pid}/ns/pid") if n.type == "pid" else n
+               for n in cfg.spec.linux.namespaces)
+    return store.update_config(replace(cfg, spec=replace(cfg.spec, linux=replace(cfg.spec.linux, namespaces=ns))))
+
+
 def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfig:
     """Attach the container to its network before a start; record the attachment and the netns in the spec."""
     mode = cfg.network_mode

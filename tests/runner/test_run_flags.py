@@ -143,7 +143,8 @@ REFUSED = [
     (["--security-opt", "seccomp=/no/such/profile.json"], "--security-opt"),
     (["--ipc", "container:other"], "--ipc"),
     (["--ipc", "none", "--shm-size", "1m"], "--shm-size: conflicts with --ipc none"),
-    (["--pid", "container:other"], "--pid"),
+    (["--pid", "container:"], "--pid container:: name the container"),
+    (["--pid", "bogus"], "--pid bogus"),
     (["--uts", "private"], "--uts"),
     (["--log-opt", "mode=non-blocking"], "--log-opt"),
     (["-a", "stdin"], "--attach"),
@@ -188,3 +189,23 @@ def test_device_node_and_its_cgroup_access(pybuild, image) -> None:
 def test_attach_naming_the_default_streams_is_accepted(pybuild, image) -> None:
     r = run(pybuild, "-a", "STDOUT", "-a", "stderr", image, "echo", "hi")
     assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+
+
+def test_pid_container_joins_the_other_containers_pid_namespace(pybuild, image) -> None:
+    """``--pid container:X``: X's processes are visible (its PID 1 is X's), joined again at each start;
+    X not running is a one-line error, as Docker's."""
+    pybuild("run", "-d", "--name", "pidtgt", "--network", "none", image, "sleep", "300", check=True)
+    r = run(pybuild, "--pid", "container:pidtgt", image, "cat", "/proc/1/cmdline")
+    assert (r.returncode, r.stdout) == (0, "sleep\x00300\x00"), r.stderr
+    pybuild("create", "--name", "joiner", "--network", "none", "--pid", "container:pidtgt", image,
+            "sh", "-c", "ps -o comm | grep -c sleep", check=True)
+    tid = pybuild("inspect", "--format", "{{.Id}}", "pidtgt", check=True).stdout.strip()
+    assert pybuild("inspect", "--format", "{{.HostConfig.PidMode}}", "joiner", check=True).stdout.strip() == \
+        f"container:{tid}"
+    assert pybuild("start", "-a", "joiner").stdout.strip() == "1"
+    pybuild("stop", "-t", "0", "pidtgt", check=True)
+    r = pybuild("start", "-a", "joiner")
+    assert r.returncode != 0 and r.stderr.strip() == \
+        "pybuild: --pid container:pidtgt: that container is not running"
+    pybuild("start", "pidtgt", check=True)
+    assert pybuild("start", "-a", "joiner").stdout.strip() == "1"
