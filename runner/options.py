@@ -135,7 +135,7 @@ class RunOptions:
     group_add: tuple[str, ...] = ()
     devices: tuple = ()                         # runflags.DeviceMapping
     pid_mode: str = ""                          # "" private | host | container:NAME
-    ipc_mode: str = ""                          # "" private | host | none (no /dev/shm)
+    ipc_mode: str = ""                          # "" private | host | none (no /dev/shm) | shareable | container:X
     uts_mode: str = ""                          # "" private | host
     seccomp: str = ""                           # "" default | unconfined | a profile file
     no_new_privileges: bool | None = None       # None: not privileged
@@ -184,9 +184,10 @@ class RunOptions:
         for key, _ in self.sysctls:
             if key.startswith("net.") and host_net:
                 raise InvalidRunOption(f"--sysctl {key}: not allowed with --network host")
-            if key.startswith(("kernel.", "fs.mqueue.")) and self.ipc_mode == "host":
-                raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc host")
-        if self.ipc_mode in ("host", "none") and self.shm_size is not None:
+            if key.startswith(("kernel.", "fs.mqueue.")) and (self.ipc_mode == "host"
+                                                              or self.ipc_mode.startswith("container:")):
+                raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc {self.ipc_mode}")
+        if (self.ipc_mode in ("host", "none") or self.ipc_mode.startswith("container:")) and self.shm_size is not None:
             raise InvalidRunOption(f"--shm-size: conflicts with --ipc {self.ipc_mode}")
         if self.network in ("none", "host"):
             for flag, value in (("--add-host", self.add_hosts), ("--dns", self.dns), ("--dns-search", self.dns_search),

@@ -324,7 +324,7 @@ def parse_namespace_mode(flag: str, text: str | None, allowed: tuple[str, ...]) 
         return text
     if text not in allowed:
         raise InvalidRunOption(f"{flag} {text}: not supported (use {' or '.join(allowed)})")
-    return "" if text in ("private", "shareable") else text      # host, none
+    return "" if text == "private" else text      # host, none, shareable
 
 
 def parse_expose(items) -> tuple[str, ...]:

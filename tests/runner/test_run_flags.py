@@ -141,7 +141,8 @@ REFUSED = [
     (["--mount", "type=volume,src=v1,dst=/x,volume-nocopy"], "--mount"),
     (["--security-opt", "apparmor"], "--security-opt"),
     (["--security-opt", "seccomp=/no/such/profile.json"], "--security-opt"),
-    (["--ipc", "container:other"], "--ipc"),
+    (["--ipc", "container:"], "--ipc container:: name the container"),
+    (["--ipc", "container:x", "--shm-size", "1m"], "--shm-size: conflicts with --ipc container:x"),
     (["--ipc", "none", "--shm-size", "1m"], "--shm-size: conflicts with --ipc none"),
     (["--pid", "container:"], "--pid container:: name the container"),
     (["--pid", "bogus"], "--pid bogus"),
@@ -209,3 +210,19 @@ def test_pid_container_joins_the_other_containers_pid_namespace(pybuild, image) 
         "pybuild: --pid container:pidtgt: that container is not running"
     pybuild("start", "pidtgt", check=True)
     assert pybuild("start", "-a", "joiner").stdout.strip() == "1"
+
+
+def test_ipc_container_shares_a_shareable_containers_ipc_and_dev_shm(pybuild, image) -> None:
+    """``--ipc shareable`` keeps /dev/shm joinable; ``--ipc container:X`` joins X's IPC namespace and
+    /dev/shm; a private X is refused, as Docker refuses it."""
+    pybuild("run", "-d", "--name", "donor", "--network", "none", "--ipc", "shareable", image,
+            "sh", "-c", "echo from-donor > /dev/shm/x; sleep 300", check=True)
+    assert pybuild("inspect", "--format", "{{.HostConfig.IpcMode}}", "donor", check=True).stdout.strip() == "shareable"
+    donor_ns = pybuild("exec", "donor", "readlink", "/proc/1/ns/ipc", check=True).stdout
+    r = run(pybuild, "--ipc", "container:donor", image,
+            "sh", "-c", "readlink /proc/self/ns/ipc; cat /dev/shm/x; echo from-joiner > /dev/shm/y")
+    assert r.returncode == 0 and r.stdout == donor_ns + "from-donor\n", r.stderr
+    assert pybuild("exec", "donor", "cat", "/dev/shm/y", check=True).stdout == "from-joiner\n"
+    pybuild("run", "-d", "--name", "private", "--network", "none", image, "sleep", "300", check=True)
+    r = run(pybuild, "--ipc", "container:private", image, "true")
+    assert r.returncode == 125 and "not shareable" in r.stderr and len(r.stderr.splitlines()) == 1
