@@ -7,7 +7,8 @@ an I/O error no library translated, or a bug, becomes one line and 1. ``--debug`
 ``PYBUILD_DEBUG``) adds the traceback; without it there is never one.
 
 ``pybuild``, ``pybuild --help`` and ``pybuild -h`` are answered from :mod:`pybuild.commands`
-without importing click; everything else builds the click group in :mod:`pybuild.group`.
+without importing click, and a plain ``ps`` by :mod:`pybuild.fastps`; everything else builds the
+click group in :mod:`pybuild.group`.
 ``pybuild.cli.cli`` is that group, imported on first access.
 """
 
@@ -55,13 +56,29 @@ def run(argv: list[str]) -> int:
             return 141
         return 0 if args else 2
     _reset_inherited_signals()
+    if "ps" in args:
+        code = _run_fast(args)
+        if code is not None:
+            return code
     return _run_group(args)
+
+
+def _run_fast(args: list[str]) -> int | None:
+    """:func:`pybuild.fastps.try_fast`, its errors reported as :func:`_run_group` reports them."""
+    try:
+        from .fastps import try_fast
+
+        return try_fast(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:  # noqa: BLE001 -- as in _run_group
+        return _report(exc, debug=False)
 
 
 def _run_group(args: list[str]) -> int:
     import click
-
-    from layers.errors import PybuildError
 
     from .context import Settings
     from .group import cli as group
@@ -89,20 +106,27 @@ def _run_group(args: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 -- the one place every error becomes a message
         settings = ctx.obj if ctx is not None else None
         debug = settings.debug if isinstance(settings, Settings) else bool(os.environ.get("PYBUILD_DEBUG"))
-        if debug:
-            import traceback
+        return _report(exc, debug)
 
-            traceback.print_exc()
-        if isinstance(exc, PybuildError):
-            _write_err(f"pybuild: {exc}")
-            return exc.exit_code
-        if isinstance(exc, OSError):  # an I/O failure no library turned into a PybuildError
-            where = f": {exc.filename}" if exc.filename else ""
-            _write_err(f"pybuild: {exc.strerror or exc}{where}")
-            return 1
-        _write_err(f"pybuild: internal error: {type(exc).__name__}: {exc}"
-                   + ("" if debug else " (--debug shows the traceback)"))
+
+def _report(exc: Exception, debug: bool) -> int:
+    """One line for ``exc`` (and the traceback with ``debug``); its exit code."""
+    from layers.errors import PybuildError
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    if isinstance(exc, PybuildError):
+        _write_err(f"pybuild: {exc}")
+        return exc.exit_code
+    if isinstance(exc, OSError):  # an I/O failure no library turned into a PybuildError
+        where = f": {exc.filename}" if exc.filename else ""
+        _write_err(f"pybuild: {exc.strerror or exc}{where}")
         return 1
+    _write_err(f"pybuild: internal error: {type(exc).__name__}: {exc}"
+               + ("" if debug else " (--debug shows the traceback)"))
+    return 1
 
 
 def _bad_flag(exc: Exception) -> bool:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from .ocispec import Mount
+TYPE_CHECKING = False                   # ps imports this module (reap_abandoned): no OCI spec classes
+if TYPE_CHECKING:
+    from .ocispec import Mount
 from .records import ContainerConfig, NetworkAttachment
 from .state import ContainerStore
 
