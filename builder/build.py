@@ -129,6 +129,8 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
                 store.images.tag(Reference.parse(tag), result.manifest.digest, lazy=True)
             else:
                 store.images.tag(Reference.parse(tag), result.manifest.digest)
+        if not tags:
+            store.images.add_dangling(result.manifest.digest, lazy=shared is not None)  # Docker's <none>:<none>, found by its id
         if options.sbom:
             if shared is not None:
                 _complete(shared, result.manifest)  # the scan reads every layer's bytes

@@ -346,11 +346,13 @@ def _build_cache_usage_from_dirs(root: str):
 def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
     """Remove unreferenced blobs, snapshots and partial ingests (-a: and unused images)."""
     from builder.cache import prune, reap_stale_build_dirs
-    from layers.store.removal import untag_unused
+    from layers.store.removal import prune_dangling, untag_unused
 
     from .views.images import familiar, human_size
 
     store = settings.store()
+    for image_id in prune_dangling(store):
+        click.echo(f"Deleted: {image_id}")
     if all_images:
         for name in untag_unused(store):
             click.echo(f"Untagged: {familiar(name)}")

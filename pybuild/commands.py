@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 
 __all__ = ["COMMANDS", "GROUPS", "ALIASES", "DOCKER_EXIT_CODES", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
 
@@ -170,6 +169,8 @@ def _help_width() -> int:
 
 def _definition_list(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]], width: int) -> list[str]:
     """click's ``HelpFormatter.write_dl`` at indent 2: terms padded to the widest (at most 30)."""
+    import textwrap          # here: every command imports this module, only help wraps text
+
     first_col = min(max(len(term) for term, _ in rows), 30) + 2
     text_width = max(width - first_col - 2, 10)
     lines = []
@@ -186,6 +187,8 @@ def _definition_list(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]], 
 
 def top_help() -> str:
     """The text of ``pybuild --help``, as click would write it on this terminal."""
+    import textwrap
+
     width = _help_width()
     lines = [USAGE, ""]
     lines += textwrap.wrap(DESCRIPTION, width, initial_indent="  ", subsequent_indent="  ",

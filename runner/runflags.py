@@ -303,12 +303,17 @@ def check_attach(streams, *, detach: bool, interactive: bool) -> None:
 
 
 def parse_namespace_mode(flag: str, text: str | None, allowed: tuple[str, ...]) -> str:
-    """``--pid``/``--ipc``/``--uts``: "" (private, the default) or one of ``allowed``."""
+    """``--pid``/``--ipc``/``--uts``: "" (private, the default) or one of ``allowed`` (an allowed
+    ``container:`` takes any ``container:NAME|ID``)."""
     if not text:
         return ""
+    if "container:" in allowed and text.startswith("container:"):
+        if not text.partition(":")[2]:
+            raise InvalidRunOption(f"{flag} {text}: name the container (container:NAME|ID)")
+        return text
     if text not in allowed:
         raise InvalidRunOption(f"{flag} {text}: not supported (use {' or '.join(allowed)})")
-    return "" if text in ("private", "shareable") else text      # host, none
+    return "" if text == "private" else text      # host, none, shareable
 
 
 def parse_expose(items) -> tuple[str, ...]:

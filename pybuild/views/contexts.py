@@ -104,7 +104,7 @@ class ContainerFields:
     def Command(self) -> str:
         import json
 
-        cmd = " ".join(self._info.config.spec.process.args)
+        cmd = " ".join(self._info.config.command)
         return json.dumps(ellipsis(cmd, 20) if self._trunc else cmd, ensure_ascii=False)
 
     def CreatedAt(self) -> str:

@@ -70,7 +70,7 @@ def image_json(record, created: str, size: int) -> dict:
     """One line of ``images --format json``."""
     repo, tag, _ = split_name(record.name)
     return {"Repository": repo, "Tag": tag, "ID": str(record.id), "Digest": str(record.manifest_digest),
-            "CreatedAt": created, "Size": size, "Names": [record.name]}
+            "CreatedAt": created, "Size": size, "Names": [record.name] if record.name else []}
 
 
 def images_head(digests: bool) -> list[str]:

@@ -52,5 +52,9 @@ def test_platform_attach_and_namespace_modes() -> None:
     check_attach(["stdin", "stdout", "stderr"], detach=False, interactive=True)
     with pytest.raises(InvalidRunOption, match="^--attach stdout: attaching a subset"):
         check_attach(["stdout"], detach=False, interactive=False)
-    assert parse_namespace_mode("--ipc", "shareable", ("host", "private", "shareable")) == ""
+    assert parse_namespace_mode("--ipc", "shareable", ("host", "private", "shareable")) == "shareable"
+    assert parse_namespace_mode("--ipc", "private", ("host", "private", "shareable")) == ""
+    assert parse_namespace_mode("--pid", "container:web", ("host", "container:")) == "container:web"
+    with pytest.raises(InvalidRunOption, match="^--pid container:web: not supported"):
+        parse_namespace_mode("--pid", "container:web", ("host",))
     assert parse_namespace_mode("--pid", "host", ("host",)) == "host"
