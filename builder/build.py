@@ -130,7 +130,7 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
             else:
                 store.images.tag(Reference.parse(tag), result.manifest.digest)
         if not tags:
-            store.images.add_dangling(result.manifest.digest, lazy=shared is not None)  # Docker's <none>:<none>, found by its id
+            store.images.add_dangling(result.manifest.digest, lazy=shared is not None)  # <none>:<none>
         if options.sbom:
             if shared is not None:
                 _complete(shared, result.manifest)  # the scan reads every layer's bytes
