@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from .context import BuildContext
@@ -31,11 +31,32 @@ __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
 
 @dataclass(frozen=True)
 class BuildOutcome:
+    """``result``/``plan``: the image built (with several platforms, the first's); ``index``: the
+    index over every platform's image when more than one was built (``platforms`` in its order)."""
+
     result: BuildResult
     plan: Plan
     tags: tuple[str, ...]
     pushed: tuple[str, ...] = ()
     cache_lines: tuple[str, ...] = ()  # what the shared cache imported and exported
+    index: object | None = None  # layers.index.Index
+    platforms: tuple = ()        # builder.multiplatform.PlatformBuild, one per --platform
+
+    @property
+    def document(self):
+        """What the tags name: the index, or the one image's manifest."""
+        return self.index if self.index is not None else self.result.manifest
+
+    @property
+    def image_id(self) -> str:
+        """The image id Docker prints: the config digest, or for an index the index's digest."""
+        return str(self.index.digest) if self.index is not None else self.result.image_id
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """``(cache hits, steps)`` over every platform built."""
+        builds = [b.result for b in self.platforms] or [self.result]
+        return sum(r.cache_hits for r in builds), sum(r.steps for r in builds)
 
 
 def read_dockerfile(options: BuildOptions):
@@ -53,7 +74,7 @@ def load_plan(options: BuildOptions, resolver, cache_root: str | None = None, pa
     df, df_path = parsed or read_dockerfile(options)
     hash_cache = os.path.join(cache_root, "cache", "context-hashes.json") if cache_root else None
     context = BuildContext(options.context_dir, load_ignore(options.context_dir, df_path), hash_cache)
-    p = plan(df, PlanOptions(target=options.target, build_args=options.build_args, platform=options.platform),
+    p = plan(df, PlanOptions(target=options.target, build_args=options.build_args, platform=options.platforms[0]),
              resolver, context)
     return p, context
 
@@ -78,6 +99,9 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
 
     progress = progress or Progress(None, "quiet")
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
+    if len(options.platforms) > 1:
+        return _build_index(options, store, registry, progress, state_dir, parsed, tags)
+    options = replace(options, platform=options.platforms[0])
     resolver = StoreResolver(store, registry, pull=options.pull, progress=progress, lazy=bool(imports))
     shared = _cache_session(store, imports, exports, registry, options)
     with store.lease(), contextlib.closing(resolver), contextlib.ExitStack() as stack:
@@ -105,6 +129,12 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
                 store.images.tag(Reference.parse(tag), result.manifest.digest, lazy=True)
             else:
                 store.images.tag(Reference.parse(tag), result.manifest.digest)
+        if not tags:
+            store.images.add_dangling(result.manifest.digest, lazy=shared is not None)  # <none>:<none>
+        if options.sbom:
+            if shared is not None:
+                _complete(shared, result.manifest)  # the scan reads every layer's bytes
+            write_sbom(store, result, p, resolver, tags, options)
         if shared is not None:
             shared.export(p, progress.note)
         for spec in options.outputs:
@@ -114,6 +144,50 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
         pushed = tuple(push_image(t, result, store, registry, options, shared) for t in tags) if options.push else ()
         lines = tuple(shared.summary(executor.remote_hits)) if shared is not None else ()
     return BuildOutcome(result, p, tags, pushed, lines)
+
+
+def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
+                 state_dir: str | None, parsed, tags: tuple[str, ...]) -> BuildOutcome:
+    """Several ``--platform``s: one plan and executor per platform, side by side, sharing one lock per
+    step (a shared ``$BUILDPLATFORM`` step runs once); then the index, tagged, written, pushed."""
+    from layers.reference import Reference
+
+    from .cache import StepLocks
+    from .multiplatform import PlatformBuild, build_platforms, commit_index
+
+    for flag, given in (("--cache-from/--cache-to", options.cache_from or options.cache_to), ("--sbom", options.sbom)):
+        if given:
+            raise BuildError(f"{flag} is not supported with several --platform values yet; build each platform")
+    locks = StepLocks()
+
+    def one(platform: str) -> PlatformBuild:
+        opts = replace(options, platform=platform)
+        resolver = StoreResolver(store, registry, pull=opts.pull, progress=progress)
+        with contextlib.closing(resolver):
+            p, context = load_plan(opts, resolver, store.root, parsed)
+            if p.unused_args:
+                progress.note(f"[warning] {platform}: build arguments not consumed: " + ", ".join(p.unused_args))
+            executor = Executor(store, opts, context, resolver, progress, state_dir=state_dir, label_platform=True,
+                                step_locks=locks)
+            try:
+                result = executor.run(p)
+            finally:
+                executor.close()
+                context.save_hashes()
+        return PlatformBuild(platform, result, p)
+
+    with store.lease():
+        builds = build_platforms(options.platforms, one)
+        index = commit_index(store, builds, docker=options.format == "docker")
+        from layers.store.pause import pause_point
+
+        pause_point("build-tag")  # a test hook: the image is stored, not yet named
+        for tag in tags:
+            store.images.tag(Reference.parse(tag), index)
+        for spec in options.outputs:
+            write_output(spec, index, tags, store)
+        pushed = tuple(push_image(t, index, store, registry, options) for t in tags) if options.push else ()
+    return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, index=index, platforms=tuple(builds))
 
 
 def _cache_session(store, imports, exports, registry: RegistrySettings | None, options: BuildOptions):
@@ -130,6 +204,28 @@ def _complete(shared, manifest) -> None:
         shared.remote.ensure(desc)
 
 
+def _base_layers(p: Plan, resolver) -> int:
+    """How many layers of the target's image come from its base image (the rest the build made)."""
+    stage = p.stages[p.target]
+    while stage.base_stage is not None:
+        stage = p.stages[stage.base_stage]
+    if stage.base == "scratch":
+        return 0
+    return len(resolver.load(stage.base, stage.platform).manifest.layers)
+
+
+def write_sbom(store: Store, result: BuildResult, p: Plan, resolver, tags: tuple[str, ...],
+               options: BuildOptions) -> bytes:
+    """``--sbom``: the SPDX document of the built image (packages of every layer, files of the layers
+    this build made), saved beside the store for push."""
+    from layers.sbom import sbom_for_image
+
+    image = store.images.load(result.manifest.digest)
+    own = len(image.manifest.layers) - _base_layers(p, resolver)
+    return sbom_for_image(store, image, tags[0] if tags else result.image_id, max(own, 0),
+                          float(options.timestamp) if options.timestamp is not None else None)
+
+
 def _output_spec(spec: str) -> dict[str, str]:
     out = {}
     for part in spec.split(","):
@@ -142,8 +238,9 @@ def _output_spec(spec: str) -> dict[str, str]:
     return out
 
 
-def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: LocalStore) -> None:
-    """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json), written atomically."""
+def write_output(spec: str, result, tags: tuple[str, ...], store: LocalStore) -> None:
+    """``-o type=oci|docker,dest=PATH``: an archive (OCI layout + manifest.json), written atomically, of
+    ``result`` (a :class:`BuildResult`, or the index of a multi-platform build)."""
     import tempfile
 
     from layers.layout import ArchiveImage, write_archive
@@ -156,7 +253,7 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: L
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pybuild-out-")
     try:
         with os.fdopen(fd, "wb") as f:
-            write_archive(f, [ArchiveImage(result.manifest, names)], store.blobs)
+            write_archive(f, [ArchiveImage(getattr(result, "manifest", result), names)], store.blobs)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -166,9 +263,10 @@ def write_output(spec: str, result: BuildResult, tags: tuple[str, ...], store: L
         raise
 
 
-def push_image(tag: str, result: BuildResult, store: LocalStore, registry: RegistrySettings | None,
+def push_image(tag: str, result, store: LocalStore, registry: RegistrySettings | None,
                options: BuildOptions, shared=None) -> str:
-    """Push the built image as ``tag``; its manifest digest."""
+    """Push the built image as ``tag`` (``result``: a :class:`BuildResult`, or a multi-platform build's
+    index, pushed with every image in it); the digest the registry has it under."""
     from layers.reference import Reference
     from registry_client.client import Registry
     from registry_client.credentials import CredentialStore
@@ -180,7 +278,22 @@ def push_image(tag: str, result: BuildResult, store: LocalStore, registry: Regis
     credentials = CredentialStore().get(ref.registry)
     if shared is not None:  # lazy layers: mounted from the cache's repository, or fetched if none can be
         shared.prepare_push(result.manifest, ref.api_host)
+    document = getattr(result, "manifest", result)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
-        res = push(store, remote.repository(ref.repository), result.manifest, ref,
-                   PushOptions(jobs=options.jobs))
+        repo = remote.repository(ref.repository)
+        res = push(store, repo, document, ref, PushOptions(jobs=options.jobs))
+        if options.sbom:
+            attach_sbom(store, repo, ref, result.manifest.digest, res.digest)
     return str(res.digest)
+
+
+def attach_sbom(store: LocalStore, repo, ref, local, pushed) -> None:
+    """Push the SBOM saved for the local manifest ``local`` as a referrer of ``pushed`` (the digest the
+    registry holds); nothing when no SBOM was made."""
+    from layers.sbom import load_sbom
+    from registry_client.sbom import push_sbom
+    from registry_client.trust import resolve_digest
+
+    data = load_sbom(store.root, local)
+    if data is not None:
+        push_sbom(repo, resolve_digest(repo, ref.with_digest(pushed)), data)

@@ -200,6 +200,20 @@ class BuildCache:
         return size
 
 
+class StepLocks:
+    """One lock per cache key, shared by the executors of one build (every ``--platform``'s graph): a
+    step two graphs share (a ``FROM --platform=$BUILDPLATFORM`` stage that reads no ``TARGET*`` arg) runs
+    once, and the other graph finds its cache entry when the lock is released."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def hold(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
 def prune(root: str) -> int:
     """Delete the whole build cache index of the store at ``root`` and its roots, as ``docker system
     prune -a`` drops the build cache (``cache/mounts``, the RUN cache mounts, stay); the bytes of

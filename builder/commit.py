@@ -83,6 +83,8 @@ def commit(images, containers, ref: str, options: CommitOptions) -> CommitResult
         images.blobs.put_bytes(manifest.raw, expected=manifest.digest)
         if target is not None:
             images.images.tag(target, manifest.digest)
+        else:
+            images.images.add_dangling(manifest.digest)      # Docker's <none>:<none>, found by its id
     return CommitResult(manifest, config, str(config_digest), target)
 
 

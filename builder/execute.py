@@ -23,7 +23,7 @@ from layers.digest import Digest
 from layers.store.pause import pause_point
 
 from . import instructions as I
-from .cache import BuildCache
+from .cache import BuildCache, StepLocks
 from .context import BuildContext
 from .errors import BuildError
 from .options import BuildOptions
@@ -73,14 +73,17 @@ class Executor:
     """Runs one plan. Not a value: holds the store, cache, progress and the work directory."""
 
     def __init__(self, store: Store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
-                 progress: Progress, state_dir: str | None = None, shared=None) -> None:
+                 progress: Progress, state_dir: str | None = None, shared=None, label_platform: bool = False,
+                 step_locks: StepLocks | None = None) -> None:
         self.store, self.options, self.context, self.resolver = store, options, context, resolver
         #: the build's :class:`builder.remotecache.CacheSession` (``--cache-from``/``--cache-to``), or None
         self.shared = shared
         self.remote = shared.remote if shared is not None else None
         self.progress = progress
+        self.label_platform = label_platform  # a multi-platform build names each step's platform
         self.state_dir = state_dir
         self.cache = BuildCache(store.root, store)
+        self.step_locks = step_locks or StepLocks()
         from .workdir import new_workdir
 
         self.work = new_workdir(store.root)
@@ -92,6 +95,7 @@ class Executor:
         self._stage_images: dict[int, StageImage] = {}
         self._hit_times: list[str] = []
         self._target: int | None = None
+        self._platforms: dict[int, str] = {}
         when = options.timestamp
         self.created = format_time(when if when is not None else datetime.now(UTC))
 
@@ -104,6 +108,8 @@ class Executor:
     # -- whole build ------------------------------------------------------------------------------
     def run(self, plan: Plan) -> BuildResult:
         self._target = plan.target
+        self._platforms = {s.index: s.platform for s in plan.stages}
+        self._check_emulation(plan)
         futures: dict[int, Future] = {}
         order = plan.order
         if self.shared is not None and self.shared.may_prune and not self.options.no_cache:
@@ -122,11 +128,29 @@ class Executor:
                 f.result()
         return self._commit(final, plan)
 
+    def _check_emulation(self, plan: Plan) -> None:
+        """Every RUN of a stage of another platform needs a QEMU handler: refused before any work."""
+        from runner import binfmt
+        from runner.errors import EmulationUnavailable
+
+        for idx in plan.order:
+            stage = plan.stages[idx]
+            run = next((v.instruction for v in stage.vertices if isinstance(v.instruction, I.Run)), None)
+            if run is None:
+                continue
+            platform = Platform.parse(stage.platform)
+            try:
+                binfmt.require(platform.os, platform.architecture, platform.variant)
+            except EmulationUnavailable as exc:
+                raise BuildError(str(exc), run.location.file, run.location.line, run.keyword) from None
+
     def _stage(self, stage: Stage, deps: dict[int, Future]) -> StageImage:
         for f in deps.values():
             f.result()  # re-raises a dependency's failure
         total = 1 + sum(isinstance(v.instruction, FS_STEPS) for v in stage.vertices)
         label = "" if stage.index == self._target and stage.name is None else stage.label
+        if self.label_platform:
+            label = f"{stage.platform} {label}".strip()
         step = self.progress.step(label, stage.from_instruction, (1, total)) if stage.base != "scratch" else None
         image = self._base(stage)
         if step is not None:
@@ -193,6 +217,14 @@ class Executor:
         with self._lock:
             self.steps += 1
         key = self._layer_key(v)
+        if self.options.no_cache:
+            return self._run_step(stage, v, image, step, history, key, parent)
+        with self.step_locks.hold(key):  # another platform's graph running the same step: wait, then hit
+            return self._run_step(stage, v, image, step, history, key, parent)
+
+    def _run_step(self, stage: Stage, v: Vertex, image: StageImage, step, history: History, key: str,
+                  parent: str) -> StageImage:
+        inst = v.instruction
         entry, origin = self._lookup(key)
         if entry is not None:
             with self._lock:
@@ -291,7 +323,7 @@ class Executor:
             with self._lock:
                 src = self._stage_images[v.from_stage]
         else:
-            img = self.resolver.load(v.from_image, self.options.platform)
+            img = self.resolver.load(v.from_image, self._platforms.get(v.stage, self.options.platform))
             src = StageImage(img.config, tuple(img.manifest.layers))
         if not writable:
             with self.mounted(self.lowerdirs(src), None) as root:
@@ -351,7 +383,10 @@ class Executor:
             labels = dict(config.config.labels)
             labels.update(dict(self.options.labels))
             config = config.with_config(labels=labels)
-        config = config.with_fields(created=created)
+        platform = Platform.parse(plan.stages[plan.target].platform)  # what the image is for, whatever its base said
+        variant = platform.variant or (config.variant if config.architecture == platform.architecture else "")
+        config = config.with_fields(created=created, os=platform.os, architecture=platform.architecture,
+                                    variant=variant)
         docker = self.options.format == "docker"
         config_digest = self.store.blobs.put_bytes(config.raw)
         config_desc = Descriptor(media_type=MediaType.DOCKER_CONFIG if docker else MediaType.OCI_CONFIG,

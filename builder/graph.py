@@ -42,11 +42,22 @@ class Resolver(Protocol):
         """Resolve ``image`` (expanded reference) for ``platform``; raise PybuildError if absent."""
 
 
+def host_platform() -> str:
+    """This machine's ``os/arch``: the BUILDPLATFORM of every build."""
+    from layers.descriptor import Platform
+
+    return str(Platform.host())
+
+
 @dataclass(frozen=True)
 class PlanOptions:
+    """``platform`` is the target (TARGETPLATFORM, the default of every FROM); ``build_platform`` is
+    where the build runs (BUILDPLATFORM, what ``FROM --platform=$BUILDPLATFORM`` runs natively)."""
+
     target: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
     platform: str = "linux/amd64"
+    build_platform: str = field(default_factory=host_platform)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ class RegistrySettings:
 
     insecure_registries: tuple[str, ...] = ()
     tls_ca: str | None = None
+    #: the trust policy file base-image pulls obey (None: the containers-policy.json podman reads)
+    policy: str | None = None
 
     def transport(self):
         """The :class:`registry_client.transport.TransportConfig` for these settings."""
@@ -38,7 +40,8 @@ class BuildOptions:
     """``context_dir`` is a directory (a tar from stdin is unpacked to one by the CLI first).
     ``dockerfile`` is a path, or ``None`` with ``dockerfile_text`` given (``-f -``).
     ``timestamp`` (SOURCE_DATE_EPOCH) makes the image reproducible: created times and file mtimes
-    are clamped to it. ``outputs`` are ``-o`` specs (``type=oci,dest=...``)."""
+    are clamped to it. ``outputs`` are ``-o`` specs (``type=oci,dest=...``). ``platform`` is one
+    ``os/arch[/variant]`` or several joined by commas (each built, then an index); empty is this host's."""
 
     context_dir: str
     dockerfile: str | None = None
@@ -47,7 +50,7 @@ class BuildOptions:
     target: str | None = None
     build_args: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
-    platform: str = "linux/amd64"
+    platform: str = ""
     no_cache: bool = False
     pull: bool = False
     network: str = "host"
@@ -57,6 +60,8 @@ class BuildOptions:
     secrets: tuple[Secret, ...] = ()
     outputs: tuple[str, ...] = ()
     push: bool = False
+    #: write an SPDX 2.3 SBOM of the image (kept beside the store; pushed as a referrer with the image)
+    sbom: bool = False
     jobs: int = 4
     cache_from: tuple[str, ...] = ()  # --cache-from specs (builder.remotecache.spec)
     cache_to: tuple[str, ...] = ()  # --cache-to specs
@@ -72,3 +77,22 @@ class BuildOptions:
             raise BuildError(f"--network must be host or none, got {self.network!r}")
         if self.format == "docker" and self.compression == "zstd":
             raise BuildError("--format docker cannot carry zstd layers; use --compression gzip")
+        self.platforms  # refuse a malformed --platform before any work
+
+    @property
+    def platforms(self) -> tuple[str, ...]:
+        """The target platforms in normal form (``linux/aarch64`` -> ``linux/arm64``), duplicates removed."""
+        from layers.descriptor import Platform
+        from layers.errors import InvalidInput
+
+        from .errors import BuildError
+
+        out: list[str] = []
+        for text in (self.platform or str(Platform.host())).split(","):
+            try:
+                name = str(Platform.parse(text.strip().lower()))
+            except InvalidInput as exc:
+                raise BuildError(f"--platform {self.platform}: {exc}") from None
+            if name not in out:
+                out.append(name)
+        return tuple(out)

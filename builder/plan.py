@@ -25,17 +25,27 @@ __all__ = ["BaseImage", "Resolver", "PlanOptions", "Vertex", "Stage", "Plan", "p
            "canonical"]
 
 
-def _platform_args(platform: str) -> dict[str, str]:
-    parts = platform.split("/")
-    os_, arch = parts[0], parts[1] if len(parts) > 1 else "amd64"
-    variant = parts[2] if len(parts) > 2 else ""
+def _platform_args(target: str, build: str) -> dict[str, str]:
+    """BuildKit's automatic args: TARGET* from the target platform, BUILD* from the machine building."""
     out = {}
-    for prefix in ("TARGET", "BUILD"):
+    for prefix, platform in (("TARGET", target), ("BUILD", build)):
+        parts = platform.split("/")
         out[f"{prefix}PLATFORM"] = platform
-        out[f"{prefix}OS"] = os_
-        out[f"{prefix}ARCH"] = arch
-        out[f"{prefix}VARIANT"] = variant
+        out[f"{prefix}OS"] = parts[0]
+        out[f"{prefix}ARCH"] = parts[1] if len(parts) > 1 else "amd64"
+        out[f"{prefix}VARIANT"] = parts[2] if len(parts) > 2 else ""
     return out
+
+
+def _normal_platform(df: Dockerfile, frm: I.From, text: str) -> str:
+    """``os/arch[/variant]`` in its normal form (``linux/aarch64`` -> ``linux/arm64``), or the FROM line's error."""
+    from layers.descriptor import Platform
+    from layers.errors import InvalidInput
+
+    try:
+        return str(Platform.parse(text))
+    except InvalidInput as exc:
+        raise DockerfileError(df.file, frm.location.line, "FROM", f"--platform={text}: {exc}") from None
 
 
 def _global_args(ctx: PlanContext, instrs: list[I.Instruction]) -> int:
@@ -55,7 +65,7 @@ def _global_args(ctx: PlanContext, instrs: list[I.Instruction]) -> int:
 def plan(df: Dockerfile, options: PlanOptions, resolver: Resolver, context: BuildContext | None) -> Plan:
     """Plan ``df``. Raises :class:`DockerfileError` (with the line) for anything the Dockerfile gets wrong."""
     ctx = PlanContext(df=df, options=options, resolver=resolver, context=context,
-                      build_args=dict(options.build_args), meta_args=_platform_args(options.platform))
+                      build_args=dict(options.build_args), meta_args=_platform_args(options.platform, options.build_platform))
     instrs = list(df.instructions)
     i = _global_args(ctx, instrs)
     if i >= len(instrs):
@@ -108,10 +118,13 @@ def _plan_stage(ctx: PlanContext, frm: I.From, body: list[I.Instruction]) -> Sta
     base image's ONBUILD triggers first."""
     df, index = ctx.df, len(ctx.stages)
     image = expand_word(df, frm, frm.image, ctx.meta_args)
-    platform = expand_word(df, frm, frm.platform, ctx.meta_args) if frm.platform else ctx.options.platform
     base_stage = ctx.by_name.get(image.lower())
     if base_stage is None and image.isdigit() and int(image) < index:
         base_stage = int(image)
+    if frm.platform:
+        platform = _normal_platform(df, frm, expand_word(df, frm, frm.platform, ctx.meta_args))
+    else:  # a stage built on an earlier stage is of that stage's platform (BuildKit)
+        platform = ctx.stages[base_stage].platform if base_stage is not None else ctx.options.platform
     deps: set[int] = set()
     if image == "scratch":
         base, base_key = BaseImage(key="scratch"), cache_key("", {"from": "scratch", "platform": platform})

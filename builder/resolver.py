@@ -93,8 +93,9 @@ class StoreResolver:
             return self.images[key]
 
     def _load(self, image: str, platform: str):
-        from layers.errors import NotFound
+        from layers.errors import NotFound, PybuildError
 
+        want = Platform.parse(platform)
         if self.pull and self.registry is not None:
             self._pull(image, platform)
         try:
@@ -104,8 +105,16 @@ class StoreResolver:
                 raise
             self._pull(image, platform)
             record = self.store.images.resolve(image)
-        want = Platform.parse(platform)
-        img = self.store.images.load(record, platform=want, lazy=self.lazy)  # an index: the entry for the platform
+        try:
+            img = self.store.images.load(record, platform=want, lazy=self.lazy)  # an index: the entry for the platform
+        except NotFound as missing:  # an index without this platform's image yet: its registry may have it
+            if self.registry is None:
+                raise
+            try:
+                self._pull(image, platform)
+            except PybuildError:
+                raise missing from None
+            img = self.store.images.load(self.store.images.resolve(image), platform=want, lazy=self.lazy)
         have = img.config.platform
         if (have.os, have.architecture) != (want.os, want.architecture) and have.architecture:
             raise BuildError(f"image {image} is for {have.os}/{have.architecture}, not {platform} "
@@ -113,19 +122,25 @@ class StoreResolver:
         return img
 
     def _pull(self, image: str, platform: str) -> None:
+        """Pull ``image`` for ``platform``; the name is given to the index when the registry has one (not
+        to the one image pulled), so a build for another platform finds its entry there too."""
         from layers.reference import Reference
         from registry_client.client import Registry
         from registry_client.credentials import CredentialStore
+        from registry_client.policy import load_policy
         from registry_client.pull import PullOptions, pull
 
         ref = Reference.parse(image)
         config = self.registry.transport()
+        policy = load_policy(self.registry.policy)  # a bad policy file fails before the pull
         if self.progress:
-            self.progress.note(f"pulling {ref}")
+            self.progress.note(f"pulling {ref} ({platform})")
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
             with self.store.lease():
-                pull(self.store, registry.repository(ref.repository), ref,
-                     PullOptions(platform=Platform.parse(platform), lazy=self.lazy), None, tag=True)
+                result = pull(self.store, registry.repository(ref.repository), ref,
+                              PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy), None,
+                              tag=False)
+                self.store.images.tag(ref, result.digest, lazy=self.lazy)
 
     def fetch(self, url: str) -> Fetched:
         """Download ``url`` once per build (``ADD URL``) into a private directory; the planner puts the

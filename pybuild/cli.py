@@ -1,12 +1,14 @@
 """Entry point: run one command and map its outcome to an exit code; the only place that exits.
 
-A command returns its exit code (``None`` is 0) or raises :class:`click.exceptions.Exit`. A
+A command returns its exit code (``None`` is 0) or raises :class:`click.exceptions.Exit`. A bad flag
+(unknown, missing its value, or a value of the wrong type) is 125, as Docker's CLI makes it. A
 :class:`layers.errors.PybuildError` becomes ``pybuild: message`` and the error's ``exit_code``;
 an I/O error no library translated, or a bug, becomes one line and 1. ``--debug`` (or
 ``PYBUILD_DEBUG``) adds the traceback; without it there is never one.
 
 ``pybuild``, ``pybuild --help`` and ``pybuild -h`` are answered from :mod:`pybuild.commands`
-without importing click; everything else builds the click group in :mod:`pybuild.group`.
+without importing click, and a plain ``ps`` by :mod:`pybuild.fastps`; everything else builds the
+click group in :mod:`pybuild.group`.
 ``pybuild.cli.cli`` is that group, imported on first access.
 """
 
@@ -54,13 +56,29 @@ def run(argv: list[str]) -> int:
             return 141
         return 0 if args else 2
     _reset_inherited_signals()
+    if "ps" in args:
+        code = _run_fast(args)
+        if code is not None:
+            return code
     return _run_group(args)
+
+
+def _run_fast(args: list[str]) -> int | None:
+    """:func:`pybuild.fastps.try_fast`, its errors reported as :func:`_run_group` reports them."""
+    try:
+        from .fastps import try_fast
+
+        return try_fast(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:  # noqa: BLE001 -- as in _run_group
+        return _report(exc, debug=False)
 
 
 def _run_group(args: list[str]) -> int:
     import click
-
-    from layers.errors import PybuildError
 
     from .context import Settings
     from .group import cli as group
@@ -72,6 +90,8 @@ def _run_group(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
+        if _bad_flag(exc):
+            exc.exit_code = 125
         exc.show()
         return exc.exit_code
     except (click.Abort, EOFError):  # a prompt answered with ^C or end of input
@@ -86,20 +106,37 @@ def _run_group(args: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 -- the one place every error becomes a message
         settings = ctx.obj if ctx is not None else None
         debug = settings.debug if isinstance(settings, Settings) else bool(os.environ.get("PYBUILD_DEBUG"))
-        if debug:
-            import traceback
+        return _report(exc, debug)
 
-            traceback.print_exc()
-        if isinstance(exc, PybuildError):
-            _write_err(f"pybuild: {exc}")
-            return exc.exit_code
-        if isinstance(exc, OSError):  # an I/O failure no library turned into a PybuildError
-            where = f": {exc.filename}" if exc.filename else ""
-            _write_err(f"pybuild: {exc.strerror or exc}{where}")
-            return 1
-        _write_err(f"pybuild: internal error: {type(exc).__name__}: {exc}"
-                   + ("" if debug else " (--debug shows the traceback)"))
+
+def _report(exc: Exception, debug: bool) -> int:
+    """One line for ``exc`` (and the traceback with ``debug``); its exit code."""
+    from layers.errors import PybuildError
+
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    if isinstance(exc, PybuildError):
+        _write_err(f"pybuild: {exc}")
+        return exc.exit_code
+    if isinstance(exc, OSError):  # an I/O failure no library turned into a PybuildError
+        where = f": {exc.filename}" if exc.filename else ""
+        _write_err(f"pybuild: {exc.strerror or exc}{where}")
         return 1
+    _write_err(f"pybuild: internal error: {type(exc).__name__}: {exc}"
+               + ("" if debug else " (--debug shows the traceback)"))
+    return 1
+
+
+def _bad_flag(exc: Exception) -> bool:
+    """An unknown option, an option without its value, or an option value of the wrong type: Docker's
+    CLI exits 125 for these (its flag errors), whatever the command."""
+    import click
+
+    if isinstance(exc, (click.NoSuchOption, click.BadOptionUsage)):
+        return True
+    return isinstance(exc, click.BadParameter) and isinstance(exc.param, click.Option)
 
 
 def _exit_code(value: object) -> int:

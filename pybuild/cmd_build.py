@@ -72,7 +72,8 @@ def _timestamp(value: int | None) -> int | None:
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True)
 @click.option("--timestamp", type=int, default=None, help="Seconds since the epoch for every created time and file "
               "mtime (reproducible builds; default $SOURCE_DATE_EPOCH).")
-@click.option("--platform", default="linux/amd64", show_default=True)
+@click.option("--platform", default="", help="os/arch[/variant] to build for (default: this host's); several, "
+              "comma-separated, build each and commit an index (a manifest list with --format docker).")
 @click.option("--secret", "secrets", multiple=True, help="id=NAME,src=PATH (or env=VAR) for RUN --mount=type=secret.")
 @click.option("--iidfile", type=click.Path(dir_okay=False), default=None, help="Write the image id to this file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image id.")
@@ -83,10 +84,14 @@ def _timestamp(value: int | None) -> int | None:
               "IMAGE (its inline cache) | type=local,src=DIR (repeatable).")
 @click.option("--cache-to", "cache_to", multiple=True, help="Export the build cache: type=registry,ref=REF"
               "[,mode=min|max][,compression=gzip|zstd][,ignore-error=true] | type=inline | type=local,dest=DIR.")
+@click.option("--sbom", is_flag=True, help="Write an SPDX 2.3 SBOM of the image (pushed with it as a referrer).")
+@click.option("--policy", type=click.Path(dir_okay=False), default=None,
+              help="Trust policy for base image pulls (default: the containers-policy.json podman reads).")
 @pass_settings
 def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, target, build_args, labels,
               no_cache: bool, pull: bool, network: str, fmt: str, compression: str, timestamp, platform: str,
-              secrets, iidfile, quiet: bool, progress_mode: str, push: bool, outputs, cache_from, cache_to) -> None:
+              secrets, iidfile, quiet: bool, progress_mode: str, push: bool, outputs, cache_from, cache_to,
+              sbom: bool, policy: str | None) -> None:
     """Build an image from a Dockerfile and a context directory ('-' reads a tar of the context from stdin)."""
     import tempfile
 
@@ -119,7 +124,7 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
             build_args=_pairs(build_args, "--build-arg", from_env=True), labels=_pairs(labels, "--label"),
             platform=platform, no_cache=no_cache, pull=pull, network="none" if network == "none" else "host",
             format=fmt, compression=compression, timestamp=_timestamp(timestamp),
-            secrets=tuple(_secret(s) for s in secrets), outputs=tuple(outputs), push=push,
+            secrets=tuple(_secret(s) for s in secrets), outputs=tuple(outputs), push=push, sbom=sbom,
             cache_from=tuple(cache_from), cache_to=tuple(cache_to),
         )
         mode = "quiet" if quiet or progress_mode == "quiet" else progress_mode
@@ -127,20 +132,23 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
             mode = "tty" if sys.stderr.isatty() else "plain"
         progress = Progress(sys.stderr if mode != "quiet" else None, mode)
         try:
-            registry = RegistrySettings(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
+            registry = RegistrySettings(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca,
+                                        policy=policy)
             outcome = build(options, settings.store, registry=registry, progress=progress,
                             state_dir=settings.state_dir)
         finally:
             progress.close()
-    result = outcome.result
-    image_id = result.image_id
+    image_id = outcome.image_id
     if iidfile:
         with open(iidfile, "w") as f:
             f.write(image_id)
     if quiet:
         click.echo(image_id)
         return
-    progress.line(f"# {result.cache_hits}/{result.steps} steps cached")
+    hits, steps = outcome.steps
+    progress.line(f"# {hits}/{steps} steps cached")
+    for built in outcome.platforms:
+        progress.line(f"# {built.platform} {built.result.manifest.digest}")
     for line in outcome.cache_lines:
         progress.line(f"# {line}")
     progress.finish(f"# built {image_id[:19]}")

@@ -33,15 +33,9 @@ def _ports_text(ports) -> str:
 
 def container_store(settings: Settings):
     """The container store, after finishing what killed pybuild processes left (``reap_abandoned``)."""
-    from runner.lifecycle import reap_abandoned
-    from runner.state import ContainerStore
+    from .fastps import container_store as open_store
 
-    def report(cid: str, exc: Exception) -> None:
-        click.echo(f"pybuild: container {cid[:12]}: cleaning up after a killed pybuild: {exc}", err=True)
-
-    store = ContainerStore(settings.root, settings.state_dir)
-    reap_abandoned(store, on_error=report)
-    return store
+    return open_store(settings)
 
 
 
@@ -104,41 +98,11 @@ def _each(store, refs: tuple[str, ...], fn, *, parallel: bool = False) -> int:
 def ps_cmd(settings: Settings, show_all: bool, quiet: bool, no_trunc: bool, fmt: str | None,
            filters: tuple[str, ...], last: int, latest: bool, size: bool) -> None:
     """List containers."""
-    from layers.store.space import human
-    from runner.listing import container_size, list_containers
+    from .fastps import ps_lines
 
-    from .views import contexts as ctx
-    from .views.containers import human_ago, human_status, ports_text
-
-    template = ctx.template_for(fmt, ctx.PS_TABLE)
-    store = container_store(settings)
-    infos = list_containers(store, all=show_all, filters=filters, last=1 if latest else last)
-    if quiet:
-        for i in infos:
-            click.echo(i.config.id if no_trunc else i.config.short_id)
-        return
-    if template is not None:
-        measure = size or ".Size" in (fmt or "")                    # Docker measures for {{.Size}} too
-        rows = [ctx.ContainerFields(i, trunc=not no_trunc, size=container_size(store, i.config) if measure else None)
-                for i in infos]
-        for line in template.lines(rows, ctx.CONTAINER_TITLES):
-            click.echo(line)
-        return
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES") + (("SIZE",) if size else ())]
-    for i in infos:
-        cmd = " ".join(i.config.spec.process.args)
-        if not no_trunc and len(cmd) > 20:
-            cmd = cmd[:19] + "…"
-        row = (i.config.id if no_trunc else i.config.short_id, i.config.image, f'"{cmd}"',
-               human_ago(i.config.created) + " ago", human_status(i.state),
-               ports_text(i.config.ports), i.config.name)
-        if size:
-            sz = container_size(store, i.config)
-            row += (f"{human(sz.rw)} (virtual {human(sz.virtual)})",)
-        rows.append(row)
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for r in rows:
-        click.echo("   ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    for line in ps_lines(settings, show_all=show_all, quiet=quiet, no_trunc=no_trunc, fmt=fmt, filters=filters,
+                         last=last, latest=latest, size=size):
+        click.echo(line)
 
 
 @click.command("logs")
@@ -213,6 +177,7 @@ def _attach(store, cid: str, since: float | None = None) -> int:
             return False
         return s.live or s.restarting
 
+    store.event(cid, "attach")
     out, err = sys.stdout.buffer, sys.stderr.buffer
     for e in read_logs(store.log_path(cid), since=since, follow=True, alive=alive):
         stream = err if e.stream == "stderr" else out
@@ -427,7 +392,7 @@ def rename_cmd(settings: Settings, container: str, new_name: str) -> None:
     C.rename(container_store(settings), container, new_name)
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.command("exec", context_settings={"allow_interspersed_args": False})   # options end at CONTAINER
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
 @click.option("-e", "--env", "env", multiple=True, help="Set environment variables.")

@@ -100,12 +100,15 @@ def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str
         for ident in dict.fromkeys(str(s.record.id) if no_trunc else s.record.id.short for s in listed):
             click.echo(ident)
     elif template is not None:
-        rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc) for s in listed]
+        rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc, platforms=s.platforms,
+                                missing=s.missing) for s in listed]
         for line in template.lines(rows, ctx.IMAGE_TITLES):
             click.echo(line)
-    else:
-        _echo_table([view.images_head(digests)] + [view.image_row(s.record, s.created, s.size, no_trunc=no_trunc,
-                                                                  digests=digests) for s in listed])
+    else:  # an index is one entry; a PLATFORMS column names its platforms when the list holds one
+        multi = any(s.platforms or s.missing for s in listed)
+        head = view.images_head(digests) + (["PLATFORMS"] if multi else [])
+        _echo_table([head] + [view.image_row(s.record, s.created, s.size, no_trunc=no_trunc, digests=digests)
+                              + ([view.platforms_cell(s.platforms, s.missing)] if multi else []) for s in listed])
 
 
 # -- tag / rmi -------------------------------------------------------------------------------------
@@ -343,11 +346,13 @@ def _build_cache_usage_from_dirs(root: str):
 def system_prune_cmd(settings: Settings, all_images: bool, force: bool) -> None:
     """Remove unreferenced blobs, snapshots and partial ingests (-a: and unused images)."""
     from builder.cache import prune, reap_stale_build_dirs
-    from layers.store.removal import untag_unused
+    from layers.store.removal import prune_dangling, untag_unused
 
     from .views.images import familiar, human_size
 
     store = settings.store()
+    for image_id in prune_dangling(store):
+        click.echo(f"Deleted: {image_id}")
     if all_images:
         for name in untag_unused(store):
             click.echo(f"Untagged: {familiar(name)}")

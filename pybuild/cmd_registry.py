@@ -14,13 +14,19 @@ from .context import Settings, pass_settings
 if TYPE_CHECKING:
     from layers.store import Store
 
-__all__ = ["pull_cmd", "pull_image", "push_cmd", "login_cmd", "logout_cmd", "manifest_group", "inspect_remote"]
+__all__ = ["pull_cmd", "pull_image", "push_cmd", "login_cmd", "logout_cmd", "inspect_remote", "open_registry"]
 
 
 def _transport(settings: Settings):
     from registry_client.transport import TransportConfig
 
     return TransportConfig(insecure_registries=settings.insecure_registries, tls_ca=settings.tls_ca)
+
+
+def open_registry(settings: Settings, ref, credentials=None):
+    """A :class:`registry_client.client.Registry` for ``ref``'s host with the settings' transport and
+    the stored credentials (or ``credentials``)."""
+    return _open_registry(settings, ref, credentials)
 
 
 def _open_registry(settings: Settings, ref, credentials=None):
@@ -60,25 +66,29 @@ def _local_document(store: Store, name: str):
 @click.option("--all-platforms", "-a", is_flag=True, help="Pull every platform of an index.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the image reference.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=4, show_default=True, help="Blobs fetched at once.")
+@click.option("--policy", "policy", type=click.Path(dir_okay=False), default=None,
+              help="Trust policy file (default: ~/.config/containers/policy.json, /etc/containers/policy.json).")
 @pass_settings
 def pull_cmd(settings: Settings, reference: str, platform: str | None, all_platforms: bool, quiet: bool,
-             jobs: int) -> None:
+             jobs: int, policy: str | None) -> None:
     """Pull an image (or every platform of an index) from a registry into the local store."""
     ref = pull_image(settings, settings.store(), reference, platform=platform, all_platforms=all_platforms,
-                     quiet=quiet, jobs=jobs)
+                     quiet=quiet, jobs=jobs, policy=policy)
     click.echo(str(ref))
 
 
 def pull_image(settings: Settings, store: Store, reference: str, *, platform: str | None = None,
-               all_platforms: bool = False, quiet: bool = False, jobs: int = 4):
+               all_platforms: bool = False, quiet: bool = False, jobs: int = 4, policy: str | None = None):
     """Pull ``reference`` into ``store``, Docker's progress on stderr unless ``quiet``; the parsed
-    reference (``pull``, and ``run``/``create`` of an image not in the store)."""
+    reference (``pull``, and ``run``/``create`` of an image not in the store). The trust policy
+    (``policy``, else the containers-policy.json podman reads) is enforced before anything is stored."""
     from layers.descriptor import Platform
+    from registry_client.policy import load_policy
     from registry_client.pull import PullOptions, pull
 
     ref = _parse_ref(reference)
     options = PullOptions(platform=Platform.parse(platform) if platform else None, all_platforms=all_platforms,
-                          jobs=jobs)
+                          jobs=jobs, policy=load_policy(policy))
     progress = _progress(quiet)
     with _open_registry(settings, ref) as registry:
         if not quiet:
@@ -105,15 +115,25 @@ def pull_image(settings: Settings, store: Store, reference: str, *, platform: st
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=4, show_default=True, help="Blobs sent at once.")
 @click.option("--digestfile", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the manifest digest to this file.")
+@click.option("--sign-by-sigstore-private-key", "sign_key", type=click.Path(dir_okay=False), default=None,
+              help="Sign the pushed image with this cosign.key (simple signing + Sigstore bundle).")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None,
+              help="Passphrase of the signing key (default: the COSIGN_PASSWORD variable).")
 @pass_settings
 def push_cmd(settings: Settings, local: str, remote: str | None, compression: str | None, fmt: str | None,
-             quiet: bool, jobs: int, digestfile: str | None) -> None:
+             quiet: bool, jobs: int, digestfile: str | None, sign_key: str | None,
+             passphrase_file: str | None) -> None:
     """Push a local image to a registry (REMOTE defaults to LOCAL's name)."""
     from registry_client.push import PushOptions, push
 
     target = _parse_ref(remote or local)
     if digestfile and not os.path.isdir(os.path.dirname(os.path.abspath(digestfile))):
         raise click.BadParameter(f"directory of {digestfile} does not exist", param_hint="--digestfile")
+    key = None
+    if sign_key is not None:  # a wrong passphrase fails before a byte goes up
+        from registry_client.keys import load_signing_key
+
+        key = load_signing_key(sign_key, passphrase_file)
     store = settings.store()
     progress = _progress(quiet)
     options = PushOptions(compression=compression, format=fmt, jobs=jobs)
@@ -123,9 +143,20 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
         with _open_registry(settings, target) as registry:
             if not quiet:
                 progress.note(f"Pushing {target.familiar}")
-            result = push(store, registry.repository(target.repository), document, target, options, progress)
+            repo = registry.repository(target.repository)
+            result = push(store, repo, document, target, options, progress)
+            from builder.build import attach_sbom
+
+            attach_sbom(store, repo, target, document.digest, result.digest)  # the SBOM `build --sbom` made
+            if key is not None:
+                from registry_client.trust import resolve_digest, sign_digest
+
+                subject = resolve_digest(repo, target.with_digest(result.digest))  # what the registry holds
+                signed = sign_digest(repo, target, subject, key)
     if not quiet:
         progress.note(f"{target.tag or 'digest'}: digest: {result.digest} size: {result.size}")
+        if key is not None:
+            progress.note(f"Signed {target.name}@{result.digest}: {signed.signature_tag}, bundle {signed.bundle.short}")
     if digestfile:
         try:
             with open(digestfile, "w") as fh:
@@ -202,35 +233,7 @@ def logout_cmd(registry: str) -> None:
         click.echo(f"Not logged in to {host}")
 
 
-# -- manifest inspect / inspect --remote -------------------------------------------------------
-
-
-@click.group("manifest")
-def manifest_group() -> None:
-    """Inspect remote manifests and indexes."""
-
-
-@manifest_group.command("inspect")
-@click.argument("reference")
-@click.option("--raw", is_flag=True, help="Print the bytes exactly as the registry sent them.")
-@pass_settings
-def manifest_inspect_cmd(settings: Settings, reference: str, raw: bool) -> None:
-    """Print the manifest or index REFERENCE names on its registry."""
-    ref = _parse_ref(reference)
-    with _open_registry(settings, ref) as registry:
-        doc = registry.repository(ref.repository).get_manifest(ref.identifier)
-    if raw:
-        sys.stdout.buffer.write(doc.raw)
-        sys.stdout.buffer.flush()
-        return
-    from layers.errors import InvalidDocument
-
-    try:
-        body = json.loads(doc.raw)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise InvalidDocument(f"manifest {ref}", "", f"the registry sent a body that is not JSON ({exc}); "
-                              "--raw prints it as it is") from None
-    click.echo(json.dumps(body, indent=3))
+# -- inspect --remote (``manifest`` is in cmd_manifest) -------------------------------------------
 
 
 def inspect_remote(settings: Settings, reference: str) -> dict:

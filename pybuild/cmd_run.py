@@ -75,7 +75,7 @@ def _run_options(f):
         click.option("--security-opt", "security_opts", multiple=True, help="Security options."),
         click.option("--sysctl", "sysctls", multiple=True, help="Namespaced kernel parameter (KEY=VALUE)."),
         click.option("--group-add", multiple=True, help="Add an additional group to join."),
-        click.option("--pid", "pid_mode", help="PID namespace to use (host)."),
+        click.option("--pid", "pid_mode", help="PID namespace to use (host, container:NAME|ID)."),
         click.option("--ipc", "ipc_mode", help="IPC mode to use (host, private, shareable, none)."),
         click.option("--uts", "uts_mode", help="UTS namespace to use (host)."),
         click.option("--stop-signal", help="Signal to stop the container."),
@@ -157,10 +157,10 @@ def _docker_flags(kw: dict) -> dict:
     from runner import options as ro
     from runner import runflags as rf
     from runner.errors import InvalidRunOption
+    from runner.platforms import parse_platform
 
     if kw.get("cidfile") and os.path.exists(kw["cidfile"]):
         raise InvalidRunOption(f"--cidfile {kw['cidfile']}: file exists (container already running?)")
-    rf.check_platform(kw.get("platform"))
     rf.check_attach(kw.get("attach") or (), detach=kw["detach"], interactive=kw["interactive"])
     sec = rf.parse_security_opts(kw.get("security_opts") or ())
     log_size, log_files = rf.parse_log_opts(kw.get("log_opts") or ())
@@ -202,10 +202,12 @@ def _docker_flags(kw: dict) -> dict:
         sysctls=tuple(rf.parse_sysctl(s) for s in kw.get("sysctls") or ()),
         group_add=tuple(kw.get("group_add") or ()),
         devices=tuple(rf.parse_device(d) for d in kw.get("devices") or ()),
-        pid_mode=rf.parse_namespace_mode("--pid", kw.get("pid_mode"), ("host",)),
-        ipc_mode=rf.parse_namespace_mode("--ipc", kw.get("ipc_mode"), ("host", "private", "shareable", "none")),
+        pid_mode=rf.parse_namespace_mode("--pid", kw.get("pid_mode"), ("host", "container:")),
+        ipc_mode=rf.parse_namespace_mode("--ipc", kw.get("ipc_mode"),
+                                         ("host", "private", "shareable", "none", "container:")),
         uts_mode=rf.parse_namespace_mode("--uts", kw.get("uts_mode"), ("host",)),
         stop_signal=kw.get("stop_signal"), stop_timeout=kw.get("stop_timeout"),
+        platform=parse_platform(kw.get("platform")),
         log_max_size=log_size, log_max_files=log_files,
     )
 
@@ -233,16 +235,23 @@ def _publish(specs: tuple[str, ...]) -> tuple:
     return tuple(spec for text in specs for spec in port_specs(text))
 
 
-def _stores(settings: Settings, image: str, pull: str):
-    """The image store (with ``image`` in it, pulled as ``--pull`` says) and the container store."""
+def _stores(settings: Settings, image: str, pull: str, platform: str | None = None):
+    """The image store (with ``image`` in it, pulled as ``--pull`` says) and the container store.
+    An image of another platform than this host's: refused without an emulator, warned of without
+    ``--platform``."""
+    from runner.platforms import load_image, platform_warning
+
     from .cmd_containers import container_store
 
     store = settings.store()
-    _ensure_image(settings, store, image, pull)
+    _ensure_image(settings, store, image, pull, platform)
+    warning = platform_warning(load_image(store.images, store.images.resolve(image), platform), platform)
+    if warning:
+        click.echo(warning, err=True)
     return store, container_store(settings)
 
 
-def _ensure_image(settings: Settings, store, image: str, policy: str) -> None:
+def _ensure_image(settings: Settings, store, image: str, policy: str, platform: str | None = None) -> None:
     """Docker's ``--pull``: ``missing`` pulls an image the store does not have, ``always`` pulls
     every time, ``never`` leaves a missing image to fail as "no such image"."""
     if policy != "always":
@@ -260,7 +269,7 @@ def _ensure_image(settings: Settings, store, image: str, policy: str) -> None:
         click.echo(f"Unable to find image '{Reference.parse(image).familiar}' locally", err=True)
     from .cmd_registry import pull_image
 
-    pull_image(settings, store, image)
+    pull_image(settings, store, image, platform=platform)
 
 
 def _complete(settings: Settings, store, image: str) -> None:
@@ -283,7 +292,7 @@ def run_cmd(settings: Settings, **kw) -> int:
 
         # the shim's interpreter starts now, on the other core, while the image is looked up
         with PendingShim(settings.root, settings.state_dir) as shim:
-            images, containers_store = _stores(settings, kw["image"], kw["pull"])
+            images, containers_store = _stores(settings, kw["image"], kw["pull"], opts.platform)
             from runner.fromimage import run_detached
 
             info = run_detached(containers_store, images, kw["image"], opts, shim=shim)
@@ -293,7 +302,7 @@ def run_cmd(settings: Settings, **kw) -> int:
         return 0
     from runner.foreground import run_foreground
 
-    images, containers_store = _stores(settings, kw["image"], kw["pull"])
+    images, containers_store = _stores(settings, kw["image"], kw["pull"], opts.platform)
     return run_foreground(containers_store, images, kw["image"], opts,
                           on_network=lambda cfg: (_write_cidfile(kw, cfg.id), _network_notes(cfg)))
 
@@ -325,7 +334,7 @@ def _network_notes(cfg) -> None:
 def create_cmd(settings: Settings, **kw) -> None:
     """Create a container without starting it; print its id."""
     opts = build_options(kw)
-    images, containers_store = _stores(settings, kw["image"], kw["pull"])
+    images, containers_store = _stores(settings, kw["image"], kw["pull"], opts.platform)
     from runner.fromimage import create_from_image
 
     cfg = create_from_image(containers_store, images, kw["image"], opts)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 
 __all__ = ["COMMANDS", "GROUPS", "ALIASES", "DOCKER_EXIT_CODES", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
 
@@ -39,7 +38,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("pybuild.cmd_registry", "push_cmd", "Push an image to a registry"),
     "login": ("pybuild.cmd_registry", "login_cmd", "Log in to a registry"),
     "logout": ("pybuild.cmd_registry", "logout_cmd", "Log out from a registry"),
-    "manifest": ("pybuild.cmd_registry", "manifest_group", "Inspect remote manifests"),
+    "manifest": ("pybuild.cmd_manifest", "manifest_group", "Make, inspect and push manifest lists"),
+    # signatures, referrers, SBOMs (cmd_sign)
+    "key": ("pybuild.cmd_sign", "key_group", "Manage signing keys (cosign's format)"),
+    "sign": ("pybuild.cmd_sign", "sign_cmd", "Sign an image on its registry (cosign formats)"),
+    "verify": ("pybuild.cmd_sign", "verify_cmd", "Verify the signatures of an image on its registry"),
+    "referrers": ("pybuild.cmd_sign", "referrers_cmd", "List the artifacts attached to an image"),
+    "sbom": ("pybuild.cmd_sign", "sbom_cmd", "Print the SBOM of an image (local, or attached on its registry)"),
     # running (cmd_run, cmd_containers, cmd_network)
     "run": ("pybuild.cmd_run", "run_cmd", "Run a command in a new container"),
     "create": ("pybuild.cmd_run", "create_cmd", "Create a container without starting it"),
@@ -164,6 +169,8 @@ def _help_width() -> int:
 
 def _definition_list(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]], width: int) -> list[str]:
     """click's ``HelpFormatter.write_dl`` at indent 2: terms padded to the widest (at most 30)."""
+    import textwrap          # here: every command imports this module, only help wraps text
+
     first_col = min(max(len(term) for term, _ in rows), 30) + 2
     text_width = max(width - first_col - 2, 10)
     lines = []
@@ -180,6 +187,8 @@ def _definition_list(rows: tuple[tuple[str, str], ...] | list[tuple[str, str]], 
 
 def top_help() -> str:
     """The text of ``pybuild --help``, as click would write it on this terminal."""
+    import textwrap
+
     width = _help_width()
     lines = [USAGE, ""]
     lines += textwrap.wrap(DESCRIPTION, width, initial_indent="  ", subsequent_indent="  ",

@@ -9,7 +9,11 @@
     ├── RemoteNotFound            404 / *_UNKNOWN (also a :class:`layers.errors.NotFound`)
     ├── ResponseTooLarge          a manifest or error body passed its cap
     ├── UnsafeRedirect            a redirect that would downgrade https to http, or too many hops
-    └── CredentialsError          a credential helper or the auth file failed
+    ├── CredentialsError          a credential helper or the auth file failed
+    ├── SignatureError            a signature or bundle does not verify (wrong key, digest, identity)
+    └── PolicyRejected            a containers-policy.json requirement refused an image
+    KeyFileError (InvalidInput)   a signing key file or passphrase is wrong or unreadable
+    PolicyFileError (InvalidInput) a policy.json / registries.d file is malformed (names the file)
     Cancelled (a PybuildError)    a parallel transfer stopped because a sibling failed (never reported)
 
 Digest and size mismatches of content are :class:`layers.errors.IntegrityError`.
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from layers.errors import NotFound, PybuildError
+from layers.errors import InvalidInput, NotFound, PybuildError
 
 __all__ = [
     "RegistryError",
@@ -32,6 +36,10 @@ __all__ = [
     "CredentialsError",
     "Cancelled",
     "ErrorDetail",
+    "SignatureError",
+    "PolicyRejected",
+    "KeyFileError",
+    "PolicyFileError",
 ]
 
 
@@ -88,3 +96,20 @@ class CredentialsError(RegistryError):
 class Cancelled(PybuildError):
     """A transfer stopped because a sibling failed or the caller was interrupted (never the error
     reported: :func:`registry_client.parallel.run_parallel` raises the first real failure)."""
+
+
+class SignatureError(RegistryError):
+    """A signature, payload or bundle failed verification: no signature, another key, another digest,
+    another identity, or content that does not match its digest."""
+
+
+class PolicyRejected(RegistryError):
+    """The trust policy (``policy.json``) refuses this image; the message says which requirement."""
+
+
+class KeyFileError(InvalidInput):
+    """A key file is malformed, of an unsupported kind, or its passphrase is wrong."""
+
+
+class PolicyFileError(InvalidInput):
+    """A ``policy.json`` or ``registries.d`` file is malformed: the message names the file and field."""

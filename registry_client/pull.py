@@ -10,6 +10,7 @@ write into the store fails (disk full) is dropped, not kept for a resume.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers import events
 from layers.descriptor import Descriptor, Platform
@@ -28,6 +29,9 @@ from .progress import Progress, QuietProgress
 from .sources import SourceIndex
 from .store import LocalStore
 
+if TYPE_CHECKING:
+    from .policy import Policy
+
 __all__ = ["PullOptions", "PullResult", "pull", "resolve", "fetch_blob", "select_manifests"]
 
 _BLOB_ATTEMPTS = 3
@@ -36,11 +40,14 @@ _CONFIG_MAX = 8 << 20
 
 @dataclass(frozen=True)
 class PullOptions:
-    """``platform``: None means this host's. ``jobs``: blobs transferred at once."""
+    """``platform``: None means this host's. ``jobs``: blobs transferred at once. ``policy``: a
+    :class:`registry_client.policy.Policy` enforced on what the reference resolves to before anything
+    is fetched or stored (None: no policy, the library caller decides)."""
 
     platform: Platform | None = None
     all_platforms: bool = False
     jobs: int = 4
+    policy: Policy | None = None
     #: fetch manifests and configs only; layers are fetched when something needs their bytes, from the
     #: repository the source index records for them (a build that may hit a shared cache)
     lazy: bool = False
@@ -201,6 +208,8 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
     progress = progress or QuietProgress()
     counters = _Counters()
     doc, top = resolve(repo, ref)
+    if options.policy is not None:  # before a byte of the image reaches the store
+        options.policy.enforce(repo, ref, doc.digest)
     manifests: list[Manifest] = []
     with store.lease():
         if isinstance(top, Index):

@@ -179,16 +179,37 @@ def usage_many(pids: list[int], interval: float = 0.5) -> list[Usage | None]:
     return out
 
 
-def _now(pid: int, paths: dict[str, str], cpu: float) -> Usage:
-    mem = lim = 0
+def _memory(paths: dict[str, str]) -> tuple[int, int]:
+    """Memory used and the limit (0: none), as ``docker stats`` shows them: the cgroup's usage less
+    its inactive page cache (v1 ``total_inactive_file``, v2 ``inactive_file`` of ``memory.stat``),
+    which the kernel reclaims first."""
+    mem = lim = cache = 0
     if "memory" in paths:
-        mem = _read_int(os.path.join(paths["memory"], "memory.usage_in_bytes")) or 0
-        lim = _read_int(os.path.join(paths["memory"], "memory.limit_in_bytes")) or 0
+        d, key = paths["memory"], "total_inactive_file"
+        mem = _read_int(os.path.join(d, "memory.usage_in_bytes")) or 0
+        lim = _read_int(os.path.join(d, "memory.limit_in_bytes")) or 0
     elif "" in paths:
-        mem = _read_int(os.path.join(paths[""], "memory.current")) or 0
-        lim = _read_int(os.path.join(paths[""], "memory.max")) or 0
+        d, key = paths[""], "inactive_file"
+        mem = _read_int(os.path.join(d, "memory.current")) or 0
+        lim = _read_int(os.path.join(d, "memory.max")) or 0
+    else:
+        return 0, 0
+    try:
+        with open(os.path.join(d, "memory.stat")) as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    cache = int(value)
+                    break
+    except (OSError, ValueError):
+        cache = 0
     if lim >= 1 << 60:                           # v1's "unlimited" is a huge page-aligned number
         lim = 0
+    return (mem - cache if cache < mem else mem), lim
+
+
+def _now(pid: int, paths: dict[str, str], cpu: float) -> Usage:
+    mem, lim = _memory(paths)
     pids = _read_int(os.path.join(paths["pids"], "pids.current")) if "pids" in paths else None
     if pids is None:
         pids = len(container_pids(pid))

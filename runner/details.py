@@ -146,14 +146,19 @@ def host_settings(spec: Spec) -> HostSettings:
     return HostSettings(
         dns=values("dns"), dns_search=values("dnsSearch"), dns_options=values("dnsOptions"),
         extra_hosts=values("extraHosts"), aliases=values("aliases"), ulimits=ulimits,
-        shm_size=_shm_bytes(shm.options) if shm is not None and shm.type == "tmpfs" else _DEFAULT_SHM,
+        shm_size=(_shm_bytes(shm.options) if shm is not None and shm.type == "tmpfs"
+                  else _shm_bytes(tuple(spec.annotation("org.pybuild.shmOptions").split(",")))
+                  if spec.annotation("org.pybuild.shmOptions") else _DEFAULT_SHM),
         cpu_shares=(cpu.shares or 0) if cpu else 0, cpuset_cpus=(cpu.cpus or "") if cpu else "",
         memory_reservation=(mem.reservation or 0) if mem else 0, memory_swap=(mem.swap or 0) if mem else 0,
         sysctls=tuple(linux.sysctl),
         devices=tuple(tuple(d.split(":", 2)) for d in values("devices")),
         group_add=values("groupAdd"),
-        pid_mode="" if "pid" in spaces else "host",
-        ipc_mode="none" if shm is None else "private" if "ipc" in spaces else "host",
+        pid_mode=(f"container:{spec.annotation('org.pybuild.pidContainer')}" if spec.annotation("org.pybuild.pidContainer")
+                  else "" if "pid" in spaces else "host"),
+        ipc_mode=("none" if shm is None else f"container:{spec.annotation('org.pybuild.ipcContainer')}"
+                  if spec.annotation("org.pybuild.ipcContainer") else "shareable"
+                  if spec.annotation("org.pybuild.shmOptions") else "private" if "ipc" in spaces else "host"),
         # without its own netns, a shared UTS namespace is --network host's doing, not --uts host
         uts_mode="host" if "uts" not in spaces and "network" in spaces else "",
         exposed_ports=tuple(p for p in exposed.split(",") if p))

@@ -7,6 +7,7 @@
     ├── ShimFailed                     the shim could not start its container, or did not say why
     ├── WaitTimeout                    a container did not reach the wanted state in time
     ├── VolumeInUse                    a named volume some container still refers to
+    ├── EmulationUnavailable           another platform's programs cannot run here (no binfmt_misc handler)
     └── InvalidState                   a container state move is not allowed (names from and to)
         └── StateConflict              an operation does not fit the container's state ("is not running")
     InvalidInput (layers.errors)
@@ -26,7 +27,7 @@ from __future__ import annotations
 from layers import errors as _base
 
 __all__ = ["RuntimeFailure", "SandboxError", "ExecFailed", "CgroupError", "ShimFailed", "WaitTimeout",
-           "VolumeInUse", "InvalidState", "StateConflict", "InvalidRunOption", "InvalidSpec", "AmbiguousId",
+           "VolumeInUse", "EmulationUnavailable", "InvalidState", "StateConflict", "InvalidRunOption", "InvalidSpec", "AmbiguousId",
            "ContainerNotFound", "NameInUse", "CorruptRecord"]
 
 RuntimeFailure = _base.RuntimeFailure
@@ -63,6 +64,13 @@ class WaitTimeout(RuntimeFailure):
 
 class VolumeInUse(RuntimeFailure):
     """A volume some container (running or not) still refers to."""
+
+
+class EmulationUnavailable(RuntimeFailure):
+    """A program for another platform cannot run here: no enabled ``binfmt_misc`` handler with the
+    ``F`` flag for it. The message ends with the one command that makes it work."""
+
+    exit_code = 125
 
 
 class InvalidState(RuntimeFailure):

@@ -18,7 +18,7 @@ from layers.errors import InvalidInput
 
 __all__ = ["EventFilter", "parse_filters", "parse_time", "watch", "FILTER_KEYS"]
 
-FILTER_KEYS = ("container", "image", "event", "type", "label", "since", "until", "scope")
+FILTER_KEYS = ("container", "image", "event", "type", "label", "since", "until", "scope", "network", "volume")
 _TYPES = ("container", "image", "network", "volume", "daemon", "plugin", "node", "service", "secret", "config")
 
 
@@ -73,8 +73,12 @@ class EventFilter:
                 # "health_status" matches "health_status: healthy", as Docker's filter does
                 ok = ev.action in wanted or ev.action.split(":", 1)[0] in wanted
             elif key == "container":
-                ok = ev.type == "container" and any(
-                    w == attrs.get("name") or (w and ev.actor_id.startswith(w)) for w in wanted)
+                ok = (ev.type == "container" and any(
+                    w == attrs.get("name") or (w and ev.actor_id.startswith(w)) for w in wanted)) or (
+                    ev.type == "network" and any(w and attrs.get("container", "").startswith(w) for w in wanted))
+            elif key in ("network", "volume"):
+                ok = ev.type == key and any(w == attrs.get("name") or (w and ev.actor_id.startswith(w))
+                                            for w in wanted)
             elif key == "image":
                 ok = any(_image_matches(w, ev) for w in wanted)
             elif key == "label":

@@ -204,16 +204,22 @@ def exec_in(store: ContainerStore, ref: str, opts: ExecOptions) -> int:
     if opts.detach:
         null = os.open(os.devnull, os.O_RDWR)
         stdio = (null, null, null)
+    exec_id, command = os.urandom(32).hex(), " ".join(opts.args)
+    store.event(cfg, f"exec_create: {command}", execID=exec_id)    # Docker's exec events
     pid = os.fork()
     if pid == 0:
         _child(cur.pid, cfg.spec, opts, stdio)
+    store.event(cfg, f"exec_start: {command}", execID=exec_id)
     for fd in set(stdio) - {0, 1, 2}:
         os.close(fd)
     if master >= 0:
         _relay_tty(master, pid, opts.interactive)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    code = 128 - code if code < 0 else code
+    if not opts.detach:
+        store.event(cfg, "exec_die", execID=exec_id, exitCode=code)
+    return code
 
 
 def _relay_tty(master: int, pid: int, interactive: bool) -> None:

@@ -24,7 +24,7 @@ from .errors import ContainerNotFound
 from .fromimage import create_from_image
 from .logs import LogTee, LogWriter
 from .records import ContainerConfig
-from .resources import mount_rootfs, release_resources, setup_network
+from .resources import join_namespaces, mount_rootfs, release_resources, setup_network
 from .state import ContainerStore
 
 __all__ = ["run_foreground"]
@@ -47,7 +47,7 @@ def run_foreground(cstore: ContainerStore, images, image_ref: str, opts, *,
     tee = None
     feeds: list[int] = []               # pipe write ends this process still holds
     try:
-        cfg = setup_network(cstore, cfg)
+        cfg = setup_network(cstore, join_namespaces(cstore, cfg))
         if on_network is not None:
             on_network(cfg)
         overlay = mount_rootfs(cstore, cfg)

@@ -18,7 +18,7 @@ from .lifecycle import create, remove, start
 from .ocispec import Mount
 from .records import (ContainerConfig, ContainerInfo, ExtraNetwork, NetworkAttachment, PublishedPort, new_id,
                       validate_name)
-from .resources import rootfs_paths
+from .resources import IPC_CONTAINER, PID_CONTAINER, SHM_OPTIONS, rootfs_paths, shm_path
 from .state import ContainerStore
 
 __all__ = ["create_from_image", "run_detached", "random_name"]
@@ -55,10 +55,11 @@ def create_from_image(store: ContainerStore, images, image_ref: str, opts,
 
 def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_max_size, log_max_files,
                        supervisor=None):
+    from .platforms import load_image
     from .spec import make_spec
 
     record = images.images.resolve(image_ref)
-    image = images.images.load(record)
+    image = load_image(images.images, record, opts.platform)
     lowerdirs = tuple(str(p) for p in images.snapshots.lowerdirs(image))
     cid = new_id()
     name = opts.name or random_name(store)
@@ -74,6 +75,9 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
                                           if b.volume else b for b in opts.mounts))
     spec = make_spec(image_config, opts, rootfs=paths.rootfs, etc_dir=etc_dir, container_id=cid,
                      volume_dir=paths.volumes)
+    if opts.pid_mode.startswith("container:"):   # joined at each start (runner.resources.join_namespaces)
+        spec = spec.with_annotation(PID_CONTAINER, store.resolve(opts.pid_mode.partition(":")[2]).id)
+    spec = _shared_ipc(store, spec, opts.ipc_mode, cid)
     if opts.init:
         spec = spec.with_annotation("org.pybuild.init", "true")
     stop_signal = spec.annotation("org.opencontainers.image.stopSignal", "SIGTERM")
@@ -185,3 +189,25 @@ def run_detached(store: ContainerStore, images, image_ref: str, opts, *, shim=No
             except PybuildError:
                 pass          # the start error is what the user needs to see
         raise
+
+
+def _shared_ipc(store: ContainerStore, spec, ipc_mode: str, cid: str):
+    """``--ipc shareable``: /dev/shm is a tmpfs on the host side (``<container>/shm``, mounted at each
+    start) bound in; ``--ipc container:X``: X's (X must be shareable, as Docker requires), its IPC
+    namespace joined at each start."""
+    if ipc_mode == "shareable":
+        shm = next(m for m in spec.mounts if m.destination == "/dev/shm")
+        spec = spec.with_annotation(SHM_OPTIONS, ",".join(shm.options))
+        source = shm_path(store, cid)
+    elif ipc_mode.startswith("container:"):
+        other = store.resolve(ipc_mode.partition(":")[2])
+        if not other.spec.annotation(SHM_OPTIONS, ""):
+            raise InvalidInput(f"--ipc {ipc_mode}: {other.name}'s IPC is not shareable (create it with "
+                               "--ipc shareable)")
+        spec = spec.with_annotation(IPC_CONTAINER, other.id)
+        source = shm_path(store, other.id)
+    else:
+        return spec
+    mounts = tuple(Mount("/dev/shm", "bind", source, ("rbind", "rw")) if m.destination == "/dev/shm" else m
+                   for m in spec.mounts)
+    return replace(spec, mounts=mounts)

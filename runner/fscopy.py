@@ -19,6 +19,11 @@ Docker's rules (``docker cp`` reference):
   (0:0) and files copied out to the user running ``cp``.
 * ``-`` on either side: a tar stream (``archive_from_container`` writes one, ``extract_into_container``
   reads one, plain or compressed, into a DEST that must be a directory).
+* A container path at or under a bind mount or a named volume (``-v``, ``--mount``, an image's
+  VOLUME) is the mount's source, as the container sees it, running or not: the longest destination
+  that holds the path wins, and the rest of the path is resolved inside the source (never out of
+  it). A read-only mount refuses a copy into it. File binds the sandbox makes (``/etc/hosts``...) and
+  tmpfs mounts are not followed: they are the container's root filesystem's.
 """
 
 from __future__ import annotations
@@ -60,13 +65,46 @@ def _host(path: str) -> str:
     return path if path.startswith("/") else os.path.join(os.getcwd(), path)
 
 
-def _source(root: Root, path: str, follow: bool, where: str) -> _Source:
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a container path lives: ``root`` (the container's merged root or a mount's source
+    directory), ``path`` in it ("" for a mount point itself, named ``name``), and whether that is a
+    read-only mount."""
+
+    root: str
+    path: str
+    name: str = ""
+    readonly: bool = False
+
+
+def _place(view, path: str) -> _Place:
+    """The container path ``path`` through the mounts of ``view.config`` (see the module docstring)."""
+    norm = "/" + _rel(path)
+    best = None
+    for m in view.config.spec.mounts:
+        if not m.is_bind or not m.source:
+            continue
+        dest = "/" + _rel(m.destination)
+        if (norm == dest or norm.startswith(dest.rstrip("/") + "/")) and os.path.isdir(m.source) \
+                and (best is None or len(dest) > len(best[0])):
+            best = (dest, m)
+    if best is None:
+        return _Place(view.path, path)
+    dest, mount = best
+    rest = norm[len(dest):] if dest != "/" else norm
+    suffix = "/." if path.endswith("/.") else "/" if path.endswith("/") else ""
+    inner = (rest or "/") + suffix if (rest or suffix) else ""
+    return _Place(mount.source, inner, posixpath.basename(dest), "ro" in mount.options)
+
+
+def _source(root: Root, path: str, follow: bool, where: str, top: str = "") -> _Source:
+    """``top``: the name a copy of the root itself gets when ``path`` is "" (a mount point)."""
     contents = path in (".", "/") or path.endswith(("/.", "/"))
     follow_last = follow or path.endswith(("/.", "/"))
     rel = _rel(path)
     for _ in range(_MAX_LINKS):
         if not rel:
-            return _Source(os.dup(root.fd), ".", "", True)
+            return _Source(os.dup(root.fd), ".", "" if contents else top, True)
         head, name = posixpath.split(rel)
         try:
             pfd = root.open_dir(head)
@@ -149,8 +187,8 @@ def _pack(src: _Source, arcname: str, owner: tuple[int, int] | None) -> Callable
 
 
 def _copy(src_root: Root, src_path: str, src_where: str, dst_root: Root, dst_path: str, dst_where: str,
-          follow: bool, owner: tuple[int, int] | None) -> None:
-    src = _source(src_root, src_path, follow, src_where)
+          follow: bool, owner: tuple[int, int] | None, top: str = "") -> None:
+    src = _source(src_root, src_path, follow, src_where, top)
     try:
         fd, name = _target(dst_root, dst_path, src, dst_where)
         try:
@@ -159,6 +197,12 @@ def _copy(src_root: Root, src_path: str, src_where: str, dst_root: Root, dst_pat
             os.close(fd)
     finally:
         os.close(src.parent_fd)
+
+
+def _writable(place: _Place, where: str) -> _Place:
+    if place.readonly:
+        raise InvalidInput(f"{where}: the mounted volume is marked read-only")
+    return place
 
 
 def _fail(exc: OSError, where: str):
@@ -172,34 +216,38 @@ def _fail(exc: OSError, where: str):
 def copy_from_container(store: ContainerStore, ref: str, src: str, dest: str, *, archive: bool = False,
                         follow: bool = False) -> None:
     """``cp CONTAINER:SRC DEST``: SRC in the container to the host path DEST."""
-    with container_root(store, ref) as view, Root(view.path) as croot, Root("/") as host:
-        owner = None if archive else (os.getuid(), os.getgid())
-        where = f"{view.config.name}:{src}"
-        try:
-            _copy(croot, src, where, host, _host(dest), dest, follow, owner)
-        except OSError as exc:
-            raise _fail(exc, where) from None
+    with container_root(store, ref) as view:
+        place = _place(view, src)
+        with Root(place.root) as croot, Root("/") as host:
+            owner = None if archive else (os.getuid(), os.getgid())
+            where = f"{view.config.name}:{src}"
+            try:
+                _copy(croot, place.path, where, host, _host(dest), dest, follow, owner, place.name)
+            except OSError as exc:
+                raise _fail(exc, where) from None
 
 
 def copy_into_container(store: ContainerStore, ref: str, src: str, dest: str, *, archive: bool = False,
                         follow: bool = False) -> None:
     """``cp SRC CONTAINER:DEST``: the host path SRC into the container at DEST."""
-    with container_root(store, ref) as view, Root(view.path) as croot, Root("/") as host:
-        owner = None if archive else (0, 0)
-        where = f"{view.config.name}:{dest}"
-        try:
-            _copy(host, _host(src), src, croot, dest, where, follow, owner)
-        except OSError as exc:
-            raise _fail(exc, where) from None
+    with container_root(store, ref) as view:
+        place = _writable(_place(view, dest), f"{view.config.name}:{dest}")
+        with Root(place.root) as croot, Root("/") as host:
+            owner = None if archive else (0, 0)
+            where = f"{view.config.name}:{dest}"
+            try:
+                _copy(host, _host(src), src, croot, place.path, where, follow, owner)
+            except OSError as exc:
+                raise _fail(exc, where) from None
 
 
 def archive_from_container(store: ContainerStore, ref: str, src: str, out: BinaryIO, *,
                            follow: bool = False) -> None:
     """``cp CONTAINER:SRC -``: a tar of SRC (named by its base name, or its contents for ``/.``) to ``out``."""
-    with container_root(store, ref) as view, Root(view.path) as croot:
+    with container_root(store, ref) as view, Root((place := _place(view, src)).root) as croot:
         where = f"{view.config.name}:{src}"
         try:
-            source = _source(croot, src, follow, where)
+            source = _source(croot, place.path, follow, where, place.name)
             try:
                 _pack(source, source.base, None)(out)
             finally:
@@ -212,10 +260,11 @@ def extract_into_container(store: ContainerStore, ref: str, stream: BinaryIO, de
     """``cp - CONTAINER:DEST``: a tar (plain, gzip or zstd) read from ``stream`` into directory DEST."""
     from layers.archive import extract, sniff
 
-    with container_root(store, ref) as view, Root(view.path) as croot:
+    with container_root(store, ref) as view, \
+            Root((place := _writable(_place(view, dest), f"{view.config.name}:{dest}")).root) as croot:
         where = f"{view.config.name}:{dest}"
         try:
-            fd = croot.open_dir(_rel(dest))
+            fd = croot.open_dir(_rel(place.path))
         except FileNotFoundError:
             raise NotFound(f"{where}: no such directory") from None
         except NotADirectoryError:

@@ -12,7 +12,9 @@ from layers.errors import InvalidInput, PybuildError
 
 from . import records as st
 from .errors import ContainerNotFound, StateConflict
-from .procinfo import Process
+TYPE_CHECKING = False           # ps imports this module: top's process records are loaded by top
+if TYPE_CHECKING:
+    from .procinfo import Process
 from .records import ContainerConfig, ContainerInfo, ContainerState
 from .state import ContainerStore
 

@@ -4,9 +4,9 @@ A container's first network is :attr:`ContainerConfig.network`; the others are
 :attr:`ContainerConfig.extra_networks` (``--network`` given again, or ``connect``). The record is
 changed under the container's lock, so it never races a ``start``: a container whose network
 namespace exists (it runs, is paused, or is between its network setup and its process) is wired at
-once (:mod:`runner.network.multi`); one that is not gets the request recorded and joins at its next
-start (:func:`attach_extras`). Both emit the ``network`` events Docker does (``connect``,
-``disconnect``, with the container's id in ``container``).
+once (:mod:`runner.network.multi`, which emits Docker's ``network`` ``connect``/``disconnect`` events
+as every endpoint change does); one that is not gets the request recorded and joins at its next
+start (:func:`attach_extras`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from layers import events as _events
 from layers.errors import AlreadyExists, NotFound
 
 from .errors import InvalidRunOption
@@ -75,16 +74,6 @@ def attach_extras(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     return store.update_config(replace(cfg, extra_networks=tuple(out)))
 
 
-def _network_event(store: ContainerStore, action: str, network: str, cid: str) -> None:
-    from .network import config as netconfig
-
-    try:
-        nid = netconfig.load(store.root, network).id
-    except NotFound:
-        nid = network
-    _events.emit(store.root, "network", action, nid, container=cid, name=network, type="bridge")
-
-
 def connect(store: ContainerStore, ref: str, network: str, *, aliases: tuple[str, ...] = (),
             ip: str | None = None) -> ContainerConfig:
     """Attach container ``ref`` to ``network`` (now if its network is up, else at its next start)."""
@@ -109,7 +98,6 @@ def connect(store: ContainerStore, ref: str, network: str, *, aliases: tuple[str
         if path is not None:
             want = _attach(store, cfg, want, path, _ifname(cfg.extra_networks))
         cfg = store.update_config(replace(cfg, extra_networks=cfg.extra_networks + (want,)))
-    _network_event(store, "connect", name, cfg.id)
     return cfg
 
 
@@ -140,5 +128,4 @@ def disconnect(store: ContainerStore, ref: str, network: str, *, force: bool = F
         except NotFound:            # the network was removed meanwhile: nothing left to undo
             pass
         cfg = store.update_config(replace(cfg, extra_networks=keep))
-    _network_event(store, "disconnect", name, cfg.id)
     return cfg

@@ -170,14 +170,15 @@ class RunOptions:
     expose: tuple[str, ...] = ()                # "80/tcp"
     group_add: tuple[str, ...] = ()
     devices: tuple = ()                         # runflags.DeviceMapping
-    pid_mode: str = ""                          # "" private | host
-    ipc_mode: str = ""                          # "" private | host | none (no /dev/shm)
+    pid_mode: str = ""                          # "" private | host | container:NAME
+    ipc_mode: str = ""                          # "" private | host | none (no /dev/shm) | shareable | container:X
     uts_mode: str = ""                          # "" private | host
     seccomp: str = ""                           # "" default | unconfined | a profile file
     no_new_privileges: bool | None = None       # None: not privileged
     security_opts: tuple[str, ...] = ()         # label=/apparmor= entries, accepted and reported
     sysctls: tuple[tuple[str, str], ...] = ()
     stop_signal: str | None = None
+    platform: str | None = None                 # --platform os/arch[/variant]: that image of an index
     stop_timeout: int | None = None
     log_max_size: int | None = None
     log_max_files: int | None = None
@@ -220,9 +221,10 @@ class RunOptions:
         for key, _ in self.sysctls:
             if key.startswith("net.") and host_net:
                 raise InvalidRunOption(f"--sysctl {key}: not allowed with --network host")
-            if key.startswith(("kernel.", "fs.mqueue.")) and self.ipc_mode == "host":
-                raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc host")
-        if self.ipc_mode in ("host", "none") and self.shm_size is not None:
+            if key.startswith(("kernel.", "fs.mqueue.")) and (self.ipc_mode == "host"
+                                                              or self.ipc_mode.startswith("container:")):
+                raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc {self.ipc_mode}")
+        if (self.ipc_mode in ("host", "none") or self.ipc_mode.startswith("container:")) and self.shm_size is not None:
             raise InvalidRunOption(f"--shm-size: conflicts with --ipc {self.ipc_mode}")
         if self.extra_networks:
             if self.network in ("none", "host") or self.network.startswith("container:"):
@@ -242,14 +244,16 @@ class RunOptions:
                                 ("--dns-option", self.dns_options), ("--network-alias", self.network_aliases)):
                 if value:
                     raise InvalidRunOption(f"{flag}: not supported with --network {self.network}")
+        if self.network.startswith("container:") and any(h.endswith(":host-gateway") for h in self.add_hosts):
+            raise InvalidRunOption("--add-host NAME:host-gateway: needs a bridge network, not --network "
+                                   f"{self.network}")
         for item in self.add_hosts:
             import ipaddress
 
             name, sep, ip = item.partition(":")
-            if ip == "host-gateway":
-                raise InvalidRunOption(f"--add-host {item}: host-gateway is not supported; give the address")
             try:
-                ipaddress.ip_address(ip.strip("[]"))
+                if ip != "host-gateway":         # the bridge's gateway, known when the network is set up
+                    ipaddress.ip_address(ip.strip("[]"))
             except ValueError:
                 sep = ""
             if not sep or not name:

@@ -4,8 +4,11 @@
 (``state.json``) is its persistent status. :data:`TRANSITIONS` is the state machine every status
 change is checked against (:func:`check_transition`, called by ``ContainerStore.move``).
 
-Imports are the stdlib and :mod:`runner.ocispec` (which the shim's sandbox loads anyway): the shim
-imports this module and lives as long as its container.
+Imports are the stdlib; :mod:`runner.ocispec` (which the shim's sandbox loads anyway) only when a
+record's spec is first read: :meth:`ContainerConfig.from_json` keeps the spec's JSON and parses it on
+first access of ``.spec`` (a malformed one is a :class:`CorruptRecord` then), so listing containers
+(``ps``) does not build the OCI spec's classes. The shim imports this module and lives as long as its
+container.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from dataclasses import dataclass, field, fields
 from layers.errors import InvalidInput
 
 from .errors import CorruptRecord, InvalidSpec, InvalidState
-from .ocispec import Spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .ocispec import Spec
 
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES", "TRANSITIONS",
@@ -345,7 +351,9 @@ class ContainerConfig:
             doc["ports"] = tuple(PublishedPort.from_dict(p) for p in doc.get("ports") or ())
             doc["network"] = NetworkAttachment.from_dict(doc.get("network") or {})
             doc["extra_networks"] = tuple(ExtraNetwork.from_dict(n) for n in doc.get("extra_networks") or ())
-            doc["spec"] = Spec.from_dict(doc["spec"], "spec")
+            if not isinstance(doc["spec"], dict):
+                raise TypeError(f"spec: expected an object, not {type(doc['spec']).__name__}")
+            doc["spec"] = _RawSpec(doc["spec"], where)   # parsed on first read of .spec
             if doc.get("healthcheck"):
                 doc["healthcheck"] = HealthConfig.from_dict(doc["healthcheck"])
             return cls(**doc)
@@ -359,6 +367,49 @@ class ContainerConfig:
     @property
     def network_mode(self) -> str:
         return self.network.mode
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """The process's argv (``spec.process.args``), read without parsing a spec not read yet."""
+        raw = self.__dict__.get("_spec")
+        if isinstance(raw, _RawSpec):
+            args = (raw.doc.get("process") or {}).get("args") if isinstance(raw.doc, dict) else None
+            if isinstance(args, list) and all(isinstance(a, str) for a in args):
+                return tuple(args)
+        return self.spec.process.args
+
+
+class _RawSpec:
+    """A spec's JSON from a record, not parsed yet, and where it came from."""
+
+    __slots__ = ("doc", "where")
+
+    def __init__(self, doc, where: str) -> None:
+        self.doc, self.where = doc, where
+
+
+class _LazySpec:
+    """``ContainerConfig.spec``: stored as given; a :class:`_RawSpec` is parsed on first read (then kept)."""
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__["_spec"] = value
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__["_spec"]
+        if isinstance(value, _RawSpec):
+            from .ocispec import Spec
+
+            try:
+                parsed = Spec.from_dict(value.doc, "spec")
+            except (ValueError, TypeError, KeyError, AttributeError, InvalidSpec) as exc:
+                raise CorruptRecord(f"{value.where}: corrupt container config: {exc}") from None
+            obj.__dict__["_spec"] = value = parsed
+        return value
+
+
+ContainerConfig.spec = _LazySpec()       # after @dataclass: a data descriptor, the field keeps its place
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from .ocispec import Mount
+TYPE_CHECKING = False                   # ps imports this module (reap_abandoned): no OCI spec classes
+if TYPE_CHECKING:
+    from .ocispec import Mount
 from .records import ContainerConfig, NetworkAttachment
 from .state import ContainerStore
 
@@ -111,12 +113,27 @@ def mount_rootfs(store: ContainerStore, cfg: ContainerConfig):
         overlay = OverlayMount(list(cfg.lowerdirs), paths.upper, paths.work, paths.rootfs)
         overlay.mount()
     try:
+        _mount_shareable_shm(store, cfg)
         prepare_volumes(store, cfg)
     except BaseException:
         if overlay is not None:
             overlay.unmount()
         raise
     return overlay
+
+
+def _mount_shareable_shm(store: ContainerStore, cfg: ContainerConfig) -> None:
+    """``--ipc shareable``: the container's /dev/shm tmpfs, mounted on the host side (unless it is)."""
+    options = cfg.spec.annotation(SHM_OPTIONS, "")
+    target = shm_path(store, cfg.id)
+    if not options or os.path.ismount(target):
+        return
+    from . import syscalls as sc
+
+    names = {"nosuid": sc.MS_NOSUID, "nodev": sc.MS_NODEV, "noexec": sc.MS_NOEXEC}
+    flags = sum(names[o] for o in options.split(",") if o in names)
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    sc.mount("shm", target, "tmpfs", flags, ",".join(o for o in options.split(",") if o not in names))
 
 
 def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
@@ -128,10 +145,11 @@ def release_resources(store: ContainerStore, cfg: ContainerConfig) -> None:
 
         network.teardown(root=store.root, state_dir=store.state_dir, container_id=cfg.id)
     rootfs = rootfs_paths(store, cfg.id).rootfs
-    if os.path.ismount(rootfs):
-        from .syscalls import MNT_DETACH, umount2
+    for path in (rootfs, shm_path(store, cfg.id)):
+        if os.path.ismount(path):
+            from .syscalls import MNT_DETACH, umount2
 
-        umount2(rootfs, MNT_DETACH)
+            umount2(path, MNT_DETACH)
 
 
 def cleanup_cgroup(store: ContainerStore, cfg: ContainerConfig) -> None:
@@ -145,6 +163,52 @@ def cleanup_cgroup(store: ContainerStore, cfg: ContainerConfig) -> None:
     if cg is not None:
         cg.kill_all()
         cg.destroy()
+
+
+#: the spec annotation of ``--pid container:X``: the id of the container whose PID namespace is joined
+PID_CONTAINER = "org.pybuild.pidContainer"
+#: ``--ipc container:X``: the id of the container whose IPC namespace (and /dev/shm) is joined
+IPC_CONTAINER = "org.pybuild.ipcContainer"
+#: ``--ipc shareable``: the tmpfs options of the /dev/shm kept on the host side (``<container>/shm``) so
+#: that another container can join it, as Docker's shareable IPC
+SHM_OPTIONS = "org.pybuild.shmOptions"
+
+
+def shm_path(store: ContainerStore, cid: str) -> str:
+    """The host-side /dev/shm mount point of a ``--ipc shareable`` container."""
+    return os.path.join(store.dir(cid), "shm")
+
+
+def _joined(store: ContainerStore, cfg: ContainerConfig, annotation: str, flag: str) -> tuple[ContainerConfig, int]:
+    from .errors import StateConflict
+
+    other = store.resolve(cfg.spec.annotation(annotation))
+    cur = store.status(other.id)
+    if not cur.live or cur.pid <= 0:
+        raise StateConflict(f"{flag} container:{other.name}: that container is not running", container=other.name,
+                            current=cur.status)
+    return other, cur.pid
+
+
+def join_namespaces(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfig:
+    """Before a start: ``--pid container:X`` points the spec's PID namespace at X's (it must be running),
+    as Docker joins it at each start."""
+    paths: dict[str, str] = {}
+    if cfg.spec.annotation(PID_CONTAINER, ""):
+        paths["pid"] = f"/proc/{_joined(store, cfg, PID_CONTAINER, '--pid')[1]}/ns/pid"
+    if cfg.spec.annotation(IPC_CONTAINER, ""):
+        other, pid = _joined(store, cfg, IPC_CONTAINER, "--ipc")
+        if not os.path.ismount(shm_path(store, other.id)):
+            from .errors import StateConflict
+
+            raise StateConflict(f"--ipc container:{other.name}: its /dev/shm is not mounted", container=other.name)
+        paths["ipc"] = f"/proc/{pid}/ns/ipc"
+    if not paths:
+        return cfg
+    from .ocispec import Namespace
+
+    ns = tuple(Namespace(n.type, paths[n.type]) if n.type in paths else n for n in cfg.spec.linux.namespaces)
+    return store.update_config(replace(cfg, spec=replace(cfg.spec, linux=replace(cfg.spec.linux, namespaces=ns))))
 
 
 def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfig:

@@ -1,5 +1,5 @@
 """Parsers for Docker's ``run``/``create`` flags beyond the basic set (``--mount``, ``--ulimit``,
-``--security-opt``, ``--sysctl``, ``--label-file``, ``--platform``, ``--log-opt``, ``--attach``...).
+``--security-opt``, ``--sysctl``, ``--label-file``, ``--log-opt``, ``--attach``...).
 
 Each turns Docker's spelling into a typed value and raises :class:`InvalidRunOption` naming the flag
 on bad input, or on a value pybuild cannot honour (never silently ignored).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .errors import InvalidRunOption
 
 __all__ = ["Ulimit", "DeviceMapping", "parse_device", "parse_mount", "parse_ulimit", "parse_sysctl", "parse_security_opts", "SecurityOpts",
-           "parse_label_file", "check_platform", "parse_log_opts", "check_attach", "parse_namespace_mode",
+           "parse_label_file", "parse_log_opts", "check_attach", "parse_namespace_mode",
            "parse_expose", "host_platform"]
 
 
@@ -265,17 +265,6 @@ def host_platform() -> str:
     return f"linux/{_ARCH.get(machine, machine)}"
 
 
-def check_platform(text: str | None) -> None:
-    """``--platform``: accepted when it names the host's platform; others are refused."""
-    if not text:
-        return
-    parts = text.lower().split("/")
-    host = host_platform().split("/")
-    if parts[0] != host[0] or (len(parts) > 1 and parts[1] != host[1]) or len(parts) > 3 \
-            or (len(parts) == 3 and host[1] == "amd64"):
-        raise InvalidRunOption(f"--platform {text}: only the host platform ({host_platform()}) can run here")
-
-
 def parse_log_opts(items) -> tuple[int | None, int | None]:
     """``--log-opt max-size=10m``/``max-file=3`` -> (bytes, files); other keys are refused."""
     size = files = None
@@ -314,12 +303,17 @@ def check_attach(streams, *, detach: bool, interactive: bool) -> None:
 
 
 def parse_namespace_mode(flag: str, text: str | None, allowed: tuple[str, ...]) -> str:
-    """``--pid``/``--ipc``/``--uts``: "" (private, the default) or one of ``allowed``."""
+    """``--pid``/``--ipc``/``--uts``: "" (private, the default) or one of ``allowed`` (an allowed
+    ``container:`` takes any ``container:NAME|ID``)."""
     if not text:
         return ""
+    if "container:" in allowed and text.startswith("container:"):
+        if not text.partition(":")[2]:
+            raise InvalidRunOption(f"{flag} {text}: name the container (container:NAME|ID)")
+        return text
     if text not in allowed:
         raise InvalidRunOption(f"{flag} {text}: not supported (use {' or '.join(allowed)})")
-    return "" if text in ("private", "shareable") else text      # host, none
+    return "" if text == "private" else text      # host, none, shareable
 
 
 def parse_expose(items) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ def _validate(spec: Spec) -> None:
     for ns in spec.linux.namespaces:
         if ns.type not in (*NS_FLAGS, "cgroup"):
             raise SandboxError(f"runtime spec: {ns.type} namespaces are not supported")
-        if ns.path and ns.type != "network":
+        if ns.path and ns.type not in ("network", "pid", "ipc"):
             raise SandboxError(f"runtime spec: joining a {ns.type} namespace by path is not supported")
     _validate_sysctls(spec)
     for dev in spec.linux.devices:

@@ -221,9 +221,10 @@ def stage1(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int
             kind = ns.type
             if kind == "cgroup":
                 new_cgroupns = True
-            elif kind == "network" and ns.path:
+            elif kind in ("network", "pid", "ipc") and ns.path:
+                # join it; a joined PID namespace holds the children forked from here on
                 fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
-                sc.setns(fd, sc.CLONE_NEWNET)
+                sc.setns(fd, NS_FLAGS[kind])
                 os.close(fd)
             else:
                 flags |= NS_FLAGS[kind]

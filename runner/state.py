@@ -38,7 +38,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from collections.abc import Iterator, Sequence
 
-from layers import events as _events
 from layers.atomic import write_atomic
 from layers.errors import InvalidInput, PybuildError
 
@@ -388,6 +387,8 @@ class ContainerStore:
     def event(self, container: ContainerConfig | str, action: str, **attributes: object) -> None:
         """Record a container event in the journal (:mod:`layers.events`) with Docker's attributes:
         the container's labels, ``image`` and ``name``, then ``attributes``. Never raises."""
+        from layers import events as _events     # here: listing containers appends no event
+
         cfg = container
         if isinstance(cfg, str):
             try:

@@ -54,7 +54,14 @@ class VolumeStore:
     """The named volumes under ``<root>/volumes``."""
 
     def __init__(self, root: str) -> None:
-        self.base = os.path.join(os.path.abspath(root), "volumes")
+        self.root = os.path.abspath(root)
+        self.base = os.path.join(self.root, "volumes")
+
+    def _event(self, action: str, name: str) -> None:
+        """Docker's volume event (``create``, ``destroy``) in the journal; never raises."""
+        from layers import events
+
+        events.emit(self.root, "volume", action, name, driver="local")
 
     def _dir(self, name: str) -> str:
         return os.path.join(self.base, validate_volume_name(name))
@@ -95,6 +102,7 @@ class VolumeStore:
                 _rmtree(tmp)
                 raise
             fsync_dir(self.base)
+        self._event("create", name)
         return self.get(name)
 
     def names(self) -> list[str]:
@@ -126,6 +134,7 @@ class VolumeStore:
             os.rename(d, gone)                # never listed half-removed
             _rmtree(gone)
             fsync_dir(self.base)
+        self._event("destroy", name)
 
     def seed_once(self, name: str, seed) -> None:
         """Call ``seed(data_dir)`` if volume ``name`` was never seeded and is still empty, then mark it

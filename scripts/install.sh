@@ -7,15 +7,24 @@ cd "$(dirname "$0")/.."
 
 # busybox-static: the base image; docker-registry + apache2-utils: the registries the tests start;
 # skopeo, umoci, runc: interop peers; podman, buildah: benchmark peers; iptables: outbound NAT
-# (the network tests probe it themselves and fail if pybuild does not find it); libseccomp2: the filter.
+# (the network tests probe it themselves and fail if pybuild does not find it); libseccomp2: the filter;
+# qemu-user-static + binfmt-support: RUN steps and containers of other platforms (linux/arm64) under
+# emulation; gcc-aarch64-linux-gnu + libc6-dev-arm64-cross: the cross-compile multi-platform test.
 APT_PACKAGES=(
   busybox-static docker-registry apache2-utils
   skopeo umoci runc podman buildah
   iproute2 iptables libseccomp2 debootstrap python3-venv
+  qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 )
+# the arm64 base image of the multi-platform tests: Debian's busybox-static:arm64, downloaded (not installed)
+ARM64_BUSYBOX_DEB=/var/cache/pybuild-test/busybox-static_arm64.deb
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
+  # the signing tests run the Sigstore project's verifier (@sigstore/verify from npm) with node: Debian's
+  # nodejs + npm unless a node with npm is already installed (nodesource's nodejs bundles npm and
+  # conflicts with Debian's npm package)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then APT_PACKAGES+=(nodejs npm); fi
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
@@ -23,6 +32,30 @@ if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -qq
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # binfmt_misc hands arm64 programs to qemu-aarch64 (registered by qemu-user-static with the F flag,
+  # so the interpreter is found inside containers too)
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || echo "install.sh: cannot mount binfmt_misc" >&2
+  fi
+  if [ -e /proc/sys/fs/binfmt_misc/status ] && ! grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64; then
+    update-binfmts --enable qemu-aarch64 || echo "install.sh: cannot register qemu-aarch64" >&2
+  fi
+  if [ ! -s "$ARM64_BUSYBOX_DEB" ]; then
+    dpkg --print-foreign-architectures | grep -qx arm64 || {
+      dpkg --add-architecture arm64
+      apt-get -o DPkg::Lock::Timeout=600 update -qq
+    }
+    mkdir -p "$(dirname "$ARM64_BUSYBOX_DEB")"
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"  # apt downloads as _apt
+    if (cd "$tmp" && apt-get download -qq busybox-static:arm64 2>/dev/null) ||
+       { apt-get -o DPkg::Lock::Timeout=600 update -qq && (cd "$tmp" && apt-get download -qq busybox-static:arm64); }; then
+      mv "$tmp"/busybox-static_*_arm64.deb "$ARM64_BUSYBOX_DEB"
+    else
+      echo "install.sh: cannot download busybox-static:arm64 (the multi-platform tests will try again)" >&2
+    fi
+    rm -rf "$tmp"
   fi
 else
   echo "install.sh: not root; skipping apt packages (pybuild needs root to build and run)" >&2

@@ -23,7 +23,7 @@ ALLOWED = {
 # third-party libraries each room may use (the CLI may use anything the rooms use, plus click)
 THIRD_PARTY = {
     "layers": {"zstandard", "isal"},
-    "registry_client": {"httpx", "httpcore", "cryptography"},  # httpcore: httpx's own transport layer
+    "registry_client": {"httpx", "httpcore", "cryptography", "nacl", "yaml"},  # httpcore: httpx's own transport layer; nacl: cosign keys; yaml: registries.d
     "runner": {"pyroute2"},
     "builder": {"dockerfile_parse"},
     "compose": {"yaml"},

@@ -71,6 +71,12 @@ class LoadedImage:
     config: ImageConfig
     names: tuple[str, ...] = ()
     ref_names: tuple[str, ...] = ()
+    index: Index | None = None  # the multi-platform index it was listed by, every image of it loaded
+
+    @property
+    def document(self) -> "Manifest | Index":
+        """What a name should point at: the whole index when there is one, else the manifest."""
+        return self.index if self.index is not None else self.manifest
 
     def tags(self) -> tuple[str, ...]:
         """The full names to give this image in a store, as ``podman load`` chooses them: ``names``;

@@ -1,6 +1,7 @@
 """Reading images into a blob store: an OCI layout (a directory, or a tar of one) or a docker-archive
 tar. Nothing is trusted until the whole archive is in: then every document is parsed and every
-referenced blob must be present; nested indexes are narrowed to one platform."""
+referenced blob must be present; a nested index is kept whole when every image of it is in the archive,
+else narrowed to one platform."""
 
 from __future__ import annotations
 
@@ -52,14 +53,35 @@ def _resolve_image(store: BlobStore, desc: Descriptor, platform: Platform, depth
     return doc, config
 
 
+def _whole_index(store: BlobStore, desc: Descriptor) -> Index | None:
+    """The index ``desc`` names when every runnable image of it is in the archive (checked as
+    :func:`_resolve_image` checks one), else None (it is then narrowed to one platform)."""
+    if desc.media_type not in INDEX_TYPES:
+        return None
+    doc = parse_document(read_blob(store, desc), desc.media_type)
+    if not isinstance(doc, Index) or not doc.images():
+        return None
+    for child in doc.images():
+        if child.media_type not in MANIFEST_TYPES or not store.has(child.digest):
+            return None
+        _resolve_image(store, child, Platform("", ""), 1)
+    return doc
+
+
 def _from_oci_index(raw_index: bytes, store: BlobStore, platform: Platform) -> list[LoadedImage]:
     index = Index.parse(raw_index)
-    found: dict[Digest, tuple[Manifest, ImageConfig, list[str], list[str]]] = {}
+    found: dict[Digest, tuple[Manifest, ImageConfig, list[str], list[str], Index | None]] = {}
     for i, desc in enumerate(index.manifests):
         if desc.media_type not in MANIFEST_TYPES and desc.media_type not in INDEX_TYPES:
             continue  # artifacts and other content the layout may hold
-        manifest, config = _resolve_image(store, desc, platform)
-        entry = found.setdefault(manifest.digest, (manifest, config, [], []))
+        whole = _whole_index(store, desc)
+        if whole is not None and not any(d.platform is not None and d.platform.matches(platform)
+                                         for d in whole.images()):
+            manifest, config = _resolve_image(store, whole.images()[0], platform, 1)  # no entry for this host
+        else:
+            manifest, config = _resolve_image(store, desc, platform)
+        key = whole.digest if whole is not None else manifest.digest
+        entry = found.setdefault(key, (manifest, config, [], [], whole))
         ann = desc.annotation_map
         name = ann.get(IMAGE_NAME)
         ref_name = ann.get(REF_NAME)
@@ -74,7 +96,7 @@ def _from_oci_index(raw_index: bytes, store: BlobStore, platform: Platform) -> l
                 entry[2].append(str(ref))
         if ref_name and ref_name not in entry[3]:
             entry[3].append(ref_name)
-    return [LoadedImage(m, c, tuple(n), tuple(r)) for m, c, n, r in found.values()]
+    return [LoadedImage(m, c, tuple(n), tuple(r), x) for m, c, n, r, x in found.values()]
 
 
 def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | None = None,

@@ -68,8 +68,8 @@ def load_images(store, source: str | os.PathLike[str] | BinaryIO) -> list[Loaded
         for img in loaded:
             names = img.tags()
             for name in names:
-                store.images.tag(name, img.manifest.digest)
-            out.append(Loaded(img.manifest.digest, names))
+                store.images.tag(name, img.document.digest)  # a whole multi-platform index stays one
+            out.append(Loaded(img.document.digest, names))
             events.emit(store.root, "image", "load", str(img.manifest.config.digest),
                         name=events.familiar(str(names[0])) if names else None)
     return out

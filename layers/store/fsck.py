@@ -87,8 +87,9 @@ def _check_blobs(store, report: FsckReport, repair: bool) -> None:
 
 def _check_records(store, report: FsckReport, repair: bool) -> None:
     drop: list[str] = []
+    unnamed = []
     try:
-        records = store.images.list()
+        records = store.images.records()
     except PybuildError as exc:
         report.problem(str(exc))  # an unreadable index is not repaired by guessing
         return
@@ -113,12 +114,15 @@ def _check_records(store, report: FsckReport, repair: bool) -> None:
             if not _still_named(store, record):
                 continue  # removed (and collected) while we looked: not a broken record
             fixed = None
+            what = record.name or f"<none> {record.id.short}"
             if repair:
-                drop.append(record.name)
-                fixed = f"removed broken image record {record.name} (pull or build it again)"
-            report.problem(f"image {record.name}: {exc}", fixed)
+                (drop if record.name else unnamed).append(record.name or record.manifest_digest)
+                fixed = f"removed broken image record {what} (pull or build it again)"
+            report.problem(f"image {what}: {exc}", fixed)
     if drop:
         store.images.remove_names(drop)
+    if unnamed:
+        store.images.remove_dangling(unnamed)
 
 
 def _known_remote(store, digest) -> bool:
@@ -130,7 +134,7 @@ def _known_remote(store, digest) -> bool:
 def _still_named(store, record) -> bool:
     try:
         return any(r.name == record.name and r.manifest_digest == record.manifest_digest
-                   for r in store.images.list())
+                   for r in store.images.records())
     except PybuildError:
         return True
 

@@ -101,7 +101,7 @@ def mark(store, leased: dict[str, set[Digest]] | None = None, *, roots: list[Roo
     under its lock; ``system df`` passes none and so counts leased work as reclaimable). Raises
     :class:`StoreError` on an unreadable registered root (``roots``: already read by the caller)."""
     marks = Marks()
-    docs = {r.manifest_digest for r in store.images.list()}
+    docs = {r.manifest_digest for r in store.images.records()}
     for root in registered(store) if roots is None else roots:
         docs |= root.docs
         marks.blobs.update(d for d in root.blobs if store.blobs.has(d))

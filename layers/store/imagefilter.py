@@ -2,7 +2,7 @@
 
 * ``reference=PATTERN``: the familiar ``name:tag`` or the familiar name matches the glob (``*`` and
   ``?`` do not cross ``/``, as Go's ``path.Match``); several reference filters are alternatives;
-* ``dangling=true|false``: untagged images (a store record always has a name, so none is dangling);
+* ``dangling=true|false``: images without a name (``<none>:<none>``), or only named ones;
 * ``label=KEY`` or ``label=KEY=VALUE``: the image config's labels; all label filters must hold;
 * ``before=IMAGE`` / ``since=IMAGE``: created strictly before / after that image.
 """
@@ -104,14 +104,14 @@ def _created_of(images: ImageStore, ref: str) -> datetime:
 def filter_images(images: ImageStore, listed: list[ImageSummary], filters: ImageFilters) -> list[ImageSummary]:
     """The summaries of ``listed`` every filter keeps (order kept). An unknown ``before``/``since``
     image raises the store's not-found error."""
-    if filters.dangling:
-        return []                                      # every record has a name
     pats = [_glob(p) for p in filters.references]
     before = [_created_of(images, r) for r in filters.before]
     since = [_created_of(images, r) for r in filters.since]
     out = []
     for s in listed:
         ref = s.record.reference
+        if filters.dangling is not None and filters.dangling != (ref is None):
+            continue
         if pats and (ref is None or not any(p.fullmatch(ref.familiar) or p.fullmatch(ref.familiar_name)
                                             for p in pats)):
             continue

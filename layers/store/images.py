@@ -3,6 +3,10 @@
 ``<root>/images/index.json`` maps full references (``docker.io/library/busybox:latest``, or
 ``name@sha256:...``) to ``{"digest", "id", "created"}``. The image id is the config digest, as
 Docker prints it (short = 12 hex); an index record's id is its host-platform image's config.
+``"dangling"`` maps the manifest digest of an image without a name (``commit`` or ``build`` without
+one, or the image a name was moved away from) to ``{"id", "created"}``: Docker's ``<none>:<none>``.
+Such an image is found by its id (full, ``sha256:`` or a unique prefix) or its digest, listed by
+``images``, kept from GC, and loses its record when it is tagged, removed or pruned.
 Every change is read-modify-write under ``<root>/locks/images.lock`` and lands by atomic rename.
 """
 
@@ -92,6 +96,8 @@ class ImageSummary:
     record: ImageRecord
     created: str
     size: int
+    platforms: tuple[str, ...] = ()  # an index's runnable entries (``linux/arm64``); () for one image
+    missing: int = 0                 # how many of them are not in the store (a one-platform pull)
 
 
 def _read_document(blobs: BlobStore, digest: Digest) -> Manifest | Index:
@@ -113,30 +119,40 @@ class ImageStore:
     # -- the index file --------------------------------------------------------------------------
 
     def _read(self) -> dict[str, dict[str, Any]]:
+        return self._read_body()[0]
+
+    def _read_body(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         try:
             with open(self._index_path, "rb") as f:
                 body = json.load(f)
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except ValueError as exc:
             raise InvalidDocument("image index", self._index_path, f"is not JSON: {exc}") from None
         images = body.get("images") if isinstance(body, dict) else None
         if not isinstance(images, dict):
             raise InvalidDocument("image index", "images", f"{self._index_path}: missing or not an object")
-        return images
+        dangling = body.get("dangling", {})
+        if not isinstance(dangling, dict):
+            raise InvalidDocument("image index", "dangling", f"{self._index_path}: not an object")
+        return images, dangling
 
-    def _write(self, images: dict[str, dict[str, Any]]) -> None:
-        data = json.dumps({"version": 1, "images": images}, indent=1, sort_keys=True).encode()
+    def _write(self, images: dict[str, dict[str, Any]], dangling: dict[str, dict[str, Any]]) -> None:
+        body: dict[str, Any] = {"version": 1, "images": images}
+        if dangling:
+            body["dangling"] = dangling
+        data = json.dumps(body, indent=1, sort_keys=True).encode()
         try:
             write_atomic(self._index_path, data + b"\n", 0o600)
         except OSError as exc:
             raise StoreError(f"write image index {self._index_path}: {exc.strerror}") from None
 
-    def _mutate(self, change: Callable[[dict[str, dict[str, Any]]], Any]) -> Any:
+    def _mutate(self, change: Callable[[dict[str, dict[str, Any]], dict[str, dict[str, Any]]], Any]) -> Any:
+        """``change(images, dangling)`` applied under the lock and written back."""
         with locked(self._lock_path, timeout=60, what="image index"):
-            images = self._read()
-            result = change(images)
-            self._write(images)
+            images, dangling = self._read_body()
+            result = change(images, dangling)
+            self._write(images, dangling)
             return result
 
     @staticmethod
@@ -155,17 +171,36 @@ class ImageStore:
         out.sort(key=lambda r: (-r.created, r.name or ""))
         return out
 
+    def dangling(self) -> list[ImageRecord]:
+        """Every image without a name (``name`` None), newest first."""
+        return self._dangling_records(self._read_body()[1])
+
+    def _dangling_records(self, dangling: dict[str, dict[str, Any]]) -> list[ImageRecord]:
+        out = [self._record(None, {**entry, "digest": digest}) for digest, entry in dangling.items()]
+        out.sort(key=lambda r: (-r.created, str(r.manifest_digest)))
+        return out
+
+    def records(self) -> list[ImageRecord]:
+        """Named and unnamed records together, newest first."""
+        images, dangling = self._read_body()
+        out = [self._record(name, entry) for name, entry in images.items()] + self._dangling_records(dangling)
+        out.sort(key=lambda r: (-r.created, r.name or ""))
+        return out
+
     def summaries(self, repository: str | None = None) -> list[ImageSummary]:
-        """Every named record (newest first) with its creation time and size; with ``repository``,
-        only those whose repository is that (familiar ``busybox`` or full ``docker.io/library/busybox``)."""
+        """Every record, named or not (newest first), with its creation time and size; with
+        ``repository``, only named ones whose repository is that (familiar ``busybox`` or full
+        ``docker.io/library/busybox``)."""
         out = []
-        for rec in self.list():
+        for rec in self.records():
             ref = rec.reference
-            if repository and ref is not None and repository not in (ref.familiar_name, ref.name):
+            if repository and (ref is None or repository not in (ref.familiar_name, ref.name)):
                 continue
             try:
                 image = self.load(rec)
-                out.append(ImageSummary(rec, image.config.created, image.size))
+                entries = image.index.images() if image.index is not None else ()
+                present = tuple(str(d.platform) for d in entries if d.platform is not None and self.blobs.has(d.digest))
+                out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present)))
             except PybuildError:
                 out.append(ImageSummary(rec, "", 0))
         return out
@@ -190,7 +225,7 @@ class ImageStore:
         text = name_or_id.strip()
         if not text:
             raise InvalidReference("empty image name")
-        records = self.list()
+        records = self.records()
         # a full digest: an image id or a manifest/index digest
         if text.startswith(("sha256:", "sha512:")):
             digest = Digest.parse(text) if len(text.split(":", 1)[1]) in (64, 128) else None
@@ -242,6 +277,12 @@ class ImageStore:
         try:
             desc = index.select(want)
         except NotFound:
+            if platform is not None:
+                raise
+            desc = None
+        if platform is None and (desc is None or not self.blobs.has(desc.digest)):
+            # no platform asked: the host's image when it is here, else the first one that is (an index
+            # pulled for another platform, or whose host image is still coming down)
             have = [d for d in index.images() if self.blobs.has(d.digest)]
             if not have:
                 raise NotFound(f"index {index.digest}: no image for {want} in the store") from None
@@ -306,8 +347,14 @@ class ImageStore:
             manifest_digest = Digest.parse(manifest_digest)
         name = str(ref)
 
-        def change(images: dict[str, dict[str, Any]]) -> None:
+        def change(images: dict[str, dict[str, Any]], dangling: dict[str, dict[str, Any]]) -> None:
+            old = images.get(name)
             images[name] = entry
+            dangling.pop(entry["digest"], None)
+            if old is not None and old.get("digest") != entry["digest"] \
+                    and not any(e.get("digest") == old.get("digest") for e in images.values()):
+                # the name moved on: the image it left keeps no name (Docker's <none>:<none>)
+                dangling[old["digest"]] = {"id": old.get("id"), "created": old.get("created", 0)}
 
         with self.blobs.lease_lock():  # GC must not sweep between our check and the record landing
             image_id = self._load(manifest_digest, None, lazy).id
@@ -316,11 +363,44 @@ class ImageStore:
         events.emit(self.root, "image", "tag", str(image_id), name=events.familiar(name))
         return self._record(name, entry)
 
+    def add_dangling(self, manifest_digest: Digest | Manifest | Index, *, lazy: bool = False) -> ImageRecord:
+        """Record the image ``manifest_digest`` (already in the store, checked; ``lazy`` as for :meth:`tag`)
+        without a name, unless a name already points at it; the record it is known by."""
+        if isinstance(manifest_digest, (Manifest, Index)):
+            manifest_digest = manifest_digest.digest
+        key = str(manifest_digest)
+
+        def change(images: dict[str, dict[str, Any]], dangling: dict[str, dict[str, Any]]) -> ImageRecord:
+            for name, e in images.items():
+                if e.get("digest") == key:
+                    return self._record(name, e)
+            dangling[key] = entry
+            return self._record(None, {**entry, "digest": key})
+
+        with self.blobs.lease_lock():
+            entry = {"id": str(self._load(manifest_digest, None, lazy).id), "created": time.time()}
+            return self._mutate(change)
+
+    def remove_dangling(self, manifest_digests: list[Digest]) -> list[ImageRecord]:
+        """Forget these unnamed images (absent ones are ignored); the records removed."""
+        def change(images: dict[str, dict[str, Any]], dangling: dict[str, dict[str, Any]]) -> list[ImageRecord]:
+            out = []
+            for d in manifest_digests:
+                entry = dangling.pop(str(d), None)
+                if entry is not None:
+                    out.append(self._record(None, {**entry, "digest": str(d)}))
+            return out
+
+        removed = self._mutate(change)
+        for rec in removed:
+            events.emit(self.root, "image", "delete", str(rec.id))
+        return removed
+
     def untag(self, ref: Reference | str) -> ImageRecord:
         """Remove one name; the record it had. NotFound if the name is not there."""
         name = str(Reference.parse(ref) if isinstance(ref, str) else ref)
 
-        def change(images: dict[str, dict[str, Any]]) -> ImageRecord:
+        def change(images: dict[str, dict[str, Any]], _dangling: dict[str, dict[str, Any]]) -> ImageRecord:
             entry = images.pop(name, None)
             if entry is None:
                 raise NotFound(f"no such image: {name}")
@@ -332,13 +412,13 @@ class ImageStore:
 
     def remove_names(self, names: list[str]) -> None:
         """Remove several names at once (missing ones are ignored)."""
-        def change(images: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+        def change(images: dict[str, dict[str, Any]], _dangling: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
             return [(n, entry["id"]) for n in names if (entry := images.pop(n, None)) is not None]
 
         for name, image_id in self._mutate(change):
             events.emit(self.root, "image", "untag", image_id, name=events.familiar(name))
 
     def referenced(self) -> Iterator[Digest]:
-        """Every manifest/index digest a record points at."""
-        for r in self.list():
+        """Every manifest/index digest a record (named or not) points at."""
+        for r in self.records():
             yield r.manifest_digest

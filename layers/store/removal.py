@@ -28,7 +28,7 @@ from layers.reference import Reference
 
 from .images import ImageRecord
 
-__all__ = ["CONTAINERS", "Removed", "NotRemoved", "RemovalResult", "containers_using", "remove_images",
+__all__ = ["CONTAINERS", "Removed", "NotRemoved", "RemovalResult", "containers_using", "prune_dangling", "remove_images",
            "untag_unused"]
 
 #: The owner under which the runner registers a root per container (docs = the image's manifest digest).
@@ -110,6 +110,11 @@ def _by_name(text: str, record: ImageRecord) -> bool:
 
 def _remove_one(store, text: str, force: bool, used: Callable[[ImageRecord], bool]) -> Removed:
     rec = store.images.resolve(text)
+    if rec.name is None and not store.images.names_for(rec.id):   # an image without a name: by its id
+        if not force and used(rec):
+            raise AlreadyExists(f"image {text} is used by a container; stop and remove it first, or use -f")
+        gone = store.images.remove_dangling([rec.manifest_digest])
+        return Removed(text, (), rec.id if gone else None)
     by_name = _by_name(text, rec)
     names = [rec.name] if by_name else store.images.names_for(rec.id)
     if not by_name and len(names) > 1 and not force:
@@ -150,9 +155,21 @@ def remove_images(store, refs: Iterable[str], *, force: bool = False,
 
 
 def untag_unused(store, *, in_use: InUse | Iterable[Digest] | None = None) -> tuple[str, ...]:
-    """Remove every name of every image no container uses (``system prune -a``); the names removed.
-    GC is the caller's next step."""
+    """Remove every name of every image no container uses (``system prune -a``), and every unnamed
+    one no container uses; the names removed. GC is the caller's next step."""
     used = _in_use_of(store, in_use)
     drop = tuple(r.name for r in store.images.list() if r.name and not used(r))
     store.images.remove_names(list(drop))
+    _prune_dangling(store, used)
     return drop
+
+
+def prune_dangling(store, *, in_use: InUse | Iterable[Digest] | None = None) -> tuple[Digest, ...]:
+    """Forget every unnamed image no container uses (``image prune``); their image ids. GC is the
+    caller's next step."""
+    return _prune_dangling(store, _in_use_of(store, in_use))
+
+
+def _prune_dangling(store, used: Callable[[ImageRecord], bool]) -> tuple[Digest, ...]:
+    drop = [r for r in store.images.dangling() if not used(r)]
+    return tuple(r.id for r in store.images.remove_dangling([r.manifest_digest for r in drop]))

@@ -58,7 +58,7 @@ def disk_usage(store, *, in_use: Callable | Iterable | None = None) -> StoreUsag
         blob_total += size
         if digest not in marks.blobs:
             blob_reclaim += size
-    records = store.images.list()
+    records = store.images.records()
     active = {r.id for r in records if in_use(r.id) or in_use(r.manifest_digest)}
     keep = {d.hex for d in marks.diff_ids}
     snaps = store.snapshots.list()

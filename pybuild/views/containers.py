@@ -80,7 +80,7 @@ def ps_document(info) -> dict:
     cfg, cur = info.config, info.state
     return {
         "ID": cfg.id, "Names": cfg.name, "Image": cfg.image,
-        "Command": " ".join(cfg.spec.process.args),
+        "Command": " ".join(cfg.command),
         "CreatedAt": rfc3339(cfg.created), "State": display_status(cur),
         "Status": human_status(cur), "ExitCode": cur.exit_code, "Pid": cur.pid,
         "Ports": ports_text(cfg.ports), "RestartCount": cur.restart_count,

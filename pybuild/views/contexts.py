@@ -20,7 +20,8 @@ PS_TABLE = r"{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{
 
 IMAGE_TITLES = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST",
                 "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS",
-                "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"}
+                "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+                "Platforms": "PLATFORMS"}
 IMAGES_TABLE = r"{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 
 HISTORY_TITLES = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
@@ -103,7 +104,7 @@ class ContainerFields:
     def Command(self) -> str:
         import json
 
-        cmd = " ".join(self._info.config.spec.process.args)
+        cmd = " ".join(self._info.config.command)
         return json.dumps(ellipsis(cmd, 20) if self._trunc else cmd, ensure_ascii=False)
 
     def CreatedAt(self) -> str:
@@ -165,8 +166,16 @@ class ContainerFields:
 class ImageFields:
     """A row of ``images``: an image record, its creation time (RFC 3339) and size."""
 
-    def __init__(self, record, created: str, size: int, *, trunc: bool = True):
+    def __init__(self, record, created: str, size: int, *, trunc: bool = True, platforms: tuple[str, ...] = (),
+                 missing: int = 0):
         self._record, self._created, self._size, self._trunc = record, created, size, trunc
+        self._platforms, self._missing = platforms, missing
+
+    def Platforms(self) -> str:
+        """An index record's platforms (``linux/amd64,linux/arm64``); empty for a one-platform image."""
+        from .images import platforms_cell
+
+        return platforms_cell(self._platforms, self._missing)
 
     def ID(self) -> str:
         return self._record.id.short if self._trunc else str(self._record.id)

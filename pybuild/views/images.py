@@ -61,11 +61,16 @@ def image_row(record, created: str, size: int, *, no_trunc: bool, digests: bool)
             + [str(record.id) if no_trunc else record.id.short, human_ago(created), human_size(size)])
 
 
+def platforms_cell(platforms, missing: int) -> str:
+    """The PLATFORMS cell of an index record: ``linux/amd64,linux/arm64`` (``+N`` not in the store)."""
+    return ",".join(platforms) + (f" (+{missing} not pulled)" if missing else "") if platforms or missing else ""
+
+
 def image_json(record, created: str, size: int) -> dict:
     """One line of ``images --format json``."""
     repo, tag, _ = split_name(record.name)
     return {"Repository": repo, "Tag": tag, "ID": str(record.id), "Digest": str(record.manifest_digest),
-            "CreatedAt": created, "Size": size, "Names": [record.name]}
+            "CreatedAt": created, "Size": size, "Names": [record.name] if record.name else []}
 
 
 def images_head(digests: bool) -> list[str]:
@@ -101,7 +106,9 @@ def image_document(image, record, names: Iterable[str]) -> dict:
         "RootFS": {"Type": cfg.rootfs.type, "Layers": [str(d) for d in cfg.diff_ids]},
         "Descriptor": {"mediaType": image.manifest.media_type, "digest": str(image.manifest.digest),
                        "size": image.manifest.size},
-        **({"Index": {"mediaType": image.index.media_type, "digest": str(image.index.digest)}}
+        **({"Index": {"mediaType": image.index.media_type, "digest": str(image.index.digest),
+                      "Platforms": [{"platform": str(d.platform), "digest": str(d.digest), "size": d.size}
+                                    for d in image.index.images() if d.platform is not None]}}
            if image.index is not None else {}),
         "Layers": [{"mediaType": d.media_type, "digest": str(d.digest), "size": d.size} for d in image.layers],
         "Metadata": {"LastTagTime": datetime.fromtimestamp(record.created, timezone.utc).isoformat()

@@ -64,8 +64,10 @@ def create_network(root: str, name: str, *, subnet: str | None = None, gateway: 
     from . import bridge as bridge_mod
     from . import config
 
-    return config.create(root, name, subnet=subnet, gateway=gateway, bridge=bridge, internal=internal,
-                         overlaps=bridge_mod.route_overlaps)
+    cfg = config.create(root, name, subnet=subnet, gateway=gateway, bridge=bridge, internal=internal,
+                        overlaps=bridge_mod.route_overlaps)
+    config.emit_event(root, "create", cfg)
+    return cfg
 
 
 def start_proxies(config) -> list[PortProxy]:

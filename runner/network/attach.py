@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from layers.atomic import write_atomic
 
@@ -131,12 +131,17 @@ def _check_names(hostname, name, aliases, dns, dns_search) -> None:
             raise InvalidNetworkSpec(f"dns server {server!r}: not an IP address") from None
 
 
+HOST_GATEWAY = "host-gateway"
+
+
 def _parse_extra_hosts(extra_hosts) -> list[tuple[str, str]]:
+    """``NAME:IP`` items; ``NAME:host-gateway`` is kept as it is until the bridge's gateway is known."""
     out = []
     for item in extra_hosts:
         name, sep, ip = item.partition(":")
         try:
-            ipaddress.ip_address(ip)
+            if ip != HOST_GATEWAY:
+                ipaddress.ip_address(ip)
         except ValueError:
             sep = ""
         if not sep or not _HOSTNAME.match(name):
@@ -230,9 +235,11 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
                    tuple(aliases), tuple(_parse_extra_hosts(extra_hosts)), tuple(dns), tuple(dns_search),
                    tuple(dns_options))
     os.makedirs(etc_dir, mode=0o755, exist_ok=True)
-    if req.extra:
-        write_atomic(_extra_path(etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode(),
-                     durable=False)
+    if any(ip == HOST_GATEWAY for _, ip in req.extra) and m.kind != "bridge":
+        raise InvalidNetworkSpec(f"--add-host NAME:{HOST_GATEWAY}: needs a bridge network (the gateway is "
+                                 f"the bridge's address), not --network {mode}")
+    if req.extra and m.kind != "bridge":
+        _write_extra(req)
     if m.kind == "host":
         paths = files.write_all(etc_dir, hostname=req.hostname, hosts=files.host_hosts_text(req.extra),
                                 resolv=req.resolv(keep_loopback=True))
@@ -242,6 +249,12 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
     if m.kind == "none":
         return _setup_none(req)
     return _setup_bridge(req, m.target)
+
+
+def _write_extra(req: _Request) -> None:
+    if req.extra:
+        write_atomic(_extra_path(req.etc_dir), "".join(f"{n}\t{i}\n" for n, i in req.extra).encode(),
+                     durable=False)
 
 
 def _setup_none(req: _Request) -> Attachment:
@@ -263,6 +276,9 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
     host_if = _host_ifname(req.container_id)
     with ipam.locked(req.root, cfg) as alloc:
         cfg, nat_detail, notes = _ensure_bridge(req.root, alloc)
+        # Docker's host-gateway: the host's address on the bridge (this network's gateway)
+        req = replace(req, extra=tuple((n, cfg.gateway if i == HOST_GATEWAY else i) for n, i in req.extra))
+        _write_extra(req)
         addr = alloc.reserve(req.ip) if req.ip else alloc.allocate()
         mac = _mac(addr)
         created_ns = False
@@ -285,6 +301,7 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
                 _drop_bridge(req.root, alloc.cfg)
             raise
         peers.refresh(req.root, alloc)
+    config.emit_event(req.root, "connect", cfg, container=req.container_id)
     return Attachment("bridge", req.container_id, path, req.hostname, paths, network=cfg.name, ip=str(addr),
                       prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
                       host_veth=host_if, nat=nat_detail, notes=tuple(notes))
@@ -375,6 +392,7 @@ def teardown(*, root: str, state_dir: str, container_id: str) -> None:
                 alloc.nat = None
             alloc.save()
             peers.refresh(root, alloc)
+        config.emit_event(root, "disconnect", cfg, container=container_id)
     veth.detach(host_if)
     netns.remove(netns.netns_path(state_dir, container_id))
 
@@ -390,6 +408,7 @@ def remove_network(root: str, name: str) -> None:
             raise NetworkInUse(f"network {name!r}: still has containers attached: {names}")
         _drop_bridge(root, cfg)
         config.remove(root, name)
+    config.emit_event(root, "destroy", cfg)
 
 
 def inspect_network(root: str, name: str) -> dict:

@@ -33,6 +33,7 @@ __all__ = [
     "load",
     "list_networks",
     "remove",
+    "emit_event",
     "save",
     "default",
     "host_lock",
@@ -289,6 +290,14 @@ def _sha256_hex(text: str) -> str:
 def endpoint_id(network_id: str, container_id: str) -> str:
     """The id of a container's endpoint on a network (Docker's ``EndpointID``): stable, 64 hex digits."""
     return _sha256_hex(f"{network_id}/{container_id}")
+
+
+def emit_event(root: str, action: str, cfg: NetworkConfig, **attrs: str) -> None:
+    """Docker's network event (``create``, ``destroy``, ``connect``, ``disconnect``) in the journal
+    (:mod:`layers.events`; never raises)."""
+    from layers import events
+
+    events.emit(root, "network", action, cfg.id, name=cfg.name, type="bridge", **attrs)
 
 
 def remove(root: str, name: str) -> None:

@@ -70,6 +70,7 @@ def connect(*, root: str, container_id: str, netns_path: str, etc_dir: str, netw
                 _drop_bridge(root, alloc.cfg)
             raise
         peers.refresh(root, alloc)
+    config.emit_event(root, "connect", cfg, container=container_id)
     return ExtraAttachment(cfg.name, ifname, str(addr), cfg.network.prefixlen, cfg.gateway, mac, cfg.bridge, host_if)
 
 
@@ -87,4 +88,5 @@ def disconnect(*, root: str, container_id: str, network: str) -> bool:
             alloc.nat = None
         alloc.save()
         peers.refresh(root, alloc, also=(ep,))
+    config.emit_event(root, "disconnect", cfg, container=container_id)
     return True

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Make a busybox root filesystem tarball from Debian's ``busybox-static`` (``/bin/busybox``).
 
-Usage: ``make_rootfs.py OUT.tar [BUSYBOX]``. The tar is deterministic (sorted, mtime 0, uid 0),
+Usage: ``make_rootfs.py OUT.tar [BUSYBOX [LISTER]]``: LISTER is a busybox this machine runs that
+lists the applets (for a BUSYBOX of another architecture, e.g. Debian's ``busybox-static:arm64``). The tar is deterministic (sorted, mtime 0, uid 0),
 so the same busybox binary always gives the same layer digest. It holds the static binary,
 one symlink per applet in /bin, a minimal /etc (passwd, group, hosts) and the usual empty dirs.
 """
@@ -28,7 +29,7 @@ def applets(busybox: str) -> list[str]:
     return sorted({a.strip() for a in out.split() if a.strip() and a.strip() != "busybox"})
 
 
-def main(out: str, busybox: str = "/bin/busybox") -> None:
+def main(out: str, busybox: str = "/bin/busybox", lister: str | None = None) -> None:
     with open(busybox, "rb") as f:
         binary = f.read()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -48,7 +49,7 @@ def main(out: str, busybox: str = "/bin/busybox") -> None:
         ti.mode = 0o755
         ti.size = len(binary)
         entries.append(("bin/busybox", ti, binary))
-        for applet in applets(busybox):
+        for applet in applets(lister or busybox):
             ti = tarfile.TarInfo(f"bin/{applet}")
             ti.type = tarfile.SYMTYPE
             ti.linkname = "busybox"

@@ -1,4 +1,5 @@
-"""Builder end-to-end fixtures: a store with ``busybox:latest`` imported from busybox-static."""
+"""Builder end-to-end fixtures: a store with ``busybox:latest`` imported from busybox-static (the Debian
+root filesystem, ``debian_tar``, is tests/conftest.py's: one debootstrap per session)."""
 
 from __future__ import annotations
 

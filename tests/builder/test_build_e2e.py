@@ -273,6 +273,14 @@ def test_context_as_a_tar_on_stdin(bpybuild, tmp_path: Path) -> None:
         "from the tar\nDockerfile\nhello.txt\nsub\n"
     bpybuild("build", "-q", "-f", "sub/Other.Dockerfile", "-t", "tar:2", "-", input=data, text=False, check=True)
     assert _run(bpybuild, "tar:2", "cat", "/other.txt") == "from the tar\n"
+    # without -t: an unnamed image (Docker's <none>:<none>), run by a short id prefix
+    ctx = tmp_path / "unnamed"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nENV UNNAMED=yes\n")
+    built = bpybuild("build", "-q", str(ctx), check=True).stdout.strip()
+    unnamed = bpybuild("images", "-q", "--no-trunc", "--filter", "dangling=true", check=True).stdout.split()
+    assert unnamed == [built]
+    assert _run(bpybuild, built[7:14], "sh", "-c", "echo $UNNAMED") == "yes\n"
 
 
 def test_progress_plain_tty_quiet(bpybuild, tmp_path: Path) -> None:

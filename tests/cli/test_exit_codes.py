@@ -72,3 +72,19 @@ def test_exec(pybuild, image):
     assert pybuild("exec", "up", "sh", "-c", "exit 9").returncode == 9
     missing = pybuild("exec", "nosuch", "true")
     assert missing.returncode == 1 and missing.stderr == "pybuild: no such container: nosuch\n"
+    # a bad flag is Docker's 125 (its flag errors), not taken for the container's name; flags after
+    # CONTAINER belong to the command
+    for args in (["exec", "--bogus", "up", "true"], ["container", "exec", "--bogus", "up", "true"],
+                 ["exec", "-u"]):
+        r = pybuild(*args)
+        assert r.returncode == 125 and "no such container" not in r.stderr, (args, r.returncode, r.stderr)
+    assert pybuild("exec", "up", "ls", "-ld", "/").stdout.startswith("d")
+
+
+def test_bad_flags_are_125_on_every_command(pybuild):
+    """Docker's CLI gives 125 for an unknown flag, a flag missing its value or a value of the wrong type,
+    on every command (its cobra FlagErrorFunc); other usage errors keep their code."""
+    for args in (["ps", "--bogus"], ["ps", "--last", "abc"], ["images", "--format"], ["--bogus", "ps"],
+                 ["volume", "ls", "--bogus"], ["image", "ls", "--bogus"]):
+        r = pybuild(*args)
+        assert r.returncode == 125 and "Traceback" not in r.stderr, (args, r.returncode, r.stderr)

@@ -137,6 +137,16 @@ def test_stats_of_several_containers_sample_each_one(lifecycle):
     assert all(re.fullmatch(rf"{size} / {size}", v) for v in row[5:7]), row
 
 
+def test_stats_memory_leaves_out_the_page_cache(lifecycle):
+    """The page cache of a file the container wrote is not its memory use (Docker subtracts inactive_file)."""
+    lifecycle.run("cache", ["sh", "-c", "dd if=/dev/zero of=/big bs=1M count=64 2>/dev/null && touch /done && sleep 1000"])
+    wait_for(lambda: lifecycle.pybuild("exec", "cache", "test", "-e", "/done").returncode == 0, timeout=60,
+             what="the 64 MiB write")
+    (cache,) = [json.loads(line) for line in lifecycle.pybuild("stats", "--no-stream", "--format", "json", "cache",
+                                                               check=True).stdout.splitlines()]
+    assert 0 < cache["MemUsage"] < 32 << 20, cache
+
+
 def test_exec_pause_unpause_kill(lifecycle):
     cid = lifecycle.run("box", ["sh", "-c", "echo $$ > /tmp/pid1; sleep 1000"])
     wait_for(lambda: lifecycle.pybuild("exec", "box", "cat", "/tmp/pid1").stdout.strip() == "1", what="exec")

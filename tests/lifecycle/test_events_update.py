@@ -235,3 +235,44 @@ def test_an_oom_kill_is_an_event_before_the_die(pybuild, image):
     got = [(e["Action"], e["Actor"]["Attributes"].get("exitCode"))
            for e in _events(pybuild, "-f", "container=hog")]
     assert got == [("create", None), ("start", None), ("oom", None), ("die", "137")]
+
+
+def test_exec_attach_network_and_volume_events(pybuild, image):
+    """Docker's exec_create/exec_start/exec_die, attach, network create/connect/disconnect/destroy and
+    volume create/destroy events, with their attributes, and the network=/volume= filters."""
+    net, vol = "evnet", "evvol"
+    pybuild("network", "create", net, check=True)
+    pybuild("volume", "create", vol, check=True)
+    cid = pybuild("run", "-d", "--name", "evx", "--network", net, "-v", f"{vol}:/v", image,
+                  "sh", "-c", "sleep 300", check=True).stdout.strip()
+    assert pybuild("exec", "evx", "sh", "-c", "exit 3").returncode == 3
+    att = subprocess.Popen([pybuild_exe(), "--root", str(pybuild.root), "--state-dir", str(pybuild.state),
+                            "attach", "evx"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not [e for e in _events(pybuild, "--filter", "event=attach")]:
+            assert time.monotonic() < deadline, "no attach event"
+            time.sleep(0.1)
+        pybuild("rm", "-f", "evx", check=True)
+        att.wait(timeout=30)
+    finally:
+        if att.poll() is None:
+            att.kill()
+            att.wait()
+    pybuild("network", "rm", net, check=True)
+    pybuild("volume", "rm", vol, check=True)
+    evs = _events(pybuild)
+    execs = [e for e in evs if e["Action"].startswith("exec_")]
+    assert [e["Action"] for e in execs] == ["exec_create: sh -c exit 3", "exec_start: sh -c exit 3", "exec_die"]
+    assert len({e["Actor"]["Attributes"]["execID"] for e in execs}) == 1 and {e["Actor"]["ID"] for e in execs} == {cid}
+    assert execs[2]["Actor"]["Attributes"]["exitCode"] == "3" and execs[2]["Actor"]["Attributes"]["name"] == "evx"
+    assert [e["Actor"]["ID"] for e in evs if e["Action"] == "attach"] == [cid]
+    nets = [e for e in evs if e["Type"] == "network"]
+    assert [e["Action"] for e in nets] == ["create", "connect", "disconnect", "destroy"]
+    assert {e["Actor"]["Attributes"]["name"] for e in nets} == {net} and len({e["Actor"]["ID"] for e in nets}) == 1
+    assert nets[1]["Actor"]["Attributes"]["container"] == cid == nets[2]["Actor"]["Attributes"]["container"]
+    vols = [e for e in evs if e["Type"] == "volume"]
+    assert [(e["Action"], e["Actor"]["ID"]) for e in vols] == [("create", vol), ("destroy", vol)]
+    assert [e["Action"] for e in _events(pybuild, "--filter", f"network={net}")] == [e["Action"] for e in nets]
+    assert [e["Type"] for e in _events(pybuild, "--filter", f"volume={vol}")] == ["volume", "volume"]
+    assert [e["Action"] for e in _events(pybuild, "--filter", "event=exec_start")] == ["exec_start: sh -c exit 3"]

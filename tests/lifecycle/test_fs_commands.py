@@ -175,6 +175,44 @@ def test_cp_into_and_out_of_a_running_container(pybuild, image, tmp_path):
     assert (tmp_path / "ready").read_text() == "ready\n"
 
 
+def test_cp_goes_through_bind_mounts_and_named_volumes(pybuild, image, tmp_path):
+    """Docker's cp sees a container's mounts: a bind's or a named volume's source, running or stopped;
+    a read-only mount refuses a copy into it; a link inside a mount stays inside it."""
+    vol = "cpv" + secrets.token_hex(3)
+    bind, ro = tmp_path / "bind", tmp_path / "ro"
+    (bind / "sub").mkdir(parents=True)
+    ro.mkdir()
+    (bind / "sub" / "f").write_text("on the host\n")
+    os.symlink("/", bind / "up")
+    (tmp_path / "in.txt").write_text("copied in\n")
+    cid = pybuild("run", "-d", "-v", f"{bind}:/mnt/b", "-v", f"{vol}:/vol", "-v", f"{ro}:/ro:ro", image,
+                  "sh", "-c", "echo v > /vol/made; sleep 1000", check=True).stdout.strip()
+    try:
+        wait_for(lambda: pybuild("exec", cid, "cat", "/vol/made").stdout == "v\n", what="the volume write")
+        out = tmp_path / "out"
+        out.mkdir()
+        pybuild("cp", f"{cid}:/mnt/b/sub/f", str(out / "f"), check=True)
+        assert (out / "f").read_text() == "on the host\n"
+        pybuild("cp", f"{cid}:/vol", str(out), check=True)              # the mount point itself, by name
+        assert (out / "vol" / "made").read_text() == "v\n"
+        assert _tar_names(pybuild("cp", f"{cid}:/vol/.", "-", text=False, check=True).stdout) == ["made"]
+        pybuild("cp", str(tmp_path / "in.txt"), f"{cid}:/vol/", check=True)
+        pybuild("cp", str(tmp_path / "in.txt"), f"{cid}:/mnt/b/sub/in.txt", check=True)
+        assert pybuild("exec", cid, "cat", "/vol/in.txt", "/mnt/b/sub/in.txt", check=True).stdout == "copied in\n" * 2
+        assert (bind / "sub" / "in.txt").read_text() == "copied in\n"
+        # the link to / inside the bind resolves in the bind's source, never the host's /
+        pybuild("cp", f"{cid}:/mnt/b/up/sub/f", str(out / "g"), check=True)
+        assert (out / "g").read_text() == "on the host\n"
+        _one_line_error(pybuild("cp", str(tmp_path / "in.txt"), f"{cid}:/ro/"), "read-only")
+        assert not (ro / "in.txt").exists()
+        pybuild("stop", "-t", "0", cid, check=True)
+        pybuild("cp", f"{cid}:/vol/in.txt", str(out / "stopped"), check=True)   # a stopped container too
+        assert (out / "stopped").read_text() == "copied in\n"
+    finally:
+        pybuild("rm", "-f", cid)
+        pybuild("volume", "rm", vol)
+
+
 # -- diff --------------------------------------------------------------------------------------------
 
 
@@ -322,3 +360,41 @@ def test_diff_reads_whiteouts_and_opaque_directories(pybuild, tmp_path):
     (upper / "n").mkdir()
     assert pybuild("diff", "fsdiff", check=True).stdout.splitlines() == [
         "C /d", "A /d/w", "D /d/x", "C /d/y", "D /gone", "C /keep", "C /keep/z", "A /n"]
+
+
+def test_unnamed_commit_is_a_dangling_image_found_by_its_id(pybuild, image):
+    """Docker's ``<none>:<none>``: an unnamed commit is listed, resolved by full id, ``sha256:`` form and a
+    short prefix, tagged, removed by id; ``image prune`` removes the unnamed images no container uses."""
+    name = "u" + secrets.token_hex(3)
+    pybuild("run", "--name", name, image, "sh", "-c", "echo unnamed > /u", check=True)
+    image_id = pybuild("commit", name, check=True).stdout.strip()
+    hexid = image_id.removeprefix("sha256:")
+    rows = [json.loads(l) for l in pybuild("images", "--format", "json", check=True).stdout.splitlines()]
+    mine = [r for r in rows if r["ID"] == image_id]
+    assert len(mine) == 1 and (mine[0]["Repository"], mine[0]["Tag"]) == ("<none>", "<none>")
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout.split() == [hexid[:12]]
+    assert hexid[:12] not in pybuild("images", "-q", "--filter", "dangling=false", check=True).stdout
+    assert pybuild("run", "--rm", hexid[:6], "cat", "/u", check=True).stdout == "unnamed\n"
+    assert json.loads(pybuild("inspect", image_id, check=True).stdout)[0]["Id"] == image_id
+    assert json.loads(pybuild("image", "inspect", hexid, check=True).stdout)[0]["Id"] == image_id
+    # a second unnamed image: `image prune` takes both unless a container uses one (then only the other)
+    pybuild("tag", hexid[:8], "fs/named:1", check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout == ""
+    pybuild("rmi", "fs/named:1", check=True)
+    assert pybuild("inspect", "--type", "image", image_id).returncode != 0
+    again = pybuild("commit", name, check=True).stdout.strip().removeprefix("sha256:")
+    other = pybuild("commit", "-c", "ENV X=1", name, check=True).stdout.strip().removeprefix("sha256:")
+    user = _create(pybuild, other[:12])
+    r = pybuild("rmi", other[:12])
+    assert r.returncode != 0 and "used by a container" in r.stderr
+    pybuild("image", "prune", "-f", check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout.split() == [other[:12]]
+    assert pybuild("inspect", "--type", "image", again).returncode != 0
+    pybuild("rm", user, check=True)
+    pybuild("rmi", other, check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout == ""
+    # a name moved to another image leaves the old one unnamed, as Docker does
+    pybuild("commit", name, "fs/moving:1", check=True)
+    first = pybuild("images", "-q", "fs/moving", check=True).stdout.strip()
+    pybuild("commit", "-c", "ENV Y=1", name, "fs/moving:1", check=True)
+    assert pybuild("images", "-q", "--filter", "dangling=true", check=True).stdout.split() == [first]

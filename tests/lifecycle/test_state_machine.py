@@ -160,5 +160,11 @@ def test_config_json_keeps_the_spec_as_the_runtime_spec_document():
 def test_a_malformed_spec_is_a_corrupt_record():
     doc = json.loads(_cfg("bad").to_json())
     doc["spec"]["process"]["args"] = "sh"
+    cfg = r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json")   # the spec is read lazily
     with pytest.raises(CorruptRecord, match=r"config.json: corrupt container config: .*spec.process.args"):
+        cfg.spec
+    with pytest.raises(CorruptRecord, match=r"config.json: corrupt container config: .*spec.process.args"):
+        cfg.command
+    doc["spec"] = "not an object"
+    with pytest.raises(CorruptRecord, match=r"config.json: corrupt container config: spec: expected an object"):
         r.ContainerConfig.from_json(json.dumps(doc).encode(), "config.json")

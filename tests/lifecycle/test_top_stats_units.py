@@ -1,5 +1,6 @@
 """The pieces of ``top`` and ``stats`` that need no container: ``ps -ef`` wording of a process,
-Docker's tabwriter layout, and the block I/O counters of both cgroup versions."""
+Docker's tabwriter layout, and the block I/O and memory counters of both cgroup versions (the kernel's
+files written into a temporary directory: the machine has one cgroup version only)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import time
 
 from pybuild.views.processes import TOP_HEAD, tabwriter, top_row
-from runner.cgroupview import _block_io, _net_io
+from runner.cgroupview import _block_io, _memory, _net_io
 from runner.procinfo import Process, processes
 
 
@@ -53,3 +54,19 @@ def test_block_io_of_v1_and_v2(tmp_path):
 
 def test_net_io_of_the_host_network_is_zero():
     assert _net_io(os.getpid()) == (0, 0) == _net_io(1)
+
+
+def test_memory_usage_leaves_out_inactive_page_cache_as_docker(tmp_path):
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir(), v2.mkdir()
+    (v1 / "memory.usage_in_bytes").write_text("100000000\n")
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (v1 / "memory.stat").write_text("cache 90000000\ninactive_file 5\ntotal_inactive_file 60000000\n")
+    (v2 / "memory.current").write_text("50000000\n")
+    (v2 / "memory.max").write_text("67108864\n")
+    (v2 / "memory.stat").write_text("anon 1000\nfile 40000000\ninactive_file 30000000\n")
+    assert _memory({"memory": str(v1)}) == (40000000, 0)
+    assert _memory({"": str(v2)}) == (20000000, 67108864)
+    (v2 / "memory.stat").write_text("inactive_file 60000000\n")           # never below zero
+    assert _memory({"": str(v2)}) == (50000000, 67108864)
+    assert _memory({}) == (0, 0)

@@ -130,10 +130,10 @@ REFUSED = [
     (["--ip", "10.1.1.9"], "--ip: only works on a user-defined network"),
     (["--network-alias", "web"], "--network-alias"),
     (["--network", "host", "--add-host", "a:1.2.3.4"], "--add-host"),
-    (["--add-host", "gw:host-gateway"], "--add-host gw:host-gateway: host-gateway is not supported"),
+    (["--network", "container:x", "--add-host", "gw:host-gateway"], "--add-host NAME:host-gateway: needs a bridge"),
     (["--add-host", "nocolon"], "--add-host 'nocolon': expected NAME:IP"),
     (["--network", "host", "--dns", "1.1.1.1"], "--dns"),
-    (["--platform", "linux/s390x" if _arch() != "s390x" else "linux/amd64"], "--platform"),
+    (["--platform", "linux/"], "--platform linux/: invalid platform"),
     (["--mount", "type=npipe,target=/x"], "--mount"),
     (["--mount", "type=volume,target=/x"], "--mount"),
     (["--mount", "type=bind,src=/no/such/dir,dst=/x"], "--mount"),
@@ -141,9 +141,11 @@ REFUSED = [
     (["--mount", "type=volume,src=v1,dst=/x,volume-nocopy"], "--mount"),
     (["--security-opt", "apparmor"], "--security-opt"),
     (["--security-opt", "seccomp=/no/such/profile.json"], "--security-opt"),
-    (["--ipc", "container:other"], "--ipc"),
+    (["--ipc", "container:"], "--ipc container:: name the container"),
+    (["--ipc", "container:x", "--shm-size", "1m"], "--shm-size: conflicts with --ipc container:x"),
     (["--ipc", "none", "--shm-size", "1m"], "--shm-size: conflicts with --ipc none"),
-    (["--pid", "container:other"], "--pid"),
+    (["--pid", "container:"], "--pid container:: name the container"),
+    (["--pid", "bogus"], "--pid bogus"),
     (["--uts", "private"], "--uts"),
     (["--log-opt", "mode=non-blocking"], "--log-opt"),
     (["-a", "stdin"], "--attach"),
@@ -188,3 +190,39 @@ def test_device_node_and_its_cgroup_access(pybuild, image) -> None:
 def test_attach_naming_the_default_streams_is_accepted(pybuild, image) -> None:
     r = run(pybuild, "-a", "STDOUT", "-a", "stderr", image, "echo", "hi")
     assert (r.returncode, r.stdout) == (0, "hi\n"), r.stderr
+
+
+def test_pid_container_joins_the_other_containers_pid_namespace(pybuild, image) -> None:
+    """``--pid container:X``: X's processes are visible (its PID 1 is X's), joined again at each start;
+    X not running is a one-line error, as Docker's."""
+    pybuild("run", "-d", "--name", "pidtgt", "--network", "none", image, "sleep", "300", check=True)
+    r = run(pybuild, "--pid", "container:pidtgt", image, "cat", "/proc/1/cmdline")
+    assert (r.returncode, r.stdout) == (0, "sleep\x00300\x00"), r.stderr
+    pybuild("create", "--name", "joiner", "--network", "none", "--pid", "container:pidtgt", image,
+            "sh", "-c", "ps -o comm | grep -c sleep", check=True)
+    tid = pybuild("inspect", "--format", "{{.Id}}", "pidtgt", check=True).stdout.strip()
+    assert pybuild("inspect", "--format", "{{.HostConfig.PidMode}}", "joiner", check=True).stdout.strip() == \
+        f"container:{tid}"
+    assert pybuild("start", "-a", "joiner").stdout.strip() == "1"
+    pybuild("stop", "-t", "0", "pidtgt", check=True)
+    r = pybuild("start", "-a", "joiner")
+    assert r.returncode != 0 and r.stderr.strip() == \
+        "pybuild: --pid container:pidtgt: that container is not running"
+    pybuild("start", "pidtgt", check=True)
+    assert pybuild("start", "-a", "joiner").stdout.strip() == "1"
+
+
+def test_ipc_container_shares_a_shareable_containers_ipc_and_dev_shm(pybuild, image) -> None:
+    """``--ipc shareable`` keeps /dev/shm joinable; ``--ipc container:X`` joins X's IPC namespace and
+    /dev/shm; a private X is refused, as Docker refuses it."""
+    pybuild("run", "-d", "--name", "donor", "--network", "none", "--ipc", "shareable", image,
+            "sh", "-c", "echo from-donor > /dev/shm/x; sleep 300", check=True)
+    assert pybuild("inspect", "--format", "{{.HostConfig.IpcMode}}", "donor", check=True).stdout.strip() == "shareable"
+    donor_ns = pybuild("exec", "donor", "readlink", "/proc/1/ns/ipc", check=True).stdout
+    r = run(pybuild, "--ipc", "container:donor", image,
+            "sh", "-c", "readlink /proc/self/ns/ipc; cat /dev/shm/x; echo from-joiner > /dev/shm/y")
+    assert r.returncode == 0 and r.stdout == donor_ns + "from-donor\n", r.stderr
+    assert pybuild("exec", "donor", "cat", "/dev/shm/y", check=True).stdout == "from-joiner\n"
+    pybuild("run", "-d", "--name", "private", "--network", "none", image, "sleep", "300", check=True)
+    r = run(pybuild, "--ipc", "container:private", image, "true")
+    assert r.returncode == 125 and "not shareable" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -45,3 +45,13 @@ def test_network_alias_and_ip_on_a_user_network(pybuild, image) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [ip, r.stdout.split()[1], "srv", "db"]
     assert pybuild("inspect", "--format", "{{.NetworkSettings.IPAddress}}", "srv").stdout.strip() == ip
+
+
+def test_add_host_host_gateway_is_the_bridge_gateway(pybuild, image) -> None:
+    """Docker's ``NAME:host-gateway``: the host's address on the container's bridge, reachable from it."""
+    pybuild("network", "create", "rfgw", check=True)
+    gateway = json.loads(pybuild("network", "inspect", "rfgw", check=True).stdout)[0]["gateway"]
+    r = pybuild("run", "--rm", "--network", "rfgw", "--add-host", "host.docker.internal:host-gateway", image,
+                "sh", "-c", "grep host.docker.internal /etc/hosts && ping -c1 -W5 host.docker.internal >/dev/null")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [gateway, "host.docker.internal"]

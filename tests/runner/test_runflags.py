@@ -6,7 +6,7 @@ import pytest
 
 from runner.errors import InvalidRunOption
 from runner.options import BindMount, TmpfsMount
-from runner.runflags import (check_attach, check_platform, host_platform, parse_expose, parse_log_opts, parse_mount,
+from runner.runflags import (check_attach, host_platform, parse_expose, parse_log_opts, parse_mount,
                              parse_namespace_mode, parse_security_opts, parse_sysctl, parse_ulimit)
 
 
@@ -40,13 +40,21 @@ def test_ulimit_sysctl_security_log_expose() -> None:
 
 
 def test_platform_attach_and_namespace_modes() -> None:
-    check_platform(host_platform())
-    check_platform("linux")
-    with pytest.raises(InvalidRunOption, match="^--platform windows/amd64: only the host platform"):
-        check_platform("windows/amd64")
+    from runner.platforms import parse_platform
+
+    assert parse_platform(host_platform()) == host_platform()
+    assert parse_platform("linux") == host_platform()
+    assert parse_platform("Linux/aarch64") == "linux/arm64"
+    assert parse_platform(None) is None
+    with pytest.raises(InvalidRunOption, match="^--platform linux/: invalid platform"):
+        parse_platform("linux/")
     check_attach(["STDOUT", "STDERR"], detach=False, interactive=False)
     check_attach(["stdin", "stdout", "stderr"], detach=False, interactive=True)
     with pytest.raises(InvalidRunOption, match="^--attach stdout: attaching a subset"):
         check_attach(["stdout"], detach=False, interactive=False)
-    assert parse_namespace_mode("--ipc", "shareable", ("host", "private", "shareable")) == ""
+    assert parse_namespace_mode("--ipc", "shareable", ("host", "private", "shareable")) == "shareable"
+    assert parse_namespace_mode("--ipc", "private", ("host", "private", "shareable")) == ""
+    assert parse_namespace_mode("--pid", "container:web", ("host", "container:")) == "container:web"
+    with pytest.raises(InvalidRunOption, match="^--pid container:web: not supported"):
+        parse_namespace_mode("--pid", "container:web", ("host",))
     assert parse_namespace_mode("--pid", "host", ("host",)) == "host"
