@@ -113,6 +113,11 @@ def test_connect_disconnect_running_and_created(pb) -> None:
     assert _resolves(pb, "web", "pbb") is None and _resolves(pb, "pbb", "web") is None
     assert _resolves(pb, "web", "pa") is not None                      # its first network is untouched
     assert veth not in os.listdir("/sys/class/net")                   # the veth went (other jobs make links too)
+    evs = [json.loads(line) for line in pb("events", "--since", "1h", "--until", "0s", "--filter", "type=network",
+                                           "--filter", f"network={pb.b}", "--format", "{{json .}}",
+                                           check=True).stdout.splitlines()]
+    web_id = pb.inspect("web")["Id"]
+    assert [e["Action"] for e in evs if e["Actor"]["Attributes"].get("container") == web_id] == ["connect", "disconnect"]
     first = pb("network", "disconnect", pb.a, "web")
     assert first.returncode != 0 and "first network" in first.stderr
     assert pb("network", "disconnect", pb.b, "web").returncode != 0
