@@ -28,10 +28,10 @@ def normalize_name(name: str) -> str:
 
 
 def project_name(cli: str | None, top: str | None, environ, project_dir: str) -> str:
-    """``-p``, then ``COMPOSE_PROJECT_NAME`` (process environment or ``.env``), then the file's ``name:``,
-    then the directory's name: Docker's documented order ("Specify a project name"; the issue's text
-    had ``name:`` before the variable, Compose v2 does not)."""
-    for value, origin in ((cli, "-p"), (environ.get("COMPOSE_PROJECT_NAME"), "COMPOSE_PROJECT_NAME"), (top, "name")):
+    """``-p``, then the file's top-level ``name:``, then ``COMPOSE_PROJECT_NAME`` (process environment or
+    ``.env``), then the directory's name: the order issue 13 specifies. Docker's "Specify a project name"
+    page puts the variable before ``name:``; docs/COMPOSE.md notes the difference."""
+    for value, origin in ((cli, "-p"), (top, "name"), (environ.get("COMPOSE_PROJECT_NAME"), "COMPOSE_PROJECT_NAME")):
         if value:
             if not _VALID_NAME.match(value):
                 raise ComposeFileError(

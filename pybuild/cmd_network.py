@@ -1,4 +1,5 @@
-"""``pybuild network create|ls|rm|inspect``: a few lines each over :mod:`runner.network`."""
+"""``pybuild network create|ls|rm|inspect|connect|disconnect``: a few lines each over :mod:`runner.network`
+and :mod:`runner.netconnect`."""
 
 from __future__ import annotations
 
@@ -106,3 +107,31 @@ def inspect_cmd(settings: Settings, fmt: str | None, names: tuple[str, ...]) -> 
         return
     for d in docs:
         click.echo(template.execute(d))
+
+
+@network_group.command("connect")
+@click.option("--alias", "aliases", multiple=True, help="Add a network-scoped alias for the container.")
+@click.option("--ip", default=None, help="IPv4 address on the network.")
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@pass_settings
+def connect_cmd(settings: Settings, aliases: tuple[str, ...], ip: str | None, network_name: str,
+                container: str) -> None:
+    """Connect a container to a network (a running one at once, a stopped one at its next start)."""
+    from runner.netconnect import connect
+    from runner.state import ContainerStore
+
+    connect(ContainerStore(settings.root, settings.state_dir), container, network_name, aliases=aliases, ip=ip)
+
+
+@network_group.command("disconnect")
+@click.option("-f", "--force", is_flag=True, help="No error when the container is gone or not connected.")
+@click.argument("network_name", metavar="NETWORK")
+@click.argument("container")
+@pass_settings
+def disconnect_cmd(settings: Settings, force: bool, network_name: str, container: str) -> None:
+    """Disconnect a container from a network it joined beside its first."""
+    from runner.netconnect import disconnect
+    from runner.state import ContainerStore
+
+    disconnect(ContainerStore(settings.root, settings.state_dir), container, network_name, force=force)

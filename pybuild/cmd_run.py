@@ -40,8 +40,9 @@ def _run_options(f):
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal."),
         click.option("--rm", is_flag=True, help="Remove the container when it exits."),
         click.option("--init", is_flag=True, help="Run an init as PID 1 that forwards signals and reaps zombies."),
-        click.option("--network", "--net", "network", default="bridge", show_default=True,
-                     help="none, host, bridge, container:<name|id> or a network name."),
+        click.option("--network", "--net", "network", multiple=True,
+                     help="none, host, bridge (default), container:<name|id> or a network name; again to join "
+                          "more networks (name=NET,alias=A,ip=IP)."),
         click.option("-p", "--publish", multiple=True,
                      help="Publish a port or range ([ip:][host[-host]:]container[-container][/tcp|udp])."),
         click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port to a random port."),
@@ -125,7 +126,8 @@ def build_options(kw: dict):
         memory=ro.parse_bytes(kw["memory"]) if kw["memory"] else None,
         cpus=kw["cpus"],
         pids_limit=ro.DEFAULT_PIDS_LIMIT if pids is None else (None if pids < 0 else pids),
-        network=kw["network"],
+        network=flags.pop("network"),
+        extra_networks=flags.pop("extra_networks"),
         tty=kw["tty"],
         interactive=kw["interactive"],
         init=kw["init"],
@@ -175,6 +177,8 @@ def _docker_flags(kw: dict) -> dict:
             return -1
         return ro.parse_bytes(value, flag)
 
+    network, aliases, ip, extra_networks = ro.parse_networks(
+        kw.get("network") or (), tuple(kw.get("network_aliases") or ()), kw.get("ip"))
     if kw.get("stop_signal"):
         from layers.errors import InvalidInput
         from runner.stopping import parse_signal
@@ -188,7 +192,8 @@ def _docker_flags(kw: dict) -> dict:
         shm_size=size("shm_size", "--shm-size"),
         add_hosts=tuple(kw.get("add_hosts") or ()), dns=tuple(kw.get("dns") or ()),
         dns_search=tuple(kw.get("dns_search") or ()), dns_options=tuple(kw.get("dns_options") or ()),
-        network_aliases=tuple(kw.get("network_aliases") or ()), ip=kw.get("ip"), expose=rf.parse_expose(kw.get("expose") or ()),
+        network=network, extra_networks=extra_networks,
+        network_aliases=aliases, ip=ip, expose=rf.parse_expose(kw.get("expose") or ()),
         ulimits=tuple(rf.parse_ulimit(u) for u in kw.get("ulimits") or ()),
         memory_swap=size("memory_swap", "--memory-swap", allow_unlimited=True),
         memory_reservation=size("memory_reservation", "--memory-reservation"),

@@ -65,6 +65,7 @@ class ContainerDetails:
     host: HostSettings = HostSettings()
     network_id: str = ""            # the attached network's id ("" when none or gone)
     endpoint_id: str = ""           # the container's endpoint on it
+    extra_ids: tuple[tuple[str, str], ...] = ()     # (network id, endpoint id) of each further network
 
 
 def details(store: ContainerStore, ref: str) -> ContainerDetails:
@@ -88,7 +89,8 @@ def details(store: ContainerStore, ref: str) -> ContainerDetails:
         config=cfg, state=cur, log_path=store.log_path(cfg.id), mounts=mounts,
         hostname=spec.hostname or ("" if own_uts else os.uname().nodename),
         privileged=linux.seccomp is None and not linux.masked_paths,
-        seccomp=_seccomp_status(spec), host=host_settings(spec), **_endpoint(store.root, cfg))
+        seccomp=_seccomp_status(spec), host=host_settings(spec), **_endpoint(store.root, cfg),
+        extra_ids=_extra_ids(store.root, cfg))
 
 
 def _endpoint(root: str, cfg: ContainerConfig) -> dict:
@@ -103,6 +105,24 @@ def _endpoint(root: str, cfg: ContainerConfig) -> dict:
     except NetworkNotFound:
         return {}
     return {"network_id": net.id, "endpoint_id": netconfig.endpoint_id(net.id, cfg.id)}
+
+
+def _extra_ids(root: str, cfg: ContainerConfig) -> tuple[tuple[str, str], ...]:
+    """(network id, endpoint id) of each of ``cfg``'s further networks ("" for one that is gone)."""
+    if not cfg.extra_networks:
+        return ()
+    from .network import config as netconfig
+    from .network.errors import NetworkNotFound
+
+    out = []
+    for x in cfg.extra_networks:
+        try:
+            nid = netconfig.load(root, x.network).id
+        except NetworkNotFound:
+            out.append(("", ""))
+            continue
+        out.append((nid, netconfig.endpoint_id(nid, cfg.id)))
+    return tuple(out)
 
 
 _DEFAULT_NOFILE = 1048576       # RunOptions.nofile: pybuild's own default, not a --ulimit

@@ -16,7 +16,8 @@ from layers.errors import InvalidInput, PybuildError
 
 from .lifecycle import create, remove, start
 from .ocispec import Mount
-from .records import ContainerConfig, ContainerInfo, NetworkAttachment, PublishedPort, new_id, validate_name
+from .records import (ContainerConfig, ContainerInfo, ExtraNetwork, NetworkAttachment, PublishedPort, new_id,
+                      validate_name)
 from .resources import IPC_CONTAINER, PID_CONTAINER, SHM_OPTIONS, rootfs_paths, shm_path
 from .state import ContainerStore
 
@@ -97,6 +98,7 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         restart_policy=opts.restart or "no", auto_remove=bool(opts.rm), init=bool(opts.init),
         stop_signal=stop_signal, tty=bool(opts.tty), ports=ports,
         network=NetworkAttachment(mode=network_mode),
+        extra_networks=_extra_networks(store, opts),
         labels=dict(opts.labels),
         log_max_size=log_max_size or getattr(opts, "log_max_size", None) or ContainerConfig.log_max_size,
         log_max_files=log_max_files or getattr(opts, "log_max_files", None) or ContainerConfig.log_max_files,
@@ -105,6 +107,22 @@ def _create_from_image(store: ContainerStore, images, image_ref: str, opts, log_
         healthcheck=_healthcheck(image_config, opts),
     )
     return create(store, cfg, supervisor=supervisor)
+
+
+def _extra_networks(store, opts) -> tuple[ExtraNetwork, ...]:
+    """``--network`` given again: the further networks, each checked to exist (joined at start)."""
+    reqs = getattr(opts, "extra_networks", ())
+    if not reqs:
+        return ()
+    from .network import config as netconfig
+    from .network.multi import resolve_name
+
+    out = []
+    for req in reqs:
+        name = resolve_name(req.name)
+        netconfig.load(store.root, name)            # NetworkNotFound names it
+        out.append(ExtraNetwork(name, tuple(req.aliases), req.ip))
+    return tuple(out)
 
 
 def _healthcheck(image_config, opts):

@@ -18,9 +18,44 @@ from .errors import InvalidRunOption
 
 __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "parse_volume",
            "parse_tmpfs", "parse_env_file", "DEFAULT_PIDS_LIMIT", "HealthOptions", "parse_duration",
-           "container_healthcheck"]
+           "container_healthcheck", "NetworkRequest", "parse_networks"]
 
 DEFAULT_PIDS_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    """A further network a container joins beside its first (``--network`` given again): its name,
+    the aliases peers resolve it by there, and the address asked for there."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    ip: str | None = None
+
+
+def parse_networks(values, aliases: tuple[str, ...] = (), ip: str | None = None):
+    """``--network`` values (each a name, or Docker's ``name=N[,alias=A]...[,ip=IP]``) ->
+    (first network, its aliases, its ip, further :class:`NetworkRequest` s). ``--network-alias`` and
+    ``--ip`` apply to the first network, as with one ``--network``."""
+    reqs = []
+    for text in values or ("bridge",):
+        if "=" not in text:
+            reqs.append(NetworkRequest(text))
+            continue
+        fields: dict = {"alias": []}
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            if not sep or key not in ("name", "alias", "ip") or not value:
+                raise InvalidRunOption(f"--network {text!r}: expected name=NET[,alias=A][,ip=IP]")
+            if key == "alias":
+                fields["alias"].append(value)
+            else:
+                fields[key] = value
+        if "name" not in fields:
+            raise InvalidRunOption(f"--network {text!r}: name= is missing")
+        reqs.append(NetworkRequest(fields["name"], tuple(fields["alias"]), fields.get("ip")))
+    first, rest = reqs[0], tuple(reqs[1:])
+    return first.name, tuple(first.aliases) + tuple(aliases), ip or first.ip, rest
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,7 @@ class RunOptions:
     cpus: float | None = None
     pids_limit: int | None = DEFAULT_PIDS_LIMIT
     network: str = "bridge"
+    extra_networks: tuple[NetworkRequest, ...] = ()     # --network given again: joined beside the first
     netns_path: str | None = None
     tty: bool = False
     interactive: bool = False
@@ -190,6 +226,19 @@ class RunOptions:
                 raise InvalidRunOption(f"--sysctl {key}: not allowed with --ipc {self.ipc_mode}")
         if (self.ipc_mode in ("host", "none") or self.ipc_mode.startswith("container:")) and self.shm_size is not None:
             raise InvalidRunOption(f"--shm-size: conflicts with --ipc {self.ipc_mode}")
+        if self.extra_networks:
+            if self.network in ("none", "host") or self.network.startswith("container:"):
+                raise InvalidRunOption(f"--network {self.network}: a container in this mode cannot join "
+                                       "other networks")
+            names = [self.network] + [n.name for n in self.extra_networks]
+            canon = ["pybuild" if n in ("bridge", "default") else n for n in names]
+            if len(set(canon)) != len(canon):
+                raise InvalidRunOption(f"--network: a network is named twice ({', '.join(names)})")
+            for n in self.extra_networks:
+                if n.name in ("none", "host") or n.name.startswith("container:"):
+                    raise InvalidRunOption(f"--network {n.name}: cannot be combined with other networks")
+                if (n.aliases or n.ip) and n.name in ("bridge", "default", "pybuild"):
+                    raise InvalidRunOption(f"--network {n.name}: aliases and ip only work on a user-defined network")
         if self.network in ("none", "host"):
             for flag, value in (("--add-host", self.add_hosts), ("--dns", self.dns), ("--dns-search", self.dns_search),
                                 ("--dns-option", self.dns_options), ("--network-alias", self.network_aliases)):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES", "TRANSITIONS",
     "ContainerConfig", "ContainerState", "check_transition", "new_id", "rfc3339", "validate_name",
-    "is_full_id", "is_id_prefix", "ContainerInfo", "PublishedPort", "NetworkAttachment",
+    "is_full_id", "is_id_prefix", "ContainerInfo", "PublishedPort", "NetworkAttachment", "ExtraNetwork",
     "HealthConfig", "HealthResult", "Health", "STARTING", "HEALTHY", "UNHEALTHY",
 ]
 
@@ -174,6 +174,40 @@ class NetworkAttachment:
         return cls(**kw)
 
 
+@dataclass(frozen=True, slots=True)
+class ExtraNetwork:
+    """A user network a container joins beside its first one (``--network`` given again, ``network
+    connect``): what was asked (``network``, ``aliases``, ``ip_request``) and, while attached
+    (``ifname`` set), the interface, address, gateway and MAC it got there."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ip_request: str | None = None
+    ifname: str = ""
+    ip: str | None = None
+    prefixlen: int | None = None
+    gateway: str | None = None
+    mac: str | None = None
+    bridge: str | None = None
+    host_veth: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["aliases"] = list(self.aliases)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExtraNetwork":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["aliases"] = tuple(kw.get("aliases") or ())
+        return cls(**kw)
+
+    def detached(self) -> "ExtraNetwork":
+        """Only the request: what a stopped container keeps."""
+        return ExtraNetwork(self.network, self.aliases, self.ip_request)
+
+
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 _NS = 1_000_000_000
 _HEALTH_DURATIONS = (("interval", "Interval", 30.0), ("timeout", "Timeout", 30.0),
@@ -293,6 +327,7 @@ class ContainerConfig:
     lowerdirs: tuple[str, ...] = ()  # the image's snapshot directories, top-most first (overlay lower dirs)
     launcher: str = "sandbox"       # sandbox | host (test-only: the process runs on the host, unisolated)
     healthcheck: HealthConfig | None = None   # None: no check (none in the image, NONE, --no-healthcheck)
+    extra_networks: tuple[ExtraNetwork, ...] = ()   # networks beyond ``network``, in the order joined
 
     def to_json(self) -> bytes:
         # no indent, which would leave json's C encoder for its Python one (the spec holds the whole
@@ -302,6 +337,7 @@ class ContainerConfig:
         doc["healthcheck"] = self.healthcheck.to_dict() if self.healthcheck else None
         doc["ports"] = [p.to_dict() for p in self.ports]
         doc["network"] = self.network.to_dict()
+        doc["extra_networks"] = [n.to_dict() for n in self.extra_networks]
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -314,6 +350,7 @@ class ContainerConfig:
             doc["lowerdirs"] = tuple(doc["lowerdirs"])
             doc["ports"] = tuple(PublishedPort.from_dict(p) for p in doc.get("ports") or ())
             doc["network"] = NetworkAttachment.from_dict(doc.get("network") or {})
+            doc["extra_networks"] = tuple(ExtraNetwork.from_dict(n) for n in doc.get("extra_networks") or ())
             if not isinstance(doc["spec"], dict):
                 raise TypeError(f"spec: expected an object, not {type(doc['spec']).__name__}")
             doc["spec"] = _RawSpec(doc["spec"], where)   # parsed on first read of .spec

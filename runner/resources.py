@@ -238,7 +238,12 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
         ns.insert(1, entry)
     spec = replace(spec, linux=replace(spec.linux, namespaces=tuple(ns)))
     net = NetworkAttachment.from_dict(dict(att.to_dict(), mode=mode))
-    return store.update_config(replace(cfg, spec=spec, network=net))
+    cfg = store.update_config(replace(cfg, spec=spec, network=net))
+    if cfg.extra_networks:
+        from .netconnect import attach_extras
+
+        cfg = attach_extras(store, cfg)
+    return cfg
 
 
 def _dns_settings(spec) -> dict:

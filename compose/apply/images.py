@@ -43,9 +43,10 @@ def build_service(engine, project: Project, svc: Service, *, no_cache: bool = Fa
                 args.append((k, env[k]))
         else:
             args.append((k, v))
-    if b.secrets or b.cache_from or b.platforms or (b.network not in (None, "host", "default", "none")):
-        raise ServiceFailed(f"services.{svc.name}.build: secrets, cache_from, platforms and networks other than "
+    if b.platforms or (b.network not in (None, "host", "default", "none")):
+        raise ServiceFailed(f"services.{svc.name}.build: platforms and networks other than "
                             "host/none are not supported", svc.name)
+    secrets, cache_from = build_secrets(svc), build_cache_from(svc)
     tag = image_name(project, svc)
     options = BuildOptions(
         context_dir=b.context,
@@ -53,6 +54,7 @@ def build_service(engine, project: Project, svc: Service, *, no_cache: bool = Fa
         dockerfile_text=b.dockerfile_inline.encode() if b.dockerfile_inline is not None else None,
         tags=(tag,) + tuple(b.tags), target=b.target, build_args=tuple(args), labels=tuple(b.labels),
         no_cache=no_cache or b.no_cache, pull=pull or b.pull, network="none" if b.network == "none" else "host",
+        secrets=secrets, cache_from=cache_from,
     )
     stream = engine.reporter.progress
     progress = Progress(stream, "plain" if stream is not None else "quiet")
@@ -64,6 +66,39 @@ def build_service(engine, project: Project, svc: Service, *, no_cache: bool = Fa
         progress.close()
     engine.reporter.event("Image", tag, "Built")
     return outcome.result.image_id
+
+
+def build_secrets(svc: Service) -> tuple:
+    """``build.secrets`` -> the builder's ``--secret id=TARGET,src=FILE``: the id a Dockerfile's
+    ``RUN --mount=type=secret,id=...`` names is the long syntax's ``target`` (default: the secret's key);
+    the file is the top-level secret's ``file:``. A secret given by ``environment``/``content`` is refused."""
+    from builder.options import Secret
+
+    out = []
+    for ref in svc.build.secrets:
+        where = f"services.{svc.name}.build.secrets[{ref.source}]"
+        if ref.file is None:
+            raise ServiceFailed(f"{where}: only file-based build secrets are supported", svc.name)
+        if not os.path.isfile(ref.file):
+            raise ServiceFailed(f"{where}: secret file {ref.file} does not exist", svc.name)
+        if "/" in ref.target or "," in ref.target:
+            raise ServiceFailed(f"{where}: target {ref.target!r} is not a secret id", svc.name)
+        out.append(Secret(id=ref.target, src=ref.file))
+    return tuple(out)
+
+
+def build_cache_from(svc: Service) -> tuple[str, ...]:
+    """``build.cache_from`` -> the builder's ``--cache-from`` specs (an image ref is ``type=registry,ref=REF``,
+    BuildKit's spelling is kept), each checked here so a bad entry names the service."""
+    from builder.errors import BuildError
+    from builder.remotecache.spec import parse_cache_spec
+
+    for i, text in enumerate(svc.build.cache_from):
+        try:
+            parse_cache_spec(text, "from")
+        except BuildError as exc:
+            raise ServiceFailed(f"services.{svc.name}.build.cache_from[{i}]: {exc}", svc.name) from None
+    return tuple(svc.build.cache_from)
 
 
 def pull_image(engine, ref_text: str) -> str:

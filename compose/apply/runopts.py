@@ -17,7 +17,7 @@ from compose.model import Project, Service
 
 from .errors import Unsupported
 
-__all__ = ["ContainerRequest", "run_options", "network_of", "anonymous_volume"]
+__all__ = ["ContainerRequest", "run_options", "network_of", "extra_networks_of", "anonymous_volume"]
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,36 @@ def network_of(project: Project, svc: Service) -> tuple[str, tuple[str, ...], st
         if mode.startswith("container:") or mode in ("host", "none", "bridge"):
             return mode, (), None
         _refuse(svc, "network_mode", f"{mode!r} is not supported (host, none, bridge, service:NAME, container:NAME)")
-    if len(svc.networks) > 1:
-        _refuse(svc, "networks", f"pybuild attaches a container to one network; {len(svc.networks)} are named "
-                f"({', '.join(n.name for n in svc.networks)})")
     if not svc.networks:
         return "bridge", (), None
-    sn = svc.networks[0]
+    sn = _by_priority(svc)[0]
     if sn.ipv6_address:
         _refuse(svc, f"networks.{sn.name}.ipv6_address", "IPv6 is not supported")
     net = project.network(sn.name)
     aliases = tuple(dict.fromkeys((svc.name,) + tuple(sn.aliases)))
     return net.real_name, aliases, sn.ipv4_address
+
+
+def _by_priority(svc: Service):
+    """The service's networks as Compose v2 orders them: higher ``priority`` first, then by key; the
+    first is the container's first network (its default route), the others are joined beside it."""
+    return sorted(svc.networks, key=lambda n: (-n.priority, n.name))
+
+
+def extra_networks_of(project: Project, svc: Service):
+    """The service's further networks as :class:`runner.options.NetworkRequest` s, each with the service
+    name and that network's aliases (peers there resolve the container by them)."""
+    from runner.options import NetworkRequest
+
+    if svc.network_mode or len(svc.networks) < 2:
+        return ()
+    out = []
+    for sn in _by_priority(svc)[1:]:
+        if sn.ipv6_address:
+            _refuse(svc, f"networks.{sn.name}.ipv6_address", "IPv6 is not supported")
+        aliases = tuple(dict.fromkeys((svc.name,) + tuple(sn.aliases)))
+        out.append(NetworkRequest(project.network(sn.name).real_name, aliases, sn.ipv4_address))
+    return tuple(out)
 
 
 def anonymous_volume(container: str, target: str) -> str:
@@ -170,7 +189,7 @@ def run_options(project: Project, svc: Service, req: ContainerRequest):
         cap_add=svc.cap_add, cap_drop=svc.cap_drop, privileged=svc.privileged,
         memory=lim.memory, cpus=lim.cpus,
         pids_limit=DEFAULT_PIDS_LIMIT if lim.pids is None else (None if lim.pids < 0 else lim.pids),
-        network=network, tty=req.tty or svc.tty, interactive=req.interactive, init=bool(svc.init),
+        network=network, extra_networks=extra_networks_of(project, svc), tty=req.tty or svc.tty, interactive=req.interactive, init=bool(svc.init),
         rm=req.rm, detach=True, name=req.name,
         publish=_ports(svc) if req.publish else (),
         restart=req.restart if req.restart is not None else (svc.restart or "no"),

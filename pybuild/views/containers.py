@@ -189,26 +189,46 @@ def host_config_document(host) -> dict:
 
 
 def networks_document(d) -> dict:
-    """``NetworkSettings.Networks``: the container's endpoint on its network, keyed by network name."""
+    """``NetworkSettings.Networks``: the container's endpoint on each of its networks, keyed by network
+    name, its first network first."""
     net, cfg = d.config.network, d.config
-    if not net.network:
-        return {}
-    aliases = list(d.host.aliases)
-    return {net.network: {
-        **net.to_dict(),        # pybuild's own facts (bridge, host_veth, nat, etc_files...) beside Docker's
-        "IPAMConfig": {"IPv4Address": cfg.spec.annotation("org.pybuild.ip")} if cfg.spec.annotation("org.pybuild.ip")
-        else None,
-        "Links": None,
-        "Aliases": aliases or None,
-        "MacAddress": net.mac or "",
-        "DriverOpts": None,
-        "NetworkID": d.network_id,
-        "EndpointID": d.endpoint_id,
-        "Gateway": net.gateway or "",
-        "IPAddress": net.ip or "",
-        "IPPrefixLen": net.prefixlen or 0,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "DNSNames": [cfg.name, cfg.id[:12], *aliases],
-    }}
+    out: dict = {}
+    if net.network:
+        aliases = list(d.host.aliases)
+        out[net.network] = {
+            **net.to_dict(),        # pybuild's own facts (bridge, host_veth, nat, etc_files...) beside Docker's
+            "IPAMConfig": {"IPv4Address": cfg.spec.annotation("org.pybuild.ip")}
+            if cfg.spec.annotation("org.pybuild.ip") else None,
+            "Links": None,
+            "Aliases": aliases or None,
+            "MacAddress": net.mac or "",
+            "DriverOpts": None,
+            "NetworkID": d.network_id,
+            "EndpointID": d.endpoint_id,
+            "Gateway": net.gateway or "",
+            "IPAddress": net.ip or "",
+            "IPPrefixLen": net.prefixlen or 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [cfg.name, cfg.id[:12], *aliases],
+        }
+    for x, ids in zip(cfg.extra_networks, d.extra_ids):
+        out[x.network] = {
+            **x.to_dict(),
+            "IPAMConfig": {"IPv4Address": x.ip_request} if x.ip_request else None,
+            "Links": None,
+            "Aliases": list(x.aliases) or None,
+            "MacAddress": x.mac or "",
+            "DriverOpts": None,
+            "NetworkID": ids[0],
+            "EndpointID": ids[1] if x.ip else "",
+            "Gateway": x.gateway or "",
+            "IPAddress": x.ip or "",
+            "IPPrefixLen": x.prefixlen or 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "DNSNames": [cfg.name, cfg.id[:12], *x.aliases],
+        }
+    return out

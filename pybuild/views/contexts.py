@@ -148,7 +148,7 @@ class ContainerFields:
 
     def Networks(self) -> str:
         net = self._info.config.network
-        return net.network or net.mode
+        return ",".join([net.network or net.mode] + [x.network for x in self._info.config.extra_networks])
 
     def LocalVolumes(self) -> str:
         return "0"

@@ -18,7 +18,7 @@ from layers.atomic import write_atomic
 from ..ocispec import Namespace
 
 from . import bridge as bridge_mod
-from . import config, files, ipam, nat, netns, veth
+from . import config, files, ipam, nat, netns, peers, veth
 from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
 
 __all__ = ["Attachment", "NetworkMode", "parse_mode", "setup", "teardown", "remove_network", "inspect_network"]
@@ -90,23 +90,21 @@ class Attachment:
         return cls(**fields)
 
 
-def _host_ifname(container_id: str) -> str:
-    """The host end of a container's veth: ``pb`` + 12 hex digits of its id's hash (15 bytes at most)."""
+def _host_ifname(container_id: str, network: str | None = None) -> str:
+    """The host end of a container's veth: ``pb`` + 12 hex digits of its id's hash (15 bytes at most);
+    on a further network (``network`` given) the hash covers the network's name too."""
     import hashlib      # lazily: the shim imports this module and need not load OpenSSL
 
-    return "pb" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
+    key = container_id if network is None else f"{container_id}\0{network}"
+    return "pb" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _mac(ip: ipaddress.IPv4Address) -> str:
     return "02:50:" + ":".join(f"{b:02x}" for b in ip.packed)
 
 
-def _own_names(hostname: str, name: str | None, container_id: str, aliases) -> list[str]:
-    names = [hostname]
-    for n in (name, container_id[:12], *aliases):
-        if n and n not in names:
-            names.append(n)
-    return names
+_own_names = peers.own_names
+_extra_path = peers.extra_path
 
 
 def _peer_entries(alloc: ipam.Allocations, exclude: str | None) -> list[tuple[str, list[str]]]:
@@ -115,33 +113,6 @@ def _peer_entries(alloc: ipam.Allocations, exclude: str | None) -> list[tuple[st
         if ep.container_id != exclude:
             out.append((ep.ip, _own_names(ep.hostname, ep.name, ep.container_id, ep.aliases)))
     return out
-
-
-def _refresh_peers(alloc: ipam.Allocations, extra_by_id: dict | None = None) -> None:
-    """Rewrite the hosts file of every endpoint on a user network so it lists the current peers."""
-    if alloc.cfg.default:
-        return
-    for ep in alloc.endpoints.values():
-        if not ep.etc_dir:
-            continue
-        text = files.hosts_text(
-            (ep.ip, _own_names(ep.hostname, ep.name, ep.container_id, ep.aliases)),
-            _peer_entries(alloc, ep.container_id),
-            _read_extra(ep.etc_dir),
-        )
-        files.rewrite_hosts(os.path.join(ep.etc_dir, "hosts"), text)
-
-
-def _extra_path(etc_dir: str) -> str:
-    return os.path.join(etc_dir, ".extra-hosts")
-
-
-def _read_extra(etc_dir: str) -> list[tuple[str, str]]:
-    try:
-        with open(_extra_path(etc_dir), encoding="utf-8") as f:
-            return [tuple(line.split("\t", 1)) for line in f.read().splitlines() if "\t" in line]
-    except FileNotFoundError:
-        return []
 
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})$")
@@ -315,9 +286,9 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
             netns.create(path)
             created_ns = True
             veth.attach(veth.VethPlan(host_if, cfg.bridge, path, str(addr), cfg.network.prefixlen, cfg.gateway, mac))
-            peers = _peer_entries(alloc, req.container_id) if not cfg.default else []
+            others = _peer_entries(alloc, req.container_id) if not cfg.default else []
             paths = files.write_all(req.etc_dir, hostname=req.hostname,
-                                    hosts=files.hosts_text((str(addr), req.own_names), peers, req.extra),
+                                    hosts=files.hosts_text((str(addr), req.own_names), others, req.extra),
                                     resolv=req.resolv())
             alloc.add(ipam.Endpoint(req.container_id, req.name or req.container_id[:12], str(addr), mac, host_if,
                                     req.hostname, req.etc_dir, req.aliases))
@@ -329,7 +300,7 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
             if not alloc.endpoints:
                 _drop_bridge(req.root, alloc.cfg)
             raise
-        _refresh_peers(alloc)
+        peers.refresh(req.root, alloc)
     config.emit_event(req.root, "connect", cfg, container=req.container_id)
     return Attachment("bridge", req.container_id, path, req.hostname, paths, network=cfg.name, ip=str(addr),
                       prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
@@ -420,7 +391,7 @@ def teardown(*, root: str, state_dir: str, container_id: str) -> None:
                 _drop_bridge(root, alloc.cfg)
                 alloc.nat = None
             alloc.save()
-            _refresh_peers(alloc)
+            peers.refresh(root, alloc)
         config.emit_event(root, "disconnect", cfg, container=container_id)
     veth.detach(host_if)
     netns.remove(netns.netns_path(state_dir, container_id))

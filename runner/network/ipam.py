@@ -38,6 +38,7 @@ class Endpoint:
     hostname: str
     etc_dir: str | None = None
     aliases: tuple[str, ...] = ()
+    ifname: str = "eth0"            # the interface inside the container (eth1... on further networks)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Endpoint":

@@ -30,6 +30,7 @@ class VethPlan:
     mac: str
     mtu: int = 1500
     ifname: str = "eth0"  # the container end's name inside the namespace
+    default_route: bool = True  # False on a further network: the first one's gateway stays the default
 
 
 def exists(name: str) -> bool:
@@ -69,7 +70,8 @@ def _configure_inside(rt: Rtnl, plan: VethPlan) -> None:
     idx = rt.link(plan.ifname).index
     rt.add_address(idx, plan.ip, plan.prefixlen)
     rt.set_up(idx)
-    rt.add_default_route(plan.gateway, idx)
+    if plan.default_route:
+        rt.add_default_route(plan.gateway, idx)
 
 
 def setup_loopback(netns_path: str) -> None:

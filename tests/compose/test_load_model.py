@@ -276,9 +276,12 @@ def test_project_name_precedence(tmp_path):
     assert load_project(f, environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromenv"
     (d / "compose.yaml").write_text("name: fromfile\n" + text)
     assert load_project(f, environ={}).name == "fromfile"
-    # Docker's documented order: -p, COMPOSE_PROJECT_NAME, name:, the directory
-    assert load_project(f, environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromenv"
+    # issue 13's order: -p, name:, COMPOSE_PROJECT_NAME, the directory (Docker's docs put the variable before name:)
+    assert load_project(f, environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "fromfile"
     assert load_project(f, "cli", environ={"COMPOSE_PROJECT_NAME": "fromenv"}).name == "cli"
+    (d / ".env").write_text("COMPOSE_PROJECT_NAME=dotenv\n")
+    assert load_project(f, environ={}).name == "fromfile"
+    (d / ".env").unlink()
     (d / "compose.yaml").write_text("name: ${PN:-interp}\n" + text)
     assert load_project(f, environ={}).name == "interp"
     (d / ".env").write_text("COMPOSE_PROJECT_NAME=dotenv\n")

@@ -70,7 +70,8 @@ def test_healthcheck_forms(test, cmd, disable) -> None:
 
 
 @pytest.mark.parametrize("change, key", [
-    (dict(networks=(ServiceNetwork("default"), ServiceNetwork("back"))), "services.web.networks"),
+    (dict(networks=(ServiceNetwork("default"), ServiceNetwork("back", ipv6_address="fd00::3"))),
+     "services.web.networks.back.ipv6_address"),
     (dict(networks=(ServiceNetwork("default", ipv6_address="fd00::2"),)), "ipv6_address"),
     (dict(mac_address="02:42:ac:11:00:02"), "services.web.mac_address"),
     (dict(domainname="example.com"), "services.web.domainname"),
@@ -86,6 +87,17 @@ def test_what_the_runner_cannot_do_is_refused_by_name(change, key) -> None:
     with pytest.raises(Unsupported) as err:
         _opts(svc)
     assert key in str(err.value)
+
+
+def test_several_networks_first_by_priority_then_name() -> None:
+    svc = Service(name="web", image="x", networks=(ServiceNetwork("default", aliases=("d",)),
+                                                     ServiceNetwork("back", aliases=("api",), ipv4_address="10.9.0.5")))
+    o = _opts(svc)
+    assert o.network == "demo_back" and o.network_aliases == ("web", "api") and o.ip == "10.9.0.5"
+    assert [(n.name, n.aliases, n.ip) for n in o.extra_networks] == [("demo_default", ("web", "d"), None)]
+    first = dataclasses.replace(svc, networks=(ServiceNetwork("default", priority=10), ServiceNetwork("back")))
+    o = _opts(first)
+    assert o.network == "demo_default" and [n.name for n in o.extra_networks] == ["demo_back"]
 
 
 def test_network_modes() -> None:
