@@ -76,7 +76,10 @@ def loads(text: str | bytes):
     if isinstance(text, bytes):
         text = text.decode()
     start = len(text) - len(text.lstrip())
-    value, end = _scan(text, start)
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
     if text[end:].strip():
         raise ValueError("extra data after the JSON document")
     return value
