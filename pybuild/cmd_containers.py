@@ -349,7 +349,7 @@ def top_cmd(settings: Settings, container: str, ps_options: tuple[str, ...]) -> 
 @pass_settings
 def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show CPU %, memory and pids of running containers (from cgroups)."""
-    from runner import containers as C
+    from runner.listing import stats_many
 
     from layers.errors import PybuildError
 
@@ -358,9 +358,11 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
     template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
     table = ctx.template_for("table", ctx.STATS_TABLE, ())      # Docker's default columns
     store = container_store(settings)
-    refs = list(containers) or [i.config.id for i in C.list_containers(store)]
+    refs = list(containers) or None               # None: every running one, each record read once
     while True:
-        samples = C.stats_many(store, refs)          # one CPU window shared by all
+        # one CPU window shared by all; Docker's --no-stream waits for its collector's second
+        # sample (~1 s), one short window here gives the same figure sooner
+        samples = stats_many(store, refs, interval=0.1 if no_stream else 0.5)
         for s in samples:
             if isinstance(s, PybuildError):
                 raise s

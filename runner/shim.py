@@ -52,7 +52,7 @@ from . import records as st
 from .errors import ShimFailed
 from .logfile import LogWriter
 from .records import PublishedPort
-from .resources import release_resources
+from .resources import release_resources, rootfs_paths
 from .restart import RestartPolicy, parse_restart_policy
 from .shimprocs import HostProcess, ResumedProcess, SandboxProcess
 from .state import ContainerStore
@@ -254,7 +254,8 @@ class Shim:
         doc = {"root": self.store.root, "state_dir": self.store.state_dir, "cid": self.cid,
                "wait_pid": proc.wait_pid, "started": started, "streams": [[fd, s] for fd, s in streams],
                "log_path": self.log.path, "log_max_size": self.log.max_size, "log_max_files": self.log.max_files,
-               "oom_file": proc.oom_file(), "overlay": proc.overlay_mounted, "delay": self._delay}
+               "oom_file": proc.oom_file(), "overlay": proc.overlay_mounted, "delay": self._delay,
+               "cgroups": proc.cgroup_paths(), "rootfs": rootfs_paths(self.store, self.cid).rootfs}
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         fd = _memfd(doc)
         self.log.close(sync=False)

@@ -11,8 +11,10 @@ reaps whatever is re-parented to it, and when the container's process ends:
 2. records the exit itself (:func:`record_exit`: the container's ``die`` event, then ``state.json``
    moved ``running|paused -> exited`` under the container's lock), so ``stop`` returns without
    waiting for an interpreter start;
-3. ``execve``\\ s back into ``python -S -m runner.shim --resume FD``, which releases the cgroup and
-   overlay, carries out the restart policy (and hands a restarted container over again), or finishes.
+3. when the run ended for good and holds nothing but its cgroup and overlay (:func:`finish_here`:
+   no restart, no ``--rm``, network ``none`` or ``host``), releases them and exits; otherwise
+   ``execve``\\ s back into ``python -S -m runner.shim --resume FD``, which releases what the run
+   held, carries out the restart policy (and hands a restarted container over again), or finishes.
 
 Anything it does not recognise (a record another version wrote, a state that is not ``running`` or
 ``paused``) is left to the full shim, which records the exit the usual way. An unexpected error kills
@@ -39,7 +41,7 @@ import select
 
 from .logfile import LogWriter
 
-__all__ = ["main", "record_exit", "dumps", "loads", "STATE_KEYS", "HANDOVER_SIGNALS", "RESUME_BOOT"]
+__all__ = ["main", "record_exit", "finish_here", "dumps", "loads", "STATE_KEYS", "HANDOVER_SIGNALS", "RESUME_BOOT"]
 
 #: the keys of ``state.json`` as :class:`runner.records.ContainerState` writes them (a test holds
 #: them equal); a record with other keys is left to the full shim
@@ -325,6 +327,88 @@ class _Loop:
         return code
 
 
+def _read_config(root: str, cid: str) -> dict | None:
+    try:
+        with open(os.path.join(root, "containers", cid, "config.json"), "rb") as f:
+            config = loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def finish_here(doc: dict) -> bool:
+    """The run ended for good with nothing but its cgroup and overlay to release (no restart: the
+    policy is ``no`` or a stop was asked for; no ``--rm``; network ``none`` or ``host``): release
+    them as :meth:`runner.shim.Shim` would (``ResumedProcess.cleanup``, ``release_resources``) and
+    drop ``shim.json``, without starting the full shim. False, having released what it could, for
+    anything else: the full shim then does it all (every step is idempotent)."""
+    root, cid = doc["root"], doc["cid"]
+    config = _read_config(root, cid)
+    if config is None or config.get("auto_remove") is not False:
+        return False
+    if (config.get("network") or {}).get("mode") not in ("none", "host"):
+        return False
+    stop_marker = os.path.join(doc["state_dir"], cid, "stop-requested")
+    if config.get("restart_policy") != "no" and not os.path.exists(stop_marker):
+        return False
+    launcher = config.get("launcher")
+    if launcher == "sandbox":
+        if not _destroy_cgroup([p for p in doc.get("cgroups") or () if os.path.isdir(p)]):
+            return False
+        rootfs = doc.get("rootfs")
+        if rootfs and (doc["overlay"] or os.path.ismount(rootfs)):
+            from .syscalls import MNT_DETACH, umount2   # ctypes: loaded now, for the last moments
+
+            try:
+                umount2(rootfs, 0 if doc["overlay"] else MNT_DETACH)
+            except OSError:
+                try:
+                    umount2(rootfs, MNT_DETACH)
+                except OSError:
+                    return False
+    elif launcher != "host":
+        return False
+    try:
+        os.unlink(os.path.join(doc["state_dir"], cid, "shim.json"))
+    except FileNotFoundError:
+        pass
+    return True
+
+
+def _destroy_cgroup(paths: list[str], timeout: float = 5.0) -> bool:
+    """``runner.cgroups.Cgroup.kill_all`` then ``destroy``: SIGKILL what is left, remove the
+    directories, retrying while the kernel lets go of them."""
+    def kill_all() -> None:
+        try:
+            with open(os.path.join(paths[0], "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except (FileNotFoundError, ValueError):
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    if not paths:
+        return True
+    kill_all()
+    deadline = time.monotonic() + timeout
+    for p in paths:
+        while True:
+            try:
+                os.rmdir(p)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != 16 or time.monotonic() > deadline:      # EBUSY
+                    return False
+                kill_all()
+                time.sleep(0.005)
+    return True
+
+
 def _resume(doc: dict) -> None:
     """``execve`` into the full shim with ``doc``; never returns."""
     _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDOVER_SIGNALS)
@@ -353,6 +437,8 @@ def main(argv: list[str]) -> None:
         back.update(code=code, finished=finished, oom=oom)
         back["recorded"] = record_exit(doc["root"], doc["cid"], code, finished, oom)
         loop.log.close()
+        if back["recorded"] and finish_here(doc):
+            return
     except BaseException as exc:          # a bug here must not leave an unsupervised container
         back["abort"] = f"shim loop failed: {type(exc).__name__}: {exc}"
         try:

@@ -51,6 +51,9 @@ class HostProcess:
     def oom_file(self) -> None:
         return None
 
+    def cgroup_paths(self) -> list[str]:
+        return []
+
     def cleanup(self) -> None:
         pass
 
@@ -122,6 +125,10 @@ class SandboxProcess:
     @property
     def overlay_mounted(self) -> bool:
         return self._overlay is not None
+
+    def cgroup_paths(self) -> list[str]:
+        cg = getattr(self._proc, "cgroup", None)
+        return list(cg.paths) if cg is not None else []
 
     def cleanup(self) -> None:
         try:
