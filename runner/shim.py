@@ -246,9 +246,8 @@ class Shim:
 
     # -- the resident loop (runner.shimloop): the run is handed over by execve, and back at its end
     def _hand_over(self, proc, streams: list[tuple[int, str]], started: float) -> None:
-        """Replace this interpreter by the shim loop, which supervises the run with a fraction of the
-        memory and comes back (:func:`resume`) when it ends. Returns only if the execve failed: this
-        process then supervises the run itself."""
+        """Replace this interpreter by the shim loop, which supervises the run in a fraction of the
+        memory (:mod:`runner.shimloop`). Returns only if the execve failed: supervise it here then."""
         from .shimloop import HANDOVER_SIGNALS, RESUME_BOOT, _memfd
 
         doc = {"root": self.store.root, "state_dir": self.store.state_dir, "cid": self.cid,
@@ -473,9 +472,8 @@ def main(argv: list[str]) -> None:
 
 
 def _resume(fd: int) -> None:
-    """``python -S -m runner.shim --resume FD``: the shim loop (:mod:`runner.shimloop`) ended a run
-    and handed it back (FD: a memfd with its document); release what the run held, then restart it
-    or finish, as :meth:`Shim.run` would have."""
+    """``python -S -m runner.shim --resume FD`` (FD: a memfd): the shim loop handed back a run that
+    ended; release what it held, then restart it or finish, as :meth:`Shim.run` would have."""
     import json
 
     from .shimloop import _read_all
