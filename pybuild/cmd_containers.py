@@ -244,10 +244,10 @@ def attach_cmd(settings: Settings, container: str) -> int:
 @pass_settings
 def stop_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> int:
     """Stop containers: their stop signal, then SIGKILL after the timeout."""
-    from runner import containers as C
+    from runner.stopping import stop      # not the runner.containers facade: fewer modules to load
 
     store = container_store(settings)
-    return _each(store, containers, lambda ref: C.stop(store, ref, timeout), parallel=True)
+    return _each(store, containers, lambda ref: stop(store, ref, timeout), parallel=True)
 
 
 @click.command("restart")
@@ -282,10 +282,10 @@ def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> int:
 @pass_settings
 def rm_cmd(settings: Settings, force: bool, volumes: bool, containers: tuple[str, ...]) -> int:
     """Remove containers."""
-    from runner import containers as C
+    from runner.lifecycle import remove   # not the runner.containers facade: fewer modules to load
 
     store = container_store(settings)
-    return _each(store, containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes), parallel=True)
+    return _each(store, containers, lambda ref: remove(store, ref, force=force, volumes=volumes), parallel=True)
 
 
 @click.command("pause")
