@@ -54,7 +54,7 @@ from .logfile import LogWriter
 from .records import PublishedPort
 from .resources import release_resources, rootfs_paths
 from .restart import RestartPolicy, parse_restart_policy
-from .shimprocs import HostProcess, ResumedProcess, SandboxProcess
+from .shimprocs import HostProcess, ResumedProcess, SandboxProcess, daemonize, read_line
 from .state import ContainerStore
 
 __all__ = ["main", "Shim", "parse_restart_policy", "RestartPolicy"]
@@ -211,7 +211,7 @@ class Shim:
                         health=st.Health() if check else None)
         if first:
             self._ready(f"ok {proc.pid}")
-        if check is None and not self.proxies:
+        if check is None:
             self._hand_over(proc, streams, started)     # returns only if the execve failed
         if first:
             self._warm_up()
@@ -254,7 +254,9 @@ class Shim:
                "wait_pid": proc.wait_pid, "started": started, "streams": [[fd, s] for fd, s in streams],
                "log_path": self.log.path, "log_max_size": self.log.max_size, "log_max_files": self.log.max_files,
                "oom_file": proc.oom_file(), "overlay": proc.overlay_mounted, "delay": self._delay,
-               "cgroups": proc.cgroup_paths(), "rootfs": rootfs_paths(self.store, self.cid).rootfs}
+               "cgroups": proc.cgroup_paths(), "rootfs": rootfs_paths(self.store, self.cid).rootfs,
+               "ports": [list(p) for proxy in self.proxies for p in proxy.hand_over()],
+               "target_ip": self.proxies[0].target_ip if self.proxies else ""}
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         fd = _memfd(doc)
         self.log.close(sync=False)
@@ -265,7 +267,7 @@ class Shim:
             os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", RESUME_BOOT, here, str(fd)])
         except OSError as exc:
             print(f"shim {self.cid[:12]}: cannot start the shim loop, supervising in full: {exc}", file=sys.stderr)
-            for pipe, _ in streams:
+            for pipe in [p for p, _ in streams] + [p[0] for p in doc["ports"]]:
                 os.set_inheritable(pipe, False)
             os.close(fd)
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -279,6 +281,13 @@ class Shim:
         if "abort" in doc:
             self.abort(doc["abort"])
             return
+        if doc.get("port_fds"):       # the published ports, still bound: served here from now on
+            from . import network
+
+            ports = [network.PortMapping.from_dict(p.to_dict()) for p in self.config.ports]
+            self.proxies = [network.PortProxy.adopt(ports, self.config.network.to_dict().get("ip"), doc["port_fds"])]
+            for p in self.proxies:
+                p.register(self.sel)
         proc = ResumedProcess(self.config, self.store, doc["overlay"])
         self._after_exit(proc, doc["code"], doc["started"], doc["finished"], doc["oom"], recorded=doc["recorded"])
         self._carry_on(doc["code"])
@@ -384,30 +393,6 @@ class Shim:
                 pass
 
 
-def _daemonize() -> None:
-    """Classic double fork: the first child calls setsid, the grandchild carries on; both parents exit."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    os.umask(0o022)
-
-
-def _read_line(fd: int) -> str:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        try:
-            chunk = os.read(fd, 128)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        buf += chunk
-    return buf.decode(errors="replace").strip()
-
-
 def main(argv: list[str]) -> None:
     """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by ``shim_client.PendingShim``).
 
@@ -425,7 +410,7 @@ def main(argv: list[str]) -> None:
     # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _daemonize()
+    daemonize()
     nullfd = os.open(os.devnull, os.O_RDWR)
     os.dup2(nullfd, 0)
     os.dup2(nullfd, 1)
@@ -436,7 +421,7 @@ def main(argv: list[str]) -> None:
         failed = exc
     else:
         failed = None
-    cid = _read_line(go_fd)
+    cid = read_line(go_fd)
     os.close(go_fd)
     if not cid:
         os._exit(0)

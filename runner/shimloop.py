@@ -20,7 +20,8 @@ Anything it does not recognise (a record another version wrote, a state that is 
 ``paused``) is left to the full shim, which records the exit the usual way. An unexpected error kills
 nothing here: it resumes the full shim, which aborts the container the usual way.
 
-Containers whose shim must also serve published ports or run health checks keep the full shim.
+Published ports are served here too (:mod:`runner.shimproxy`, on the sockets the full shim bound);
+containers with a health check keep the full shim.
 
 The handover document (a memfd, both ways) is JSON. Imports are modules built into the interpreter,
 ``select``, ``fcntl`` and ``_json`` (not :mod:`json`, :mod:`signal`, :mod:`selectors` nor anything of
@@ -246,7 +247,8 @@ class _Loop:
         self.wait_pid = int(doc["wait_pid"])
         self.exited: dict[int, int] = {}
         self.poll = select.epoll()
-        self.handlers: dict[int, object] = {}
+        self.handlers: dict[int, object] = {}     # fd -> handler(fd, events)
+        self.relay = None                          # runner.shimproxy.Relay: published ports
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.log = LogWriter(doc["log_path"], max_size=int(doc["log_max_size"]), max_files=int(doc["log_max_files"]))
         self.pipes: set[int] = set()
@@ -261,15 +263,25 @@ class _Loop:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDOVER_SIGNALS)
 
     def _add(self, fd: int, handler) -> None:
-        self.handlers[fd] = handler
-        self.poll.register(fd, select.EPOLLIN)
+        self.watch(fd, select.EPOLLIN, handler)
+
+    def watch(self, fd: int, events: int, handler) -> None:
+        """Call ``handler(fd, events)`` when ``fd`` is ready for ``events`` (0: no longer watch it)."""
+        if not events:
+            if self.handlers.pop(fd, None) is not None:
+                self.poll.unregister(fd)
+        elif fd in self.handlers:
+            self.poll.modify(fd, events)
+            self.handlers[fd] = handler
+        else:
+            self.poll.register(fd, events)
+            self.handlers[fd] = handler
 
     def _drop(self, fd: int) -> None:
-        self.poll.unregister(fd)
-        del self.handlers[fd]
+        self.watch(fd, 0, None)
         os.close(fd)
 
-    def _on_wake(self, fd: int) -> None:
+    def _on_wake(self, fd: int, events: int) -> None:
         try:
             while os.read(fd, 512):
                 pass
@@ -277,7 +289,7 @@ class _Loop:
             pass
 
     def _pump(self, stream: str):
-        def on_read(fd: int) -> None:
+        def on_read(fd: int, events: int) -> None:
             try:
                 data = os.read(fd, 65536)
             except BlockingIOError:
@@ -303,16 +315,24 @@ class _Loop:
             self.exited[pid] = 128 - code if code < 0 else code
 
     def _dispatch(self, timeout: float) -> None:
-        for fd, _ in self.poll.poll(timeout):
+        for fd, events in self.poll.poll(timeout):
             handler = self.handlers.get(fd)
             if handler is not None:
-                handler(fd)
+                handler(fd, events)
+        if self.relay is not None:
+            self.relay.sweep()
 
     def run(self) -> int:
         for fd, stream in self.doc["streams"]:
             os.set_inheritable(fd, False)
             self.pipes.add(fd)
             self._add(fd, self._pump(stream))
+        if self.doc.get("ports"):
+            from .shimproxy import Relay
+
+            for fd, _, _ in self.doc["ports"]:
+                os.set_inheritable(fd, False)
+            self.relay = Relay(self, self.doc["target_ip"], self.doc["ports"])
         self._reap()
         while self.wait_pid not in self.exited:
             self._dispatch(1.0)
@@ -437,7 +457,9 @@ def main(argv: list[str]) -> None:
         back.update(code=code, finished=finished, oom=oom)
         back["recorded"] = record_exit(doc["root"], doc["cid"], code, finished, oom)
         loop.log.close()
-        if back["recorded"] and finish_here(doc):
+        if loop.relay is not None:
+            back["port_fds"] = loop.relay.hand_back()
+        elif back["recorded"] and finish_here(doc):
             return
     except BaseException as exc:          # a bug here must not leave an unsupervised container
         back["abort"] = f"shim loop failed: {type(exc).__name__}: {exc}"

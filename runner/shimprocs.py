@@ -2,7 +2,8 @@
 
 :class:`SandboxProcess` mounts the overlay root and starts the sandbox; :class:`HostProcess` is the
 test-only launcher; :class:`ResumedProcess` stands for a run that the shim loop
-(:mod:`runner.shimloop`) supervised and handed back, of which only the cleanup is left.
+(:mod:`runner.shimloop`) supervised and handed back, of which only the cleanup is left. Also the
+shim's process plumbing: :func:`daemonize`, :func:`read_line`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .records import ContainerConfig
 from .resources import mount_rootfs
 from .state import ContainerStore
 
-__all__ = ["HostProcess", "SandboxProcess", "ResumedProcess"]
+__all__ = ["HostProcess", "SandboxProcess", "ResumedProcess", "daemonize", "read_line"]
 
 
 class HostProcess:
@@ -136,3 +137,27 @@ class SandboxProcess:
         finally:
             if self._overlay is not None:
                 self._overlay.unmount()
+
+
+def daemonize() -> None:
+    """Classic double fork: the first child calls setsid, the grandchild carries on; both parents exit."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    os.umask(0o022)
+
+
+def read_line(fd: int) -> str:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        try:
+            chunk = os.read(fd, 128)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode(errors="replace").strip()
