@@ -211,8 +211,7 @@ class Shim:
                         health=st.Health() if check else None)
         if first:
             self._ready(f"ok {proc.pid}")
-        if check is None:
-            self._hand_over(proc, streams, started)     # returns only if the execve failed
+        self._hand_over(proc, streams, started)         # returns only if the execve failed
         if first:
             self._warm_up()
         if check is not None:
@@ -248,7 +247,8 @@ class Shim:
     def _hand_over(self, proc, streams: list[tuple[int, str]], started: float) -> None:
         """Replace this interpreter by the shim loop, which supervises the run in a fraction of the
         memory (:mod:`runner.shimloop`). Returns only if the execve failed: supervise it here then."""
-        from .shimloop import HANDOVER_SIGNALS, RESUME_BOOT, _memfd
+        from .shimloop import HANDOVER_SIGNALS, RESUME_BOOT
+        from .shimrecord import _memfd
 
         doc = {"root": self.store.root, "state_dir": self.store.state_dir, "cid": self.cid,
                "wait_pid": proc.wait_pid, "started": started, "streams": [[fd, s] for fd, s in streams],
@@ -256,7 +256,10 @@ class Shim:
                "oom_file": proc.oom_file(), "overlay": proc.overlay_mounted, "delay": self._delay,
                "cgroups": proc.cgroup_paths(), "rootfs": rootfs_paths(self.store, self.cid).rootfs,
                "ports": [list(p) for proxy in self.proxies for p in proxy.hand_over()],
-               "target_ip": self.proxies[0].target_ip if self.proxies else ""}
+               "target_ip": self.proxies[0].target_ip if self.proxies else "", "health": None}
+        if (check := self.config.healthcheck) is not None:
+            doc["health"] = {"pid1": proc.pid, "timeout": check.effective("timeout"), "start_period": check.start_period,
+                             "interval": check.effective("interval"), "start_interval": check.effective("start_interval")}
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         fd = _memfd(doc)
         self.log.close(sync=False)
@@ -461,7 +464,7 @@ def _resume(fd: int) -> None:
     ended; release what it held, then restart it or finish, as :meth:`Shim.run` would have."""
     import json
 
-    from .shimloop import _read_all
+    from .shimrecord import _read_all
 
     doc = json.loads(_read_all(fd))
     os.close(fd)

@@ -8,10 +8,10 @@ start needed. This loop copies the container's output to its log (:class:`runner
 reaps whatever is re-parented to it, and when the container's process ends:
 
 1. drains its output (at most 1 s, as :class:`runner.shim.Shim` does), writes out partial lines;
-2. records the exit itself (:func:`record_exit`: the container's ``die`` event, then ``state.json``
+2. records the exit itself (:func:`runner.shimrecord.record_exit`: the container's ``die`` event, then ``state.json``
    moved ``running|paused -> exited`` under the container's lock), so ``stop`` returns without
    waiting for an interpreter start;
-3. when the run ended for good and holds nothing but its cgroup and overlay (:func:`finish_here`:
+3. when the run ended for good and holds nothing but its cgroup and overlay (``finish_here``:
    no restart, no ``--rm``, network ``none`` or ``host``), releases them and exits; otherwise
    ``execve``\\ s back into ``python -S -m runner.shim --resume FD``, which releases what the run
    held, carries out the restart policy (and hands a restarted container over again), or finishes.
@@ -21,7 +21,7 @@ Anything it does not recognise (a record another version wrote, a state that is 
 nothing here: it resumes the full shim, which aborts the container the usual way.
 
 Published ports are served here too (:mod:`runner.shimproxy`, on the sockets the full shim bound);
-containers with a health check keep the full shim.
+health checks run in a process of their own per probe (:mod:`runner.healthprobe`), forked when due.
 
 The handover document (a memfd, both ways) is JSON. Imports are modules built into the interpreter,
 ``select``, ``fcntl`` and ``_json`` (not :mod:`json`, :mod:`signal`, :mod:`selectors` nor anything of
@@ -35,210 +35,85 @@ import os
 import sys
 import time
 
-import _json
 import _signal
-import fcntl
 import select
 
 from .logfile import LogWriter
+from .shimrecord import _memfd, _oom_killed, _read_all, finish_here, loads, record_exit
 
-__all__ = ["main", "record_exit", "finish_here", "dumps", "loads", "STATE_KEYS", "HANDOVER_SIGNALS", "RESUME_BOOT"]
+__all__ = ["main", "HANDOVER_SIGNALS", "RESUME_BOOT"]
 
-#: the keys of ``state.json`` as :class:`runner.records.ContainerState` writes them (a test holds
-#: them equal); a record with other keys is left to the full shim
-STATE_KEYS = frozenset({"error", "exit_code", "finished_at", "health", "oom_killed", "pid", "restart_count",
-                        "shim_pid", "started_at", "status"})
 #: blocked across each ``execve`` between the two halves of the shim, handled again on the other side
 HANDOVER_SIGNALS = (_signal.SIGCHLD, _signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGTTOU,
                     _signal.SIGTTIN)
 #: how the full shim starts this loop: ``python -I -S -c RESUME_BOOT <dir holding runner> <fd>``
 RESUME_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from runner.shimloop import main; main(sys.argv[2:])"
 
-_EVENT_LINE_MAX = 4096          # layers.events.LINE_MAX
-_EVENTS_MAX_BYTES = 8 * 1024 * 1024   # layers.events.MAX_BYTES
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON through the C accelerator alone: the same bytes json.dumps / json.loads give
-
-class _ScanContext:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float
-    memo: dict = {}
-
-
-_scan = _json.make_scanner(_ScanContext())
-
-
-def loads(text: str | bytes):
-    """``json.loads`` of a whole document."""
-    if isinstance(text, bytes):
-        text = text.decode()
-    start = len(text) - len(text.lstrip())
-    try:
-        value, end = _scan(text, start)
-    except StopIteration:
-        raise ValueError("not a JSON document") from None
-    if text[end:].strip():
-        raise ValueError("extra data after the JSON document")
-    return value
-
-
-def _no_default(o):
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def dumps(value, *, sort_keys: bool = False) -> str:
-    """``json.dumps(value, separators=(",", ":"), sort_keys=...)`` (ASCII, as json's default)."""
-    enc = _json.make_encoder({}, _no_default, _json.encode_basestring_ascii, None, ":", ",",
-                             sort_keys, False, True)
-    return "".join(enc(value, 0))
-
-
-def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _memfd(doc: dict) -> int:
-    """An inheritable memfd holding ``doc``, read from the start by the other side."""
-    fd = os.memfd_create("pybuild-shim", 0)
-    data = dumps(doc).encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
-# ---------------------------------------------------------------------------------------------
-# the exit record: ContainerStore.move(cid, name, EXITED, ...) for a running container
-
-def _write_atomic(path: str, data: bytes) -> None:
-    """:func:`layers.atomic.write_atomic` (same temp name, fsyncs and mode) without contextlib."""
-    head, tail = os.path.split(path)
-    tmp = os.path.join(head, f".{tail}.tmp-{os.getpid()}-{os.urandom(6).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, 0o600)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(head, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def _event(root: str, cid: str, config: dict | None, action: str, **attributes) -> None:
-    """:meth:`runner.state.ContainerStore.event` (labels, image, name, then ``attributes``) appended
-    as :func:`layers.events.append` does; a line too long for one write goes through that module."""
-    attrs = {} if config is None else {str(k): v for k, v in (config.get("labels") or {}).items()}
-    if config is not None:
-        attrs.update(image=config.get("image"), name=config.get("name"))
-    attrs.update(attributes)
-    at = {k: str(v) for k, v in attrs.items() if v is not None}
-    line = (dumps({"t": "container", "a": action, "id": cid, "at": at, "ns": time.time_ns()}) + "\n").encode()
-    if len(line) > _EVENT_LINE_MAX:
-        from layers import events           # cuts the attributes to fit (rare: huge labels)
-
-        events.emit(root, "container", action, cid, **{k: v for k, v in attrs.items()})
-        return
-    path = os.path.join(root, "events", "events.jsonl")
-    try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, line)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > _EVENTS_MAX_BYTES and os.stat(path).st_size > _EVENTS_MAX_BYTES:
-            os.replace(path, path + ".1")
-    except OSError:
-        pass                    # best effort, as layers.events: the journal never fails a state move
-
-
-def record_exit(root: str, cid: str, code: int, finished: float, oom: bool) -> bool:
-    """Move container ``cid`` from running or paused to exited (exit ``code`` at ``finished``,
-    ``oom``), with its ``oom``/``die`` events first, exactly as ``ContainerStore.move`` writes it.
-
-    Returns False, having written nothing, for anything else (another status, a health record, a
-    record of another shape, a removed container): the full shim then records the exit itself."""
-    d = os.path.join(root, "containers", cid)
-    try:
-        lock = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(os.path.join(d, "state.json"), "rb") as f:
-                state = loads(f.read())
-        except (OSError, ValueError):
-            return False
-        if (not isinstance(state, dict) or set(state) != STATE_KEYS or state["health"] is not None
-                or state["status"] not in ("running", "paused")):
-            return False
-        try:
-            with open(os.path.join(d, "config.json"), "rb") as f:
-                config = loads(f.read())
-            if not isinstance(config, dict):
-                config = None
-        except (OSError, ValueError):
-            config = None
-        state.update(status="exited", pid=0, exit_code=code, finished_at=finished, oom_killed=oom)
-        if oom:
-            _event(root, cid, config, "oom")
-        _event(root, cid, config, "die", exitCode=code)
-        _write_atomic(os.path.join(d, "state.json"), dumps(state, sort_keys=True).encode())
-        return True
-    finally:
-        os.close(lock)
-
-
-def _oom_killed(path: str | None) -> bool:
-    """``runner.cgroups.Cgroup.oom_killed`` for the file the full shim named."""
-    if not path:
-        return False
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and int(value) > 0:
-                    return True
-    except (OSError, ValueError):
-        return False
-    return False
-
-
 # ---------------------------------------------------------------------------------------------
 # the loop
 
 def _noop(signum, frame) -> None:
     pass
+
+
+class _Health:
+    """:class:`runner.health.HealthMonitor`'s timing, with each probe in a process of its own
+    (:mod:`runner.healthprobe`, forked and exec'd when due, reaped by the loop): one at a time,
+    ``start_interval`` while starting within ``start_period``, then ``interval``, from the last
+    probe's end."""
+
+    def __init__(self, doc: dict) -> None:
+        h = doc["health"]
+        self.argv = [sys.executable, "-S", "-m", "runner.healthprobe", doc["root"], doc["state_dir"], doc["cid"],
+                     str(h["pid1"])]
+        self.state_path = os.path.join(doc["root"], "containers", doc["cid"], "state.json")
+        self.started = doc["started"]
+        self.interval, self.start_interval = h["interval"], h["start_interval"]
+        self.start_period, self.timeout = h["start_period"], h["timeout"]
+        self.probe_pid = 0
+        self.probe_clock = 0.0
+        self.next_at = time.monotonic() + self._interval()
+
+    def _interval(self) -> float:
+        try:
+            with open(self.state_path, "rb") as f:
+                health = loads(f.read()).get("health")
+        except (OSError, ValueError, AttributeError):
+            health = None
+        starting = not isinstance(health, dict) or health.get("status") == "starting"
+        if starting and time.time() - self.started < self.start_period:
+            return self.start_interval
+        return self.interval
+
+    def wait(self) -> float:
+        if self.probe_pid:
+            return 1.0
+        return max(0.0, self.next_at - time.monotonic())
+
+    def tick(self, exited: dict[int, int]) -> None:
+        if self.probe_pid:
+            if self.probe_pid in exited:
+                del exited[self.probe_pid]
+                self.probe_pid = 0
+                self.next_at = time.monotonic() + self._interval()
+            elif time.monotonic() > self.probe_clock + self.timeout + 30.0:   # its own timers failed
+                self.close()
+        elif time.monotonic() >= self.next_at:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.execv(self.argv[0], self.argv)
+                finally:
+                    os._exit(127)
+            self.probe_pid, self.probe_clock = pid, time.monotonic()
+
+    def close(self) -> None:
+        """Kill a running probe process (the loop reaps it); the check it runs dies with the container."""
+        if self.probe_pid:
+            try:
+                os.kill(self.probe_pid, _signal.SIGKILL)
+            except OSError:
+                pass
 
 
 class _Loop:
@@ -333,11 +208,16 @@ class _Loop:
             for fd, _, _ in self.doc["ports"]:
                 os.set_inheritable(fd, False)
             self.relay = Relay(self, self.doc["target_ip"], self.doc["ports"])
+        health = _Health(self.doc) if self.doc.get("health") else None
         self._reap()
         while self.wait_pid not in self.exited:
-            self._dispatch(1.0)
+            self._dispatch(1.0 if health is None else min(1.0, health.wait()))
             self._reap()
+            if health is not None:
+                health.tick(self.exited)
         code = self.exited.pop(self.wait_pid)
+        if health is not None:
+            health.close()
         deadline = time.monotonic() + 1.0
         while self.pipes and (left := deadline - time.monotonic()) > 0:
             self._dispatch(min(left, 0.1))
@@ -345,88 +225,6 @@ class _Loop:
             self._drop(fd)
         self.pipes.clear()
         return code
-
-
-def _read_config(root: str, cid: str) -> dict | None:
-    try:
-        with open(os.path.join(root, "containers", cid, "config.json"), "rb") as f:
-            config = loads(f.read())
-    except (OSError, ValueError):
-        return None
-    return config if isinstance(config, dict) else None
-
-
-def finish_here(doc: dict) -> bool:
-    """The run ended for good with nothing but its cgroup and overlay to release (no restart: the
-    policy is ``no`` or a stop was asked for; no ``--rm``; network ``none`` or ``host``): release
-    them as :meth:`runner.shim.Shim` would (``ResumedProcess.cleanup``, ``release_resources``) and
-    drop ``shim.json``, without starting the full shim. False, having released what it could, for
-    anything else: the full shim then does it all (every step is idempotent)."""
-    root, cid = doc["root"], doc["cid"]
-    config = _read_config(root, cid)
-    if config is None or config.get("auto_remove") is not False:
-        return False
-    if (config.get("network") or {}).get("mode") not in ("none", "host"):
-        return False
-    stop_marker = os.path.join(doc["state_dir"], cid, "stop-requested")
-    if config.get("restart_policy") != "no" and not os.path.exists(stop_marker):
-        return False
-    launcher = config.get("launcher")
-    if launcher == "sandbox":
-        if not _destroy_cgroup([p for p in doc.get("cgroups") or () if os.path.isdir(p)]):
-            return False
-        rootfs = doc.get("rootfs")
-        if rootfs and (doc["overlay"] or os.path.ismount(rootfs)):
-            from .syscalls import MNT_DETACH, umount2   # ctypes: loaded now, for the last moments
-
-            try:
-                umount2(rootfs, 0 if doc["overlay"] else MNT_DETACH)
-            except OSError:
-                try:
-                    umount2(rootfs, MNT_DETACH)
-                except OSError:
-                    return False
-    elif launcher != "host":
-        return False
-    try:
-        os.unlink(os.path.join(doc["state_dir"], cid, "shim.json"))
-    except FileNotFoundError:
-        pass
-    return True
-
-
-def _destroy_cgroup(paths: list[str], timeout: float = 5.0) -> bool:
-    """``runner.cgroups.Cgroup.kill_all`` then ``destroy``: SIGKILL what is left, remove the
-    directories, retrying while the kernel lets go of them."""
-    def kill_all() -> None:
-        try:
-            with open(os.path.join(paths[0], "cgroup.procs")) as f:
-                pids = [int(x) for x in f.read().split()]
-        except (FileNotFoundError, ValueError):
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    if not paths:
-        return True
-    kill_all()
-    deadline = time.monotonic() + timeout
-    for p in paths:
-        while True:
-            try:
-                os.rmdir(p)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as exc:
-                if exc.errno != 16 or time.monotonic() > deadline:      # EBUSY
-                    return False
-                kill_all()
-                time.sleep(0.005)
-    return True
 
 
 def _resume(doc: dict) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from layers import events
 from runner import containers as C
 from runner import records
-from runner import shimloop
+from runner import shimloop, shimrecord
 from runner import state as st
 from runner.logfile import LogWriter, rfc3339
 from runner.ocispec import Process, Root, Spec
@@ -37,19 +37,19 @@ def _host(store, name: str, script: str, **kw) -> st.ContainerConfig:
 def test_json_is_the_json_modules():
     docs = [{"b": 1, "a": [1.5, None, True, "é\u2028\"\\"], "c": {"z": -3, "y": 1e300}}, [], "x", 0.1 + 0.2]
     for doc in docs:
-        assert shimloop.dumps(doc) == json.dumps(doc, separators=(",", ":"))
-        assert shimloop.dumps(doc, sort_keys=True) == json.dumps(doc, separators=(",", ":"), sort_keys=True)
-        assert shimloop.loads(json.dumps(doc, indent=2)) == doc
+        assert shimrecord.dumps(doc) == json.dumps(doc, separators=(",", ":"))
+        assert shimrecord.dumps(doc, sort_keys=True) == json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        assert shimrecord.loads(json.dumps(doc, indent=2)) == doc
     for bad in ("{", '{"a": 1} x', ""):
         try:
-            shimloop.loads(bad)
+            shimrecord.loads(bad)
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} parsed")
 
 
 def test_state_keys_and_times_are_the_records():
-    assert shimloop.STATE_KEYS == {f.name for f in dataclasses.fields(records.ContainerState)}
+    assert shimrecord.STATE_KEYS == {f.name for f in dataclasses.fields(records.ContainerState)}
     for ts in (None, 0.0, 1.9999999999, 1700000000.25, time.time()):
         assert rfc3339(ts) == records.rfc3339(ts)
 
@@ -67,12 +67,15 @@ def test_log_lines_are_json_dumps(tmp_path):
 def test_record_exit_writes_what_move_writes(tmp_path):
     store = st.ContainerStore(str(tmp_path / "a" / "root"), str(tmp_path / "a" / "state"))
     cfg = _host(store, "rec", "true", labels={"k": "v", "name": "label-first"})
-    store.move(cfg.id, cfg.name, st.RUNNING, pid=4242, started_at=1700000000.5, shim_pid=4241)
+    health = records.Health().after(records.HealthResult(1700000000.6, 1700000000.7, 0, "ok\n"), records.HealthConfig(
+        ("CMD", "true")), 1700000000.5)
+    store.move(cfg.id, cfg.name, st.RUNNING, pid=4242, started_at=1700000000.5, shim_pid=4241, health=health)
     shutil.copytree(tmp_path / "a", tmp_path / "b", symlinks=True)
     other = st.ContainerStore(str(tmp_path / "b" / "root"), str(tmp_path / "b" / "state"))
     finished = 1700000001.123456789
-    store.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=137, finished_at=finished, oom_killed=True, health=None)
-    assert shimloop.record_exit(other.root, cfg.id, 137, finished, True)
+    store.move(cfg.id, cfg.name, st.EXITED, pid=0, exit_code=137, finished_at=finished, oom_killed=True,
+               health=health.stopped())
+    assert shimrecord.record_exit(other.root, cfg.id, 137, finished, True)
     state = "containers/" + cfg.id + "/state.json"
     assert (tmp_path / "a" / "root" / state).read_bytes() == (tmp_path / "b" / "root" / state).read_bytes()
 
@@ -82,9 +85,9 @@ def test_record_exit_writes_what_move_writes(tmp_path):
     assert [a for a, _, _ in journal(other.root)] == ["oom", "die"]
     # not running any more: left to the full shim, nothing written
     before = (tmp_path / "b" / "root" / state).read_bytes()
-    assert not shimloop.record_exit(other.root, cfg.id, 1, finished + 1, False)
+    assert not shimrecord.record_exit(other.root, cfg.id, 1, finished + 1, False)
     assert (tmp_path / "b" / "root" / state).read_bytes() == before
-    assert not shimloop.record_exit(other.root, "0" * 64, 1, finished, False)     # no such container
+    assert not shimrecord.record_exit(other.root, "0" * 64, 1, finished, False)     # no such container
 
 
 def test_the_loop_imports_little():
@@ -92,7 +95,7 @@ def test_the_loop_imports_little():
             "print(' '.join(sorted(set(sys.modules) - before)))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(ROOT)], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert set(out) <= {"runner", "runner.shimloop", "runner.logfile", "_json", "fcntl", "select", "os", "os.path", "stat",
+    assert set(out) <= {"runner", "runner.shimloop", "runner.shimrecord", "runner.logfile", "_json", "fcntl", "select", "os", "os.path", "stat",
                         "_stat", "posixpath", "genericpath", "_collections_abc", "__future__"}, out
 
 
