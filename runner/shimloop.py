@@ -39,7 +39,7 @@ import _signal
 import select
 
 from .logfile import LogWriter
-from .shimrecord import _memfd, _oom_killed, _read_all, finish_here, loads, record_exit
+from .shimrecord import _memfd, _oom_killed, _read_all, finish_here, loads, record_exit, state_path
 
 __all__ = ["main", "HANDOVER_SIGNALS", "RESUME_BOOT"]
 
@@ -66,7 +66,7 @@ class _Health:
         h = doc["health"]
         self.argv = [sys.executable, "-S", "-m", "runner.healthprobe", doc["root"], doc["state_dir"], doc["cid"],
                      str(h["pid1"])]
-        self.state_path = os.path.join(doc["root"], "containers", doc["cid"], "state.json")
+        self.state_path = state_path(doc["root"], doc["cid"])
         self.started = doc["started"]
         self.interval, self.start_interval = h["interval"], h["start_interval"]
         self.start_period, self.timeout = h["start_period"], h["timeout"]

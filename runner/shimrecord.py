@@ -15,7 +15,7 @@ import _json
 import _signal
 import fcntl
 
-__all__ = ["record_exit", "finish_here", "dumps", "loads", "STATE_KEYS"]
+__all__ = ["record_exit", "finish_here", "dumps", "loads", "state_path", "STATE_KEYS"]
 
 #: the keys of ``state.json`` as :class:`runner.records.ContainerState` writes them (a test holds
 #: them equal); a record with other keys is left to the full shim
@@ -148,6 +148,11 @@ def _event(root: str, cid: str, config: dict | None, action: str, **attributes) 
         pass                    # best effort, as layers.events: the journal never fails a state move
 
 
+def state_path(root: str, cid: str) -> str:
+    """Container ``cid``'s ``state.json`` (:meth:`runner.state.ContainerStore.dir`)."""
+    return os.path.join(root, "containers", cid, "state.json")
+
+
 def record_exit(root: str, cid: str, code: int, finished: float, oom: bool) -> bool:
     """Move container ``cid`` from running or paused to exited (exit ``code`` at ``finished``,
     ``oom``), with its ``oom``/``die`` events first, exactly as ``ContainerStore.move`` writes it.
@@ -162,7 +167,7 @@ def record_exit(root: str, cid: str, code: int, finished: float, oom: bool) -> b
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            with open(os.path.join(d, "state.json"), "rb") as f:
+            with open(state_path(root, cid), "rb") as f:
                 state = loads(f.read())
         except (OSError, ValueError):
             return False
@@ -185,7 +190,7 @@ def record_exit(root: str, cid: str, code: int, finished: float, oom: bool) -> b
         if oom:
             _event(root, cid, config, "oom")
         _event(root, cid, config, "die", exitCode=code)
-        _write_atomic(os.path.join(d, "state.json"), dumps(state, sort_keys=True).encode())
+        _write_atomic(state_path(root, cid), dumps(state, sort_keys=True).encode())
         return True
     finally:
         os.close(lock)
