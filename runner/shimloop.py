@@ -11,8 +11,8 @@ reaps whatever is re-parented to it, and when the container's process ends:
 2. records the exit itself (:func:`runner.shimrecord.record_exit`: the container's ``die`` event, then ``state.json``
    moved ``running|paused -> exited`` under the container's lock), so ``stop`` returns without
    waiting for an interpreter start;
-3. when the run ended for good and holds nothing but its cgroup and overlay (``finish_here``:
-   no restart, no ``--rm``, network ``none`` or ``host``), releases them and exits; otherwise
+3. when the run ended for good (``finish_here``: no restart, no ``--rm``), releases its ports,
+   cgroup, overlay and network (loading the network room only now) and exits; otherwise
    ``execve``\\ s back into ``python -S -m runner.shim --resume FD``, which releases what the run
    held, carries out the restart policy (and hands a restarted container over again), or finishes.
 
@@ -255,10 +255,10 @@ def main(argv: list[str]) -> None:
         back.update(code=code, finished=finished, oom=oom)
         back["recorded"] = record_exit(doc["root"], doc["cid"], code, finished, oom)
         loop.log.close()
-        if loop.relay is not None:
-            back["port_fds"] = loop.relay.hand_back()
-        elif back["recorded"] and finish_here(doc):
+        fds = loop.relay.hand_back() if loop.relay is not None else []
+        if back["recorded"] and finish_here(doc, fds):
             return
+        back["port_fds"] = fds
     except BaseException as exc:          # a bug here must not leave an unsupervised container
         back["abort"] = f"shim loop failed: {type(exc).__name__}: {exc}"
         try:

@@ -220,21 +220,22 @@ def _read_config(root: str, cid: str) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def finish_here(doc: dict) -> bool:
-    """The run ended for good with nothing but its cgroup and overlay to release (no restart: the
-    policy is ``no`` or a stop was asked for; no ``--rm``; network ``none`` or ``host``): release
-    them as :meth:`runner.shim.Shim` would (``ResumedProcess.cleanup``, ``release_resources``) and
-    drop ``shim.json``, without starting the full shim. False, having released what it could, for
-    anything else: the full shim then does it all (every step is idempotent)."""
+def finish_here(doc: dict, port_fds: list[int]) -> bool:
+    """The run ended for good (no restart: the policy is ``no`` or a stop was asked for; no ``--rm``):
+    close its published ports (``port_fds``), release its cgroup, overlay and network as
+    :meth:`runner.shim.Shim` would (``ResumedProcess.cleanup``, then ``release_resources``) and drop
+    ``shim.json``, without starting the full shim. False, having released what it could, for anything
+    else or any failure: the full shim then does it all (every step is idempotent)."""
     root, cid = doc["root"], doc["cid"]
     config = _read_config(root, cid)
     if config is None or config.get("auto_remove") is not False:
         return False
-    if (config.get("network") or {}).get("mode") not in ("none", "host"):
-        return False
     stop_marker = os.path.join(doc["state_dir"], cid, "stop-requested")
     if config.get("restart_policy") != "no" and not os.path.exists(stop_marker):
         return False
+    for fd in port_fds:
+        os.close(fd)
+    port_fds.clear()
     launcher = config.get("launcher")
     if launcher == "sandbox":
         if not _destroy_cgroup([p for p in doc.get("cgroups") or () if os.path.isdir(p)]):
@@ -250,6 +251,15 @@ def finish_here(doc: dict) -> bool:
                     umount2(rootfs, MNT_DETACH)
                 except OSError:
                     return False
+        if (config.get("network") or {}).get("mode") not in ("none", "host"):
+            from layers.errors import PybuildError
+
+            from .network import teardown      # the network room, loaded now, for the last moments
+
+            try:
+                teardown(root=root, state_dir=doc["state_dir"], container_id=cid)
+            except (PybuildError, OSError):
+                return False
     elif launcher != "host":
         return False
     try:
