@@ -92,6 +92,9 @@ class PybuildSide:
         shim = cs.shim_pid(full) or 0
         self.seen.append((full, cs.status(full).pid, shim))
         if i % 10 == 0 and shim:
+            # the shim hands a running container over to its resident loop (an execve) just after
+            # run -d returns: measure the process that stays, not one half-way through its start
+            time.sleep(0.5)
             self.mem.append(memory_kib(shim))
         t_stop, _ = timed(self.base + ["stop", "-t", "0", cid])
         t_rm, _ = timed(self.base + ["rm", cid])

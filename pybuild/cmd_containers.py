@@ -209,10 +209,10 @@ def attach_cmd(settings: Settings, container: str) -> int:
 @pass_settings
 def stop_cmd(settings: Settings, timeout: int | None, containers: tuple[str, ...]) -> int:
     """Stop containers: their stop signal, then SIGKILL after the timeout."""
-    from runner import containers as C
+    from runner.stopping import stop      # not the runner.containers facade: fewer modules to load
 
     store = container_store(settings)
-    return _each(store, containers, lambda ref: C.stop(store, ref, timeout), parallel=True)
+    return _each(store, containers, lambda ref: stop(store, ref, timeout), parallel=True)
 
 
 @click.command("restart")
@@ -247,10 +247,10 @@ def kill_cmd(settings: Settings, sig: str, containers: tuple[str, ...]) -> int:
 @pass_settings
 def rm_cmd(settings: Settings, force: bool, volumes: bool, containers: tuple[str, ...]) -> int:
     """Remove containers."""
-    from runner import containers as C
+    from runner.lifecycle import remove   # not the runner.containers facade: fewer modules to load
 
     store = container_store(settings)
-    return _each(store, containers, lambda ref: C.remove(store, ref, force=force, volumes=volumes), parallel=True)
+    return _each(store, containers, lambda ref: remove(store, ref, force=force, volumes=volumes), parallel=True)
 
 
 @click.command("pause")
@@ -314,7 +314,7 @@ def top_cmd(settings: Settings, container: str, ps_options: tuple[str, ...]) -> 
 @pass_settings
 def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show CPU %, memory and pids of running containers (from cgroups)."""
-    from runner import containers as C
+    from runner.listing import stats_many
 
     from layers.errors import PybuildError
 
@@ -323,9 +323,11 @@ def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | No
     template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
     table = ctx.template_for("table", ctx.STATS_TABLE, ())      # Docker's default columns
     store = container_store(settings)
-    refs = list(containers) or [i.config.id for i in C.list_containers(store)]
+    refs = list(containers) or None               # None: every running one, each record read once
     while True:
-        samples = C.stats_many(store, refs)          # one CPU window shared by all
+        # one CPU window shared by all; Docker's --no-stream waits for its collector's second
+        # sample (~1 s), one short window here gives the same figure sooner
+        samples = stats_many(store, refs, interval=0.1 if no_stream else 0.5)
         for s in samples:
             if isinstance(s, PybuildError):
                 raise s

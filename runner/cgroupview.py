@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import CgroupError
 
@@ -168,15 +168,39 @@ def usage_many(pids: list[int], interval: float = 0.5) -> list[Usage | None]:
             paths.append(cgroup_paths(pid))
         except CgroupError:
             paths.append(None)
-    c0, t0 = [_cpu_ns(p) if p is not None else 0 for p in paths], time.monotonic()
-    if interval > 0:
-        time.sleep(interval)
-    c1, t1 = [_cpu_ns(p) if p is not None else 0 for p in paths], time.monotonic()
-    elapsed = max(t1 - t0, 1e-9)
-    out: list[Usage | None] = []
-    for pid, p, a, b in zip(pids, paths, c0, c1):
-        out.append(None if p is None else _now(pid, p, max(0.0, (b - a) / (elapsed * 1e9) * 100.0)))
-    return out
+    start = time.monotonic()
+    s0, cpus = _system_ns()
+    c0 = [_cpu_ns(p) if p is not None else 0 for p in paths]
+    # the other figures are read inside the CPU window, which only waits for what is left of it
+    now = [None if p is None else _now(pid, p, 0.0) for pid, p in zip(pids, paths)]
+    left = interval - (time.monotonic() - start)
+    if left > 0:
+        time.sleep(left)
+    c1 = [_cpu_ns(p) if p is not None else 0 for p in paths]
+    s1, _ = _system_ns()
+    return [None if u is None else replace(u, cpu_percent=round(_cpu_percent(b - a, s1 - s0, cpus), 2))
+            for u, a, b in zip(now, c0, c1)]
+
+
+def _cpu_percent(cpu_delta: int, system_delta: int, online_cpus: int) -> float:
+    """Docker's CPU %: the container's CPU time over the host's, times the online CPUs (100% = one
+    core): ``calculateCPUPercentUnix`` of the docker CLI, with moby's system usage."""
+    if cpu_delta <= 0 or system_delta <= 0:
+        return 0.0
+    return cpu_delta / system_delta * online_cpus * 100.0
+
+
+def _system_ns() -> tuple[int, int]:
+    """moby's ``getSystemCPUUsage``: the first seven fields of ``/proc/stat``'s ``cpu`` line (user,
+    nice, system, idle, iowait, irq, softirq) in nanoseconds; and the online CPUs (its ``cpuN`` lines)."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0, 0
+    ticks = sum(int(x) for x in lines[0].split()[1:8])
+    cpus = sum(1 for line in lines[1:] if line.startswith("cpu"))
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK"), cpus
 
 
 def _memory(paths: dict[str, str]) -> tuple[int, int]:

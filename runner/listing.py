@@ -159,14 +159,22 @@ def stats(store: ContainerStore, ref: str, *, interval: float = 0.5) -> Stats:
     return result
 
 
-def stats_many(store: ContainerStore, refs: list[str], *, interval: float = 0.5) -> list[Stats | PybuildError]:
+def stats_many(store: ContainerStore, refs: list[str] | None, *,
+               interval: float = 0.5) -> list[Stats | PybuildError]:
     """:func:`stats` of several containers, sampled over one shared ``interval``; per ref its
-    figures or the error resolving it. A container that is not running (or ends meanwhile) reads 0."""
+    figures or the error resolving it. A container that is not running (or ends meanwhile) reads 0.
+    ``refs`` None: every container ``ps`` lists (each record read once)."""
     from . import cgroupview
 
-    targets = store.resolve_many(refs)
     live: dict[int, int] = {}                   # index in refs -> PID 1
-    for i, t in enumerate(targets):
+    if refs is None:
+        infos = list_containers(store)
+        targets: list[ContainerConfig | PybuildError] = [i.config for i in infos]
+        live = {n: i.state.pid for n, i in enumerate(infos) if i.state.status in (st.RUNNING, st.PAUSED)
+                and i.state.pid > 0}
+    else:
+        targets = store.resolve_many(refs)
+    for i, t in enumerate(targets if refs is not None else ()):
         if not isinstance(t, PybuildError):
             try:
                 cur = store.status(t.id)

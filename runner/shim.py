@@ -17,6 +17,12 @@ ready. The shim:
    /``rm -f``) means no restart;
 5. with ``--rm``, removes the container when it ends for good; then exits.
 
+While a run lasts, a container without published ports or a health check is supervised by the
+resident loop of :mod:`runner.shimloop`: once the run is recorded ``running`` and the CLI told, this
+process ``execve``\ s into ``python -I -S`` running that loop alone (about 3 MiB of private memory
+instead of 7), which records the exit and ``execve``\ s back (``--resume``) for steps 4 and 5. The pid,
+its start time, its children and the subreaper flag survive both: for everyone else it is one shim.
+
 Port proxies (``runner.network``) run in the shim's selector loop, so they die with the container
 and never outlive it holding the port (moby#7856): before the first start the shim calls
 ``runner.network.start_proxies(request)`` (``name``, ``ports`` and ``network`` as the record's JSON
@@ -25,8 +31,8 @@ dicts), and expects objects with ``register(selector)`` (adding fds whose ``key.
 container starts.
 
 Imports are the stdlib, :mod:`runner.records`, :mod:`runner.state`, :mod:`runner.resources` (overlay,
-volumes and network are taken and released there, as by every other supervisor), :mod:`runner.logs`
-and the sandbox (loaded while the shim waits for its id); nothing of the image store, nor of the CLI
+volumes and network are taken and released there, as by every other supervisor), :mod:`runner.logfile`,
+:mod:`runner.shimprocs` and the sandbox (loaded while the shim waits for its id); nothing of the image store, nor of the CLI
 side that starts shims (:mod:`runner.shim_client`, :mod:`runner.lifecycle`). The shim's memory is measured in
 ``bench/lifecycle.py`` (RSS, PSS and private).
 """
@@ -44,11 +50,11 @@ from layers.errors import PybuildError
 
 from . import records as st
 from .errors import ShimFailed
-from .logs import LogWriter
-from .ocispec import Spec
-from .records import ContainerConfig, PublishedPort
-from .resources import mount_rootfs, release_resources
+from .logfile import LogWriter
+from .records import PublishedPort
+from .resources import release_resources, rootfs_paths
 from .restart import RestartPolicy, parse_restart_policy
+from .shimprocs import HostProcess, ResumedProcess, SandboxProcess, daemonize, read_line
 from .state import ContainerStore
 
 __all__ = ["main", "Shim", "parse_restart_policy", "RestartPolicy"]
@@ -68,81 +74,6 @@ def _exit_code(status: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# launching a container process
-
-class _HostProcess:
-    """Test-only launcher: runs ``spec.process`` directly on the host, no isolation.
-
-    Selected by ``config.launcher == "host"``, which only library callers (tests of the shim
-    mechanics) can set; the CLI never does.
-    """
-
-    def __init__(self, spec: Spec, stdout: int, stderr: int) -> None:
-        proc = spec.process
-        env = proc.env_map()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setsid()
-                devnull = os.open(os.devnull, os.O_RDONLY)
-                os.dup2(devnull, 0)
-                os.dup2(stdout, 1)
-                os.dup2(stderr, 2)
-                os.closerange(3, 65536)
-                os.chdir(proc.cwd or "/")
-                os.execvpe(proc.args[0], proc.args, env)
-            finally:
-                os._exit(127)
-        self.pid = pid
-        self.wait_pid = pid
-
-    def oom_killed(self) -> bool:
-        return False
-
-    def cleanup(self) -> None:
-        pass
-
-
-class _SandboxProcess:
-    """The real launcher: mount the overlay rootfs (host side), then ``runner.sandbox.start``."""
-
-    def __init__(self, config: ContainerConfig, store: ContainerStore, stdout: int, stderr: int) -> None:
-        from . import sandbox
-
-        self._sandbox = sandbox
-        self._cid = config.id
-        self._state_dir = store.state_dir
-        self._overlay = mount_rootfs(store, config)        # overlay + volumes, or nothing on failure
-        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self._proc = sandbox.start(config.spec, container_id=config.id, state_dir=store.state_dir,
-                                       stdin=devnull, stdout=stdout, stderr=stderr)
-        except BaseException:
-            if self._overlay is not None:
-                self._overlay.unmount()
-            raise
-        finally:
-            os.close(devnull)
-        self.pid = self._proc.pid              # the container's PID 1 (signals go here)
-        self.pty_master = self._proc.pty_master  # set with process.terminal (run -d -t)
-        # our child (stage1 or a waiter): exits with PID 1's status
-        self.wait_pid = getattr(self._proc, "waiter", None) or getattr(self._proc, "stage1")
-
-    def oom_killed(self) -> bool:
-        try:
-            return self._proc.oom_killed()
-        except OSError:
-            return False
-
-    def cleanup(self) -> None:
-        try:
-            self._sandbox.cleanup(self._cid, self._state_dir)
-        finally:
-            if self._overlay is not None:
-                self._overlay.unmount()
-
-
-# ---------------------------------------------------------------------------------------------
 
 class Shim:
     """One container's supervisor. Runs in the double-forked shim process."""
@@ -157,6 +88,7 @@ class Shim:
         self.proxies: list = []
         self.children_exited: dict[int, int] = {}
         self.health = None           # a runner.health.HealthMonitor while a checked container runs
+        self._delay = BACKOFF_START  # the restart back-off
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.log = LogWriter(store.log_path(cid), max_size=self.config.log_max_size,
                              max_files=self.config.log_max_files)
@@ -225,8 +157,8 @@ class Shim:
     # -- one run of the container
     def _launch(self, out_w: int, err_w: int):
         if self.config.launcher == "host":
-            return _HostProcess(self.config.spec, out_w, err_w)
-        return _SandboxProcess(self.config, self.store, out_w, err_w)
+            return HostProcess(self.config.spec, out_w, err_w)
+        return SandboxProcess(self.config, self.store, out_w, err_w)
 
     def _pump(self, stream: str):
         def on_read(fd: int, mask: int) -> None:
@@ -279,6 +211,8 @@ class Shim:
                         health=st.Health() if check else None)
         if first:
             self._ready(f"ok {proc.pid}")
+        self._hand_over(proc, streams, started)         # returns only if the execve failed
+        if first:
             self._warm_up()
         if check is not None:
             from .health import HealthMonitor
@@ -292,19 +226,74 @@ class Shim:
                 self.health = None
         finished = time.time()
         self.log.flush()
-        oom = proc.oom_killed()
+        self._after_exit(proc, code, started, finished, proc.oom_killed(), recorded=False)
+        return code
+
+    def _after_exit(self, proc, code: int, started: float, finished: float, oom: bool, *, recorded: bool) -> None:
         # the exit is recorded first: `stop` returns on it, while the cgroup and overlay go; whatever
         # comes next (rm, start, wait) waits for this shim to be gone, so it never sees them half-released
-        with self.store.lock(self.cid):
-            health = self.store.read_state(self.cid).health
-            self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
-                            finished_at=finished, oom_killed=oom, health=health and health.stopped())
+        if not recorded:
+            with self.store.lock(self.cid):
+                health = self.store.read_state(self.cid).health
+                self.store.move(self.cid, self.config.name, st.EXITED, pid=0, exit_code=code,
+                                finished_at=finished, oom_killed=oom, health=health and health.stopped())
         try:
             proc.cleanup()
         except (PybuildError, OSError) as exc:
             print(f"shim {self.cid[:12]}: cleanup: {exc}", file=sys.stderr)
         self._last_run = finished - started
-        return code
+
+    # -- the resident loop (runner.shimloop): the run is handed over by execve, and back at its end
+    def _hand_over(self, proc, streams: list[tuple[int, str]], started: float) -> None:
+        """Replace this interpreter by the shim loop, which supervises the run in a fraction of the
+        memory (:mod:`runner.shimloop`). Returns only if the execve failed: supervise it here then."""
+        from .shimloop import HANDOVER_SIGNALS, RESUME_BOOT
+        from .shimrecord import _memfd
+
+        doc = {"root": self.store.root, "state_dir": self.store.state_dir, "cid": self.cid,
+               "wait_pid": proc.wait_pid, "started": started, "streams": [[fd, s] for fd, s in streams],
+               "log_path": self.log.path, "log_max_size": self.log.max_size, "log_max_files": self.log.max_files,
+               "oom_file": proc.oom_file(), "overlay": proc.overlay_mounted, "delay": self._delay,
+               "cgroups": proc.cgroup_paths(), "rootfs": rootfs_paths(self.store, self.cid).rootfs,
+               "ports": [list(p) for proxy in self.proxies for p in proxy.hand_over()],
+               "target_ip": self.proxies[0].target_ip if self.proxies else "", "health": None}
+        if (check := self.config.healthcheck) is not None:
+            doc["health"] = {"pid1": proc.pid, "timeout": check.effective("timeout"), "start_period": check.start_period,
+                             "interval": check.effective("interval"), "start_interval": check.effective("start_interval")}
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        fd = _memfd(doc)
+        self.log.close(sync=False)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDOVER_SIGNALS)
+        try:
+            for pipe, _ in streams:
+                os.set_inheritable(pipe, True)
+            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", RESUME_BOOT, here, str(fd)])
+        except OSError as exc:
+            print(f"shim {self.cid[:12]}: cannot start the shim loop, supervising in full: {exc}", file=sys.stderr)
+            for pipe in [p for p, _ in streams] + [p[0] for p in doc["ports"]]:
+                os.set_inheritable(pipe, False)
+            os.close(fd)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            self.log._open()
+
+    def resume(self, doc: dict) -> None:
+        """Carry on after the shim loop ended a run (``doc``: its handover document, with the exit)."""
+        self._install_signals()
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        self._delay = doc["delay"]
+        if "abort" in doc:
+            self.abort(doc["abort"])
+            return
+        if doc.get("port_fds"):       # the published ports, still bound: served here from now on
+            from . import network
+
+            ports = [network.PortMapping.from_dict(p.to_dict()) for p in self.config.ports]
+            self.proxies = [network.PortProxy.adopt(ports, self.config.network.to_dict().get("ip"), doc["port_fds"])]
+            for p in self.proxies:
+                p.register(self.sel)
+        proc = ResumedProcess(self.config, self.store, doc["overlay"])
+        self._after_exit(proc, doc["code"], doc["started"], doc["finished"], doc["oom"], recorded=doc["recorded"])
+        self._carry_on(doc["code"])
 
     def _warm_up(self) -> None:
         """Import what the teardown needs while the container runs, so ``stop``/``rm`` do not wait for it."""
@@ -355,13 +344,11 @@ class Shim:
             self._ready(f"error {msg}")
             self._finish()
             return
-        delay = BACKOFF_START
-        first = True
-        while True:
-            code = self.run_once(first)
-            first = False
-            if code is None:
-                break
+        self._carry_on(self.run_once(True))
+
+    def _carry_on(self, code: int | None) -> None:
+        """After a run ended with ``code`` (None: it did not start): restart it as the policy says, or finish."""
+        while code is not None:
             cur = self.store.read_state(self.cid)
             stopped = self.store.stop_requested(self.cid)
             self.config = self.store.load_config(self.cid)   # ``update`` may have changed the policy, limits
@@ -369,11 +356,12 @@ class Shim:
             if not self.policy.should_restart(code, cur.restart_count, stopped):
                 break
             if self._last_run >= BACKOFF_RESET_AFTER:
-                delay = BACKOFF_START
+                self._delay = BACKOFF_START
             self.store.move(self.cid, self.config.name, st.RESTARTING, restart_count=cur.restart_count + 1)
-            if not self._sleep_unless_stopped(delay):
+            if not self._sleep_unless_stopped(self._delay):
                 break
-            delay = min(delay * 2, BACKOFF_MAX)
+            self._delay = min(self._delay * 2, BACKOFF_MAX)
+            code = self.run_once(False)
         self._finish()
 
     def abort(self, message: str) -> None:
@@ -408,30 +396,6 @@ class Shim:
                 pass
 
 
-def _daemonize() -> None:
-    """Classic double fork: the first child calls setsid, the grandchild carries on; both parents exit."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    os.umask(0o022)
-
-
-def _read_line(fd: int) -> str:
-    buf = b""
-    while not buf.endswith(b"\n"):
-        try:
-            chunk = os.read(fd, 128)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        buf += chunk
-    return buf.decode(errors="replace").strip()
-
-
 def main(argv: list[str]) -> None:
     """``python -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` (started by ``shim_client.PendingShim``).
 
@@ -440,13 +404,16 @@ def main(argv: list[str]) -> None:
     overlaps the CLI's own work. EOF on GO_FD (the CLI failed or was killed before) ends it with
     nothing written anywhere.
     """
+    if argv and argv[0] == "--resume":
+        _resume(int(argv[1]))
+        return
     root, state_dir, ready, go = argv
     ready_fd, go_fd = int(ready), int(go)
     # the CLI's signal mask and an ignored SIGCHLD came with us over fork and exec: the shim must be
     # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _daemonize()
+    daemonize()
     nullfd = os.open(os.devnull, os.O_RDWR)
     os.dup2(nullfd, 0)
     os.dup2(nullfd, 1)
@@ -457,7 +424,7 @@ def main(argv: list[str]) -> None:
         failed = exc
     else:
         failed = None
-    cid = _read_line(go_fd)
+    cid = read_line(go_fd)
     os.close(go_fd)
     if not cid:
         os._exit(0)
@@ -485,6 +452,31 @@ def main(argv: list[str]) -> None:
         shim.run()
     except BaseException as exc:
         # a bug in the shim must not leave an unsupervised container behind
+        import traceback
+
+        traceback.print_exc()
+        shim.abort(f"shim failed: {type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None
+
+
+def _resume(fd: int) -> None:
+    """``python -S -m runner.shim --resume FD`` (FD: a memfd): the shim loop handed back a run that
+    ended; release what it held, then restart it or finish, as :meth:`Shim.run` would have."""
+    import json
+
+    from .shimrecord import _read_all
+
+    doc = json.loads(_read_all(fd))
+    os.close(fd)
+    store = ContainerStore(doc["root"], doc["state_dir"])
+    try:
+        shim = Shim(store, doc["cid"], -1)
+    except (PybuildError, OSError) as exc:       # the record is gone: nothing left to supervise
+        print(f"shim {doc['cid'][:12]}: resume: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        shim.resume(doc)
+    except BaseException as exc:
         import traceback
 
         traceback.print_exc()

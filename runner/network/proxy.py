@@ -217,6 +217,27 @@ class PortProxy:
             raise
         return cls(target_ip, bound, udp_timeout)
 
+    @classmethod
+    def adopt(cls, mappings: Iterable[PortMapping], target_ip: str, fds: Iterable[int], *,
+              udp_timeout: float = 60.0) -> "PortProxy":
+        """A proxy over listeners bound before (:meth:`hand_over`'s fds, in ``mappings``' order)."""
+        listeners = []
+        for m, fd in zip(mappings, fds):
+            sock = socket.socket(fileno=fd)
+            os.set_inheritable(fd, False)
+            sock.setblocking(False)
+            listeners.append((m, sock))
+        return cls(target_ip, listeners, udp_timeout)
+
+    def hand_over(self) -> list[tuple[int, str, int]]:
+        """``(fd, protocol, container port)`` of every listener, inheritable across ``execve``, for the
+        shim loop's relay (:mod:`runner.shimproxy`); this proxy must not be used afterwards."""
+        out = []
+        for m, sock in self._listeners:
+            os.set_inheritable(sock.fileno(), True)
+            out.append((sock.fileno(), m.protocol, m.container_port))
+        return out
+
     @property
     def mappings(self) -> tuple[PortMapping, ...]:
         """The mappings with the host ports actually bound."""

@@ -117,7 +117,9 @@ def test_shim_imports_stay_lean():
 def test_only_the_state_store_writes_state_json():
     """Every status change goes through ``ContainerStore.move``: nothing else writes ``state.json``
     (``_write_state`` is called from ``move`` only; ``create`` writes the first record in its
-    temporary directory, in the same module)."""
+    temporary directory, in the same module). The one other writer is the resident shim loop's exit
+    record (``runner/shimrecord.py``, no record types in memory), which ``test_shimloop.py`` holds
+    byte-equal to ``move``'s."""
     offenders = []
     for path in list(RUNNER.rglob("*.py")) + list((ROOT / "pybuild").rglob("*.py")):
         text = path.read_text()
@@ -127,7 +129,7 @@ def test_only_the_state_store_writes_state_json():
                 if path.name != "state.py" or path.parent != RUNNER:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
             if isinstance(node, ast.Constant) and node.value == "state.json" and \
-                    not (path.name == "state.py" and path.parent == RUNNER):
+                    not (path.name in ("state.py", "shimrecord.py") and path.parent == RUNNER):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} names state.json")
     assert offenders == []
     tree = ast.parse((RUNNER / "state.py").read_text())

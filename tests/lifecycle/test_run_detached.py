@@ -172,8 +172,11 @@ def test_inherited_signal_state_reaches_neither_shim_nor_exec(pybuild, image):
     from runner.state import ContainerStore
 
     shim = ContainerStore(str(pybuild.root), str(pybuild.state)).shim_pid(cid)
-    with open(f"/proc/{shim}/status") as f:
-        assert "SigBlk:\t0000000000000000" in f.read()     # SIGCHLD reaches the shim's loop
+    # the shim blocks its signals across the execve into its resident loop (held, not lost), and
+    # the loop unblocks them once its handlers are in place
+    wait_for(lambda: b"runner.shimloop" in open(f"/proc/{shim}/cmdline", "rb").read(), what="the shim loop")
+    wait_for(lambda: "SigBlk:\t0000000000000000" in open(f"/proc/{shim}/status").read(),
+             what="nothing blocked in the shim's loop")     # SIGCHLD reaches the shim's loop
     # pybuild exec waits for its command (its exit code is the command's) and the command gets a
     # clean signal state: nothing blocked, nothing ignored
     r = _hostile(pybuild, "exec", cid, "sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status; exit 5")
