@@ -240,6 +240,14 @@ def finish_here(doc: dict, port_fds: list[int]) -> bool:
     if launcher == "sandbox":
         if not _destroy_cgroup([p for p in doc.get("cgroups") or () if os.path.isdir(p)]):
             return False
+        shm = os.path.join(root, "containers", cid, "shm")     # --ipc shareable: /dev/shm kept host-side
+        if os.path.ismount(shm):
+            from .syscalls import MNT_DETACH, umount2
+
+            try:
+                umount2(shm, MNT_DETACH)
+            except OSError:
+                return False
         rootfs = doc.get("rootfs")
         if rootfs and (doc["overlay"] or os.path.ismount(rootfs)):
             from .syscalls import MNT_DETACH, umount2   # ctypes: loaded now, for the last moments

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import time
 
 import pytest
 
@@ -226,3 +227,14 @@ def test_ipc_container_shares_a_shareable_containers_ipc_and_dev_shm(pybuild, im
     pybuild("run", "-d", "--name", "private", "--network", "none", image, "sleep", "300", check=True)
     r = run(pybuild, "--ipc", "container:private", image, "true")
     assert r.returncode == 125 and "not shareable" in r.stderr and len(r.stderr.splitlines()) == 1
+    # a stopped shareable container (its shim's resident loop releases it) keeps no /dev/shm mount
+    pybuild("stop", "-t", "1", "donor", check=True)
+
+    def shm_mounts() -> list[str]:
+        with open("/proc/self/mounts") as f:
+            return [m for m in f.read().split("\n") if str(pybuild.root) in m and m.split(" ")[1].endswith("/shm")]
+
+    deadline = time.monotonic() + 10       # the release follows the exit record `stop` waits for
+    while shm_mounts() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not shm_mounts()
