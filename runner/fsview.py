@@ -72,6 +72,7 @@ def container_root(store: ContainerStore, ref: str) -> Iterator[ContainerRoot]:
         return
     from .rootfs import OverlayMount
 
+    store.wait_shim_gone(cfg.id)      # a stopped container's shim may still be releasing its mounts
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.live or store.shim_pid(cfg.id) is not None or os.path.ismount(paths.rootfs):

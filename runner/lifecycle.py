@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-import time
 
 from layers.errors import InvalidInput, PybuildError
 
@@ -45,7 +44,7 @@ def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
     from .shim_client import spawn
 
     cfg = store.resolve(ref)
-    _wait_shim_gone(store, cfg.id)
+    store.wait_shim_gone(cfg.id)
     with store.lock(cfg.id):
         cur = store.status(cfg.id)
         if cur.live:
@@ -78,16 +77,6 @@ def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
                 store.clear_shim(cfg.id)
         raise
     return ContainerInfo(cfg, store.status(cfg.id))
-
-
-def _wait_shim_gone(store: ContainerStore, cid: str, timeout: float = 10.0) -> None:
-    """An exited container's shim may still be releasing its network and mounts: give it a moment."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        cur = store.status(cid)
-        if cur.supervised or store.shim_pid(cid) is None:
-            return
-        time.sleep(0.02)
 
 
 def restart(store: ContainerStore, ref: str, timeout: float | None = None) -> ContainerInfo:

@@ -419,6 +419,15 @@ class ContainerStore:
             return None
         return pid
 
+    def wait_shim_gone(self, cid: str, timeout: float = 10.0) -> None:
+        """An exited container's shim may still be releasing its network and mounts (``stop`` returns
+        on the exit record): give it up to ``timeout`` seconds to finish."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status(cid).supervised or self.shim_pid(cid) is None:
+                return
+            time.sleep(0.02)
+
     def supervisor_gone(self, cid: str) -> bool:
         """True when ``shim.json`` names a process that no longer runs: the shim, or the pybuild of a
         foreground run, was killed (or crashed) before it cleared it; what it held may be left over."""

@@ -229,6 +229,8 @@ def test_lost_state_dir_then_rm_and_start(lifecycle):
 
     a = lifecycle.run("keep", ["sh", "-c", "echo run; sleep 1000"])
     b = lifecycle.create("later", ["true"])
+    # the first run's output is in its log (what a shim killed before it read its pipe is lost, as ever)
+    wait_for(lambda: lifecycle.pybuild("logs", "keep").stdout == "run\n", what="first run")
     # a reboot-like loss: the processes and /run are gone, the records under the root stay
     shim, pid = lifecycle.store.shim_pid(a), lifecycle.state(a).pid
     os.kill(shim, signal.SIGKILL)
