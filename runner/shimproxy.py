@@ -2,7 +2,8 @@
 :class:`runner.network.proxy.PortProxy`, for sockets the full shim bound and handed over.
 
 Same behaviour as ``PortProxy`` (whose tests and benchmark describe it): TCP flows move bytes
-socket -> pipe -> socket with ``splice(2)`` and propagate half-close; UDP keeps one connected upstream
+socket -> pipe -> socket with ``splice(2)`` and propagate half-close (:class:`Pump`, which
+``PortProxy`` imports from here: the light module serves the heavy one); UDP keeps one connected upstream
 socket per client, dropped after ``udp_timeout`` idle seconds. It lives outside ``runner.network``
 because that package's ``__init__`` loads the whole network room, and it imports ``_socket`` rather
 than :mod:`socket` (which loads enum, selectors and more: about 1 MiB in every shim).
@@ -21,7 +22,7 @@ import time
 import _socket
 import select
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "Pump", "splice_pipe"]
 
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
@@ -29,28 +30,31 @@ SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 IN, OUT = select.EPOLLIN, select.EPOLLOUT
 
 
-def _pipe() -> tuple[int, int, int]:
+def splice_pipe() -> tuple[int, int, int]:
+    """A non-blocking pipe, enlarged when allowed; returns (read fd, write fd, capacity)."""
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
+    except OSError:  # capped by /proc/sys/fs/pipe-max-size for unprivileged callers; default size works
         pass
     return r, w, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
 
 
-class _Pump:
-    """One direction of a TCP flow: src socket -> pipe -> dst socket (``PortProxy``'s ``_Pump``)."""
+class Pump:
+    """One direction of a TCP flow: src socket -> pipe -> dst socket (the relay's here and
+    :class:`runner.network.proxy.PortProxy`'s; any objects with ``fileno()`` and ``shutdown()``)."""
 
     __slots__ = ("src", "dst", "r", "w", "cap", "pending", "eof", "done")
 
     def __init__(self, src, dst) -> None:
         self.src, self.dst = src, dst
-        self.r, self.w, self.cap = _pipe()
+        self.r, self.w, self.cap = splice_pipe()
         self.pending = 0
         self.eof = self.done = False
 
     def step(self) -> None:
-        for _ in range(16):
+        """Move as much as possible without blocking; raises OSError when a side is gone."""
+        for _ in range(16):  # bounded so one busy flow cannot starve the others
             moved = False
             if not self.eof and self.pending < self.cap:
                 try:
@@ -167,7 +171,7 @@ class Relay:
                         raise OSError(err, os.strerror(err)) from None
                     self._watch(flow, flow.upstream, OUT)
                     return
-                flow.up, flow.down = _Pump(flow.client, flow.upstream), _Pump(flow.upstream, flow.client)
+                flow.up, flow.down = Pump(flow.client, flow.upstream), Pump(flow.upstream, flow.client)
                 flow.connected = True
             flow.up.step()
             flow.down.step()

@@ -15,7 +15,6 @@ before the container starts), then ``serve()``/``start()`` forwards:
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import selectors
 import socket
@@ -24,28 +23,15 @@ import time
 from dataclasses import replace
 from collections.abc import Iterable
 
+from ..shimproxy import Pump
 from .errors import NetworkError, PortInUse
 from .publish import PortMapping
 
 __all__ = ["PortProxy"]
 
-PIPE_SIZE = 1 << 20
-CHUNK = 1 << 20
-SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-
 
 def _family(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
-
-
-def _pipe() -> tuple[int, int, int]:
-    """A non-blocking pipe, enlarged when allowed; returns (read fd, write fd, capacity)."""
-    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:  # capped by /proc/sys/fs/pipe-max-size for unprivileged callers; default size works
-        pass
-    return r, w, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
 
 
 def _connected(sock: socket.socket) -> bool:
@@ -54,55 +40,6 @@ def _connected(sock: socket.socket) -> bool:
         return True
     except OSError:          # ENOTCONN: the handshake is still under way
         return False
-
-
-class _Pump:
-    """One direction of a TCP flow: src socket -> pipe -> dst socket."""
-
-    __slots__ = ("src", "dst", "r", "w", "cap", "pending", "eof", "done")
-
-    def __init__(self, src: socket.socket, dst: socket.socket) -> None:
-        self.src, self.dst = src, dst
-        self.r, self.w, self.cap = _pipe()
-        self.pending = 0
-        self.eof = False
-        self.done = False
-
-    def step(self) -> None:
-        """Move as much as possible without blocking; raises OSError when a side is gone."""
-        for _ in range(16):  # bounded so one busy flow cannot starve the others
-            moved = False
-            if not self.eof and self.pending < self.cap:
-                try:
-                    n = os.splice(self.src.fileno(), self.w, CHUNK, flags=SPLICE_FLAGS)
-                except BlockingIOError:
-                    n = -1
-                if n == 0:
-                    self.eof = True
-                elif n > 0:
-                    self.pending += n
-                    moved = True
-            if self.pending:
-                try:
-                    n = os.splice(self.r, self.dst.fileno(), self.pending, flags=SPLICE_FLAGS)
-                except BlockingIOError:
-                    n = 0
-                if n > 0:
-                    self.pending -= n
-                    moved = True
-            if not moved:
-                break
-        if self.eof and not self.pending and not self.done:
-            self.done = True
-            try:
-                self.dst.shutdown(socket.SHUT_WR)
-            except OSError as exc:
-                if exc.errno != errno.ENOTCONN:
-                    raise
-
-    def close(self) -> None:
-        os.close(self.r)
-        os.close(self.w)
 
 
 class _TcpFlow:
@@ -114,8 +51,8 @@ class _TcpFlow:
         self.connected = False
 
     def start_pumps(self) -> None:
-        self.up = _Pump(self.client, self.upstream)
-        self.down = _Pump(self.upstream, self.client)
+        self.up = Pump(self.client, self.upstream)
+        self.down = Pump(self.upstream, self.client)
         self.connected = True
 
     def interest(self, sock: socket.socket) -> int:
