@@ -21,8 +21,6 @@ __all__ = ["record_exit", "finish_here", "dumps", "loads", "state_path", "STATE_
 #: them equal); a record with other keys is left to the full shim
 STATE_KEYS = frozenset({"error", "exit_code", "finished_at", "health", "oom_killed", "pid", "restart_count",
                         "shim_pid", "started_at", "status"})
-_EVENT_LINE_MAX = 4096          # layers.events.LINE_MAX
-_EVENTS_MAX_BYTES = 8 * 1024 * 1024   # layers.events.MAX_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,34 +116,22 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 def _event(root: str, cid: str, config: dict | None, action: str, **attributes) -> None:
     """:meth:`runner.state.ContainerStore.event` (labels, image, name, then ``attributes``) appended
-    as :func:`layers.events.append` does; a line too long for one write goes through that module."""
+    as :func:`layers.events.append` does, through :mod:`layers.journal` (loaded now, at the exit: it
+    imports only ``os``); a line too long for one write goes through :mod:`layers.events`."""
+    from layers import journal
+
     attrs = {} if config is None else {str(k): v for k, v in (config.get("labels") or {}).items()}
     if config is not None:
         attrs.update(image=config.get("image"), name=config.get("name"))
     attrs.update(attributes)
     at = {k: str(v) for k, v in attrs.items() if v is not None}
-    line = (dumps({"t": "container", "a": action, "id": cid, "at": at, "ns": time.time_ns()}) + "\n").encode()
-    if len(line) > _EVENT_LINE_MAX:
+    line = (dumps(journal.record("container", action, cid, at, time.time_ns())) + "\n").encode()
+    if len(line) > journal.LINE_MAX:
         from layers import events           # cuts the attributes to fit (rare: huge labels)
 
         events.emit(root, "container", action, cid, **{k: v for k, v in attrs.items()})
         return
-    path = os.path.join(root, "events", "events.jsonl")
-    try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, line)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > _EVENTS_MAX_BYTES and os.stat(path).st_size > _EVENTS_MAX_BYTES:
-            os.replace(path, path + ".1")
-    except OSError:
-        pass                    # best effort, as layers.events: the journal never fails a state move
+    journal.append_line(root, line)      # best effort, as layers.events: the journal never fails a state move
 
 
 def state_path(root: str, cid: str) -> str:
