@@ -15,7 +15,8 @@ import _json
 import _signal
 import fcntl
 
-__all__ = ["record_exit", "finish_here", "dumps", "loads", "state_path", "STATE_KEYS"]
+__all__ = ["record_exit", "finish_here", "dumps", "loads", "state_path", "STATE_KEYS", "kill_cgroup",
+           "remove_cgroup"]
 
 #: the keys of ``state.json`` as :class:`runner.records.ContainerState` writes them (a test holds
 #: them equal); a record with other keys is left to the full shim
@@ -266,21 +267,34 @@ def finish_here(doc: dict, port_fds: list[int]) -> bool:
 def _destroy_cgroup(paths: list[str], timeout: float = 5.0) -> bool:
     """``runner.cgroups.Cgroup.kill_all`` then ``destroy``: SIGKILL what is left, remove the
     directories, retrying while the kernel lets go of them."""
-    def kill_all() -> None:
-        try:
-            with open(os.path.join(paths[0], "cgroup.procs")) as f:
-                pids = [int(x) for x in f.read().split()]
-        except (FileNotFoundError, ValueError):
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
     if not paths:
         return True
-    kill_all()
+    kill_cgroup(paths[0])
+    try:
+        remove_cgroup(paths, timeout)
+    except OSError:
+        return False
+    return True
+
+
+def kill_cgroup(path: str) -> None:
+    """SIGKILL every process of the cgroup directory ``path`` (none when it is gone)."""
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ValueError):
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def remove_cgroup(paths, timeout: float = 5.0) -> None:
+    """Remove the cgroup directories ``paths`` (one a hierarchy; gone already is fine), killing what is
+    left in ``paths[0]`` and retrying while the kernel says busy, for at most ``timeout`` seconds; the
+    ``OSError`` (its ``filename`` the directory) of one that stays. :meth:`runner.cgroups.Cgroup.destroy`."""
     deadline = time.monotonic() + timeout
     for p in paths:
         while True:
@@ -291,7 +305,6 @@ def _destroy_cgroup(paths: list[str], timeout: float = 5.0) -> bool:
                 break
             except OSError as exc:
                 if exc.errno != 16 or time.monotonic() > deadline:      # EBUSY
-                    return False
-                kill_all()
+                    raise
+                kill_cgroup(paths[0])
                 time.sleep(0.005)
-    return True
