@@ -22,7 +22,7 @@ import time
 import _socket
 import select
 
-__all__ = ["Relay", "Pump", "splice_pipe"]
+__all__ = ["Relay", "Pump", "splice_pipe", "dial_tcp", "dial_udp"]
 
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
@@ -89,6 +89,42 @@ class Pump:
         os.close(self.w)
 
 
+def dial_tcp(client, family: int, target: tuple, make=_socket.socket):
+    """Make the accepted ``client`` non-blocking with ``TCP_NODELAY`` and start a non-blocking connect
+    of a new upstream socket (``make(family, type)``: ``_socket.socket`` or :class:`socket.socket`)
+    to ``target``: ``(upstream, 0 | EINPROGRESS)``, or None with both closed when that fails (out of
+    fds, the client gone, the connect refused at once: refuse this one, keep serving)."""
+    try:
+        client.setblocking(False)
+        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        up = make(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
+    except OSError:
+        client.close()
+        return None
+    up.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    err = up.connect_ex(target)
+    if err not in (0, errno.EINPROGRESS):
+        client.close()
+        up.close()
+        return None
+    return up, err
+
+
+def dial_udp(family: int, target: tuple, make=_socket.socket):
+    """A non-blocking UDP socket connected to ``target`` (``make`` as :func:`dial_tcp`'s), or None when
+    that fails (out of fds: the datagram is dropped, as a full queue would)."""
+    try:
+        up = make(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        up.connect(target)
+    except OSError:
+        up.close()
+        return None
+    return up
+
+
 class _Flow:
     __slots__ = ("client", "upstream", "up", "down", "connected", "watched")
 
@@ -137,19 +173,10 @@ class Relay:
                         return
                     raise
                 client = _socket.socket(fileno=cfd)
-                try:
-                    client.setblocking(False)
-                    client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                    up = _socket.socket(self.family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
-                except OSError:
-                    client.close()
+                dialed = dial_tcp(client, self.family, (self.target_ip, port))
+                if dialed is None:
                     continue
-                up.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                err = up.connect_ex((self.target_ip, port))
-                if err not in (0, errno.EINPROGRESS):
-                    client.close()
-                    up.close()
-                    continue
+                up = dialed[0]
                 flow = _Flow(client, up)
                 self._tcp[client.fileno()] = (flow, client)
                 self._tcp[up.fileno()] = (flow, up)
@@ -213,14 +240,8 @@ class Relay:
                 key = (fd, client)
                 flow = self._udp.get(key)
                 if flow is None:
-                    try:
-                        up = _socket.socket(self.family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
-                    except OSError:
-                        continue
-                    try:
-                        up.connect((self.target_ip, port))
-                    except OSError:
-                        up.close()
+                    up = dial_udp(self.family, (self.target_ip, port))
+                    if up is None:
                         continue
                     flow = self._udp[key] = self._udp_up[up.fileno()] = [up, 0.0, listener, client]
                     self.reactor.watch(up.fileno(), IN, self._udp_back)

@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from collections.abc import Iterable
 
-from ..shimproxy import Pump
+from ..shimproxy import Pump, dial_tcp, dial_udp
 from .errors import NetworkError, PortInUse
 from .publish import PortMapping
 
@@ -223,20 +223,10 @@ class PortProxy:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
                     return
                 raise
-            client.setblocking(False)
-            try:
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                up = socket.socket(_family(self.target_ip),
-                                   socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-            except OSError:     # out of fds or the client is gone: refuse this one, keep serving
-                client.close()
+            dialed = dial_tcp(client, _family(self.target_ip), (self.target_ip, m.container_port), socket.socket)
+            if dialed is None:
                 continue
-            up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = up.connect_ex((self.target_ip, m.container_port))
-            if err not in (0, errno.EINPROGRESS):
-                client.close()
-                up.close()
-                continue
+            up, err = dialed
             flow = _TcpFlow(client, up)
             self._tcp[client] = self._tcp[up] = flow
             if err == 0 or _connected(up):      # a local peer has usually answered already: no epoll round
@@ -293,15 +283,8 @@ class PortProxy:
             key = (listener.fileno(), client)
             flow = self._udp.get(key)
             if flow is None:
-                try:
-                    up = socket.socket(_family(self.target_ip),
-                                       socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-                except OSError:  # out of fds: drop the datagram, as a full queue would
-                    continue
-                try:
-                    up.connect((self.target_ip, m.container_port))
-                except OSError:
-                    up.close()
+                up = dial_udp(_family(self.target_ip), (self.target_ip, m.container_port), socket.socket)
+                if up is None:
                     continue
                 flow = _UdpFlow(listener, client, up)
                 self._udp[key] = flow
