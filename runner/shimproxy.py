@@ -22,7 +22,7 @@ import time
 import _socket
 import select
 
-__all__ = ["Relay", "Pump", "splice_pipe", "dial_tcp", "dial_udp"]
+__all__ = ["Relay", "Pump", "splice_pipe", "accept_fd", "dial_tcp", "dial_udp"]
 
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
@@ -87,6 +87,19 @@ class Pump:
     def close(self) -> None:
         os.close(self.r)
         os.close(self.w)
+
+
+def accept_fd(listener) -> int | None:
+    """The (close-on-exec) fd of one connection accepted on the non-blocking ``listener``; None when
+    there is none now, or no fd for it, or it was aborted (stop accepting until the next event)."""
+    try:
+        return listener._accept()[0]
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
+            return None
+        raise
 
 
 def dial_tcp(client, family: int, target: tuple, make=_socket.socket):
@@ -164,14 +177,9 @@ class Relay:
     def _accepter(self, listener, port: int):
         def accept(fd: int, events: int) -> None:
             for _ in range(64):
-                try:
-                    cfd, _addr = listener._accept()
-                except (BlockingIOError, InterruptedError):
+                cfd = accept_fd(listener)
+                if cfd is None:
                     return
-                except OSError as exc:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
-                        return
-                    raise
                 client = _socket.socket(fileno=cfd)
                 dialed = dial_tcp(client, self.family, (self.target_ip, port))
                 if dialed is None:

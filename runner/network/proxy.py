@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from collections.abc import Iterable
 
-from ..shimproxy import Pump, dial_tcp, dial_udp
+from ..shimproxy import Pump, accept_fd, dial_tcp, dial_udp
 from .errors import NetworkError, PortInUse
 from .publish import PortMapping
 
@@ -215,14 +215,10 @@ class PortProxy:
     # -- TCP ----------------------------------------------------------------------------------
     def _accept(self, listener: socket.socket, m: PortMapping) -> None:
         for _ in range(64):
-            try:
-                client, _addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
+            cfd = accept_fd(listener)
+            if cfd is None:
                 return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
-                    return
-                raise
+            client = socket.socket(fileno=cfd)
             dialed = dial_tcp(client, _family(self.target_ip), (self.target_ip, m.container_port), socket.socket)
             if dialed is None:
                 continue
