@@ -23,6 +23,10 @@ nothing here: it resumes the full shim, which aborts the container the usual way
 Published ports are served here too (:mod:`runner.shimproxy`, on the sockets the full shim bound);
 health checks run in a process of their own per probe (:mod:`runner.healthprobe`), forked when due.
 
+The full shim and the health monitor reap, drain their wake-up pipe and read a container's output
+with this module's :func:`reap`, :func:`drain` and :func:`read_output` (the heavy module imports the
+light one, never the reverse).
+
 The handover document (a memfd, both ways) is JSON. Imports are modules built into the interpreter,
 ``select``, ``fcntl`` and ``_json`` (not :mod:`json`, :mod:`signal`, :mod:`selectors` nor anything of
 ``runner`` but :mod:`runner.logfile`): about 0.1 MiB above a bare interpreter's 2.7 MiB of private

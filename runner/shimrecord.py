@@ -3,7 +3,9 @@ types: JSON through the C accelerator alone, the exit record (``running|paused -
 the bytes and events ``ContainerStore.move`` writes), and the release of a run that ended for good.
 
 Imports are modules built into the interpreter, ``fcntl`` and ``_json``: the loop lives as long as
-its container. Tests hold every copy here equal to the code it mirrors.
+its container. Tests hold every copy here equal to the code it mirrors; what need not be a copy is
+shared the other way: :mod:`runner.cgroups` kills and removes a cgroup with :func:`kill_cgroup` and
+:func:`remove_cgroup`, and the event line and its append are :mod:`layers.journal`'s (loaded at the exit).
 """
 
 from __future__ import annotations
