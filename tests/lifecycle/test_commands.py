@@ -229,6 +229,8 @@ def test_lost_state_dir_then_rm_and_start(lifecycle):
 
     a = lifecycle.run("keep", ["sh", "-c", "echo run; sleep 1000"])
     b = lifecycle.create("later", ["true"])
+    # the first run's line is logged before the kill (a SIGKILLed shim loses what it had not read yet)
+    wait_for(lambda: lifecycle.pybuild("logs", "keep").stdout.count("run") == 1, what="first run")
     # a reboot-like loss: the processes and /run are gone, the records under the root stay
     shim, pid = lifecycle.store.shim_pid(a), lifecycle.state(a).pid
     os.kill(shim, signal.SIGKILL)
