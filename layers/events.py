@@ -7,7 +7,8 @@ interleave. When the file passes :data:`MAX_BYTES` the writer that notices renam
 ``events.jsonl.1`` (replacing the older one): the journal keeps between one and two files' worth.
 
 Appending is best effort: a journal that cannot be written never fails the state change it
-reports. Imports are ``os``, ``json`` and ``time`` only: the shim appends, and lives as long as its
+reports. Imports are ``os``, ``json``, ``time`` and :mod:`layers.journal` (the line's shape and the
+append itself, which the resident shim loop shares) only: the shim appends, and lives as long as its
 container.
 """
 
@@ -18,11 +19,12 @@ import os
 import time
 from dataclasses import dataclass, replace
 
+from . import journal as _journal
+from .journal import LINE_MAX, journal_path
+
 __all__ = ["Event", "Cursor", "changed", "append", "emit", "read", "journal_path", "familiar", "MAX_BYTES", "LINE_MAX"]
 
-MAX_BYTES = 8 * 1024 * 1024
-LINE_MAX = 4096          # PIPE_BUF on Linux: an O_APPEND write up to this size is one unit
-_FILE = "events.jsonl"
+MAX_BYTES = _journal.MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +70,8 @@ def familiar(name: str) -> str:
     return name
 
 
-def journal_path(root: str) -> str:
-    return os.path.join(root, "events", _FILE)
-
-
 def _line(event: Event) -> bytes:
-    doc = {"t": event.type, "a": event.action, "id": event.actor_id,
-           "at": dict(event.attributes), "ns": event.time_nano}
+    doc = _journal.record(event.type, event.action, event.actor_id, dict(event.attributes), event.time_nano)
     raw = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
     if len(raw) > LINE_MAX:        # cut the longest attributes until the line fits
         attrs = dict(event.attributes)
@@ -85,8 +82,8 @@ def _line(event: Event) -> bytes:
             if len(raw) <= LINE_MAX:
                 break
         if len(raw) > LINE_MAX:
-            raw = json.dumps({"t": event.type, "a": event.action, "id": event.actor_id[:128], "at": {},
-                              "ns": event.time_nano}, separators=(",", ":")).encode() + b"\n"
+            raw = json.dumps(_journal.record(event.type, event.action, event.actor_id[:128], {}, event.time_nano),
+                             separators=(",", ":")).encode() + b"\n"
     return raw
 
 
@@ -95,33 +92,7 @@ def append(root: str, event: Event) -> bool:
     Returns False, and raises nothing, when the journal cannot be written."""
     if not event.time_nano:
         event = replace(event, time_nano=time.time_ns())
-    path = journal_path(root)
-    try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, _line(event))
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > MAX_BYTES:
-            _rotate(path)
-        return True
-    except OSError:
-        return False
-
-
-def _rotate(path: str) -> None:
-    """Move a full journal aside; of two writers that both notice, only the one whose file is still
-    the big one renames it (a rename of the fresh, small file by the second would lose events)."""
-    try:
-        if os.stat(path).st_size > MAX_BYTES:
-            os.replace(path, path + ".1")
-    except OSError:
-        pass
+    return _journal.append_line(root, _line(event), MAX_BYTES)
 
 
 def emit(root: str, type_: str, action: str, actor_id: str, **attributes: object) -> bool:

@@ -117,8 +117,7 @@ def logs_cmd(settings: Settings, follow: bool, tail: str, since: str | None, unt
              timestamps: bool, container: str) -> None:
     """Fetch the logs of a container (stdout to stdout, stderr to stderr)."""
     from layers.errors import InvalidInput
-    from runner.errors import ContainerNotFound
-    from runner.logs import parse_since, read_logs
+    from runner.logs import parse_since, read_logs, while_running
 
     store = container_store(settings)
     cfg = store.resolve(container)
@@ -126,15 +125,8 @@ def logs_cmd(settings: Settings, follow: bool, tail: str, since: str | None, unt
         raise InvalidInput(f"--tail {tail!r}: expected a number or 'all'")
     n = None if tail == "all" or int(tail) < 0 else int(tail)
 
-    def alive() -> bool:
-        try:
-            s = store.status(cfg.id)
-        except ContainerNotFound:
-            return False
-        return s.live or s.restarting
-
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    for e in read_logs(store.log_path(cfg.id), tail=n, follow=follow, alive=alive,
+    for e in read_logs(store.log_path(cfg.id), tail=n, follow=follow, alive=while_running(store, cfg.id),
                        since=parse_since(since) if since else None,
                        until=parse_since(until) if until else None):
         stream = err if e.stream == "stderr" else out
@@ -167,19 +159,11 @@ def start_cmd(settings: Settings, attach: bool, containers: tuple[str, ...]) -> 
 def _attach(store, cid: str, since: float | None = None) -> int:
     """Stream the container's output from ``since`` until it exits; return its exit code."""
     from runner import containers as C
-    from runner.errors import ContainerNotFound
-    from runner.logs import read_logs
-
-    def alive() -> bool:
-        try:
-            s = store.status(cid)
-        except ContainerNotFound:
-            return False
-        return s.live or s.restarting
+    from runner.logs import read_logs, while_running
 
     store.event(cid, "attach")
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    for e in read_logs(store.log_path(cid), since=since, follow=True, alive=alive):
+    for e in read_logs(store.log_path(cid), since=since, follow=True, alive=while_running(store, cid)):
         stream = err if e.stream == "stderr" else out
         stream.write(e.text.encode())
         stream.flush()

@@ -30,29 +30,25 @@ class SourceIndex:
     def _path(self, digest: Digest) -> Path:
         return self.dir / digest.algorithm / f"{digest.hex}.json"
 
-    def lookup(self, digest: Digest, registry: str) -> list[str]:
-        """Repositories on ``registry`` that had ``digest``, most recent first."""
+    def _entries(self, digest: Digest) -> list:
+        """The recorded ``registry/repository`` entries of ``digest`` (none for a missing or bad file)."""
         try:
             with open(self._path(digest), "rb") as fh:
                 data = json.loads(fh.read(_MAX_FILE))
         except (FileNotFoundError, ValueError):
             return []
-        if not isinstance(data, list):
-            return []
+        return data if isinstance(data, list) else []
+
+    def lookup(self, digest: Digest, registry: str) -> list[str]:
+        """Repositories on ``registry`` that had ``digest``, most recent first."""
+        data = self._entries(digest)
         prefix = registry + "/"
         return [e[len(prefix):] for e in data if isinstance(e, str) and e.startswith(prefix)]
 
     def locations(self, digest: Digest) -> list[tuple[str, str]]:
         """Every ``(registry, repository)`` known to have had ``digest``, most recent first."""
-        try:
-            with open(self._path(digest), "rb") as fh:
-                data = json.loads(fh.read(_MAX_FILE))
-        except (FileNotFoundError, ValueError):
-            return []
-        if not isinstance(data, list):
-            return []
         out = []
-        for entry in data:
+        for entry in self._entries(digest):
             host, slash, repo = entry.partition("/") if isinstance(entry, str) else ("", "", "")
             if host and slash and repo:
                 out.append((host, repo))
@@ -62,14 +58,7 @@ class SourceIndex:
         """Note that ``registry/repository`` has ``digest`` (best effort: a hint, not a record of truth)."""
         path = self._path(digest)
         entry = f"{registry}/{repository}"
-        try:
-            with open(path, "rb") as fh:
-                data = json.loads(fh.read(_MAX_FILE))
-            if not isinstance(data, list):
-                data = []
-        except (FileNotFoundError, ValueError):
-            data = []
-        data = [entry] + [e for e in data if e != entry and isinstance(e, str)]
+        data = [entry] + [e for e in self._entries(digest) if e != entry and isinstance(e, str)]
         data = data[:_MAX_ENTRIES]
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

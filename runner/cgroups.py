@@ -12,14 +12,12 @@ program, which pybuild does not attach). Hybrid hosts (v1 controllers with an em
 
 from __future__ import annotations
 
-import errno
 import os
-import signal
-import time
 from dataclasses import dataclass
 
 from .errors import CgroupError
 from .ocispec import Resources
+from .shimrecord import kill_cgroup, remove_cgroup
 
 __all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT"]
 
@@ -80,11 +78,7 @@ class Cgroup:
             return []
 
     def kill_all(self) -> None:
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_cgroup(self.paths[0])
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer acted in this cgroup."""
@@ -104,19 +98,10 @@ class Cgroup:
 
     def destroy(self, timeout: float = 5.0) -> None:
         """Kill what is left, then remove every directory; retries while the kernel lets go of them."""
-        deadline = time.monotonic() + timeout
-        for p in self.paths:
-            while True:
-                try:
-                    os.rmdir(p)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError as exc:
-                    if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                        raise CgroupError(f"remove cgroup {p}: {exc.strerror}") from None
-                    self.kill_all()
-                    time.sleep(0.005)
+        try:
+            remove_cgroup(self.paths, timeout)
+        except OSError as exc:
+            raise CgroupError(f"remove cgroup {exc.filename}: {exc.strerror}") from None
 
 
 def _init_cpuset(path: str) -> None:

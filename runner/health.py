@@ -23,6 +23,7 @@ import time
 
 from . import records as st
 from .records import HealthConfig, HealthResult
+from .shimloop import drain, reap
 
 __all__ = ["HealthMonitor", "MAX_OUTPUT", "spawn_monitor", "stop_monitor"]
 
@@ -172,14 +173,14 @@ def spawn_monitor(store, cid: str, check: HealthConfig, spec, pid1: int, started
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         sel = selectors.DefaultSelector()
-        sel.register(wake_r, selectors.EVENT_READ, _drain)
+        sel.register(wake_r, selectors.EVENT_READ, drain)
         monitor = HealthMonitor(store, cid, check, spec, pid1, started_at, sel)
         exited: dict[int, int] = {}
         try:
             while os.getppid() == parent:
                 for key, mask in sel.select(timeout=min(1.0, monitor.wait())):
                     key.data(key.fileobj, mask)
-                _reap(exited)
+                reap(exited)
                 monitor.tick(exited)
                 exited.clear()
         finally:
@@ -210,26 +211,6 @@ def stop_monitor(pid: int, timeout: float = 5.0) -> None:
 
 def _terminate(signum, frame) -> None:
     raise SystemExit(0)
-
-
-def _drain(fd: int, mask: int) -> None:
-    try:
-        while os.read(fd, 512):
-            pass
-    except BlockingIOError:
-        pass
-
-
-def _reap(exited: dict[int, int]) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        code = os.waitstatus_to_exitcode(status)
-        exited[pid] = 128 - code if code < 0 else code
 
 
 def _seconds(value: float) -> str:

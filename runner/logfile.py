@@ -23,8 +23,8 @@ MAX_LINE = 16 * 1024
 
 
 def rfc3339(ts: float | None) -> str:
-    """``2026-11-24T10:57:14.123456789Z``: :func:`runner.records.rfc3339`, kept here so the shim
-    loop needs no record types (a test holds the two equal)."""
+    """``2026-11-24T10:57:14.123456789Z`` (UTC, nanosecond field as Docker prints it), or Docker's zero
+    time; :mod:`runner.records` re-exports it (here so the shim loop needs no record types)."""
     if ts is None:
         return "0001-01-01T00:00:00Z"
     secs = int(ts)

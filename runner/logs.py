@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from .logfile import LogWriter
 
-__all__ = ["LogWriter", "LogTee", "LogEntry", "read_logs", "parse_since"]
+__all__ = ["LogWriter", "LogTee", "LogEntry", "read_logs", "parse_since", "while_running"]
 
 
 class LogTee:
@@ -169,6 +169,21 @@ def _parse(line: bytes) -> LogEntry | None:
         return LogEntry(doc["stream"], doc["log"], doc["time"])
     except (ValueError, KeyError, TypeError):
         return None          # a torn last line while the shim writes: skip it
+
+
+def while_running(store, cid: str):
+    """``alive`` for :func:`read_logs` following container ``cid`` of ``store``: true while it runs,
+    is paused or waits to restart; false once it stopped for good or is gone."""
+    from .errors import ContainerNotFound
+
+    def alive() -> bool:
+        try:
+            s = store.status(cid)
+        except ContainerNotFound:
+            return False
+        return s.live or s.restarting
+
+    return alive
 
 
 def read_logs(path: str, *, tail: int | None = None, since: float | None = None,

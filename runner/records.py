@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from dataclasses import dataclass, field, fields
 
 from layers.errors import InvalidInput
 
 from .errors import CorruptRecord, InvalidSpec, InvalidState
+from .logfile import rfc3339      # Docker's time spelling; the shim loop's log writer needs it without the records
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,17 +87,6 @@ def validate_name(name: str) -> str:
         raise InvalidInput(f"invalid container name {name!r}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
                            f"at most 128 characters, not a 64-hex id")
     return name
-
-
-def rfc3339(ts: float | None) -> str:
-    """``2026-11-24T10:57:14.123456789Z`` (UTC, nanosecond field as Docker prints it), or Docker's zero time."""
-    if ts is None:
-        return "0001-01-01T00:00:00Z"
-    secs = int(ts)
-    nanos = int(round((ts - secs) * 1e9))
-    if nanos >= 1_000_000_000:
-        secs, nanos = secs + 1, nanos - 1_000_000_000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
 
 
 def _fields(record) -> dict:

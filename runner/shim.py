@@ -54,6 +54,7 @@ from .logfile import LogWriter
 from .records import PublishedPort
 from .resources import release_resources, rootfs_paths
 from .restart import RestartPolicy, parse_restart_policy
+from .shimloop import drain, read_output, reap
 from .shimprocs import HostProcess, ResumedProcess, SandboxProcess, daemonize, read_line
 from .state import ContainerStore
 
@@ -66,11 +67,6 @@ BACKOFF_RESET_AFTER = 10.0
 
 def _noop(signum, frame) -> None:
     pass
-
-
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,22 +109,11 @@ class Shim:
         self.sel.register(self._wake_r, selectors.EVENT_READ, self._on_wake)
 
     def _on_wake(self, fd: int, mask: int) -> None:
-        try:
-            while os.read(fd, 512):
-                pass
-        except BlockingIOError:
-            pass
+        drain(fd, mask)
         self._reap()
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            self.children_exited[pid] = _exit_code(status)
+        reap(self.children_exited)
 
     # -- proxies (runner.network): bound before the first start, closed when the shim ends
     def _start_proxies(self) -> None:
@@ -162,15 +147,10 @@ class Shim:
 
     def _pump(self, stream: str):
         def on_read(fd: int, mask: int) -> None:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:          # EIO: the last holder of a pty's slave side is gone
-                data = b""
+            data = read_output(fd)
             if data:
                 self.log.write(stream, data)
-            else:
+            elif data is not None:
                 self.sel.unregister(fd)
                 os.close(fd)
                 self._open_pipes.discard(fd)

@@ -23,6 +23,10 @@ nothing here: it resumes the full shim, which aborts the container the usual way
 Published ports are served here too (:mod:`runner.shimproxy`, on the sockets the full shim bound);
 health checks run in a process of their own per probe (:mod:`runner.healthprobe`), forked when due.
 
+The full shim and the health monitor reap, drain their wake-up pipe and read a container's output
+with this module's :func:`reap`, :func:`drain` and :func:`read_output` (the heavy module imports the
+light one, never the reverse).
+
 The handover document (a memfd, both ways) is JSON. Imports are modules built into the interpreter,
 ``select``, ``fcntl`` and ``_json`` (not :mod:`json`, :mod:`signal`, :mod:`selectors` nor anything of
 ``runner`` but :mod:`runner.logfile`): about 0.1 MiB above a bare interpreter's 2.7 MiB of private
@@ -41,13 +45,50 @@ import select
 from .logfile import LogWriter
 from .shimrecord import _memfd, _oom_killed, _read_all, finish_here, loads, record_exit, state_path
 
-__all__ = ["main", "HANDOVER_SIGNALS", "RESUME_BOOT"]
+__all__ = ["main", "HANDOVER_SIGNALS", "RESUME_BOOT", "drain", "reap", "read_output"]
 
 #: blocked across each ``execve`` between the two halves of the shim, handled again on the other side
 HANDOVER_SIGNALS = (_signal.SIGCHLD, _signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGTTOU,
                     _signal.SIGTTIN)
 #: how the full shim starts this loop: ``python -I -S -c RESUME_BOOT <dir holding runner> <fd>``
 RESUME_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from runner.shimloop import main; main(sys.argv[2:])"
+
+# ---------------------------------------------------------------------------------------------
+# small pieces the full shim (runner.shim) and the health monitor (runner.health) use too
+
+def drain(fd: int, events: int) -> None:
+    """Empty the non-blocking wake-up pipe ``fd`` (a signal handler's ``set_wakeup_fd``)."""
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def reap(exited: dict[int, int]) -> None:
+    """Wait for every child that has ended, without blocking: ``exited[pid]`` = its exit code
+    (128 + the signal for one killed by a signal, as a shell reports it)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        exited[pid] = 128 - code if code < 0 else code
+
+
+def read_output(fd: int) -> bytes | None:
+    """One read of a container's output pipe or pty (non-blocking): None when nothing is there
+    now, ``b""`` at its end (EIO too: the last holder of a pty's slave side is gone)."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
 
 # ---------------------------------------------------------------------------------------------
 # the loop
@@ -134,7 +175,7 @@ class _Loop:
         # no-op handlers, not SIG_IGN: an ignored disposition would survive the next execve
         for s in (_signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGTTOU, _signal.SIGTTIN):
             _signal.signal(s, _noop)
-        self._add(self._wake_r, self._on_wake)
+        self._add(self._wake_r, drain)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDOVER_SIGNALS)
 
     def _add(self, fd: int, handler) -> None:
@@ -156,38 +197,15 @@ class _Loop:
         self.watch(fd, 0, None)
         os.close(fd)
 
-    def _on_wake(self, fd: int, events: int) -> None:
-        try:
-            while os.read(fd, 512):
-                pass
-        except BlockingIOError:
-            pass
-
     def _pump(self, stream: str):
         def on_read(fd: int, events: int) -> None:
-            try:
-                data = os.read(fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:          # EIO: the last holder of a pty's slave side is gone
-                data = b""
+            data = read_output(fd)
             if data:
                 self.log.write(stream, data)
-            else:
+            elif data is not None:
                 self._drop(fd)
                 self.pipes.discard(fd)
         return on_read
-
-    def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            code = os.waitstatus_to_exitcode(status)
-            self.exited[pid] = 128 - code if code < 0 else code
 
     def _dispatch(self, timeout: float) -> None:
         for fd, events in self.poll.poll(timeout):
@@ -209,10 +227,10 @@ class _Loop:
                 os.set_inheritable(fd, False)
             self.relay = Relay(self, self.doc["target_ip"], self.doc["ports"])
         health = _Health(self.doc) if self.doc.get("health") else None
-        self._reap()
+        reap(self.exited)
         while self.wait_pid not in self.exited:
             self._dispatch(1.0 if health is None else min(1.0, health.wait()))
-            self._reap()
+            reap(self.exited)
             if health is not None:
                 health.tick(self.exited)
         code = self.exited.pop(self.wait_pid)

@@ -2,7 +2,8 @@
 :class:`runner.network.proxy.PortProxy`, for sockets the full shim bound and handed over.
 
 Same behaviour as ``PortProxy`` (whose tests and benchmark describe it): TCP flows move bytes
-socket -> pipe -> socket with ``splice(2)`` and propagate half-close; UDP keeps one connected upstream
+socket -> pipe -> socket with ``splice(2)`` and propagate half-close (:class:`Pump`, which
+``PortProxy`` imports from here: the light module serves the heavy one); UDP keeps one connected upstream
 socket per client, dropped after ``udp_timeout`` idle seconds. It lives outside ``runner.network``
 because that package's ``__init__`` loads the whole network room, and it imports ``_socket`` rather
 than :mod:`socket` (which loads enum, selectors and more: about 1 MiB in every shim).
@@ -21,7 +22,7 @@ import time
 import _socket
 import select
 
-__all__ = ["Relay"]
+__all__ = ["Relay", "Pump", "splice_pipe", "accept_fd", "dial_tcp", "dial_udp"]
 
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
@@ -29,28 +30,31 @@ SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 IN, OUT = select.EPOLLIN, select.EPOLLOUT
 
 
-def _pipe() -> tuple[int, int, int]:
+def splice_pipe() -> tuple[int, int, int]:
+    """A non-blocking pipe, enlarged when allowed; returns (read fd, write fd, capacity)."""
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
+    except OSError:  # capped by /proc/sys/fs/pipe-max-size for unprivileged callers; default size works
         pass
     return r, w, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
 
 
-class _Pump:
-    """One direction of a TCP flow: src socket -> pipe -> dst socket (``PortProxy``'s ``_Pump``)."""
+class Pump:
+    """One direction of a TCP flow: src socket -> pipe -> dst socket (the relay's here and
+    :class:`runner.network.proxy.PortProxy`'s; any objects with ``fileno()`` and ``shutdown()``)."""
 
     __slots__ = ("src", "dst", "r", "w", "cap", "pending", "eof", "done")
 
     def __init__(self, src, dst) -> None:
         self.src, self.dst = src, dst
-        self.r, self.w, self.cap = _pipe()
+        self.r, self.w, self.cap = splice_pipe()
         self.pending = 0
         self.eof = self.done = False
 
     def step(self) -> None:
-        for _ in range(16):
+        """Move as much as possible without blocking; raises OSError when a side is gone."""
+        for _ in range(16):  # bounded so one busy flow cannot starve the others
             moved = False
             if not self.eof and self.pending < self.cap:
                 try:
@@ -83,6 +87,55 @@ class _Pump:
     def close(self) -> None:
         os.close(self.r)
         os.close(self.w)
+
+
+def accept_fd(listener) -> int | None:
+    """The (close-on-exec) fd of one connection accepted on the non-blocking ``listener``; None when
+    there is none now, or no fd for it, or it was aborted (stop accepting until the next event)."""
+    try:
+        return listener._accept()[0]
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
+            return None
+        raise
+
+
+def dial_tcp(client, family: int, target: tuple, make=_socket.socket):
+    """Make the accepted ``client`` non-blocking with ``TCP_NODELAY`` and start a non-blocking connect
+    of a new upstream socket (``make(family, type)``: ``_socket.socket`` or :class:`socket.socket`)
+    to ``target``: ``(upstream, 0 | EINPROGRESS)``, or None with both closed when that fails (out of
+    fds, the client gone, the connect refused at once: refuse this one, keep serving)."""
+    try:
+        client.setblocking(False)
+        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        up = make(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
+    except OSError:
+        client.close()
+        return None
+    up.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+    err = up.connect_ex(target)
+    if err not in (0, errno.EINPROGRESS):
+        client.close()
+        up.close()
+        return None
+    return up, err
+
+
+def dial_udp(family: int, target: tuple, make=_socket.socket):
+    """A non-blocking UDP socket connected to ``target`` (``make`` as :func:`dial_tcp`'s), or None when
+    that fails (out of fds: the datagram is dropped, as a full queue would)."""
+    try:
+        up = make(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        up.connect(target)
+    except OSError:
+        up.close()
+        return None
+    return up
 
 
 class _Flow:
@@ -124,28 +177,14 @@ class Relay:
     def _accepter(self, listener, port: int):
         def accept(fd: int, events: int) -> None:
             for _ in range(64):
-                try:
-                    cfd, _addr = listener._accept()
-                except (BlockingIOError, InterruptedError):
+                cfd = accept_fd(listener)
+                if cfd is None:
                     return
-                except OSError as exc:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
-                        return
-                    raise
                 client = _socket.socket(fileno=cfd)
-                try:
-                    client.setblocking(False)
-                    client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                    up = _socket.socket(self.family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
-                except OSError:
-                    client.close()
+                dialed = dial_tcp(client, self.family, (self.target_ip, port))
+                if dialed is None:
                     continue
-                up.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
-                err = up.connect_ex((self.target_ip, port))
-                if err not in (0, errno.EINPROGRESS):
-                    client.close()
-                    up.close()
-                    continue
+                up = dialed[0]
                 flow = _Flow(client, up)
                 self._tcp[client.fileno()] = (flow, client)
                 self._tcp[up.fileno()] = (flow, up)
@@ -167,7 +206,7 @@ class Relay:
                         raise OSError(err, os.strerror(err)) from None
                     self._watch(flow, flow.upstream, OUT)
                     return
-                flow.up, flow.down = _Pump(flow.client, flow.upstream), _Pump(flow.upstream, flow.client)
+                flow.up, flow.down = Pump(flow.client, flow.upstream), Pump(flow.upstream, flow.client)
                 flow.connected = True
             flow.up.step()
             flow.down.step()
@@ -209,14 +248,8 @@ class Relay:
                 key = (fd, client)
                 flow = self._udp.get(key)
                 if flow is None:
-                    try:
-                        up = _socket.socket(self.family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC | _socket.SOCK_NONBLOCK)
-                    except OSError:
-                        continue
-                    try:
-                        up.connect((self.target_ip, port))
-                    except OSError:
-                        up.close()
+                    up = dial_udp(self.family, (self.target_ip, port))
+                    if up is None:
                         continue
                     flow = self._udp[key] = self._udp_up[up.fileno()] = [up, 0.0, listener, client]
                     self.reactor.watch(up.fileno(), IN, self._udp_back)

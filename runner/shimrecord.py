@@ -3,7 +3,9 @@ types: JSON through the C accelerator alone, the exit record (``running|paused -
 the bytes and events ``ContainerStore.move`` writes), and the release of a run that ended for good.
 
 Imports are modules built into the interpreter, ``fcntl`` and ``_json``: the loop lives as long as
-its container. Tests hold every copy here equal to the code it mirrors.
+its container. Tests hold every copy here equal to the code it mirrors; what need not be a copy is
+shared the other way: :mod:`runner.cgroups` kills and removes a cgroup with :func:`kill_cgroup` and
+:func:`remove_cgroup`, and the event line and its append are :mod:`layers.journal`'s (loaded at the exit).
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ import _json
 import _signal
 import fcntl
 
-__all__ = ["record_exit", "finish_here", "dumps", "loads", "state_path", "STATE_KEYS"]
+__all__ = ["record_exit", "finish_here", "dumps", "loads", "state_path", "STATE_KEYS", "kill_cgroup",
+           "remove_cgroup"]
 
 #: the keys of ``state.json`` as :class:`runner.records.ContainerState` writes them (a test holds
 #: them equal); a record with other keys is left to the full shim
 STATE_KEYS = frozenset({"error", "exit_code", "finished_at", "health", "oom_killed", "pid", "restart_count",
                         "shim_pid", "started_at", "status"})
-_EVENT_LINE_MAX = 4096          # layers.events.LINE_MAX
-_EVENTS_MAX_BYTES = 8 * 1024 * 1024   # layers.events.MAX_BYTES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,34 +119,22 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 def _event(root: str, cid: str, config: dict | None, action: str, **attributes) -> None:
     """:meth:`runner.state.ContainerStore.event` (labels, image, name, then ``attributes``) appended
-    as :func:`layers.events.append` does; a line too long for one write goes through that module."""
+    as :func:`layers.events.append` does, through :mod:`layers.journal` (loaded now, at the exit: it
+    imports only ``os``); a line too long for one write goes through :mod:`layers.events`."""
+    from layers import journal
+
     attrs = {} if config is None else {str(k): v for k, v in (config.get("labels") or {}).items()}
     if config is not None:
         attrs.update(image=config.get("image"), name=config.get("name"))
     attrs.update(attributes)
     at = {k: str(v) for k, v in attrs.items() if v is not None}
-    line = (dumps({"t": "container", "a": action, "id": cid, "at": at, "ns": time.time_ns()}) + "\n").encode()
-    if len(line) > _EVENT_LINE_MAX:
+    line = (dumps(journal.record("container", action, cid, at, time.time_ns())) + "\n").encode()
+    if len(line) > journal.LINE_MAX:
         from layers import events           # cuts the attributes to fit (rare: huge labels)
 
         events.emit(root, "container", action, cid, **{k: v for k, v in attrs.items()})
         return
-    path = os.path.join(root, "events", "events.jsonl")
-    try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, line)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > _EVENTS_MAX_BYTES and os.stat(path).st_size > _EVENTS_MAX_BYTES:
-            os.replace(path, path + ".1")
-    except OSError:
-        pass                    # best effort, as layers.events: the journal never fails a state move
+    journal.append_line(root, line)      # best effort, as layers.events: the journal never fails a state move
 
 
 def state_path(root: str, cid: str) -> str:
@@ -280,21 +269,34 @@ def finish_here(doc: dict, port_fds: list[int]) -> bool:
 def _destroy_cgroup(paths: list[str], timeout: float = 5.0) -> bool:
     """``runner.cgroups.Cgroup.kill_all`` then ``destroy``: SIGKILL what is left, remove the
     directories, retrying while the kernel lets go of them."""
-    def kill_all() -> None:
-        try:
-            with open(os.path.join(paths[0], "cgroup.procs")) as f:
-                pids = [int(x) for x in f.read().split()]
-        except (FileNotFoundError, ValueError):
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, _signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
     if not paths:
         return True
-    kill_all()
+    kill_cgroup(paths[0])
+    try:
+        remove_cgroup(paths, timeout)
+    except OSError:
+        return False
+    return True
+
+
+def kill_cgroup(path: str) -> None:
+    """SIGKILL every process of the cgroup directory ``path`` (none when it is gone)."""
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            pids = [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ValueError):
+        return
+    for pid in pids:
+        try:
+            os.kill(pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def remove_cgroup(paths, timeout: float = 5.0) -> None:
+    """Remove the cgroup directories ``paths`` (one a hierarchy; gone already is fine), killing what is
+    left in ``paths[0]`` and retrying while the kernel says busy, for at most ``timeout`` seconds; the
+    ``OSError`` (its ``filename`` the directory) of one that stays. :meth:`runner.cgroups.Cgroup.destroy`."""
     deadline = time.monotonic() + timeout
     for p in paths:
         while True:
@@ -305,7 +307,6 @@ def _destroy_cgroup(paths: list[str], timeout: float = 5.0) -> bool:
                 break
             except OSError as exc:
                 if exc.errno != 16 or time.monotonic() > deadline:      # EBUSY
-                    return False
-                kill_all()
+                    raise
+                kill_cgroup(paths[0])
                 time.sleep(0.005)
-    return True

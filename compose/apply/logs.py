@@ -29,26 +29,13 @@ def prefixes(containers) -> dict[str, str]:
     return {c.name: c.name.ljust(width) + "  | " for c in containers}
 
 
-def _alive(store, cid: str) -> Callable[[], bool]:
-    from runner.errors import ContainerNotFound
-
-    def alive() -> bool:
-        try:
-            s = store.status(cid)
-        except ContainerNotFound:
-            return False
-        return s.live or s.restarting
-
-    return alive
-
-
 def _pump(engine, c: ProjectContainer, prefix: str, sink: Sink, lock: threading.Lock, *, follow: bool,
           tail: int | None, since: float | None, timestamps: bool) -> None:
-    from runner.logs import read_logs
+    from runner.logs import read_logs, while_running
 
     store = engine.containers()
     partial = {"stdout": "", "stderr": ""}
-    for e in read_logs(store.log_path(c.id), tail=tail, since=since, follow=follow, alive=_alive(store, c.id)):
+    for e in read_logs(store.log_path(c.id), tail=tail, since=since, follow=follow, alive=while_running(store, c.id)):
         text = partial[e.stream] + e.text
         lines = text.split("\n")
         partial[e.stream] = lines.pop()

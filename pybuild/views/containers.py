@@ -194,41 +194,29 @@ def networks_document(d) -> dict:
     net, cfg = d.config.network, d.config
     out: dict = {}
     if net.network:
-        aliases = list(d.host.aliases)
-        out[net.network] = {
-            **net.to_dict(),        # pybuild's own facts (bridge, host_veth, nat, etc_files...) beside Docker's
-            "IPAMConfig": {"IPv4Address": cfg.spec.annotation("org.pybuild.ip")}
-            if cfg.spec.annotation("org.pybuild.ip") else None,
-            "Links": None,
-            "Aliases": aliases or None,
-            "MacAddress": net.mac or "",
-            "DriverOpts": None,
-            "NetworkID": d.network_id,
-            "EndpointID": d.endpoint_id,
-            "Gateway": net.gateway or "",
-            "IPAddress": net.ip or "",
-            "IPPrefixLen": net.prefixlen or 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "DNSNames": [cfg.name, cfg.id[:12], *aliases],
-        }
+        out[net.network] = _endpoint(cfg, net, cfg.spec.annotation("org.pybuild.ip"), list(d.host.aliases),
+                                     d.network_id, d.endpoint_id)
     for x, ids in zip(cfg.extra_networks, d.extra_ids):
-        out[x.network] = {
-            **x.to_dict(),
-            "IPAMConfig": {"IPv4Address": x.ip_request} if x.ip_request else None,
-            "Links": None,
-            "Aliases": list(x.aliases) or None,
-            "MacAddress": x.mac or "",
-            "DriverOpts": None,
-            "NetworkID": ids[0],
-            "EndpointID": ids[1] if x.ip else "",
-            "Gateway": x.gateway or "",
-            "IPAddress": x.ip or "",
-            "IPPrefixLen": x.prefixlen or 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "DNSNames": [cfg.name, cfg.id[:12], *x.aliases],
-        }
+        out[x.network] = _endpoint(cfg, x, x.ip_request, list(x.aliases), ids[0], ids[1] if x.ip else "")
     return out
+
+
+def _endpoint(cfg, net, ip_request: str | None, aliases: list[str], network_id: str, endpoint_id: str) -> dict:
+    """One network's endpoint: ``net`` (the attachment record, first or extra network) as Docker shows it."""
+    return {
+        **net.to_dict(),        # pybuild's own facts (bridge, host_veth, nat, etc_files...) beside Docker's
+        "IPAMConfig": {"IPv4Address": ip_request} if ip_request else None,
+        "Links": None,
+        "Aliases": aliases or None,
+        "MacAddress": net.mac or "",
+        "DriverOpts": None,
+        "NetworkID": network_id,
+        "EndpointID": endpoint_id,
+        "Gateway": net.gateway or "",
+        "IPAddress": net.ip or "",
+        "IPPrefixLen": net.prefixlen or 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": [cfg.name, cfg.id[:12], *aliases],
+    }

@@ -15,7 +15,6 @@ before the container starts), then ``serve()``/``start()`` forwards:
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import selectors
 import socket
@@ -24,28 +23,15 @@ import time
 from dataclasses import replace
 from collections.abc import Iterable
 
+from ..shimproxy import Pump, accept_fd, dial_tcp, dial_udp
 from .errors import NetworkError, PortInUse
 from .publish import PortMapping
 
 __all__ = ["PortProxy"]
 
-PIPE_SIZE = 1 << 20
-CHUNK = 1 << 20
-SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
-
 
 def _family(ip: str) -> int:
     return socket.AF_INET6 if ":" in ip else socket.AF_INET
-
-
-def _pipe() -> tuple[int, int, int]:
-    """A non-blocking pipe, enlarged when allowed; returns (read fd, write fd, capacity)."""
-    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:  # capped by /proc/sys/fs/pipe-max-size for unprivileged callers; default size works
-        pass
-    return r, w, fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
 
 
 def _connected(sock: socket.socket) -> bool:
@@ -54,55 +40,6 @@ def _connected(sock: socket.socket) -> bool:
         return True
     except OSError:          # ENOTCONN: the handshake is still under way
         return False
-
-
-class _Pump:
-    """One direction of a TCP flow: src socket -> pipe -> dst socket."""
-
-    __slots__ = ("src", "dst", "r", "w", "cap", "pending", "eof", "done")
-
-    def __init__(self, src: socket.socket, dst: socket.socket) -> None:
-        self.src, self.dst = src, dst
-        self.r, self.w, self.cap = _pipe()
-        self.pending = 0
-        self.eof = False
-        self.done = False
-
-    def step(self) -> None:
-        """Move as much as possible without blocking; raises OSError when a side is gone."""
-        for _ in range(16):  # bounded so one busy flow cannot starve the others
-            moved = False
-            if not self.eof and self.pending < self.cap:
-                try:
-                    n = os.splice(self.src.fileno(), self.w, CHUNK, flags=SPLICE_FLAGS)
-                except BlockingIOError:
-                    n = -1
-                if n == 0:
-                    self.eof = True
-                elif n > 0:
-                    self.pending += n
-                    moved = True
-            if self.pending:
-                try:
-                    n = os.splice(self.r, self.dst.fileno(), self.pending, flags=SPLICE_FLAGS)
-                except BlockingIOError:
-                    n = 0
-                if n > 0:
-                    self.pending -= n
-                    moved = True
-            if not moved:
-                break
-        if self.eof and not self.pending and not self.done:
-            self.done = True
-            try:
-                self.dst.shutdown(socket.SHUT_WR)
-            except OSError as exc:
-                if exc.errno != errno.ENOTCONN:
-                    raise
-
-    def close(self) -> None:
-        os.close(self.r)
-        os.close(self.w)
 
 
 class _TcpFlow:
@@ -114,8 +51,8 @@ class _TcpFlow:
         self.connected = False
 
     def start_pumps(self) -> None:
-        self.up = _Pump(self.client, self.upstream)
-        self.down = _Pump(self.upstream, self.client)
+        self.up = Pump(self.client, self.upstream)
+        self.down = Pump(self.upstream, self.client)
         self.connected = True
 
     def interest(self, sock: socket.socket) -> int:
@@ -278,28 +215,14 @@ class PortProxy:
     # -- TCP ----------------------------------------------------------------------------------
     def _accept(self, listener: socket.socket, m: PortMapping) -> None:
         for _ in range(64):
-            try:
-                client, _addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
+            cfd = accept_fd(listener)
+            if cfd is None:
                 return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
-                    return
-                raise
-            client.setblocking(False)
-            try:
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                up = socket.socket(_family(self.target_ip),
-                                   socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-            except OSError:     # out of fds or the client is gone: refuse this one, keep serving
-                client.close()
+            client = socket.socket(fileno=cfd)
+            dialed = dial_tcp(client, _family(self.target_ip), (self.target_ip, m.container_port), socket.socket)
+            if dialed is None:
                 continue
-            up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = up.connect_ex((self.target_ip, m.container_port))
-            if err not in (0, errno.EINPROGRESS):
-                client.close()
-                up.close()
-                continue
+            up, err = dialed
             flow = _TcpFlow(client, up)
             self._tcp[client] = self._tcp[up] = flow
             if err == 0 or _connected(up):      # a local peer has usually answered already: no epoll round
@@ -356,15 +279,8 @@ class PortProxy:
             key = (listener.fileno(), client)
             flow = self._udp.get(key)
             if flow is None:
-                try:
-                    up = socket.socket(_family(self.target_ip),
-                                       socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-                except OSError:  # out of fds: drop the datagram, as a full queue would
-                    continue
-                try:
-                    up.connect((self.target_ip, m.container_port))
-                except OSError:
-                    up.close()
+                up = dial_udp(_family(self.target_ip), (self.target_ip, m.container_port), socket.socket)
+                if up is None:
                     continue
                 flow = _UdpFlow(listener, client, up)
                 self._udp[key] = flow
