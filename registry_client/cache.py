@@ -43,9 +43,7 @@ def complete_image(store, name: str, transport: TransportConfig | None = None) -
     """Fetch the layers of the stored image ``name`` that the store knows only lazily (a build's cache
     hits, a lazy base pull), each from a repository the source index names, verified by digest; the
     number fetched. An image whose layers are all present costs a stat per layer."""
-    record = store.images.resolve(name)
-    image = store.images.load(record, lazy=True)
-    missing = [d for d in image.manifest.layers if not store.blobs.has(d.digest)]
+    missing = store.images.missing_layers(name)
     if not missing:
         return 0
     remotes = Remotes(transport)

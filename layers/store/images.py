@@ -305,6 +305,12 @@ class ImageStore:
             leases.keep("doc", image.digest)  # the index's when it was one, which keeps the manifest too
         return image
 
+    def missing_layers(self, name: str) -> list[Descriptor]:
+        """The layers of the stored image ``name`` whose blobs the store lacks (known only lazily, from
+        a build's cache or a lazy base pull): a stat per layer."""
+        image = self.load(self.resolve(name), lazy=True)
+        return [d for d in image.manifest.layers if not self.blobs.has(d.digest)]
+
     def _load(self, record_or_digest: ImageRecord | Digest | str, platform: Platform | None, lazy: bool = False) -> Image:
         if isinstance(record_or_digest, ImageRecord):
             digest, record = record_or_digest.manifest_digest, record_or_digest
