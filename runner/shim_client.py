@@ -172,7 +172,10 @@ def fork_shim(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> 
             os._exit(code)
     signal.pthread_sigmask(signal.SIG_SETMASK, old)
     os.close(ready_w)
-    os.waitpid(pid, 0)                            # it exits at its first fork (the shim lives on)
+    try:
+        os.waitpid(pid, 0)                        # it exits at its first fork (the shim lives on)
+    except ChildProcessError:                     # reaped already: SIGCHLD ignored in this process
+        pass
     return _read_ready(ready_r, cid, timeout, state_dir)
 
 
