@@ -291,11 +291,13 @@ def run_cmd(settings: Settings, **kw) -> int:
     """Run a command in a new container."""
     opts = build_options(kw)
     if opts.detach:
-        from runner.shim_client import early_shim
+        import contextlib
 
-        # the shim (a fork of this process; an --init container's, a fresh interpreter) gets ready
-        # on the other core while the image is looked up and the record written
-        with early_shim(settings.root, settings.state_dir, init=opts.init) as shim:
+        from runner.shim_client import PendingShim
+
+        # the shim is a fork of this process once the record is written (runner.shim_client); an
+        # --init container's is a fresh interpreter, started now while the image is looked up
+        with PendingShim(settings.root, settings.state_dir) if opts.init else contextlib.nullcontext() as shim:
             images, containers_store = _stores(settings, kw["image"], kw["pull"], opts.platform)
             from runner.fromimage import run_detached
 

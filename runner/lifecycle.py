@@ -39,10 +39,10 @@ def create(store: ContainerStore, config: ContainerConfig, *, supervisor: int | 
 def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
     """Start a created or exited container under a fresh shim; return once its process runs.
 
-    ``shim``: a shim started earlier (``run -d`` and ``compose up`` start one before they look up
-    the image: :func:`runner.shim_client.early_shim`); without it this process forks the shim
-    (:func:`runner.shim_client.spawn`: a single-threaded caller, a container without ``--init``)
-    or spawns one here."""
+    ``shim``: a :class:`runner.shim_client.PendingShim` started earlier (``run -d --init`` and
+    ``compose up`` start one before they look up the image); without it this process forks the
+    shim (:func:`runner.shim_client.spawn`: a single-threaded caller, a container without ``--init``)
+    or starts one here."""
     from .shim_client import spawn
 
     cfg = store.resolve(ref)

@@ -1,9 +1,10 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
-``pybuild run -d`` / ``start`` fork it (:func:`run_forked`, :class:`runner.shim_client.ForkedShim`);
-a caller with threads, and an ``--init`` container, spawn ``python -S -m runner.shim ROOT STATE_DIR
-READY_FD GO_FD`` instead (:class:`runner.shim_client.PendingShim`). Either way the CLI sends the
-container id on GO_FD when its record is ready. The shim:
+``pybuild run -d`` / ``start`` fork it once the container's record is ready (:func:`run_forked`, from
+:func:`runner.shim_client.fork_shim`); a caller with threads, and an ``--init`` container, spawn
+``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` instead
+(:class:`runner.shim_client.PendingShim`) and send the container id on GO_FD when its record is
+ready. The shim:
 
 1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
    CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
@@ -394,16 +395,21 @@ def main(argv: list[str]) -> None:
     # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _serve(root, state_dir, go_fd, ready_fd, detach())
+    nullfd = detach()
+    failed = _import_the_start()
+    cid = read_line(go_fd)
+    os.close(go_fd)
+    if not cid:
+        os._exit(0)
+    _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, failed)
 
 
-def run_forked(root: str, state_dir: str, go_fd: int, ready_fd: int) -> None:
-    """The shim, in a child the CLI forked (:class:`runner.shim_client.ForkedShim`): no interpreter
-    start and no imports but the sandbox's, since the CLI has the rest. Detaches from the CLI (double
-    fork, ``setsid``, stdio to ``/dev/null`` and ``shim.log``), imports what a start needs, then waits
-    on GO_FD for its container's id and supervises as :func:`main` does (EOF: the CLI gave up, exit
-    with nothing written). The running container is handed to :mod:`runner.shimloop` by ``execve``,
-    so nothing of the CLI stays in memory.
+def run_forked(root: str, state_dir: str, cid: str, ready_fd: int) -> None:
+    """The shim of container ``cid``, in a child the CLI forked once the record was written and the
+    network attached (:func:`runner.shim_client.fork_shim`): no interpreter start and no imports of
+    its own, since the CLI has them. Detaches from the CLI (double fork, ``setsid``, stdio to
+    ``/dev/null`` and ``shim.log``), then supervises as :func:`main` does; the running container is
+    handed to :mod:`runner.shimloop` by ``execve``, so nothing of the CLI stays in memory.
 
     The caller blocks the signals a terminal sends across the fork; they are unblocked once this
     process is in a session of its own. Returns only when the shim is done (the caller then exits)."""
@@ -417,23 +423,17 @@ def run_forked(root: str, state_dir: str, go_fd: int, ready_fd: int) -> None:
     # runner through the module path, as a spawned shim does
     os.environ.update(shim_env())
     os.environ.pop("PYTHONSTARTUP", None)
-    _serve(root, state_dir, go_fd, ready_fd, nullfd)
+    _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, _import_the_start())
 
 
-def _serve(root: str, state_dir: str, go_fd: int, ready_fd: int, nullfd: int) -> None:
-    """Import what a start needs (an error is reported only if a container is asked for), wait on
-    GO_FD for the container's id (EOF: exit with nothing written anywhere), supervise it."""
-    failed = None
+def _import_the_start() -> BaseException | None:
+    """Import what starting a container needs; the error, reported only if a container is asked for."""
     try:
         from . import resources, sandbox  # noqa: F401  (before the wait: the start needs them at once)
         from .syscalls import set_child_subreaper  # noqa: F401
     except BaseException as exc:
-        failed = exc
-    cid = read_line(go_fd)
-    os.close(go_fd)
-    if not cid:
-        os._exit(0)
-    _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, failed)
+        return exc
+    return None
 
 
 def _supervise(store: ContainerStore, cid: str, ready_fd: int, nullfd: int, failed: BaseException | None) -> None:

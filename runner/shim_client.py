@@ -1,15 +1,13 @@
 """Starting a shim (:mod:`runner.shim`) from the CLI side: :func:`spawn`, :func:`fork_shim` and
 :class:`PendingShim`.
 
-Two ways, one shim. A single-threaded caller forks itself (:class:`ForkedShim`, :func:`fork_shim`):
-the child already has the interpreter and the modules a start needs, so a start costs no interpreter
-start (~50 ms of CPU less per ``run -d``); it hands the running container to the resident loop by
-``execve``, so nothing of the CLI stays. A caller with threads (``compose up`` starts services in
-parallel; a fork would copy locks other threads hold) and ``--init`` containers (their PID 1 is a
-fork of the shim and stays one: of a fresh interpreter it holds a few MiB, of the CLI it would hold
-click and the image store) start ``python -S -m runner.shim`` instead (:class:`PendingShim`).
-``run -d`` starts either as early as it can (:func:`early_shim`), so the child's own work (detach,
-imports) runs on the other core while the image is looked up and the record written.
+Two ways, one shim. A single-threaded caller forks itself (:func:`fork_shim`): the child already has
+the interpreter and the modules a start needs, so a start costs no interpreter start (~50 ms of CPU
+less per ``run -d``); it hands the running container to the resident loop by ``execve``, so nothing
+of the CLI stays. A caller with threads (``compose up`` starts services in parallel; a fork would copy
+locks other threads hold) and ``--init`` containers (their PID 1 is a fork of the shim and stays
+one: of a fresh interpreter it holds a few MiB, of the CLI it would hold click and the image store)
+start ``python -S -m runner.shim`` instead (:class:`PendingShim`), as early as they can.
 
 Kept apart from the shim itself so that ``start`` does not load the shim's supervisor code (a forked
 child imports it), and the shim never imports the lifecycle operations that start it.
@@ -25,7 +23,7 @@ import time
 
 from .errors import ShimFailed
 
-__all__ = ["PendingShim", "ForkedShim", "early_shim", "spawn", "fork_shim", "can_fork"]
+__all__ = ["PendingShim", "spawn", "fork_shim", "can_fork"]
 
 
 class PendingShim:
@@ -134,115 +132,55 @@ def can_fork() -> bool:
     return threading is None or threading.active_count() == 1
 
 
-class ForkedShim:
-    """A shim forked before its container exists (:func:`runner.shim.run_forked`), what
-    :class:`PendingShim` is without an interpreter start: the child detaches and imports what a
-    start needs while this process looks up the image and writes the record, then waits on GO_FD
-    for the id. :meth:`start`, :meth:`close` and the ``with`` block as :class:`PendingShim`'s.
-
-    Fork it with no lock held (a lock's descriptor would be held by the child too) and no other
-    thread running (:func:`can_fork`); terminal signals are blocked across the fork, so a Ctrl-C
-    cannot reach the child before it is in a session of its own (it would unwind through this
-    process's frames there). The child never returns into them: it ends with ``os._exit``.
-    """
-
-    def __init__(self, root: str, state_dir: str) -> None:
-        self.state_dir = state_dir
-        self._ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        go_r, self._go_w = os.pipe2(os.O_CLOEXEC)
-        for stream in (sys.stdout, sys.stderr):   # or the child could write what this process buffered
-            try:
-                stream.flush()
-            except (AttributeError, ValueError, OSError):
-                pass
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
-        try:
-            pid = os.fork()
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-            for fd in (self._ready_r, ready_w, go_r, self._go_w):
-                os.close(fd)
-            raise
-        if pid == 0:
-            _child(root, state_dir, go_r, ready_w, (self._ready_r, self._go_w))
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        os.close(ready_w)
-        os.close(go_r)
-        self._pid = pid
-
-    def start(self, cid: str, *, timeout: float = 60.0) -> int:
-        """Give the shim container ``cid`` and wait until its process runs; return its pid."""
-        try:
-            os.write(self._go_w, cid.encode() + b"\n")
-        except BrokenPipeError:
-            pass                  # the shim is gone: reported below as exited without starting it
-        self.close()
-        fd, self._ready_r = self._ready_r, -1
-        return _read_ready(fd, cid, timeout, self.state_dir)
-
-    def close(self) -> None:
-        """Without a container handed over, the shim exits (EOF on its GO_FD)."""
-        if self._go_w >= 0:
-            os.close(self._go_w)
-            self._go_w = -1
-        if self._pid:
-            try:
-                os.waitpid(self._pid, 0)          # it exits at its first fork (the shim lives on)
-            except ChildProcessError:             # reaped already: SIGCHLD ignored in this process
-                pass
-            self._pid = 0
-
-    def __enter__(self) -> "ForkedShim":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-        if self._ready_r >= 0:
-            os.close(self._ready_r)
-            self._ready_r = -1
-
-
-def _child(root: str, state_dir: str, go_fd: int, ready_fd: int, parent_fds: tuple[int, ...]) -> None:
-    """The forked child of :class:`ForkedShim`: the shim, then ``_exit``; never returns."""
-    code = 1
-    try:
-        for fd in parent_fds:
-            os.close(fd)
-        from .shim import run_forked
-
-        run_forked(root, state_dir, go_fd, ready_fd)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        try:
-            import traceback
-
-            traceback.print_exc()                 # into shim.log once the shim has one
-        except BaseException:
-            pass
-    finally:
-        os._exit(code)
-
-
-def early_shim(root: str, state_dir: str, *, init: bool = False) -> ForkedShim | PendingShim:
-    """A shim started ahead of its container, as :func:`spawn` would start it: forked when this
-    process may fork (:func:`can_fork`) and the container has no ``--init``, else spawned."""
-    if not init and can_fork():
-        return ForkedShim(root, state_dir)
-    return PendingShim(root, state_dir)
-
-
 def fork_shim(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
-    """Fork container ``cid``'s shim now (:class:`ForkedShim`) and wait until the container runs;
-    return its pid. Raises :class:`~runner.errors.ShimFailed` with the shim's message when the
-    container could not start."""
-    with ForkedShim(root, state_dir) as shim:
-        return shim.start(cid, timeout=timeout)
+    """Start container ``cid``'s shim as a fork of this process (:func:`runner.shim.run_forked`) and
+    wait until the container runs; return its pid. The caller holds no lock (a lock's descriptor
+    would be held by the child too) and runs no other thread (:func:`can_fork`). Raises
+    :class:`~runner.errors.ShimFailed` with the shim's message when the container could not start."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    for stream in (sys.stdout, sys.stderr):       # or the child could write what the CLI buffered
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):
+            pass
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        os.close(ready_r)
+        os.close(ready_w)
+        raise
+    if pid == 0:                                  # never returns into the caller's frames
+        code = 1
+        try:
+            os.close(ready_r)
+            from .shim import run_forked
+
+            run_forked(root, state_dir, cid, ready_w)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            try:
+                import traceback
+
+                traceback.print_exc()             # into shim.log once the shim has one
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    os.close(ready_w)
+    try:
+        os.waitpid(pid, 0)                        # it exits at its first fork (the shim lives on)
+    except ChildProcessError:                     # reaped already: SIGCHLD ignored in this process
+        pass
+    return _read_ready(ready_r, cid, timeout, state_dir)
 
 
-def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0,
-          shim: PendingShim | ForkedShim | None = None, fork: bool = True) -> int:
+def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0, shim: PendingShim | None = None,
+          fork: bool = True) -> int:
     """Start the shim for container ``cid`` and wait until the container runs; return its pid: hand
     it to the already started ``shim``, else fork one when ``fork`` and :func:`can_fork`, else start
     one. Raises :class:`~runner.errors.ShimFailed` with the shim's message when the container could
