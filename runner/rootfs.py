@@ -19,6 +19,7 @@ import os
 import stat
 
 from . import syscalls as sc
+from . import upperfs
 from .errors import SandboxError
 from .ocispec import Mount, Spec
 
@@ -184,7 +185,8 @@ class OverlayMount:
                                        "mount options longer than a page")
                 sc.mount("overlay", self.target, "overlay", 0, data)
             except OSError as exc:
-                raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
+                reason = upperfs.explain(self.upper, exc) if self.upper else exc.strerror
+                raise SandboxError(f"mount overlay on {self.target}: {reason}") from None
             finally:
                 for fd in fds:
                     os.close(fd)
