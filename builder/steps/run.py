@@ -38,6 +38,7 @@ class RunRequest:
     state_dir: str | None = None
     secret_env: tuple[tuple[str, str], ...] = ()  # RUN --mount=type=secret,env=: this process only
     scratch: str | None = None  # a private host dir for files the step needs (heredoc scripts)
+    sandbox: object | None = None  # runner.procsandbox.ProcessSandbox; None: a PID namespace of its own
 
 
 def run_step(req: RunRequest, stdout, stderr) -> list[str]:
@@ -81,6 +82,8 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
     etc = resolve_in_root(req.rootfs, "/etc")
     spec = make_spec(req.config, opts, rootfs=req.rootfs, etc_dir=etc if os.path.isdir(etc) else None,
                      container_id=req.container_id)
+    if req.sandbox is not None:
+        spec = req.sandbox.apply(spec)  # no process sandbox: the builder's PID namespace, /proc bound
     if req.scratch:  # after a SIGKILL of the build, workdir.reap_stale removes this step's cgroup
         with open(os.path.join(req.scratch, "runs"), "a") as f:
             f.write(req.container_id + "\n")
