@@ -7,11 +7,16 @@
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
 
-# uidmap: newuidmap/newgidmap (setuid root) map the user's subordinate ranges into the build's user namespace
+# uidmap: newuidmap/newgidmap map the user's subordinate ranges into the build's user namespace. In a
+# container without CAP_SYS_ADMIN a setuid-root newuidmap cannot write the map (euid 0 is not the
+# namespace's owner); with file capabilities instead it keeps the user's euid (as podman's own images do)
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3 python3-venv uidmap ca-certificates \
-    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+        python3 python3-venv uidmap libcap2-bin ca-certificates \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+    && chmod 0755 /usr/bin/newuidmap /usr/bin/newgidmap \
+    && setcap cap_setuid=ep /usr/bin/newuidmap \
+    && setcap cap_setgid=ep /usr/bin/newgidmap
 
 # pybuild and its dependencies from the context (bound for this step only; rw: pip writes build files
 # beside the sources, into a throw-away layer)

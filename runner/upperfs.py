@@ -19,14 +19,14 @@ VOLUME_HINT = ("put the store on a volume: e.g. podman run -v pybuild-store:/hom
 
 
 def upper_dir_problem(path: str) -> str | None:
-    """Why overlayfs cannot use a directory on ``path``'s filesystem as an upper dir, or None. A path
+    """Why overlayfs cannot use a directory on ``path``'s filesystem as an upper dir ("is on ..."), or None. A path
     that cannot be examined (it does not exist yet) is not a problem here."""
     try:
         kind = sc.statfs_type(path)
     except OSError:
         return None
     if kind == sc.OVERLAYFS_SUPER_MAGIC:
-        return "it is on an overlay filesystem (a container's own root?), which overlay cannot use as an upper dir"
+        return "is on an overlay filesystem (a container's own root?), which overlay cannot use as an upper dir"
     return None
 
 
@@ -34,7 +34,7 @@ def check_upper_dir(path: str, what: str = "the store") -> None:
     """Raise :class:`SandboxError` naming ``path`` and the fix when ``path`` cannot hold upper dirs."""
     problem = upper_dir_problem(path)
     if problem is not None:
-        raise SandboxError(f"{what} {path}: {problem}; {VOLUME_HINT}")
+        raise SandboxError(f"{what} {path} {problem}; {VOLUME_HINT}")
 
 
 def explain(upper: str, exc: OSError) -> str:
@@ -42,5 +42,5 @@ def explain(upper: str, exc: OSError) -> str:
     upper dir's filesystem is the reason, else the system's reason."""
     problem = upper_dir_problem(upper)
     if problem is not None:
-        return f"upper dir {upper}: {problem}; {VOLUME_HINT}"
+        return f"upper dir {upper} {problem}; {VOLUME_HINT}"
     return exc.strerror or str(exc)

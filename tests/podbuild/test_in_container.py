@@ -1,0 +1,95 @@
+"""``pybuild build --push`` inside an unprivileged container, as a Kubernetes pod runs it (issue 14).
+
+The pybuild image (the repository's ``Dockerfile``, built by pybuild: see conftest) runs under rootful
+podman as ``--user 1000:1000`` with Docker's default capabilities (no CAP_SYS_ADMIN), runc's masked
+``/proc``, seccomp unconfined and the host's network; the build context and the store are volumes.
+Inside, pybuild makes its user namespace (newuidmap with the image's subordinate ranges), finds it cannot
+mount a fresh ``/proc`` and says once that RUN steps run without a process sandbox, builds a Dockerfile
+with RUN steps (one chowns to a non-root id) and pushes to the registry on the host's loopback. The
+image then runs on the host with pybuild (as root) and with podman.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PybuildRunner
+
+from .conftest import STORE, UNPRIVILEGED, Podman, PybuildImage
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+DOCKERFILE = """\
+FROM {base}
+RUN echo "step pid $$" && echo "built in a pod" > /greeting
+RUN mkdir /data && echo kept > /data/file && chown -R 1234:1234 /data
+CMD ["cat", "/greeting"]
+"""
+
+
+def _context(tmp_path: Path, base: str) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    os.chmod(ctx, 0o755)
+    os.chmod(ctx / "Dockerfile", 0o644)
+    return ctx
+
+
+def _store(tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    store.mkdir()
+    os.chown(store, 1000, 1000)  # the container's user
+    return store
+
+
+def test_build_and_push_inside_an_unprivileged_container(pybuild_image: PybuildImage, podman: Podman,
+                                                         tmp_path: Path) -> None:
+    ctx, store = _context(tmp_path, pybuild_image.base_ref), _store(tmp_path)
+    out_ref = f"{pybuild_image.registry}/inpod/app:1"
+    r = podman("run", "--rm", *UNPRIVILEGED, "-v", f"{ctx}:/ctx:ro", "-v", f"{store}:{STORE}", pybuild_image.ref,
+               "build", "--progress", "plain", "--push", "-t", out_ref, "/ctx")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # the masked /proc was found, and said once for the two RUN steps
+    assert r.stderr.count("no process sandbox") == 1, r.stderr
+    assert "a fresh /proc cannot be mounted: mount proc: Operation not permitted" in r.stderr
+    pid = re.search(r"^step pid (\d+)$", r.stderr, re.M)
+    assert pid and int(pid.group(1)) > 1, r.stderr  # the container's PID namespace, not one of its own
+    assert "Pushed sha256:" in r.stdout + r.stderr
+    assert (store / "blobs").is_dir()  # the store is on the volume
+
+    # the pushed image runs on the host: pybuild as root (a fresh store pulls it) ...
+    host = PybuildRunner(tmp_path / "host-root", tmp_path / "host-state")
+    host.root.mkdir(mode=0o700)
+    host.state.mkdir(mode=0o700)
+    env = {"PYBUILD_INSECURE_REGISTRIES": pybuild_image.registry}
+    assert host("run", "--rm", out_ref, env=env, check=True).stdout == "built in a pod\n"
+    owners = host("run", "--rm", out_ref, "stat", "-c", "%u:%g", "/data", "/data/file", env=env, check=True).stdout
+    assert owners == "1234:1234\n1234:1234\n"  # the ids as the RUN step set them, not its host sub-ids
+    # ... and podman
+    ran = podman("run", "--rm", "--tls-verify=false", "--network", "none", "--ulimit", "nofile=1024:1024",
+                 "--ulimit", "nproc=4096:4096", out_ref)
+    assert ran.returncode == 0 and ran.stdout == "built in a pod\n", ran.stderr
+
+
+def test_diagnostics_inside_an_unprivileged_container(pybuild_image: PybuildImage, podman: Podman,
+                                                      tmp_path: Path) -> None:
+    ctx, store = _context(tmp_path, pybuild_image.base_ref), _store(tmp_path)
+    # a store on the container's own (overlay) root: refused with the fix, before any work
+    r = podman("run", "--rm", *UNPRIVILEGED, "-v", f"{ctx}:/ctx:ro", pybuild_image.ref,
+               "--root", "/home/pybuild/store", "build", "/ctx")
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "the store /home/pybuild/store is on an overlay filesystem" in lines[0]
+    assert "put the store on a volume" in lines[0]
+    # a process sandbox asked for where none can be: refused, saying why
+    r = podman("run", "--rm", *UNPRIVILEGED, "-e", "PYBUILD_PROCESS_SANDBOX=on", "-v", f"{ctx}:/ctx:ro",
+               "-v", f"{store}:{STORE}", pybuild_image.ref, "build", "/ctx")
+    assert r.returncode != 0
+    assert "a process sandbox was asked for, but a fresh /proc cannot be mounted here" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
