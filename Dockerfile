@@ -1,6 +1,6 @@
 # The pybuild image: pybuild in a venv on Debian's python3, run as an unprivileged user (uid 1000)
 # with subordinate id ranges, for builds inside an unprivileged container or a Kubernetes pod
-# (docs/podbuild.md). Build it with pybuild (or any builder):
+# (docs/PODBUILD.md). Build it with pybuild (or any builder):
 #   pybuild build -t pybuild:latest .
 # Behind a TLS-intercepting proxy, give pip its CA as a build secret (never in a layer):
 #   pybuild build --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt -t pybuild:latest .

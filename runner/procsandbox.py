@@ -8,7 +8,7 @@ builder's PID namespace, and ``/proc`` is a recursive bind of the outer one (its
 and the sandbox masks Docker's paths again). Everything else (mount, UTS, IPC and user namespaces,
 capabilities, seccomp, the overlay root) stays as it is.
 
-What that mode gives up (docs/podbuild.md): a RUN step sees the builder's processes in ``ps`` and
+What that mode gives up (docs/PODBUILD.md): a RUN step sees the builder's processes in ``ps`` and
 ``/proc``, and may signal those running with the same ids; processes a step leaves behind are
 killed by the sandbox's stage1 when the step's command exits, not by the namespace's death (a
 SIGKILLed build can leave them running).
