@@ -25,6 +25,7 @@ from .resolver import StoreResolver
 if TYPE_CHECKING:
     from layers.store import Store
     from registry_client.store import LocalStore
+    from runner.procsandbox import ProcessSandbox
 
 
 __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile", "prepare_runs"]
@@ -150,7 +151,8 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
 
 
 def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
-                 state_dir: str | None, parsed, tags: tuple[str, ...], sandbox=None) -> BuildOutcome:
+                 state_dir: str | None, parsed, tags: tuple[str, ...], sandbox: ProcessSandbox | None = None
+                 ) -> BuildOutcome:
     """Several ``--platform``s: one plan and executor per platform, side by side, sharing one lock per
     step (a shared ``$BUILDPLATFORM`` step runs once); then the index, tagged, written, pushed."""
     from layers.reference import Reference
@@ -193,7 +195,7 @@ def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings
     return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, index=index, platforms=tuple(builds))
 
 
-def prepare_runs(df, options: BuildOptions, store_root: str, progress: Progress):
+def prepare_runs(df, options: BuildOptions, store_root: str, progress: Progress) -> ProcessSandbox | None:
     """What RUN steps need, checked once per build before any work: a store where overlay can keep
     upper dirs (not a container's own overlay root), and the process sandbox
     (:func:`runner.procsandbox.choose`), noted once when there is none. ``None`` (a PID namespace

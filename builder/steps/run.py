@@ -9,12 +9,16 @@ import os
 import posixpath
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers.config import ImageConfig
 
 from .. import instructions as I
 from ..errors import BuildError
 from .meta import shell_command
+
+if TYPE_CHECKING:
+    from runner.procsandbox import ProcessSandbox
 
 __all__ = ["RunRequest", "run_step", "remove_stubs"]
 
@@ -38,7 +42,7 @@ class RunRequest:
     state_dir: str | None = None
     secret_env: tuple[tuple[str, str], ...] = ()  # RUN --mount=type=secret,env=: this process only
     scratch: str | None = None  # a private host dir for files the step needs (heredoc scripts)
-    sandbox: object | None = None  # runner.procsandbox.ProcessSandbox; None: a PID namespace of its own
+    sandbox: ProcessSandbox | None = None  # None: a PID namespace and /proc of its own
 
 
 def run_step(req: RunRequest, stdout, stderr) -> list[str]:
