@@ -52,7 +52,7 @@ class Podman:
 class PybuildImage:
     ref: str
     registry: str        # host:port on 127.0.0.1
-    base_ref: str        # busybox in the same registry: the inner builds' base image
+    base_ref: str        # the Debian base in the same registry: the inner builds' base image
     build_seconds: float
 
 
@@ -106,10 +106,10 @@ def _ca_secret() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def pybuild_image(debian_tar: Path, busybox_tar: Path, podbuild_registry, podman: Podman,
+def pybuild_image(debian_tar: Path, podbuild_registry, podman: Podman,
                   tmp_path_factory: pytest.TempPathFactory) -> PybuildImage:
     """The repository's Dockerfile built by pybuild (as root) on the debootstrapped Debian, pushed, pulled
-    into ``podman``; and busybox pushed beside it."""
+    into ``podman``; and that Debian pushed beside it (the inner builds' base)."""
     base = tmp_path_factory.mktemp("podbuild-host")
     host = PybuildRunner(base / "root", base / "state")
     host.root.mkdir(mode=0o700)
@@ -117,12 +117,12 @@ def pybuild_image(debian_tar: Path, busybox_tar: Path, podbuild_registry, podman
     registry = podbuild_registry.host
     env = {"PYBUILD_INSECURE_REGISTRIES": registry}
     host("import", str(debian_tar), "debian:bookworm", check=True)
-    host("import", str(busybox_tar), f"{registry}/base/busybox:1", check=True)
-    host("push", f"{registry}/base/busybox:1", env=env, check=True)
+    host("tag", "debian:bookworm", f"{registry}/base/debian:bookworm", check=True)
+    host("push", f"{registry}/base/debian:bookworm", env=env, check=True)
     ref = f"{registry}/pybuild/pybuild:test"
     started = time.monotonic()
     host("build", "--progress", "plain", *_ca_secret(), "--build-arg", "BASE=debian:bookworm", "-t", ref, "--push",
          str(ROOT), env=env, timeout=1200, check=True)
     seconds = time.monotonic() - started
     podman("pull", "-q", "--tls-verify=false", ref, check=True)
-    return PybuildImage(ref, registry, f"{registry}/base/busybox:1", seconds)
+    return PybuildImage(ref, registry, f"{registry}/base/debian:bookworm", seconds)

@@ -5,8 +5,8 @@ podman as ``--user 1000:1000`` with Docker's default capabilities (no CAP_SYS_AD
 ``/proc``, seccomp unconfined and the host's network; the build context and the store are volumes.
 Inside, pybuild makes its user namespace (newuidmap with the image's subordinate ranges), finds it cannot
 mount a fresh ``/proc`` and says once that RUN steps run without a process sandbox, builds a Dockerfile
-with RUN steps (one chowns to a non-root id) and pushes to the registry on the host's loopback. The
-image then runs on the host with pybuild (as root) and with podman.
+with RUN steps (apt-get from Debian's mirror, a user of the image's own, a chown) and pushes it to the
+registry on the host's loopback. The image then runs on the host with pybuild (as root) and with podman.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ from .conftest import STORE, UNPRIVILEGED, Podman, PybuildImage
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
+# Debian's packages from its mirror (apt drops to its _apt user: a subordinate id), a user of the
+# image's own, and the PID the step sees
 DOCKERFILE = """\
 FROM {base}
-RUN echo "step pid $$" && echo "built in a pod" > /greeting
-RUN mkdir /data && echo kept > /data/file && chown -R 1234:1234 /data
-CMD ["cat", "/greeting"]
+RUN apt-get update && apt-get install -y --no-install-recommends hello && rm -rf /var/lib/apt/lists/*
+RUN useradd --uid 1234 --create-home app && echo kept > /home/app/file && chown app:app /home/app/file
+RUN echo "step pid $$"
+USER app
+CMD ["hello"]
 """
 
 
@@ -54,7 +58,7 @@ def test_build_and_push_inside_an_unprivileged_container(pybuild_image: PybuildI
     r = podman("run", "--rm", *UNPRIVILEGED, "-v", f"{ctx}:/ctx:ro", "-v", f"{store}:{STORE}", pybuild_image.ref,
                "build", "--progress", "plain", "--push", "-t", out_ref, "/ctx")
     assert r.returncode == 0, r.stdout + r.stderr
-    # the masked /proc was found, and said once for the two RUN steps
+    # the masked /proc was found, and said once for the three RUN steps
     assert r.stderr.count("no process sandbox") == 1, r.stderr
     assert "a fresh /proc cannot be mounted: mount proc: Operation not permitted" in r.stderr
     pid = re.search(r"^step pid (\d+)$", r.stderr, re.M)
@@ -67,13 +71,15 @@ def test_build_and_push_inside_an_unprivileged_container(pybuild_image: PybuildI
     host.root.mkdir(mode=0o700)
     host.state.mkdir(mode=0o700)
     env = {"PYBUILD_INSECURE_REGISTRIES": pybuild_image.registry}
-    assert host("run", "--rm", out_ref, env=env, check=True).stdout == "built in a pod\n"
-    owners = host("run", "--rm", out_ref, "stat", "-c", "%u:%g", "/data", "/data/file", env=env, check=True).stdout
-    assert owners == "1234:1234\n1234:1234\n"  # the ids as the RUN step set them, not its host sub-ids
+    assert host("run", "--rm", out_ref, env=env, check=True).stdout == "Hello, world!\n"
+    owners = host("run", "--rm", out_ref, "stat", "-c", "%u:%g %n", "/home/app", "/home/app/file", env=env,
+                  check=True).stdout
+    # the ids as the RUN steps set them, not the host sub-ids they had in the container's store
+    assert owners == "1234:1234 /home/app\n1234:1234 /home/app/file\n"
     # ... and podman
     ran = podman("run", "--rm", "--tls-verify=false", "--network", "none", "--ulimit", "nofile=1024:1024",
                  "--ulimit", "nproc=4096:4096", out_ref)
-    assert ran.returncode == 0 and ran.stdout == "built in a pod\n", ran.stderr
+    assert ran.returncode == 0 and ran.stdout == "Hello, world!\n", ran.stderr
 
 
 def test_diagnostics_inside_an_unprivileged_container(pybuild_image: PybuildImage, podman: Podman,
