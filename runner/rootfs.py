@@ -255,7 +255,12 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
-        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}") from None
+        hint = _PROC_HINT if kind == "proc" and exc.errno == errno.EPERM else ""
+        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}{hint}") from None
+
+
+_PROC_HINT = (" (refused where the outer /proc is masked, as in an unprivileged container: builds run their "
+              "RUN steps without a process sandbox there, containers cannot run)")
 
 
 def _make_devices(root: str) -> None:

@@ -99,3 +99,8 @@ def test_diagnostics_inside_an_unprivileged_container(pybuild_image: PybuildImag
     assert r.returncode != 0
     assert "a process sandbox was asked for, but a fresh /proc cannot be mounted here" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    # run needs a /proc of its own: refused, saying why
+    r = podman("run", "--rm", *UNPRIVILEGED, "-v", f"{store}:{STORE}", pybuild_image.ref,
+               "run", "--rm", "--network", "none", pybuild_image.base_ref, "true")
+    assert r.returncode != 0
+    assert "mount proc on /proc: Operation not permitted (refused where the outer /proc is masked" in r.stderr, r.stderr
