@@ -35,20 +35,41 @@ CMD ["hello"]
 """
 
 
-def _context(tmp_path: Path, base: str) -> Path:
+# a pod with a user namespace of its own (hostUsers: false), as podman makes one: 65536 ids from here
+POD_USERNS = 2_000_000_000
+USERNS = ("--uidmap", f"0:{POD_USERNS}:65536", "--gidmap", f"0:{POD_USERNS}:65536")
+
+
+def _context(tmp_path: Path, base: str, dockerfile: str = DOCKERFILE) -> Path:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    (ctx / "Dockerfile").write_text(dockerfile.format(base=base))
     os.chmod(ctx, 0o755)
     os.chmod(ctx / "Dockerfile", 0o644)
     return ctx
 
 
-def _store(tmp_path: Path) -> Path:
+def _store(tmp_path: Path, owner: int = 1000) -> Path:
     store = tmp_path / "store"
     store.mkdir()
-    os.chown(store, 1000, 1000)  # the container's user
+    os.chown(store, owner, owner)  # the container's user, as the host sees it
     return store
+
+
+def _runs_on_the_host(ref: str, image: PybuildImage, podman: Podman, tmp_path: Path) -> None:
+    """``ref`` (the DOCKERFILE's image) runs with pybuild as root (a fresh store pulls it) and podman."""
+    host = PybuildRunner(tmp_path / "host-root", tmp_path / "host-state")
+    host.root.mkdir(mode=0o700)
+    host.state.mkdir(mode=0o700)
+    env = {"PYBUILD_INSECURE_REGISTRIES": image.registry}
+    assert host("run", "--rm", ref, env=env, check=True).stdout == "Hello, world!\n"
+    owners = host("run", "--rm", ref, "stat", "-c", "%u:%g %n", "/home/app", "/home/app/file", env=env,
+                  check=True).stdout
+    # the ids as the RUN steps set them, not the host sub-ids they had in the container's store
+    assert owners == "1234:1234 /home/app\n1234:1234 /home/app/file\n"
+    ran = podman("run", "--rm", "--tls-verify=false", "--network", "none", "--ulimit", "nofile=1024:1024",
+                 "--ulimit", "nproc=4096:4096", ref)
+    assert ran.returncode == 0 and ran.stdout == "Hello, world!\n", ran.stderr
 
 
 def test_build_and_push_inside_an_unprivileged_container(pybuild_image: PybuildImage, podman: Podman,
@@ -65,21 +86,33 @@ def test_build_and_push_inside_an_unprivileged_container(pybuild_image: PybuildI
     assert pid and int(pid.group(1)) > 1, r.stderr  # the container's PID namespace, not one of its own
     assert "Pushed sha256:" in r.stdout + r.stderr
     assert (store / "blobs").is_dir()  # the store is on the volume
+    _runs_on_the_host(out_ref, pybuild_image, podman, tmp_path)
 
-    # the pushed image runs on the host: pybuild as root (a fresh store pulls it) ...
-    host = PybuildRunner(tmp_path / "host-root", tmp_path / "host-state")
-    host.root.mkdir(mode=0o700)
-    host.state.mkdir(mode=0o700)
-    env = {"PYBUILD_INSECURE_REGISTRIES": pybuild_image.registry}
-    assert host("run", "--rm", out_ref, env=env, check=True).stdout == "Hello, world!\n"
-    owners = host("run", "--rm", out_ref, "stat", "-c", "%u:%g %n", "/home/app", "/home/app/file", env=env,
-                  check=True).stdout
-    # the ids as the RUN steps set them, not the host sub-ids they had in the container's store
-    assert owners == "1234:1234 /home/app\n1234:1234 /home/app/file\n"
-    # ... and podman
-    ran = podman("run", "--rm", "--tls-verify=false", "--network", "none", "--ulimit", "nofile=1024:1024",
-                 "--ulimit", "nproc=4096:4096", out_ref)
-    assert ran.returncode == 0 and ran.stdout == "Hello, world!\n", ran.stderr
+
+def test_build_in_a_pod_with_its_own_user_namespace(pybuild_image: PybuildImage, podman: Podman,
+                                                    tmp_path: Path) -> None:
+    """``hostUsers: false``: the container already runs in a user namespace (uid 1000 there, no
+    capabilities); pybuild still makes its own inside it (the image's ranges fit in 65536 ids)."""
+    ctx, store = _context(tmp_path, pybuild_image.base_ref), _store(tmp_path, POD_USERNS + 1000)
+    out_ref = f"{pybuild_image.registry}/inpod/userns:1"
+    r = podman("run", "--rm", *USERNS, *UNPRIVILEGED, "-v", f"{ctx}:/ctx:ro", "-v", f"{store}:{STORE}",
+               pybuild_image.ref, "build", "--progress", "plain", "--push", "-t", out_ref, "/ctx")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.count("no process sandbox") == 1, r.stderr
+    _runs_on_the_host(out_ref, pybuild_image, podman, tmp_path)
+
+
+def test_unmasked_proc_gives_run_steps_their_own_pid_namespace(pybuild_image: PybuildImage, podman: Podman,
+                                                               tmp_path: Path) -> None:
+    """``procMount: Unmasked`` (podman's ``unmask=ALL``): a fresh /proc mounts, so the probe keeps the
+    process sandbox and says nothing."""
+    ctx = _context(tmp_path, pybuild_image.base_ref, 'FROM {base}\nRUN echo "step pid $$"\n')
+    store = _store(tmp_path)
+    r = podman("run", "--rm", "--security-opt", "unmask=ALL", *UNPRIVILEGED, "-v", f"{ctx}:/ctx:ro",
+               "-v", f"{store}:{STORE}", pybuild_image.ref, "build", "--progress", "plain", "/ctx")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no process sandbox" not in r.stderr
+    assert re.search(r"^step pid 1$", r.stderr, re.M), r.stderr
 
 
 def test_diagnostics_inside_an_unprivileged_container(pybuild_image: PybuildImage, podman: Podman,
