@@ -30,13 +30,15 @@ def kube_group() -> None:
 @click.option("--memory-request", default=None, help="Memory request (overrides --memory).")
 @click.option("--memory-limit", default=None, help="Memory limit (overrides --memory).")
 @click.option("--store-size", default=None, help="Size limit of the emptyDir holding the store (e.g. 20Gi).")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+              help="A registry the pod reaches over plain http (repeatable).")
 @click.option("--no-host-users", "no_host_users", is_flag=True,
               help="hostUsers: false (a user namespace for the pod; clusters with user namespaces).")
 @click.option("--proc-unmasked", is_flag=True,
               help="procMount: Unmasked (needs --no-host-users; clusters that allow it).")
 def build_job_cmd(destinations: tuple[str, ...], context: str, image: str | None, dockerfile: str | None,
                   secret: str | None, name: str | None, cpu, cpu_request, cpu_limit, memory, memory_request,
-                  memory_limit, store_size, no_host_users: bool, proc_unmasked: bool) -> None:
+                  memory_limit, store_size, insecure: tuple[str, ...], no_host_users: bool, proc_unmasked: bool) -> None:
     """Print a Kubernetes Job (YAML) that builds CONTEXT with pybuild and pushes it to each DESTINATION."""
     from builder.errors import JobSpecError
     from builder.kubejob import BuildJobOptions, build_job, to_yaml
@@ -47,6 +49,7 @@ def build_job_cmd(destinations: tuple[str, ...], context: str, image: str | None
     options = BuildJobOptions(
         destinations=destinations, context=context, image=image, name=name, dockerfile=dockerfile, secret=secret,
         cpu=cpu, cpu_request=cpu_request, cpu_limit=cpu_limit, memory=memory, memory_request=memory_request,
-        memory_limit=memory_limit, store_size=store_size, host_users=not no_host_users,
+        memory_limit=memory_limit, store_size=store_size, insecure_registries=insecure,
+        host_users=not no_host_users,
         proc_unmasked=proc_unmasked)
     click.echo(to_yaml(build_job(options)), nl=False)

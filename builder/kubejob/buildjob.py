@@ -21,6 +21,7 @@ What the pod asks of the cluster, and nothing more:
 * as options, for clusters that support them: ``hostUsers: false`` (a user namespace for the pod)
   and ``procMount: Unmasked`` (a ``/proc`` RUN steps can mount their own over; Kubernetes accepts it
   only with ``hostUsers: false``, so it needs that option too);
+* ``PYBUILD_INSECURE_REGISTRIES`` for registries reached over plain http (an in-cluster registry);
 * resource requests and limits as given; no service account token; ``backoffLimit: 0`` (a failed
   build is reported, not retried: a stdin context cannot be streamed twice).
 
@@ -33,6 +34,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from layers.errors import InvalidInput as InvalidInputError
 
 from ..errors import JobSpecError
 from .model import (Container, EmptyDirVolumeSource, EnvVar, Job, JobSpec, KeyToPath, ObjectMeta, PodSecurityContext,
@@ -74,6 +77,7 @@ class BuildJobOptions:
     memory_request: str | None = None
     memory_limit: str | None = None
     store_size: str | None = None
+    insecure_registries: tuple[str, ...] = ()
     host_users: bool = True
     proc_unmasked: bool = False
 
@@ -97,6 +101,8 @@ def build_job(options: BuildJobOptions) -> Job:
     mounts = [VolumeMount("work", WORK_DIR)]
     env = [EnvVar("PYBUILD_ROOT", f"{WORK_DIR}/root"), EnvVar("PYBUILD_STATE", f"{WORK_DIR}/state"),
            EnvVar("TMPDIR", WORK_DIR)]
+    if options.insecure_registries:
+        env.append(EnvVar("PYBUILD_INSECURE_REGISTRIES", ",".join(_hosts(options.insecure_registries))))
     if options.secret is not None:
         items = (KeyToPath(".dockerconfigjson", "config.json"),)
         volumes.append(Volume("registry-auth", secret=SecretVolumeSource(options.secret, items)))
@@ -182,6 +188,19 @@ def _image(text: str) -> str:
     except InvalidReference as exc:
         raise JobSpecError(f"--image: {exc}") from None
     return text
+
+
+def _hosts(values: tuple[str, ...]) -> list[str]:
+    from layers.reference import Reference
+
+    for host in values:
+        try:
+            ok = Reference.parse(f"{host}/x").registry == host
+        except InvalidInputError:
+            ok = False
+        if not ok:
+            raise JobSpecError(f"--insecure-registry: {host!r} is not a registry host (HOST[:PORT])")
+    return list(values)
 
 
 def _subdomain(text: str) -> bool:
