@@ -14,7 +14,7 @@ directory inside the checkout; it must stay inside it (symlinks are resolved ins
 (dumb HTTP servers do not: then in full), checks it out into a work tree with no ``.git`` in it (as
 BuildKit does by default) and updates submodules. ``git`` runs with no system or global configuration,
 no prompts, no standard input, and only the http, https, git and ssh transports (submodules too: no
-``file://`` or ``ext::``). Failures are one line: git's last error line.
+``file://`` or ``ext::``). Failures are one line: git's first ``fatal:`` line, else its last line.
 """
 
 from __future__ import annotations
@@ -147,4 +147,6 @@ def _git(args: list[str], what: str, cwd: str | None = None) -> None:
         raise BuildError(f"git {what}: no answer in {_TIMEOUT:.0f} s") from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-        raise BuildError(f"git {what}: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+        fatal = [ln for ln in lines if ln.startswith("fatal:")]
+        line = fatal[0] if fatal else lines[-1] if lines else f"exit status {proc.returncode}"
+        raise BuildError(f"git {what}: {line}")

@@ -35,8 +35,6 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from layers.errors import InvalidInput as InvalidInputError
-
 from ..errors import JobSpecError
 from .model import (Container, EmptyDirVolumeSource, EnvVar, Job, JobSpec, KeyToPath, ObjectMeta, PodSecurityContext,
                     PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
@@ -191,12 +189,13 @@ def _image(text: str) -> str:
 
 
 def _hosts(values: tuple[str, ...]) -> list[str]:
+    from layers.errors import InvalidReference
     from layers.reference import Reference
 
     for host in values:
         try:
             ok = Reference.parse(f"{host}/x").registry == host
-        except InvalidInputError:
+        except InvalidReference:
             ok = False
         if not ok:
             raise JobSpecError(f"--insecure-registry: {host!r} is not a registry host (HOST[:PORT])")

@@ -10,6 +10,7 @@ metadata. :func:`to_manifest` gives the JSON-shaped document; :func:`to_yaml` it
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
+from typing import cast
 
 __all__ = ["ObjectMeta", "EnvVar", "VolumeMount", "ResourceRequirements", "SeccompProfile", "SecurityContext",
            "PodSecurityContext", "Container", "KeyToPath", "SecretVolumeSource", "EmptyDirVolumeSource", "Volume",
@@ -164,8 +165,7 @@ def _render(value: object) -> object:
 
 def to_manifest(job: Job) -> dict[str, object]:
     """``job`` as the JSON-shaped document the API server reads: ``apiVersion`` and ``kind`` first."""
-    body = _render(job)
-    assert isinstance(body, dict)
+    body = cast(dict, _render(job))
     head = {"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind")}
     return {**head, **body}
 
