@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -34,6 +35,21 @@ def validate_job(doc: dict) -> None:
     job = V1Job.model_validate(doc)
     dumped = job.model_dump(by_alias=True, exclude_none=True, mode="json")
     assert dumped == doc, "fields the schema does not know by these names"
+    # what the API server checks beyond the schema, for the fields we emit: names are DNS labels,
+    # volume names unique, every mount names a volume, quantities parse
+    from kubernetes.utils import parse_quantity
+
+    pod = doc["spec"]["template"]["spec"]
+    volumes = [v["name"] for v in pod.get("volumes", [])]
+    assert len(set(volumes)) == len(volumes)
+    for c in pod["containers"]:
+        assert all(m["name"] in volumes for m in c.get("volumeMounts", []))
+        for side in c.get("resources", {}).values():
+            for value in side.values():
+                parse_quantity(value)
+    label = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    for name in [doc["metadata"]["name"], *volumes, *(c["name"] for c in pod["containers"])]:
+        assert re.fullmatch(label, name) and len(name) <= 63, name
 
 
 def _job(pb, *args: str) -> dict:
@@ -183,6 +199,11 @@ def test_quantities_parse_as_kubernetes_reads_them() -> None:
     for bad in ("", "1.5 Gi", "1gb", "Gi", "-1", "+1", "1Kb", "0x10", "1e"):
         with pytest.raises(ValueError):
             parse_quantity(bad)
+    # the same values as the Kubernetes client's own parser
+    from kubernetes.utils import parse_quantity as kube_parse
+
+    for text in ("500m", "1.5Gi", "1e3", "1E2", ".5", "4k", "2", "100u", "3n", "7Ti", "1.25M", "64Ki", "0.1"):
+        assert parse_quantity(text) == kube_parse(text), text
 
 
 # -- the Job's container, run for real ------------------------------------------------------------------
