@@ -9,10 +9,11 @@ FROM ${BASE}
 
 # uidmap: newuidmap/newgidmap map the user's subordinate ranges into the build's user namespace. In a
 # container without CAP_SYS_ADMIN a setuid-root newuidmap cannot write the map (euid 0 is not the
-# namespace's owner); with file capabilities instead it keeps the user's euid (as podman's own images do)
+# namespace's owner); with file capabilities instead it keeps the user's euid (as podman's own images do).
+# git: build contexts given as git URLs (pybuild kube build-job --context URL) are fetched in the container
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        python3 python3-venv uidmap libcap2-bin ca-certificates \
+        python3 python3-venv uidmap libcap2-bin ca-certificates git \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && chmod 0755 /usr/bin/newuidmap /usr/bin/newgidmap \
     && setcap cap_setuid=ep /usr/bin/newuidmap \
