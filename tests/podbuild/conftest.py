@@ -26,9 +26,9 @@ from tests.conftest import ROOT, PybuildRunner
 # Docker's 14 default capabilities (podman's own default set lacks the last three), no CAP_SYS_ADMIN;
 # seccomp unconfined as a Kubernetes pod without a profile; the host's network to reach the registry.
 # The ulimits: this host's hard limits are below podman's defaults, which runc cannot raise.
-UNPRIVILEGED = ("--user", "1000:1000", "--security-opt", "seccomp=unconfined", "--network", "host",
-                "--cap-add", "MKNOD,NET_RAW,AUDIT_WRITE",
-                "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
+POD = ("--security-opt", "seccomp=unconfined", "--network", "host", "--cap-add", "MKNOD,NET_RAW,AUDIT_WRITE",
+       "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
+UNPRIVILEGED = ("--user", "1000:1000", *POD)
 STORE = "/home/pybuild/.local/share/pybuild"   # the image's VOLUME for the store
 
 
@@ -38,11 +38,14 @@ class Podman:
     def __init__(self, base: Path) -> None:
         self.base = base
 
-    def __call__(self, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, timeout: float = 600, check: bool = False,
+                 input: bytes | None = None) -> subprocess.CompletedProcess:
+        """Run podman; ``input`` goes to its stdin (give ``-i``); stdout and stderr come back as text."""
         cmd = ["podman", "--root", str(self.base / "root"), "--runroot", str(self.base / "run"),
                "--tmpdir", str(self.base / "tmp"), "--storage-driver", "overlay", "--events-backend", "none",
                "--cgroup-manager", "cgroupfs", *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout)
+        proc.stdout, proc.stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
         if check and proc.returncode != 0:
             raise AssertionError(f"podman {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc

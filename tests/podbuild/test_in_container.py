@@ -11,15 +11,18 @@ registry on the host's loopback. The image then runs on the host with pybuild (a
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PybuildRunner
+from tests.conftest import PybuildRunner, pybuild_exe
 
-from .conftest import STORE, UNPRIVILEGED, Podman, PybuildImage
+from .conftest import POD, STORE, UNPRIVILEGED, Podman, PybuildImage
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -137,3 +140,52 @@ def test_diagnostics_inside_an_unprivileged_container(pybuild_image: PybuildImag
                "run", "--rm", "--network", "none", pybuild_image.base_ref, "true")
     assert r.returncode != 0
     assert "mount proc on /proc: Operation not permitted (refused where the outer /proc is masked" in r.stderr, r.stderr
+
+
+def _pod_as_podman_args(job: dict, volumes_dir: Path) -> list[str]:
+    """``podman run`` arguments for the one container of a Job's pod, as a kubelet would set it up:
+    the pod's user and seccomp profile, ``emptyDir`` volumes (world-writable dirs, as the kubelet
+    makes them), the container's env, stdin, command and args. Fails on a field it does not map."""
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    sec = pod["securityContext"]
+    assert sec["seccompProfile"] == {"type": "Unconfined"} and sec["runAsNonRoot"] is True
+    assert "securityContext" not in container  # no capabilities, no privilege asked for
+    args = ["run", "--rm", "--user", f"{sec['runAsUser']}:{sec['runAsGroup']}", *POD]
+    paths = {}
+    for vol in pod["volumes"]:
+        assert set(vol) == {"name", "emptyDir"}, vol
+        paths[vol["name"]] = volumes_dir / vol["name"]
+        paths[vol["name"]].mkdir(parents=True)
+        os.chmod(paths[vol["name"]], 0o777)
+    for mount in container["volumeMounts"]:
+        args += ["-v", f"{paths[mount['name']]}:{mount['mountPath']}"]
+    for env in container["env"]:
+        args += ["-e", f"{env['name']}={env['value']}"]
+    if container.get("stdin"):
+        args.append("-i")
+    (command,) = container["command"]
+    return [*args, "--entrypoint", command, container["image"], *container["args"]]
+
+
+def test_kube_build_jobs_pod_runs_the_image(pybuild_image: PybuildImage, podman: Podman, tmp_path: Path) -> None:
+    """``pybuild kube build-job --context -``'s pod, run by podman as a kubelet would: the image builds the
+    context streamed on stdin in the emptyDir's store and pushes."""
+    import yaml
+
+    out_ref = f"{pybuild_image.registry}/kube/app:1"
+    rendered = subprocess.run([pybuild_exe(), "kube", "build-job", "-t", out_ref, "--context", "-",
+                               "--image", pybuild_image.ref, "--insecure-registry", pybuild_image.registry],
+                              capture_output=True, text=True, check=True)
+    argv = _pod_as_podman_args(yaml.safe_load(rendered.stdout), tmp_path / "volumes")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = DOCKERFILE.format(base=pybuild_image.base_ref).encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    r = podman(*argv, input=buf.getvalue())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stderr.count("no process sandbox") == 1, r.stderr
+    assert (tmp_path / "volumes" / "work" / "root" / "blobs").is_dir()  # the store is on the emptyDir
+    _runs_on_the_host(out_ref, pybuild_image, podman, tmp_path)
