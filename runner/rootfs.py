@@ -141,6 +141,26 @@ def parse_options(options: tuple[str, ...] | list[str]) -> tuple[int, int, list[
     return flags, prop, data
 
 
+def overlay_kind() -> str:
+    """Which overlay this process mounts: ``native`` (root), ``native-userxattr`` (rootless, kernel >=
+    5.11: overlay in a user namespace, metadata in ``user.overlay.*``), or ``unsupported`` (rootless on
+    an older kernel; the fuse-overlayfs fallback is not written yet)."""
+    from layers.store.location import is_rootless
+
+    if not is_rootless():
+        return "native"
+    major, minor = (int(v) for v in os.uname().release.split(".")[:2])
+    return "native-userxattr" if (major, minor) >= (5, 11) else "unsupported"
+
+
+def overlay_options() -> str:
+    """Extra overlay mount options for :func:`overlay_kind` (``,userxattr`` rootless)."""
+    kind = overlay_kind()
+    if kind == "unsupported":
+        raise SandboxError(f"rootless overlay needs Linux >= 5.11 (this is {os.uname().release})")
+    return ",userxattr" if kind == "native-userxattr" else ""
+
+
 class OverlayMount:
     """``with OverlayMount(lowerdirs, upper, work, target) as rootfs:`` an overlayfs at ``target``.
 
@@ -178,7 +198,7 @@ class OverlayMount:
                     # too many layers for one page of options: each as /proc/self/fd/N, held for the mount
                     fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in lowers]
                     lowers = [f"/proc/self/fd/{fd}" for fd in fds]
-                data = "lowerdir=" + ":".join(lowers) + upper
+                data = "lowerdir=" + ":".join(lowers) + upper + overlay_options()
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")

@@ -27,7 +27,7 @@ from functools import lru_cache
 from ..errors import StoreError
 
 __all__ = ["Location", "ROOT_STORE", "ROOT_STATE", "host_uid", "in_user_namespace", "is_rootless",
-           "default_location", "private_dir", "read_id_map"]
+           "default_location", "private_dir", "read_id_map", "opaque_xattr"]
 
 ROOT_STORE = "/var/lib/pybuild"
 ROOT_STATE = "/run/pybuild"
@@ -118,3 +118,9 @@ def private_dir(path: str) -> str:
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
+
+
+def opaque_xattr() -> str:
+    """The xattr overlayfs reads to mark a directory opaque: ``trusted.overlay.opaque`` as root; in a
+    user namespace overlay is mounted with ``userxattr`` and reads ``user.overlay.opaque``."""
+    return "user.overlay.opaque" if is_rootless() else "trusted.overlay.opaque"
