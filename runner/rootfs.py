@@ -269,7 +269,14 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
                 sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC))
         else:
             target = _ensure_target(root, dest, True)
-            sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            try:
+                sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            except OSError as exc:
+                # a rootless single-id map has no gid 5 (tty): devpts refuses gid=5, so leave it out (as runc)
+                kept = [o for o in data if not o.startswith("gid=")]
+                if exc.errno != errno.EINVAL or kind != "devpts" or kept == data:
+                    raise
+                sc.mount(m.source or kind, target, kind, flags, ",".join(kept) or None)
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
