@@ -66,7 +66,6 @@ def _xattr(path: Path, name: str) -> bytes | None:
 
 
 def test_store_paths_and_info(world) -> None:
-    before = {p: os.stat(p).st_mtime_ns for p in ("/var/lib", "/run") }
     a = world["users"]["pbrl-a"]
     info = _run(world, "pbrl-a", "info", check=True).stdout
     assert "Rootless: true" in info
@@ -90,8 +89,26 @@ def test_store_paths_and_info(world) -> None:
     assert f"State Dir: {xdg}/pybuild" in info
     assert (xdg / "pybuild" / "userns" / "pause.pid").exists()
     os.kill(int((xdg / "pybuild" / "userns" / "pause.pid").read_text()), 9)
-    for p, m in before.items():
-        assert not os.path.exists(f"{p}/pybuild") or os.stat(p).st_mtime_ns == m
+
+
+def _owned_by(top: str, uids: set[int], depth: int = 3) -> list[str]:
+    """Entries under ``top`` (``depth`` levels) owned by one of ``uids``."""
+    out, level = [], [top]
+    for _ in range(depth):
+        nxt = []
+        for d in level:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            for e in entries:
+                st = e.stat(follow_symlinks=False)
+                if st.st_uid in uids:
+                    out.append(e.path)
+                if e.is_dir(follow_symlinks=False):
+                    nxt.append(e.path)
+        level = nxt
+    return out
 
 
 def test_build_owner_ids_and_digest_identity(world) -> None:
@@ -146,6 +163,50 @@ def test_host_network_and_default_network_seam(world) -> None:
     assert refused.stderr.count("\n") == 1 and "rootless networking needs" in refused.stderr
 
 
+def test_restart_policy(world) -> None:
+    img = f"{world['host']}/base/busybox:1"
+    _run(world, "pbrl-a", "pull", img, check=True)
+    _run(world, "pbrl-a", "run", "-d", "--network", "none", "--name", "rs", "--restart", "on-failure:2", img, "sh",
+         "-c", "echo run; exit 3", check=True)
+    try:
+        for _ in range(100):
+            got = _run(world, "pbrl-a", "inspect", "--format", "{{.RestartCount}} {{.State.Status}}", "rs").stdout.split()
+            if got == ["2", "exited"]:
+                break
+            time.sleep(0.1)
+        assert got == ["2", "exited"]
+        assert _run(world, "pbrl-a", "logs", "rs", check=True).stdout == "run\n" * 3
+    finally:
+        _run(world, "pbrl-a", "rm", "-f", "rs")
+
+
+def test_concurrent_first_runs_make_one_pause_process(world) -> None:
+    import subprocess
+
+    b = world["users"]["pbrl-b"]
+    state = Path(f"/tmp/pybuild-{b.uid}")
+    pid_file = state / "userns" / "pause.pid"
+    if pid_file.exists():
+        os.kill(int(pid_file.read_text()), 9)
+        time.sleep(0.2)
+    envs = ["env", "-i", f"HOME={b.home}", "PATH=/usr/bin:/bin"]
+    procs = [subprocess.Popen(["setpriv", f"--reuid={b.uid}", f"--regid={b.gid}", "--init-groups", *envs,
+                               world["pybuild"], "images"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    pauses = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv0 = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
+                owner = os.stat(f"/proc/{entry}").st_uid
+            except OSError:
+                continue
+            if argv0 == b"pybuild-pause" and owner == b.uid:
+                pauses.append(int(entry))
+    assert pauses == [int(pid_file.read_text())]
+
+
 def test_limits_refused(world) -> None:
     img = f"{world['host']}/base/busybox:1"
     for flag in (["--memory", "64m"], ["--pids-limit", "10"], ["--cpus", "1"]):
@@ -193,3 +254,18 @@ def test_single_id_fallback(world) -> None:
     assert "no subordinate ids" not in out.stderr
     pid = int(Path(f"/tmp/pybuild-{s.uid}/userns/pause.pid").read_text())
     assert Path(f"/proc/{pid}/uid_map").read_text().split() == ["0", str(s.uid), "1"]
+
+
+def test_nothing_in_the_system_store(world) -> None:
+    """Last in the module: after everything the users did, /var/lib/pybuild and /run/pybuild hold
+    nothing of theirs (their uid or subordinate ids)."""
+    uids = set()
+    for u in world["users"].values():
+        uids.add(u.uid)
+        if u.subuid:
+            uids.update(range(u.subuid[0], u.subuid[0] + u.subuid[1]))
+    _run(world, "pbrl-a", "pull", f"{world['host']}/base/busybox:1", check=True)
+    _run(world, "pbrl-a", "run", "--rm", "--network", "none", f"{world['host']}/base/busybox:1", "true", check=True)
+    assert (Path(world["users"]["pbrl-a"].home) / ".local/share/pybuild/blobs").is_dir()
+    for top in ("/var/lib/pybuild", "/run/pybuild"):
+        assert _owned_by(top, uids) == []
