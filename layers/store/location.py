@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from collections import namedtuple
 from functools import lru_cache
 
 from ..errors import StoreError
@@ -34,15 +34,12 @@ ROOT_STATE = "/run/pybuild"
 _FULL = ((0, 0, 4294967295),)
 
 
-@dataclass(frozen=True)
-class Location:
-    """The default paths of this user: ``root`` (store), ``state`` (live state), ``config``."""
+class Location(namedtuple("Location", "rootless root state config uid")):
+    """The default paths of this user: ``root`` (store), ``state`` (live state), ``config``; ``uid``
+    the host uid. Immutable; a namedtuple, not a dataclass, because ``pybuild --help`` prints these
+    defaults and must not pay for importing ``dataclasses`` (which pulls in ``inspect``)."""
 
-    rootless: bool
-    root: str
-    state: str
-    config: str
-    uid: int
+    __slots__ = ()
 
 
 def read_id_map(path: str = "/proc/self/uid_map") -> tuple[tuple[int, int, int], ...]:
