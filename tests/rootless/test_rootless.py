@@ -269,3 +269,45 @@ def test_nothing_in_the_system_store(world) -> None:
     assert (Path(world["users"]["pbrl-a"].home) / ".local/share/pybuild/blobs").is_dir()
     for top in ("/var/lib/pybuild", "/run/pybuild"):
         assert _owned_by(top, uids) == []
+
+
+def _odd_tar(path: Path, busybox_tar: Path) -> None:
+    """busybox plus a character device ``/dev/odd`` (1:3)."""
+    import tarfile
+
+    with tarfile.open(busybox_tar) as src, tarfile.open(path, "w") as out:
+        for m in src.getmembers():
+            out.addfile(m, src.extractfile(m) if m.isfile() else None)
+        dev = tarfile.TarInfo("dev/odd")
+        dev.type, dev.devmajor, dev.devminor, dev.mode = tarfile.CHRTYPE, 1, 3, 0o666
+        out.addfile(dev)
+
+
+def test_device_nodes_skipped_and_ids_outside_the_map_refused(world, busybox_tar, tmp_path_factory) -> None:
+    import io
+    import tarfile
+
+    d = Path("/var/tmp/pybuild-rootless/tars")
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o755)
+    dev_tar = d / "dev.tar"
+    _odd_tar(dev_tar, busybox_tar)
+    far_tar = d / "far.tar"
+    with tarfile.open(busybox_tar) as src, tarfile.open(far_tar, "w") as out:
+        for m in src.getmembers():
+            out.addfile(m, src.extractfile(m) if m.isfile() else None)
+        far = tarfile.TarInfo("etc/far")
+        far.uid = far.gid = 70000  # beyond the 65536 subordinate ids (+1) the user has
+        far.size = 2
+        out.addfile(far, io.BytesIO(b"x\n"))
+    for t in (dev_tar, far_tar):
+        os.chmod(t, 0o644)
+    _run(world, "pbrl-a", "import", str(dev_tar), "odd:dev", check=True)
+    p = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "odd:dev", "ls", "/dev/odd", "/bin/sh")
+    assert p.returncode != 0 or "/dev/odd" not in p.stdout
+    assert p.stderr.count("device nodes cannot be created in a rootless user namespace, skipped: dev/odd") == 1, p.stderr
+    _run(world, "pbrl-a", "import", str(far_tar), "odd:far", check=True)
+    p = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "odd:far", "true")
+    assert p.returncode != 0
+    assert "'etc/far': owner 70000:70000 is outside this user's id map" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr
