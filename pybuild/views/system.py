@@ -167,8 +167,10 @@ Server:
  Docker Root Dir: {{.DockerRootDir}}
  State Dir: {{.StateDir}}
  Rootless: {{.Rootless}}
+{{- if .Rootless}}
  Subordinate UIDs: {{.SubUIDs}}
  Subordinate GIDs: {{.SubGIDs}}
+{{- end}}
  Overlay: {{.Overlay}}
 {{- range .Warnings}}
 {{.}}
