@@ -17,8 +17,6 @@ import os
 import sys
 from dataclasses import dataclass
 
-from layers.store import location
-
 from .subids import IdRange, subordinate_ranges
 
 __all__ = ["Mode", "IdRange", "enter", "current", "SINGLE_ID_NOTE"]
@@ -62,6 +60,8 @@ def _ranges(uid: int, gid: int) -> tuple[str, tuple[IdRange, ...], tuple[IdRange
 
 
 def _host_gid() -> int:
+    from layers.store import location
+
     gid = os.getegid()
     if not location.in_user_namespace():
         return gid
@@ -77,6 +77,8 @@ _current: Mode | None = None
 def current() -> Mode:
     """The mode of this process (without joining anything): what :func:`enter` returned, or, in a
     child that inherited the namespace, the same facts read from ``/proc/self``."""
+    from layers.store import location  # lazily: the shim imports this package and stays lean
+
     global _current
     if _current is None:
         if not location.is_rootless():
@@ -94,6 +96,8 @@ def current() -> Mode:
 def enter(state_dir: str) -> Mode:
     """Join (creating if absent or stale) this user's rootless namespaces; a no-op for root and for
     a process already inside them. ``state_dir`` holds the pause pid file and lock."""
+    from layers.store import location  # lazily: the shim imports this package and stays lean
+
     global _current
     if not location.is_rootless():
         return current()
