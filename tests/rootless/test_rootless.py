@@ -20,7 +20,8 @@ DOCKERFILE = (
     "FROM {base}\n"
     "RUN echo 'app:x:1000:1000:app:/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group"
     " && mkdir -p /home/app && echo hi > /home/app/f && chown -R 1000:1000 /home/app"
-    " && rm -rf /var && mkdir /var && touch /var/x\n"
+    " && rm -rf /var && mkdir /var && touch /var/x && mkdir /wd && echo a > /wd/a\n"
+    "RUN rm /bin/vi /wd/a\n"
 )
 
 
@@ -119,6 +120,8 @@ def test_build_owner_ids_and_digest_identity(world) -> None:
     out = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "app:1", "stat", "-c", "%u:%g", "/home/app/f",
                "/var/x", check=True).stdout.split()
     assert out == ["1000:1000", "0:0"]
+    gone = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "app:1", "ls", "/wd", "/bin/vi")
+    assert gone.stdout == "/wd:\n" and "/bin/vi" in gone.stderr  # whiteouts made and honoured rootless
     snaps = Path(a.home) / ".local/share/pybuild/snapshots"
     owners = {os.stat(p).st_uid for p in snaps.glob("*/fs/home/app/f")}
     assert owners == {a.subuid[0] + 999}
