@@ -141,24 +141,40 @@ def parse_options(options: tuple[str, ...] | list[str]) -> tuple[int, int, list[
     return flags, prop, data
 
 
+OVERLAY_KINDS = ("native", "native-userxattr", "fuse-overlayfs", "unsupported")
+
+
 def overlay_kind() -> str:
     """Which overlay this process mounts: ``native`` (root), ``native-userxattr`` (rootless, kernel >=
-    5.11: overlay in a user namespace, metadata in ``user.overlay.*``), or ``unsupported`` (rootless on
-    an older kernel; the fuse-overlayfs fallback is not written yet)."""
+    5.11: overlay in a user namespace, metadata in ``user.overlay.*``), ``fuse-overlayfs`` (rootless on
+    an older kernel, or asked with ``PYBUILD_OVERLAY=fuse-overlayfs``; :mod:`runner.fuseoverlay`), or
+    ``unsupported`` (rootless, old kernel, no usable fuse-overlayfs)."""
     from layers.store.location import is_rootless
 
     if not is_rootless():
         return "native"
+    from . import fuseoverlay
+
+    asked = os.environ.get("PYBUILD_OVERLAY", "")
+    if asked not in ("", "native", "fuse-overlayfs"):
+        raise SandboxError(f"PYBUILD_OVERLAY={asked!r}: use native or fuse-overlayfs")
     major, minor = (int(v) for v in os.uname().release.split(".")[:2])
-    return "native-userxattr" if (major, minor) >= (5, 11) else "unsupported"
+    if asked != "fuse-overlayfs" and (major, minor) >= (5, 11):
+        return "native-userxattr"
+    return "fuse-overlayfs" if fuseoverlay.available() else "unsupported"
 
 
 def overlay_options() -> str:
     """Extra overlay mount options for :func:`overlay_kind` (``,userxattr`` rootless)."""
     kind = overlay_kind()
     if kind == "unsupported":
-        raise SandboxError(f"rootless overlay needs Linux >= 5.11 (this is {os.uname().release})")
+        raise SandboxError(f"rootless overlay needs Linux >= 5.11 (this is {os.uname().release}) or fuse-overlayfs "
+                           "with a usable /dev/fuse")
     return ",userxattr" if kind == "native-userxattr" else ""
+
+
+def _fuse() -> bool:
+    return overlay_kind() == "fuse-overlayfs"
 
 
 class OverlayMount:
@@ -202,7 +218,12 @@ class OverlayMount:
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
-                sc.mount("overlay", self.target, "overlay", 0, data)
+                if data.endswith(",userxattr") or not _fuse():
+                    sc.mount("overlay", self.target, "overlay", 0, data)
+                else:
+                    from . import fuseoverlay
+
+                    fuseoverlay.mount(data, self.target, tuple(fds))
             except OSError as exc:
                 raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
             finally:

@@ -32,6 +32,8 @@ if [ "$(id -u)" = 0 ]; then
   done
   # rootless user-mode networking (pasta/slirp4netns) opens /dev/net/tun as the user: 0666, as udev sets it
   if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
+  # rootless fuse-overlayfs (the overlay fallback, PYBUILD_OVERLAY=fuse-overlayfs) opens /dev/fuse: 0666, as udev sets it
+  if [ -c /dev/fuse ]; then chmod 0666 /dev/fuse; fi
   if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -qq

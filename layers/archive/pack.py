@@ -35,7 +35,8 @@ __all__ = ["PackResult", "pack"]
 _CHUNK = 1 << 20
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux", "user.overlay.")  # overlay metadata (rootless: user.*)
+# overlay metadata: trusted.* (root), user.overlay.* (rootless overlay), user.fuseoverlayfs.* (fuse-overlayfs)
+_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux", "user.overlay.", "user.fuseoverlayfs.")
 _UNSUPPORTED_OVERLAY = ("overlay.redirect", "overlay.metacopy")
 
 
@@ -110,7 +111,7 @@ def _xattrs(path: str, overlay: bool) -> tuple[tuple[str, bytes], ...]:
 
 
 def _is_opaque(path: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque", "user.fuseoverlayfs.opaque"):
         try:
             if os.getxattr(path, attr, follow_symlinks=False) == b"y":
                 return True
@@ -121,7 +122,8 @@ def _is_opaque(path: str) -> bool:
 
 class _Walker:
     def __init__(self, root: str, sink: _Sink, overlay: bool, lowerdirs: Sequence[str] | None,
-                 timestamp: int | None) -> None:
+                 timestamp: int | None, marker_files: bool = False) -> None:
+        self.marker_files = overlay and marker_files
         self.root = root
         self.sink = sink
         self.overlay = overlay
@@ -147,7 +149,13 @@ class _Walker:
             names = sorted(os.listdir(base), key=os.fsencode)
         except OSError as exc:
             raise LayerError(f"pack {base}: {exc.strerror}") from None
-        if self.overlay and rel and _is_opaque(base) and self._lower_has_dir(rel):
+        marked = self.marker_files and _OPAQUE in names and os.path.isfile(os.path.join(base, _OPAQUE))
+        if marked:  # fuse-overlayfs: the marker file, and a 0/0 node hiding a lower one of that name
+            names.remove(_OPAQUE)
+            hider = os.path.join(base, _OPAQUE[len(_WHITEOUT):])
+            if _OPAQUE[len(_WHITEOUT):] in names and stat.S_ISCHR(os.lstat(hider).st_mode):
+                names.remove(_OPAQUE[len(_WHITEOUT):])
+        if self.overlay and rel and (marked or _is_opaque(base)) and self._lower_has_dir(rel):
             self.sink.write(tf.encode(tf.Entry(name=f"{rel}/{_OPAQUE}", type=tf.REG, mode=0o644,
                                                mtime=self.timestamp or 0)))
         for name in names:
@@ -163,6 +171,9 @@ class _Walker:
             self.sink.write(tf.encode(tf.Entry(name=wh, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
             return
         if stat.S_ISSOCK(mode):
+            return
+        if self.marker_files and os.path.basename(rel).startswith(_WHITEOUT) and stat.S_ISREG(mode):
+            self.sink.write(tf.encode(tf.Entry(name=rel, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
             return
         if os.path.basename(rel).startswith(_WHITEOUT):
             raise LayerError(f"pack {path}: a file name starting with {_WHITEOUT!r} cannot be stored in a layer")
@@ -206,9 +217,12 @@ class _Walker:
 
 
 def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timestamp: int | None = None,
-         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None) -> PackResult:
+         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None,
+         marker_files: bool = False) -> PackResult:
     """Write ``source_dir``'s tree as a layer to ``out``; see the module docstring for what is kept.
 
+    ``marker_files`` (an upper dir written by fuse-overlayfs without privileges): ``.wh..wh..opq`` and
+    ``.wh.<name>`` regular files are its opaque and whiteout markers, packed as such, not refused.
     The root directory itself is not an entry (as Docker's layers have none). ``out`` needs only
     ``write``; the result carries the plain tar's digest (diff_id) and the written blob's digest.
     """
@@ -217,7 +231,7 @@ def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timesta
     if not os.path.isdir(source_dir):
         raise LayerError(f"pack {source_dir}: not a directory")
     sink = _Sink(out, compression)
-    _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp).walk("")
+    _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp, marker_files).walk("")
     sink.write(tf.end_of_archive())
     diff_id, digest = sink.close()
     return PackResult(diff_id, digest, sink.size, MediaType.layer_type(compression))

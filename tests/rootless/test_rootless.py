@@ -129,6 +129,20 @@ def test_build_owner_ids_and_digest_identity(world) -> None:
     assert opaque, "the rootless snapshot of a replaced directory is marked opaque with user.overlay.opaque"
 
 
+def test_fuse_overlayfs_fallback_gives_the_same_digest(world) -> None:
+    """The fallback for kernels without overlay in a user namespace, forced here: same layers, same digest."""
+    fuse = {"PYBUILD_OVERLAY": "fuse-overlayfs"}
+    assert "Overlay: fuse-overlayfs" in _run(world, "pbrl-a", "info", env=fuse, check=True).stdout
+    _run(world, "pbrl-a", "pull", f"{world['host']}/base/busybox:1", check=True)
+    built = _run(world, "pbrl-a", "build", "-q", "--no-cache", "-t", "app:fuse", world["ctx"], env=fuse, check=True)
+    assert built.stdout.strip().splitlines()[-1] == world["root_id"]
+    gone = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "app:fuse", "sh", "-c",
+                "ls /wd; stat -c %u /home/app/f", env=fuse, check=True)
+    assert gone.stdout == "1000\n"
+    bad = _run(world, "pbrl-a", "info", env={"PYBUILD_OVERLAY": "aufs"})
+    assert bad.returncode != 0 and "PYBUILD_OVERLAY='aufs'" in bad.stderr
+
+
 def test_run_ids_and_lifecycle(world) -> None:
     a = world["users"]["pbrl-a"]
     _run(world, "pbrl-a", "pull", f"{world['host']}/base/busybox:1", check=True)
