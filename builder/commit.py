@@ -127,7 +127,7 @@ def _pack_upper(images, containers, cfg):
     from layers.digest import Digest
     from runner.fsdiff import mount_stubs
     from runner.resources import rootfs_paths
-    from runner.rootfs import overlay_kind
+    from runner.overlaykind import overlay_kind
 
     upper = rootfs_paths(containers, cfg.id).upper
     if not os.path.isdir(upper):

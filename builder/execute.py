@@ -344,7 +344,7 @@ class Executor:
         where a whiteout was (``rm f; mkdir f``), and the marker is only kept where a lower layer has a
         directory for it to hide."""
         from layers import archive
-        from runner.rootfs import overlay_kind
+        from runner.overlaykind import overlay_kind
 
         if not os.listdir(upper):
             return None, None

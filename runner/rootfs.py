@@ -21,6 +21,7 @@ import stat
 from . import syscalls as sc
 from .errors import SandboxError
 from .ocispec import Mount, Spec
+from .overlaykind import overlay_options, uses_fuse
 
 __all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
            "seed_volume"]
@@ -141,42 +142,6 @@ def parse_options(options: tuple[str, ...] | list[str]) -> tuple[int, int, list[
     return flags, prop, data
 
 
-OVERLAY_KINDS = ("native", "native-userxattr", "fuse-overlayfs", "unsupported")
-
-
-def overlay_kind() -> str:
-    """Which overlay this process mounts: ``native`` (root), ``native-userxattr`` (rootless, kernel >=
-    5.11: overlay in a user namespace, metadata in ``user.overlay.*``), ``fuse-overlayfs`` (rootless on
-    an older kernel, or asked with ``PYBUILD_OVERLAY=fuse-overlayfs``; :mod:`runner.fuseoverlay`), or
-    ``unsupported`` (rootless, old kernel, no usable fuse-overlayfs)."""
-    from layers.store.location import is_rootless
-
-    if not is_rootless():
-        return "native"
-    from . import fuseoverlay
-
-    asked = os.environ.get("PYBUILD_OVERLAY", "")
-    if asked not in ("", "native", "fuse-overlayfs"):
-        raise SandboxError(f"PYBUILD_OVERLAY={asked!r}: use native or fuse-overlayfs")
-    major, minor = (int(v) for v in os.uname().release.split(".")[:2])
-    if asked != "fuse-overlayfs" and (major, minor) >= (5, 11):
-        return "native-userxattr"
-    return "fuse-overlayfs" if fuseoverlay.available() else "unsupported"
-
-
-def overlay_options() -> str:
-    """Extra overlay mount options for :func:`overlay_kind` (``,userxattr`` rootless)."""
-    kind = overlay_kind()
-    if kind == "unsupported":
-        raise SandboxError(f"rootless overlay needs Linux >= 5.11 (this is {os.uname().release}) or fuse-overlayfs "
-                           "with a usable /dev/fuse")
-    return ",userxattr" if kind == "native-userxattr" else ""
-
-
-def _fuse() -> bool:
-    return overlay_kind() == "fuse-overlayfs"
-
-
 class OverlayMount:
     """``with OverlayMount(lowerdirs, upper, work, target) as rootfs:`` an overlayfs at ``target``.
 
@@ -218,7 +183,7 @@ class OverlayMount:
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
-                if data.endswith(",userxattr") or not _fuse():
+                if data.endswith(",userxattr") or not uses_fuse():
                     sc.mount("overlay", self.target, "overlay", 0, data)
                 else:
                     from . import fuseoverlay
@@ -330,9 +295,30 @@ def _make_spec_devices(root: str, devices) -> None:
             os.unlink(path)
         kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
         mode = 0o666 if d.file_mode is None else d.file_mode
-        os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        try:
+            os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        except PermissionError:  # rootless: no mknod in a user namespace; bind the host's node instead
+            _bind_host_node(path, kind, d.major, d.minor)
+            continue
         os.chmod(path, mode)
         os.chown(path, d.uid or 0, d.gid or 0)
+
+
+def _bind_host_node(path: str, kind: int, major: int, minor: int) -> None:
+    """Bind-mount the host's device node ``major:minor`` at ``path`` (found in /dev/char, /dev/block or /dev)."""
+    want = os.makedev(major, minor)
+    links = os.path.join("/dev", "char" if kind == stat.S_IFCHR else "block", f"{major}:{minor}")
+    candidates = [links] + [os.path.join("/dev", n) for n in sorted(os.listdir("/dev"))]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == want:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            sc.mount(c, path, None, sc.MS_BIND)
+            return
+    raise SandboxError(f"device {major}:{minor}: no such node on the host to bind (rootless cannot mknod)")
 
 
 def _mask(path: str) -> None:

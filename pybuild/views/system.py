@@ -89,7 +89,7 @@ def version_document(facts) -> dict:
 def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native") -> dict:
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
     the number of images and where pybuild keeps its store and state; ``mode`` (a
-    :class:`runner.userns.Mode`) and ``overlay`` (``runner.rootfs.overlay_kind``) add the rootless facts."""
+    :class:`runner.userns.Mode`) and ``overlay`` (``runner.overlaykind.overlay_kind``) add the rootless facts."""
     from runner.info import RUNTIME_NAME
 
     rootless = bool(mode is not None and mode.rootless)

@@ -224,6 +224,14 @@ def test_concurrent_first_runs_make_one_pause_process(world) -> None:
     assert pauses == [int(pid_file.read_text())]
 
 
+def test_device_option_binds_the_host_node(world) -> None:
+    img = f"{world['host']}/base/busybox:1"
+    _run(world, "pbrl-a", "pull", img, check=True)
+    out = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull", img, "sh", "-c",
+               "echo hi > /dev/xnull && stat -c '%t:%T %F' /dev/xnull", check=True).stdout
+    assert out == "1:3 character special file\n"
+
+
 def test_limits_refused(world) -> None:
     img = f"{world['host']}/base/busybox:1"
     for flag in (["--memory", "64m"], ["--pids-limit", "10"], ["--cpus", "1"]):
