@@ -224,6 +224,24 @@ def test_concurrent_first_runs_make_one_pause_process(world) -> None:
     assert pauses == [int(pid_file.read_text())]
 
 
+def test_help_and_version_join_nothing(world) -> None:
+    b = world["users"]["pbrl-b"]
+    pid_file = Path(f"/tmp/pybuild-{b.uid}/userns/pause.pid")
+    if pid_file.exists():
+        os.kill(int(pid_file.read_text()), 9)
+        pid_file.unlink()
+    for args in (["--help"], ["build", "--help"], ["run", "--help"], ["image", "ls", "--help"], ["network", "ls", "--help"],
+                 ["version"], ["--version"], ["run", "--no-such-flag", "x"]):
+        assert b.run(world["pybuild"], *args).returncode in (0, 125), args
+    assert not pid_file.exists()
+    b.run(world["pybuild"], "ps", check=True)  # the click-free ps joins, as every store command
+    assert pid_file.exists()
+    os.kill(int(pid_file.read_text()), 9)
+    pid_file.unlink()
+    b.run(world["pybuild"], "network", "ls", check=True)  # a module's group: its leaves join
+    assert pid_file.exists()
+
+
 def test_device_option_binds_the_host_node(world) -> None:
     img = f"{world['host']}/base/busybox:1"
     _run(world, "pbrl-a", "pull", img, check=True)
