@@ -11,7 +11,7 @@ from .commands import DEFAULT_ROOT, DEFAULT_STATE
 __all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces", "NO_STORE"]
 
 # commands that never touch the store or containers: no user namespace to join for them
-NO_STORE = frozenset({"version", "login", "logout", "key"})
+NO_STORE = frozenset({"version", "login", "logout", "key", "kube"})
 
 
 @dataclass(frozen=True)
