@@ -6,7 +6,7 @@ to the first), char and block devices, fifos, modes with setuid/setgid/sticky bi
 owners, xattrs (``user.*``, ``security.*``; never ``trusted.*``). Sockets are skipped, as Docker does.
 
 With ``overlay_upper=True`` the tree is read as an overlayfs upper dir: a 0/0 char device is a
-whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` gets a
+whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` (rootless: ``user.``) gets a
 ``.wh..wh..opq`` entry, unless ``lowerdirs`` are given and none of them has a directory there
 (then nothing is hidden and the marker would be spurious).
 
@@ -39,7 +39,8 @@ __all__ = ["PackResult", "pack", "node_entry", "read_xattrs", "is_whiteout", "is
 _CHUNK = 1 << 20
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux")
+# overlay metadata: trusted.* (root), user.overlay.* (rootless overlay), user.fuseoverlayfs.* (fuse-overlayfs)
+_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux", "user.overlay.", "user.fuseoverlayfs.")
 _UNSUPPORTED_OVERLAY = ("overlay.redirect", "overlay.metacopy")
 
 
@@ -121,8 +122,9 @@ def is_whiteout(st: os.stat_result) -> bool:
 
 
 def is_opaque(path: str) -> bool:
-    """Whether directory ``path`` is an overlayfs opaque directory (``trusted.`` or ``user.overlay.opaque=y``)."""
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+    """Whether directory ``path`` is an overlayfs opaque directory (``trusted.``/``user.overlay.opaque=y``,
+    or fuse-overlayfs's ``user.fuseoverlayfs.opaque``)."""
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque", "user.fuseoverlayfs.opaque"):
         try:
             if os.getxattr(path, attr, follow_symlinks=False) == b"y":
                 return True
@@ -161,7 +163,8 @@ def node_entry(name: str, st: os.stat_result, *, uid: int, gid: int, mtime: int,
 
 class _Walker:
     def __init__(self, root: str, sink: _Sink, overlay: bool, lowerdirs: Sequence[str] | None,
-                 timestamp: int | None) -> None:
+                 timestamp: int | None, marker_files: bool = False) -> None:
+        self.marker_files = overlay and marker_files
         self.root = root
         self.sink = sink
         self.overlay = overlay
@@ -187,7 +190,13 @@ class _Walker:
             names = sorted(os.listdir(base), key=os.fsencode)
         except OSError as exc:
             raise LayerError(f"pack {base}: {exc.strerror}") from None
-        if self.overlay and rel and is_opaque(base) and self._lower_has_dir(rel):
+        marked = self.marker_files and _OPAQUE in names and os.path.isfile(os.path.join(base, _OPAQUE))
+        if marked:  # fuse-overlayfs: the marker file, and a 0/0 node hiding a lower one of that name
+            names.remove(_OPAQUE)
+            hider = os.path.join(base, _OPAQUE[len(_WHITEOUT):])
+            if _OPAQUE[len(_WHITEOUT):] in names and stat.S_ISCHR(os.lstat(hider).st_mode):
+                names.remove(_OPAQUE[len(_WHITEOUT):])
+        if self.overlay and rel and (marked or is_opaque(base)) and self._lower_has_dir(rel):
             self.sink.write(tf.encode(tf.Entry(name=f"{rel}/{_OPAQUE}", type=tf.REG, mode=0o644,
                                                mtime=self.timestamp or 0)))
         for name in names:
@@ -203,6 +212,9 @@ class _Walker:
             self.sink.write(tf.encode(tf.Entry(name=wh, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
             return
         if stat.S_ISSOCK(mode):
+            return
+        if self.marker_files and os.path.basename(rel).startswith(_WHITEOUT) and stat.S_ISREG(mode):
+            self.sink.write(tf.encode(tf.Entry(name=rel, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
             return
         if os.path.basename(rel).startswith(_WHITEOUT):
             raise LayerError(f"pack {path}: a file name starting with {_WHITEOUT!r} cannot be stored in a layer")
@@ -235,9 +247,12 @@ class _Walker:
 
 
 def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timestamp: int | None = None,
-         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None) -> PackResult:
+         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None,
+         marker_files: bool = False) -> PackResult:
     """Write ``source_dir``'s tree as a layer to ``out``; see the module docstring for what is kept.
 
+    ``marker_files`` (an upper dir written by fuse-overlayfs without privileges): ``.wh..wh..opq`` and
+    ``.wh.<name>`` regular files are its opaque and whiteout markers, packed as such, not refused.
     The root directory itself is not an entry (as Docker's layers have none). ``out`` needs only
     ``write``; the result carries the plain tar's digest (diff_id) and the written blob's digest.
     """
@@ -246,7 +261,7 @@ def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timesta
     if not os.path.isdir(source_dir):
         raise LayerError(f"pack {source_dir}: not a directory")
     sink = _Sink(out, compression)
-    _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp).walk("")
+    _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp, marker_files).walk("")
     sink.write(tf.end_of_archive())
     diff_id, digest = sink.close()
     return PackResult(diff_id, digest, sink.size, MediaType.layer_type(compression))

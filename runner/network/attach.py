@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass, replace
 
 from layers.atomic import write_atomic
+from layers.store.location import is_rootless
 
 from ..records import NetworkAttachment as Attachment     # one type: the container record's
 
 from . import bridge as bridge_mod
-from . import config, files, ipam, nat, netns, peers, veth
+from . import config, files, ipam, nat, netns, peers, rootless, veth
 from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
 
 __all__ = ["Attachment", "NetworkMode", "parse_mode", "setup", "teardown", "remove_network", "inspect_network"]
@@ -209,6 +210,8 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
         return _join_container(req, m.target)
     if m.kind == "none":
         return _setup_none(req)
+    if is_rootless():
+        return rootless.attach(req, m.target)
     return _setup_bridge(req, m.target)
 
 
@@ -341,6 +344,10 @@ def _drop_bridge(root: str, cfg: config.NetworkConfig) -> None:
 def teardown(*, root: str, state_dir: str, container_id: str) -> None:
     """Undo :func:`setup` for ``container_id``: veth, address, peers' hosts entries, netns, and the
     bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup."""
+    if is_rootless():
+        rootless.detach(root, state_dir, container_id)
+        netns.remove(netns.netns_path(state_dir, container_id))
+        return
     host_if = _host_ifname(container_id)
     for cfg in _existing_networks(root):
         with ipam.locked(root, cfg) as alloc:
