@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layers.config import ImageConfig
+from layers.store.location import opaque_xattr
 
 from .. import instructions as I
 from ..errors import BuildError
@@ -197,6 +198,6 @@ def _remove_in(upper: str, path: str, *, only_empty_dir: bool) -> bool:
 
 def _opaque_fd(fd: int) -> bool:
     try:
-        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
+        return os.getxattr(fd, opaque_xattr()) == b"y"
     except OSError:
         return False
