@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import syscalls as sc
 from .errors import SandboxError
 
-__all__ = ["upper_dir_problem", "check_upper_dir", "explain", "VOLUME_HINT"]
+__all__ = ["upper_dir_problem", "upper_dir_message", "check_upper_dir", "explain", "VOLUME_HINT"]
 
 VOLUME_HINT = ("put the store on a volume: e.g. podman run -v pybuild-store:/home/pybuild/.local/share/pybuild ..., "
                "a Kubernetes emptyDir there, or --root DIR on a mounted volume")
@@ -30,11 +30,17 @@ def upper_dir_problem(path: str) -> str | None:
     return None
 
 
-def check_upper_dir(path: str, what: str = "the store") -> None:
-    """Raise :class:`SandboxError` naming ``path`` and the fix when ``path`` cannot hold upper dirs."""
+def upper_dir_message(path: str, what: str = "the store") -> str | None:
+    """One line naming ``path``, the problem and the fix when ``path`` cannot hold upper dirs; else None."""
     problem = upper_dir_problem(path)
-    if problem is not None:
-        raise SandboxError(f"{what} {path} {problem}; {VOLUME_HINT}")
+    return None if problem is None else f"{what} {path} {problem}; {VOLUME_HINT}"
+
+
+def check_upper_dir(path: str, what: str = "the store") -> None:
+    """Raise :class:`SandboxError` with :func:`upper_dir_message` when ``path`` cannot hold upper dirs."""
+    message = upper_dir_message(path, what)
+    if message is not None:
+        raise SandboxError(message)
 
 
 def explain(upper: str, exc: OSError) -> str:

@@ -129,6 +129,12 @@ def test_diagnostics_inside_an_unprivileged_container(pybuild_image: PybuildImag
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "the store /home/pybuild/store is on an overlay filesystem" in lines[0]
     assert "put the store on a volume" in lines[0]
+    # info says both (on the container's root: a warning)
+    r = podman("run", "--rm", *UNPRIVILEGED, pybuild_image.ref, "--root", "/home/pybuild/store", "info")
+    assert r.returncode == 0, r.stderr
+    assert "WARNING: the store /home/pybuild/store is on an overlay filesystem" in r.stdout
+    assert ("Process Sandbox (RUN steps): no (a fresh /proc cannot be mounted: mount proc: Operation not "
+            "permitted)") in r.stdout
     # a process sandbox asked for where none can be: refused, saying why
     r = podman("run", "--rm", *UNPRIVILEGED, "-e", "PYBUILD_PROCESS_SANDBOX=on", "-v", f"{ctx}:/ctx:ro",
                "-v", f"{store}:{STORE}", pybuild_image.ref, "build", "/ctx")

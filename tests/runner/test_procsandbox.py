@@ -190,6 +190,9 @@ def test_store_on_overlay_is_refused_with_advice(overlay_dir: Path, tmp_path: Pa
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert f"the store {overlay_dir / 'store'}" in lines[0]
     assert "is on an overlay filesystem" in lines[0] and "put the store on a volume" in lines[0]
+    info = store("info", check=True).stdout
+    assert f"WARNING: the store {overlay_dir / 'store'} is on an overlay filesystem" in info
+    assert "Process Sandbox (RUN steps): yes\n" in info  # root on the host: a fresh /proc mounts
 
 
 def test_overlay_mount_error_explains_an_overlay_upper(overlay_dir: Path, tmp_path: Path) -> None:
