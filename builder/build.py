@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from runner.procsandbox import ProcessSandbox
 
 
-__all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile", "prepare_runs"]
+__all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
         store = store()
 
     progress = progress or Progress(None, "quiet")
-    sandbox = prepare_runs(parsed[0], options, store.root, progress)
+    sandbox = _prepare_runs(parsed[0], options, store.root, progress)
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
     if len(options.platforms) > 1:
         return _build_index(options, store, registry, progress, state_dir, parsed, tags, sandbox)
@@ -195,7 +195,7 @@ def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings
     return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, index=index, platforms=tuple(builds))
 
 
-def prepare_runs(df, options: BuildOptions, store_root: str, progress: Progress) -> ProcessSandbox | None:
+def _prepare_runs(df, options: BuildOptions, store_root: str, progress: Progress) -> ProcessSandbox | None:
     """What RUN steps need, checked once per build before any work: a store where overlay can keep
     upper dirs (not a container's own overlay root), and the process sandbox
     (:func:`runner.procsandbox.choose`), noted once when there is none. ``None`` (a PID namespace
