@@ -105,14 +105,16 @@ def test_build_in_a_pod_with_its_own_user_namespace(pybuild_image: PybuildImage,
     _runs_on_the_host(out_ref, pybuild_image, podman, tmp_path)
 
 
+@pytest.mark.parametrize("userns", [False, True], ids=["host-users", "own-userns"])
 def test_unmasked_proc_gives_run_steps_their_own_pid_namespace(pybuild_image: PybuildImage, podman: Podman,
-                                                               tmp_path: Path) -> None:
-    """``procMount: Unmasked`` (podman's ``unmask=ALL``): a fresh /proc mounts, so the probe keeps the
-    process sandbox and says nothing."""
+                                                               tmp_path: Path, userns: bool) -> None:
+    """``procMount: Unmasked`` (podman's ``unmask=ALL``; Kubernetes wants ``hostUsers: false`` with it): a
+    fresh /proc mounts, so the probe keeps the process sandbox and says nothing."""
     ctx = _context(tmp_path, pybuild_image.base_ref, 'FROM {base}\nRUN echo "step pid $$"\n')
-    store = _store(tmp_path)
-    r = podman("run", "--rm", "--security-opt", "unmask=ALL", *UNPRIVILEGED, "-v", f"{ctx}:/ctx:ro",
-               "-v", f"{store}:{STORE}", pybuild_image.ref, "build", "--progress", "plain", "/ctx")
+    store = _store(tmp_path, POD_USERNS + 1000 if userns else 1000)
+    r = podman("run", "--rm", *(USERNS if userns else ()), "--security-opt", "unmask=ALL", *UNPRIVILEGED,
+               "-v", f"{ctx}:/ctx:ro", "-v", f"{store}:{STORE}", pybuild_image.ref, "build", "--progress", "plain",
+               "/ctx")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no process sandbox" not in r.stderr
     assert re.search(r"^step pid 1$", r.stderr, re.M), r.stderr
