@@ -19,8 +19,10 @@ import os
 import stat
 
 from . import syscalls as sc
+from . import upperfs
 from .errors import SandboxError
 from .ocispec import Mount, Spec
+from .overlaykind import overlay_options, uses_fuse
 
 __all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
            "seed_volume"]
@@ -147,11 +149,9 @@ class OverlayMount:
     ``lowerdirs`` are top-most first, as overlayfs wants them (``store.snapshots.lowerdirs``); with
     ``upper=None`` the mount is read-only (overlayfs then needs at least two lower dirs, so a single
     one is bind-mounted read-only instead). Unmounts on exit, lazily if it is still busy.
-
-    ``volatile``: overlayfs's ``volatile`` option, for an upper dir that is thrown away after one
-    mount (a ``--rm`` container's, as Podman mounts them): no sync of the upper file system, so the
-    unmount does not wait for a ``syncfs`` of the whole disk holding it (~10-90 ms here). The kernel
-    then refuses to mount that upper dir again; a kernel without the option mounts without it.
+    ``volatile``: overlayfs's option, for an upper dir thrown away after one mount (a ``--rm``
+    container's, as Podman does): the unmount does not ``syncfs`` the disk holding it (~10-90 ms
+    here); that upper dir cannot be mounted again. Without kernel support (or with fuse), ignored.
     """
 
     def __init__(self, lowerdirs: list[str], upper: str | None, work: str | None, target: str, *,
@@ -185,11 +185,15 @@ class OverlayMount:
                     # too many layers for one page of options: each as /proc/self/fd/N, held for the mount
                     fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in lowers]
                     lowers = [f"/proc/self/fd/{fd}" for fd in fds]
-                data = "lowerdir=" + ":".join(lowers) + upper
+                data = "lowerdir=" + ":".join(lowers) + upper + overlay_options()
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
-                if self.volatile and self.upper:
+                if not data.endswith(",userxattr") and uses_fuse():
+                    from . import fuseoverlay
+
+                    fuseoverlay.mount(data, self.target, tuple(fds))
+                elif self.volatile and self.upper:
                     try:
                         sc.mount("overlay", self.target, "overlay", 0, data + ",volatile")
                     except OSError as exc:
@@ -199,7 +203,8 @@ class OverlayMount:
                 else:
                     sc.mount("overlay", self.target, "overlay", 0, data)
             except OSError as exc:
-                raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
+                reason = upperfs.explain(self.upper, exc) if self.upper else exc.strerror
+                raise SandboxError(f"mount overlay on {self.target}: {reason}") from None
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -264,11 +269,23 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
                 sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC))
         else:
             target = _ensure_target(root, dest, True)
-            sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            try:
+                sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            except OSError as exc:
+                # a rootless single-id map has no gid 5 (tty): devpts refuses gid=5, so leave it out (as runc)
+                kept = [o for o in data if not o.startswith("gid=")]
+                if exc.errno != errno.EINVAL or kind != "devpts" or kept == data:
+                    raise
+                sc.mount(m.source or kind, target, kind, flags, ",".join(kept) or None)
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
-        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}") from None
+        hint = _PROC_HINT if kind == "proc" and exc.errno == errno.EPERM else ""
+        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}{hint}") from None
+
+
+_PROC_HINT = (" (refused where the outer /proc is masked, as in an unprivileged container: builds run their "
+              "RUN steps without a process sandbox there, containers cannot run)")
 
 
 def _make_devices(root: str) -> None:
@@ -297,9 +314,30 @@ def _make_spec_devices(root: str, devices) -> None:
             os.unlink(path)
         kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
         mode = 0o666 if d.file_mode is None else d.file_mode
-        os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        try:
+            os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        except PermissionError:  # rootless: no mknod in a user namespace; bind the host's node instead
+            _bind_host_node(path, kind, d.major, d.minor)
+            continue
         os.chmod(path, mode)
         os.chown(path, d.uid or 0, d.gid or 0)
+
+
+def _bind_host_node(path: str, kind: int, major: int, minor: int) -> None:
+    """Bind-mount the host's device node ``major:minor`` at ``path`` (found in /dev/char, /dev/block or /dev)."""
+    want = os.makedev(major, minor)
+    links = os.path.join("/dev", "char" if kind == stat.S_IFCHR else "block", f"{major}:{minor}")
+    candidates = [links] + [os.path.join("/dev", n) for n in sorted(os.listdir("/dev"))]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == want:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            sc.mount(c, path, None, sc.MS_BIND)
+            return
+    raise SandboxError(f"device {major}:{minor}: no such node on the host to bind (rootless cannot mknod)")
 
 
 def _mask(path: str) -> None:
