@@ -99,18 +99,16 @@ def process_start_time(pid: int) -> int | None:
 
 
 def _wait_exit(pid: int, timeout: float) -> None:
-    """Sleep until process ``pid`` ends (on a pidfd) or ``timeout`` passes; without a pidfd (Linux
-    before 5.3), a short sleep for the caller to look again."""
+    """Sleep until process ``pid`` ends (on a pidfd) or ``timeout`` passes."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
-    except (AttributeError, OSError):
-        time.sleep(min(timeout, 0.02))
-        return
-    try:
-        import select
+    except OSError:                      # no pidfd (Linux before 5.3): the caller looks again soon
+        return time.sleep(min(timeout, 0.02))
+    import select
 
+    try:
         select.select([fd], [], [], timeout)
     finally:
         os.close(fd)
