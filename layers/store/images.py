@@ -197,7 +197,7 @@ class ImageStore:
             if repository and (ref is None or repository not in (ref.familiar_name, ref.name)):
                 continue
             try:
-                image = self.load(rec)
+                image = self.load(rec, lazy=True)  # a lazy layer's size is its descriptor's, as for any layer
                 entries = image.index.images() if image.index is not None else ()
                 present = tuple(str(d.platform) for d in entries if d.platform is not None and self.blobs.has(d.digest))
                 out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present)))
