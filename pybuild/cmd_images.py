@@ -101,7 +101,7 @@ def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str
             click.echo(ident)
     elif template is not None:
         rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc, platforms=s.platforms,
-                                missing=s.missing) for s in listed]
+                                missing=s.missing, entries=s.entries) for s in listed]
         for line in template.lines(rows, ctx.IMAGE_TITLES):
             click.echo(line)
     else:  # an index is one entry; a PLATFORMS column names its platforms when the list holds one
