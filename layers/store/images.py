@@ -98,6 +98,7 @@ class ImageSummary:
     size: int
     platforms: tuple[str, ...] = ()  # an index's runnable entries (``linux/arm64``); () for one image
     missing: int = 0                 # how many of them are not in the store (a one-platform pull)
+    entries: tuple[Descriptor, ...] = ()  # an index's runnable entries, each with platform, digest and size
 
 
 def _read_document(blobs: BlobStore, digest: Digest) -> Manifest | Index:
@@ -197,10 +198,11 @@ class ImageStore:
             if repository and (ref is None or repository not in (ref.familiar_name, ref.name)):
                 continue
             try:
-                image = self.load(rec)
+                image = self.load(rec, lazy=True)  # a lazy layer's size is its descriptor's, as for any layer
                 entries = image.index.images() if image.index is not None else ()
                 present = tuple(str(d.platform) for d in entries if d.platform is not None and self.blobs.has(d.digest))
-                out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present)))
+                out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present),
+                                        tuple(d for d in entries if d.platform is not None)))
             except PybuildError:
                 out.append(ImageSummary(rec, "", 0))
         return out
@@ -306,10 +308,15 @@ class ImageStore:
         return image
 
     def missing_layers(self, name: str) -> list[Descriptor]:
-        """The layers of the stored image ``name`` whose blobs the store lacks (known only lazily, from
-        a build's cache or a lazy base pull): a stat per layer."""
+        """The layers of the stored image ``name`` (of each image of an index that the store holds)
+        whose blobs the store lacks, known only lazily (a build's cache hits, a lazy base pull): a
+        stat per layer."""
         image = self.load(self.resolve(name), lazy=True)
-        return [d for d in image.manifest.layers if not self.blobs.has(d.digest)]
+        manifests = [image.manifest]
+        if image.index is not None:
+            manifests = [self.load(d.digest, lazy=True).manifest for d in image.index.images()
+                         if self.blobs.has(d.digest)]
+        return [d for m in manifests for d in m.layers if not self.blobs.has(d.digest)]
 
     def _load(self, record_or_digest: ImageRecord | Digest | str, platform: Platform | None, lazy: bool = False) -> Image:
         if isinstance(record_or_digest, ImageRecord):
