@@ -139,6 +139,7 @@ class NetworkAttachment:
     host_veth: str | None = None
     nat: str | None = None
     notes: tuple[str, ...] = ()
+    dial_netns: str | None = None      # rootless: where the port proxy dials ``ip`` from
 
     @property
     def attached(self) -> bool:

@@ -1,0 +1,240 @@
+"""Rootless networking (issue 14): the pasta/slirp4netns adapter, the rootless network namespace that
+holds a user's bridges, outbound traffic, names between containers of a user network, and ``-p``.
+
+Every body runs as root in a user namespace the test makes (:mod:`tests.network.userns`): no
+privilege over the host's network namespace, as for a rootless user. Outbound traffic goes only to a
+TCP server these tests run on the host's 127.0.0.1, reached through the tool's host-loopback address.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from .conftest import free_subnet
+from .userns import in_userns, kill_leftovers, tool_pids
+
+TOOLS = ["pasta", "slirp4netns"]
+
+
+@pytest.fixture
+def host_server():
+    """A TCP server on the host's 127.0.0.1 that answers ``hello`` to every connection."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"hello\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    srv.close()
+    t.join(timeout=5)
+
+
+@pytest.fixture
+def rootless(kernel, tmp_path, monkeypatch):
+    """A store root for the body; afterwards no pasta/slirp4netns of this test may be left running."""
+    root = tmp_path / "root"
+    state = tmp_path / "state"
+    root.mkdir()
+    state.mkdir()
+    yield SimpleNamespace(root=str(root), state=str(state), tmp=tmp_path)
+    assert kill_leftovers(str(tmp_path)) == [], "a pasta/slirp4netns process outlived its test"
+
+
+def _recv_from(host: str, port: int) -> bytes:
+    with socket.create_connection((host, port), timeout=5) as s:
+        return s.recv(64)
+
+
+def test_find_honours_the_environment(monkeypatch):
+    from runner.network import usernet
+    from runner.network.errors import NetworkError
+
+    for name in TOOLS:
+        monkeypatch.setenv(usernet.ENV, name)
+        tool = usernet.find()
+        assert tool.name == name and os.access(tool.path, os.X_OK)
+        assert usernet.describe().startswith(name)
+    monkeypatch.setenv(usernet.ENV, "vpnkit")
+    with pytest.raises(NetworkError, match="expected one of pasta, slirp4netns"):
+        usernet.find()
+    monkeypatch.delenv(usernet.ENV)
+    assert usernet.find().name == "pasta"           # both are installed here: pasta first
+
+
+def test_active_only_in_a_user_namespace(kernel):
+    from runner.network import rootlessns
+
+    assert rootlessns.active() is False
+    assert in_userns(rootlessns.active) is True
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_rootless_netns_up_reaches_host_loopback_and_goes(rootless, host_server, tool):
+    def body():
+        from runner.network import netns, rootlessns, usernet
+        from runner.network.rtnl import Rtnl
+
+        os.environ[usernet.ENV] = tool
+        with rootlessns.session(rootless.root) as net:
+            assert net.tool == tool and usernet.alive(net)
+            assert netns.is_netns(rootlessns.netns_path(rootless.root))
+
+            def inside():
+                with Rtnl() as rt:
+                    routes = rt.routes()
+                with open("/proc/sys/net/ipv4/ip_forward") as f:
+                    forward = f.read().strip()
+                return routes, forward, _recv_from(net.host_loopback, host_server)
+
+            routes, forward, got = netns.run_in(net.netns, inside)
+        assert any(dst is None and gw for dst, _len, _oif, gw in routes), routes    # a default route
+        assert forward == "1"
+        assert got == b"hello\n"
+        pid = net.pid
+        assert rootlessns.release_if_idle(rootless.root, lambda: True)
+        return pid, usernet.alive(net), netns.is_netns(rootlessns.netns_path(rootless.root)), \
+            rootlessns.status(rootless.root)
+
+    pid, alive, mounted, record = in_userns(body)
+    assert (alive, mounted, record) == (False, False, None)
+    assert pid not in tool_pids(str(rootless.tmp))
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
+    subnet = free_subnet()
+
+    def body():
+        from runner import network
+        from runner.network import bridge, netns, rootlessns, usernet
+
+        os.environ[usernet.ENV] = tool
+        cfg = network.create_network(rootless.root, "un", subnet=subnet)
+        web = network.setup(root=rootless.root, state_dir=rootless.state, container_id="a" * 64,
+                            etc_dir=str(rootless.tmp / "etc-web"), mode="un", name="web")
+        db = network.setup(root=rootless.root, state_dir=rootless.state, container_id="b" * 64,
+                           etc_dir=str(rootless.tmp / "etc-db"), mode="un", name="db")
+        facts = {"dial": web.dial_netns, "nat": web.nat, "host_bridge": bridge.lookup(cfg.bridge)}
+        facts["tool"] = rootlessns.status(rootless.root).tool
+        with open(web.etc_files["hosts"]) as f:
+            facts["web_hosts"] = f.read()
+        # db listens on its own address; web dials it by the address its hosts file gives for "db"
+        listener = netns.run_in(db.netns_path, lambda: socket.create_server((db.ip, 0)))
+        served = threading.Thread(target=lambda: listener.accept()[0].sendall(b"db\n"), daemon=True)
+        served.start()
+        by_name = next(line.split()[0] for line in facts["web_hosts"].splitlines() if " db" in f" {line} "
+                       or "\tdb" in line)
+        facts["web_to_db"] = netns.run_in(web.netns_path, lambda: _recv_from(by_name, listener.getsockname()[1]))
+        facts["db_ip"] = db.ip
+        host = rootlessns.status(rootless.root).host_loopback
+        facts["web_out"] = netns.run_in(web.netns_path, lambda: _recv_from(host, host_server))
+        network.teardown(root=rootless.root, state_dir=rootless.state, container_id="a" * 64)
+        facts["kept_for_db"] = rootlessns.status(rootless.root) is not None
+        network.teardown(root=rootless.root, state_dir=rootless.state, container_id="b" * 64)
+        facts["released"] = rootlessns.status(rootless.root) is None and \
+            not netns.is_netns(rootlessns.netns_path(rootless.root))
+        network.remove_network(rootless.root, "un")
+        return facts
+
+    facts = in_userns(body)
+    assert facts["tool"] == tool
+    assert facts["dial"].endswith("/networks/.rootless/ns")
+    assert facts["host_bridge"] is None, "the bridge must live in the rootless namespace, not the host's"
+    if tool == "pasta":
+        assert facts["nat"] == "no NAT: outbound through pasta"
+    else:
+        assert facts["nat"].startswith("masquerade"), facts["nat"]
+    assert facts["web_to_db"] == b"db\n"
+    assert facts["web_out"] == b"hello\n"
+    assert facts["kept_for_db"] and facts["released"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_published_port_dials_from_the_rootless_namespace(rootless, tool):
+    subnet = free_subnet()
+
+    def body():
+        from runner import network
+        from runner.network import netns, usernet
+
+        os.environ[usernet.ENV] = tool
+        network.create_network(rootless.root, "pn", subnet=subnet)
+        att = network.setup(root=rootless.root, state_dir=rootless.state, container_id="c" * 64,
+                            etc_dir=str(rootless.tmp / "etc"), mode="pn", name="web")
+        server = netns.run_in(att.netns_path, lambda: socket.create_server((att.ip, 8080)))
+
+        def serve():
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nfrom the container " + conn.recv(100).split(b" ")[1])
+
+        threading.Thread(target=serve, daemon=True).start()
+        client = socket.socket()            # made in the host's namespace, before this process leaves it
+        here = os.stat("/proc/thread-self/ns/net").st_ino
+        ports = ({"host_ip": "127.0.0.1", "host_port": 0, "container_port": 8080, "protocol": "tcp"},)
+        [proxy] = network.start_proxies(SimpleNamespace(name="web", ports=ports, network=att.to_dict()))
+        proxy.start()
+        port = proxy.mappings[0].host_port
+        moved = os.stat("/proc/thread-self/ns/net").st_ino == os.stat(att.dial_netns).st_ino != here
+        client.settimeout(5)
+        client.connect(("127.0.0.1", port))
+        client.sendall(b"GET /hello HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := client.recv(4096):
+            reply += chunk
+        client.close()
+        proxy.close()
+        network.teardown(root=rootless.root, state_dir=rootless.state, container_id="c" * 64)
+        return moved, reply
+
+    moved, reply = in_userns(body)
+    assert moved, "the proxy's thread should have joined the rootless namespace to dial from there"
+    assert reply == b"HTTP/1.0 200 OK\r\n\r\nfrom the container /hello"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_session_restarts_a_dead_tool_and_remakes_a_lost_namespace(rootless, tool):
+    def body():
+        import signal
+        import time
+
+        from runner import syscalls
+        from runner.network import netns, rootlessns, usernet
+
+        os.environ[usernet.ENV] = tool
+        with rootlessns.session(rootless.root) as first:
+            pass
+        os.kill(first.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while usernet.alive(first) and time.monotonic() < deadline:
+            usernet._reap(first.pid)
+            time.sleep(0.01)
+        with rootlessns.session(rootless.root) as second:
+            pass
+        # the bind mount lost (a new mount namespace) while the tool still runs: it is stopped, all remade
+        syscalls.umount2(rootlessns.netns_path(rootless.root), syscalls.MNT_DETACH)
+        with rootlessns.session(rootless.root) as third:
+            pass
+        out = (usernet.alive(first), second.pid != first.pid, usernet.alive(second), usernet.alive(third),
+               netns.is_netns(third.netns))
+        rootlessns.release_if_idle(rootless.root, lambda: True)
+        return out
+
+    assert in_userns(body) == (False, True, False, True, True)
