@@ -284,8 +284,10 @@ def _setup_bridge(req: _Request, network: str, site: rootlessns.Site) -> Attachm
     host_if = _host_ifname(req.container_id)
     with ipam.locked(req.root, cfg) as alloc:
         cfg, nat_detail, notes = _ensure_bridge(req.root, alloc, site)
-        # Docker's host-gateway: the host's address on the bridge (this network's gateway)
-        req = replace(req, extra=tuple((n, cfg.gateway if i == HOST_GATEWAY else i) for n, i in req.extra))
+        # Docker's host-gateway: the host's address on the bridge (this network's gateway); rootless the
+        # bridge is in the rootless namespace, and the tool's host-loopback address reaches the host
+        host = site.usernet.host_loopback if site.rootless and site.usernet else cfg.gateway
+        req = replace(req, extra=tuple((n, host if i == HOST_GATEWAY else i) for n, i in req.extra))
         _write_extra(req)
         addr = alloc.reserve(req.ip) if req.ip else alloc.allocate()
         mac = _mac(addr)
