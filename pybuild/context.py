@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 from .commands import DEFAULT_ROOT, DEFAULT_STATE
 
-__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list"]
+__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces"]
+
+# commands that never touch the store or containers: no user namespace to join for them
+_NO_STORE = frozenset({"version", "login", "logout", "key", "completion"})
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,16 @@ def env_list(name: str) -> tuple[str, ...]:
     """The comma-separated values of the environment variable ``name``, blanks dropped."""
     raw = os.environ.get(name, "")
     return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def enter_namespaces(state_dir: str, command: str | None, args) -> None:
+    """Join the rootless user namespace (``runner.userns.enter``) before a command that touches the
+    store; nothing for root, for ``--help`` anywhere on the line, or for :data:`_NO_STORE` commands.
+    The one place the CLI does it (the click group and ``fastps`` call this)."""
+    from layers.store.location import is_rootless
+
+    if not is_rootless() or command in _NO_STORE or any(a in ("--help", "-h") for a in args):
+        return
+    from runner.userns import enter
+
+    enter(state_dir)

@@ -16,7 +16,7 @@ import os
 import click
 
 from .commands import ALIASES, COMMANDS, DEFAULT_ROOT, DOCKER_EXIT_CODES, GROUPS, DEFAULT_STATE, DESCRIPTION, OPTION_HELP
-from .context import Settings, env_list
+from .context import Settings, enter_namespaces, env_list
 
 __all__ = ["cli", "LazyGroup", "ManagementGroup", "Unavailable", "image_group", "container_group",
            "system_group"]
@@ -136,9 +136,11 @@ system_group = ManagementGroup("system", help="Manage pybuild.")
 def cli(ctx: click.Context, root: str, state_dir: str, insecure: tuple[str, ...], tls_ca: str | None,
         debug: bool) -> None:
     """Build the :class:`Settings` every subcommand receives (the group's help is ``DESCRIPTION``)."""
+    state_dir = os.path.abspath(state_dir)
+    enter_namespaces(state_dir, ctx.invoked_subcommand, [*getattr(ctx, "_protected_args", ()), *ctx.args])
     ctx.obj = Settings(
         root=os.path.abspath(root),
-        state_dir=os.path.abspath(state_dir),
+        state_dir=state_dir,
         insecure_registries=tuple(insecure) + env_list("PYBUILD_INSECURE_REGISTRIES"),
         tls_ca=tls_ca,
         debug=debug,

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 
 from layers.errors import InvalidInput, PybuildError
+from layers.store.location import opaque_xattr
 
 from .lifecycle import create, remove, start
 from .ocispec import Mount
@@ -170,7 +171,7 @@ def passwd_dir(lowerdirs) -> str | None:
 
 def _opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

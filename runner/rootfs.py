@@ -141,6 +141,26 @@ def parse_options(options: tuple[str, ...] | list[str]) -> tuple[int, int, list[
     return flags, prop, data
 
 
+def overlay_kind() -> str:
+    """Which overlay this process mounts: ``native`` (root), ``native-userxattr`` (rootless, kernel >=
+    5.11: overlay in a user namespace, metadata in ``user.overlay.*``), or ``unsupported`` (rootless on
+    an older kernel; the fuse-overlayfs fallback is not written yet)."""
+    from layers.store.location import is_rootless
+
+    if not is_rootless():
+        return "native"
+    major, minor = (int(v) for v in os.uname().release.split(".")[:2])
+    return "native-userxattr" if (major, minor) >= (5, 11) else "unsupported"
+
+
+def overlay_options() -> str:
+    """Extra overlay mount options for :func:`overlay_kind` (``,userxattr`` rootless)."""
+    kind = overlay_kind()
+    if kind == "unsupported":
+        raise SandboxError(f"rootless overlay needs Linux >= 5.11 (this is {os.uname().release})")
+    return ",userxattr" if kind == "native-userxattr" else ""
+
+
 class OverlayMount:
     """``with OverlayMount(lowerdirs, upper, work, target) as rootfs:`` an overlayfs at ``target``.
 
@@ -178,7 +198,7 @@ class OverlayMount:
                     # too many layers for one page of options: each as /proc/self/fd/N, held for the mount
                     fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in lowers]
                     lowers = [f"/proc/self/fd/{fd}" for fd in fds]
-                data = "lowerdir=" + ":".join(lowers) + upper
+                data = "lowerdir=" + ":".join(lowers) + upper + overlay_options()
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
@@ -249,7 +269,14 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
                 sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC))
         else:
             target = _ensure_target(root, dest, True)
-            sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            try:
+                sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            except OSError as exc:
+                # a rootless single-id map has no gid 5 (tty): devpts refuses gid=5, so leave it out (as runc)
+                kept = [o for o in data if not o.startswith("gid=")]
+                if exc.errno != errno.EINVAL or kind != "devpts" or kept == data:
+                    raise
+                sc.mount(m.source or kind, target, kind, flags, ",".join(kept) or None)
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:

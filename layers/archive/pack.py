@@ -6,7 +6,7 @@ to the first), char and block devices, fifos, modes with setuid/setgid/sticky bi
 owners, xattrs (``user.*``, ``security.*``; never ``trusted.*``). Sockets are skipped, as Docker does.
 
 With ``overlay_upper=True`` the tree is read as an overlayfs upper dir: a 0/0 char device is a
-whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` gets a
+whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` (rootless: ``user.``) gets a
 ``.wh..wh..opq`` entry, unless ``lowerdirs`` are given and none of them has a directory there
 (then nothing is hidden and the marker would be spurious).
 
@@ -35,7 +35,7 @@ __all__ = ["PackResult", "pack"]
 _CHUNK = 1 << 20
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux")
+_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux", "user.overlay.")  # overlay metadata (rootless: user.*)
 _UNSUPPORTED_OVERLAY = ("overlay.redirect", "overlay.metacopy")
 
 

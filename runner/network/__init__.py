@@ -62,10 +62,10 @@ def create_network(root: str, name: str, *, subnet: str | None = None, gateway: 
                    bridge: str | None = None, internal: bool = False) -> NetworkConfig:
     """Record a new bridge network (the bridge itself appears with its first container)."""
     from . import bridge as bridge_mod
-    from . import config, rootlessns
+    from . import config, rootless
 
     def overlaps(net):          # rootless: with the routes of the rootless namespace, if it exists
-        return rootlessns.call(root, lambda site: bridge_mod.route_overlaps(net), create=False)
+        return rootless.call(root, lambda site: bridge_mod.route_overlaps(net), create=False)
 
     cfg = config.create(root, name, subnet=subnet, gateway=gateway, bridge=bridge, internal=internal,
                         overlaps=overlaps)

@@ -18,7 +18,7 @@ from layers.atomic import write_atomic
 from ..ocispec import Namespace
 
 from . import bridge as bridge_mod
-from . import config, files, ipam, nat, netns, peers, rootlessns, veth
+from . import config, files, ipam, nat, netns, peers, rootless, veth
 from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
 
 __all__ = ["Attachment", "NetworkMode", "parse_mode", "setup", "teardown", "remove_network", "inspect_network"]
@@ -152,7 +152,7 @@ def _parse_extra_hosts(extra_hosts) -> list[tuple[str, str]]:
 
 
 def _ensure_bridge(root: str, alloc: ipam.Allocations,
-                   site: rootlessns.Site = rootlessns.HOST) -> tuple[config.NetworkConfig, str, list[str]]:
+                   site: rootless.Site = rootless.HOST) -> tuple[config.NetworkConfig, str, list[str]]:
     """Under the host lock (of ``site``, where the bridges live): make the bridge of ``alloc.cfg`` exist
     (relocating an idle default network whose bridge or subnet is taken), set up NAT on first creation.
     Returns (cfg, nat detail, notes)."""
@@ -256,7 +256,7 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
         return _join_container(req, m.target)
     if m.kind == "none":
         return _setup_none(req)
-    return rootlessns.call(root, lambda site: _setup_bridge(req, m.target, site))
+    return rootless.call(root, lambda site: _setup_bridge(req, m.target, site))
 
 
 def _write_extra(req: _Request) -> None:
@@ -278,7 +278,7 @@ def _setup_none(req: _Request) -> Attachment:
     return Attachment("none", req.container_id, path, req.hostname, paths)
 
 
-def _setup_bridge(req: _Request, network: str, site: rootlessns.Site) -> Attachment:
+def _setup_bridge(req: _Request, network: str, site: rootless.Site) -> Attachment:
     path = netns.netns_path(req.state_dir, req.container_id)
     cfg = config.load(req.root, network)
     host_if = _host_ifname(req.container_id)
@@ -315,7 +315,7 @@ def _setup_bridge(req: _Request, network: str, site: rootlessns.Site) -> Attachm
     return Attachment("bridge", req.container_id, path, req.hostname, paths, network=cfg.name, ip=str(addr),
                       prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
                       host_veth=host_if, nat=nat_detail, notes=tuple(notes),
-                      dial_netns=rootlessns.netns_path(req.root) if site.rootless else None)
+                      dial_netns=rootless.netns_path(req.root) if site.rootless else None)
 
 
 def _find_endpoint(root: str, ref: str) -> tuple[config.NetworkConfig, ipam.Endpoint] | None:
@@ -381,7 +381,7 @@ def _existing_networks(root: str) -> list[config.NetworkConfig]:
             if not n.startswith(".") and os.path.exists(os.path.join(d, n, "network.json"))]
 
 
-def _drop_bridge(root: str, cfg: config.NetworkConfig, site: rootlessns.Site = rootlessns.HOST) -> None:
+def _drop_bridge(root: str, cfg: config.NetworkConfig, site: rootless.Site = rootless.HOST) -> None:
     """Remove an idle network's bridge and NAT (called with the network's endpoint table locked)."""
     with config.host_lock(site.lock):
         if bridge_mod.delete(cfg.bridge, bridge_mod.owner_tag(root, cfg.name)) and not cfg.internal \
@@ -400,18 +400,18 @@ def _idle(root: str) -> bool:
 
 def release_rootless(root: str) -> bool:
     """Rootless: stop the outbound tool and drop the rootless namespace once no container uses it."""
-    return rootlessns.active() and rootlessns.release_if_idle(root, lambda: _idle(root))
+    return rootless.active() and rootless.release_if_idle(root, lambda: _idle(root))
 
 
 def teardown(*, root: str, state_dir: str, container_id: str) -> None:
     """Undo :func:`setup` for ``container_id``: veth, address, peers' hosts entries, netns, and the
     bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup.
     Rootless, the rootless namespace and its tool go too once no container holds an address."""
-    rootlessns.call(root, lambda site: _teardown(root, state_dir, container_id, site), create=False)
+    rootless.call(root, lambda site: _teardown(root, state_dir, container_id, site), create=False)
     release_rootless(root)
 
 
-def _teardown(root: str, state_dir: str, container_id: str, site: rootlessns.Site) -> None:
+def _teardown(root: str, state_dir: str, container_id: str, site: rootless.Site) -> None:
     host_if = _host_ifname(container_id)
     for cfg in _existing_networks(root):
         with ipam.locked(root, cfg) as alloc:
@@ -438,13 +438,13 @@ def remove_network(root: str, name: str) -> None:
         if alloc.endpoints:
             names = ", ".join(sorted(e.name for e in alloc.endpoints.values()))
             raise NetworkInUse(f"network {name!r}: still has containers attached: {names}")
-        rootlessns.call(root, lambda site: _drop_bridge(root, cfg, site), create=False)
+        rootless.call(root, lambda site: _drop_bridge(root, cfg, site), create=False)
         config.remove(root, name)
     config.emit_event(root, "destroy", cfg)
     release_rootless(root)
 
 
-def _live_bridge(root: str, cfg: config.NetworkConfig, site: rootlessns.Site):
+def _live_bridge(root: str, cfg: config.NetworkConfig, site: rootless.Site):
     """(the bridge's state or None, the NAT detail) as the kernel says where ``site`` is."""
     state = bridge_mod.lookup(cfg.bridge)
     if cfg.internal:
@@ -463,7 +463,7 @@ def inspect_network(root: str, name: str) -> dict:
         eps = {k: {"name": e.name, "ip": f"{e.ip}/{cfg.network.prefixlen}", "mac": e.mac,
                    "host_veth": e.host_veth, "hostname": e.hostname}
                for k, e in sorted(alloc.endpoints.items())}
-    state, nat_detail = rootlessns.call(root, lambda site: _live_bridge(root, cfg, site), create=False)
+    state, nat_detail = rootless.call(root, lambda site: _live_bridge(root, cfg, site), create=False)
     owner = bridge_mod.owner_tag(root, cfg.name)
     out = cfg.to_dict()
     out["bridge_state"] = (

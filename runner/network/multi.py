@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import config, ipam, netns, peers, rootlessns, veth
+from . import config, ipam, netns, peers, rootless, veth
 from .attach import _check_names, _drop_bridge, _ensure_bridge, _host_ifname, _mac, release_rootless
 from .errors import InvalidNetworkSpec, NetworkError
 
@@ -52,7 +52,7 @@ def connect(*, root: str, container_id: str, netns_path: str, etc_dir: str, netw
         raise InvalidNetworkSpec("--ip: only works on a user-defined network")
     host_if = _host_ifname(container_id, cfg.name)
     args = (root, container_id, netns_path, etc_dir, ifname, name, hostname, aliases, ip, host_if)
-    return rootlessns.call(root, lambda site: _connect(cfg, site, *args))
+    return rootless.call(root, lambda site: _connect(cfg, site, *args))
 
 
 def _connect(cfg, site, root, container_id, netns_path, etc_dir, ifname, name, hostname, aliases, ip,
@@ -84,7 +84,7 @@ def disconnect(*, root: str, container_id: str, network: str) -> bool:
     """Remove ``container_id``'s endpoint on ``network`` (its veth, address, peers' hosts lines, the
     bridge when it was the last endpoint) and rewrite its own hosts file. False if it had none."""
     cfg = config.load(root, network)
-    done = rootlessns.call(root, lambda site: _disconnect(root, container_id, cfg, site), create=False)
+    done = rootless.call(root, lambda site: _disconnect(root, container_id, cfg, site), create=False)
     release_rootless(root)
     return done
 

@@ -79,22 +79,22 @@ def test_find_honours_the_environment(monkeypatch):
 
 
 def test_active_only_in_a_user_namespace(kernel):
-    from runner.network import rootlessns
+    from runner.network import rootless
 
-    assert rootlessns.active() is False
-    assert in_userns(rootlessns.active) is True
+    assert rootless.active() is False
+    assert in_userns(rootless.active) is True
 
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_rootless_netns_up_reaches_host_loopback_and_goes(rootless, host_server, tool):
     def body():
-        from runner.network import netns, rootlessns, usernet
+        from runner.network import netns, rootless, usernet
         from runner.network.rtnl import Rtnl
 
         os.environ[usernet.ENV] = tool
-        with rootlessns.session(rootless.root) as net:
+        with rootless.session(rootless.root) as net:
             assert net.tool == tool and usernet.alive(net)
-            assert netns.is_netns(rootlessns.netns_path(rootless.root))
+            assert netns.is_netns(rootless.netns_path(rootless.root))
 
             def inside():
                 with Rtnl() as rt:
@@ -108,9 +108,9 @@ def test_rootless_netns_up_reaches_host_loopback_and_goes(rootless, host_server,
         assert forward == "1"
         assert got == b"hello\n"
         pid = net.pid
-        assert rootlessns.release_if_idle(rootless.root, lambda: True)
-        return pid, usernet.alive(net), netns.is_netns(rootlessns.netns_path(rootless.root)), \
-            rootlessns.status(rootless.root)
+        assert rootless.release_if_idle(rootless.root, lambda: True)
+        return pid, usernet.alive(net), netns.is_netns(rootless.netns_path(rootless.root)), \
+            rootless.status(rootless.root)
 
     pid, alive, mounted, record = in_userns(body)
     assert (alive, mounted, record) == (False, False, None)
@@ -123,7 +123,7 @@ def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
 
     def body():
         from runner import network
-        from runner.network import bridge, netns, rootlessns, usernet
+        from runner.network import bridge, netns, rootless, usernet
 
         os.environ[usernet.ENV] = tool
         cfg = network.create_network(rootless.root, "un", subnet=subnet)
@@ -132,7 +132,7 @@ def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
         db = network.setup(root=rootless.root, state_dir=rootless.state, container_id="b" * 64,
                            etc_dir=str(rootless.tmp / "etc-db"), mode="un", name="db")
         facts = {"dial": web.dial_netns, "nat": web.nat, "host_bridge": bridge.lookup(cfg.bridge)}
-        facts["tool"] = rootlessns.status(rootless.root).tool
+        facts["tool"] = rootless.status(rootless.root).tool
         with open(web.etc_files["hosts"]) as f:
             facts["web_hosts"] = f.read()
         # db listens on its own address; web dials it by the address its hosts file gives for "db"
@@ -143,13 +143,13 @@ def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
                        or "\tdb" in line)
         facts["web_to_db"] = netns.run_in(web.netns_path, lambda: _recv_from(by_name, listener.getsockname()[1]))
         facts["db_ip"] = db.ip
-        host = rootlessns.status(rootless.root).host_loopback
+        host = rootless.status(rootless.root).host_loopback
         facts["web_out"] = netns.run_in(web.netns_path, lambda: _recv_from(host, host_server))
         network.teardown(root=rootless.root, state_dir=rootless.state, container_id="a" * 64)
-        facts["kept_for_db"] = rootlessns.status(rootless.root) is not None
+        facts["kept_for_db"] = rootless.status(rootless.root) is not None
         network.teardown(root=rootless.root, state_dir=rootless.state, container_id="b" * 64)
-        facts["released"] = rootlessns.status(rootless.root) is None and \
-            not netns.is_netns(rootlessns.netns_path(rootless.root))
+        facts["released"] = rootless.status(rootless.root) is None and \
+            not netns.is_netns(rootless.netns_path(rootless.root))
         network.remove_network(rootless.root, "un")
         return facts
 
@@ -216,25 +216,25 @@ def test_session_restarts_a_dead_tool_and_remakes_a_lost_namespace(rootless, too
         import time
 
         from runner import syscalls
-        from runner.network import netns, rootlessns, usernet
+        from runner.network import netns, rootless, usernet
 
         os.environ[usernet.ENV] = tool
-        with rootlessns.session(rootless.root) as first:
+        with rootless.session(rootless.root) as first:
             pass
         os.kill(first.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while usernet.alive(first) and time.monotonic() < deadline:
             usernet._reap(first.pid)
             time.sleep(0.01)
-        with rootlessns.session(rootless.root) as second:
+        with rootless.session(rootless.root) as second:
             pass
         # the bind mount lost (a new mount namespace) while the tool still runs: it is stopped, all remade
-        syscalls.umount2(rootlessns.netns_path(rootless.root), syscalls.MNT_DETACH)
-        with rootlessns.session(rootless.root) as third:
+        syscalls.umount2(rootless.netns_path(rootless.root), syscalls.MNT_DETACH)
+        with rootless.session(rootless.root) as third:
             pass
         out = (usernet.alive(first), second.pid != first.pid, usernet.alive(second), usernet.alive(third),
                netns.is_netns(third.netns))
-        rootlessns.release_if_idle(rootless.root, lambda: True)
+        rootless.release_if_idle(rootless.root, lambda: True)
         return out
 
     assert in_userns(body) == (False, True, False, True, True)

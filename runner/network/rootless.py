@@ -1,16 +1,18 @@
-"""The rootless network namespace: where a rootless pybuild's bridges, veths and NAT live (podman's shape).
+"""Rootless networking (the seam ``attach``, ``multi`` and ``create_network`` call): the rootless
+network namespace, where a rootless pybuild's bridges, veths and NAT live (podman's shape).
 
 Rootless, pybuild is root only in its user namespace: it may create network namespaces and do as it
-likes in them, but it cannot touch the host's. So one namespace per user (per state dir), bind-mounted
-at ``<root>/networks/.rootless/ns`` (beside the network records whose bridges it holds), plays the host's part: the existing bridge code (bridges, veths,
-IPAM, /etc files, names between containers of a user network) runs unchanged on a thread that joined
-it, and a user-mode tool (:mod:`.usernet`: pasta or slirp4netns) attached to it carries its outbound
-traffic through the user's sockets in the host's namespace.
+likes in them, but it cannot touch the host's. So one namespace per store, bind-mounted at
+``<root>/networks/.rootless/ns`` (beside the network records whose bridges it holds), plays the
+host's part: the existing bridge code (bridges, veths, IPAM, /etc files, names between containers of
+a user network) runs unchanged on a thread that joined it, and a user-mode tool (:mod:`.usernet`:
+pasta or slirp4netns) attached to it carries its outbound traffic through the user's sockets in the
+host's namespace.
 
 Contract:
 
-* :func:`active` says whether this process must use it: it runs in a user namespace (rootless, or root
-  in an unprivileged container), so it has no say over the network namespace it started in;
+* :func:`active` says whether this process must use it (``is_rootless()``: it runs in a user
+  namespace, so it has no say over the network namespace it started in);
 * :func:`call` runs a function of the network room with the :class:`Site` where bridges live: on the
   caller's thread with :data:`HOST` when not :func:`active`; else on a thread inside the rootless
   namespace (made on demand), or, for teardown when that namespace does not exist, inside a fresh empty
@@ -33,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from layers.atomic import write_atomic
+from layers.store.location import is_rootless
 
 from .. import syscalls
 from . import config, netns, usernet
@@ -68,13 +71,10 @@ HOST = Site(config.HOST_LOCK)
 
 
 def active() -> bool:
-    """True when this process runs in a user namespace other than the initial one."""
-    try:
-        with open("/proc/self/uid_map") as f:
-            first = f.read().split()
-    except OSError:
-        return False
-    return first[:3] != ["0", "0", "4294967295"]
+    """Whether bridges go in the rootless namespace: ``layers.store.location.is_rootless()``, the one
+    place that decides root or rootless (a user namespace not mapping the full identity, or a non-root
+    host uid)."""
+    return is_rootless()
 
 
 def directory(root: str) -> str:
