@@ -86,10 +86,12 @@ def version_document(facts) -> dict:
     }
 
 
-def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native") -> dict:
+def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native",
+                  network: str = "") -> dict:
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
     the number of images and where pybuild keeps its store and state; ``mode`` (a
-    :class:`runner.userns.Mode`) and ``overlay`` (``runner.rootfs.overlay_kind``) add the rootless facts."""
+    :class:`runner.userns.Mode`) and ``overlay`` (``runner.rootfs.overlay_kind``) add the rootless facts,
+    ``network`` which tool rootless networks use (``runner.network.usernet.describe``)."""
     from runner.info import RUNTIME_NAME
 
     rootless = bool(mode is not None and mode.rootless)
@@ -109,7 +111,7 @@ def info_document(facts, counts, images: int, root: str, state_dir: str, mode=No
         "ServerVersion": client_version(), "DockerRootDir": root, "StateDir": state_dir,
         "Runtimes": {RUNTIME_NAME: {"path": "pybuild-shim"}}, "DefaultRuntime": RUNTIME_NAME,
         "SecurityOptions": list(facts.security_options) + (["name=rootless"] if rootless else []),
-        "Warnings": warnings, "Rootless": rootless, "Overlay": overlay,
+        "Warnings": warnings, "Rootless": rootless, "Overlay": overlay, "RootlessNetwork": network if rootless else "",
         "SubUIDs": _ranges(mode.uids) if rootless else "", "SubGIDs": _ranges(mode.gids) if rootless else "",
         "ClientInfo": {**_client(), "Debug": False, "Plugins": []},
     }
@@ -170,6 +172,9 @@ Server:
  Subordinate UIDs: {{.SubUIDs}}
  Subordinate GIDs: {{.SubGIDs}}
  Overlay: {{.Overlay}}
+{{- if .Rootless}}
+ Rootless Network: {{.RootlessNetwork}}
+{{- end}}
 {{- range .Warnings}}
 {{.}}
 {{- end}}"""

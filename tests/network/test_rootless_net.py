@@ -47,7 +47,7 @@ def host_server():
 
 
 @pytest.fixture
-def rootless(kernel, tmp_path, monkeypatch):
+def store(kernel, tmp_path, monkeypatch):
     """A store root for the body; afterwards no pasta/slirp4netns of this test may be left running."""
     root = tmp_path / "root"
     state = tmp_path / "state"
@@ -86,15 +86,15 @@ def test_active_only_in_a_user_namespace(kernel):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_rootless_netns_up_reaches_host_loopback_and_goes(rootless, host_server, tool):
+def test_rootless_netns_up_reaches_host_loopback_and_goes(store, host_server, tool):
     def body():
         from runner.network import netns, rootless, usernet
         from runner.network.rtnl import Rtnl
 
         os.environ[usernet.ENV] = tool
-        with rootless.session(rootless.root) as net:
+        with rootless.session(store.root) as net:
             assert net.tool == tool and usernet.alive(net)
-            assert netns.is_netns(rootless.netns_path(rootless.root))
+            assert netns.is_netns(rootless.netns_path(store.root))
 
             def inside():
                 with Rtnl() as rt:
@@ -108,17 +108,17 @@ def test_rootless_netns_up_reaches_host_loopback_and_goes(rootless, host_server,
         assert forward == "1"
         assert got == b"hello\n"
         pid = net.pid
-        assert rootless.release_if_idle(rootless.root, lambda: True)
-        return pid, usernet.alive(net), netns.is_netns(rootless.netns_path(rootless.root)), \
-            rootless.status(rootless.root)
+        assert rootless.release_if_idle(store.root, lambda: True)
+        return pid, usernet.alive(net), netns.is_netns(rootless.netns_path(store.root)), \
+            rootless.status(store.root)
 
     pid, alive, mounted, record = in_userns(body)
     assert (alive, mounted, record) == (False, False, None)
-    assert pid not in tool_pids(str(rootless.tmp))
+    assert pid not in tool_pids(str(store.tmp))
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
+def test_user_network_rootless_outbound_and_names(store, host_server, tool):
     subnet = free_subnet()
 
     def body():
@@ -126,13 +126,13 @@ def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
         from runner.network import bridge, netns, rootless, usernet
 
         os.environ[usernet.ENV] = tool
-        cfg = network.create_network(rootless.root, "un", subnet=subnet)
-        web = network.setup(root=rootless.root, state_dir=rootless.state, container_id="a" * 64,
-                            etc_dir=str(rootless.tmp / "etc-web"), mode="un", name="web")
-        db = network.setup(root=rootless.root, state_dir=rootless.state, container_id="b" * 64,
-                           etc_dir=str(rootless.tmp / "etc-db"), mode="un", name="db")
+        cfg = network.create_network(store.root, "un", subnet=subnet)
+        web = network.setup(root=store.root, state_dir=store.state, container_id="a" * 64,
+                            etc_dir=str(store.tmp / "etc-web"), mode="un", name="web")
+        db = network.setup(root=store.root, state_dir=store.state, container_id="b" * 64,
+                           etc_dir=str(store.tmp / "etc-db"), mode="un", name="db")
         facts = {"dial": web.dial_netns, "nat": web.nat, "host_bridge": bridge.lookup(cfg.bridge)}
-        facts["tool"] = rootless.status(rootless.root).tool
+        facts["tool"] = rootless.status(store.root).tool
         with open(web.etc_files["hosts"]) as f:
             facts["web_hosts"] = f.read()
         # db listens on its own address; web dials it by the address its hosts file gives for "db"
@@ -143,14 +143,14 @@ def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
                        or "\tdb" in line)
         facts["web_to_db"] = netns.run_in(web.netns_path, lambda: _recv_from(by_name, listener.getsockname()[1]))
         facts["db_ip"] = db.ip
-        host = rootless.status(rootless.root).host_loopback
+        host = rootless.status(store.root).host_loopback
         facts["web_out"] = netns.run_in(web.netns_path, lambda: _recv_from(host, host_server))
-        network.teardown(root=rootless.root, state_dir=rootless.state, container_id="a" * 64)
-        facts["kept_for_db"] = rootless.status(rootless.root) is not None
-        network.teardown(root=rootless.root, state_dir=rootless.state, container_id="b" * 64)
-        facts["released"] = rootless.status(rootless.root) is None and \
-            not netns.is_netns(rootless.netns_path(rootless.root))
-        network.remove_network(rootless.root, "un")
+        network.teardown(root=store.root, state_dir=store.state, container_id="a" * 64)
+        facts["kept_for_db"] = rootless.status(store.root) is not None
+        network.teardown(root=store.root, state_dir=store.state, container_id="b" * 64)
+        facts["released"] = rootless.status(store.root) is None and \
+            not netns.is_netns(rootless.netns_path(store.root))
+        network.remove_network(store.root, "un")
         return facts
 
     facts = in_userns(body)
@@ -167,7 +167,7 @@ def test_user_network_rootless_outbound_and_names(rootless, host_server, tool):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_published_port_dials_from_the_rootless_namespace(rootless, tool):
+def test_published_port_dials_from_the_rootless_namespace(store, tool):
     subnet = free_subnet()
 
     def body():
@@ -175,9 +175,9 @@ def test_published_port_dials_from_the_rootless_namespace(rootless, tool):
         from runner.network import netns, usernet
 
         os.environ[usernet.ENV] = tool
-        network.create_network(rootless.root, "pn", subnet=subnet)
-        att = network.setup(root=rootless.root, state_dir=rootless.state, container_id="c" * 64,
-                            etc_dir=str(rootless.tmp / "etc"), mode="pn", name="web")
+        network.create_network(store.root, "pn", subnet=subnet)
+        att = network.setup(root=store.root, state_dir=store.state, container_id="c" * 64,
+                            etc_dir=str(store.tmp / "etc"), mode="pn", name="web")
         server = netns.run_in(att.netns_path, lambda: socket.create_server((att.ip, 8080)))
 
         def serve():
@@ -201,7 +201,7 @@ def test_published_port_dials_from_the_rootless_namespace(rootless, tool):
             reply += chunk
         client.close()
         proxy.close()
-        network.teardown(root=rootless.root, state_dir=rootless.state, container_id="c" * 64)
+        network.teardown(root=store.root, state_dir=store.state, container_id="c" * 64)
         return moved, reply
 
     moved, reply = in_userns(body)
@@ -210,7 +210,7 @@ def test_published_port_dials_from_the_rootless_namespace(rootless, tool):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_session_restarts_a_dead_tool_and_remakes_a_lost_namespace(rootless, tool):
+def test_session_restarts_a_dead_tool_and_remakes_a_lost_namespace(store, tool):
     def body():
         import signal
         import time
@@ -219,22 +219,22 @@ def test_session_restarts_a_dead_tool_and_remakes_a_lost_namespace(rootless, too
         from runner.network import netns, rootless, usernet
 
         os.environ[usernet.ENV] = tool
-        with rootless.session(rootless.root) as first:
+        with rootless.session(store.root) as first:
             pass
         os.kill(first.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while usernet.alive(first) and time.monotonic() < deadline:
             usernet._reap(first.pid)
             time.sleep(0.01)
-        with rootless.session(rootless.root) as second:
+        with rootless.session(store.root) as second:
             pass
         # the bind mount lost (a new mount namespace) while the tool still runs: it is stopped, all remade
-        syscalls.umount2(rootless.netns_path(rootless.root), syscalls.MNT_DETACH)
-        with rootless.session(rootless.root) as third:
+        syscalls.umount2(rootless.netns_path(store.root), syscalls.MNT_DETACH)
+        with rootless.session(store.root) as third:
             pass
         out = (usernet.alive(first), second.pid != first.pid, usernet.alive(second), usernet.alive(third),
                netns.is_netns(third.netns))
-        rootless.release_if_idle(rootless.root, lambda: True)
+        rootless.release_if_idle(store.root, lambda: True)
         return out
 
     assert in_userns(body) == (False, True, False, True, True)
