@@ -38,7 +38,7 @@ def _echo(template, doc: dict, text: str, extra: dict) -> None:
 def info_cmd(settings: Settings, fmt: str | None) -> None:
     """Display system-wide information: counts, storage, cgroups, security options, host."""
     from runner.info import container_counts, host_facts
-    from runner.network.usernet import describe
+    from runner.network.rootless import describe
     from runner.rootfs import overlay_kind
     from runner.userns import current
 
@@ -49,7 +49,8 @@ def info_cmd(settings: Settings, fmt: str | None) -> None:
     template = _template(fmt)
     images = len({s.record.id for s in settings.store().images.summaries(None)})
     doc = info_document(host_facts(), container_counts(container_store(settings)), images, settings.root,
-                        settings.state_dir, current(), overlay_kind(), describe())
+                        settings.state_dir, current(), overlay_kind(),
+                        describe(settings.root))
     _echo(template, doc, INFO_TEXT, {"MemTotalText": bytes_size(doc["MemTotal"])})
 
 

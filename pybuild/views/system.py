@@ -91,7 +91,7 @@ def info_document(facts, counts, images: int, root: str, state_dir: str, mode=No
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
     the number of images and where pybuild keeps its store and state; ``mode`` (a
     :class:`runner.userns.Mode`) and ``overlay`` (``runner.rootfs.overlay_kind``) add the rootless facts,
-    ``network`` which tool rootless networks use (``runner.network.usernet.describe``)."""
+    ``network`` which tool rootless networks use (``runner.network.rootless.describe``)."""
     from runner.info import RUNTIME_NAME
 
     rootless = bool(mode is not None and mode.rootless)

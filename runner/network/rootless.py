@@ -41,7 +41,8 @@ from .. import syscalls
 from . import config, netns, usernet
 from .errors import NetworkError
 
-__all__ = ["Site", "HOST", "active", "call", "directory", "netns_path", "session", "release_if_idle", "status"]
+__all__ = ["Site", "HOST", "active", "call", "directory", "netns_path", "session", "release_if_idle", "status",
+           "describe"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -108,6 +109,14 @@ def status(root: str) -> usernet.UserNet | None:
             return usernet.UserNet.from_dict(json.load(f))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
+
+
+def describe(root: str) -> str:
+    """For ``pybuild info``: the tool running for ``root``'s rootless namespace, else the one that would."""
+    net = status(root)
+    if net is not None and usernet.alive(net):
+        return f"{net.tool} ({net.path}, running as pid {net.pid})"
+    return usernet.describe()
 
 
 def _save(root: str, net: usernet.UserNet) -> None:

@@ -176,7 +176,8 @@ def test_publish_and_outbound(user, host_server, tool):
                   "wget", "-q", "-O", "-", f"http://hg:{host_server}/", tool=tool)
         assert (out.returncode, out.stdout) == (0, "hello-host\n"), out.stderr
         described = _pb(user, "info", "--format", "{{json .}}", check=True).stdout
-        assert json.loads(described)["RootlessNetwork"].startswith(tool)
+        assert json.loads(described)["RootlessNetwork"].startswith(f"{tool} (")
+        assert "running as pid" in json.loads(described)["RootlessNetwork"]
     finally:
         _pb(user, "rm", "-f", f"web-{tool}")
     assert _tools_of(user) == [], "the tool must stop with the last container"
