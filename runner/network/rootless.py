@@ -124,7 +124,7 @@ def _save(root: str, net: usernet.UserNet) -> None:
 
 
 def _prepare(path: str) -> None:
-    """Loopback up and IPv4 forwarding on (bridge <-> tap) inside the new namespace."""
+    """Loopback up and IPv4 forwarding on (bridge <-> tap) inside the namespace. Idempotent."""
     from . import veth
 
     veth.setup_loopback(path)
@@ -153,8 +153,7 @@ def _ensure(root: str, tool: usernet.Tool | None) -> usernet.UserNet:
     if fresh:
         netns.create(path)
     try:
-        if fresh:
-            _prepare(path)
+        _prepare(path)              # again on a kept namespace: a pybuild killed half-way may have skipped it
         net = usernet.start(tool, path, os.path.join(directory(root), "usernet.log"))
     except BaseException:
         if fresh:

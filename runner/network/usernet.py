@@ -244,28 +244,27 @@ def _read_ready(fd: int, proc) -> bytes:
 
 
 def stop(net: UserNet, timeout: float = 5.0) -> bool:
-    """End the tool of ``net`` if it still runs (SIGTERM, SIGKILL after ``timeout``); True if it was
-    running. A pid now used by another process is left alone."""
+    """End the tool of ``net`` if it still runs and wait (up to ``timeout``) until it has; True if it was
+    running. SIGKILL: the tool keeps no state worth a clean exit, its namespace is going away (a SIGTERM
+    costs pasta some 80 ms). A pid now used by another process is left alone."""
     if not alive(net):
         return False
     try:
-        os.kill(net.pid, signal.SIGTERM)
+        fd = os.pidfd_open(net.pid)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + timeout
-    killed = False
-    while alive(net):
-        _reap(net.pid)
-        if time.monotonic() > deadline:
-            if killed:
-                raise NetworkError(f"rootless networking: {net.tool} (pid {net.pid}) survives SIGKILL")
-            try:
-                os.kill(net.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            killed, deadline = True, time.monotonic() + timeout
-        time.sleep(0.01)
+    try:
+        if not alive(net):              # the pid was reused between the check and the open
+            return False
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+        import select
+
+        select.select([fd], [], [], timeout)    # readable once the process has ended
+    finally:
+        os.close(fd)
     _reap(net.pid)
+    if alive(net):
+        raise NetworkError(f"rootless networking: {net.tool} (pid {net.pid}) survives SIGKILL")
     return True
 
 
