@@ -238,3 +238,21 @@ def test_session_restarts_a_dead_tool_and_remakes_a_lost_namespace(store, tool):
         return out
 
     assert in_userns(body) == (False, True, False, True, True)
+
+
+def test_reaper_stops_a_tool_left_without_containers(store):
+    """A pybuild killed between starting the tool and recording its container leaves the tool running:
+    the next command's ``reap_abandoned`` finds no container in the store and stops it."""
+    def body():
+        from runner.network import netns, rootless, usernet
+        from runner.reaping import reap_abandoned
+        from runner.state import ContainerStore
+
+        with rootless.session(store.root) as net:
+            pass
+        running = usernet.alive(net)
+        reap_abandoned(ContainerStore(store.root, store.state))
+        return running, usernet.alive(net), rootless.status(store.root), \
+            netns.is_netns(rootless.netns_path(store.root))
+
+    assert in_userns(body) == (True, False, None, False)
