@@ -56,11 +56,8 @@ class Site:
     """Where a store's bridges live: the host's namespace (:data:`HOST`) or its rootless namespace."""
 
     lock: str                               # serialises bridge creation and removal there
-    usernet: usernet.UserNet | None = None  # rootless: the tool carrying outbound traffic
-
-    @property
-    def rootless(self) -> bool:
-        return self.lock != config.HOST_LOCK
+    rootless: bool = False
+    usernet: usernet.UserNet | None = None  # rootless: the tool carrying outbound traffic, when known
 
     @property
     def nat_wanted(self) -> bool:
@@ -103,7 +100,7 @@ def _locked(root: str, mode: int) -> Iterator[int]:
 
 
 def status(root: str) -> usernet.UserNet | None:
-    """The recorded tool of this state dir's rootless namespace, or None when there is none."""
+    """The recorded tool of ``root``'s rootless namespace, or None when there is none."""
     try:
         with open(_record_path(root)) as f:
             return usernet.UserNet.from_dict(json.load(f))
@@ -180,14 +177,14 @@ def call(root: str, fn: Callable[[Site], T], *, create: bool = True) -> T:
     lock = os.path.join(directory(root), "bridges.lock")
     if create:
         with session(root) as net:
-            return netns.run_in(net.netns, lambda: fn(Site(lock, net)))
+            return netns.run_in(net.netns, lambda: fn(Site(lock, True, net)))
     with _locked(root, fcntl.LOCK_SH):
         if netns.is_netns(netns_path(root)):
-            return netns.run_in(netns_path(root), lambda: fn(Site(lock, status(root))))
+            return netns.run_in(netns_path(root), lambda: fn(Site(lock, True, status(root))))
 
     def in_empty() -> T:            # nothing to find there: link deletions find nothing, as they should
         syscalls.unshare(syscalls.CLONE_NEWNET)
-        return fn(Site(lock, None))
+        return fn(Site(lock, True))
 
     return netns.on_thread(in_empty)
 
