@@ -51,33 +51,32 @@ def connect(*, root: str, container_id: str, netns_path: str, etc_dir: str, netw
     if ip and cfg.default:
         raise InvalidNetworkSpec("--ip: only works on a user-defined network")
     host_if = _host_ifname(container_id, cfg.name)
-    args = (root, container_id, netns_path, etc_dir, ifname, name, hostname, aliases, ip, host_if)
-    return rootless.call(root, lambda site: _connect(cfg, site, *args))
 
+    def wire(site: rootless.Site) -> ExtraAttachment:      # where the bridges live (rootless: their namespace)
+        with ipam.locked(root, cfg) as alloc:
+            if container_id in alloc.endpoints:
+                raise InvalidNetworkSpec(f"container {name} is already attached to network {cfg.name}")
+            net, _nat, _notes = _ensure_bridge(root, alloc, site)   # the default network may have moved
+            addr = alloc.reserve(ip) if ip else alloc.allocate()
+            mac = _mac(addr)
+            try:
+                veth.attach(veth.VethPlan(host_if, net.bridge, netns_path, str(addr), net.network.prefixlen,
+                                          net.gateway, mac, ifname=ifname, default_route=False))
+                alloc.add(ipam.Endpoint(container_id, name, str(addr), mac, host_if, hostname, etc_dir,
+                                        tuple(aliases), ifname))
+                alloc.save()
+            except BaseException:
+                alloc.pop(container_id)
+                veth.detach(host_if)
+                if not alloc.endpoints:
+                    _drop_bridge(root, alloc.cfg, site)
+                raise
+            peers.refresh(root, alloc)
+        config.emit_event(root, "connect", net, container=container_id)
+        return ExtraAttachment(net.name, ifname, str(addr), net.network.prefixlen, net.gateway, mac, net.bridge,
+                               host_if)
 
-def _connect(cfg, site, root, container_id, netns_path, etc_dir, ifname, name, hostname, aliases, ip,
-             host_if) -> ExtraAttachment:
-    with ipam.locked(root, cfg) as alloc:
-        if container_id in alloc.endpoints:
-            raise InvalidNetworkSpec(f"container {name} is already attached to network {cfg.name}")
-        cfg, _nat, _notes = _ensure_bridge(root, alloc, site)
-        addr = alloc.reserve(ip) if ip else alloc.allocate()
-        mac = _mac(addr)
-        try:
-            veth.attach(veth.VethPlan(host_if, cfg.bridge, netns_path, str(addr), cfg.network.prefixlen,
-                                      cfg.gateway, mac, ifname=ifname, default_route=False))
-            alloc.add(ipam.Endpoint(container_id, name, str(addr), mac, host_if, hostname, etc_dir,
-                                    tuple(aliases), ifname))
-            alloc.save()
-        except BaseException:
-            alloc.pop(container_id)
-            veth.detach(host_if)
-            if not alloc.endpoints:
-                _drop_bridge(root, alloc.cfg, site)
-            raise
-        peers.refresh(root, alloc)
-    config.emit_event(root, "connect", cfg, container=container_id)
-    return ExtraAttachment(cfg.name, ifname, str(addr), cfg.network.prefixlen, cfg.gateway, mac, cfg.bridge, host_if)
+    return rootless.call(root, wire)
 
 
 def disconnect(*, root: str, container_id: str, network: str) -> bool:

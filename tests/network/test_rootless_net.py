@@ -256,3 +256,37 @@ def test_reaper_stops_a_tool_left_without_containers(store):
             netns.is_netns(rootless.netns_path(store.root))
 
     assert in_userns(body) == (True, False, None, False)
+
+
+def test_connect_inspect_and_remove_in_the_rootless_namespace(store):
+    """``network connect``/``disconnect``, ``network inspect`` and ``network rm`` find the bridges in
+    the rootless namespace (pasta: no NAT there), and the namespace goes with the last endpoint."""
+    nets = (free_subnet(), free_subnet())
+
+    def body():
+        from runner import network
+        from runner.network import multi, netns, rootless, usernet
+
+        os.environ[usernet.ENV] = "pasta"
+        network.create_network(store.root, "one", subnet=nets[0])
+        network.create_network(store.root, "two", subnet=nets[1])
+        att = network.setup(root=store.root, state_dir=store.state, container_id="d" * 64,
+                            etc_dir=str(store.tmp / "etc"), mode="one", name="c")
+        extra = multi.connect(root=store.root, container_id="d" * 64, netns_path=att.netns_path,
+                              etc_dir=str(store.tmp / "etc"), network="two", ifname="eth1", name="c", hostname="c")
+        inspected = network.inspect_network(store.root, "two")
+        multi.disconnect(root=store.root, container_id="d" * 64, network="two")
+        after = network.inspect_network(store.root, "two")
+        network.remove_network(store.root, "two")
+        network.teardown(root=store.root, state_dir=store.state, container_id="d" * 64)
+        gone = rootless.status(store.root) is None and not netns.is_netns(rootless.netns_path(store.root))
+        idle = network.inspect_network(store.root, "one")
+        network.remove_network(store.root, "one")
+        return extra.ip, inspected, after, gone, idle
+
+    ip, inspected, after, gone, idle = in_userns(body)
+    assert inspected["bridge_state"]["present"] and inspected["bridge_state"]["owned"]
+    assert inspected["nat"] == "no NAT: outbound through pasta"
+    assert [e["ip"].split("/")[0] for e in inspected["endpoints"].values()] == [ip]
+    assert after["bridge_state"] == {"present": False} and after["endpoints"] == {}
+    assert gone and idle["bridge_state"] == {"present": False}
