@@ -39,7 +39,7 @@ def info_cmd(settings: Settings, fmt: str | None) -> None:
     """Display system-wide information: counts, storage, cgroups, security options, host."""
     from runner.info import container_counts, host_facts
     from runner.network.rootless import describe
-    from runner.rootfs import overlay_kind
+    from runner.overlaykind import overlay_kind
     from runner.userns import current
 
     from .cmd_containers import container_store

@@ -83,6 +83,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "events": ("pybuild.cmd_events", "events_cmd", "Show container and image events"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
+    "kube": ("pybuild.cmd_kube", "kube_group", "Kubernetes manifests for builds in a cluster"),
     # multi-container projects (cmd_compose, over the compose room)
     "compose": ("pybuild.cmd_compose", "compose_group", "Define and run multi-container applications"),
 }

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from .commands import DEFAULT_ROOT, DEFAULT_STATE
 
-__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces"]
+__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces", "NO_STORE"]
 
 # commands that never touch the store or containers: no user namespace to join for them
-_NO_STORE = frozenset({"version", "login", "logout", "key", "completion"})
+NO_STORE = frozenset({"version", "login", "logout", "key", "kube"})
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,16 @@ def env_list(name: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in raw.split(",") if p.strip())
 
 
-def enter_namespaces(state_dir: str, command: str | None, args) -> None:
-    """Join the rootless user namespace (``runner.userns.enter``) before a command that touches the
-    store; nothing for root, for ``--help`` anywhere on the line, or for :data:`_NO_STORE` commands.
-    The one place the CLI does it (the click group and ``fastps`` call this)."""
+def enter_namespaces(state_dir: str) -> None:
+    """Join the rootless user namespace (``runner.userns.enter``) and print its one-time notice;
+    nothing as root. The one call of the CLI: every command but :data:`NO_STORE` ones runs it first,
+    once click has parsed it (``pybuild.group.load_command``), and so does the click-free ``ps``."""
     from layers.store.location import is_rootless
 
-    if not is_rootless() or command in _NO_STORE or any(a in ("--help", "-h") for a in args):
+    if not is_rootless():
         return
     from runner.userns import enter
 
-    enter(state_dir)
+    notice = enter(state_dir).notice
+    if notice:
+        sys.stderr.write(notice + "\n")

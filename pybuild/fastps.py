@@ -127,7 +127,7 @@ def try_fast(args: list[str]) -> int | None:
         return None
     from .context import Settings, enter_namespaces, env_list
 
-    enter_namespaces(os.path.abspath(opts["state_dir"]), "ps", ())
+    enter_namespaces(os.path.abspath(opts["state_dir"]))
     settings = Settings(root=os.path.abspath(opts["root"]), state_dir=os.path.abspath(opts["state_dir"]),
                         insecure_registries=env_list("PYBUILD_INSECURE_REGISTRIES"))
     out = sys.stdout

@@ -146,7 +146,7 @@ def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
 
         exposed = dict(image_runtime_config(image_config).get("ExposedPorts") or {})
         exposed.update({port: {} for port in getattr(opts, "expose", ())})     # --expose
-        out += [PublishedPort.from_dict(m.to_dict()) for m in publish_all(exposed)]
+        out += publish_all(exposed)
     return tuple(out)
 
 

@@ -21,6 +21,7 @@ import stat
 from . import syscalls as sc
 from .errors import SandboxError
 from .ocispec import Mount, Spec
+from .overlaykind import overlay_options, uses_fuse
 
 __all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
            "seed_volume"]
@@ -141,26 +142,6 @@ def parse_options(options: tuple[str, ...] | list[str]) -> tuple[int, int, list[
     return flags, prop, data
 
 
-def overlay_kind() -> str:
-    """Which overlay this process mounts: ``native`` (root), ``native-userxattr`` (rootless, kernel >=
-    5.11: overlay in a user namespace, metadata in ``user.overlay.*``), or ``unsupported`` (rootless on
-    an older kernel; the fuse-overlayfs fallback is not written yet)."""
-    from layers.store.location import is_rootless
-
-    if not is_rootless():
-        return "native"
-    major, minor = (int(v) for v in os.uname().release.split(".")[:2])
-    return "native-userxattr" if (major, minor) >= (5, 11) else "unsupported"
-
-
-def overlay_options() -> str:
-    """Extra overlay mount options for :func:`overlay_kind` (``,userxattr`` rootless)."""
-    kind = overlay_kind()
-    if kind == "unsupported":
-        raise SandboxError(f"rootless overlay needs Linux >= 5.11 (this is {os.uname().release})")
-    return ",userxattr" if kind == "native-userxattr" else ""
-
-
 class OverlayMount:
     """``with OverlayMount(lowerdirs, upper, work, target) as rootfs:`` an overlayfs at ``target``.
 
@@ -202,7 +183,12 @@ class OverlayMount:
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
-                sc.mount("overlay", self.target, "overlay", 0, data)
+                if data.endswith(",userxattr") or not uses_fuse():
+                    sc.mount("overlay", self.target, "overlay", 0, data)
+                else:
+                    from . import fuseoverlay
+
+                    fuseoverlay.mount(data, self.target, tuple(fds))
             except OSError as exc:
                 raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
             finally:
@@ -309,9 +295,30 @@ def _make_spec_devices(root: str, devices) -> None:
             os.unlink(path)
         kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
         mode = 0o666 if d.file_mode is None else d.file_mode
-        os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        try:
+            os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        except PermissionError:  # rootless: no mknod in a user namespace; bind the host's node instead
+            _bind_host_node(path, kind, d.major, d.minor)
+            continue
         os.chmod(path, mode)
         os.chown(path, d.uid or 0, d.gid or 0)
+
+
+def _bind_host_node(path: str, kind: int, major: int, minor: int) -> None:
+    """Bind-mount the host's device node ``major:minor`` at ``path`` (found in /dev/char, /dev/block or /dev)."""
+    want = os.makedev(major, minor)
+    links = os.path.join("/dev", "char" if kind == stat.S_IFCHR else "block", f"{major}:{minor}")
+    candidates = [links] + [os.path.join("/dev", n) for n in sorted(os.listdir("/dev"))]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == want:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            sc.mount(c, path, None, sc.MS_BIND)
+            return
+    raise SandboxError(f"device {major}:{minor}: no such node on the host to bind (rootless cannot mknod)")
 
 
 def _mask(path: str) -> None:

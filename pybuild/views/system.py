@@ -90,7 +90,7 @@ def info_document(facts, counts, images: int, root: str, state_dir: str, mode=No
                   network: str = "") -> dict:
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
     the number of images and where pybuild keeps its store and state; ``mode`` (a
-    :class:`runner.userns.Mode`) and ``overlay`` (``runner.rootfs.overlay_kind``) add the rootless facts,
+    :class:`runner.userns.Mode`) and ``overlay`` (``runner.overlaykind.overlay_kind``) add the rootless facts,
     ``network`` which tool rootless networks use (``runner.network.rootless.describe``)."""
     from runner.info import RUNTIME_NAME
 
@@ -169,8 +169,10 @@ Server:
  Docker Root Dir: {{.DockerRootDir}}
  State Dir: {{.StateDir}}
  Rootless: {{.Rootless}}
+{{- if .Rootless}}
  Subordinate UIDs: {{.SubUIDs}}
  Subordinate GIDs: {{.SubGIDs}}
+{{- end}}
  Overlay: {{.Overlay}}
 {{- if .Rootless}}
  Rootless Network: {{.RootlessNetwork}}

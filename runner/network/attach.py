@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from layers.atomic import write_atomic
 
-from ..ocispec import Namespace
+from ..records import NetworkAttachment as Attachment     # one type: the container record's
 
 from . import bridge as bridge_mod
 from . import config, files, ipam, nat, netns, peers, rootless, veth
@@ -49,46 +49,6 @@ def parse_mode(text: str | None) -> NetworkMode:
         return NetworkMode("container", target)
     config.validate_name(text)
     return NetworkMode("bridge", text)
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """How a container is networked. ``netns_path`` None means the host's namespace (mode host).
-
-    The lifecycle stores :meth:`to_dict` with the container and hands ``netns_path`` to the sandbox as
-    ``Namespace("network", netns_path)`` in ``linux.namespaces`` (see :meth:`spec_namespace`).
-    """
-
-    mode: str
-    container_id: str
-    netns_path: str | None
-    hostname: str
-    etc_files: dict = field(default_factory=dict)   # {"hosts": path, "hostname": path, "resolv.conf": path}
-    network: str | None = None
-    ip: str | None = None
-    prefixlen: int | None = None
-    gateway: str | None = None
-    mac: str | None = None
-    bridge: str | None = None
-    host_veth: str | None = None
-    nat: str | None = None
-    notes: tuple[str, ...] = ()
-    dial_netns: str | None = None   # rootless: the namespace the port proxy dials ``ip`` from
-
-    def spec_namespace(self) -> Namespace | None:
-        """The OCI ``linux.namespaces`` entry to join, or None for the host network."""
-        return None if self.netns_path is None else Namespace("network", self.netns_path)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["notes"] = list(self.notes)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Attachment":
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["notes"] = tuple(fields.get("notes", ()))
-        return cls(**fields)
 
 
 def _host_ifname(container_id: str, network: str | None = None) -> str:

@@ -7,17 +7,15 @@ joins (creating if needed) the per-user pause process's user and mount namespace
 1..N to the user's subordinate ranges (:mod:`.subids`, written by the :mod:`.idmap` adapter).
 Children (the shim, the sandbox) inherit the namespaces; :func:`enter` in them is a no-op.
 
-With no subordinate ranges the map is the single id ``0 -> uid``; :func:`enter` says once (a
-marker file in the state dir) what that limits and how to add ranges.
+With no subordinate ranges the map is the single id ``0 -> uid``; the first time (a marker file in
+the state dir) the returned ``Mode.notice`` says what that limits and how to add ranges, for the
+CLI to print.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass
-
-from layers.store import location
+from dataclasses import dataclass, field
 
 from .subids import IdRange, subordinate_ranges
 
@@ -40,6 +38,7 @@ class Mode:
     uids: tuple[IdRange, ...] = ()
     gids: tuple[IdRange, ...] = ()
     pause_pid: int | None = None
+    notice: str | None = field(default=None, compare=False)  # to print once (the CLI prints it)
 
     @property
     def single_id(self) -> bool:
@@ -62,6 +61,8 @@ def _ranges(uid: int, gid: int) -> tuple[str, tuple[IdRange, ...], tuple[IdRange
 
 
 def _host_gid() -> int:
+    from layers.store import location
+
     gid = os.getegid()
     if not location.in_user_namespace():
         return gid
@@ -77,6 +78,8 @@ _current: Mode | None = None
 def current() -> Mode:
     """The mode of this process (without joining anything): what :func:`enter` returned, or, in a
     child that inherited the namespace, the same facts read from ``/proc/self``."""
+    from layers.store import location  # lazily: the shim imports this package and stays lean
+
     global _current
     if _current is None:
         if not location.is_rootless():
@@ -94,6 +97,8 @@ def current() -> Mode:
 def enter(state_dir: str) -> Mode:
     """Join (creating if absent or stale) this user's rootless namespaces; a no-op for root and for
     a process already inside them. ``state_dir`` holds the pause pid file and lock."""
+    from layers.store import location  # lazily: the shim imports this package and stays lean
+
     global _current
     if not location.is_rootless():
         return current()
@@ -111,19 +116,18 @@ def enter(state_dir: str) -> Mode:
     location.host_uid.cache_clear()
     _current = Mode(True, uid, gid, user, uids, gids, pid)
     if len(location.read_id_map()) == 1:
-        _current = Mode(True, uid, gid, user, (), (), pid)
-        _note_once(state, user, uid)
+        note = SINGLE_ID_NOTE.format(user=user, uid=uid) if _first_time(state) else None
+        _current = Mode(True, uid, gid, user, (), (), pid, note)
     return _current
 
 
-def _note_once(state: str, user: str, uid: int) -> None:
-    marker = os.path.join(state, "userns", "single-id-noted")
+def _first_time(state: str) -> bool:
+    """True once per state dir: creates the marker ``userns/single-id-noted``."""
     try:
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(os.open(os.path.join(state, "userns", "single-id-noted"), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o600))
     except FileExistsError:
-        return
+        return False
     except OSError:
-        pass
-    else:
-        os.close(fd)
-    print(SINGLE_ID_NOTE.format(user=user, uid=uid), file=sys.stderr)
+        return True
+    return True

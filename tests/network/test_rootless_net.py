@@ -133,7 +133,7 @@ def test_user_network_rootless_outbound_and_names(store, host_server, tool):
                            etc_dir=str(store.tmp / "etc-db"), mode="un", name="db")
         facts = {"dial": web.dial_netns, "nat": web.nat, "host_bridge": bridge.lookup(cfg.bridge)}
         facts["tool"] = rootless.status(store.root).tool
-        with open(web.etc_files["hosts"]) as f:
+        with open(dict(web.etc_files)["hosts"]) as f:
             facts["web_hosts"] = f.read()
         # db listens on its own address; web dials it by the address its hosts file gives for "db"
         listener = netns.run_in(db.netns_path, lambda: socket.create_server((db.ip, 0)))

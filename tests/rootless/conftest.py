@@ -135,3 +135,6 @@ def rootless_users():
         for u in made.values():
             subprocess.run(["userdel", "-r", u.name], capture_output=True)
             shutil.rmtree(f"/tmp/pybuild-{u.uid}", ignore_errors=True)
+            shutil.rmtree(BASE / f"xdg-{u.uid}", ignore_errors=True)
+        for name in ("ctx", "tars"):  # the venv and its source copy stay: an install cache for the next run
+            shutil.rmtree(BASE / name, ignore_errors=True)

@@ -20,7 +20,8 @@ DOCKERFILE = (
     "FROM {base}\n"
     "RUN echo 'app:x:1000:1000:app:/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group"
     " && mkdir -p /home/app && echo hi > /home/app/f && chown -R 1000:1000 /home/app"
-    " && rm -rf /var && mkdir /var && touch /var/x\n"
+    " && rm -rf /var && mkdir /var && touch /var/x && mkdir /wd && echo a > /wd/a\n"
+    "RUN rm /bin/vi /wd/a\n"
 )
 
 
@@ -119,11 +120,27 @@ def test_build_owner_ids_and_digest_identity(world) -> None:
     out = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "app:1", "stat", "-c", "%u:%g", "/home/app/f",
                "/var/x", check=True).stdout.split()
     assert out == ["1000:1000", "0:0"]
+    gone = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "app:1", "ls", "/wd", "/bin/vi")
+    assert gone.stdout == "/wd:\n" and "/bin/vi" in gone.stderr  # whiteouts made and honoured rootless
     snaps = Path(a.home) / ".local/share/pybuild/snapshots"
     owners = {os.stat(p).st_uid for p in snaps.glob("*/fs/home/app/f")}
     assert owners == {a.subuid[0] + 999}
     opaque = [p for p in snaps.glob("*/fs/var") if _xattr(p, "user.overlay.opaque") == b"y"]
     assert opaque, "the rootless snapshot of a replaced directory is marked opaque with user.overlay.opaque"
+
+
+def test_fuse_overlayfs_fallback_gives_the_same_digest(world) -> None:
+    """The fallback for kernels without overlay in a user namespace, forced here: same layers, same digest."""
+    fuse = {"PYBUILD_OVERLAY": "fuse-overlayfs"}
+    assert "Overlay: fuse-overlayfs" in _run(world, "pbrl-a", "info", env=fuse, check=True).stdout
+    _run(world, "pbrl-a", "pull", f"{world['host']}/base/busybox:1", check=True)
+    built = _run(world, "pbrl-a", "build", "-q", "--no-cache", "-t", "app:fuse", world["ctx"], env=fuse, check=True)
+    assert built.stdout.strip().splitlines()[-1] == world["root_id"]
+    gone = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "app:fuse", "sh", "-c",
+                "ls /wd; stat -c %u /home/app/f", env=fuse, check=True)
+    assert gone.stdout == "1000\n"
+    bad = _run(world, "pbrl-a", "info", env={"PYBUILD_OVERLAY": "aufs"})
+    assert bad.returncode != 0 and "PYBUILD_OVERLAY='aufs'" in bad.stderr
 
 
 def test_run_ids_and_lifecycle(world) -> None:
@@ -205,6 +222,32 @@ def test_concurrent_first_runs_make_one_pause_process(world) -> None:
             if argv0 == b"pybuild-pause" and owner == b.uid:
                 pauses.append(int(entry))
     assert pauses == [int(pid_file.read_text())]
+
+
+def test_help_and_version_join_nothing(world) -> None:
+    b = world["users"]["pbrl-b"]
+    pid_file = Path(f"/tmp/pybuild-{b.uid}/userns/pause.pid")
+    if pid_file.exists():
+        os.kill(int(pid_file.read_text()), 9)
+        pid_file.unlink()
+    for args in (["--help"], ["build", "--help"], ["run", "--help"], ["image", "ls", "--help"], ["network", "ls", "--help"],
+                 ["version"], ["--version"], ["run", "--no-such-flag", "x"]):
+        assert b.run(world["pybuild"], *args).returncode in (0, 125), args
+    assert not pid_file.exists()
+    b.run(world["pybuild"], "ps", check=True)  # the click-free ps joins, as every store command
+    assert pid_file.exists()
+    os.kill(int(pid_file.read_text()), 9)
+    pid_file.unlink()
+    b.run(world["pybuild"], "network", "ls", check=True)  # a module's group: its leaves join
+    assert pid_file.exists()
+
+
+def test_device_option_binds_the_host_node(world) -> None:
+    img = f"{world['host']}/base/busybox:1"
+    _run(world, "pbrl-a", "pull", img, check=True)
+    out = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "--device", "/dev/null:/dev/xnull", img, "sh", "-c",
+               "echo hi > /dev/xnull && stat -c '%t:%T %F' /dev/xnull", check=True).stdout
+    assert out == "1:3 character special file\n"
 
 
 def test_limits_refused(world) -> None:
