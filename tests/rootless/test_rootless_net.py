@@ -3,7 +3,8 @@ requests on the host's loopback and on its own address, outbound traffic to a se
 127.0.0.1 (``--add-host NAME:host-gateway``), names on a user network, ``compose up``/``down``; once with
 pasta and once with slirp4netns. Afterwards no tool process or rootless namespace is left.
 
-The user (``pbrn-a``) and its installed pybuild (``/var/tmp/pybuild-rootless-net``) are this module's
+A user without subordinate ranges (``pbrn-single``, the single-id mapping) reaches out and publishes too.
+The users (``pbrn-a``, ``pbrn-single``) and their installed pybuild (``/var/tmp/pybuild-rootless-net``) are this module's
 own, so it can run while ``test_rootless.py`` (whose fixtures delete and remake their users) runs.
 """
 
@@ -79,6 +80,25 @@ def user(busybox_tar):
         uids = {u.uid, *range(u.subuid[0], u.subuid[0] + min(u.subuid[1], 70000))} if u.subuid else {u.uid}
         _kill_users_processes(uids)
         subprocess.run(["userdel", "-r", NAME], capture_output=True)
+        shutil.rmtree(f"/tmp/pybuild-{u.uid}", ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def single_user(user):
+    """``pbrn-single``: no subordinate ranges (the single-id mapping), the same installed pybuild."""
+    name = "pbrn-single"
+    if name in {p.pw_name for p in pwd.getpwall()}:
+        subprocess.run(["userdel", "-r", name], capture_output=True)
+    subprocess.run(["useradd", "-m", "-s", "/bin/sh", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
+                   check=True)
+    pw = pwd.getpwnam(name)
+    u = User(name, pw.pw_uid, pw.pw_gid, pw.pw_dir, None)
+    try:
+        u.run(user[1], "import", str(BASE / "busybox.tar"), "busybox:latest", check=True)
+        yield u, user[1]
+    finally:
+        _kill_users_processes({u.uid})
+        subprocess.run(["userdel", "-r", name], capture_output=True)
         shutil.rmtree(f"/tmp/pybuild-{u.uid}", ignore_errors=True)
 
 
@@ -235,3 +255,21 @@ def test_compose_up_and_down(user):
     assert _pb(user, "ps", "-aq", check=True).stdout == ""
     assert "demo_default" not in _pb(user, "network", "ls", "--format", "{{.Name}}", check=True).stdout.split()
     assert _tools_of(user) == []
+
+
+@pytest.mark.parametrize("tool", ["pasta", "slirp4netns"])
+def test_single_id_user_reaches_out_and_publishes(single_user, host_server, tool):
+    """Without subordinate ranges only root is mapped: the tools still run (pasta would drop to an
+    unmapped "nobody") and the default network reaches the host's loopback; -p is served."""
+    out = _pb(single_user, "run", "--rm", "--add-host", "hg:host-gateway", "busybox:latest",
+              "wget", "-q", "-O", "-", f"http://hg:{host_server}/", tool=tool)
+    assert (out.returncode, out.stdout) == (0, "hello-host\n"), out.stderr
+    port = _free_port()
+    run = _pb(single_user, "run", "-d", "--name", "w", "-p", f"127.0.0.1:{port}:8080", "busybox:latest", *WEB,
+              tool=tool)
+    try:
+        assert run.returncode == 0, run.stderr
+        assert _get(f"http://127.0.0.1:{port}/index.html")[0] == 200
+    finally:
+        _pb(single_user, "rm", "-f", "w")
+    assert _tools_of(single_user) == []
