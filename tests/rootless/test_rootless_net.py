@@ -273,3 +273,21 @@ def test_single_id_user_reaches_out_and_publishes(single_user, host_server, tool
     finally:
         _pb(single_user, "rm", "-f", "w")
     assert _tools_of(single_user) == []
+
+
+def test_concurrent_runs_share_one_namespace_and_leave_nothing(user, host_server):
+    """Four ``run --rm`` at once on the default network: one of them makes the rootless namespace and
+    its tool (the others wait on its lock), each reaches the host, and whichever ends last releases it."""
+    u, pybuild = user
+    envs = [f"HOME={u.home}", f"USER={u.name}", "PATH=/usr/local/bin:/usr/bin:/bin"]
+    argv = ["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--init-groups", "env", "-i", *envs, pybuild,
+            "run", "--rm", "--add-host", "hg:host-gateway", "busybox:latest", "sh", "-c",
+            f"sleep 0.5; wget -q -O - http://hg:{host_server}/"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=u.home)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert all(r[:2] == (0, "hello-host\n") for r in results), results
+    assert _tools_of(user) == []
