@@ -2,7 +2,7 @@
 ``slirp4netns``.
 
 A rootless pybuild has no say over the host's network namespace (no veth to the host, no host bridge,
-no iptables there), so its bridges live in a network namespace of its own (:mod:`.rootlessns`) and one
+no iptables there), so its bridges live in a network namespace of its own (:mod:`.rootless`) and one
 of these user-mode tools, running in the host's namespace, gives that namespace a tap device whose
 traffic it carries out through ordinary sockets of the user.
 
@@ -47,8 +47,9 @@ class Tool:
 
     @property
     def needs_nat(self) -> bool:
-        """slirp4netns answers only its own address (10.0.2.100): bridged containers behind it need a
-        masquerade inside the namespace; pasta works at layer 4 and takes any source address."""
+        """Bridged containers behind slirp4netns need a masquerade inside the namespace (without one their
+        connections time out: libslirp serves its own guest address, 10.0.2.100); pasta works at layer 4
+        and takes any source address."""
         return self.name == "slirp4netns"
 
 
