@@ -200,7 +200,7 @@ def release_if_idle(root: str, idle: Callable[[], bool]) -> bool:
         net = status(root)
         released = False
         if net is not None:
-            released = usernet.stop(net)
+            released = usernet.stop(net, wait=False)     # it dies with its namespace's last user
         released = netns.remove(netns_path(root)) or released
         try:
             os.unlink(_record_path(root))

@@ -105,9 +105,14 @@ def tool_pids(marker: str) -> list[int]:
     return out
 
 
-def kill_leftovers(marker: str) -> list[int]:
-    """SIGKILL the tools a failed test left running; returns their pids (a passing test leaves none)."""
-    pids = tool_pids(marker)
+def kill_leftovers(marker: str, settle: float = 5.0) -> list[int]:
+    """SIGKILL the tools a failed test left running; returns their pids (a passing test leaves none).
+    Waits up to ``settle`` seconds first: a released tool is sent SIGKILL, its exit is not waited for."""
+    import time
+
+    deadline = time.monotonic() + settle
+    while (pids := tool_pids(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -108,8 +108,16 @@ def _pb(user, *args, tool: str | None = None, check: bool = False, timeout: floa
     return u.run(pybuild, *args, env=env, check=check, timeout=timeout)
 
 
-def _tools_of(user) -> list[int]:
-    """pasta/slirp4netns processes attached to the user's store (their command line names its home)."""
+def _tools_of(user, settle: float = 5.0) -> list[int]:
+    """pasta/slirp4netns processes attached to the user's store (their command line names its home),
+    once none is left or after ``settle`` seconds (a released tool gets SIGKILL, its exit is not waited for)."""
+    deadline = time.monotonic() + settle
+    while (found := _tool_pids(user)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def _tool_pids(user) -> list[int]:
     home = user[0].home.encode()
     out = []
     for entry in os.listdir("/proc"):
@@ -191,7 +199,7 @@ def test_publish_and_outbound(user, host_server, tool):
         info = json.loads(_pb(user, "inspect", f"web-{tool}", check=True).stdout)[0]
         net = info["NetworkSettings"]
         assert net["IPAddress"] and net["Ports"]["8080/tcp"][0]["HostPort"] == str(lo_port)
-        assert len(_tools_of(user)) == 1
+        assert len(_tool_pids(user)) == 1
         out = _pb(user, "run", "--rm", "--add-host", "hg:host-gateway", "busybox:latest",
                   "wget", "-q", "-O", "-", f"http://hg:{host_server}/", tool=tool)
         assert (out.returncode, out.stdout) == (0, "hello-host\n"), out.stderr
