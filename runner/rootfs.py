@@ -19,6 +19,7 @@ import os
 import stat
 
 from . import syscalls as sc
+from . import upperfs
 from .errors import SandboxError
 from .ocispec import Mount, Spec
 from .overlaykind import overlay_options, uses_fuse
@@ -190,7 +191,8 @@ class OverlayMount:
 
                     fuseoverlay.mount(data, self.target, tuple(fds))
             except OSError as exc:
-                raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
+                reason = upperfs.explain(self.upper, exc) if self.upper else exc.strerror
+                raise SandboxError(f"mount overlay on {self.target}: {reason}") from None
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -266,7 +268,12 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
-        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}") from None
+        hint = _PROC_HINT if kind == "proc" and exc.errno == errno.EPERM else ""
+        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}{hint}") from None
+
+
+_PROC_HINT = (" (refused where the outer /proc is masked, as in an unprivileged container: builds run their "
+              "RUN steps without a process sandbox there, containers cannot run)")
 
 
 def _make_devices(root: str) -> None:
