@@ -151,7 +151,7 @@ def start(tool: Tool, netns_path: str, log_path: str) -> UserNet:
     the caller (its own session); :func:`stop` ends it."""
     import subprocess
 
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    log = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)     # this run's only
     try:
         if tool.name == "pasta":
             return _start_pasta(tool, netns_path, log, subprocess)
@@ -161,10 +161,9 @@ def start(tool: Tool, netns_path: str, log_path: str) -> UserNet:
 
 
 def _failed(tool: Tool, log_fd: int, what: str) -> NetworkError:
-    os.lseek(log_fd, 0, os.SEEK_SET)
+    """The error for a tool that did not come up, with the last line it wrote."""
     try:
-        with open(f"/proc/self/fd/{log_fd}", "rb") as f:
-            tail = f.read()[-2000:].decode(errors="replace")
+        tail = os.pread(log_fd, 2000, max(0, os.fstat(log_fd).st_size - 2000)).decode(errors="replace")
     except OSError:
         tail = ""
     lines = [ln for ln in tail.splitlines() if ln.strip() and "syslog" not in ln]
@@ -181,8 +180,13 @@ def _start_pasta(tool: Tool, netns_path: str, log: int, subprocess) -> UserNet:
     # -t/-u/-T/-U none: pasta's default ("auto") would forward every port bound in either namespace
     argv = [tool.path, "--config-net", "--quiet", "-t", "none", "-u", "none", "-T", "none", "-U", "none",
             "--pid", pidfile, "--netns", netns_path]
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=READY_TIMEOUT,
-                          start_new_session=True)
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=READY_TIMEOUT,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        raise _failed(tool, log, f"not ready after {READY_TIMEOUT:g} s") from None
+    except OSError as exc:
+        raise NetworkError(f"rootless networking: start {tool.path}: {exc.strerror}") from None
     # pasta forks into the background once the tap is configured, then the parent exits 0
     if proc.returncode != 0:
         raise _failed(tool, log, f"exited with status {proc.returncode}")

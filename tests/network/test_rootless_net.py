@@ -303,3 +303,17 @@ def test_connect_inspect_and_remove_in_the_rootless_namespace(store):
     assert [e["ip"].split("/")[0] for e in inspected["endpoints"].values()] == [ip]
     assert after["bridge_state"] == {"present": False} and after["endpoints"] == {}
     assert gone and idle["bridge_state"] == {"present": False}
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_tool_that_cannot_attach_is_one_clear_error(store, tool):
+    """Given a path that is no network namespace, each tool fails to come up: a NetworkError naming
+    the tool and its last message, and nothing left running."""
+    from runner.network import usernet
+    from runner.network.errors import NetworkError
+
+    bogus = store.tmp / "not-a-netns"
+    bogus.write_text("")
+    with pytest.raises(NetworkError, match=rf"^rootless networking: {tool} .+: .+") as err:
+        usernet.start(usernet.find(tool), str(bogus), str(store.tmp / "tool.log"))
+    assert "\n" not in str(err.value)
