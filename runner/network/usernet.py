@@ -166,8 +166,8 @@ def _failed(tool: Tool, log_fd: int, what: str) -> NetworkError:
         tail = os.pread(log_fd, 2000, max(0, os.fstat(log_fd).st_size - 2000)).decode(errors="replace")
     except OSError:
         tail = ""
-    lines = [ln for ln in tail.splitlines() if ln.strip() and "syslog" not in ln]
-    detail = lines[-1].strip() if lines else "no message"
+    lines = [ln for ln in tail.splitlines() if ln.strip() and "syslog" not in ln and not ln.startswith("WARNING")]
+    detail = "; ".join(ln.strip() for ln in lines[-2:]) or "no message"     # slirp4netns: cause, then "child failed"
     return NetworkError(f"rootless networking: {tool.name} {what}: {detail}")
 
 
