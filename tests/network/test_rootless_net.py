@@ -317,3 +317,42 @@ def test_a_tool_that_cannot_attach_is_one_clear_error(store, tool):
     with pytest.raises(NetworkError, match=rf"^rootless networking: {tool} .+: .+") as err:
         usernet.start(usernet.find(tool), str(bogus), str(store.tmp / "tool.log"))
     assert "\n" not in str(err.value)
+
+
+def test_published_udp_port_dials_from_the_rootless_namespace(store):
+    """``-p 127.0.0.1::53/udp``: a datagram to the host port reaches a UDP server inside the container
+    and its answer comes back from the published port."""
+    subnet = free_subnet()
+
+    def body():
+        from runner import network
+        from runner.network import netns
+
+        network.create_network(store.root, "un", subnet=subnet)
+        att = network.setup(root=store.root, state_dir=store.state, container_id="f" * 64,
+                            etc_dir=str(store.tmp / "etc"), mode="un", name="dns")
+
+        def udp_server():
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((att.ip, 5353))
+            return s
+
+        server = netns.run_in(att.netns_path, udp_server)
+
+        def echo():
+            data, peer = server.recvfrom(100)
+            server.sendto(b"answer to " + data, peer)
+
+        threading.Thread(target=echo, daemon=True).start()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # in the host's namespace
+        ports = ({"host_ip": "127.0.0.1", "host_port": 0, "container_port": 5353, "protocol": "udp"},)
+        [proxy] = network.start_proxies(SimpleNamespace(name="dns", ports=ports, network=att.to_dict()))
+        proxy.start()
+        client.settimeout(5)
+        client.sendto(b"query", ("127.0.0.1", proxy.mappings[0].host_port))
+        reply, source = client.recvfrom(100)
+        proxy.close()
+        network.teardown(root=store.root, state_dir=store.state, container_id="f" * 64)
+        return reply, source[1] == proxy.mappings[0].host_port
+
+    assert in_userns(body) == (b"answer to query", True)
