@@ -366,11 +366,9 @@ def parse_duration(text: str, option: str) -> float:
 
 
 def container_healthcheck(image: dict, shell, opts: HealthOptions):
-    """The container's :class:`runner.records.HealthConfig` from the image's ``Healthcheck`` (its
+    """The container's :class:`runner.healthrecords.HealthConfig` from the image's ``Healthcheck`` (its
     config's JSON object, or None) and the command line, field by field as moby merges them; None
     when there is no check (none in the image, ``HEALTHCHECK NONE``, ``--no-healthcheck``)."""
-    from .records import HealthConfig
-
     if opts.disable:
         return None
     image = image or {}
@@ -384,6 +382,8 @@ def container_healthcheck(image: dict, shell, opts: HealthOptions):
 
     def pick(value, key):
         return value if value is not None else (image.get(key) or 0) / 1e9
+
+    from .healthrecords import HealthConfig      # here: most containers have no check
 
     return HealthConfig(
         test=tuple(test),
