@@ -22,6 +22,19 @@ __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "
 
 DEFAULT_PIDS_LIMIT = 4096
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .optionvalues import BindMount, PortSpec, TmpfsMount
+
+
+def __getattr__(name: str):
+    """:mod:`runner.optionvalues`' classes, imported on first use (PEP 562)."""
+    if name in ("BindMount", "TmpfsMount", "PortSpec"):
+        from . import optionvalues
+
+        return getattr(optionvalues, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def default_pids_limit() -> int | None:
     """The pids limit a container gets when none is asked: :data:`DEFAULT_PIDS_LIMIT`, or none
@@ -64,37 +77,6 @@ def parse_networks(values, aliases: tuple[str, ...] = (), ip: str | None = None)
         reqs.append(NetworkRequest(fields["name"], tuple(fields["alias"]), fields.get("ip")))
     first, rest = reqs[0], tuple(reqs[1:])
     return first.name, tuple(first.aliases) + tuple(aliases), ip or first.ip, rest
-
-
-@dataclass(frozen=True)
-class BindMount:
-    """``-v source:target[:ro]``: a host path bound into the container, or with ``volume`` set
-    (``-v NAME:target``) a named volume, whose ``source`` the lifecycle fills in at create."""
-
-    source: str
-    target: str
-    readonly: bool = False
-    volume: str = ""
-
-
-@dataclass(frozen=True)
-class TmpfsMount:
-    """``--tmpfs target[:options]``; ``options`` is the mount data string (``size=64m,mode=1777``)."""
-
-    target: str
-    options: str = ""
-
-
-@dataclass(frozen=True)
-class PortSpec:
-    """``-p [ip:][host_port[-host_port_end]:]container_port[/proto]``; ``host_port`` 0 means pick a
-    free port, a ``host_port_end`` the first free one of the range (parsed by ``runner.network.publish``)."""
-
-    container_port: int
-    host_port: int = 0
-    host_ip: str = ""
-    protocol: str = "tcp"
-    host_port_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -306,6 +288,8 @@ def parse_volume(text: str) -> BindMount:
         raise InvalidRunOption(f"-v {text!r}: unknown mode {mode!r}")
     if not target.startswith("/"):
         raise InvalidRunOption(f"-v {text!r}: the container path must be absolute")
+    from .optionvalues import BindMount
+
     if not source.startswith("/"):
         from .volumes import validate_volume_name
 
@@ -318,6 +302,8 @@ def parse_volume(text: str) -> BindMount:
 
 
 def parse_tmpfs(text: str) -> TmpfsMount:
+    from .optionvalues import TmpfsMount
+
     target, _, options = text.partition(":")
     return TmpfsMount(target, options)
 
