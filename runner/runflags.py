@@ -7,7 +7,6 @@ on bad input, or on a value pybuild cannot honour (never silently ignored).
 
 from __future__ import annotations
 
-import csv
 import os
 import platform as _platform
 import resource
@@ -95,6 +94,8 @@ def parse_ulimit(text: str) -> Ulimit:
 
 
 def _csv_fields(text: str, flag: str) -> list[str]:
+    import csv      # here: only --mount is comma-separated values
+
     try:
         rows = list(csv.reader([text]))
     except csv.Error as exc:
