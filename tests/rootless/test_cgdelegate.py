@@ -151,3 +151,93 @@ def test_enable_adds_what_the_root_lacks_and_cpuset_only_when_asked(tree: Path) 
     (manager / "pybuild/cgroup.subtree_control").write_text("memory pids cpu\n")
     assert cgdelegate.enable(d, Resources.from_dict({"cpu": {"cpus": "0"}})) == ["memory", "pids", "cpu", "cpuset"]
     assert (manager / "cgroup.subtree_control").read_text() == "+cpuset"
+
+
+UNIFIED = "/sys/fs/cgroup/unified"      # a hybrid host's real v2 hierarchy: no controllers, but the kernel's rules
+
+PROBE_AS_USER = r"""
+import json, os, sys
+from runner import cgdelegate
+root, start, uid, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with open(os.path.join(start, "cgroup.procs"), "w") as f:      # as root: where the user's process runs
+    f.write("0")
+os.setgroups([])
+os.setresgid(uid, uid, uid)
+os.setresuid(uid, uid, uid)
+result = {}
+try:
+    found = cgdelegate.probe(root)
+    result["reason"] = found.reason
+    if found.delegation is not None:
+        d = found.delegation
+        result["root"] = d.root
+        result["enabled"] = cgdelegate.enable(d, None)
+        os.mkdir(d.leaf("ctr"))
+        with open(os.path.join(d.leaf("ctr"), "cgroup.procs"), "w") as f:     # the kernel's move rules
+            f.write("0")
+        result["now"] = open("/proc/self/cgroup").read()
+except OSError as exc:
+    result["error"] = f"{exc.filename}: {exc.strerror}"
+os.write(out, json.dumps(result).encode())
+"""
+
+
+def _as_user(root: str, start: Path, uid: int) -> dict:
+    """Run :func:`cgdelegate.probe` (and on success make and join a container leaf) in a process that
+    root first puts in ``start``, then drops to ``uid``."""
+    import json
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    try:
+        subprocess.run([sys.executable, "-c", PROBE_AS_USER, root, str(start), str(uid), str(w)], pass_fds=(w,),
+                       check=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+        os.close(w)
+        w = -1
+        with os.fdopen(r, "rb") as f:
+            r = -1
+            return json.loads(f.read())
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_real_v2_hierarchy_delegation_move_and_refusal() -> None:
+    """The kernel part that this host has: its empty v2 hierarchy, with a cgroup chowned as systemd
+    delegates ``user@UID.service``. A user process in a child of it finds it, makes ``pybuild/<id>``
+    (no controllers here to enable) and moves itself in (the kernel checks the common ancestor is the
+    user's); one in a cgroup root keeps is told it is not delegated. Controllers and limits need a pure v2
+    host (``test_rootless.py::test_v2_delegated_limits``)."""
+    import secrets
+
+    from runner.cgroups import Cgroup
+
+    from runner.cgroups import detect_version
+
+    v2 = Path("/sys/fs/cgroup" if detect_version() == "v2" else UNIFIED)
+    if not (v2 / "cgroup.procs").exists():
+        pytest.skip("host uses cgroup v1 controllers without a v2 hierarchy at /sys/fs/cgroup/unified")
+    top = v2 / f"pbtest-{secrets.token_hex(4)}"       # root's, as user-UID.slice
+    top.mkdir()
+    try:
+        delegated = top / "user@4242.service"
+        for d in (delegated, delegated / "app", top / "session-1.scope"):
+            d.mkdir()
+        for d in (delegated, delegated / "app"):
+            for p in (d, d / "cgroup.procs", d / "cgroup.subtree_control", d / "cgroup.threads"):
+                os.chown(p, USER, USER)
+        got = _as_user(str(v2), delegated / "app", USER)
+        assert got.get("root") == str(delegated), got
+        assert got["enabled"] == [], got          # none delegated: ``top`` hands no controller down
+        assert f"0::/{delegated.relative_to(v2)}/pybuild/ctr\n" in got["now"], got      # it moved itself in
+        assert os.stat(delegated / "pybuild" / "ctr").st_uid == USER     # the kernel made it the user's
+        refused = _as_user(str(v2), top / "session-1.scope", USER)
+        assert "root" not in refused and "is not delegated to this user" in refused["reason"], refused
+    finally:
+        leaf = delegated / "pybuild" / "ctr"
+        Cgroup("v2", (str(leaf),)).destroy()
+        for d in (delegated / "pybuild", delegated / "app", delegated, top / "session-1.scope", top):
+            if d.exists():
+                d.rmdir()
