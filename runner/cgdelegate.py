@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from .errors import CgroupError
 from .ocispec import Resources
 
-__all__ = ["Delegation", "Probe", "probe", "needed", "refuse_undelegated", "enable", "DROPIN", "PARENT"]
+__all__ = ["Delegation", "Probe", "probe", "find_leaf", "needed", "refuse_undelegated", "enable", "DROPIN", "PARENT"]
 
 #: where an administrator asks systemd to delegate more controllers to every user's manager
 DROPIN = "/etc/systemd/system/user@.service.d/delegate.conf"
@@ -114,15 +114,33 @@ def probe(cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cg
                        f"{_session_hint(cgroup_root, uid, host_uid)}")
 
 
-def _session_hint(cgroup_root: str, uid: int, hu: int | None) -> str:
-    """What to do when the caller's cgroup is not the user's: a login session (``session-N.scope``) is
-    not delegated, the user manager's unit is."""
+def _manager(cgroup_root: str, hu: int | None) -> str:
+    """systemd's cgroup of the user's manager, ``user@UID.service`` (UID: the id on the host)."""
     if hu is None:
         from layers.store.location import host_uid
 
         hu = host_uid()
-    manager = os.path.join(cgroup_root, "user.slice", f"user-{hu}.slice", f"user@{hu}.service")
-    if _owned(manager, uid):
+    return os.path.join(cgroup_root, "user.slice", f"user-{hu}.slice", f"user@{hu}.service")
+
+
+def find_leaf(container_id: str, cgroup_root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup",
+              uid: int | None = None, host_uid: int | None = None) -> str | None:
+    """The existing cgroup of ``container_id``: below the caller's delegated subtree, else below the
+    user manager's (``rm`` from an ssh login of a container run from the desktop), else None."""
+    uid = os.geteuid() if uid is None else uid
+    d = probe(cgroup_root, proc_cgroup, uid, host_uid).delegation
+    manager = _manager(cgroup_root, host_uid)
+    for root in ((d.root,) if d is not None else ()) + (manager,):
+        leaf = os.path.join(root, PARENT, container_id)
+        if os.path.isdir(leaf) and _owned(root, uid):
+            return leaf
+    return None
+
+
+def _session_hint(cgroup_root: str, uid: int, hu: int | None) -> str:
+    """What to do when the caller's cgroup is not the user's: a login session (``session-N.scope``) is
+    not delegated, the user manager's unit is."""
+    if _owned(_manager(cgroup_root, hu), uid):
         return "run pybuild inside the user's systemd manager, e.g. `systemd-run --user --scope pybuild ...`"
     return "systemd delegates a subtree with Delegate= (user@.service does by default; enable lingering or log in)"
 

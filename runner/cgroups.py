@@ -345,11 +345,12 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
 def open_existing(container_id: str) -> Cgroup | None:
     """The cgroup of ``container_id`` if any of its directories exist (for cleanup after a crash)."""
     if _rootless():
-        from .cgdelegate import probe
+        from .cgdelegate import find_leaf
 
-        d = probe(CGROUP_ROOT).delegation
-        path = d.leaf(container_id) if d is not None else ""
-        return Cgroup("v2", (path,)) if path and os.path.isdir(path) else None
+        if detect_version() != "v2":
+            return None
+        path = find_leaf(container_id, CGROUP_ROOT)
+        return Cgroup("v2", (path,)) if path else None
     if detect_version() == "v2":
         path = os.path.join(CGROUP_ROOT, "pybuild", container_id)
         return Cgroup("v2", (path,)) if os.path.isdir(path) else None

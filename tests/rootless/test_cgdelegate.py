@@ -241,3 +241,14 @@ def test_real_v2_hierarchy_delegation_move_and_refusal() -> None:
         for d in (delegated / "pybuild", delegated / "app", delegated, top / "session-1.scope", top):
             if d.exists():
                 d.rmdir()
+
+
+def test_find_leaf_from_the_delegation_or_the_user_manager(tree: Path) -> None:
+    """``rm`` finds a container's cgroup whether it runs in the subtree that made it or in an ssh login's
+    scope (not delegated) of the same user; another user's manager is not searched."""
+    leaf = tree / MANAGER.lstrip("/") / "pybuild" / "abc"
+    leaf.mkdir(parents=True)
+    for path in (MANAGER + "/app.slice/app-term.scope", "/user.slice/user-1000.slice/session-3.scope"):
+        assert cgdelegate.find_leaf("abc", str(tree), own(tree, path), uid=USER, host_uid=1000) == str(leaf)
+    assert cgdelegate.find_leaf("abd", str(tree), own(tree, MANAGER), uid=USER, host_uid=1000) is None
+    assert cgdelegate.find_leaf("abc", str(tree), own(tree, "/system.slice"), uid=USER, host_uid=1001) is None
