@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import CgroupError
 from .ocispec import Resources
 from .shimrecord import kill_cgroup, remove_cgroup
+
+if TYPE_CHECKING:
+    from .cgdelegate import Delegation
 
 __all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT", "refuse_rootless_limits",
            "check_rootless"]
@@ -246,7 +250,7 @@ def refuse_rootless_limits(resources: Resources | None, why: str | None = None) 
         raise CgroupError(f"rootless: {', '.join(asked)} cannot be honoured: {why}")
 
 
-def check_rootless(resources: Resources | None):
+def check_rootless(resources: Resources | None) -> Delegation | None:
     """Refuse (:class:`CgroupError`, one line) the limits a rootless container cannot get: all of them
     without a delegated cgroup v2 subtree, else those whose controller is not delegated. Returns the
     :class:`runner.cgdelegate.Delegation` or None."""
