@@ -285,7 +285,7 @@ def test_v2_delegated_limits(world) -> None:
                     "the rootless delegated v2 path runs only on a pure v2 host")
     user = world["users"]["pbrl-a"]
     img = f"{world['host']}/base/busybox:1"
-    _run(world, "pbrl-a", "pull", img, check=True)
+    _run(world, "pbrl-a", "pull", img, check=True)     # also starts the pause process outside the test's cgroups
     top = Path(cgroups.CGROUP_ROOT) / f"pbtest-{secrets.token_hex(4)}"      # root's, like user-UID.slice
     top.mkdir()
     try:
