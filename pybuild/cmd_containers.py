@@ -298,26 +298,32 @@ def top_cmd(settings: Settings, container: str, ps_options: tuple[str, ...]) -> 
 @pass_settings
 def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show CPU %, memory and pids of running containers (from cgroups)."""
-    from runner.listing import StatsWindow
-
-    from layers.errors import PybuildError
+    from runner.cgroupview import Window          # light: opens the window before the records load
 
     template = None
     if fmt is not None and fmt != "json":
         from .views import contexts as ctx
 
         template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
-    store = container_store(settings)
+    store = None
     refs = list(containers) or None               # None: every running one, each record read once
     while True:
-        # one CPU window shared by all; Docker's --no-stream waits for its collector's second
-        # sample (~1 s), one short window here gives the same figure sooner
-        window = StatsWindow(store, refs, interval=0.1 if no_stream else 0.5)
-        if fmt == "json":                         # inside the window: what the output needs
+        # one CPU window shared by all (Docker's --no-stream waits ~1 s for its collector's second
+        # sample; 0.1 s gives the same figure sooner), opened first: the store, the records and the
+        # output's modules are loaded inside it
+        window = Window(0.1 if no_stream else 0.5)
+        if store is None:
+            store = container_store(settings)
+        from runner.listing import StatsWindow
+
+        from layers.errors import PybuildError
+
+        sampling = StatsWindow(store, refs, window)
+        if fmt == "json":
             from .views.contexts import StatsFields
         elif template is None:
             from .views.stats import stats_table
-        samples = window.close()
+        samples = sampling.close()
         for s in samples:
             if isinstance(s, PybuildError):
                 raise s

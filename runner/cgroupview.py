@@ -158,7 +158,8 @@ def _read_int(path: str) -> int | None:
         return None                                     # "max", or empty
 
 
-def _cpu_ns(paths: dict[str, str]) -> int:
+def _cpu_ns(paths: dict[str, str], missing: int | None = 0) -> int | None:
+    """CPU time of a cgroup in ns (v1 ``cpuacct.usage``, v2 ``cpu.stat``'s ``usage_usec``); ``missing`` if unreadable."""
     for key in ("cpuacct", "cpu"):
         if key in paths:
             v = _read_int(paths[key] + "/cpuacct.usage")
@@ -170,7 +171,7 @@ def _cpu_ns(paths: dict[str, str]) -> int:
             k, _, v = line.partition(b" ")
             if k == b"usage_usec":
                 return int(v) * 1000
-    return 0
+    return missing
 
 
 def usage(pid: int, interval: float = 0.5) -> Usage:
@@ -184,40 +185,92 @@ def usage(pid: int, interval: float = 0.5) -> Usage:
 def usage_many(pids: list[int], interval: float = 0.5) -> list[Usage | None]:
     """:func:`usage` of several containers' PID 1s over one shared ``interval`` (one sleep, not one
     per container); None for a pid that is gone."""
-    return Window(pids, interval).close()
+    window = Window(interval)
+    window.add(pids)
+    return window.close()
+
+
+#: Where :mod:`runner.cgroups` puts every container's cgroup, below each hierarchy's root: ``pybuild/<id>``.
+CONTAINERS_PARENT = "pybuild"
 
 
 class Window:
-    """One CPU sampling window shared by several containers' PID 1s, as Docker's CPU % needs two
-    samples: created, it takes the first (the host's CPU time, then each container's);
-    :meth:`close` reads the other figures, waits for what is left of ``interval``, then takes the
-    second sample. What the caller does between the two (reading records, preparing its output) is
-    done inside the window instead of before or after it."""
+    """One CPU sampling window shared by several containers, as Docker's CPU % needs two samples of
+    the container's CPU time and the host's (``/proc/stat``) over the same interval.
 
-    def __init__(self, pids: list[int], interval: float) -> None:
-        self._pids = list(pids)
+    Created, it takes the first sample: the host's CPU time, and at the same moment that of every
+    cgroup below :data:`CONTAINERS_PARENT` (one directory listing; the containers are not known yet,
+    so the caller can read its records inside the window). :meth:`add` names the PID 1s to report:
+    a PID 1 whose CPU cgroup was sampled then keeps that first sample; any other (a cgroup elsewhere,
+    or created since) is sampled when added, with a host sample of its own, and its window runs
+    ``interval`` from then. :meth:`close` reads the other figures, waits for what is left of the
+    window, then takes the second sample. Work done between creation and :meth:`close` is inside
+    the window, not added to it."""
+
+    def __init__(self, interval: float) -> None:
         self._interval = interval
-        self._paths: list[dict[str, str] | None] = []
-        for pid in self._pids:
-            try:
-                self._paths.append(cgroup_paths(pid))
-            except CgroupError:
-                self._paths.append(None)
         self._start = time.monotonic()
         self._s0, self._cpus = _system_ns()
-        self._c0 = [_cpu_ns(p) if p is not None else 0 for p in self._paths]
+        self._early: dict[str, int] = {}        # CPU cgroup dir -> its CPU time at _s0
+        for key, root in (("cpuacct", _mount("cpuacct", "cpu,cpuacct")), ("", _mount("", ""))):
+            parent = os.path.join(root, CONTAINERS_PARENT)
+            try:
+                names = os.listdir(parent)
+            except OSError:
+                continue
+            for name in names:
+                d = parent + "/" + name
+                ns = _cpu_ns({key: d}, missing=None)
+                if ns is not None:
+                    self._early[d] = ns
+        self._pids: list[int] = []
+        self._paths: list[dict[str, str] | None] = []
+        self._first: list[tuple[int, int]] = []     # per pid: (its CPU time, the host's) at its first sample
+        self._end = self._start + interval
+        self.early_hits = 0                         # added PID 1s that kept the sample taken at creation
+
+    def add(self, pids: list[int]) -> None:
+        """Report these PID 1s too (in :meth:`close`'s order)."""
+        host_now = None
+        for pid in pids:
+            try:
+                paths: dict[str, str] | None = cgroup_paths(pid)
+            except CgroupError:
+                paths = None
+            first = (0, 0)
+            if paths is not None:
+                d = _cpu_dir(paths)
+                if d is not None and d in self._early:
+                    first = (self._early[d], self._s0)
+                    self.early_hits += 1
+                else:
+                    if host_now is None:
+                        host_now = _system_ns()[0]
+                        self._end = max(self._end, time.monotonic() + self._interval)
+                    first = (_cpu_ns(paths), host_now)
+            self._pids.append(pid)
+            self._paths.append(paths)
+            self._first.append(first)
 
     def close(self) -> list[Usage | None]:
-        """Per pid its :class:`Usage` (CPU % over the window), None for a pid that is gone."""
+        """Per added pid its :class:`Usage` (CPU % over the window), None for a pid that is gone."""
         now = [None if p is None else _now(pid, p, 0.0) for pid, p in zip(self._pids, self._paths)]
-        left = self._interval - (time.monotonic() - self._start)
+        left = self._end - time.monotonic()
         if left > 0:
             time.sleep(left)
         c1 = [_cpu_ns(p) if p is not None else 0 for p in self._paths]
         s1, _ = _system_ns()
-        system = s1 - self._s0
-        return [None if u is None else replace(u, cpu_percent=round(_cpu_percent(b - a, system, self._cpus), 2))
-                for u, a, b in zip(now, self._c0, c1)]
+        return [None if u is None else
+                replace(u, cpu_percent=round(_cpu_percent(b - c0, s1 - s0, self._cpus), 2))
+                for u, (c0, s0), b in zip(now, self._first, c1)]
+
+
+def _cpu_dir(paths: dict[str, str]) -> str | None:
+    """The cgroup directory :func:`_cpu_ns` reads first."""
+    for key in ("cpuacct", "cpu", ""):
+        if key in paths:
+            return paths[key]
+    return None
 
 
 def _cpu_percent(cpu_delta: int, system_delta: int, online_cpus: int) -> float:

@@ -14,6 +14,7 @@ from . import records as st
 from .errors import ContainerNotFound, StateConflict
 TYPE_CHECKING = False           # ps imports this module: top's process records are loaded by top
 if TYPE_CHECKING:
+    from .cgroupview import Window
     from .procinfo import Process
 from .records import ContainerConfig, ContainerInfo, ContainerState
 from .state import ContainerStore
@@ -164,21 +165,22 @@ def stats_many(store: ContainerStore, refs: list[str] | None, *,
     """:func:`stats` of several containers, sampled over one shared ``interval``; per ref its
     figures or the error resolving it. A container that is not running (or ends meanwhile) reads 0.
     ``refs`` None: every container ``ps`` lists, newest first (each record read once)."""
-    return StatsWindow(store, refs, interval).close()
+    from .cgroupview import Window
+
+    return StatsWindow(store, refs, Window(interval)).close()
 
 
 class StatsWindow:
     """:func:`stats_many` in two steps, so a caller can do its own work inside the CPU window.
 
-    Created, it resolves the containers, reads their states (a PID 1 each) and takes the first CPU
-    sample of all of them at once (:class:`runner.cgroupview.Window`); :meth:`close` reads the
-    records and the other figures inside the window, waits for what is left of ``interval``, takes
-    the second sample and returns what :func:`stats_many` returns. With ``refs`` None the
-    containers are the ones ``ps`` lists, and their configs are read only inside the window."""
+    ``window`` is a :class:`runner.cgroupview.Window` the caller opened (as early as it could: it
+    samples every container's cgroup at once). Created, this resolves the containers and reads their
+    states, a PID 1 each, which it adds to the window; :meth:`close` reads the records and the other
+    figures inside the window, waits for what is left of it, takes the second sample and returns what
+    :func:`stats_many` returns. With ``refs`` None the containers are the ones ``ps`` lists, and
+    their configs are read only inside the window."""
 
-    def __init__(self, store: ContainerStore, refs: list[str] | None, interval: float) -> None:
-        from .cgroupview import Window
-
+    def __init__(self, store: ContainerStore, refs: list[str] | None, window: Window) -> None:
         self._store = store
         self._listing = refs is None
         self._targets: list[ContainerConfig | PybuildError | str] = []
@@ -206,7 +208,8 @@ class StatsWindow:
                 if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
                     live[i] = cur.pid
         self._live = list(live)
-        self._window = Window(list(live.values()), interval)
+        self._window = window
+        window.add(list(live.values()))
 
     def close(self) -> list[Stats | PybuildError]:
         """Per container its :class:`Stats` (or, for a ref, the error resolving it)."""
