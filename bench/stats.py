@@ -42,14 +42,19 @@ class Tool:
                      "sleep", "3600")
 
     def sample(self) -> tuple[float, float, int]:
-        """One ``stats --no-stream``: wall seconds, CPU seconds (user+sys, children included), rows."""
-        r0 = os.times()
+        """One ``stats --no-stream``: wall seconds, CPU seconds (user + sys of the command and the
+        children it waited for, from ``wait4``), rows printed."""
         t0 = time.perf_counter()
-        r = self.cli("stats", "--no-stream")
+        p = subprocess.Popen(self.base + ["stats", "--no-stream"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+        out = p.stdout.read()
+        _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
-        r1 = os.times()
-        cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
-        return wall, cpu, len(r.stdout.strip().splitlines()[1:])
+        p.returncode = os.waitstatus_to_exitcode(status)
+        p.stdout.close()
+        if p.returncode:
+            raise SystemExit(f"{self.name} stats --no-stream: exit {p.returncode}")
+        return wall, ru.ru_utime + ru.ru_stime, len(out.decode().strip().splitlines()[1:])
 
     def cleanup(self, n: int) -> None:
         names = [f"st{i}" for i in range(n)]
