@@ -27,8 +27,9 @@ PYBUILD = str(Path(sys.executable).with_name("pybuild"))
 
 
 class Tool:
-    def __init__(self, name: str, base: list[str], image: str, run_args: list[str]) -> None:
-        self.name, self.base, self.image, self.run_args = name, base, image, run_args
+    def __init__(self, name: str, base: list[str], image: str, run_args: list[str],
+                 rm_args: tuple[str, ...] = ("-f",)) -> None:
+        self.name, self.base, self.image, self.run_args, self.rm_args = name, base, image, run_args, rm_args
 
     def cli(self, *a: str, check: bool = True) -> subprocess.CompletedProcess:
         r = subprocess.run(self.base + list(a), capture_output=True, text=True)
@@ -58,7 +59,7 @@ class Tool:
 
     def cleanup(self, n: int) -> None:
         names = [f"st{i}" for i in range(n)]
-        self.cli("rm", "-f", *names, check=False)
+        self.cli("rm", *self.rm_args, *names, check=False)
 
 
 def pybuild_tool(work: Path, tar: Path) -> Tool:
@@ -72,7 +73,8 @@ def podman_tool(work: Path, tar: Path) -> Tool:
     t = Tool("podman", ["podman", "--root", str(work / "podman-root"), "--runroot", str(work / "podman-run"),
                         "--cgroup-manager", "cgroupfs", "--events-backend", "none"], "stats-busybox",
              # podman's default rlimits exceed what runc may set here (no CAP_SYS_RESOURCE, ENVIRONMENT.md)
-             ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+             ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"],
+             ("-f", "-t", "0"))       # sleep as PID 1 ignores SIGTERM: podman's rm -f would wait 10 s each
     t.cli("import", str(tar), t.image)
     return t
 
