@@ -57,9 +57,15 @@ class Tool:
             raise SystemExit(f"{self.name} stats --no-stream: exit {p.returncode}")
         return wall, ru.ru_utime + ru.ru_stime, len(out.decode().strip().splitlines()[1:])
 
-    def cleanup(self, n: int) -> None:
+    def cleanup(self, n: int) -> list[str]:
+        """Remove the containers (twice if need be); what is still listed after that."""
         names = [f"st{i}" for i in range(n)]
-        self.cli("rm", *self.rm_args, *names, check=False)
+        for _ in range(2):
+            self.cli("rm", *self.rm_args, *names, check=False)
+            left = self.cli("ps", "-a", "-q", check=False).stdout.split()
+            if not left:
+                break
+        return left
 
 
 def pybuild_tool(work: Path, tar: Path) -> Tool:
@@ -111,7 +117,9 @@ def main() -> None:
         t.start(args.n)
         print(" ".join(t.base))
         return
-    with tempfile.TemporaryDirectory(prefix="pybuild-bench-stats-") as tmp:
+    tmp = tempfile.mkdtemp(prefix="pybuild-bench-stats-")
+    left: dict[str, list[str]] = {}
+    try:
         work = Path(tmp)
         tar = work / "busybox.tar"
         subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), str(tar),
@@ -141,12 +149,18 @@ def main() -> None:
                       f"rows {sorted({r[2] for r in rs})}")
             bad = [t.name for t in tools if any(r[2] != args.n for r in results[t.name])]
         finally:
-            for t in tools:
-                t.cleanup(args.n)
+            left = {t.name: t.cleanup(args.n) for t in tools}
             if len(tools) > 1:
                 tools[1].cli("rmi", "-a", "-f", check=False)   # no `system reset`: it touches shared state
-        if bad:
-            raise SystemExit(f"wrong row count from {bad}")
+    finally:
+        if any(left.values()):          # the temp root must not go while containers still run from it
+            print(f"containers left, temp root {tmp} kept: {left}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if any(left.values()):
+        raise SystemExit(1)
+    if bad:
+        raise SystemExit(f"wrong row count from {bad}")
 
 
 if __name__ == "__main__":
