@@ -2,10 +2,10 @@
 
 The builder owns what a cache *means* (``builder.remotecache``); this module only moves it:
 
-- :func:`fetch_cache_document` reads the manifest at a reference (verified against its digest) and
+- :func:`fetch_cache_documents` reads the manifest at a reference (verified against its digest) and
   its config blob (verified, capped at 16 MiB): a BuildKit cache manifest (config media type
-  ``application/vnd.buildkit.cacheconfig.v0``) or an image whose config carries an inline cache;
-  :func:`fetch_cache_documents` also reads each image of an index (a multi-platform inline cache).
+  ``application/vnd.buildkit.cacheconfig.v0``) or an image whose config carries an inline cache; for
+  an index (a multi-platform image with inline caches), each image entry's manifest and config.
 - :func:`push_cache_manifest` pushes a manifest already in the store through :func:`push` (blobs
   skipped when present, mounted across repositories from a known source, else uploaded), so a cache
   layer the local store only knows lazily is mounted, never downloaded.
@@ -29,7 +29,7 @@ from .remotes import Remotes
 from .store import LocalStore
 from .transport import TransportConfig
 
-__all__ = ["CacheDocument", "LazyLayersUnavailable", "Remotes", "complete_image", "complete_images", "fetch_cache_document", "fetch_cache_documents", "push_cache_manifest", "CONFIG_MAX"]
+__all__ = ["CacheDocument", "LazyLayersUnavailable", "Remotes", "complete_image", "complete_images", "fetch_cache_documents", "push_cache_manifest", "CONFIG_MAX"]
 
 CONFIG_MAX = 16 << 20
 
@@ -105,16 +105,6 @@ def _unavailable(store, purpose: str, failed: list[tuple[str, Descriptor]]) -> s
              else "and no registry is recorded as holding it")
     return (f"{purpose}: {name}: layer {first.digest}{more} is not in the store (a lazy registry cache hit) "
             f"{where}; {purpose} fetches it when that registry answers (log in first if it needs credentials)")
-
-
-def fetch_cache_document(remotes: Remotes, ref: Reference) -> CacheDocument:
-    """The manifest ``ref`` names (an image manifest, not an index) and its config bytes."""
-    docs = fetch_cache_documents(remotes, ref)
-    if len(docs) != 1 or docs[0].platform:
-        from layers.errors import InvalidInput
-
-        raise InvalidInput(f"{ref}: an index, not a cache manifest (the index form of a cache is not supported)")
-    return docs[0]
 
 
 def fetch_cache_documents(remotes: Remotes, ref: Reference) -> tuple[CacheDocument, ...]:

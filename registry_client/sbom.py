@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
-from layers.errors import InvalidInput
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.mediatype import MediaType
@@ -46,8 +45,12 @@ def fetch_sbom(repo: Repository, ref: Reference, platform: Platform | None = Non
     top = parse_document(doc.raw, doc.media_type or None)
     if isinstance(top, Index):
         digest = top.select(platform or Platform.host()).digest
-    elif platform is not None:
-        raise InvalidInput(f"{ref}: --platform {platform} names an image of an index, but {digest} is one image")
+    elif platform is not None:  # one image: it must be of that platform
+        from layers.config import ImageConfig
+
+        config = ImageConfig.parse(fetch_small(repo, top.config, 16 << 20))
+        if not config.platform.matches(platform):
+            raise RemoteNotFound(f"{ref} is one image of {config.platform}, not {platform}")
     found = list_referrers(repo, digest, SPDX)
     if not found:
         raise RemoteNotFound(f"{ref}: no SBOM ({SPDX}) is attached to {digest}")

@@ -44,7 +44,10 @@ def local_sbom(store, name: str, platform=None) -> bytes | None:
         return None
     digest = record.manifest_digest
     if platform is not None or load_sbom(store.root, digest) is None:  # an index: its platform's image
-        digest = store.images.load(record, platform=platform, lazy=True).manifest.digest
+        image = store.images.load(record, platform=platform, lazy=True)
+        if platform is not None and image.index is None and not image.config.platform.matches(platform):
+            raise NotFound(f"{name} is one image of {image.config.platform}, not {platform}")
+        digest = image.manifest.digest
     return load_sbom(store.root, digest)
 
 

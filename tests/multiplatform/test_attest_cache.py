@@ -92,8 +92,14 @@ def test_each_platform_manifest_has_its_own_sbom_referrer(built) -> None:
         assert local == remote  # the document saved by the build is the one attached
     # the index itself carries none: an SBOM belongs to one platform's image
     assert json.loads(pb("referrers", image, "--format", "json", env=env, check=True).stdout) == []
-    bad = pb("sbom", "--remote", "--platform", "linux/s390x", image, env=env)
-    assert bad.returncode != 0 and "linux/s390x" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    for args in (["--platform", "linux/s390x", image],  # no such entry in the index
+                 ["--platform", "linux/arm64", f"{name}@{entries['linux/amd64']}"]):  # one image, another platform
+        bad = pb("sbom", "--remote", *args, env=env)
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1, bad.stderr
+        assert args[1] in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    one = json.loads(pb("sbom", "--remote", "--platform", "linux/amd64", f"{name}@{entries['linux/amd64']}",
+                        env=env, check=True).stdout)
+    assert _tool(one)[0] == "tool-amd64"
 
 
 @pytest.mark.parametrize("source", ["registry", "local", "inline"])
