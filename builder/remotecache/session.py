@@ -83,7 +83,8 @@ class CacheSession:
         cdesc = Descriptor(result.manifest.config.media_type, digest, len(config.raw))
         manifest = Manifest.build(cdesc, result.layers, docker=result.manifest.is_docker)
         self.store.blobs.put_bytes(manifest.raw)
-        self.lines.append(f"cache: exported {len(export.config.records)} records inline in the image config")
+        where = f"the {platform} image's config" if platform else "the image config"
+        self.lines.append(f"cache: exported {len(export.config.records)} records inline in {where}")
         return replace(result, config=config, manifest=manifest)
 
     def export(self, plan: Plan, warn) -> None:
