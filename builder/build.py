@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from . import instructions as I
-from .context import BuildContext
 from .attest import attach_sbom, attach_sboms, write_sbom
+from .context import BuildContext
 from .dockerignore import load_ignore
 from .errors import BuildError
 from .execute import BuildResult, Executor
