@@ -10,8 +10,6 @@ it. GC leaves alone any ``<hex>`` or ``.tmp-<hex>-*`` whose lock is held (an unp
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from typing import Callable
 
 from layers.atomic import fsync_dir, write_atomic
@@ -31,8 +29,10 @@ def remove_tree(path: str) -> None:
     """Remove a snapshot tree: rename it aside first so a half-removed tree is never mistaken for one."""
     if not os.path.lexists(path):
         return
-    trash = os.path.join(os.path.dirname(path), f".trash-{secrets.token_hex(6)}")
+    trash = os.path.join(os.path.dirname(path), f".trash-{os.urandom(6).hex()}")
     os.rename(path, trash)
+    import shutil              # here: only removing and unpacking need it (it loads bz2, lzma, fnmatch)
+
     shutil.rmtree(trash)
 
 
@@ -74,12 +74,14 @@ class SnapshotStore:
         return self._unpack(layer, diff_id, archive)
 
     def _unpack(self, layer: Descriptor, diff_id: Digest, archive) -> str:
+        import shutil              # here, as in remove_tree: a run of an unpacked image never loads it
+
         with locked(self.lock_path(diff_id.hex), timeout=600, what=f"snapshot {diff_id}"):
             if self.ready(diff_id):
                 return self.path(diff_id)
             final = self.dir(diff_id)
             remove_tree(final)  # debris of an interrupted unpack
-            tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{secrets.token_hex(4)}")
+            tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{os.urandom(4).hex()}")
             try:
                 os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
                 os.chmod(os.path.join(tmp, "fs"), 0o755)
