@@ -147,15 +147,22 @@ class OverlayMount:
     ``lowerdirs`` are top-most first, as overlayfs wants them (``store.snapshots.lowerdirs``); with
     ``upper=None`` the mount is read-only (overlayfs then needs at least two lower dirs, so a single
     one is bind-mounted read-only instead). Unmounts on exit, lazily if it is still busy.
+
+    ``volatile``: mount with overlayfs' ``volatile`` option (Linux 5.10; without it the option is
+    dropped): fsync and syncfs inside the mount do not reach the disk. Only for a throw-away upper dir
+    that is never mounted again after a crash (a build step's, whose layer is made durable when it is
+    stored); never for a container's, which a restart mounts again.
     """
 
-    def __init__(self, lowerdirs: list[str], upper: str | None, work: str | None, target: str) -> None:
+    def __init__(self, lowerdirs: list[str], upper: str | None, work: str | None, target: str, *,
+                 volatile: bool = False) -> None:
         if not lowerdirs:
             raise SandboxError(f"overlay at {target}: no lower directories")
         self.lowerdirs = [os.path.abspath(d) for d in lowerdirs]
         self.upper = os.path.abspath(upper) if upper else None
         self.work = os.path.abspath(work) if work else None
         self.target = os.path.abspath(target)
+        self.volatile = volatile and upper is not None
         self.mounted = False
 
     def mount(self) -> str:
@@ -182,7 +189,15 @@ class OverlayMount:
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
-                sc.mount("overlay", self.target, "overlay", 0, data)
+                if self.volatile:
+                    try:
+                        sc.mount("overlay", self.target, "overlay", 0, data + ",volatile")
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL:  # a kernel before 5.10 does not know the option
+                            raise
+                        self.volatile = False
+                if not self.volatile:
+                    sc.mount("overlay", self.target, "overlay", 0, data)
             except OSError as exc:
                 raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
             finally:

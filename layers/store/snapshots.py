@@ -75,12 +75,9 @@ class SnapshotStore:
         with locked(self.lock_path(diff_id.hex), timeout=600, what=f"snapshot {diff_id}"):
             if self.ready(diff_id):
                 return self.path(diff_id)
-            final = self.dir(diff_id)
-            remove_tree(final)  # debris of an interrupted unpack
-            tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{secrets.token_hex(4)}")
+            remove_tree(self.dir(diff_id))  # debris of an interrupted unpack
+            tmp = self.temp_dir(diff_id)
             try:
-                os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
-                os.chmod(os.path.join(tmp, "fs"), 0o755)
                 try:
                     compression = MediaType.compression(layer.media_type)
                 except KeyError:
@@ -90,8 +87,6 @@ class SnapshotStore:
                     reader.verify_rest()
                 if got != diff_id:
                     raise IntegrityError(f"layer {layer.digest}: uncompressed content is {got}, the config says {diff_id}")
-                os.rename(tmp, final)
-                fsync_dir(self.base)
             except (StoreError, OSError) as exc:
                 written = tree_size(tmp)
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -103,17 +98,50 @@ class SnapshotStore:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            from .pause import pause_point
+            return self.publish(tmp, diff_id)
 
-            pause_point("snapshot-ready")
-            try:
-                write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
-            except OSError as exc:
-                if exc.errno in NOSPACE:
-                    remove_tree(final)
-                    raise no_space(self.root, exc, f"marking snapshot {diff_id.short} ready", 4096) from None
-                raise
-            return self.path(diff_id)
+    def temp_dir(self, diff_id: Digest) -> str:
+        """A new ``.tmp-<hex>-<random>`` dir with an empty ``fs`` (0755) to unpack into; the caller holds
+        the snapshot's lock and has removed debris at :meth:`dir` (:func:`remove_tree`)."""
+        tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{secrets.token_hex(4)}")
+        try:
+            os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
+            os.chmod(os.path.join(tmp, "fs"), 0o755)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno in NOSPACE:
+                raise no_space(self.root, exc, f"unpacking layer {diff_id.short}", 4096) from None
+            raise
+        return tmp
+
+    def publish(self, tmp: str, diff_id: Digest) -> str:
+        """Make ``tmp`` (a tree whose diff_id the caller checked, under the snapshot's lock) the snapshot
+        of ``diff_id``: rename it into place, then write the ``ready`` marker; the lowerdir path."""
+        final = self.dir(diff_id)
+        try:
+            os.rename(tmp, final)
+            fsync_dir(self.base)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        from .pause import pause_point
+
+        pause_point("snapshot-ready")
+        try:
+            write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
+        except OSError as exc:
+            if exc.errno in NOSPACE:
+                remove_tree(final)
+                raise no_space(self.root, exc, f"marking snapshot {diff_id.short} ready", 4096) from None
+            raise
+        return self.path(diff_id)
+
+    def follow(self, layer: Descriptor, diff_id: Digest):
+        """A :class:`~.follow.FollowUnpack` that unpacks ``layer`` from its ingest while it is written
+        (a pull); see :mod:`.follow` for when the snapshot becomes visible."""
+        from .follow import FollowUnpack
+
+        return FollowUnpack(self, layer, diff_id)
 
     def lowerdirs(self, image) -> list[str]:
         """The image's snapshots, top-most first, as overlayfs wants its lowerdirs."""
