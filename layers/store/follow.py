@@ -169,9 +169,7 @@ class FollowUnpack:
         if snaps.ready(self.diff_id):
             self.abort()
             return
-        from .snapshots import remove_tree
-
-        remove_tree(snaps.dir(self.diff_id))  # debris of an interrupted unpack
+        snaps.remove(self.diff_id.hex)  # debris of an interrupted unpack (renamed aside, then removed)
         self._tmp = snaps.temp_dir(self.diff_id)
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         st = os.fstat(fd)

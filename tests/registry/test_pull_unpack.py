@@ -31,7 +31,7 @@ from layers.mediatype import MediaType
 from layers.reference import Reference
 
 from .hostile import HostileRegistry, serve_blob, serve_image
-from .test_pull_push import _env, _fsck_ok, _store, _wait_until
+from .test_pull_push import _env, _fsck_ok, _ingest_bytes, _store, _wait_until
 
 
 def _tree_layer(seed: int, files: int = 120, size: int = 40_000, *, mtime: int = 0) -> tuple[bytes, Digest]:
@@ -205,6 +205,7 @@ def test_pull_killed_mid_stream_leaves_nothing_visible_then_resumes(pybuild, tmp
             assert stalled.wait(60), "the pull never reached the layer"
             store = _store(pybuild)
             _wait_until(lambda: _temps(store, diff_id), "no unpack started during the download")
+            _wait_until(lambda: _ingest_bytes(pybuild.root) > 0, "the first half never reached the ingest file")
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
