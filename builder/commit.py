@@ -127,13 +127,15 @@ def _pack_upper(images, containers, cfg):
     from layers.digest import Digest
     from runner.fsdiff import mount_stubs
     from runner.resources import rootfs_paths
+    from runner.overlaykind import overlay_kind
 
     upper = rootfs_paths(containers, cfg.id).upper
     if not os.path.isdir(upper):
         os.makedirs(upper, mode=0o755, exist_ok=True)   # created, never started: an empty layer
     stubs = mount_stubs(containers, cfg)
     with tempfile.TemporaryFile(dir=images.root) as plain:
-        archive.pack(upper, plain, overlay_upper=True, compression=None, lowerdirs=list(cfg.lowerdirs))
+        archive.pack(upper, plain, overlay_upper=True, compression=None, lowerdirs=list(cfg.lowerdirs),
+                     marker_files=overlay_kind() == "fuse-overlayfs")
         plain.seek(0)
         reader = TarReader(plain, f"upper dir of {cfg.name}")
         comp = archive.Compressor("gzip")

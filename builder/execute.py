@@ -346,12 +346,14 @@ class Executor:
         where a whiteout was (``rm f; mkdir f``), and the marker is only kept where a lower layer has a
         directory for it to hide."""
         from layers import archive
+        from runner.overlaykind import overlay_kind
 
         if not os.listdir(upper):
             return None, None
         with self.store.blobs.ingest() as ing:
             res = archive.pack(upper, ing, overlay_upper=True, timestamp=self.options.timestamp,
-                               compression=self.options.compression, lowerdirs=lowers)
+                               compression=self.options.compression, lowerdirs=lowers,
+                               marker_files=overlay_kind() == "fuse-overlayfs")
             ours = _inode(getattr(ing, "path", None))
             pause_point("build-layer-write")  # a test hook: the whole layer is in the ingest, not committed
             digest = ing.commit()

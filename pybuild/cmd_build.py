@@ -92,35 +92,20 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
               no_cache: bool, pull: bool, network: str, fmt: str, compression: str, timestamp, platform: str,
               secrets, iidfile, quiet: bool, progress_mode: str, push: bool, outputs, cache_from, cache_to,
               sbom: bool, policy: str | None) -> None:
-    """Build an image from a Dockerfile and a context directory ('-' reads a tar of the context from stdin)."""
+    """Build an image from a Dockerfile and a context: a directory, '-' (a tar of the context on stdin)
+    or a git URL (https://HOST/PATH.git#REF:SUBDIR, git://, ssh://, git@HOST:PATH)."""
     import tempfile
 
     from builder.build import build
+    from builder.contextsource import open_context
     from builder.options import BuildOptions, RegistrySettings
     from builder.progress import Progress
 
-    dockerfile_text = None
     with tempfile.TemporaryDirectory(prefix="pybuild-context-") as tmp:
-        if context == "-":
-            if dockerfile == "-":
-                raise click.BadParameter("context and Dockerfile cannot both come from stdin")
-            head = _read_head(sys.stdin.buffer, 512)
-            if _looks_like_tar(head):
-                _unpack_context(_Prefixed(head, sys.stdin.buffer), head, tmp)  # streamed, never all in memory
-            else:
-                dockerfile_text = head + sys.stdin.buffer.read()  # `pybuild build - < Dockerfile`: no context
-            context_dir = tmp
-        else:
-            context_dir = context
-            if not os.path.isdir(context_dir):
-                raise click.BadParameter(f"{context}: not a directory", param_hint="CONTEXT")
-        if dockerfile == "-":
-            dockerfile_text, dockerfile = sys.stdin.buffer.read(), None
-        elif dockerfile is not None and context == "-" and not os.path.isabs(dockerfile):
-            dockerfile = os.path.join(context_dir, dockerfile)
+        source = open_context(context, dockerfile, sys.stdin.buffer, tmp)
         options = BuildOptions(
-            context_dir=os.path.abspath(context_dir), dockerfile=os.path.abspath(dockerfile) if dockerfile else None,
-            dockerfile_text=dockerfile_text, tags=tuple(tags), target=target,
+            context_dir=source.context_dir, dockerfile=source.dockerfile,
+            dockerfile_text=source.dockerfile_text, tags=tuple(tags), target=target,
             build_args=_pairs(build_args, "--build-arg", from_env=True), labels=_pairs(labels, "--label"),
             platform=platform, no_cache=no_cache, pull=pull, network="none" if network == "none" else "host",
             format=fmt, compression=compression, timestamp=_timestamp(timestamp),
@@ -158,43 +143,3 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
         click.echo(f"Pushed {digest}", err=True)
     click.echo(image_id)
 
-
-def _looks_like_tar(data: bytes) -> bool:
-    if data[:2] == b"\x1f\x8b" or data[:4] == b"\x28\xb5\x2f\xfd":
-        return True
-    return len(data) >= 262 and data[257:262] == b"ustar"
-
-
-def _read_head(stream, n: int) -> bytes:
-    out = b""
-    while len(out) < n:
-        chunk = stream.read(n - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
-class _Prefixed:
-    """``head`` (already read to sniff the format) followed by the rest of ``stream``."""
-
-    def __init__(self, head: bytes, stream) -> None:
-        self._head, self._stream = head, stream
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                data, self._head = self._head + self._stream.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._stream.read(n)
-
-
-def _unpack_context(stream, head: bytes, dest: str) -> None:
-    """A context tar from stdin (plain, gzip or zstd), through the store's safe extraction (no escapes,
-    no devices trusted), read once as it arrives."""
-    from layers import archive
-
-    compression = "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head[:4] == b"\x28\xb5\x2f\xfd" else None
-    archive.extract(stream, dest, compression=compression, mode="apply", what="build context")

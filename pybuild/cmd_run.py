@@ -125,7 +125,7 @@ def build_options(kw: dict):
         privileged=kw["privileged"],
         memory=ro.parse_bytes(kw["memory"]) if kw["memory"] else None,
         cpus=kw["cpus"],
-        pids_limit=ro.DEFAULT_PIDS_LIMIT if pids is None else (None if pids < 0 else pids),
+        pids_limit=ro.default_pids_limit() if pids is None else (None if pids < 0 else pids),
         network=flags.pop("network"),
         extra_networks=flags.pop("extra_networks"),
         tty=kw["tty"],

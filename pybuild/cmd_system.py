@@ -38,6 +38,8 @@ def _echo(template, doc: dict, text: str, extra: dict) -> None:
 def info_cmd(settings: Settings, fmt: str | None) -> None:
     """Display system-wide information: counts, storage, cgroups, security options, host."""
     from runner.info import container_counts, host_facts
+    from runner.overlaykind import overlay_kind
+    from runner.userns import current
 
     from .cmd_containers import container_store
     from .views.contexts import bytes_size
@@ -46,7 +48,7 @@ def info_cmd(settings: Settings, fmt: str | None) -> None:
     template = _template(fmt)
     images = len({s.record.id for s in settings.store().images.summaries(None)})
     doc = info_document(host_facts(), container_counts(container_store(settings)), images, settings.root,
-                        settings.state_dir)
+                        settings.state_dir, current(), overlay_kind())
     _echo(template, doc, INFO_TEXT, {"MemTotalText": bytes_size(doc["MemTotal"])})
 
 

@@ -13,8 +13,11 @@ import sys
 
 __all__ = ["COMMANDS", "GROUPS", "ALIASES", "DOCKER_EXIT_CODES", "OPTION_HELP", "DEFAULT_ROOT", "DEFAULT_STATE", "DESCRIPTION", "USAGE", "top_help"]
 
-DEFAULT_ROOT = "/var/lib/pybuild"
-DEFAULT_STATE = "/run/pybuild"
+from layers.store.location import default_location as _default_location
+
+_LOCATION = _default_location()  # root: /var/lib/pybuild and /run/pybuild; rootless: the user's XDG dirs
+DEFAULT_ROOT = _LOCATION.root
+DEFAULT_STATE = _LOCATION.state
 
 DESCRIPTION = "pybuild: build, ship and run OCI container images, without a daemon."
 USAGE = "Usage: pybuild [OPTIONS] COMMAND [ARGS]..."
@@ -80,6 +83,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "events": ("pybuild.cmd_events", "events_cmd", "Show container and image events"),
     # building (cmd_build)
     "build": ("pybuild.cmd_build", "build_cmd", "Build an image from a Dockerfile"),
+    "kube": ("pybuild.cmd_kube", "kube_group", "Kubernetes manifests for builds in a cluster"),
     # multi-container projects (cmd_compose, over the compose room)
     "compose": ("pybuild.cmd_compose", "compose_group", "Define and run multi-container applications"),
 }

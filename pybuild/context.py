@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from .commands import DEFAULT_ROOT, DEFAULT_STATE
 
-__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list"]
+__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces", "NO_STORE"]
+
+# commands that never touch the store or containers: no user namespace to join for them
+NO_STORE = frozenset({"version", "login", "logout", "key", "kube"})
 
 
 @dataclass(frozen=True)
@@ -39,3 +43,18 @@ def env_list(name: str) -> tuple[str, ...]:
     """The comma-separated values of the environment variable ``name``, blanks dropped."""
     raw = os.environ.get(name, "")
     return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def enter_namespaces(state_dir: str) -> None:
+    """Join the rootless user namespace (``runner.userns.enter``) and print its one-time notice;
+    nothing as root. The one call of the CLI: every command but :data:`NO_STORE` ones runs it first,
+    once click has parsed it (``pybuild.group.load_command``), and so does the click-free ``ps``."""
+    from layers.store.location import is_rootless
+
+    if not is_rootless():
+        return
+    from runner.userns import enter
+
+    notice = enter(state_dir).notice
+    if notice:
+        sys.stderr.write(notice + "\n")

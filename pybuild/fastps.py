@@ -125,8 +125,9 @@ def try_fast(args: list[str]) -> int | None:
     opts = _parse(args)
     if opts is None:
         return None
-    from .context import Settings, env_list
+    from .context import Settings, enter_namespaces, env_list
 
+    enter_namespaces(os.path.abspath(opts["state_dir"]))
     settings = Settings(root=os.path.abspath(opts["root"]), state_dir=os.path.abspath(opts["state_dir"]),
                         insecure_registries=env_list("PYBUILD_INSECURE_REGISTRIES"))
     out = sys.stdout

@@ -16,7 +16,7 @@ import os
 import click
 
 from .commands import ALIASES, COMMANDS, DEFAULT_ROOT, DOCKER_EXIT_CODES, GROUPS, DEFAULT_STATE, DESCRIPTION, OPTION_HELP
-from .context import Settings, env_list
+from .context import NO_STORE, Settings, enter_namespaces, env_list
 
 __all__ = ["cli", "LazyGroup", "ManagementGroup", "Unavailable", "image_group", "container_group",
            "system_group"]
@@ -45,7 +45,32 @@ def load_command(name: str, module: str, attr: str) -> click.Command:
         from .exitcodes import with_docker_exit_codes
 
         cmd = with_docker_exit_codes(cmd, DOCKER_EXIT_CODES[module, attr])
+    if name.split()[0] not in NO_STORE:
+        _joining(cmd)
     return cmd
+
+
+def _joining(cmd: click.Command) -> None:
+    """Make ``cmd`` (every leaf of it, for a module's group) join the rootless user namespace
+    (:func:`pybuild.context.enter_namespaces`) before its body runs: after click parsed its options,
+    so ``--help`` (which exits while parsing) and bad options never create or join anything."""
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _joining(sub)
+        return
+    inner = cmd.callback
+    if inner is None or getattr(inner, "_pybuild_joins", False):
+        return
+
+    def callback(*args, **kwargs):
+        ctx = click.get_current_context()
+        settings = ctx.find_object(Settings)
+        if settings is not None:
+            enter_namespaces(settings.state_dir)
+        return inner(*args, **kwargs)
+
+    callback._pybuild_joins = True  # type: ignore[attr-defined]
+    cmd.callback = callback
 
 
 def _with_aliases(group: str, cmd: click.Command) -> click.Command:

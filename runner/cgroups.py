@@ -8,6 +8,11 @@ from the spec's ``linux.resources``: ``memory.limit`` (swap disabled: ``memory.s
 limit), ``cpu.quota``/``period``, ``pids.limit``, and the device allow-list (v1 only; v2 needs an eBPF
 program, which pybuild does not attach). Hybrid hosts (v1 controllers with an empty v2 tree at
 ``/sys/fs/cgroup/unified``) use the v1 path.
+
+Rootless (``layers.store.location.is_rootless``): a user cannot create cgroups on v1, nor on v2 without
+a delegated subtree, so a container gets no cgroup (``Cgroup("none", ())``: its processes die with its
+pid namespace) and any limit (``--memory``, ``--cpus``, ``--pids-limit`` ...) is refused by
+:func:`refuse_rootless_limits` with the reason, never silently dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from .errors import CgroupError
 from .ocispec import Resources
 from .shimrecord import kill_cgroup, remove_cgroup
 
-__all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT"]
+__all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT", "refuse_rootless_limits"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 _V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio", "cpuset")
@@ -71,6 +76,8 @@ class Cgroup:
             _write(os.path.join(p, "cgroup.procs"), str(pid))
 
     def pids(self) -> list[int]:
+        if not self.paths:
+            return []
         try:
             with open(os.path.join(self.paths[0], "cgroup.procs")) as f:
                 return [int(x) for x in f.read().split()]
@@ -78,7 +85,8 @@ class Cgroup:
             return []
 
     def kill_all(self) -> None:
-        kill_cgroup(self.paths[0])
+        if self.paths:
+            kill_cgroup(self.paths[0])
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer acted in this cgroup."""
@@ -213,9 +221,31 @@ def _v1_paths(container_id: str) -> dict[str, str]:
     return out
 
 
+def _rootless() -> bool:
+    from layers.store.location import is_rootless
+
+    return is_rootless()
+
+
+def refuse_rootless_limits(resources: Resources | None) -> None:
+    """Raise :class:`CgroupError` when ``resources`` sets any limit: a rootless container has no cgroup."""
+    if resources is None:
+        return
+    asked = [flag for flag, part in (("--memory", resources.memory), ("--cpus/--cpu-*", resources.cpu),
+                                     ("--pids-limit", resources.pids)) if part is not None and part.to_dict()]
+    if asked:
+        why = ("this host has cgroup v1, where only root can create cgroups" if detect_version() == "v1"
+               else "cgroup v2 without a subtree delegated to this user (systemd's Delegate=yes)")
+        raise CgroupError(f"rootless: {', '.join(asked)} cannot be honoured: {why}")
+
+
 def create(container_id: str, resources: Resources | None = None) -> Cgroup:
-    """Create the container's cgroup with the spec's ``linux.resources`` applied."""
+    """Create the container's cgroup with the spec's ``linux.resources`` applied (rootless: none, and
+    limits refused)."""
     resources = resources or Resources()
+    if _rootless():
+        refuse_rootless_limits(resources)
+        return Cgroup("none", ())
     version = detect_version()
     if version == "v2":
         # under the root, as Docker's cgroupfs driver does: a non-root cgroup that holds processes
@@ -270,6 +300,8 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
 
 def open_existing(container_id: str) -> Cgroup | None:
     """The cgroup of ``container_id`` if any of its directories exist (for cleanup after a crash)."""
+    if _rootless():
+        return None
     if detect_version() == "v2":
         path = os.path.join(CGROUP_ROOT, "pybuild", container_id)
         return Cgroup("v2", (path,)) if os.path.isdir(path) else None
@@ -281,6 +313,9 @@ def update(cg: Cgroup, resources: Resources) -> None:
     """Apply ``resources`` to a live container's cgroup (``pybuild update``): only the limits it sets.
 
     On v1 a memory limit above the current memory+swap limit needs that one raised first."""
+    if not cg.paths:
+        refuse_rootless_limits(resources)
+        return
     if cg.version == "v2":
         cpu = resources.cpu
         if cpu is not None and cpu.quota == -1:      # no quota: v2 spells it "max"

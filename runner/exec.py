@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from layers.errors import InvalidInput, PybuildError
 
+from .userns.groups import set_groups
 from . import records as st
 from .errors import StateConflict
 from .ocispec import Spec, User
@@ -123,7 +124,7 @@ def _child(pid1: int, spec: Spec, opts: ExecOptions, stdio: tuple[int, int, int]
             for c in range(syscalls.cap_last_cap() + 1):
                 if not keep & (1 << c):
                     syscalls.capbset_drop(c)
-            os.setgroups(groups)
+            set_groups(groups)
             os.setgid(gid)
             os.setuid(uid)
             eff = keep if uid == 0 else 0

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 
 from layers.errors import InvalidInput, PybuildError
+from layers.store.location import opaque_xattr
 
 from .lifecycle import create, remove, start
 from .ocispec import Mount
@@ -145,7 +146,7 @@ def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
 
         exposed = dict(image_runtime_config(image_config).get("ExposedPorts") or {})
         exposed.update({port: {} for port in getattr(opts, "expose", ())})     # --expose
-        out += [PublishedPort.from_dict(m.to_dict()) for m in publish_all(exposed)]
+        out += publish_all(exposed)
     return tuple(out)
 
 
@@ -170,7 +171,7 @@ def passwd_dir(lowerdirs) -> str | None:
 
 def _opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

@@ -258,7 +258,7 @@ def archive_from_container(store: ContainerStore, ref: str, src: str, out: Binar
 
 def extract_into_container(store: ContainerStore, ref: str, stream: BinaryIO, dest: str) -> None:
     """``cp - CONTAINER:DEST``: a tar (plain, gzip or zstd) read from ``stream`` into directory DEST."""
-    from layers.archive import extract, sniff
+    from layers.archive import extract, sniff_stream
 
     with container_root(store, ref) as view, \
             Root((place := _writable(_place(view, dest), f"{view.config.name}:{dest}")).root) as croot:
@@ -270,34 +270,10 @@ def extract_into_container(store: ContainerStore, ref: str, stream: BinaryIO, de
         except NotADirectoryError:
             raise InvalidInput(f"{where}: destination must be a directory") from None
         try:
-            head = _Head(stream)
-            extract(head, f"/proc/self/fd/{fd}", compression=sniff(head.peek(4)), what=f"tar for {where}")
+            head, compression = sniff_stream(stream)
+            extract(head, f"/proc/self/fd/{fd}", compression=compression, what=f"tar for {where}")
         except OSError as exc:
             raise _fail(exc, where) from None
         finally:
             os.close(fd)
 
-
-class _Head:
-    """A reader whose first bytes can be looked at without losing them (stdin does not seek)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._head = b""
-
-    def peek(self, n: int) -> bytes:
-        while len(self._head) < n:
-            more = self._raw.read(n - len(self._head))
-            if not more:
-                break
-            self._head += more
-        return self._head[:n]
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._head:
-            return self._raw.read(n)
-        if n is None or n < 0:
-            out, self._head = self._head + self._raw.read(), b""
-            return out
-        out, self._head = self._head[:n], self._head[n:]
-        return out

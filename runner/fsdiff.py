@@ -3,7 +3,7 @@
 Docker's kinds: ``A`` added, ``C`` changed, ``D`` deleted, one :class:`Change` per path, sorted by
 path. Read without mounting anything:
 
-* a whiteout (a 0/0 character device) is ``D``;
+* a whiteout (a 0/0 character device, :func:`layers.archive.pack.is_whiteout`) is ``D``;
 * anything else in the upper dir is ``C`` when a lower dir (the image's snapshots, top-most first,
   in overlayfs form) has that path, else ``A``;
 * an opaque directory (``trusted.overlay.opaque=y``: made where a directory was deleted) is ``C``
@@ -23,6 +23,8 @@ import posixpath
 import stat
 from dataclasses import dataclass
 
+from layers.archive.pack import is_opaque, is_whiteout
+
 from .resources import rootfs_paths
 from .state import ContainerStore
 
@@ -38,20 +40,6 @@ class Change:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.path}"
-
-
-def _whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _opaque(path: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            pass
-    return False
 
 
 class _Lowers:
@@ -71,12 +59,12 @@ class _Lowers:
                     st = os.lstat(p)
                 except (FileNotFoundError, NotADirectoryError):
                     break
-                if _whiteout(st) or (i < len(parts) and not stat.S_ISDIR(st.st_mode)):
+                if is_whiteout(st) or (i < len(parts) and not stat.S_ISDIR(st.st_mode)):
                     hidden = True
                     break
                 if i == len(parts):
                     return st, p
-                if _opaque(p):
+                if is_opaque(p):
                     # nothing below this directory comes from the dirs under ``d``
                     hidden = not os.path.lexists(os.path.join(d, *parts))
                     if hidden:
@@ -168,12 +156,12 @@ def diff(store: ContainerStore, ref: str) -> list[Change]:
             if child in stubs:
                 left_out += 1
                 continue
-            if _whiteout(st):
+            if is_whiteout(st):
                 out.append(Change(DELETED, "/" + child))
                 continue
             had = lowers.stat(child) is not None
             if stat.S_ISDIR(st.st_mode):
-                if had and _opaque(path):
+                if had and is_opaque(path):
                     for gone in lowers.children(child) - set(os.listdir(path)):
                         out.append(Change(DELETED, f"/{child}/{gone}"))
                 if walk(child) and had:

@@ -56,21 +56,11 @@ def _os_release() -> dict[str, str]:
     return {}
 
 
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def host_facts() -> HostFacts:
     """What this host offers the sandbox."""
     from . import seccomp
     from .cgroups import detect_version
+    from .listing import host_memory
     from .spec import OCI_VERSION
 
     rel = _os_release()
@@ -88,7 +78,7 @@ def host_facts() -> HostFacts:
         os_type=uname.sysname.lower(),
         architecture=uname.machine,
         ncpu=os.cpu_count() or 1,
-        mem_total=_mem_total(),
+        mem_total=host_memory(),
         name=socket.gethostname(),
         cgroup_version=cgroup.removeprefix("v"),
         cgroup_driver="cgroupfs",

@@ -17,10 +17,18 @@ from layers.errors import InvalidInput
 from .errors import InvalidRunOption
 
 __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "parse_volume",
-           "parse_tmpfs", "parse_env_file", "DEFAULT_PIDS_LIMIT", "HealthOptions", "parse_duration",
+           "parse_tmpfs", "parse_env_file", "DEFAULT_PIDS_LIMIT", "default_pids_limit", "HealthOptions", "parse_duration",
            "container_healthcheck", "NetworkRequest", "parse_networks"]
 
 DEFAULT_PIDS_LIMIT = 4096
+
+
+def default_pids_limit() -> int | None:
+    """The pids limit a container gets when none is asked: :data:`DEFAULT_PIDS_LIMIT`, or none
+    rootless (no cgroup to hold it; an explicit ``--pids-limit`` is refused there instead)."""
+    from layers.store.location import is_rootless
+
+    return None if is_rootless() else DEFAULT_PIDS_LIMIT
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .logfile import rfc3339      # Docker's time spelling; the shim loop's log 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .ocispec import Spec
+    from .ocispec import Namespace, Spec
 
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES", "TRANSITIONS",
@@ -93,18 +93,32 @@ def _fields(record) -> dict:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class PublishedPort:
-    """Host ``host_ip:host_port`` forwards to ``container_port/protocol``; ``host_port`` 0 is "any free
-    port", ``host_port_end`` (not 0) makes ``host_port`` the start of a range. The fields of
-    :class:`runner.network.PortMapping`, here so that reading a record does not load the network
-    package (the shim reads records); ``to_dict``/``from_dict`` are that type's."""
+    """Host ``host_ip:host_port`` forwards to container port ``container_port`` over ``protocol``.
+
+    ``host_port`` 0 means "any free port"; ``host_port_end`` (when not 0) makes ``host_port`` the
+    start of a range of which the first free port is taken (``-p 8000-8010:80``). The bound proxy
+    reports the real port, with no range. The one type of a published port: the network room's
+    :class:`runner.network.PortMapping` is this class (it lives here so that reading a record does
+    not load the network package).
+    """
 
     container_port: int
     protocol: str = "tcp"
     host_ip: str = "0.0.0.0"
     host_port: int = 0
     host_port_end: int = 0
+
+    def __str__(self) -> str:
+        ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
+        end = f"-{self.host_port_end}" if self.host_port_end else ""
+        return f"{self.container_port}/{self.protocol} -> {ip}:{self.host_port}{end}"
+
+    @property
+    def candidates(self) -> range:
+        """The host ports to try, in order (``range(0, 1)`` for "any")."""
+        return range(self.host_port, max(self.host_port, self.host_port_end) + 1)
 
     def to_dict(self) -> dict:
         d = {"container_port": self.container_port, "protocol": self.protocol,
@@ -122,8 +136,13 @@ class PublishedPort:
 @dataclass(frozen=True, slots=True)
 class NetworkAttachment:
     """The network a container asked for (``mode``: none, host, bridge, a network name or
-    ``container:<ref>``) and, once attached (``container_id`` set), what
-    :class:`runner.network.Attachment` reported: its namespace, address, gateway, veth, notes..."""
+    ``container:<ref>``) and, once attached (``container_id`` set), its namespace (``netns_path``
+    None: the host's), address, gateway, veth, notes... The one type of an attachment: what
+    :func:`runner.network.setup` returns (as :class:`runner.network.Attachment`, with ``mode`` the
+    kind it set up: bridge, host, none or container) and what the record keeps.
+
+    ``etc_files`` (``hosts``, ``hostname``, ``resolv.conf`` -> the host path the sandbox binds) are
+    sorted ``(name, path)`` pairs; a mapping given is turned into them."""
 
     mode: str = "bridge"
     container_id: str = ""
@@ -140,9 +159,21 @@ class NetworkAttachment:
     nat: str | None = None
     notes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if isinstance(self.etc_files, dict):
+            object.__setattr__(self, "etc_files", tuple(sorted(self.etc_files.items())))
+
     @property
     def attached(self) -> bool:
         return bool(self.container_id)
+
+    def spec_namespace(self) -> Namespace | None:
+        """The OCI ``linux.namespaces`` entry to join, or None for the host network."""
+        if self.netns_path is None:
+            return None
+        from .ocispec import Namespace
+
+        return Namespace("network", self.netns_path)
 
     def to_dict(self) -> dict:
         """The JSON shape of ``config.json`` (``{"mode": ...}`` until attached) and of inspect."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 TYPE_CHECKING = False                   # ps imports this module (reap_abandoned): no OCI spec classes
 if TYPE_CHECKING:
     from .ocispec import Mount
-from .records import ContainerConfig, NetworkAttachment
+from .records import ContainerConfig
 from .state import ContainerStore
 
 __all__ = ["ContainerPaths", "rootfs_paths", "named_volume_of", "volume_users", "prepare_volumes", "mount_rootfs",
@@ -237,7 +237,7 @@ def setup_network(store: ContainerStore, cfg: ContainerConfig) -> ContainerConfi
     if entry is not None:
         ns.insert(1, entry)
     spec = replace(spec, linux=replace(spec.linux, namespaces=tuple(ns)))
-    net = NetworkAttachment.from_dict(dict(att.to_dict(), mode=mode))
+    net = replace(att, mode=mode)           # the record keeps the mode asked for, not the kind set up
     cfg = store.update_config(replace(cfg, spec=spec, network=net))
     if cfg.extra_networks:
         from .netconnect import attach_extras

@@ -21,6 +21,7 @@ import stat
 from . import syscalls as sc
 from .errors import SandboxError
 from .ocispec import Mount, Spec
+from .overlaykind import overlay_options, uses_fuse
 
 __all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
            "seed_volume"]
@@ -185,19 +186,17 @@ class OverlayMount:
                     # too many layers for one page of options: each as /proc/self/fd/N, held for the mount
                     fds = [os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for d in lowers]
                     lowers = [f"/proc/self/fd/{fd}" for fd in fds]
-                data = "lowerdir=" + ":".join(lowers) + upper
+                data = "lowerdir=" + ":".join(lowers) + upper + overlay_options()
                 if len(data) >= 4096:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
-                if self.volatile:
-                    try:
-                        sc.mount("overlay", self.target, "overlay", 0, data + ",volatile")
-                    except OSError as exc:
-                        if exc.errno != errno.EINVAL:  # a kernel before 5.10 does not know the option
-                            raise
-                        self.volatile = False
-                if not self.volatile:
-                    sc.mount("overlay", self.target, "overlay", 0, data)
+                if data.endswith(",userxattr") or not uses_fuse():
+                    self._mount_native(data)
+                else:
+                    from . import fuseoverlay
+
+                    self.volatile = False
+                    fuseoverlay.mount(data, self.target, tuple(fds))
             except OSError as exc:
                 raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
             finally:
@@ -205,6 +204,17 @@ class OverlayMount:
                     os.close(fd)
         self.mounted = True
         return self.target
+
+    def _mount_native(self, data: str) -> None:
+        if self.volatile:
+            try:
+                sc.mount("overlay", self.target, "overlay", 0, data + ",volatile")
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:  # a kernel before 5.10 does not know the option
+                    raise
+                self.volatile = False
+        sc.mount("overlay", self.target, "overlay", 0, data)
 
     def unmount(self) -> None:
         if not self.mounted:
@@ -264,7 +274,14 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
                 sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_BIND | (flags & ~sc.MS_REC))
         else:
             target = _ensure_target(root, dest, True)
-            sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            try:
+                sc.mount(m.source or kind, target, kind, flags, ",".join(data) or None)
+            except OSError as exc:
+                # a rootless single-id map has no gid 5 (tty): devpts refuses gid=5, so leave it out (as runc)
+                kept = [o for o in data if not o.startswith("gid=")]
+                if exc.errno != errno.EINVAL or kind != "devpts" or kept == data:
+                    raise
+                sc.mount(m.source or kind, target, kind, flags, ",".join(kept) or None)
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
@@ -297,9 +314,30 @@ def _make_spec_devices(root: str, devices) -> None:
             os.unlink(path)
         kind = stat.S_IFCHR if d.type == "c" else stat.S_IFBLK
         mode = 0o666 if d.file_mode is None else d.file_mode
-        os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        try:
+            os.mknod(path, kind | mode, os.makedev(d.major, d.minor))
+        except PermissionError:  # rootless: no mknod in a user namespace; bind the host's node instead
+            _bind_host_node(path, kind, d.major, d.minor)
+            continue
         os.chmod(path, mode)
         os.chown(path, d.uid or 0, d.gid or 0)
+
+
+def _bind_host_node(path: str, kind: int, major: int, minor: int) -> None:
+    """Bind-mount the host's device node ``major:minor`` at ``path`` (found in /dev/char, /dev/block or /dev)."""
+    want = os.makedev(major, minor)
+    links = os.path.join("/dev", "char" if kind == stat.S_IFCHR else "block", f"{major}:{minor}")
+    candidates = [links] + [os.path.join("/dev", n) for n in sorted(os.listdir("/dev"))]
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except OSError:
+            continue
+        if stat.S_IFMT(st.st_mode) == kind and st.st_rdev == want:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            sc.mount(c, path, None, sc.MS_BIND)
+            return
+    raise SandboxError(f"device {major}:{minor}: no such node on the host to bind (rootless cannot mknod)")
 
 
 def _mask(path: str) -> None:

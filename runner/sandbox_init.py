@@ -31,6 +31,7 @@ from .ocispec import Capabilities, Process, Rlimit, Spec
 from .process import wait_status
 from .signals import FORWARDED_SIGNALS
 from .terminal import open_pty
+from .userns.groups import set_groups
 
 __all__ = ["stage1", "NS_FLAGS"]
 
@@ -86,7 +87,7 @@ def _set_identity(process: Process, last_cap: int) -> None:
         if have & (1 << cap) and not bounding & (1 << cap):
             sc.capbset_drop(cap)
     sc.set_keepcaps(True)
-    os.setgroups(list(user.additional_gids))
+    set_groups(user.additional_gids)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     sc.set_keepcaps(False)

@@ -99,8 +99,16 @@ def process_start_time(pid: int) -> int | None:
 
 
 def pid_in_container(pid: int, cid: str) -> bool:
-    """Is ``pid`` alive and in a cgroup named after container ``cid`` (not a reused pid)?"""
+    """Is ``pid`` alive and in a cgroup named after container ``cid`` (not a reused pid)? Rootless
+    containers have no cgroup: there it must be PID 1 of a pid namespace of its own (``NSpid`` ends
+    in 1), which a reused host pid is not."""
+    from layers.store.location import is_rootless
+
     try:
+        if is_rootless():
+            with open(f"/proc/{pid}/status") as f:
+                nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
+            return len(nspid) > 1 and nspid[-1] == "1" and process_start_time(pid) is not None
         with open(f"/proc/{pid}/cgroup") as f:
             return cid in f.read() and process_start_time(pid) is not None
     except (FileNotFoundError, ProcessLookupError):

@@ -17,7 +17,7 @@ from layers.errors import InvalidInput
 from . import records as r
 from .errors import ContainerNotFound, StateConflict, WaitTimeout
 from .records import ContainerConfig
-from .state import ContainerStore
+from .state import ContainerStore, pid_in_container
 
 __all__ = ["parse_signal", "send_signal", "kill", "wait", "stop", "WaitTimeout"]
 
@@ -40,13 +40,12 @@ def parse_signal(text: str | int) -> int:
 
 
 def send_signal(cfg: ContainerConfig, pid: int, sig: int) -> None:
-    """Signal the container's PID 1, but only if ``pid`` still is in the container's cgroup: a pid
+    """Signal the container's PID 1, but only if ``pid`` still is the container's (``pid_in_container``): a pid
     recorded before an unnoticed exit may have been reused by an unrelated host process."""
     if cfg.launcher != "host":
         try:
-            with open(f"/proc/{pid}/cgroup") as f:
-                if cfg.id not in f.read():
-                    return
+            if not pid_in_container(pid, cfg.id):
+                return
         except FileNotFoundError:
             return
     try:

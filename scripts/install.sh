@@ -9,12 +9,15 @@ cd "$(dirname "$0")/.."
 # skopeo, umoci, runc: interop peers; podman, buildah: benchmark peers; iptables: outbound NAT
 # (the network tests probe it themselves and fail if pybuild does not find it); libseccomp2: the filter;
 # qemu-user-static + binfmt-support: RUN steps and containers of other platforms (linux/arm64) under
-# emulation; gcc-aarch64-linux-gnu + libc6-dev-arm64-cross: the cross-compile multi-platform test.
+# emulation; gcc-aarch64-linux-gnu + libc6-dev-arm64-cross: the cross-compile multi-platform test;
+# git: build contexts from git URLs (builder/gitcontext.py, the one adapter that runs it);
+# uidmap (newuidmap/newgidmap), passt (pasta), slirp4netns, fuse-overlayfs: rootless pybuild.
 APT_PACKAGES=(
   busybox-static docker-registry apache2-utils
   skopeo umoci runc podman buildah
   iproute2 iptables libseccomp2 debootstrap python3-venv
-  qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross git
+  uidmap passt slirp4netns fuse-overlayfs
 )
 # the arm64 base image of the multi-platform tests: Debian's busybox-static:arm64, downloaded (not installed)
 ARM64_BUSYBOX_DEB=/var/cache/pybuild-test/busybox-static_arm64.deb
@@ -28,6 +31,10 @@ if [ "$(id -u)" = 0 ]; then
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # rootless user-mode networking (pasta/slirp4netns) opens /dev/net/tun as the user: 0666, as udev sets it
+  if [ -c /dev/net/tun ]; then chmod 0666 /dev/net/tun; fi
+  # rootless fuse-overlayfs (the overlay fallback, PYBUILD_OVERLAY=fuse-overlayfs) opens /dev/fuse: 0666, as udev sets it
+  if [ -c /dev/fuse ]; then chmod 0666 /dev/fuse; fi
   if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -qq

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 
 from layers.config import ImageConfig
+from layers.store.location import opaque_xattr
 
 from .. import instructions as I
 from ..errors import BuildError
@@ -190,6 +191,6 @@ def _remove_in(upper: str, path: str, *, only_empty_dir: bool) -> bool:
 
 def _opaque_fd(fd: int) -> bool:
     try:
-        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
+        return os.getxattr(fd, opaque_xattr()) == b"y"
     except OSError:
         return False

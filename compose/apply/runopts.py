@@ -172,7 +172,7 @@ def _unsupported(svc: Service) -> None:
 def run_options(project: Project, svc: Service, req: ContainerRequest):
     """The :class:`runner.options.RunOptions` of one container of ``svc``."""
     from runner import runflags as rf
-    from runner.options import DEFAULT_PIDS_LIMIT, RunOptions
+    from runner.options import RunOptions, default_pids_limit
 
     _unsupported(svc)
     network, aliases, ip = network_of(project, svc)
@@ -188,7 +188,7 @@ def run_options(project: Project, svc: Service, req: ContainerRequest):
         hostname=svc.hostname, mounts=binds, tmpfs=tmpfs, read_only=svc.read_only,
         cap_add=svc.cap_add, cap_drop=svc.cap_drop, privileged=svc.privileged,
         memory=lim.memory, cpus=lim.cpus,
-        pids_limit=DEFAULT_PIDS_LIMIT if lim.pids is None else (None if lim.pids < 0 else lim.pids),
+        pids_limit=default_pids_limit() if lim.pids is None else (None if lim.pids < 0 else lim.pids),
         network=network, extra_networks=extra_networks_of(project, svc), tty=req.tty or svc.tty, interactive=req.interactive, init=bool(svc.init),
         rm=req.rm, detach=True, name=req.name,
         publish=_ports(svc) if req.publish else (),

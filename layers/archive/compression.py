@@ -9,7 +9,8 @@ Contracts:
 * :class:`Compressor` gives the same bytes for the same input on every machine: gzip at a fixed
   level with a zero header mtime, zstd at level 3 in its multi-threaded mode (whose output does
   not depend on the number of worker threads).
-* :func:`sniff` tells gzip, zstd or plain from the first bytes.
+* :func:`sniff` tells gzip, zstd or plain from the first bytes; :func:`sniff_stream` does it for a
+  stream that cannot seek (stdin, a pipe) and hands back a reader that still returns every byte.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import BinaryIO
 
 from layers.errors import InvalidInput, LayerError
 
-__all__ = ["COMPRESSIONS", "MAX_WINDOW", "Compressor", "open_decompressed", "sniff", "recompress"]
+__all__ = ["COMPRESSIONS", "MAX_WINDOW", "Compressor", "open_decompressed", "sniff", "sniff_stream", "recompress"]
 
 #: The layer compressions pybuild reads and writes (``None`` is a plain tar).
 COMPRESSIONS = ("gzip", "zstd", None)
@@ -41,6 +42,38 @@ def sniff(head: bytes) -> str | None:
     if head.startswith(_ZSTD_MAGIC):
         return "zstd"
     return None
+
+
+def sniff_stream(raw: BinaryIO) -> tuple[BinaryIO, str | None]:
+    """``raw``'s compression (:func:`sniff` of its first four bytes) and a reader of all of ``raw``,
+    those bytes included: ``raw`` is only read, never seeked."""
+    head = _Head(raw)
+    return head, sniff(head.peek(4))
+
+
+class _Head:
+    """A reader whose first bytes can be looked at without losing them (stdin does not seek)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._head = b""
+
+    def peek(self, n: int) -> bytes:
+        while len(self._head) < n:
+            more = self._raw.read(n - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._raw.read(n)
+        if n is None or n < 0:
+            out, self._head = self._head + self._raw.read(), b""
+            return out
+        out, self._head = self._head[:n], self._head[n:]
+        return out
 
 
 def _check(compression: str | None) -> None:

@@ -15,7 +15,9 @@ its diff_id (sha256 of the uncompressed stream). What it guarantees (SECURITY.md
   (the stdlib's extraction filters would drop them, which is wrong for a root filesystem).
 * Whiteouts: ``.wh.<name>`` and ``.wh..wh..opq``. ``mode="apply"`` deletes what they hide
   (opaque: every child not created by this layer); ``mode="overlay"`` writes them as overlayfs
-  does (0/0 char device, ``trusted.overlay.opaque=y``) for a snapshot used as a lowerdir.
+  does (0/0 char device, ``trusted.overlay.opaque=y``, rootless ``user.overlay.opaque=y``) for a
+  snapshot used as a lowerdir. Rootless (in the user namespace): owners outside the id map are a
+  LayerError naming the entry and id; device nodes are skipped with one warning.
   ``.wh.``, ``.wh..``, ``.wh...`` and names inside a whiteout are invalid layers.
 * The same path twice: the later entry wins (a directory over a directory merges).
 * ``trusted.*`` xattrs in a layer are ignored (they would steer overlayfs).
@@ -35,6 +37,7 @@ from typing import BinaryIO
 
 from layers.digest import Digest
 from layers.errors import LayerError, StoreError
+from layers.store.location import is_rootless, opaque_xattr
 
 from . import tarformat as tf
 from .compression import open_decompressed
@@ -62,6 +65,7 @@ class _Extractor:
         self.overlay = mode == "overlay"
         self.what = what
         self.as_root = os.geteuid() == 0
+        self.skipped_devices: list[str] = []
         self.created: set[tuple[int, int]] = set()
         self.dir_times: list[tuple[str, int]] = []
         self._cache: tuple[str, int] | None = None
@@ -122,9 +126,22 @@ class _Extractor:
             st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
             self.created.add((st.st_dev, st.st_ino))
 
+    def _chown(self, e: tf.Entry, target, **kw) -> None:
+        """chown as root; in a rootless user namespace an id outside the map is a clear error."""
+        try:
+            if isinstance(target, int):
+                os.fchown(target, e.uid, e.gid)
+            else:
+                os.chown(target, e.uid, e.gid, **kw)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            raise LayerError(f"{self.what}: entry {e.name[:200]!r}: owner {e.uid}:{e.gid} is outside this "
+                             f"user's id map (rootless; add subordinate ids: usermod --add-subuids/--add-subgids)") from None
+
     def _owner_mode_times(self, fd: int, e: tf.Entry, *, times: bool = True) -> None:
         if self.as_root:
-            os.fchown(fd, e.uid, e.gid)
+            self._chown(e, fd)
         os.fchmod(fd, stat.S_IMODE(e.mode))
         if times:
             os.utime(fd, ns=(e.mtime * 10**9, e.mtime * 10**9))
@@ -145,7 +162,7 @@ class _Extractor:
         try:
             proc = f"/proc/self/fd/{fd}"
             if self.as_root:
-                os.chown(base, e.uid, e.gid, dir_fd=pfd, follow_symlinks=False)
+                self._chown(e, base, dir_fd=pfd, follow_symlinks=False)
             os.chmod(proc, stat.S_IMODE(e.mode))
             self._xattrs(proc, e)
             os.utime(base, ns=(e.mtime * 10**9,) * 2, dir_fd=pfd, follow_symlinks=False)
@@ -200,7 +217,7 @@ class _Extractor:
         if self.overlay:
             pfd = self.parent(rel, e.name)
             assert pfd is not None
-            os.setxattr(pfd, "trusted.overlay.opaque", b"y")
+            os.setxattr(pfd, opaque_xattr(), b"y")
             return
         pfd = self.parent(rel, e.name, create=False)
         if pfd is None:
@@ -247,7 +264,7 @@ class _Extractor:
         self._forget_if_not(pfd)
         os.symlink(e.linkname, base, dir_fd=pfd)
         if self.as_root:
-            os.chown(base, e.uid, e.gid, dir_fd=pfd, follow_symlinks=False)
+            self._chown(e, base, dir_fd=pfd, follow_symlinks=False)
         self._xattrs(f"/proc/self/fd/{pfd}/{base}", e, follow=False)
         os.utime(base, ns=(e.mtime * 10**9,) * 2, dir_fd=pfd, follow_symlinks=False)
 
@@ -283,6 +300,9 @@ class _Extractor:
         try:
             os.mknod(base, kind | 0o600, os.makedev(e.devmajor, e.devminor), dir_fd=pfd)
         except PermissionError:
+            if is_rootless():  # no device nodes in a user namespace: skipped, said once (as buildah)
+                self.skipped_devices.append(e.name)
+                return
             raise LayerError(f"{self.what}: entry {e.name[:200]!r}: creating device nodes needs root") from None
         self._node_meta(pfd, base, e)
 
@@ -336,6 +356,11 @@ def extract(stream: BinaryIO, dest: str, *, compression: str | None = None, mode
                     current = e.name
                     ex.entry(e, reader)
                 ex.finish()
+                if ex.skipped_devices:
+                    import sys
+
+                    sys.stderr.write(f"pybuild: warning: {what}: device nodes cannot be created in a rootless user "
+                                     f"namespace, skipped: {', '.join(ex.skipped_devices[:10])}\n")
             finally:
                 ex.close()
     except OSError as exc:

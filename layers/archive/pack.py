@@ -6,12 +6,16 @@ to the first), char and block devices, fifos, modes with setuid/setgid/sticky bi
 owners, xattrs (``user.*``, ``security.*``; never ``trusted.*``). Sockets are skipped, as Docker does.
 
 With ``overlay_upper=True`` the tree is read as an overlayfs upper dir: a 0/0 char device is a
-whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` gets a
+whiteout and becomes ``.wh.<name>``; a directory marked ``trusted.overlay.opaque=y`` (rootless: ``user.``) gets a
 ``.wh..wh..opq`` entry, unless ``lowerdirs`` are given and none of them has a directory there
 (then nothing is hidden and the marker would be spurious).
 
 ``timestamp`` (SOURCE_DATE_EPOCH) clamps every mtime to at most that value, as BuildKit's
 ``rewrite-timestamp`` does; whiteouts get it too (or 0 when it is not given).
+
+The pieces other tree walkers share (``cp``'s fd walk, ``diff``'s read of an upper dir):
+:func:`node_entry` (a stat -> the tar entry, hardlinks included), :func:`read_xattrs` (what a
+layer keeps), :func:`is_whiteout` and :func:`is_opaque` (overlayfs' marks).
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ from layers.mediatype import MediaType
 from . import tarformat as tf
 from .compression import Compressor
 
-__all__ = ["PackResult", "pack"]
+__all__ = ["PackResult", "pack", "node_entry", "read_xattrs", "is_whiteout", "is_opaque"]
 
 _CHUNK = 1 << 20
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
-_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux")
+# overlay metadata: trusted.* (root), user.overlay.* (rootless overlay), user.fuseoverlayfs.* (fuse-overlayfs)
+_SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux", "user.overlay.", "user.fuseoverlayfs.")
 _UNSUPPORTED_OVERLAY = ("overlay.redirect", "overlay.metacopy")
 
 
@@ -134,11 +139,13 @@ class _Sink:
             self._worker = None
 
 
-def _xattrs(path: str, overlay: bool) -> tuple[tuple[str, bytes], ...]:
+def read_xattrs(path: str, *, overlay: bool = False, missing_ok: bool = False) -> tuple[tuple[str, bytes], ...]:
+    """The xattrs a layer keeps of ``path`` (not followed), sorted; none where the filesystem has none,
+    or with ``missing_ok`` where ``path`` is gone. ``overlay``: a redirect_dir/metacopy mark is a LayerError."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError as exc:
-        if exc.errno in (errno.ENOTSUP, errno.EPERM):
+        if exc.errno in (errno.ENOTSUP, errno.EPERM) or (missing_ok and exc.errno == errno.ENOENT):
             return ()
         raise
     if overlay and any(n.endswith(_UNSUPPORTED_OVERLAY) for n in names):
@@ -155,8 +162,15 @@ def _xattrs(path: str, overlay: bool) -> tuple[tuple[str, bytes], ...]:
     return tuple(out)
 
 
-def _is_opaque(path: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
+def is_whiteout(st: os.stat_result) -> bool:
+    """An overlayfs whiteout: a 0/0 character device."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    """Whether directory ``path`` is an overlayfs opaque directory (``trusted.``/``user.overlay.opaque=y``,
+    or fuse-overlayfs's ``user.fuseoverlayfs.opaque``)."""
+    for attr in ("trusted.overlay.opaque", "user.overlay.opaque", "user.fuseoverlayfs.opaque"):
         try:
             if os.getxattr(path, attr, follow_symlinks=False) == b"y":
                 return True
@@ -165,9 +179,38 @@ def _is_opaque(path: str) -> bool:
     return False
 
 
+def node_entry(name: str, st: os.stat_result, *, uid: int, gid: int, mtime: int,
+               xattrs: tuple[tuple[str, bytes], ...], linkname: str = "",
+               inodes: dict[tuple[int, int], str]) -> tf.Entry | None:
+    """The tar entry of the node ``st`` stored as ``name`` (``linkname``: a symlink's target), or None
+    for a socket (not kept, as Docker does). A regular file with more than one link whose inode
+    ``inodes`` already holds is a hardlink to that first name; a new one is added to ``inodes``."""
+    mode = st.st_mode
+    common = dict(name=name, mode=stat.S_IMODE(mode), uid=uid, gid=gid, mtime=mtime, xattrs=xattrs)
+    if stat.S_ISDIR(mode):
+        return tf.Entry(type=tf.DIR, **common)
+    if stat.S_ISREG(mode):
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1:
+            first = inodes.get(key)
+            if first is not None:
+                return tf.Entry(type=tf.LNK, linkname=first, **common)
+            inodes[key] = name
+        return tf.Entry(type=tf.REG, size=st.st_size, **common)
+    if stat.S_ISLNK(mode):
+        return tf.Entry(type=tf.SYM, linkname=linkname, **common)
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return tf.Entry(type=tf.CHR if stat.S_ISCHR(mode) else tf.BLK, devmajor=os.major(st.st_rdev),
+                        devminor=os.minor(st.st_rdev), **common)
+    if stat.S_ISFIFO(mode):
+        return tf.Entry(type=tf.FIFO, **common)
+    return None
+
+
 class _Walker:
     def __init__(self, root: str, sink: _Sink, overlay: bool, lowerdirs: Sequence[str] | None,
-                 timestamp: int | None) -> None:
+                 timestamp: int | None, marker_files: bool = False) -> None:
+        self.marker_files = overlay and marker_files
         self.root = root
         self.sink = sink
         self.overlay = overlay
@@ -193,7 +236,13 @@ class _Walker:
             names = sorted(os.listdir(base), key=os.fsencode)
         except OSError as exc:
             raise LayerError(f"pack {base}: {exc.strerror}") from None
-        if self.overlay and rel and _is_opaque(base) and self._lower_has_dir(rel):
+        marked = self.marker_files and _OPAQUE in names and os.path.isfile(os.path.join(base, _OPAQUE))
+        if marked:  # fuse-overlayfs: the marker file, and a 0/0 node hiding a lower one of that name
+            names.remove(_OPAQUE)
+            hider = os.path.join(base, _OPAQUE[len(_WHITEOUT):])
+            if _OPAQUE[len(_WHITEOUT):] in names and stat.S_ISCHR(os.lstat(hider).st_mode):
+                names.remove(_OPAQUE[len(_WHITEOUT):])
+        if self.overlay and rel and (marked or is_opaque(base)) and self._lower_has_dir(rel):
             self.sink.write(tf.encode(tf.Entry(name=f"{rel}/{_OPAQUE}", type=tf.REG, mode=0o644,
                                                mtime=self.timestamp or 0)))
         for name in names:
@@ -203,37 +252,29 @@ class _Walker:
     def member(self, rel: str, path: str) -> None:
         st = os.lstat(path)
         mode = st.st_mode
-        if self.overlay and stat.S_ISCHR(mode) and st.st_rdev == 0:
+        if self.overlay and is_whiteout(st):
             head, _, name = rel.rpartition("/")
             wh = f"{head}/{_WHITEOUT}{name}" if head else f"{_WHITEOUT}{name}"
             self.sink.write(tf.encode(tf.Entry(name=wh, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
             return
         if stat.S_ISSOCK(mode):
             return
+        if self.marker_files and os.path.basename(rel).startswith(_WHITEOUT) and stat.S_ISREG(mode):
+            self.sink.write(tf.encode(tf.Entry(name=rel, type=tf.REG, mode=0o644, mtime=self.timestamp or 0)))
+            return
         if os.path.basename(rel).startswith(_WHITEOUT):
             raise LayerError(f"pack {path}: a file name starting with {_WHITEOUT!r} cannot be stored in a layer")
-        common = dict(name=rel, mode=stat.S_IMODE(mode), uid=st.st_uid, gid=st.st_gid, mtime=self._mtime(st),
-                      xattrs=_xattrs(path, self.overlay))
-        if stat.S_ISDIR(mode):
-            self.sink.write(tf.encode(tf.Entry(type=tf.DIR, **common)))
+        entry = node_entry(rel, st, uid=st.st_uid, gid=st.st_gid, mtime=self._mtime(st),
+                           xattrs=read_xattrs(path, overlay=self.overlay),
+                           linkname=os.readlink(path) if stat.S_ISLNK(mode) else "", inodes=self.inodes)
+        if entry is None:
+            return
+        if entry.type == tf.REG:
+            self._file(path, entry)
+            return
+        self.sink.write(tf.encode(entry))
+        if entry.type == tf.DIR:
             self.walk(rel)
-        elif stat.S_ISREG(mode):
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1:
-                first = self.inodes.get(key)
-                if first is not None:
-                    self.sink.write(tf.encode(tf.Entry(type=tf.LNK, linkname=first, **common)))
-                    return
-                self.inodes[key] = rel
-            self._file(path, tf.Entry(type=tf.REG, size=st.st_size, **common))
-        elif stat.S_ISLNK(mode):
-            self.sink.write(tf.encode(tf.Entry(type=tf.SYM, linkname=os.readlink(path), **common)))
-        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            self.sink.write(tf.encode(tf.Entry(type=tf.CHR if stat.S_ISCHR(mode) else tf.BLK,
-                                               devmajor=os.major(st.st_rdev), devminor=os.minor(st.st_rdev),
-                                               **common)))
-        elif stat.S_ISFIFO(mode):
-            self.sink.write(tf.encode(tf.Entry(type=tf.FIFO, **common)))
 
     def _file(self, path: str, entry: tf.Entry) -> None:
         self.sink.write(tf.encode(entry))
@@ -252,9 +293,12 @@ class _Walker:
 
 
 def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timestamp: int | None = None,
-         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None) -> PackResult:
+         compression: str | None = "gzip", lowerdirs: Sequence[str] | None = None,
+         marker_files: bool = False) -> PackResult:
     """Write ``source_dir``'s tree as a layer to ``out``; see the module docstring for what is kept.
 
+    ``marker_files`` (an upper dir written by fuse-overlayfs without privileges): ``.wh..wh..opq`` and
+    ``.wh.<name>`` regular files are its opaque and whiteout markers, packed as such, not refused.
     The root directory itself is not an entry (as Docker's layers have none). ``out`` needs only
     ``write``; the result carries the plain tar's digest (diff_id) and the written blob's digest.
     """
@@ -264,7 +308,7 @@ def pack(source_dir: str, out: BinaryIO, *, overlay_upper: bool = False, timesta
         raise LayerError(f"pack {source_dir}: not a directory")
     sink = _Sink(out, compression)
     try:
-        _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp).walk("")
+        _Walker(os.path.abspath(source_dir), sink, overlay_upper, lowerdirs, timestamp, marker_files).walk("")
         sink.write(tf.end_of_archive())
         diff_id, digest = sink.close()
     finally:

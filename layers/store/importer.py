@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import BinaryIO, Callable
 
 from layers import events
-from layers.archive import MAX_LAYER_SIZE, Compressor, open_decompressed, sniff
+from layers.archive import MAX_LAYER_SIZE, Compressor, open_decompressed, sniff_stream
 from layers.archive.reader import TarReader
 from layers.config import History, ImageConfig, format_time
 from layers.descriptor import Descriptor, Platform
@@ -37,31 +37,6 @@ class ImportResult:
     manifest: Manifest
     config: ImageConfig
     reference: Reference
-
-
-class _Peek:
-    """A reader that can look at its first bytes without losing them (stdin is not seekable)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._head = b""
-
-    def peek(self, n: int) -> bytes:
-        while len(self._head) < n:
-            more = self._raw.read(n - len(self._head))
-            if not more:
-                break
-            self._head += more
-        return self._head[:n]
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                out, self._head = self._head + self._raw.read(), b""
-                return out
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        return self._raw.read(n)
 
 
 class _Tee:
@@ -93,8 +68,8 @@ class _Tee:
 def _store_layer(stream: BinaryIO, sink, compression: str | None) -> Digest:
     """Walk the tarball (any compression, by magic) once: check it is a tar, compress it into ``sink``;
     the diff_id. The layer is the user's tar byte for byte, as ``docker import`` keeps it."""
-    peek = _Peek(stream)
-    plain = open_decompressed(peek, sniff(peek.peek(4)), MAX_LAYER_SIZE, "rootfs tarball")
+    head, found = sniff_stream(stream)
+    plain = open_decompressed(head, found, MAX_LAYER_SIZE, "rootfs tarball")
     tee = _Tee(plain, sink, compression)
     reader = TarReader(tee, "rootfs tarball")
     members = sum(1 for _ in reader.entries())

@@ -86,11 +86,13 @@ def version_document(facts) -> dict:
     }
 
 
-def info_document(facts, counts, images: int, root: str, state_dir: str) -> dict:
+def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native") -> dict:
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
-    the number of images and where pybuild keeps its store and state."""
+    the number of images and where pybuild keeps its store and state; ``mode`` (a
+    :class:`runner.userns.Mode`) and ``overlay`` (``runner.overlaykind.overlay_kind``) add the rootless facts."""
     from runner.info import RUNTIME_NAME
 
+    rootless = bool(mode is not None and mode.rootless)
     warnings = [] if any(o.startswith("name=seccomp") for o in facts.security_options) else \
         ["WARNING: seccomp is not available (libseccomp.so.2 not found): containers run without a syscall filter"]
     return {
@@ -106,9 +108,15 @@ def info_document(facts, counts, images: int, root: str, state_dir: str) -> dict
         "NCPU": facts.ncpu, "MemTotal": facts.mem_total, "Name": facts.name, "Labels": [],
         "ServerVersion": client_version(), "DockerRootDir": root, "StateDir": state_dir,
         "Runtimes": {RUNTIME_NAME: {"path": "pybuild-shim"}}, "DefaultRuntime": RUNTIME_NAME,
-        "SecurityOptions": list(facts.security_options), "Warnings": warnings,
+        "SecurityOptions": list(facts.security_options) + (["name=rootless"] if rootless else []),
+        "Warnings": warnings, "Rootless": rootless, "Overlay": overlay,
+        "SubUIDs": _ranges(mode.uids) if rootless else "", "SubGIDs": _ranges(mode.gids) if rootless else "",
         "ClientInfo": {**_client(), "Debug": False, "Plugins": []},
     }
+
+
+def _ranges(ranges) -> str:
+    return ",".join(f"{r.start}:{r.count}" for r in ranges) or "none (single-id mapping)"
 
 
 VERSION_TEXT = """Client:
@@ -158,6 +166,12 @@ Server:
  Name: {{.Name}}
  Docker Root Dir: {{.DockerRootDir}}
  State Dir: {{.StateDir}}
+ Rootless: {{.Rootless}}
+{{- if .Rootless}}
+ Subordinate UIDs: {{.SubUIDs}}
+ Subordinate GIDs: {{.SubGIDs}}
+{{- end}}
+ Overlay: {{.Overlay}}
 {{- range .Warnings}}
 {{.}}
 {{- end}}"""

@@ -11,14 +11,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from layers.atomic import write_atomic
+from layers.store.location import is_rootless
 
-from ..ocispec import Namespace
+from ..records import NetworkAttachment as Attachment     # one type: the container record's
 
 from . import bridge as bridge_mod
-from . import config, files, ipam, nat, netns, peers, veth
+from . import config, files, ipam, nat, netns, peers, rootless, veth
 from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFound
 
 __all__ = ["Attachment", "NetworkMode", "parse_mode", "setup", "teardown", "remove_network", "inspect_network"]
@@ -49,45 +50,6 @@ def parse_mode(text: str | None) -> NetworkMode:
         return NetworkMode("container", target)
     config.validate_name(text)
     return NetworkMode("bridge", text)
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """How a container is networked. ``netns_path`` None means the host's namespace (mode host).
-
-    The lifecycle stores :meth:`to_dict` with the container and hands ``netns_path`` to the sandbox as
-    ``Namespace("network", netns_path)`` in ``linux.namespaces`` (see :meth:`spec_namespace`).
-    """
-
-    mode: str
-    container_id: str
-    netns_path: str | None
-    hostname: str
-    etc_files: dict = field(default_factory=dict)   # {"hosts": path, "hostname": path, "resolv.conf": path}
-    network: str | None = None
-    ip: str | None = None
-    prefixlen: int | None = None
-    gateway: str | None = None
-    mac: str | None = None
-    bridge: str | None = None
-    host_veth: str | None = None
-    nat: str | None = None
-    notes: tuple[str, ...] = ()
-
-    def spec_namespace(self) -> Namespace | None:
-        """The OCI ``linux.namespaces`` entry to join, or None for the host network."""
-        return None if self.netns_path is None else Namespace("network", self.netns_path)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["notes"] = list(self.notes)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Attachment":
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["notes"] = tuple(fields.get("notes", ()))
-        return cls(**fields)
 
 
 def _host_ifname(container_id: str, network: str | None = None) -> str:
@@ -248,6 +210,8 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
         return _join_container(req, m.target)
     if m.kind == "none":
         return _setup_none(req)
+    if is_rootless():
+        return rootless.attach(req, m.target)
     return _setup_bridge(req, m.target)
 
 
@@ -380,6 +344,10 @@ def _drop_bridge(root: str, cfg: config.NetworkConfig) -> None:
 def teardown(*, root: str, state_dir: str, container_id: str) -> None:
     """Undo :func:`setup` for ``container_id``: veth, address, peers' hosts entries, netns, and the
     bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup."""
+    if is_rootless():
+        rootless.detach(root, state_dir, container_id)
+        netns.remove(netns.netns_path(state_dir, container_id))
+        return
     host_if = _host_ifname(container_id)
     for cfg in _existing_networks(root):
         with ipam.locked(root, cfg) as alloc:

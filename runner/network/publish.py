@@ -8,52 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from collections.abc import Iterable
 
+from ..records import PublishedPort as PortMapping      # one type: the container record's
 from .errors import InvalidNetworkSpec
 
 __all__ = ["PortMapping", "parse_publish", "publish_all", "port_specs"]
 
 _PORTS = re.compile(r"^\d+(?:-\d+)?$")
-
-
-@dataclass(frozen=True, order=True)
-class PortMapping:
-    """Host ``host_ip:host_port`` forwards to container port ``container_port`` over ``protocol``.
-
-    ``host_port`` 0 means "any free port"; ``host_port_end`` (when not 0) makes ``host_port`` the
-    start of a range of which the first free port is taken (``-p 8000-8010:80``). The bound proxy
-    reports the real port, with no range.
-    """
-
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = "0.0.0.0"
-    host_port: int = 0
-    host_port_end: int = 0
-
-    def __str__(self) -> str:
-        ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
-        end = f"-{self.host_port_end}" if self.host_port_end else ""
-        return f"{self.container_port}/{self.protocol} -> {ip}:{self.host_port}{end}"
-
-    @property
-    def candidates(self) -> range:
-        """The host ports to try, in order (``range(0, 1)`` for "any")."""
-        return range(self.host_port, max(self.host_port, self.host_port_end) + 1)
-
-    def to_dict(self) -> dict:
-        d = {"container_port": self.container_port, "protocol": self.protocol,
-             "host_ip": self.host_ip, "host_port": self.host_port}
-        if self.host_port_end:
-            d["host_port_end"] = self.host_port_end
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PortMapping":
-        return cls(int(d["container_port"]), d.get("protocol", "tcp"), d.get("host_ip", "0.0.0.0"),
-                   int(d.get("host_port", 0)), int(d.get("host_port_end", 0)))
 
 
 def _range(text: str, spec: str, what: str) -> tuple[int, int]:

@@ -103,10 +103,10 @@ def test_namespace_is_wired_and_reachable_from_host(netenv):
         c.close()
     finally:
         server.close()
-    hosts = open(att.etc_files["hosts"]).read()
+    hosts = open(dict(att.etc_files)["hosts"]).read()
     assert f"{att.ip}\t{'a' * 12} web\n" in hosts
-    assert open(att.etc_files["hostname"]).read() == "a" * 12 + "\n"
-    assert "nameserver" in open(att.etc_files["resolv.conf"]).read()
+    assert open(dict(att.etc_files)["hostname"]).read() == "a" * 12 + "\n"
+    assert "nameserver" in open(dict(att.etc_files)["resolv.conf"]).read()
 
 
 def test_published_port_serves_page_from_httpd(netenv, tmp_path):
@@ -215,16 +215,16 @@ def test_containers_on_a_user_network_reach_each_other_by_name(netenv, tmp_path)
     httpd = _httpd(web, www)
     try:
         db = netenv.attach("f" * 64, name="db", aliases=("database",))
-        web_hosts_inode = os.stat(web.etc_files["hosts"]).st_ino
-        res = _resolve_and_fetch(db, db.etc_files["hosts"], "web", 80)
+        web_hosts_inode = os.stat(dict(web.etc_files)["hosts"]).st_ino
+        res = _resolve_and_fetch(db, dict(db.etc_files)["hosts"], "web", 80)
         assert res.returncode == 0, res.stderr
         assert res.stdout.split() == [web.ip, "web", "says", "hi"]
         # web's hosts file learnt about db in place (same inode: bind mounts keep seeing it)
-        hosts = open(web.etc_files["hosts"]).read()
+        hosts = open(dict(web.etc_files)["hosts"]).read()
         assert f"{db.ip}\t{'f' * 12} db database\n" in hosts
-        assert os.stat(web.etc_files["hosts"]).st_ino == web_hosts_inode
+        assert os.stat(dict(web.etc_files)["hosts"]).st_ino == web_hosts_inode
         netenv.detach(db.container_id)
-        assert "db" not in open(web.etc_files["hosts"]).read().split()
+        assert "db" not in open(dict(web.etc_files)["hosts"]).read().split()
     finally:
         _stop(httpd)
 
@@ -242,7 +242,7 @@ def test_network_modes_none_host_container(netenv, tmp_path):
     assert netns.run_in(none.netns_path, links) == {"lo": True}
     host = netenv.attach("2" * 64, mode="host", hostname="hosty")
     assert host.netns_path is None and host.spec_namespace() is None
-    assert open(host.etc_files["hostname"]).read() == "hosty\n"
+    assert open(dict(host.etc_files)["hostname"]).read() == "hosty\n"
     web = netenv.attach("3" * 64, name="web")
     side = netenv.attach("4" * 64, mode="container:web")
     assert (side.mode, side.netns_path, side.ip) == ("container", web.netns_path, web.ip)

@@ -262,5 +262,6 @@ def test_names_that_could_inject_hosts_lines_are_refused(tmp_path):
             setup(**base, **kw)
     att = setup(**base, hostname="box", extra_hosts=("db:10.0.0.9",), dns=("10.0.0.53",))
     assert att.netns_path is None
-    hosts = open(att.etc_files["hosts"]).read()
-    assert hosts.endswith("10.0.0.9\tdb\n") and open(att.etc_files["resolv.conf"]).read().startswith("nameserver 10.0.0.53\n")
+    etc = dict(att.etc_files)
+    hosts = open(etc["hosts"]).read()
+    assert hosts.endswith("10.0.0.9\tdb\n") and open(etc["resolv.conf"]).read().startswith("nameserver 10.0.0.53\n")
