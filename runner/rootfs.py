@@ -149,10 +149,9 @@ class OverlayMount:
     ``upper=None`` the mount is read-only (overlayfs then needs at least two lower dirs, so a single
     one is bind-mounted read-only instead). Unmounts on exit, lazily if it is still busy.
 
-    ``volatile``: mount with overlayfs' ``volatile`` option (Linux 5.10; without it the option is
-    dropped): fsync and syncfs inside the mount do not reach the disk. Only for a throw-away upper dir
-    that is never mounted again after a crash (a build step's, whose layer is made durable when it is
-    stored); never for a container's, which a restart mounts again.
+    ``volatile``: overlayfs' ``volatile`` (Linux 5.10; dropped where unknown or on fuse-overlayfs): fsyncs
+    inside do not reach the disk. Only for a throw-away upper dir (a build step's: its layer is made
+    durable when stored); never a container's, which a restart mounts again.
     """
 
     def __init__(self, lowerdirs: list[str], upper: str | None, work: str | None, target: str, *,
