@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
+from . import instructions as I
 from .context import BuildContext
 from .dockerignore import load_ignore
 from .errors import BuildError
@@ -24,6 +25,7 @@ from .resolver import StoreResolver
 if TYPE_CHECKING:
     from layers.store import Store
     from registry_client.store import LocalStore
+    from runner.procsandbox import ProcessSandbox
 
 
 __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
@@ -98,9 +100,10 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
         store = store()
 
     progress = progress or Progress(None, "quiet")
+    sandbox = _prepare_runs(parsed[0], options, store.root, progress)
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
     if len(options.platforms) > 1:
-        return _build_index(options, store, registry, progress, state_dir, parsed, tags)
+        return _build_index(options, store, registry, progress, state_dir, parsed, tags, sandbox)
     options = replace(options, platform=options.platforms[0])
     resolver = StoreResolver(store, registry, pull=options.pull, progress=progress, lazy=bool(imports))
     shared = _cache_session(store, imports, exports, registry, options)
@@ -112,7 +115,8 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
             progress.note("[warning] build arguments not consumed: " + ", ".join(p.unused_args))
         if shared is not None and not options.no_cache:
             shared.load(progress.note)
-        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir, shared=shared)
+        executor = Executor(store, options, context, resolver, progress, state_dir=state_dir, shared=shared,
+                            sandbox=sandbox)
         try:
             result = executor.run(p)
         finally:
@@ -147,7 +151,8 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
 
 
 def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
-                 state_dir: str | None, parsed, tags: tuple[str, ...]) -> BuildOutcome:
+                 state_dir: str | None, parsed, tags: tuple[str, ...], sandbox: ProcessSandbox | None = None
+                 ) -> BuildOutcome:
     """Several ``--platform``s: one plan and executor per platform, side by side, sharing one lock per
     step (a shared ``$BUILDPLATFORM`` step runs once); then the index, tagged, written, pushed."""
     from layers.reference import Reference
@@ -168,7 +173,7 @@ def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings
             if p.unused_args:
                 progress.note(f"[warning] {platform}: build arguments not consumed: " + ", ".join(p.unused_args))
             executor = Executor(store, opts, context, resolver, progress, state_dir=state_dir, label_platform=True,
-                                step_locks=locks)
+                                step_locks=locks, sandbox=sandbox)
             try:
                 result = executor.run(p)
             finally:
@@ -188,6 +193,24 @@ def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings
             write_output(spec, index, tags, store)
         pushed = tuple(push_image(t, index, store, registry, options) for t in tags) if options.push else ()
     return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, index=index, platforms=tuple(builds))
+
+
+def _prepare_runs(df, options: BuildOptions, store_root: str, progress: Progress) -> ProcessSandbox | None:
+    """What RUN steps need, checked once per build before any work: a store where overlay can keep
+    upper dirs (not a container's own overlay root), and the process sandbox
+    (:func:`runner.procsandbox.choose`), noted once when there is none. ``None`` (a PID namespace
+    and /proc of their own, nothing probed) for a Dockerfile without RUN."""
+    from runner.upperfs import check_upper_dir
+
+    check_upper_dir(store_root)
+    if not any(isinstance(i, I.Run) for i in df.instructions):
+        return None
+    from runner.procsandbox import choose
+
+    sandbox = choose(options.process_sandbox)
+    if sandbox.note:
+        progress.note(sandbox.note)
+    return sandbox
 
 
 def _cache_session(store, imports, exports, registry: RegistrySettings | None, options: BuildOptions):

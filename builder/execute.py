@@ -39,6 +39,7 @@ from .steps.meta import apply_meta
 
 if TYPE_CHECKING:
     from layers.store import Store
+    from runner.procsandbox import ProcessSandbox
 
 
 __all__ = ["BuildResult", "Executor", "StageImage", "STEP_HANDLERS"]
@@ -74,7 +75,7 @@ class Executor:
 
     def __init__(self, store: Store, options: BuildOptions, context: BuildContext, resolver: StoreResolver,
                  progress: Progress, state_dir: str | None = None, shared=None, label_platform: bool = False,
-                 step_locks: StepLocks | None = None) -> None:
+                 step_locks: StepLocks | None = None, sandbox: ProcessSandbox | None = None) -> None:
         self.store, self.options, self.context, self.resolver = store, options, context, resolver
         #: the build's :class:`builder.remotecache.CacheSession` (``--cache-from``/``--cache-to``), or None
         self.shared = shared
@@ -82,6 +83,8 @@ class Executor:
         self.progress = progress
         self.label_platform = label_platform  # a multi-platform build names each step's platform
         self.state_dir = state_dir
+        #: RUN steps' :class:`runner.procsandbox.ProcessSandbox` (None: their own PID namespace and /proc)
+        self.sandbox = sandbox
         self.cache = BuildCache(store.root, store)
         self.step_locks = step_locks or StepLocks()
         from .workdir import new_workdir

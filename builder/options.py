@@ -65,6 +65,8 @@ class BuildOptions:
     jobs: int = 4
     cache_from: tuple[str, ...] = ()  # --cache-from specs (builder.remotecache.spec)
     cache_to: tuple[str, ...] = ()  # --cache-to specs
+    #: RUN steps' process sandbox (runner.procsandbox): auto (probe), on (required), off (none)
+    process_sandbox: str = "auto"
 
     def __post_init__(self) -> None:
         from .errors import BuildError
@@ -75,6 +77,8 @@ class BuildOptions:
             raise BuildError(f"--compression must be gzip or zstd, got {self.compression!r}")
         if self.network not in ("host", "none", "default"):
             raise BuildError(f"--network must be host or none, got {self.network!r}")
+        if self.process_sandbox not in ("auto", "on", "off"):
+            raise BuildError(f"process sandbox must be auto, on or off, got {self.process_sandbox!r}")
         if self.format == "docker" and self.compression == "zstd":
             raise BuildError("--format docker cannot carry zstd layers; use --compression gzip")
         self.platforms  # refuse a malformed --platform before any work

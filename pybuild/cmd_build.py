@@ -57,6 +57,14 @@ def _timestamp(value: int | None) -> int | None:
     return None
 
 
+def _process_sandbox() -> str:
+    """``PYBUILD_PROCESS_SANDBOX``: auto (default), on or off (RUN steps without a PID namespace)."""
+    value = os.environ.get("PYBUILD_PROCESS_SANDBOX", "auto").strip().lower() or "auto"
+    if value not in ("auto", "on", "off"):
+        raise click.BadParameter(f"PYBUILD_PROCESS_SANDBOX={value!r}: expected auto, on or off")
+    return value
+
+
 @click.command("build")
 @click.argument("context", default=".")
 @click.option("-f", "--file", "dockerfile", default=None, help="Dockerfile path (default: CONTEXT/Dockerfile; '-' reads stdin).")
@@ -110,7 +118,7 @@ def build_cmd(settings: Settings, context: str, dockerfile: str | None, tags, ta
             platform=platform, no_cache=no_cache, pull=pull, network="none" if network == "none" else "host",
             format=fmt, compression=compression, timestamp=_timestamp(timestamp),
             secrets=tuple(_secret(s) for s in secrets), outputs=tuple(outputs), push=push, sbom=sbom,
-            cache_from=tuple(cache_from), cache_to=tuple(cache_to),
+            cache_from=tuple(cache_from), cache_to=tuple(cache_to), process_sandbox=_process_sandbox(),
         )
         mode = "quiet" if quiet or progress_mode == "quiet" else progress_mode
         if mode == "auto":

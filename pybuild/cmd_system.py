@@ -39,6 +39,8 @@ def info_cmd(settings: Settings, fmt: str | None) -> None:
     """Display system-wide information: counts, storage, cgroups, security options, host."""
     from runner.info import container_counts, host_facts
     from runner.overlaykind import overlay_kind
+    from runner.procsandbox import choose
+    from runner.upperfs import upper_dir_message
     from runner.userns import current
 
     from .cmd_containers import container_store
@@ -48,7 +50,7 @@ def info_cmd(settings: Settings, fmt: str | None) -> None:
     template = _template(fmt)
     images = len({s.record.id for s in settings.store().images.summaries(None)})
     doc = info_document(host_facts(), container_counts(container_store(settings)), images, settings.root,
-                        settings.state_dir, current(), overlay_kind())
+                        settings.state_dir, current(), overlay_kind(), choose("auto"), upper_dir_message(settings.root))
     _echo(template, doc, INFO_TEXT, {"MemTotalText": bytes_size(doc["MemTotal"])})
 
 

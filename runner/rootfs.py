@@ -19,9 +19,10 @@ import os
 import stat
 
 from . import syscalls as sc
+from . import upperfs
 from .errors import SandboxError
 from .ocispec import Mount, Spec
-from .overlaykind import overlay_options, uses_fuse
+from .overlaykind import mount_native, overlay_options, uses_fuse
 
 __all__ = ["OverlayMount", "resolve_in_root", "mkdirs_in_root", "prepare_rootfs", "parse_options", "MOUNT_FLAGS",
            "seed_volume"]
@@ -148,10 +149,7 @@ class OverlayMount:
     ``lowerdirs`` are top-most first, as overlayfs wants them (``store.snapshots.lowerdirs``); with
     ``upper=None`` the mount is read-only (overlayfs then needs at least two lower dirs, so a single
     one is bind-mounted read-only instead). Unmounts on exit, lazily if it is still busy.
-
-    ``volatile``: overlayfs' ``volatile`` (Linux 5.10; dropped where unknown or on fuse-overlayfs): fsyncs
-    inside do not reach the disk. Only for a throw-away upper dir (a build step's: its layer is made
-    durable when stored); never a container's, which a restart mounts again.
+    ``volatile``: for a throw-away upper dir only (:func:`.overlaykind.mount_native`).
     """
 
     def __init__(self, lowerdirs: list[str], upper: str | None, work: str | None, target: str, *,
@@ -190,30 +188,20 @@ class OverlayMount:
                     raise SandboxError(f"overlay at {self.target}: {len(self.lowerdirs)} layers make the "
                                        "mount options longer than a page")
                 if data.endswith(",userxattr") or not uses_fuse():
-                    self._mount_native(data)
+                    self.volatile = mount_native(self.target, data, self.volatile)
                 else:
                     from . import fuseoverlay
 
                     self.volatile = False
                     fuseoverlay.mount(data, self.target, tuple(fds))
             except OSError as exc:
-                raise SandboxError(f"mount overlay on {self.target}: {exc.strerror}") from None
+                reason = upperfs.explain(self.upper, exc) if self.upper else exc.strerror
+                raise SandboxError(f"mount overlay on {self.target}: {reason}") from None
             finally:
                 for fd in fds:
                     os.close(fd)
         self.mounted = True
         return self.target
-
-    def _mount_native(self, data: str) -> None:
-        if self.volatile:
-            try:
-                sc.mount("overlay", self.target, "overlay", 0, data + ",volatile")
-                return
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:  # a kernel before 5.10 does not know the option
-                    raise
-                self.volatile = False
-        sc.mount("overlay", self.target, "overlay", 0, data)
 
     def unmount(self) -> None:
         if not self.mounted:
@@ -284,7 +272,12 @@ def _mount_one(root: str, m: Mount, cgroup_version: str, hierarchies: list[str])
         if prop:
             sc.mount(None, target, None, prop)
     except OSError as exc:
-        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}") from None
+        hint = _PROC_HINT if kind == "proc" and exc.errno == errno.EPERM else ""
+        raise SandboxError(f"mount {kind} on {dest}: {exc.strerror}{hint}") from None
+
+
+_PROC_HINT = (" (refused where the outer /proc is masked, as in an unprivileged container: builds run their "
+              "RUN steps without a process sandbox there, containers cannot run)")
 
 
 def _make_devices(root: str) -> None:

@@ -5,7 +5,9 @@ Process shape (``pybuild`` -> *stage1* -> *init*)::
     caller        creates the cgroup, forks stage1, reads the sync socket, later waits for stage1
     stage1        (host pid ns) dies with the caller; joins a given netns; unshares mount, uts, ipc,
                   net and pid; forks init; is the subreaper of the namespace; waits for init, reaps
-                  every orphan, exits with init's status (128+N when killed by signal N).
+                  every orphan, exits with init's status (128+N when killed by signal N). Without
+                  a PID namespace of its own (``--pid host``, or no process sandbox: see
+                  :mod:`runner.procsandbox`) it kills what init left behind first.
                   When the caller is itself a child subreaper (the shim), stage1 exits at once
                   instead: init is re-parented to the caller, which waits for ``pid`` and reaps
                   the orphans itself ("direct" mode; nothing then dies with the caller).

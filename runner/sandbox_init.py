@@ -29,6 +29,7 @@ from .caps import mask as caps_mask
 from .errors import ExecFailed, SandboxError
 from .ocispec import Capabilities, Process, Rlimit, Spec
 from .process import wait_status
+from .procsandbox import kill_leftovers
 from .signals import FORWARDED_SIGNALS
 from .terminal import open_pty
 from .userns.groups import set_groups
@@ -231,6 +232,7 @@ def stage1(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int
                 flags |= NS_FLAGS[kind]
                 new_netns = new_netns or kind == "network"
         sc.unshare(flags)
+        own_pidns = bool(flags & sc.CLONE_NEWPID)
         sc.set_child_subreaper()
         pid = os.fork()
     except OSError as exc:
@@ -251,6 +253,10 @@ def stage1(spec: Spec, sock: socket.socket, cg: cgroups.Cgroup, stdio: tuple[int
         # container's writes from failing once the caller closes it (run | head)
         os.closerange(3, 1 << 20)
         code = wait_status(pid)
+        if not own_pidns:
+            # no PID namespace to die with init (no process sandbox, --pid host): what init left
+            # behind is killed here, as runc signals a host-pid container's processes at its end
+            kill_leftovers()
         while True:  # reap the orphans the kernel hands to this subreaper as the namespace dies
             try:
                 os.waitpid(-1, 0)

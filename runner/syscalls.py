@@ -13,12 +13,12 @@ import os
 __all__ = [
     "mount", "umount2", "pivot_root", "unshare", "setns", "sethostname", "prctl", "set_process_title",
     "capget_bounding", "capset", "set_no_new_privs", "set_dumpable", "set_child_subreaper",
-    "set_keepcaps", "set_pdeathsig", "is_child_subreaper", "cap_last_cap",
+    "set_keepcaps", "set_pdeathsig", "is_child_subreaper", "cap_last_cap", "statfs_type",
     "MS_RDONLY", "MS_NOSUID", "MS_NODEV", "MS_NOEXEC", "MS_REMOUNT", "MS_BIND", "MS_REC",
     "MS_PRIVATE", "MS_SLAVE", "MS_STRICTATIME", "MS_RELATIME", "MS_NOATIME", "MS_NODIRATIME",
     "MS_SYNCHRONOUS", "MS_DIRSYNC", "MS_MANDLOCK", "MS_SHARED", "MS_UNBINDABLE", "MNT_DETACH",
     "CLONE_NEWNS", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWPID", "CLONE_NEWNET",
-    "CLONE_NEWCGROUP", "CLONE_NEWUSER",
+    "CLONE_NEWCGROUP", "CLONE_NEWUSER", "OVERLAYFS_SUPER_MAGIC",
 ]
 
 MS_RDONLY = 1
@@ -40,6 +40,8 @@ MS_SHARED = 1 << 20
 MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
+
+OVERLAYFS_SUPER_MAGIC = 0x794C7630  # statfs f_type of an overlayfs (linux/magic.h)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -79,6 +81,7 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
@@ -122,6 +125,13 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, nstype: int = 0) -> None:
     _check(_libc.setns(fd, nstype), "setns")
+
+
+def statfs_type(path: str) -> int:
+    """statfs(2)'s ``f_type`` of the filesystem holding ``path`` (its magic number, linux/magic.h)."""
+    buf = ctypes.create_string_buffer(256)           # struct statfs is 120 bytes; f_type comes first
+    _check(_libc.statfs(_b(path), buf), f"statfs {path}")
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 def sethostname(name: str) -> None:

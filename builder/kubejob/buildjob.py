@@ -17,7 +17,8 @@ What the pod asks of the cluster, and nothing more:
   ``DOCKER_CONFIG`` names (pybuild reads Docker's config from there);
 * a non-root user (``runAsNonRoot``, uid and gid 1000) and seccomp ``Unconfined`` (the default
   profile of most runtimes refuses the ``unshare`` of a user namespace); no capabilities are added and
-  ``allowPrivilegeEscalation`` stays unset (``newuidmap`` is set-uid: no_new_privs would stop it);
+  ``allowPrivilegeEscalation`` stays unset (``newuidmap`` gains CAP_SETUID from its file capabilities at
+  exec: no_new_privs would stop it);
 * as options, for clusters that support them: ``hostUsers: false`` (a user namespace for the pod)
   and ``procMount: Unmasked`` (a ``/proc`` RUN steps can mount their own over; Kubernetes accepts it
   only with ``hostUsers: false``, so it needs that option too);

@@ -92,7 +92,7 @@ def execute_run(ex: Executor, job: StepJob) -> list[str]:
                          env=v.run_env, shell=v.shell, workdir=v.workdir, user=v.user, network=network,
                          binds=tuple(mounts.binds), tmpfs=tuple(mounts.tmpfs),
                          container_id="build-" + uuid.uuid4().hex[:20], state_dir=ex.state_dir,
-                         secret_env=tuple(mounts.secret_env), scratch=ex.work)
+                         secret_env=tuple(mounts.secret_env), scratch=ex.work, sandbox=ex.sandbox)
         return run_step(req, job.step.stdout, job.step.stderr)
 
 

@@ -9,6 +9,7 @@ import os
 import posixpath
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from layers.config import ImageConfig
 from layers.store.location import opaque_xattr
@@ -16,6 +17,9 @@ from layers.store.location import opaque_xattr
 from .. import instructions as I
 from ..errors import BuildError
 from .meta import shell_command
+
+if TYPE_CHECKING:
+    from runner.procsandbox import ProcessSandbox
 
 __all__ = ["RunRequest", "run_step", "remove_stubs"]
 
@@ -39,6 +43,7 @@ class RunRequest:
     state_dir: str | None = None
     secret_env: tuple[tuple[str, str], ...] = ()  # RUN --mount=type=secret,env=: this process only
     scratch: str | None = None  # a private host dir for files the step needs (heredoc scripts)
+    sandbox: ProcessSandbox | None = None  # None: a PID namespace and /proc of its own
 
 
 def run_step(req: RunRequest, stdout, stderr) -> list[str]:
@@ -82,6 +87,8 @@ def run_step(req: RunRequest, stdout, stderr) -> list[str]:
     etc = resolve_in_root(req.rootfs, "/etc")
     spec = make_spec(req.config, opts, rootfs=req.rootfs, etc_dir=etc if os.path.isdir(etc) else None,
                      container_id=req.container_id)
+    if req.sandbox is not None:
+        spec = req.sandbox.apply(spec)  # no process sandbox: the builder's PID namespace, /proc bound
     if req.scratch:  # after a SIGKILL of the build, workdir.reap_stale removes this step's cgroup
         with open(os.path.join(req.scratch, "runs"), "a") as f:
             f.write(req.container_id + "\n")

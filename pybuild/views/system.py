@@ -86,15 +86,20 @@ def version_document(facts) -> dict:
     }
 
 
-def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native") -> dict:
+def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native",
+                  sandbox=None, store_problem: str | None = None) -> dict:
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
     the number of images and where pybuild keeps its store and state; ``mode`` (a
-    :class:`runner.userns.Mode`) and ``overlay`` (``runner.overlaykind.overlay_kind``) add the rootless facts."""
+    :class:`runner.userns.Mode`) and ``overlay`` (``runner.overlaykind.overlay_kind``) add the rootless facts;
+    ``sandbox`` (:class:`runner.procsandbox.ProcessSandbox`) is what RUN steps get, ``store_problem``
+    (``runner.upperfs.upper_dir_message``) a warning about where the store is."""
     from runner.info import RUNTIME_NAME
 
     rootless = bool(mode is not None and mode.rootless)
     warnings = [] if any(o.startswith("name=seccomp") for o in facts.security_options) else \
         ["WARNING: seccomp is not available (libseccomp.so.2 not found): containers run without a syscall filter"]
+    if store_problem:
+        warnings.append(f"WARNING: {store_problem}")
     return {
         "ID": "", "Containers": counts.total, "ContainersRunning": counts.running,
         "ContainersPaused": counts.paused, "ContainersStopped": counts.stopped, "Images": images,
@@ -110,6 +115,7 @@ def info_document(facts, counts, images: int, root: str, state_dir: str, mode=No
         "Runtimes": {RUNTIME_NAME: {"path": "pybuild-shim"}}, "DefaultRuntime": RUNTIME_NAME,
         "SecurityOptions": list(facts.security_options) + (["name=rootless"] if rootless else []),
         "Warnings": warnings, "Rootless": rootless, "Overlay": overlay,
+        "ProcessSandbox": "yes" if sandbox is None or sandbox.private else f"no ({sandbox.reason})",
         "SubUIDs": _ranges(mode.uids) if rootless else "", "SubGIDs": _ranges(mode.gids) if rootless else "",
         "ClientInfo": {**_client(), "Debug": False, "Plugins": []},
     }
@@ -172,6 +178,7 @@ Server:
  Subordinate GIDs: {{.SubGIDs}}
 {{- end}}
  Overlay: {{.Overlay}}
+ Process Sandbox (RUN steps): {{.ProcessSandbox}}
 {{- range .Warnings}}
 {{.}}
 {{- end}}"""

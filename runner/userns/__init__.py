@@ -102,7 +102,9 @@ def enter(state_dir: str) -> Mode:
     global _current
     if not location.is_rootless():
         return current()
-    if location.in_user_namespace():
+    if location.in_user_namespace() and _has_sys_admin():
+        # inside ours already (a child of pybuild). A pod's own user namespace (hostUsers: false) gives
+        # uid 1000 no capabilities there: pybuild makes its namespace inside it, as on a host
         return current()
     from . import idmap, pause
 
@@ -119,6 +121,18 @@ def enter(state_dir: str) -> Mode:
         note = SINGLE_ID_NOTE.format(user=user, uid=uid) if _first_time(state) else None
         _current = Mode(True, uid, gid, user, (), (), pid, note)
     return _current
+
+
+def _has_sys_admin() -> bool:
+    """Whether this process holds CAP_SYS_ADMIN (effective) in its user namespace."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> 21 & 1)
+    except OSError:
+        pass
+    return False
 
 
 def _first_time(state: str) -> bool:
