@@ -101,7 +101,7 @@ def images_cmd(settings: Settings, repository: str | None, quiet: bool, fmt: str
             click.echo(ident)
     elif template is not None:
         rows = [ctx.ImageFields(s.record, s.created, s.size, trunc=not no_trunc, platforms=s.platforms,
-                                missing=s.missing) for s in listed]
+                                missing=s.missing, entries=s.entries) for s in listed]
         for line in template.lines(rows, ctx.IMAGE_TITLES):
             click.echo(line)
     else:  # an index is one entry; a PLATFORMS column names its platforms when the list holds one
@@ -257,13 +257,23 @@ def save_cmd(settings: Settings, images: tuple[str, ...], output: str | None) ->
     from layers.store.archives import save_images
 
     store = settings.store()
+    if output is None and sys.stdout.isatty():
+        raise click.UsageError("refusing to write a tar archive to a terminal; use -o FILE or redirect")
+    _complete(settings, store, images, "save")
     if output is None:
-        if sys.stdout.isatty():
-            raise click.UsageError("refusing to write a tar archive to a terminal; use -o FILE or redirect")
         save_images(store, images, sys.stdout.buffer)
         return
     with atomic_writer(os.path.abspath(output), 0o644) as f:
         save_images(store, images, f)
+
+
+def _complete(settings: Settings, store, names, purpose: str) -> None:
+    """Layers known only lazily (a registry build cache hit) come down first, verified, as Docker does."""
+    from registry_client.cache import complete_images
+    from registry_client.transport import TransportConfig
+
+    complete_images(store, names, TransportConfig(insecure_registries=settings.insecure_registries,
+                                                  tls_ca=settings.tls_ca), purpose)
 
 
 @click.command("load")

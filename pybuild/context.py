@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from .commands import DEFAULT_ROOT, DEFAULT_STATE
 
-__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces", "NO_STORE"]
+__all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_list", "enter_namespaces", "NO_STORE", "warn"]
 
 # commands that never touch the store or containers: no user namespace to join for them
 NO_STORE = frozenset({"version", "login", "logout", "key", "kube"})
@@ -29,7 +29,15 @@ class Settings:
         """Open the local store under ``root`` (imports ``layers.store`` on first use)."""
         from layers.store import Store
 
-        return Store(self.root)
+        return Store(self.root, notes=warn)
+
+
+def warn(text: str) -> None:
+    """A one-line warning the libraries hand up (e.g. device nodes a rootless unpack skipped)."""
+    import sys
+
+    sys.stderr.write(f"pybuild: warning: {text}\n")
+    sys.stderr.flush()
 
 
 def pass_settings(f):

@@ -8,15 +8,19 @@ The builder owns what a cache *means* (``builder.remotecache``); this module onl
 - :func:`push_cache_manifest` pushes a manifest already in the store through :func:`push` (blobs
   skipped when present, mounted across repositories from a known source, else uploaded), so a cache
   layer the local store only knows lazily is mounted, never downloaded.
-- :func:`complete_image` fetches the layers of a stored image that the store knows only lazily,
-  through :class:`registry_client.remotes.Remotes`.
+- :func:`complete_images` fetches the layers of stored images that the store knows only lazily,
+  through :class:`registry_client.remotes.Remotes` (before ``run``, ``save``, ``push``), or says in
+  one line which are missing and how to get them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
+from layers.descriptor import Descriptor
 from layers.digest import Digest
+from layers.errors import NotFound
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
 
@@ -24,7 +28,7 @@ from .remotes import Remotes
 from .store import LocalStore
 from .transport import TransportConfig
 
-__all__ = ["CacheDocument", "Remotes", "complete_image", "fetch_cache_document", "push_cache_manifest", "CONFIG_MAX"]
+__all__ = ["CacheDocument", "LazyLayersUnavailable", "Remotes", "complete_image", "complete_images", "fetch_cache_document", "push_cache_manifest", "CONFIG_MAX"]
 
 CONFIG_MAX = 16 << 20
 
@@ -40,20 +44,65 @@ class CacheDocument:
 
 
 def complete_image(store, name: str, transport: TransportConfig | None = None) -> int:
-    """Fetch the layers of the stored image ``name`` that the store knows only lazily (a build's cache
-    hits, a lazy base pull), each from a repository the source index names, verified by digest; the
-    number fetched. An image whose layers are all present costs a stat per layer."""
-    record = store.images.resolve(name)
-    image = store.images.load(record, lazy=True)
-    missing = [d for d in image.manifest.layers if not store.blobs.has(d.digest)]
+    """:func:`complete_images` for one image, before ``run``."""
+    return complete_images(store, (name,), transport, "run")
+
+
+def complete_images(store, names: Iterable[str], transport: TransportConfig | None = None,
+                    purpose: str = "save") -> int:
+    """Fetch the layers of the stored images ``names`` (every image of an index in the store) that the
+    store knows only lazily (a build's registry cache hits, a lazy base pull), each from a repository
+    the source index names, verified by digest; the number fetched. An image whose layers are all
+    present costs a stat per layer. Raises :class:`LazyLayersUnavailable` (one line: which layers,
+    of which image, where they were to come from, what to do) when some cannot be fetched."""
+    missing: dict[Digest, tuple[str, Descriptor]] = {}
+    for name in names:
+        for desc in _lazy_layers(store, name):
+            missing.setdefault(desc.digest, (name, desc))
     if not missing:
         return 0
     remotes = Remotes(transport)
+    failed: list[tuple[str, Descriptor]] = []
+    fetched = 0
     try:
         with store.lease():
-            return sum(remotes.fetch_missing(store, d) for d in missing)
+            for name, desc in missing.values():
+                try:
+                    fetched += remotes.fetch_missing(store, desc)
+                except NotFound:
+                    failed.append((name, desc))
     finally:
         remotes.close()
+    if failed:
+        raise LazyLayersUnavailable(_unavailable(store, purpose, failed))
+    return fetched
+
+
+class LazyLayersUnavailable(NotFound):
+    """Layers an image needs are known only lazily and no registry that holds them answered."""
+
+
+def _lazy_layers(store, name: str) -> list[Descriptor]:
+    """The layer descriptors of ``name`` (each image of an index that the store holds) that are absent."""
+    record = store.images.resolve(name)
+    image = store.images.load(record, lazy=True)
+    manifests = [image.manifest]
+    if image.index is not None:
+        manifests = [store.images.load(d.digest, lazy=True).manifest for d in image.index.images()
+                     if store.blobs.has(d.digest)]
+    return [d for m in manifests for d in m.layers if not store.blobs.has(d.digest)]
+
+
+def _unavailable(store, purpose: str, failed: list[tuple[str, Descriptor]]) -> str:
+    from .sources import SourceIndex
+
+    name, first = failed[0]
+    places = sorted({f"{h}/{r}" for _, d in failed for h, r in SourceIndex(store.root).locations(d.digest)})
+    more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+    where = (f"from {', '.join(places[:3])}, which could not be reached" if places
+             else "and no registry is recorded as holding it")
+    return (f"{purpose}: {name}: layer {first.digest}{more} is not in the store (a lazy registry cache hit) "
+            f"{where}; {purpose} fetches it when that registry answers (log in first if it needs credentials)")
 
 
 def fetch_cache_document(remotes: Remotes, ref: Reference) -> CacheDocument:

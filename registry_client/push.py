@@ -66,8 +66,9 @@ def _layer_type(desc: Descriptor, compression: str | None, docker: bool) -> str:
     return MediaType.layer_type(want, docker)
 
 
-def convert_manifest(store: LocalStore, manifest: Manifest, options: PushOptions) -> Manifest:
-    """``manifest`` in the requested format and compression; same object when nothing changes."""
+def convert_manifest(store: LocalStore, manifest: Manifest, options: PushOptions, transport=None) -> Manifest:
+    """``manifest`` in the requested format and compression; same object when nothing changes (a lazy
+    layer to re-encode is fetched first, through ``transport``)."""
     if options.format is None and options.compression is None:
         return manifest
     docker = manifest.is_docker if options.format is None else options.format == "docker"
@@ -77,7 +78,7 @@ def convert_manifest(store: LocalStore, manifest: Manifest, options: PushOptions
         current = MediaType.compression(desc.media_type) if MediaType.is_layer(desc.media_type) else None
         want = options.compression if options.compression is not None else current
         if MediaType.is_layer(desc.media_type) and want != current:
-            desc = _recompress(store, desc, want)
+            desc = _recompress(store, desc, want, transport)
         return replace(desc, media_type=_layer_type(desc, options.compression, docker),
                        annotations=() if docker else desc.annotations)
 
@@ -91,14 +92,28 @@ def convert_manifest(store: LocalStore, manifest: Manifest, options: PushOptions
                           artifact_type=manifest.artifact_type)
 
 
-def _recompress(store: LocalStore, desc: Descriptor, compression: str | None) -> Descriptor:
+def _recompress(store: LocalStore, desc: Descriptor, compression: str | None, transport=None) -> Descriptor:
     """Re-encode one stored layer (same diff_id) and put it in the store."""
     from layers.archive import recompress
 
+    _fetch_lazy(store, desc, transport)  # a lazy layer (a registry cache hit): its bytes, verified, to re-encode
     with store.blobs.open(desc.digest, desc.size) as src:
         digest, size = recompress(src, store, MediaType.compression(desc.media_type), compression)
         src.verify_rest()
     return Descriptor(MediaType.layer_type(compression), digest, size)
+
+
+def _fetch_lazy(store: LocalStore, desc: Descriptor, transport=None) -> None:
+    """Make a layer the store knows only lazily present, from a registry that holds it (verified)."""
+    if store.blobs.has(desc.digest):
+        return
+    from .remotes import Remotes
+
+    remotes = Remotes(transport)
+    try:
+        remotes.fetch_missing(store, desc)
+    finally:
+        remotes.close()
 
 
 @dataclass(frozen=True)
@@ -124,14 +139,7 @@ def _push_blob(up: _Upload, desc: Descriptor) -> str:
             if source != repo.name and repo.mount_blob(desc, source):
                 progress.end(key, f"Mounted from {source}")
                 return "mounted"
-    if not store.blobs.has(desc.digest):  # a lazy layer no mount could bring: fetched (verified) first
-        from .remotes import Remotes
-
-        remotes = Remotes(repo.registry.config)
-        try:
-            remotes.fetch_missing(store, desc)
-        finally:
-            remotes.close()
+    _fetch_lazy(store, desc, repo.registry.config)  # a lazy layer no mount could bring: fetched (verified) first
     progress.begin(key, desc.size, "Pushing")
     def sent(n: int) -> None:
         checkpoint()  # stop here when a sibling transfer failed or the user pressed Ctrl-C
@@ -190,7 +198,7 @@ def push(store: LocalStore, repo: Repository, document: Manifest | Index, target
             repo.put_manifest(str(child.digest), child.raw, child.media_type)
         top: Manifest | Index = document
     else:
-        top = convert_manifest(store, document, options)
+        top = convert_manifest(store, document, options, repo.registry.config)
         _check_target(target, top)
         _push_image(up, top, counts)
     pause_point("push-manifest")  # a test hook: every blob is up, the manifest (the tag) not yet

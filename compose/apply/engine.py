@@ -70,7 +70,7 @@ class Engine:
             if self._images is None:
                 from layers.store import Store
 
-                self._images = Store(self.root)
+                self._images = Store(self.root, notes=self.reporter.note)
             return self._images
 
     def registry_settings(self):

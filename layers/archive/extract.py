@@ -17,7 +17,8 @@ its diff_id (sha256 of the uncompressed stream). What it guarantees (SECURITY.md
   (opaque: every child not created by this layer); ``mode="overlay"`` writes them as overlayfs
   does (0/0 char device, ``trusted.overlay.opaque=y``, rootless ``user.overlay.opaque=y``) for a
   snapshot used as a lowerdir. Rootless (in the user namespace): owners outside the id map are a
-  LayerError naming the entry and id; device nodes are skipped with one warning.
+  LayerError naming the entry and id; device nodes are skipped, and their names handed once to
+  the caller's ``on_skipped`` (this module never prints: the CLI says it).
   ``.wh.``, ``.wh..``, ``.wh...`` and names inside a whiteout are invalid layers.
 * The same path twice: the later entry wins (a directory over a directory merges).
 * ``trusted.*`` xattrs in a layer are ignored (they would steer overlayfs).
@@ -33,7 +34,7 @@ import errno
 import os
 import shutil
 import stat
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 from layers.digest import Digest
 from layers.errors import LayerError, StoreError
@@ -192,6 +193,8 @@ class _Extractor:
             self.file(pfd, base, e, reader)
         else:
             handler(pfd, base, e)  # type: ignore[operator]
+        if self.skipped_devices and self.skipped_devices[-1] is e.name:
+            return  # a device a user namespace cannot create: nothing there to record
         self._record(pfd, base)
 
     def whiteout(self, rel: str, base: str, e: tf.Entry) -> None:
@@ -334,8 +337,12 @@ def _exists(dir_fd: int, name: str) -> bool:
 
 
 def extract(stream: BinaryIO, dest: str, *, compression: str | None = None, mode: str = "apply",
-            limit: int = MAX_LAYER_SIZE, what: str = "layer", use_openat2: bool | None = None) -> Digest:
+            limit: int = MAX_LAYER_SIZE, what: str = "layer", use_openat2: bool | None = None,
+            on_skipped: Callable[[tuple[str, ...]], None] | None = None) -> Digest:
     """Extract the layer read from ``stream`` into the existing directory ``dest``; its diff_id.
+
+    ``on_skipped`` is called once, after a whole extraction, with the names of the device nodes a
+    rootless user namespace could not create (never called when there are none).
 
     ``compression`` is ``None`` (plain tar), ``"gzip"`` or ``"zstd"``; see the module docstring for
     ``mode`` and the guarantees. Errors: :class:`LayerError` for a bad layer, :class:`StoreError`
@@ -356,11 +363,8 @@ def extract(stream: BinaryIO, dest: str, *, compression: str | None = None, mode
                     current = e.name
                     ex.entry(e, reader)
                 ex.finish()
-                if ex.skipped_devices:
-                    import sys
-
-                    sys.stderr.write(f"pybuild: warning: {what}: device nodes cannot be created in a rootless user "
-                                     f"namespace, skipped: {', '.join(ex.skipped_devices[:10])}\n")
+                if ex.skipped_devices and on_skipped is not None:
+                    on_skipped(tuple(ex.skipped_devices))
             finally:
                 ex.close()
     except OSError as exc:

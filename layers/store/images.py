@@ -98,6 +98,7 @@ class ImageSummary:
     size: int
     platforms: tuple[str, ...] = ()  # an index's runnable entries (``linux/arm64``); () for one image
     missing: int = 0                 # how many of them are not in the store (a one-platform pull)
+    entries: tuple[Descriptor, ...] = ()  # an index's runnable entries, each with platform, digest and size
 
 
 def _read_document(blobs: BlobStore, digest: Digest) -> Manifest | Index:
@@ -197,10 +198,11 @@ class ImageStore:
             if repository and (ref is None or repository not in (ref.familiar_name, ref.name)):
                 continue
             try:
-                image = self.load(rec)
+                image = self.load(rec, lazy=True)  # a lazy layer's size is its descriptor's, as for any layer
                 entries = image.index.images() if image.index is not None else ()
                 present = tuple(str(d.platform) for d in entries if d.platform is not None and self.blobs.has(d.digest))
-                out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present)))
+                out.append(ImageSummary(rec, image.config.created, image.size, present, len(entries) - len(present),
+                                        tuple(d for d in entries if d.platform is not None)))
             except PybuildError:
                 out.append(ImageSummary(rec, "", 0))
         return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from typing import Callable
 
 from layers.atomic import fsync_dir, write_atomic
 from layers.descriptor import Descriptor
@@ -38,9 +39,10 @@ def remove_tree(path: str) -> None:
 class SnapshotStore:
     """``store.snapshots``: ensure, lowerdirs, list, remove."""
 
-    def __init__(self, root: str, blobs: BlobStore) -> None:
+    def __init__(self, root: str, blobs: BlobStore, notes: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.blobs = blobs
+        self.notes = notes  # one line each, for the caller to show (a rootless unpack's skipped devices)
         self.base = os.path.join(root, "snapshots")
 
     def dir(self, diff_id: Digest) -> str:
@@ -83,7 +85,8 @@ class SnapshotStore:
                 except KeyError:
                     raise LayerError(f"layer {layer.digest}: media type {layer.media_type!r} is not a layer") from None
                 with self.blobs.open(layer.digest, layer.size) as reader:
-                    got = archive.extract(reader, os.path.join(tmp, "fs"), compression=compression, mode="overlay")
+                    got = archive.extract(reader, os.path.join(tmp, "fs"), compression=compression, mode="overlay",
+                                          on_skipped=lambda names: self._skipped(layer, names))
                     reader.verify_rest()
                 if got != diff_id:
                     raise IntegrityError(f"layer {layer.digest}: uncompressed content is {got}, the config says {diff_id}")
@@ -142,6 +145,12 @@ class SnapshotStore:
         from .follow import FollowUnpack
 
         return FollowUnpack(self, layer, diff_id)
+
+    def _skipped(self, layer: Descriptor, names: tuple[str, ...]) -> None:
+        if self.notes is not None:
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+            self.notes(f"layer {layer.digest.short}: device nodes cannot be created in a rootless user namespace, "
+                       f"skipped: {', '.join(names[:10])}{more}")
 
     def lowerdirs(self, image) -> list[str]:
         """The image's snapshots, top-most first, as overlayfs wants its lowerdirs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 from layers.errors import StoreError
 
@@ -22,7 +22,9 @@ _DIRS = ("blobs", "blobs/sha256", "ingest", "images", "snapshots", "locks", "lea
 class Store:
     """``Store(root)``: ``.blobs``, ``.images``, ``.snapshots``, ``.roots``, ``.lease()``, ``.gc()``, ``.fsck()``."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, notes: Callable[[str], None] | None = None) -> None:
+        """``notes``: where one-line warnings of the store's work go (the CLI prints them; a library
+        caller may collect them); none are printed by the store itself."""
         self.root = os.path.abspath(root)
         try:
             os.makedirs(self.root, mode=0o700, exist_ok=True)
@@ -33,7 +35,7 @@ class Store:
         self.leases = Leases(self.root)
         self.blobs = BlobStore(self.root, self.leases)
         self.images = ImageStore(self.root, self.blobs)
-        self.snapshots = SnapshotStore(self.root, self.blobs)
+        self.snapshots = SnapshotStore(self.root, self.blobs, notes)
         self.roots = Roots(self.root, self.leases)
 
     @contextlib.contextmanager

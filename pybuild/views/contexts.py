@@ -167,9 +167,9 @@ class ImageFields:
     """A row of ``images``: an image record, its creation time (RFC 3339) and size."""
 
     def __init__(self, record, created: str, size: int, *, trunc: bool = True, platforms: tuple[str, ...] = (),
-                 missing: int = 0):
+                 missing: int = 0, entries: tuple = ()):
         self._record, self._created, self._size, self._trunc = record, created, size, trunc
-        self._platforms, self._missing = platforms, missing
+        self._platforms, self._missing, self._entries = platforms, missing, entries
 
     def Platforms(self) -> str:
         """An index record's platforms (``linux/amd64,linux/arm64``); empty for a one-platform image."""
@@ -218,7 +218,7 @@ class ImageFields:
         """``images --format json``: pybuild's row (full ID, Size in bytes) with Docker's fields added."""
         from .images import image_json
 
-        doc = image_json(self._record, self._created, self._size)
+        doc = image_json(self._record, self._created, self._size, self._entries, self._platforms)
         doc.update(CreatedSince=self.CreatedSince(), Containers="N/A", SharedSize="N/A", UniqueSize="N/A",
                    VirtualSize=self.Size())
         return dict(sorted(doc.items()))

@@ -66,11 +66,16 @@ def platforms_cell(platforms, missing: int) -> str:
     return ",".join(platforms) + (f" (+{missing} not pulled)" if missing else "") if platforms or missing else ""
 
 
-def image_json(record, created: str, size: int) -> dict:
-    """One line of ``images --format json``."""
+def image_json(record, created: str, size: int, entries=(), present=()) -> dict:
+    """One line of ``images --format json``; an index record adds ``Platforms`` as ``inspect`` shows
+    them (``entries``: the index's image descriptors), each marked ``Pulled`` when in ``present``."""
     repo, tag, _ = split_name(record.name)
-    return {"Repository": repo, "Tag": tag, "ID": str(record.id), "Digest": str(record.manifest_digest),
-            "CreatedAt": created, "Size": size, "Names": [record.name] if record.name else []}
+    doc = {"Repository": repo, "Tag": tag, "ID": str(record.id), "Digest": str(record.manifest_digest),
+           "CreatedAt": created, "Size": size, "Names": [record.name] if record.name else []}
+    if entries:
+        doc["Platforms"] = [{"platform": str(d.platform), "digest": str(d.digest), "size": d.size,
+                             "Pulled": str(d.platform) in present} for d in entries]
+    return doc
 
 
 def images_head(digests: bool) -> list[str]:
