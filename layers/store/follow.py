@@ -112,6 +112,7 @@ class FollowUnpack:
         self._thread: threading.Thread | None = None
         self._tmp: str | None = None
         self._result: Digest | BaseException | None = None
+        self._skipped: list[str] = []  # device nodes a rootless unpack skipped: noted once published
         self._dead = False
         self.path: str | None = None
         """The published snapshot's lowerdir once :meth:`complete` succeeded."""
@@ -186,7 +187,7 @@ class FollowUnpack:
 
         try:
             self._result = archive.extract(self._file, dest, compression=compression, mode="overlay",
-                                           what=f"layer {self.layer.digest}")
+                                           what=f"layer {self.layer.digest}", on_skipped=self._skipped.extend)
         except BaseException as exc:  # handed to complete(), which falls back to unpacking at first use
             self._result = exc
 
@@ -208,6 +209,8 @@ class FollowUnpack:
             self.path = self._snaps.publish(tmp, self.diff_id)
         finally:
             self.abort()  # closes the file, releases the lock
+        if self._skipped:
+            self._snaps.note_skipped(self.layer, tuple(self._skipped))
         return self.path
 
     def abort(self) -> None:

@@ -86,7 +86,7 @@ class SnapshotStore:
                     raise LayerError(f"layer {layer.digest}: media type {layer.media_type!r} is not a layer") from None
                 with self.blobs.open(layer.digest, layer.size) as reader:
                     got = archive.extract(reader, os.path.join(tmp, "fs"), compression=compression, mode="overlay",
-                                          on_skipped=lambda names: self._skipped(layer, names))
+                                          on_skipped=lambda names: self.note_skipped(layer, names))
                     reader.verify_rest()
                 if got != diff_id:
                     raise IntegrityError(f"layer {layer.digest}: uncompressed content is {got}, the config says {diff_id}")
@@ -146,7 +146,8 @@ class SnapshotStore:
 
         return FollowUnpack(self, layer, diff_id)
 
-    def _skipped(self, layer: Descriptor, names: tuple[str, ...]) -> None:
+    def note_skipped(self, layer: Descriptor, names: tuple[str, ...]) -> None:
+        """Report (to ``notes``) the device nodes a rootless unpack of ``layer`` could not create."""
         if self.notes is not None:
             more = f" and {len(names) - 10} more" if len(names) > 10 else ""
             self.notes(f"layer {layer.digest.short}: device nodes cannot be created in a rootless user namespace, "

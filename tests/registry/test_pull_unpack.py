@@ -30,6 +30,8 @@ from layers.manifest import Manifest
 from layers.mediatype import MediaType
 from layers.reference import Reference
 
+from tests.archive.test_skipped_devices import _as_nobody, nobody_dir  # noqa: F401 (a fixture)
+
 from .hostile import HostileRegistry, serve_blob, serve_image
 from .test_pull_push import _env, _fsck_ok, _ingest_bytes, _store, _wait_until
 
@@ -296,3 +298,33 @@ def test_no_unpack_keeps_layers_compressed_only(pybuild, tmp_path):
         assert store.snapshots.ready(config.diff_ids[0])
     finally:
         server.stop()
+
+
+def _followed_as_nobody(work: Path) -> dict:
+    """As nobody (rootless): follow an ingest of a layer with device nodes, as a pull does."""
+    from layers.store.store import Store
+    from tests.archive.test_skipped_devices import LAYER
+
+    notes: list[str] = []
+    store = Store(str(work / "root"), notes=notes.append)
+    digest = Digest.from_bytes(LAYER)
+    desc = Descriptor(MediaType.layer_type(None), digest, len(LAYER))
+    with store.snapshots.follow(desc, digest) as follow:
+        with store.blobs.ingest(expected=digest, size=len(LAYER)) as ingest:
+            write = follow.writer(ingest)
+            for i in range(0, len(LAYER), 1000):
+                write(LAYER[i:i + 1000])
+            ingest.commit()
+        path = follow.complete(len(LAYER))
+    again = store.snapshots.ensure(desc, digest)  # ready: not unpacked again, not said again
+    return {"notes": notes, "followed": path is not None and path == again,
+            "hello": Path(again, "etc", "hello").read_text()}
+
+
+def test_rootless_follow_notes_skipped_devices_once(nobody_dir) -> None:
+    out = _as_nobody(nobody_dir, _followed_as_nobody)
+    notes = out["result"]["notes"]
+    assert len(notes) == 1 and notes[0].endswith(
+        "device nodes cannot be created in a rootless user namespace, skipped: dev/odd, dev/blk"), notes
+    assert out["result"]["followed"] and out["result"]["hello"] == "hi\n"
+    assert out["stderr"] == ""
