@@ -175,8 +175,8 @@ class PodmanSide(Side):
 
     def close(self) -> None:
         self.cli("network", "rm", "loadnet", check=False)
-        self.cli("rmi", "-a", "-f", check=False)
-        self.cli("system", "reset", "-f", check=False)
+        self.cli("rm", "-a", "-f", check=False)
+        self.cli("rmi", "-a", "-f", check=False)       # never `system reset`: it drops the machine's networks too
 
 
 def load(side: Side, n: int, tmp: str) -> bool:

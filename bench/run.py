@@ -101,8 +101,9 @@ def main(runs: int = 20) -> None:
         print(f"  pybuild after {runs + 2} runs: {_leftovers(t, base)}")
         report("pybuild --version (CLI start floor)", timed([PYBUILD, "--version"], runs))
         report("runner.sandbox.execute (in process)", _in_process(t, runs))
-        if podman:
-            subprocess.run(pod + ["system", "reset", "-f"], capture_output=True)
+        if podman:     # its own --root only: never `system reset` (it also drops the machine's networks)
+            subprocess.run(pod + ["rm", "-a", "-f"], capture_output=True)
+            subprocess.run(pod + ["rmi", "-a", "-f"], capture_output=True)
 
 
 def _leftovers(t: Path, base: list[str]) -> str:

@@ -273,7 +273,10 @@ def _ensure_image(settings: Settings, store, image: str, policy: str, platform: 
 
 
 def _complete(settings: Settings, store, image: str) -> None:
-    """Layers a build's shared cache left in the registry come down now, checked against their digests."""
+    """Layers a build's shared cache left in the registry come down now, checked against their digests
+    (the registry client is loaded only when one is missing)."""
+    if not store.images.missing_layers(image):
+        return
     from registry_client.cache import complete_image
     from registry_client.transport import TransportConfig
 
@@ -288,10 +291,13 @@ def run_cmd(settings: Settings, **kw) -> int:
     """Run a command in a new container."""
     opts = build_options(kw)
     if opts.detach:
+        import contextlib
+
         from runner.shim_client import PendingShim
 
-        # the shim's interpreter starts now, on the other core, while the image is looked up
-        with PendingShim(settings.root, settings.state_dir) as shim:
+        # the shim is a fork of this process once the record is written (runner.shim_client); an
+        # --init container's is a fresh interpreter, started now while the image is looked up
+        with PendingShim(settings.root, settings.state_dir) if opts.init else contextlib.nullcontext() as shim:
             images, containers_store = _stores(settings, kw["image"], kw["pull"], opts.platform)
             from runner.fromimage import run_detached
 

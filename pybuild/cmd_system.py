@@ -38,6 +38,7 @@ def _echo(template, doc: dict, text: str, extra: dict) -> None:
 def info_cmd(settings: Settings, fmt: str | None) -> None:
     """Display system-wide information: counts, storage, cgroups, security options, host."""
     from runner.info import container_counts, host_facts
+    from runner.network.rootless import describe
     from runner.overlaykind import overlay_kind
     from runner.procsandbox import choose
     from runner.upperfs import upper_dir_message
@@ -50,7 +51,8 @@ def info_cmd(settings: Settings, fmt: str | None) -> None:
     template = _template(fmt)
     images = len({s.record.id for s in settings.store().images.summaries(None)})
     doc = info_document(host_facts(), container_counts(container_store(settings)), images, settings.root,
-                        settings.state_dir, current(), overlay_kind(), choose("auto"), upper_dir_message(settings.root))
+                        settings.state_dir, current(), overlay_kind(), choose("auto"), upper_dir_message(settings.root),
+                        describe(settings.root))
     _echo(template, doc, INFO_TEXT, {"MemTotalText": bytes_size(doc["MemTotal"])})
 
 

@@ -57,7 +57,7 @@ def complete_images(store, names: Iterable[str], transport: TransportConfig | No
     of which image, where they were to come from, what to do) when some cannot be fetched."""
     missing: dict[Digest, tuple[str, Descriptor]] = {}
     for name in names:
-        for desc in _lazy_layers(store, name):
+        for desc in store.images.missing_layers(name):
             missing.setdefault(desc.digest, (name, desc))
     if not missing:
         return 0
@@ -80,17 +80,6 @@ def complete_images(store, names: Iterable[str], transport: TransportConfig | No
 
 class LazyLayersUnavailable(NotFound):
     """Layers an image needs are known only lazily and no registry that holds them answered."""
-
-
-def _lazy_layers(store, name: str) -> list[Descriptor]:
-    """The layer descriptors of ``name`` (each image of an index that the store holds) that are absent."""
-    record = store.images.resolve(name)
-    image = store.images.load(record, lazy=True)
-    manifests = [image.manifest]
-    if image.index is not None:
-        manifests = [store.images.load(d.digest, lazy=True).manifest for d in image.index.images()
-                     if store.blobs.has(d.digest)]
-    return [d for m in manifests for d in m.layers if not store.blobs.has(d.digest)]
 
 
 def _unavailable(store, purpose: str, failed: list[tuple[str, Descriptor]]) -> str:

@@ -39,8 +39,10 @@ def create(store: ContainerStore, config: ContainerConfig, *, supervisor: int | 
 def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
     """Start a created or exited container under a fresh shim; return once its process runs.
 
-    ``shim``: a :class:`runner.shim_client.PendingShim` started earlier (``run -d`` starts one before
-    it looks up the image); without it one is started here."""
+    ``shim``: a :class:`runner.shim_client.PendingShim` started earlier (``run -d --init`` and
+    ``compose up`` start one before they look up the image); without it this process forks the
+    shim (:func:`runner.shim_client.spawn`: a single-threaded caller, a container without ``--init``)
+    or starts one here."""
     from .shim_client import spawn
 
     cfg = store.resolve(ref)
@@ -69,7 +71,7 @@ def start(store: ContainerStore, ref: str, *, shim=None) -> ContainerInfo:
         cfg = setup_network(store, join_namespaces(store, cfg))
     pause_point("run-start-shim")  # a test hook: created, network attached, no shim yet
     try:
-        spawn(store.root, store.state_dir, cfg.id, shim=shim)
+        spawn(store.root, store.state_dir, cfg.id, shim=shim, fork=not cfg.init)
     except PybuildError:
         if store.shim_pid(cfg.id) in (None, os.getpid()):
             release_resources(store, cfg)

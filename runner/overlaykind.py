@@ -8,7 +8,7 @@ import os
 
 from .errors import SandboxError
 
-__all__ = ["OVERLAY_KINDS", "mount_native", "overlay_kind", "overlay_options", "uses_fuse"]
+__all__ = ["OVERLAY_KINDS", "overlay_kind", "overlay_options", "uses_fuse"]
 
 
 OVERLAY_KINDS = ("native", "native-userxattr", "fuse-overlayfs", "unsupported")
@@ -48,22 +48,3 @@ def uses_fuse() -> bool:
     """Whether overlays are mounted with fuse-overlayfs."""
     return overlay_kind() == "fuse-overlayfs"
 
-
-def mount_native(target: str, data: str, volatile: bool = False) -> bool:
-    """Mount overlayfs at ``target`` with options ``data``; whether it is ``volatile``. A volatile overlay
-    (Linux 5.10; on an older kernel the option is dropped) does not send fsync or syncfs to the disk:
-    only for a throw-away upper dir (a build step's, whose layer is made durable when it is stored),
-    never a container's, which a restart mounts again."""
-    import errno
-
-    from . import syscalls as sc
-
-    if volatile:
-        try:
-            sc.mount("overlay", target, "overlay", 0, data + ",volatile")
-            return True
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:  # a kernel before 5.10 does not know the option
-                raise
-    sc.mount("overlay", target, "overlay", 0, data)
-    return False

@@ -4,6 +4,7 @@ touches containers does first: it imports the heavier modules only when a contai
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -29,13 +30,23 @@ def reap_abandoned(store: ContainerStore, *,
     network, overlay and cgroup (killing anything still in it), settles a live record as exited
     (code 255: nobody saw the exit), clears ``shim.json`` and removes ``--rm`` containers. A detached
     container whose shim was killed while its PID 1 still runs is left as it is (``stop``, ``rm`` and
-    ``start`` handle it), and so is every container whose supervisor lives. Costs a ``stat`` per
-    container when there is nothing to do. A container that cannot be cleaned up is skipped and
+    ``start`` handle it), and so is every container whose supervisor lives. Rootless, a store with no
+    container left whose pasta/slirp4netns still runs (a pybuild killed while it set a network up) has
+    it stopped. Costs a ``stat`` per container (and one more) when there is nothing to do. A container that cannot be cleaned up is skipped and
     reported to ``on_error(container_id, error)``.
     """
     store.collect_half_removed()
     done = []
-    for cid in store.ids():
+    ids = store.ids()
+    if not ids and os.path.exists(os.path.join(store.root, "networks", ".rootless", "usernet.json")):
+        from .network.attach import release_rootless     # only when there is work: the network room is heavy
+
+        try:
+            release_rootless(store.root)
+        except (PybuildError, OSError) as exc:
+            if on_error is not None:
+                on_error("(network)", exc)
+    for cid in ids:
         if not store.supervisor_gone(cid):
             continue
         try:

@@ -158,6 +158,7 @@ class NetworkAttachment:
     host_veth: str | None = None
     nat: str | None = None
     notes: tuple[str, ...] = ()
+    dial_netns: str | None = None      # rootless: where the port proxy dials ``ip`` from
 
     def __post_init__(self) -> None:
         if isinstance(self.etc_files, dict):
@@ -182,6 +183,8 @@ class NetworkAttachment:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["etc_files"] = dict(self.etc_files)
         d["notes"] = list(self.notes)
+        if self.dial_netns is None:         # rootless only: a root container's record keeps its shape
+            del d["dial_netns"]
         return d
 
     @classmethod

@@ -110,7 +110,9 @@ def mount_rootfs(store: ContainerStore, cfg: ContainerConfig):
     paths = rootfs_paths(store, cfg.id)
     overlay = None
     if not os.path.ismount(paths.rootfs):
-        overlay = OverlayMount(list(cfg.lowerdirs), paths.upper, paths.work, paths.rootfs)
+        # a --rm container's upper dir goes with it: not synced on unmount (volatile), as Podman does
+        overlay = OverlayMount(list(cfg.lowerdirs), paths.upper, paths.work, paths.rootfs,
+                               volatile=cfg.auto_remove)
         overlay.mount()
     try:
         _mount_shareable_shm(store, cfg)

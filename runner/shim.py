@@ -1,6 +1,8 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
-``pybuild run -d`` / ``start`` spawn ``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD``
+``pybuild run -d`` / ``start`` fork it once the container's record is ready (:func:`run_forked`, from
+:func:`runner.shim_client.fork_shim`); a caller with threads, and an ``--init`` container, spawn
+``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` instead
 (:class:`runner.shim_client.PendingShim`) and send the container id on GO_FD when its record is
 ready. The shim:
 
@@ -55,7 +57,7 @@ from .records import PublishedPort
 from .resources import release_resources, rootfs_paths
 from .restart import RestartPolicy, parse_restart_policy
 from .shimloop import drain, read_output, reap
-from .shimprocs import HostProcess, ResumedProcess, SandboxProcess, daemonize, read_line
+from .shimprocs import HostProcess, ResumedProcess, SandboxProcess, detach, read_line, shim_env
 from .state import ContainerStore
 
 __all__ = ["main", "Shim", "parse_restart_policy", "RestartPolicy"]
@@ -393,22 +395,48 @@ def main(argv: list[str]) -> None:
     # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    daemonize()
-    nullfd = os.open(os.devnull, os.O_RDWR)
-    os.dup2(nullfd, 0)
-    os.dup2(nullfd, 1)
-    try:
-        from . import resources, sandbox  # noqa: F401  (before the wait: the start needs them at once)
-        from .syscalls import set_child_subreaper
-    except BaseException as exc:          # reported only if a container is asked for
-        failed = exc
-    else:
-        failed = None
+    nullfd = detach()
+    failed = _import_the_start()
     cid = read_line(go_fd)
     os.close(go_fd)
     if not cid:
         os._exit(0)
-    store = ContainerStore(root, state_dir)
+    _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, failed)
+
+
+def run_forked(root: str, state_dir: str, cid: str, ready_fd: int) -> None:
+    """The shim of container ``cid``, in a child the CLI forked once the record was written and the
+    network attached (:func:`runner.shim_client.fork_shim`): no interpreter start and no imports of
+    its own, since the CLI has them. Detaches from the CLI (double fork, ``setsid``, stdio to
+    ``/dev/null`` and ``shim.log``), then supervises as :func:`main` does; the running container is
+    handed to :mod:`runner.shimloop` by ``execve``, so nothing of the CLI stays in memory.
+
+    The caller blocks the signals a terminal sends across the fork; they are unblocked once this
+    process is in a session of its own. Returns only when the shim is done (the caller then exits)."""
+    import gc
+
+    gc.freeze()             # the CLI's objects: never collected (nor finalized) in this process
+    nullfd = detach()
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # what this process execs later (the shim loop's way back, health probes) runs with -S: it finds
+    # runner through the module path, as a spawned shim does
+    os.environ.update(shim_env())
+    os.environ.pop("PYTHONSTARTUP", None)
+    _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, _import_the_start())
+
+
+def _import_the_start() -> BaseException | None:
+    """Import what starting a container needs; the error, reported only if a container is asked for."""
+    try:
+        from . import resources, sandbox  # noqa: F401  (before the wait: the start needs them at once)
+        from .syscalls import set_child_subreaper  # noqa: F401
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def _supervise(store: ContainerStore, cid: str, ready_fd: int, nullfd: int, failed: BaseException | None) -> None:
     live = store.live_dir(cid)
     os.makedirs(live, mode=0o700, exist_ok=True)
     # our own stderr goes to a file in the live dir: the CLI's terminal is not ours to keep
@@ -419,6 +447,8 @@ def main(argv: list[str]) -> None:
     try:
         if failed is not None:
             raise ShimFailed(f"shim: cannot import the sandbox: {failed}")
+        from .syscalls import set_child_subreaper
+
         set_child_subreaper()
         store.write_shim(cid, os.getpid())
         shim = Shim(store, cid, ready_fd)

@@ -15,7 +15,7 @@ from .records import ContainerConfig
 from .resources import mount_rootfs
 from .state import ContainerStore
 
-__all__ = ["HostProcess", "SandboxProcess", "ResumedProcess", "daemonize", "read_line"]
+__all__ = ["HostProcess", "SandboxProcess", "ResumedProcess", "daemonize", "detach", "read_line", "shim_env"]
 
 
 class HostProcess:
@@ -148,6 +148,26 @@ def daemonize() -> None:
         os._exit(0)
     os.chdir("/")
     os.umask(0o022)
+
+
+def detach() -> int:
+    """:func:`daemonize`, with stdin and stdout on ``/dev/null``; returns that descriptor (the shim's
+    stderr goes to its container's ``shim.log`` once the id is known)."""
+    daemonize()
+    nullfd = os.open(os.devnull, os.O_RDWR)
+    os.dup2(nullfd, 0)
+    os.dup2(nullfd, 1)
+    return nullfd
+
+
+def shim_env() -> dict[str, str]:
+    """What a shim's environment adds for the interpreters it execs with ``-S`` (no site module, so
+    no scan of site-packages' ``.pth`` files nor an editable install's import hook): this process's
+    module path as ``PYTHONPATH``, the directory that holds ``runner`` first."""
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys([here] + [p for p in sys.path if p]))}
 
 
 def read_line(fd: int) -> str:

@@ -98,6 +98,22 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _wait_exit(pid: int, timeout: float) -> None:
+    """Sleep until process ``pid`` ends (on a pidfd) or ``timeout`` passes."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:                      # no pidfd (Linux before 5.3): the caller looks again soon
+        return time.sleep(min(timeout, 0.02))
+    import select
+
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
 def pid_in_container(pid: int, cid: str) -> bool:
     """Is ``pid`` alive and in a cgroup named after container ``cid`` (not a reused pid)? Rootless
     containers have no cgroup: there it must be PID 1 of a pid namespace of its own (``NSpid`` ends
@@ -410,10 +426,12 @@ class ContainerStore:
 
     # ---- live state (the shim)
     def write_shim(self, cid: str, pid: int) -> None:
+        """Record ``pid`` as the container's supervisor. Atomic, not fsynced: it names a live process,
+        which a power loss takes away too (an empty or torn file reads as a supervisor gone)."""
         d = self.live_dir(cid)
         os.makedirs(d, mode=0o700, exist_ok=True)
         write_atomic(os.path.join(d, "shim.json"),
-                     json.dumps({"pid": pid, "start": process_start_time(pid)}).encode())
+                     json.dumps({"pid": pid, "start": process_start_time(pid)}).encode(), durable=False)
 
     def shim_pid(self, cid: str) -> int | None:
         """The pid of this container's shim if it is alive (pid and start time both match), else None."""
@@ -431,10 +449,10 @@ class ContainerStore:
         """An exited container's shim may still be releasing its network and mounts (``stop`` returns
         on the exit record): give it up to ``timeout`` seconds to finish."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.status(cid).supervised or self.shim_pid(cid) is None:
+        while (left := deadline - time.monotonic()) > 0:
+            if self.status(cid).supervised or (pid := self.shim_pid(cid)) is None:
                 return
-            time.sleep(0.02)
+            _wait_exit(pid, min(left, 1.0))
 
     def supervisor_gone(self, cid: str) -> bool:
         """True when ``shim.json`` names a process that no longer runs: the shim, or the pybuild of a
@@ -458,7 +476,7 @@ class ContainerStore:
         path = os.path.join(d, "stop-requested")
         if flag:
             os.makedirs(d, mode=0o700, exist_ok=True)
-            write_atomic(path, b"1\n")
+            write_atomic(path, b"1\n", durable=False)     # for the live shim only, as shim.json
         else:
             try:
                 os.unlink(path)

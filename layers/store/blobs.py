@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 from typing import BinaryIO, Iterator
 
 from layers.atomic import fsync_dir
@@ -56,7 +55,7 @@ class Ingest:
         self._fd: int | None = None
         self._algorithm = expected.algorithm if expected else "sha256"
         self._hash = hashlib.new(self._algorithm)
-        name = f"{expected.algorithm}-{expected.hex}" if expected else f"anon-{secrets.token_hex(8)}"
+        name = f"{expected.algorithm}-{expected.hex}" if expected else f"anon-{os.urandom(8).hex()}"
         self.path = os.path.join(blobs.root, "ingest", name)
         self._lock = FileLock(self.path + ".lock")
         self._committed: Digest | None = None

@@ -307,6 +307,17 @@ class ImageStore:
             leases.keep("doc", image.digest)  # the index's when it was one, which keeps the manifest too
         return image
 
+    def missing_layers(self, name: str) -> list[Descriptor]:
+        """The layers of the stored image ``name`` (of each image of an index that the store holds)
+        whose blobs the store lacks, known only lazily (a build's cache hits, a lazy base pull): a
+        stat per layer."""
+        image = self.load(self.resolve(name), lazy=True)
+        manifests = [image.manifest]
+        if image.index is not None:
+            manifests = [self.load(d.digest, lazy=True).manifest for d in image.index.images()
+                         if self.blobs.has(d.digest)]
+        return [d for m in manifests for d in m.layers if not self.blobs.has(d.digest)]
+
     def _load(self, record_or_digest: ImageRecord | Digest | str, platform: Platform | None, lazy: bool = False) -> Image:
         if isinstance(record_or_digest, ImageRecord):
             digest, record = record_or_digest.manifest_digest, record_or_digest

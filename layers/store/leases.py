@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import threading
 from typing import Iterator
 
@@ -34,7 +33,7 @@ KINDS = ("blob", "doc", "snap")
 
 class _LeaseFile:
     def __init__(self, directory: str) -> None:
-        self.path = os.path.join(directory, f"{os.getpid()}-{secrets.token_hex(6)}")
+        self.path = os.path.join(directory, f"{os.getpid()}-{os.urandom(6).hex()}")
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._seen: set[tuple[str, Digest]] = set()

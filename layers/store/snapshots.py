@@ -10,8 +10,6 @@ it. GC leaves alone any ``<hex>`` or ``.tmp-<hex>-*`` whose lock is held (an unp
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 from typing import Callable
 
 from layers.atomic import fsync_dir, write_atomic
@@ -31,8 +29,10 @@ def remove_tree(path: str) -> None:
     """Remove a snapshot tree: rename it aside first so a half-removed tree is never mistaken for one."""
     if not os.path.lexists(path):
         return
-    trash = os.path.join(os.path.dirname(path), f".trash-{secrets.token_hex(6)}")
+    trash = os.path.join(os.path.dirname(path), f".trash-{os.urandom(6).hex()}")
     os.rename(path, trash)
+    import shutil              # here: only removing and unpacking need it (it loads bz2, lzma, fnmatch)
+
     shutil.rmtree(trash)
 
 
@@ -74,6 +74,8 @@ class SnapshotStore:
         return self._unpack(layer, diff_id, archive)
 
     def _unpack(self, layer: Descriptor, diff_id: Digest, archive) -> str:
+        import shutil              # here, as in remove_tree: a run of an unpacked image never loads it
+
         with locked(self.lock_path(diff_id.hex), timeout=600, what=f"snapshot {diff_id}"):
             if self.ready(diff_id):
                 return self.path(diff_id)
@@ -106,11 +108,13 @@ class SnapshotStore:
     def temp_dir(self, diff_id: Digest) -> str:
         """A new ``.tmp-<hex>-<random>`` dir with an empty ``fs`` (0755) to unpack into; the caller holds
         the snapshot's lock and has removed debris at :meth:`dir` (:func:`remove_tree`)."""
-        tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{secrets.token_hex(4)}")
+        tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{os.urandom(4).hex()}")
         try:
             os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
             os.chmod(os.path.join(tmp, "fs"), 0o755)
         except OSError as exc:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
             if exc.errno in NOSPACE:
                 raise no_space(self.root, exc, f"unpacking layer {diff_id.short}", 4096) from None
@@ -125,6 +129,8 @@ class SnapshotStore:
             os.rename(tmp, final)
             fsync_dir(self.base)
         except OSError:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         from .pause import pause_point

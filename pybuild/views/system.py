@@ -87,12 +87,13 @@ def version_document(facts) -> dict:
 
 
 def info_document(facts, counts, images: int, root: str, state_dir: str, mode=None, overlay: str = "native",
-                  sandbox=None, store_problem: str | None = None) -> dict:
+                  sandbox=None, store_problem: str | None = None, network: str = "") -> dict:
     """``docker info``'s document: :class:`runner.info.HostFacts`, :class:`runner.info.ContainerCounts`,
     the number of images and where pybuild keeps its store and state; ``mode`` (a
     :class:`runner.userns.Mode`) and ``overlay`` (``runner.overlaykind.overlay_kind``) add the rootless facts;
     ``sandbox`` (:class:`runner.procsandbox.ProcessSandbox`) is what RUN steps get, ``store_problem``
-    (``runner.upperfs.upper_dir_message``) a warning about where the store is."""
+    (``runner.upperfs.upper_dir_message``) a warning about where the store is; ``network`` which tool
+    rootless networks use (``runner.network.rootless.describe``)."""
     from runner.info import RUNTIME_NAME
 
     rootless = bool(mode is not None and mode.rootless)
@@ -114,7 +115,7 @@ def info_document(facts, counts, images: int, root: str, state_dir: str, mode=No
         "ServerVersion": client_version(), "DockerRootDir": root, "StateDir": state_dir,
         "Runtimes": {RUNTIME_NAME: {"path": "pybuild-shim"}}, "DefaultRuntime": RUNTIME_NAME,
         "SecurityOptions": list(facts.security_options) + (["name=rootless"] if rootless else []),
-        "Warnings": warnings, "Rootless": rootless, "Overlay": overlay,
+        "Warnings": warnings, "Rootless": rootless, "Overlay": overlay, "RootlessNetwork": network if rootless else "",
         "ProcessSandbox": "yes" if sandbox is None or sandbox.private else f"no ({sandbox.reason})",
         "SubUIDs": _ranges(mode.uids) if rootless else "", "SubGIDs": _ranges(mode.gids) if rootless else "",
         "ClientInfo": {**_client(), "Debug": False, "Plugins": []},
@@ -179,6 +180,9 @@ Server:
 {{- end}}
  Overlay: {{.Overlay}}
  Process Sandbox (RUN steps): {{.ProcessSandbox}}
+{{- if .Rootless}}
+ Rootless Network: {{.RootlessNetwork}}
+{{- end}}
 {{- range .Warnings}}
 {{.}}
 {{- end}}"""

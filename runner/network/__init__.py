@@ -62,10 +62,13 @@ def create_network(root: str, name: str, *, subnet: str | None = None, gateway: 
                    bridge: str | None = None, internal: bool = False) -> NetworkConfig:
     """Record a new bridge network (the bridge itself appears with its first container)."""
     from . import bridge as bridge_mod
-    from . import config
+    from . import config, rootless
+
+    def overlaps(net):          # rootless: with the routes of the rootless namespace, if it exists
+        return rootless.call(root, lambda site: bridge_mod.route_overlaps(net), create=False)
 
     cfg = config.create(root, name, subnet=subnet, gateway=gateway, bridge=bridge, internal=internal,
-                        overlaps=bridge_mod.route_overlaps)
+                        overlaps=overlaps)
     config.emit_event(root, "create", cfg)
     return cfg
 
@@ -73,6 +76,12 @@ def create_network(root: str, name: str, *, subnet: str | None = None, gateway: 
 def start_proxies(config) -> list[PortProxy]:
     """Shim hook: bind ``config.ports`` (dicts of :class:`PortMapping` fields) towards the container's
     address in ``config.network``; raises :class:`PortInUse` before the container starts.
+
+    Rootless (the attachment names a ``dial_netns``), the ports are bound in the caller's (the host's)
+    namespace, then the calling thread joins the rootless namespace for good, where the container's
+    address is routable: sockets keep the namespace they were made in, so the listeners stay on the
+    host and every upstream socket the proxy (or the shim loop's relay, across ``execve``) opens from
+    then on is made inside.
 
     Returns one proxy for all ports; the shim calls ``register(selector)`` and later ``close()``.
     The bound ports (``-P`` picks free ones) are in ``proxy.mappings``.
@@ -87,7 +96,17 @@ def start_proxies(config) -> list[PortProxy]:
             return []   # Docker ignores published ports in host mode: the ports are the host's already
         raise NetworkError(f"container {config.name}: ports are published but it has no network address "
                            f"(network mode {net.get('mode') or 'unknown'})")
-    return [PortProxy.bind(mappings, ip)]
+    proxy = PortProxy.bind(mappings, ip)
+    if net.get("dial_netns"):
+        from . import netns
+
+        try:
+            netns.enter(net["dial_netns"])
+        except OSError as exc:
+            proxy.close()
+            raise NetworkError(f"container {config.name}: join the rootless network namespace "
+                               f"{net['dial_netns']}: {exc.strerror or exc}") from None
+    return [proxy]
 
 
 def teardown_container(root: str, state_dir: str, config) -> None:

@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, replace
 
 from layers.atomic import write_atomic
-from layers.store.location import is_rootless
 
 from ..records import NetworkAttachment as Attachment     # one type: the container record's
 
@@ -112,12 +111,14 @@ def _parse_extra_hosts(extra_hosts) -> list[tuple[str, str]]:
     return out
 
 
-def _ensure_bridge(root: str, alloc: ipam.Allocations) -> tuple[config.NetworkConfig, str, list[str]]:
-    """Under the host lock: make the bridge of ``alloc.cfg`` exist (relocating an idle default network
-    whose bridge or subnet is taken), set up NAT on first creation. Returns (cfg, nat detail, notes)."""
+def _ensure_bridge(root: str, alloc: ipam.Allocations,
+                   site: rootless.Site = rootless.HOST) -> tuple[config.NetworkConfig, str, list[str]]:
+    """Under the host lock (of ``site``, where the bridges live): make the bridge of ``alloc.cfg`` exist
+    (relocating an idle default network whose bridge or subnet is taken), set up NAT on first creation.
+    Returns (cfg, nat detail, notes)."""
     cfg = alloc.cfg
     notes: list[str] = []
-    with config.host_lock():
+    with config.host_lock(site.lock):
         owner = bridge_mod.owner_tag(root, cfg.name)
         if cfg.default and not alloc.endpoints:
             others = config.subnets_in_use(root, exclude=cfg.name)
@@ -147,12 +148,17 @@ def _ensure_bridge(root: str, alloc: ipam.Allocations) -> tuple[config.NetworkCo
             bridge_mod.ensure(cfg.bridge, cfg.gateway, cfg.network.prefixlen, owner)
         if cfg.internal:
             detail = "no NAT: internal network"
+        elif not site.nat_wanted:
+            detail = f"no NAT: outbound through {site.usernet.tool}"
         elif existing is None or not alloc.endpoints or alloc.nat is None:
             detail = alloc.nat = nat.enable(cfg.bridge, cfg.subnet).detail    # idempotent
         else:
             detail = alloc.nat          # set up with the bridge; `network inspect` asks the kernel again
     if cfg.note and existing is None:       # said when the bridge comes up on the other subnet
         notes.append(cfg.note)
+    if site.rootless and site.nat_wanted and not cfg.internal and detail == nat.NO_NAT and existing is None:
+        notes.append(f"network {cfg.name}: containers cannot reach out: {site.usernet.tool} needs a masquerade "
+                     "in the rootless network namespace, and neither nft nor iptables is installed")
     return cfg, detail, notes
 
 
@@ -210,9 +216,7 @@ def setup(*, root: str, state_dir: str, container_id: str, etc_dir: str, mode: s
         return _join_container(req, m.target)
     if m.kind == "none":
         return _setup_none(req)
-    if is_rootless():
-        return rootless.attach(req, m.target)
-    return _setup_bridge(req, m.target)
+    return rootless.call(root, lambda site: _setup_bridge(req, m.target, site))
 
 
 def _write_extra(req: _Request) -> None:
@@ -234,14 +238,16 @@ def _setup_none(req: _Request) -> Attachment:
     return Attachment("none", req.container_id, path, req.hostname, paths)
 
 
-def _setup_bridge(req: _Request, network: str) -> Attachment:
+def _setup_bridge(req: _Request, network: str, site: rootless.Site) -> Attachment:
     path = netns.netns_path(req.state_dir, req.container_id)
     cfg = config.load(req.root, network)
     host_if = _host_ifname(req.container_id)
     with ipam.locked(req.root, cfg) as alloc:
-        cfg, nat_detail, notes = _ensure_bridge(req.root, alloc)
-        # Docker's host-gateway: the host's address on the bridge (this network's gateway)
-        req = replace(req, extra=tuple((n, cfg.gateway if i == HOST_GATEWAY else i) for n, i in req.extra))
+        cfg, nat_detail, notes = _ensure_bridge(req.root, alloc, site)
+        # Docker's host-gateway: the host's address on the bridge (this network's gateway); rootless the
+        # bridge is in the rootless namespace, and the tool's host-loopback address reaches the host
+        host = site.usernet.host_loopback if site.rootless and site.usernet else cfg.gateway
+        req = replace(req, extra=tuple((n, host if i == HOST_GATEWAY else i) for n, i in req.extra))
         _write_extra(req)
         addr = alloc.reserve(req.ip) if req.ip else alloc.allocate()
         mac = _mac(addr)
@@ -262,13 +268,14 @@ def _setup_bridge(req: _Request, network: str) -> Attachment:
             if created_ns:
                 netns.remove(path)
             if not alloc.endpoints:
-                _drop_bridge(req.root, alloc.cfg)
+                _drop_bridge(req.root, alloc.cfg, site)
             raise
         peers.refresh(req.root, alloc)
     config.emit_event(req.root, "connect", cfg, container=req.container_id)
     return Attachment("bridge", req.container_id, path, req.hostname, paths, network=cfg.name, ip=str(addr),
                       prefixlen=cfg.network.prefixlen, gateway=cfg.gateway, mac=mac, bridge=cfg.bridge,
-                      host_veth=host_if, nat=nat_detail, notes=tuple(notes))
+                      host_veth=host_if, nat=nat_detail, notes=tuple(notes),
+                      dial_netns=rootless.netns_path(req.root) if site.rootless else None)
 
 
 def _find_endpoint(root: str, ref: str) -> tuple[config.NetworkConfig, ipam.Endpoint] | None:
@@ -334,34 +341,58 @@ def _existing_networks(root: str) -> list[config.NetworkConfig]:
             if not n.startswith(".") and os.path.exists(os.path.join(d, n, "network.json"))]
 
 
-def _drop_bridge(root: str, cfg: config.NetworkConfig) -> None:
+def _drop_bridge(root: str, cfg: config.NetworkConfig, site: rootless.Site = rootless.HOST) -> None:
     """Remove an idle network's bridge and NAT (called with the network's endpoint table locked)."""
-    with config.host_lock():
-        if bridge_mod.delete(cfg.bridge, bridge_mod.owner_tag(root, cfg.name)) and not cfg.internal:
+    with config.host_lock(site.lock):
+        if bridge_mod.delete(cfg.bridge, bridge_mod.owner_tag(root, cfg.name)) and not cfg.internal \
+                and site.nat_wanted:
             nat.disable(cfg.bridge, cfg.subnet)
+
+
+def _idle(root: str, but: str | None = None) -> bool:
+    """No container (other than ``but``) holds an address on any network of ``root``."""
+    for cfg in _existing_networks(root):
+        with ipam.locked(root, cfg) as alloc:
+            if any(cid != but for cid in alloc.endpoints):
+                return False
+    return True
+
+
+def release_rootless(root: str) -> bool:
+    """Rootless: stop the outbound tool and drop the rootless namespace once no container uses it."""
+    return rootless.active() and rootless.release_if_idle(root, lambda: _idle(root))
 
 
 def teardown(*, root: str, state_dir: str, container_id: str) -> None:
     """Undo :func:`setup` for ``container_id``: veth, address, peers' hosts entries, netns, and the
-    bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup."""
-    if is_rootless():
-        rootless.detach(root, state_dir, container_id)
-        netns.remove(netns.netns_path(state_dir, container_id))
-        return
+    bridge when it was the last endpoint. Idempotent; safe after a crash at any point of setup.
+    Rootless, the rootless namespace and its tool go too once no container holds an address."""
+    rootless.call(root, lambda site: _teardown(root, state_dir, container_id, site), create=False)
+    release_rootless(root)
+
+
+def _teardown(root: str, state_dir: str, container_id: str, site: rootless.Site) -> None:
     host_if = _host_ifname(container_id)
+    # rootless, the last container's links are left to the kernel: the whole namespace goes right after
+    # (release_rootless), and deleting a bridge and a veth one by one costs some 60 ms of RCU waits. Should
+    # another container arrive in between, this one's veth still goes with its own namespace, below.
+    links = not (site.rootless and _idle(root, but=container_id))
     for cfg in _existing_networks(root):
         with ipam.locked(root, cfg) as alloc:
             ep = alloc.pop(container_id)
             if ep is None:
                 continue
-            veth.detach(ep.host_veth)
+            if links:
+                veth.detach(ep.host_veth)
             if not alloc.endpoints:
-                _drop_bridge(root, alloc.cfg)
+                if links:
+                    _drop_bridge(root, alloc.cfg, site)
                 alloc.nat = None
             alloc.save()
             peers.refresh(root, alloc)
         config.emit_event(root, "disconnect", cfg, container=container_id)
-    veth.detach(host_if)
+    if links:
+        veth.detach(host_if)
     netns.remove(netns.netns_path(state_dir, container_id))
 
 
@@ -374,9 +405,22 @@ def remove_network(root: str, name: str) -> None:
         if alloc.endpoints:
             names = ", ".join(sorted(e.name for e in alloc.endpoints.values()))
             raise NetworkInUse(f"network {name!r}: still has containers attached: {names}")
-        _drop_bridge(root, cfg)
+        rootless.call(root, lambda site: _drop_bridge(root, cfg, site), create=False)
         config.remove(root, name)
     config.emit_event(root, "destroy", cfg)
+    release_rootless(root)
+
+
+def _live_bridge(root: str, cfg: config.NetworkConfig, site: rootless.Site):
+    """(the bridge's state or None, the NAT detail) as the kernel says where ``site`` is."""
+    state = bridge_mod.lookup(cfg.bridge)
+    if cfg.internal:
+        return state, "no NAT: internal network"
+    if not site.nat_wanted:
+        return state, f"no NAT: outbound through {site.usernet.tool}"
+    if state is None or state.owner != bridge_mod.owner_tag(root, cfg.name):
+        return state, nat.NO_NAT if nat.available() is None else "no NAT rule installed (bridge is down)"
+    return state, nat.status(cfg.bridge, cfg.subnet).detail
 
 
 def inspect_network(root: str, name: str) -> dict:
@@ -386,14 +430,8 @@ def inspect_network(root: str, name: str) -> dict:
         eps = {k: {"name": e.name, "ip": f"{e.ip}/{cfg.network.prefixlen}", "mac": e.mac,
                    "host_veth": e.host_veth, "hostname": e.hostname}
                for k, e in sorted(alloc.endpoints.items())}
-    state = bridge_mod.lookup(cfg.bridge)
+    state, nat_detail = rootless.call(root, lambda site: _live_bridge(root, cfg, site), create=False)
     owner = bridge_mod.owner_tag(root, cfg.name)
-    if cfg.internal:
-        nat_detail = "no NAT: internal network"
-    elif state is None or state.owner != owner:
-        nat_detail = nat.NO_NAT if nat.available() is None else "no NAT rule installed (bridge is down)"
-    else:
-        nat_detail = nat.status(cfg.bridge, cfg.subnet).detail
     out = cfg.to_dict()
     out["bridge_state"] = (
         {"present": True, "up": state.up, "addresses": list(state.addresses), "owned": state.owner == owner}

@@ -103,9 +103,10 @@ def root_lock(root: str) -> Iterator[None]:
 
 
 @contextmanager
-def host_lock() -> Iterator[None]:
-    """Serialise bridge creation/deletion between every pybuild process on the host (bridges are global)."""
-    with _flock(HOST_LOCK):
+def host_lock(path: str = HOST_LOCK) -> Iterator[None]:
+    """Serialise bridge creation/deletion between every pybuild process on the host (bridges are global
+    to a network namespace; a rootless store's live in its own, with its own lock ``path``)."""
+    with _flock(path):
         yield
 
 

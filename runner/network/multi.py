@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import config, ipam, netns, peers, veth
-from .attach import _check_names, _drop_bridge, _ensure_bridge, _host_ifname, _mac
+from . import config, ipam, netns, peers, rootless, veth
+from .attach import _check_names, _drop_bridge, _ensure_bridge, _host_ifname, _mac, release_rootless
 from .errors import InvalidNetworkSpec, NetworkError
 
 __all__ = ["ExtraAttachment", "connect", "disconnect", "resolve_name"]
@@ -51,40 +51,51 @@ def connect(*, root: str, container_id: str, netns_path: str, etc_dir: str, netw
     if ip and cfg.default:
         raise InvalidNetworkSpec("--ip: only works on a user-defined network")
     host_if = _host_ifname(container_id, cfg.name)
-    with ipam.locked(root, cfg) as alloc:
-        if container_id in alloc.endpoints:
-            raise InvalidNetworkSpec(f"container {name} is already attached to network {cfg.name}")
-        cfg, _nat, _notes = _ensure_bridge(root, alloc)
-        addr = alloc.reserve(ip) if ip else alloc.allocate()
-        mac = _mac(addr)
-        try:
-            veth.attach(veth.VethPlan(host_if, cfg.bridge, netns_path, str(addr), cfg.network.prefixlen,
-                                      cfg.gateway, mac, ifname=ifname, default_route=False))
-            alloc.add(ipam.Endpoint(container_id, name, str(addr), mac, host_if, hostname, etc_dir,
-                                    tuple(aliases), ifname))
-            alloc.save()
-        except BaseException:
-            alloc.pop(container_id)
-            veth.detach(host_if)
-            if not alloc.endpoints:
-                _drop_bridge(root, alloc.cfg)
-            raise
-        peers.refresh(root, alloc)
-    config.emit_event(root, "connect", cfg, container=container_id)
-    return ExtraAttachment(cfg.name, ifname, str(addr), cfg.network.prefixlen, cfg.gateway, mac, cfg.bridge, host_if)
+
+    def wire(site: rootless.Site) -> ExtraAttachment:      # where the bridges live (rootless: their namespace)
+        with ipam.locked(root, cfg) as alloc:
+            if container_id in alloc.endpoints:
+                raise InvalidNetworkSpec(f"container {name} is already attached to network {cfg.name}")
+            net, _nat, _notes = _ensure_bridge(root, alloc, site)   # the default network may have moved
+            addr = alloc.reserve(ip) if ip else alloc.allocate()
+            mac = _mac(addr)
+            try:
+                veth.attach(veth.VethPlan(host_if, net.bridge, netns_path, str(addr), net.network.prefixlen,
+                                          net.gateway, mac, ifname=ifname, default_route=False))
+                alloc.add(ipam.Endpoint(container_id, name, str(addr), mac, host_if, hostname, etc_dir,
+                                        tuple(aliases), ifname))
+                alloc.save()
+            except BaseException:
+                alloc.pop(container_id)
+                veth.detach(host_if)
+                if not alloc.endpoints:
+                    _drop_bridge(root, alloc.cfg, site)
+                raise
+            peers.refresh(root, alloc)
+        config.emit_event(root, "connect", net, container=container_id)
+        return ExtraAttachment(net.name, ifname, str(addr), net.network.prefixlen, net.gateway, mac, net.bridge,
+                               host_if)
+
+    return rootless.call(root, wire)
 
 
 def disconnect(*, root: str, container_id: str, network: str) -> bool:
     """Remove ``container_id``'s endpoint on ``network`` (its veth, address, peers' hosts lines, the
     bridge when it was the last endpoint) and rewrite its own hosts file. False if it had none."""
     cfg = config.load(root, network)
+    done = rootless.call(root, lambda site: _disconnect(root, container_id, cfg, site), create=False)
+    release_rootless(root)
+    return done
+
+
+def _disconnect(root: str, container_id: str, cfg, site) -> bool:
     with ipam.locked(root, cfg) as alloc:
         ep = alloc.pop(container_id)
         if ep is None:
             return False
         veth.detach(ep.host_veth)
         if not alloc.endpoints:
-            _drop_bridge(root, alloc.cfg)
+            _drop_bridge(root, alloc.cfg, site)
             alloc.nat = None
         alloc.save()
         peers.refresh(root, alloc, also=(ep,))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .. import syscalls
 from .errors import NetworkError
 
-__all__ = ["create", "remove", "run_in", "enter", "netns_path", "is_netns"]
+__all__ = ["create", "remove", "run_in", "on_thread", "enter", "netns_path", "is_netns"]
 
 TYPE_CHECKING = False     # not typing.TYPE_CHECKING: the shim imports this module, typing costs 2 MiB
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def is_netns(path: str) -> bool:
         return False
 
 
-def _on_thread(fn: Callable[[], T]) -> T:
+def on_thread(fn: Callable[[], T]) -> T:
     """Run ``fn`` on a fresh thread (whose namespaces may change) and return or raise its result."""
     box: dict = {}
 
@@ -74,7 +74,7 @@ def create(path: str) -> str:
         syscalls.mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, "none", syscalls.MS_BIND)
 
     try:
-        _on_thread(make)
+        on_thread(make)
     except OSError as exc:
         _unlink_quiet(path)
         raise NetworkError(f"create network namespace {path}: {exc.strerror or exc}") from exc
@@ -125,4 +125,4 @@ def run_in(path: str, fn: Callable[[], T]) -> T:
             raise NetworkError(f"join network namespace {path}: {exc.strerror or exc}") from exc
         return fn()
 
-    return _on_thread(inner)
+    return on_thread(inner)

@@ -86,6 +86,14 @@ class _UdpFlow:
         self.last = time.monotonic()
 
 
+def _unprivileged_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
 def _bind_first_free(m: PortMapping) -> socket.socket:
     """A listening (TCP) or bound (UDP) non-blocking socket on the first free port of ``m``'s host
     ports; :class:`PortInUse` when every one is taken."""
@@ -106,6 +114,10 @@ def _bind_first_free(m: PortMapping) -> socket.socket:
             sock.close()
             if exc.errno == errno.EADDRINUSE:
                 continue
+            if exc.errno == errno.EACCES and port < _unprivileged_start():
+                raise NetworkError(f"host port {m.host_ip}:{port}/{m.protocol}: ports below "
+                                   f"{_unprivileged_start()} need root (rootless: publish a higher port, or "
+                                   "lower the sysctl net.ipv4.ip_unprivileged_port_start)") from None
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise NetworkError(f"host address {m.host_ip} for port {port}/{m.protocol}: "
                                    "not an address of this host") from None

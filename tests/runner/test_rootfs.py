@@ -102,3 +102,45 @@ def test_seed_volume_copies_without_following(tmp_path: Path) -> None:
     (root / "file").write_text("x")
     with pytest.raises(SandboxError, match="not a directory"):
         seed_volume(str(root), "/file", str(empty))
+
+
+def _volatile(options: str) -> bool:
+    """Does an overlay's option list say volatile (``volatile``, or ``fsync=volatile`` since Linux 6.5)?"""
+    return bool({"volatile", "fsync=volatile"} & set(options.split(",")))
+
+
+@pytest.mark.parametrize("volatile", [True, False])
+def test_overlay_volatile_only_when_asked(tmp_path: Path, volatile: bool) -> None:
+    """A --rm container's overlay is mounted ``volatile`` (its unmount does not sync the disk holding
+    the upper dir); any other is not, and the kernel would refuse to mount a volatile one's upper again."""
+    from runner.rootfs import OverlayMount
+
+    lower, upper, work, target = (tmp_path / n for n in ("lower", "upper", "work", "mnt"))
+    lower.mkdir()
+    (lower / "f").write_text("from the image\n")
+    overlay = OverlayMount([str(lower)], str(upper), str(work), str(target), volatile=volatile)
+    overlay.mount()
+    try:
+        (target / "g").write_text("written\n")
+        with open("/proc/self/mountinfo") as f:
+            line = next(x for x in f if x.split()[4] == str(target))
+        assert _volatile(line.split(" - ")[1].split()[2]) == volatile
+    finally:
+        overlay.unmount()
+    assert (upper / "g").read_text() == "written\n" and not os.path.ismount(target)
+    again = OverlayMount([str(lower)], str(upper), str(work), str(target))
+    if volatile:
+        with pytest.raises(SandboxError):
+            again.mount()
+    else:
+        again.mount()
+        again.unmount()
+
+
+def test_run_rm_mounts_its_root_volatile(pybuild, busybox_tar) -> None:
+    assert pybuild("import", str(busybox_tar), "vol/busybox:1").returncode == 0
+    rm = pybuild("run", "--rm", "--network", "none", "vol/busybox:1", "grep", " / ", "/proc/mounts", check=True)
+    kept = pybuild("run", "--name", "kept", "--network", "none", "vol/busybox:1", "grep", " / ", "/proc/mounts",
+                   check=True)
+    assert _volatile(rm.stdout.split()[3]) and not _volatile(kept.stdout.split()[3])
+    pybuild("rm", "kept", check=True)
