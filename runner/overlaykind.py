@@ -47,4 +47,3 @@ def overlay_options() -> str:
 def uses_fuse() -> bool:
     """Whether overlays are mounted with fuse-overlayfs."""
     return overlay_kind() == "fuse-overlayfs"
-
