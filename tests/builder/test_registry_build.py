@@ -75,7 +75,7 @@ def test_pull_refreshes_a_base_that_moved_in_the_registry(bpybuild, registry, tm
 
 def test_base_pulled_by_a_build_is_unpacked_as_it_downloads(bpybuild, registry, tmp_path: Path) -> None:
     """The build's pull leaves the base's snapshot ready (unpacked while it came down, see
-    tests/registry/test_pull_unpack.py); its RUN overlay is volatile (a throw-away upper dir), the
+    tests/registry/test_pull_unpack.py); its RUN overlay is volatile (a throw-away upper dir), a kept
     container's is not (a restart mounts it again)."""
     from layers.store import Store
 
@@ -95,6 +95,8 @@ def test_base_pulled_by_a_build_is_unpacked_as_it_downloads(bpybuild, registry, 
     assert all(store.snapshots.ready(d) for d in base.config.diff_ids)
     during_build = fresh("run", "--rm", "--network", "none", "unpacked:1", "cat", "/root-mount", check=True).stdout
     assert "overlay" in during_build and "volatile" in during_build, during_build
-    in_container = fresh("run", "--rm", "--network", "none", "unpacked:1", "grep", " / / ", "/proc/self/mountinfo",
-                         check=True).stdout
+    # a container that is kept (not --rm) may be started again: its overlay is not volatile
+    in_container = fresh("run", "--name", "kept", "--network", "none", "unpacked:1", "grep", " / / ",
+                         "/proc/self/mountinfo", check=True).stdout
+    fresh("rm", "kept", check=True)
     assert "overlay" in in_container and "volatile" not in in_container, in_container
