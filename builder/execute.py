@@ -188,7 +188,7 @@ class Executor:
         """Note a step (or a stage's base) for ``--cache-to``: the chain it leaves; its key."""
         if self.shared is not None:
             self.shared.recorder.add(StepRecord(key, parent, image.layers, image.config.diff_ids, created,
-                                                stage.index))
+                                                stage.index), self.options.platform)
         return key
 
     def _lookup(self, key: str):

@@ -149,9 +149,9 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
                 progress.note(f"Pushing {target.familiar}")
             repo = registry.repository(target.repository)
             result = push(store, repo, document, target, options, progress)
-            from builder.build import attach_sbom
+            from builder.attest import attach_sboms
 
-            attach_sbom(store, repo, target, document.digest, result.digest)  # the SBOM `build --sbom` made
+            attach_sboms(store, repo, target, document, result.digest)  # the SBOMs `build --sbom` made
             if key is not None:
                 from registry_client.trust import resolve_digest, sign_digest
 
