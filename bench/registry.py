@@ -6,7 +6,7 @@ Usage: ``.venv/bin/python bench/registry.py [--mb 500] [--layers 5] [--runs 3]``
 Makes an OCI layout of random (incompressible) gzip layers, seeds registry A with it by
 ``skopeo copy``, then, ``--runs`` times (the two tools in alternating order):
 
-- pull: ``pybuild pull A/bench:1`` into an empty root  vs  ``skopeo copy docker://A/bench:1 oci:DIR``
+- pull: ``pybuild pull --no-unpack A/bench:1`` into an empty root  vs  ``skopeo copy docker://A/bench:1 oci:DIR``
 - push: ``pybuild push`` of that image to a fresh registry B  vs  ``skopeo copy oci:DIR docker://C/bench:1``
 
 Registries are Debian's ``docker-registry`` on 127.0.0.1 (fresh storage each, so nothing is
@@ -99,7 +99,8 @@ def main() -> None:
                 # fresh destinations every round (nothing skipped or mounted), the order alternating
                 root, pulled = work / f"root{i}", work / f"pulled{i}"
                 base = [pybuild, "--root", str(root), "--state-dir", str(work / f"state{i}")]
-                pulls = [("pull", [*base, "pull", "-q", f"{a}/bench:1"]),
+                # --no-unpack: skopeo copy stores the blobs only (bench/coldbuild.py times pull + unpack)
+                pulls = [("pull", [*base, "pull", "-q", "--no-unpack", f"{a}/bench:1"]),
                          ("skopeo pull", [skopeo, "copy", "-q", *tls, f"docker://{a}/bench:1", f"oci:{pulled}:1"])]
                 for name, argv in pulls if i % 2 == 0 else pulls[::-1]:
                     times[name].append(timed(argv))

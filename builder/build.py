@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from . import instructions as I
+from .attest import attach_sbom, attach_sboms, write_sbom
 from .context import BuildContext
 from .dockerignore import load_ignore
 from .errors import BuildError
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from runner.procsandbox import ProcessSandbox
 
 
-__all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile"]
+__all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile", "attach_sbom", "attach_sboms", "write_sbom"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
     sandbox = _prepare_runs(parsed[0], options, store.root, progress)
     tags = tuple(str(Reference.parse(t)) for t in options.tags)  # refuse a bad -t before any work
     if len(options.platforms) > 1:
-        return _build_index(options, store, registry, progress, state_dir, parsed, tags, sandbox)
+        return _build_index(options, store, registry, progress, state_dir, parsed, tags, sandbox,
+                            (imports, exports))
     options = replace(options, platform=options.platforms[0])
     resolver = StoreResolver(store, registry, pull=options.pull, progress=progress, lazy=bool(imports))
     shared = _cache_session(store, imports, exports, registry, options)
@@ -151,48 +153,67 @@ def build(options: BuildOptions, store: Store | Callable[[], Store], *, registry
 
 
 def _build_index(options: BuildOptions, store: Store, registry: RegistrySettings | None, progress: Progress,
-                 state_dir: str | None, parsed, tags: tuple[str, ...], sandbox: ProcessSandbox | None = None
-                 ) -> BuildOutcome:
+                 state_dir: str | None, parsed, tags: tuple[str, ...], sandbox: ProcessSandbox | None = None,
+                 caches: tuple[tuple, tuple] = ((), ())) -> BuildOutcome:
     """Several ``--platform``s: one plan and executor per platform, side by side, sharing one lock per
-    step (a shared ``$BUILDPLATFORM`` step runs once); then the index, tagged, written, pushed."""
+    step (a shared ``$BUILDPLATFORM`` step runs once) and one cache session (imports read once; one
+    export holding every platform's records, whose keys differ by platform); each image gets its own
+    SBOM (``--sbom``) and inline cache; then the index, tagged, written, pushed."""
     from layers.reference import Reference
 
     from .cache import StepLocks
     from .multiplatform import PlatformBuild, build_platforms, commit_index
 
-    for flag, given in (("--cache-from/--cache-to", options.cache_from or options.cache_to), ("--sbom", options.sbom)):
-        if given:
-            raise BuildError(f"{flag} is not supported with several --platform values yet; build each platform")
+    imports, exports = caches  # parsed cache specs
+    shared = _cache_session(store, imports, exports, registry, options)
     locks = StepLocks()
 
     def one(platform: str) -> PlatformBuild:
         opts = replace(options, platform=platform)
-        resolver = StoreResolver(store, registry, pull=opts.pull, progress=progress)
+        resolver = StoreResolver(store, registry, pull=opts.pull, progress=progress, lazy=bool(imports))
         with contextlib.closing(resolver):
             p, context = load_plan(opts, resolver, store.root, parsed)
             if p.unused_args:
                 progress.note(f"[warning] {platform}: build arguments not consumed: " + ", ".join(p.unused_args))
             executor = Executor(store, opts, context, resolver, progress, state_dir=state_dir, label_platform=True,
-                                step_locks=locks, sandbox=sandbox)
+                                step_locks=locks, sandbox=sandbox, shared=shared)
             try:
                 result = executor.run(p)
             finally:
                 executor.close()
                 context.save_hashes()
-        return PlatformBuild(platform, result, p)
+            if shared is not None:
+                shared.remote.settle_local(result.layers)
+                result = shared.export_inline(p, result, platform)
+            if options.sbom:  # from this platform's own layers (lazy cache hits fetched first)
+                if shared is not None:
+                    _complete(shared, result.manifest)
+                write_sbom(store, result, p, resolver, tags, opts)
+        return PlatformBuild(platform, result, p, executor.remote_hits)
 
-    with store.lease():
+    with store.lease(), contextlib.ExitStack() as stack:
+        if shared is not None:
+            stack.callback(shared.close)
+            if not options.no_cache:
+                shared.load(progress.note)
         builds = build_platforms(options.platforms, one)
         index = commit_index(store, builds, docker=options.format == "docker")
         from layers.store.pause import pause_point
 
         pause_point("build-tag")  # a test hook: the image is stored, not yet named
         for tag in tags:
-            store.images.tag(Reference.parse(tag), index)
+            store.images.tag(Reference.parse(tag), index, lazy=shared is not None)
+        if shared is not None:
+            shared.export(builds[0].plan, progress.note)  # the plans differ only by platform
         for spec in options.outputs:
+            if shared is not None:
+                for b in builds:
+                    _complete(shared, b.result.manifest)
             write_output(spec, index, tags, store)
-        pushed = tuple(push_image(t, index, store, registry, options) for t in tags) if options.push else ()
-    return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, index=index, platforms=tuple(builds))
+        pushed = tuple(push_image(t, index, store, registry, options, shared, builds) for t in tags) \
+            if options.push else ()
+        lines = tuple(shared.summary(sum(b.remote_hits for b in builds))) if shared is not None else ()
+    return BuildOutcome(builds[0].result, builds[0].plan, tags, pushed, lines, index=index, platforms=tuple(builds))
 
 
 def _prepare_runs(df, options: BuildOptions, store_root: str, progress: Progress) -> ProcessSandbox | None:
@@ -225,28 +246,6 @@ def _complete(shared, manifest) -> None:
     """Fetch every lazy layer of ``manifest`` (an archive output needs the bytes)."""
     for desc in manifest.layers:
         shared.remote.ensure(desc)
-
-
-def _base_layers(p: Plan, resolver) -> int:
-    """How many layers of the target's image come from its base image (the rest the build made)."""
-    stage = p.stages[p.target]
-    while stage.base_stage is not None:
-        stage = p.stages[stage.base_stage]
-    if stage.base == "scratch":
-        return 0
-    return len(resolver.load(stage.base, stage.platform).manifest.layers)
-
-
-def write_sbom(store: Store, result: BuildResult, p: Plan, resolver, tags: tuple[str, ...],
-               options: BuildOptions) -> bytes:
-    """``--sbom``: the SPDX document of the built image (packages of every layer, files of the layers
-    this build made), saved beside the store for push."""
-    from layers.sbom import sbom_for_image
-
-    image = store.images.load(result.manifest.digest)
-    own = len(image.manifest.layers) - _base_layers(p, resolver)
-    return sbom_for_image(store, image, tags[0] if tags else result.image_id, max(own, 0),
-                          float(options.timestamp) if options.timestamp is not None else None)
 
 
 def _output_spec(spec: str) -> dict[str, str]:
@@ -287,9 +286,10 @@ def write_output(spec: str, result, tags: tuple[str, ...], store: LocalStore) ->
 
 
 def push_image(tag: str, result, store: LocalStore, registry: RegistrySettings | None,
-               options: BuildOptions, shared=None) -> str:
+               options: BuildOptions, shared=None, builds=()) -> str:
     """Push the built image as ``tag`` (``result``: a :class:`BuildResult`, or a multi-platform build's
-    index, pushed with every image in it); the digest the registry has it under."""
+    index, pushed with every image in it, ``builds`` its platforms' images); the digest the registry
+    has it under."""
     from layers.reference import Reference
     from registry_client.client import Registry
     from registry_client.credentials import CredentialStore
@@ -300,23 +300,12 @@ def push_image(tag: str, result, store: LocalStore, registry: RegistrySettings |
     ref = Reference.parse(tag)
     credentials = CredentialStore().get(ref.registry)
     if shared is not None:  # lazy layers: mounted from the cache's repository, or fetched if none can be
-        shared.prepare_push(result.manifest, ref.api_host)
+        for manifest in [b.result.manifest for b in builds] or [result.manifest]:
+            shared.prepare_push(manifest, ref.api_host)
     document = getattr(result, "manifest", result)
     with Registry(ref.api_host, config=registry.transport(), credentials=credentials) as remote:
         repo = remote.repository(ref.repository)
         res = push(store, repo, document, ref, PushOptions(jobs=options.jobs))
         if options.sbom:
-            attach_sbom(store, repo, ref, result.manifest.digest, res.digest)
+            attach_sboms(store, repo, ref, document, res.digest)
     return str(res.digest)
-
-
-def attach_sbom(store: LocalStore, repo, ref, local, pushed) -> None:
-    """Push the SBOM saved for the local manifest ``local`` as a referrer of ``pushed`` (the digest the
-    registry holds); nothing when no SBOM was made."""
-    from layers.sbom import load_sbom
-    from registry_client.sbom import push_sbom
-    from registry_client.trust import resolve_digest
-
-    data = load_sbom(store.root, local)
-    if data is not None:
-        push_sbom(repo, resolve_digest(repo, ref.with_digest(pushed)), data)

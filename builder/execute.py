@@ -188,7 +188,7 @@ class Executor:
         """Note a step (or a stage's base) for ``--cache-to``: the chain it leaves; its key."""
         if self.shared is not None:
             self.shared.recorder.add(StepRecord(key, parent, image.layers, image.config.diff_ids, created,
-                                                stage.index))
+                                                stage.index), self.options.platform)
         return key
 
     def _lookup(self, key: str):
@@ -299,7 +299,9 @@ class Executor:
         work = os.path.join(base, "work") if upper else None
         target = os.path.join(base, "root")
         try:
-            with OverlayMount(lowers, upper, work, target) as root:
+            # volatile: the upper dir is thrown away after the step (its layer is made durable when it
+            # is stored), so fsyncs inside RUN (dpkg makes hundreds) need not reach the disk
+            with OverlayMount(lowers, upper, work, target, volatile=True) as root:
                 pause_point("build-mounted")  # a test hook: an overlay of the build is mounted
                 yield root
         finally:

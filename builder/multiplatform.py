@@ -31,6 +31,7 @@ class PlatformBuild:
     platform: str
     result: BuildResult
     plan: object  # builder.plan.Plan
+    remote_hits: int = 0  # steps that hit an imported (--cache-from) cache
 
 
 def build_platforms(platforms: tuple[str, ...], build_one: Callable[[str], PlatformBuild]) -> list[PlatformBuild]:

@@ -138,7 +138,8 @@ class StoreResolver:
         with Registry(ref.api_host, config=config, credentials=CredentialStore().get(ref.registry)) as registry:
             with self.store.lease():
                 result = pull(self.store, registry.repository(ref.repository), ref,
-                              PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy), None,
+                              PullOptions(platform=Platform.parse(platform), policy=policy, lazy=self.lazy,
+                                          unpack=not self.lazy), None,
                               tag=False)
                 self.store.images.tag(ref, result.digest, lazy=self.lazy)
 

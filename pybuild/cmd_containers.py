@@ -298,32 +298,45 @@ def top_cmd(settings: Settings, container: str, ps_options: tuple[str, ...]) -> 
 @pass_settings
 def stats_cmd(settings: Settings, no_stream: bool, no_trunc: bool, fmt: str | None, containers: tuple[str, ...]) -> None:
     """Show CPU %, memory and pids of running containers (from cgroups)."""
-    from runner.listing import stats_many
+    from runner.cgroupview import Window          # light: opens the window before the records load
 
-    from layers.errors import PybuildError
+    template = None
+    if fmt is not None and fmt != "json":
+        from .views import contexts as ctx
 
-    from .views import contexts as ctx
-
-    template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
-    table = ctx.template_for("table", ctx.STATS_TABLE, ())      # Docker's default columns
-    store = container_store(settings)
+        template = ctx.template_for(fmt, ctx.STATS_TABLE, ("table", "json"))
+    store = None
     refs = list(containers) or None               # None: every running one, each record read once
     while True:
-        # one CPU window shared by all; Docker's --no-stream waits for its collector's second
-        # sample (~1 s), one short window here gives the same figure sooner
-        samples = stats_many(store, refs, interval=0.1 if no_stream else 0.5)
+        # one CPU window shared by all (Docker's --no-stream waits ~1 s for its collector's second
+        # sample; 0.1 s gives the same figure sooner), opened first: the store, the records and the
+        # output's modules are loaded inside it
+        window = Window(0.1 if no_stream else 0.5)
+        if store is None:
+            store = container_store(settings)
+        from runner.listing import StatsWindow
+
+        from layers.errors import PybuildError
+
+        sampling = StatsWindow(store, refs, window)
+        if fmt == "json":
+            from .views.contexts import StatsFields
+        elif template is None:
+            from .views.stats import stats_table
+        samples = sampling.close()
         for s in samples:
             if isinstance(s, PybuildError):
                 raise s
         if fmt == "json":
             for s in samples:
-                f = ctx.StatsFields(s)
+                f = StatsFields(s)
                 click.echo(json.dumps({"ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent,
                                        "MemUsage": s.memory_usage, "MemLimit": s.memory_limit, "PIDs": s.pids,
                                        "MemPerc": f.MemPerc(), "NetIO": f.NetIO(), "BlockIO": f.BlockIO()}))
         else:
-            for line in (template or table).lines([ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES):
-                click.echo(line)
+            lines = stats_table(samples) if template is None else template.lines(
+                [ctx.StatsFields(s) for s in samples], ctx.STATS_TITLES)
+            click.echo("\n".join(lines))
         if no_stream:
             return
         sys.stdout.flush()

@@ -68,27 +68,31 @@ def _local_document(store: Store, name: str):
 @click.option("--jobs", "-j", type=click.IntRange(1, 16), default=4, show_default=True, help="Blobs fetched at once.")
 @click.option("--policy", "policy", type=click.Path(dir_okay=False), default=None,
               help="Trust policy file (default: ~/.config/containers/policy.json, /etc/containers/policy.json).")
+@click.option("--unpack/--no-unpack", default=True, show_default=True,
+              help="Also unpack the layers (while they download) for run and build; not with --all-platforms.")
 @pass_settings
 def pull_cmd(settings: Settings, reference: str, platform: str | None, all_platforms: bool, quiet: bool,
-             jobs: int, policy: str | None) -> None:
+             jobs: int, policy: str | None, unpack: bool) -> None:
     """Pull an image (or every platform of an index) from a registry into the local store."""
     ref = pull_image(settings, settings.store(), reference, platform=platform, all_platforms=all_platforms,
-                     quiet=quiet, jobs=jobs, policy=policy)
+                     quiet=quiet, jobs=jobs, policy=policy, unpack=unpack and not all_platforms)
     click.echo(str(ref))
 
 
 def pull_image(settings: Settings, store: Store, reference: str, *, platform: str | None = None,
-               all_platforms: bool = False, quiet: bool = False, jobs: int = 4, policy: str | None = None):
+               all_platforms: bool = False, quiet: bool = False, jobs: int = 4, policy: str | None = None,
+               unpack: bool = True):
     """Pull ``reference`` into ``store``, Docker's progress on stderr unless ``quiet``; the parsed
     reference (``pull``, and ``run``/``create`` of an image not in the store). The trust policy
-    (``policy``, else the containers-policy.json podman reads) is enforced before anything is stored."""
+    (``policy``, else the containers-policy.json podman reads) is enforced before anything is stored.
+    ``unpack``: the layers are unpacked as they download (see ``PullOptions.unpack``)."""
     from layers.descriptor import Platform
     from registry_client.policy import load_policy
     from registry_client.pull import PullOptions, pull
 
     ref = _parse_ref(reference)
     options = PullOptions(platform=Platform.parse(platform) if platform else None, all_platforms=all_platforms,
-                          jobs=jobs, policy=load_policy(policy))
+                          jobs=jobs, policy=load_policy(policy), unpack=unpack and not all_platforms)
     progress = _progress(quiet)
     with _open_registry(settings, ref) as registry:
         if not quiet:
@@ -145,9 +149,9 @@ def push_cmd(settings: Settings, local: str, remote: str | None, compression: st
                 progress.note(f"Pushing {target.familiar}")
             repo = registry.repository(target.repository)
             result = push(store, repo, document, target, options, progress)
-            from builder.build import attach_sbom
+            from builder.attest import attach_sboms
 
-            attach_sbom(store, repo, target, document.digest, result.digest)  # the SBOM `build --sbom` made
+            attach_sboms(store, repo, target, document, result.digest)  # the SBOMs `build --sbom` made
             if key is not None:
                 from registry_client.trust import resolve_digest, sign_digest
 

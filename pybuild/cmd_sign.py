@@ -126,17 +126,22 @@ def referrers_cmd(settings: Settings, image: str, artifact_type: str, fmt: str) 
 @click.command("sbom")
 @click.argument("image")
 @click.option("--remote", is_flag=True, help="Read it from the registry even when the local store has one.")
+@click.option("--platform", default=None,
+              help="For a multi-platform image: the platform whose SBOM to print (default: this host's).")
 @pass_settings
-def sbom_cmd(settings: Settings, image: str, remote: bool) -> None:
+def sbom_cmd(settings: Settings, image: str, remote: bool, platform: str | None) -> None:
     """Print the SPDX SBOM of IMAGE: the one `build --sbom` saved for a local image, else the one
-    attached to IMAGE on its registry."""
+    attached to IMAGE on its registry (for an index, to its image for --platform)."""
+    from layers.descriptor import Platform
     from layers.reference import Reference
     from layers.sbom import local_sbom
     from registry_client.sbom import fetch_sbom
 
-    data = None if remote else local_sbom(settings.store(), image)
+    want = Platform.parse(platform) if platform else None  # a bad one: a one-line error
+    data = None if remote else local_sbom(settings.store(), image, want)
     if data is None:
         ref = Reference.parse(image)
         with _registry(settings, ref) as registry:
-            data = fetch_sbom(registry.repository(ref.repository), ref)
+            data = fetch_sbom(registry.repository(ref.repository), ref, want)
     click.echo(json.dumps(json.loads(data), indent=2))
+

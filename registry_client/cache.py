@@ -2,9 +2,10 @@
 
 The builder owns what a cache *means* (``builder.remotecache``); this module only moves it:
 
-- :func:`fetch_cache_document` reads the manifest at a reference (verified against its digest) and
+- :func:`fetch_cache_documents` reads the manifest at a reference (verified against its digest) and
   its config blob (verified, capped at 16 MiB): a BuildKit cache manifest (config media type
-  ``application/vnd.buildkit.cacheconfig.v0``) or an image whose config carries an inline cache.
+  ``application/vnd.buildkit.cacheconfig.v0``) or an image whose config carries an inline cache; for
+  an index (a multi-platform image with inline caches), each image entry's manifest and config.
 - :func:`push_cache_manifest` pushes a manifest already in the store through :func:`push` (blobs
   skipped when present, mounted across repositories from a known source, else uploaded), so a cache
   layer the local store only knows lazily is mounted, never downloaded.
@@ -28,7 +29,7 @@ from .remotes import Remotes
 from .store import LocalStore
 from .transport import TransportConfig
 
-__all__ = ["CacheDocument", "LazyLayersUnavailable", "Remotes", "complete_image", "complete_images", "fetch_cache_document", "push_cache_manifest", "CONFIG_MAX"]
+__all__ = ["CacheDocument", "LazyLayersUnavailable", "Remotes", "complete_image", "complete_images", "fetch_cache_documents", "push_cache_manifest", "CONFIG_MAX"]
 
 CONFIG_MAX = 16 << 20
 
@@ -41,6 +42,7 @@ class CacheDocument:
     config: bytes
     registry: str
     repository: str
+    platform: str = ""  # an index entry's platform; "" for a manifest named directly
 
 
 def complete_image(store, name: str, transport: TransportConfig | None = None) -> int:
@@ -94,20 +96,26 @@ def _unavailable(store, purpose: str, failed: list[tuple[str, Descriptor]]) -> s
             f"{where}; {purpose} fetches it when that registry answers (log in first if it needs credentials)")
 
 
-def fetch_cache_document(remotes: Remotes, ref: Reference) -> CacheDocument:
-    """The manifest ``ref`` names (an image manifest, not an index) and its config bytes."""
+def fetch_cache_documents(remotes: Remotes, ref: Reference) -> tuple[CacheDocument, ...]:
+    """What ``ref`` names: one manifest and its config bytes, or for an index (a multi-platform image
+    whose configs carry inline caches) each image entry's manifest and config, ``platform`` set."""
     from .pull import parse_remote
 
     repo = remotes.registry(ref.api_host).repository(ref.repository)
     identifier = str(ref.digest) if ref.digest is not None else (ref.tag or "latest")
-    doc = repo.get_manifest(identifier)
-    top = parse_remote(doc, f"{ref}")
-    if not isinstance(top, Manifest):
-        from layers.errors import InvalidInput
+    top = parse_remote(repo.get_manifest(identifier), f"{ref}")
+    if isinstance(top, Manifest):
+        return (CacheDocument(top, repo.read_blob(top.config, CONFIG_MAX), ref.api_host, ref.repository),)
+    out = []
+    for entry in top.images():
+        manifest = parse_remote(repo.get_manifest(str(entry.digest)), f"{ref}@{entry.digest}")
+        if not isinstance(manifest, Manifest):
+            from layers.errors import InvalidInput
 
-        raise InvalidInput(f"{ref}: an index, not a cache manifest (the index form of a cache is not supported)")
-    config = repo.read_blob(top.config, CONFIG_MAX)
-    return CacheDocument(top, config, ref.api_host, ref.repository)
+            raise InvalidInput(f"{ref}: entry {entry.digest} is a nested index; not a cache")
+        out.append(CacheDocument(manifest, repo.read_blob(manifest.config, CONFIG_MAX), ref.api_host,
+                                 ref.repository, str(entry.platform or "")))
+    return tuple(out)
 
 
 def push_cache_manifest(store: LocalStore, remotes: Remotes, manifest_digest: Digest, ref: Reference,

@@ -27,7 +27,7 @@ from .errors import RegistryUnavailable
 from .parallel import checkpoint, run_parallel
 from .progress import Progress, QuietProgress
 from .sources import SourceIndex
-from .store import LocalStore
+from .store import LocalStore, SnapshotFollow
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -51,6 +51,9 @@ class PullOptions:
     #: fetch manifests and configs only; layers are fetched when something needs their bytes, from the
     #: repository the source index records for them (a build that may hit a shared cache)
     lazy: bool = False
+    #: leave every layer unpacked too (the store's snapshots, ready for a run or a build): each layer is
+    #: unpacked while it downloads (``store.snapshots.follow``), published only once its blob verified
+    unpack: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,11 @@ def select_manifests(index: Index, options: PullOptions) -> tuple[Descriptor, ..
     return (index.select(options.platform or Platform.host()),)
 
 
-def fetch_blob(store: LocalStore, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None) -> bool:
-    """Make ``desc`` present in ``store``; True if it was downloaded, False if it was there already."""
+def fetch_blob(store: LocalStore, repo: Repository, desc: Descriptor, progress: Progress, counters: _Counters | None = None,
+               follow: SnapshotFollow | None = None) -> bool:
+    """Make ``desc`` present in ``store``; True if it was downloaded, False if it was there already.
+    ``follow`` (``store.snapshots.follow``) unpacks the layer from the ingest as it is written and
+    publishes it once the blob is committed (its digest checked)."""
     if store.blobs.has(desc.digest):
         progress.end(desc.digest.short, "Already exists")
         if counters is not None:
@@ -123,8 +129,9 @@ def fetch_blob(store: LocalStore, repo: Repository, desc: Descriptor, progress: 
                 if counters is not None:
                     counters.bytes += n
 
+            write = ingest.write if follow is None else follow.writer(ingest)
             try:
-                repo.fetch_blob(desc, ingest.write, offset=start, on_bytes=counted)
+                repo.fetch_blob(desc, write, offset=start, on_bytes=counted)
                 ingest.commit()
             except RegistryUnavailable:
                 if attempt == _BLOB_ATTEMPTS - 1:
@@ -138,6 +145,8 @@ def fetch_blob(store: LocalStore, repo: Repository, desc: Descriptor, progress: 
                 except OSError:
                     pass
                 raise
+        if follow is not None:
+            follow.complete(desc.size)  # the blob is committed: digest and size checked
         progress.end(desc.digest.short, "Pull complete")
         if counters is not None:
             counters.fetched += 1
@@ -164,24 +173,52 @@ class _Download:
     progress: Progress
     counters: _Counters
     lazy: bool = False
+    unpack: bool = False
 
 
 def _fetch_image(down: _Download, manifest: Manifest, platform: Platform | None = None) -> None:
     """Config and layers of ``manifest`` into the store (in parallel); with ``platform``, the config
     first, so a wrong platform is refused before the layers come down."""
     store, repo, progress, counters = down.store, down.repo, down.progress, down.counters
-    if platform is not None:
+    unpack = down.unpack and not down.lazy
+    config_first = platform is not None or unpack
+    if config_first:
         fetch_blob(store, repo, manifest.config, progress, counters)
+    if platform is not None:
         _check_platform(store, manifest, platform)
+    diff_ids = _diff_ids(store, manifest) if unpack else {}
     layers = () if down.lazy else manifest.layers
-    blobs = [d for d in (manifest.config, *layers) if platform is None or d is not manifest.config]
+    blobs = [d for d in (manifest.config, *layers) if not config_first or d is not manifest.config]
     seen: set[Digest] = set()
     unique = [d for d in blobs if not (d.digest in seen or seen.add(d.digest))]
+
+    def one(d: Descriptor) -> None:
+        diff_id = diff_ids.get(d.digest)
+        if diff_id is None:
+            fetch_blob(store, repo, d, progress, counters)
+            return
+        with store.snapshots.follow(d, diff_id) as follow:
+            fetch_blob(store, repo, d, progress, counters, follow)
+
     try:
-        run_parallel(lambda d: fetch_blob(store, repo, d, progress, counters), unique, down.jobs, "pull")
+        run_parallel(one, unique, down.jobs, "pull")
     except StoreError:
         _drop_partials(store, unique)  # a full disk: the siblings stopped mid-blob give their bytes back too
         raise
+    if unpack:  # what was stored already, or could not be followed: unpacked from the stored blob now
+        todo = [(d, diff_ids[d.digest]) for d in unique if d.digest in diff_ids]
+        run_parallel(lambda pair: store.snapshots.ensure(*pair), todo, down.jobs, "unpack")
+
+
+def _diff_ids(store: LocalStore, manifest: Manifest) -> dict[Digest, Digest]:
+    """Layer digest -> diff_id from the stored config (empty when the config does not match the layers:
+    loading the image reports that)."""
+    from layers.config import ImageConfig
+
+    config = ImageConfig.parse(store.blobs.read_bytes(manifest.config.digest, _CONFIG_MAX))
+    if len(config.diff_ids) != len(manifest.layers):
+        return {}
+    return {layer.digest: diff_id for layer, diff_id in zip(manifest.layers, config.diff_ids)}
 
 
 def _drop_partials(store: LocalStore, descs: list[Descriptor]) -> None:
@@ -227,7 +264,7 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
             manifests.append(top)
         for manifest in manifests:
             explicit = options.platform if isinstance(top, Manifest) else None
-            _fetch_image(_Download(store, repo, options.jobs, progress, counters, options.lazy), manifest, explicit)
+            _fetch_image(_Download(store, repo, options.jobs, progress, counters, options.lazy, options.unpack), manifest, explicit)
             pause_point("pull-manifest")  # a test hook: every blob of the image is in, no manifest yet
             _put_document(store, manifest.raw, manifest.digest)
         if isinstance(top, Index):

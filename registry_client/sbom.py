@@ -4,9 +4,10 @@ image, and back down. The artifact manifest has the empty config, the document a
 
 from __future__ import annotations
 
-from layers.descriptor import Descriptor
+from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
-from layers.manifest import Manifest
+from layers.index import Index
+from layers.manifest import Manifest, parse_document
 from layers.mediatype import MediaType
 from layers.reference import Reference
 
@@ -35,9 +36,21 @@ def push_sbom(repo: Repository, subject: Descriptor, document: bytes, created: s
     return manifest.digest, push_artifact(repo, manifest, blobs)
 
 
-def fetch_sbom(repo: Repository, ref: Reference) -> bytes:
-    """The SPDX document attached to what ``ref`` names now (the last one listed, when several)."""
-    digest = repo.get_manifest(ref.identifier).digest
+def fetch_sbom(repo: Repository, ref: Reference, platform: Platform | None = None) -> bytes:
+    """The SPDX document attached to what ``ref`` names now (the last one listed, when several); for
+    an index, the one attached to its image for ``platform`` (the host's when None), as a
+    multi-platform ``build --sbom`` attaches one per platform."""
+    doc = repo.get_manifest(ref.identifier)
+    digest = doc.digest
+    top = parse_document(doc.raw, doc.media_type or None)
+    if isinstance(top, Index):
+        digest = top.select(platform or Platform.host()).digest
+    elif platform is not None:  # one image: it must be of that platform
+        from layers.config import ImageConfig
+
+        config = ImageConfig.parse(fetch_small(repo, top.config, 16 << 20))
+        if not config.platform.matches(platform):
+            raise RemoteNotFound(f"{ref} is one image of {config.platform}, not {platform}")
     found = list_referrers(repo, digest, SPDX)
     if not found:
         raise RemoteNotFound(f"{ref}: no SBOM ({SPDX}) is attached to {digest}")

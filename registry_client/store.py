@@ -5,18 +5,22 @@ double). Nothing here is implemented; the store's own docstrings hold the full c
 * :class:`BlobIngest`: one verified write (``layers.store.blobs.Ingest``), resumable from ``offset``;
 * :class:`ContentStore`: blobs by digest (``layers.store.blobs.BlobStore``);
 * :class:`ImageTagger`: names a stored manifest or index (``layers.store.images.ImageStore``);
-* :class:`LocalStore`: the three together, a root for mount hints, and a GC lease.
+* :class:`Snapshots`: unpacked layers (``layers.store.snapshots.SnapshotStore``), used by a pull with
+  ``unpack``; :class:`SnapshotFollow` unpacks a layer while its ingest is written
+  (``layers.store.follow.FollowUnpack``);
+* :class:`LocalStore`: these together, a root for mount hints, and a GC lease.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Callable, Protocol
 
+from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.reference import Reference
 
-__all__ = ["BlobIngest", "ContentStore", "ImageTagger", "LocalStore"]
+__all__ = ["BlobIngest", "ContentStore", "ImageTagger", "LocalStore", "SnapshotFollow", "Snapshots"]
 
 
 class BlobIngest(Protocol):
@@ -67,6 +71,30 @@ class ImageTagger(Protocol):
         """Point ``ref`` at the stored manifest or index ``manifest_digest``."""
 
 
+class SnapshotFollow(Protocol):
+    """Unpacks one layer from its ingest as the ingest is written; a context manager whose exit drops
+    whatever was not published. Nothing is visible before :meth:`complete`."""
+
+    def __enter__(self) -> SnapshotFollow: ...
+
+    def __exit__(self, *exc: object) -> object: ...
+
+    def writer(self, ingest: BlobIngest) -> Callable[[bytes], object]:
+        """At the start of each download attempt: the function to write the blob's bytes with."""
+
+    def complete(self, size: int) -> object:
+        """After the ingest's commit (digest and size checked): finish, check and publish the snapshot."""
+
+
+class Snapshots(Protocol):
+    """Unpacked layers by diff_id."""
+
+    def follow(self, layer: Descriptor, diff_id: Digest) -> SnapshotFollow: ...
+
+    def ensure(self, layer: Descriptor, diff_id: Digest) -> str:
+        """The layer unpacked (from the stored blob, unless ready already)."""
+
+
 class LocalStore(Protocol):
     """The local store as pull and push use it. ``root`` is where cross-repository mount hints are
     kept (:class:`registry_client.sources.SourceIndex`); :meth:`lease` keeps what this process
@@ -75,5 +103,6 @@ class LocalStore(Protocol):
     root: str
     blobs: ContentStore
     images: ImageTagger
+    snapshots: Snapshots
 
     def lease(self) -> AbstractContextManager[None]: ...

@@ -9,22 +9,30 @@ limit), ``cpu.quota``/``period``, ``pids.limit``, and the device allow-list (v1 
 program, which pybuild does not attach). Hybrid hosts (v1 controllers with an empty v2 tree at
 ``/sys/fs/cgroup/unified``) use the v1 path.
 
-Rootless (``layers.store.location.is_rootless``): a user cannot create cgroups on v1, nor on v2 without
-a delegated subtree, so a container gets no cgroup (``Cgroup("none", ())``: its processes die with its
-pid namespace) and any limit (``--memory``, ``--cpus``, ``--pids-limit`` ...) is refused by
-:func:`refuse_rootless_limits` with the reason, never silently dropped.
+Rootless (``layers.store.location.is_rootless``): on pure v2 with a subtree systemd delegated to the
+user (:mod:`runner.cgdelegate`), a container's cgroup is ``<delegated>/pybuild/<container_id>`` with the
+limits whose controllers are delegated; a limit whose controller is not is refused naming it. A user
+cannot create cgroups on v1, nor on v2 without a delegated subtree: there a container gets no cgroup
+(``Cgroup("none", ())``: its processes die with its pid namespace) and any limit (``--memory``,
+``--cpus``, ``--pids-limit`` ...) is refused by :func:`refuse_rootless_limits` with the reason, never
+silently dropped.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import CgroupError
 from .ocispec import Resources
 from .shimrecord import kill_cgroup, remove_cgroup
 
-__all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT", "refuse_rootless_limits"]
+if TYPE_CHECKING:
+    from .cgdelegate import Delegation
+
+__all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT", "refuse_rootless_limits",
+           "check_rootless"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 _V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct", "freezer", "devices", "blkio", "cpuset")
@@ -227,25 +235,65 @@ def _rootless() -> bool:
     return is_rootless()
 
 
-def refuse_rootless_limits(resources: Resources | None) -> None:
-    """Raise :class:`CgroupError` when ``resources`` sets any limit: a rootless container has no cgroup."""
+def refuse_rootless_limits(resources: Resources | None, why: str | None = None) -> None:
+    """Raise :class:`CgroupError` when ``resources`` sets any limit: a rootless container without a
+    delegated cgroup has no cgroup. ``why``: the reason (default: :func:`runner.cgdelegate.probe`'s)."""
     if resources is None:
         return
     asked = [flag for flag, part in (("--memory", resources.memory), ("--cpus/--cpu-*", resources.cpu),
                                      ("--pids-limit", resources.pids)) if part is not None and part.to_dict()]
     if asked:
-        why = ("this host has cgroup v1, where only root can create cgroups" if detect_version() == "v1"
-               else "cgroup v2 without a subtree delegated to this user (systemd's Delegate=yes)")
+        if why is None:
+            from .cgdelegate import probe
+
+            why = probe(CGROUP_ROOT).reason or "no cgroup v2 subtree is delegated to this user"
         raise CgroupError(f"rootless: {', '.join(asked)} cannot be honoured: {why}")
 
 
+def check_rootless(resources: Resources | None) -> Delegation | None:
+    """Refuse (:class:`CgroupError`, one line) the limits a rootless container cannot get: all of them
+    without a delegated cgroup v2 subtree, else those whose controller is not delegated. Returns the
+    :class:`runner.cgdelegate.Delegation` or None."""
+    from . import cgdelegate
+
+    found = cgdelegate.probe(CGROUP_ROOT)
+    if found.delegation is None:
+        refuse_rootless_limits(resources, found.reason)
+    else:
+        cgdelegate.refuse_undelegated(resources, found.delegation)
+    return found.delegation
+
+
+def _create_rootless(container_id: str, resources: Resources) -> Cgroup:
+    """A rootless container's cgroup below the user's delegated subtree (v2), or none (then no limit)."""
+    from . import cgdelegate
+
+    d = check_rootless(resources)
+    if d is None:
+        return Cgroup("none", ())
+    cgdelegate.enable(d, resources)
+    path = d.leaf(container_id)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        raise CgroupError(f"create cgroup {path}: already exists") from None
+    except OSError as exc:
+        raise CgroupError(f"create cgroup {path}: {exc.strerror}") from None
+    cg = Cgroup("v2", (path,))
+    try:
+        _apply_v2(path, resources)
+    except CgroupError:
+        cg.destroy()
+        raise
+    return cg
+
+
 def create(container_id: str, resources: Resources | None = None) -> Cgroup:
-    """Create the container's cgroup with the spec's ``linux.resources`` applied (rootless: none, and
-    limits refused)."""
+    """Create the container's cgroup with the spec's ``linux.resources`` applied (rootless: below the
+    delegated subtree, or none and limits refused)."""
     resources = resources or Resources()
     if _rootless():
-        refuse_rootless_limits(resources)
-        return Cgroup("none", ())
+        return _create_rootless(container_id, resources)
     version = detect_version()
     if version == "v2":
         # under the root, as Docker's cgroupfs driver does: a non-root cgroup that holds processes
@@ -301,7 +349,12 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
 def open_existing(container_id: str) -> Cgroup | None:
     """The cgroup of ``container_id`` if any of its directories exist (for cleanup after a crash)."""
     if _rootless():
-        return None
+        from .cgdelegate import find_leaf
+
+        if detect_version() != "v2":
+            return None
+        path = find_leaf(container_id, CGROUP_ROOT)
+        return Cgroup("v2", (path,)) if path else None
     if detect_version() == "v2":
         path = os.path.join(CGROUP_ROOT, "pybuild", container_id)
         return Cgroup("v2", (path,)) if os.path.isdir(path) else None
@@ -316,6 +369,8 @@ def update(cg: Cgroup, resources: Resources) -> None:
     if not cg.paths:
         refuse_rootless_limits(resources)
         return
+    if cg.version == "v2" and _rootless():
+        check_rootless(resources)
     if cg.version == "v2":
         cpu = resources.cpu
         if cpu is not None and cpu.quota == -1:      # no quota: v2 spells it "max"

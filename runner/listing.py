@@ -14,11 +14,12 @@ from . import records as st
 from .errors import ContainerNotFound, StateConflict
 TYPE_CHECKING = False           # ps imports this module: top's process records are loaded by top
 if TYPE_CHECKING:
+    from .cgroupview import Window
     from .procinfo import Process
 from .records import ContainerConfig, ContainerInfo, ContainerState
 from .state import ContainerStore
 
-__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "Stats", "ContainerSize",
+__all__ = ["list_containers", "all_match", "top", "stats", "stats_many", "StatsWindow", "Stats", "ContainerSize",
            "container_size", "apparent_size", "host_memory"]
 
 
@@ -163,37 +164,78 @@ def stats_many(store: ContainerStore, refs: list[str] | None, *,
                interval: float = 0.5) -> list[Stats | PybuildError]:
     """:func:`stats` of several containers, sampled over one shared ``interval``; per ref its
     figures or the error resolving it. A container that is not running (or ends meanwhile) reads 0.
-    ``refs`` None: every container ``ps`` lists (each record read once)."""
-    from . import cgroupview
+    ``refs`` None: every container ``ps`` lists, newest first (each record read once)."""
+    from .cgroupview import Window
 
-    live: dict[int, int] = {}                   # index in refs -> PID 1
-    if refs is None:
-        infos = list_containers(store)
-        targets: list[ContainerConfig | PybuildError] = [i.config for i in infos]
-        live = {n: i.state.pid for n, i in enumerate(infos) if i.state.status in (st.RUNNING, st.PAUSED)
-                and i.state.pid > 0}
-    else:
-        targets = store.resolve_many(refs)
-    for i, t in enumerate(targets if refs is not None else ()):
-        if not isinstance(t, PybuildError):
-            try:
-                cur = store.status(t.id)
-            except PybuildError as exc:
-                targets[i] = exc
-                continue
-            if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
-                live[i] = cur.pid
-    usages = dict(zip(live, cgroupview.usage_many(list(live.values()), interval)))
-    total = host_memory() if usages else 0
-    out: list[Stats | PybuildError] = []
-    for i, t in enumerate(targets):
-        u = usages.get(i)
-        if isinstance(t, PybuildError):
-            out.append(t)
-        elif u is None:
-            out.append(Stats(t.id, t.name, 0.0, 0, 0, 0))
+    return StatsWindow(store, refs, Window(interval)).close()
+
+
+class StatsWindow:
+    """:func:`stats_many` in two steps, so a caller can do its own work inside the CPU window.
+
+    ``window`` is a :class:`runner.cgroupview.Window` the caller opened (as early as it could: it
+    samples every container's cgroup at once). Created, this resolves the containers and reads their
+    states, a PID 1 each, which it adds to the window; :meth:`close` reads the records and the other
+    figures inside the window, waits for what is left of it, takes the second sample and returns what
+    :func:`stats_many` returns. With ``refs`` None the containers are the ones ``ps`` lists, and
+    their configs are read only inside the window."""
+
+    def __init__(self, store: ContainerStore, refs: list[str] | None, window: Window) -> None:
+        self._store = store
+        self._listing = refs is None
+        self._targets: list[ContainerConfig | PybuildError | str] = []
+        live: dict[int, int] = {}                   # index in targets -> PID 1
+        if refs is None:
+            for cid in store.ids():
+                try:
+                    cur = store.status(cid)
+                except ContainerNotFound:
+                    continue                        # removed while we listed
+                if cur.supervised:                  # what `ps` lists: running, paused, restarting
+                    if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
+                        live[len(self._targets)] = cur.pid
+                    self._targets.append(cid)
         else:
-            limit = min(u.memory_limit, total) if u.memory_limit and total else (u.memory_limit or total)
-            out.append(Stats(t.id, t.name, u.cpu_percent, u.memory_usage, limit, u.pids,
-                             u.net_rx, u.net_tx, u.block_read, u.block_write))
-    return out
+            self._targets = list(store.resolve_many(refs))
+            for i, t in enumerate(self._targets):
+                if isinstance(t, PybuildError):
+                    continue
+                try:
+                    cur = store.status(t.id)
+                except PybuildError as exc:
+                    self._targets[i] = exc
+                    continue
+                if cur.status in (st.RUNNING, st.PAUSED) and cur.pid > 0:
+                    live[i] = cur.pid
+        self._live = list(live)
+        self._window = window
+        window.add(list(live.values()))
+
+    def close(self) -> list[Stats | PybuildError]:
+        """Per container its :class:`Stats` (or, for a ref, the error resolving it)."""
+        targets: list[ContainerConfig | PybuildError | None] = []
+        for t in self._targets:
+            if isinstance(t, str):
+                try:
+                    t = self._store.load_config(t)
+                except ContainerNotFound:
+                    t = None                        # removed since its state was read
+            targets.append(t)
+        total = host_memory() if self._live else 0
+        usages = dict(zip(self._live, self._window.close()))
+        out: list[tuple[float, Stats | PybuildError]] = []
+        for i, t in enumerate(targets):
+            u = usages.get(i)
+            if t is None:
+                continue
+            if isinstance(t, PybuildError):
+                out.append((0.0, t))
+            elif u is None:
+                out.append((t.created, Stats(t.id, t.name, 0.0, 0, 0, 0)))
+            else:
+                limit = min(u.memory_limit, total) if u.memory_limit and total else (u.memory_limit or total)
+                out.append((t.created, Stats(t.id, t.name, u.cpu_percent, u.memory_usage, limit, u.pids,
+                                             u.net_rx, u.net_tx, u.block_read, u.block_write)))
+        if self._listing:
+            out.sort(key=lambda row: row[0], reverse=True)      # as `ps`: newest first
+        return [s for _, s in out]

@@ -37,11 +37,17 @@ def __getattr__(name: str):
 
 
 def default_pids_limit() -> int | None:
-    """The pids limit a container gets when none is asked: :data:`DEFAULT_PIDS_LIMIT`, or none
-    rootless (no cgroup to hold it; an explicit ``--pids-limit`` is refused there instead)."""
+    """The pids limit a container gets when none is asked: :data:`DEFAULT_PIDS_LIMIT`, or, rootless, none
+    unless the pids controller is delegated to the user (no cgroup to hold it; an explicit
+    ``--pids-limit`` is refused there instead)."""
     from layers.store.location import is_rootless
 
-    return None if is_rootless() else DEFAULT_PIDS_LIMIT
+    if not is_rootless():
+        return DEFAULT_PIDS_LIMIT
+    from .cgdelegate import probe
+
+    d = probe().delegation
+    return DEFAULT_PIDS_LIMIT if d is not None and "pids" in d.controllers else None
 
 
 @dataclass(frozen=True)

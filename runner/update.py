@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from layers.errors import InvalidInput
+from layers.store.location import is_rootless
 
 from . import cgroups
 from .errors import CgroupError
@@ -113,6 +114,8 @@ def update(store: ContainerStore, ref: str, limits: Limits) -> ContainerConfig:
         if linux is None:
             raise InvalidInput(f"container {cfg.name}: its spec has no linux section to hold limits")
         resources, live = _resources(linux.resources, limits)
+        if live != type(live)() and cfg.launcher != "host" and is_rootless():
+            cgroups.check_rootless(live)        # refused now, not at the next start
         if live != type(live)() and store.status(cfg.id).live:
             cg = cgroups.open_existing(cfg.id)
             if cg is None:

@@ -123,17 +123,22 @@ class RemoteCache:
         if spec.type == "local":
             return self._load_dir(spec)
         from layers.reference import Reference
-        from registry_client.cache import fetch_cache_document
+        from registry_client.cache import fetch_cache_documents
         from registry_client.sources import SourceIndex
 
         ref = Reference.parse(spec.ref)
-        doc = fetch_cache_document(self.remotes, ref)
-        config = self._config_of(doc.manifest.config.media_type, doc.config, spec)
-        blobs = {d.digest: d for d in doc.manifest.layers}
+        out: dict[str, RemoteEntry] = {}
         sources = SourceIndex(self.store.root)
-        for digest in blobs:
-            sources.record(digest, doc.registry, doc.repository)
-        return entries_of(config, blobs, spec.describe())
+        for doc in fetch_cache_documents(self.remotes, ref):  # an index: every platform's inline cache
+            if doc.platform and doc.manifest.config.media_type == CACHE_CONFIG_TYPE:
+                raise BuildError(f"{spec.ref}: an index of cache manifests is not a cache pybuild reads")
+            config = self._config_of(doc.manifest.config.media_type, doc.config, spec)
+            blobs = {d.digest: d for d in doc.manifest.layers}
+            for digest in blobs:
+                sources.record(digest, doc.registry, doc.repository)
+            for key, entry in entries_of(config, blobs, spec.describe()).items():
+                out.setdefault(key, entry)
+        return out
 
     @staticmethod
     def _config_of(media_type: str, raw: bytes, spec: CacheSpec) -> CacheConfig:

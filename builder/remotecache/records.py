@@ -35,25 +35,31 @@ class StepRecord:
 
 
 class Recorder:
-    """Records in the order they were made; the first record of a key wins."""
+    """Records in the order they were made; the first record of a key wins. Each key remembers the
+    target platforms whose builds reached it (a ``$BUILDPLATFORM`` step is reached by all)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[str, StepRecord] = {}
+        self._platforms: dict[str, set[str]] = {}
 
-    def add(self, record: StepRecord) -> None:
+    def add(self, record: StepRecord, platform: str = "") -> None:
         with self._lock:
             self._records.setdefault(record.key, record)
+            self._platforms.setdefault(record.key, set()).add(platform)
 
-    def records(self, stages: frozenset[int] | None = None) -> list[StepRecord]:
-        """Every record (``stages`` None) or those of ``stages``, with the records they stand on."""
+    def records(self, stages: frozenset[int] | None = None, platform: str | None = None) -> list[StepRecord]:
+        """Every record (``stages`` None) or those of ``stages``, with the records they stand on;
+        ``platform``: only those a build for that target platform made (and what they stand on, which
+        may be of the build platform)."""
         with self._lock:
             all_ = dict(self._records)
-        if stages is None:
+            reached = {k: frozenset(v) for k, v in self._platforms.items()}
+        if stages is None and platform is None:
             return list(all_.values())
         keep: dict[str, StepRecord] = {}
         for rec in all_.values():
-            if rec.stage in stages:
+            if (stages is None or rec.stage in stages) and (platform is None or platform in reached[rec.key]):
                 keep[rec.key] = rec
         for rec in list(keep.values()):  # the parents they link to, even from another stage
             parent = all_.get(rec.parent)

@@ -67,8 +67,9 @@ class CacheSession:
             s = plan.stages[s].base_stage
         return frozenset(chain)
 
-    def export_inline(self, plan: Plan, result: BuildResult) -> BuildResult:
-        """The result with its cache in its config (``--cache-to type=inline``); unchanged otherwise."""
+    def export_inline(self, plan: Plan, result: BuildResult, platform: str | None = None) -> BuildResult:
+        """The result with its cache in its config (``--cache-to type=inline``); unchanged otherwise.
+        ``platform`` (a multi-platform build): only the records of that platform's image go in."""
         specs = [s for s in self.exports if s.type == "inline"]
         if not specs:
             return result
@@ -76,13 +77,14 @@ class CacheSession:
         from layers.descriptor import Descriptor
         from layers.manifest import Manifest
 
-        export = make_cache(self.recorder.records(self._stages(plan, "min")))
+        export = make_cache(self.recorder.records(self._stages(plan, "min"), platform))
         config = ImageConfig.parse(inline_config(result.config.raw, export))
         digest = self.store.blobs.put_bytes(config.raw)
         cdesc = Descriptor(result.manifest.config.media_type, digest, len(config.raw))
         manifest = Manifest.build(cdesc, result.layers, docker=result.manifest.is_docker)
         self.store.blobs.put_bytes(manifest.raw)
-        self.lines.append(f"cache: exported {len(export.config.records)} records inline in the image config")
+        where = f"the {platform} image's config" if platform else "the image config"
+        self.lines.append(f"cache: exported {len(export.config.records)} records inline in {where}")
         return replace(result, config=config, manifest=manifest)
 
     def export(self, plan: Plan, warn) -> None:

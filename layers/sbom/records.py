@@ -32,16 +32,23 @@ def load_sbom(root: str, digest: Digest) -> bytes | None:
         return None
 
 
-def local_sbom(store, name: str) -> bytes | None:
-    """The SBOM saved for the local image ``name`` (a tag or id); None when there is no such image or
-    no SBOM was made for it."""
+def local_sbom(store, name: str, platform=None) -> bytes | None:
+    """The SBOM saved for the local image ``name`` (a tag or id; for a multi-platform index, the image
+    of ``platform``, a :class:`~layers.descriptor.Platform`, or of the host when None); None when there
+    is no such image or no SBOM was made for it. :class:`NotFound` when the index lacks ``platform``."""
     from ..errors import NotFound
 
     try:
         record = store.images.resolve(name)
     except NotFound:
         return None
-    return load_sbom(store.root, record.manifest_digest)
+    digest = record.manifest_digest
+    if platform is not None or load_sbom(store.root, digest) is None:  # an index: its platform's image
+        image = store.images.load(record, platform=platform, lazy=True)
+        if platform is not None and image.index is None and not image.config.platform.matches(platform):
+            raise NotFound(f"{name} is one image of {image.config.platform}, not {platform}")
+        digest = image.manifest.digest
+    return load_sbom(store.root, digest)
 
 
 def sbom_for_image(store, image, name: str, own_layers: int, created: float | None = None) -> bytes:

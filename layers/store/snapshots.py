@@ -79,24 +79,19 @@ class SnapshotStore:
         with locked(self.lock_path(diff_id.hex), timeout=600, what=f"snapshot {diff_id}"):
             if self.ready(diff_id):
                 return self.path(diff_id)
-            final = self.dir(diff_id)
-            remove_tree(final)  # debris of an interrupted unpack
-            tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{os.urandom(4).hex()}")
+            remove_tree(self.dir(diff_id))  # debris of an interrupted unpack
+            tmp = self.temp_dir(diff_id)
             try:
-                os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
-                os.chmod(os.path.join(tmp, "fs"), 0o755)
                 try:
                     compression = MediaType.compression(layer.media_type)
                 except KeyError:
                     raise LayerError(f"layer {layer.digest}: media type {layer.media_type!r} is not a layer") from None
                 with self.blobs.open(layer.digest, layer.size) as reader:
                     got = archive.extract(reader, os.path.join(tmp, "fs"), compression=compression, mode="overlay",
-                                          on_skipped=lambda names: self._skipped(layer, names))
+                                          on_skipped=lambda names: self.note_skipped(layer, names))
                     reader.verify_rest()
                 if got != diff_id:
                     raise IntegrityError(f"layer {layer.digest}: uncompressed content is {got}, the config says {diff_id}")
-                os.rename(tmp, final)
-                fsync_dir(self.base)
             except (StoreError, OSError) as exc:
                 written = tree_size(tmp)
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -108,19 +103,57 @@ class SnapshotStore:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            from .pause import pause_point
+            return self.publish(tmp, diff_id)
 
-            pause_point("snapshot-ready")
-            try:
-                write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
-            except OSError as exc:
-                if exc.errno in NOSPACE:
-                    remove_tree(final)
-                    raise no_space(self.root, exc, f"marking snapshot {diff_id.short} ready", 4096) from None
-                raise
-            return self.path(diff_id)
+    def temp_dir(self, diff_id: Digest) -> str:
+        """A new ``.tmp-<hex>-<random>`` dir with an empty ``fs`` (0755) to unpack into; the caller holds
+        the snapshot's lock and has removed debris at :meth:`dir` (:func:`remove_tree`)."""
+        tmp = os.path.join(self.base, f".tmp-{diff_id.hex}-{os.urandom(4).hex()}")
+        try:
+            os.makedirs(os.path.join(tmp, "fs"), mode=0o700)
+            os.chmod(os.path.join(tmp, "fs"), 0o755)
+        except OSError as exc:
+            import shutil
 
-    def _skipped(self, layer: Descriptor, names: tuple[str, ...]) -> None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno in NOSPACE:
+                raise no_space(self.root, exc, f"unpacking layer {diff_id.short}", 4096) from None
+            raise
+        return tmp
+
+    def publish(self, tmp: str, diff_id: Digest) -> str:
+        """Make ``tmp`` (a tree whose diff_id the caller checked, under the snapshot's lock) the snapshot
+        of ``diff_id``: rename it into place, then write the ``ready`` marker; the lowerdir path."""
+        final = self.dir(diff_id)
+        try:
+            os.rename(tmp, final)
+            fsync_dir(self.base)
+        except OSError:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        from .pause import pause_point
+
+        pause_point("snapshot-ready")
+        try:
+            write_atomic(os.path.join(final, "ready"), f"{diff_id}\n".encode(), 0o600)
+        except OSError as exc:
+            if exc.errno in NOSPACE:
+                remove_tree(final)
+                raise no_space(self.root, exc, f"marking snapshot {diff_id.short} ready", 4096) from None
+            raise
+        return self.path(diff_id)
+
+    def follow(self, layer: Descriptor, diff_id: Digest):
+        """A :class:`~.follow.FollowUnpack` that unpacks ``layer`` from its ingest while it is written
+        (a pull); see :mod:`.follow` for when the snapshot becomes visible."""
+        from .follow import FollowUnpack
+
+        return FollowUnpack(self, layer, diff_id)
+
+    def note_skipped(self, layer: Descriptor, names: tuple[str, ...]) -> None:
+        """Report (to ``notes``) the device nodes a rootless unpack of ``layer`` could not create."""
         if self.notes is not None:
             more = f" and {len(names) - 10} more" if len(names) > 10 else ""
             self.notes(f"layer {layer.digest.short}: device nodes cannot be created in a rootless user namespace, "

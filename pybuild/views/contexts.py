@@ -5,8 +5,6 @@ Built from the library's typed values; nothing here reads a store."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 __all__ = ["ContainerFields", "ImageFields", "HistoryFields", "StatsFields", "PortFields", "NetworkFields",
            "VolumeFields", "CONTAINER_TITLES", "IMAGE_TITLES", "HISTORY_TITLES", "STATS_TITLES",
            "NETWORK_TITLES", "VOLUME_TITLES", "PS_TABLE", "IMAGES_TABLE", "HISTORY_TABLE", "STATS_TABLE",
@@ -54,6 +52,8 @@ def template_for(fmt: str | None, default: str, plain: tuple[str, ...] = ("table
 
 def go_time(t: float | None) -> str:
     """Go's ``time.Time.String()`` in UTC, as ``docker ps`` shows CreatedAt: ``2024-01-02 03:04:05 +0000 UTC``."""
+    from datetime import datetime, timezone     # not at import: stats and ps tables need none of it
+
     return datetime.fromtimestamp(t or 0, timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
 
 
@@ -226,6 +226,8 @@ class ImageFields:
 
 def _rfc3339_as_go(created: str) -> str:
     try:
+        from datetime import datetime
+
         return go_time(datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp())
     except ValueError:
         return created

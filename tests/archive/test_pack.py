@@ -213,3 +213,41 @@ def test_spurious_opaque_marker_is_dropped_without_a_lower_dir(overlay):
     buf = io.BytesIO()
     pack(str(upper), buf, compression=None, overlay_upper=True)    # no lowerdirs: kept, to be safe
     assert "brand-new/.wh..wh..opq" in tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getnames()
+
+
+def test_compressing_in_a_worker_gives_the_inline_bytes_and_its_errors(tmp_path, monkeypatch):
+    """The compressor runs in a worker thread fed in order: the blob is byte for byte what compressing
+    inline makes; a failing writer's error reaches the caller and the worker is gone."""
+    import threading
+
+    import importlib
+
+    pack_module = importlib.import_module("layers.archive.pack")
+
+    src = tmp_path / "src"
+    make_tree(src)
+    (src / "big").write_bytes(os.urandom(3 << 20) + bytes(5 << 20))  # several chunks through the queue
+    for comp in ("gzip", "zstd"):
+        buf = io.BytesIO()
+        res = pack(str(src), buf, compression=comp)
+        monkeypatch.setattr(pack_module._Sink, "threaded", False)  # the inline path, for reference
+        inline = io.BytesIO()
+        assert pack(str(src), inline, compression=comp) == res
+        monkeypatch.undo()
+        assert buf.getvalue() == inline.getvalue() and res.digest == Digest.from_bytes(buf.getvalue()), comp
+
+    class DiskFull(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def write(self, data) -> int:
+            self.calls += 1
+            if self.calls == 2:
+                raise OSError(28, "No space left on device")
+            return len(data)
+
+    out = DiskFull()
+    with pytest.raises(OSError, match="No space"):
+        pack(str(src), out, compression="gzip")
+    assert not [t for t in threading.enumerate() if t.name == "pack-compress"]
+    assert out.calls == 2  # nothing written after the failure

@@ -71,3 +71,32 @@ def test_pull_refreshes_a_base_that_moved_in_the_registry(bpybuild, registry, tm
     assert "0/1 steps cached" in fresh.stderr and "pulling" in fresh.stderr
     out = builder("run", "--rm", "--network", "none", "app:3", "cat", "/seen", env=env, check=True).stdout
     assert out == "v2\n"
+
+
+def test_base_pulled_by_a_build_is_unpacked_as_it_downloads(bpybuild, registry, tmp_path: Path) -> None:
+    """The build's pull leaves the base's snapshot ready (unpacked while it came down, see
+    tests/registry/test_pull_unpack.py); its RUN overlay is volatile (a throw-away upper dir), a kept
+    container's is not (a restart mounts it again)."""
+    from layers.store import Store
+
+    host = registry.host
+    env = {"PYBUILD_INSECURE_REGISTRIES": host}
+    bpybuild("push", "busybox:latest", f"{host}/base/unpacked:1", env=env, check=True)
+    root, state = tmp_path / "u-root", tmp_path / "u-state"
+    root.mkdir(mode=0o700)
+    state.mkdir(mode=0o700)
+    fresh = PybuildRunner(root, state)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {host}/base/unpacked:1\nRUN grep ' / / ' /proc/self/mountinfo > /root-mount\n")
+    fresh("build", "-q", "-t", "unpacked:1", str(ctx), env=env, check=True)
+    store = Store(str(root))
+    base = store.images.load(store.images.resolve(f"{host}/base/unpacked:1"))
+    assert all(store.snapshots.ready(d) for d in base.config.diff_ids)
+    during_build = fresh("run", "--rm", "--network", "none", "unpacked:1", "cat", "/root-mount", check=True).stdout
+    assert "overlay" in during_build and "volatile" in during_build, during_build
+    # a container that is kept (not --rm) may be started again: its overlay is not volatile
+    in_container = fresh("run", "--name", "kept", "--network", "none", "unpacked:1", "grep", " / / ",
+                         "/proc/self/mountinfo", check=True).stdout
+    fresh("rm", "kept", check=True)
+    assert "overlay" in in_container and "volatile" not in in_container, in_container

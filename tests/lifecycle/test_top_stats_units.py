@@ -1,14 +1,19 @@
 """The pieces of ``top`` and ``stats`` that need no container: ``ps -ef`` wording of a process,
 Docker's tabwriter layout, and the block I/O and memory counters of both cgroup versions (the kernel's
-files written into a temporary directory: the machine has one cgroup version only)."""
+files written into a temporary directory: the machine has one cgroup version only); and the CPU
+sampling window of ``stats``, the last test with a container."""
 
 from __future__ import annotations
 
 import os
 import time
 
+from pybuild.template import Template
+from pybuild.views.contexts import STATS_TABLE, STATS_TITLES, StatsFields
 from pybuild.views.processes import TOP_HEAD, tabwriter, top_row
-from runner.cgroupview import _block_io, _memory, _net_io
+from pybuild.views.stats import stats_table
+from runner.cgroupview import Window, _block_io, _memory, _net_io, _read
+from runner.listing import Stats
 from runner.procinfo import Process, processes
 
 
@@ -70,3 +75,54 @@ def test_memory_usage_leaves_out_inactive_page_cache_as_docker(tmp_path):
     (v2 / "memory.stat").write_text("inactive_file 60000000\n")           # never below zero
     assert _memory({"": str(v2)}) == (50000000, 67108864)
     assert _memory({}) == (0, 0)
+
+
+def test_stats_table_is_what_the_template_engine_prints():
+    samples = [Stats("a" * 64, "web", 12.3456, 1536, 8 << 30, 3, 1234, 5_000_000, 0, 2_500_000_000),
+               Stats("b" * 64, "a-much-longer-container-name", 0.0, 0, 0, 0),
+               Stats("c" * 64, "x", 250.0, 3 << 30, 4 << 30, 1024, 999, 1000, 10**13, 1)]
+    engine = Template("table", STATS_TABLE)
+    for rows in (samples, samples[:1], []):
+        assert stats_table(rows) == engine.lines([StatsFields(s) for s in rows], STATS_TITLES)
+    assert stats_table(samples)[1].split()[:3] == ["aaaaaaaaaaaa", "web", "12.35%"]
+
+
+def test_kernel_files_are_read_whole(tmp_path):
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 200_000)
+    assert _read(str(big)) == b"x" * 200_000
+    assert _read(str(tmp_path / "missing")) is None
+    stat = _read("/proc/stat")
+    assert stat.startswith(b"cpu ") and stat.endswith(b"\n")
+
+
+def test_window_waits_only_for_what_is_left_of_it():
+    """Work done between opening and closing the window counts toward its interval; a pid that is
+    gone reads None."""
+    gone = os.fork()
+    if gone == 0:
+        os._exit(0)
+    os.waitpid(gone, 0)
+    w = Window(0.3)
+    w.add([os.getpid(), gone])
+    time.sleep(0.35)                                        # the caller's work, longer than the window
+    t1 = time.monotonic()
+    mine, dead = w.close()
+    assert time.monotonic() - t1 < 0.2 and dead is None and mine.pids >= 1
+    t0 = time.monotonic()
+    w = Window(0.3)
+    w.add([os.getpid()])
+    w.close()
+    assert time.monotonic() - t0 >= 0.3 and w.early_hits == 0   # this process is no container
+
+
+def test_window_samples_every_container_when_opened(lifecycle):
+    """The first sample is taken before the containers are known (the records are read inside the
+    window); a container's PID 1 added later keeps it, and its CPU % is its own."""
+    cid = lifecycle.run("spin", ["sh", "-c", "while :; do :; done"])
+    pid = lifecycle.state(cid).pid
+    w = Window(0.3)
+    time.sleep(0.1)                                         # the records being read
+    w.add([pid])
+    (u,) = w.close()
+    assert w.early_hits == 1 and u.pids == 1 and 10 < u.cpu_percent <= 105, u

@@ -36,12 +36,13 @@ class User:
     subuid: tuple[int, int] | None  # (start, count) or None
 
     def run(self, pybuild: str, *args: str, xdg: str | None = None, env: dict | None = None, check: bool = False,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+            timeout: float = 300, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """``pybuild ARGS`` as this user; ``wrap``: a command (run as root) that execs the rest."""
         envs = [f"HOME={self.home}", f"USER={self.name}", "PATH=/usr/local/bin:/usr/bin:/bin"]
         if xdg:
             envs.append(f"XDG_RUNTIME_DIR={xdg}")
         envs += [f"{k}={v}" for k, v in (env or {}).items()]
-        proc = subprocess.run(["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
+        proc = subprocess.run([*wrap, "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups",
                                "env", "-i", *envs, pybuild, *args], capture_output=True, text=True,
                               cwd=self.home, timeout=timeout)
         if check and proc.returncode:

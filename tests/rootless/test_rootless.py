@@ -8,10 +8,14 @@ fills with the busybox base first. Root's build of the same Dockerfile gives the
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import time
 from pathlib import Path
 
 import pytest
+
+from runner import cgroups
 
 from tests.conftest import PybuildRunner
 
@@ -251,12 +255,72 @@ def test_device_option_binds_the_host_node(world) -> None:
 
 
 def test_limits_refused(world) -> None:
+    """v1 (this host), or v2 with the user's processes outside any delegated subtree (the test's own
+    cgroup): every limit is refused, saying why."""
     img = f"{world['host']}/base/busybox:1"
+    why = "cgroup v1" if cgroups.detect_version() == "v1" else "is not delegated to this user"
     for flag in (["--memory", "64m"], ["--pids-limit", "10"], ["--cpus", "1"]):
         p = _run(world, "pbrl-a", "run", "--rm", "--network", "none", *flag, img, "true")
         assert p.returncode != 0, flag
-        assert "rootless" in p.stderr and "cgroup v1" in p.stderr, p.stderr
+        assert "rootless" in p.stderr and why in p.stderr, p.stderr
         assert "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def _delegate(path: Path, user) -> None:
+    """Chown a new cgroup to ``user`` as systemd delegates ``user@UID.service``: the directory and the
+    files that let the user manage it."""
+    path.mkdir()
+    for p in (path, path / "cgroup.procs", path / "cgroup.subtree_control", path / "cgroup.threads"):
+        os.chown(p, user.uid, user.gid)
+
+
+def test_v2_delegated_limits(world) -> None:
+    """Pure cgroup v2: a subtree delegated to the user as systemd delegates ``user@UID.service``
+    (``memory pids cpu`` offered, the user's process in a child of it) holds each container in
+    ``<delegated>/pybuild/<id>`` with its limits and the default pids limit; ``--cpuset-cpus`` (cpuset
+    not delegated) is refused naming the controller and the drop-in."""
+    if cgroups.detect_version() != "v2":
+        pytest.skip("host uses cgroup v1 controllers (hybrid: empty v2 tree at /sys/fs/cgroup/unified); "
+                    "the rootless delegated v2 path runs only on a pure v2 host")
+    user = world["users"]["pbrl-a"]
+    img = f"{world['host']}/base/busybox:1"
+    _run(world, "pbrl-a", "pull", img, check=True)     # also starts the pause process outside the test's cgroups
+    top = Path(cgroups.CGROUP_ROOT) / f"pbtest-{secrets.token_hex(4)}"      # root's, like user-UID.slice
+    top.mkdir()
+    try:
+        Path(cgroups.CGROUP_ROOT, "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        (top / "cgroup.subtree_control").write_text("+memory +pids +cpu")
+        delegated = top / "user@.service"
+        _delegate(delegated, user)
+        _delegate(delegated / "shell", user)        # where the user's processes run, as app.slice/...
+        wrap = ("sh", "-c", f'echo $$ > {delegated}/shell/cgroup.procs && exec "$@"', "sh")
+        files = "/sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max"   # its cgroup namespace
+        out = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "10",
+                   "--cpus", "0.5", img, "cat", *files.split(), wrap=wrap,
+                   check=True).stdout.splitlines()
+        assert out[:3] == [str(64 << 20), "10", "50000 100000"], out
+        assert _run(world, "pbrl-a", "run", "--rm", "--network", "none", img, "cat", "/sys/fs/cgroup/pids.max",
+                    wrap=wrap, check=True).stdout == "4096\n"
+        assert not [d for d in (delegated / "pybuild").iterdir() if d.is_dir()]      # --rm removed its cgroups
+        p = _run(world, "pbrl-a", "run", "--rm", "--network", "none", "--cpuset-cpus", "0", img, "true", wrap=wrap)
+        assert p.returncode != 0 and "cpuset cgroup controller" in p.stderr and "user@.service.d" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr
+    finally:
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            procs = d / "cgroup.procs"
+            for pid in procs.read_text().split() if procs.exists() else ():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+        top.rmdir()
 
 
 def test_push_and_pull(world) -> None:
