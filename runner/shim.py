@@ -21,8 +21,8 @@ ready. The shim:
 
 While a run lasts, a container without published ports or a health check is supervised by the
 resident loop of :mod:`runner.shimloop`: once the run is recorded ``running`` and the CLI told, this
-process ``execve``\ s into ``python -I -S`` running that loop alone (about 3 MiB of private memory
-instead of 7), which records the exit and ``execve``\ s back (``--resume``) for steps 4 and 5. The pid,
+process ``execve``s into ``python -I -S`` running that loop alone (about 3 MiB of private memory
+instead of 7), which records the exit and ``execve``s back (``--resume``) for steps 4 and 5. The pid,
 its start time, its children and the subreaper flag survive both: for everyone else it is one shim.
 
 Port proxies (``runner.network``) run in the shim's selector loop, so they die with the container

@@ -42,6 +42,7 @@ def host_server():
     t.start()
     yield srv.getsockname()[1]
     stop.set()
+    srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not, on Linux)
     srv.close()
     t.join(timeout=5)
 

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -110,7 +111,11 @@ def test_robot_password_not_in_process_arguments(token_registry, pybuild, env, m
     secret = ROBOT_PASSWORD.encode()
     holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", ROBOT_PASSWORD],
                               stdin=subprocess.PIPE)
-    try:  # the scan can see a password in argv: a process that has one is found
+    try:  # the scan can see a password in argv: a process that has one is found (once it has exec'd:
+        # until then its cmdline is the forking parent's)
+        deadline = time.monotonic() + 10
+        while holder.pid not in _argv_holding(secret) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert holder.pid in _argv_holding(secret)
     finally:
         holder.communicate(b"", timeout=10)
