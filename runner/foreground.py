@@ -22,7 +22,8 @@ from collections.abc import Callable
 from . import records as r
 from .errors import ContainerNotFound
 from .fromimage import create_from_image
-from .logs import LogTee, LogWriter
+from .logfile import LogWriter
+from .logtee import LogTee
 from .records import ContainerConfig
 from .resources import join_namespaces, mount_rootfs, release_resources, setup_network
 from .state import ContainerStore

@@ -17,10 +17,13 @@ from layers.store.location import opaque_xattr
 
 from .lifecycle import create, remove, start
 from .ocispec import Mount
-from .records import (ContainerConfig, ContainerInfo, ExtraNetwork, NetworkAttachment, PublishedPort, new_id,
-                      validate_name)
+from .records import ContainerConfig, ContainerInfo, NetworkAttachment, new_id, validate_name
 from .resources import IPC_CONTAINER, PID_CONTAINER, SHM_OPTIONS, rootfs_paths, shm_path
 from .state import ContainerStore
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .netrecords import ExtraNetwork, PublishedPort
 
 __all__ = ["create_from_image", "run_detached", "random_name"]
 
@@ -119,6 +122,7 @@ def _extra_networks(store, opts) -> tuple[ExtraNetwork, ...]:
     reqs = getattr(opts, "extra_networks", ())
     if not reqs:
         return ()
+    from .netrecords import ExtraNetwork
     from .network import config as netconfig
     from .network.multi import resolve_name
 
@@ -142,6 +146,10 @@ def _healthcheck(image_config, opts):
 
 def _published_ports(opts, image_config) -> tuple[PublishedPort, ...]:
     """``-p`` mappings, then with ``-P`` one for each port the image exposes (host port: any free one)."""
+    if not getattr(opts, "publish", ()) and not getattr(opts, "publish_all", False):
+        return ()
+    from .netrecords import PublishedPort
+
     out = [PublishedPort(p.container_port, p.protocol, p.host_ip or "0.0.0.0", p.host_port,
                          getattr(p, "host_port_end", 0)) for p in getattr(opts, "publish", ())]
     if getattr(opts, "publish_all", False):

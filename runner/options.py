@@ -22,6 +22,19 @@ __all__ = ["RunOptions", "BindMount", "TmpfsMount", "PortSpec", "parse_bytes", "
 
 DEFAULT_PIDS_LIMIT = 4096
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .optionvalues import BindMount, PortSpec, TmpfsMount
+
+
+def __getattr__(name: str):
+    """:mod:`runner.optionvalues`' classes, imported on first use (PEP 562)."""
+    if name in ("BindMount", "TmpfsMount", "PortSpec"):
+        from . import optionvalues
+
+        return getattr(optionvalues, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def default_pids_limit() -> int | None:
     """The pids limit a container gets when none is asked: :data:`DEFAULT_PIDS_LIMIT`, or, rootless, none
@@ -70,37 +83,6 @@ def parse_networks(values, aliases: tuple[str, ...] = (), ip: str | None = None)
         reqs.append(NetworkRequest(fields["name"], tuple(fields["alias"]), fields.get("ip")))
     first, rest = reqs[0], tuple(reqs[1:])
     return first.name, tuple(first.aliases) + tuple(aliases), ip or first.ip, rest
-
-
-@dataclass(frozen=True)
-class BindMount:
-    """``-v source:target[:ro]``: a host path bound into the container, or with ``volume`` set
-    (``-v NAME:target``) a named volume, whose ``source`` the lifecycle fills in at create."""
-
-    source: str
-    target: str
-    readonly: bool = False
-    volume: str = ""
-
-
-@dataclass(frozen=True)
-class TmpfsMount:
-    """``--tmpfs target[:options]``; ``options`` is the mount data string (``size=64m,mode=1777``)."""
-
-    target: str
-    options: str = ""
-
-
-@dataclass(frozen=True)
-class PortSpec:
-    """``-p [ip:][host_port[-host_port_end]:]container_port[/proto]``; ``host_port`` 0 means pick a
-    free port, a ``host_port_end`` the first free one of the range (parsed by ``runner.network.publish``)."""
-
-    container_port: int
-    host_port: int = 0
-    host_ip: str = ""
-    protocol: str = "tcp"
-    host_port_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -312,6 +294,8 @@ def parse_volume(text: str) -> BindMount:
         raise InvalidRunOption(f"-v {text!r}: unknown mode {mode!r}")
     if not target.startswith("/"):
         raise InvalidRunOption(f"-v {text!r}: the container path must be absolute")
+    from .optionvalues import BindMount
+
     if not source.startswith("/"):
         from .volumes import validate_volume_name
 
@@ -324,6 +308,8 @@ def parse_volume(text: str) -> BindMount:
 
 
 def parse_tmpfs(text: str) -> TmpfsMount:
+    from .optionvalues import TmpfsMount
+
     target, _, options = text.partition(":")
     return TmpfsMount(target, options)
 
@@ -372,11 +358,9 @@ def parse_duration(text: str, option: str) -> float:
 
 
 def container_healthcheck(image: dict, shell, opts: HealthOptions):
-    """The container's :class:`runner.records.HealthConfig` from the image's ``Healthcheck`` (its
+    """The container's :class:`runner.healthrecords.HealthConfig` from the image's ``Healthcheck`` (its
     config's JSON object, or None) and the command line, field by field as moby merges them; None
     when there is no check (none in the image, ``HEALTHCHECK NONE``, ``--no-healthcheck``)."""
-    from .records import HealthConfig
-
     if opts.disable:
         return None
     image = image or {}
@@ -390,6 +374,8 @@ def container_healthcheck(image: dict, shell, opts: HealthOptions):
 
     def pick(value, key):
         return value if value is not None else (image.get(key) or 0) / 1e9
+
+    from .healthrecords import HealthConfig      # here: most containers have no check
 
     return HealthConfig(
         test=tuple(test),

@@ -25,6 +25,8 @@ from .logfile import rfc3339      # Docker's time spelling; the shim loop's log 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .healthrecords import Health, HealthConfig
+    from .netrecords import ExtraNetwork, PublishedPort
     from .ocispec import Namespace, Spec
 
 __all__ = [
@@ -89,48 +91,24 @@ def validate_name(name: str) -> str:
     return name
 
 
+def _ports(docs: list | None) -> tuple:
+    if not docs:
+        return ()
+    from .netrecords import PublishedPort
+
+    return tuple(PublishedPort.from_dict(p) for p in docs)
+
+
+def _extra_networks(docs: list | None) -> tuple:
+    if not docs:
+        return ()
+    from .netrecords import ExtraNetwork
+
+    return tuple(ExtraNetwork.from_dict(n) for n in docs)
+
+
 def _fields(record) -> dict:
     return {f.name: getattr(record, f.name) for f in fields(record)}
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class PublishedPort:
-    """Host ``host_ip:host_port`` forwards to container port ``container_port`` over ``protocol``.
-
-    ``host_port`` 0 means "any free port"; ``host_port_end`` (when not 0) makes ``host_port`` the
-    start of a range of which the first free port is taken (``-p 8000-8010:80``). The bound proxy
-    reports the real port, with no range. The one type of a published port: the network room's
-    :class:`runner.network.PortMapping` is this class (it lives here so that reading a record does
-    not load the network package).
-    """
-
-    container_port: int
-    protocol: str = "tcp"
-    host_ip: str = "0.0.0.0"
-    host_port: int = 0
-    host_port_end: int = 0
-
-    def __str__(self) -> str:
-        ip = f"[{self.host_ip}]" if ":" in self.host_ip else self.host_ip
-        end = f"-{self.host_port_end}" if self.host_port_end else ""
-        return f"{self.container_port}/{self.protocol} -> {ip}:{self.host_port}{end}"
-
-    @property
-    def candidates(self) -> range:
-        """The host ports to try, in order (``range(0, 1)`` for "any")."""
-        return range(self.host_port, max(self.host_port, self.host_port_end) + 1)
-
-    def to_dict(self) -> dict:
-        d = {"container_port": self.container_port, "protocol": self.protocol,
-             "host_ip": self.host_ip, "host_port": self.host_port}
-        if self.host_port_end:
-            d["host_port_end"] = self.host_port_end
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PublishedPort":
-        return cls(int(d["container_port"]), d.get("protocol", "tcp"), d.get("host_ip") or "0.0.0.0",
-                   int(d.get("host_port", 0)), int(d.get("host_port_end", 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,133 +175,19 @@ class NetworkAttachment:
         return cls(**kw)
 
 
-@dataclass(frozen=True, slots=True)
-class ExtraNetwork:
-    """A user network a container joins beside its first one (``--network`` given again, ``network
-    connect``): what was asked (``network``, ``aliases``, ``ip_request``) and, while attached
-    (``ifname`` set), the interface, address, gateway and MAC it got there."""
-
-    network: str
-    aliases: tuple[str, ...] = ()
-    ip_request: str | None = None
-    ifname: str = ""
-    ip: str | None = None
-    prefixlen: int | None = None
-    gateway: str | None = None
-    mac: str | None = None
-    bridge: str | None = None
-    host_veth: str | None = None
-
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
-        d["aliases"] = list(self.aliases)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExtraNetwork":
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        kw["aliases"] = tuple(kw.get("aliases") or ())
-        return cls(**kw)
-
-    def detached(self) -> "ExtraNetwork":
-        """Only the request: what a stopped container keeps."""
-        return ExtraNetwork(self.network, self.aliases, self.ip_request)
+_LAZY = {"PublishedPort": "netrecords", "ExtraNetwork": "netrecords", "HealthConfig": "healthrecords",
+         "HealthResult": "healthrecords", "Health": "healthrecords", "STARTING": "healthrecords",
+         "HEALTHY": "healthrecords", "UNHEALTHY": "healthrecords"}
 
 
-STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
-_NS = 1_000_000_000
-_HEALTH_DURATIONS = (("interval", "Interval", 30.0), ("timeout", "Timeout", 30.0),
-                     ("start_period", "StartPeriod", 0.0), ("start_interval", "StartInterval", 5.0))
+def __getattr__(name: str):
+    """The record parts most containers lack (:mod:`runner.netrecords`, :mod:`runner.healthrecords`),
+    imported on first use (PEP 562): ``from runner.records import PublishedPort`` still works."""
+    if name in _LAZY:
+        import importlib
 
-
-@dataclass(frozen=True, slots=True)
-class HealthConfig:
-    """A container's health check: ``test`` is ``("CMD", argv...)`` or ``("CMD-SHELL", command)``
-    (run by ``shell``, the image's SHELL); durations in seconds, 0 meaning Docker's default
-    (interval and timeout 30 s, start period 0, start interval 5 s, 3 retries)."""
-
-    test: tuple[str, ...]
-    interval: float = 0.0
-    timeout: float = 0.0
-    start_period: float = 0.0
-    start_interval: float = 0.0
-    retries: int = 0
-    shell: tuple[str, ...] = ("/bin/sh", "-c")
-
-    def argv(self) -> tuple[str, ...]:
-        """The probe's command line."""
-        if self.test[0] == "CMD-SHELL":
-            return tuple(self.shell) + (" ".join(self.test[1:]),)
-        return tuple(self.test[1:])
-
-    def effective(self, name: str) -> float:
-        """A duration or ``retries`` with Docker's default in place of 0."""
-        value = getattr(self, name)
-        if name == "retries":
-            return value or 3
-        return value or next(d for n, _, d in _HEALTH_DURATIONS if n == name)
-
-    def to_dict(self) -> dict:
-        """Docker's ``Config.Healthcheck`` shape (durations in nanoseconds), with the shell."""
-        d: dict = {"Test": list(self.test)}
-        for attr, key, _ in _HEALTH_DURATIONS:
-            if getattr(self, attr):
-                d[key] = int(round(getattr(self, attr) * _NS))
-        if self.retries:
-            d["Retries"] = self.retries
-        d["Shell"] = list(self.shell)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "HealthConfig":
-        kw = {attr: d.get(key, 0) / _NS for attr, key, _ in _HEALTH_DURATIONS}
-        return cls(test=tuple(d["Test"]), retries=int(d.get("Retries", 0)),
-                   shell=tuple(d.get("Shell") or ("/bin/sh", "-c")), **kw)
-
-
-@dataclass(frozen=True, slots=True)
-class HealthResult:
-    """One probe: when it ran (epoch seconds), its exit code (-1: it timed out) and output."""
-
-    start: float
-    end: float
-    exit_code: int
-    output: str
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    """``State.Health``: ``status`` starting|healthy|unhealthy, the failing streak, the last 5 probes."""
-
-    status: str = STARTING
-    failing_streak: int = 0
-    log: tuple[HealthResult, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"status": self.status, "failing_streak": self.failing_streak,
-                "log": [[r.start, r.end, r.exit_code, r.output] for r in self.log]}
-
-    def after(self, result: HealthResult, check: HealthConfig, started_at: float | None) -> "Health":
-        """The health once ``result`` is in (moby's rules): a pass makes it healthy and resets the
-        streak; a failure adds to the streak, except while still starting within the start period,
-        and ``retries`` failures in a row make it unhealthy. The log keeps the last 5 results."""
-        status, streak = self.status, self.failing_streak
-        if result.exit_code == 0:
-            status, streak = HEALTHY, 0
-        elif not (status == STARTING and result.start - (started_at or result.start) < check.start_period):
-            streak += 1
-            if streak >= check.effective("retries"):
-                status = UNHEALTHY
-        return Health(status, streak, (self.log + (result,))[-5:])
-
-    def stopped(self) -> "Health":
-        """The health of a container that stopped: unhealthy, its log kept (as moby records it)."""
-        return Health(UNHEALTHY, self.failing_streak, self.log)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Health":
-        return cls(d["status"], int(d["failing_streak"]), tuple(HealthResult(*r) for r in d["log"]))
+        return getattr(importlib.import_module(f"{__name__.rpartition('.')[0]}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -371,13 +235,15 @@ class ContainerConfig:
             doc.setdefault("lowerdirs", extra.get("lowerdirs") or ())
             doc.setdefault("launcher", extra.get("launcher") or "sandbox")
             doc["lowerdirs"] = tuple(doc["lowerdirs"])
-            doc["ports"] = tuple(PublishedPort.from_dict(p) for p in doc.get("ports") or ())
+            doc["ports"] = _ports(doc.get("ports"))
             doc["network"] = NetworkAttachment.from_dict(doc.get("network") or {})
-            doc["extra_networks"] = tuple(ExtraNetwork.from_dict(n) for n in doc.get("extra_networks") or ())
+            doc["extra_networks"] = _extra_networks(doc.get("extra_networks"))
             if not isinstance(doc["spec"], dict):
                 raise TypeError(f"spec: expected an object, not {type(doc['spec']).__name__}")
             doc["spec"] = _RawSpec(doc["spec"], where)   # parsed on first read of .spec
             if doc.get("healthcheck"):
+                from .healthrecords import HealthConfig
+
                 doc["healthcheck"] = HealthConfig.from_dict(doc["healthcheck"])
             return cls(**doc)
         except (ValueError, TypeError, KeyError, AttributeError, InvalidSpec) as exc:
@@ -465,6 +331,8 @@ class ContainerState:
             if doc.get("status", CREATED) not in STATUSES:
                 raise ValueError(f"unknown status {doc['status']!r}")
             if doc.get("health"):
+                from .healthrecords import Health
+
                 doc["health"] = Health.from_dict(doc["health"])
             return cls(**doc)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:

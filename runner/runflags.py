@@ -7,7 +7,6 @@ on bad input, or on a value pybuild cannot honour (never silently ignored).
 
 from __future__ import annotations
 
-import csv
 import os
 import platform as _platform
 import resource
@@ -20,31 +19,18 @@ __all__ = ["Ulimit", "DeviceMapping", "parse_device", "parse_mount", "parse_ulim
            "parse_expose", "host_platform"]
 
 
-@dataclass(frozen=True)
-class Ulimit:
-    """``--ulimit name=soft[:hard]``: ``name`` is Docker's (``nofile``), ``rlimit`` the OCI one."""
-
-    name: str
-    soft: int
-    hard: int
-
-    @property
-    def rlimit(self) -> str:
-        return "RLIMIT_" + self.name.upper()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .optionvalues import DeviceMapping, Ulimit
 
 
-@dataclass(frozen=True)
-class DeviceMapping:
-    """``--device /dev/x[:/dev/y][:rwm]``: a host device node made at ``path`` in the container
-    (same type, numbers and mode) and allowed in the device cgroup with ``access``."""
+def __getattr__(name: str):
+    """:mod:`runner.optionvalues`' classes, imported on first use (PEP 562)."""
+    if name in ("Ulimit", "DeviceMapping"):
+        from . import optionvalues
 
-    host_path: str
-    path: str
-    type: str           # c | b
-    major: int
-    minor: int
-    file_mode: int
-    access: str = "rwm"
+        return getattr(optionvalues, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_device(text: str) -> DeviceMapping:
@@ -68,6 +54,8 @@ def parse_device(text: str) -> DeviceMapping:
         raise InvalidRunOption(f"--device {host}: a directory of devices is not supported; name each device")
     if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         raise InvalidRunOption(f"--device {host}: not a device node")
+    from .optionvalues import DeviceMapping
+
     return DeviceMapping(host, os.path.normpath(path), "c" if stat.S_ISCHR(st.st_mode) else "b",
                          os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode), access)
 
@@ -100,10 +88,14 @@ def parse_ulimit(text: str) -> Ulimit:
         if cap != inf and (hard == inf or hard > cap):
             raise InvalidRunOption(f"--ulimit {text!r}: exceeds this process's hard limit {cap} "
                                    "(raising it needs CAP_SYS_RESOURCE in the host)")
+    from .optionvalues import Ulimit
+
     return Ulimit(name, soft, hard)
 
 
 def _csv_fields(text: str, flag: str) -> list[str]:
+    import csv      # here: only --mount is comma-separated values
+
     try:
         rows = list(csv.reader([text]))
     except csv.Error as exc:
@@ -126,7 +118,7 @@ def _bool(value: str, flag: str, key: str) -> bool:
 def parse_mount(text: str):
     """Docker's ``--mount type=bind|volume|tmpfs,source=..,target=..[,readonly]...`` (CSV quoting) as a
     :class:`runner.options.BindMount` (a volume when ``type=volume``) or :class:`runner.options.TmpfsMount`."""
-    from .options import BindMount, TmpfsMount
+    from .optionvalues import BindMount, TmpfsMount
     from .volumes import validate_volume_name
 
     flag = "--mount"

@@ -27,13 +27,15 @@ from typing import TYPE_CHECKING
 
 from .caps import resolve_caps
 from .errors import InvalidRunOption
-from .ocispec import (Capabilities, Cpu, Device, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Process, Resources,
+from .ocispec import (Capabilities, DeviceRule, Linux, Mount, Namespace, Pids, Process, Resources,
                       Rlimit, Root, Seccomp, Spec, User)
 from .options import RunOptions
 from .seccomp import default_profile
 
 if TYPE_CHECKING:
     from layers.config import ContainerConfig
+
+    from .ocispec.limits import Cpu, Device, Memory
 
 __all__ = ["make_spec", "image_defaults", "image_volumes", "resolve_user", "ResolvedUser", "clamp_rlimits", "image_runtime_config",
            "DEFAULT_PATH", "MASKED_PATHS", "READONLY_PATHS", "OCI_VERSION"]
@@ -266,6 +268,8 @@ def _namespaces(opts: RunOptions, share_uts: bool) -> tuple[Namespace, ...]:
 def _memory(opts: RunOptions) -> Memory | None:
     if opts.memory is None and opts.memory_reservation is None:
         return None
+    from .ocispec.limits import Memory
+
     swap = opts.memory_swap if opts.memory_swap is not None else opts.memory
     return Memory(limit=opts.memory, reservation=opts.memory_reservation, swap=swap)
 
@@ -273,6 +277,8 @@ def _memory(opts: RunOptions) -> Memory | None:
 def _cpu(opts: RunOptions) -> Cpu | None:
     if opts.cpus is None and opts.cpu_shares is None and opts.cpuset_cpus is None:
         return None
+    from .ocispec.limits import Cpu
+
     quota = (int(opts.cpus * 100000), 100000) if opts.cpus is not None else (None, None)
     return Cpu(quota=quota[0], period=quota[1], shares=opts.cpu_shares, cpus=opts.cpuset_cpus)
 
@@ -372,6 +378,10 @@ def make_spec(image_config, opts: RunOptions, *, rootfs: str, etc_dir: str | Non
 
 
 def _devices(opts: RunOptions) -> tuple[Device, ...]:
+    if not opts.devices:
+        return ()
+    from .ocispec.limits import Device
+
     return tuple(Device(d.path, d.type, d.major, d.minor, d.file_mode, 0, 0) for d in opts.devices)
 
 

@@ -13,18 +13,17 @@ Layout (ARCHITECTURE.md "On-disk layout")::
 A record's image is kept by the store's GC through a registered root, ``roots/containers/<id>.json``
 (:mod:`layers.store.roots`): registered before the record becomes visible, dropped after it is gone.
 
-The persistent status survives a reboot; the live state does not. :func:`ContainerStore.status`
-reconciles the two: a record that says ``running``/``paused`` but whose shim is gone reads as
-``exited`` (with the recorded exit code, or 255 when none was recorded), the way Docker shows
-containers after a host restart.
+The persistent status survives a reboot; the live state does not. :func:`ContainerStore.status` reconciles
+the two: a record that says ``running``/``paused`` but whose shim is gone reads as ``exited`` (with the
+recorded exit code, or 255 when none was recorded), the way Docker shows containers after a host restart.
 
 Every status change goes through :meth:`ContainerStore.move` (checked against the state machine of
 :mod:`runner.records`, under the container's lock); besides it only :meth:`ContainerStore.record_health`
 (the shim's health probes, under the same lock, never changing the status) writes ``state.json``. Every write
 is atomic (temp file in the same dir, fsync, rename, fsync dir). Each change Docker reports (create,
 start, pause, unpause, die, rename, destroy, health_status) is appended to the event journal
-(:mod:`layers.events`, stdlib only) by :meth:`ContainerStore.event`; a move's event before its state
-is written. Imports are stdlib only: the shim imports this module and lives as long as its container.
+(:mod:`layers.events`, stdlib only) by :meth:`ContainerStore.event`; a move's event before its state is
+written. Imports are stdlib only: the shim imports this module and lives as long as its container.
 """
 
 from __future__ import annotations
@@ -43,9 +42,10 @@ from layers.errors import InvalidInput, PybuildError
 
 from .errors import AmbiguousId, ContainerNotFound, InvalidState, NameInUse, StateConflict
 from .records import (CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING, STATUSES, ContainerConfig, ContainerState,
-                      Health, HealthConfig, HealthResult,
-                      NetworkAttachment, PublishedPort, check_transition, is_full_id, is_id_prefix, new_id,
-                      rfc3339, validate_name)
+                      NetworkAttachment, check_transition, is_full_id, is_id_prefix, new_id, rfc3339, validate_name)
+TYPE_CHECKING = False   # the health records (annotations here) are built only for containers with a check
+if TYPE_CHECKING:
+    from .healthrecords import Health, HealthConfig, HealthResult
 
 #: The owner name of the containers' registered roots in the image store (:mod:`layers.store.roots`).
 ROOT_OWNER = "containers"
@@ -53,8 +53,8 @@ ROOT_OWNER = "containers"
 __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES",
     "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState", "StateConflict",
-    "ContainerConfig", "ContainerState", "ContainerStore", "NetworkAttachment", "PublishedPort", "check_transition",
-    "new_id", "rfc3339", "validate_name",
+    "ContainerConfig", "ContainerState", "ContainerStore", "NetworkAttachment", "check_transition", "new_id", "rfc3339",
+    "validate_name",
 ]
 
 

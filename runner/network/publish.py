@@ -90,7 +90,7 @@ def publish_all(exposed: Iterable[str], host_ip: str = "0.0.0.0") -> tuple[PortM
 def port_specs(spec: str) -> tuple:
     """One ``-p`` value as :class:`runner.options.PortSpec` values for ``RunOptions.publish`` (what the
     CLI hands the lifecycle): the full grammar above, ranges expanded, errors naming the spec."""
-    from ..options import PortSpec
+    from ..optionvalues import PortSpec
 
     return tuple(PortSpec(m.container_port, m.host_port, m.host_ip, m.protocol, m.host_port_end)
                  for m in parse_publish(spec))

@@ -23,10 +23,24 @@ sandbox's; this module checks shape only.
 from __future__ import annotations
 
 from ._fields import NAMESPACE_TYPES, InvalidSpec
-from .linux import Cpu, Device, DeviceRule, Linux, Memory, Namespace, Pids, Resources, Seccomp, SeccompArg, SyscallRule
+from .linux import DeviceRule, Linux, Namespace, Pids, Resources, Seccomp, SeccompArg, SyscallRule
 from .process import Capabilities, Mount, Process, Rlimit, Root, User
 from .spec import Spec
 
 __all__ = ["Spec", "Process", "User", "Capabilities", "Rlimit", "Root", "Mount", "Linux", "Namespace",
            "Resources", "DeviceRule", "Memory", "Cpu", "Pids", "Seccomp", "SyscallRule", "SeccompArg",
            "Device", "InvalidSpec", "NAMESPACE_TYPES"]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .limits import Cpu, Device, Memory
+
+
+def __getattr__(name: str):
+    """:class:`Memory`, :class:`Cpu` and :class:`Device` (:mod:`runner.ocispec.limits`), imported on first
+    use (PEP 562): most specs have none of them."""
+    if name in ("Memory", "Cpu", "Device"):
+        from . import limits
+
+        return getattr(limits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

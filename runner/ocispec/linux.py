@@ -4,10 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._fields import NAMESPACE_TYPES, UINT32, UINT64, InvalidSpec, Fields, join_path, put
+from ._fields import NAMESPACE_TYPES, UINT64, InvalidSpec, Fields, join_path, put
 
 __all__ = ["Linux", "Namespace", "Resources", "DeviceRule", "Memory", "Cpu", "Pids", "Seccomp", "SyscallRule",
            "SeccompArg", "Device"]
+
+_LIMITS = ("Memory", "Cpu", "Device")     # in .limits, built on first use
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .limits import Cpu, Device, Memory
+
+
+def __getattr__(name: str):
+    """:mod:`runner.ocispec.limits`' classes, imported on first use (PEP 562)."""
+    if name in _LIMITS:
+        from . import limits
+
+        return getattr(limits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _limit(name: str):
+    """``from_dict`` of one of :data:`_LIMITS`, importing its module only when the spec has that part."""
+    def parse(value, path: str):
+        from . import limits
+
+        return getattr(limits, name).from_dict(value, path)
+
+    return parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,50 +87,6 @@ class DeviceRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Memory:
-    """``linux.resources.memory`` in bytes; ``swap`` is memory plus swap, as runc reads it."""
-
-    limit: int | None = None
-    reservation: int | None = None
-    swap: int | None = None
-
-    def to_dict(self) -> dict:
-        out: dict = {}
-        for key in ("limit", "reservation", "swap"):
-            put(out, key, getattr(self, key))
-        return out
-
-    @classmethod
-    def from_dict(cls, value, path: str = "linux.resources.memory") -> Memory:
-        f = Fields(value, path, ("limit", "reservation", "swap"))
-        return cls(f.int("limit", lo=-1), f.int("reservation", lo=-1), f.int("swap", lo=-1))
-
-
-@dataclass(frozen=True, slots=True)
-class Cpu:
-    """``linux.resources.cpu``: CFS ``quota`` per ``period`` (microseconds), relative ``shares``, and the
-    ``cpus`` a container may run on (a cpuset list such as ``0-2,4``)."""
-
-    quota: int | None = None
-    period: int | None = None
-    shares: int | None = None
-    cpus: str | None = None
-
-    def to_dict(self) -> dict:
-        out: dict = {}
-        put(out, "shares", self.shares)
-        put(out, "quota", self.quota)
-        put(out, "period", self.period)
-        put(out, "cpus", self.cpus)
-        return out
-
-    @classmethod
-    def from_dict(cls, value, path: str = "linux.resources.cpu") -> Cpu:
-        f = Fields(value, path, ("quota", "period", "shares", "cpus"))
-        return cls(f.int("quota", lo=-1), f.int("period", lo=0), f.int("shares", lo=0), f.str("cpus"))
-
-
-@dataclass(frozen=True, slots=True)
 class Pids:
     """``linux.resources.pids``; a limit of -1 (or 0) means unlimited."""
 
@@ -137,8 +118,8 @@ class Resources:
     @classmethod
     def from_dict(cls, value, path: str = "linux.resources") -> Resources:
         f = Fields(value, path, ("devices", "memory", "cpu", "pids"))
-        return cls(f.objs("devices", DeviceRule.from_dict), f.obj("memory", Memory.from_dict),
-                   f.obj("cpu", Cpu.from_dict), f.obj("pids", Pids.from_dict))
+        return cls(f.objs("devices", DeviceRule.from_dict), f.obj("memory", _limit("Memory")),
+                   f.obj("cpu", _limit("Cpu")), f.obj("pids", Pids.from_dict))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,36 +190,6 @@ class Seccomp:
 
 
 @dataclass(frozen=True, slots=True)
-class Device:
-    """A ``linux.devices`` entry: a device node to create in the container."""
-
-    path: str
-    type: str
-    major: int | None = None
-    minor: int | None = None
-    file_mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-
-    def to_dict(self) -> dict:
-        out: dict = {"path": self.path, "type": self.type}
-        for key, name in (("major", "major"), ("minor", "minor"), ("fileMode", "file_mode"), ("uid", "uid"),
-                          ("gid", "gid")):
-            put(out, key, getattr(self, name))
-        return out
-
-    @classmethod
-    def from_dict(cls, value, path: str = "linux.devices[]") -> Device:
-        f = Fields(value, path, ("path", "type", "major", "minor", "fileMode", "uid", "gid"))
-        kind = f.str("type", required=True)
-        if kind not in ("c", "b", "u", "p"):
-            raise InvalidSpec(join_path(path, "type"), f"{kind!r} is not c, b, u or p")
-        return cls(f.str("path", required=True), kind, f.int("major", lo=0), f.int("minor", lo=0),
-                   f.int("fileMode", lo=0, hi=0o7777), f.int("uid", lo=0, hi=UINT32),
-                   f.int("gid", lo=0, hi=UINT32))
-
-
-@dataclass(frozen=True, slots=True)
 class Linux:
     """``linux``: namespaces, cgroup resources, seccomp, masked and read-only paths.
 
@@ -275,6 +226,6 @@ class Linux:
                                   "cgroupsPath", "devices"))
         return cls(f.objs("namespaces", Namespace.from_dict), f.obj("resources", Resources.from_dict),
                    f.obj("seccomp", Seccomp.from_dict), f.strs("maskedPaths"), f.strs("readonlyPaths"),
-                   f.str_map("sysctl"), f.str("cgroupsPath"), f.objs("devices", Device.from_dict))
+                   f.str_map("sysctl"), f.str("cgroupsPath"), f.objs("devices", _limit("Device")))
 
 
