@@ -47,43 +47,7 @@ def load_command(name: str, module: str, attr: str) -> click.Command:
         cmd = with_docker_exit_codes(cmd, DOCKER_EXIT_CODES[module, attr])
     if name.split()[0] not in NO_STORE:
         _joining(cmd)
-    _short_options_first(cmd)
     return cmd
-
-
-def _short_options_first(cmd: click.Command) -> None:
-    """Make ``cmd`` (every leaf of it) parse a short option (``-t 0``, ``-d``) without first failing
-    a long-option lookup: click builds a ``NoSuchOption`` for that failure, whose "did you mean"
-    imports difflib (~28 M instructions, a tenth of ``stop``). What is accepted, and every error for a
-    wrong option, stay click's: only a single-dash argument that names no long option takes the
-    short path click itself would take next. Without the parser internals this relies on (a click
-    other than the one we test with), the parser is left as it is."""
-    if isinstance(cmd, click.Group):
-        for sub in cmd.commands.values():
-            _short_options_first(sub)
-        return
-    if getattr(cmd, "_pybuild_short_first", False):
-        return
-    make = cmd.make_parser
-
-    def make_parser(ctx: click.Context):
-        parser = make(ctx)
-        process = getattr(parser, "_process_opts", None)
-        short, prefixes = getattr(parser, "_match_short_opt", None), getattr(parser, "_opt_prefixes", None)
-        longs = getattr(parser, "_long_opt", None)
-        if None in (process, short, prefixes, longs) or ctx.token_normalize_func is not None:
-            return parser
-
-        def process_opts(arg: str, state) -> None:
-            if arg[:2] not in prefixes and arg.split("=", 1)[0] not in longs:
-                return short(arg, state)
-            return process(arg, state)
-
-        parser._process_opts = process_opts
-        return parser
-
-    cmd.make_parser = make_parser  # type: ignore[method-assign]
-    cmd._pybuild_short_first = True  # type: ignore[attr-defined]
 
 
 def _joining(cmd: click.Command) -> None:
