@@ -141,9 +141,17 @@ def _ensure_bridge(root: str, alloc: ipam.Allocations,
         existing = bridge_mod.lookup(cfg.bridge)
         ours = existing is not None and existing.owner == owner
         if not ours:
-            clash = bridge_mod.route_overlaps(cfg.network, ignore_dev=cfg.bridge if existing else None)
-            if clash:
-                raise NetworkError(f"network {cfg.name}: subnet {cfg.subnet} overlaps host {clash}")
+            ignore = cfg.bridge if existing else None
+            clash = bridge_mod.route_overlaps(cfg.network, ignore_dev=ignore)
+            if clash and cfg.auto_subnet and not cfg.default and not alloc.endpoints:
+                # chosen by us and nothing holds an address yet: move to a free /24 (Docker never moves
+                # a subnet, but one it chose with no container on it has nothing depending on it)
+                cfg = alloc.cfg = config.relocate_auto(
+                    root, cfg, clash, lambda net: bridge_mod.route_overlaps(net, ignore_dev=ignore))
+                alloc.last = None
+            elif clash:
+                given = "" if cfg.auto_subnet or cfg.default else " (given with --subnet; it is never moved)"
+                raise NetworkError(f"network {cfg.name}: subnet {cfg.subnet} overlaps host {clash}{given}")
         if not (ours and existing.up and f"{cfg.gateway}/{cfg.network.prefixlen}" in existing.addresses):
             bridge_mod.ensure(cfg.bridge, cfg.gateway, cfg.network.prefixlen, owner)
         if cfg.internal:

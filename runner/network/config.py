@@ -4,7 +4,10 @@ A record names the subnet, gateway and bridge of a network. The default network 
 made on first use on bridge ``pybuild0`` with 10.90.0.0/16, or, if that overlaps a host route or
 another store's bridge, the next free /16 (10.91, 10.92, ...) and bridge (``pybuild1``...); the
 record's ``note`` says so. User networks without ``--subnet`` get the first free /24 of
-10.150.0.0/16 (clear of the default network's range, podman's 10.88/10.89 and Docker's 172.17+). Records are written atomically (temp file, fsync, rename).
+10.150.0.0/16 (clear of the default network's range, podman's 10.88/10.89 and Docker's 172.17+);
+such an auto-chosen subnet (``auto_subnet``) may move to the next free /24 when a host route took it
+after ``network create`` and before the bridge's first container (:func:`relocate_auto`); a subnet
+given with ``--subnet`` never moves. Records are written atomically (temp file, fsync, rename).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "save",
     "default",
     "host_lock",
+    "relocate_auto",
 ]
 
 DEFAULT_NETWORK = "pybuild"
@@ -62,6 +66,7 @@ class NetworkConfig:
     default: bool = False
     created: str = ""
     note: str | None = None
+    auto_subnet: bool = False       # chosen by pybuild (no --subnet/--gateway): may move while idle
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -277,9 +282,32 @@ def create(root: str, name: str, *, subnet: str | None = None, gateway: str | No
             bridge=bridge or ("pbr-" + _sha256_hex(f"{root}\0{name}")[:10]),
             internal=internal,
             created=_now(),
+            auto_subnet=subnet is None and gateway is None,
         )
         save(root, cfg)
         return cfg
+
+
+def relocate_auto(root: str, cfg: NetworkConfig, clash: str, overlaps: "callable") -> NetworkConfig:
+    """Move idle user network ``cfg`` (``auto_subnet``, its subnet now overlapping host ``clash``) to
+    the first /24 of 10.150.0.0/16 that no other network of the store uses and ``overlaps(net)`` (a
+    host route check, None when free) accepts; the new record is saved atomically with a ``note``.
+
+    The caller holds the network's endpoint lock (no endpoints) and the host lock.
+    """
+    with root_lock(root):
+        used = subnets_in_use(root, exclude=cfg.name)
+        if not os.path.exists(os.path.join(_dir(root, DEFAULT_NETWORK), "network.json")):
+            used.append(ipaddress.IPv4Network(DEFAULT_SUBNET))
+        for cand in ipaddress.IPv4Network(USER_RANGE).subnets(new_prefix=24):
+            if cand == cfg.network or any(o.overlaps(cand) for o in used) or overlaps(cand):
+                continue
+            note = f"network {cfg.name}: subnet {cfg.subnet} now overlaps host {clash}; moved to {cand}"
+            moved = replace(cfg, subnet=str(cand), gateway=str(cand.network_address + 1), note=note)
+            save(root, moved)
+            return moved
+    raise InvalidNetworkSpec(f"network {cfg.name}: subnet {cfg.subnet} overlaps host {clash}, "
+                             f"and no free /24 is left in {USER_RANGE}")
 
 
 def _sha256_hex(text: str) -> str:
