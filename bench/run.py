@@ -126,7 +126,7 @@ def _in_process(t: Path, runs: int) -> list[float]:
     lower = t / "lower"
     lower.mkdir()
     with tarfile.open(t / "busybox.tar") as tf:
-        tf.extractall(lower, filter="tar")
+        tf.extractall(lower, **({"filter": "tar"} if hasattr(tarfile, "data_filter") else {}))  # filters: Python >= 3.11.4
     samples = []
     for i in range(runs):
         d = t / f"c{i}"

@@ -15,6 +15,7 @@ from builder.parse import parse
 from builder.steps.run import RunRequest, remove_stubs, run_step
 from layers.config import ImageConfig
 from layers.descriptor import Platform
+from tests.trustedtar import extract_trusted
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def lower(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("bb") / "rootfs"
     root.mkdir()
     with tarfile.open(busybox_tar) as tar:
-        tar.extractall(root, filter="tar")
+        extract_trusted(tar, root, "tar")
     return root
 
 

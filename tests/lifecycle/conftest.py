@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.trustedtar import extract_trusted
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def busybox_lower(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("bblower") / "rootfs"
     root.mkdir()
     with tarfile.open(busybox_tar) as tar:
-        tar.extractall(root, filter="tar")
+        extract_trusted(tar, root, "tar")
     return root
 
 

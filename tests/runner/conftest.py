@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from tests.trustedtar import extract_trusted
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +19,7 @@ def busybox_rootfs(busybox_tar: Path, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("bbroot") / "rootfs"
     root.mkdir()
     with tarfile.open(busybox_tar) as tar:
-        tar.extractall(root, filter="tar")
+        extract_trusted(tar, root, "tar")
     return root
 
 

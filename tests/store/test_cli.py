@@ -18,6 +18,7 @@ import pytest
 from layers.digest import Digest
 from layers.store import Store
 from tests.conftest import pybuild_exe
+from tests.trustedtar import extract_trusted
 
 
 def _state(root: Path) -> dict[str, bytes]:
@@ -241,7 +242,7 @@ def test_saved_archive_unpacks_with_umoci(pybuild, busybox_tar, tmp_path):
     pybuild("save", "busybox:1", "-o", str(out), check=True)
     layout = tmp_path / "layout"
     with tarfile.open(out) as tf:
-        tf.extractall(layout, filter="data")
+        extract_trusted(tf, layout, "data")
     index = json.loads((layout / "index.json").read_text())
     tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
     bundle = tmp_path / "bundle"
