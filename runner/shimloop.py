@@ -279,6 +279,7 @@ class _Loop:
                 os.set_inheritable(fd, False)
             self.relay = Relay(self, self.doc["target_ip"], self.doc["ports"])
         health = _Health(self.doc) if self.doc.get("health") else None
+        sys.path_importer_cache.clear()       # the finders' directory listings: what the loop imports is loaded
         reap(self.exited)
         while self.wait_pid not in self.exited:
             self._dispatch(1.0 if health is None else min(1.0, health.wait()))
@@ -323,7 +324,6 @@ def main(argv: "list[str]") -> None:
         os.environ.pop("LC_ALL", None)
     else:
         os.environ["LC_ALL"] = doc["lc_all"]
-    sys.path_importer_cache.clear()       # the finders' directory listings: what this loop imports is loaded
     back = {"root": doc["root"], "state_dir": doc["state_dir"], "cid": doc["cid"], "started": doc["started"],
             "overlay": doc["overlay"], "delay": doc["delay"], "code": 255, "recorded": False}
     try:
