@@ -19,15 +19,14 @@ __all__ = ["LogWriter", "MAX_LINE", "rfc3339", "quote"]
 
 MAX_LINE = 16 * 1024
 
-#: ``json.dumps(s, ensure_ascii=False)``'s escapes: ``"``, ``\\`` and the control characters (spelled
-#: out: building them with bit operations would keep more of the interpreter's code resident)
-_ESCAPES = dict(enumerate((
-    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
-    "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f",
-    "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
-    "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f")))
-_ESCAPES[34] = '\\"'
-_ESCAPES[92] = "\\\\"
+#: ``json.dumps(s, ensure_ascii=False)``'s escapes: ``"``, ``\\`` and the control characters (a literal:
+#: building it with ``enumerate`` or bit operations keeps more of the interpreter's code resident)
+_ESCAPES = {
+    0: '\\u0000', 1: '\\u0001', 2: '\\u0002', 3: '\\u0003', 4: '\\u0004', 5: '\\u0005', 6: '\\u0006',
+    7: '\\u0007', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\u000b', 12: '\\f', 13: '\\r', 14: '\\u000e',
+    15: '\\u000f', 16: '\\u0010', 17: '\\u0011', 18: '\\u0012', 19: '\\u0013', 20: '\\u0014', 21: '\\u0015',
+    22: '\\u0016', 23: '\\u0017', 24: '\\u0018', 25: '\\u0019', 26: '\\u001a', 27: '\\u001b', 28: '\\u001c',
+    29: '\\u001d', 30: '\\u001e', 31: '\\u001f', 34: '\\"', 92: '\\\\'}
 
 
 def quote(text):
@@ -36,10 +35,19 @@ def quote(text):
     return '"' + text.translate(_ESCAPES) + '"'
 
 
+def _pad(n, width):
+    s = str(n)
+    return "0" * (width - len(s)) + s
+
+
 def _stamp(secs, nanos):
     """``YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`` for ``secs`` since the epoch (UTC) and ``nanos`` (0..1e9-1):
-    the civil date by Howard Hinnant's ``civil_from_days``, so no ``gmtime``/``strftime`` is needed."""
+    the civil date by Howard Hinnant's ``civil_from_days``. Spelled with ``divmod``, ``//`` and ``str``
+    alone: ``gmtime``, ``strftime``, ``%`` (of numbers or of a format) and format specs each map more of
+    the interpreter's code into the resident shim loop (``docs/LIFECYCLE.md``)."""
     days, rem = divmod(secs, 86400)
+    hour, rem = divmod(rem, 3600)
+    minute, second = divmod(rem, 60)
     z = days + 719468
     era = z // 146097
     doe = z - era * 146097
@@ -49,7 +57,8 @@ def _stamp(secs, nanos):
     day = doy - (153 * mp + 2) // 5 + 1
     month = mp + 3 if mp < 10 else mp - 9
     year = yoe + era * 400 + (month <= 2)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ" % (year, month, day, rem // 3600, rem // 60 % 60, rem % 60, nanos)
+    return (_pad(year, 4) + "-" + _pad(month, 2) + "-" + _pad(day, 2) + "T" + _pad(hour, 2) + ":"
+            + _pad(minute, 2) + ":" + _pad(second, 2) + "." + _pad(nanos, 9) + "Z")
 
 
 def rfc3339(ts):
@@ -66,8 +75,9 @@ def rfc3339(ts):
 
 
 def _now():
-    """The time stamp of a record read now (``time.time_ns``: integers all the way)."""
-    secs, nanos = divmod(time.time_ns(), 1_000_000_000)
+    """The time stamp of a record read now: ``time.time_ns()``, integers all the way (read as
+    ``clock_gettime_ns(CLOCK_REALTIME)``, the same clock, whose code the loop has resident already)."""
+    secs, nanos = divmod(time.clock_gettime_ns(time.CLOCK_REALTIME), 1_000_000_000)
     return _stamp(secs, nanos)
 
 
@@ -85,7 +95,7 @@ class LogWriter:
 
     def _open(self):
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self._size = os.fstat(self._fd).st_size
+        self._size = os.lseek(self._fd, 0, os.SEEK_END)     # the size (no stat result object to build)
 
     def _rotate(self):
         os.close(self._fd)
@@ -104,9 +114,11 @@ class LogWriter:
                + ', "time": "' + stamp + '"}\n').encode()
         if self.max_size and self._size and self._size + len(rec) > self.max_size:
             self._rotate()
-        view = memoryview(rec)
-        while view:
-            view = view[os.write(self._fd, view):]
+        done = os.write(self._fd, rec)
+        if done < len(rec):                  # a short write (a full disk, a signal): the rest, in slices
+            view = memoryview(rec)[done:]
+            while view:
+                view = view[os.write(self._fd, view):]
         self._size += len(rec)
 
     def write(self, stream, data):

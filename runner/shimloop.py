@@ -80,8 +80,8 @@ def write_handover(doc: dict) -> int:
 
 def read_handover(fd: int) -> dict:
     """The document of :func:`write_handover`'s memfd ``fd`` (which stays open)."""
+    size = os.lseek(fd, 0, os.SEEK_END)
     os.lseek(fd, 0, os.SEEK_SET)
-    size = os.fstat(fd).st_size
     data = os.read(fd, size)
     while len(data) < size:
         data += os.read(fd, size - len(data))
@@ -159,11 +159,12 @@ class _Health:
     ``start_interval`` while starting within ``start_period``, then ``interval``, from the last
     probe's end."""
 
-    def __init__(self, doc: dict) -> None:
+    def __init__(self, doc: dict, pipes: set) -> None:
         h = doc["health"]
+        self.pipes, self.sealed = pipes, False
         self.argv = [sys.executable, "-S", "-m", "runner.healthprobe", doc["root"], doc["state_dir"], doc["cid"],
                      str(h["pid1"])]
-        self.started = doc["started"]
+        self.started, self.lc_all = doc["started"], doc.get("lc_all")
         self.interval, self.start_interval = h["interval"], h["start_interval"]
         self.start_period, self.timeout = h["start_period"], h["timeout"]
         self.probe_pid = 0
@@ -192,9 +193,14 @@ class _Health:
             elif time.monotonic() > self.probe_clock + self.timeout + 30.0:   # its own timers failed
                 self.close()
         elif time.monotonic() >= self.next_at:
+            if not self.sealed:       # the container's output stays out of the probes (see _Loop.run)
+                for fd in self.pipes:
+                    os.set_inheritable(fd, False)
+                self.sealed = True
             pid = os.fork()
             if pid == 0:
                 try:
+                    _restore_env(self.lc_all)
                     os.execv(self.argv[0], self.argv)
                 finally:
                     os._exit(127)
@@ -268,8 +274,10 @@ class _Loop:
             self.relay.sweep()
 
     def run(self) -> int:
+        # the output pipes came inheritable over the execve, and stay so: the loop starts nothing but
+        # health probes, whose fork makes them non-inheritable first (an ioctl here would keep 64 KiB
+        # more of the interpreter's code resident in every shim), and execs back only once they are closed
         for fd, stream in self.doc["streams"]:
-            os.set_inheritable(fd, False)
             self.pipes.add(fd)
             self._add(fd, self._pump(stream))
         if self.doc.get("ports"):
@@ -278,7 +286,7 @@ class _Loop:
             for fd, _, _ in self.doc["ports"]:
                 os.set_inheritable(fd, False)
             self.relay = Relay(self, self.doc["target_ip"], self.doc["ports"])
-        health = _Health(self.doc) if self.doc.get("health") else None
+        health = _Health(self.doc, self.pipes) if self.doc.get("health") else None
         sys.path_importer_cache.clear()       # the finders' directory listings: what the loop imports is loaded
         reap(self.exited)
         while self.wait_pid not in self.exited:
@@ -300,6 +308,7 @@ class _Loop:
 
 def _resume(doc: dict) -> None:
     """``execve`` into the full shim with ``doc``; never returns."""
+    _restore_env(doc.get("lc_all"))
     _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDOVER_SIGNALS)
     fd = write_handover(doc)
     os.execv(sys.executable, [sys.executable, "-S", "-m", "runner.shim", "--resume", str(fd)])
@@ -310,8 +319,17 @@ def _number(text: str) -> int:
     tables with libm's ``log``: two more pages of code and data resident for the loop's life)."""
     n = 0
     for c in text:
-        n = n * 10 + "0123456789".index(c)
+        n = n * 10 + ord(c) - 48
     return n
+
+
+def _restore_env(lc_all) -> None:
+    """Put the full shim's ``LC_ALL`` (None: unset) back in this process's environment, for what it
+    starts: done where something is started (a probe's child, the exit), not while the loop runs."""
+    if lc_all is None:
+        os.environ.pop("LC_ALL", None)
+    else:
+        os.environ["LC_ALL"] = lc_all
 
 
 def main(argv: "list[str]") -> None:
@@ -320,16 +338,15 @@ def main(argv: "list[str]") -> None:
     fd = _number(argv[1])
     doc = read_handover(fd)
     os.close(fd)
-    if doc.get("lc_all") is None:         # the full shim's environment again, for what this process starts
-        os.environ.pop("LC_ALL", None)
-    else:
-        os.environ["LC_ALL"] = doc["lc_all"]
     back = {"root": doc["root"], "state_dir": doc["state_dir"], "cid": doc["cid"], "started": doc["started"],
-            "overlay": doc["overlay"], "delay": doc["delay"], "code": 255, "recorded": False}
+            "overlay": doc["overlay"], "delay": doc["delay"], "code": 255, "recorded": False,
+            "lc_all": doc.get("lc_all")}
+    loop = None
     try:
         loop = _Loop(doc)
         loop.install_signals()
         code = loop.run()
+        _restore_env(doc.get("lc_all"))     # the full shim's environment again, for what starts from here
         loop.log.flush()
         finished = time.time()
         # the exit record and the release: loaded now (with _json), for the last moments
@@ -345,6 +362,11 @@ def main(argv: "list[str]") -> None:
         back["port_fds"] = fds
     except BaseException as exc:          # a bug here must not leave an unsupervised container
         back["abort"] = f"shim loop failed: {type(exc).__name__}: {exc}"
+        for fd in loop.pipes if loop is not None else ():      # not into the full shim (inheritable)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         try:
             os.write(2, f"shim loop: {back['abort']}\n".encode())
         except OSError:
