@@ -101,6 +101,8 @@ def test_one_platform_pull_names_the_index_digest(mpybuild, registry, tmp_path: 
     assert pb("images", "--format", "{{.Digest}}", repo, check=True).stdout == f"{index}\n"
     assert json.loads(pb("images", "--format", "json", repo, check=True).stdout)["Digest"] == index
     image_id = doc["Id"]
+    pb("system", "prune", "-f", check=True)  # GC keeps the index document beside the record
+    assert (pb.root / "blobs" / "sha256" / index.split(":")[1]).is_file()
 
     # by the index digest: pull finds the image (no blob downloaded), inspect and run resolve it
     mark = len(_log(registry))
