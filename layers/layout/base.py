@@ -15,8 +15,8 @@ from layers.jsonutil import MAX_DOCUMENT_SIZE, load_object
 from layers.manifest import Manifest
 from layers.reference import Reference
 
-__all__ = ["ArchiveImage", "BlobSource", "BlobStore", "LoadedImage", "REF_NAME", "IMAGE_NAME", "REPO_DIGEST", "LAYOUT_VERSION",
-           "MAX_LAYER_SIZE", "KIND", "COPY_CHUNK", "blob_name", "check_layout_version", "read_blob"]
+__all__ = ["ArchiveImage", "BlobSource", "BlobStore", "LoadedImage", "REF_NAME", "IMAGE_NAME", "REPO_DIGEST",
+           "LAYOUT_VERSION", "MAX_LAYER_SIZE", "KIND", "COPY_CHUNK", "blob_name", "check_layout_version", "read_blob"]
 
 #: OCI annotation: the reference (pybuild writes the tag) an index entry stands for.
 REF_NAME = "org.opencontainers.image.ref.name"

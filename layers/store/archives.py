@@ -42,7 +42,8 @@ def save_images(store, refs: Iterable[str], out: BinaryIO) -> None:
         rec = store.images.resolve(text)
         ref = rec.reference
         if rec.manifest_digest not in todo:
-            todo[rec.manifest_digest] = (parse_document(store.blobs.read_bytes(rec.manifest_digest, MAX_DOCUMENT)), [], {})
+            doc = parse_document(store.blobs.read_bytes(rec.manifest_digest, MAX_DOCUMENT))
+            todo[rec.manifest_digest] = (doc, [], {})
         names, repo_digests = todo[rec.manifest_digest][1:]
         if ref is not None and ref.tag and ref not in names:
             names.append(ref)
