@@ -20,8 +20,20 @@ import sys
 __all__ = ["main", "run", "exit_now", "cli"]
 
 
+#: the cyclic collector's first threshold in a pybuild process (Python's default: 700 allocations)
+GC_THRESHOLD = 10_000
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run ``argv`` (default ``sys.argv[1:]``), then end the process."""
+    """Console entry point: run ``argv`` (default ``sys.argv[1:]``), then end the process.
+
+    Start-up (modules, click's command tree, frozen value classes) allocates some 10^5 objects
+    and frees almost none; at Python's default threshold the collector walks them ~150 times
+    before a command does anything (~2 ms of each command, 2-3% of ``run``'s CPU). Collections
+    still run in a long command (build, pull, logs -f), every ``GC_THRESHOLD`` allocations."""
+    import gc
+
+    gc.set_threshold(GC_THRESHOLD)
     exit_now(run(sys.argv[1:] if argv is None else argv))
 
 

@@ -291,13 +291,12 @@ def run_cmd(settings: Settings, **kw) -> int:
     """Run a command in a new container."""
     opts = build_options(kw)
     if opts.detach:
-        import contextlib
-
         from runner.shim_client import PendingShim
 
-        # the shim is a fork of this process once the record is written (runner.shim_client); an
-        # --init container's is a fresh interpreter, started now while the image is looked up
-        with PendingShim(settings.root, settings.state_dir) if opts.init else contextlib.nullcontext() as shim:
+        # the shim starts now, while the image is looked up and the record written, and gets the
+        # container once it is (runner.shim_client): a fork of this process, or for an --init
+        # container a fresh interpreter
+        with PendingShim(settings.root, settings.state_dir, fork=not opts.init) as shim:
             images, containers_store = _stores(settings, kw["image"], kw["pull"], opts.platform)
             from runner.fromimage import run_detached
 

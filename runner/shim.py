@@ -1,10 +1,9 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
-``pybuild run -d`` / ``start`` fork it once the container's record is ready (:func:`run_forked`, from
-:func:`runner.shim_client.fork_shim`); a caller with threads, and an ``--init`` container, spawn
-``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` instead
-(:class:`runner.shim_client.PendingShim`) and send the container id on GO_FD when its record is
-ready. The shim:
+``pybuild run -d`` / ``start`` fork it (:func:`run_forked`, from :class:`runner.shim_client.PendingShim`;
+``run -d`` as soon as its options are parsed); a caller with threads, and an ``--init`` container,
+spawn ``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` instead. Either way the shim waits
+for the container id on GO_FD, which the CLI sends once the record is written. The shim:
 
 1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
    CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
@@ -389,40 +388,41 @@ def main(argv: list[str]) -> None:
         _resume(int(argv[1]))
         return
     root, state_dir, ready, go = argv
-    ready_fd, go_fd = int(ready), int(go)
-    # the CLI's signal mask and an ignored SIGCHLD came with us over fork and exec: the shim must be
+    _detach_and_wait(root, state_dir, int(ready), int(go))
+
+
+def run_forked(root: str, state_dir: str, ready_fd: int, go_fd: int) -> None:
+    """The shim in a child the CLI forked (:class:`runner.shim_client.PendingShim` with ``fork``):
+    no interpreter start, and only the start's imports. Detaches (double fork, ``setsid``, stdio to
+    ``/dev/null`` and ``shim.log``), then waits on ``go_fd`` for its container as :func:`main` does;
+    forked once ``run -d`` has parsed its options, this overlaps the CLI's image lookup and record.
+    The caller blocks a terminal's signals across the fork; they are unblocked once this process is
+    in a session of its own. The running container is handed to :mod:`runner.shimloop` by ``execve``,
+    so nothing of the CLI stays in memory. Returns only when the shim is done (the caller exits)."""
+    import gc
+
+    gc.freeze()             # the CLI's objects: never collected (nor finalized) in this process
+    # what this process execs later (the shim loop's way back, health probes) runs with -S: it finds
+    # runner through the module path, as a spawned shim does
+    os.environ.update(shim_env())
+    os.environ.pop("PYTHONSTARTUP", None)
+    _detach_and_wait(root, state_dir, ready_fd, go_fd)
+
+
+def _detach_and_wait(root: str, state_dir: str, ready_fd: int, go_fd: int) -> None:
+    """Detach, import what a start needs, wait for the container id on ``go_fd`` (EOF: exit with
+    nothing written), then supervise that container."""
+    nullfd = detach()
+    # the CLI's signal mask and an ignored SIGCHLD came with us over fork (and exec): the shim must be
     # woken by SIGCHLD and be able to wait for its children, whatever started the CLI
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    nullfd = detach()
     failed = _import_the_start()
     cid = read_line(go_fd)
     os.close(go_fd)
     if not cid:
         os._exit(0)
     _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, failed)
-
-
-def run_forked(root: str, state_dir: str, cid: str, ready_fd: int) -> None:
-    """The shim of container ``cid``, in a child the CLI forked once the record was written and the
-    network attached (:func:`runner.shim_client.fork_shim`): no interpreter start and no imports of
-    its own, since the CLI has them. Detaches from the CLI (double fork, ``setsid``, stdio to
-    ``/dev/null`` and ``shim.log``), then supervises as :func:`main` does; the running container is
-    handed to :mod:`runner.shimloop` by ``execve``, so nothing of the CLI stays in memory.
-
-    The caller blocks the signals a terminal sends across the fork; they are unblocked once this
-    process is in a session of its own. Returns only when the shim is done (the caller then exits)."""
-    import gc
-
-    gc.freeze()             # the CLI's objects: never collected (nor finalized) in this process
-    nullfd = detach()
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    # what this process execs later (the shim loop's way back, health probes) runs with -S: it finds
-    # runner through the module path, as a spawned shim does
-    os.environ.update(shim_env())
-    os.environ.pop("PYTHONSTARTUP", None)
-    _supervise(ContainerStore(root, state_dir), cid, ready_fd, nullfd, _import_the_start())
 
 
 def _import_the_start() -> BaseException | None:

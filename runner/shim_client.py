@@ -29,30 +29,24 @@ __all__ = ["PendingShim", "spawn", "fork_shim", "can_fork"]
 class PendingShim:
     """A shim process started before its container exists; :meth:`start` hands it the container.
 
-    ``pybuild run -d`` starts one first thing, so the shim's interpreter start and imports (~50 ms)
-    run on the other core while the CLI looks up the image and writes the record. :meth:`close`
-    (or leaving the ``with`` block) without :meth:`start` makes it exit with nothing written.
+    ``pybuild run -d`` starts one first thing, so the shim's detaching and imports (a fork, ``fork``:
+    ~20 ms; a fresh interpreter: ~50 ms) run on the other core while the CLI looks up the image and
+    writes the record. ``fork`` needs a caller running no other thread (:func:`can_fork`) and holding
+    no lock. :meth:`close` (or leaving the ``with`` block) without :meth:`start` makes it exit with
+    nothing written.
     """
 
-    def __init__(self, root: str, state_dir: str) -> None:
-        import subprocess
-
+    def __init__(self, root: str, state_dir: str, *, fork: bool = False) -> None:
         self.root, self.state_dir = root, state_dir
         self._proc = None
+        self._pid = 0
         self._ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         go_r, self._go_w = os.pipe2(os.O_CLOEXEC)
         try:
-            from .shimprocs import shim_env
-
-            env = dict(os.environ)
-            env.pop("PYTHONSTARTUP", None)
-            # -S: no site module, so no scan of site-packages' .pth files nor an editable install's
-            # import hook in a process that lives as long as its container (~2 MiB and ~20 ms less)
-            env.update(shim_env())
-            proc = subprocess.Popen(
-                [sys.executable, "-S", "-m", "runner.shim", root, state_dir, str(ready_w), str(go_r)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
-                pass_fds=(ready_w, go_r), close_fds=True, cwd="/", env=env)
+            if fork:
+                self._pid = _fork(root, state_dir, ready_w, go_r, (self._ready_r, self._go_w))
+            else:
+                self._proc = _spawn(root, state_dir, ready_w, go_r)
         except BaseException:
             for fd in (self._ready_r, self._go_w):
                 os.close(fd)
@@ -60,9 +54,6 @@ class PendingShim:
         finally:
             os.close(ready_w)
             os.close(go_r)
-        # its first fork's parent exits as soon as the interpreter is up: reaped in close(), so the
-        # caller goes on meanwhile (the shim itself lives on, re-parented)
-        self._proc = proc
 
     def start(self, cid: str, *, timeout: float = 60.0) -> int:
         """Give the shim container ``cid`` and wait until its process runs; return its pid.
@@ -78,13 +69,20 @@ class PendingShim:
         return _read_ready(fd, cid, timeout, self.state_dir)
 
     def close(self) -> None:
-        """Without a container handed over, the shim exits (EOF on its GO_FD)."""
+        """Without a container handed over, the shim exits (EOF on its GO_FD). Reaps the process
+        this one started, which exits at its first fork (the shim lives on, re-parented)."""
         if self._go_w >= 0:
             os.close(self._go_w)
             self._go_w = -1
         if self._proc is not None:
             self._proc.wait()
             self._proc = None
+        if self._pid:
+            try:
+                os.waitpid(self._pid, 0)
+            except ChildProcessError:             # reaped already: SIGCHLD ignored in this process
+                pass
+            self._pid = 0
 
     def __enter__(self) -> "PendingShim":
         return self
@@ -132,12 +130,27 @@ def can_fork() -> bool:
     return threading is None or threading.active_count() == 1
 
 
-def fork_shim(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
-    """Start container ``cid``'s shim as a fork of this process (:func:`runner.shim.run_forked`) and
-    wait until the container runs; return its pid. The caller holds no lock (a lock's descriptor
-    would be held by the child too) and runs no other thread (:func:`can_fork`). Raises
-    :class:`~runner.errors.ShimFailed` with the shim's message when the container could not start."""
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+def _spawn(root: str, state_dir: str, ready_w: int, go_r: int):
+    """``python -S -m runner.shim`` with the two pipe ends; returns its :class:`subprocess.Popen`."""
+    import subprocess
+
+    from .shimprocs import shim_env
+
+    env = dict(os.environ)
+    env.pop("PYTHONSTARTUP", None)
+    # -S: no site module, so no scan of site-packages' .pth files nor an editable install's
+    # import hook in a process that lives as long as its container (~2 MiB and ~20 ms less)
+    env.update(shim_env())
+    return subprocess.Popen(
+        [sys.executable, "-S", "-m", "runner.shim", root, state_dir, str(ready_w), str(go_r)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=None,
+        pass_fds=(ready_w, go_r), close_fds=True, cwd="/", env=env)
+
+
+def _fork(root: str, state_dir: str, ready_w: int, go_r: int, ours: tuple[int, int]) -> int:
+    """Fork this process into :func:`runner.shim.run_forked` with the two pipe ends (``ours``, this
+    side's ends, closed in the child: else it would never see EOF on GO_FD); returns the child's pid
+    (it exits at its first fork; the shim lives on in a session of its own)."""
     for stream in (sys.stdout, sys.stderr):       # or the child could write what the CLI buffered
         try:
             stream.flush()
@@ -148,16 +161,15 @@ def fork_shim(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> 
         pid = os.fork()
     except BaseException:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        os.close(ready_r)
-        os.close(ready_w)
         raise
     if pid == 0:                                  # never returns into the caller's frames
         code = 1
         try:
-            os.close(ready_r)
+            for fd in ours:
+                os.close(fd)
             from .shim import run_forked
 
-            run_forked(root, state_dir, cid, ready_w)
+            run_forked(root, state_dir, ready_w, go_r)
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
@@ -171,12 +183,16 @@ def fork_shim(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> 
         finally:
             os._exit(code)
     signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    os.close(ready_w)
-    try:
-        os.waitpid(pid, 0)                        # it exits at its first fork (the shim lives on)
-    except ChildProcessError:                     # reaped already: SIGCHLD ignored in this process
-        pass
-    return _read_ready(ready_r, cid, timeout, state_dir)
+    return pid
+
+
+def fork_shim(root: str, state_dir: str, cid: str, *, timeout: float = 60.0) -> int:
+    """Start container ``cid``'s shim as a fork of this process (:func:`runner.shim.run_forked`) and
+    wait until the container runs; return its pid. The caller holds no lock (a lock's descriptor
+    would be held by the child too) and runs no other thread (:func:`can_fork`). Raises
+    :class:`~runner.errors.ShimFailed` with the shim's message when the container could not start."""
+    with PendingShim(root, state_dir, fork=True) as pending:
+        return pending.start(cid, timeout=timeout)
 
 
 def spawn(root: str, state_dir: str, cid: str, *, timeout: float = 60.0, shim: PendingShim | None = None,
