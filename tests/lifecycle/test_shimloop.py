@@ -139,9 +139,9 @@ def test_a_running_loop_holds_little_more_than_a_bare_interpreter(tmp_path):
         assert loop_maps <= bare_maps, loop_maps - bare_maps
         assert loop_anon - bare_anon <= 160, (loop_anon, bare_anon)
         assert store.status(cfg.id).status == st.RUNNING
+        assert b"tick 19" in log.read_bytes()
     finally:
-        C.stop(store, "mem", timeout=0)
-    assert b"tick 19" in log.read_bytes()
+        C.remove(store, "mem", force=True)
 
 
 def test_a_plain_detached_container_runs_under_the_loop_and_comes_back_to_restart(tmp_path):
