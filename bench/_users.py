@@ -5,6 +5,7 @@ environment (``setpriv`` + ``env -i``); at the end the pause processes killed an
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import pwd
@@ -20,6 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PYBUILD = "/var/tmp/pybuild-rootless/venv/bin/pybuild"   # the rootless tests' venv (tests/rootless/support.py)
 PAUSE_FILES = {"pybuild": "pybuild/userns/pause.pid", "podman": "libpod/tmp/pause.pid"}   # under XDG_RUNTIME_DIR
+
+
+def parse_args(rounds: int) -> argparse.Namespace:
+    """``--user NAME`` (required), ``--pybuild PATH`` (default :data:`DEFAULT_PYBUILD`), ``-n`` rounds."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--pybuild", default=DEFAULT_PYBUILD)
+    ap.add_argument("-n", type=int, default=rounds)
+    return ap.parse_args()
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,13 @@ pause processes (from their pid files) are killed and the temp dir is removed.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
-from _users import DEFAULT_PYBUILD, PAUSE_FILES, user_work
+from _users import PAUSE_FILES, parse_args, user_work
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--pybuild", default=DEFAULT_PYBUILD)
-    ap.add_argument("-n", type=int, default=10)
-    args = ap.parse_args()
+    args = parse_args(rounds=10)
     with user_work(args.user, "pbrb-") as w:
         ctx = w.dir / "ctx"
         ctx.mkdir()

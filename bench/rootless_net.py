@@ -15,14 +15,13 @@ At the end the containers, pause processes and the temp dir are removed.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import statistics
 import subprocess
 import time
 import urllib.request
 
-from _users import DEFAULT_PYBUILD, user_work
+from _users import parse_args, user_work
 
 WEB = ["sh", "-c", "echo hi > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
 BIG = ["sh", "-c", "dd if=/dev/zero of=/tmp/big bs=1M count=200 2>/dev/null; exec httpd -f -p 8080 -h /tmp"]
@@ -50,11 +49,7 @@ def _get(url: str, timeout: float = 30.0) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--pybuild", default=DEFAULT_PYBUILD)
-    ap.add_argument("-n", type=int, default=7)
-    args = ap.parse_args()
+    args = parse_args(rounds=7)
     with user_work(args.user, "pbrn-") as w:
         pybuild, podman = w.pybuild(args.pybuild), w.podman()
 
