@@ -203,7 +203,7 @@ def inspect_cmd(settings: Settings, names: tuple[str, ...], kind: str, remote: b
                         raise
             try:
                 rec = store.images.resolve(n)
-                docs.append(image_document(store.images.load(rec), rec, store.images.names_for(rec.id)))
+                docs.append(image_document(store.images.load(rec), rec, store.images.records_for(rec.id)))
             except NotFound:
                 if kind == "image":
                     raise

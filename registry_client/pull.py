@@ -60,7 +60,8 @@ class PullOptions:
 class PullResult:
     reference: Reference
     digest: Digest                     # what the reference resolved to on the registry (manifest or index)
-    image: Digest                      # what was tagged locally
+    image: Digest                      # what was tagged locally (one platform's manifest, when ``digest`` is
+                                       # an index and not every platform was pulled: the record keeps both)
     manifests: tuple[Digest, ...]      # image manifests now in the store
     fetched: int = 0                   # blobs downloaded
     skipped: int = 0                   # blobs the store already had
@@ -273,10 +274,10 @@ def pull(store: LocalStore, repo: Repository, ref: Reference, options: PullOptio
         _record_sources(store, repo, manifests)
         if tag:
             pause_point("pull-tag")
-            if options.lazy:
-                store.images.tag(ref, image, lazy=True)
-            else:
-                store.images.tag(ref, image)
+            # one platform out of an index: the name keeps the index digest as its repo digest (Docker's
+            # RepoDigests), so `pull`/`run NAME@<index digest>` find this image again
+            index = top.digest if isinstance(top, Index) and image != top.digest else None
+            store.images.tag(ref, image, lazy=options.lazy, index=index)
     events.emit(store.root, "image", "pull", events.familiar(str(ref)), name=events.familiar(str(ref)))
     return PullResult(ref, doc.digest, image, tuple(m.digest for m in manifests), counters.fetched,
                       counters.skipped, counters.bytes, tag)

@@ -67,8 +67,10 @@ class ContentStore(Protocol):
 class ImageTagger(Protocol):
     """Names for stored images."""
 
-    def tag(self, ref: Reference, manifest_digest: Digest) -> object:
-        """Point ``ref`` at the stored manifest or index ``manifest_digest``."""
+    def tag(self, ref: Reference, manifest_digest: Digest, *, lazy: bool = False,
+            index: Digest | None = None) -> object:
+        """Point ``ref`` at the stored manifest or index ``manifest_digest`` (``lazy``: its layers may come
+        later; ``index``: the registry's index it was taken out of, the name's repo digest)."""
 
 
 class SnapshotFollow(Protocol):

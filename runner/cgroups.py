@@ -29,6 +29,8 @@ from .ocispec import Resources
 from .shimrecord import kill_cgroup, remove_cgroup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .cgdelegate import Delegation
 
 __all__ = ["Cgroup", "detect_version", "create", "open_existing", "update", "CGROUP_ROOT", "refuse_rootless_limits",
@@ -211,6 +213,29 @@ def _apply_v2(path: str, resources: Resources) -> None:
         _write(os.path.join(path, "cpuset.cpus"), cpu.cpus)
 
 
+def _mkdir(path: str, make: Callable[[str], None] = os.mkdir) -> None:
+    """Make a container's cgroup directory with ``make`` (:func:`os.mkdir`, or :func:`os.makedirs` for
+    a v1 hierarchy's ``pybuild`` parent too); one that exists is another container's: refused."""
+    try:
+        make(path)
+    except FileExistsError:
+        raise CgroupError(f"create cgroup {path}: already exists") from None
+    except OSError as exc:
+        raise CgroupError(f"create cgroup {path}: {exc.strerror}") from None
+
+
+def _create_v2(path: str, resources: Resources) -> Cgroup:
+    """Make the v2 cgroup ``path`` and write ``resources`` into it; removed again if a limit cannot be set."""
+    _mkdir(path)
+    cg = Cgroup("v2", (path,))
+    try:
+        _apply_v2(path, resources)
+    except CgroupError:
+        cg.destroy()
+        raise
+    return cg
+
+
 def _v1_paths(container_id: str) -> dict[str, str]:
     """controller -> directory (co-mounted controllers share one directory)."""
     out: dict[str, str] = {}
@@ -272,20 +297,7 @@ def _create_rootless(container_id: str, resources: Resources) -> Cgroup:
     if d is None:
         return Cgroup("none", ())
     cgdelegate.enable(d, resources)
-    path = d.leaf(container_id)
-    try:
-        os.mkdir(path)
-    except FileExistsError:
-        raise CgroupError(f"create cgroup {path}: already exists") from None
-    except OSError as exc:
-        raise CgroupError(f"create cgroup {path}: {exc.strerror}") from None
-    cg = Cgroup("v2", (path,))
-    try:
-        _apply_v2(path, resources)
-    except CgroupError:
-        cg.destroy()
-        raise
-    return cg
+    return _create_v2(d.leaf(container_id), resources)
 
 
 def create(container_id: str, resources: Resources | None = None) -> Cgroup:
@@ -311,19 +323,7 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
             wanted = [c for c in ("memory", "pids", "cpu") + (("cpuset",) if cpus else ()) if c in available]
             if wanted:
                 _write(os.path.join(level, "cgroup.subtree_control"), " ".join("+" + c for c in wanted))
-        cg = Cgroup("v2", (path,))
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            raise CgroupError(f"create cgroup {path}: already exists") from None
-        except OSError as exc:
-            raise CgroupError(f"create cgroup {path}: {exc.strerror}") from None
-        try:
-            _apply_v2(path, resources)
-        except CgroupError:
-            cg.destroy()
-            raise
-        return cg
+        return _create_v2(path, resources)
     by_ctrl = _v1_paths(container_id)
     if "memory" not in by_ctrl or "pids" not in by_ctrl:
         raise CgroupError("cgroup v1: the memory and pids controllers are not mounted under /sys/fs/cgroup")
@@ -331,12 +331,7 @@ def create(container_id: str, resources: Resources | None = None) -> Cgroup:
     created: list[str] = []
     try:
         for p in unique:
-            try:
-                os.makedirs(p)
-            except FileExistsError:
-                raise CgroupError(f"create cgroup {p}: already exists") from None
-            except OSError as exc:
-                raise CgroupError(f"create cgroup {p}: {exc.strerror}") from None
+            _mkdir(p, os.makedirs)
             created.append(p)
         _apply_v1(by_ctrl, resources)
     except CgroupError:

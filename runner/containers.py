@@ -2,7 +2,8 @@
 for callers, re-exporting the modules that do the work:
 
     runner.records     ContainerConfig, ContainerState, the state machine (values, stdlib only)
-    runner.state       ContainerStore: records on disk, locks, live state, every state move
+    runner.state       ContainerStore: records on disk, locks, every state move
+    runner.livestate   a container's live state: its supervisor (shim.json), stop-requested
     runner.resources   network, overlay rootfs, volumes, cgroup: taken and released in one place
     runner.lifecycle   create, start, restart, pause, unpause, remove, prune, rename, reap_abandoned
     runner.stopping    parse_signal, kill, wait, stop

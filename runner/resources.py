@@ -91,9 +91,9 @@ def prepare_volumes(store: ContainerStore, cfg: ContainerConfig) -> None:
             continue
         tmp = m.source + ".new"
         if os.path.lexists(tmp):
-            import shutil
+            from layers.fstree import remove_tree
 
-            shutil.rmtree(tmp)
+            remove_tree(tmp)
         os.mkdir(tmp, 0o755)
         seed_volume(rootfs, m.destination, tmp)
         os.rename(tmp, m.source)

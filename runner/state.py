@@ -7,8 +7,8 @@ Layout (ARCHITECTURE.md "On-disk layout")::
     <root>/containers/<id>/state.json    persistent status (status, pid, exit code, times, restarts)
     <root>/containers/<id>/lock          per-container lock around every state move
     <root>/containers/<id>/container.log JSON-lines log (+ container.log.1 ... after rotation)
-    <state_dir>/<id>/shim.json           live state: shim pid + start time (lost on reboot)
-    <state_dir>/<id>/stop-requested      marker: the user stopped it, the shim must not restart it
+    <state_dir>/<id>/shim.json           live state (:mod:`runner.livestate`): supervisor pid + start time
+    <state_dir>/<id>/stop-requested      live state: the user stopped it, the shim must not restart it
 
 A record's image is kept by the store's GC through a registered root, ``roots/containers/<id>.json``
 (:mod:`layers.store.roots`): registered before the record becomes visible, dropped after it is gone.
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import _thread
 import fcntl
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from layers.atomic import write_atomic
 from layers.errors import InvalidInput, PybuildError
 
 from .errors import AmbiguousId, ContainerNotFound, InvalidState, NameInUse, StateConflict
+from .livestate import LiveState, pid_in_container, wait_exit
 from .records import (CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING, STATUSES, ContainerConfig, ContainerState,
                       NetworkAttachment, check_transition, is_full_id, is_id_prefix, new_id, rfc3339, validate_name)
 TYPE_CHECKING = False   # the health records (annotations here) are built only for containers with a check
@@ -54,7 +54,7 @@ __all__ = [
     "CREATED", "RUNNING", "PAUSED", "EXITED", "RESTARTING", "DEAD", "STATUSES",
     "ContainerNotFound", "NameInUse", "AmbiguousId", "InvalidState", "StateConflict",
     "ContainerConfig", "ContainerState", "ContainerStore", "NetworkAttachment", "check_transition", "new_id", "rfc3339",
-    "validate_name",
+    "validate_name", "pid_in_container",
 ]
 
 
@@ -68,9 +68,9 @@ def pause_point(step: str) -> None:
 
 
 def _rmtree(path: str, *, ignore_errors: bool) -> None:
-    import shutil      # here: the shim, which lives as long as its container, never removes records
+    from layers.fstree import remove_tree      # here: the shim never removes records
 
-    shutil.rmtree(path, ignore_errors=ignore_errors)
+    remove_tree(path, ignore_errors=ignore_errors)
 
 
 @contextmanager
@@ -82,53 +82,6 @@ def flock(path: str, *, shared: bool = False) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat`` (start time in clock ticks), or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # the command name is in parentheses and may contain spaces: split after the last ')'
-    fields = raw[raw.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
-        return None
-    return int(fields[19])
-
-
-def _wait_exit(pid: int, timeout: float) -> None:
-    """Sleep until process ``pid`` ends (on a pidfd) or ``timeout`` passes."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except OSError:                      # no pidfd (Linux before 5.3): the caller looks again soon
-        return time.sleep(min(timeout, 0.02))
-    import select
-
-    try:
-        select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
-
-
-def pid_in_container(pid: int, cid: str) -> bool:
-    """Is ``pid`` alive and in a cgroup named after container ``cid`` (not a reused pid)? Rootless
-    containers have no cgroup: there it must be PID 1 of a pid namespace of its own (``NSpid`` ends
-    in 1), which a reused host pid is not."""
-    from layers.store.location import is_rootless
-
-    try:
-        if is_rootless():
-            with open(f"/proc/{pid}/status") as f:
-                nspid = next((line.split()[1:] for line in f if line.startswith("NSpid:")), [])
-            return len(nspid) > 1 and nspid[-1] == "1" and process_start_time(pid) is not None
-        with open(f"/proc/{pid}/cgroup") as f:
-            return cid in f.read() and process_start_time(pid) is not None
-    except (FileNotFoundError, ProcessLookupError):
-        return False
 
 
 def _move_action(current: str, wanted: str) -> str | None:
@@ -149,6 +102,7 @@ class ContainerStore:
         self.root = os.path.abspath(root)
         self.state_dir = os.path.abspath(state_dir)
         self.base = os.path.join(self.root, "containers")
+        self.live_state = LiveState(self.state_dir)
         self._held: dict[tuple[str, int], int] = {}     # (container, thread) -> depth of lock()
 
     # ---- paths
@@ -156,7 +110,7 @@ class ContainerStore:
         return os.path.join(self.base, cid)
 
     def live_dir(self, cid: str) -> str:
-        return os.path.join(self.state_dir, cid)
+        return self.live_state.dir(cid)
 
     def log_path(self, cid: str) -> str:
         return os.path.join(self.dir(cid), "container.log")
@@ -424,26 +378,24 @@ class ContainerStore:
         attrs.update(image=cfg.image, name=cfg.name, **attributes)
         _events.emit(self.root, "container", action, cfg.id, **attrs)
 
-    # ---- live state (the shim)
+    # ---- live state (the shim): :class:`runner.livestate.LiveState`
     def write_shim(self, cid: str, pid: int) -> None:
-        """Record ``pid`` as the container's supervisor. Atomic, not fsynced: it names a live process,
-        which a power loss takes away too (an empty or torn file reads as a supervisor gone)."""
-        d = self.live_dir(cid)
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        write_atomic(os.path.join(d, "shim.json"),
-                     json.dumps({"pid": pid, "start": process_start_time(pid)}).encode(), durable=False)
+        self.live_state.write_shim(cid, pid)
 
     def shim_pid(self, cid: str) -> int | None:
-        """The pid of this container's shim if it is alive (pid and start time both match), else None."""
-        try:
-            with open(os.path.join(self.live_dir(cid), "shim.json"), "rb") as f:
-                doc = json.loads(f.read())
-        except (FileNotFoundError, ValueError):
-            return None
-        pid = int(doc.get("pid", 0))
-        if pid <= 0 or process_start_time(pid) != doc.get("start"):
-            return None
-        return pid
+        return self.live_state.shim_pid(cid)
+
+    def supervisor_gone(self, cid: str) -> bool:
+        return self.live_state.supervisor_gone(cid)
+
+    def clear_shim(self, cid: str) -> None:
+        self.live_state.clear_shim(cid)
+
+    def stop_requested(self, cid: str) -> bool:
+        return self.live_state.stop_requested(cid)
+
+    def request_stop(self, cid: str, flag: bool = True) -> None:
+        self.live_state.request_stop(cid, flag)
 
     def wait_shim_gone(self, cid: str, timeout: float = 10.0) -> None:
         """An exited container's shim may still be releasing its network and mounts (``stop`` returns
@@ -452,36 +404,7 @@ class ContainerStore:
         while (left := deadline - time.monotonic()) > 0:
             if self.status(cid).supervised or (pid := self.shim_pid(cid)) is None:
                 return
-            _wait_exit(pid, min(left, 1.0))
-
-    def supervisor_gone(self, cid: str) -> bool:
-        """True when ``shim.json`` names a process that no longer runs: the shim, or the pybuild of a
-        foreground run, was killed (or crashed) before it cleared it; what it held may be left over."""
-        path = os.path.join(self.live_dir(cid), "shim.json")
-        if not os.path.exists(path):
-            return False
-        return self.shim_pid(cid) is None and os.path.exists(path)
-
-    def clear_shim(self, cid: str) -> None:
-        try:
-            os.unlink(os.path.join(self.live_dir(cid), "shim.json"))
-        except FileNotFoundError:
-            pass
-
-    def stop_requested(self, cid: str) -> bool:
-        return os.path.exists(os.path.join(self.live_dir(cid), "stop-requested"))
-
-    def request_stop(self, cid: str, flag: bool = True) -> None:
-        d = self.live_dir(cid)
-        path = os.path.join(d, "stop-requested")
-        if flag:
-            os.makedirs(d, mode=0o700, exist_ok=True)
-            write_atomic(path, b"1\n", durable=False)     # for the live shim only, as shim.json
-        else:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            wait_exit(pid, min(left, 1.0))
 
     def status(self, cid: str) -> ContainerState:
         """The persistent state, reconciled with reality.

@@ -162,6 +162,6 @@ class VolumeStore:
 
 
 def _rmtree(path: str) -> None:
-    import shutil
+    from layers.fstree import remove_tree
 
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path, ignore_errors=True)

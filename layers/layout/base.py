@@ -15,13 +15,16 @@ from layers.jsonutil import MAX_DOCUMENT_SIZE, load_object
 from layers.manifest import Manifest
 from layers.reference import Reference
 
-__all__ = ["ArchiveImage", "BlobSource", "BlobStore", "LoadedImage", "REF_NAME", "IMAGE_NAME", "LAYOUT_VERSION",
-           "MAX_LAYER_SIZE", "KIND", "COPY_CHUNK", "blob_name", "check_layout_version", "read_blob"]
+__all__ = ["ArchiveImage", "BlobSource", "BlobStore", "LoadedImage", "REF_NAME", "IMAGE_NAME", "REPO_DIGEST",
+           "LAYOUT_VERSION", "MAX_LAYER_SIZE", "KIND", "COPY_CHUNK", "blob_name", "check_layout_version", "read_blob"]
 
 #: OCI annotation: the reference (pybuild writes the tag) an index entry stands for.
 REF_NAME = "org.opencontainers.image.ref.name"
 #: containerd's annotation: the full image name, as ``docker save`` writes it beside REF_NAME.
 IMAGE_NAME = "io.containerd.image.name"
+#: pybuild's annotation beside IMAGE_NAME: the name's repo digest when it is not the entry's own digest
+#: (the registry's multi-platform index one platform's image was pulled out of); other tools ignore it.
+REPO_DIGEST = "io.pybuild.image.repo-digest"
 LAYOUT_VERSION = "1.0.0"
 KIND = "image archive"
 COPY_CHUNK = 1 << 20
@@ -56,6 +59,8 @@ class ArchiveImage:
 
     manifest: Manifest | Index
     names: tuple[Reference, ...] = ()
+    #: (name, repo digest) for names whose repo digest is not the document's own (see REPO_DIGEST)
+    repo_digests: tuple[tuple[Reference, Digest], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ class LoadedImage:
     names: tuple[str, ...] = ()
     ref_names: tuple[str, ...] = ()
     index: Index | None = None  # the multi-platform index it was listed by, every image of it loaded
+    #: (full name, repo digest) for names the archive gives a repo digest other than the document's own
+    repo_digests: tuple[tuple[str, Digest], ...] = ()
 
     @property
     def document(self) -> "Manifest | Index":

@@ -18,7 +18,7 @@ from layers.manifest import Manifest, parse_document
 from layers.mediatype import INDEX_TYPES, MANIFEST_TYPES
 from layers.reference import Reference
 
-from .base import (IMAGE_NAME, KIND, MAX_LAYER_SIZE, REF_NAME, BlobStore, LoadedImage, blob_name,
+from .base import (IMAGE_NAME, KIND, MAX_LAYER_SIZE, REF_NAME, REPO_DIGEST, BlobStore, LoadedImage, blob_name,
                    check_layout_version, read_blob)
 from .docker import from_docker_manifest
 from .tarstream import ingest_tar
@@ -70,7 +70,7 @@ def _whole_index(store: BlobStore, desc: Descriptor) -> Index | None:
 
 def _from_oci_index(raw_index: bytes, store: BlobStore, platform: Platform) -> list[LoadedImage]:
     index = Index.parse(raw_index)
-    found: dict[Digest, tuple[Manifest, ImageConfig, list[str], list[str], Index | None]] = {}
+    found: dict[Digest, tuple[Manifest, ImageConfig, list[str], list[str], Index | None, dict[str, Digest]]] = {}
     for i, desc in enumerate(index.manifests):
         if desc.media_type not in MANIFEST_TYPES and desc.media_type not in INDEX_TYPES:
             continue  # artifacts and other content the layout may hold
@@ -81,7 +81,7 @@ def _from_oci_index(raw_index: bytes, store: BlobStore, platform: Platform) -> l
         else:
             manifest, config = _resolve_image(store, desc, platform)
         key = whole.digest if whole is not None else manifest.digest
-        entry = found.setdefault(key, (manifest, config, [], [], whole))
+        entry = found.setdefault(key, (manifest, config, [], [], whole, {}))
         ann = desc.annotation_map
         name = ann.get(IMAGE_NAME)
         ref_name = ann.get(REF_NAME)
@@ -94,9 +94,14 @@ def _from_oci_index(raw_index: bytes, store: BlobStore, platform: Platform) -> l
                 raise InvalidDocument("index", f"manifests[{i}].annotations", str(exc)) from None
             if str(ref) not in entry[2]:
                 entry[2].append(str(ref))
+            if ann.get(REPO_DIGEST):
+                try:
+                    entry[5].setdefault(str(ref), Digest.parse(ann[REPO_DIGEST]))
+                except InvalidInput as exc:
+                    raise InvalidDocument("index", f"manifests[{i}].annotations[{REPO_DIGEST}]", str(exc)) from None
         if ref_name and ref_name not in entry[3]:
             entry[3].append(ref_name)
-    return [LoadedImage(m, c, tuple(n), tuple(r), x) for m, c, n, r, x in found.values()]
+    return [LoadedImage(m, c, tuple(n), tuple(r), x, tuple(d.items())) for m, c, n, r, x, d in found.values()]
 
 
 def read_archive(stream: BinaryIO, store: BlobStore, *, platform: Platform | None = None,

@@ -21,8 +21,8 @@ from layers.jsonutil import canonical
 from layers.manifest import Manifest
 from layers.mediatype import MANIFEST_TYPES, MediaType
 
-from .base import (COPY_CHUNK, IMAGE_NAME, LAYOUT_VERSION, REF_NAME, ArchiveImage, BlobSource, blob_name,
-                   check_layout_version, read_blob)
+from .base import (COPY_CHUNK, IMAGE_NAME, LAYOUT_VERSION, REF_NAME, REPO_DIGEST, ArchiveImage, BlobSource,
+                   blob_name, check_layout_version, read_blob)
 
 __all__ = ["write_archive", "write_layout_dir"]
 
@@ -89,10 +89,13 @@ def _plan(images: Sequence[ArchiveImage], source: BlobSource) -> _Plan:
             plan.add_manifest(top)
             runnable = top
         if image.names:
+            repo_digests = dict(image.repo_digests)
             for ref in image.names:
                 ann = {IMAGE_NAME: str(ref)}
                 if ref.tag is not None:
                     ann[REF_NAME] = ref.tag
+                if ref in repo_digests:
+                    ann[REPO_DIGEST] = str(repo_digests[ref])
                 plan.entries.append(top.descriptor(annotations=ann))
         else:
             plan.entries.append(top.descriptor())

@@ -37,17 +37,21 @@ def save_images(store, refs: Iterable[str], out: BinaryIO) -> None:
     from layers.layout import ArchiveImage, write_archive
     from layers.manifest import parse_document
 
-    todo: dict[Digest, tuple[object, list[Reference]]] = {}
+    todo: dict[Digest, tuple[object, list[Reference], dict[Reference, Digest]]] = {}
     for text in refs:
         rec = store.images.resolve(text)
         ref = rec.reference
         if rec.manifest_digest not in todo:
-            todo[rec.manifest_digest] = (parse_document(store.blobs.read_bytes(rec.manifest_digest, MAX_DOCUMENT)), [])
-        names = todo[rec.manifest_digest][1]
+            doc = parse_document(store.blobs.read_bytes(rec.manifest_digest, MAX_DOCUMENT))
+            todo[rec.manifest_digest] = (doc, [], {})
+        names, repo_digests = todo[rec.manifest_digest][1:]
         if ref is not None and ref.tag and ref not in names:
             names.append(ref)
-    write_archive(out, [ArchiveImage(doc, tuple(names)) for doc, names in todo.values()], store.blobs)
-    for doc, names in todo.values():
+            if rec.index is not None:  # one platform pulled out of an index: the name keeps that repo digest
+                repo_digests[ref] = rec.index
+    write_archive(out, [ArchiveImage(doc, tuple(names), tuple(rd.items())) for doc, names, rd in todo.values()],
+                  store.blobs)
+    for doc, names, _ in todo.values():
         image_id = doc.config.digest if hasattr(doc, "config") else doc.digest
         events.emit(store.root, "image", "save", str(image_id), name=events.familiar(str(names[0])) if names else None)
 
@@ -67,8 +71,9 @@ def load_images(store, source: str | os.PathLike[str] | BinaryIO) -> list[Loaded
             loaded = layout.read_archive(source, store.blobs)
         for img in loaded:
             names = img.tags()
-            for name in names:
-                store.images.tag(name, img.document.digest)  # a whole multi-platform index stays one
+            repo_digests = dict(img.repo_digests)
+            for name in names:  # a whole multi-platform index stays one
+                store.images.tag(name, img.document.digest, index=repo_digests.get(name))
             out.append(Loaded(img.document.digest, names))
             events.emit(store.root, "image", "load", str(img.manifest.config.digest),
                         name=events.familiar(str(names[0])) if names else None)

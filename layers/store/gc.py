@@ -2,7 +2,9 @@
 
 Roots (a blob or snapshot reachable from any of them is kept):
 
-* every image record (manifest or index digest -> child manifests -> config + layers);
+* every image record (manifest or index digest -> child manifests -> config + layers), and the
+  index a one-platform pull took its manifest out of (the record's ``index``; only its present
+  children are reached);
 * every registered root (``<root>/roots/<owner>/<key>.json``, see :mod:`.roots`): the runner keeps
   each container's image there, the builder its cache entries. GC never reads another room's files.
   If any root cannot be read, :func:`collect` raises :class:`StoreError` naming it before it frees
@@ -101,7 +103,9 @@ def mark(store, leased: dict[str, set[Digest]] | None = None, *, roots: list[Roo
     under its lock; ``system df`` passes none and so counts leased work as reclaimable). Raises
     :class:`StoreError` on an unreadable registered root (``roots``: already read by the caller)."""
     marks = Marks()
-    docs = {r.manifest_digest for r in store.images.records()}
+    records = store.images.records()
+    # a one-platform pull keeps the registry's index document beside its record (its repo digest)
+    docs = {r.manifest_digest for r in records} | {r.index for r in records if r.index is not None}
     for root in registered(store) if roots is None else roots:
         docs |= root.docs
         marks.blobs.update(d for d in root.blobs if store.blobs.has(d))

@@ -1,8 +1,12 @@
 """Image records: reference -> manifest (or index) digest, in one atomic index file under a lock.
 
 ``<root>/images/index.json`` maps full references (``docker.io/library/busybox:latest``, or
-``name@sha256:...``) to ``{"digest", "id", "created"}``. The image id is the config digest, as
-Docker prints it (short = 12 hex); an index record's id is its host-platform image's config.
+``name@sha256:...``) to ``{"digest", "id", "created"}``, plus ``"index"`` for one platform's image
+pulled out of a multi-platform index: ``digest`` is that platform's manifest (what runs, pushes and
+saves), ``index`` the digest the registry served for the name, the image's repo digest as Docker
+shows it (``RepoDigests``, ``images --digests``) and a name it is found by (``repo@<index digest>``).
+The image id is the config digest, as Docker prints it (short = 12 hex); an index record's id is its
+host-platform image's config.
 ``"dangling"`` maps the manifest digest of an image without a name (``commit`` or ``build`` without
 one, or the image a name was moved away from) to ``{"id", "created"}``: Docker's ``<none>:<none>``.
 Such an image is found by its id (full, ``sha256:`` or a unique prefix) or its digest, listed by
@@ -40,12 +44,20 @@ _HEXPREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
 
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
-    """One name (or, for a lookup by id/digest, no name) pointing at a manifest or index."""
+    """One name (or, for a lookup by id/digest, no name) pointing at a manifest or index; ``index``: the
+    multi-platform index a one-platform pull took ``manifest_digest`` out of (None otherwise)."""
 
     name: str | None
     manifest_digest: Digest
     id: Digest
     created: float
+    index: Digest | None = None
+
+    @property
+    def repo_digest(self) -> Digest:
+        """The digest the registry served for the name (Docker's repo digest): the index's when the
+        image was taken out of one, else the manifest's (or the index's the record points at)."""
+        return self.index or self.manifest_digest
 
     @property
     def digest(self) -> Digest:
@@ -159,8 +171,9 @@ class ImageStore:
     @staticmethod
     def _record(name: str | None, entry: dict[str, Any]) -> ImageRecord:
         try:
+            index = entry.get("index")
             return ImageRecord(name, Digest.parse(entry["digest"]), Digest.parse(entry["id"]),
-                               float(entry.get("created", 0)))
+                               float(entry.get("created", 0)), Digest.parse(index) if index is not None else None)
         except (KeyError, TypeError, ValueError, PybuildError) as exc:
             raise InvalidDocument("image index", f"images[{name!r}]", f"bad record: {exc}") from None
 
@@ -208,8 +221,12 @@ class ImageStore:
         return out
 
     def names_for(self, digest: Digest) -> list[str]:
-        """Names whose record points at ``digest`` (manifest/index digest or image id)."""
-        return [r.name for r in self.list() if digest in (r.manifest_digest, r.id) and r.name]
+        """Names whose record points at ``digest`` (manifest/index digest, repo digest or image id)."""
+        return [r.name for r in self.records_for(digest) if r.name]
+
+    def records_for(self, digest: Digest) -> list[ImageRecord]:
+        """Named records that point at ``digest`` (manifest/index digest, repo digest or image id), newest first."""
+        return [r for r in self.list() if digest in (r.manifest_digest, r.id, r.index)]
 
     def resolve(self, name_or_id: str) -> ImageRecord:
         """A record for ``name[:tag]``, a full reference, ``name@digest``, ``sha256:...`` or a unique id prefix.
@@ -233,7 +250,7 @@ class ImageStore:
             digest = Digest.parse(text) if len(text.split(":", 1)[1]) in (64, 128) else None
             if digest is not None:
                 for r in records:
-                    if digest in (r.id, r.manifest_digest):
+                    if digest in (r.id, r.manifest_digest, r.index):
                         return r
                 if self.blobs.has(digest):
                     return self._unnamed(digest)
@@ -248,8 +265,8 @@ class ImageStore:
                 if entry is not None:
                     return self._record(str(ref), entry)
                 if ref.digest is not None:
-                    for r in records:
-                        if r.manifest_digest == ref.digest and r.reference and r.reference.name == ref.name:
+                    for r in records:  # the image by its manifest digest or its repo digest, in that repo
+                        if ref.digest in (r.manifest_digest, r.index) and r.reference and r.reference.name == ref.name:
                             return r
                     if self.blobs.has(ref.digest):
                         return self._unnamed(ref.digest, str(ref))
@@ -349,9 +366,10 @@ class ImageStore:
     # -- changes ---------------------------------------------------------------------------------
 
     def tag(self, ref: Reference | str, manifest_digest: Digest | str | Manifest | Index, *,
-            lazy: bool = False) -> ImageRecord:
+            lazy: bool = False, index: Digest | None = None) -> ImageRecord:
         """Point ``ref`` at a manifest or index already in the store (checked; ``lazy``: its layers may be
-        known by digest only, fetched later from a recorded source); the new record."""
+        known by digest only, fetched later from a recorded source); the new record. ``index``: the
+        registry's multi-platform index the manifest was taken out of (the name's repo digest)."""
         if isinstance(ref, str):
             ref = Reference.parse(ref)
         if isinstance(manifest_digest, (Manifest, Index)):
@@ -372,6 +390,8 @@ class ImageStore:
         with self.blobs.lease_lock():  # GC must not sweep between our check and the record landing
             image_id = self._load(manifest_digest, None, lazy).id
             entry = {"digest": str(manifest_digest), "id": str(image_id), "created": time.time()}
+            if index is not None and index != manifest_digest:
+                entry["index"] = str(index)
             self._mutate(change)
         events.emit(self.root, "image", "tag", str(image_id), name=events.familiar(name))
         return self._record(name, entry)

@@ -31,9 +31,9 @@ def remove_tree(path: str) -> None:
         return
     trash = os.path.join(os.path.dirname(path), f".trash-{os.urandom(6).hex()}")
     os.rename(path, trash)
-    import shutil              # here: only removing and unpacking need it (it loads bz2, lzma, fnmatch)
+    from layers.fstree import remove_tree
 
-    shutil.rmtree(trash)
+    remove_tree(trash)
 
 
 class SnapshotStore:

@@ -191,7 +191,7 @@ class ImageFields:
         return split_name(self._record.name)[1]
 
     def Digest(self) -> str:
-        return str(self._record.manifest_digest)
+        return str(self._record.repo_digest)
 
     def CreatedSince(self) -> str:
         from .images import human_ago

@@ -55,9 +55,10 @@ def split_name(name: str | None) -> tuple[str, str, str]:
 
 
 def image_row(record, created: str, size: int, *, no_trunc: bool, digests: bool) -> list[str]:
-    """One line of the ``images`` table (under :func:`images_head`)."""
+    """One line of the ``images`` table (under :func:`images_head`); the DIGEST is the repo digest (an
+    index's, for one platform pulled out of it, as Docker shows it)."""
     repo, tag, _ = split_name(record.name)
-    return ([repo, tag] + ([str(record.manifest_digest)] if digests else [])
+    return ([repo, tag] + ([str(record.repo_digest)] if digests else [])
             + [str(record.id) if no_trunc else record.id.short, human_ago(created), human_size(size)])
 
 
@@ -70,7 +71,7 @@ def image_json(record, created: str, size: int, entries=(), present=()) -> dict:
     """One line of ``images --format json``; an index record adds ``Platforms`` as ``inspect`` shows
     them (``entries``: the index's image descriptors), each marked ``Pulled`` when in ``present``."""
     repo, tag, _ = split_name(record.name)
-    doc = {"Repository": repo, "Tag": tag, "ID": str(record.id), "Digest": str(record.manifest_digest),
+    doc = {"Repository": repo, "Tag": tag, "ID": str(record.id), "Digest": str(record.repo_digest),
            "CreatedAt": created, "Size": size, "Names": [record.name] if record.name else []}
     if entries:
         doc["Platforms"] = [{"platform": str(d.platform), "digest": str(d.digest), "size": d.size,
@@ -82,23 +83,30 @@ def images_head(digests: bool) -> list[str]:
     return ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
 
 
-def image_document(image, record, names: Iterable[str]) -> dict:
+def image_document(image, record, named: Iterable) -> dict:
     """The Docker-like ``inspect`` document of a loaded image (``layers.store.Image``), the record it was
-    resolved by and every name pointing at it."""
+    resolved by and every named record pointing at it (``ImageStore.records_for``). ``RepoDigests``:
+    each name's repo digest (an index's, for one platform pulled out of it, as Docker shows it; the
+    platform manifest is ``Descriptor``), the record's own first."""
     from layers.reference import Reference
 
     cfg = image.config
     tags, digests = [], []
-    for n in names:
-        ref = Reference.parse(n)
+    for rec in named:
+        ref = Reference.parse(rec.name)
         if ref.tag and not ref.digest:
             tags.append(ref.familiar)
-        digests.append(f"{ref.familiar_name}@{record.manifest_digest}")
+        digests.append(f"{ref.familiar_name}@{rec.repo_digest}")
+    if record.name:
+        first = f"{Reference.parse(record.name).familiar_name}@{record.repo_digest}"
+        digests = [first] + sorted(set(digests) - {first})
+    else:
+        digests = sorted(set(digests))
     last = cfg.history[-1] if cfg.history else None
     return {
         "Id": str(image.id),
         "RepoTags": tags,
-        "RepoDigests": sorted(set(digests)),
+        "RepoDigests": digests,
         "Parent": "",
         "Comment": last.comment if last else "",
         "Created": cfg.created,

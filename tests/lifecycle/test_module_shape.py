@@ -71,7 +71,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-LIFECYCLE = ("containers", "records", "state", "resources", "lifecycle", "stopping", "fromimage",
+LIFECYCLE = ("containers", "records", "state", "livestate", "resources", "lifecycle", "stopping", "fromimage",
              "foreground", "listing", "details", "shim", "shim_client", "volumes", "exec", "logs", "restart", "errors")
 
 

@@ -57,8 +57,9 @@ def test_images_json_lists_an_index_s_platforms(mpybuild, registry, tmp_path: Pa
         (p["platform"], p["digest"], p["size"]) for p in row["Platforms"]]
 
     # one platform pulled: the name holds that platform's image (no Platforms), as Docker's classic
-    # store and Podman's image record do
+    # store and Podman's image record do; its Digest is the repo digest, the index's, as Docker shows it
     one = _fresh(tmp_path / "one")
     one("pull", "-q", "--platform", "linux/arm64", lst, env=env, check=True)
     [row] = _json_rows(one, env)
-    assert row["Digest"] == entries["arm64"] and "Platforms" not in row
+    assert row["Digest"] == index_digest and "Platforms" not in row
+    assert json.loads(one("inspect", lst, check=True).stdout)[0]["Descriptor"]["digest"] == entries["arm64"]

@@ -40,6 +40,23 @@ def test_tag_resolve_load(store):
         store.images.resolve("busybox:2")
 
 
+def test_repo_digest_of_an_image_taken_out_of_an_index(store):
+    m = make_image(store, {"a": b"1"})
+    index = Digest.from_bytes(b"the registry's index (not needed in the store to be a name's repo digest)")
+    rec = store.images.tag("reg.example/app:1", m.digest, index=index)
+    assert (rec.manifest_digest, rec.index, rec.repo_digest) == (m.digest, index, index)
+    assert store.images.list()[0] == rec  # read back from images/index.json
+    for text in (f"reg.example/app@{index}", str(index)):
+        found = store.images.resolve(text)
+        assert (found.name, found.manifest_digest) == ("reg.example/app:1", m.digest), text
+    with pytest.raises(NotFound):
+        store.images.resolve(f"reg.example/other@{index}")  # another repository's digest is not this name's
+    assert [r.name for r in store.images.records_for(index)] == ["reg.example/app:1"]
+    plain = store.images.tag("reg.example/app:2", m.digest)
+    assert plain.index is None and plain.repo_digest == m.digest
+    assert store.images.tag("reg.example/app:1", m.digest).index is None  # a new pull or tag replaces it
+
+
 def test_tag_refuses_unknown_manifest(store):
     with pytest.raises(NotFound):
         store.images.tag("x", Digest.from_bytes(b"no such manifest"))
