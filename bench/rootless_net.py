@@ -4,7 +4,7 @@
 Usage (as root): bench/rootless_net.py --user NAME [--pybuild PATH] [-n 7]
 
 NAME must exist with subordinate ranges; PATH is a pybuild that user can execute (default: the
-rootless network tests' venv, /var/tmp/pybuild-rootless-net/venv). Both tools get a fresh store and
+rootless tests' venv, /var/tmp/pybuild-rootless/venv). Both tools get a fresh store and
 XDG_RUNTIME_DIR in a temp dir owned by the user and import the busybox root filesystem; then, medians
 of N: ``run --rm IMG true`` with ``--network none`` and on the default network (pybuild through pasta
 and through slirp4netns, podman through slirp4netns: Debian 12's podman 4.3 has no pasta mode);
@@ -15,21 +15,14 @@ At the end the containers, pause processes and the temp dir are removed.
 
 from __future__ import annotations
 
-import argparse
-import os
-import pwd
-import shutil
-import signal
 import socket
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _users import parse_args, user_work
+
 WEB = ["sh", "-c", "echo hi > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
 BIG = ["sh", "-c", "dd if=/dev/zero of=/tmp/big bs=1M count=200 2>/dev/null; exec httpd -f -p 8080 -h /tmp"]
 
@@ -56,85 +49,60 @@ def _get(url: str, timeout: float = 30.0) -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--pybuild", default="/var/tmp/pybuild-rootless-net/venv/bin/pybuild")
-    ap.add_argument("-n", type=int, default=7)
-    args = ap.parse_args()
-    pw = pwd.getpwnam(args.user)
-    work = Path(tempfile.mkdtemp(prefix="pbrn-", dir="/tmp"))    # podman: runroot under 50 chars
-    os.chmod(work, 0o755)
-    xdg = work / "xdg"
-    xdg.mkdir(mode=0o700)
-    tar = work / "busybox.tar"
-    subprocess.run([sys.executable, str(ROOT / "testdata/busybox/make_rootfs.py"), str(tar),
-                    shutil.which("busybox") or "/bin/busybox"], check=True)
-    for p in (work, xdg, tar):
-        os.chown(p, pw.pw_uid, pw.pw_gid)
-    env = ["env", "-i", f"HOME={pw.pw_dir}", f"XDG_RUNTIME_DIR={xdg}", "PATH=/usr/bin:/bin"]
-    as_user = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", *env]
-    pybuild = [args.pybuild, "--root", str(work / "pb-root")]
-    podman = ["podman", "--root", str(work / "pd-root"), "--runroot", str(xdg / "pd")]
+    args = parse_args(rounds=7)
+    with user_work(args.user, "pbrn-") as w:
+        pybuild, podman = w.pybuild(args.pybuild), w.podman()
 
-    def run(cmd: list[str], tool_env: str | None = None) -> float:
-        pre = as_user[:-1] + [f"PYBUILD_ROOTLESS_NET={tool_env}", as_user[-1]] if tool_env else as_user
-        t = time.perf_counter()
-        r = subprocess.run(pre + cmd, capture_output=True, text=True, cwd=str(work))
-        if r.returncode:
-            raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stderr[-800:]}")
-        return time.perf_counter() - t
+        def run(cmd: list[str], tool_env: str | None = None) -> float:
+            return w.timed(cmd, {"PYBUILD_ROOTLESS_NET": tool_env} if tool_env else None)[0]
 
-    def median_ms(samples: list[float]) -> str:
-        return f"{statistics.median(samples) * 1000:7.0f} ms"
+        def median_ms(samples: list[float]) -> str:
+            return f"{statistics.median(samples) * 1000:7.0f} ms"
 
-    try:
-        run(pybuild + ["import", str(tar), "bb"])
-        run(podman + ["import", str(tar), "bb"])
-        rows = [
-            ("run --rm true, --network none", lambda: run(pybuild + ["run", "--rm", "--network", "none", "bb", "true"]),
-             lambda: run(podman + ["run", "--rm", "--network", "none", "bb", "true"])),
-            ("run --rm true, default network (pasta)",
-             lambda: run(pybuild + ["run", "--rm", "bb", "true"], "pasta"), None),
-            ("run --rm true, default network (slirp4netns)",
-             lambda: run(pybuild + ["run", "--rm", "bb", "true"], "slirp4netns"),
-             lambda: run(podman + ["run", "--rm", "--network", "slirp4netns", "bb", "true"])),
-        ]
-        print(f"{'':<48} {'pybuild':>10} {'podman':>10}")
-        for label, mine, theirs in rows:
-            a = [mine() for _ in range(args.n)]
-            b = [theirs() for _ in range(args.n)] if theirs else None
-            print(f"{label:<48} {median_ms(a):>10} {median_ms(b) if b else '-':>10}", flush=True)
-        first, rates = {}, {}
-        for name, cmd in (("pybuild", pybuild), ("podman", podman)):
-            first[name], rates[name] = [], []
-            for i in range(args.n):
+        try:
+            run(pybuild + ["import", str(w.tar), "bb"])
+            run(podman + ["import", str(w.tar), "bb"])
+            rows = [
+                ("run --rm true, --network none",
+                 lambda: run(pybuild + ["run", "--rm", "--network", "none", "bb", "true"]),
+                 lambda: run(podman + ["run", "--rm", "--network", "none", "bb", "true"])),
+                ("run --rm true, default network (pasta)",
+                 lambda: run(pybuild + ["run", "--rm", "bb", "true"], "pasta"), None),
+                ("run --rm true, default network (slirp4netns)",
+                 lambda: run(pybuild + ["run", "--rm", "bb", "true"], "slirp4netns"),
+                 lambda: run(podman + ["run", "--rm", "--network", "slirp4netns", "bb", "true"])),
+            ]
+            print(f"{'':<48} {'pybuild':>10} {'podman':>10}")
+            for label, mine, theirs in rows:
+                a = [mine() for _ in range(args.n)]
+                b = [theirs() for _ in range(args.n)] if theirs else None
+                print(f"{label:<48} {median_ms(a):>10} {median_ms(b) if b else '-':>10}", flush=True)
+            first, rates = {}, {}
+            for name, cmd in (("pybuild", pybuild), ("podman", podman)):
+                first[name], rates[name] = [], []
+                for i in range(args.n):
+                    port = _free_port()
+                    t = time.perf_counter()
+                    run(cmd + ["run", "-d", "--name", f"w{i}", "-p", f"127.0.0.1:{port}:8080", "bb", *WEB])
+                    _get(f"http://127.0.0.1:{port}/index.html")
+                    first[name].append(time.perf_counter() - t)
+                    run(cmd + ["rm", "-f", f"w{i}"])
                 port = _free_port()
-                t = time.perf_counter()
-                run(cmd + ["run", "-d", "--name", f"w{i}", "-p", f"127.0.0.1:{port}:8080", "bb", *WEB])
-                _get(f"http://127.0.0.1:{port}/index.html")
-                first[name].append(time.perf_counter() - t)
-                run(cmd + ["rm", "-f", f"w{i}"])
-            port = _free_port()
-            run(cmd + ["run", "-d", "--name", "big", "-p", f"127.0.0.1:{port}:8080", "bb", *BIG])
-            _get(f"http://127.0.0.1:{port}/big", timeout=120)         # the warm-up: dd has written it
-            for _ in range(4):
-                t = time.perf_counter()
-                n = _get(f"http://127.0.0.1:{port}/big")
-                rates[name].append(n / (time.perf_counter() - t) / 1e6)
-            run(cmd + ["rm", "-f", "big"])
-        print(f"{'run -d -p + first HTTP 200 (pasta / slirp4netns)':<48} {median_ms(first['pybuild']):>10} "
-              f"{median_ms(first['podman']):>10}")
-        print(f"{'200 MiB through -p, warm, MB/s (median of 4)':<48} {statistics.median(rates['pybuild']):10.0f} "
-              f"{statistics.median(rates['podman']):10.0f}")
-    finally:
-        for cmd in (pybuild, podman):
-            subprocess.run(as_user + cmd + ["rm", "-f", "big", *[f"w{i}" for i in range(args.n)]], capture_output=True)
-        for pidfile in list(work.rglob("pause.pid")) + list(xdg.rglob("pause.pid")):
-            try:
-                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
-            except (ValueError, OSError):
-                pass
-        shutil.rmtree(work, ignore_errors=True)
+                run(cmd + ["run", "-d", "--name", "big", "-p", f"127.0.0.1:{port}:8080", "bb", *BIG])
+                _get(f"http://127.0.0.1:{port}/big", timeout=120)         # the warm-up: dd has written it
+                for _ in range(4):
+                    t = time.perf_counter()
+                    n = _get(f"http://127.0.0.1:{port}/big")
+                    rates[name].append(n / (time.perf_counter() - t) / 1e6)
+                run(cmd + ["rm", "-f", "big"])
+            print(f"{'run -d -p + first HTTP 200 (pasta / slirp4netns)':<48} {median_ms(first['pybuild']):>10} "
+                  f"{median_ms(first['podman']):>10}")
+            print(f"{'200 MiB through -p, warm, MB/s (median of 4)':<48} {statistics.median(rates['pybuild']):10.0f} "
+                  f"{statistics.median(rates['podman']):10.0f}")
+        finally:
+            for cmd in (pybuild, podman):
+                subprocess.run(w.argv(cmd + ["rm", "-f", "big", *[f"w{i}" for i in range(args.n)]]),
+                               capture_output=True)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
+
+from layers.value import frozen
 
 from . import instructions as I
 from .attest import attach_sbom, attach_sboms, write_sbom
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["BuildOutcome", "build", "load_plan", "read_dockerfile", "attach_sbom", "attach_sboms", "write_sbom"]
 
 
-@dataclass(frozen=True)
+@frozen
 class BuildOutcome:
     """``result``/``plan``: the image built (with several platforms, the first's); ``index``: the
     index over every platform's image when more than one was built (``platforms`` in its order)."""

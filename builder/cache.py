@@ -24,13 +24,13 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layers.atomic import write_atomic
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.errors import PybuildError, StoreError
+from layers.value import frozen
 
 from .workdir import reap_stale_build_dirs, stale_build_dirs
 
@@ -49,7 +49,7 @@ def _signature(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheEntry:
     key: str
     layer: Descriptor | None

@@ -13,7 +13,7 @@ is stored, the container still paused).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from layers.config import History, ImageConfig, format_time
@@ -23,11 +23,12 @@ from layers.manifest import Manifest
 from layers.mediatype import MediaType
 from layers.reference import Reference
 from layers.store.pause import pause_point
+from layers.value import frozen
 
 __all__ = ["CommitOptions", "CommitResult", "commit"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class CommitOptions:
     """``docker commit``'s options: ``reference`` is ``REPO[:TAG]`` or None (an untagged image)."""
 
@@ -38,7 +39,7 @@ class CommitOptions:
     pause: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class CommitResult:
     manifest: Manifest
     config: ImageConfig

@@ -14,7 +14,8 @@ import json
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .dockerignore import IgnoreRules, compile_pattern
 
@@ -27,7 +28,7 @@ def has_wildcards(path: str) -> bool:
     return any(c in _WILDCARDS for c in path)
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     """One context path selected by a COPY source: ``path`` relative to the context root, ``target``
     relative to the destination (``""`` means the destination itself). ``top`` marks a path the source

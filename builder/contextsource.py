@@ -18,8 +18,9 @@ What pybuild unpacks or fetches goes under ``workdir``, which the caller owns an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from layers.value import frozen
 
 from .errors import ContextError
 
@@ -28,7 +29,7 @@ __all__ = ["ContextSource", "open_context"]
 _GZIP, _ZSTD = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 
 
-@dataclass(frozen=True)
+@frozen
 class ContextSource:
     """``context_dir`` to build from; the Dockerfile as a path (``dockerfile``, absolute) or as bytes
     (``dockerfile_text``), or neither (the context's own ``Dockerfile``)."""

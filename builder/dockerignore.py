@@ -7,15 +7,16 @@ Patterns are matched by :class:`builder.glob.Glob` (linear time, whatever the pa
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 from functools import cached_property
+
+from layers.value import frozen
 
 from .glob import Glob
 
 __all__ = ["Pattern", "IgnoreRules", "load_ignore", "parse_ignore", "compile_pattern"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Pattern:
     text: str
     exclusion: bool  # ``!pattern``: re-include
@@ -34,7 +35,7 @@ def compile_pattern(pattern: str) -> Glob:
     return Glob.compile(pattern)
 
 
-@dataclass(frozen=True)
+@frozen
 class IgnoreRules:
     patterns: tuple[Pattern, ...] = ()
 

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Callable
 
@@ -21,6 +21,7 @@ from layers.config import History, ImageConfig, format_time
 from layers.descriptor import Descriptor, Platform
 from layers.digest import Digest
 from layers.store.pause import pause_point
+from layers.value import frozen
 
 from . import instructions as I
 from .cache import BuildCache, StepLocks
@@ -57,7 +58,7 @@ STEP_HANDLERS: dict[type[I.Instruction], Callable[["Executor", StepJob], list[st
 FS_STEPS = tuple(STEP_HANDLERS)
 
 
-@dataclass(frozen=True)
+@frozen
 class BuildResult:
     config: ImageConfig
     manifest: object  # layers.manifest.Manifest

@@ -24,7 +24,8 @@ import posixpath
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .errors import BuildError, ContextError
 
@@ -46,7 +47,7 @@ def is_git_url(text: str) -> bool:
     return text.startswith(_GIT_PREFIXES)
 
 
-@dataclass(frozen=True)
+@frozen
 class GitSource:
     """A parsed git context: the repository ``url`` git fetches from, the ``ref`` to check out (``""``:
     the remote's HEAD) and the context ``subdir`` inside the checkout (``""``: the top)."""

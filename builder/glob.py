@@ -12,7 +12,7 @@ tokens simulated as an NFA over the path: O(len(pattern) * len(path)) whatever t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 __all__ = ["Glob"]
 
@@ -53,7 +53,7 @@ def _class(pattern: str, i: int) -> tuple[tuple[bool, tuple[tuple[str, str], ...
         i += 1
 
 
-@dataclass(frozen=True)
+@frozen
 class Glob:
     """A compiled pattern; :meth:`fullmatch` and :meth:`match_with_parents` run in linear time."""
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
+
+from layers.value import frozen
 
 from . import instructions as I
 from .context import Entry
@@ -23,7 +25,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ("/bin/sh", "-c")
 
 
-@dataclass(frozen=True)
+@frozen
 class BaseImage:
     """What the planner needs of a base image: its identity (manifest digest) and config bits."""
 
@@ -49,7 +51,7 @@ def host_platform() -> str:
     return str(Platform.host())
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanOptions:
     """``platform`` is the target (TARGETPLATFORM, the default of every FROM); ``build_platform`` is
     where the build runs (BUILDPLATFORM, what ``FROM --platform=$BUILDPLATFORM`` runs natively)."""
@@ -60,7 +62,7 @@ class PlanOptions:
     build_platform: str = field(default_factory=host_platform)
 
 
-@dataclass(frozen=True)
+@frozen
 class Vertex:
     """One step. ``instruction`` is expanded (absolute WORKDIR/COPY dest, substituted words).
     ``inputs``: for a context COPY/ADD, the entries each source selected; ``run_env``: the environment a
@@ -82,7 +84,7 @@ class Vertex:
         return self.instruction.source
 
 
-@dataclass(frozen=True)
+@frozen
 class Stage:
     index: int
     name: str | None
@@ -107,7 +109,7 @@ class Stage:
         return self.name or f"stage-{self.index}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     stages: tuple[Stage, ...]  # every stage (pruned ones are still planned; ``order`` skips them)
     target: int

@@ -7,7 +7,9 @@ text as written, what history entries and error messages show.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layers.value import frozen
 
 __all__ = [
     "Location", "Heredoc", "Mount", "Instruction",
@@ -16,7 +18,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Location:
     file: str
     line: int  # 1-based
@@ -25,7 +27,7 @@ class Location:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Heredoc:
     """``<<[-]NAME`` body. ``expand`` is False when the delimiter was quoted (no substitution)."""
 
@@ -35,7 +37,7 @@ class Heredoc:
     chomp: bool = False  # ``<<-``: leading tabs were stripped
 
 
-@dataclass(frozen=True)
+@frozen
 class Mount:
     """One ``RUN --mount=...``. ``type`` is cache, secret, bind or tmpfs."""
 
@@ -54,7 +56,7 @@ class Mount:
     env: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Instruction:
     location: Location
     source: str
@@ -80,7 +82,7 @@ class Instruction:
         return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class From(Instruction):
     keyword = "FROM"
     image: str
@@ -88,7 +90,7 @@ class From(Instruction):
     platform: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Run(Instruction):
     """``command`` is ``(script,)`` in shell form (run with the stage's SHELL), argv in exec form."""
 
@@ -100,7 +102,7 @@ class Run(Instruction):
     heredocs: tuple[Heredoc, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Copy(Instruction):
     """COPY and ADD (``add=True``). ``sources`` may name heredocs (``<<EOF``)."""
 
@@ -121,13 +123,13 @@ class Copy(Instruction):
         return "ADD" if self.add else "COPY"
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Env(Instruction):
     keyword = "ENV"
     pairs: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Arg(Instruction):
     """``pairs``: (name, default or None)."""
 
@@ -135,63 +137,63 @@ class Arg(Instruction):
     pairs: tuple[tuple[str, str | None], ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Label(Instruction):
     keyword = "LABEL"
     pairs: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Workdir(Instruction):
     keyword = "WORKDIR"
     path: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class User(Instruction):
     keyword = "USER"
     user: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Expose(Instruction):
     keyword = "EXPOSE"
     ports: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Volume(Instruction):
     keyword = "VOLUME"
     paths: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Cmd(Instruction):
     keyword = "CMD"
     command: tuple[str, ...]
     shell_form: bool
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Entrypoint(Instruction):
     keyword = "ENTRYPOINT"
     command: tuple[str, ...]
     shell_form: bool
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Shell(Instruction):
     keyword = "SHELL"
     shell: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Stopsignal(Instruction):
     keyword = "STOPSIGNAL"
     signal: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Healthcheck(Instruction):
     """``test`` is ``("NONE",)`` for HEALTHCHECK NONE, else ``("CMD", ...)`` or ``("CMD-SHELL", script)``.
     Durations in nanoseconds (0 = inherit the default)."""
@@ -205,7 +207,7 @@ class Healthcheck(Instruction):
     retries: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Onbuild(Instruction):
     """Stored in the image config as ``expression``; ``inner`` is the parsed trigger (checked now)."""
 
@@ -214,7 +216,7 @@ class Onbuild(Instruction):
     inner: Instruction = field(compare=False)
 
 
-@dataclass(frozen=True, kw_only=True)
+@frozen(kw_only=True)
 class Maintainer(Instruction):
     keyword = "MAINTAINER"
     name: str

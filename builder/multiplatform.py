@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable
 
 from layers.descriptor import Descriptor
 from layers.index import Index
+from layers.value import frozen
 
 from .execute import BuildResult
 
 __all__ = ["PlatformBuild", "build_platforms", "commit_index"]
 
 
-@dataclass(frozen=True)
+@frozen
 class PlatformBuild:
     """One target platform's finished image and the plan it came from."""
 

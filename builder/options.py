@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 __all__ = ["BuildOptions", "RegistrySettings", "Secret"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Secret:
     """``--secret id=NAME,src=PATH`` (or ``env=VAR``): read at RUN time, never stored in a layer or history."""
 
@@ -17,7 +17,7 @@ class Secret:
     env: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class RegistrySettings:
     """How a build talks to registries (base image pulls, ``--push``) and HTTPS servers (``ADD URL``):
     hosts allowed over plain HTTP or unverified TLS, and an extra CA bundle. A build given none of
@@ -35,7 +35,7 @@ class RegistrySettings:
         return TransportConfig(insecure_registries=self.insecure_registries, tls_ca=self.tls_ca)
 
 
-@dataclass(frozen=True)
+@frozen
 class BuildOptions:
     """``context_dir`` is a directory (a tar from stdin is unpacked to one by the CLI first).
     ``dockerfile`` is a path, or ``None`` with ``dockerfile_text`` given (``-f -``).

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from . import instructions as I
 from .errors import DockerfileError
@@ -22,7 +23,7 @@ _DIRECTIVE = re.compile(r"^\s*#\s*([A-Za-z]+)\s*=\s*(.*?)\s*$")
 _HEREDOC_KEYWORDS = ("RUN", "COPY", "ADD")
 
 
-@dataclass(frozen=True)
+@frozen
 class Dockerfile:
     """A parsed Dockerfile: its name (for messages), escape character and instructions in order."""
 

@@ -8,11 +8,11 @@ import os
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layers.descriptor import Platform
 from layers.digest import Digest
+from layers.value import frozen
 
 from .errors import BuildError
 from .options import RegistrySettings
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["Fetched", "StoreResolver"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Fetched:
     """A file ``ADD URL`` downloaded: where it is, its digest and size."""
 

@@ -22,7 +22,9 @@ Contract (what the engine may rely on):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layers.value import frozen
 
 __all__ = ["Project", "Service", "BuildSpec", "PortSpec", "ServiceNetwork", "MountSpec", "Dependency",
            "HealthSpec", "Ulimit", "FileRef", "NetworkSpec", "VolumeSpec", "SecretSpec", "ConfigSpec",
@@ -31,7 +33,7 @@ __all__ = ["Project", "Service", "BuildSpec", "PortSpec", "ServiceNetwork", "Mou
 Pairs = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class BuildSpec:
     """``build:``. ``context`` is an absolute directory; ``dockerfile`` is relative to it (as written,
     default ``Dockerfile``) unless ``dockerfile_inline`` holds the text. ``args`` values are None
@@ -52,7 +54,7 @@ class BuildSpec:
     platforms: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class PortSpec:
     """One published or exposed port; ranges are expanded to one PortSpec per port.
     ``published`` None means an ephemeral host port; ``host_ip`` None means all addresses."""
@@ -66,7 +68,7 @@ class PortSpec:
     mode: str = "ingress"
 
 
-@dataclass(frozen=True)
+@frozen
 class ServiceNetwork:
     """The service's attachment to the project network whose key is ``name``."""
 
@@ -77,7 +79,7 @@ class ServiceNetwork:
     priority: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class MountSpec:
     """A ``volumes:`` entry (short syntax normalised to this long form) or a ``tmpfs:`` entry.
 
@@ -101,7 +103,7 @@ class MountSpec:
     consistency: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Dependency:
     """``depends_on`` entry. ``condition`` is ``service_started`` | ``service_healthy`` |
     ``service_completed_successfully``; ``restart`` asks to restart this service when the
@@ -113,7 +115,7 @@ class Dependency:
     required: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class HealthSpec:
     """``healthcheck``. ``test`` keeps Docker's form: ``("CMD", arg, ...)``, ``("CMD-SHELL", cmd)``
     or ``("NONE",)``; empty means "inherit the image's test". Durations in seconds, None = default."""
@@ -127,14 +129,14 @@ class HealthSpec:
     disable: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Ulimit:
     name: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
+@frozen
 class FileRef:
     """A service's use of a top-level secret or config: ``source`` is the top-level key, ``target``
     the absolute path inside the container (secrets default ``/run/secrets/<source>``, configs
@@ -149,7 +151,7 @@ class FileRef:
     mode: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ResourceLimits:
     """``deploy.resources.limits`` merged with ``mem_limit``/``cpus``/``pids_limit`` (the service-level
     keys and deploy limits must agree when both are given). ``memory`` in bytes."""
@@ -162,7 +164,7 @@ class ResourceLimits:
     shm_size: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Service:
     """One normalised service. See the module docstring for the rules every field follows."""
 
@@ -241,7 +243,7 @@ class Service:
         return self.limits.pids
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkSpec:
     """A top-level network. ``real_name`` is what the runner creates or, if ``external``, must find."""
 
@@ -258,7 +260,7 @@ class NetworkSpec:
     labels: Pairs = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class VolumeSpec:
     """A top-level named volume. ``real_name`` is ``<project>_<name>`` unless ``name:`` or ``external``."""
 
@@ -270,7 +272,7 @@ class VolumeSpec:
     labels: Pairs = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class SecretSpec:
     """A top-level secret: exactly one of ``file`` (absolute), ``environment`` (a variable's name,
     resolved into ``content`` at load time) or ``external``."""
@@ -282,7 +284,7 @@ class SecretSpec:
     external: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigSpec:
     """A top-level config: ``file``, ``environment``, inline ``content`` or ``external``."""
 
@@ -293,7 +295,7 @@ class ConfigSpec:
     external: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Project:
     """A loaded project. ``environment`` is the interpolation environment that was used (process
     environment over ``.env``/``--env-file``, as Compose v2); ``files`` the compose files in merge

@@ -21,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 
 from compose.errors import ComposeError
 from compose.model import Project, Service
 from layers.errors import InvalidInput, NotFound
+from layers.value import frozen
 
 __all__ = ["DependencyCycle", "NoSuchService", "ServicePlan", "LABEL_PROJECT", "LABEL_SERVICE", "LABEL_NUMBER",
            "LABEL_HASH", "LABEL_ONEOFF", "LABEL_WORKDIR", "LABEL_FILES", "LABEL_IMAGE", "LABEL_VERSION",
@@ -56,7 +56,7 @@ class NoSuchService(ComposeError, NotFound):
     """A service named on the command line is not in the project (or its profile is not active)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ServicePlan:
     """One service as ``up`` will converge it: how many replicas, the image to run, the config hash."""
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from compose.errors import ComposeFileError
+from layers.value import frozen
 
 __all__ = ["Parsed", "Reset", "Override", "parse", "Path"]
 
@@ -29,14 +30,14 @@ _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 
 
-@dataclass(frozen=True)
+@frozen
 class Reset:
     """``!reset`` on a value: the merged result drops the key (or empties the sequence)."""
 
     value: object = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Override:
     """``!override`` on a value: the merged result takes it whole instead of merging."""
 

@@ -12,7 +12,7 @@ Durations in ``Healthcheck`` are integers of nanoseconds, as Go's ``time.Duratio
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -20,6 +20,7 @@ from .descriptor import Platform, frozen_map, require
 from .digest import Digest
 from .errors import InvalidDigest, InvalidDocument, InvalidInput
 from .jsonutil import canonical, key_set, load_object, optional, str_list, str_map
+from .value import frozen
 
 __all__ = ["ContainerConfig", "Healthcheck", "History", "ImageConfig", "RootFS", "format_time"]
 
@@ -66,7 +67,7 @@ def _duration(obj: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Healthcheck:
     """``config.Healthcheck``: ``test`` is ``("NONE",)``, ``("CMD", ...)`` or ``("CMD-SHELL", cmd)``."""
 
@@ -102,7 +103,7 @@ class Healthcheck:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ContainerConfig:
     """``config``: the defaults for a container run from the image.
 
@@ -191,7 +192,7 @@ class ContainerConfig:
         return dict(self.labels)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class RootFS:
     """``rootfs``: the uncompressed digests (diff_ids) of the layers, bottom first."""
 
@@ -218,7 +219,7 @@ class RootFS:
         return {"type": self.type, "diff_ids": [str(d) for d in self.diff_ids]}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class History:
     """One ``history`` entry; ``empty_layer`` entries (ENV, CMD...) have no diff_id."""
 
@@ -254,7 +255,7 @@ class History:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ImageConfig:
     """An image configuration. Build with :meth:`parse`, :meth:`new` or the ``with_*`` edits."""
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import platform as _platform
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
 
 from .digest import Digest
 from .errors import InvalidDigest, InvalidDocument
+from .value import frozen
 
 __all__ = ["Descriptor", "Platform", "frozen_map", "require", "valid_media_type"]
 
@@ -61,7 +62,7 @@ def _optional_str_map(obj: Mapping[str, Any], key: str, kind: str, where: str) -
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Platform:
     """``os/architecture[/variant]`` plus optional os.version and os.features."""
 
@@ -139,7 +140,7 @@ def _normalize_arch(arch: str) -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}.get(arch, arch)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Descriptor:
     """A typed pointer to content: media type, digest, size (+ urls, annotations, platform)."""
 

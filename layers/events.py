@@ -17,17 +17,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from . import journal as _journal
 from .journal import LINE_MAX, journal_path
+from .value import frozen
 
 __all__ = ["Event", "Cursor", "changed", "append", "emit", "read", "journal_path", "familiar", "MAX_BYTES", "LINE_MAX"]
 
 MAX_BYTES = _journal.MAX_BYTES
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Event:
     """One state change: ``type`` container|image|network|volume, ``action`` (start, die, tag...),
     ``actor_id`` (container id, image id or reference), ``attributes`` (name, image, exitCode...),
@@ -110,7 +111,7 @@ def _parse(raw: bytes) -> Event | None:
         return None            # a torn line (a crash mid-rotation): skip it
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Cursor:
     """Where a reader stopped: the journal file (its inode) and the byte offset in it."""
 

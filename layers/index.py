@@ -6,7 +6,7 @@ those bytes. :meth:`Index.select` picks the manifest for a platform as Docker an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Iterable, Mapping
 
 from .descriptor import Descriptor, Platform, frozen_map
@@ -15,6 +15,7 @@ from .errors import InvalidDocument, InvalidInput, NotFound
 from .jsonutil import canonical, load_object, optional, str_map
 from .document import check_media_type_text, check_schema_version, descriptor_list, document_type, optional_descriptor
 from .mediatype import INDEX_TYPES, MediaType
+from .value import frozen
 
 __all__ = ["Index", "ATTESTATION_ANNOTATION"]
 
@@ -22,7 +23,7 @@ __all__ = ["Index", "ATTESTATION_ANNOTATION"]
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Index:
     """An image index or Docker manifest list. Build with :meth:`parse` or :meth:`build`."""
 

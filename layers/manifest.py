@@ -10,7 +10,7 @@ What a document is (manifest or index, from its content type and ``mediaType``) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .descriptor import Descriptor, Platform, frozen_map, require
@@ -20,6 +20,7 @@ from .document import (check_media_type_text, check_schema_version, descriptor_l
 from .errors import InvalidDocument, InvalidInput
 from .jsonutil import canonical, load_object, optional, str_map
 from .mediatype import INDEX_TYPES, MANIFEST_TYPES, MediaType
+from .value import frozen
 
 if TYPE_CHECKING:
     from .index import Index
@@ -28,7 +29,7 @@ _DOCKER_LAYER_TYPES = frozenset({MediaType.DOCKER_LAYER_GZIP, MediaType.DOCKER_L
 
 __all__ = ["Manifest", "parse_document", "document_type"]
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Manifest:
     """An image manifest (OCI or Docker schema2). Build with :meth:`parse` or :meth:`build`."""
 

@@ -10,10 +10,10 @@ digest gets the tag ``latest``. Upper-case repository names are refused with a m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from .digest import Digest
 from .errors import InvalidDigest, InvalidReference
+from .value import frozen
 
 __all__ = ["Reference", "DEFAULT_REGISTRY", "DEFAULT_TAG", "valid_tag"]
 
@@ -59,7 +59,7 @@ def _split_domain(name: str) -> tuple[str, str]:
     return registry, repository
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Reference:
     """A normalised image reference. ``tag`` and ``digest`` may both be set; at least one is."""
 

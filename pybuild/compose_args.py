@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 
 import click
+
+from layers.value import frozen
 
 from .context import Settings
 
 __all__ = ["ComposeArgs", "pass_args", "sink_for"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ComposeArgs:
     """The group's options: what the project is loaded from."""
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layers.value import frozen
 
 from .commands import DEFAULT_ROOT, DEFAULT_STATE
 
@@ -14,7 +16,7 @@ __all__ = ["Settings", "pass_settings", "DEFAULT_ROOT", "DEFAULT_STATE", "env_li
 NO_STORE = frozenset({"version", "login", "logout", "key", "kube"})
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     """Global options. Libraries are opened lazily from these so ``--help`` stays cheap."""
 

@@ -30,11 +30,12 @@ import ipaddress
 import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import httpx
+
+from layers.value import frozen
 
 from .credentials import Credentials
 from .errors import (
@@ -55,7 +56,7 @@ _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*
 _REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags|referrers)(?:/|$)")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Challenge:
     """One parsed ``WWW-Authenticate`` challenge."""
 
@@ -117,7 +118,7 @@ def _merge_scopes(scopes: set[str]) -> tuple[str, ...]:
     return tuple(sorted(f"{k}:{','.join(sorted(v))}" if v else k for k, v in actions.items()))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Token:
     value: str
     expires: float

@@ -16,7 +16,6 @@ The builder owns what a cache *means* (``builder.remotecache``); this module onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable
 
 from layers.descriptor import Descriptor
@@ -24,6 +23,7 @@ from layers.digest import Digest
 from layers.errors import NotFound
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
+from layers.value import frozen
 
 from .remotes import Remotes
 from .store import LocalStore
@@ -34,7 +34,7 @@ __all__ = ["CacheDocument", "LazyLayersUnavailable", "Remotes", "complete_image"
 CONFIG_MAX = 16 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheDocument:
     """What a cache reference holds: the manifest, its raw config, and where it was read."""
 

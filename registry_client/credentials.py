@@ -19,9 +19,11 @@ import json
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+from layers.value import frozen
 
 from .errors import CredentialsError
 
@@ -32,7 +34,7 @@ _HELPER_TIMEOUT = 30.0
 _MAX_FILE = 4 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Credentials:
     """A username and secret. ``repr`` and ``str`` never show the secret."""
 

@@ -21,9 +21,8 @@ Digest and size mismatches of content are :class:`layers.errors.IntegrityError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from layers.errors import InvalidInput, NotFound, PybuildError
+from layers.value import frozen
 
 __all__ = [
     "RegistryError",
@@ -43,7 +42,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ErrorDetail:
     """One entry of a registry's ``{"errors": [{"code", "message", "detail"}]}`` body."""
 

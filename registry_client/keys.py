@@ -19,8 +19,9 @@ import base64
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
+
+from layers.value import frozen
 
 from .errors import KeyFileError
 
@@ -59,7 +60,7 @@ def _pem(kind: str, der: bytes) -> bytes:
     return ("\n".join([f"-----BEGIN {kind}-----", *lines, f"-----END {kind}-----"]) + "\n").encode()
 
 
-@dataclass(frozen=True)
+@frozen
 class VerificationKey:
     """A public key: verifies signatures over bytes (ECDSA with SHA-256/384, RSA PKCS#1 v1.5 or PSS, Ed25519)."""
 
@@ -108,7 +109,7 @@ class VerificationKey:
         return True
 
 
-@dataclass(frozen=True)
+@frozen
 class SigningKey:
     """A private key that signs bytes the way cosign does (ECDSA: DER signature over SHA-256)."""
 

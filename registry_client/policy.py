@@ -23,11 +23,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
 
 from layers.digest import Digest
 from layers.errors import InvalidReference
 from layers.reference import Reference
+from layers.value import frozen
 
 from .errors import KeyFileError, PolicyFileError, PolicyRejected, SignatureError
 from .keys import VerificationKey, load_public
@@ -41,7 +41,7 @@ SYSTEM_REGISTRIES_D = "/etc/containers/registries.d"
 _IDENTITIES = ("matchExact", "matchRepoDigestOrExact", "matchRepository", "exactReference", "exactRepository")
 
 
-@dataclass(frozen=True)
+@frozen
 class SignedIdentity:
     kind: str = "matchRepoDigestOrExact"
     value: str = ""  # dockerReference / dockerRepository of the exact* kinds
@@ -68,14 +68,14 @@ class SignedIdentity:
         return sig.name == ref.name if ref.digest is not None else bool(exact)
 
 
-@dataclass(frozen=True)
+@frozen
 class Requirement:
     kind: str                                   # insecureAcceptAnything | reject | sigstoreSigned
     keys: tuple[VerificationKey, ...] = ()
     identity: SignedIdentity = SignedIdentity()
 
 
-@dataclass(frozen=True)
+@frozen
 class Policy:
     source: str
     default: tuple[Requirement, ...]

@@ -20,6 +20,7 @@ from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
 from layers.store.pause import pause_point
+from layers.value import frozen
 
 from .repository import Repository
 from .responses import Document
@@ -38,7 +39,7 @@ _BLOB_ATTEMPTS = 3
 _CONFIG_MAX = 8 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class PullOptions:
     """``platform``: None means this host's. ``jobs``: blobs transferred at once. ``policy``: a
     :class:`registry_client.policy.Policy` enforced on what the reference resolves to before anything
@@ -56,7 +57,7 @@ class PullOptions:
     unpack: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class PullResult:
     reference: Reference
     digest: Digest                     # what the reference resolved to on the registry (manifest or index)
@@ -164,7 +165,7 @@ def _check_platform(store: LocalStore, manifest: Manifest, want: Platform) -> No
         raise InvalidInput(f"image {manifest.digest} is {config.platform}, not the requested {want}")
 
 
-@dataclass(frozen=True)
+@frozen
 class _Download:
     """One pull: where from, where to, how many blobs at once, and the progress and counters it shares."""
 

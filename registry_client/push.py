@@ -10,7 +10,7 @@ the manifest, re-encoding layers only when their compression must change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from layers import events
 from layers.descriptor import Descriptor
@@ -21,6 +21,7 @@ from layers.manifest import Manifest, parse_document
 from layers.mediatype import MediaType
 from layers.reference import Reference
 from layers.store.pause import pause_point
+from layers.value import frozen
 
 from .repository import CHUNK_SIZE, Repository
 from .parallel import checkpoint, run_parallel
@@ -33,7 +34,7 @@ __all__ = ["PushOptions", "PushResult", "push", "convert_manifest"]
 _DOC_MAX = 4 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class PushOptions:
     """``compression``: gzip/zstd/None (as stored); ``format``: oci/docker/None (as stored)."""
 
@@ -44,7 +45,7 @@ class PushOptions:
     mount: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class PushResult:
     reference: Reference
     digest: Digest
@@ -116,7 +117,7 @@ def _fetch_lazy(store: LocalStore, desc: Descriptor, transport=None) -> None:
         remotes.close()
 
 
-@dataclass(frozen=True)
+@frozen
 class _Upload:
     """One push: where from, where to, how, and the mount hints and progress it shares."""
 

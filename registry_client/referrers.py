@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from dataclasses import dataclass
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
@@ -19,6 +18,7 @@ from layers.errors import IntegrityError, InvalidDocument
 from layers.index import Index
 from layers.manifest import Manifest
 from layers.mediatype import MediaType
+from layers.value import frozen
 
 from .errors import RemoteNotFound
 from .repository import Repository
@@ -30,7 +30,7 @@ __all__ = ["Referrer", "list_referrers", "push_artifact", "put_blobs", "fetch_sm
 _BLOB_MAX = 16 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class Referrer:
     """One artifact attached to an image, and where its listing came from (``api`` or ``tag``)."""
 

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import httpx
 
 from layers.digest import Digest
+from layers.value import frozen
 
 from .errors import (
     AccessDenied,
@@ -29,7 +29,7 @@ ERROR_BODY_MAX = 64 << 10
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Document:
     """Raw manifest or index bytes as served, their content type, and their verified digest."""
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from layers.descriptor import Descriptor
@@ -29,6 +28,7 @@ from layers.digest import Digest
 from layers.jsonutil import canonical
 from layers.manifest import Manifest
 from layers.mediatype import MediaType
+from layers.value import frozen
 
 from .errors import SignatureError
 from .keys import SigningKey, VerificationKey
@@ -47,7 +47,7 @@ STATEMENT = "https://in-toto.io/Statement/v1"
 EMPTY_CONFIG = b"{}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Blob:
     """Bytes to upload beside a manifest, with their descriptor."""
 
@@ -55,7 +55,7 @@ class Blob:
     data: bytes
 
 
-@dataclass(frozen=True)
+@frozen
 class SignedPayload:
     """What a verified signature says: the signed manifest digest and the signed identity."""
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Callable
 
 from layers.errors import InvalidInput
+from layers.value import frozen
 
 if TYPE_CHECKING:  # pragma: no cover
     import httpx
@@ -56,7 +57,7 @@ def is_loopback(hostport: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
+@frozen
 class TransportConfig:
     """How to reach registries. ``plain_http_loopback=False`` treats loopback hosts like any other
     (verified https only); ``transport`` replaces the HTTP transport (tests)."""

@@ -10,13 +10,13 @@ reads is checked against its descriptor's digest before it is parsed.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.errors import IntegrityError, InvalidDocument, InvalidReference
 from layers.manifest import Manifest
 from layers.reference import Reference
+from layers.value import frozen
 
 from .errors import RemoteNotFound, SignatureError
 from .keys import SigningKey, VerificationKey
@@ -28,7 +28,7 @@ from .signatures import (BUNDLE, SIMPLESIGNING, SIGNATURE_ANNOTATION, SignedPayl
 __all__ = ["SignResult", "Verified", "sign_image", "sign_digest", "verify_image", "verify_digest", "resolve_digest"]
 
 
-@dataclass(frozen=True)
+@frozen
 class SignResult:
     reference: Reference
     digest: Digest
@@ -37,7 +37,7 @@ class SignResult:
     bundle_found_by: str   # "api" or "tag"
 
 
-@dataclass(frozen=True)
+@frozen
 class Verified:
     """Signatures that verified for ``digest`` (what ``reference`` names on the registry now)."""
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import platform as _platform
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .errors import EmulationUnavailable
 
@@ -32,7 +33,7 @@ _MACHINE_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "arm
 _ALSO_NATIVE = {"amd64": ("386",), "arm64": ("arm",)}
 
 
-@dataclass(frozen=True)
+@frozen
 class Handler:
     """One ``binfmt_misc`` entry: its name, whether it is enabled, its interpreter and flags."""
 

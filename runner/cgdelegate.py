@@ -24,7 +24,8 @@ tree shaped like a delegated cgroupfs.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .errors import CgroupError
 from .ocispec import Resources
@@ -40,7 +41,7 @@ PARENT = "pybuild"
 _BASE_CONTROLLERS = ("memory", "pids", "cpu")
 
 
-@dataclass(frozen=True)
+@frozen
 class Delegation:
     """A cgroup v2 subtree the user may manage: ``root`` (absolute directory) and the ``controllers`` the
     kernel offers below it (its ``cgroup.controllers``)."""
@@ -57,7 +58,7 @@ class Delegation:
         return os.path.join(self.parent, container_id)
 
 
-@dataclass(frozen=True)
+@frozen
 class Probe:
     """:func:`probe`'s answer: a :class:`Delegation`, or None and ``reason`` (why limits cannot work)."""
 

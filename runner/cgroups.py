@@ -21,8 +21,9 @@ silently dropped.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from layers.value import frozen
 
 from .errors import CgroupError
 from .ocispec import Resources
@@ -65,7 +66,7 @@ def _write(path: str, value: str) -> None:
         raise CgroupError(f"write {value!r} to {path}: {exc.strerror}") from None
 
 
-@dataclass(frozen=True)
+@frozen
 class Cgroup:
     """A container's cgroup: ``paths`` holds one directory per hierarchy (one on v2)."""
 

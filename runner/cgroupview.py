@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
+
+from layers.value import frozen
 
 from .errors import CgroupError
 
@@ -136,7 +138,7 @@ def namespace_zombies(pid: int, known: set[int]) -> list[int]:
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class Usage:
     cpu_percent: float          # over the sampling interval; 100 = one core
     memory_usage: int

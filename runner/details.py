@@ -6,7 +6,8 @@ shaped document is built from it on the CLI side (``pybuild.views.containers``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .ocispec import Spec
 from .records import ContainerConfig, ContainerState
@@ -16,7 +17,7 @@ from .state import ContainerStore
 __all__ = ["ContainerDetails", "HostSettings", "MountPoint", "details"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class MountPoint:
     """A mount the user asked for (``-v``, ``--tmpfs`` binds, the image's volumes)."""
 
@@ -28,7 +29,7 @@ class MountPoint:
     name: str = ""                  # the named volume's name, "" for anything else
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HostSettings:
     """The run flags ``inspect`` shows under ``HostConfig`` (Docker's names in the comments), read back
     from the spec: its resources, rlimits, namespaces, mounts and ``org.pybuild.*`` annotations."""
@@ -53,7 +54,7 @@ class HostSettings:
     exposed_ports: tuple[str, ...] = ()             # Config.ExposedPorts keys (80/tcp)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ContainerDetails:
     config: ContainerConfig
     state: ContainerState

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 from layers import events as journal
 from layers.errors import InvalidInput
+from layers.value import frozen
 
 __all__ = ["EventFilter", "parse_filters", "parse_time", "watch", "FILTER_KEYS"]
 
@@ -52,7 +52,7 @@ def parse_time(text: str, now: float | None = None, option: str = "--since") -> 
                            f"a Unix time or an RFC3339 time") from None
 
 
-@dataclass(frozen=True)
+@frozen
 class EventFilter:
     """``--filter`` values by key: within a key any value may match, every key must match
     (Docker's rule). ``since``/``until`` are in nanoseconds."""

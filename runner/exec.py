@@ -16,9 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import signal
-from dataclasses import dataclass
 
 from layers.errors import InvalidInput, PybuildError
+from layers.value import frozen
 
 from .userns.groups import set_groups
 from . import records as st
@@ -31,7 +31,7 @@ __all__ = ["ExecOptions", "exec_in", "run_probe"]
 _NS_ORDER = ("ipc", "uts", "net", "pid", "cgroup", "mnt")
 
 
-@dataclass(frozen=True)
+@frozen
 class ExecOptions:
     args: tuple[str, ...]
     env: tuple[str, ...] = ()

@@ -33,11 +33,11 @@ import os
 import posixpath
 import stat
 import threading
-from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
 from layers.archive.inroot import Root
 from layers.errors import InvalidInput, NotFound
+from layers.value import frozen
 
 from .fstar import TreeWriter
 from .fsview import container_root
@@ -48,7 +48,7 @@ __all__ = ["archive_from_container", "copy_from_container", "copy_into_container
 _MAX_LINKS = 40
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Source:
     parent_fd: int      # the directory holding it (closed by the caller)
     name: str           # its name there ("." for a root)
@@ -65,7 +65,7 @@ def _host(path: str) -> str:
     return path if path.startswith("/") else os.path.join(os.getcwd(), path)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Place:
     """Where a container path lives: ``root`` (the container's merged root or a mount's source
     directory), ``path`` in it ("" for a mount point itself, named ``name``), and whether that is a

@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
 
 from layers.archive.pack import is_opaque, is_whiteout
+from layers.value import frozen
 
 from .resources import rootfs_paths
 from .state import ContainerStore
@@ -33,7 +33,7 @@ __all__ = ["Change", "diff", "mount_stubs", "ADDED", "CHANGED", "DELETED"]
 ADDED, CHANGED, DELETED = "A", "C", "D"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Change:
     kind: str       # "A", "C" or "D"
     path: str       # absolute, inside the container

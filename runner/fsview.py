@@ -22,7 +22,8 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .errors import SandboxError, StateConflict
 from .records import ContainerConfig
@@ -34,7 +35,7 @@ __all__ = ["ContainerRoot", "container_root"]
 _private = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ContainerRoot:
     """``path``: the merged root of container ``config``; ``running``: it is the live mount."""
 

@@ -7,7 +7,7 @@ build these classes; :mod:`runner.records` re-exports them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 __all__ = ["HealthConfig", "HealthResult", "Health", "STARTING", "HEALTHY", "UNHEALTHY"]
 
@@ -18,7 +18,7 @@ _HEALTH_DURATIONS = (("interval", "Interval", 30.0), ("timeout", "Timeout", 30.0
                      ("start_period", "StartPeriod", 0.0), ("start_interval", "StartInterval", 5.0))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HealthConfig:
     """A container's health check: ``test`` is ``("CMD", argv...)`` or ``("CMD-SHELL", command)``
     (run by ``shell``, the image's SHELL); durations in seconds, 0 meaning Docker's default
@@ -63,7 +63,7 @@ class HealthConfig:
                    shell=tuple(d.get("Shell") or ("/bin/sh", "-c")), **kw)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HealthResult:
     """One probe: when it ran (epoch seconds), its exit code (-1: it timed out) and output."""
 
@@ -73,7 +73,7 @@ class HealthResult:
     output: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Health:
     """``State.Health``: ``status`` starting|healthy|unhealthy, the failing streak, the last 5 probes."""
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .records import CREATED, DEAD, EXITED, PAUSED, RESTARTING, RUNNING
 
@@ -16,7 +17,7 @@ __all__ = ["HostFacts", "ContainerCounts", "host_facts", "container_counts", "RU
 RUNTIME_NAME = "pybuild-sandbox"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class HostFacts:
     kernel_version: str
     operating_system: str
@@ -32,7 +33,7 @@ class HostFacts:
     oci_version: str           # the runtime-spec version the sandbox implements
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ContainerCounts:
     total: int
     running: int

@@ -6,9 +6,8 @@ are :mod:`runner.details`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from layers.errors import InvalidInput, PybuildError
+from layers.value import frozen
 
 from . import records as st
 from .errors import ContainerNotFound, StateConflict
@@ -54,7 +53,7 @@ def list_containers(store: ContainerStore, *, all: bool = False, filters: tuple[
     return out[:last] if last > 0 else out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ContainerSize:
     """``docker ps -s``: bytes the container wrote (its overlay upper dir) and those plus its image's."""
 
@@ -123,7 +122,7 @@ def top(store: ContainerStore, ref: str) -> list[Process]:
     return procinfo.processes(cur.pid)
 
 
-@dataclass(frozen=True)
+@frozen
 class Stats:
     """One ``stats`` sample. ``memory_limit`` is the memory cgroup's limit, or the host's memory
     when that is unlimited (or larger), as Docker shows it; 0 for a container that is not running."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Iterator
+
+from layers.value import frozen
 
 from .logfile import LogWriter
 from .logtee import LogTee
@@ -23,7 +24,7 @@ from .logtee import LogTee
 __all__ = ["LogWriter", "LogTee", "LogEntry", "read_logs", "parse_since", "while_running"]
 
 
-@dataclass(frozen=True)
+@frozen
 class LogEntry:
     stream: str
     text: str

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from layers.value import frozen
+
 __all__ = ["PublishedPort", "ExtraNetwork"]
 
 
@@ -53,7 +55,7 @@ class PublishedPort:
 
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ExtraNetwork:
     """A user network a container joins beside its first one (``--network`` given again, ``network
     connect``): what was asked (``network``, ``aliases``, ``ip_request``) and, while attached

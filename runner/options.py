@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from layers.errors import InvalidInput
+from layers.value import frozen
 
 from .errors import InvalidRunOption
 
@@ -50,7 +51,7 @@ def default_pids_limit() -> int | None:
     return DEFAULT_PIDS_LIMIT if d is not None and "pids" in d.controllers else None
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkRequest:
     """A further network a container joins beside its first (``--network`` given again): its name,
     the aliases peers resolve it by there, and the address asked for there."""
@@ -85,7 +86,7 @@ def parse_networks(values, aliases: tuple[str, ...] = (), ip: str | None = None)
     return first.name, tuple(first.aliases) + tuple(aliases), ip or first.ip, rest
 
 
-@dataclass(frozen=True)
+@frozen
 class HealthOptions:
     """``--health-cmd`` (a shell command), the durations in seconds (None: the image's), ``--health-retries``,
     and ``--no-healthcheck`` (``disable``)."""
@@ -111,7 +112,7 @@ class HealthOptions:
             raise InvalidRunOption("--health-retries: cannot be negative")
 
 
-@dataclass(frozen=True)
+@frozen
 class RunOptions:
     """A container's run options. ``None`` means "the image's value" for command/entrypoint/user/workdir.
 

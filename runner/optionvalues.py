@@ -8,12 +8,12 @@ them does not build their classes; those modules re-export them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 __all__ = ["BindMount", "TmpfsMount", "PortSpec", "Ulimit", "DeviceMapping"]
 
 
-@dataclass(frozen=True)
+@frozen
 class BindMount:
     """``-v source:target[:ro]``: a host path bound into the container, or with ``volume`` set
     (``-v NAME:target``) a named volume, whose ``source`` the lifecycle fills in at create."""
@@ -24,7 +24,7 @@ class BindMount:
     volume: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class TmpfsMount:
     """``--tmpfs target[:options]``; ``options`` is the mount data string (``size=64m,mode=1777``)."""
 
@@ -32,7 +32,7 @@ class TmpfsMount:
     options: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class PortSpec:
     """``-p [ip:][host_port[-host_port_end]:]container_port[/proto]``; ``host_port`` 0 means pick a
     free port, a ``host_port_end`` the first free one of the range (parsed by ``runner.network.publish``)."""
@@ -44,7 +44,7 @@ class PortSpec:
     host_port_end: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class Ulimit:
     """``--ulimit name=soft[:hard]``: ``name`` is Docker's (``nofile``), ``rlimit`` the OCI one."""
 
@@ -57,7 +57,7 @@ class Ulimit:
         return "RLIMIT_" + self.name.upper()
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceMapping:
     """``--device /dev/x[:/dev/y][:rwm]``: a host device node made at ``path`` in the container
     (same type, numbers and mode) and allowed in the device cgroup with ``access``."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 __all__ = ["Process", "processes", "boot_time"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Process:
     """One process as ``ps -ef`` sees it (host PIDs)."""
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
+
+from layers.value import frozen
 
 from . import syscalls as sc
 from .errors import SandboxError
@@ -39,7 +41,7 @@ REQUESTS = ("auto", "on", "off")
 PROC_BIND = Mount("/proc", "bind", "/proc", ("rbind", "nosuid", "noexec", "nodev"))
 
 
-@dataclass(frozen=True)
+@frozen
 class ProcessSandbox:
     """``private``: RUN steps get their own PID namespace and a fresh ``/proc``. Otherwise they
     share the builder's (``reason`` says why, as the probe found it or "asked for")."""

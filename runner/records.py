@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import FrozenInstanceError, field, fields
 
 from layers.errors import InvalidInput
+from layers.value import frozen
 
 from .errors import CorruptRecord, InvalidSpec, InvalidState
 from .logfile import rfc3339      # Docker's time spelling; the shim loop's log writer needs it without the records
@@ -111,7 +112,7 @@ def _fields(record) -> dict:
     return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class NetworkAttachment:
     """The network a container asked for (``mode``: none, host, bridge, a network name or
     ``container:<ref>``) and, once attached (``container_id`` set), its namespace (``netns_path``
@@ -190,7 +191,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass(frozen=True)
+@frozen
 class ContainerConfig:
     """What a container was created with. ``spec`` is the OCI runtime spec the sandbox starts."""
 
@@ -281,6 +282,8 @@ class _LazySpec:
     """``ContainerConfig.spec``: stored as given; a :class:`_RawSpec` is parsed on first read (then kept)."""
 
     def __set__(self, obj, value) -> None:
+        if "_spec" in obj.__dict__:              # a frozen value: set once, by __init__
+            raise FrozenInstanceError("cannot assign to field 'spec'")
         obj.__dict__["_spec"] = value
 
     def __get__(self, obj, owner=None):
@@ -298,10 +301,10 @@ class _LazySpec:
         return value
 
 
-ContainerConfig.spec = _LazySpec()       # after @dataclass: a data descriptor, the field keeps its place
+ContainerConfig.spec = _LazySpec()       # after @frozen: a data descriptor, the field keeps its place
 
 
-@dataclass(frozen=True)
+@frozen
 class ContainerState:
     """The persistent status of a container (``state.json``)."""
 
@@ -353,7 +356,7 @@ class ContainerState:
         return self.status in (RUNNING, PAUSED, RESTARTING)
 
 
-@dataclass(frozen=True)
+@frozen
 class ContainerInfo:
     """A container's config with its state as :meth:`runner.state.ContainerStore.status` reads it."""
 

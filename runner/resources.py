@@ -19,7 +19,9 @@ where it is used.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
+
+from layers.value import frozen
 
 TYPE_CHECKING = False                   # ps imports this module (reap_abandoned): no OCI spec classes
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ __all__ = ["ContainerPaths", "rootfs_paths", "named_volume_of", "volume_users", 
            "release_resources", "cleanup_cgroup", "setup_network"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ContainerPaths:
     """Where a container's files live, all under its record's directory."""
 

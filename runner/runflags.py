@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import platform as _platform
 import resource
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .errors import InvalidRunOption
 
@@ -202,7 +203,7 @@ def parse_sysctl(text: str) -> tuple[str, str]:
     return key, value
 
 
-@dataclass(frozen=True)
+@frozen
 class SecurityOpts:
     """``--security-opt`` values: ``seccomp`` ("" default, ``unconfined`` or a profile file path),
     ``no_new_privileges`` (None: the default), ``accepted`` (``label=``/``apparmor=`` entries, which a

@@ -1,9 +1,9 @@
 """The per-container shim: what conmon is to Podman and containerd-shim to Docker.
 
-``pybuild run -d`` / ``start`` fork it (:func:`run_forked`, from :class:`runner.shim_client.PendingShim`;
-``run -d`` as soon as its options are parsed); a caller with threads, and an ``--init`` container,
-spawn ``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` instead. Either way the shim waits
-for the container id on GO_FD, which the CLI sends once the record is written. The shim:
+``pybuild run -d`` / ``start`` fork it once the container's record is ready (:func:`run_forked`, from
+:func:`runner.shim_client.fork_shim`); a caller with threads, and an ``--init`` container, spawn
+``python -S -m runner.shim ROOT STATE_DIR READY_FD GO_FD`` instead
+(:class:`runner.shim_client.PendingShim`). Either way the shim reads the container id on GO_FD. The shim:
 
 1. double-forks and calls ``setsid`` so it belongs to no terminal and to no CLI process: killing the
    CLI (even with SIGKILL) leaves it and the container running (SECURITY.md case 22, moby#15397);
@@ -394,8 +394,7 @@ def main(argv: list[str]) -> None:
 def run_forked(root: str, state_dir: str, ready_fd: int, go_fd: int) -> None:
     """The shim in a child the CLI forked (:class:`runner.shim_client.PendingShim` with ``fork``):
     no interpreter start, and only the start's imports. Detaches (double fork, ``setsid``, stdio to
-    ``/dev/null`` and ``shim.log``), then waits on ``go_fd`` for its container as :func:`main` does;
-    forked once ``run -d`` has parsed its options, this overlaps the CLI's image lookup and record.
+    ``/dev/null`` and ``shim.log``), then reads its container's id on ``go_fd`` as :func:`main` does.
     The caller blocks a terminal's signals across the fork; they are unblocked once this process is
     in a session of its own. The running container is handed to :mod:`runner.shimloop` by ``execve``,
     so nothing of the CLI stays in memory. Returns only when the shim is done (the caller exits)."""

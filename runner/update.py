@@ -9,10 +9,11 @@ unless ``--memory-swap`` sets it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from layers.errors import InvalidInput
 from layers.store.location import is_rootless
+from layers.value import frozen
 
 from . import cgroups
 from .errors import CgroupError
@@ -27,7 +28,7 @@ _MIN_MEMORY = 6 * 1024 * 1024
 _PERIOD = 100000
 
 
-@dataclass(frozen=True)
+@frozen
 class Limits:
     """What ``update`` changes; None leaves a value as it is. ``pids_limit`` 0 or -1: unlimited."""
 

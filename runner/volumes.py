@@ -16,10 +16,10 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from layers.atomic import fsync_dir, write_atomic
 from layers.errors import AlreadyExists, InvalidInput, NotFound
+from layers.value import frozen
 
 from .errors import VolumeInUse
 from .state import flock
@@ -36,7 +36,7 @@ def validate_volume_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
+@frozen
 class Volume:
     name: str
     path: str                   # the directory containers mount (``.../_data``)

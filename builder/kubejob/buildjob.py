@@ -33,8 +33,9 @@ Every option is checked before anything is rendered: :class:`builder.errors.JobS
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from layers.value import frozen
 
 from ..errors import JobSpecError
 from .model import (Container, EmptyDirVolumeSource, EnvVar, Job, JobSpec, KeyToPath, ObjectMeta, PodSecurityContext,
@@ -57,7 +58,7 @@ _SCALE = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"
           "Pi": 2**50, "Ei": 2**60}
 
 
-@dataclass(frozen=True)
+@frozen
 class BuildJobOptions:
     """What ``pybuild kube build-job`` was asked for. Quantities are Kubernetes quantity strings;
     ``cpu``/``memory`` set the request and the limit alike, the ``*_request``/``*_limit`` fields

@@ -9,8 +9,10 @@ metadata. :func:`to_manifest` gives the JSON-shaped document; :func:`to_yaml` it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import field, fields, is_dataclass
 from typing import cast
+
+from layers.value import frozen
 
 __all__ = ["ObjectMeta", "EnvVar", "VolumeMount", "ResourceRequirements", "SeccompProfile", "SecurityContext",
            "PodSecurityContext", "Container", "KeyToPath", "SecretVolumeSource", "EmptyDirVolumeSource", "Volume",
@@ -23,26 +25,26 @@ def _map() -> Pairs:
     return field(default=(), metadata={"map": True})
 
 
-@dataclass(frozen=True)
+@frozen
 class ObjectMeta:
     name: str | None = None
     labels: Pairs = _map()
 
 
-@dataclass(frozen=True)
+@frozen
 class EnvVar:
     name: str
     value: str
 
 
-@dataclass(frozen=True)
+@frozen
 class VolumeMount:
     name: str
     mount_path: str
     read_only: bool | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ResourceRequirements:
     """Quantities (``"500m"``, ``"2Gi"``) by resource name (``cpu``, ``memory``)."""
 
@@ -50,19 +52,19 @@ class ResourceRequirements:
     limits: Pairs = _map()
 
 
-@dataclass(frozen=True)
+@frozen
 class SeccompProfile:
     type: str
 
 
-@dataclass(frozen=True)
+@frozen
 class SecurityContext:
     """A container's security context."""
 
     proc_mount: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PodSecurityContext:
     run_as_non_root: bool | None = None
     run_as_user: int | None = None
@@ -70,7 +72,7 @@ class PodSecurityContext:
     seccomp_profile: SeccompProfile | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Container:
     name: str
     image: str
@@ -84,24 +86,24 @@ class Container:
     stdin_once: bool | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class KeyToPath:
     key: str
     path: str
 
 
-@dataclass(frozen=True)
+@frozen
 class SecretVolumeSource:
     secret_name: str
     items: tuple[KeyToPath, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class EmptyDirVolumeSource:
     size_limit: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Volume:
     """A pod volume: exactly one of ``empty_dir`` and ``secret``."""
 
@@ -114,7 +116,7 @@ class Volume:
             raise ValueError(f"volume {self.name}: exactly one source")
 
 
-@dataclass(frozen=True)
+@frozen
 class PodSpec:
     containers: tuple[Container, ...]
     restart_policy: str | None = None
@@ -124,19 +126,19 @@ class PodSpec:
     automount_service_account_token: bool | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PodTemplateSpec:
     metadata: ObjectMeta | None
     spec: PodSpec
 
 
-@dataclass(frozen=True)
+@frozen
 class JobSpec:
     backoff_limit: int | None
     template: PodTemplateSpec
 
 
-@dataclass(frozen=True)
+@frozen
 class Job:
     metadata: ObjectMeta
     spec: JobSpec

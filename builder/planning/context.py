@@ -10,7 +10,9 @@ records unless the handler says otherwise).
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layers.value import frozen
 
 from .. import instructions as I
 from ..context import BuildContext
@@ -53,7 +55,7 @@ def resolve_base(resolver: Resolver, df: Dockerfile, inst: I.Instruction, image:
         raise BuildError(f"{image}: {exc}", df.file, inst.location.line, _keyword(inst)) from None
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanContext:
     """One planning run. ``stages``/``by_name`` grow as stages are planned; ``used_args`` collects the
     build arguments some ARG declared (the rest are reported unused)."""
@@ -98,7 +100,7 @@ class StageState:
         return merged
 
 
-@dataclass(frozen=True)
+@frozen
 class StageContext:
     """One stage being planned; ``deps`` collects the stages it reads."""
 
@@ -109,7 +111,7 @@ class StageContext:
     deps: set[int] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
+@frozen
 class Step:
     """One instruction being planned, with the stage state from before it."""
 

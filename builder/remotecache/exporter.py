@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.mediatype import MediaType
+from layers.value import frozen
 
 from .model import CACHE_CONFIG_TYPE, CREATED, UNCOMPRESSED, CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult
 from .records import StepRecord
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["CacheExport", "make_cache", "store_cache", "write_local", "inline_config"]
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheExport:
     config: CacheConfig
     layers: tuple[Descriptor, ...]  # manifest layer descriptors (annotated with diff id and time)

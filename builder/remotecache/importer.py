@@ -18,12 +18,12 @@ import base64
 import json
 import os
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.errors import NotFound, PybuildError
+from layers.value import frozen
 
 from ..errors import BuildError
 from .model import CACHE_CONFIG_TYPE, CacheConfig, CacheLayer
@@ -38,7 +38,7 @@ __all__ = ["RemoteEntry", "RemoteCache", "INLINE_KEY", "entries_of"]
 INLINE_KEY = "moby.buildkit.cache.v0"
 
 
-@dataclass(frozen=True)
+@frozen
 class RemoteEntry:
     """A step's cached result: its own layer (None: the step changed nothing), when it ran, where from."""
 
@@ -80,7 +80,7 @@ def entries_of(config: CacheConfig, blobs: dict[Digest, Descriptor], source: str
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class ImportReport:
     source: str
     records: int

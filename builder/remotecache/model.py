@@ -20,12 +20,12 @@ an :class:`~builder.errors.BuildError` naming the field. JSON names follow Build
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
 from layers.errors import InvalidDigest
+from layers.value import frozen
 
 from ..errors import BuildError
 
@@ -68,7 +68,7 @@ def _str(value: Any, where: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheLayer:
     """One blob: its digest, the index of its parent layer (-1: bottom), media type, size, diff id."""
 
@@ -108,7 +108,7 @@ class CacheLayer:
         return Descriptor(self.media_type, self.blob, self.size)
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheResult:
     layer: int  # index of the top layer of the chain the step leaves
     created: str = ""
@@ -117,7 +117,7 @@ class CacheResult:
         return {"layer": self.layer, **({"createdAt": self.created} if self.created else {})}
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheInput:
     link: int  # index of the record below
     selector: str = ""
@@ -126,7 +126,7 @@ class CacheInput:
         return {"link": self.link, **({"selector": self.selector} if self.selector else {})}
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheRecord:
     digest: Digest
     results: tuple[CacheResult, ...] = ()
@@ -167,7 +167,7 @@ class CacheRecord:
         return cls(_digest(obj.get("digest"), f"{where}.digest"), tuple(res), tuple(groups))
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheConfig:
     """The whole document; ``raw`` is the bytes it was parsed from (or written as)."""
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from dataclasses import dataclass
 
 from layers.descriptor import Descriptor
 from layers.digest import Digest
+from layers.value import frozen
 
 __all__ = ["StepRecord", "Recorder", "base_key"]
 
@@ -24,7 +24,7 @@ def base_key(stage_base_key: str) -> str:
     return hashlib.sha256(b"pybuild-cache-base\0" + stage_base_key.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@frozen
 class StepRecord:
     key: str  # 64 hex: the step's cache key (the executor's layer key)
     parent: str  # the key of the record below ("" for a base)

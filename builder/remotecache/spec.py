@@ -12,7 +12,7 @@ fails the build); an import that fails is a warning and the build goes on cold u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 from ..errors import BuildError
 
@@ -28,7 +28,7 @@ _KEYS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class CacheSpec:
     """One cache location. ``direction`` is ``to`` (export) or ``from`` (import)."""
 

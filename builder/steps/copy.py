@@ -14,8 +14,8 @@ import os
 import posixpath
 import shutil
 import stat
-from dataclasses import dataclass
 
+from layers.value import frozen
 from runner.rootfs import resolve_in_root
 
 from ..errors import BuildError
@@ -23,14 +23,14 @@ from ..errors import BuildError
 __all__ = ["CopyItem", "Ownership", "copy_items", "select_in_root", "write_file"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Ownership:
     uid: int | None = None  # None: keep 0 (COPY) - ownership of the source is never kept
     gid: int | None = None
     mode: int | None = None  # --chmod
 
 
-@dataclass(frozen=True)
+@frozen
 class CopyItem:
     """``source`` is a host path (context file or a path in a stage's mounted root); ``target`` is the
     path relative to the destination (``""``: the destination itself, when it names a file)."""

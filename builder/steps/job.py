@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from layers.config import ImageConfig
 from layers.descriptor import Descriptor
+from layers.value import frozen
 
 from ..graph import Stage, Vertex
 
 __all__ = ["StageImage", "StepJob"]
 
 
-@dataclass(frozen=True)
+@frozen
 class StageImage:
     """A stage's image so far: its config and layer descriptors (diff_ids are in the config)."""
 
@@ -22,7 +22,7 @@ class StageImage:
     base_history: int = 0  # history entries inherited from the base image (the rest are this build's)
 
 
-@dataclass(frozen=True)
+@frozen
 class StepJob:
     """One filesystem step to run: ``root`` is the mounted overlay of ``image`` whose upper dir is
     ``upper`` (the new layer); ``step`` is its progress handle (``stdout``/``stderr`` for RUN)."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from layers.config import ImageConfig
 from layers.store.location import opaque_xattr
+from layers.value import frozen
 
 from .. import instructions as I
 from ..errors import BuildError
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["RunRequest", "run_step", "remove_stubs"]
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRequest:
     """Everything one RUN needs; ``binds`` are (host source, target, readonly) prepared by the executor."""
 

@@ -9,10 +9,10 @@ longer in it, with ``remove_orphans``) is still taken down completely.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from compose.model import Project
 from compose.plan import LABEL_PROJECT, image_name, levels
+from layers.value import frozen
 
 from .errors import ServiceFailed
 from .runopts import anonymous_volume
@@ -22,7 +22,7 @@ from .up import orphans, remove_container
 __all__ = ["DownOptions", "down", "stop_in_order"]
 
 
-@dataclass(frozen=True)
+@frozen
 class DownOptions:
     """``volumes`` (``-v``), ``rmi`` ("", "local" or "all"), ``remove_orphans``, ``timeout`` (``-t``)."""
 

@@ -10,10 +10,10 @@ service's ports only when asked (``service_ports``) and never applies the restar
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from compose.model import Project
 from compose.plan import config_hash, image_name, labels, oneoff_name, select
+from layers.value import frozen
 
 from .errors import NoSuchService, ServiceFailed
 from .images import ensure_images
@@ -24,7 +24,7 @@ from .up import UpOptions, ensure_networks, ensure_volumes, up
 __all__ = ["RunRequest", "run", "exec_in_service"]
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRequest:
     """``run``'s flags: ``command`` (None: the service's), ``env`` ``KEY=VALUE`` (a bare ``KEY`` takes
     the caller's value), ``tty`` (the caller decides: ``-T`` or no terminal turns it off)."""

@@ -6,10 +6,9 @@ matters (start: dependencies first; stop: dependants first), and reports each co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from compose.model import Project
 from compose.plan import levels, select
+from layers.value import frozen
 
 from .errors import NoSuchService, ServiceFailed
 from .state import ProjectContainer, project_containers
@@ -132,7 +131,7 @@ def top(engine, project: Project, services=()) -> list[tuple[str, list]]:
     return [(c.name, C.top(engine.containers(), c.id)) for c in containers_of(engine, project, services) if c.live]
 
 
-@dataclass(frozen=True)
+@frozen
 class ImageRow:
     container: str
     repository: str

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from dataclasses import dataclass
 
 from compose.model import Project, Service
+from layers.value import frozen
 
 from .errors import Unsupported
 
 __all__ = ["ContainerRequest", "run_options", "network_of", "extra_networks_of", "anonymous_volume"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ContainerRequest:
     """What differs between the containers of one service: the name, the labels, the network
     (real name, or a mode) and, for ``run``, the command, environment and flags given."""

@@ -5,14 +5,14 @@ through the runner's listing (never by reading the runner's folders), and the pr
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 from compose.plan import LABEL_FILES, LABEL_HASH, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE
+from layers.value import frozen
 
 __all__ = ["ProjectContainer", "ProjectSummary", "project_containers", "list_projects", "by_service"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ProjectContainer:
     """One container of a project, with its record and state as the listing read them."""
 
@@ -85,7 +85,7 @@ def by_service(containers) -> dict[str, list[ProjectContainer]]:
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class ProjectSummary:
     """A project as ``compose ls`` shows it: ``statuses`` counts its containers by status."""
 

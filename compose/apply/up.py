@@ -29,6 +29,7 @@ from compose.errors import ComposeError
 from compose.model import Project, Service
 from compose.plan import ServicePlan, container_name, labels, parse_scale, plan_services, select
 from layers.errors import PybuildError
+from layers.value import frozen
 
 from .errors import ServiceFailed, Unsupported
 from .images import ensure_images
@@ -41,7 +42,7 @@ __all__ = ["UpOptions", "UpResult", "up", "ensure_networks", "ensure_volumes", "
 _POLL = 0.05
 
 
-@dataclass(frozen=True)
+@frozen
 class UpOptions:
     """``up``'s flags. ``build``: None (build missing images), True (``--build``), False (``--no-build``);
     ``pull``: None, "always", "missing" or "never"; ``scale``: ``SERVICE=N`` strings; ``timeout``:
@@ -60,7 +61,7 @@ class UpOptions:
     timeout: int | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class UpResult:
     """The containers of each service after ``up`` (names in number order) and the services recreated."""
 

@@ -24,12 +24,12 @@ import errno
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
 from typing import BinaryIO, Sequence
 
 from layers.digest import Digest
 from layers.errors import InvalidInput, LayerError
 from layers.mediatype import MediaType
+from layers.value import frozen
 
 from . import tarformat as tf
 from .compression import Compressor
@@ -44,7 +44,7 @@ _SKIP_XATTR_PREFIXES = ("trusted.", "security.selinux", "user.overlay.", "user.f
 _UNSUPPORTED_OVERLAY = ("overlay.redirect", "overlay.metacopy")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class PackResult:
     """What :func:`pack` wrote: ``diff_id`` (the plain tar's digest), ``digest``/``size`` of the blob."""
 

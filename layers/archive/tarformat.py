@@ -12,9 +12,10 @@ limits live in :mod:`layers.archive.reader`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from layers.errors import LayerError
+from layers.value import frozen
 
 __all__ = ["BLOCK", "Entry", "encode", "end_of_archive", "padding", "decode_header", "parse_pax", "RawHeader",
            "REG", "LNK", "SYM", "CHR", "BLK", "DIR", "FIFO"]
@@ -28,7 +29,7 @@ _USTAR_MAGIC = b"ustar\x0000"
 _GNU_MAGIC = b"ustar  \x00"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Entry:
     """One tar member. ``name`` has no leading ``/`` and no trailing ``/``; ``xattrs`` are sorted pairs."""
 
@@ -135,7 +136,7 @@ def end_of_archive() -> bytes:
 # -- reading ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class RawHeader:
     """One decoded header block, before PAX / GNU long-name records are applied."""
 

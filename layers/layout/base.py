@@ -3,7 +3,6 @@ out, the annotation names, and the small readers every direction needs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 from layers.config import ImageConfig
@@ -14,6 +13,7 @@ from layers.index import Index
 from layers.jsonutil import MAX_DOCUMENT_SIZE, load_object
 from layers.manifest import Manifest
 from layers.reference import Reference
+from layers.value import frozen
 
 __all__ = ["ArchiveImage", "BlobSource", "BlobStore", "LoadedImage", "REF_NAME", "IMAGE_NAME", "REPO_DIGEST",
            "LAYOUT_VERSION", "MAX_LAYER_SIZE", "KIND", "COPY_CHUNK", "blob_name", "check_layout_version", "read_blob"]
@@ -49,7 +49,7 @@ class BlobStore(BlobSource, Protocol):
     ) -> tuple[Digest, int]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ArchiveImage:
     """One image to save: a manifest, or an index (multi-platform), and the names to record.
 
@@ -63,7 +63,7 @@ class ArchiveImage:
     repo_digests: tuple[tuple[Reference, Digest], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class LoadedImage:
     """An image read from an archive; every blob it references is in the store and verified.
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
 from email.parser import HeaderParser
 from urllib.parse import quote
+
+from layers.value import frozen
 
 __all__ = ["Package", "LayerView", "scan_packages", "os_release"]
 
@@ -27,7 +28,7 @@ _CAP = 64 << 20
 _SMALL = 1 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class Package:
     name: str
     version: str

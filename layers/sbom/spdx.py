@@ -8,7 +8,8 @@ import os
 import re
 import stat
 import uuid
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from ..jsonutil import canonical
 from .packages import Package, scan_packages
@@ -19,14 +20,14 @@ _ID_BAD = re.compile(r"[^A-Za-z0-9.-]+")
 _FILES_MAX = 200_000
 
 
-@dataclass(frozen=True)
+@frozen
 class ImageFacts:
     name: str            # what the document names (a tag, else the image id)
     digest: str          # the manifest digest
     created: str         # ISO 8601 UTC, "...Z"
 
 
-@dataclass(frozen=True)
+@frozen
 class FileEntry:
     path: str
     sha1: str

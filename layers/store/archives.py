@@ -10,20 +10,20 @@ is written.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
 from layers import events
 from layers.digest import Digest
 from layers.errors import NotFound
 from layers.reference import Reference
+from layers.value import frozen
 
 from .images import MAX_DOCUMENT
 
 __all__ = ["Loaded", "load_images", "save_images"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Loaded:
     """One image loaded: its manifest digest and the full names it was tagged with, in order."""
 

@@ -31,6 +31,7 @@ from layers.digest import Digest
 from layers.errors import PybuildError, StoreError
 from layers.index import Index
 from layers.manifest import parse_document
+from layers.value import frozen
 
 from .leases import read_roots
 from .locks import FileLock, held_by_other
@@ -42,7 +43,7 @@ __all__ = ["GCResult", "Marks", "collect", "mark", "registered"]
 _MAX_DOC = 8 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class GCResult:
     blobs_removed: tuple[Digest, ...] = ()
     snapshots_removed: tuple[str, ...] = ()

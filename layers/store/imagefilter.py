@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from layers.errors import InvalidInput, PybuildError
+from layers.value import frozen
 
 from .images import ImageStore, ImageSummary
 
@@ -22,7 +22,7 @@ __all__ = ["ImageFilters", "parse_image_filters", "filter_images"]
 _KEYS = ("reference", "dangling", "label", "before", "since")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ImageFilters:
     """Parsed ``--filter`` values; empty tuples/None mean no constraint."""
 

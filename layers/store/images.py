@@ -20,7 +20,6 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from layers import events
@@ -32,6 +31,7 @@ from layers.errors import InvalidDocument, InvalidInput, InvalidReference, NotFo
 from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.reference import Reference
+from layers.value import frozen
 
 from .blobs import BlobStore
 from .locks import locked
@@ -42,7 +42,7 @@ MAX_DOCUMENT = 8 << 20
 _HEXPREFIX = re.compile(r"(?:sha256:)?[0-9a-f]{1,64}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ImageRecord:
     """One name (or, for a lookup by id/digest, no name) pointing at a manifest or index; ``index``: the
     multi-platform index a one-platform pull took ``manifest_digest`` out of (None otherwise)."""
@@ -72,7 +72,7 @@ class ImageRecord:
         return self.id.short
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Image:
     """A loaded, verified image: its manifest, config and (if it was tagged as one) the index."""
 
@@ -100,7 +100,7 @@ class Image:
         return self.manifest.size + self.manifest.config.size + sum(d.size for d in self.manifest.layers)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ImageSummary:
     """A record as ``images`` lists it: its creation time and compressed size (``""`` and 0 when the
     image cannot be loaded; fsck reports that, the list still shows the name)."""

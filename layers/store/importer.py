@@ -10,7 +10,6 @@ unreferenced blobs (GC fodder) and never a broken record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable
 
@@ -24,6 +23,7 @@ from layers.errors import InvalidInput, LayerError
 from layers.manifest import Manifest
 from layers.mediatype import MediaType
 from layers.reference import Reference
+from layers.value import frozen
 
 from .pause import pause_point
 
@@ -32,7 +32,7 @@ __all__ = ["import_rootfs", "ImportResult"]
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class ImportResult:
     manifest: Manifest
     config: ImageConfig

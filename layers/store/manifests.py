@@ -13,7 +13,7 @@ kind, or for a new list makes a Docker manifest list when every entry is a Docke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Iterable
 
 from layers.config import ImageConfig
@@ -23,6 +23,7 @@ from layers.index import Index
 from layers.manifest import Manifest, parse_document
 from layers.mediatype import MediaType
 from layers.reference import Reference
+from layers.value import frozen
 
 if TYPE_CHECKING:
     from .store import Store
@@ -32,7 +33,7 @@ __all__ = ["EntryEdit", "create_index", "add_to_index", "annotate_index", "remov
 _MAX_DOCUMENT = 4 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class EntryEdit:
     """What ``--os/--arch/--variant/--os-version/--os-features/--annotation`` set on an entry; empty
     fields leave the entry's value."""

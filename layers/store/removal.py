@@ -18,13 +18,13 @@ read only when a rule needs them, so ``force`` works even while one of them is u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from layers import events
 from layers.digest import Digest
 from layers.errors import AlreadyExists, InvalidInput, PybuildError, StoreError
 from layers.reference import Reference
+from layers.value import frozen
 
 from .images import ImageRecord
 
@@ -37,7 +37,7 @@ CONTAINERS = "containers"
 InUse = Callable[[Digest], bool]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Removed:
     """One argument that was removed: the names it untagged; ``image_id`` if the image lost its last name."""
 
@@ -46,7 +46,7 @@ class Removed:
     image_id: Digest | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class NotRemoved:
     """One argument that was refused or not found, and why."""
 
@@ -54,7 +54,7 @@ class NotRemoved:
     error: PybuildError
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class RemovalResult:
     """What :func:`remove_images` did, argument by argument, and the image ids whose content GC took."""
 

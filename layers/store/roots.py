@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 
 from layers.atomic import write_atomic
 from layers.errors import InvalidInput, PybuildError, StoreError
+from layers.value import frozen
 
 TYPE_CHECKING = False       # not typing's: the runner's records (and so a shim) import this module
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def _check_name(what: str, name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
+@frozen
 class Root:
     """One registered root: who holds it and what it keeps."""
 

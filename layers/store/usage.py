@@ -9,8 +9,9 @@ other rooms and are not counted here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable, Iterable
+
+from layers.value import frozen
 
 from .gc import mark
 from .removal import containers_using
@@ -19,7 +20,7 @@ from .space import tree_size
 __all__ = ["DiskUsage", "StoreUsage", "disk_usage"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class DiskUsage:
     """One line of ``system df``: how many, how many in use, bytes, bytes GC would free."""
 
@@ -30,7 +31,7 @@ class DiskUsage:
     reclaimable: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class StoreUsage:
     """The store's lines of ``system df``."""
 

@@ -11,9 +11,9 @@ Go's (``template: :1: unexpected "}" in operand``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from layers.errors import InvalidInput
+from layers.value import frozen
 
 __all__ = ["TemplateError", "parse", "Text", "Action", "If", "Range", "With", "Pipe", "Command",
            "Field", "Var", "Dot", "Literal", "Ident", "Chain"]
@@ -27,80 +27,80 @@ class TemplateError(InvalidInput):
 
 # -- tree ------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@frozen
 class Text:
     text: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Dot:
     pass
 
 
-@dataclass(frozen=True)
+@frozen
 class Field:
     """``.A.B``: fields of dot."""
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Var:
     """``$x.A.B`` (``names`` may be empty); ``$`` is the data the template was run on."""
     name: str
     names: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Literal:
     value: object
 
 
-@dataclass(frozen=True)
+@frozen
 class Ident:
     """A function name."""
     name: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Chain:
     """``(pipeline).A.B``."""
     node: object
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Command:
     args: tuple
 
 
-@dataclass(frozen=True)
+@frozen
 class Pipe:
     decl: tuple[str, ...]
     cmds: tuple[Command, ...]
     assign: bool = False            # ``$x = ...`` rather than ``$x := ...``
 
 
-@dataclass(frozen=True)
+@frozen
 class Action:
     pipe: Pipe
     pos: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class If:
     pipe: Pipe
     body: tuple
     orelse: tuple = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Range:
     pipe: Pipe
     body: tuple
     orelse: tuple = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class With:
     pipe: Pipe
     body: tuple
@@ -129,7 +129,7 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a"
 KEYWORDS = {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Tok:
     kind: str
     text: str

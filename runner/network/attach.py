@@ -11,9 +11,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from layers.atomic import write_atomic
+from layers.value import frozen
 
 from ..records import NetworkAttachment as Attachment     # one type: the container record's
 
@@ -24,7 +25,7 @@ from .errors import InvalidNetworkSpec, NetworkError, NetworkInUse, NetworkNotFo
 __all__ = ["Attachment", "NetworkMode", "parse_mode", "setup", "teardown", "remove_network", "inspect_network"]
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkMode:
     """``--network`` value: kind is bridge, host, none or container; ``target`` names the network or container."""
 
@@ -170,7 +171,7 @@ def _ensure_bridge(root: str, alloc: ipam.Allocations,
     return cfg, detail, notes
 
 
-@dataclass(frozen=True)
+@frozen
 class _Request:
     """Everything :func:`setup` was asked for, normalised, handed to the per-mode helpers."""
 

@@ -8,7 +8,8 @@ two stores on one host never share a bridge (and its address space) by accident.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from .errors import NetworkError
 from .rtnl import Rtnl, RtnlError
@@ -16,7 +17,7 @@ from .rtnl import Rtnl, RtnlError
 __all__ = ["BridgeState", "ensure", "lookup", "delete", "route_overlaps", "owner_tag"]
 
 
-@dataclass(frozen=True)
+@frozen
 class BridgeState:
     """What the kernel says about a bridge."""
 

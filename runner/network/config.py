@@ -19,10 +19,11 @@ import os
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from collections.abc import Iterator
 
 from layers.atomic import write_atomic
+from layers.value import frozen
 
 from .errors import InvalidNetworkSpec, NetworkExists, NetworkNotFound
 
@@ -53,7 +54,7 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 RESERVED = frozenset({"bridge", "host", "none", "default"})
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkConfig:
     """One network: a bridge and an IPv4 subnet; ``internal`` networks get no outbound NAT."""
 

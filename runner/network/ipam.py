@@ -13,11 +13,12 @@ import ipaddress
 import json
 import os
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from collections.abc import Iterator
 
 from layers.atomic import write_atomic
 from layers.errors import AlreadyExists
+from layers.value import frozen
 
 from .config import NetworkConfig
 
@@ -26,7 +27,7 @@ from .errors import AddressExhausted, InvalidNetworkSpec, NetworkNotFound
 __all__ = ["Endpoint", "Allocations", "locked"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Endpoint:
     """One container on one network."""
 

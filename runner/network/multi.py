@@ -11,7 +11,7 @@ an endpoint table that was not saved. :func:`.attach.teardown` removes every end
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 from . import config, ipam, netns, peers, rootless, veth
 from .attach import _check_names, _drop_bridge, _ensure_bridge, _host_ifname, _mac, release_rootless
@@ -20,7 +20,7 @@ from .errors import InvalidNetworkSpec, NetworkError
 __all__ = ["ExtraAttachment", "connect", "disconnect", "resolve_name"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ExtraAttachment:
     """What :func:`connect` made: the interface inside, its address, gateway, MAC and host veth."""
 

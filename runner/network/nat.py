@@ -7,7 +7,7 @@ else. With only ``iptables``, one POSTROUTING rule tagged with a comment is adde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 from .errors import NetworkError
 
@@ -16,7 +16,7 @@ __all__ = ["NatStatus", "available", "status", "enable", "disable", "NO_NAT"]
 NO_NAT = "no NAT: nft/iptables not found"
 
 
-@dataclass(frozen=True)
+@frozen
 class NatStatus:
     tool: str | None    # "nft", "iptables" or None
     active: bool

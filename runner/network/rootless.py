@@ -32,10 +32,10 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from layers.atomic import write_atomic
 from layers.store.location import is_rootless
+from layers.value import frozen
 
 from .. import syscalls
 from . import config, netns, usernet
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@frozen
 class Site:
     """Where a store's bridges live: the host's namespace (:data:`HOST`) or its rootless namespace."""
 

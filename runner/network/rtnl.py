@@ -18,7 +18,8 @@ import os
 import socket
 import struct
 import sys
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 __all__ = ["Rtnl", "RtnlError", "Link", "IFF_UP"]
 
@@ -83,7 +84,7 @@ class RtnlError(OSError):
     """The kernel refused a request: ``errno`` and, when it said more, its message."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Link:
     """What pybuild reads of a network interface."""
 

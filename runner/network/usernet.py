@@ -25,7 +25,9 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+from layers.value import frozen
 
 from .errors import NetworkError
 
@@ -38,7 +40,7 @@ READY_TIMEOUT = 10.0
 SLIRP_HOST = "10.0.2.2"
 
 
-@dataclass(frozen=True)
+@frozen
 class Tool:
     """An installed user-mode networking tool."""
 
@@ -53,7 +55,7 @@ class Tool:
         return self.name == "slirp4netns"
 
 
-@dataclass(frozen=True)
+@frozen
 class UserNet:
     """A running tool attached to a namespace: what :func:`stop` and crash recovery need."""
 

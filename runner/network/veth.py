@@ -8,7 +8,8 @@ namespace, bring ``lo`` and ``eth0`` up and add the address and the default rout
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from layers.value import frozen
 
 from . import netns
 from .errors import NetworkError
@@ -17,7 +18,7 @@ from .rtnl import Rtnl, RtnlError
 __all__ = ["VethPlan", "attach", "detach", "exists", "setup_loopback"]
 
 
-@dataclass(frozen=True)
+@frozen
 class VethPlan:
     """Everything needed to wire one container into a bridge."""
 

@@ -8,14 +8,14 @@ and :mod:`runner.ocispec` re-export them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 from ._fields import UINT32, InvalidSpec, Fields, join_path, put
 
 __all__ = ["Memory", "Cpu", "Device"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Memory:
     """``linux.resources.memory`` in bytes; ``swap`` is memory plus swap, as runc reads it."""
 
@@ -35,7 +35,7 @@ class Memory:
         return cls(f.int("limit", lo=-1), f.int("reservation", lo=-1), f.int("swap", lo=-1))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Cpu:
     """``linux.resources.cpu``: CFS ``quota`` per ``period`` (microseconds), relative ``shares``, and the
     ``cpus`` a container may run on (a cpuset list such as ``0-2,4``)."""
@@ -59,7 +59,7 @@ class Cpu:
         return cls(f.int("quota", lo=-1), f.int("period", lo=0), f.int("shares", lo=0), f.str("cpus"))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Device:
     """A ``linux.devices`` entry: a device node to create in the container."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 from ._fields import NAMESPACE_TYPES, UINT64, InvalidSpec, Fields, join_path, put
 
@@ -35,7 +35,7 @@ def _limit(name: str):
     return parse
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Namespace:
     """A ``linux.namespaces`` entry: a new namespace of ``type``, or with ``path`` an existing one."""
 
@@ -56,7 +56,7 @@ class Namespace:
         return cls(kind, f.str("path"))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class DeviceRule:
     """A ``linux.resources.devices`` cgroup rule; ``None`` major/minor mean any (``*``)."""
 
@@ -86,7 +86,7 @@ class DeviceRule:
         return cls(f.bool("allow"), kind, f.int("major", lo=0), f.int("minor", lo=0), access)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Pids:
     """``linux.resources.pids``; a limit of -1 (or 0) means unlimited."""
 
@@ -100,7 +100,7 @@ class Pids:
         return cls(Fields(value, path, ("limit",)).int("limit", required=True, lo=-1))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Resources:
     """``linux.resources``: the cgroup limits and the device allow-list."""
 
@@ -122,7 +122,7 @@ class Resources:
                    f.obj("cpu", _limit("Cpu")), f.obj("pids", Pids.from_dict))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class SeccompArg:
     """A syscall argument condition: ``args[index] op value`` (``valueTwo`` for ``SCMP_CMP_MASKED_EQ``)."""
 
@@ -144,7 +144,7 @@ class SeccompArg:
                    f.str("op", required=True), f.int("valueTwo", lo=0, hi=UINT64))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class SyscallRule:
     """A ``linux.seccomp.syscalls`` entry: ``action`` for ``names`` (when every ``args`` condition holds)."""
 
@@ -166,7 +166,7 @@ class SyscallRule:
                    f.objs("args", SeccompArg.from_dict))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Seccomp:
     """``linux.seccomp``: a libseccomp profile (compiled by :mod:`runner.seccomp`)."""
 
@@ -189,7 +189,7 @@ class Seccomp:
                    f.objs("syscalls", SyscallRule.from_dict), f.int("defaultErrnoRet", lo=0))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Linux:
     """``linux``: namespaces, cgroup resources, seccomp, masked and read-only paths.
 

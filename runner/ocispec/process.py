@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 from ._fields import UINT32, UINT64, InvalidSpec, Fields, join_path, put
 
 __all__ = ["User", "Capabilities", "Rlimit", "Process", "Root", "Mount"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class User:
     """``process.user``: numeric ids as the kernel takes them."""
 
@@ -31,7 +31,7 @@ class User:
                    f.ints("additionalGids", 0, UINT32), f.int("umask", lo=0, hi=0o7777))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Capabilities:
     """``process.capabilities``: ``CAP_*`` names per set (bounding, effective, permitted always written)."""
 
@@ -55,7 +55,7 @@ class Capabilities:
                    f.strs("ambient"))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Rlimit:
     """One ``process.rlimits`` entry (``RLIMIT_NOFILE``...)."""
 
@@ -76,7 +76,7 @@ class Rlimit:
                    f.int("soft", required=True, lo=0, hi=UINT64))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Process:
     """``process``: what the container runs and as whom. ``args`` must not be empty."""
 
@@ -119,7 +119,7 @@ class Process:
 
 # ----------------------------------------------------------------------------------- root and mounts
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Root:
     """``root``: the container's root filesystem (relative paths are relative to the bundle)."""
 
@@ -135,7 +135,7 @@ class Root:
         return cls(f.str("path", required=True), f.bool("readonly"))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Mount:
     """One ``mounts`` entry; ``options`` are runtime-spec mount options (``rbind``, ``ro``, ``size=1m``)."""
 

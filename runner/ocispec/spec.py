@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
+
+from layers.value import frozen
 
 from ._fields import InvalidSpec, Fields, join_path, put
 from .linux import Linux
@@ -12,7 +14,7 @@ from .process import Mount, Process, Root
 __all__ = ["Spec"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Spec:
     """A runtime spec: ``config.json`` as a value. ``hostname`` None: no ``hostname`` field (the UTS
     namespace is the host's, or the runtime's default)."""

@@ -15,7 +15,9 @@ CLI to print.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from layers.value import frozen
 
 from .subids import IdRange, subordinate_ranges
 
@@ -27,7 +29,7 @@ SINGLE_ID_NOTE = ("pybuild: no subordinate ids for {user} in /etc/subuid and /et
                   "100000-165535 {user}")
 
 
-@dataclass(frozen=True)
+@frozen
 class Mode:
     """Root or rootless, and for rootless the host ids and subordinate ranges in use."""
 

@@ -6,12 +6,12 @@ ranges are the lines naming either. Malformed lines are skipped, as shadow's too
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from layers.value import frozen
 
 __all__ = ["IdRange", "subordinate_ranges"]
 
 
-@dataclass(frozen=True)
+@frozen
 class IdRange:
     """``count`` ids on the host starting at ``start``."""
 

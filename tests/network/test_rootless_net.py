@@ -15,6 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.rootless.support import host_tcp_server
+
 from .conftest import free_subnet
 from .userns import in_userns, kill_leftovers, tool_pids
 
@@ -24,27 +26,8 @@ TOOLS = ["pasta", "slirp4netns"]
 @pytest.fixture
 def host_server():
     """A TCP server on the host's 127.0.0.1 that answers ``hello`` to every connection."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(b"hello\n")
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    stop.set()
-    srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not, on Linux)
-    srv.close()
-    t.join(timeout=5)
+    with host_tcp_server(b"hello\n") as port:
+        yield port
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from runner import cgroups
 
 from tests.conftest import PybuildRunner
+from tests.rootless.support import BASE, kill_pids
 
 EPOCH = "1700000000"
 DOCKERFILE = (
@@ -47,7 +47,7 @@ def world(tmp_path_factory, busybox_tar, rootless_venv, rootless_users):
         asroot = PybuildRunner(root, state)
         asroot("import", str(busybox_tar), "busybox:latest", env=env, check=True)
         asroot("push", "busybox:latest", f"{host}/base/busybox:1", env=env, check=True)
-        ctx = Path("/var/tmp/pybuild-rootless/ctx")
+        ctx = BASE / "ctx"
         ctx.mkdir(parents=True, exist_ok=True)
         (ctx / "Dockerfile").write_text(DOCKERFILE.format(base=f"{host}/base/busybox:1"))
         os.chmod(ctx, 0o755)
@@ -86,7 +86,7 @@ def test_store_paths_and_info(world) -> None:
     assert Path(f"/proc/{pid}/uid_map").read_text().split() == ["0", str(a.uid), "1", "1", str(a.subuid[0]),
                                                                  str(a.subuid[1])]
     # XDG_RUNTIME_DIR, when set, holds the state instead
-    xdg = Path(f"/var/tmp/pybuild-rootless/xdg-{a.uid}")
+    xdg = BASE / f"xdg-{a.uid}"
     xdg.mkdir(exist_ok=True)
     os.chown(xdg, a.uid, a.gid)
     os.chmod(xdg, 0o700)
@@ -210,9 +210,7 @@ def test_concurrent_first_runs_make_one_pause_process(world) -> None:
     if pid_file.exists():
         os.kill(int(pid_file.read_text()), 9)
         time.sleep(0.2)
-    envs = ["env", "-i", f"HOME={b.home}", "PATH=/usr/bin:/bin"]
-    procs = [subprocess.Popen(["setpriv", f"--reuid={b.uid}", f"--regid={b.gid}", "--init-groups", *envs,
-                               world["pybuild"], "images"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [subprocess.Popen(b.argv(world["pybuild"], "images"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(4)]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     pauses = []
@@ -309,11 +307,7 @@ def test_v2_delegated_limits(world) -> None:
     finally:
         for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             procs = d / "cgroup.procs"
-            for pid in procs.read_text().split() if procs.exists() else ():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_pids(procs.read_text().split() if procs.exists() else ())
             for _ in range(100):
                 try:
                     d.rmdir()
@@ -366,11 +360,7 @@ def test_single_id_fallback(world) -> None:
 def test_nothing_in_the_system_store(world) -> None:
     """Last in the module: after everything the users did, /var/lib/pybuild and /run/pybuild hold
     nothing of theirs (their uid or subordinate ids)."""
-    uids = set()
-    for u in world["users"].values():
-        uids.add(u.uid)
-        if u.subuid:
-            uids.update(range(u.subuid[0], u.subuid[0] + u.subuid[1]))
+    uids = set().union(*(u.ids() for u in world["users"].values()))
     _run(world, "pbrl-a", "pull", f"{world['host']}/base/busybox:1", check=True)
     _run(world, "pbrl-a", "run", "--rm", "--network", "none", f"{world['host']}/base/busybox:1", "true", check=True)
     assert (Path(world["users"]["pbrl-a"].home) / ".local/share/pybuild/blobs").is_dir()
@@ -378,35 +368,32 @@ def test_nothing_in_the_system_store(world) -> None:
         assert _owned_by(top, uids) == []
 
 
-def _odd_tar(path: Path, busybox_tar: Path) -> None:
-    """busybox plus a character device ``/dev/odd`` (1:3)."""
+def _busybox_plus(path: Path, busybox_tar: Path, extra, data: bytes | None = None) -> None:
+    """busybox plus the member ``extra`` (a TarInfo; ``data``: its content)."""
+    import io
     import tarfile
 
     with tarfile.open(busybox_tar) as src, tarfile.open(path, "w") as out:
         for m in src.getmembers():
             out.addfile(m, src.extractfile(m) if m.isfile() else None)
-        dev = tarfile.TarInfo("dev/odd")
-        dev.type, dev.devmajor, dev.devminor, dev.mode = tarfile.CHRTYPE, 1, 3, 0o666
-        out.addfile(dev)
+        out.addfile(extra, io.BytesIO(data) if data is not None else None)
 
 
 def test_device_nodes_skipped_and_ids_outside_the_map_refused(world, busybox_tar, tmp_path_factory) -> None:
-    import io
     import tarfile
 
-    d = Path("/var/tmp/pybuild-rootless/tars")
+    d = BASE / "tars"
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o755)
+    dev = tarfile.TarInfo("dev/odd")      # a character device (1:3)
+    dev.type, dev.devmajor, dev.devminor, dev.mode = tarfile.CHRTYPE, 1, 3, 0o666
     dev_tar = d / "dev.tar"
-    _odd_tar(dev_tar, busybox_tar)
+    _busybox_plus(dev_tar, busybox_tar, dev)
+    far = tarfile.TarInfo("etc/far")
+    far.uid = far.gid = 70000  # beyond the 65536 subordinate ids (+1) the user has
+    far.size = 2
     far_tar = d / "far.tar"
-    with tarfile.open(busybox_tar) as src, tarfile.open(far_tar, "w") as out:
-        for m in src.getmembers():
-            out.addfile(m, src.extractfile(m) if m.isfile() else None)
-        far = tarfile.TarInfo("etc/far")
-        far.uid = far.gid = 70000  # beyond the 65536 subordinate ids (+1) the user has
-        far.size = 2
-        out.addfile(far, io.BytesIO(b"x\n"))
+    _busybox_plus(far_tar, busybox_tar, far, b"x\n")
     for t in (dev_tar, far_tar):
         os.chmod(t, 0o644)
     _run(world, "pbrl-a", "import", str(dev_tar), "odd:dev", check=True)

@@ -4,102 +4,56 @@ requests on the host's loopback and on its own address, outbound traffic to a se
 pasta and once with slirp4netns. Afterwards no tool process or rootless namespace is left.
 
 A user without subordinate ranges (``pbrn-single``, the single-id mapping) reaches out and publishes too.
-The users (``pbrn-a``, ``pbrn-single``) and their installed pybuild (``/var/tmp/pybuild-rootless-net``) are this module's
-own, so it can run while ``test_rootless.py`` (whose fixtures delete and remake their users) runs.
+The users (``pbrn-a``, ``pbrn-single``) are this module's own, so it can run while ``test_rootless.py``
+(whose fixtures delete and remake their users) runs; they run the rootless tests' one installed pybuild.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, User, _kill_users_processes, _subuid
+from tests.network.userns import tool_pids
+from tests.rootless.support import BASE, host_tcp_server, make_user, remove_users
 
-BASE = Path("/var/tmp/pybuild-rootless-net")
 NAME = "pbrn-a"
 WEB = ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html && exec httpd -f -p 8080 -h /tmp"]
 
 
-def _venv() -> str:
-    """This checkout pip-installed (non-editable) in a venv every user can run (as conftest's)."""
-    src = BASE / "src"
-    shutil.rmtree(src, ignore_errors=True)
-    src.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md", "layers", "registry_client", "runner", "builder", "compose", "pybuild"):
-        p = REPO / name
-        if p.is_dir():
-            shutil.copytree(p, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif p.exists():
-            shutil.copy(p, src / name)
-    venv = BASE / "venv"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--force-reinstall", "--no-deps", str(src)], check=True, timeout=600)
-    subprocess.run([*pip, str(src)], check=True, timeout=600)
-    for dirpath, _dirs, files in os.walk(BASE):
-        os.chmod(dirpath, 0o755)
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if not os.path.islink(p):
-                os.chmod(p, os.stat(p).st_mode | 0o444)
-    return str(venv / "bin" / "pybuild")
-
-
 @pytest.fixture(scope="module")
-def user(busybox_tar):
+def user(busybox_tar, rootless_venv):
     """``pbrn-a`` with subordinate ranges, pybuild installed for it, ``busybox:latest`` in its store."""
     if not os.access("/dev/net/tun", os.R_OK | os.W_OK) or os.stat("/dev/net/tun").st_mode & 0o006 != 0o006:
         pytest.fail("/dev/net/tun must be usable by users (scripts/install.sh makes it 0666)")
-    pybuild = _venv()
-    if NAME in {p.pw_name for p in pwd.getpwall()}:
-        subprocess.run(["userdel", "-r", NAME], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/sh", NAME], check=True)
-    if _subuid(NAME) is None:
-        subprocess.run(["usermod", "--add-subuids", "3000000-3065535", "--add-subgids", "3000000-3065535", NAME],
-                       check=True)
-    pw = pwd.getpwnam(NAME)
-    u = User(NAME, pw.pw_uid, pw.pw_gid, pw.pw_dir, _subuid(NAME))
+    u = make_user(NAME, "3000000-3065535")
+    tar = BASE / "busybox-net.tar"
     try:
-        tar = BASE / "busybox.tar"
         shutil.copy(busybox_tar, tar)
         os.chmod(tar, 0o644)
-        u.run(pybuild, "import", str(tar), "busybox:latest", check=True)
-        yield u, pybuild
+        u.run(rootless_venv, "import", str(tar), "busybox:latest", check=True)
+        yield u, rootless_venv
     finally:
-        uids = {u.uid, *range(u.subuid[0], u.subuid[0] + min(u.subuid[1], 70000))} if u.subuid else {u.uid}
-        _kill_users_processes(uids)
-        subprocess.run(["userdel", "-r", NAME], capture_output=True)
-        shutil.rmtree(f"/tmp/pybuild-{u.uid}", ignore_errors=True)
+        remove_users([u])
+        tar.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
 def single_user(user):
     """``pbrn-single``: no subordinate ranges (the single-id mapping), the same installed pybuild."""
-    name = "pbrn-single"
-    if name in {p.pw_name for p in pwd.getpwall()}:
-        subprocess.run(["userdel", "-r", name], capture_output=True)
-    subprocess.run(["useradd", "-m", "-s", "/bin/sh", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name],
-                   check=True)
-    pw = pwd.getpwnam(name)
-    u = User(name, pw.pw_uid, pw.pw_gid, pw.pw_dir, None)
+    u = make_user("pbrn-single", None)
     try:
-        u.run(user[1], "import", str(BASE / "busybox.tar"), "busybox:latest", check=True)
+        u.run(user[1], "import", str(BASE / "busybox-net.tar"), "busybox:latest", check=True)
         yield u, user[1]
     finally:
-        _kill_users_processes({u.uid})
-        subprocess.run(["userdel", "-r", name], capture_output=True)
-        shutil.rmtree(f"/tmp/pybuild-{u.uid}", ignore_errors=True)
+        remove_users([u])
 
 
 def _pb(user, *args, tool: str | None = None, check: bool = False, timeout: float = 120):
@@ -112,23 +66,9 @@ def _tools_of(user, settle: float = 5.0) -> list[int]:
     """pasta/slirp4netns processes attached to the user's store (their command line names its home),
     once none is left or after ``settle`` seconds (a released tool gets SIGKILL, its exit is not waited for)."""
     deadline = time.monotonic() + settle
-    while (found := _tool_pids(user)) and time.monotonic() < deadline:
+    while (found := tool_pids(user[0].home)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return found
-
-
-def _tool_pids(user) -> list[int]:
-    home = user[0].home.encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) in (b"pasta", b"slirp4netns") and any(home in a for a in argv):
-            out.append(int(entry))
-    return out
 
 
 def _free_port() -> int:
@@ -164,26 +104,8 @@ def _get(url: str, timeout: float = 20.0) -> tuple[int, str]:
 @pytest.fixture
 def host_server():
     """A TCP server on the host's 127.0.0.1 answering ``hello-host`` over HTTP/1.0."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    done = threading.Event()
-
-    def serve():
-        while not done.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(1000)
-                conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nhello-host\n")
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1]
-    done.set()
-    srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not, on Linux)
-    srv.close()
-    t.join(timeout=5)
+    with host_tcp_server(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nhello-host\n", read_request=True) as port:
+        yield port
 
 
 @pytest.mark.parametrize("tool", ["pasta", "slirp4netns"])
@@ -200,7 +122,7 @@ def test_publish_and_outbound(user, host_server, tool):
         info = json.loads(_pb(user, "inspect", f"web-{tool}", check=True).stdout)[0]
         net = info["NetworkSettings"]
         assert net["IPAddress"] and net["Ports"]["8080/tcp"][0]["HostPort"] == str(lo_port)
-        assert len(_tool_pids(user)) == 1
+        assert len(tool_pids(user[0].home)) == 1
         out = _pb(user, "run", "--rm", "--add-host", "hg:host-gateway", "busybox:latest",
                   "wget", "-q", "-O", "-", f"http://hg:{host_server}/", tool=tool)
         assert (out.returncode, out.stdout) == (0, "hello-host\n"), out.stderr
@@ -246,8 +168,7 @@ def test_compose_up_and_down(user):
     u, _ = user
     port = _free_port()
     project = Path(u.home) / "proj"
-    subprocess.run(["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--init-groups", "mkdir", "-p",
-                    str(project)], check=True)
+    u.run("mkdir", "-p", str(project), check=True)
     (project / "compose.yaml").write_text(COMPOSE.format(port=port))
     os.chown(project / "compose.yaml", u.uid, u.gid)
     cf = ["compose", "-f", str(project / "compose.yaml"), "-p", "demo"]
@@ -288,10 +209,8 @@ def test_concurrent_runs_share_one_namespace_and_leave_nothing(user, host_server
     """Four ``run --rm`` at once on the default network: one of them makes the rootless namespace and
     its tool (the others wait on its lock), each reaches the host, and whichever ends last releases it."""
     u, pybuild = user
-    envs = [f"HOME={u.home}", f"USER={u.name}", "PATH=/usr/local/bin:/usr/bin:/bin"]
-    argv = ["setpriv", f"--reuid={u.uid}", f"--regid={u.gid}", "--init-groups", "env", "-i", *envs, pybuild,
-            "run", "--rm", "--add-host", "hg:host-gateway", "busybox:latest", "sh", "-c",
-            f"sleep 0.5; wget -q -O - http://hg:{host_server}/"]
+    argv = u.argv(pybuild, "run", "--rm", "--add-host", "hg:host-gateway", "busybox:latest", "sh", "-c",
+                  f"sleep 0.5; wget -q -O - http://hg:{host_server}/")
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=u.home)
              for _ in range(4)]
     results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
