@@ -7,6 +7,8 @@ container is no longer running (paused, exited), it runs the check as ``exec`` d
 (:func:`runner.exec.run_probe`), keeps the first 4 KiB of its output, kills it one second past its
 timeout if its own timer did not, and records the result under the container's lock
 (:meth:`runner.state.ContainerStore.record_health`, which also journals a ``health_status`` change).
+It exits with :data:`runner.shimloop.STILL_STARTING` while the container's health is still
+``starting`` (0 otherwise), so the loop keeps its timing without reading ``state.json`` itself.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ import time
 from . import records as st
 from .health import MAX_OUTPUT, _seconds
 from .records import HealthResult
+from .shimloop import STILL_STARTING
 from .state import ContainerStore
 
 __all__ = ["main"]
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> str | None:
+    """Probe once; the container's health status after it (None: it has no health any more)."""
     root, state_dir, cid, pid1 = argv
     store = ContainerStore(root, state_dir)
     cfg = store.load_config(cid)
     check = cfg.healthcheck
-    if check is None or store.read_state(cid).status != st.RUNNING:    # paused: try again later
-        return
+    cur = store.read_state(cid)
+    if check is None or cur.status != st.RUNNING:    # paused: try again later
+        return cur.health.status if cur.health is not None else None
     from .exec import run_probe
 
     timeout = check.effective("timeout")
@@ -41,8 +46,9 @@ def main(argv: list[str]) -> None:
         pid = run_probe(int(pid1), cfg.spec, check.argv(), w, timeout)
     except OSError as exc:
         os.close(r)
-        store.record_health(cid, HealthResult(start, time.time(), -1, f"cannot start the health check: {exc}"), check)
-        return
+        health = store.record_health(cid, HealthResult(start, time.time(), -1, f"cannot start the health check: {exc}"),
+                                     check)
+        return health.status if health is not None else None
     finally:
         os.close(w)
     output = b""
@@ -70,8 +76,9 @@ def main(argv: list[str]) -> None:
     text = output.decode(errors="replace")
     if code == 128 + signal.SIGKILL and time.monotonic() - clock >= timeout:
         code, text = -1, f"Health check exceeded timeout ({_seconds(timeout)})"
-    store.record_health(cid, HealthResult(start, time.time(), code, text), check)
+    health = store.record_health(cid, HealthResult(start, time.time(), code, text), check)
+    return health.status if health is not None else None
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(STILL_STARTING if main(sys.argv[1:]) == st.STARTING else 0)

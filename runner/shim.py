@@ -228,8 +228,7 @@ class Shim:
     def _hand_over(self, proc, streams: list[tuple[int, str]], started: float) -> None:
         """Replace this interpreter by the shim loop, which supervises the run in a fraction of the
         memory (:mod:`runner.shimloop`). Returns only if the execve failed: supervise it here then."""
-        from .shimloop import HANDOVER_SIGNALS, RESUME_BOOT
-        from .shimrecord import _memfd
+        from .shimloop import HANDOVER_SIGNALS, exec_loop, write_handover
 
         doc = {"root": self.store.root, "state_dir": self.store.state_dir, "cid": self.cid,
                "wait_pid": proc.wait_pid, "started": started, "streams": [[fd, s] for fd, s in streams],
@@ -237,18 +236,18 @@ class Shim:
                "oom_file": proc.oom_file(), "overlay": proc.overlay_mounted, "delay": self._delay,
                "cgroups": proc.cgroup_paths(), "rootfs": rootfs_paths(self.store, self.cid).rootfs,
                "ports": [list(p) for proxy in self.proxies for p in proxy.hand_over()],
-               "target_ip": self.proxies[0].target_ip if self.proxies else "", "health": None}
+               "target_ip": self.proxies[0].target_ip if self.proxies else "", "health": None,
+               "lc_all": os.environ.get("LC_ALL")}
         if (check := self.config.healthcheck) is not None:
             doc["health"] = {"pid1": proc.pid, "timeout": check.effective("timeout"), "start_period": check.start_period,
                              "interval": check.effective("interval"), "start_interval": check.effective("start_interval")}
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        fd = _memfd(doc)
+        fd = write_handover(doc)
         self.log.close(sync=False)
         old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDOVER_SIGNALS)
         try:
             for pipe, _ in streams:
                 os.set_inheritable(pipe, True)
-            os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", RESUME_BOOT, here, str(fd)])
+            exec_loop(fd)
         except OSError as exc:
             print(f"shim {self.cid[:12]}: cannot start the shim loop, supervising in full: {exc}", file=sys.stderr)
             for pipe in [p for p, _ in streams] + [p[0] for p in doc["ports"]]:
@@ -471,11 +470,9 @@ def _supervise(store: ContainerStore, cid: str, ready_fd: int, nullfd: int, fail
 def _resume(fd: int) -> None:
     """``python -S -m runner.shim --resume FD`` (FD: a memfd): the shim loop handed back a run that
     ended; release what it held, then restart it or finish, as :meth:`Shim.run` would have."""
-    import json
+    from .shimloop import read_handover
 
-    from .shimrecord import _read_all
-
-    doc = json.loads(_read_all(fd))
+    doc = read_handover(fd)
     os.close(fd)
     store = ContainerStore(doc["root"], doc["state_dir"])
     try:

@@ -27,31 +27,87 @@ The full shim and the health monitor reap, drain their wake-up pipe and read a c
 with this module's :func:`reap`, :func:`drain` and :func:`read_output` (the heavy module imports the
 light one, never the reverse).
 
-The handover document (a memfd, both ways) is JSON. Imports are modules built into the interpreter,
-``select``, ``fcntl`` and ``_json`` (not :mod:`json`, :mod:`signal`, :mod:`selectors` nor anything of
-``runner`` but :mod:`runner.logfile`): about 0.1 MiB above a bare interpreter's 2.7 MiB of private
-memory, against 7 MiB for the full shim.
+The handover document (a memfd, both ways) is in ``marshal``'s format (:func:`write_handover`). Imports
+are modules built into the interpreter, ``select`` and :mod:`runner.logfile` (not :mod:`json` nor
+``_json``, :mod:`signal`, :mod:`selectors`, ``__future__``; :mod:`runner.shimrecord` only at the exit,
+:mod:`runner.shimproxy` only with published ports). What a running loop costs above a bare interpreter,
+and why it stays above 8 MiB RSS, is measured in ``docs/LIFECYCLE.md`` (issue 18); a test holds it
+there (``test_a_running_loop_holds_little_more_than_a_bare_interpreter``).
 """
-
-from __future__ import annotations
 
 import os
 import sys
 import time
 
 import _signal
+import marshal
 import select
 
 from .logfile import LogWriter
-from .shimrecord import _memfd, _oom_killed, _read_all, finish_here, loads, record_exit, state_path
 
-__all__ = ["main", "HANDOVER_SIGNALS", "RESUME_BOOT", "drain", "reap", "read_output"]
+__all__ = ["main", "exec_loop", "HANDOVER_SIGNALS", "RESUME_BOOT", "drain", "reap", "read_output",
+           "write_handover", "read_handover", "STILL_STARTING"]
 
 #: blocked across each ``execve`` between the two halves of the shim, handled again on the other side
 HANDOVER_SIGNALS = (_signal.SIGCHLD, _signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGTTOU,
                     _signal.SIGTTIN)
-#: how the full shim starts this loop: ``python -I -S -c RESUME_BOOT <dir holding runner> <fd>``
-RESUME_BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from runner.shimloop import main; main(sys.argv[2:])"
+#: what the interpreter that :func:`exec_loop` starts runs (from a compiled file, so without a parse):
+#: ``sys.argv`` is ``[boot file, "runner.shimloop", dir holding runner, boot fd, handover fd]``
+RESUME_BOOT = "import sys; sys.path[:0] = sys.argv[2:3]; from runner.shimloop import main; main(sys.argv[3:])"
+#: the environment the loop's interpreter starts with, beside the full shim's: the C locale is built
+#: into the C library, where C.UTF-8 (what Python coerces a C locale to) maps a locale file and a
+#: charset cache (0.15 MiB); the loop reads and writes bytes only, and puts the full shim's
+#: ``LC_ALL`` back (handover ``lc_all``) before it starts anything
+LOOP_ENV = {"LC_ALL": "C"}
+
+#: a health probe's exit status when the container's health is still ``starting`` after it
+#: (:mod:`runner.healthprobe`): the loop then keeps to ``start_interval`` within ``start_period``
+STILL_STARTING = 10
+
+
+def write_handover(doc: dict) -> int:
+    """An inheritable memfd holding ``doc`` (dicts, lists, str, int, float, bool, None) for the other
+    half of the shim, read from the start with :func:`read_handover`. It is ``marshal``'s format (built
+    into the interpreter, so neither side loads a JSON module): both sides are the same interpreter, and
+    the document lives only in this process's memfd, from one ``execve`` to the next."""
+    fd = os.memfd_create("pybuild-shim", 0)
+    view = memoryview(marshal.dumps(doc))
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def read_handover(fd: int) -> dict:
+    """The document of :func:`write_handover`'s memfd ``fd`` (which stays open)."""
+    size = os.lseek(fd, 0, os.SEEK_END)
+    os.lseek(fd, 0, os.SEEK_SET)
+    data = os.read(fd, size)
+    while len(data) < size:
+        data += os.read(fd, size - len(data))
+    return marshal.loads(data)
+
+
+def exec_loop(fd: int) -> None:
+    """Replace this process by the loop's interpreter (``python -I -S``, :data:`LOOP_ENV`), handing it
+    the memfd ``fd`` of :func:`write_handover`, with ``lc_all`` (this process's ``LC_ALL``, or None)
+    in it. :data:`RESUME_BOOT` runs compiled, from a memfd of its own: the interpreter parses and
+    compiles nothing, and keeps none of its compiler's code and memory. Raises ``OSError`` if the
+    ``execve`` failed (nothing is left open then)."""
+    from _frozen_importlib_external import MAGIC_NUMBER
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    boot = os.memfd_create("pybuild-shim-boot", 0)
+    try:
+        # a .pyc file: magic, flags (0: checked by nothing else), 8 unused bytes, the code object
+        view = memoryview(MAGIC_NUMBER + bytes(12) + marshal.dumps(compile(RESUME_BOOT, "<shim loop>", "exec")))
+        while view:
+            view = view[os.write(boot, view):]
+        os.execve(sys.executable, [sys.executable, "-I", "-S", f"/proc/self/fd/{boot}", "runner.shimloop", here,
+                                   str(boot), str(fd)], dict(os.environ, **LOOP_ENV))
+    finally:
+        os.close(boot)
+
 
 # ---------------------------------------------------------------------------------------------
 # small pieces the full shim (runner.shim) and the health monitor (runner.health) use too
@@ -65,7 +121,7 @@ def drain(fd: int, events: int) -> None:
         pass
 
 
-def reap(exited: dict[int, int]) -> None:
+def reap(exited: "dict[int, int]") -> None:
     """Wait for every child that has ended, without blocking: ``exited[pid]`` = its exit code
     (128 + the signal for one killed by a signal, as a shell reports it)."""
     while True:
@@ -79,7 +135,7 @@ def reap(exited: dict[int, int]) -> None:
         exited[pid] = 128 - code if code < 0 else code
 
 
-def read_output(fd: int) -> bytes | None:
+def read_output(fd: int) -> "bytes | None":
     """One read of a container's output pipe or pty (non-blocking): None when nothing is there
     now, ``b""`` at its end (EIO too: the last holder of a pty's slave side is gone)."""
     try:
@@ -103,26 +159,21 @@ class _Health:
     ``start_interval`` while starting within ``start_period``, then ``interval``, from the last
     probe's end."""
 
-    def __init__(self, doc: dict) -> None:
+    def __init__(self, doc: dict, pipes: set) -> None:
         h = doc["health"]
+        self.pipes, self.sealed = pipes, False
         self.argv = [sys.executable, "-S", "-m", "runner.healthprobe", doc["root"], doc["state_dir"], doc["cid"],
                      str(h["pid1"])]
-        self.state_path = state_path(doc["root"], doc["cid"])
-        self.started = doc["started"]
+        self.started, self.lc_all = doc["started"], doc.get("lc_all")
         self.interval, self.start_interval = h["interval"], h["start_interval"]
         self.start_period, self.timeout = h["start_period"], h["timeout"]
         self.probe_pid = 0
         self.probe_clock = 0.0
+        self.starting = True          # a run starts with a fresh Health() (runner.shim.Shim.run_once)
         self.next_at = time.monotonic() + self._interval()
 
     def _interval(self) -> float:
-        try:
-            with open(self.state_path, "rb") as f:
-                health = loads(f.read()).get("health")
-        except (OSError, ValueError, AttributeError):
-            health = None
-        starting = not isinstance(health, dict) or health.get("status") == "starting"
-        if starting and time.time() - self.started < self.start_period:
+        if self.starting and time.time() - self.started < self.start_period:
             return self.start_interval
         return self.interval
 
@@ -131,18 +182,25 @@ class _Health:
             return 1.0
         return max(0.0, self.next_at - time.monotonic())
 
-    def tick(self, exited: dict[int, int]) -> None:
+    def tick(self, exited: "dict[int, int]") -> None:
         if self.probe_pid:
             if self.probe_pid in exited:
-                del exited[self.probe_pid]
+                # the probe says whether the health is still `starting` (anything but 0: as good as
+                # starting, the state it did not record), without this loop reading state.json
+                self.starting = exited.pop(self.probe_pid) != 0
                 self.probe_pid = 0
                 self.next_at = time.monotonic() + self._interval()
             elif time.monotonic() > self.probe_clock + self.timeout + 30.0:   # its own timers failed
                 self.close()
         elif time.monotonic() >= self.next_at:
+            if not self.sealed:       # the container's output stays out of the probes (see _Loop.run)
+                for fd in self.pipes:
+                    os.set_inheritable(fd, False)
+                self.sealed = True
             pid = os.fork()
             if pid == 0:
                 try:
+                    _restore_env(self.lc_all)
                     os.execv(self.argv[0], self.argv)
                 finally:
                     os._exit(127)
@@ -216,8 +274,10 @@ class _Loop:
             self.relay.sweep()
 
     def run(self) -> int:
+        # the output pipes came inheritable over the execve, and stay so: the loop starts nothing but
+        # health probes, whose fork makes them non-inheritable first (an ioctl here would keep 64 KiB
+        # more of the interpreter's code resident in every shim), and execs back only once they are closed
         for fd, stream in self.doc["streams"]:
-            os.set_inheritable(fd, False)
             self.pipes.add(fd)
             self._add(fd, self._pump(stream))
         if self.doc.get("ports"):
@@ -226,7 +286,8 @@ class _Loop:
             for fd, _, _ in self.doc["ports"]:
                 os.set_inheritable(fd, False)
             self.relay = Relay(self, self.doc["target_ip"], self.doc["ports"])
-        health = _Health(self.doc) if self.doc.get("health") else None
+        health = _Health(self.doc, self.pipes) if self.doc.get("health") else None
+        sys.path_importer_cache.clear()       # the finders' directory listings: what the loop imports is loaded
         reap(self.exited)
         while self.wait_pid not in self.exited:
             self._dispatch(1.0 if health is None else min(1.0, health.wait()))
@@ -247,28 +308,50 @@ class _Loop:
 
 def _resume(doc: dict) -> None:
     """``execve`` into the full shim with ``doc``; never returns."""
+    _restore_env(doc.get("lc_all"))
     _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDOVER_SIGNALS)
-    fd = _memfd(doc)
+    fd = write_handover(doc)
     os.execv(sys.executable, [sys.executable, "-S", "-m", "runner.shim", "--resume", str(fd)])
 
 
-def main(argv: list[str]) -> None:
-    """``python -I -S -c RESUME_BOOT DIR FD``: FD is a memfd with the full shim's handover document."""
-    fd = int(argv[0])
-    doc = loads(_read_all(fd))
+def _number(text: str) -> int:
+    """``int(text)`` for a decimal fd number, without ``int``'s parser (whose first use computes
+    tables with libm's ``log``: two more pages of code and data resident for the loop's life)."""
+    n = 0
+    for c in text:
+        n = n * 10 + ord(c) - 48
+    return n
+
+
+def _restore_env(lc_all) -> None:
+    """Put the full shim's ``LC_ALL`` (None: unset) back in this process's environment, for what it
+    starts: done where something is started (a probe's child, the exit), not while the loop runs."""
+    if lc_all is None:
+        os.environ.pop("LC_ALL", None)
+    else:
+        os.environ["LC_ALL"] = lc_all
+
+
+def main(argv: "list[str]") -> None:
+    """``main([BOOT_FD, FD])`` (:data:`RESUME_BOOT`): FD is a memfd with the full shim's handover document."""
+    os.close(_number(argv[0]))
+    fd = _number(argv[1])
+    doc = read_handover(fd)
     os.close(fd)
     back = {"root": doc["root"], "state_dir": doc["state_dir"], "cid": doc["cid"], "started": doc["started"],
-            "overlay": doc["overlay"], "delay": doc["delay"], "code": 255, "recorded": False}
+            "overlay": doc["overlay"], "delay": doc["delay"], "code": 255, "recorded": False,
+            "lc_all": doc.get("lc_all")}
+    loop = None
     try:
         loop = _Loop(doc)
         loop.install_signals()
-        import gc
-
-        gc.collect()
-        gc.freeze()             # what is left lives as long as the loop: the collector need not walk it
         code = loop.run()
+        _restore_env(doc.get("lc_all"))     # the full shim's environment again, for what starts from here
         loop.log.flush()
         finished = time.time()
+        # the exit record and the release: loaded now (with _json), for the last moments
+        from .shimrecord import _oom_killed, finish_here, record_exit
+
         oom = _oom_killed(doc.get("oom_file"))
         back.update(code=code, finished=finished, oom=oom)
         back["recorded"] = record_exit(doc["root"], doc["cid"], code, finished, oom)
@@ -279,6 +362,11 @@ def main(argv: list[str]) -> None:
         back["port_fds"] = fds
     except BaseException as exc:          # a bug here must not leave an unsupervised container
         back["abort"] = f"shim loop failed: {type(exc).__name__}: {exc}"
+        for fd in loop.pipes if loop is not None else ():      # not into the full shim (inheritable)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         try:
             os.write(2, f"shim loop: {back['abort']}\n".encode())
         except OSError:

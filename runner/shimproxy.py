@@ -12,8 +12,6 @@ than :mod:`socket` (which loads enum, selectors and more: about 1 MiB in every s
 ``handler(fd, events)`` is called when ready.
 """
 
-from __future__ import annotations
-
 import errno
 import fcntl
 import os
@@ -30,7 +28,7 @@ SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 IN, OUT = select.EPOLLIN, select.EPOLLOUT
 
 
-def splice_pipe() -> tuple[int, int, int]:
+def splice_pipe() -> "tuple[int, int, int]":
     """A non-blocking pipe, enlarged when allowed; returns (read fd, write fd, capacity)."""
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -89,7 +87,7 @@ class Pump:
         os.close(self.w)
 
 
-def accept_fd(listener) -> int | None:
+def accept_fd(listener) -> "int | None":
     """The (close-on-exec) fd of one connection accepted on the non-blocking ``listener``; None when
     there is none now, or no fd for it, or it was aborted (stop accepting until the next event)."""
     try:
@@ -288,7 +286,7 @@ class Relay:
             del self._udp[key], self._udp_up[fd]
             flow[0].close()
 
-    def hand_back(self) -> list[int]:
+    def hand_back(self) -> "list[int]":
         """Stop forwarding (flows are closed) and return the listeners' fds, inheritable, for the full shim."""
         for flow in {id(f): f for f, _ in self._tcp.values()}.values():
             self._drop(flow)

@@ -2,8 +2,8 @@
 types: JSON through the C accelerator alone, the exit record (``running|paused -> exited``, exactly
 the bytes and events ``ContainerStore.move`` writes), and the release of a run that ended for good.
 
-Imports are modules built into the interpreter, ``fcntl`` and ``_json``: the loop lives as long as
-its container. Tests hold every copy here equal to the code it mirrors; what need not be a copy is
+Imports are modules built into the interpreter, ``fcntl`` and ``_json``; the loop loads this module
+only when its container has exited (a running loop holds no JSON code). Tests hold every copy here equal to the code it mirrors; what need not be a copy is
 shared the other way: :mod:`runner.cgroups` kills and removes a cgroup with :func:`kill_cgroup` and
 :func:`remove_cgroup`, and the event line and its append are :mod:`layers.journal`'s (loaded at the exit).
 """
@@ -65,25 +65,6 @@ def dumps(value, *, sort_keys: bool = False) -> str:
     enc = _json.make_encoder({}, _no_default, _json.encode_basestring_ascii, None, ":", ",",
                              sort_keys, False, True)
     return "".join(enc(value, 0))
-
-
-def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _memfd(doc: dict) -> int:
-    """An inheritable memfd holding ``doc``, read from the start by the other side."""
-    fd = os.memfd_create("pybuild-shim", 0)
-    data = dumps(doc).encode()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
 
 
 # ---------------------------------------------------------------------------------------------

@@ -96,6 +96,27 @@ def test_command_line_check_and_timeout(pybuild, image) -> None:
     assert "sleep 1000" in top
 
 
+def test_start_interval_while_starting_then_interval(pybuild, image) -> None:
+    """The shim loop keeps ``start_interval`` while the health is ``starting`` within the start period and
+    ``interval`` once it is not, told by each probe's exit status (the loop reads no ``state.json``):
+    a failing check stays starting and is probed every 200 ms; a passing one turns healthy at its first
+    probe and waits its 60 s interval."""
+    common = ("--health-interval", "60s", "--health-start-period", "60s", "--health-start-interval", "200ms",
+              "--health-retries", "1")
+    try:
+        pybuild("run", "-d", "--name", "starting", "--health-cmd", "exit 1", *common, image, "sleep", "1000",
+                check=True)
+        pybuild("run", "-d", "--name", "settled", "--health-cmd", "true", *common, image, "sleep", "1000",
+                check=True)
+        wait_for(lambda: _health(pybuild, "settled").get("Status") == "healthy", what="settled healthy")
+        wait_for(lambda: len(_health(pybuild, "starting").get("Log") or ()) >= 4, what="probes every start interval")
+        assert _health(pybuild, "starting")["Status"] == "starting"
+        h = _health(pybuild, "settled")
+        assert h["Status"] == "healthy" and len(h["Log"]) == 1, h       # one probe, then the 60 s interval
+    finally:
+        pybuild("rm", "-f", "starting", "settled")
+
+
 def test_no_healthcheck_and_none(pybuild, image, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
